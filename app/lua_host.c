@@ -1,0 +1,122 @@
+/* lua_host.c — running Lua chunks for r1lab (see lua_host.h).  Errors are printed to stderr
+ * with a traceback; the state stays usable after any error, including Ctrl-C. */
+#include <config.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "lua_host.h"
+#include "paths.h"
+#include "r1.h"
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static void stop_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted");
+}
+
+void lua_host_interrupt(lua_State *L)
+{
+    r1_interrupt();
+    lua_sethook(L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* Calls the function below narg arguments on the stack under a traceback handler. */
+static int docall(lua_State *L, int narg, int nres)
+{
+    int base = lua_gettop(L) - narg;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    r1_interrupt_clear();
+    int status = lua_pcall(L, narg, nres, base);
+    lua_remove(L, base);
+    lua_sethook(L, NULL, 0, 0);
+    return status;
+}
+
+static int report(lua_State *L, int status)
+{
+    if (status != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        fprintf(stderr, "r1lab: %s\n", msg ? msg : "(error object is not a string)");
+        fflush(stderr);
+        lua_pop(L, 1);
+    }
+    return status == LUA_OK ? 0 : 1;
+}
+
+lua_State *lua_host_new(void)
+{
+    lua_State *L = luaL_newstate();
+    if (!L)
+        return NULL;
+    luaL_openlibs(L);
+    char path[4096];
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    snprintf(path, sizeof path, "%s/scripts/?.lua;%s", paths_datadir(), lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+    return L;
+}
+
+int lua_host_run_file(lua_State *L, const char *path, int argc, char **argv)
+{
+    lua_createtable(L, argc, 1);
+    lua_pushstring(L, path);
+    lua_rawseti(L, -2, 0);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setglobal(L, "arg");
+    int status = luaL_loadfile(L, path);
+    if (status == LUA_OK)
+        status = docall(L, 0, 0);
+    return report(L, status);
+}
+
+int lua_host_run_line(lua_State *L, const char *line)
+{
+    int top = lua_gettop(L);
+    const char *ret = lua_pushfstring(L, "return %s;", line);
+    int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
+    lua_remove(L, -2);
+    if (status != LUA_OK) {
+        lua_pop(L, 1);
+        status = luaL_loadbuffer(L, line, strlen(line), "=stdin");
+    }
+    if (status == LUA_OK)
+        status = docall(L, 0, LUA_MULTRET);
+    if (status != LUA_OK)
+        return report(L, status);
+    int n = lua_gettop(L) - top;
+    if (n > 0) {
+        luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+        lua_getglobal(L, "print");
+        lua_insert(L, top + 1);
+        if (lua_pcall(L, n, 0, 0) != LUA_OK)
+            return report(L, LUA_ERRRUN);
+    }
+    fflush(stdout);
+    return 0;
+}

@@ -1,0 +1,23 @@
+/* lua_host.h — the Lua 5.4 host: one lua_State with the standard libraries, every chunk run
+ * under lua_pcall with a traceback handler, Ctrl-C turned into a Lua error through a hook. */
+#ifndef R1_APP_LUA_HOST_H
+#define R1_APP_LUA_HOST_H
+
+#include <lua.h>
+
+/* A new state with the standard libraries and package.path extended with the data dir's
+ * scripts/.  NULL when out of memory. */
+lua_State *lua_host_new(void);
+
+/* Runs a file with arg = {[0]=path, ...}.  Prints an error with its traceback to stderr;
+ * returns 0 on success, 1 on error. */
+int lua_host_run_file(lua_State *L, const char *path, int argc, char **argv);
+
+/* Runs one REPL line: first as an expression ("return LINE"), else as a statement.  Prints
+ * results (or the error) to stdout/stderr.  Returns 0 on success, 1 on error. */
+int lua_host_run_line(lua_State *L, const char *line);
+
+/* Asks the running chunk to stop at its next instruction hook (async-signal-safe). */
+void lua_host_interrupt(lua_State *L);
+
+#endif

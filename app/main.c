@@ -1,0 +1,76 @@
+/* main.c — the r1lab command line: subcommands for people and tests, the REPL by default.
+ * Every failure prints one line naming what went wrong and exits non-zero. */
+#include <config.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lua_host.h"
+#include "paths.h"
+#include "r1.h"
+#include "repl_plain.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: r1lab [COMMAND] [OPTIONS]\n"
+            "\n"
+            "  r1lab                 the REPL (Lua 5.4)\n"
+            "  r1lab run FILE [ARG]  run a Lua script headless\n"
+            "  r1lab --version       print the version\n"
+            "  r1lab --help          this text\n"
+            "\n"
+            "data directory: %s\n",
+            paths_datadir());
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    if (argc < 1) {
+        fprintf(stderr, "r1lab run: expected a script file\n");
+        return 2;
+    }
+    lua_State *L = lua_host_new();
+    if (!L) {
+        fprintf(stderr, "r1lab: out of memory\n");
+        return 1;
+    }
+    int rc = lua_host_run_file(L, argv[0], argc - 1, argv + 1);
+    lua_close(L);
+    return rc;
+}
+
+static int cmd_repl(void)
+{
+    lua_State *L = lua_host_new();
+    if (!L) {
+        fprintf(stderr, "r1lab: out of memory\n");
+        return 1;
+    }
+    int rc = repl_plain_run(L);
+    lua_close(L);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    r1_set_threads(0);
+    if (argc < 2)
+        return cmd_repl();
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("r1lab %s (libr1 %s)\n", PACKAGE_VERSION, r1_version());
+        return 0;
+    }
+    if (!strcmp(cmd, "run"))
+        return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "--plain"))
+        return cmd_repl();
+    fprintf(stderr, "r1lab: unknown command '%s' (try r1lab --help)\n", cmd);
+    return 2;
+}

@@ -1,0 +1,85 @@
+/* r1.h — libr1, the r1lab engine: the umbrella header and the base layer.
+ *
+ * libr1 trains and runs miniature DeepSeek-V3 models (MLA attention, DeepSeekMoE, multi-token
+ * prediction) on the CPU, with OpenBLAS for the matrix products.  It never prints, never exits
+ * and never touches the terminal: every fallible function returns an r1_status and, when the
+ * caller passes an r1_error, a message that names the file, field or position and what was
+ * expected.  Logging goes through a callback the program installs.
+ *
+ * Ownership: whoever calls x_new / x_load owns the handle and calls x_free; every x_free accepts
+ * NULL.  Pointers documented as borrowed stay valid until the owning handle is freed.
+ */
+#ifndef R1_H
+#define R1_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ status and errors */
+
+typedef enum {
+    R1_OK = 0,
+    R1_EINVAL = -1,       /* a bad argument or setting */
+    R1_EIO = -2,          /* a file could not be opened, read or written */
+    R1_EFORMAT = -3,      /* a file is malformed: truncated, bad JSON, bad dtype or shape */
+    R1_ENOMEM = -4,       /* out of memory */
+    R1_ECANCELED = -5,    /* a callback or the interrupt flag stopped the work */
+    R1_EUNSUPPORTED = -6, /* well-formed but outside what r1lab implements */
+    R1_ENOTFOUND = -7     /* a named file, tensor or key does not exist */
+} r1_status;
+
+/* A short English name for a status ("invalid argument", ...).  Never NULL. */
+const char *r1_status_str(r1_status s);
+
+#define R1_ERRLEN 512
+
+/* The error detail of a failed call.  Functions that take an r1_error * fill it on failure
+ * (NULL is allowed and means "status only"); on success they leave it untouched. */
+typedef struct {
+    r1_status status;
+    char msg[R1_ERRLEN];
+} r1_error;
+
+/* Records status and a printf-style message in err (err may be NULL); returns status so that
+ * callers can write `return r1_error_set(err, R1_EFORMAT, "...")`. */
+r1_status r1_error_set(r1_error *err, r1_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Prefixes the message already in err with "prefix: " (used to add the file name). */
+void r1_error_prefix(r1_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------ logging */
+
+typedef enum { R1_LOG_DEBUG = 0, R1_LOG_INFO = 1, R1_LOG_WARN = 2 } r1_log_level;
+typedef void (*r1_log_fn)(r1_log_level level, const char *msg, void *user);
+
+/* Installs the process-wide log callback (NULL: messages are dropped). */
+void r1_set_log(r1_log_fn fn, void *user);
+void r1_log(r1_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------ interruption */
+
+/* The interrupt flag: set from a signal handler (async-signal-safe), checked by every long
+ * engine loop between steps and tokens, which then return R1_ECANCELED. */
+void r1_interrupt(void);
+int r1_interrupted(void);
+void r1_interrupt_clear(void);
+
+/* ------------------------------------------------------------------ threads */
+
+/* Sets how many threads the engine uses (OpenBLAS and its own workers together), so that
+ * the two never oversubscribe the cores.  0 means "all online cores". */
+void r1_set_threads(int n);
+int r1_threads(void);
+
+/* The library version, "MAJOR.MINOR.PATCH". */
+const char *r1_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* R1_H */

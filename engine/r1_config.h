@@ -1,0 +1,64 @@
+/* r1_config.h — the model configuration: Hugging Face `deepseek_v3` config.json, read and
+ * written with jansson.
+ *
+ * Reading accepts exactly the deepseek_v3 keys r1lab implements (see DESIGN.md) plus the
+ * bookkeeping keys HF writes (architectures, torch_dtype, transformers_version, ...).  A key
+ * whose value selects behaviour r1lab does not implement (rope_scaling other than null,
+ * scoring_func other than "sigmoid", hidden_act other than "silu", attention_bias true, ...)
+ * or an unknown key is refused with R1_EUNSUPPORTED and a message naming the file and key.
+ * A missing required key or a value of the wrong type or range gives R1_EFORMAT. */
+#ifndef R1_CONFIG_H
+#define R1_CONFIG_H
+
+#include "r1.h"
+
+typedef struct {
+    int vocab_size;
+    int hidden_size;             /* C */
+    int intermediate_size;       /* dense SwiGLU width */
+    int moe_intermediate_size;   /* width of one routed (and one shared) expert */
+    int num_hidden_layers;       /* L, not counting the MTP modules */
+    int num_attention_heads;     /* H */
+    int first_k_dense_replace;   /* layers [0, k) are dense */
+    int q_lora_rank;             /* 0: plain q_proj (config.json null) */
+    int kv_lora_rank;
+    int qk_nope_head_dim;
+    int qk_rope_head_dim;
+    int v_head_dim;
+    int n_routed_experts;        /* E; 0: a dense model (config.json null) */
+    int n_shared_experts;
+    int num_experts_per_tok;     /* K */
+    int n_group;
+    int topk_group;
+    int norm_topk_prob;          /* bool */
+    float routed_scaling_factor;
+    int num_nextn_predict_layers; /* D, MTP depth (0: none) */
+    float rope_theta;
+    float rms_norm_eps;
+    int max_position_embeddings;
+    int tie_word_embeddings;     /* bool */
+    int bos_token_id;            /* -1 when absent */
+    int eos_token_id;            /* -1 when absent */
+    float initializer_range;     /* std of the random init */
+} r1_config;
+
+/* Fills c from the JSON file at path.  Errors name path and the key. */
+r1_status r1_config_load(r1_config *c, const char *path, r1_error *err);
+
+/* Same from a JSON string; `name` stands for the file in messages. */
+r1_status r1_config_parse(r1_config *c, const char *json, const char *name, r1_error *err);
+
+/* Writes c as a HF deepseek_v3 config.json (temporary file, then rename). */
+r1_status r1_config_save(const r1_config *c, const char *path, r1_error *err);
+
+/* The built-in presets: "tiny" and "small" (see the engine issue).  R1_ENOTFOUND otherwise. */
+r1_status r1_config_preset(r1_config *c, const char *name, r1_error *err);
+
+/* Checks sizes and relations (heads > 0, topk_group <= n_group, E divisible by n_group, ...);
+ * the message names the key. */
+r1_status r1_config_validate(const r1_config *c, r1_error *err);
+
+/* 1 when layer l (0-based; l >= num_hidden_layers are the MTP layers) is a MoE layer. */
+int r1_config_is_moe(const r1_config *c, int l);
+
+#endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd.h"
 #include "lua_host.h"
 #include "paths.h"
 #include "r1.h"
@@ -18,6 +19,11 @@ static void usage(FILE *f)
             "\n"
             "  r1lab                 the REPL (Lua 5.4)\n"
             "  r1lab run FILE [ARG]  run a Lua script headless\n"
+            "  r1lab init --config FILE.json|tiny|small --out DIR [--seed N] [--dtype f32|bf16]\n"
+            "                        write a randomly initialised checkpoint\n"
+            "  r1lab forward --model DIR --tokens \"1 2 3;4 5 6\" --out OUT.safetensors\n"
+            "                [--mtp-lambda X] [--grads GRADS.safetensors]\n"
+            "                        logits, MTP logits, loss, routing (and gradients)\n"
             "  r1lab --version       print the version\n"
             "  r1lab --help          this text\n"
             "\n"
@@ -67,6 +73,10 @@ int main(int argc, char **argv)
         printf("r1lab %s (libr1 %s)\n", PACKAGE_VERSION, r1_version());
         return 0;
     }
+    if (!strcmp(cmd, "init"))
+        return cmd_init(argc - 2, argv + 2);
+    if (!strcmp(cmd, "forward"))
+        return cmd_forward(argc - 2, argv + 2);
     if (!strcmp(cmd, "run"))
         return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "--plain"))

@@ -1,0 +1,9 @@
+/* cmd.h — r1lab's subcommands; each takes the arguments after its name and returns the
+ * process exit status (0 ok, 1 failure, 2 usage error), printing one line on failure. */
+#ifndef R1_APP_CMD_H
+#define R1_APP_CMD_H
+
+int cmd_init(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+
+#endif

@@ -1,0 +1,184 @@
+/* model_internal.h — the body of r1_model, shared by model.c (parameters, checkpoints) and
+ * forward.c / moe.c (forward and backward).  Not installed. */
+#ifndef R1_MODEL_INTERNAL_H
+#define R1_MODEL_INTERNAL_H
+
+#include "r1_model.h"
+
+/* The weights of one decoder layer (pointers into the parameter block; NULL when absent).
+ * Shapes use C hidden, H heads, dq = dn + dr, qr q_lora_rank, kvr kv_lora_rank, I dense
+ * width, E experts, Ie expert width, Is shared width = Ie · n_shared_experts. */
+typedef struct {
+    int moe; /* routed experts in this layer */
+    /* MTP only (layer index >= L) */
+    float *enorm;     /* [C] */
+    float *hnorm;     /* [C] */
+    float *eh_proj;   /* [C, 2C] */
+    float *head_norm; /* [C] shared_head.norm */
+    /* attention */
+    float *attn_norm; /* [C] input_layernorm */
+    float *q_a;       /* [qr, C] */
+    float *q_a_norm;  /* [qr] */
+    float *q_b;       /* [H*dq, qr] */
+    float *q_proj;    /* [H*dq, C] when q_lora_rank == 0 */
+    float *kv_a;      /* [kvr+dr, C] kv_a_proj_with_mqa: [c_kv | k_pe] */
+    float *kv_a_norm; /* [kvr] */
+    float *kv_b;      /* [H*(dn+dv), kvr], per head [k_nope | v] */
+    float *o_proj;    /* [C, H*dv] */
+    float *ffn_norm;  /* [C] post_attention_layernorm */
+    /* dense SwiGLU */
+    float *gate, *up; /* [I, C] */
+    float *down;      /* [C, I] */
+    /* MoE */
+    float *router;    /* [E, C] mlp.gate.weight */
+    float *bias;      /* [E] e_score_correction_bias (not trainable; own allocation) */
+    float *eg, *eu;   /* [E][Ie, C] routed experts' gate_proj / up_proj, expert-major */
+    float *ed;        /* [E][C, Ie] routed experts' down_proj */
+    float *sg, *su;   /* [Is, C] shared experts */
+    float *sd;        /* [C, Is] */
+    double *load;     /* [E] tokens routed to each expert since the last balance update */
+    long load_tokens;
+} layer_w;
+
+/* What one layer's forward keeps for its backward.  N = B·T tokens of this layer. */
+typedef struct {
+    int B, T, N;
+    int *pos;         /* [N] RoPE positions: token t of every sequence is at t */
+    float *x;         /* [N, C] layer input (residual stream) */
+    float *xn;        /* [N, C] attn-normed input */
+    float *rstd1;     /* [N] */
+    float *qa, *qan;  /* [N, qr] q_a_proj output, normed */
+    float *qa_rstd;   /* [N] */
+    float *q;         /* [N, H*dq] queries, q_pe roped */
+    float *kva;       /* [N, kvr+dr] kv_a output, k_pe roped */
+    float *ckv;       /* [N, kvr] c_kv (contiguous copy) */
+    float *kvn;       /* [N, kvr] normed c_kv */
+    float *kv_rstd;   /* [N] */
+    float *kv;        /* [N, H*(dn+dv)] kv_b output */
+    float *k;         /* [N, H*dq] keys [k_nope | k_pe] */
+    float *v;         /* [N, H*dv] values */
+    float *P;         /* [B, H, T, T] attention probabilities */
+    float *ao;        /* [N, H*dv] attention output before o_proj */
+    float *h;         /* [N, C] residual after attention */
+    float *hn;        /* [N, C] ffn-normed */
+    float *rstd2;     /* [N] */
+    /* dense */
+    float *g, *u, *a; /* [N, I] */
+    /* MoE */
+    float *s;         /* [N, E] sigmoid scores */
+    int32_t *sel;     /* [N, K] chosen experts, ascending */
+    float *wts;       /* [N, K] their weights */
+    int32_t *cnt;     /* [E] assignments per expert */
+    int32_t *off;     /* [E+1] first slot of each expert */
+    int32_t *slot_tok;/* [N*K] token of each slot (slots grouped by expert) */
+    int32_t *slot_k;  /* [N*K] which of the token's K choices */
+    float *xe;        /* [N*K, C] gathered expert inputs */
+    float *eg, *eu, *ea; /* [N*K, Ie] */
+    float *eo;        /* [N*K, C] expert outputs (unweighted) */
+    float *sgo, *suo, *sa; /* [N, Is] shared expert */
+} layer_act;
+
+/* What an MTP depth keeps in addition to its decoder layer's layer_act. */
+typedef struct {
+    int B, T, N;       /* T = T_main - k */
+    int32_t *tok;      /* [N] input tokens t[i+k] */
+    float *emb;        /* [N, C] embedding rows */
+    float *en;         /* [N, C] enorm(emb) */
+    float *en_rstd;    /* [N] */
+    float *prev;       /* [N, C] previous hidden (normed main / previous depth) */
+    float *pn;         /* [N, C] hnorm(prev) */
+    float *pn_rstd;    /* [N] */
+    float *cat;        /* [N, 2C] */
+    float *x1;         /* [N, C] decoder layer output */
+    float *hk;         /* [N, C] shared_head.norm(x1) */
+    float *hk_rstd;    /* [N] */
+    float *logits;     /* [N, V] */
+    float *dlogits;    /* [N, V] */
+} mtp_act;
+
+/* Backward workspace, sized for the largest layer (N = B·T tokens); reused by every layer. */
+typedef struct {
+    float *dh, *dhn, *dxn;  /* [N, C] */
+    float *dao;             /* [N, H*dv] */
+    float *dq, *dk;         /* [N, H*dq] */
+    float *dv;              /* [N, H*dv] */
+    float *dP;              /* [T, T] */
+    float *dkv;             /* [N, H*(dn+dv)] */
+    float *dkva;            /* [N, kvr+dr] */
+    float *dkvn, *dckv;     /* [N, kvr] */
+    float *dqan, *dqa;      /* [N, qr] */
+    float *dg, *du, *da;    /* [N, I] */
+    float *dwts;            /* [N, K] */
+    float *ds;              /* [N, E] */
+    float *deo, *dxe;       /* [N*K, C] */
+    float *deg, *deu, *dea; /* [N*K, Ie] */
+    float *dsg, *dsu, *dsa; /* [N, Is] */
+    float *dres[2];         /* [N, C] the residual stream's gradient, ping-pong */
+    float *dhf;             /* [N, C] gradient of the final-normed hidden state */
+    float *dmtp[2];         /* [N, C] MTP: gradient flowing to the previous depth */
+    float *dcat;            /* [N, 2C] */
+    float *dx0;             /* [N, C] */
+    float *tmp;             /* [N, C] */
+} grad_scratch;
+
+struct r1_model {
+    r1_config cfg;
+    int L, D, Ltot;    /* main layers, MTP depth, L + D */
+    int dq;            /* qk_nope + qk_rope */
+    int Is;            /* shared expert width */
+    /* parameters */
+    size_t numel;
+    float *params;     /* [numel] */
+    float *grads;      /* [numel] */
+    int nparams;
+    r1_param *ptab;    /* [nparams] */
+    char *names;       /* storage of the parameter names */
+    float *embed;      /* [V, C] */
+    float *final_norm; /* [C] */
+    float *head;       /* [V, C] lm_head (== embed when tied) */
+    layer_w *layers;   /* [Ltot] */
+    float *rope_cos, *rope_sin; /* [max_pos, dr/2] */
+    /* activations of the last forward */
+    int have_fwd;
+    int B, T;
+    int cap_N;                 /* tokens the buffers were sized for (B*T) */
+    int cap_T;
+    void **allocs;             /* every activation buffer, freed on resize */
+    int nallocs, capallocs;
+    layer_act *acts;           /* [Ltot] */
+    mtp_act *macts;            /* [D] */
+    int32_t *tokens;           /* [N] */
+    int32_t *targets;          /* [N] scratch for CE targets */
+    float *tw;                 /* [N] scratch for CE weights */
+    int *pos;                  /* [N] positions */
+    float *x_final;            /* [N, C] residual after the last layer */
+    float *hf;                 /* [N, C] final-normed */
+    float *hf_rstd;            /* [N] */
+    float *logits;             /* [N, V] */
+    float *dlogits;            /* [N, V] */
+    float **resid;             /* [L+1] residual stream inputs, resid[0] = embeddings */
+    r1_fwd_opts opts;
+    double denom_main;
+    double denom_mtp[8];
+    grad_scratch gs;
+    char errmsg[R1_ERRLEN];
+};
+
+/* forward.c */
+void r1__layer_forward(r1_model *m, int l, layer_act *a, const float *x, float *out);
+void r1__layer_backward(r1_model *m, int l, layer_act *a, const float *dout, float *dx);
+void r1__free_acts(r1_model *m);
+int r1__alloc_acts(r1_model *m, int B, int T);
+
+/* moe.c */
+void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f);
+void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *dhn);
+double r1__moe_balance(r1_model *m, int l, layer_act *a);
+
+/* The gradient that mirrors parameter pointer p. */
+static inline float *r1__grad(r1_model *m, const float *p)
+{
+    return p ? m->grads + (p - m->params) : NULL;
+}
+
+#endif

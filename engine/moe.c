@@ -1,0 +1,230 @@
+/* moe.c — the DeepSeekMoE feed-forward: router, group-limited top-k selection, routed experts
+ * run on the tokens grouped per expert, shared experts, and the backward of all of it.
+ *
+ * Grouping: after routing, every (token, choice) pair becomes a "slot"; slots are ordered by
+ * expert (tokens ascending within an expert), the expert inputs are gathered into one
+ * contiguous block, and each expert runs three GEMMs over its rows.  No allocation: the
+ * buffers come from layer_act / grad_scratch. */
+#include <config.h>
+
+#include <math.h>
+#include <string.h>
+
+#include "model_internal.h"
+#include "r1_kernels.h"
+
+/* Chooses the K experts of one token from its scores s[E] and the selection bias b[E].
+ * DESIGN (official DeepSeek-V3 code): biased = s + b for selection only; a group scores the
+ * sum of its two best biased scores; experts outside the best topk_group groups are masked to
+ * -inf (HF masks to 0, which can select a masked expert when biased scores are negative);
+ * then the top-K by biased score.  Ties go to the lower index.  sel[K] comes out ascending. */
+static void select_experts(const r1_config *c, const float *s, const float *b, int32_t *sel)
+{
+    int E = c->n_routed_experts, K = c->num_experts_per_tok, G = c->n_group;
+    float biased[E];
+    for (int e = 0; e < E; e++)
+        biased[e] = s[e] + b[e];
+    if (G > 1 && c->topk_group < G) {
+        int per = E / G;
+        float gscore[G];
+        for (int gi = 0; gi < G; gi++) {
+            float b1 = -INFINITY, b2 = -INFINITY;
+            for (int j = 0; j < per; j++) {
+                float v = biased[gi * per + j];
+                if (v > b1) {
+                    b2 = b1;
+                    b1 = v;
+                } else if (v > b2) {
+                    b2 = v;
+                }
+            }
+            gscore[gi] = b1 + b2;
+        }
+        char keep[G];
+        memset(keep, 0, sizeof keep);
+        for (int r = 0; r < c->topk_group; r++) {
+            int best = -1;
+            for (int gi = 0; gi < G; gi++)
+                if (!keep[gi] && (best < 0 || gscore[gi] > gscore[best]))
+                    best = gi;
+            keep[best] = 1;
+        }
+        for (int e = 0; e < E; e++)
+            if (!keep[e / per])
+                biased[e] = -INFINITY;
+    }
+    char taken[E];
+    memset(taken, 0, sizeof taken);
+    for (int k = 0; k < K; k++) {
+        int best = -1;
+        for (int e = 0; e < E; e++)
+            if (!taken[e] && (best < 0 || biased[e] > biased[best]))
+                best = e;
+        taken[best] = 1;
+    }
+    int k = 0;
+    for (int e = 0; e < E && k < K; e++)
+        if (taken[e])
+            sel[k++] = e;
+}
+
+void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
+{
+    const r1_config *c = &m->cfg;
+    layer_w *w = &m->layers[l];
+    int N = a->N, C = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
+    int Ie = c->moe_intermediate_size, Is = m->Is;
+
+    /* router: fp32 sigmoid scores */
+    r1_matmul_fwd(a->s, a->hn, w->router, N, C, E, 0);
+    for (size_t i = 0; i < (size_t)N * E; i++)
+        a->s[i] = 1.0f / (1.0f + expf(-a->s[i]));
+    for (int n = 0; n < N; n++)
+        select_experts(c, a->s + (size_t)n * E, w->bias, a->sel + (size_t)n * K);
+    r1_moe_weights_fwd(a->wts, a->s, a->sel, N, E, K, c->norm_topk_prob,
+                       c->routed_scaling_factor);
+
+    /* group the slots by expert */
+    memset(a->cnt, 0, sizeof(int32_t) * E);
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        a->cnt[a->sel[i]]++;
+    a->off[0] = 0;
+    for (int e = 0; e < E; e++)
+        a->off[e + 1] = a->off[e] + a->cnt[e];
+    int32_t fill[E];
+    memcpy(fill, a->off, sizeof(int32_t) * E);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            int e = a->sel[(size_t)n * K + k];
+            int slot = fill[e]++;
+            a->slot_tok[slot] = n;
+            a->slot_k[slot] = k;
+            memcpy(a->xe + (size_t)slot * C, a->hn + (size_t)n * C, sizeof(float) * C);
+        }
+    for (int e = 0; e < E; e++) {
+        w->load[e] += a->cnt[e];
+    }
+    w->load_tokens += N;
+
+    /* every expert over its rows: eo = down(silu(gate(x)) * up(x)) */
+    for (int e = 0; e < E; e++) {
+        int n0 = a->off[e], ne = a->cnt[e];
+        if (!ne)
+            continue;
+        const float *Wg = w->eg + (size_t)e * Ie * C, *Wu = w->eu + (size_t)e * Ie * C;
+        const float *Wd = w->ed + (size_t)e * C * Ie;
+        float *xe = a->xe + (size_t)n0 * C;
+        float *eg = a->eg + (size_t)n0 * Ie, *eu = a->eu + (size_t)n0 * Ie;
+        float *ea = a->ea + (size_t)n0 * Ie;
+        r1_matmul_fwd(eg, xe, Wg, ne, C, Ie, 0);
+        r1_matmul_fwd(eu, xe, Wu, ne, C, Ie, 0);
+        r1_swiglu_fwd(ea, eg, eu, ne * Ie);
+        r1_matmul_fwd(a->eo + (size_t)n0 * C, ea, Wd, ne, Ie, C, 0);
+    }
+
+    /* shared experts over every token, then the weighted routed outputs */
+    if (Is) {
+        r1_matmul_fwd(a->sgo, a->hn, w->sg, N, C, Is, 0);
+        r1_matmul_fwd(a->suo, a->hn, w->su, N, C, Is, 0);
+        r1_swiglu_fwd(a->sa, a->sgo, a->suo, N * Is);
+        r1_matmul_fwd(f, a->sa, w->sd, N, Is, C, 0);
+    } else {
+        memset(f, 0, sizeof(float) * N * C);
+    }
+    for (int slot = 0; slot < N * K; slot++) {
+        int n = a->slot_tok[slot];
+        float wt = a->wts[(size_t)n * K + a->slot_k[slot]];
+        const float *eo = a->eo + (size_t)slot * C;
+        float *fn = f + (size_t)n * C;
+        for (int i = 0; i < C; i++)
+            fn[i] += wt * eo[i];
+    }
+}
+
+double r1__moe_balance(r1_model *m, int l, layer_act *a)
+{
+    (void)l;
+    const r1_config *c = &m->cfg;
+    int E = c->n_routed_experts, K = c->num_experts_per_tok;
+    double sum = 0;
+    for (int b = 0; b < a->B; b++) {
+        size_t t0 = (size_t)b * a->T;
+        sum += r1_balance_fwd(a->s + t0 * E, a->sel + t0 * K, a->T, E, K);
+    }
+    return sum / a->B;
+}
+
+void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *dhn)
+{
+    const r1_config *c = &m->cfg;
+    layer_w *w = &m->layers[l];
+    grad_scratch *g = &m->gs;
+    int N = a->N, C = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
+    int Ie = c->moe_intermediate_size, Is = m->Is;
+    size_t NK = (size_t)N * K;
+
+    /* shared experts */
+    if (Is) {
+        size_t NI = (size_t)N * Is;
+        memset(g->dsa, 0, sizeof(float) * NI);
+        r1_matmul_bwd(g->dsa, r1__grad(m, w->sd), df, a->sa, w->sd, N, Is, C);
+        memset(g->dsg, 0, sizeof(float) * NI);
+        memset(g->dsu, 0, sizeof(float) * NI);
+        r1_swiglu_bwd(g->dsg, g->dsu, g->dsa, a->sgo, a->suo, N * Is);
+        r1_matmul_bwd(dhn, r1__grad(m, w->sg), g->dsg, a->hn, w->sg, N, C, Is);
+        r1_matmul_bwd(dhn, r1__grad(m, w->su), g->dsu, a->hn, w->su, N, C, Is);
+    }
+
+    /* f_n += wt · eo_slot:  d wt = <df_n, eo_slot>,  d eo_slot = wt · df_n */
+    for (size_t slot = 0; slot < NK; slot++) {
+        int n = a->slot_tok[slot], k = a->slot_k[slot];
+        const float *dfn = df + (size_t)n * C, *eo = a->eo + slot * C;
+        float wt = a->wts[(size_t)n * K + k];
+        float *deo = g->deo + slot * C;
+        double dot = 0;
+        for (int i = 0; i < C; i++) {
+            dot += (double)dfn[i] * eo[i];
+            deo[i] = wt * dfn[i];
+        }
+        g->dwts[(size_t)n * K + k] = (float)dot;
+    }
+
+    /* the experts, each over its rows */
+    memset(g->dxe, 0, sizeof(float) * NK * C);
+    memset(g->dea, 0, sizeof(float) * NK * Ie);
+    memset(g->deg, 0, sizeof(float) * NK * Ie);
+    memset(g->deu, 0, sizeof(float) * NK * Ie);
+    for (int e = 0; e < E; e++) {
+        int n0 = a->off[e], ne = a->cnt[e];
+        if (!ne)
+            continue;
+        const float *Wg = w->eg + (size_t)e * Ie * C, *Wu = w->eu + (size_t)e * Ie * C;
+        const float *Wd = w->ed + (size_t)e * C * Ie;
+        size_t rI = (size_t)n0 * Ie, rC = (size_t)n0 * C;
+        r1_matmul_bwd(g->dea + rI, r1__grad(m, Wd), g->deo + rC, a->ea + rI, Wd, ne, Ie, C);
+        r1_swiglu_bwd(g->deg + rI, g->deu + rI, g->dea + rI, a->eg + rI, a->eu + rI, ne * Ie);
+        r1_matmul_bwd(g->dxe + rC, r1__grad(m, Wg), g->deg + rI, a->xe + rC, Wg, ne, C, Ie);
+        r1_matmul_bwd(g->dxe + rC, r1__grad(m, Wu), g->deu + rI, a->xe + rC, Wu, ne, C, Ie);
+    }
+    for (size_t slot = 0; slot < NK; slot++) {
+        float *dst = dhn + (size_t)a->slot_tok[slot] * C;
+        const float *src = g->dxe + slot * C;
+        for (int i = 0; i < C; i++)
+            dst[i] += src[i];
+    }
+
+    /* router: weights <- scores <- sigmoid <- logits = hn · router^T */
+    memset(g->ds, 0, sizeof(float) * N * E);
+    r1_moe_weights_bwd(g->ds, g->dwts, a->s, a->sel, N, E, K, c->norm_topk_prob,
+                       c->routed_scaling_factor);
+    if (m->opts.balance_alpha > 0) {
+        float coef = m->opts.balance_alpha / a->B;
+        for (int b = 0; b < a->B; b++) {
+            size_t t0 = (size_t)b * a->T;
+            r1_balance_bwd(g->ds + t0 * E, a->s + t0 * E, a->sel + t0 * K, a->T, E, K, coef);
+        }
+    }
+    for (size_t i = 0; i < (size_t)N * E; i++)
+        g->ds[i] *= a->s[i] * (1 - a->s[i]);
+    r1_matmul_bwd(dhn, r1__grad(m, w->router), g->ds, a->hn, w->router, N, C, E);
+}

@@ -1,0 +1,109 @@
+/* optim.c — AdamW, gradient clipping and the learning-rate schedule (see r1_optim.h).
+ * Fails only with R1_ENOMEM at creation. */
+#include <config.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "r1_optim.h"
+
+struct r1_adamw {
+    r1_adamw_cfg cfg;
+    size_t n;
+    float *m, *v;   /* [n] */
+    int t;
+};
+
+r1_adamw_cfg r1_adamw_defaults(void)
+{
+    r1_adamw_cfg c = {1e-3f, 1e-4f, 0, 0, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    return c;
+}
+
+float r1_lr_at(const r1_adamw_cfg *c, int step)
+{
+    if (c->warmup > 0 && step < c->warmup)
+        return c->lr * (float)(step + 1) / (float)c->warmup;
+    if (c->total <= c->warmup || c->total <= 0)
+        return c->lr;
+    double p = (double)(step - c->warmup) / (double)(c->total - c->warmup);
+    if (p > 1)
+        p = 1;
+    return c->min_lr + (c->lr - c->min_lr) * 0.5f * (float)(1 + cos(M_PI * p));
+}
+
+r1_status r1_adamw_new(r1_adamw **out, const r1_model *m, const r1_adamw_cfg *cfg,
+                       r1_error *err)
+{
+    r1_adamw *o = calloc(1, sizeof *o);
+    if (!o)
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    o->cfg = cfg ? *cfg : r1_adamw_defaults();
+    o->n = r1_model_numel(m);
+    o->m = calloc(o->n, sizeof(float));
+    o->v = calloc(o->n, sizeof(float));
+    if (!o->m || !o->v) {
+        r1_adamw_free(o);
+        return r1_error_set(err, R1_ENOMEM, "out of memory for the optimizer state");
+    }
+    *out = o;
+    return R1_OK;
+}
+
+void r1_adamw_free(r1_adamw *o)
+{
+    if (!o)
+        return;
+    free(o->m);
+    free(o->v);
+    free(o);
+}
+
+double r1_grad_norm(r1_model *m)
+{
+    const float *g = r1_model_grads(m);
+    size_t n = r1_model_numel(m);
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)g[i] * g[i];
+    return sqrt(s);
+}
+
+float r1_adamw_step(r1_adamw *o, r1_model *m, double *gnorm)
+{
+    const r1_adamw_cfg *c = &o->cfg;
+    float *p = r1_model_params(m), *g = r1_model_grads(m);
+    double norm = r1_grad_norm(m);
+    if (gnorm)
+        *gnorm = norm;
+    if (c->clip > 0 && norm > c->clip) {
+        float f = (float)(c->clip / norm);
+        for (size_t i = 0; i < o->n; i++)
+            g[i] *= f;
+    }
+    float lr = r1_lr_at(c, o->t);
+    o->t++;
+    float b1 = c->beta1, b2 = c->beta2;
+    float bc1 = 1 - powf(b1, (float)o->t), bc2 = 1 - powf(b2, (float)o->t);
+    for (int k = 0; k < r1_model_nparams(m); k++) {
+        const r1_param *t = r1_model_param(m, k);
+        float wd = t->decay ? c->weight_decay : 0;
+        float *pp = p + t->offset, *gg = g + t->offset;
+        float *mm = o->m + t->offset, *vv = o->v + t->offset;
+        for (size_t i = 0; i < t->numel; i++) {
+            mm[i] = b1 * mm[i] + (1 - b1) * gg[i];
+            vv[i] = b2 * vv[i] + (1 - b2) * gg[i] * gg[i];
+            float mh = mm[i] / bc1, vh = vv[i] / bc2;
+            /* decoupled weight decay (Loshchilov & Hutter) */
+            pp[i] -= lr * (mh / (sqrtf(vh) + c->eps) + wd * pp[i]);
+        }
+    }
+    return lr;
+}
+
+int r1_adamw_steps(const r1_adamw *o) { return o->t; }
+void r1_adamw_set_steps(r1_adamw *o, int t) { o->t = t; }
+float *r1_adamw_m(r1_adamw *o) { return o->m; }
+float *r1_adamw_v(r1_adamw *o) { return o->v; }
+r1_adamw_cfg *r1_adamw_config(r1_adamw *o) { return &o->cfg; }

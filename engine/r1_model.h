@@ -1,0 +1,114 @@
+/* r1_model.h — the miniature DeepSeek-V3: parameters, forward, backward, checkpoints.
+ *
+ * An r1_model holds a configuration, every trainable parameter in ONE contiguous fp32 block,
+ * their gradients in a second block of the same layout, the non-trainable router biases
+ * (e_score_correction_bias) apart, and the activations the last forward saved for backward.
+ *
+ * The maths follows DESIGN.md ("The model") to the letter: MLA with interleaved RoPE and the
+ * shared k_pe; DeepSeekMoE with sigmoid scores, the selection bias, group-limited top-k and
+ * normalised, scaled weights; dense SwiGLU layers first; MTP modules at layer indices
+ * L .. L+D-1 fed with [enorm(embed(t[i+k])) | hnorm(h)].
+ *
+ * Threading: matrix products run on OpenBLAS with r1_threads() threads.  A model is not
+ * thread-safe; use one model per thread. */
+#ifndef R1_MODEL_H
+#define R1_MODEL_H
+
+#include "r1.h"
+#include "r1_config.h"
+#include "r1_safetensors.h"
+
+typedef struct r1_model r1_model;
+
+/* One trainable tensor (borrowed from the model; valid until r1_model_free). */
+typedef struct {
+    const char *name;   /* Hugging Face name, e.g. "model.layers.1.mlp.gate.weight" */
+    int ndim;
+    int64_t shape[3];
+    size_t numel;
+    size_t offset;      /* into r1_model_params() / r1_model_grads() */
+    int decay;          /* 1: AdamW weight decay applies (matrices), 0: norms */
+} r1_param;
+
+/* A new model for config c with every parameter zero (router biases zero).  The config is
+ * validated first.  *out is owned by the caller. */
+r1_status r1_model_new(r1_model **out, const r1_config *c, r1_error *err);
+void r1_model_free(r1_model *m);
+
+/* Random initialisation from seed: matrices and embeddings normal(0, initializer_range),
+ * norm weights 1, router biases 0.  The same seed gives the same parameters. */
+void r1_model_init(r1_model *m, uint64_t seed);
+
+/* Loads a Hugging Face deepseek_v3 folder (config.json + model.safetensors or a sharded
+ * index).  Errors name the file and the tensor.  *out is owned by the caller. */
+r1_status r1_model_load(r1_model **out, const char *dir, r1_error *err);
+
+/* Writes config.json and model.safetensors into dir (created if missing), tensors stored as
+ * dtype (R1_DT_F32 or R1_DT_BF16), with the MTP layers' copies of the embedding and head. */
+r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_error *err);
+
+const r1_config *r1_model_config(const r1_model *m); /* borrowed */
+const char *r1_model_errmsg(const r1_model *m);      /* the last error on this handle */
+
+int r1_model_nparams(const r1_model *m);                 /* number of trainable tensors */
+const r1_param *r1_model_param(const r1_model *m, int i); /* i in [0, nparams) */
+const r1_param *r1_model_param_find(const r1_model *m, const char *name); /* NULL if absent */
+size_t r1_model_numel(const r1_model *m);  /* total trainable scalars */
+float *r1_model_params(r1_model *m);       /* [numel] borrowed */
+float *r1_model_grads(r1_model *m);        /* [numel] borrowed */
+void r1_model_zero_grad(r1_model *m);
+
+/* The router bias of MoE layer l ([E] floats, borrowed), or NULL for a dense layer. */
+float *r1_model_router_bias(r1_model *m, int l);
+int r1_model_nlayers_total(const r1_model *m); /* L + D */
+
+/* ------------------------------------------------------------------ forward / backward */
+
+typedef struct {
+    float mtp_lambda;          /* weight of the MTP loss (DESIGN: 0.3) */
+    float balance_alpha;       /* sequence-wise balance loss coefficient (0: off) */
+    const float *loss_weights; /* [B,T] weight of predicting token t (t >= 1); NULL: all 1 */
+    int no_mtp;                /* 1: skip the MTP modules (inference) */
+} r1_fwd_opts;
+
+/* The defaults: lambda 0.3, alpha 0, no weights, MTP on. */
+r1_fwd_opts r1_fwd_defaults(void);
+
+typedef struct {
+    double loss;      /* main + mtp + balance */
+    double main;      /* weighted mean next-token cross-entropy */
+    double mtp;       /* (lambda / D) · sum_k mean CE_k */
+    double balance;   /* alpha · sum over MoE layers of the mean per-sequence balance loss */
+    double weight_main; /* sum of the loss weights of the main term (the denominator) */
+} r1_loss;
+
+/* Runs the model on tokens[B,T] (ids in [0, vocab)), computing logits, MTP logits, routing and
+ * the losses, and keeps the activations for r1_model_backward.  loss may be NULL.
+ * R1_EINVAL (message names the position) for an out-of-range token or T beyond
+ * max_position_embeddings; R1_ENOMEM. */
+r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
+                           const r1_fwd_opts *opts, r1_loss *loss, r1_error *err);
+
+/* Adds the gradient of the last forward's total loss to the gradient block.  R1_EINVAL when
+ * there was no forward. */
+r1_status r1_model_backward(r1_model *m, r1_error *err);
+
+/* Outputs of the last forward (borrowed until the next forward):
+ * logits [B,T,V]; MTP logits of depth k (1-based) [B,T-k,V] (NULL when absent). */
+const float *r1_model_logits(const r1_model *m);
+const float *r1_model_mtp_logits(const r1_model *m, int k);
+
+/* Routing of the last forward at MoE layer l: experts[B,len,K] in ascending order and the
+ * matching weights[B,len,K] (len = T for main layers, T-k for MTP depth k).  Returns len, or
+ * -1 when l is not a MoE layer or there was no forward. */
+int r1_model_routing(const r1_model *m, int l, int32_t *experts, float *weights);
+
+/* Expert load of MoE layer l accumulated since the last r1_model_balance_update: tokens routed
+ * to each expert, load[E].  Returns the number of tokens counted, or -1 for a dense layer. */
+long r1_model_expert_load(const r1_model *m, int l, float *load);
+
+/* Auxiliary-loss-free balancing: for every MoE layer, bias_e += gamma · sign(mean load −
+ * load_e) over the load accumulated since the last call, then resets the counts. */
+void r1_model_balance_update(r1_model *m, float gamma);
+
+#endif

@@ -1,0 +1,211 @@
+/* t_model.c — the whole model against the independent PyTorch implementation (tests/ref/):
+ * for each fixture under tests/data/, load the checkpoint, run forward and backward on the
+ * fixture's tokens and compare logits, MTP logits, losses, routing and every gradient.
+ * Also: save -> load round trips (F32 bit-identical, BF16 within bf16 precision), and the
+ * checkpoint errors that belong to the model (missing, unexpected and mismatched tensors). */
+#include <config.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "r1_model.h"
+#include "tap.h"
+
+static char srcdir[2048];
+
+/* max |a - b| / max(1, max |b|) */
+static double rel_err(const float *a, const float *b, size_t n)
+{
+    double mx = 0, scale = 1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        mx = d > mx ? d : mx;
+        scale = fabs(b[i]) > scale ? fabs(b[i]) : scale;
+    }
+    return mx / scale;
+}
+
+static float *read_all(const r1_st *st, const char *name, size_t *n)
+{
+    r1_dtype dt;
+    int nd;
+    int64_t sh[R1_ST_MAXDIM];
+    if (r1_st_info(st, name, &dt, &nd, sh, NULL) != R1_OK)
+        return NULL;
+    size_t total = 1;
+    for (int i = 0; i < nd; i++)
+        total *= sh[i];
+    float *p = malloc(sizeof(float) * total);
+    if (r1_st_read_f32(st, name, p, nd, sh, NULL) != R1_OK) {
+        free(p);
+        return NULL;
+    }
+    *n = total;
+    return p;
+}
+
+static void check_fixture(const char *fx)
+{
+    char dir[4096], path[4096];
+    snprintf(dir, sizeof dir, "%s/tests/data/%s", srcdir, fx);
+    snprintf(path, sizeof path, "%s/expected.safetensors", dir);
+    r1_error err = {0};
+    r1_model *m = NULL;
+    r1_st *ex = NULL;
+    if (!ok(r1_model_load(&m, dir, &err) == R1_OK, "%s: checkpoint loads", fx)) {
+        diag("%s", err.msg);
+        return;
+    }
+    if (!ok(r1_st_open(&ex, path, &err) == R1_OK, "%s: expected values open", fx)) {
+        diag("%s", err.msg);
+        r1_model_free(m);
+        return;
+    }
+    const r1_config *c = r1_model_config(m);
+    int B = 2, T = 7, V = c->vocab_size, K = c->num_experts_per_tok;
+    int32_t tokens[14];
+    int64_t tsh[2] = {B, T};
+    r1_st_read_i32(ex, "tokens", tokens, 2, tsh, NULL);
+
+    r1_loss loss;
+    r1_fwd_opts o = r1_fwd_defaults();
+    ok(r1_model_forward(m, tokens, B, T, &o, &loss, &err) == R1_OK, "%s: forward runs", fx);
+    size_t n;
+    float *want = read_all(ex, "logits", &n);
+    ok(n == (size_t)B * T * V, "%s: logits shape", fx);
+    double e = rel_err(r1_model_logits(m), want, n);
+    ok(e < 1e-5, "%s: logits match PyTorch (max rel err %.2e)", fx, e);
+    free(want);
+    for (int k = 1; k <= c->num_nextn_predict_layers; k++) {
+        char name[64];
+        snprintf(name, sizeof name, k == 1 ? "mtp_logits" : "mtp_logits.%d", k);
+        want = read_all(ex, name, &n);
+        e = want ? rel_err(r1_model_mtp_logits(m, k), want, n) : 1;
+        ok(want && n == (size_t)B * (T - k) * V && e < 1e-5,
+           "%s: MTP depth %d logits match (max rel err %.2e)", fx, k, e);
+        free(want);
+    }
+    float *lv = read_all(ex, "loss", &n);
+    is_float(loss.loss, lv[0], 1e-5, "%s: total loss %.6f", fx, loss.loss);
+    free(lv);
+    lv = read_all(ex, "loss_main", &n);
+    is_float(loss.main, lv[0], 1e-5, "%s: main loss", fx);
+    free(lv);
+    lv = read_all(ex, "loss_mtp", &n);
+    is_float(loss.mtp, lv[0], 1e-5, "%s: MTP loss", fx);
+    free(lv);
+
+    /* routing of every MoE layer, MTP included */
+    int nmoe = 0, same = 1;
+    double we = 0;
+    for (int l = 0; l < r1_model_nlayers_total(m); l++) {
+        char en[64], wn[64];
+        snprintf(en, sizeof en, "routing.%d.experts", l);
+        snprintf(wn, sizeof wn, "routing.%d.weights", l);
+        int has = r1_st_find(ex, en) >= 0;
+        int32_t got_e[14 * 8];
+        float got_w[14 * 8];
+        int len = r1_model_routing(m, l, got_e, got_w);
+        if (!has) {
+            if (len >= 0)
+                same = 0;
+            continue;
+        }
+        nmoe++;
+        int32_t want_e[14 * 8];
+        int64_t sh[3] = {B, len, K};
+        if (len < 0 || r1_st_read_i32(ex, en, want_e, 3, sh, NULL) != R1_OK) {
+            same = 0;
+            continue;
+        }
+        float *want_w = read_all(ex, wn, &n);
+        for (size_t i = 0; i < (size_t)B * len * K; i++)
+            same &= got_e[i] == want_e[i];
+        double ew = rel_err(got_w, want_w, n);
+        we = ew > we ? ew : we;
+        free(want_w);
+    }
+    ok(same, "%s: the same experts in %d MoE layers", fx, nmoe);
+    ok(we < 1e-5, "%s: routing weights match (max rel err %.2e)", fx, we);
+
+    /* every gradient */
+    r1_model_zero_grad(m);
+    ok(r1_model_backward(m, &err) == R1_OK, "%s: backward runs", fx);
+    int missing = 0, bad = 0;
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < r1_model_nparams(m); i++) {
+        const r1_param *p = r1_model_param(m, i);
+        char name[300];
+        snprintf(name, sizeof name, "grad.%s", p->name);
+        float *g = read_all(ex, name, &n);
+        if (!g || n != p->numel) {
+            missing++;
+            free(g);
+            continue;
+        }
+        double eg = rel_err(r1_model_grads(m) + p->offset, g, n);
+        if (eg > worst) {
+            worst = eg;
+            worst_name = p->name;
+        }
+        bad += eg > 1e-4;
+        free(g);
+    }
+    ok(missing == 0, "%s: a reference gradient for each of %d tensors", fx, r1_model_nparams(m));
+    ok(bad == 0, "%s: every gradient matches (worst %.2e at %s)", fx, worst, worst_name);
+    r1_st_close(ex);
+    r1_model_free(m);
+}
+
+static void check_roundtrip(void)
+{
+    char dir[4096], tmp[] = "/tmp/r1-model-XXXXXX";
+    snprintf(dir, sizeof dir, "%s/tests/data/tiny_moe", srcdir);
+    r1_error err = {0};
+    r1_model *a = NULL, *b = NULL, *c = NULL;
+    r1_model_load(&a, dir, &err);
+    float *bias = r1_model_router_bias(a, 1);
+    bias[3] = 0.125f; /* make sure the biases travel too */
+    ok(mkdtemp(tmp) != NULL, "temp folder");
+    char f32[4200], bf16[4200];
+    snprintf(f32, sizeof f32, "%s/f32", tmp);
+    snprintf(bf16, sizeof bf16, "%s/bf16", tmp);
+    ok(r1_model_save(a, f32, R1_DT_F32, &err) == R1_OK, "save F32");
+    ok(r1_model_load(&b, f32, &err) == R1_OK, "load it back");
+    ok(b && memcmp(r1_model_params(a), r1_model_params(b),
+                   sizeof(float) * r1_model_numel(a)) == 0,
+       "F32 round trip is bit-identical");
+    ok(b && r1_model_router_bias(b, 1)[3] == 0.125f, "router biases round trip");
+    ok(r1_model_save(a, bf16, R1_DT_BF16, &err) == R1_OK, "save BF16");
+    ok(r1_model_load(&c, bf16, &err) == R1_OK, "load BF16");
+    double worst = 0;
+    if (c) {
+        const float *pa = r1_model_params(a), *pc = r1_model_params(c);
+        for (size_t i = 0; i < r1_model_numel(a); i++) {
+            double d = fabs(pa[i] - pc[i]) / fmax(fabs(pa[i]), 1e-30);
+            worst = d > worst ? d : worst;
+        }
+    }
+    ok(c && worst <= 1.0 / 256, "BF16 round trip within bf16 precision (worst rel %.2e)", worst);
+    r1_model_free(a);
+    r1_model_free(b);
+    r1_model_free(c);
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    ok(system(cmd) == 0, "clean up");
+}
+
+int main(void)
+{
+    const char *s = getenv("top_srcdir");
+    snprintf(srcdir, sizeof srcdir, "%s", s ? s : ".");
+    check_fixture("tiny_moe");
+    check_fixture("tiny_variant");
+    check_fixture("tiny_dense");
+    check_roundtrip();
+    return done_testing();
+}

@@ -42,20 +42,34 @@ typedef struct {
     float initializer_range;     /* std of the random init */
 } r1_config;
 
-/* Fills c from the JSON file at path.  Errors name path and the key. */
+/* Fills c from the JSON file at path and validates it (r1_config_validate).  Required: the
+ * size keys, rms_norm_eps, rope_theta, max_position_embeddings, model_type "deepseek_v3", and
+ * q_lora_rank and n_routed_experts, which may be null (0: plain q_proj / a dense model) but not
+ * absent, because HF reads an absent key as 1536 / 256 experts; when n_routed_experts > 0 also
+ * the MoE keys.  Optional: num_nextn_predict_layers (0), tie_word_embeddings (false),
+ * bos/eos_token_id (-1), initializer_range (0.02).  Errors name path and the key: R1_ENOTFOUND
+ * or R1_EIO when the file cannot be opened, R1_EFORMAT for bad JSON, a missing key, a wrong
+ * type or a value out of range (including a failed validation), R1_EUNSUPPORTED as above.
+ * On failure c is left untouched. */
 r1_status r1_config_load(r1_config *c, const char *path, r1_error *err);
 
 /* Same from a JSON string; `name` stands for the file in messages. */
 r1_status r1_config_parse(r1_config *c, const char *json, const char *name, r1_error *err);
 
-/* Writes c as a HF deepseek_v3 config.json (temporary file, then rename). */
+/* Writes c as a HF deepseek_v3 config.json: every key, sorted and indented by 2 as HF writes
+ * them, q_lora_rank 0 and n_routed_experts 0 as null, floats in the shortest form that reads
+ * back bit-identically.  Temporary file, fsync, rename.  An invalid config is refused with
+ * R1_EINVAL (nothing written); file errors are R1_EIO naming path. */
 r1_status r1_config_save(const r1_config *c, const char *path, r1_error *err);
 
-/* The built-in presets: "tiny" and "small" (see the engine issue).  R1_ENOTFOUND otherwise. */
+/* The built-in presets: "tiny" and "small" (see the engine issue).  R1_ENOTFOUND otherwise.
+ * Their bos/eos ids (1, 2) are placeholders until the built-in tokenizer fixes them. */
 r1_status r1_config_preset(r1_config *c, const char *name, r1_error *err);
 
-/* Checks sizes and relations (heads > 0, topk_group <= n_group, E divisible by n_group, ...);
- * the message names the key. */
+/* Checks sizes and relations (heads > 0, qk_rope_head_dim even, topk_group <= n_group, E
+ * divisible by n_group, at least 2 experts per group when n_group > 1, the kept groups hold at
+ * least num_experts_per_tok experts, first_k_dense_replace in [0, L], ...); the MoE relations
+ * only when n_routed_experts > 0.  R1_EINVAL with a message naming the key(s). */
 r1_status r1_config_validate(const r1_config *c, r1_error *err);
 
 /* 1 when layer l (0-based; l >= num_hidden_layers are the MTP layers) is a MoE layer. */

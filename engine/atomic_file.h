@@ -1,0 +1,34 @@
+/* atomic_file.h — internal to libr1 (not installed): writing a file so that a crash never
+ * leaves it half-written.  The bytes go to "<path>.tmp.<pid>"; commit flushes them, fsyncs,
+ * and renames the temporary file over path; r1_afile_abort, or any failed commit, removes it.
+ *
+ * Ownership: the r1_afile lives in the caller (usually on the stack); open allocates the
+ * temporary name, commit and abort free it.  Every r1_afile that open succeeded on must end in
+ * exactly one commit or abort.  Errors go to r1_error with messages naming the path. */
+#ifndef R1_ATOMIC_FILE_H
+#define R1_ATOMIC_FILE_H
+
+#include <stdio.h>
+
+#include "r1.h"
+
+typedef struct {
+    FILE *f;
+    char *tmp;        /* "<path>.tmp.<pid>", owned */
+    const char *path; /* borrowed from the caller until commit or abort */
+} r1_afile;
+
+/* Creates the temporary file next to path.  R1_EIO when it cannot be created. */
+r1_status r1_afile_open(r1_afile *a, const char *path, r1_error *err);
+
+/* Appends n bytes.  R1_EIO on a write error; the file stays open, the caller aborts. */
+r1_status r1_afile_write(r1_afile *a, const void *p, size_t n, r1_error *err);
+
+/* Flushes, fsyncs, closes and renames the temporary file to path.  On failure the temporary
+ * file is removed, path is left as it was, and the status is R1_EIO. */
+r1_status r1_afile_commit(r1_afile *a, r1_error *err);
+
+/* Closes and removes the temporary file.  Accepts an r1_afile whose open failed. */
+void r1_afile_abort(r1_afile *a);
+
+#endif

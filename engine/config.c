@@ -1,0 +1,621 @@
+/* config.c — the model configuration: HF deepseek_v3 config.json read and written with jansson,
+ * the built-in presets and the checks on sizes and relations.
+ *
+ * Ownership: r1_config is a plain value the caller owns; nothing here keeps pointers.  On
+ * failure the output struct is left untouched.
+ *
+ * Errors: a file that cannot be opened is R1_ENOTFOUND / R1_EIO; malformed JSON, a missing
+ * required key, a value of the wrong type or out of range is R1_EFORMAT; a key (or a key's
+ * value) that selects behaviour r1lab does not implement is R1_EUNSUPPORTED.  Messages start
+ * with the file name and name the key.  r1_config_validate on a struct returns R1_EINVAL. */
+#include <config.h>
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic_file.h"
+#include "r1_config.h"
+
+/* Placeholder special-token ids of the presets, until the built-in tokenizer fixes them. */
+#define PRESET_BOS_ID 1
+#define PRESET_EOS_ID 2
+
+/* ------------------------------------------------------------------ the key tables */
+
+typedef enum {
+    K_INT,      /* integer */
+    K_INT_NULL, /* integer, or null meaning 0 (q_lora_rank, n_routed_experts) */
+    K_TOKEN,    /* integer, or null meaning -1 (bos/eos) */
+    K_FLOAT,    /* any JSON number, stored as float */
+    K_BOOL      /* true / false, stored as 0 / 1 */
+} kind;
+
+typedef enum {
+    OPTIONAL, /* absent: the default from defaults() */
+    REQUIRED,
+    MOE /* required when n_routed_experts > 0 */
+} need;
+
+/* The keys stored in r1_config, in the order r1_config_save writes them (alphabetical, as HF
+ * does).  q_lora_rank and n_routed_experts are required although null is allowed: HF reads an
+ * absent key as its own default (1536, 256 experts), which would be a different model. */
+static const struct field {
+    const char *key;
+    kind k;
+    need n;
+    size_t off;
+} fields[] = {
+/* clang-format off */
+#define F(key, k, n) {#key, k, n, offsetof(r1_config, key)}
+    F(bos_token_id, K_TOKEN, OPTIONAL),
+    F(eos_token_id, K_TOKEN, OPTIONAL),
+    F(first_k_dense_replace, K_INT, MOE),
+    F(hidden_size, K_INT, REQUIRED),
+    F(initializer_range, K_FLOAT, OPTIONAL),
+    F(intermediate_size, K_INT, REQUIRED),
+    F(kv_lora_rank, K_INT, REQUIRED),
+    F(max_position_embeddings, K_INT, REQUIRED),
+    F(moe_intermediate_size, K_INT, MOE),
+    F(n_group, K_INT, MOE),
+    F(n_routed_experts, K_INT_NULL, REQUIRED),
+    F(n_shared_experts, K_INT, MOE),
+    F(norm_topk_prob, K_BOOL, MOE),
+    F(num_attention_heads, K_INT, REQUIRED),
+    F(num_experts_per_tok, K_INT, MOE),
+    F(num_hidden_layers, K_INT, REQUIRED),
+    F(num_nextn_predict_layers, K_INT, OPTIONAL),
+    F(q_lora_rank, K_INT_NULL, REQUIRED),
+    F(qk_nope_head_dim, K_INT, REQUIRED),
+    F(qk_rope_head_dim, K_INT, REQUIRED),
+    F(rms_norm_eps, K_FLOAT, REQUIRED),
+    F(rope_theta, K_FLOAT, REQUIRED),
+    F(routed_scaling_factor, K_FLOAT, MOE),
+    F(tie_word_embeddings, K_BOOL, OPTIONAL),
+    F(topk_group, K_INT, MOE),
+    F(v_head_dim, K_INT, REQUIRED),
+    F(vocab_size, K_INT, REQUIRED),
+#undef F
+    /* clang-format on */
+};
+#define NFIELDS ((int)(sizeof fields / sizeof fields[0]))
+
+typedef enum {
+    C_STRING,    /* any string */
+    C_STRING_IS, /* exactly the string s */
+    C_INT,       /* any integer */
+    C_INT_IS,    /* exactly the integer x */
+    C_INT_OR_NULL,
+    C_NUMBER,    /* any number */
+    C_NUMBER_IS, /* exactly the number x */
+    C_BOOL,
+    C_BOOL_IS, /* exactly the boolean x */
+    C_NULL,    /* only null */
+    C_OBJECT,
+    C_STRINGS, /* an array of strings */
+    C_REFUSE   /* present at all: unsupported, with reason s */
+} check_kind;
+
+/* Keys accepted and checked but not stored: HF bookkeeping, and settings whose only value
+ * r1lab implements is the one listed. */
+static const struct check {
+    const char *key;
+    check_kind k;
+    const char *s;
+    double x;
+} checks[] = {
+    {"_name_or_path", C_STRING, NULL, 0},
+    {"architectures", C_STRINGS, NULL, 0},
+    {"attention_bias", C_BOOL_IS, NULL, 0},
+    {"attention_dropout", C_NUMBER_IS, NULL, 0},
+    {"auto_map", C_OBJECT, NULL, 0},
+    {"aux_loss_alpha", C_NUMBER, NULL, 0},
+    {"ep_size", C_INT_IS, NULL, 1},
+    {"head_dim", C_INT_OR_NULL, NULL, 0},
+    {"hidden_act", C_STRING_IS, "silu", 0},
+    {"model_type", C_STRING_IS, "deepseek_v3", 0},
+    {"moe_layer_freq", C_INT_IS, NULL, 1},
+    {"num_key_value_heads", C_INT, NULL, 0}, /* compared with num_attention_heads later */
+    {"output_router_logits", C_BOOL, NULL, 0},
+    {"pad_token_id", C_INT_OR_NULL, NULL, 0},
+    {"pretraining_tp", C_INT_IS, NULL, 1},
+    {"quantization_config", C_REFUSE, "FP8 checkpoints are not supported yet", 0},
+    {"rope_interleave", C_BOOL_IS, NULL, 1},
+    {"rope_scaling", C_NULL, NULL, 0},
+    {"router_aux_loss_coef", C_NUMBER, NULL, 0},
+    {"scoring_func", C_STRING_IS, "sigmoid", 0},
+    {"seq_aux", C_BOOL, NULL, 0},
+    {"topk_method", C_STRING_IS, "noaux_tc", 0},
+    {"torch_dtype", C_STRING, NULL, 0},
+    {"transformers_version", C_STRING, NULL, 0},
+    {"use_cache", C_BOOL, NULL, 0},
+};
+#define NCHECKS ((int)(sizeof checks / sizeof checks[0]))
+
+/* ------------------------------------------------------------------ parsing */
+
+static r1_status key_fail(r1_error *err, r1_status s, const char *name, const char *key,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static r1_status key_fail(r1_error *err, r1_status s, const char *name, const char *key,
+                          const char *fmt, ...)
+{
+    char detail[R1_ERRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    return r1_error_set(err, s, "%s: key \"%s\": %s", name, key, detail);
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "an unknown value";
+}
+
+static r1_status type_fail(r1_error *err, const char *name, const char *key, const char *want,
+                           const json_t *v)
+{
+    return key_fail(err, R1_EFORMAT, name, key, "expected %s, found %s", want, type_name(v));
+}
+
+static r1_status get_int(int *out, const json_t *v, const char *name, const char *key,
+                         r1_error *err)
+{
+    if (!json_is_integer(v))
+        return type_fail(err, name, key, "an integer", v);
+    json_int_t x = json_integer_value(v);
+    if (x < INT_MIN || x > INT_MAX)
+        return key_fail(err, R1_EFORMAT, name, key, "%lld is out of range for a 32-bit integer",
+                        (long long)x);
+    *out = (int)x;
+    return R1_OK;
+}
+
+static r1_status store(r1_config *c, const struct field *f, const json_t *v, const char *name,
+                       r1_error *err)
+{
+    void *p = (char *)c + f->off;
+    switch (f->k) {
+    case K_INT_NULL:
+    case K_TOKEN:
+        if (json_is_null(v)) {
+            *(int *)p = f->k == K_TOKEN ? -1 : 0;
+            return R1_OK;
+        }
+        if (!json_is_integer(v))
+            return type_fail(err, name, f->key, "an integer or null", v);
+        return get_int(p, v, name, f->key, err);
+    case K_INT: return get_int(p, v, name, f->key, err);
+    case K_FLOAT: {
+        if (!json_is_number(v))
+            return type_fail(err, name, f->key, "a number", v);
+        double x = json_number_value(v);
+        if (!isfinite((float)x))
+            return key_fail(err, R1_EFORMAT, name, f->key, "%g is out of range for a 32-bit float",
+                            x);
+        *(float *)p = (float)x;
+        return R1_OK;
+    }
+    case K_BOOL:
+        if (!json_is_boolean(v))
+            return type_fail(err, name, f->key, "a boolean", v);
+        *(int *)p = json_is_true(v);
+        return R1_OK;
+    }
+    return R1_OK;
+}
+
+/* Checks a key that is accepted but not stored. */
+static r1_status check(const struct check *k, const json_t *v, const char *name, r1_error *err)
+{
+    const char *key = k->key;
+    switch (k->k) {
+    case C_STRING:
+    case C_STRING_IS:
+        if (!json_is_string(v))
+            return type_fail(err, name, key, "a string", v);
+        if (k->k == C_STRING_IS && strcmp(json_string_value(v), k->s) != 0)
+            return key_fail(err, R1_EUNSUPPORTED, name, key,
+                            "\"%s\" is not supported (r1lab implements only \"%s\")",
+                            json_string_value(v), k->s);
+        return R1_OK;
+    case C_INT:
+    case C_INT_IS:
+        if (!json_is_integer(v))
+            return type_fail(err, name, key, "an integer", v);
+        if (k->k == C_INT_IS && json_integer_value(v) != (json_int_t)k->x)
+            return key_fail(err, R1_EUNSUPPORTED, name, key,
+                            "%lld is not supported (r1lab implements only %lld)",
+                            (long long)json_integer_value(v), (long long)k->x);
+        return R1_OK;
+    case C_INT_OR_NULL:
+        return json_is_integer(v) || json_is_null(v)
+                   ? R1_OK
+                   : type_fail(err, name, key, "an integer or null", v);
+    case C_NUMBER:
+    case C_NUMBER_IS:
+        if (!json_is_number(v))
+            return type_fail(err, name, key, "a number", v);
+        if (k->k == C_NUMBER_IS && json_number_value(v) != k->x)
+            return key_fail(err, R1_EUNSUPPORTED, name, key,
+                            "%g is not supported (r1lab implements only %g)", json_number_value(v),
+                            k->x);
+        return R1_OK;
+    case C_BOOL:
+    case C_BOOL_IS:
+        if (!json_is_boolean(v))
+            return type_fail(err, name, key, "a boolean", v);
+        if (k->k == C_BOOL_IS && json_is_true(v) != (k->x != 0))
+            return key_fail(err, R1_EUNSUPPORTED, name, key,
+                            "%s is not supported (r1lab implements only %s)",
+                            json_is_true(v) ? "true" : "false", k->x != 0 ? "true" : "false");
+        return R1_OK;
+    case C_NULL:
+        return json_is_null(v) ? R1_OK
+                               : key_fail(err, R1_EUNSUPPORTED, name, key,
+                                          "%s is not supported (r1lab implements only null)", key);
+    case C_OBJECT: return json_is_object(v) ? R1_OK : type_fail(err, name, key, "an object", v);
+    case C_STRINGS:
+        if (!json_is_array(v))
+            return type_fail(err, name, key, "an array of strings", v);
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (!json_is_string(json_array_get(v, i)))
+                return type_fail(err, name, key, "an array of strings", json_array_get(v, i));
+        return R1_OK;
+    case C_REFUSE: return key_fail(err, R1_EUNSUPPORTED, name, key, "%s", k->s);
+    }
+    return R1_OK;
+}
+
+static const struct field *find_field(const char *key)
+{
+    for (int i = 0; i < NFIELDS; i++)
+        if (strcmp(fields[i].key, key) == 0)
+            return &fields[i];
+    return NULL;
+}
+
+static const struct check *find_check(const char *key)
+{
+    for (int i = 0; i < NCHECKS; i++)
+        if (strcmp(checks[i].key, key) == 0)
+            return &checks[i];
+    return NULL;
+}
+
+static void defaults(r1_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->bos_token_id = -1;
+    c->eos_token_id = -1;
+    c->initializer_range = 0.02f;
+    c->routed_scaling_factor = 1.0f; /* only a dense model can lack it */
+}
+
+static r1_status parse_root(r1_config *out, const json_t *root, const char *name, r1_error *err)
+{
+    if (!json_is_object(root))
+        return r1_error_set(err, R1_EFORMAT, "%s: expected a JSON object, found %s", name,
+                            type_name(root));
+    /* model_type first: a llama config should be told so, not that "rope_scaling" is odd. */
+    const json_t *mt = json_object_get(root, "model_type");
+    if (!mt)
+        return key_fail(err, R1_EFORMAT, name, "model_type", "missing (expected \"deepseek_v3\")");
+    r1_status s = check(find_check("model_type"), mt, name, err);
+    if (s != R1_OK)
+        return s;
+
+    r1_config c;
+    defaults(&c);
+    const char *key;
+    json_t *v;
+    json_object_foreach ((json_t *)root, key, v) {
+        const struct field *f = find_field(key);
+        const struct check *k = f ? NULL : find_check(key);
+        if (f)
+            s = store(&c, f, v, name, err);
+        else if (k)
+            s = check(k, v, name, err);
+        else
+            s = key_fail(err, R1_EUNSUPPORTED, name, key,
+                         "unknown key (not a deepseek_v3 setting r1lab implements)");
+        if (s != R1_OK)
+            return s;
+    }
+    for (int i = 0; i < NFIELDS; i++) {
+        const struct field *f = &fields[i];
+        if (json_object_get(root, f->key))
+            continue;
+        if (f->n == REQUIRED)
+            return key_fail(err, R1_EFORMAT, name, f->key, "missing");
+        if (f->n == MOE && c.n_routed_experts > 0)
+            return key_fail(err, R1_EFORMAT, name, f->key,
+                            "missing (required when n_routed_experts is %d)", c.n_routed_experts);
+    }
+    const json_t *kvh = json_object_get(root, "num_key_value_heads");
+    if (kvh && json_integer_value(kvh) != c.num_attention_heads)
+        return key_fail(err, R1_EUNSUPPORTED, name, "num_key_value_heads",
+                        "%lld differs from num_attention_heads (%d); MLA has one key/value head "
+                        "per attention head",
+                        (long long)json_integer_value(kvh), c.num_attention_heads);
+    if ((s = r1_config_validate(&c, err)) != R1_OK) {
+        if (err)
+            err->status = R1_EFORMAT;
+        r1_error_prefix(err, "%s", name);
+        return R1_EFORMAT;
+    }
+    *out = c;
+    return R1_OK;
+}
+
+r1_status r1_config_parse(r1_config *c, const char *json, const char *name, r1_error *err)
+{
+    json_error_t je;
+    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return r1_error_set(err, R1_EFORMAT, "%s: not valid JSON: %s (line %d, column %d)", name,
+                            je.text, je.line, je.column);
+    r1_status s = parse_root(c, root, name, err);
+    json_decref(root);
+    return s;
+}
+
+r1_status r1_config_load(r1_config *c, const char *path, r1_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return r1_error_set(err, errno == ENOENT ? R1_ENOTFOUND : R1_EIO, "%s: cannot open: %s",
+                            path, strerror(errno));
+    json_error_t je;
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    fclose(f);
+    if (!root)
+        return r1_error_set(err, R1_EFORMAT, "%s: not valid JSON: %s (line %d, column %d)", path,
+                            je.text, je.line, je.column);
+    r1_status s = parse_root(c, root, path, err);
+    json_decref(root);
+    return s;
+}
+
+/* ------------------------------------------------------------------ validation */
+
+#define NEED(cond, ...)                                                                            \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return r1_error_set(err, R1_EINVAL, __VA_ARGS__);                                      \
+    } while (0)
+#define POSITIVE(key) NEED(c->key > 0, #key " must be positive (found %d)", c->key)
+#define FPOSITIVE(key)                                                                             \
+    NEED(isfinite(c->key) && c->key > 0, #key " must be a positive number (found %g)",             \
+         (double)c->key)
+
+r1_status r1_config_validate(const r1_config *c, r1_error *err)
+{
+    POSITIVE(vocab_size);
+    POSITIVE(hidden_size);
+    POSITIVE(intermediate_size);
+    POSITIVE(num_hidden_layers);
+    POSITIVE(num_attention_heads);
+    POSITIVE(kv_lora_rank);
+    POSITIVE(qk_nope_head_dim);
+    POSITIVE(qk_rope_head_dim);
+    POSITIVE(v_head_dim);
+    POSITIVE(max_position_embeddings);
+    NEED(c->qk_rope_head_dim % 2 == 0,
+         "qk_rope_head_dim must be even, RoPE rotates pairs (found %d)", c->qk_rope_head_dim);
+    NEED(c->q_lora_rank >= 0, "q_lora_rank must be 0 (null) or positive (found %d)",
+         c->q_lora_rank);
+    NEED(c->num_nextn_predict_layers >= 0,
+         "num_nextn_predict_layers must not be negative (found %d)", c->num_nextn_predict_layers);
+    FPOSITIVE(rms_norm_eps);
+    FPOSITIVE(rope_theta);
+    NEED(isfinite(c->initializer_range) && c->initializer_range >= 0,
+         "initializer_range must be a non-negative number (found %g)",
+         (double)c->initializer_range);
+    NEED(c->bos_token_id >= -1 && c->bos_token_id < c->vocab_size,
+         "bos_token_id %d is outside the vocabulary [0, vocab_size %d)", c->bos_token_id,
+         c->vocab_size);
+    NEED(c->eos_token_id >= -1 && c->eos_token_id < c->vocab_size,
+         "eos_token_id %d is outside the vocabulary [0, vocab_size %d)", c->eos_token_id,
+         c->vocab_size);
+    NEED(c->norm_topk_prob == 0 || c->norm_topk_prob == 1, "norm_topk_prob must be 0 or 1");
+    NEED(c->tie_word_embeddings == 0 || c->tie_word_embeddings == 1,
+         "tie_word_embeddings must be 0 or 1");
+    NEED(c->n_routed_experts >= 0, "n_routed_experts must be 0 (null) or positive (found %d)",
+         c->n_routed_experts);
+    if (c->n_routed_experts == 0)
+        return R1_OK; /* dense: the MoE settings are not used */
+
+    int E = c->n_routed_experts, K = c->num_experts_per_tok, G = c->n_group;
+    POSITIVE(moe_intermediate_size);
+    NEED(c->n_shared_experts >= 0, "n_shared_experts must not be negative (found %d)",
+         c->n_shared_experts);
+    NEED(K >= 1 && K <= E, "num_experts_per_tok (%d) must be in [1, n_routed_experts %d]", K, E);
+    NEED(G >= 1, "n_group must be positive (found %d)", G);
+    NEED(E % G == 0, "n_routed_experts (%d) must be divisible by n_group (%d)", E, G);
+    NEED(G == 1 || E / G >= 2,
+         "each of the n_group (%d) groups must hold at least 2 of the n_routed_experts (%d): a "
+         "group scores the sum of its two best experts",
+         G, E);
+    NEED(c->topk_group >= 1 && c->topk_group <= G, "topk_group (%d) must be in [1, n_group %d]",
+         c->topk_group, G);
+    NEED((long)c->topk_group * (E / G) >= K,
+         "topk_group (%d) groups of n_routed_experts / n_group (%d) experts hold fewer than "
+         "num_experts_per_tok (%d)",
+         c->topk_group, E / G, K);
+    FPOSITIVE(routed_scaling_factor);
+    NEED(c->first_k_dense_replace >= 0 && c->first_k_dense_replace <= c->num_hidden_layers,
+         "first_k_dense_replace (%d) must be in [0, num_hidden_layers %d]",
+         c->first_k_dense_replace, c->num_hidden_layers);
+    return R1_OK;
+}
+
+int r1_config_is_moe(const r1_config *c, int l)
+{
+    return c->n_routed_experts > 0 && l >= c->first_k_dense_replace;
+}
+
+/* ------------------------------------------------------------------ saving */
+
+/* The shortest decimal that reads back (through strtod, as jansson reads) as exactly f, so the
+ * file says 1e-06 rather than 9.9999999747524271e-07.  Written with 9 significant digits,
+ * which reproduce any such decimal and, at worst, any float. */
+static json_t *real_of(float f)
+{
+    char buf[32];
+    for (int p = 1; p <= 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+        double d = strtod(buf, NULL);
+        if ((float)d == f)
+            return json_real(d);
+    }
+    return json_real((double)f);
+}
+
+static json_t *value_of(const r1_config *c, const struct field *f)
+{
+    const void *p = (const char *)c + f->off;
+    switch (f->k) {
+    case K_INT: return json_integer(*(const int *)p);
+    case K_INT_NULL: return *(const int *)p ? json_integer(*(const int *)p) : json_null();
+    case K_TOKEN: return *(const int *)p >= 0 ? json_integer(*(const int *)p) : json_null();
+    case K_FLOAT: return real_of(*(const float *)p);
+    case K_BOOL: return json_boolean(*(const int *)p);
+    }
+    return NULL;
+}
+
+static json_t *to_json(const r1_config *c)
+{
+    /* json_object_set_new takes its value even when it fails (and fails on a NULL value), so
+     * a short-circuited chain leaks nothing. */
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = json_object_set_new(o, "architectures", json_pack("[s]", "DeepseekV3ForCausalLM"));
+    for (int i = 0; i < NFIELDS && !bad; i++)
+        bad = json_object_set_new(o, fields[i].key, value_of(c, &fields[i])) != 0;
+    bad = bad || json_object_set_new(o, "model_type", json_string("deepseek_v3")) ||
+          json_object_set_new(o, "num_key_value_heads", json_integer(c->num_attention_heads)) ||
+          json_object_set_new(o, "hidden_act", json_string("silu")) ||
+          json_object_set_new(o, "topk_method", json_string("noaux_tc")) ||
+          json_object_set_new(o, "scoring_func", json_string("sigmoid")) ||
+          json_object_set_new(o, "moe_layer_freq", json_integer(1)) ||
+          json_object_set_new(o, "rope_scaling", json_null()) ||
+          json_object_set_new(o, "rope_interleave", json_true()) ||
+          json_object_set_new(o, "attention_bias", json_false()) ||
+          json_object_set_new(o, "attention_dropout", json_real(0.0)) ||
+          /* the dtype of r1lab's master weights; a checkpoint stored as BF16 still loads */
+          json_object_set_new(o, "torch_dtype", json_string("float32"));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+r1_status r1_config_save(const r1_config *c, const char *path, r1_error *err)
+{
+    r1_status s = r1_config_validate(c, err);
+    if (s != R1_OK) {
+        r1_error_prefix(err, "%s: refusing to save an invalid config", path);
+        return s;
+    }
+    json_t *o = to_json(c);
+    char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(o);
+    if (!text)
+        return r1_error_set(err, R1_ENOMEM, "%s: out of memory", path);
+    r1_afile af;
+    if ((s = r1_afile_open(&af, path, err)) == R1_OK) {
+        s = r1_afile_write(&af, text, strlen(text), err);
+        if (s == R1_OK)
+            s = r1_afile_write(&af, "\n", 1, err);
+        if (s == R1_OK)
+            s = r1_afile_commit(&af, err);
+        else
+            r1_afile_abort(&af);
+    }
+    free(text);
+    return s;
+}
+
+/* ------------------------------------------------------------------ presets */
+
+static void preset_tiny(r1_config *c)
+{
+    defaults(c);
+    c->vocab_size = 128;
+    c->hidden_size = 192;
+    c->intermediate_size = 512;
+    c->moe_intermediate_size = 64;
+    c->num_hidden_layers = 6;
+    c->num_attention_heads = 6;
+    c->first_k_dense_replace = 1;
+    c->q_lora_rank = 96;
+    c->kv_lora_rank = 64;
+    c->qk_nope_head_dim = 32;
+    c->qk_rope_head_dim = 16;
+    c->v_head_dim = 32;
+    c->n_routed_experts = 16;
+    c->n_shared_experts = 1;
+    c->num_experts_per_tok = 4;
+    c->n_group = 4;
+    c->topk_group = 2;
+    c->norm_topk_prob = 1;
+    c->routed_scaling_factor = 2.5f;
+    c->num_nextn_predict_layers = 1;
+    c->rope_theta = 10000.0f;
+    c->rms_norm_eps = 1e-6f;
+    c->max_position_embeddings = 1024;
+    c->tie_word_embeddings = 0;
+    c->bos_token_id = PRESET_BOS_ID;
+    c->eos_token_id = PRESET_EOS_ID;
+    c->initializer_range = 0.02f;
+}
+
+static void preset_small(r1_config *c)
+{
+    preset_tiny(c);
+    c->vocab_size = 512;
+    c->hidden_size = 512;
+    c->intermediate_size = 1408;
+    c->moe_intermediate_size = 128;
+    c->num_hidden_layers = 8;
+    c->num_attention_heads = 8;
+    c->q_lora_rank = 256;
+    c->kv_lora_rank = 128;
+    c->qk_nope_head_dim = 64;
+    c->qk_rope_head_dim = 32;
+    c->v_head_dim = 64;
+    c->n_routed_experts = 32;
+    c->max_position_embeddings = 2048;
+}
+
+r1_status r1_config_preset(r1_config *c, const char *name, r1_error *err)
+{
+    if (name && strcmp(name, "tiny") == 0)
+        preset_tiny(c);
+    else if (name && strcmp(name, "small") == 0)
+        preset_small(c);
+    else
+        return r1_error_set(err, R1_ENOTFOUND, "no preset \"%s\" (known: tiny, small)",
+                            name ? name : "(null)");
+    return R1_OK;
+}

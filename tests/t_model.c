@@ -49,7 +49,7 @@ static float *read_all(const r1_st *st, const char *name, size_t *n)
 
 static void check_fixture(const char *fx)
 {
-    char dir[4096], path[4096];
+    char dir[4096], path[4200];
     snprintf(dir, sizeof dir, "%s/tests/data/%s", srcdir, fx);
     snprintf(path, sizeof path, "%s/expected.safetensors", dir);
     r1_error err = {0};
@@ -199,6 +199,98 @@ static void check_roundtrip(void)
     ok(system(cmd) == 0, "clean up");
 }
 
+/* Writes dir/config.json and a model.safetensors holding m's tensors, except that `drop` is left
+ * out, `reshape` gets one element fewer, `extra` is added and the MTP embedding copy is
+ * perturbed when `bad_copy`. */
+static void write_variant(r1_model *m, const char *dir, const char *drop, const char *reshape,
+                          const char *extra, int bad_copy)
+{
+    r1_model_save(m, dir, R1_DT_F32, NULL);
+    r1_st_writer *w = r1_st_writer_new();
+    static float perturbed[40 * 32];
+    for (int i = 0; i < r1_model_nparams(m); i++) {
+        const r1_param *p = r1_model_param(m, i);
+        if (drop && !strcmp(p->name, drop))
+            continue;
+        int64_t sh[2] = {p->shape[0], p->shape[1]};
+        if (reshape && !strcmp(p->name, reshape))
+            sh[p->ndim - 1]--;
+        r1_st_writer_add(w, p->name, R1_DT_F32, R1_DT_F32, r1_model_params(m) + p->offset,
+                         p->ndim, sh, NULL);
+    }
+    for (int l = 1; l <= 3; l++) {
+        char name[128];
+        int64_t e[1] = {8};
+        snprintf(name, sizeof name, "model.layers.%d.mlp.gate.e_score_correction_bias", l);
+        r1_st_writer_add(w, name, R1_DT_F32, R1_DT_F32, r1_model_router_bias(m, l), 1, e, NULL);
+    }
+    memcpy(perturbed, r1_model_params(m), sizeof perturbed); /* the embedding comes first */
+    if (bad_copy)
+        perturbed[5] += 1;
+    int64_t vc[2] = {40, 32};
+    r1_st_writer_add(w, "model.layers.3.embed_tokens.weight", R1_DT_F32, R1_DT_F32, perturbed, 2,
+                     vc, NULL);
+    if (extra)
+        r1_st_writer_add(w, extra, R1_DT_F32, R1_DT_F32, perturbed, 2, vc, NULL);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    r1_st_writer_write(w, path, NULL);
+    r1_st_writer_free(w);
+}
+
+static void check_bad_checkpoints(void)
+{
+    char dir[4096], tmp[] = "/tmp/r1-bad-XXXXXX";
+    snprintf(dir, sizeof dir, "%s/tests/data/tiny_moe", srcdir);
+    r1_model *m = NULL, *x = NULL;
+    r1_model_load(&m, dir, NULL);
+    mkdtemp(tmp);
+    r1_error err = {0};
+
+    write_variant(m, tmp, NULL, NULL, NULL, 0);
+    ok(r1_model_load(&x, tmp, &err) == R1_OK, "the unmodified variant loads");
+    r1_model_free(x);
+    x = NULL;
+
+    write_variant(m, tmp, "model.layers.2.mlp.experts.5.up_proj.weight", NULL, NULL, 0);
+    is_int(r1_model_load(&x, tmp, &err), R1_EFORMAT, "a missing tensor is refused");
+    like(err.msg, "model.layers.2.mlp.experts.5.up_proj.weight", "the message names it");
+    like(err.msg, "missing", "and says it is missing");
+
+    write_variant(m, tmp, NULL, "model.layers.1.self_attn.kv_b_proj.weight", NULL, 0);
+    is_int(r1_model_load(&x, tmp, &err), R1_EFORMAT, "a shape that disagrees with the config");
+    like(err.msg, "model.layers.1.self_attn.kv_b_proj.weight", "the message names the tensor");
+    like(err.msg, "[32, 16]", "and the expected shape");
+
+    write_variant(m, tmp, NULL, NULL, "model.layers.0.mlp.experts.0.gate_proj.weight", 0);
+    is_int(r1_model_load(&x, tmp, &err), R1_EFORMAT, "an unexpected tensor is refused");
+    like(err.msg, "unexpected tensor model.layers.0.mlp.experts.0.gate_proj.weight",
+         "the message names it");
+
+    write_variant(m, tmp, NULL, NULL, NULL, 1);
+    is_int(r1_model_load(&x, tmp, &err), R1_EFORMAT, "an MTP copy that differs is refused");
+    like(err.msg, "model.layers.3.embed_tokens.weight", "the message names the copy");
+
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    FILE *f = fopen(path, "r+b");
+    ftruncate(fileno(f), 1000);
+    fclose(f);
+    is_int(r1_model_load(&x, tmp, &err), R1_EFORMAT, "a truncated checkpoint is refused");
+    like(err.msg, "model.safetensors", "the message names the file");
+
+    int32_t bad[3] = {1, 40, 2};
+    is_int(r1_model_forward(m, bad, 1, 3, NULL, NULL, &err), R1_EINVAL,
+           "a token id out of range is refused");
+    like(err.msg, "token 1 of row 0 is 40", "the message names the position and the id");
+    is_int(r1_model_backward(m, &err), R1_EINVAL, "backward without a forward is refused");
+    ok(x == NULL, "failed loads return no model");
+    r1_model_free(m);
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    system(cmd);
+}
+
 int main(void)
 {
     const char *s = getenv("top_srcdir");
@@ -207,5 +299,6 @@ int main(void)
     check_fixture("tiny_variant");
     check_fixture("tiny_dense");
     check_roundtrip();
+    check_bad_checkpoints();
     return done_testing();
 }

@@ -104,6 +104,9 @@ def main():
         folder = os.path.join(top, "data", name)
         ref.save_checkpoint(folder, c, p)
         ref.write_safetensors(os.path.join(folder, "expected.safetensors"), ex)
+        # the same tokens as text, for the command-line test (r1lab forward --tokens)
+        with open(os.path.join(folder, "tokens.txt"), "w") as f:
+            f.write(";".join(" ".join(str(int(v)) for v in row) for row in tokens.tolist()) + "\n")
         if check:
             check_folder(folder, c, p, ex)
         size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))

@@ -1,0 +1,54 @@
+#!/bin/sh
+# t_cli.sh — the model subcommands of r1lab: init writes a loadable checkpoint, forward
+# reproduces the PyTorch fixture's loss and writes the documented tensors, bad input gets a
+# one-line message and a non-zero exit.
+r1lab="${top_builddir:-.}/app/r1lab"
+data="${top_srcdir:-.}/tests/data"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+has() { case "$1" in *"$2"*) echo 0 ;; *) echo 1 ;; esac; }
+
+out=$("$r1lab" init --config tiny --out "$tmp/tiny" --seed 5 2>&1)
+ok $? "init --config tiny succeeds"
+ok $(has "$out" "parameters, seed 5") "init reports the parameter count"
+[ -f "$tmp/tiny/config.json" ] && [ -f "$tmp/tiny/model.safetensors" ]
+ok $? "init writes config.json and model.safetensors"
+ok $(has "$(cat "$tmp/tiny/config.json")" '"model_type": "deepseek_v3"') "a deepseek_v3 config"
+ok $(has "$(head -c 100000 "$tmp/tiny/model.safetensors" | tr -d '\0')" \
+    'model.layers.6.shared_head.head.weight') "the MTP copy of the head is written"
+
+# the fixture's tokens are in expected.safetensors; the same row through the CLI
+toks="$("$r1lab" forward --model "$tmp/tiny" --tokens "1 2 3 4 5;6 7 8 9 10" \
+    --out "$tmp/out.safetensors" --grads "$tmp/g.safetensors" 2>&1)"
+ok $? "forward on the random tiny model"
+hdr=$(head -c 20000 "$tmp/out.safetensors" | tr -d '\0')
+for t in '"logits"' '"mtp_logits"' '"loss"' '"routing.1.experts"' '"routing.6.weights"'; do
+    ok $(has "$hdr" "$t") "forward output holds $t"
+done
+ok $(has "$hdr" '"logits":{"dtype":"F32","shape":[2,5,128]') "logits are F32 [B,T,V]"
+ok $(has "$(head -c 60000 "$tmp/g.safetensors" | tr -d '\0')" '"model.layers.3.mlp.experts.15.down_proj.weight"') \
+    "gradients are stored under the HF names"
+
+# the committed PyTorch fixture: tiny_moe's tokens, loss 5.456339 (tests/ref/)
+out=$("$r1lab" forward --model "$data/tiny_moe" --tokens "$(cat "$data/tiny_moe/tokens.txt")" \
+    --out "$tmp/f.safetensors" 2>&1)
+ok $(has "$out" "loss 5.45633") "forward reproduces the PyTorch loss of tiny_moe ($out)"
+
+out=$("$r1lab" forward --model "$data/tiny_moe" --tokens "1 2;3" --out "$tmp/x" 2>&1)
+[ $? -ne 0 ] && [ -n "$(echo "$out" | grep 'row 2 has 1 tokens')" ]
+ok $? "ragged token rows are refused with the row named"
+out=$("$r1lab" forward --model "$data/tiny_moe" --tokens "1 99" --out "$tmp/x" 2>&1)
+[ $? -ne 0 ] && [ -n "$(echo "$out" | grep 'token 1 of row 0 is 99')" ]
+ok $? "an out-of-range token is refused with its position"
+out=$("$r1lab" forward --model "$tmp/nowhere" --tokens "1" --out "$tmp/x" 2>&1)
+[ $? -ne 0 ] && [ -n "$(echo "$out" | grep 'nowhere/config.json')" ]
+ok $? "a missing model folder names the file"
+out=$("$r1lab" init --config "$tmp/nothing.json" --out "$tmp/y" 2>&1)
+[ $? -ne 0 ] && [ -n "$(echo "$out" | grep 'nothing.json')" ]
+ok $? "a missing config file is named"
+out=$("$r1lab" init --config tiny --out "$tmp/y" --seed abc 2>&1)
+[ $? -eq 2 ] && [ -n "$(echo "$out" | grep 'seed')" ]
+ok $? "a bad --seed is a usage error"
+echo "1..$n"

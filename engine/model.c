@@ -466,3 +466,30 @@ r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_e
     r1_st_writer_free(w);
     return s;
 }
+
+/* ------------------------------------------------------------------ cost */
+
+double r1_model_flops_per_token(const r1_model *m, int T)
+{
+    const r1_config *c = &m->cfg;
+    double C = c->hidden_size, H = c->num_attention_heads, dq = m->dq, dv = c->v_head_dim;
+    double dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim, kvr = c->kv_lora_rank;
+    double qr = c->q_lora_rank, V = c->vocab_size;
+    double attn_w = (qr ? C * qr + qr * H * dq : C * H * dq) + C * (kvr + dr) +
+                    kvr * H * (dn + dv) + H * dv * C;
+    double attn_sc = H * (dq + dv) * (T + 1) / 2.0; /* causal: mean context (T+1)/2 */
+    double flops = 0;
+    for (int l = 0; l < m->Ltot; l++) {
+        double w = attn_w;
+        if (m->layers[l].moe)
+            w += C * c->n_routed_experts +
+                 3.0 * C * c->moe_intermediate_size * (c->num_experts_per_tok +
+                                                       c->n_shared_experts);
+        else
+            w += 3.0 * C * c->intermediate_size;
+        if (l >= m->L)
+            w += 2 * C * C + C * V; /* eh_proj and the shared head */
+        flops += 2 * w + 2 * attn_sc;
+    }
+    return flops + 2 * C * V; /* the main head */
+}

@@ -111,4 +111,8 @@ long r1_model_expert_load(const r1_model *m, int l, float *load);
  * load_e) over the load accumulated since the last call, then resets the counts. */
 void r1_model_balance_update(r1_model *m, float gamma);
 
+/* Forward FLOPs per token for sequences of T tokens (matrix products and attention, MTP
+ * included); a training step costs about three times this. */
+double r1_model_flops_per_token(const r1_model *m, int T);
+
 #endif

@@ -1,0 +1,32 @@
+#!/bin/sh
+# run.sh BUILDDIR SRCDIR — `make bench`: sgemm on this machine, then r1lab's training step
+# beside the PyTorch reference's (tests/bench/torch_train.py), one after the other in one run
+# so the ratios compare like with like.  Numbers only; nothing here can fail a build.
+b="$1"; s="$2"
+bt="$b/tests/bench/bench_train"
+py=/usr/bin/python3
+echo "== OpenBLAS sgemm (GFLOP/s)"
+$bt sgemm --threads 1
+$bt sgemm --threads 2
+echo
+echo "== training step: forward + backward (main + 0.3 MTP) + AdamW, 2 threads"
+printf '%-22s %12s %12s %10s %12s %8s\n' config "r1lab tok/s" "GFLOP/s" "step ms" "torch tok/s" ratio
+for cfg in "tiny 16 128" "small 8 256"; do
+    set -- $cfg
+    r=$($bt train --preset "$1" --batch "$2" --seq "$3" --steps 5 --threads 2)
+    if [ -x "$py" ]; then
+        t=$($py "$s/tests/bench/torch_train.py" --preset "$1" --batch "$2" --seq "$3" --steps 3 --threads 2 2>/dev/null)
+    else
+        t="torch: not available"
+    fi
+    rt=$(echo "$r" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    rg=$(echo "$r" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p')
+    rm=$(echo "$r" | sed -n 's/.*step_ms=\([0-9.]*\).*/\1/p')
+    tt=$(echo "$t" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    if [ -n "$tt" ]; then
+        ratio=$(awk -v a="$rt" -v b="$tt" 'BEGIN { printf "%.2fx", a / b }')
+    else
+        tt="n/a"; ratio="(no torch)"
+    fi
+    printf '%-22s %12s %12s %10s %12s %8s\n' "$1 ${2}x$3" "$rt" "$rg" "$rm" "$tt" "$ratio"
+done

@@ -161,6 +161,7 @@ struct r1_model {
     double denom_main;
     double denom_mtp[8];
     grad_scratch gs;
+    int no_load_count;         /* 1 while generating: expert loads count training only */
     char errmsg[R1_ERRLEN];
 };
 

@@ -101,10 +101,11 @@ void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
             a->slot_k[slot] = k;
             memcpy(a->xe + (size_t)slot * C, a->hn + (size_t)n * C, sizeof(float) * C);
         }
-    for (int e = 0; e < E; e++) {
-        w->load[e] += a->cnt[e];
+    if (!m->no_load_count) {
+        for (int e = 0; e < E; e++)
+            w->load[e] += a->cnt[e];
+        w->load_tokens += N;
     }
-    w->load_tokens += N;
 
     /* every expert over its rows: eo = down(silu(gate(x)) * up(x)) */
     for (int e = 0; e < E; e++) {

@@ -1,0 +1,426 @@
+/* decode.c — the MLA latent KV cache and one batched decoding step (r1_decoder, see
+ * r1_generate.h).
+ *
+ * Per layer, row and position the cache holds the normalised c_kv [kvr] and the roped k_pe
+ * [dr].  Attention never rebuilds keys or values: with W_UK_h, W_UV_h the key and value
+ * blocks of kv_b_proj for head h,
+ *     score_h(j) = (q_nope_h W_UK_h) · c_kv(j) + q_pe_h · k_pe(j)
+ *     out_h      = W_UV_h (Σ_j p_h(j) c_kv(j))
+ * which equals the full computation exactly in real arithmetic.  The workspace grows to the
+ * largest step seen; everything is freed by r1_decoder_free. */
+#include <config.h>
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+#include "r1_generate.h"
+#include "r1_kernels.h"
+
+struct r1_decoder {
+    r1_model *m;
+    int rows, max_len;
+    int *len, *mlen;      /* [rows] cached positions: main model, MTP module */
+    float **ckv, **kpe;   /* [Ltot] -> [rows, max_len, kvr] and [rows, max_len, dr] */
+    int cap;              /* tokens one step can hold */
+    void **ws;            /* workspace allocations */
+    int nws;
+    float *x, *xn, *rstd, *qa, *qan, *q, *kva, *cn, *qlat, *olat, *ao, *hn, *f;
+    float *g, *u, *a;     /* dense SwiGLU [cap, I] */
+    float *hf, *cat, *en, *pn, *sc;
+    int *pos;             /* [cap] */
+    layer_act moe;        /* MoE buffers for cap tokens */
+    int32_t **route_e;    /* [Ltot] -> [cap, K] */
+    float **route_w;
+    int last_n;           /* tokens of the last main step */
+};
+
+static void free_ws(r1_decoder *d)
+{
+    for (int i = 0; i < d->nws; i++)
+        free(d->ws[i]);
+    free(d->ws);
+    d->ws = NULL;
+    d->nws = 0;
+    d->cap = 0;
+}
+
+static void *wtake(r1_decoder *d, size_t bytes, int *okp)
+{
+    void *p = calloc(1, bytes ? bytes : 1);
+    void **nw = realloc(d->ws, sizeof(void *) * (d->nws + 1));
+    if (!p || !nw) {
+        free(p);
+        if (nw)
+            d->ws = nw;
+        *okp = 0;
+        return NULL;
+    }
+    d->ws = nw;
+    d->ws[d->nws++] = p;
+    return p;
+}
+
+/* Makes the workspace hold N tokens.  Returns 0 when out of memory. */
+static int ensure_cap(r1_decoder *d, int N)
+{
+    if (N <= d->cap)
+        return 1;
+    free_ws(d);
+    r1_model *m = d->m;
+    const r1_config *c = &m->cfg;
+    int C = c->hidden_size, H = c->num_attention_heads, kvr = c->kv_lora_rank;
+    int dr = c->qk_rope_head_dim, dv = c->v_head_dim, qr = c->q_lora_rank;
+    int Id = c->intermediate_size;
+    int ok = 1;
+    size_t n = (size_t)N;
+#define WF(cnt) ((float *)wtake(d, sizeof(float) * (size_t)(cnt), &ok))
+#define WI(cnt) ((int32_t *)wtake(d, sizeof(int32_t) * (size_t)(cnt), &ok))
+    d->x = WF(n * C), d->xn = WF(n * C), d->rstd = WF(n);
+    d->qa = WF(n * (qr ? qr : 1)), d->qan = WF(n * (qr ? qr : 1));
+    d->q = WF(n * H * m->dq), d->kva = WF(n * (kvr + dr)), d->cn = WF(n * kvr);
+    d->qlat = WF(n * H * kvr), d->olat = WF(n * H * kvr), d->ao = WF(n * H * dv);
+    d->hn = WF(n * C), d->f = WF(n * C);
+    d->g = WF(n * Id), d->u = WF(n * Id), d->a = WF(n * Id);
+    d->hf = WF(n * C), d->cat = WF(n * 2 * C), d->en = WF(n * C), d->pn = WF(n * C);
+    d->sc = WF((size_t)H * d->max_len);
+    d->pos = (int *)WI(n);
+    if (c->n_routed_experts > 0) {
+        int E = c->n_routed_experts, K = c->num_experts_per_tok, Ie = c->moe_intermediate_size;
+        layer_act *a = &d->moe;
+        memset(a, 0, sizeof *a);
+        a->s = WF(n * E), a->sel = WI(n * K), a->wts = WF(n * K);
+        a->cnt = WI(E), a->off = WI(E + 1), a->slot_tok = WI(n * K), a->slot_k = WI(n * K);
+        a->xe = WF(n * K * C), a->eo = WF(n * K * C);
+        a->eg = WF(n * K * Ie), a->eu = WF(n * K * Ie), a->ea = WF(n * K * Ie);
+        if (m->Is)
+            a->sgo = WF(n * m->Is), a->suo = WF(n * m->Is), a->sa = WF(n * m->Is);
+        for (int l = 0; l < m->Ltot; l++)
+            if (m->layers[l].moe) {
+                d->route_e[l] = WI(n * K);
+                d->route_w[l] = WF(n * K);
+            }
+    }
+#undef WF
+#undef WI
+    if (!ok) {
+        free_ws(d);
+        return 0;
+    }
+    d->cap = N;
+    return 1;
+}
+
+r1_status r1_decoder_new(r1_decoder **out, r1_model *m, int rows, int max_len, r1_error *err)
+{
+    *out = NULL;
+    const r1_config *c = &m->cfg;
+    if (rows < 1 || max_len < 1)
+        return r1_error_set(err, R1_EINVAL, "decoder: %d rows of %d tokens; both must be >= 1",
+                            rows, max_len);
+    if (max_len > c->max_position_embeddings)
+        return r1_error_set(err, R1_EINVAL,
+                            "decoder: %d tokens per row exceed max_position_embeddings (%d)",
+                            max_len, c->max_position_embeddings);
+    r1_decoder *d = calloc(1, sizeof *d);
+    if (!d)
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    d->m = m;
+    d->rows = rows;
+    d->max_len = max_len;
+    d->len = calloc(rows, sizeof(int));
+    d->mlen = calloc(rows, sizeof(int));
+    d->ckv = calloc(m->Ltot, sizeof(float *));
+    d->kpe = calloc(m->Ltot, sizeof(float *));
+    d->route_e = calloc(m->Ltot, sizeof(int32_t *));
+    d->route_w = calloc(m->Ltot, sizeof(float *));
+    int okall = d->len && d->mlen && d->ckv && d->kpe && d->route_e && d->route_w;
+    size_t per = (size_t)rows * max_len;
+    int Lc = m->Ltot > m->L ? m->L + 1 : m->L; /* the MTP module: depth 1 only */
+    for (int l = 0; okall && l < Lc; l++) {
+        d->ckv[l] = malloc(sizeof(float) * per * c->kv_lora_rank);
+        d->kpe[l] = malloc(sizeof(float) * per * c->qk_rope_head_dim);
+        okall = d->ckv[l] && d->kpe[l];
+    }
+    if (!okall || !ensure_cap(d, rows)) {
+        r1_decoder_free(d);
+        return r1_error_set(err, R1_ENOMEM, "decoder: out of memory for %d rows x %d tokens",
+                            rows, max_len);
+    }
+    *out = d;
+    return R1_OK;
+}
+
+void r1_decoder_free(r1_decoder *d)
+{
+    if (!d)
+        return;
+    free_ws(d);
+    for (int l = 0; d->ckv && l < d->m->Ltot; l++) {
+        free(d->ckv[l]);
+        free(d->kpe[l]);
+    }
+    free(d->ckv);
+    free(d->kpe);
+    free(d->route_e);
+    free(d->route_w);
+    free(d->len);
+    free(d->mlen);
+    free(d);
+}
+
+/* One decoder layer over N = R·n new tokens, in place on d->x.  base[r] is row rows[r]'s
+ * cache length before these tokens; the new entries are written at base[r] + i. */
+static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, const int *base)
+{
+    r1_model *m = d->m;
+    const r1_config *c = &m->cfg;
+    const layer_w *w = &m->layers[l];
+    int N = R * n, C = c->hidden_size, H = c->num_attention_heads, dq = m->dq;
+    int dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim, dv = c->v_head_dim;
+    int kvr = c->kv_lora_rank, qr = c->q_lora_rank;
+    float eps = c->rms_norm_eps;
+
+    r1_rmsnorm_fwd(d->xn, d->rstd, d->x, w->attn_norm, N, C, eps);
+    if (qr) {
+        r1_matmul_fwd(d->qa, d->xn, w->q_a, N, C, qr, 0);
+        r1_rmsnorm_fwd(d->qan, d->rstd, d->qa, w->q_a_norm, N, qr, eps);
+        r1_matmul_fwd(d->q, d->qan, w->q_b, N, qr, H * dq, 0);
+    } else {
+        r1_matmul_fwd(d->q, d->xn, w->q_proj, N, C, H * dq, 0);
+    }
+    r1_matmul_fwd(d->kva, d->xn, w->kv_a, N, C, kvr + dr, 0);
+    for (int t = 0; t < N; t++)
+        d->pos[t] = base[t / n] + t % n;
+    r1_rope(d->q + dn, N, H, H * dq, dq, dr, d->pos, m->rope_cos, m->rope_sin, 0);
+    r1_rope(d->kva + kvr, N, 1, kvr + dr, 0, dr, d->pos, m->rope_cos, m->rope_sin, 0);
+    /* the cache: normalised c_kv and the roped k_pe */
+    for (int t = 0; t < N; t++)
+        memcpy(d->cn + (size_t)t * kvr, d->kva + (size_t)t * (kvr + dr), sizeof(float) * kvr);
+    r1_rmsnorm_fwd(d->cn, d->rstd, d->cn, w->kv_a_norm, N, kvr, eps);
+    for (int t = 0; t < N; t++) {
+        size_t at = (size_t)rows[t / n] * d->max_len + d->pos[t];
+        memcpy(d->ckv[l] + at * kvr, d->cn + (size_t)t * kvr, sizeof(float) * kvr);
+        memcpy(d->kpe[l] + at * dr, d->kva + (size_t)t * (kvr + dr) + kvr, sizeof(float) * dr);
+    }
+    /* absorb W_UK into the query: qlat_h = q_nope_h · W_UK_h  ([N, dn] x [dn, kvr]) */
+    for (int h = 0; h < H; h++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, kvr, dn, 1, d->q + h * dq,
+                    H * dq, w->kv_b + (size_t)h * (dn + dv) * kvr, kvr, 0, d->qlat + h * kvr,
+                    H * kvr);
+    float scale = 1.0f / sqrtf((float)dq); /* DESIGN: (nope + rope)^-0.5 */
+    for (int t = 0; t < N; t++) {
+        int len = d->pos[t] + 1;
+        size_t row0 = (size_t)rows[t / n] * d->max_len;
+        const float *Cr = d->ckv[l] + row0 * kvr, *Kr = d->kpe[l] + row0 * dr;
+        /* S[H, len] = scale (Qlat C^T + Qpe K^T) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H, len, kvr, scale,
+                    d->qlat + (size_t)t * H * kvr, kvr, Cr, kvr, 0, d->sc, len);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H, len, dr, scale,
+                    d->q + (size_t)t * H * dq + dn, dq, Kr, dr, 1, d->sc, len);
+        for (int h = 0; h < H; h++) {
+            float *s = d->sc + (size_t)h * len, mx = s[0];
+            for (int j = 1; j < len; j++)
+                mx = s[j] > mx ? s[j] : mx;
+            double sum = 0;
+            for (int j = 0; j < len; j++) {
+                s[j] = expf(s[j] - mx);
+                sum += s[j];
+            }
+            float inv = (float)(1.0 / sum);
+            for (int j = 0; j < len; j++)
+                s[j] *= inv;
+        }
+        /* Olat[H, kvr] = P C */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, H, kvr, len, 1, d->sc, len, Cr,
+                    kvr, 0, d->olat + (size_t)t * H * kvr, kvr);
+    }
+    /* absorb W_UV into the output: out_h = olat_h · W_UV_h^T  ([N, kvr] x [kvr, dv]) */
+    for (int h = 0; h < H; h++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, dv, kvr, 1, d->olat + h * kvr,
+                    H * kvr, w->kv_b + ((size_t)h * (dn + dv) + dn) * kvr, kvr, 0,
+                    d->ao + h * dv, H * dv);
+    r1_matmul_fwd(d->x, d->ao, w->o_proj, N, H * dv, C, 1);
+
+    r1_rmsnorm_fwd(d->hn, d->rstd, d->x, w->ffn_norm, N, C, eps);
+    if (w->moe) {
+        layer_act *a = &d->moe;
+        a->N = N, a->B = 1, a->T = N;
+        a->hn = d->hn;
+        m->no_load_count = 1;
+        r1__moe_forward(m, l, a, d->f);
+        m->no_load_count = 0;
+        int K = c->num_experts_per_tok;
+        memcpy(d->route_e[l], a->sel, sizeof(int32_t) * N * K);
+        memcpy(d->route_w[l], a->wts, sizeof(float) * N * K);
+    } else {
+        int Id = c->intermediate_size; /* not I: <complex.h> (through cblas.h) owns that name */
+        r1_matmul_fwd(d->g, d->hn, w->gate, N, C, Id, 0);
+        r1_matmul_fwd(d->u, d->hn, w->up, N, C, Id, 0);
+        r1_swiglu_fwd(d->a, d->g, d->u, N * Id);
+        r1_matmul_fwd(d->f, d->a, w->down, N, Id, C, 0);
+    }
+    for (size_t i = 0; i < (size_t)N * C; i++)
+        d->x[i] += d->f[i];
+}
+
+/* Checks rows[R] (distinct, in range) and room for n more tokens in cache `len`. */
+static r1_status check_rows(const r1_decoder *d, const int *rows, int R, int n, const int *len,
+                            r1_error *err)
+{
+    if (R < 1 || n < 1)
+        return r1_error_set(err, R1_EINVAL, "decoder: %d rows x %d tokens; both must be >= 1",
+                            R, n);
+    for (int r = 0; r < R; r++) {
+        if (rows[r] < 0 || rows[r] >= d->rows)
+            return r1_error_set(err, R1_EINVAL, "decoder: row %d outside 0..%d", rows[r],
+                                d->rows - 1);
+        for (int s = 0; s < r; s++)
+            if (rows[s] == rows[r])
+                return r1_error_set(err, R1_EINVAL, "decoder: row %d given twice", rows[r]);
+        if (len[rows[r]] + n > d->max_len)
+            return r1_error_set(err, R1_EINVAL,
+                                "decoder: row %d would reach %d tokens; the decoder holds %d "
+                                "(max_position_embeddings %d)",
+                                rows[r], len[rows[r]] + n, d->max_len,
+                                d->m->cfg.max_position_embeddings);
+    }
+    return R1_OK;
+}
+
+static r1_status check_tokens(const r1_decoder *d, const int32_t *tok, int N, r1_error *err)
+{
+    int V = d->m->cfg.vocab_size;
+    for (int t = 0; t < N; t++)
+        if (tok[t] < 0 || tok[t] >= V)
+            return r1_error_set(err, R1_EINVAL, "decoder: token %d is %d; expected 0..%d", t,
+                                (int)tok[t], V - 1);
+    return R1_OK;
+}
+
+r1_status r1_decoder_step(r1_decoder *d, const int *rows, int R, const int32_t *tok, int n,
+                          float *logits, r1_error *err)
+{
+    r1_model *m = d->m;
+    const r1_config *c = &m->cfg;
+    r1_status s = check_rows(d, rows, R, n, d->len, err);
+    if (s == R1_OK)
+        s = check_tokens(d, tok, R * n, err);
+    if (s != R1_OK)
+        return s;
+    int N = R * n, C = c->hidden_size;
+    if (!ensure_cap(d, N))
+        return r1_error_set(err, R1_ENOMEM, "decoder: out of memory for a %d-token step", N);
+    for (int t = 0; t < N; t++)
+        memcpy(d->x + (size_t)t * C, m->embed + (size_t)tok[t] * C, sizeof(float) * C);
+    int base[R];
+    for (int r = 0; r < R; r++)
+        base[r] = d->len[rows[r]];
+    for (int l = 0; l < m->L; l++)
+        layer_step(d, l, rows, R, n, base);
+    r1_rmsnorm_fwd(d->hf, d->rstd, d->x, m->final_norm, N, C, c->rms_norm_eps);
+    if (logits)
+        r1_matmul_fwd(logits, d->hf, m->head, N, C, c->vocab_size, 0);
+    for (int r = 0; r < R; r++)
+        d->len[rows[r]] += n;
+    d->last_n = N;
+    return R1_OK;
+}
+
+r1_status r1_decoder_mtp_step(r1_decoder *d, const int *rows, int R, const float *h,
+                              const int32_t *tok, int n, float *logits, r1_error *err)
+{
+    r1_model *m = d->m;
+    const r1_config *c = &m->cfg;
+    if (m->D < 1)
+        return r1_error_set(err, R1_EUNSUPPORTED,
+                            "this checkpoint has no MTP module (num_nextn_predict_layers is 0)");
+    r1_status s = check_rows(d, rows, R, n, d->mlen, err);
+    if (s == R1_OK)
+        s = check_tokens(d, tok, R * n, err);
+    if (s != R1_OK)
+        return s;
+    int N = R * n, C = c->hidden_size, l = m->L;
+    if (!ensure_cap(d, N))
+        return r1_error_set(err, R1_ENOMEM, "decoder: out of memory for a %d-token step", N);
+    const layer_w *w = &m->layers[l];
+    float eps = c->rms_norm_eps;
+    /* the MTP layer overwrites the routing buffers of its own layer index only */
+    for (int t = 0; t < N; t++)
+        memcpy(d->x + (size_t)t * C, m->embed + (size_t)tok[t] * C, sizeof(float) * C);
+    r1_rmsnorm_fwd(d->en, d->rstd, d->x, w->enorm, N, C, eps);
+    r1_rmsnorm_fwd(d->pn, d->rstd, h, w->hnorm, N, C, eps);
+    for (int t = 0; t < N; t++) { /* DESIGN: [enorm(embedding) | hnorm(hidden)] */
+        memcpy(d->cat + (size_t)t * 2 * C, d->en + (size_t)t * C, sizeof(float) * C);
+        memcpy(d->cat + (size_t)t * 2 * C + C, d->pn + (size_t)t * C, sizeof(float) * C);
+    }
+    r1_matmul_fwd(d->x, d->cat, w->eh_proj, N, 2 * C, C, 0);
+    int base[R];
+    memset(base, 0, sizeof base); /* (R >= 1 here; keeps -Wmaybe-uninitialized quiet) */
+    for (int r = 0; r < R; r++)
+        base[r] = d->mlen[rows[r]];
+    layer_step(d, l, rows, R, n, base);
+    r1_rmsnorm_fwd(d->en, d->rstd, d->x, w->head_norm, N, C, eps);
+    if (logits)
+        r1_matmul_fwd(logits, d->en, m->head, N, C, c->vocab_size, 0);
+    for (int r = 0; r < R; r++)
+        d->mlen[rows[r]] += n;
+    return R1_OK;
+}
+
+const float *r1_decoder_hidden(const r1_decoder *d) { return d->hf; }
+
+int r1_decoder_routing(const r1_decoder *d, int l, int i, const int32_t **experts,
+                       const float **weights)
+{
+    const r1_model *m = d->m;
+    if (l < 0 || l >= m->Ltot || !m->layers[l].moe || !d->route_e[l] || i < 0 || i >= d->cap)
+        return -1;
+    int K = m->cfg.num_experts_per_tok;
+    if (experts)
+        *experts = d->route_e[l] + (size_t)i * K;
+    if (weights)
+        *weights = d->route_w[l] + (size_t)i * K;
+    return K;
+}
+
+int r1_decoder_len(const r1_decoder *d, int row) { return d->len[row]; }
+int r1_decoder_mtp_len(const r1_decoder *d, int row) { return d->mlen[row]; }
+
+void r1_decoder_truncate(r1_decoder *d, int row, int len, int mtp_len)
+{
+    if (len >= 0 && len < d->len[row])
+        d->len[row] = len;
+    if (mtp_len >= 0 && mtp_len < d->mlen[row])
+        d->mlen[row] = mtp_len;
+}
+
+void r1_decoder_copy_row(r1_decoder *d, int dst, int src)
+{
+    const r1_config *c = &d->m->cfg;
+    int Lc = d->m->Ltot > d->m->L ? d->m->L + 1 : d->m->L;
+    size_t n = (size_t)(d->len[src] > d->mlen[src] ? d->len[src] : d->mlen[src]);
+    for (int l = 0; l < Lc; l++) {
+        size_t kv = c->kv_lora_rank, dr = c->qk_rope_head_dim;
+        memcpy(d->ckv[l] + (size_t)dst * d->max_len * kv, d->ckv[l] + (size_t)src * d->max_len * kv,
+               sizeof(float) * n * kv);
+        memcpy(d->kpe[l] + (size_t)dst * d->max_len * dr, d->kpe[l] + (size_t)src * d->max_len * dr,
+               sizeof(float) * n * dr);
+    }
+    d->len[dst] = d->len[src];
+    d->mlen[dst] = d->mlen[src];
+}
+
+size_t r1_cache_bytes_per_token(const r1_config *c)
+{
+    return sizeof(float) * (size_t)c->num_hidden_layers * (c->kv_lora_rank + c->qk_rope_head_dim);
+}
+
+size_t r1_mha_cache_bytes_per_token(const r1_config *c)
+{
+    size_t H = c->num_attention_heads;
+    return sizeof(float) * (size_t)c->num_hidden_layers *
+           (H * (c->qk_nope_head_dim + c->qk_rope_head_dim) + H * c->v_head_dim);
+}

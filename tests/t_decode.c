@@ -1,0 +1,165 @@
+/* t_decode.c — the MLA latent cache: decoding token by token (and in 2- and 3-token steps,
+ * several rows at once) gives the full forward pass's logits at every position, for the MoE,
+ * q_lora_rank = null and dense fixtures and for random tiny and small models; the MTP step
+ * gives the full pass's MTP logits; bad input is refused. */
+#include <config.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "r1_generate.h"
+#include "r1_rng.h"
+#include "tap.h"
+
+static double max_rel(const float *a, const float *b, size_t n)
+{
+    double mx = 0, sc = 1;
+    for (size_t i = 0; i < n; i++) {
+        mx = fmax(mx, fabs((double)a[i] - b[i]));
+        sc = fmax(sc, fabs(b[i]));
+    }
+    return mx / sc;
+}
+
+/* Two rows (lengths T and T-3) decoded together in uneven steps vs the full forward. */
+static void check_model(r1_model *m, const char *what, int T)
+{
+    const r1_config *c = r1_model_config(m);
+    int V = c->vocab_size, C = c->hidden_size;
+    r1_rng r;
+    r1_rng_seed(&r, 99);
+    int32_t tok[2][64];
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < T; t++)
+            tok[b][t] = (int32_t)r1_rng_below(&r, V);
+    int lens[2] = {T, T - 3};
+    float *full[2], *mtp_full[2] = {NULL, NULL};
+    for (int b = 0; b < 2; b++) {
+        r1_model_forward(m, tok[b], 1, lens[b], NULL, NULL, NULL);
+        full[b] = malloc(sizeof(float) * lens[b] * V);
+        memcpy(full[b], r1_model_logits(m), sizeof(float) * lens[b] * V);
+        if (r1_model_mtp_logits(m, 1)) {
+            mtp_full[b] = malloc(sizeof(float) * (lens[b] - 1) * V);
+            memcpy(mtp_full[b], r1_model_mtp_logits(m, 1), sizeof(float) * (lens[b] - 1) * V);
+        }
+    }
+    r1_decoder *d;
+    r1_error err = {0};
+    ok(r1_decoder_new(&d, m, 2, T, &err) == R1_OK, "%s: decoder", what);
+    float *got[2], *hid[2];
+    for (int b = 0; b < 2; b++) {
+        got[b] = calloc((size_t)lens[b] * V, sizeof(float));
+        hid[b] = calloc((size_t)lens[b] * C, sizeof(float));
+    }
+    /* prefill 3 tokens of row 0 and 2 of row 1 separately, then steps of 1 and 2 together */
+    float *lg = malloc(sizeof(float) * 8 * V);
+    int row0 = 0, row1 = 1, both[2] = {0, 1};
+    r1_decoder_step(d, &row0, 1, tok[0], 3, got[0], &err);
+    memcpy(hid[0], r1_decoder_hidden(d), sizeof(float) * 3 * C);
+    r1_decoder_step(d, &row1, 1, tok[1], 2, got[1], &err);
+    memcpy(hid[1], r1_decoder_hidden(d), sizeof(float) * 2 * C);
+    int p[2] = {3, 2}, status = 1;
+    while (p[1] < lens[1]) {
+        int n = (p[1] % 2 == 0 && p[1] + 2 <= lens[1]) ? 2 : 1;
+        int32_t in[4];
+        for (int b = 0; b < 2; b++)
+            for (int i = 0; i < n; i++)
+                in[b * n + i] = tok[b][p[b] + i];
+        status &= r1_decoder_step(d, both, 2, in, n, lg, &err) == R1_OK;
+        for (int b = 0; b < 2; b++) {
+            memcpy(got[b] + (size_t)p[b] * V, lg + (size_t)b * n * V, sizeof(float) * n * V);
+            memcpy(hid[b] + (size_t)p[b] * C, r1_decoder_hidden(d) + (size_t)b * n * C,
+                   sizeof(float) * n * C);
+            p[b] += n;
+        }
+    }
+    while (p[0] < lens[0]) {
+        status &= r1_decoder_step(d, &row0, 1, &tok[0][p[0]], 1, got[0] + (size_t)p[0] * V,
+                                  &err) == R1_OK;
+        memcpy(hid[0] + (size_t)p[0] * C, r1_decoder_hidden(d), sizeof(float) * C);
+        p[0]++;
+    }
+    ok(status, "%s: every step ran", what);
+    double e0 = max_rel(got[0], full[0], (size_t)lens[0] * V);
+    double e1 = max_rel(got[1], full[1], (size_t)lens[1] * V);
+    ok(e0 < 1e-4 && e1 < 1e-4,
+       "%s: cached decode = full forward at all %d + %d positions (max rel err %.1e, %.1e)", what,
+       lens[0], lens[1], e0, e1);
+    is_int(r1_decoder_len(d, 0), T, "%s: the cache holds every token", what);
+    if (mtp_full[0]) {
+        /* MTP position i reads (hidden_i, t[i+1]): feed row 0 in one step of T-1 pairs */
+        float *ml = malloc(sizeof(float) * (T - 1) * V);
+        r1_decoder_mtp_step(d, &row0, 1, hid[0], tok[0] + 1, T - 1, ml, &err);
+        double em = max_rel(ml, mtp_full[0], (size_t)(T - 1) * V);
+        ok(em < 1e-4, "%s: the MTP step = the full pass's MTP logits (max rel err %.1e)", what,
+           em);
+        free(ml);
+    }
+    for (int b = 0; b < 2; b++) {
+        free(full[b]), free(mtp_full[b]), free(got[b]), free(hid[b]);
+    }
+    free(lg);
+    r1_decoder_free(d);
+}
+
+int main(void)
+{
+    char dir[4096];
+    const char *src = getenv("top_srcdir");
+    const char *fx[] = {"tiny_moe", "tiny_variant", "tiny_dense"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(dir, sizeof dir, "%s/tests/data/%s", src ? src : ".", fx[i]);
+        r1_model *m;
+        if (r1_model_load(&m, dir, NULL) != R1_OK) {
+            ok(0, "load %s", fx[i]);
+            continue;
+        }
+        check_model(m, fx[i], 20);
+        r1_model_free(m);
+    }
+    const char *presets[] = {"tiny", "small"};
+    for (int i = 0; i < 2; i++) {
+        r1_config c;
+        r1_config_preset(&c, presets[i], NULL);
+        c.initializer_range = 0.1f; /* sharper attention and routing than the default init */
+        r1_model *m;
+        r1_model_new(&m, &c, NULL);
+        r1_model_init(m, 5 + i);
+        check_model(m, presets[i], 24);
+        r1_model_free(m);
+    }
+
+    /* cache sizes: MLA's latent cache against full multi-head keys and values */
+    r1_config c;
+    r1_config_preset(&c, "tiny", NULL);
+    is_int(r1_cache_bytes_per_token(&c), 6 * (64 + 16) * 4, "tiny: latent cache bytes/token");
+    is_int(r1_mha_cache_bytes_per_token(&c), 6 * 6 * (48 + 32) * 4, "tiny: MHA bytes/token");
+    diag("cache bytes per token, tiny: MLA %zu vs MHA %zu (%.1fx smaller)",
+         r1_cache_bytes_per_token(&c), r1_mha_cache_bytes_per_token(&c),
+         (double)r1_mha_cache_bytes_per_token(&c) / r1_cache_bytes_per_token(&c));
+
+    /* bad input */
+    r1_model *m;
+    snprintf(dir, sizeof dir, "%s/tests/data/tiny_dense", src ? src : ".");
+    r1_model_load(&m, dir, NULL);
+    r1_decoder *d;
+    r1_error err = {0};
+    is_int(r1_decoder_new(&d, m, 1, 65, &err), R1_EINVAL, "a decoder past max positions");
+    like(err.msg, "max_position_embeddings (64)", "names the limit");
+    r1_decoder_new(&d, m, 1, 8, &err);
+    int row = 0;
+    int32_t bad = 40, five[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    is_int(r1_decoder_step(d, &row, 1, &bad, 1, NULL, &err), R1_EINVAL, "a token out of range");
+    like(err.msg, "token 0 is 40", "names it");
+    is_int(r1_decoder_step(d, &row, 1, five, 9, NULL, &err), R1_EINVAL, "past the cache");
+    like(err.msg, "row 0 would reach 9 tokens", "names the row");
+    float h[32] = {0};
+    is_int(r1_decoder_mtp_step(d, &row, 1, h, five, 1, NULL, &err), R1_EUNSUPPORTED,
+           "MTP on a checkpoint without it");
+    like(err.msg, "no MTP module", "says so");
+    r1_decoder_free(d);
+    r1_model_free(m);
+    return done_testing();
+}

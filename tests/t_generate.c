@@ -1,0 +1,298 @@
+/* t_generate.c — r1_generate: batched rows equal rows alone, seeded sampling repeats, top-k and
+ * top-p never emit an excluded token, the model log-probs equal the full forward's, stop
+ * conditions, the streamed events, speculative decoding (greedy identical; sampled with the
+ * same token distribution, by a chi-square test), and bad input. */
+#include <config.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "r1_generate.h"
+#include "r1_rng.h"
+#include "tap.h"
+
+static r1_model *random_tiny(uint64_t seed, float std)
+{
+    r1_config c;
+    r1_config_preset(&c, "tiny", NULL);
+    c.num_hidden_layers = 3;
+    c.initializer_range = std;
+    r1_model *m;
+    r1_model_new(&m, &c, NULL);
+    r1_model_init(m, seed);
+    return m;
+}
+
+static r1_gen_result *gen1(r1_model *m, const int32_t *p, int n, const r1_gen_cfg *c)
+{
+    r1_gen_result *res = NULL;
+    r1_generate(m, &p, &n, 1, c, NULL, NULL, &res, NULL);
+    return res;
+}
+
+static int same_tokens(const r1_gen_row *a, const r1_gen_row *b)
+{
+    return a->n == b->n && !memcmp(a->tokens, b->tokens, sizeof(int32_t) * a->n);
+}
+
+typedef struct {
+    int events, bad_order, stop_after;
+    float lp_sum;
+} evlog;
+
+static int on_token(const r1_token_event *ev, void *user)
+{
+    evlog *l = user;
+    if (ev->index != l->events)
+        l->bad_order++;
+    l->events++;
+    l->lp_sum += ev->logprob_model;
+    return l->stop_after && l->events >= l->stop_after;
+}
+
+/* Ranks of each generated token under the full forward: checks filters and model log-probs. */
+static void check_filters(r1_model *m)
+{
+    int32_t prompt[4] = {10, 11, 12, 13};
+    int V = r1_model_config(m)->vocab_size;
+    r1_gen_cfg c = r1_gen_defaults();
+    c.temperature = 1.5f, c.max_tokens = 40;
+    int worst_k = 0, k_ok = 1, p_ok = 1, lp_ok = 1;
+    for (int trial = 0; trial < 2; trial++) {
+        c.top_k = trial == 0 ? 3 : 0;
+        c.top_p = trial == 0 ? 1 : 0.5f;
+        c.seed = 42 + trial;
+        r1_gen_result *res = gen1(m, prompt, 4, &c);
+        r1_gen_row *o = &res->row[0];
+        int T = 4 + o->n;
+        int32_t *seq = malloc(sizeof(int32_t) * T);
+        memcpy(seq, prompt, sizeof prompt);
+        memcpy(seq + 4, o->tokens, sizeof(int32_t) * o->n);
+        r1_model_forward(m, seq, 1, T, NULL, NULL, NULL);
+        const float *lg = r1_model_logits(m);
+        for (int i = 0; i < o->n; i++) {
+            const float *z = lg + (size_t)(3 + i) * V;
+            int t = o->tokens[i], rank = 0;
+            double mx = z[0], sum = 0, above = 0;
+            for (int v = 1; v < V; v++)
+                mx = fmax(mx, z[v]);
+            for (int v = 0; v < V; v++)
+                sum += exp((z[v] - mx) / c.temperature);
+            for (int v = 0; v < V; v++)
+                if (z[v] > z[t]) {
+                    rank++;
+                    above += exp((z[v] - mx) / c.temperature) / sum;
+                }
+            if (trial == 0) {
+                k_ok &= rank < 3;
+                worst_k = rank > worst_k ? rank : worst_k;
+            } else {
+                p_ok &= above < 0.5; /* the mass before t is below top_p */
+            }
+            double s1 = 0; /* the plain model: temperature 1, no filter */
+            for (int v = 0; v < V; v++)
+                s1 += exp(z[v] - mx);
+            double lsm = z[t] - mx - log(s1);
+            lp_ok &= fabs(lsm - o->logprobs_model[i]) < 1e-4;
+        }
+        free(seq);
+        r1_gen_result_free(res);
+    }
+    ok(k_ok, "top-k 3 never emits a token outside the top 3 (worst rank %d)", worst_k);
+    ok(p_ok, "top-p 0.5 never emits a token outside the nucleus");
+    ok(lp_ok, "the model log-prob of every token equals the full forward's log-softmax");
+}
+
+/* Chi-square homogeneity of two histograms (cells pooled until both expectations >= 5). */
+static double chi2(const int *a, const int *b, int n, int *df)
+{
+    double na = 0, nb = 0;
+    for (int i = 0; i < n; i++)
+        na += a[i], nb += b[i];
+    double x2 = 0, ca = 0, cb = 0;
+    int cells = 0;
+    for (int i = 0; i < n; i++) {
+        ca += a[i], cb += b[i];
+        double tot = ca + cb;
+        if (tot * na / (na + nb) >= 5 && tot * nb / (na + nb) >= 5) {
+            double ea = tot * na / (na + nb), eb = tot * nb / (na + nb);
+            x2 += (ca - ea) * (ca - ea) / ea + (cb - eb) * (cb - eb) / eb;
+            cells++;
+            ca = cb = 0;
+        }
+    }
+    *df = cells - 1;
+    return x2;
+}
+
+int main(void)
+{
+    r1_set_threads(1);
+    r1_model *m = random_tiny(3, 0.2f);
+    r1_gen_cfg c = r1_gen_defaults();
+    c.max_tokens = 30;
+
+    /* batched rows = rows alone (greedy), rows with different prompt lengths */
+    int32_t p0[3] = {5, 6, 7}, p1[7] = {40, 41, 42, 43, 44, 45, 46}, p2[1] = {9};
+    const int32_t *ps[3] = {p0, p1, p2};
+    int lens[3] = {3, 7, 1};
+    r1_gen_result *all = NULL;
+    r1_error err = {0};
+    ok(r1_generate(m, ps, lens, 3, &c, NULL, NULL, &all, &err) == R1_OK, "batched generation");
+    int same = 1;
+    for (int r = 0; r < 3; r++) {
+        r1_gen_result *one = gen1(m, ps[r], lens[r], &c);
+        same &= same_tokens(&all->row[r], &one->row[0]);
+        r1_gen_result_free(one);
+    }
+    ok(same, "each batched row (prompts of 3, 7 and 1 tokens) equals the row alone");
+    is_int(all->row[0].n, 30, "greedy runs to max_tokens");
+    is_int(all->row[0].finish, R1_FINISH_LENGTH, "and says so");
+    r1_gen_result_free(all);
+
+    /* seeded sampling */
+    c.temperature = 1.0f, c.seed = 7;
+    r1_gen_result *a = gen1(m, p0, 3, &c), *b = gen1(m, p0, 3, &c);
+    c.seed = 8;
+    r1_gen_result *d = gen1(m, p0, 3, &c);
+    ok(same_tokens(&a->row[0], &b->row[0]), "the same seed gives the same text");
+    ok(!same_tokens(&a->row[0], &d->row[0]), "another seed gives another text");
+    r1_gen_result_free(a), r1_gen_result_free(b), r1_gen_result_free(d);
+    check_filters(m);
+
+    /* stops: a stop token, a stop sequence, the callback */
+    c = r1_gen_defaults();
+    c.max_tokens = 30;
+    r1_gen_result *g = gen1(m, p0, 3, &c);
+    int32_t stop_tok = g->row[0].tokens[4];
+    int at = 0;
+    while (g->row[0].tokens[at] != stop_tok)
+        at++;
+    c.stop_ids = &stop_tok, c.n_stop_ids = 1;
+    r1_gen_result *h = gen1(m, p0, 3, &c);
+    is_int(h->row[0].n, at + 1, "generation stops after the first stop token (kept)");
+    is_int(h->row[0].finish, R1_FINISH_STOP, "finish reason: stop");
+    const int32_t *seq = g->row[0].tokens + 2;
+    int sl = 3;
+    c.n_stop_ids = 0, c.stop_seqs = &seq, c.stop_lens = &sl, c.n_stop_seqs = 1;
+    r1_gen_result *h2 = gen1(m, p0, 3, &c);
+    ok(h2->row[0].n <= 5 && h2->row[0].n >= 3 &&
+           !memcmp(h2->row[0].tokens + h2->row[0].n - 3, seq, 12),
+       "a stop sequence ends generation right after it");
+    r1_gen_result_free(h), r1_gen_result_free(h2);
+    c = r1_gen_defaults();
+    c.max_tokens = 30;
+    evlog lg = {0, 0, 0, 0};
+    r1_gen_result *ev = NULL;
+    const int32_t *pp = p0;
+    int l3 = 3;
+    r1_generate(m, &pp, &l3, 1, &c, on_token, &lg, &ev, NULL);
+    is_int(lg.events, 30, "one event per generated token");
+    is_int(lg.bad_order, 0, "events come in order");
+    double lps = 0;
+    for (int i = 0; i < 30; i++)
+        lps += ev->row[0].logprobs_model[i];
+    is_float(lg.lp_sum, lps, 1e-4, "events carry the tokens' log-probs");
+    ok(ev->n_moe == 2 && ev->K == 4, "routing of the 2 MoE layers, top-4");
+    int rsorted = 1;
+    for (int i = 0; i < 30 * 2; i++)
+        for (int k = 1; k < 4; k++)
+            rsorted &= ev->row[0].experts[i * 4 + k] > ev->row[0].experts[i * 4 + k - 1];
+    ok(rsorted, "every token's experts are recorded, ascending");
+    r1_gen_result_free(ev);
+    lg = (evlog){0, 0, 5, 0};
+    is_int(r1_generate(m, &pp, &l3, 1, &c, on_token, &lg, &ev, &err), R1_ECANCELED,
+           "the callback cancels");
+    ok(ev && ev->row[0].finish == R1_FINISH_CANCEL && ev->row[0].n <= 6,
+       "and the tokens so far are kept");
+    r1_gen_result_free(ev);
+
+    /* speculative greedy = plain greedy */
+    int same_spec = 1;
+    long drafted = 0, accepted = 0;
+    for (int trial = 0; trial < 3; trial++) {
+        r1_gen_cfg cs = r1_gen_defaults();
+        cs.max_tokens = 40;
+        r1_gen_result *plain = NULL, *spec = NULL;
+        r1_generate(m, ps, lens, 3, &cs, NULL, NULL, &plain, NULL);
+        cs.speculative = 1;
+        r1_generate(m, ps, lens, 3, &cs, NULL, NULL, &spec, NULL);
+        for (int r = 0; r < 3; r++)
+            same_spec &= same_tokens(&plain->row[r], &spec->row[r]);
+        drafted += spec->drafted, accepted += spec->accepted;
+        r1_gen_result_free(plain), r1_gen_result_free(spec);
+    }
+    ok(same_spec, "speculative greedy output is identical to plain greedy");
+    diag("random model: %ld of %ld drafts accepted", accepted, drafted);
+
+    /* speculative sampling keeps the distribution: the 2nd and 3rd tokens of 2000 rows */
+    enum { ROWS = 500, REPS = 4 };
+    int V = r1_model_config(m)->vocab_size;
+    int *hp = calloc(2 * V, sizeof(int)), *hs = calloc(2 * V, sizeof(int));
+    const int32_t *rp[ROWS];
+    int rl[ROWS];
+    int32_t prompt[2] = {20, 21};
+    for (int i = 0; i < ROWS; i++)
+        rp[i] = prompt, rl[i] = 2;
+    long sd = 0, sa = 0;
+    for (int rep = 0; rep < REPS; rep++)
+        for (int spec = 0; spec <= 1; spec++) {
+            r1_gen_cfg cs = r1_gen_defaults();
+            cs.max_tokens = 3, cs.temperature = 1.0f, cs.seed = 1000 + rep, cs.speculative = spec;
+            r1_gen_result *res = NULL;
+            r1_generate(m, rp, rl, ROWS, &cs, NULL, NULL, &res, NULL);
+            for (int i = 0; i < ROWS; i++)
+                for (int j = 1; j < 3; j++)
+                    (spec ? hs : hp)[(j - 1) * V + res->row[i].tokens[j]]++;
+            if (spec)
+                sd += res->drafted, sa += res->accepted;
+            r1_gen_result_free(res);
+        }
+    for (int j = 0; j < 2; j++) {
+        int df;
+        double x2 = chi2(hp + j * V, hs + j * V, V, &df);
+        /* the 0.1% critical value of chi-square, Wilson-Hilferty approximation */
+        double z = 3.09, crit = df * pow(1 - 2.0 / (9 * df) + z * sqrt(2.0 / (9 * df)), 3);
+        ok(df > 5 && x2 < crit,
+           "speculative sampling: token %d has the plain sampler's distribution "
+           "(chi2 %.1f, df %d, 0.1%% critical %.1f)",
+           j + 2, x2, df, crit);
+    }
+    diag("sampling at temperature 1: %ld of %ld drafts accepted", sa, sd);
+    ok(sd > 0 && sa > 0 && sa < sd, "drafts were both accepted and rejected");
+    free(hp), free(hs);
+
+    /* bad input */
+    int zero = 0, one = 1, big = 2;
+    int32_t outside = 128;
+    r1_gen_result *res = NULL;
+    is_int(r1_generate(m, &pp, &zero, 1, NULL, NULL, NULL, &res, &err), R1_EINVAL,
+           "an empty prompt");
+    like(err.msg, "prompt 0 is empty", "says so");
+    const int32_t *po = &outside;
+    is_int(r1_generate(m, &po, &one, 1, NULL, NULL, NULL, &res, &err), R1_EINVAL,
+           "a token out of range");
+    like(err.msg, "token 0 of prompt 0 is 128", "names it");
+    r1_gen_cfg cl = r1_gen_defaults();
+    cl.max_tokens = 1023;
+    is_int(r1_generate(m, &pp, &big, 1, &cl, NULL, NULL, &res, &err), R1_EINVAL,
+           "max tokens past max_position_embeddings");
+    like(err.msg, "max_position_embeddings (1024)", "names the limit");
+    r1_model_free(m);
+    char dir[4096];
+    const char *src = getenv("top_srcdir");
+    snprintf(dir, sizeof dir, "%s/tests/data/tiny_dense", src ? src : ".");
+    r1_model_load(&m, dir, NULL);
+    cl = r1_gen_defaults();
+    cl.speculative = 1, cl.max_tokens = 4;
+    int32_t small_p = 3;
+    const int32_t *sp = &small_p;
+    is_int(r1_generate(m, &sp, &one, 1, &cl, NULL, NULL, &res, &err), R1_EUNSUPPORTED,
+           "speculation without an MTP module");
+    like(err.msg, "needs an MTP module", "says so");
+    ok(res == NULL, "failed calls return no result");
+    r1_model_free(m);
+    return done_testing();
+}

@@ -24,6 +24,10 @@ static void usage(FILE *f)
             "  r1lab forward --model DIR --tokens \"1 2 3;4 5 6\" --out OUT.safetensors\n"
             "                [--mtp-lambda X] [--grads GRADS.safetensors]\n"
             "                        logits, MTP logits, loss, routing (and gradients)\n"
+            "  r1lab generate --model DIR (--prompt TEXT | --tokens \"1 2 3\") [--max-tokens N]\n"
+            "                 [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S]\n"
+            "                 [--speculative] [--weights fp32|bf16] [--trace FILE.jsonl]\n"
+            "                        stream a completion with its routing\n"
             "  r1lab --version       print the version\n"
             "  r1lab --help          this text\n"
             "\n"
@@ -77,6 +81,8 @@ int main(int argc, char **argv)
         return cmd_init(argc - 2, argv + 2);
     if (!strcmp(cmd, "forward"))
         return cmd_forward(argc - 2, argv + 2);
+    if (!strcmp(cmd, "generate"))
+        return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "run"))
         return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "--plain"))

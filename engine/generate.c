@@ -87,8 +87,8 @@ static void record(gen *g, int r, int32_t tok, float lp, float lpm)
     g->st[r].seen[tok] = 1;
 }
 
-/* Fires the event of row r's token `index`, which step token `slot` just fed. */
-static void fed(gen *g, int r, int index, int slot, int drafted)
+/* Fires the event of row r's token `index` at position pos, which step token `slot` just fed. */
+static void fed(gen *g, int r, int index, int pos, int slot, int drafted)
 {
     r1_gen_result *res = g->res;
     r1_gen_row *o = &res->row[r];
@@ -104,7 +104,7 @@ static void fed(gen *g, int r, int index, int slot, int drafted)
         return;
     r1_token_event ev = {r,
                          index,
-                         r1_decoder_len(g->d, r) - 1 - (drafted < 0 ? 1 : 0),
+                         pos,
                          o->tokens[index],
                          o->logprobs[index],
                          o->logprobs_model[index],
@@ -302,8 +302,8 @@ static r1_status plain_round(gen *g, const int *rows, int R, int sample, float *
         int r = rows[i];
         row_state *st = &g->st[r];
         st->unfed = 0;
+        fed(g, r, g->res->row[r].n - 1, st->P, i, 0);
         st->P++;
-        fed(g, r, g->res->row[r].n - 1, i, 0);
         if (sample && st->active)
             sample_next(g, r, lg + (size_t)i * g->V);
     }
@@ -362,7 +362,7 @@ static r1_status spec_round(gen *g, const int *rows, int R, float *lg, float *ml
         const float *l0 = lg + (size_t)2 * i * V, *l1 = l0 + V;
         const float *h0 = r1_decoder_hidden(g->d) + (size_t)2 * i * C, *h1 = h0 + C;
         st->unfed = 0;
-        fed(g, r, g->res->row[r].n - 1, 2 * i, 0);
+        fed(g, r, g->res->row[r].n - 1, st->P, 2 * i, 0);
         /* 3. accept the draft d with probability min(1, p(d)/q(d)) */
         int d = st->draft;
         r1__sampling_dist(g->cfg, l0, st->seen, g->p, g->idx, V);
@@ -376,8 +376,8 @@ static r1_status spec_round(gen *g, const int *rows, int R, float *lg, float *ml
         if (accept) {
             g->res->accepted++;
             record(g, r, d, logf(g->p[d]), r1__log_softmax_at(l0, V, d));
+            fed(g, r, g->res->row[r].n - 1, st->P + 1, 2 * i + 1, 1);
             st->P += 2;
-            fed(g, r, g->res->row[r].n - 1, 2 * i + 1, 1);
             if (stops(g, r)) { /* d was fed: nothing left to flush */
                 st->active = 0;
                 continue;

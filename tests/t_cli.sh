@@ -51,4 +51,29 @@ ok $? "a missing config file is named"
 out=$("$r1lab" init --config tiny --out "$tmp/y" --seed abc 2>&1)
 [ $? -eq 2 ] && [ -n "$(echo "$out" | grep 'seed')" ]
 ok $? "a bad --seed is a usage error"
+# generate: streams ids, writes a JSONL trace with routing, refuses bad input
+out=$("$r1lab" generate --model "$data/tiny_moe" --tokens "1 2 3" --max-tokens 12 \
+    --trace "$tmp/t.jsonl" 2>/dev/null)
+ok $? "generate runs"
+[ "$(echo $out | wc -w)" -eq 12 ]
+ok $? "generate streams 12 tokens"
+[ "$(wc -l < "$tmp/t.jsonl")" -eq 12 ]
+ok $? "the trace has one line per token"
+ok $(has "$(head -1 "$tmp/t.jsonl")" '{"pos":3,"token":') "a trace line starts with pos and token"
+ok $(has "$(head -1 "$tmp/t.jsonl")" '"routing":[{"layer":1,"experts":[') "and carries the routing"
+out2=$("$r1lab" generate --model "$data/tiny_moe" --tokens "1 2 3" --max-tokens 12 --speculative 2>&1)
+ok $(has "$out2" "$out") "speculative greedy prints the same tokens"
+ok $(has "$out2" "MTP drafts accepted") "and reports the acceptance"
+out=$("$r1lab" generate --model "$data/tiny_dense" --tokens "1 2" --speculative 2>&1)
+[ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'needs an MTP module')" ]
+ok $? "speculation without MTP is refused"
+out=$("$r1lab" generate --model "$data/tiny_moe" --tokens "1 2" --max-tokens 63 2>&1)
+[ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'max_position_embeddings (64)')" ]
+ok $? "max tokens past max_position_embeddings is refused"
+out=$("$r1lab" generate --model "$data/tiny_moe" --tokens "" 2>&1)
+[ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'prompt 0 is empty')" ]
+ok $? "an empty prompt is refused"
+out=$("$r1lab" generate --model "$data/tiny_moe" --tokens "1" --top-p 2 2>&1)
+[ $? -eq 2 ] && [ -n "$(echo "$out" | grep 'top-p expects')" ]
+ok $? "a bad option value is a usage error"
 echo "1..$n"

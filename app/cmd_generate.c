@@ -1,0 +1,223 @@
+/* cmd_generate.c — `r1lab generate`: streams a completion for one prompt.
+ *
+ *   r1lab generate --model DIR (--prompt TEXT | --tokens "1 2 3") [--max-tokens N]
+ *                  [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S]
+ *                  [--speculative] [--weights fp32|bf16] [--trace FILE.jsonl]
+ *
+ * Prints the tokens as they stream (their text once a tokenizer.json sits beside the model,
+ * else their ids), then a summary line on stderr.  --trace writes one JSON object per
+ * generated token with its position, id, text, log-prob and routing.  Failures print one line
+ * and return 1 (2 for usage errors). */
+#include <config.h>
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "r1_generate.h"
+
+typedef struct {
+    FILE *trace;
+    const char *trace_path;
+    int failed;
+} stream_ctx;
+
+static int on_token(const r1_token_event *ev, void *user)
+{
+    stream_ctx *s = user;
+    char text[32];
+    snprintf(text, sizeof text, "%d", (int)ev->token);
+    printf("%s%s", ev->index ? " " : "", text);
+    fflush(stdout);
+    if (s->trace) {
+        json_t *o = json_object(), *routing = json_array();
+        json_object_set_new(o, "pos", json_integer(ev->pos));
+        json_object_set_new(o, "token", json_integer(ev->token));
+        json_object_set_new(o, "text", json_string(text));
+        json_object_set_new(o, "logprob", json_real(ev->logprob_model));
+        json_object_set_new(o, "logprob_sampling", json_real(ev->logprob));
+        json_object_set_new(o, "drafted", json_boolean(ev->drafted));
+        for (int j = 0; j < ev->n_moe; j++) {
+            json_t *r = json_object(), *e = json_array(), *w = json_array();
+            for (int k = 0; k < ev->K; k++) {
+                json_array_append_new(e, json_integer(ev->experts[j * ev->K + k]));
+                json_array_append_new(w, json_real(ev->weights[j * ev->K + k]));
+            }
+            json_object_set_new(r, "layer", json_integer(ev->moe_layers[j]));
+            json_object_set_new(r, "experts", e);
+            json_object_set_new(r, "weights", w);
+            json_array_append_new(routing, r);
+        }
+        json_object_set_new(o, "routing", routing);
+        if (json_dumpf(o, s->trace, JSON_COMPACT | JSON_REAL_PRECISION(7)) != 0 ||
+            fputc('\n', s->trace) == EOF)
+            s->failed = 1;
+        json_decref(o);
+    }
+    return 0;
+}
+
+static int parse_int(const char *opt, const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || !*v || *end || x < lo || x > hi) {
+        fprintf(stderr, "r1lab generate: %s expects an integer in %ld..%ld, got '%s'\n", opt,
+                lo, hi, v);
+        return 0;
+    }
+    *out = x;
+    return 1;
+}
+
+static int parse_float(const char *opt, const char *v, double lo, double hi, float *out)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "r1lab generate: %s expects a number in %g..%g, got '%s'\n", opt, lo,
+                hi, v);
+        return 0;
+    }
+    *out = (float)x;
+    return 1;
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    const char *model = NULL, *prompt = NULL, *tokens = NULL, *trace = NULL, *weights = "fp32";
+    r1_gen_cfg cfg = r1_gen_defaults();
+    long v;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--speculative")) {
+            cfg.speculative = 1;
+            continue;
+        }
+        if (!val) {
+            fprintf(stderr, "r1lab generate: %s needs a value\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--model"))
+            model = val;
+        else if (!strcmp(a, "--prompt"))
+            prompt = val;
+        else if (!strcmp(a, "--tokens"))
+            tokens = val;
+        else if (!strcmp(a, "--trace"))
+            trace = val;
+        else if (!strcmp(a, "--weights"))
+            weights = val;
+        else if (!strcmp(a, "--max-tokens")) {
+            if (!parse_int(a, val, 1, 1 << 20, &v))
+                return 2;
+            cfg.max_tokens = (int)v;
+        } else if (!strcmp(a, "--top-k")) {
+            if (!parse_int(a, val, 0, 1 << 20, &v))
+                return 2;
+            cfg.top_k = (int)v;
+        } else if (!strcmp(a, "--seed")) {
+            if (!parse_int(a, val, 0, 0x7fffffffL, &v))
+                return 2;
+            cfg.seed = (uint64_t)v;
+        } else if (!strcmp(a, "--temperature")) {
+            if (!parse_float(a, val, 0, 100, &cfg.temperature))
+                return 2;
+        } else if (!strcmp(a, "--top-p")) {
+            if (!parse_float(a, val, 0, 1, &cfg.top_p))
+                return 2;
+        } else if (!strcmp(a, "--min-p")) {
+            if (!parse_float(a, val, 0, 1, &cfg.min_p))
+                return 2;
+        } else {
+            fprintf(stderr, "r1lab generate: unknown option '%s'\n", a);
+            return 2;
+        }
+    }
+    if (!model || (!prompt == !tokens)) {
+        fprintf(stderr, "usage: r1lab generate --model DIR (--prompt TEXT | --tokens \"1 2 3\") "
+                        "[--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] "
+                        "[--speculative] [--weights fp32|bf16] [--trace FILE.jsonl]\n");
+        return 2;
+    }
+    if (strcmp(weights, "fp32") != 0) {
+        fprintf(stderr, "r1lab generate: --weights expects fp32 (bf16 comes with the BF16 "
+                        "kernel), got '%s'\n",
+                weights);
+        return 2;
+    }
+    if (prompt) {
+        fprintf(stderr, "r1lab generate: --prompt needs the tokenizer; use --tokens\n");
+        return 2;
+    }
+    int32_t *ids = NULL;
+    int n = 0, cap = 0;
+    for (const char *p = tokens; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > 0x7fffffffL) {
+            fprintf(stderr, "r1lab generate: --tokens: expected a token id at '%.12s'\n", p);
+            free(ids);
+            return 2;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            int32_t *nid = realloc(ids, sizeof(int32_t) * cap);
+            if (!nid) {
+                free(ids);
+                return 1;
+            }
+            ids = nid;
+        }
+        ids[n++] = (int32_t)x;
+        p = end;
+    }
+    r1_error err = {0};
+    r1_model *m = NULL;
+    r1_gen_result *res = NULL;
+    stream_ctx s = {NULL, trace, 0};
+    int rc = 1;
+    if (r1_model_load(&m, model, &err) != R1_OK)
+        goto out;
+    if (trace && !(s.trace = fopen(trace, "w"))) {
+        r1_error_set(&err, R1_EIO, "%s: cannot write: %s", trace, strerror(errno));
+        goto out;
+    }
+    const int32_t *pp = ids;
+    r1_status st = r1_generate(m, &pp, &n, 1, &cfg, on_token, &s, &res, &err);
+    printf("\n");
+    if (st != R1_OK && st != R1_ECANCELED)
+        goto out;
+    if (s.trace && (fclose(s.trace) != 0 || s.failed)) {
+        s.trace = NULL;
+        r1_error_set(&err, R1_EIO, "%s: write failed", trace);
+        goto out;
+    }
+    s.trace = NULL;
+    fprintf(stderr, "%d tokens in %.3f s (%.1f tokens/s)", res->row[0].n, res->seconds,
+            res->row[0].n / (res->seconds > 0 ? res->seconds : 1));
+    if (cfg.speculative)
+        fprintf(stderr, ", MTP drafts accepted %ld/%ld (%.0f%%)", res->accepted, res->drafted,
+                res->drafted ? 100.0 * res->accepted / res->drafted : 0.0);
+    fprintf(stderr, "\n");
+    rc = 0;
+out:
+    if (rc)
+        fprintf(stderr, "r1lab: %s\n", err.msg);
+    if (s.trace)
+        fclose(s.trace);
+    r1_gen_result_free(res);
+    r1_model_free(m);
+    free(ids);
+    return rc;
+}

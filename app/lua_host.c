@@ -10,6 +10,7 @@
 #include <lualib.h>
 
 #include "lua_host.h"
+#include "lua_r1.h"
 #include "paths.h"
 #include "r1.h"
 
@@ -68,6 +69,8 @@ lua_State *lua_host_new(void)
     if (!L)
         return NULL;
     luaL_openlibs(L);
+    luaL_requiref(L, "r1", luaopen_r1, 0); /* require "r1" finds it in package.loaded */
+    lua_pop(L, 1);
     char path[4096];
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "path");

@@ -1,0 +1,515 @@
+/* lua_model.c — r1.model: r1.load, r1.init, and the methods save, config, params, forward,
+ * generate.  A model userdata owns its r1_model (freed by __close/__gc; a closed model raises
+ * on use).  Engine errors become Lua errors carrying the engine's message, raised after the
+ * C resources of the call are released. */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_r1.h"
+#include "r1_generate.h"
+
+lua_model *lua_model_check(lua_State *L, int idx)
+{
+    lua_model *u = luaL_checkudata(L, idx, LUA_R1_MODEL);
+    if (!u->m)
+        luaL_error(L, "attempt to use a closed model");
+    return u;
+}
+
+static lua_model *push_model(lua_State *L)
+{
+    lua_model *u = lua_newuserdatauv(L, sizeof *u, 0); /* box first */
+    memset(u, 0, sizeof *u);
+    luaL_setmetatable(L, LUA_R1_MODEL);
+    return u;
+}
+
+/* r1.load(dir) -> model */
+static int l_load(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    lua_model *u = push_model(L);
+    r1_error err = {0};
+    if (r1_model_load(&u->m, dir, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    snprintf(u->dir, sizeof u->dir, "%s", dir);
+    return 1;
+}
+
+/* The integer and float fields of r1_config that a Lua table may set. */
+#define CI(f) {#f, offsetof(r1_config, f), 0}
+#define CF(f) {#f, offsetof(r1_config, f), 1}
+static const struct {
+    const char *name;
+    size_t off;
+    int is_float;
+} cfg_fields[] = {CI(vocab_size), CI(hidden_size), CI(intermediate_size),
+                  CI(moe_intermediate_size), CI(num_hidden_layers), CI(num_attention_heads),
+                  CI(first_k_dense_replace), CI(q_lora_rank), CI(kv_lora_rank),
+                  CI(qk_nope_head_dim), CI(qk_rope_head_dim), CI(v_head_dim),
+                  CI(n_routed_experts), CI(n_shared_experts), CI(num_experts_per_tok),
+                  CI(n_group), CI(topk_group), CI(norm_topk_prob), CF(routed_scaling_factor),
+                  CI(num_nextn_predict_layers), CF(rope_theta), CF(rms_norm_eps),
+                  CI(max_position_embeddings), CI(tie_word_embeddings), CI(bos_token_id),
+                  CI(eos_token_id), CF(initializer_range)};
+#define NFIELDS (sizeof cfg_fields / sizeof *cfg_fields)
+
+/* r1.init(preset | config.json | {preset=, key=value...}, {seed=}) -> model */
+static int l_init(lua_State *L)
+{
+    r1_config c;
+    r1_error err = {0};
+    uint64_t seed = (uint64_t)lua_r1_opt_int(L, 2, "seed", 1234);
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, 1);
+        if (r1_config_preset(&c, s, NULL) != R1_OK && r1_config_load(&c, s, &err) != R1_OK)
+            return luaL_error(L, "%s", err.msg);
+    } else {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        const char *preset = lua_r1_opt_str(L, 1, "preset", "tiny");
+        if (r1_config_preset(&c, preset, &err) != R1_OK)
+            return luaL_error(L, "r1.init: unknown preset '%s' (tiny or small)", preset);
+        lua_pushnil(L);
+        while (lua_next(L, 1)) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+            if (!k)
+                return luaL_error(L, "r1.init: config keys are strings");
+            if (strcmp(k, "preset") != 0) {
+                size_t i = 0;
+                while (i < NFIELDS && strcmp(cfg_fields[i].name, k) != 0)
+                    i++;
+                if (i == NFIELDS)
+                    return luaL_error(L, "r1.init: unknown config key '%s'", k);
+                char *p = (char *)&c + cfg_fields[i].off;
+                if (lua_isboolean(L, -1))
+                    *(int *)p = lua_toboolean(L, -1);
+                else if (cfg_fields[i].is_float)
+                    *(float *)p = (float)luaL_checknumber(L, -1);
+                else if (lua_isinteger(L, -1))
+                    *(int *)p = (int)lua_tointeger(L, -1);
+                else if (lua_isnil(L, -1))
+                    *(int *)p = 0; /* q_lora_rank = nil, n_routed_experts = nil */
+                else
+                    return luaL_error(L, "r1.init: config key '%s' expects an integer, got %s",
+                                      k, luaL_typename(L, -1));
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_model *u = push_model(L);
+    if (r1_model_new(&u->m, &c, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    r1_model_init(u->m, seed);
+    return 1;
+}
+
+/* m:save(dir, {dtype = "f32" | "bf16"}) */
+static int m_save(lua_State *L)
+{
+    lua_model *u = lua_model_check(L, 1);
+    const char *dir = luaL_checkstring(L, 2);
+    const char *dt = lua_r1_opt_str(L, 3, "dtype", "f32");
+    r1_dtype dtype = !strcmp(dt, "bf16") ? R1_DT_BF16 : R1_DT_F32;
+    if (strcmp(dt, "bf16") && strcmp(dt, "f32"))
+        return luaL_error(L, "m:save: dtype expects \"f32\" or \"bf16\", got \"%s\"", dt);
+    r1_error err = {0};
+    if (r1_model_save(u->m, dir, dtype, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* m:config() -> table of the deepseek_v3 keys */
+static int m_config(lua_State *L)
+{
+    lua_model *u = lua_model_check(L, 1);
+    const r1_config *c = r1_model_config(u->m);
+    lua_createtable(L, 0, NFIELDS);
+    for (size_t i = 0; i < NFIELDS; i++) {
+        const char *p = (const char *)c + cfg_fields[i].off;
+        if (cfg_fields[i].is_float)
+            lua_pushnumber(L, *(const float *)p);
+        else if (!strcmp(cfg_fields[i].name, "norm_topk_prob") ||
+                 !strcmp(cfg_fields[i].name, "tie_word_embeddings"))
+            lua_pushboolean(L, *(const int *)p);
+        else
+            lua_pushinteger(L, *(const int *)p);
+        lua_setfield(L, -2, cfg_fields[i].name);
+    }
+    return 1;
+}
+
+/* Which group a parameter name belongs to, for m:params(). */
+static const char *group_of(const char *name, int L)
+{
+    int l = -1;
+    if (sscanf(name, "model.layers.%d.", &l) == 1 && l >= L)
+        return "mtp";
+    if (strstr(name, "embed_tokens"))
+        return "embedding";
+    if (!strcmp(name, "lm_head.weight"))
+        return "head";
+    if (strstr(name, "self_attn"))
+        return "attention";
+    if (strstr(name, "mlp.experts."))
+        return "routed_experts";
+    if (strstr(name, "shared_experts"))
+        return "shared_experts";
+    if (strstr(name, "mlp.gate.weight"))
+        return "router";
+    if (strstr(name, "mlp."))
+        return "dense_mlp";
+    return "norms";
+}
+
+/* m:params() -> {total=, embedding=, attention=, dense_mlp=, router=, routed_experts=,
+ *               shared_experts=, norms=, head=, mtp=, active_per_token=} */
+static int m_params(lua_State *L)
+{
+    lua_model *u = lua_model_check(L, 1);
+    const r1_config *c = r1_model_config(u->m);
+    lua_newtable(L);
+    const char *groups[] = {"embedding", "attention", "dense_mlp", "router", "routed_experts",
+                            "shared_experts", "norms", "head", "mtp"};
+    for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {
+        lua_pushinteger(L, 0);
+        lua_setfield(L, -2, groups[g]);
+    }
+    double total = 0, routed = 0;
+    for (int i = 0; i < r1_model_nparams(u->m); i++) {
+        const r1_param *p = r1_model_param(u->m, i);
+        const char *g = group_of(p->name, c->num_hidden_layers);
+        lua_getfield(L, -1, g);
+        lua_Integer v = lua_tointeger(L, -1) + (lua_Integer)p->numel;
+        lua_pop(L, 1);
+        lua_pushinteger(L, v);
+        lua_setfield(L, -2, g);
+        total += p->numel;
+        if (!strcmp(g, "routed_experts"))
+            routed += p->numel;
+    }
+    lua_pushinteger(L, (lua_Integer)total);
+    lua_setfield(L, -2, "total");
+    /* a token uses K of the E routed experts */
+    double active = total - (c->n_routed_experts
+                                 ? routed * (1.0 - (double)c->num_experts_per_tok /
+                                                       c->n_routed_experts)
+                                 : 0);
+    lua_pushinteger(L, (lua_Integer)active);
+    lua_setfield(L, -2, "active_per_token");
+    return 1;
+}
+
+/* Reads ids or a table of equal-length id rows at idx into tokens[B*T], a userdata buffer
+ * left on the stack. */
+static int32_t *read_rows(lua_State *L, int idx, int *B, int *T)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_rawgeti(L, idx, 1);
+    int nested = lua_istable(L, -1);
+    lua_pop(L, 1);
+    if (!nested) {
+        *B = 1;
+        return lua_r1_ids(L, idx, idx, T);
+    }
+    int rows = (int)lua_rawlen(L, idx), cols = -1;
+    for (int r = 0; r < rows; r++) {
+        lua_rawgeti(L, idx, r + 1);
+        luaL_argcheck(L, lua_istable(L, -1), idx, "expected a list of token lists");
+        int n = (int)lua_rawlen(L, -1);
+        lua_pop(L, 1);
+        if (cols >= 0 && n != cols)
+            luaL_error(L, "bad argument #%d (row %d has %d tokens, row 1 has %d)", idx, r + 1, n,
+                       cols);
+        cols = n;
+    }
+    int32_t *all = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(rows * cols + 1), 0);
+    for (int r = 0; r < rows; r++) {
+        lua_rawgeti(L, idx, r + 1);
+        int n;
+        int32_t *row = lua_r1_ids(L, lua_gettop(L), idx, &n);
+        memcpy(all + (size_t)r * cols, row, sizeof(int32_t) * n);
+        lua_pop(L, 2);
+    }
+    *B = rows;
+    *T = cols;
+    return all;
+}
+
+/* m:forward(ids | {ids, ids...}, {mtp_lambda=}) -> {logits=, mtp_logits=, loss=, main=, mtp=,
+ * routing = {[layer] = {experts=, weights=}}} (layer numbers as in the HF names) */
+static int m_forward(lua_State *L)
+{
+    lua_model *u = lua_model_check(L, 1);
+    r1_fwd_opts fo = r1_fwd_defaults();
+    fo.mtp_lambda = (float)lua_r1_opt_num(L, 3, "mtp_lambda", fo.mtp_lambda);
+    int B, T;
+    int32_t *tok = read_rows(L, 2, &B, &T);
+    r1_error err = {0};
+    r1_loss loss;
+    r1_status s = r1_model_forward(u->m, tok, B, T, &fo, &loss, &err);
+    if (s != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    const r1_config *c = r1_model_config(u->m);
+    int V = c->vocab_size, K = c->num_experts_per_tok;
+    lua_newtable(L);
+    int64_t sh[3] = {B, T, V};
+    lua_tensor *t = lua_tensor_push(L, 3, sh, 0);
+    memcpy(t->data, r1_model_logits(u->m), sizeof(float) * t->n);
+    lua_setfield(L, -2, "logits");
+    if (r1_model_mtp_logits(u->m, 1)) {
+        int64_t ms[3] = {B, T - 1, V};
+        t = lua_tensor_push(L, 3, ms, 0);
+        memcpy(t->data, r1_model_mtp_logits(u->m, 1), sizeof(float) * t->n);
+        lua_setfield(L, -2, "mtp_logits");
+    }
+    lua_pushnumber(L, loss.loss);
+    lua_setfield(L, -2, "loss");
+    lua_pushnumber(L, loss.main);
+    lua_setfield(L, -2, "main");
+    lua_pushnumber(L, loss.mtp);
+    lua_setfield(L, -2, "mtp");
+    lua_newtable(L);
+    for (int l = 0; l < r1_model_nlayers_total(u->m); l++) {
+        int len = r1_model_routing(u->m, l, NULL, NULL);
+        if (len < 0)
+            continue;
+        lua_createtable(L, 0, 2);
+        int64_t rs[3] = {B, len, K};
+        lua_tensor *e = lua_tensor_push(L, 3, rs, 1);
+        lua_setfield(L, -2, "experts");
+        lua_tensor *w = lua_tensor_push(L, 3, rs, 0);
+        lua_setfield(L, -2, "weights");
+        r1_model_routing(u->m, l, e->data, w->data);
+        lua_rawseti(L, -2, l);
+    }
+    lua_setfield(L, -2, "routing");
+    return 1;
+}
+
+/* ---- generation */
+
+typedef struct {
+    lua_State *L;
+    int fn;        /* stack index of on_token, 0 when none */
+    int failed;    /* the callback raised: its error is on the registry ref */
+    int ref;
+} gen_cb;
+
+static void push_routing(lua_State *L, int n_moe, const int *layers, int K, const int32_t *e,
+                         const float *w)
+{
+    lua_createtable(L, n_moe, 0);
+    for (int j = 0; j < n_moe; j++) {
+        lua_createtable(L, 0, 3);
+        lua_pushinteger(L, layers[j]);
+        lua_setfield(L, -2, "layer");
+        lua_createtable(L, K, 0);
+        lua_createtable(L, K, 0);
+        for (int k = 0; k < K; k++) {
+            lua_pushinteger(L, e[j * K + k]);
+            lua_rawseti(L, -3, k + 1);
+            lua_pushnumber(L, w[j * K + k]);
+            lua_rawseti(L, -2, k + 1);
+        }
+        lua_setfield(L, -3, "weights");
+        lua_setfield(L, -2, "experts");
+        lua_rawseti(L, -2, j + 1);
+    }
+}
+
+/* Calls the Lua on_token under lua_pcall: an error must not unwind through r1_generate. */
+static int on_token(const r1_token_event *ev, void *user)
+{
+    gen_cb *g = user;
+    lua_State *L = g->L;
+    lua_pushvalue(L, g->fn);
+    lua_createtable(L, 0, 8);
+    lua_pushinteger(L, ev->row + 1);
+    lua_setfield(L, -2, "row");
+    lua_pushinteger(L, ev->index + 1);
+    lua_setfield(L, -2, "index");
+    lua_pushinteger(L, ev->pos);
+    lua_setfield(L, -2, "pos");
+    lua_pushinteger(L, ev->token);
+    lua_setfield(L, -2, "token");
+    lua_pushnumber(L, ev->logprob_model);
+    lua_setfield(L, -2, "logprob");
+    lua_pushnumber(L, ev->logprob);
+    lua_setfield(L, -2, "logprob_sampling");
+    lua_pushboolean(L, ev->drafted);
+    lua_setfield(L, -2, "drafted");
+    push_routing(L, ev->n_moe, ev->moe_layers, ev->K, ev->experts, ev->weights);
+    lua_setfield(L, -2, "routing");
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        g->failed = 1;
+        return 1;
+    }
+    int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return stop;
+}
+
+/* m:generate(ids | {ids...}, {max_tokens, temperature, top_k, top_p, min_p,
+ *            repetition_penalty, seed, speculative, stop = {ids}, on_token = fn})
+ * -> {tokens=, logprobs=, logprobs_sampling=, routing=, finish=} (or a list for a batch) */
+static int m_generate(lua_State *L)
+{
+    lua_model *u = lua_model_check(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    r1_gen_cfg cfg = r1_gen_defaults();
+    cfg.max_tokens = (int)lua_r1_opt_int(L, 3, "max_tokens", cfg.max_tokens);
+    cfg.temperature = (float)lua_r1_opt_num(L, 3, "temperature", cfg.temperature);
+    cfg.top_k = (int)lua_r1_opt_int(L, 3, "top_k", cfg.top_k);
+    cfg.top_p = (float)lua_r1_opt_num(L, 3, "top_p", cfg.top_p);
+    cfg.min_p = (float)lua_r1_opt_num(L, 3, "min_p", cfg.min_p);
+    cfg.repetition_penalty =
+        (float)lua_r1_opt_num(L, 3, "repetition_penalty", cfg.repetition_penalty);
+    cfg.seed = (uint64_t)lua_r1_opt_int(L, 3, "seed", 0);
+    cfg.speculative = lua_r1_opt_bool(L, 3, "speculative", 0);
+    int nstop = 0;
+    int32_t *stop = NULL;
+    gen_cb cb = {L, 0, 0, LUA_NOREF};
+    if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "stop");
+        if (!lua_isnil(L, -1))
+            stop = lua_r1_ids(L, lua_gettop(L), 3, &nstop); /* the buffer stays on the stack */
+        if (lua_r1_opt_fn(L, 3, "on_token"))
+            cb.fn = lua_gettop(L);
+    }
+    cfg.stop_ids = stop;
+    cfg.n_stop_ids = nstop;
+    /* prompts: one id list, or a list of them */
+    lua_rawgeti(L, 2, 1);
+    int batch = lua_istable(L, -1);
+    lua_pop(L, 1);
+    int R = batch ? (int)lua_rawlen(L, 2) : 1;
+    luaL_argcheck(L, R >= 1, 2, "no prompts");
+    /* every buffer is a userdata on the stack: an error below leaks nothing */
+    int32_t **ps = lua_newuserdatauv(L, sizeof(int32_t *) * R, 0);
+    int *lens = lua_newuserdatauv(L, sizeof(int) * R, 0);
+    for (int r = 0; r < R; r++) {
+        if (batch) {
+            lua_rawgeti(L, 2, r + 1);
+            luaL_argcheck(L, lua_istable(L, -1), 2, "expected a list of token lists");
+            ps[r] = lua_r1_ids(L, lua_gettop(L), 2, &lens[r]);
+            lua_remove(L, -2); /* keep the buffer, drop the source table */
+        } else {
+            ps[r] = lua_r1_ids(L, 2, 2, &lens[r]);
+        }
+    }
+    int keep = lua_gettop(L);
+    r1_error err = {0};
+    r1_gen_result *res = NULL;
+    r1_status s = r1_generate(u->m, (const int32_t *const *)ps, lens, R, &cfg,
+                              cb.fn ? on_token : NULL, &cb, &res, &err);
+    lua_settop(L, keep);
+    /* own the result in a userdata box: building the Lua tables below may raise */
+    r1_gen_result **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = res;
+    luaL_setmetatable(L, "r1.genresult");
+    if (cb.failed) { /* re-raise the callback's error; the box frees the result */
+        lua_rawgeti(L, LUA_REGISTRYINDEX, cb.ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, cb.ref);
+        return lua_error(L);
+    }
+    if (s != R1_OK && s != R1_ECANCELED)
+        return luaL_error(L, "%s", err.msg);
+    if (s == R1_ECANCELED && r1_interrupted())
+        return luaL_error(L, "interrupted");
+    static const char *finish[] = {"stop", "length", "cancel"};
+    if (batch)
+        lua_createtable(L, R, 0);
+    for (int r = 0; r < R; r++) {
+        r1_gen_row *o = &res->row[r];
+        lua_createtable(L, 0, 6);
+        lua_createtable(L, o->n, 0);
+        lua_createtable(L, o->n, 0);
+        lua_createtable(L, o->n, 0);
+        lua_createtable(L, o->n, 0);
+        for (int i = 0; i < o->n; i++) {
+            lua_pushinteger(L, o->tokens[i]);
+            lua_rawseti(L, -5, i + 1);
+            lua_pushnumber(L, o->logprobs_model[i]);
+            lua_rawseti(L, -4, i + 1);
+            lua_pushnumber(L, o->logprobs[i]);
+            lua_rawseti(L, -3, i + 1);
+            push_routing(L, res->n_moe, res->moe_layers, res->K,
+                         o->experts + (size_t)i * res->n_moe * res->K,
+                         o->weights + (size_t)i * res->n_moe * res->K);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -5, "routing");
+        lua_setfield(L, -4, "logprobs_sampling");
+        lua_setfield(L, -3, "logprobs");
+        lua_setfield(L, -2, "tokens");
+        lua_pushstring(L, finish[o->finish]);
+        lua_setfield(L, -2, "finish");
+        if (batch)
+            lua_rawseti(L, -2, r + 1);
+    }
+    lua_pushinteger(L, res->accepted);
+    lua_pushinteger(L, res->drafted);
+    /* the first return value is the result; the draft counts go into it */
+    lua_setfield(L, -3, "drafted");
+    lua_setfield(L, -2, "accepted");
+    return 1;
+}
+
+static int genresult_gc(lua_State *L)
+{
+    r1_gen_result **box = lua_touserdata(L, 1);
+    r1_gen_result_free(*box);
+    *box = NULL;
+    return 0;
+}
+
+static int m_close(lua_State *L)
+{
+    lua_model *u = luaL_checkudata(L, 1, LUA_R1_MODEL);
+    r1_model_free(u->m);
+    u->m = NULL;
+    return 0;
+}
+
+static int m_tostring(lua_State *L)
+{
+    lua_model *u = luaL_checkudata(L, 1, LUA_R1_MODEL);
+    if (!u->m) {
+        lua_pushliteral(L, "r1.model (closed)");
+        return 1;
+    }
+    const r1_config *c = r1_model_config(u->m);
+    lua_pushfstring(L, "r1.model (%d layers, hidden %d, %d routed experts top-%d, %I params%s%s)",
+                    c->num_hidden_layers, c->hidden_size, c->n_routed_experts,
+                    c->num_experts_per_tok, (lua_Integer)r1_model_numel(u->m),
+                    u->dir[0] ? ", " : "", u->dir);
+    return 1;
+}
+
+static const luaL_Reg model_methods[] = {{"save", m_save},         {"config", m_config},
+                                         {"params", m_params},     {"forward", m_forward},
+                                         {"generate", m_generate}, {"close", m_close},
+                                         {NULL, NULL}};
+static const luaL_Reg model_meta[] = {
+    {"__gc", m_close}, {"__close", m_close}, {"__tostring", m_tostring}, {NULL, NULL}};
+static const luaL_Reg model_funcs[] = {{"load", l_load}, {"init", l_init}, {NULL, NULL}};
+
+void lua_model_open(lua_State *L)
+{
+    luaL_newmetatable(L, LUA_R1_MODEL);
+    luaL_setfuncs(L, model_meta, 0);
+    luaL_newlib(L, model_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, "r1.genresult");
+    lua_pushcfunction(L, genresult_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_setfuncs(L, model_funcs, 0); /* into the module table on top */
+}

@@ -1,0 +1,179 @@
+/* lua_r1.c — luaopen_r1, the module table of `require "r1"`, and the helpers every binding
+ * file shares: option tables, id lists, a box that frees a C pointer when collected.  Also
+ * r1.version, r1.set_threads and r1.save_tensors. */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_r1.h"
+#include "r1_safetensors.h"
+
+static void bad_option(lua_State *L, const char *key, const char *want)
+{
+    luaL_error(L, "bad option '%s' (%s expected, got %s)", key, want, luaL_typename(L, -1));
+}
+
+/* Pushes field key of the table at idx (nil when idx is not a table). */
+static int get_opt(lua_State *L, int idx, const char *key)
+{
+    if (!lua_istable(L, idx)) {
+        if (!lua_isnoneornil(L, idx))
+            luaL_error(L, "bad options (table expected, got %s)", luaL_typename(L, idx));
+        lua_pushnil(L);
+        return 0;
+    }
+    return lua_getfield(L, idx, key) != LUA_TNIL;
+}
+
+lua_Integer lua_r1_opt_int(lua_State *L, int idx, const char *key, lua_Integer def)
+{
+    idx = lua_absindex(L, idx);
+    if (get_opt(L, idx, key)) {
+        if (!lua_isinteger(L, -1)) {
+            lua_Number x = lua_tonumber(L, -1);
+            if (!lua_isnumber(L, -1) || x != (lua_Number)(lua_Integer)x)
+                bad_option(L, key, "integer");
+        }
+        def = lua_tointeger(L, -1);
+    }
+    lua_pop(L, 1);
+    return def;
+}
+
+lua_Number lua_r1_opt_num(lua_State *L, int idx, const char *key, lua_Number def)
+{
+    idx = lua_absindex(L, idx);
+    if (get_opt(L, idx, key)) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            bad_option(L, key, "number");
+        def = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return def;
+}
+
+int lua_r1_opt_bool(lua_State *L, int idx, const char *key, int def)
+{
+    idx = lua_absindex(L, idx);
+    if (get_opt(L, idx, key)) {
+        if (!lua_isboolean(L, -1))
+            bad_option(L, key, "boolean");
+        def = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+    return def;
+}
+
+const char *lua_r1_opt_str(lua_State *L, int idx, const char *key, const char *def)
+{
+    idx = lua_absindex(L, idx);
+    const char *s = def;
+    if (get_opt(L, idx, key)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            bad_option(L, key, "string");
+        /* the string stays alive: it is a field of the caller's table */
+        s = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1);
+    return s;
+}
+
+int lua_r1_opt_fn(lua_State *L, int idx, const char *key)
+{
+    idx = lua_absindex(L, idx);
+    if (get_opt(L, idx, key)) {
+        if (!lua_isfunction(L, -1))
+            bad_option(L, key, "function");
+        return 1;
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+int32_t *lua_r1_ids(lua_State *L, int idx, int arg, int *n)
+{
+    idx = lua_absindex(L, idx);
+    luaL_argexpected(L, lua_istable(L, idx), arg, "table of token ids");
+    int len = (int)lua_rawlen(L, idx);
+    int32_t *v = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(len + 1), 0);
+    for (int i = 0; i < len; i++) {
+        lua_rawgeti(L, idx, i + 1);
+        int isint;
+        lua_Integer x = lua_tointegerx(L, -1, &isint);
+        if (!isint || x < 0 || x > 0x7fffffff)
+            luaL_error(L, "bad argument #%d (token %d: expected an id >= 0, got %s)", arg, i + 1,
+                       isint ? "a negative number" : luaL_typename(L, -1));
+        v[i] = (int32_t)x;
+        lua_pop(L, 1);
+    }
+    *n = len;
+    return v;
+}
+
+/* r1.save_tensors(path, {name = tensor, ...}): a safetensors file other tools can read. */
+static int l_save_tensors(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    /* check everything first, then own the writer only while nothing can raise */
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            return luaL_error(L, "bad argument #2 (tensor names must be strings)");
+        lua_tensor_check(L, -1);
+        lua_pop(L, 1);
+        n++;
+    }
+    r1_st_writer *w = r1_st_writer_new();
+    if (!w)
+        return luaL_error(L, "out of memory");
+    r1_error err = {0};
+    r1_status s = R1_OK;
+    lua_pushnil(L);
+    while (s == R1_OK && lua_next(L, 2)) {
+        lua_tensor *t = lua_touserdata(L, -1);
+        r1_dtype dt = t->is_int ? R1_DT_I32 : R1_DT_F32;
+        s = r1_st_writer_add(w, lua_tostring(L, -2), dt, dt, t->data, t->ndim, t->shape, &err);
+        lua_pop(L, 1);
+    }
+    if (s == R1_OK)
+        s = r1_st_writer_write(w, path, &err);
+    else
+        lua_pop(L, 1); /* the key lua_next left */
+    r1_st_writer_free(w);
+    if (s != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+static int l_version(lua_State *L)
+{
+    lua_pushstring(L, r1_version());
+    return 1;
+}
+
+/* r1.set_threads(n): threads for OpenBLAS and the engine (0: every core) */
+static int l_set_threads(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0 && n <= 256, 1, "expected 0..256");
+    r1_set_threads((int)n);
+    lua_pushinteger(L, r1_threads());
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {{"save_tensors", l_save_tensors},
+                                 {"version", l_version},
+                                 {"set_threads", l_set_threads},
+                                 {NULL, NULL}};
+
+int luaopen_r1(lua_State *L)
+{
+    luaL_newlib(L, funcs);
+    lua_tensor_open(L);
+    lua_model_open(L);
+    return 1;
+}

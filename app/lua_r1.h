@@ -1,0 +1,58 @@
+/* lua_r1.h — the `r1` Lua module over libr1: shared declarations of the binding files
+ * app/lua_*.c.  Conventions (Lua's own): one metatable per userdata type with __index, __gc,
+ * __close and __tostring; "box first" (push the userdata, then allocate, so that an error
+ * never leaks C memory); errors raised with luaL_error(L, "%s", msg) only after every C
+ * resource is owned by a userdata; callbacks into Lua run under lua_pcall so that an error
+ * never unwinds through engine frames. */
+#ifndef R1_APP_LUA_R1_H
+#define R1_APP_LUA_R1_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "r1_model.h"
+
+#define LUA_R1_MODEL "r1.model"
+#define LUA_R1_TENSOR "r1.tensor"
+
+/* Opens the module: the table with every function and the userdata metatables. */
+int luaopen_r1(lua_State *L);
+
+/* ---- tensors (lua_tensor.c) */
+typedef struct {
+    int ndim;
+    int64_t shape[4];
+    size_t n;
+    int is_int;    /* data holds int32 instead of float */
+    void *data;    /* malloc'd; NULL once closed */
+} lua_tensor;
+
+/* Pushes a new tensor of the given shape (zeroed) and returns it.  Raises on out of memory. */
+lua_tensor *lua_tensor_push(lua_State *L, int ndim, const int64_t *shape, int is_int);
+lua_tensor *lua_tensor_check(lua_State *L, int idx);
+void lua_tensor_open(lua_State *L);
+
+/* ---- models (lua_model.c) */
+typedef struct {
+    r1_model *m;
+    char dir[1024]; /* where it was loaded from ("" for a fresh model) */
+} lua_model;
+
+lua_model *lua_model_check(lua_State *L, int idx);
+void lua_model_open(lua_State *L);
+
+/* ---- option tables (lua_r1.c): field `key` of the table at idx, or def when absent/nil;
+ * a present field of the wrong type raises "bad option 'key' (number expected, got ...)". */
+lua_Integer lua_r1_opt_int(lua_State *L, int idx, const char *key, lua_Integer def);
+lua_Number lua_r1_opt_num(lua_State *L, int idx, const char *key, lua_Number def);
+int lua_r1_opt_bool(lua_State *L, int idx, const char *key, int def);
+const char *lua_r1_opt_str(lua_State *L, int idx, const char *key, const char *def);
+/* Pushes the function field `key` (returns 1) or nothing (returns 0). */
+int lua_r1_opt_fn(lua_State *L, int idx, const char *key);
+
+/* Reads a table of integers (1-based sequence) into a new userdata buffer that it pushes on
+ * the stack (so the Lua GC owns it and an error leaks nothing); returns the buffer, *n gets
+ * the length.  Raises "bad argument #arg (...)" on a non-integer entry. */
+int32_t *lua_r1_ids(lua_State *L, int idx, int arg, int *n);
+
+#endif

@@ -1,0 +1,134 @@
+/* events.c — the worker → UI event queue (see events.h): a mutex-protected FIFO plus a
+ * self-pipe that wakes the UI thread's poll().  Drops events when no sink is active. */
+#include <config.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "events.h"
+
+typedef struct node {
+    ev *e;
+    struct node *next;
+} node;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static node *head, *tail;
+static int active;
+static int pipefd[2] = {-1, -1};
+
+int ev_sink(int on)
+{
+    pthread_mutex_lock(&mu);
+    if (on && pipefd[0] < 0) {
+        if (pipe(pipefd) == 0) {
+            fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+            fcntl(pipefd[1], F_SETFL, O_NONBLOCK);
+        } else {
+            pipefd[0] = pipefd[1] = -1;
+        }
+    }
+    active = on && pipefd[0] >= 0;
+    int fd = active ? pipefd[0] : -1;
+    pthread_mutex_unlock(&mu);
+    if (!on) { /* drain what is left */
+        ev *e;
+        while ((e = ev_take()))
+            ev_free(e);
+    }
+    return fd;
+}
+
+int ev_sink_active(void)
+{
+    pthread_mutex_lock(&mu);
+    int a = active;
+    pthread_mutex_unlock(&mu);
+    return a;
+}
+
+ev *ev_new(ev_kind kind)
+{
+    ev *e = calloc(1, sizeof *e);
+    if (e)
+        e->kind = kind;
+    return e;
+}
+
+void ev_free(ev *e)
+{
+    if (!e)
+        return;
+    free(e->text);
+    free(e->load);
+    free(e->bias);
+    for (int i = 0; e->completions && i < e->n; i++)
+        free(e->completions[i].text);
+    free(e->completions);
+    free(e);
+}
+
+void ev_post(ev *e)
+{
+    if (!e)
+        return;
+    node *n = malloc(sizeof *n);
+    pthread_mutex_lock(&mu);
+    if (!active || !n) {
+        pthread_mutex_unlock(&mu);
+        free(n);
+        ev_free(e);
+        return;
+    }
+    n->e = e;
+    n->next = NULL;
+    if (tail)
+        tail->next = n;
+    else
+        head = n;
+    tail = n;
+    char one = 1;
+    ssize_t w = write(pipefd[1], &one, 1); /* a full pipe already means "wake up" */
+    (void)w;
+    pthread_mutex_unlock(&mu);
+}
+
+void ev_print(const char *text, size_t len)
+{
+    if (!ev_sink_active())
+        return;
+    ev *e = ev_new(EV_PRINT);
+    if (!e)
+        return;
+    e->text = malloc(len + 1);
+    if (!e->text) {
+        ev_free(e);
+        return;
+    }
+    memcpy(e->text, text, len);
+    e->text[len] = '\0';
+    ev_post(e);
+}
+
+ev *ev_take(void)
+{
+    pthread_mutex_lock(&mu);
+    node *n = head;
+    ev *e = NULL;
+    if (n) {
+        head = n->next;
+        if (!head)
+            tail = NULL;
+        e = n->e;
+    } else if (pipefd[0] >= 0) {
+        char buf[256];
+        while (read(pipefd[0], buf, sizeof buf) > 0)
+            ; /* empty queue: clear the wake-ups */
+    }
+    pthread_mutex_unlock(&mu);
+    free(n);
+    return e;
+}

@@ -1,0 +1,84 @@
+/* events.h — the queue from the worker thread (Lua + engine) to the UI thread.
+ *
+ * The worker never touches the terminal: bindings and the Lua host post events here, the UI
+ * thread drains them between frames.  When no sink is active (headless `r1lab run`, the plain
+ * REPL) posting is a cheap no-op and events are freed at once.  Thread-safe; never fails (an
+ * event that cannot be allocated is dropped).  Every string an event carries is owned by it. */
+#ifndef R1_APP_EVENTS_H
+#define R1_APP_EVENTS_H
+
+#include <stdint.h>
+
+#define EV_MAX_MOE 32 /* MoE layers per token the events carry */
+#define EV_MAX_K 16   /* experts per token */
+
+typedef enum {
+    EV_PRINT,     /* text: output of print/io.write or a message */
+    EV_GEN_BEGIN, /* text: the prompt (decoded); row count in n */
+    EV_TOKEN,     /* one generated token with its routing */
+    EV_GEN_END,   /* text: the completion of row 0; verdict: 1 right, 0 wrong, -1 unknown */
+    EV_STEP,      /* a training step: stage, step, named statistics, expert load */
+    EV_GROUP,     /* a GRPO group: prompt, completions, rewards, advantages */
+    EV_JOB_DONE,  /* the worker finished the current job: ok = 1, or 0 with text = error */
+} ev_kind;
+
+typedef struct {
+    char name[32];
+    double value;
+} ev_stat;
+
+typedef struct {
+    char *text;          /* the completion */
+    int nrewards;
+    double rewards[8];   /* per reward function, in the group's reward_names order */
+    double total;
+    double advantage;
+    int correct;         /* accuracy verdict, -1 unknown */
+} ev_completion;
+
+typedef struct ev {
+    ev_kind kind;
+    char *text;          /* EV_PRINT, EV_GEN_BEGIN (prompt), EV_GEN_END, EV_JOB_DONE error */
+    int n;               /* EV_GEN_BEGIN rows; EV_GROUP completions */
+    int ok;              /* EV_JOB_DONE */
+    int verdict;         /* EV_GEN_END */
+    /* EV_TOKEN */
+    int row, index, pos;
+    int32_t token;
+    char tok_text[16];   /* the token's text ("<think>", "7", "\n") */
+    float logprob;
+    int part;            /* 0 prompt, 1 think, 2 answer, 3 other (after </answer>) */
+    int n_moe, K;
+    int moe_layers[EV_MAX_MOE];
+    int32_t experts[EV_MAX_MOE * EV_MAX_K];
+    float weights[EV_MAX_MOE * EV_MAX_K];
+    /* EV_STEP */
+    char stage[16];      /* "pretrain", "sft", "grpo", ... */
+    int step, total_steps;
+    int nstats;
+    ev_stat stats[48];
+    int load_layers, load_experts; /* expert load [layers, experts] (share of tokens) */
+    float *load;         /* owned; may be NULL */
+    float *bias;         /* owned; the balancing bias, same shape; may be NULL */
+    /* EV_GROUP */
+    char reward_names[8][24];
+    int nreward_names;
+    ev_completion *completions; /* [n], owned */
+} ev;
+
+/* Turns the sink on (the workbench) or off.  Returns the read end of a pipe that becomes
+ * readable when events are waiting (for poll()), or -1 when turned off. */
+int ev_sink(int on);
+int ev_sink_active(void);
+
+/* A zeroed event of the given kind (NULL when out of memory). */
+ev *ev_new(ev_kind kind);
+/* Posts e (ownership passes to the queue; freed at once when no sink is active). */
+void ev_post(ev *e);
+/* Convenience: posts an EV_PRINT with a copy of text (len bytes). */
+void ev_print(const char *text, size_t len);
+/* The next event, or NULL when the queue is empty.  The caller frees it with ev_free. */
+ev *ev_take(void);
+void ev_free(ev *e);
+
+#endif

@@ -493,3 +493,15 @@ double r1_model_flops_per_token(const r1_model *m, int T)
     }
     return flops + 2 * C * V; /* the main head */
 }
+
+r1_status r1_model_copy_params(r1_model *dst, const r1_model *src, r1_error *err)
+{
+    if (memcmp(&dst->cfg, &src->cfg, sizeof dst->cfg) != 0)
+        return r1_error_set(err, R1_EINVAL, "copy: the two models have different configs");
+    memcpy(dst->params, src->params, sizeof(float) * src->numel);
+    for (int l = 0; l < src->Ltot; l++)
+        if (src->layers[l].bias)
+            memcpy(dst->layers[l].bias, src->layers[l].bias,
+                   sizeof(float) * src->cfg.n_routed_experts);
+    return R1_OK;
+}

@@ -93,6 +93,14 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
  * there was no forward. */
 r1_status r1_model_backward(r1_model *m, r1_error *err);
 
+/* Like r1_model_backward, but with the caller's gradient of the loss with respect to the main
+ * logits, dlogits[B,T,V], in place of the cross-entropy's (used by RL objectives).  The MTP
+ * modules contribute nothing; run the forward with no_mtp to skip them entirely. */
+r1_status r1_model_backward_logits(r1_model *m, const float *dlogits, r1_error *err);
+
+/* Copies every parameter and router bias of src into dst (same config). */
+r1_status r1_model_copy_params(r1_model *dst, const r1_model *src, r1_error *err);
+
 /* Outputs of the last forward (borrowed until the next forward):
  * logits [B,T,V]; MTP logits of depth k (1-based) [B,T-k,V] (NULL when absent). */
 const float *r1_model_logits(const r1_model *m);

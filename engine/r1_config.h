@@ -63,7 +63,8 @@ r1_status r1_config_parse(r1_config *c, const char *json, const char *name, r1_e
 r1_status r1_config_save(const r1_config *c, const char *path, r1_error *err);
 
 /* The built-in presets: "tiny" and "small" (see the engine issue).  R1_ENOTFOUND otherwise.
- * Their bos/eos ids (1, 2) are placeholders until the built-in tokenizer fixes them. */
+ * Their bos/eos ids are the built-in tokenizer's (R1_TOK_BOS 1, R1_TOK_EOS 2, r1_tokenizer.h);
+ * tiny's vocab_size is its 128 ids. */
 r1_status r1_config_preset(r1_config *c, const char *name, r1_error *err);
 
 /* Checks sizes and relations (heads > 0, qk_rope_head_dim even, topk_group <= n_group, E

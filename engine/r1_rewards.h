@@ -24,9 +24,9 @@
 /* ------------------------------------------------------------------ completions */
 
 typedef struct {
-    int well_formed;    /* 1: [<think>] THINK </think> [ws] <answer> ANSWER </answer> [ws]
-                         * [<|eos|>], where THINK and ANSWER hold no special-token text */
-    const char *think;  /* the reasoning (borrowed from the completion); never NULL */
+    int well_formed;   /* 1: [<think>] THINK </think> [ws] <answer> ANSWER </answer> [ws]
+                        * [<|eos|>], where THINK and ANSWER hold no special-token text */
+    const char *think; /* the reasoning (borrowed from the completion); never NULL */
     size_t think_len;
     const char *answer; /* the first answer block's content, NULL when there is none */
     size_t answer_len;

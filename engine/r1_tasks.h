@@ -14,9 +14,24 @@
  *              drawn from 1..10, 1..25, 1..25, 1..50, 1..50, 1..100
  *   sort       sort d+2 numbers below 100 (1..8) or below 1000 (9, 10); 1..10
  *   linear     solve a*x+b=c for an integer x; 1..6, the size of a, b and x
- *   bool       evaluate and/or/not with parentheses over True/False; 1..8 binary operators
- * The built-in model trains on the low difficulties (add up to 3 digits, mul up to 3x2, ...);
- * the rest measure length generalisation and leave RL room to improve.
+ *   bool       evaluate and/or/not with parentheses over True/False; 1..6 binary operators
+ * The built-in model trains on the low difficulties (r1_task_train_difficulty: add 3, mul 4,
+ * countdown 3, sort 3, linear 3, bool 3); the rest measure length generalisation and leave RL
+ * room to improve.
+ *
+ * Sequence lengths: tokens of the whole chat sequence (r1_tokenizer_encode_chat: prompt,
+ * reasoning, answer and the 8 special tokens), mean / max over 500 seeds x both languages:
+ *   difficulty  1        2        3        4        5        6        7         8
+ *   add         102/111  129/145  156/184  184/223  211/262  238/301  264/340   296/377
+ *               (9: 321/418, 10: 337/419)
+ *   mul         103/109  118/125  182/197  210/229  287/316  329/364  422/471   590/662
+ *   countdown   143/164  150/167  171/193  174/197  196/219  198/221
+ *   sort        164/168  201/206  242/247  286/291  332/338  381/388  434/441   490/497
+ *               (9: 646/654, 10: 722/731)
+ *   linear      124/130  129/139  133/149  140/157  148/162  156/169
+ *   bool         84/158  133/261  200/380  293/541  389/757  520/990
+ * so every training difficulty fits 384 tokens (t_tasks checks it) and every difficulty fits
+ * the tiny preset's 1024 positions.
  *
  * Answers: integers for add, mul and linear ("x = 6" is accepted for linear); a comma-separated
  * list for sort (brackets and spaces tolerated); True or False for bool (any case); for
@@ -63,9 +78,10 @@ typedef struct {
     const r1_task *task; /* borrowed, static */
     uint64_t seed;
     int difficulty;
-    r1_lang lang; /* the language used: EN or ES, never AUTO */
+    r1_lang lang;                          /* the language used: EN or ES, never AUTO */
     char prompt[R1_TASK_PROMPT_MAX];       /* the question, asking for the language */
-    char reasoning[R1_TASK_REASONING_MAX]; /* the worked solution, lines ending in "\n" */
+    char reasoning[R1_TASK_REASONING_MAX]; /* the worked solution: lines separated by "\n",
+                                            * none at the end */
     char answer[R1_TASK_ANSWER_MAX];       /* the target answer */
 } r1_task_sample;
 
@@ -89,6 +105,10 @@ r1_status r1_task_find(const r1_task **out, const char *name, r1_error *err);
 const char *r1_task_name(const r1_task *t);
 const char *r1_task_summary(const r1_task *t); /* one line in English */
 int r1_task_max_difficulty(const r1_task *t);  /* difficulties are 1 .. max */
+
+/* The highest difficulty the built-in model trains on (see above); evaluation above it measures
+ * generalisation. */
+int r1_task_train_difficulty(const r1_task *t);
 
 /* ------------------------------------------------------------------ generating */
 

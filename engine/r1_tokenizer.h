@@ -51,7 +51,7 @@ enum {
     R1_TOK_ANSWER_END = 8,
     R1_TOK_NSPECIAL = 9, /* the number of named special tokens */
     R1_TOK_NEWLINE = 9,
-    R1_TOK_ASCII_FIRST = 10,  /* ' ' (32); character c has id c - 22 */
+    R1_TOK_ASCII_FIRST = 10, /* ' ' (32); character c has id c - 22 */
     R1_TOK_RESERVED_FIRST = 105,
     R1_TOK_VOCAB = 128 /* the built-in vocabulary size (the tiny preset's vocab_size) */
 };
@@ -128,8 +128,8 @@ r1_status r1_tokenizer_encode_prompt(const r1_tokenizer *t, const char *prompt, 
  * tokens: ids[0 .. assistant_start) are exactly what r1_tokenizer_encode_prompt gives, ending
  * with <|assistant|><think>, and ids[assistant_start .. n) are what the model must generate
  * (the reasoning through <|eos|>), the tokens SFT trains on. */
-r1_status r1_tokenizer_encode_chat(const r1_tokenizer *t, const char *prompt,
-                                   const char *reasoning, const char *answer, int32_t *ids,
-                                   int cap, int *n, int *assistant_start, r1_error *err);
+r1_status r1_tokenizer_encode_chat(const r1_tokenizer *t, const char *prompt, const char *reasoning,
+                                   const char *answer, int32_t *ids, int cap, int *n,
+                                   int *assistant_start, r1_error *err);
 
 #endif

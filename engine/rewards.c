@@ -88,36 +88,50 @@ int r1_reward_split(const char *c, r1_completion_parts *p)
 
 /* Lowercase; sorted only for the reader. */
 static const char *const words_en[] = {
-    "a", "about", "add", "added", "adding", "after", "again", "all", "also", "am", "an",
-    "answer", "are", "as", "ascending", "at", "be", "because", "before", "biggest", "borrow",
-    "both", "but", "by", "can", "carry", "check", "column", "columns", "compute", "correct",
-    "count", "did", "difference", "digit", "digits", "divide", "divided", "do", "does", "done",
-    "each", "eight", "english", "equal", "equals", "evaluate", "even", "expression", "first",
-    "five", "for", "four", "from", "get", "gives", "go", "good", "has", "have", "here", "how",
-    "i", "if", "in", "into", "is", "it", "its", "just", "largest", "last", "left", "less",
-    "let", "like", "list", "look", "make", "me", "minus", "more", "most", "multiply", "must",
-    "need", "next", "nine", "no", "now", "number", "numbers", "of", "ok", "okay", "on", "once",
-    "one", "only", "order", "other", "over", "plus", "product", "put", "remaining", "result",
-    "right", "same", "second", "see", "seven", "shifted", "should", "side", "sides", "six",
-    "smallest", "so", "solve", "sort", "step", "subtract", "sum", "take", "target", "ten",
-    "than", "that", "the", "then", "there", "think", "this", "three", "time", "times", "to",
-    "total", "try", "two", "up", "use", "used", "value", "wait", "was", "we", "what", "which",
-    "why", "will", "with", "write", "yes", "zero",
+    "a",         "about",   "add",     "added",    "adding",   "after",      "again",
+    "all",       "also",    "am",      "an",       "answer",   "are",        "as",
+    "ascending", "at",      "be",      "because",  "before",   "biggest",    "borrow",
+    "both",      "but",     "by",      "can",      "carry",    "check",      "column",
+    "columns",   "compute", "correct", "count",    "did",      "difference", "digit",
+    "digits",    "divide",  "divided", "do",       "does",     "done",       "each",
+    "eight",     "english", "equal",   "equals",   "evaluate", "even",       "expression",
+    "first",     "five",    "for",     "four",     "from",     "get",        "gives",
+    "go",        "good",    "has",     "have",     "here",     "how",        "i",
+    "if",        "in",      "into",    "is",       "it",       "its",        "just",
+    "largest",   "last",    "left",    "less",     "let",      "like",       "list",
+    "look",      "make",    "me",      "minus",    "more",     "most",       "multiply",
+    "must",      "need",    "next",    "nine",     "no",       "now",        "number",
+    "numbers",   "of",      "ok",      "okay",     "on",       "once",       "one",
+    "only",      "order",   "other",   "over",     "plus",     "product",    "put",
+    "remaining", "result",  "right",   "same",     "second",   "see",        "seven",
+    "shifted",   "should",  "side",    "sides",    "six",      "smallest",   "so",
+    "solve",     "sort",    "step",    "subtract", "sum",      "take",       "target",
+    "ten",       "than",    "that",    "the",      "then",     "there",      "think",
+    "this",      "three",   "time",    "times",    "to",       "total",      "try",
+    "two",       "up",      "use",     "used",     "value",    "wait",       "was",
+    "we",        "what",    "which",   "why",      "will",     "with",       "write",
+    "yes",       "zero",
 };
 
 static const char *const words_es[] = {
-    "a", "ahora", "al", "algo", "antes", "bien", "cada", "cero", "cifra", "cifras", "cinco",
-    "columna", "columnas", "como", "con", "correcto", "cuanto", "cuatro", "da", "de", "del",
-    "derecha", "desde", "desplazado", "despues", "diez", "divido", "doy", "dos", "el",
-    "en", "entonces", "entre", "es", "escribo", "espanol", "esta", "este", "esto", "evalua", "hay",
-    "hago", "igual", "izquierda", "la", "las", "lados", "lado", "llevo", "lo", "los", "luego",
-    "mas", "mayor", "me", "menor", "menos", "mi", "mismo", "mucho", "multiplico", "muy",
-    "no", "nueve", "numero", "numeros", "o", "objetivo", "obtener", "ocho", "orden", "ordena",
-    "otra", "otro", "para", "pero", "piensa", "pido", "por", "porque", "primero", "pruebo",
-    "puedo", "que", "queda", "quedan", "resta", "resto", "resuelve", "resultado", "se",
-    "segundo", "seis", "ser", "si", "siete", "sin", "sobre", "son", "su", "suma", "sumo",
-    "tambien", "tengo", "tiene", "todo", "tomo", "total", "tres", "ultimo", "un", "una",
-    "uno", "uso", "usa", "usar", "veo", "vez", "y", "ya", "yo",
+    "a",       "ahora",     "al",         "algo",     "antes",      "bien",      "cada",
+    "cero",    "cifra",     "cifras",     "cinco",    "columna",    "columnas",  "como",
+    "con",     "correcto",  "cuanto",     "cuatro",   "da",         "de",        "del",
+    "derecha", "desde",     "desplazado", "despues",  "diez",       "divido",    "doy",
+    "dos",     "el",        "en",         "entonces", "entre",      "es",        "escribo",
+    "espanol", "esta",      "este",       "esto",     "evalua",     "hay",       "hago",
+    "igual",   "izquierda", "la",         "las",      "lados",      "lado",      "llevo",
+    "lo",      "los",       "luego",      "mas",      "mayor",      "me",        "menor",
+    "menos",   "mi",        "mismo",      "mucho",    "multiplico", "muy",       "no",
+    "nueve",   "numero",    "numeros",    "o",        "objetivo",   "obtener",   "ocho",
+    "orden",   "ordena",    "otra",       "otro",     "para",       "pero",      "piensa",
+    "pido",    "por",       "porque",     "primero",  "pruebo",     "puedo",     "que",
+    "queda",   "quedan",    "resta",      "resto",    "resuelve",   "resultado", "se",
+    "segundo", "seis",      "ser",        "si",       "siete",      "sin",       "sobre",
+    "son",     "su",        "suma",       "sumo",     "tambien",    "tengo",     "tiene",
+    "todo",    "tomo",      "total",      "tres",     "ultimo",     "un",        "una",
+    "uno",     "uso",       "usa",        "usar",     "veo",        "vez",       "y",
+    "ya",      "yo",
 };
 
 /* Words of the task texts that belong to no language: the boolean keywords and the unknown. */
@@ -186,8 +200,8 @@ double r1_reward_accuracy(const r1_reward_sample *s, void *user)
         if (s->task)
             return r1_task_verify(s->task, s->target, s->completion, NULL);
         r1_completion_parts p;
-        return r1_reward_split(s->completion, &p) && same_trimmed(p.answer, p.answer_len,
-                                                                  s->target);
+        return r1_reward_split(s->completion, &p) &&
+               same_trimmed(p.answer, p.answer_len, s->target);
     }
     if (s->answer)
         return s->task ? r1_task_check_answer(s->task, s->target, s->answer, NULL, 0)

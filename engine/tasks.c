@@ -99,6 +99,11 @@ int r1_task_max_difficulty(const r1_task *t)
     return t->max_difficulty;
 }
 
+int r1_task_train_difficulty(const r1_task *t)
+{
+    return t->train_difficulty;
+}
+
 /* ------------------------------------------------------------------ generating */
 
 static int task_index(const r1_task *t)
@@ -116,8 +121,8 @@ r1_status r1_task_generate(const r1_task *t, uint64_t seed, int difficulty, r1_l
         return r1_error_set(err, R1_EINVAL, "task %s: difficulty %d is outside 1..%d", t->name,
                             difficulty, t->max_difficulty);
     if (lang != R1_LANG_AUTO && lang != R1_LANG_EN && lang != R1_LANG_ES)
-        return r1_error_set(err, R1_EINVAL, "task %s: language %d is not en, es or auto",
-                            t->name, (int)lang);
+        return r1_error_set(err, R1_EINVAL, "task %s: language %d is not en, es or auto", t->name,
+                            (int)lang);
     /* Two streams: the problem depends on (seed, task, difficulty) only, so both languages of
      * a seed pose the same problem; the language draw has its own stream. */
     uint64_t mix = seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(task_index(t) * 64 + difficulty));
@@ -140,9 +145,10 @@ r1_status r1_task_generate(const r1_task *t, uint64_t seed, int difficulty, r1_l
     /* The sizes hold every difficulty (the tests generate the hardest ones); this guards the
      * invariant rather than an input. */
     if (o.prompt.overflow || o.reasoning.overflow || o.answer.overflow)
-        return r1_error_set(err, R1_EINVAL, "task %s: the sample of seed %llu, difficulty %d "
-                            "does not fit the text buffers", t->name,
-                            (unsigned long long)seed, difficulty);
+        return r1_error_set(err, R1_EINVAL,
+                            "task %s: the sample of seed %llu, difficulty %d "
+                            "does not fit the text buffers",
+                            t->name, (unsigned long long)seed, difficulty);
     return R1_OK;
 }
 
@@ -176,8 +182,7 @@ int r1_task_check_answer(const r1_task *t, const char *target, const char *answe
     return check_span(t, target, answer, strlen(answer), parsed, cap);
 }
 
-int r1_task_verify(const r1_task *t, const char *target, const char *completion,
-                   r1_task_verdict *v)
+int r1_task_verify(const r1_task *t, const char *target, const char *completion, r1_task_verdict *v)
 {
     r1_task_verdict local;
     if (!v)

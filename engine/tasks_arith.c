@@ -43,7 +43,8 @@ static void add_columns(int64_t a, int64_t b, int d, task_out *o)
 {
     r1_lang g = o->lang;
     sbuf *R = &o->reasoning;
-    sb_printf(R, "%s\n", L(g, "Add by columns from the right.", "Sumo por columnas desde la derecha."));
+    sb_printf(R, "%s\n",
+              L(g, "Add by columns from the right.", "Sumo por columnas desde la derecha."));
     int carry = 0;
     for (int k = 0; k < d; k++) {
         int x = digit_at(a, k), y = digit_at(b, k), s = x + y + carry;
@@ -70,8 +71,8 @@ static void sub_columns(int64_t a, int64_t b, int d, task_out *o)
             sb_printf(R, "%d-%d%s=%d, %s %d\n", x, y, in, r, L(g, "write", "escribo"), r);
             borrow = 0;
         } else {
-            sb_printf(R, "%d-%d%s: %s 1, 1%d-%d%s=%d, %s %d\n", x, y, in,
-                      L(g, "borrow", "pido"), x, y, in, r + 10, L(g, "write", "escribo"), r + 10);
+            sb_printf(R, "%d-%d%s: %s 1, 1%d-%d%s=%d, %s %d\n", x, y, in, L(g, "borrow", "pido"), x,
+                      y, in, r + 10, L(g, "write", "escribo"), r + 10);
             borrow = 1;
         }
     }
@@ -88,8 +89,8 @@ static void add_generate(r1_rng *r, int d, task_out *o)
     }
     char op = sub ? '-' : '+';
     int64_t result = sub ? a - b : a + b;
-    sb_printf(&o->prompt, "%s %lld%c%lld?%s", L(o->lang, "What is", "Cuanto es"), (long long)a,
-              op, (long long)b, lang_request(o->lang));
+    sb_printf(&o->prompt, "%s %lld%c%lld?%s", L(o->lang, "What is", "Cuanto es"), (long long)a, op,
+              (long long)b, lang_request(o->lang));
     if (sub)
         sub_columns(a, b, d, o);
     else
@@ -102,14 +103,14 @@ const r1_task r1_task_def_add = {
     .name = "add",
     .summary = "addition or subtraction of two numbers of d digits (difficulty d)",
     .max_difficulty = 10,
+    .train_difficulty = 3,
     .generate = add_generate,
     .check = check_integer,
 };
 
 /* ------------------------------------------------------------------ mul */
 
-static const int mul_sizes[8][2] = {{1, 1}, {2, 1}, {2, 2}, {3, 2},
-                                    {3, 3}, {4, 3}, {4, 4}, {5, 5}};
+static const int mul_sizes[8][2] = {{1, 1}, {2, 1}, {2, 2}, {3, 2}, {3, 3}, {4, 3}, {4, 4}, {5, 5}};
 
 /* One partial product a*y, digit by digit: "347*6: 7*6=42, 4*6+4=28, 3*6+2=20, so 2082". */
 static int64_t partial_line(int64_t a, int na, int y, task_out *o)
@@ -158,8 +159,8 @@ static void mul_generate(r1_rng *r, int d, task_out *o)
     if (np > 1) {
         sb_printf(R, "%s: ", L(g, "Add", "Sumo"));
         for (int i = 1; i < np; i++) {
-            sb_printf(R, "%s%lld+%lld=%lld", i > 1 ? ", " : "", (long long)sum,
-                      (long long)parts[i], (long long)(sum + parts[i]));
+            sb_printf(R, "%s%lld+%lld=%lld", i > 1 ? ", " : "", (long long)sum, (long long)parts[i],
+                      (long long)(sum + parts[i]));
             sum += parts[i];
         }
         sb_printf(R, "\n");
@@ -172,6 +173,7 @@ const r1_task r1_task_def_mul = {
     .name = "mul",
     .summary = "multiplication, 1x1 up to 5x5 digits (difficulty 1..8; 4 is 3x2)",
     .max_difficulty = 8,
+    .train_difficulty = 4,
     .generate = mul_generate,
     .check = check_integer,
 };
@@ -181,8 +183,8 @@ const r1_task r1_task_def_mul = {
 static const struct {
     int amax, xmax, bmax, neg;
 } linear_sizes[6] = {
-    {5, 9, 9, 0}, {9, 20, 30, 0}, {9, 20, 50, 1}, {20, 50, 200, 1}, {50, 200, 1000, 1},
-    {99, 999, 9999, 1},
+    {5, 9, 9, 0},     {9, 20, 30, 0},     {9, 20, 50, 1},
+    {20, 50, 200, 1}, {50, 200, 1000, 1}, {99, 999, 9999, 1},
 };
 
 /* A nonzero value with |v| in [lo, hi], negative half the time when neg. */
@@ -208,17 +210,16 @@ static void linear_generate(r1_rng *r, int d, task_out *o)
     sb_printf(&o->prompt, "%s %s.%s", L(g, "Solve for x:", "Resuelve para x:"), eq,
               lang_request(g));
     if (b > 0)
-        sb_printf(R, "%s %lld %s: %lld*x=%lld-%lld=%lld\n", L(g, "Subtract", "Resto"),
-                  (long long)b, L(g, "from both sides", "en los dos lados"), (long long)a,
-                  (long long)c, (long long)b, (long long)ax);
+        sb_printf(R, "%s %lld %s: %lld*x=%lld-%lld=%lld\n", L(g, "Subtract", "Resto"), (long long)b,
+                  L(g, "from both sides", "en los dos lados"), (long long)a, (long long)c,
+                  (long long)b, (long long)ax);
     else
         sb_printf(R, "%s %lld %s: %lld*x=%lld+%lld=%lld\n", L(g, "Add", "Sumo"), (long long)-b,
                   L(g, "to both sides", "en los dos lados"), (long long)a, (long long)c,
                   (long long)-b, (long long)ax);
-    sb_printf(R, "%s %lld: x=%lld/%s%lld%s=%lld", L(g, "Divide both sides by",
-                                                  "Divido los dos lados entre"),
-              (long long)a, (long long)ax, a < 0 ? "(" : "", (long long)a, a < 0 ? ")" : "",
-              (long long)x);
+    sb_printf(R, "%s %lld: x=%lld/%s%lld%s=%lld",
+              L(g, "Divide both sides by", "Divido los dos lados entre"), (long long)a,
+              (long long)ax, a < 0 ? "(" : "", (long long)a, a < 0 ? ")" : "", (long long)x);
     sb_printf(&o->answer, "%lld", (long long)x);
 }
 
@@ -241,6 +242,7 @@ const r1_task r1_task_def_linear = {
     .name = "linear",
     .summary = "solve a*x+b=c for an integer x (difficulty 1..6: the size of a, b, x)",
     .max_difficulty = 6,
+    .train_difficulty = 3,
     .generate = linear_generate,
     .check = linear_check,
 };

@@ -42,8 +42,8 @@ static void combine(expr *out, const expr *l, char op, const expr *r)
 {
     int mul = op == '*' || op == '/';
     int lp = mul && l->prec == 1;
-    int rp = (op == '-' && r->prec == 1) || (op == '*' && r->prec == 1) ||
-             (op == '/' && r->prec < 3);
+    int rp =
+        (op == '-' && r->prec == 1) || (op == '*' && r->prec == 1) || (op == '/' && r->prec < 3);
     sbuf b;
     sb_init(&b, out->text, sizeof out->text);
     sb_printf(&b, "%s%s%s%c%s%s%s", lp ? "(" : "", l->text, lp ? ")" : "", op, rp ? "(" : "",
@@ -128,8 +128,7 @@ static void countdown_generate(r1_rng *r, int d, task_out *o)
     sb_printf(&o->prompt, "%s ", L(g, "Use the numbers", "Usa los numeros"));
     for (int i = 0; i < n; i++)
         sb_printf(&o->prompt, "%lld%s", (long long)shown[i], i + 1 < n ? ", " : "");
-    sb_printf(&o->prompt, " %s %lld %s%s",
-              L(g, "to make", "para obtener"), (long long)target,
+    sb_printf(&o->prompt, " %s %lld %s%s", L(g, "to make", "para obtener"), (long long)target,
               L(g, "with + - * /, each at most once.", "con + - * /, cada uno una vez como mucho."),
               lang_request(g));
 }
@@ -231,8 +230,7 @@ static int parse_atom(parser *p, rat *out)
         return 0;
     int64_t v = 0;
     while (p->i < p->len && isdigit((unsigned char)p->s[p->i])) {
-        if (__builtin_mul_overflow(v, 10, &v) ||
-            __builtin_add_overflow(v, p->s[p->i] - '0', &v))
+        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, p->s[p->i] - '0', &v))
             return 0; /* longer than int64: certainly not a given number */
         p->i++;
     }
@@ -326,6 +324,7 @@ const r1_task r1_task_def_countdown = {
     .name = "countdown",
     .summary = "reach a target from 3 to 5 numbers with + - * / (difficulty 1..6)",
     .max_difficulty = 6,
+    .train_difficulty = 3,
     .generate = countdown_generate,
     .check = countdown_check,
 };

@@ -38,6 +38,7 @@ struct r1_task {
     const char *name;
     const char *summary;
     int max_difficulty;
+    int train_difficulty; /* the highest difficulty the built-in model trains on */
     /* Writes the sample for difficulty d (1 .. max) drawing from r. */
     void (*generate)(r1_rng *r, int d, task_out *o);
     /* Judges ans[0, len) (already trimmed) against target; writes what it read into parsed.

@@ -38,7 +38,8 @@ static void sort_generate(r1_rng *r, int d, task_out *o)
     for (int i = 0; i < n; i++)
         a[i] = rand_range(r, 0, d <= 8 ? 99 : 999);
     r1_lang g = o->lang;
-    sb_printf(&o->prompt, "%s ", L(g, "Sort from smallest to largest:", "Ordena de menor a mayor:"));
+    sb_printf(&o->prompt, "%s ",
+              L(g, "Sort from smallest to largest:", "Ordena de menor a mayor:"));
     print_list(&o->prompt, a, n, ", ");
     sb_printf(&o->prompt, ".%s", lang_request(g));
 
@@ -95,8 +96,8 @@ static int list_next(const char **s, const char *end, int first, int_text *x)
 
 static int sort_check(const char *target, const char *ans, size_t len, sbuf *parsed)
 {
-    if (len >= 2 && ((ans[0] == '[' && ans[len - 1] == ']') ||
-                     (ans[0] == '(' && ans[len - 1] == ')'))) {
+    if (len >= 2 &&
+        ((ans[0] == '[' && ans[len - 1] == ']') || (ans[0] == '(' && ans[len - 1] == ')'))) {
         ans++;
         len -= 2;
     }
@@ -123,6 +124,7 @@ const r1_task r1_task_def_sort = {
     .name = "sort",
     .summary = "sort d+2 numbers from smallest to largest (difficulty 1..10)",
     .max_difficulty = 10,
+    .train_difficulty = 3,
     .generate = sort_generate,
     .check = sort_check,
 };
@@ -253,8 +255,10 @@ static int bool_check(const char *target, const char *ans, size_t len, sbuf *par
 
 const r1_task r1_task_def_bool = {
     .name = "bool",
-    .summary = "evaluate and / or / not over True and False (difficulty 1..8: operators)",
-    .max_difficulty = 8,
+    .summary = "evaluate and / or / not over True and False (difficulty 1..6: operators)",
+    /* 7 and 8 operators passed the tiny preset's 1024 positions (1153 and 1516 tokens) */
+    .max_difficulty = 6,
+    .train_difficulty = 3,
     .generate = bool_generate,
     .check = bool_check,
 };

@@ -44,11 +44,11 @@ static const char *const special_text[R1_TOK_NSPECIAL] = {
 
 struct r1_tokenizer {
     int V;
-    char **text;            /* [V] owned token texts */
-    unsigned char *special; /* [V] 1 for special tokens */
-    int32_t byte_id[256];   /* the id of each one-character token, -1 when none */
+    char **text;             /* [V] owned token texts */
+    unsigned char *special;  /* [V] 1 for special tokens */
+    int32_t byte_id[256];    /* the id of each one-character token, -1 when none */
     int sp[R1_TOK_NSPECIAL]; /* ids of the named special tokens */
-    int32_t *multi;         /* ids of the special tokens, longest text first */
+    int32_t *multi;          /* ids of the special tokens, longest text first */
     int nmulti;
 };
 
@@ -220,8 +220,7 @@ static r1_status encode_append(const r1_tokenizer *t, const char *text, int32_t 
 static r1_status check_room(const int32_t *ids, int cap, int n, r1_error *err)
 {
     if (ids && n > cap)
-        return r1_error_set(err, R1_EINVAL, "the text needs %d ids, the buffer holds %d", n,
-                            cap);
+        return r1_error_set(err, R1_EINVAL, "the text needs %d ids, the buffer holds %d", n, cap);
     return R1_OK;
 }
 
@@ -242,9 +241,8 @@ r1_status r1_tokenizer_decode(const r1_tokenizer *t, const int32_t *ids, int n, 
     size_t len = 0;
     for (int i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= t->V)
-            return r1_error_set(err, R1_EINVAL,
-                                "token %d: id %d is outside the vocabulary [0, %d)", i,
-                                (int)ids[i], t->V);
+            return r1_error_set(err, R1_EINVAL, "token %d: id %d is outside the vocabulary [0, %d)",
+                                i, (int)ids[i], t->V);
         len += strlen(t->text[ids[i]]);
     }
     char *s = malloc(len + 1), *p = s;
@@ -295,9 +293,9 @@ r1_status r1_tokenizer_encode_prompt(const r1_tokenizer *t, const char *prompt, 
     return s != R1_OK ? s : check_room(ids, cap, *n, err);
 }
 
-r1_status r1_tokenizer_encode_chat(const r1_tokenizer *t, const char *prompt,
-                                   const char *reasoning, const char *answer, int32_t *ids,
-                                   int cap, int *n, int *assistant_start, r1_error *err)
+r1_status r1_tokenizer_encode_chat(const r1_tokenizer *t, const char *prompt, const char *reasoning,
+                                   const char *answer, int32_t *ids, int cap, int *n,
+                                   int *assistant_start, r1_error *err)
 {
     *n = 0;
     if (!ids)
@@ -345,22 +343,22 @@ static json_t *to_json(const r1_tokenizer *t)
         return NULL;
     }
     /* The HF field order; json_object_set_new takes its value even when it fails. */
-    bad = json_object_set_new(root, "version", json_string("1.0")) ||
-          json_object_set_new(root, "truncation", json_null()) ||
-          json_object_set_new(root, "padding", json_null()) ||
-          json_object_set_new(root, "added_tokens", added) ||
-          json_object_set_new(root, "normalizer", json_null()) ||
-          /* every character its own piece; [\s\S] rather than "." so newlines split too */
-          json_object_set_new(root, "pre_tokenizer",
-                              json_pack("{s:s, s:{s:s}, s:s, s:b}", "type", "Split", "pattern",
-                                        "Regex", "[\\s\\S]", "behavior", "Isolated", "invert",
-                                        0)) ||
-          json_object_set_new(root, "post_processor", json_null()) ||
-          /* without a decoder HF joins WordLevel tokens with spaces */
-          json_object_set_new(root, "decoder", json_pack("{s:s}", "type", "Fuse")) ||
-          json_object_set_new(root, "model",
-                              json_pack("{s:s, s:o, s:s}", "type", "WordLevel", "vocab", vocab,
-                                        "unk_token", UNK_TEXT));
+    bad =
+        json_object_set_new(root, "version", json_string("1.0")) ||
+        json_object_set_new(root, "truncation", json_null()) ||
+        json_object_set_new(root, "padding", json_null()) ||
+        json_object_set_new(root, "added_tokens", added) ||
+        json_object_set_new(root, "normalizer", json_null()) ||
+        /* every character its own piece; [\s\S] rather than "." so newlines split too */
+        json_object_set_new(root, "pre_tokenizer",
+                            json_pack("{s:s, s:{s:s}, s:s, s:b}", "type", "Split", "pattern",
+                                      "Regex", "[\\s\\S]", "behavior", "Isolated", "invert", 0)) ||
+        json_object_set_new(root, "post_processor", json_null()) ||
+        /* without a decoder HF joins WordLevel tokens with spaces */
+        json_object_set_new(root, "decoder", json_pack("{s:s}", "type", "Fuse")) ||
+        json_object_set_new(root, "model",
+                            json_pack("{s:s, s:o, s:s}", "type", "WordLevel", "vocab", vocab,
+                                      "unk_token", UNK_TEXT));
     if (bad) {
         json_decref(root);
         return NULL;
@@ -477,8 +475,8 @@ static r1_status place(r1_tokenizer *t, int id, const char *text, int special, c
 }
 
 /* Reads "added_tokens" (may be absent): each {"id": int, "content": string, "special": bool}. */
-static r1_status read_added(const json_t *added, const json_t *vocab, int *nextra,
-                            const char *file, r1_error *err)
+static r1_status read_added(const json_t *added, const json_t *vocab, int *nextra, const char *file,
+                            r1_error *err)
 {
     *nextra = 0;
     if (!added)
@@ -505,8 +503,7 @@ static r1_status read_added(const json_t *added, const json_t *vocab, int *nextr
     return R1_OK;
 }
 
-static r1_status parse_root(r1_tokenizer **out, const json_t *root, const char *file,
-                            r1_error *err)
+static r1_status parse_root(r1_tokenizer **out, const json_t *root, const char *file, r1_error *err)
 {
     if (!json_is_object(root))
         return r1_error_set(err, R1_EFORMAT, "%s: expected a JSON object", file);
@@ -530,8 +527,8 @@ static r1_status parse_root(r1_tokenizer **out, const json_t *root, const char *
         return s;
     size_t V = json_object_size(vocab) + (size_t)nextra;
     if (V == 0 || V > MAX_VOCAB)
-        return field_fail(err, R1_EFORMAT, file, "model.vocab",
-                          "%zu tokens, expected 1 to %d", V, MAX_VOCAB);
+        return field_fail(err, R1_EFORMAT, file, "model.vocab", "%zu tokens, expected 1 to %d", V,
+                          MAX_VOCAB);
 
     r1_tokenizer *t = alloc_tokenizer((int)V);
     if (!t)
@@ -566,8 +563,7 @@ static r1_status parse_root(r1_tokenizer **out, const json_t *root, const char *
             s = field_fail(err, R1_EFORMAT, file, field, "id %lld is outside [0, %zu)",
                            (long long)id, V);
         else
-            s = place(t, (int)id, c, json_is_true(json_object_get(a, "special")), file, field,
-                      err);
+            s = place(t, (int)id, c, json_is_true(json_object_get(a, "special")), file, field, err);
         if (s != R1_OK)
             goto fail;
     }
@@ -613,15 +609,15 @@ r1_status r1_tokenizer_load(r1_tokenizer **out, const char *path, r1_error *err)
     r1_status s;
     FILE *f = fopen(file, "rb");
     if (!f) {
-        s = r1_error_set(err, errno == ENOENT ? R1_ENOTFOUND : R1_EIO, "%s: cannot open: %s",
-                         file, strerror(errno));
+        s = r1_error_set(err, errno == ENOENT ? R1_ENOTFOUND : R1_EIO, "%s: cannot open: %s", file,
+                         strerror(errno));
     } else {
         json_error_t je;
         json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
         fclose(f);
         if (!root)
-            s = r1_error_set(err, R1_EFORMAT, "%s: not valid JSON: %s (line %d, column %d)",
-                             file, je.text, je.line, je.column);
+            s = r1_error_set(err, R1_EFORMAT, "%s: not valid JSON: %s (line %d, column %d)", file,
+                             je.text, je.line, je.column);
         else
             s = parse_root(out, root, file, err);
         json_decref(root);

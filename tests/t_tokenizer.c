@@ -45,11 +45,22 @@ static void test_builtin(const r1_tokenizer *t)
         int id;
         const char *text;
     } fixed[] = {
-        {R1_TOK_PAD, "<|pad|>"},     {R1_TOK_BOS, "<|bos|>"},         {R1_TOK_EOS, "<|eos|>"},
-        {R1_TOK_USER, "<|user|>"},   {R1_TOK_ASSISTANT, "<|assistant|>"},
-        {R1_TOK_THINK, "<think>"},   {R1_TOK_THINK_END, "</think>"},  {R1_TOK_ANSWER, "<answer>"},
-        {R1_TOK_ANSWER_END, "</answer>"}, {9, "\n"}, {10, " "}, {'0' - 22, "0"}, {'A' - 22, "A"},
-        {104, "~"}, {105, "<|reserved_0|>"}, {127, "<|reserved_22|>"},
+        {R1_TOK_PAD, "<|pad|>"},
+        {R1_TOK_BOS, "<|bos|>"},
+        {R1_TOK_EOS, "<|eos|>"},
+        {R1_TOK_USER, "<|user|>"},
+        {R1_TOK_ASSISTANT, "<|assistant|>"},
+        {R1_TOK_THINK, "<think>"},
+        {R1_TOK_THINK_END, "</think>"},
+        {R1_TOK_ANSWER, "<answer>"},
+        {R1_TOK_ANSWER_END, "</answer>"},
+        {9, "\n"},
+        {10, " "},
+        {'0' - 22, "0"},
+        {'A' - 22, "A"},
+        {104, "~"},
+        {105, "<|reserved_0|>"},
+        {127, "<|reserved_22|>"},
     };
     int good = 1;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
@@ -104,8 +115,7 @@ static void test_encode(const r1_tokenizer *t)
     ids = enc(t, "<thin</think", &n, &err);
     is_int(n, 12, "an unfinished special text is characters");
     free(ids);
-    is_int(r1_tokenizer_encode(t, "x<answer>y", NULL, 0, &n, &err), R1_OK,
-           "ids NULL only counts");
+    is_int(r1_tokenizer_encode(t, "x<answer>y", NULL, 0, &n, &err), R1_OK, "ids NULL only counts");
     is_int(n, 3, "... 3 tokens");
     int32_t small[2];
     is_int(r1_tokenizer_encode(t, "hello", small, 2, &n, &err), R1_EINVAL,
@@ -159,8 +169,8 @@ static void test_chat(const r1_tokenizer *t)
     ok(p[0] == R1_TOK_BOS && p[1] == R1_TOK_USER && p[np - 2] == R1_TOK_ASSISTANT &&
            p[np - 1] == R1_TOK_THINK,
        "... <|bos|><|user|>PROMPT<|assistant|><think>");
-    is_int(r1_tokenizer_encode_chat(t, "What is 2+2?", "2+2=4", "4", c, 128, &nc, &as, &err),
-           R1_OK, "training sequence encoded");
+    is_int(r1_tokenizer_encode_chat(t, "What is 2+2?", "2+2=4", "4", c, 128, &nc, &as, &err), R1_OK,
+           "training sequence encoded");
     is_int(as, np, "assistant_start is the generation prompt's length");
     ok(memcmp(c, p, (size_t)np * sizeof *p) == 0, "... and the tokens before it are that prompt");
     is_int(nc - as, 5 + 1 + 4, "... after it: reasoning, answer and 4 specials");
@@ -169,8 +179,9 @@ static void test_chat(const r1_tokenizer *t)
        "... the first trained token is the reasoning's first, the last is <|eos|>");
     char *s = NULL;
     r1_tokenizer_decode(t, c, nc, &s, &err);
-    is_str(s, "<|bos|><|user|>What is 2+2?<|assistant|><think>2+2=4</think><answer>4</answer>"
-              "<|eos|>",
+    is_str(s,
+           "<|bos|><|user|>What is 2+2?<|assistant|><think>2+2=4</think><answer>4</answer>"
+           "<|eos|>",
            "the sequence decodes to the chat format");
     free(s);
     r1_tokenizer_decode(t, c + as, nc - as, &s, &err);
@@ -196,8 +207,8 @@ static void test_chat(const r1_tokenizer *t)
                     r1_task_sample x;
                     int n, n2, a;
                     good = r1_task_generate(task, (uint64_t)seed, d, lang, &x, &err) == R1_OK &&
-                           r1_tokenizer_encode_chat(t, x.prompt, x.reasoning, x.answer, ids,
-                                                    8192, &n, &a, &err) == R1_OK &&
+                           r1_tokenizer_encode_chat(t, x.prompt, x.reasoning, x.answer, ids, 8192,
+                                                    &n, &a, &err) == R1_OK &&
                            r1_tokenizer_decode(t, ids, n, &s, &err) == R1_OK;
                     if (!good) {
                         diag("%s d%d seed %d: %s", r1_task_name(task), d, seed, err.msg);
@@ -208,8 +219,8 @@ static void test_chat(const r1_tokenizer *t)
                              "<|eos|>",
                              x.prompt, x.reasoning, x.answer);
                     good = strcmp(s, full) == 0 &&
-                           r1_tokenizer_encode(t, s, again, 8192, &n2, &err) == R1_OK &&
-                           n2 == n && memcmp(ids, again, (size_t)n * sizeof *ids) == 0;
+                           r1_tokenizer_encode(t, s, again, 8192, &n2, &err) == R1_OK && n2 == n &&
+                           memcmp(ids, again, (size_t)n * sizeof *ids) == 0;
                     free(s);
                     count++;
                 }
@@ -242,9 +253,18 @@ static json_t *vocab_of(json_t *root)
     return json_object_get(json_object_get(root, "model"), "vocab");
 }
 
-static void e_out_of_range(json_t *r) { json_object_set_new(vocab_of(r), "a", json_integer(500)); }
-static void e_duplicate(json_t *r) { json_object_set_new(vocab_of(r), "b", json_integer('a' - 22)); }
-static void e_not_int(json_t *r) { json_object_set_new(vocab_of(r), "c", json_string("x")); }
+static void e_out_of_range(json_t *r)
+{
+    json_object_set_new(vocab_of(r), "a", json_integer(500));
+}
+static void e_duplicate(json_t *r)
+{
+    json_object_set_new(vocab_of(r), "b", json_integer('a' - 22));
+}
+static void e_not_int(json_t *r)
+{
+    json_object_set_new(vocab_of(r), "c", json_string("x"));
+}
 static void e_bpe(json_t *r)
 {
     json_object_set_new(json_object_get(r, "model"), "type", json_string("BPE"));
@@ -271,7 +291,10 @@ static void e_mismatch(json_t *r)
     json_object_set_new(json_array_get(json_object_get(r, "added_tokens"), 1), "id",
                         json_integer(7));
 }
-static void e_no_model(json_t *r) { json_object_del(r, "model"); }
+static void e_no_model(json_t *r)
+{
+    json_object_del(r, "model");
+}
 
 static void test_files(const r1_tokenizer *t)
 {

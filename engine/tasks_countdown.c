@@ -153,11 +153,11 @@ static int64_t gcd64(int64_t a, int64_t b)
 
 static int rat_make(rat *out, int64_t num, int64_t den)
 {
-    if (den == 0)
+    /* INT64_MIN has no negation: an overflow like any other (only huge numbers, never the
+     * given ones, get there) */
+    if (den == 0 || num == INT64_MIN || den == INT64_MIN)
         return 0;
     if (den < 0) {
-        if (num == INT64_MIN || den == INT64_MIN)
-            return 0;
         num = -num;
         den = -den;
     }

@@ -222,7 +222,10 @@ static void test_answers(void)
             {"83", 0, NULL}, {"(25-5)*4", 0, NULL}, {"-(5-25)*4+3", 0, NULL},
             {"(25-5)x4+3", 0, NULL}, {"(25-5)*4+3)", 0, NULL}, {"((25-5)*4+3", 0, NULL},
             {"", 0, NULL}, {"25/(5-5)*4+3", 0, NULL}, /* division by zero (and 5 twice) */
-            {"99999999999999999999999*0+83", 0, NULL});
+            {"99999999999999999999999*0+83", 0, NULL},
+            {"0-9223372036854775807-1", 0, NULL}, /* INT64_MIN on the way */
+            {"9223372036854775807*9223372036854775807", 0, NULL}, /* overflow */
+            {"1/9223372036854775807/9223372036854775807", 0, NULL});
     /* 24 from 3 3 8 8 needs a fraction on the way: exact rationals */
     ANSWERS("countdown", "8/(3-8/3)", {"8/(3-8/3)", 1, NULL}, {"8/(3-8/3)=24", 1, NULL},
             {"3*8", 1, NULL}, {"8*3*(8/8)", 0, NULL}, {"8/(3-3)", 0, NULL}, /* zero division */

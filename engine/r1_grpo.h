@@ -117,11 +117,39 @@ double r1_grpo_token_grad(const r1_grpo_cfg *cfg, double lp, double lp_old, doub
 /* Advantages of one group: adv[G] from totals[G]; returns 1 when all rewards are equal. */
 int r1_grpo_advantages(const r1_grpo_cfg *cfg, const double *totals, int G, double *adv);
 
+/* ---- the objective on a given batch (what a step trains on; exposed for tests and tools) */
+
+typedef struct {
+    int nseq;
+    const int32_t *const *seqs; /* [nseq] prompt followed by completion */
+    const int *plens;           /* [nseq] prompt lengths (>= 1) */
+    const int *lens;            /* [nseq] total lengths */
+    const double *adv;          /* [nseq] advantages */
+} r1_grpo_batch;
+
+/* Log-probabilities of every completion token under m, in sequence order: lp[sum(lens-plens)].
+ * Runs in chunks of `micro` sequences; forward only. */
+r1_status r1_grpo_logprobs(r1_model *m, const r1_grpo_batch *b, int micro, float *lp,
+                           r1_error *err);
+
+typedef struct {
+    double objective;  /* J: the aggregated clipped surrogate minus beta KL */
+    double kl, clip_frac, entropy; /* means over completion tokens */
+} r1_grpo_obj;
+
+/* Adds the gradient of loss = -J to m's gradients (callers zero them first).  lp_old (NULL:
+ * the current policy, so rho = 1) and lp_ref (NULL when beta = 0) are per completion token;
+ * lp_now (may be NULL) receives the current log-probs. */
+r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *cfg, const r1_grpo_batch *b,
+                            const float *lp_old, const float *lp_ref, float *lp_now,
+                            r1_grpo_obj *out, r1_error *err);
+
 /* Checkpoint the trainer (policy, optimizer, step, prompt position, RNG, reference) / resume. */
 r1_status r1_grpo_save(r1_grpo *g, const char *dir, r1_error *err);
 r1_status r1_grpo_resume(r1_grpo *g, const char *dir, r1_error *err);
 
 r1_adamw *r1_grpo_optimizer(r1_grpo *g); /* borrowed */
+const r1_model *r1_grpo_reference(const r1_grpo *g); /* borrowed; NULL when beta = 0 */
 int64_t r1_grpo_steps(const r1_grpo *g);
 
 #endif

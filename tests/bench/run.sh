@@ -30,3 +30,6 @@ for cfg in "tiny 16 128" "small 8 256"; do
     fi
     printf '%-22s %12s %12s %10s %12s %8s\n' "$1 ${2}x$3" "$rt" "$rg" "$rm" "$tt" "$ratio"
 done
+echo
+echo "== bf16 weights: r1_matmul_bf16 beside OpenBLAS sgemm with fp32 weights, 1 thread (GFLOP/s)"
+"$b/tests/bench/bench_bf16"

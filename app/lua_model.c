@@ -458,6 +458,11 @@ static int generate(lua_State *L, int chat, const r1_task *task, const char *tar
         (float)lua_r1_opt_num(L, 3, "repetition_penalty", cfg.repetition_penalty);
     cfg.seed = (uint64_t)lua_r1_opt_int(L, 3, "seed", 0);
     cfg.speculative = lua_r1_opt_bool(L, 3, "speculative", 0);
+    const char *wt = lua_r1_opt_str(L, 3, "weights", "fp32");
+    if (strcmp(wt, "fp32") && strcmp(wt, "bf16"))
+        return luaL_error(L, "bad option 'weights' (\"fp32\" or \"bf16\" expected, got \"%s\")",
+                          wt);
+    cfg.bf16 = !strcmp(wt, "bf16");
     chat = lua_r1_opt_bool(L, 3, "chat", chat);
     gen_cb cb;
     memset(&cb, 0, sizeof cb);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "model_internal.h"
+#include "r1_bf16.h"
 #include "r1_kernels.h"
 #include "r1_rng.h"
 
@@ -504,4 +505,13 @@ r1_status r1_model_copy_params(r1_model *dst, const r1_model *src, r1_error *err
             memcpy(dst->layers[l].bias, src->layers[l].bias,
                    sizeof(float) * src->cfg.n_routed_experts);
     return R1_OK;
+}
+
+void r1__mm(const r1_model *m, float *out, const float *in, const float *w, int N, int Ci,
+            int Co, int accumulate)
+{
+    if (m->w16)
+        r1_matmul_bf16(out, in, m->w16 + (w - m->params), N, Ci, Co, accumulate);
+    else
+        r1_matmul_fwd(out, in, w, N, Ci, Co, accumulate);
 }

@@ -162,6 +162,8 @@ struct r1_model {
     double denom_mtp[8];
     grad_scratch gs;
     int no_load_count;         /* 1 while generating: expert loads count training only */
+    const uint16_t *w16;       /* while a BF16 decoder steps: bf16 copies of the parameters,
+                                * same layout (borrowed from the decoder) */
     char errmsg[R1_ERRLEN];
 };
 
@@ -175,6 +177,11 @@ int r1__alloc_acts(r1_model *m, int B, int T);
 void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f);
 void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *dhn);
 double r1__moe_balance(r1_model *m, int l, layer_act *a);
+
+/* out[N,Co] = in[N,Ci] · w^T with w a parameter matrix: its bf16 copy while a BF16 decoder
+ * runs (m->w16), the fp32 master otherwise. */
+void r1__mm(const r1_model *m, float *out, const float *in, const float *w, int N, int Ci,
+            int Co, int accumulate);
 
 /* The gradient that mirrors parameter pointer p. */
 static inline float *r1__grad(r1_model *m, const float *p)

@@ -91,10 +91,10 @@ static void expert_fwd(void *ctx, int e, int tid)
     float *xe = a->xe + (size_t)n0 * C;
     float *eg = a->eg + (size_t)n0 * Ie, *eu = a->eu + (size_t)n0 * Ie;
     float *ea = a->ea + (size_t)n0 * Ie;
-    r1_matmul_fwd(eg, xe, Wg, ne, C, Ie, 0);
-    r1_matmul_fwd(eu, xe, Wu, ne, C, Ie, 0);
+    r1__mm(j->m, eg, xe, Wg, ne, C, Ie, 0);
+    r1__mm(j->m, eu, xe, Wu, ne, C, Ie, 0);
     r1_swiglu_fwd(ea, eg, eu, ne * Ie);
-    r1_matmul_fwd(a->eo + (size_t)n0 * C, ea, Wd, ne, Ie, C, 0);
+    r1__mm(j->m, a->eo + (size_t)n0 * C, ea, Wd, ne, Ie, C, 0);
 }
 
 /* Expert e's backward over its rows; its weight gradients are its own, its rows too. */
@@ -129,7 +129,8 @@ void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
     int N = a->N, C = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
     int Is = m->Is;
 
-    /* router: fp32 sigmoid scores */
+    /* router: fp32 weights and sigmoid scores, also in BF16 decoding (DeepSeek-V3 keeps the
+     * gating in higher precision) */
     r1_matmul_fwd(a->s, a->hn, w->router, N, C, E, 0);
     for (size_t i = 0; i < (size_t)N * E; i++)
         a->s[i] = 1.0f / (1.0f + expf(-a->s[i]));
@@ -167,10 +168,10 @@ void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
 
     /* shared experts over every token, then the weighted routed outputs */
     if (Is) {
-        r1_matmul_fwd(a->sgo, a->hn, w->sg, N, C, Is, 0);
-        r1_matmul_fwd(a->suo, a->hn, w->su, N, C, Is, 0);
+        r1__mm(m, a->sgo, a->hn, w->sg, N, C, Is, 0);
+        r1__mm(m, a->suo, a->hn, w->su, N, C, Is, 0);
         r1_swiglu_fwd(a->sa, a->sgo, a->suo, N * Is);
-        r1_matmul_fwd(f, a->sa, w->sd, N, Is, C, 0);
+        r1__mm(m, f, a->sa, w->sd, N, Is, C, 0);
     } else {
         memset(f, 0, sizeof(float) * N * C);
     }

@@ -112,4 +112,21 @@ local last = r1.grpo{model = tiny, task = "add", difficulty = 1, steps = 2, grou
 t.is(seen, 16, "a Lua reward scores every completion")
 t.is(steps, 2, "on_step per step")
 t.ok(math.abs(last.const - 0.25) < 1e-12, "the Lua reward's value reaches the stats")
+
+-- rejection sampling: a random model keeps nothing but the direct answers, each verified
+local out = os.tmpname()
+local rs = r1.reject_sample{model = tiny, task = "add", difficulty = 1, prompts = 20, k = 2,
+  max_new = 8, out = out}
+t.is(rs.sampled, 40, "r1.reject_sample samples k per prompt")
+local lines, verified = 0, 0
+for line in io.lines(out) do
+  lines = lines + 1
+  local prompt = line:match('"prompt":"(.-)"')
+  local comp = line:match('"completion":"(.-)"'):gsub("\\n", "\n")
+  local target = line:match('"target":"(.-)"')
+  if add:verify(comp, target) then verified = verified + 1 end
+end
+t.is(lines, rs.kept + rs.direct, "the file holds the kept and direct samples")
+t.ok(rs.direct >= 1 and verified == lines, "every written sample verifies")
+os.remove(out)
 t.done()

@@ -85,7 +85,7 @@ t.ok(tok:decode(tok:encode("hi", {chat = true})):find("<|assistant|><think>", 1,
   "the chat prompt ends with <|assistant|><think>")
 
 -- tasks and rewards
-t.is(#r1.tasks.list(), 6, "six tasks")
+t.is(#r1.tasks.list(), 7, "seven tasks")
 local add = r1.tasks.add{difficulty = 2, seed = 1, lang = "en"}
 local s = add:sample(0)
 t.ok(s.prompt:find("Think in English", 1, true), "a sample asks for its language")

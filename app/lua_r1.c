@@ -178,5 +178,6 @@ int luaopen_r1(lua_State *L)
     lua_tasks_open(L);
     lua_grpo_open(L);
     lua_stages_open(L);
+    lua_sft_open(L);
     return 1;
 }

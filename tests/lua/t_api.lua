@@ -113,6 +113,16 @@ t.is(seen, 16, "a Lua reward scores every completion")
 t.is(steps, 2, "on_step per step")
 t.ok(math.abs(last.const - 0.25) < 1e-12, "the Lua reward's value reaches the stats")
 
+-- pretraining and cold-start SFT from Lua
+local steps_seen = 0
+local sft = r1.sft{model = tiny, steps = 2, batch = 2, seq_len = 192, eval_every = 0, eval_n = 1,
+  on_step = function(st) steps_seen = st.step end}
+t.is(steps_seen, 2, "r1.sft runs its steps")
+t.ok(sft.eval.accuracy ~= nil and #sft.eval.cells > 0, "and evaluates at the end")
+local pre = r1.pretrain{model = tiny, steps = 1, batch = 2, seq_len = 192, eval_every = 0,
+  eval_n = 1}
+t.is(pre.step, 1, "r1.pretrain")
+
 -- rejection sampling: a random model keeps nothing but the direct answers, each verified
 local out = os.tmpname()
 local rs = r1.reject_sample{model = tiny, task = "add", difficulty = 1, prompts = 20, k = 2,

@@ -16,6 +16,7 @@
 
 #include "events.h"
 #include "lua_r1.h"
+#include "r1_distill.h"
 #include "r1_sft.h"
 
 typedef struct {
@@ -199,8 +200,131 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
     return 1;
 }
 
+/* ---- SFT on a JSONL set, and distillation (engine/r1_distill.h) */
+
+typedef struct {
+    lua_State *L;
+    int fn, failed, ref;
+} dcb;
+
+static int on_distill(const r1_distill_progress *p, void *user)
+{
+    dcb *c = user;
+    lua_State *L = c->L;
+    if (ev_sink_active()) {
+        ev *e = ev_new(EV_STEP);
+        if (e) {
+            snprintf(e->stage, sizeof e->stage, "distill");
+            e->step = (int)p->step;
+            e->total_steps = (int)p->steps;
+            snprintf(e->stats[0].name, sizeof e->stats[0].name, "loss");
+            e->stats[0].value = p->loss;
+            snprintf(e->stats[1].name, sizeof e->stats[1].name, "kl");
+            e->stats[1].value = p->kl;
+            e->nstats = 2;
+            ev_post(e);
+        }
+    }
+    if (!c->fn)
+        return 0;
+    lua_pushvalue(L, c->fn);
+    lua_createtable(L, 0, 10);
+    lua_pushinteger(L, p->step);
+    lua_setfield(L, -2, "step");
+    lua_pushinteger(L, p->steps);
+    lua_setfield(L, -2, "steps");
+    num(L, "loss", p->loss);
+    num(L, "ce", p->ce);
+    num(L, "kl", p->kl);
+    num(L, "lr", p->lr);
+    num(L, "grad_norm", p->grad_norm);
+    num(L, "tokens_per_s", p->tokens_per_s);
+    num(L, "elapsed", p->elapsed);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        c->failed = 1;
+        return 1;
+    }
+    int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return stop;
+}
+
+/* r1.sft{model = m, data = "set.jsonl", ...} and r1.distill{student = s, teacher = t,
+ * data = "set.jsonl", kd = 0.5, ce = 1, steps, batch, seq_len, lr, min_lr, warmup, seed,
+ * on_step} -> {step, loss, ce, kl, records, skipped} */
+static int run_dataset(lua_State *L, const char *model_key, int distill)
+{
+    lua_getfield(L, 1, model_key);
+    lua_model *u = lua_model_check(L, -1);
+    lua_pop(L, 1);
+    r1_model *teacher = NULL;
+    if (distill) {
+        lua_getfield(L, 1, "teacher");
+        if (!lua_isnil(L, -1))
+            teacher = lua_model_check(L, -1)->m;
+        lua_pop(L, 1);
+    }
+    if (!u->tok)
+        return luaL_error(L, "the %s has no tokenizer", model_key);
+    r1_distill_cfg c = r1_distill_defaults();
+    const char *data = lua_r1_opt_str(L, 1, "data", NULL);
+    if (!data)
+        return luaL_error(L, "data = \"FILE.jsonl\" is required");
+    c.steps = (int)lua_r1_opt_int(L, 1, "steps", c.steps);
+    c.batch = (int)lua_r1_opt_int(L, 1, "batch", c.batch);
+    c.seq_len = (int)lua_r1_opt_int(L, 1, "seq_len", c.seq_len);
+    c.opt.lr = (float)lua_r1_opt_num(L, 1, "lr", c.opt.lr);
+    c.opt.min_lr = (float)lua_r1_opt_num(L, 1, "min_lr", c.opt.min_lr);
+    c.opt.warmup = (int)lua_r1_opt_int(L, 1, "warmup", c.opt.warmup);
+    c.seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", (lua_Integer)c.seed);
+    c.kd = (float)lua_r1_opt_num(L, 1, "kd", teacher ? 0.5 : 0);
+    c.ce = (float)lua_r1_opt_num(L, 1, "ce", c.ce);
+    c.balance_gamma = (float)lua_r1_opt_num(L, 1, "balance_gamma", c.balance_gamma);
+    dcb cb = {L, 0, 0, LUA_NOREF};
+    if (lua_r1_opt_fn(L, 1, "on_step"))
+        cb.fn = lua_gettop(L);
+    r1_distill_progress last;
+    r1_error err = {0};
+    r1_status st = r1_distill_run(u->m, u->tok, data, teacher, &c, on_distill, &cb, &last, &err);
+    if (cb.failed) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, cb.ref);
+        return lua_error(L);
+    }
+    if (st == R1_ECANCELED && r1_interrupted())
+        return luaL_error(L, "interrupted");
+    if (st != R1_OK && st != R1_ECANCELED)
+        return luaL_error(L, "%s", err.msg);
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, last.step);
+    lua_setfield(L, -2, "step");
+    num(L, "loss", last.loss);
+    num(L, "ce", last.ce);
+    num(L, "kl", last.kl);
+    lua_pushinteger(L, last.records);
+    lua_setfield(L, -2, "records");
+    lua_pushinteger(L, last.skipped);
+    lua_setfield(L, -2, "skipped");
+    return 1;
+}
+
 static int l_pretrain(lua_State *L) { return run_stage(L, R1_SFT_PRETRAIN); }
-static int l_sft(lua_State *L) { return run_stage(L, R1_SFT_COLDSTART); }
+
+static int l_sft(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "data");
+    int dataset = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    return dataset ? run_dataset(L, "model", 0) : run_stage(L, R1_SFT_COLDSTART);
+}
+
+static int l_distill(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    return run_dataset(L, "student", 1);
+}
 
 void lua_sft_open(lua_State *L)
 {
@@ -212,4 +336,6 @@ void lua_sft_open(lua_State *L)
     lua_setfield(L, -2, "pretrain");
     lua_pushcfunction(L, l_sft);
     lua_setfield(L, -2, "sft");
+    lua_pushcfunction(L, l_distill);
+    lua_setfield(L, -2, "distill");
 }

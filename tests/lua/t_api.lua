@@ -138,5 +138,14 @@ for line in io.lines(out) do
 end
 t.is(lines, rs.kept + rs.direct, "the file holds the kept and direct samples")
 t.ok(rs.direct >= 1 and verified == lines, "every written sample verifies")
+
+-- SFT on that file, and distillation into a small dense student
+local ds = r1.sft{model = tiny, data = out, steps = 2, batch = 2, seq_len = 128}
+t.is(ds.step, 2, "r1.sft{data = FILE} trains on the records")
+local student = r1.init({preset = "tiny", num_hidden_layers = 1, n_routed_experts = 0,
+  num_nextn_predict_layers = 0, hidden_size = 64, num_attention_heads = 2}, {seed = 4})
+local dd = r1.distill{student = student, teacher = tiny, data = out, steps = 2, batch = 2,
+  seq_len = 128, kd = 0.5}
+t.ok(dd.step == 2 and dd.kl >= 0, "r1.distill with a teacher")
 os.remove(out)
 t.done()

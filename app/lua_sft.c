@@ -308,6 +308,55 @@ static int run_dataset(lua_State *L, const char *model_key, int distill)
     return 1;
 }
 
+/* r1.evaluate{model = m, tasks = "add:1-5,mul:1-4", n = 16, above = 0, seed = 1}
+ * -> {accuracy, format, language, length, think_len, accuracy_in, accuracy_above, cells}
+ * on the held-out problems (the same ones the SFT trainer evaluates on), greedy. */
+static int l_evaluate(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "model");
+    lua_model *u = lua_model_check(L, -1);
+    lua_pop(L, 1);
+    if (!u->tok)
+        return luaL_error(L, "r1.evaluate: the model has no tokenizer");
+    r1_sft_settings s = r1_sft_defaults(R1_SFT_COLDSTART);
+    r1_error err = {0};
+    const char *tasks = lua_r1_opt_str(L, 1, "tasks", NULL);
+    if (tasks && r1_sft_parse_tasks(&s, tasks, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    s.eval_n = (int)lua_r1_opt_int(L, 1, "n", 16);
+    s.eval_above = (int)lua_r1_opt_int(L, 1, "above", 0);
+    s.seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", (lua_Integer)s.seed);
+    s.seq_len = r1_model_config(u->m)->max_position_embeddings < 384
+                    ? r1_model_config(u->m)->max_position_embeddings
+                    : 384;
+    s.out_dir[0] = '\0';
+    if (r1_sft_validate(&s, r1_model_config(u->m), &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    r1_sft_data **box = lua_newuserdatauv(L, sizeof *box, 0); /* box first */
+    *box = NULL;
+    luaL_setmetatable(L, "r1.sftdatabox");
+    if (r1_sft_data_new(box, &s, u->tok, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    r1_sft_eval *e = lua_newuserdatauv(L, sizeof *e, 0);
+    r1_status st = r1_sft_evaluate(u->m, u->tok, *box, s.eval_n, e, &err);
+    if (st == R1_ECANCELED && r1_interrupted())
+        return luaL_error(L, "interrupted");
+    if (st != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    push_eval(L, e);
+    return 1;
+}
+
+static int databox_gc(lua_State *L)
+{
+    r1_sft_data **b = lua_touserdata(L, 1);
+    r1_sft_data_free(*b);
+    *b = NULL;
+    return 0;
+}
+
 static int l_pretrain(lua_State *L) { return run_stage(L, R1_SFT_PRETRAIN); }
 
 static int l_sft(lua_State *L)
@@ -332,6 +381,12 @@ void lua_sft_open(lua_State *L)
     lua_pushcfunction(L, box_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
+    luaL_newmetatable(L, "r1.sftdatabox");
+    lua_pushcfunction(L, databox_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_evaluate);
+    lua_setfield(L, -2, "evaluate");
     lua_pushcfunction(L, l_pretrain);
     lua_setfield(L, -2, "pretrain");
     lua_pushcfunction(L, l_sft);

@@ -20,4 +20,15 @@ run "grpo_addition.lua" "$r1lab" run "$s/grpo_addition.lua" --steps 1 --group 4 
     --max_new 12 --eval 2
 run "my_reward.lua" "$r1lab" run "$s/my_reward.lua" --steps 1 --group 4 --prompts 2 --max_new 12
 run "routing_stats.lua" "$r1lab" run "$s/routing_stats.lua" --n 1 --max_tokens 8
+tmp=$(mktemp -d)
+run "train_builtin.lua --quick (every stage, a few steps)" "$r1lab" run "$s/train_builtin.lua" \
+    --quick true --out "$tmp/builtin"
+n=$((n + 1))
+if [ -f "$tmp/builtin/card.md" ] && [ -f "$tmp/builtin/model.safetensors" ] &&
+    [ -f "$tmp/builtin/tokenizer.json" ] && [ -f "$tmp/builtin-student/config.json" ]; then
+    echo "ok $n - it writes the model, its card and the student"
+else
+    echo "not ok $n - it writes the model, its card and the student"
+fi
+rm -rf "$tmp"
 echo "1..$n"

@@ -183,8 +183,10 @@ static int nb_first(const ui_model *m, int cols, int h, int *total)
     if (m->nb_scroll >= 0)
         return m->nb_scroll < c.n ? m->nb_scroll : (c.n > 0 ? c.n - 1 : 0);
     int first = c.header > 0 ? c.header - 1 : 0;
-    if (c.end - first >= h)
-        first = c.end - h + 1;
+    int running = m->nb_cur >= 0 && m->nb_cur < m->nb->ncells &&
+                  m->nb->cells[m->nb_cur].state == NB_RUNNING;
+    if (c.end - first >= h) /* too long: a running cell shows its newest output */
+        first = running ? c.end - h + 1 : c.header;
     return first;
 }
 

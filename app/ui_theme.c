@@ -459,9 +459,10 @@ int ui_theme_terminal_colours(void)
 void ui_theme_apply(const ui_theme *t)
 {
     ui_cur_theme = *t;
+    /* pair 0 in the terminal's own colours (with no colours: nothing is set at all) */
+    int have_default = has_colors() && use_default_colors() == OK;
     if (t->colours == 0 || !has_colors())
         return;
-    int have_default = use_default_colors() == OK;
     for (int r = 0; r < R_NROLES && r + 1 < COLOR_PAIRS; r++) {
         if (!role_has_colour[r])
             continue;

@@ -435,6 +435,11 @@ static int keys(wb *w, const unsigned char *buf, int n, int final)
         int len = wb_key_decode(buf + used, n - used, final, &k);
         if (len == 0)
             break;
+        if (k.key == UI_KEY_OTHER && len == 2 && buf[used] == 0x1b && w->m.focus != UI_REPL) {
+            /* in a pane, Esc and a key typed quickly after it are two keys, not Alt+key */
+            k.key = UI_KEY_ESC;
+            k.len = len = 1;
+        }
         key(w, &k, (const char *)buf + used);
         used += len;
         /* lines readline accepted, handled now that it returned */
@@ -599,7 +604,7 @@ static int open_terminal(void)
     noecho();
     nonl();
     keypad(stdscr, FALSE);
-    if (has_colors())
+    if (ui_theme_terminal_colours() > 0) /* NO_COLOR: no colour is ever sent */
         start_color();
     fputs(mouse_on, tty_out);
     fflush(tty_out);

@@ -33,6 +33,8 @@ static void advance(wb *w)
         if (c->state == NB_QUEUED) {
             c->state = NB_RUNNING;
             nb_set_output(w->nb, w->jobs[0].cell, NULL);
+            w->m.nb_cur = w->jobs[0].cell; /* the view follows the running cell */
+            w->m.nb_scroll = -1;
         }
     }
     set_busy(w);
@@ -395,7 +397,6 @@ static void command(wb *w, const char *line)
             for (i = 0; i < w->nb->ncells; i++)
                 wb_cmd_run_cell(w, i);
             w->runall = w->njobs > 0;
-            w->m.nb_cur = 0;
         }
     } else if (!strcmp(name, "edit")) {
         if (parse_cell(w, a, &i))

@@ -757,6 +757,9 @@ int wb_run(const wb_opts *opts)
         free(w->pending[i]);
     free(w->pending);
     free(w->chunk);
+    free(w->echo);
+    for (int i = 0; i < w->njobs; i++)
+        free(w->jobs[i].echo);
     w->m.nb = NULL;
     ui_model_free(&w->m);
     if (stuck)

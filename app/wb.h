@@ -32,6 +32,7 @@ typedef struct {
     int id;
     int cell;      /* notebook cell, or -1 */
     char what[64]; /* for the status line */
+    char *echo;    /* the input that made it, echoed when it starts (owned; may be NULL) */
 } wb_job;
 
 #define WB_MAX_JOBS 512
@@ -52,6 +53,7 @@ typedef struct wb {
     int runall;        /* running all cells: an error cancels the rest */
     /* the input line */
     char *chunk;       /* the lines of an incomplete Lua chunk so far */
+    char *echo;        /* input lines to echo when the job they make starts (owned) */
     int edit_cell;     /* the line came from :edit / 'c' (a cell index), or -1 */
     char **pending;    /* lines readline accepted, not yet handled */
     int npending;

@@ -28,6 +28,11 @@ static void set_busy(wb *w)
  * output. */
 static void advance(wb *w)
 {
+    if (w->njobs > 0 && w->jobs[0].echo) {
+        ui_model_print(&w->m, OUT_ECHO, w->jobs[0].echo);
+        free(w->jobs[0].echo);
+        w->jobs[0].echo = NULL;
+    }
     if (w->njobs > 0 && w->jobs[0].cell >= 0 && w->nb && w->jobs[0].cell < w->nb->ncells) {
         nb_cell *c = &w->nb->cells[w->jobs[0].cell];
         if (c->state == NB_QUEUED) {
@@ -55,6 +60,8 @@ int wb_cmd_submit(wb *w, wb_job_kind kind, const char *text, const char *name, i
     wb_job *j = &w->jobs[w->njobs++];
     j->id = id;
     j->cell = cell;
+    j->echo = w->echo; /* shown when the job starts, above its output */
+    w->echo = NULL;
     snprintf(j->what, sizeof j->what, "%s", what);
     advance(w);
     w->dirty = 1;
@@ -71,6 +78,7 @@ static void dropped(wb *w, const int *ids, int n)
             int c = w->jobs[i].cell;
             if (c >= 0 && w->nb && c < w->nb->ncells)
                 w->nb->cells[c].state = NB_CANCELLED;
+            free(w->jobs[i].echo);
             memmove(&w->jobs[i], &w->jobs[i + 1], sizeof *w->jobs * (size_t)(w->njobs - i - 1));
             w->njobs--;
             break;
@@ -105,6 +113,7 @@ static void job_done(wb *w, const ev *e)
     if (i == w->njobs)
         return;
     int cell = w->jobs[i].cell;
+    free(w->jobs[i].echo);
     memmove(&w->jobs[i], &w->jobs[i + 1], sizeof *w->jobs * (size_t)(w->njobs - i - 1));
     w->njobs--;
     if (cell >= 0 && w->nb && cell < w->nb->ncells) {
@@ -297,11 +306,32 @@ void wb_cmd_quit(wb *w)
 
 /* ------------------------------------------------------------------ input lines */
 
+/* Echoes an input line into the output: at once when the worker is idle, else when the job
+ * the line makes starts (so that each output follows its input). */
 static void echo_line(wb *w, const char *prompt, const char *line)
 {
-    ui_model_printf(&w->m, OUT_ECHO, "%s%s", prompt, line);
     w->m.nb_view = 0; /* show where the answer goes */
     w->m.scroll[UI_OUTPUT] = -1;
+    if (w->njobs == 0 && !w->echo) {
+        ui_model_printf(&w->m, OUT_ECHO, "%s%s", prompt, line);
+        return;
+    }
+    size_t a = w->echo ? strlen(w->echo) : 0, b = strlen(prompt) + strlen(line) + 2;
+    char *e = realloc(w->echo, a + b);
+    if (!e)
+        return;
+    snprintf(e + a, b, "%s%s\n", prompt, line);
+    w->echo = e;
+}
+
+/* Echo text no job took (a command that ran at once) shows now. */
+static void flush_echo(wb *w)
+{
+    if (w->echo) {
+        ui_model_print(&w->m, OUT_ECHO, w->echo);
+        free(w->echo);
+        w->echo = NULL;
+    }
 }
 
 static int parse_cell(wb *w, const char *arg, int *i)
@@ -444,6 +474,7 @@ void wb_cmd_line(wb *w, const char *line)
                 command(w, p);
             else
                 ask(w, p + 1);
+            flush_echo(w);
             return;
         }
         w->chunk = strdup(line);
@@ -473,6 +504,7 @@ void wb_cmd_line(wb *w, const char *line)
         if (*p == '\n' || *p == '\t')
             *p = ' ';
     wb_cmd_submit(w, WB_JOB_LUA, w->chunk, "=stdin", -1, what);
+    flush_echo(w);
     free(w->chunk);
     w->chunk = NULL;
     wb_rl_set_prompt(w, "r1> ");

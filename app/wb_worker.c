@@ -58,6 +58,41 @@ static const char load_chunk[] =
     "m = r1.load(dir)\n"
     "print('loaded ' .. tostring(m) .. ' into m')\n";
 
+/* How the REPL shows values: like print, but tables show their contents (two levels, a few
+ * items each) instead of their address. */
+static const char show_chunk[] =
+    "local function short(v, depth)\n"
+    "  local t = type(v)\n"
+    "  if t == 'string' then\n"
+    "    if depth == 0 then return v end\n"
+    "    return (string.format('%q', v):gsub('\\\\\\n', '\\\\n'))\n"
+    "  end\n"
+    "  local mt = getmetatable(v)\n"
+    "  if t ~= 'table' or (type(mt) == 'table' and mt.__tostring) then return tostring(v) end\n"
+    "  if depth > 1 then return next(v) == nil and '{}' or '{...}' end\n"
+    "  local parts, len = {}, #v\n"
+    "  local shown = depth == 0 and 10 or 6\n"
+    "  for i = 1, math.min(len, shown) do parts[#parts + 1] = short(v[i], depth + 1) end\n"
+    "  if len > shown then parts[#parts + 1] = '... (' .. len .. ' items)' end\n"
+    "  local keys = {}\n"
+    "  for k in pairs(v) do\n"
+    "    if not (math.type(k) == 'integer' and k >= 1 and k <= len) then keys[#keys + 1] = k end\n"
+    "  end\n"
+    "  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)\n"
+    "  for i, k in ipairs(keys) do\n"
+    "    if i > 12 then parts[#parts + 1] = '...'; break end\n"
+    "    local ks = type(k) == 'string' and k:match('^[%a_][%w_]*$') and k\n"
+    "               or '[' .. short(k, depth + 1) .. ']'\n"
+    "    parts[#parts + 1] = ks .. ' = ' .. short(v[k], depth + 1)\n"
+    "  end\n"
+    "  return '{' .. table.concat(parts, ', ') .. '}'\n"
+    "end\n"
+    "return function(...)\n"
+    "  local out = {}\n"
+    "  for i = 1, select('#', ...) do out[i] = short((select(i, ...)), 0) end\n"
+    "  print(table.concat(out, '\\t'))\n"
+    "end\n";
+
 static void free_job(job *j)
 {
     if (j) {
@@ -87,9 +122,9 @@ static int run(lua_State *L, const job *j)
         st = lua_host_load_line(L, j->text, j->name, &inc);
         if (st == LUA_OK)
             st = lua_host_call(L, 0, LUA_MULTRET);
-        if (st == LUA_OK && lua_gettop(L) > top) { /* print the values, as lua.c does */
+        if (st == LUA_OK && lua_gettop(L) > top) { /* show the values, as lua.c does */
             int n = lua_gettop(L) - top;
-            lua_getglobal(L, "print");
+            lua_getfield(L, LUA_REGISTRYINDEX, "r1lab.show");
             lua_insert(L, top + 1);
             st = lua_host_call(L, n, 0);
         }
@@ -164,6 +199,12 @@ wb_worker *wb_worker_start(char *err, size_t n)
     lua_pop(L, 1);
     lua_ui_redirect_output(L);
     lua_ui_bridge_generate(L);
+    if (luaL_loadbuffer(L, show_chunk, sizeof show_chunk - 1, "=show") != LUA_OK ||
+        lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        lua_pop(L, 1); /* cannot happen with the chunk above; print will do */
+        lua_getglobal(L, "print");
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, "r1lab.show");
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->state_mu, NULL);
     pthread_cond_init(&w->cv, NULL);

@@ -165,6 +165,15 @@ type_line main ":open $tmp/nb.md"
 wait_for main "opened $tmp/nb.md (2 cells)"
 ok $? "the saved notebook opens again"
 
+type_line main ":edit 1"
+wait_for main '[1]> print("cell one")'
+ok $? ":edit N puts the cell into the input line"
+T send-keys -t main End
+T send-keys -t main -l ' print("edited")'
+T send-keys -t main Enter
+wait_for main "│ edited"
+ok $? "Enter runs the edited cell"
+
 # focus, explain, zoom, help
 T send-keys -t main Tab
 T send-keys -t main z
@@ -205,6 +214,21 @@ ok $? "moving the token cursor selects a token for the Routing pane"
 wait_re main 'L1  [·▁▂▃▄▅▆▇█]{8}  e[0-7] [0-9.]+ e[0-7]'
 ok $? "which lists its experts and weights"
 T send-keys -t main a Escape
+T send-keys -t main -l "m:gen"
+T send-keys -t main Tab
+wait_for main "r1> m:generate"
+ok $? "Tab completes a userdata method"
+T send-keys -t main C-u
+
+# ?QUESTION and :ask go to ask(text) when it is defined
+type_line main 'function ask(q) print("asked: " .. q) end'
+type_line main "?What is 2+2?"
+wait_for main "asked: What is 2+2?"
+ok $? "?QUESTION calls ask"
+type_line main ":ask hello there"
+wait_for main "asked: hello there"
+ok $? ":ask TEXT calls ask"
+type_line main "ask = nil"
 
 # the GRPO pane from ui.step / ui.group (and r1.grpo when the build has it)
 type_line main 'for s = 1, 12 do ui.step{stage="grpo", step=s, total=12, stats={reward=s/12, accuracy=s/24, kl=0.01*s, length=30-s}} end'
@@ -266,6 +290,9 @@ T resize-window -t main -x 80 -y 24
 
 # quitting restores the terminal
 type_line main ":quit"
+wait_for main "Unsaved notebook changes"
+ok $? ":quit asks when the notebook has unsaved changes"
+T send-keys -t main y
 wait_file "$tmp/rc.main"
 [ "$(cat "$tmp/rc.main" 2>/dev/null)" = 0 ]
 ok $? ":quit exits with status 0"
@@ -342,6 +369,16 @@ ok $? "a mouse click on a token selects it"
 T send-keys -t mouse -l ":quit"
 T send-keys -t mouse Enter
 wait_file "$tmp/rc.mouse"
+
+# SIGTERM restores the terminal too
+start term 80 24 --
+wait_for term "F1 help"
+pane=$(T display-message -p -t term '#{pane_pid}')
+pid=$(ps -o pid= --ppid "$pane" | tr -d ' ' | head -1)
+kill -TERM "$pid" 2>/dev/null
+wait_file "$tmp/rc.term"
+[ -s "$tmp/rc.term" ] && cmp -s "$tmp/stty.term.before" "$tmp/stty.term.after"
+ok $? "SIGTERM ends r1lab with the terminal restored"
 
 # the plain REPL when stdin is not a terminal
 out=$(echo '1+1' | "$r1lab" 2>&1)

@@ -119,6 +119,8 @@ typedef struct {
     int32_t id;
     char text[16]; /* the token's text; "" when the model has no tokenizer (ids are shown) */
     int part;      /* 0 prompt, 1 think, 2 answer, 3 other */
+    int reasoning; /* shown in the Reasoning pane: think, or text outside the chat format
+                    * before any answer (a prompt of bare ids); else in the Answer pane */
     int row;
     float logprob;
     size_t route;  /* offset into route_e / route_w (n_moe * K entries) */
@@ -146,6 +148,7 @@ typedef struct ui_model {
     int gen_active;        /* between EV_GEN_BEGIN and EV_GEN_END / the end of the job */
     int verdict;           /* EV_GEN_END: 1 right, 0 wrong, -1 unknown */
     int gen_done;          /* EV_GEN_END seen */
+    int seen_answer;       /* a token of the answer part came */
     ui_token *tok;         /* row 0's tokens in order */
     int ntok, captok;
     int n_moe, K;          /* routing shape of the generation */

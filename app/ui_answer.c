@@ -26,7 +26,7 @@ static char *part_text(const ui_model *m, int part)
     s[0] = '\0';
     for (int i = 0; i < m->ntok; i++) {
         const ui_token *t = &m->tok[i];
-        if (t->part != part)
+        if (t->part != part || t->reasoning)
             continue;
         char buf[32];
         const char *x = t->text;

@@ -52,6 +52,7 @@ static void clear_generation(ui_model *m)
     m->cursor = -1;
     m->verdict = -1;
     m->gen_done = 0;
+    m->seen_answer = 0;
     m->gen_active = 0;
     m->gen_rows = 0;
     m->scroll[UI_REASONING] = m->scroll[UI_ANSWER] = -1;
@@ -296,6 +297,9 @@ static void add_token(ui_model *m, const ev *e)
     memcpy(t->text, e->tok_text, sizeof t->text);
     t->text[sizeof t->text - 1] = '\0';
     t->part = e->part;
+    if (e->part == 2)
+        m->seen_answer = 1;
+    t->reasoning = e->part == 1 || (e->part == 3 && !m->seen_answer);
     t->row = e->row;
     t->logprob = e->logprob;
     t->route = m->nroute;

@@ -11,8 +11,9 @@
 
 static const char explain[] =
     "The model's reasoning: the text between <think> and </think> of the current "
-    "generation, one token at a time as the worker produces it. A model without a tokenizer "
-    "shows token ids instead of text. Move the token cursor with Left/Right (Up/Down move a "
+    "generation, one token at a time as the worker produces it (a completion outside the "
+    "chat format shows here whole). A model without a tokenizer shows token ids instead of "
+    "text. Move the token cursor with Left/Right (Up/Down move a "
     "line, Home/End jump) or click a token: the Routing pane then shows which experts each "
     "MoE layer chose for that token and with what weights. 'a' clears the cursor and the "
     "Routing pane goes back to the share of all tokens. PgUp/PgDn scroll; the pane follows "
@@ -20,7 +21,7 @@ static const char explain[] =
 
 static int in_pane(const ui_token *t)
 {
-    return t->part == 1;
+    return t->reasoning;
 }
 
 /* What token t shows: its text, or its id followed by a blank. */

@@ -167,6 +167,20 @@ static void test_reasoning(void)
         token(&m, 18 + i, "", 1, i, i + 1, 0.5f, 0.5f);
     ui_reasoning_pane.draw(p, &m, 0);
     is_str(row(p, 0), "18 19 20 21 22", "tokens without text show as ids");
+    ui_model_clear_run(&m);
+    token(&m, 40, "40 ", 3, 1, 2, 0.5f, 0.5f); /* outside the chat format: reasoning */
+    token(&m, 41, "41 ", 3, 1, 2, 0.5f, 0.5f);
+    token(&m, 7, "<answer>", 2, 1, 2, 0.5f, 0.5f);
+    token(&m, 9, "9", 2, 1, 2, 0.5f, 0.5f);
+    token(&m, 8, "</answer>", 2, 1, 2, 0.5f, 0.5f);
+    token(&m, 42, "junk", 3, 1, 2, 0.5f, 0.5f); /* after the answer: the Answer pane */
+    ui_reasoning_pane.draw(p, &m, 0);
+    is_str(row(p, 0), "40 41", "text outside the chat format streams as reasoning");
+    WINDOW *a = newpad(2, 20);
+    ui_answer_pane.draw(a, &m, 0);
+    is_str(row(a, 0), "9", "the answer pane has the answer");
+    is_str(row(a, 1), "junk", "and what came after it");
+    delwin(a);
     /* the explanation */
     m.explain[UI_REASONING] = 1;
     ui_reasoning_pane.draw(p, &m, 1);

@@ -243,7 +243,7 @@ if "$r1lab" run /dev/stdin <<'EOF' >/dev/null 2>&1
 assert(require("r1").grpo)
 EOF
 then
-    type_line main 'r1.grpo{model=m, task="add", steps=3, group=4}'
+    type_line main 'g = r1.init({preset="tiny", num_hidden_layers=2}, {seed=1}); r1.grpo{model=g, task="add", steps=3, group=4, prompts=4, max_new=24}'
     wait_for main "step 3" 60
     ok $? "three GRPO steps fill the GRPO pane"
 else

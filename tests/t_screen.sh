@@ -28,7 +28,7 @@ stty -g > "$tmp/stty.\$name.before"
 "$r1lab" "\$@"
 rc=\$?
 stty -g > "$tmp/stty.\$name.after"
-echo \$rc > "$tmp/rc.\$name"   # last: the test waits for this file, then reads both
+echo \$rc > "$tmp/rc.\$name.tmp" && mv "$tmp/rc.\$name.tmp" "$tmp/rc.\$name"  # last, whole
 exec sleep 600
 EOF
 

@@ -22,24 +22,24 @@ local Q = a.quick
 local function pick(full, quick) if Q then return quick else return full end end
 
 -- the recipe
-local TASKS = "add:1-3@4,mul:1-2,linear:1-2,sort:1-2,bool:1-2,countdown:1"
-local EVAL = "add:1-5,mul:1-3,linear:1-3,sort:1-3,bool:1-3,countdown:1-2,chat:1-2"
+local TASKS = "add:1-3@6,mul:1-2,linear:1-2,bool:1"
+local EVAL = "add:1-5,mul:1-3,linear:1-3,bool:1-2,chat:1-2"
 local R = {
-  pretrain = {steps = pick(1200, 2), batch = pick(16, 2), seq_len = 256, lr = 2e-3,
-              min_lr = 2e-4, warmup = 50},
-  sft = {steps = pick(300, 2), batch = pick(16, 2), seq_len = 256, lr = 5e-4, min_lr = 5e-5,
-         warmup = 20, sft_docs = 4096},
-  grpo = {steps = pick(60, 1), prompts = pick(8, 1), group = pick(8, 2), max_new = 160,
-          lr = 1e-5, beta = 0.04, eps_high = 0.28},
-  reject = {prompts = pick(256, 4), k = 4, keep = 1, max_new = 192},
-  rsft = {steps = pick(80, 2), batch = pick(8, 2), seq_len = 256, lr = 1e-4, min_lr = 1e-5},
-  rl2 = {steps = pick(30, 1), prompts = pick(8, 1), group = pick(8, 2), max_new = 160,
+  pretrain = {steps = pick(300, 2), batch = pick(16, 2), seq_len = 256, lr = 3e-3,
+              min_lr = 1e-3, warmup = 30},
+  sft = {steps = pick(550, 2), batch = pick(16, 2), seq_len = 256, lr = 2e-3, min_lr = 1e-4,
+         warmup = 20, sft_docs = 0},
+  grpo = {steps = pick(30, 1), prompts = pick(8, 1), group = pick(8, 2), max_new = 128,
+          lr = 2e-5, beta = 0.04, eps_high = 0.28},
+  reject = {prompts = pick(128, 4), k = 4, keep = 1, max_new = 160},
+  rsft = {steps = pick(60, 2), batch = pick(8, 2), seq_len = 256, lr = 1e-4, min_lr = 1e-5},
+  rl2 = {steps = pick(15, 1), prompts = pick(8, 1), group = pick(8, 2), max_new = 128,
          lr = 1e-5, beta = 0.04},
   student = {hidden_size = 128, num_hidden_layers = 4, num_attention_heads = 4,
              q_lora_rank = 64, kv_lora_rank = 32, qk_nope_head_dim = 16, qk_rope_head_dim = 8,
              v_head_dim = 16, intermediate_size = 384, n_routed_experts = 0,
              num_nextn_predict_layers = 0},
-  distill = {steps = pick(400, 2), batch = pick(16, 2), seq_len = 256, lr = 2e-3,
+  distill = {steps = pick(300, 2), batch = pick(16, 2), seq_len = 256, lr = 2e-3,
              min_lr = 2e-4, kd = 0.5},
 }
 
@@ -65,7 +65,7 @@ local res = r1.pretrain{model = m, tasks = TASKS, steps = p.steps, batch = p.bat
   seq_len = p.seq_len, lr = p.lr, min_lr = p.min_lr, warmup = p.warmup, seed = a.seed,
   eval_every = 0, eval_n = pick(8, 1),
   on_step = function(s)
-    if s.step % 100 == 0 then stage("pretrain", "step %d/%d loss %.3f", s.step, s.steps, s.loss) end
+    if s.step % 50 == 0 then stage("pretrain", "step %d/%d loss %.3f", s.step, s.steps, s.loss) end
   end}
 stage("pretrain", "done: %s", summary(res.eval))
 
@@ -73,12 +73,15 @@ stage("pretrain", "done: %s", summary(res.eval))
 local s = R.sft
 res = r1.sft{model = m, tasks = TASKS, steps = s.steps, batch = s.batch, seq_len = s.seq_len,
   lr = s.lr, min_lr = s.min_lr, warmup = s.warmup, sft_docs = s.sft_docs, seed = a.seed + 1,
-  eval_every = 0, eval_n = pick(8, 1)}
+  eval_every = 0, eval_n = pick(8, 1),
+  on_step = function(st)
+    if st.step % 50 == 0 then stage("sft", "step %d/%d loss %.3f", st.step, st.steps, st.loss) end
+  end}
 stage("sft", "done: %s", summary(res.eval))
 
 -- 3. GRPO with the rule rewards
 local g = R.grpo
-r1.grpo{model = m, tasks = {"add", "mul", "linear"}, steps = g.steps, prompts = g.prompts,
+r1.grpo{model = m, tasks = {"add"}, steps = g.steps, prompts = g.prompts,
   group = g.group, max_new = g.max_new, lr = g.lr, beta = g.beta, eps_high = g.eps_high,
   seed = a.seed + 2, rewards = {"accuracy", "format", {"language", weight = 0.5}},
   on_step = function(st)
@@ -92,8 +95,8 @@ stage("grpo", "done: %s", summary(r1.evaluate{model = m, tasks = TASKS, n = pick
 -- 4. rejection sampling + SFT on what passed
 local samples = os.tmpname()
 local rj = R.reject
-local rs = r1.reject_sample{model = m, tasks = {"add", "mul", "linear", "sort", "bool",
-  "countdown"}, prompts = rj.prompts, k = rj.k, keep = rj.keep, max_new = rj.max_new,
+local rs = r1.reject_sample{model = m, tasks = {"add", "mul", "linear", "bool"},
+  prompts = rj.prompts, k = rj.k, keep = rj.keep, max_new = rj.max_new,
   temperature = 0.8, seed = a.seed + 3, out = samples}
 stage("reject", "kept %d of %d samples (%d correct), plus %d direct answers", rs.kept,
   rs.sampled, rs.correct, rs.direct)
@@ -131,8 +134,8 @@ local st_cfg = {preset = "tiny"}
 for k, v in pairs(R.student) do st_cfg[k] = v end
 local student = r1.init(st_cfg, {seed = a.seed + 6})
 local more = os.tmpname()
-rs = r1.reject_sample{model = m, tasks = {"add", "mul", "linear", "sort", "bool", "countdown"},
-  prompts = pick(512, 4), k = 2, keep = 1, max_new = 192, temperature = 0.7,
+rs = r1.reject_sample{model = m, tasks = {"add", "mul", "linear", "bool"},
+  prompts = pick(384, 4), k = 2, keep = 1, max_new = 192, temperature = 0.7,
   seed = a.seed + 7, out = more}
 local d = R.distill
 if rs.kept + rs.direct > 0 then

@@ -151,6 +151,21 @@ student:save(student_dir, {dtype = "bf16"})
 os.remove(samples)
 os.remove(more)
 
+-- the check the test suite repeats (tests/lua/t_builtin.lua): the saved BF16 model on a small
+-- fixed held-out set
+local function fixed_eval(dir)
+  local saved = r1.load(dir)
+  local e = r1.evaluate{model = saved, tasks = "add:1-3", n = 8}
+  local f = io.open(dir .. "/eval.json.tmp", "w")
+  f:write(('{"tasks": "add:1-3", "n": 8, "accuracy": %.6f, "format": %.6f, "language": %.6f}\n')
+    :format(e.accuracy, e.format, e.language))
+  f:close()
+  os.rename(dir .. "/eval.json.tmp", dir .. "/eval.json")
+  return e
+end
+local fixed = fixed_eval(a.out)
+stage("check", "saved model on add:1-3 (8 each): %s", summary(fixed))
+
 -- the card
 local function table_of(e)
   local lines = {"| task | difficulty | trained on | accuracy | format | language | reasoning |",

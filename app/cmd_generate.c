@@ -145,12 +145,11 @@ int cmd_generate(int argc, char **argv)
                         "[--speculative] [--weights fp32|bf16] [--trace FILE.jsonl]\n");
         return 2;
     }
-    if (strcmp(weights, "fp32") != 0) {
-        fprintf(stderr, "r1lab generate: --weights expects fp32 (bf16 comes with the BF16 "
-                        "kernel), got '%s'\n",
-                weights);
+    if (strcmp(weights, "fp32") != 0 && strcmp(weights, "bf16") != 0) {
+        fprintf(stderr, "r1lab generate: --weights expects fp32 or bf16, got '%s'\n", weights);
         return 2;
     }
+    cfg.bf16 = !strcmp(weights, "bf16");
     if (prompt) {
         fprintf(stderr, "r1lab generate: --prompt needs the tokenizer; use --tokens\n");
         return 2;

@@ -11,9 +11,14 @@
 #include <lua.h>
 
 #include "r1_model.h"
+#include "r1_rewards.h"
+#include "r1_tasks.h"
+#include "r1_tokenizer.h"
 
 #define LUA_R1_MODEL "r1.model"
 #define LUA_R1_TENSOR "r1.tensor"
+#define LUA_R1_TOKENIZER "r1.tokenizer"
+#define LUA_R1_TASK "r1.task"
 
 /* Opens the module: the table with every function and the userdata metatables. */
 int luaopen_r1(lua_State *L);
@@ -32,10 +37,29 @@ lua_tensor *lua_tensor_push(lua_State *L, int ndim, const int64_t *shape, int is
 lua_tensor *lua_tensor_check(lua_State *L, int idx);
 void lua_tensor_open(lua_State *L);
 
+/* ---- tokenizer, tasks, rewards (lua_tasks.c) */
+typedef struct {
+    r1_tokenizer *t;
+} lua_tokenizer;
+
+lua_tokenizer *lua_tokenizer_check(lua_State *L, int idx);
+lua_tokenizer *lua_tokenizer_push(lua_State *L);
+/* Encodes s (chat: as the generation prompt) into a userdata buffer left on the stack. */
+int32_t *lua_r1_encode(lua_State *L, const r1_tokenizer *t, const char *s, int chat, int *n);
+void lua_r1_push_decoded(lua_State *L, const r1_tokenizer *t, const int32_t *ids, int n);
+void lua_r1_push_sample(lua_State *L, const r1_task_sample *s);
+void lua_r1_reward_sample(lua_State *L, int idx, r1_reward_sample *s);
+const r1_task *lua_task_ptr(lua_State *L, int idx);
+void lua_tasks_open(lua_State *L); /* adds tokenizer, tasks, rewards to the module on top */
+void lua_grpo_open(lua_State *L);  /* adds r1.grpo */
+void lua_stages_open(lua_State *L); /* adds r1.reject_sample (and the other stages) */
+void lua_sft_open(lua_State *L);    /* adds r1.pretrain and r1.sft */
+
 /* ---- models (lua_model.c) */
 typedef struct {
     r1_model *m;
-    char dir[1024]; /* where it was loaded from ("" for a fresh model) */
+    r1_tokenizer *tok; /* owned; NULL when the model has no tokenizer */
+    char dir[1024];    /* where it was loaded from ("" for a fresh model) */
 } lua_model;
 
 lua_model *lua_model_check(lua_State *L, int idx);

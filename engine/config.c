@@ -22,10 +22,7 @@
 
 #include "atomic_file.h"
 #include "r1_config.h"
-
-/* Placeholder special-token ids of the presets, until the built-in tokenizer fixes them. */
-#define PRESET_BOS_ID 1
-#define PRESET_EOS_ID 2
+#include "r1_tokenizer.h"
 
 /* ------------------------------------------------------------------ the key tables */
 
@@ -561,7 +558,7 @@ r1_status r1_config_save(const r1_config *c, const char *path, r1_error *err)
 static void preset_tiny(r1_config *c)
 {
     defaults(c);
-    c->vocab_size = 128;
+    c->vocab_size = R1_TOK_VOCAB; /* the built-in character-level tokenizer */
     c->hidden_size = 192;
     c->intermediate_size = 512;
     c->moe_intermediate_size = 64;
@@ -585,8 +582,8 @@ static void preset_tiny(r1_config *c)
     c->rms_norm_eps = 1e-6f;
     c->max_position_embeddings = 1024;
     c->tie_word_embeddings = 0;
-    c->bos_token_id = PRESET_BOS_ID;
-    c->eos_token_id = PRESET_EOS_ID;
+    c->bos_token_id = R1_TOK_BOS;
+    c->eos_token_id = R1_TOK_EOS;
     c->initializer_range = 0.02f;
 }
 

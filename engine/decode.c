@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "model_internal.h"
+#include "r1_bf16.h"
 #include "r1_generate.h"
 #include "r1_kernels.h"
 
@@ -35,6 +36,7 @@ struct r1_decoder {
     int32_t **route_e;    /* [Ltot] -> [cap, K] */
     float **route_w;
     int last_n;           /* tokens of the last main step */
+    uint16_t *w16;        /* bf16 copies of the parameters (r1_decoder_set_bf16), or NULL */
 };
 
 static void free_ws(r1_decoder *d)
@@ -153,10 +155,25 @@ r1_status r1_decoder_new(r1_decoder **out, r1_model *m, int rows, int max_len, r
     return R1_OK;
 }
 
+r1_status r1_decoder_set_bf16(r1_decoder *d, int on, r1_error *err)
+{
+    free(d->w16);
+    d->w16 = NULL;
+    if (!on)
+        return R1_OK;
+    size_t n = r1_model_numel(d->m);
+    d->w16 = malloc(sizeof(uint16_t) * n);
+    if (!d->w16)
+        return r1_error_set(err, R1_ENOMEM, "out of memory for the bf16 weights");
+    r1_bf16_from_f32(d->w16, d->m->params, n);
+    return R1_OK;
+}
+
 void r1_decoder_free(r1_decoder *d)
 {
     if (!d)
         return;
+    free(d->w16);
     free_ws(d);
     for (int l = 0; d->ckv && l < d->m->Ltot; l++) {
         free(d->ckv[l]);
@@ -176,6 +193,7 @@ void r1_decoder_free(r1_decoder *d)
 static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, const int *base)
 {
     r1_model *m = d->m;
+    m->w16 = d->w16; /* the matrices read their bf16 copies during this step */
     const r1_config *c = &m->cfg;
     const layer_w *w = &m->layers[l];
     int N = R * n, C = c->hidden_size, H = c->num_attention_heads, dq = m->dq;
@@ -185,13 +203,13 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
 
     r1_rmsnorm_fwd(d->xn, d->rstd, d->x, w->attn_norm, N, C, eps);
     if (qr) {
-        r1_matmul_fwd(d->qa, d->xn, w->q_a, N, C, qr, 0);
+        r1__mm(m, d->qa, d->xn, w->q_a, N, C, qr, 0);
         r1_rmsnorm_fwd(d->qan, d->rstd, d->qa, w->q_a_norm, N, qr, eps);
-        r1_matmul_fwd(d->q, d->qan, w->q_b, N, qr, H * dq, 0);
+        r1__mm(m, d->q, d->qan, w->q_b, N, qr, H * dq, 0);
     } else {
-        r1_matmul_fwd(d->q, d->xn, w->q_proj, N, C, H * dq, 0);
+        r1__mm(m, d->q, d->xn, w->q_proj, N, C, H * dq, 0);
     }
-    r1_matmul_fwd(d->kva, d->xn, w->kv_a, N, C, kvr + dr, 0);
+    r1__mm(m, d->kva, d->xn, w->kv_a, N, C, kvr + dr, 0);
     for (int t = 0; t < N; t++)
         d->pos[t] = base[t / n] + t % n;
     r1_rope(d->q + dn, N, H, H * dq, dq, dr, d->pos, m->rope_cos, m->rope_sin, 0);
@@ -242,7 +260,7 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, dv, kvr, 1, d->olat + h * kvr,
                     H * kvr, w->kv_b + ((size_t)h * (dn + dv) + dn) * kvr, kvr, 0,
                     d->ao + h * dv, H * dv);
-    r1_matmul_fwd(d->x, d->ao, w->o_proj, N, H * dv, C, 1);
+    r1__mm(m, d->x, d->ao, w->o_proj, N, H * dv, C, 1);
 
     r1_rmsnorm_fwd(d->hn, d->rstd, d->x, w->ffn_norm, N, C, eps);
     if (w->moe) {
@@ -257,13 +275,14 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
         memcpy(d->route_w[l], a->wts, sizeof(float) * N * K);
     } else {
         int Id = c->intermediate_size; /* not I: <complex.h> (through cblas.h) owns that name */
-        r1_matmul_fwd(d->g, d->hn, w->gate, N, C, Id, 0);
-        r1_matmul_fwd(d->u, d->hn, w->up, N, C, Id, 0);
+        r1__mm(m, d->g, d->hn, w->gate, N, C, Id, 0);
+        r1__mm(m, d->u, d->hn, w->up, N, C, Id, 0);
         r1_swiglu_fwd(d->a, d->g, d->u, N * Id);
-        r1_matmul_fwd(d->f, d->a, w->down, N, Id, C, 0);
+        r1__mm(m, d->f, d->a, w->down, N, Id, C, 0);
     }
     for (size_t i = 0; i < (size_t)N * C; i++)
         d->x[i] += d->f[i];
+    m->w16 = NULL;
 }
 
 /* Checks rows[R] (distinct, in range) and room for n more tokens in cache `len`. */
@@ -356,7 +375,7 @@ r1_status r1_decoder_mtp_step(r1_decoder *d, const int *rows, int R, const float
         memcpy(d->cat + (size_t)t * 2 * C, d->en + (size_t)t * C, sizeof(float) * C);
         memcpy(d->cat + (size_t)t * 2 * C + C, d->pn + (size_t)t * C, sizeof(float) * C);
     }
-    r1_matmul_fwd(d->x, d->cat, w->eh_proj, N, 2 * C, C, 0);
+    r1__mm(m, d->x, d->cat, w->eh_proj, N, 2 * C, C, 0);
     int base[R];
     memset(base, 0, sizeof base); /* (R >= 1 here; keeps -Wmaybe-uninitialized quiet) */
     for (int r = 0; r < R; r++)

@@ -610,3 +610,15 @@ int r1_model_routing(const r1_model *m, int l, int32_t *experts, float *weights)
         memcpy(weights, a->wts, sizeof(float) * n);
     return len;
 }
+
+r1_status r1_model_backward_logits(r1_model *m, const float *dlogits, r1_error *err)
+{
+    if (!m->have_fwd)
+        return r1_error_set(err, R1_EINVAL, "backward: no forward pass to differentiate");
+    size_t n = (size_t)m->B * m->T * m->cfg.vocab_size;
+    memcpy(m->dlogits, dlogits, sizeof(float) * n);
+    for (int k = 1; k <= m->D && !m->opts.no_mtp && m->T - k >= 1; k++)
+        memset(m->macts[k - 1].dlogits, 0,
+               sizeof(float) * (size_t)m->B * (m->T - k) * m->cfg.vocab_size);
+    return r1_model_backward(m, err);
+}

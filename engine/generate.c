@@ -195,6 +195,8 @@ static r1_status setup(gen *g, const int32_t *const *prompts, const int *lens, i
         maxlen = lens[r] > maxlen ? lens[r] : maxlen;
     }
     r1_status s = r1_decoder_new(&g->d, m, R, maxlen + cfg->max_tokens, err);
+    if (s == R1_OK && cfg->bf16)
+        s = r1_decoder_set_bf16(g->d, 1, err);
     if (s != R1_OK)
         return s;
     g->V = c->vocab_size;

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "model_internal.h"
+#include "r1_bf16.h"
 #include "r1_kernels.h"
 #include "r1_rng.h"
 
@@ -492,4 +493,25 @@ double r1_model_flops_per_token(const r1_model *m, int T)
         flops += 2 * w + 2 * attn_sc;
     }
     return flops + 2 * C * V; /* the main head */
+}
+
+r1_status r1_model_copy_params(r1_model *dst, const r1_model *src, r1_error *err)
+{
+    if (memcmp(&dst->cfg, &src->cfg, sizeof dst->cfg) != 0)
+        return r1_error_set(err, R1_EINVAL, "copy: the two models have different configs");
+    memcpy(dst->params, src->params, sizeof(float) * src->numel);
+    for (int l = 0; l < src->Ltot; l++)
+        if (src->layers[l].bias)
+            memcpy(dst->layers[l].bias, src->layers[l].bias,
+                   sizeof(float) * src->cfg.n_routed_experts);
+    return R1_OK;
+}
+
+void r1__mm(const r1_model *m, float *out, const float *in, const float *w, int N, int Ci,
+            int Co, int accumulate)
+{
+    if (m->w16)
+        r1_matmul_bf16(out, in, m->w16 + (w - m->params), N, Ci, Co, accumulate);
+    else
+        r1_matmul_fwd(out, in, w, N, Ci, Co, accumulate);
 }

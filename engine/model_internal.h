@@ -30,70 +30,70 @@ typedef struct {
     float *gate, *up; /* [I, C] */
     float *down;      /* [C, I] */
     /* MoE */
-    float *router;    /* [E, C] mlp.gate.weight */
-    float *bias;      /* [E] e_score_correction_bias (not trainable; own allocation) */
-    float *eg, *eu;   /* [E][Ie, C] routed experts' gate_proj / up_proj, expert-major */
-    float *ed;        /* [E][C, Ie] routed experts' down_proj */
-    float *sg, *su;   /* [Is, C] shared experts */
-    float *sd;        /* [C, Is] */
-    double *load;     /* [E] tokens routed to each expert since the last balance update */
+    float *router;  /* [E, C] mlp.gate.weight */
+    float *bias;    /* [E] e_score_correction_bias (not trainable; own allocation) */
+    float *eg, *eu; /* [E][Ie, C] routed experts' gate_proj / up_proj, expert-major */
+    float *ed;      /* [E][C, Ie] routed experts' down_proj */
+    float *sg, *su; /* [Is, C] shared experts */
+    float *sd;      /* [C, Is] */
+    double *load;   /* [E] tokens routed to each expert since the last balance update */
     long load_tokens;
 } layer_w;
 
 /* What one layer's forward keeps for its backward.  N = B·T tokens of this layer. */
 typedef struct {
     int B, T, N;
-    int *pos;         /* [N] RoPE positions: token t of every sequence is at t */
-    float *x;         /* [N, C] layer input (residual stream) */
-    float *xn;        /* [N, C] attn-normed input */
-    float *rstd1;     /* [N] */
-    float *qa, *qan;  /* [N, qr] q_a_proj output, normed */
-    float *qa_rstd;   /* [N] */
-    float *q;         /* [N, H*dq] queries, q_pe roped */
-    float *kva;       /* [N, kvr+dr] kv_a output, k_pe roped */
-    float *ckv;       /* [N, kvr] c_kv (contiguous copy) */
-    float *kvn;       /* [N, kvr] normed c_kv */
-    float *kv_rstd;   /* [N] */
-    float *kv;        /* [N, H*(dn+dv)] kv_b output */
-    float *k;         /* [N, H*dq] keys [k_nope | k_pe] */
-    float *v;         /* [N, H*dv] values */
-    float *P;         /* [B, H, T, T] attention probabilities */
-    float *ao;        /* [N, H*dv] attention output before o_proj */
-    float *h;         /* [N, C] residual after attention */
-    float *hn;        /* [N, C] ffn-normed */
-    float *rstd2;     /* [N] */
+    int *pos;        /* [N] RoPE positions: token t of every sequence is at t */
+    float *x;        /* [N, C] layer input (residual stream) */
+    float *xn;       /* [N, C] attn-normed input */
+    float *rstd1;    /* [N] */
+    float *qa, *qan; /* [N, qr] q_a_proj output, normed */
+    float *qa_rstd;  /* [N] */
+    float *q;        /* [N, H*dq] queries, q_pe roped */
+    float *kva;      /* [N, kvr+dr] kv_a output, k_pe roped */
+    float *ckv;      /* [N, kvr] c_kv (contiguous copy) */
+    float *kvn;      /* [N, kvr] normed c_kv */
+    float *kv_rstd;  /* [N] */
+    float *kv;       /* [N, H*(dn+dv)] kv_b output */
+    float *k;        /* [N, H*dq] keys [k_nope | k_pe] */
+    float *v;        /* [N, H*dv] values */
+    float *P;        /* [B, H, T, T] attention probabilities */
+    float *ao;       /* [N, H*dv] attention output before o_proj */
+    float *h;        /* [N, C] residual after attention */
+    float *hn;       /* [N, C] ffn-normed */
+    float *rstd2;    /* [N] */
     /* dense */
     float *g, *u, *a; /* [N, I] */
     /* MoE */
-    float *s;         /* [N, E] sigmoid scores */
-    int32_t *sel;     /* [N, K] chosen experts, ascending */
-    float *wts;       /* [N, K] their weights */
-    int32_t *cnt;     /* [E] assignments per expert */
-    int32_t *off;     /* [E+1] first slot of each expert */
-    int32_t *slot_tok;/* [N*K] token of each slot (slots grouped by expert) */
-    int32_t *slot_k;  /* [N*K] which of the token's K choices */
-    float *xe;        /* [N*K, C] gathered expert inputs */
-    float *eg, *eu, *ea; /* [N*K, Ie] */
-    float *eo;        /* [N*K, C] expert outputs (unweighted) */
+    float *s;              /* [N, E] sigmoid scores */
+    int32_t *sel;          /* [N, K] chosen experts, ascending */
+    float *wts;            /* [N, K] their weights */
+    int32_t *cnt;          /* [E] assignments per expert */
+    int32_t *off;          /* [E+1] first slot of each expert */
+    int32_t *slot_tok;     /* [N*K] token of each slot (slots grouped by expert) */
+    int32_t *slot_k;       /* [N*K] which of the token's K choices */
+    float *xe;             /* [N*K, C] gathered expert inputs */
+    float *eg, *eu, *ea;   /* [N*K, Ie] */
+    float *eo;             /* [N*K, C] expert outputs (unweighted) */
     float *sgo, *suo, *sa; /* [N, Is] shared expert */
 } layer_act;
 
 /* What an MTP depth keeps in addition to its decoder layer's layer_act. */
 typedef struct {
-    int B, T, N;       /* T = T_main - k */
-    int32_t *tok;      /* [N] input tokens t[i+k] */
-    float *emb;        /* [N, C] embedding rows */
-    float *en;         /* [N, C] enorm(emb) */
-    float *en_rstd;    /* [N] */
-    float *prev;       /* [N, C] previous hidden (normed main / previous depth) */
-    float *pn;         /* [N, C] hnorm(prev) */
-    float *pn_rstd;    /* [N] */
-    float *cat;        /* [N, 2C] */
-    float *x1;         /* [N, C] decoder layer output */
-    float *hk;         /* [N, C] shared_head.norm(x1) */
-    float *hk_rstd;    /* [N] */
-    float *logits;     /* [N, V] */
-    float *dlogits;    /* [N, V] */
+    int B, T, N;    /* T = T_main - k */
+    int32_t *tok;   /* [N] input tokens t[i+k] */
+    float *emb;     /* [N, C] embedding rows */
+    float *en;      /* [N, C] enorm(emb) */
+    float *en_rstd; /* [N] */
+    float *prev;    /* [N, C] previous hidden (normed main / previous depth) */
+    float *pn;      /* [N, C] hnorm(prev) */
+    float *pn_rstd; /* [N] */
+    float *cat;     /* [N, 2C] */
+    float *x1;      /* [N, C] decoder layer output */
+    float *hk;      /* [N, C] shared_head.norm(x1) */
+    float *hk_rstd; /* [N] */
+    float *logits;  /* [N, V] */
+    float *dlogits; /* [N, V] */
 } mtp_act;
 
 /* Backward workspace, sized for the largest layer (N = B·T tokens); reused by every layer. */
@@ -123,45 +123,47 @@ typedef struct {
 
 struct r1_model {
     r1_config cfg;
-    int L, D, Ltot;    /* main layers, MTP depth, L + D */
-    int dq;            /* qk_nope + qk_rope */
-    int Is;            /* shared expert width */
+    int L, D, Ltot; /* main layers, MTP depth, L + D */
+    int dq;         /* qk_nope + qk_rope */
+    int Is;         /* shared expert width */
     /* parameters */
     size_t numel;
-    float *params;     /* [numel] */
-    float *grads;      /* [numel] */
+    float *params; /* [numel] */
+    float *grads;  /* [numel] */
     int nparams;
-    r1_param *ptab;    /* [nparams] */
-    char *names;       /* storage of the parameter names */
-    float *embed;      /* [V, C] */
-    float *final_norm; /* [C] */
-    float *head;       /* [V, C] lm_head (== embed when tied) */
-    layer_w *layers;   /* [Ltot] */
+    r1_param *ptab;             /* [nparams] */
+    char *names;                /* storage of the parameter names */
+    float *embed;               /* [V, C] */
+    float *final_norm;          /* [C] */
+    float *head;                /* [V, C] lm_head (== embed when tied) */
+    layer_w *layers;            /* [Ltot] */
     float *rope_cos, *rope_sin; /* [max_pos, dr/2] */
     /* activations of the last forward */
     int have_fwd;
     int B, T;
-    int cap_N;                 /* tokens the buffers were sized for (B*T) */
+    int cap_N; /* tokens the buffers were sized for (B*T) */
     int cap_T;
-    void **allocs;             /* every activation buffer, freed on resize */
+    void **allocs; /* every activation buffer, freed on resize */
     int nallocs, capallocs;
-    layer_act *acts;           /* [Ltot] */
-    mtp_act *macts;            /* [D] */
-    int32_t *tokens;           /* [N] */
-    int32_t *targets;          /* [N] scratch for CE targets */
-    float *tw;                 /* [N] scratch for CE weights */
-    int *pos;                  /* [N] positions */
-    float *x_final;            /* [N, C] residual after the last layer */
-    float *hf;                 /* [N, C] final-normed */
-    float *hf_rstd;            /* [N] */
-    float *logits;             /* [N, V] */
-    float *dlogits;            /* [N, V] */
-    float **resid;             /* [L+1] residual stream inputs, resid[0] = embeddings */
+    layer_act *acts;  /* [Ltot] */
+    mtp_act *macts;   /* [D] */
+    int32_t *tokens;  /* [N] */
+    int32_t *targets; /* [N] scratch for CE targets */
+    float *tw;        /* [N] scratch for CE weights */
+    int *pos;         /* [N] positions */
+    float *x_final;   /* [N, C] residual after the last layer */
+    float *hf;        /* [N, C] final-normed */
+    float *hf_rstd;   /* [N] */
+    float *logits;    /* [N, V] */
+    float *dlogits;   /* [N, V] */
+    float **resid;    /* [L+1] residual stream inputs, resid[0] = embeddings */
     r1_fwd_opts opts;
     double denom_main;
     double denom_mtp[8];
     grad_scratch gs;
     int no_load_count;         /* 1 while generating: expert loads count training only */
+    const uint16_t *w16;       /* while a BF16 decoder steps: bf16 copies of the parameters,
+                                * same layout (borrowed from the decoder) */
     char errmsg[R1_ERRLEN];
 };
 
@@ -175,6 +177,11 @@ int r1__alloc_acts(r1_model *m, int B, int T);
 void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f);
 void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *dhn);
 double r1__moe_balance(r1_model *m, int l, layer_act *a);
+
+/* out[N,Co] = in[N,Ci] · w^T with w a parameter matrix: its bf16 copy while a BF16 decoder
+ * runs (m->w16), the fp32 master otherwise. */
+void r1__mm(const r1_model *m, float *out, const float *in, const float *w, int N, int Ci,
+            int Co, int accumulate);
 
 /* The gradient that mirrors parameter pointer p. */
 static inline float *r1__grad(r1_model *m, const float *p)

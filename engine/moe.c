@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "model_internal.h"
+#include "parallel.h"
 #include "r1_kernels.h"
 
 /* Chooses the K experts of one token from its scores s[E] and the selection bias b[E].
@@ -68,14 +69,68 @@ static void select_experts(const r1_config *c, const float *s, const float *b, i
             sel[k++] = e;
 }
 
+typedef struct {
+    r1_model *m;
+    layer_w *w;
+    layer_act *a;
+    grad_scratch *g;
+} moe_job;
+
+/* Expert e over its rows: eo = down(silu(gate(x)) * up(x)). */
+static void expert_fwd(void *ctx, int e, int tid)
+{
+    (void)tid;
+    moe_job *j = ctx;
+    const r1_config *c = &j->m->cfg;
+    layer_act *a = j->a;
+    int n0 = a->off[e], ne = a->cnt[e], C = c->hidden_size, Ie = c->moe_intermediate_size;
+    if (!ne)
+        return;
+    const float *Wg = j->w->eg + (size_t)e * Ie * C, *Wu = j->w->eu + (size_t)e * Ie * C;
+    const float *Wd = j->w->ed + (size_t)e * C * Ie;
+    float *xe = a->xe + (size_t)n0 * C;
+    float *eg = a->eg + (size_t)n0 * Ie, *eu = a->eu + (size_t)n0 * Ie;
+    float *ea = a->ea + (size_t)n0 * Ie;
+    r1__mm(j->m, eg, xe, Wg, ne, C, Ie, 0);
+    r1__mm(j->m, eu, xe, Wu, ne, C, Ie, 0);
+    r1_swiglu_fwd(ea, eg, eu, ne * Ie);
+    r1__mm(j->m, a->eo + (size_t)n0 * C, ea, Wd, ne, Ie, C, 0);
+}
+
+/* Expert e's backward over its rows; its weight gradients are its own, its rows too. */
+static void expert_bwd(void *ctx, int e, int tid)
+{
+    (void)tid;
+    moe_job *j = ctx;
+    r1_model *m = j->m;
+    const r1_config *c = &m->cfg;
+    layer_act *a = j->a;
+    grad_scratch *g = j->g;
+    int n0 = a->off[e], ne = a->cnt[e], C = c->hidden_size, Ie = c->moe_intermediate_size;
+    if (!ne)
+        return;
+    const float *Wg = j->w->eg + (size_t)e * Ie * C, *Wu = j->w->eu + (size_t)e * Ie * C;
+    const float *Wd = j->w->ed + (size_t)e * C * Ie;
+    size_t rI = (size_t)n0 * Ie, rC = (size_t)n0 * C;
+    memset(g->dea + rI, 0, sizeof(float) * ne * Ie);
+    memset(g->deg + rI, 0, sizeof(float) * ne * Ie);
+    memset(g->deu + rI, 0, sizeof(float) * ne * Ie);
+    memset(g->dxe + rC, 0, sizeof(float) * ne * C);
+    r1_matmul_bwd(g->dea + rI, r1__grad(m, Wd), g->deo + rC, a->ea + rI, Wd, ne, Ie, C);
+    r1_swiglu_bwd(g->deg + rI, g->deu + rI, g->dea + rI, a->eg + rI, a->eu + rI, ne * Ie);
+    r1_matmul_bwd(g->dxe + rC, r1__grad(m, Wg), g->deg + rI, a->xe + rC, Wg, ne, C, Ie);
+    r1_matmul_bwd(g->dxe + rC, r1__grad(m, Wu), g->deu + rI, a->xe + rC, Wu, ne, C, Ie);
+}
+
 void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
 {
     const r1_config *c = &m->cfg;
     layer_w *w = &m->layers[l];
     int N = a->N, C = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
-    int Ie = c->moe_intermediate_size, Is = m->Is;
+    int Is = m->Is;
 
-    /* router: fp32 sigmoid scores */
+    /* router: fp32 weights and sigmoid scores, also in BF16 decoding (DeepSeek-V3 keeps the
+     * gating in higher precision) */
     r1_matmul_fwd(a->s, a->hn, w->router, N, C, E, 0);
     for (size_t i = 0; i < (size_t)N * E; i++)
         a->s[i] = 1.0f / (1.0f + expf(-a->s[i]));
@@ -107,28 +162,16 @@ void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
         w->load_tokens += N;
     }
 
-    /* every expert over its rows: eo = down(silu(gate(x)) * up(x)) */
-    for (int e = 0; e < E; e++) {
-        int n0 = a->off[e], ne = a->cnt[e];
-        if (!ne)
-            continue;
-        const float *Wg = w->eg + (size_t)e * Ie * C, *Wu = w->eu + (size_t)e * Ie * C;
-        const float *Wd = w->ed + (size_t)e * C * Ie;
-        float *xe = a->xe + (size_t)n0 * C;
-        float *eg = a->eg + (size_t)n0 * Ie, *eu = a->eu + (size_t)n0 * Ie;
-        float *ea = a->ea + (size_t)n0 * Ie;
-        r1_matmul_fwd(eg, xe, Wg, ne, C, Ie, 0);
-        r1_matmul_fwd(eu, xe, Wu, ne, C, Ie, 0);
-        r1_swiglu_fwd(ea, eg, eu, ne * Ie);
-        r1_matmul_fwd(a->eo + (size_t)n0 * C, ea, Wd, ne, Ie, C, 0);
-    }
+    /* every expert over its rows, experts side by side on the cores */
+    moe_job job = {m, w, a, NULL};
+    r1__parallel_for(E, expert_fwd, &job);
 
     /* shared experts over every token, then the weighted routed outputs */
     if (Is) {
-        r1_matmul_fwd(a->sgo, a->hn, w->sg, N, C, Is, 0);
-        r1_matmul_fwd(a->suo, a->hn, w->su, N, C, Is, 0);
+        r1__mm(m, a->sgo, a->hn, w->sg, N, C, Is, 0);
+        r1__mm(m, a->suo, a->hn, w->su, N, C, Is, 0);
         r1_swiglu_fwd(a->sa, a->sgo, a->suo, N * Is);
-        r1_matmul_fwd(f, a->sa, w->sd, N, Is, C, 0);
+        r1__mm(m, f, a->sa, w->sd, N, Is, C, 0);
     } else {
         memset(f, 0, sizeof(float) * N * C);
     }
@@ -161,7 +204,7 @@ void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *
     layer_w *w = &m->layers[l];
     grad_scratch *g = &m->gs;
     int N = a->N, C = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
-    int Ie = c->moe_intermediate_size, Is = m->Is;
+    int Is = m->Is;
     size_t NK = (size_t)N * K;
 
     /* shared experts */
@@ -190,23 +233,9 @@ void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *
         g->dwts[(size_t)n * K + k] = (float)dot;
     }
 
-    /* the experts, each over its rows */
-    memset(g->dxe, 0, sizeof(float) * NK * C);
-    memset(g->dea, 0, sizeof(float) * NK * Ie);
-    memset(g->deg, 0, sizeof(float) * NK * Ie);
-    memset(g->deu, 0, sizeof(float) * NK * Ie);
-    for (int e = 0; e < E; e++) {
-        int n0 = a->off[e], ne = a->cnt[e];
-        if (!ne)
-            continue;
-        const float *Wg = w->eg + (size_t)e * Ie * C, *Wu = w->eu + (size_t)e * Ie * C;
-        const float *Wd = w->ed + (size_t)e * C * Ie;
-        size_t rI = (size_t)n0 * Ie, rC = (size_t)n0 * C;
-        r1_matmul_bwd(g->dea + rI, r1__grad(m, Wd), g->deo + rC, a->ea + rI, Wd, ne, Ie, C);
-        r1_swiglu_bwd(g->deg + rI, g->deu + rI, g->dea + rI, a->eg + rI, a->eu + rI, ne * Ie);
-        r1_matmul_bwd(g->dxe + rC, r1__grad(m, Wg), g->deg + rI, a->xe + rC, Wg, ne, C, Ie);
-        r1_matmul_bwd(g->dxe + rC, r1__grad(m, Wu), g->deu + rI, a->xe + rC, Wu, ne, C, Ie);
-    }
+    /* the experts, each over its rows, side by side on the cores */
+    moe_job job = {m, w, a, g};
+    r1__parallel_for(E, expert_bwd, &job);
     for (size_t slot = 0; slot < NK; slot++) {
         float *dst = dhn + (size_t)a->slot_tok[slot] * C;
         const float *src = g->dxe + slot * C;

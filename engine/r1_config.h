@@ -14,32 +14,32 @@
 
 typedef struct {
     int vocab_size;
-    int hidden_size;             /* C */
-    int intermediate_size;       /* dense SwiGLU width */
-    int moe_intermediate_size;   /* width of one routed (and one shared) expert */
-    int num_hidden_layers;       /* L, not counting the MTP modules */
-    int num_attention_heads;     /* H */
-    int first_k_dense_replace;   /* layers [0, k) are dense */
-    int q_lora_rank;             /* 0: plain q_proj (config.json null) */
+    int hidden_size;           /* C */
+    int intermediate_size;     /* dense SwiGLU width */
+    int moe_intermediate_size; /* width of one routed (and one shared) expert */
+    int num_hidden_layers;     /* L, not counting the MTP modules */
+    int num_attention_heads;   /* H */
+    int first_k_dense_replace; /* layers [0, k) are dense */
+    int q_lora_rank;           /* 0: plain q_proj (config.json null) */
     int kv_lora_rank;
     int qk_nope_head_dim;
     int qk_rope_head_dim;
     int v_head_dim;
-    int n_routed_experts;        /* E; 0: a dense model (config.json null) */
+    int n_routed_experts; /* E; 0: a dense model (config.json null) */
     int n_shared_experts;
-    int num_experts_per_tok;     /* K */
+    int num_experts_per_tok; /* K */
     int n_group;
     int topk_group;
-    int norm_topk_prob;          /* bool */
+    int norm_topk_prob; /* bool */
     float routed_scaling_factor;
     int num_nextn_predict_layers; /* D, MTP depth (0: none) */
     float rope_theta;
     float rms_norm_eps;
     int max_position_embeddings;
-    int tie_word_embeddings;     /* bool */
-    int bos_token_id;            /* -1 when absent */
-    int eos_token_id;            /* -1 when absent */
-    float initializer_range;     /* std of the random init */
+    int tie_word_embeddings; /* bool */
+    int bos_token_id;        /* -1 when absent */
+    int eos_token_id;        /* -1 when absent */
+    float initializer_range; /* std of the random init */
 } r1_config;
 
 /* Fills c from the JSON file at path and validates it (r1_config_validate).  Required: the
@@ -63,7 +63,8 @@ r1_status r1_config_parse(r1_config *c, const char *json, const char *name, r1_e
 r1_status r1_config_save(const r1_config *c, const char *path, r1_error *err);
 
 /* The built-in presets: "tiny" and "small" (see the engine issue).  R1_ENOTFOUND otherwise.
- * Their bos/eos ids (1, 2) are placeholders until the built-in tokenizer fixes them. */
+ * Their bos/eos ids are the built-in tokenizer's (R1_TOK_BOS 1, R1_TOK_EOS 2, r1_tokenizer.h);
+ * tiny's vocab_size is its 128 ids. */
 r1_status r1_config_preset(r1_config *c, const char *name, r1_error *err);
 
 /* Checks sizes and relations (heads > 0, qk_rope_head_dim even, topk_group <= n_group, E

@@ -37,6 +37,12 @@ r1_status r1_decoder_step(r1_decoder *d, const int *rows, int R, const int32_t *
 r1_status r1_decoder_mtp_step(r1_decoder *d, const int *rows, int R, const float *h,
                               const int32_t *tok, int n, float *logits, r1_error *err);
 
+/* Holds the weights of every linear layer as bf16 (round to nearest even) for the steps that
+ * follow: products in the CPU's AVX-512 BF16 instructions (portable code elsewhere) with fp32
+ * accumulation.  The embedding, the router, the head, kv_b_proj's absorbed halves and the norms
+ * stay fp32.  The copy is taken now: call again after the model's weights change. */
+r1_status r1_decoder_set_bf16(r1_decoder *d, int on, r1_error *err);
+
 /* The final-normed hidden states of the last r1_decoder_step, [R*n, C] (borrowed until the
  * next step). */
 const float *r1_decoder_hidden(const r1_decoder *d);
@@ -67,6 +73,7 @@ typedef struct {
     float repetition_penalty; /* 1: off; > 1 discourages tokens already in the row */
     uint64_t seed;            /* row r samples from stream (seed, r) */
     int speculative;          /* draft with the MTP module, verify with the main model */
+    int bf16;                 /* hold the weights as bf16 while generating */
     const int32_t *stop_ids;  /* generation of a row stops after any of these tokens */
     int n_stop_ids;
     const int32_t *const *stop_seqs; /* ... or after any of these token sequences */

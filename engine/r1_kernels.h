@@ -26,8 +26,8 @@ typedef float real;
 void R1K(r1_matmul_fwd)(real *out, const real *in, const real *w, int N, int Ci, int Co,
                         int accumulate);
 /* din[N,Ci] += dout[N,Co] · w[Co,Ci];  dw[Co,Ci] += dout^T · in[N,Ci]. */
-void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, const real *w,
-                        int N, int Ci, int Co);
+void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, const real *w, int N,
+                        int Ci, int Co);
 
 /* out[N,C] = x / sqrt(mean(x^2) + eps) * w[C]; rstd[N] keeps 1/sqrt(mean(x^2) + eps). */
 void R1K(r1_rmsnorm_fwd)(real *out, real *rstd, const real *x, const real *w, int N, int C,
@@ -72,8 +72,8 @@ double R1K(r1_xent_fwd_bwd)(real *dlogits, const real *logits, const int32_t *ta
 void R1K(r1_moe_weights_fwd)(real *wts, const real *s, const int32_t *sel, int N, int E, int K,
                              int norm, real scale);
 /* ds[N,E] += d wts / d s · dwts. */
-void R1K(r1_moe_weights_bwd)(real *ds, const real *dwts, const real *s, const int32_t *sel,
-                             int N, int E, int K, int norm, real scale);
+void R1K(r1_moe_weights_bwd)(real *ds, const real *dwts, const real *s, const int32_t *sel, int N,
+                             int E, int K, int norm, real scale);
 
 /* The sequence-wise balance loss of DeepSeek-V3 for one sequence of T tokens:
  * sum_i f_i * P_i with f_i = E/(K T) · #{t : i chosen at t}, P_i = mean_t s_{t,i} / sum_j s_{t,j}.

@@ -22,12 +22,12 @@ typedef struct r1_model r1_model;
 
 /* One trainable tensor (borrowed from the model; valid until r1_model_free). */
 typedef struct {
-    const char *name;   /* Hugging Face name, e.g. "model.layers.1.mlp.gate.weight" */
+    const char *name; /* Hugging Face name, e.g. "model.layers.1.mlp.gate.weight" */
     int ndim;
     int64_t shape[3];
     size_t numel;
-    size_t offset;      /* into r1_model_params() / r1_model_grads() */
-    int decay;          /* 1: AdamW weight decay applies (matrices), 0: norms */
+    size_t offset; /* into r1_model_params() / r1_model_grads() */
+    int decay;     /* 1: AdamW weight decay applies (matrices), 0: norms */
 } r1_param;
 
 /* A new model for config c with every parameter zero (router biases zero).  The config is
@@ -50,12 +50,12 @@ r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_e
 const r1_config *r1_model_config(const r1_model *m); /* borrowed */
 const char *r1_model_errmsg(const r1_model *m);      /* the last error on this handle */
 
-int r1_model_nparams(const r1_model *m);                 /* number of trainable tensors */
+int r1_model_nparams(const r1_model *m);                  /* number of trainable tensors */
 const r1_param *r1_model_param(const r1_model *m, int i); /* i in [0, nparams) */
 const r1_param *r1_model_param_find(const r1_model *m, const char *name); /* NULL if absent */
-size_t r1_model_numel(const r1_model *m);  /* total trainable scalars */
-float *r1_model_params(r1_model *m);       /* [numel] borrowed */
-float *r1_model_grads(r1_model *m);        /* [numel] borrowed */
+size_t r1_model_numel(const r1_model *m); /* total trainable scalars */
+float *r1_model_params(r1_model *m);      /* [numel] borrowed */
+float *r1_model_grads(r1_model *m);       /* [numel] borrowed */
 void r1_model_zero_grad(r1_model *m);
 
 /* The router bias of MoE layer l ([E] floats, borrowed), or NULL for a dense layer. */
@@ -75,10 +75,10 @@ typedef struct {
 r1_fwd_opts r1_fwd_defaults(void);
 
 typedef struct {
-    double loss;      /* main + mtp + balance */
-    double main;      /* weighted mean next-token cross-entropy */
-    double mtp;       /* (lambda / D) · sum_k mean CE_k */
-    double balance;   /* alpha · sum over MoE layers of the mean per-sequence balance loss */
+    double loss;        /* main + mtp + balance */
+    double main;        /* weighted mean next-token cross-entropy */
+    double mtp;         /* (lambda / D) · sum_k mean CE_k */
+    double balance;     /* alpha · sum over MoE layers of the mean per-sequence balance loss */
     double weight_main; /* sum of the loss weights of the main term (the denominator) */
 } r1_loss;
 
@@ -92,6 +92,14 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
 /* Adds the gradient of the last forward's total loss to the gradient block.  R1_EINVAL when
  * there was no forward. */
 r1_status r1_model_backward(r1_model *m, r1_error *err);
+
+/* Like r1_model_backward, but with the caller's gradient of the loss with respect to the main
+ * logits, dlogits[B,T,V], in place of the cross-entropy's (used by RL objectives).  The MTP
+ * modules contribute nothing; run the forward with no_mtp to skip them entirely. */
+r1_status r1_model_backward_logits(r1_model *m, const float *dlogits, r1_error *err);
+
+/* Copies every parameter and router bias of src into dst (same config). */
+r1_status r1_model_copy_params(r1_model *dst, const r1_model *src, r1_error *err);
 
 /* Outputs of the last forward (borrowed until the next forward):
  * logits [B,T,V]; MTP logits of depth k (1-based) [B,T-k,V] (NULL when absent). */

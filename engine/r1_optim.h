@@ -10,13 +10,13 @@
 #include "r1_model.h"
 
 typedef struct {
-    float lr;            /* peak learning rate */
-    float min_lr;        /* floor of the cosine */
-    int warmup;          /* linear warmup steps (from lr/warmup up to lr) */
-    int total;           /* steps of the schedule; 0: constant lr after warmup */
+    float lr;     /* peak learning rate */
+    float min_lr; /* floor of the cosine */
+    int warmup;   /* linear warmup steps (from lr/warmup up to lr) */
+    int total;    /* steps of the schedule; 0: constant lr after warmup */
     float beta1, beta2, eps;
     float weight_decay;
-    float clip;          /* clip the global gradient norm to this (0: off) */
+    float clip; /* clip the global gradient norm to this (0: off) */
 } r1_adamw_cfg;
 
 /* lr 1e-3, min_lr 1e-4, warmup 0, total 0, betas (0.9, 0.95), eps 1e-8, wd 0.1, clip 1. */
@@ -28,8 +28,7 @@ float r1_lr_at(const r1_adamw_cfg *cfg, int step);
 typedef struct r1_adamw r1_adamw;
 
 /* Moments for m's parameters, zero.  *out owned by the caller. */
-r1_status r1_adamw_new(r1_adamw **out, const r1_model *m, const r1_adamw_cfg *cfg,
-                       r1_error *err);
+r1_status r1_adamw_new(r1_adamw **out, const r1_model *m, const r1_adamw_cfg *cfg, r1_error *err);
 void r1_adamw_free(r1_adamw *o);
 
 /* Global L2 norm of m's gradients. */
@@ -40,10 +39,10 @@ double r1_grad_norm(r1_model *m);
  * left as they were (scaled when clipped). */
 float r1_adamw_step(r1_adamw *o, r1_model *m, double *gnorm);
 
-int r1_adamw_steps(const r1_adamw *o);     /* updates done so far */
+int r1_adamw_steps(const r1_adamw *o); /* updates done so far */
 void r1_adamw_set_steps(r1_adamw *o, int t);
-float *r1_adamw_m(r1_adamw *o);            /* [numel] first moments, borrowed */
-float *r1_adamw_v(r1_adamw *o);            /* [numel] second moments, borrowed */
+float *r1_adamw_m(r1_adamw *o);             /* [numel] first moments, borrowed */
+float *r1_adamw_v(r1_adamw *o);             /* [numel] second moments, borrowed */
 r1_adamw_cfg *r1_adamw_config(r1_adamw *o); /* borrowed, may be edited between steps */
 
 #endif

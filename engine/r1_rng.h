@@ -12,8 +12,8 @@ typedef struct {
 
 void r1_rng_seed(r1_rng *r, uint64_t seed);
 uint64_t r1_rng_u64(r1_rng *r);
-double r1_rng_uniform(r1_rng *r);           /* [0, 1) with 53 random bits */
-double r1_rng_normal(r1_rng *r);            /* standard normal (Box-Muller) */
+double r1_rng_uniform(r1_rng *r);             /* [0, 1) with 53 random bits */
+double r1_rng_normal(r1_rng *r);              /* standard normal (Box-Muller) */
 uint32_t r1_rng_below(r1_rng *r, uint32_t n); /* uniform in [0, n), unbiased; n > 0 */
 
 #endif

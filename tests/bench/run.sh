@@ -30,3 +30,32 @@ for cfg in "tiny 16 128" "small 8 256"; do
     fi
     printf '%-22s %12s %12s %10s %12s %8s\n' "$1 ${2}x$3" "$rt" "$rg" "$rm" "$tt" "$ratio"
 done
+echo
+echo "== bf16 weights: r1_matmul_bf16 beside OpenBLAS sgemm with fp32 weights, 1 thread (GFLOP/s)"
+"$b/tests/bench/bench_bf16"
+
+echo
+echo "== decoding: 16-token prompts, 128 new tokens, greedy, 2 threads (tokens/s)"
+bd="$b/tests/bench/bench_decode"
+printf '%-16s %10s %10s %10s %10s %11s %9s %9s\n' config fp32 "fp32+MTP" bf16 "bf16+MTP" "torch fp32" "fp32 x" "bf16 x"
+for cfg in "tiny 1" "tiny 16" "small 1" "small 16"; do
+    set -- $cfg
+    f=$($bd --preset "$1" --batch "$2" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    fs=$($bd --preset "$1" --batch "$2" --speculative | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    h=$($bd --preset "$1" --batch "$2" --bf16 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    hs=$($bd --preset "$1" --batch "$2" --bf16 --speculative | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    t=""
+    [ -x "$py" ] && t=$($py "$s/tests/bench/torch_decode.py" --preset "$1" --batch "$2" --prompt 16 --new 128 --threads 2 2>/dev/null | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    if [ -n "$t" ]; then
+        rf=$(awk -v a="$f" -v b="$t" 'BEGIN { printf "%.1fx", a / b }')
+        rh=$(awk -v a="$h" -v b="$t" 'BEGIN { printf "%.1fx", a / b }')
+    else
+        t="n/a"; rf="-"; rh="-"
+    fi
+    printf '%-16s %10s %10s %10s %10s %11s %9s %9s\n' "$1 batch $2" "$f" "$fs" "$h" "$hs" "$t" "$rf" "$rh"
+done
+echo "(random weights: MTP drafts are rarely accepted here; see the README for the trained model)"
+
+echo
+echo "== GRPO step: tiny, 8 prompts x G = 8, at most 64 new tokens"
+R1LAB_DATADIR="$s" "$b/app/r1lab" run "$s/tests/bench/grpo_step.lua"

@@ -19,6 +19,11 @@ import os
 import sys
 import time
 
+# As in torch_decode.py: Debian's torch keeps an OpenMP pool beside the OpenBLAS one; with
+# both spin-waiting on 2 cores it runs several times slower than it can, which would flatter
+# r1lab.  Set before torch loads libgomp; an explicit setting in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 try:
     import torch
 except ImportError:

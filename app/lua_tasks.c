@@ -1,0 +1,396 @@
+/* lua_tasks.c — the tokenizer, the reasoning tasks and the rule-based rewards in Lua:
+ *   r1.tokenizer([dir])  tok:encode(s [, {chat=true}]), tok:decode(ids), tok:token(id),
+ *                        tok:vocab_size(), tok:special(name)
+ *   r1.tasks.list()      r1.tasks.<name>{difficulty=, seed=, lang=}  -> task
+ *                        task:sample([i]) -> {prompt, target, solution, difficulty, lang, task}
+ *                        task:samples(n) (an iterator), task:verify(completion) -> ok, parsed
+ *   r1.rewards.accuracy / format / language / length (sample) -> number
+ * Userdata follow lua_r1.h's conventions; the tokenizer userdata owns its r1_tokenizer. */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_r1.h"
+#include "r1_rewards.h"
+#include "r1_tasks.h"
+
+/* ------------------------------------------------------------------ tokenizer */
+
+lua_tokenizer *lua_tokenizer_check(lua_State *L, int idx)
+{
+    lua_tokenizer *u = luaL_checkudata(L, idx, LUA_R1_TOKENIZER);
+    if (!u->t)
+        luaL_error(L, "attempt to use a closed tokenizer");
+    return u;
+}
+
+lua_tokenizer *lua_tokenizer_push(lua_State *L)
+{
+    lua_tokenizer *u = lua_newuserdatauv(L, sizeof *u, 0); /* box first */
+    u->t = NULL;
+    luaL_setmetatable(L, LUA_R1_TOKENIZER);
+    return u;
+}
+
+/* r1.tokenizer([dir or tokenizer.json]) -> the built-in one, or the one saved there */
+static int l_tokenizer(lua_State *L)
+{
+    int builtin = lua_isnoneornil(L, 1);
+    const char *path = builtin ? NULL : luaL_checkstring(L, 1);
+    lua_tokenizer *u = lua_tokenizer_push(L);
+    if (builtin) {
+        u->t = r1_tokenizer_new_builtin();
+        if (!u->t)
+            return luaL_error(L, "out of memory");
+        return 1;
+    }
+    r1_error err = {0};
+    if (r1_tokenizer_load(&u->t, path, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    return 1;
+}
+
+int32_t *lua_r1_encode(lua_State *L, const r1_tokenizer *t, const char *s, int chat, int *n)
+{
+    size_t len = strlen(s);
+    int cap = (int)len + 16;
+    int32_t *ids = lua_newuserdatauv(L, sizeof(int32_t) * cap, 0);
+    r1_error err = {0};
+    r1_status st = chat ? r1_tokenizer_encode_prompt(t, s, ids, cap, n, &err)
+                        : r1_tokenizer_encode(t, s, ids, cap, n, &err);
+    if (st != R1_OK)
+        luaL_error(L, "%s", err.msg);
+    return ids;
+}
+
+void lua_r1_push_decoded(lua_State *L, const r1_tokenizer *t, const int32_t *ids, int n)
+{
+    char *text = NULL;
+    r1_error err = {0};
+    if (r1_tokenizer_decode(t, ids, n, &text, &err) != R1_OK)
+        luaL_error(L, "%s", err.msg);
+    lua_pushstring(L, text);
+    free(text);
+}
+
+/* tok:encode(s [, {chat = true}]) -> ids (chat: the generation prompt of the chat format) */
+static int tok_encode(lua_State *L)
+{
+    lua_tokenizer *u = lua_tokenizer_check(L, 1);
+    const char *s = luaL_checkstring(L, 2);
+    int chat = lua_r1_opt_bool(L, 3, "chat", 0), n;
+    int32_t *ids = lua_r1_encode(L, u->t, s, chat, &n);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushinteger(L, ids[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int tok_decode(lua_State *L)
+{
+    lua_tokenizer *u = lua_tokenizer_check(L, 1);
+    int n;
+    int32_t *ids = lua_r1_ids(L, 2, 2, &n);
+    lua_r1_push_decoded(L, u->t, ids, n);
+    return 1;
+}
+
+static int tok_token(lua_State *L)
+{
+    lua_tokenizer *u = lua_tokenizer_check(L, 1);
+    const char *s = r1_tokenizer_token(u->t, (int)luaL_checkinteger(L, 2));
+    if (!s)
+        return luaL_argerror(L, 2, "token id out of range");
+    lua_pushstring(L, s);
+    return 1;
+}
+
+static int tok_vocab(lua_State *L)
+{
+    lua_pushinteger(L, r1_tokenizer_vocab_size(lua_tokenizer_check(L, 1)->t));
+    return 1;
+}
+
+/* tok:special("eos") -> id */
+static int tok_special(lua_State *L)
+{
+    lua_tokenizer *u = lua_tokenizer_check(L, 1);
+    static const char *const names[] = {"pad",    "bos",     "eos",    "user",       "assistant",
+                                        "think",  "think_end", "answer", "answer_end", NULL};
+    int which = luaL_checkoption(L, 2, NULL, names);
+    lua_pushinteger(L, r1_tokenizer_special_id(u->t, which));
+    return 1;
+}
+
+static int tok_save(lua_State *L)
+{
+    lua_tokenizer *u = lua_tokenizer_check(L, 1);
+    r1_error err = {0};
+    if (r1_tokenizer_save(u->t, luaL_checkstring(L, 2), &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    return 0;
+}
+
+static int tok_close(lua_State *L)
+{
+    lua_tokenizer *u = luaL_checkudata(L, 1, LUA_R1_TOKENIZER);
+    r1_tokenizer_free(u->t);
+    u->t = NULL;
+    return 0;
+}
+
+static int tok_tostring(lua_State *L)
+{
+    lua_tokenizer *u = luaL_checkudata(L, 1, LUA_R1_TOKENIZER);
+    if (u->t)
+        lua_pushfstring(L, "r1.tokenizer (%d tokens)", r1_tokenizer_vocab_size(u->t));
+    else
+        lua_pushliteral(L, "r1.tokenizer (closed)");
+    return 1;
+}
+
+/* ------------------------------------------------------------------ tasks */
+
+typedef struct {
+    const r1_task *task;
+    int difficulty;
+    uint64_t seed;
+    r1_lang lang;
+    uint64_t next; /* the iterator's position */
+} lua_task;
+
+const r1_task *lua_task_ptr(lua_State *L, int idx)
+{
+    return ((lua_task *)luaL_checkudata(L, idx, LUA_R1_TASK))->task;
+}
+
+void lua_r1_push_sample(lua_State *L, const r1_task_sample *s)
+{
+    lua_createtable(L, 0, 7);
+    lua_pushstring(L, s->prompt);
+    lua_setfield(L, -2, "prompt");
+    lua_pushstring(L, s->answer);
+    lua_setfield(L, -2, "target");
+    lua_pushstring(L, s->reasoning);
+    lua_setfield(L, -2, "solution");
+    lua_pushinteger(L, s->difficulty);
+    lua_setfield(L, -2, "difficulty");
+    lua_pushstring(L, r1_lang_name(s->lang));
+    lua_setfield(L, -2, "lang");
+    lua_pushstring(L, r1_task_name(s->task));
+    lua_setfield(L, -2, "task");
+    lua_pushinteger(L, (lua_Integer)s->seed);
+    lua_setfield(L, -2, "seed");
+}
+
+/* the constructor behind r1.tasks.<name>{difficulty=, seed=, lang=} (upvalue: the task) */
+static int task_new(lua_State *L)
+{
+    const r1_task *t = lua_touserdata(L, lua_upvalueindex(1));
+    int d = (int)lua_r1_opt_int(L, 1, "difficulty", r1_task_train_difficulty(t));
+    if (d < 1 || d > r1_task_max_difficulty(t))
+        return luaL_error(L, "r1.tasks.%s: difficulty %d outside 1..%d", r1_task_name(t), d,
+                          r1_task_max_difficulty(t));
+    r1_lang lang = R1_LANG_AUTO;
+    r1_error err = {0};
+    if (r1_lang_parse(&lang, lua_r1_opt_str(L, 1, "lang", "auto"), &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    lua_task *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->task = t;
+    u->difficulty = d;
+    u->seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", 1);
+    u->lang = lang;
+    u->next = 0;
+    luaL_setmetatable(L, LUA_R1_TASK);
+    return 1;
+}
+
+/* task:sample([i]) -> the i-th sample (0-based position in this task's stream) */
+static int task_sample(lua_State *L)
+{
+    lua_task *u = luaL_checkudata(L, 1, LUA_R1_TASK);
+    uint64_t i = lua_isnoneornil(L, 2) ? u->next++ : (uint64_t)luaL_checkinteger(L, 2);
+    r1_task_sample *s = lua_newuserdatauv(L, sizeof *s, 0); /* big: not on the C stack */
+    r1_error err = {0};
+    if (r1_task_generate(u->task, u->seed * 1000003ull + i, u->difficulty, u->lang, s, &err))
+        return luaL_error(L, "%s", err.msg);
+    lua_r1_push_sample(L, s);
+    return 1;
+}
+
+static int task_iter(lua_State *L)
+{
+    lua_Integer left = lua_tointeger(L, lua_upvalueindex(2));
+    if (left <= 0)
+        return 0;
+    lua_pushinteger(L, left - 1);
+    lua_replace(L, lua_upvalueindex(2));
+    lua_settop(L, 0);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    return task_sample(L);
+}
+
+/* for s in task:samples(n) do ... end */
+static int task_samples(lua_State *L)
+{
+    luaL_checkudata(L, 1, LUA_R1_TASK);
+    lua_Integer n = luaL_optinteger(L, 2, 10);
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, n);
+    lua_pushcclosure(L, task_iter, 2);
+    return 1;
+}
+
+/* task:verify(completion, target) -> correct, parsed answer, well_formed */
+static int task_verify(lua_State *L)
+{
+    lua_task *u = luaL_checkudata(L, 1, LUA_R1_TASK);
+    const char *completion = luaL_checkstring(L, 2), *target = luaL_checkstring(L, 3);
+    r1_task_verdict v;
+    int ok = r1_task_verify(u->task, target, completion, &v);
+    lua_pushboolean(L, ok);
+    lua_pushstring(L, v.parsed);
+    lua_pushboolean(L, v.well_formed);
+    return 3;
+}
+
+static int task_tostring(lua_State *L)
+{
+    lua_task *u = luaL_checkudata(L, 1, LUA_R1_TASK);
+    lua_pushfstring(L, "r1.task %s (difficulty %d of %d, %s): %s", r1_task_name(u->task),
+                    u->difficulty, r1_task_max_difficulty(u->task), r1_lang_name(u->lang),
+                    r1_task_summary(u->task));
+    return 1;
+}
+
+static int task_index(lua_State *L)
+{
+    lua_task *u = luaL_checkudata(L, 1, LUA_R1_TASK);
+    const char *k = luaL_checkstring(L, 2);
+    if (!strcmp(k, "name"))
+        lua_pushstring(L, r1_task_name(u->task));
+    else if (!strcmp(k, "difficulty"))
+        lua_pushinteger(L, u->difficulty);
+    else if (!strcmp(k, "max_difficulty"))
+        lua_pushinteger(L, r1_task_max_difficulty(u->task));
+    else if (!strcmp(k, "lang"))
+        lua_pushstring(L, r1_lang_name(u->lang));
+    else {
+        luaL_getmetatable(L, LUA_R1_TASK);
+        lua_getfield(L, -1, "methods");
+        lua_getfield(L, -1, k);
+    }
+    return 1;
+}
+
+/* r1.tasks.list() -> {{name=, summary=, max_difficulty=, train_difficulty=}, ...} */
+static int tasks_list(lua_State *L)
+{
+    lua_createtable(L, r1_task_count(), 0);
+    for (int i = 0; i < r1_task_count(); i++) {
+        const r1_task *t = r1_task_at(i);
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, r1_task_name(t));
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, r1_task_summary(t));
+        lua_setfield(L, -2, "summary");
+        lua_pushinteger(L, r1_task_max_difficulty(t));
+        lua_setfield(L, -2, "max_difficulty");
+        lua_pushinteger(L, r1_task_train_difficulty(t));
+        lua_setfield(L, -2, "train_difficulty");
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ rewards */
+
+/* Reads a sample table {prompt, completion, think, answer, target, task, lang, tokens,
+ * max_tokens} into s; strings stay owned by the table at idx. */
+void lua_r1_reward_sample(lua_State *L, int idx, r1_reward_sample *s)
+{
+    idx = lua_absindex(L, idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    memset(s, 0, sizeof *s);
+    s->prompt = lua_r1_opt_str(L, idx, "prompt", NULL);
+    s->completion = lua_r1_opt_str(L, idx, "completion", "");
+    s->think = lua_r1_opt_str(L, idx, "think", NULL);
+    s->answer = lua_r1_opt_str(L, idx, "answer", NULL);
+    s->target = lua_r1_opt_str(L, idx, "target", "");
+    const char *task = lua_r1_opt_str(L, idx, "task", NULL);
+    r1_error err = {0};
+    if (task && r1_task_find(&s->task, task, &err) != R1_OK)
+        luaL_error(L, "%s", err.msg);
+    s->lang = R1_LANG_AUTO;
+    const char *lang = lua_r1_opt_str(L, idx, "lang", "auto");
+    if (r1_lang_parse(&s->lang, lang, &err) != R1_OK)
+        luaL_error(L, "%s", err.msg);
+    s->ntokens = (int)lua_r1_opt_int(L, idx, "tokens", 0);
+    s->max_tokens = (int)lua_r1_opt_int(L, idx, "max_tokens", 0);
+}
+
+static int reward_call(lua_State *L)
+{
+    r1_reward_fn fn = (r1_reward_fn)lua_touserdata(L, lua_upvalueindex(1));
+    r1_reward_sample s;
+    lua_r1_reward_sample(L, 1, &s);
+    lua_pushnumber(L, fn(&s, NULL));
+    return 1;
+}
+
+static const luaL_Reg tok_methods[] = {{"encode", tok_encode},   {"decode", tok_decode},
+                                       {"token", tok_token},     {"vocab_size", tok_vocab},
+                                       {"special", tok_special}, {"save", tok_save},
+                                       {"close", tok_close},     {NULL, NULL}};
+static const luaL_Reg tok_meta[] = {
+    {"__gc", tok_close}, {"__close", tok_close}, {"__tostring", tok_tostring}, {NULL, NULL}};
+static const luaL_Reg task_methods[] = {{"sample", task_sample},
+                                        {"samples", task_samples},
+                                        {"verify", task_verify},
+                                        {NULL, NULL}};
+
+void lua_tasks_open(lua_State *L)
+{
+    luaL_newmetatable(L, LUA_R1_TOKENIZER);
+    luaL_setfuncs(L, tok_meta, 0);
+    luaL_newlib(L, tok_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, LUA_R1_TASK);
+    lua_pushcfunction(L, task_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, task_tostring);
+    lua_setfield(L, -2, "__tostring");
+    luaL_newlib(L, task_methods);
+    lua_setfield(L, -2, "methods");
+    lua_pop(L, 1);
+    /* module fields: tokenizer, tasks, rewards */
+    lua_pushcfunction(L, l_tokenizer);
+    lua_setfield(L, -2, "tokenizer");
+    lua_createtable(L, 0, r1_task_count() + 1);
+    for (int i = 0; i < r1_task_count(); i++) {
+        lua_pushlightuserdata(L, (void *)r1_task_at(i));
+        lua_pushcclosure(L, task_new, 1);
+        lua_setfield(L, -2, r1_task_name(r1_task_at(i)));
+    }
+    lua_pushcfunction(L, tasks_list);
+    lua_setfield(L, -2, "list");
+    lua_setfield(L, -2, "tasks");
+    static const struct {
+        const char *name;
+        r1_reward_fn fn;
+    } rw[] = {{"accuracy", r1_reward_accuracy},
+              {"format", r1_reward_format},
+              {"language", r1_reward_language},
+              {"length", r1_reward_length}};
+    lua_createtable(L, 0, 4);
+    for (size_t i = 0; i < sizeof rw / sizeof *rw; i++) {
+        lua_pushlightuserdata(L, (void *)rw[i].fn);
+        lua_pushcclosure(L, reward_call, 1);
+        lua_setfield(L, -2, rw[i].name);
+    }
+    lua_setfield(L, -2, "rewards");
+}

@@ -1,0 +1,428 @@
+/* bf16.c — r1_matmul_bf16 and the bulk bf16 conversions (contracts in r1_bf16.h): an AVX-512
+ * BF16 path chosen at run time and a portable C path.
+ *
+ * Ownership and errors: nothing here allocates (the matmul keeps one chunk of activations,
+ * at most 8 KB, on the stack), fails, prints or keeps state, except the one-time choice of
+ * path in `simd_mode`, an atomic int.
+ *
+ * Design.  The weights w[Co,Ci] stay in the caller's layout, so every output is a dot product
+ * along Ci.  The activations of up to 4 tokens are converted once per chunk of KC columns to
+ * bf16 pairs, zero-padded to a multiple of 32; then a block of R weight rows × T tokens
+ * (R·T = 16, T = 1, 2 or 4 by how many tokens are left) keeps 16 accumulators of 16 fp32
+ * lanes in registers and does one vdpbf16ps (32 multiply-adds) per row, token and 32 columns.
+ * The 16 accumulators are summed across lanes together by a 4-level shuffle tree (45
+ * instructions instead of 16 separate horizontal sums), which leaves the 16 dot products in
+ * one vector: R outputs for each of the T tokens, stored with masks.  Row and column tails
+ * are masked loads and stores; a partial block re-reads its last row and throws it away.
+ *
+ * Why bf16 activations.  Measured on this Zen 4 (one core, GFLOP/s at N = 1 / N = 16), with
+ * the alternatives written the same way: widening the bf16 weights to fp32 with a shift and
+ * an AND (even/odd lanes against de-interleaved fp32 activations) and FMA, which makes every
+ * product exact; and splitting each activation into two bf16 halves x = hi + lo, two
+ * vdpbf16ps.  The error column is the worst |error| / sum |x|·|w| against fp32 activations.
+ *
+ *     Ci×Co        bf16 x (this)   fp32 x, FMA   hi+lo bf16 x   sgemm, fp32 weights
+ *     192×512         70 / 185       66 /  95      75 /  95        43 / 65
+ *     512×1408        64 / 171       48 /  94      65 /  94         7 / 56
+ *     1408×512        72 / 201       57 /  94      77 /  95        38 / 61
+ *     192×64          67 / 161       62 /  87      77 /  88        43 / 99
+ *     error           6e-4           5e-8          8e-7
+ *
+ * At N = 1 all three are bound by streaming the weights and by the reductions; from N = 2 on
+ * the single vdpbf16ps per pair of columns is twice as fast as the others.  Using hi+lo only
+ * for N = 1 would be free, but then a token's outputs would depend on the batch it is in.  So
+ * the activations are rounded to bf16, and the bound in r1_bf16.h says so: 2^-8 relative to
+ * sum |x|·|w|, the size of the rounding already in the bf16 weights.
+ *
+ * The portable path sums the same way in 16 lanes with GNU C vectors (SSE2 on plain x86-64),
+ * two weight rows at a time, each 8 bf16 weights widened by the shift and AND above against
+ * activations stored even columns first: about 25 GFLOP/s here, a third of sgemm's.
+ *
+ * The order of every sum depends only on Ci (per lane: the 32-column steps of each chunk in
+ * order; across lanes: the fixed tree; across chunks: in order), so an output does not depend
+ * on N or on where its token sits in the batch. */
+#include <config.h>
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(HAVE_AVX512BF16_INTRIN) && (defined(__x86_64__) || defined(__i386__))
+#define BF16_SIMD 1
+#include <immintrin.h>
+#else
+#define BF16_SIMD 0
+#endif
+
+#include "r1_bf16.h"
+#include "r1_safetensors.h" /* r1_f32_to_bf16, r1_bf16_to_f32: the scalar definitions */
+
+/* Columns of activations converted at a time: a multiple of 32; 4 tokens × KC bf16 = 8 KB. */
+#define KC 1024
+
+/* -1: not chosen yet; 0: portable; 1: AVX-512 BF16.  Racing first calls store the same value. */
+static atomic_int simd_mode = -1;
+
+/* ------------------------------------------------------------------ portable path */
+
+static inline float widen(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* GNU C vectors: the compiler maps them to the SIMD the build targets (SSE2 on plain x86-64,
+ * NEON on arm64) or to scalar code. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef uint32_t v4u __attribute__((vector_size(16)));
+
+/* Eight bf16 weights load as four uint32 pairs; `pair << 16` widens the half that sits low in
+ * the uint32 and `pair & 0xffff0000` the high one, with no shuffles.  On little-endian CPUs
+ * the low half is the even column, so the activation buffer holds each group of 8 columns as
+ * its 4 even columns, then its 4 odd ones (the other way round on big-endian CPUs). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define LOW_HALF 1
+#else
+#define LOW_HALF 0
+#endif
+
+static inline v4f load4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline v4f bits4(v4u u)
+{
+    v4f f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* s[r] = sum_k x[k] · wr[r][k] over n columns for ROWS rows; x is packed as above and
+ * zero-padded to a multiple of 16.  Each of 16 lanes (four vectors) sums one column of every
+ * 16 in order, then the lanes are summed by a pairwise tree: the depth of sums of the AVX-512
+ * path. */
+#define ROWS 2
+static void dot_rows(float *s, const float *x, const uint16_t *const *wr, int n)
+{
+    const v4u high = {0xffff0000u, 0xffff0000u, 0xffff0000u, 0xffff0000u};
+    v4f a[ROWS][4] = {0};
+    uint16_t tail[ROWS][16] = {0};
+    for (int k = 0; k < n; k += 16) {
+        const uint16_t *wk[ROWS];
+        for (int r = 0; r < ROWS; r++) {
+            wk[r] = wr[r] + k;
+            if (n - k < 16) { /* the last columns, through a zeroed copy: no reads past a row */
+                memcpy(tail[r], wk[r], sizeof(uint16_t) * (size_t)(n - k));
+                wk[r] = tail[r];
+            }
+        }
+        v4f xv[4] = {load4(x + k), load4(x + k + 4), load4(x + k + 8), load4(x + k + 12)};
+#pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++)
+#pragma GCC unroll 2
+            for (int g = 0; g < 2; g++) {
+                v4u u;
+                memcpy(&u, wk[r] + 8 * g, sizeof u);
+                a[r][2 * g] += xv[2 * g] * bits4(u << 16);
+                a[r][2 * g + 1] += xv[2 * g + 1] * bits4(u & high);
+            }
+    }
+    for (int r = 0; r < ROWS; r++) {
+        v4f v = (a[r][0] + a[r][2]) + (a[r][1] + a[r][3]);
+        s[r] = (v[0] + v[2]) + (v[1] + v[3]);
+    }
+}
+
+static void matmul_portable(float *out, const float *in, const uint16_t *w, int N, int Ci, int Co,
+                            int accumulate)
+{
+    float xb[KC]; /* [kc] one token's chunk of activations, rounded to bf16, packed, padded */
+    for (int n = 0; n < N; n++) {
+        const float *xn = in + (size_t)n * Ci;
+        float *on = out + (size_t)n * Co;
+        for (int k0 = 0; k0 < Ci; k0 += KC) {
+            int kc = Ci - k0 < KC ? Ci - k0 : KC, add = accumulate || k0 > 0;
+            int ld = (kc + 15) & ~15;
+            for (int k = 0; k < ld; k++) { /* column k of the group of 8 at k & ~7 */
+                int g = k & ~7, j = k & 7, c = g + 2 * (j & 3) + ((j >> 2) ^ LOW_HALF);
+                xb[k] = c < kc ? widen(r1_f32_to_bf16(xn[k0 + c])) : 0;
+            }
+            for (int o = 0; o < Co; o += ROWS) {
+                const uint16_t *wr[ROWS];
+                float s[ROWS];
+                for (int r = 0; r < ROWS; r++) /* past Co: repeat the last row, drop it */
+                    wr[r] = w + (size_t)(o + r < Co ? o + r : Co - 1) * Ci + k0;
+                dot_rows(s, xb, wr, kc);
+                for (int r = 0; r < ROWS && o + r < Co; r++)
+                    on[o + r] = add ? on[o + r] + s[r] : s[r];
+            }
+        }
+    }
+}
+
+static void from_f32_portable(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = r1_f32_to_bf16(src[i]);
+}
+
+static void to_f32_portable(float *dst, const uint16_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = widen(src[i]);
+}
+
+/* ------------------------------------------------------------------ AVX-512 BF16 path */
+#if BF16_SIMD
+
+#define SIMD __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl")))
+/* The block kernels are written with loops over R and T; inlined with constant R and T and
+ * fully unrolled (the pragmas: -O2 alone leaves the loops and spills the accumulators), their
+ * accumulators live in registers. */
+#define SIMD_INLINE static inline __attribute__((always_inline)) SIMD
+
+/* Lanes [0, rem) of 16 (rem may be <= 0 or >= 16). */
+static inline __mmask16 mask16(int rem)
+{
+    return rem >= 16 ? (__mmask16)0xffff : rem <= 0 ? 0 : (__mmask16)((1u << rem) - 1);
+}
+
+/* xb[T][ld]: tokens x[0..nt) (row stride ldx floats), columns [0, kc), rounded to bf16 (RNE)
+ * and zero-padded to ld (a multiple of 32); rows nt..T-1 are zero. */
+static SIMD void pack_bf16(uint16_t *xb, int ld, const float *x, int ldx, int nt, int T, int kc)
+{
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * ldx;
+        uint16_t *d = xb + (size_t)t * ld;
+        for (int k = 0; k < ld; k += 32) {
+            int rem = t < nt ? kc - k : 0;
+            __m512 a = _mm512_maskz_loadu_ps(mask16(rem), xt + k);
+            __m512 b = _mm512_maskz_loadu_ps(mask16(rem - 16), xt + k + 16);
+            _mm512_store_si512(d + k, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+        }
+    }
+}
+
+/* The lane sums of 16 vectors: lane p of the result is the sum of the lanes of acc[p].
+ * Each level adds two halves of every partial sum (256-bit halves, 128-bit quarters, then
+ * pairs and single lanes inside 128-bit lanes), the same way for every p.  The tree leaves
+ * the sum of a[q] in lane 4·(q%4) + q/4, hence a[q] = acc[4·(q%4) + q/4]. */
+SIMD_INLINE __m512 hsum16(const __m512 *acc)
+{
+    __m512 a[16], b[8], c[4], d[2];
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; q++)
+        a[q] = acc[4 * (q % 4) + q / 4];
+#pragma GCC unroll 16
+    for (int i = 0; i < 8; i++)
+        b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
+#pragma GCC unroll 16
+    for (int i = 0; i < 4; i++)
+        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
+#pragma GCC unroll 16
+    for (int i = 0; i < 2; i++)
+        d[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
+                             _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xee));
+    return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x88), _mm512_shuffle_ps(d[0], d[1], 0xdd));
+}
+
+/* One block: out[t, r] (=, or += when add) for tokens t < nt and rows r < nr, where
+ * out is [.., ldo], xb[T][ldx] the packed activations, w[R rows, ldw] the weights at the chunk's
+ * first column, kc the chunk's width.  Accumulator t·R + r holds token t, row r. */
+SIMD_INLINE void block(float *out, int ldo, const uint16_t *xb, int ldx, const uint16_t *w, int ldw,
+                       int kc, int nr, int nt, int add, const int R, const int T)
+{
+    __m512 acc[16];
+    const uint16_t *wr[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ldw;
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+        acc[i] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 32 <= kc; k += 32) {
+        __m512bh x[4];
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++)
+            x[t] = (__m512bh)_mm512_load_si512(xb + (size_t)t * ldx + k);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            __m512bh wv = (__m512bh)_mm512_loadu_si512(wr[r] + k);
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++)
+                acc[t * R + r] = _mm512_dpbf16_ps(acc[t * R + r], wv, x[t]);
+        }
+    }
+    if (k < kc) { /* the last columns: weights past kc read as zero, xb is zero-padded */
+        __mmask32 m = (__mmask32)((1u << (kc - k)) - 1);
+        __m512bh x[4];
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++)
+            x[t] = (__m512bh)_mm512_load_si512(xb + (size_t)t * ldx + k);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(m, wr[r] + k);
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++)
+                acc[t * R + r] = _mm512_dpbf16_ps(acc[t * R + r], wv, x[t]);
+        }
+    }
+    __m512 s = hsum16(acc);
+    __mmask16 m = mask16(nr);
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        if (t >= nt)
+            break;
+        __m512 v =
+            t ? _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(t * R)), s) : s;
+        float *ot = out + (size_t)t * ldo;
+        if (add)
+            v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, ot), v);
+        _mm512_mask_storeu_ps(ot, m, v);
+    }
+}
+
+/* All Co rows for one group of tokens and one chunk of columns, in blocks of R rows. */
+SIMD_INLINE void sweep(float *out, int Co, const uint16_t *xb, int ld, const uint16_t *w, int Ci,
+                       int kc, int nt, int add, const int R, const int T)
+{
+    for (int o = 0; o < Co; o += R)
+        block(out + o, Co, xb, ld, w + (size_t)o * Ci, Ci, kc, Co - o < R ? Co - o : R, nt, add, R,
+              T);
+}
+
+static SIMD void matmul_avx512(float *out, const float *in, const uint16_t *w, int N, int Ci,
+                               int Co, int accumulate)
+{
+    _Alignas(64) uint16_t xb[4 * KC]; /* [T][ld] packed activations */
+    for (int n = 0; n < N;) {
+        /* 4 tokens at a time; 3 left run as 4 with an empty row, 2 and 1 as themselves. */
+        int left = N - n, T = left >= 3 ? 4 : left, nt = left < T ? left : T;
+        for (int k0 = 0; k0 < Ci; k0 += KC) {
+            int kc = Ci - k0 < KC ? Ci - k0 : KC, ld = (kc + 31) & ~31;
+            int add = accumulate || k0 > 0;
+            float *on = out + (size_t)n * Co;
+            pack_bf16(xb, ld, in + (size_t)n * Ci + k0, Ci, nt, T, kc);
+            if (T == 1)
+                sweep(on, Co, xb, ld, w + k0, Ci, kc, nt, add, 16, 1);
+            else if (T == 2)
+                sweep(on, Co, xb, ld, w + k0, Ci, kc, nt, add, 8, 2);
+            else
+                sweep(on, Co, xb, ld, w + k0, Ci, kc, nt, add, 4, 4);
+        }
+        n += nt;
+    }
+}
+
+/* r1_f32_to_bf16 sixteen at a time, with the same integer steps. */
+static SIMD void from_f32_avx512(uint16_t *dst, const float *src, size_t n)
+{
+    const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    const __m512i magn = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i quiet = _mm512_set1_epi32(0x40);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = mask16(n - i > 16 ? 16 : (int)(n - i));
+        __m512i u = _mm512_maskz_loadu_epi32(m, src + i);
+        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(half, lsb)), 16);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, magn), inf);
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), quiet));
+        _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(r));
+    }
+}
+
+static SIMD void to_f32_avx512(float *dst, const uint16_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = mask16(n - i > 16 ? 16 : (int)(n - i));
+        __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, src + i));
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+    }
+}
+
+static int cpu_has_simd(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+}
+
+#else /* !BF16_SIMD */
+
+static int cpu_has_simd(void)
+{
+    return 0;
+}
+
+#endif
+
+/* ------------------------------------------------------------------ dispatch */
+
+#if BF16_SIMD
+static int use_simd(void)
+{
+    int m = atomic_load_explicit(&simd_mode, memory_order_relaxed);
+    if (m < 0) {
+        m = cpu_has_simd();
+        atomic_store_explicit(&simd_mode, m, memory_order_relaxed);
+    }
+    return m;
+}
+#endif
+
+int r1_bf16_set_simd(int on)
+{
+    int m = on ? cpu_has_simd() : 0;
+    atomic_store_explicit(&simd_mode, m, memory_order_relaxed);
+    return m;
+}
+
+void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int Ci, int Co,
+                    int accumulate)
+{
+    if (N <= 0 || Co <= 0)
+        return;
+    if (Ci <= 0) {
+        if (!accumulate)
+            memset(out, 0, sizeof *out * (size_t)N * Co);
+        return;
+    }
+#if BF16_SIMD
+    if (use_simd()) {
+        matmul_avx512(out, in, w, N, Ci, Co, accumulate);
+        return;
+    }
+#endif
+    matmul_portable(out, in, w, N, Ci, Co, accumulate);
+}
+
+void r1_bf16_from_f32(uint16_t *dst, const float *src, size_t n)
+{
+#if BF16_SIMD
+    if (use_simd()) {
+        from_f32_avx512(dst, src, n);
+        return;
+    }
+#endif
+    from_f32_portable(dst, src, n);
+}
+
+void r1_bf16_to_f32_n(float *dst, const uint16_t *src, size_t n)
+{
+#if BF16_SIMD
+    if (use_simd()) {
+        to_f32_avx512(dst, src, n);
+        return;
+    }
+#endif
+    to_f32_portable(dst, src, n);
+}

@@ -1,0 +1,279 @@
+/* checkpoint.c — resumable training checkpoints and JSONL logs (see r1_train.h).
+ * Errors name the folder or file; nothing is left half-written. */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "atomic_file.h"
+#include "r1_safetensors.h"
+#include "r1_train.h"
+
+/* rm -r for the flat folders this file writes (no recursion needed below depth 1). */
+static void remove_tree(const char *dir)
+{
+    static const char *files[] = {"config.json", "model.safetensors", "optimizer.safetensors",
+                                  "trainer_state.json", "tokenizer.json", NULL};
+    char p[4200];
+    for (int i = 0; files[i]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static r1_status write_state(const char *path, r1_adamw *o, const r1_train_state *st,
+                             const char *settings, r1_error *err)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "format", json_string("r1lab-trainer-state-1"));
+    json_object_set_new(j, "stage", json_string(st ? st->stage : ""));
+    json_object_set_new(j, "step", json_integer(st ? st->step : 0));
+    json_object_set_new(j, "data_pos", json_integer(st ? st->data_pos : 0));
+    json_t *rng = json_array();
+    for (int i = 0; i < 4; i++) { /* u64 as decimal strings: JSON numbers are doubles */
+        char buf[32];
+        snprintf(buf, sizeof buf, "%llu", st ? (unsigned long long)st->rng.s[i] : 0ULL);
+        json_array_append_new(rng, json_string(buf));
+    }
+    json_object_set_new(j, "rng", rng);
+    if (o) {
+        const r1_adamw_cfg *c = r1_adamw_config(o);
+        json_t *oj = json_object();
+        json_object_set_new(oj, "t", json_integer(r1_adamw_steps(o)));
+        json_object_set_new(oj, "lr", json_real(c->lr));
+        json_object_set_new(oj, "min_lr", json_real(c->min_lr));
+        json_object_set_new(oj, "warmup", json_integer(c->warmup));
+        json_object_set_new(oj, "total", json_integer(c->total));
+        json_object_set_new(oj, "beta1", json_real(c->beta1));
+        json_object_set_new(oj, "beta2", json_real(c->beta2));
+        json_object_set_new(oj, "eps", json_real(c->eps));
+        json_object_set_new(oj, "weight_decay", json_real(c->weight_decay));
+        json_object_set_new(oj, "clip", json_real(c->clip));
+        json_object_set_new(j, "optimizer", oj);
+    }
+    if (settings) {
+        json_error_t je;
+        json_t *s = json_loads(settings, 0, &je);
+        if (!s) {
+            json_decref(j);
+            return r1_error_set(err, R1_EINVAL, "checkpoint settings are not JSON: %s", je.text);
+        }
+        json_object_set_new(j, "settings", s);
+    }
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+    json_decref(j);
+    if (!text)
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    r1_afile a;
+    r1_status s = r1_afile_open(&a, path, err);
+    if (s == R1_OK && (s = r1_afile_write(&a, text, strlen(text), err)) == R1_OK)
+        s = r1_afile_commit(&a, err);
+    else if (s != R1_OK && a.f)
+        r1_afile_abort(&a);
+    free(text);
+    return s;
+}
+
+static r1_status ckpt_save(const char *dir, const r1_model *m, r1_adamw *o,
+                           const r1_train_state *st, const char *settings_json,
+                           const r1_tokenizer *tok, r1_error *err)
+{
+    char tmp[4096], old[4096], path[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", dir, (int)getpid());
+    snprintf(old, sizeof old, "%s.old.%d", dir, (int)getpid());
+    remove_tree(tmp);
+    r1_status s = r1_model_save(m, tmp, R1_DT_F32, err);
+    if (s == R1_OK && o) {
+        r1_st_writer *w = r1_st_writer_new();
+        if (!w)
+            s = r1_error_set(err, R1_ENOMEM, "out of memory");
+        /* names are built into one buffer that lives until the write */
+        int np = r1_model_nparams(m);
+        char *names = w ? malloc((size_t)np * 2 * 160) : NULL;
+        if (w && !names)
+            s = r1_error_set(err, R1_ENOMEM, "out of memory");
+        for (int i = 0; s == R1_OK && i < np; i++) {
+            const r1_param *p = r1_model_param(m, i);
+            char *mn = names + (size_t)i * 320, *vn = mn + 160;
+            snprintf(mn, 160, "m.%s", p->name);
+            snprintf(vn, 160, "v.%s", p->name);
+            s = r1_st_writer_add(w, mn, R1_DT_F32, R1_DT_F32, r1_adamw_m(o) + p->offset, p->ndim,
+                                 p->shape, err);
+            if (s == R1_OK)
+                s = r1_st_writer_add(w, vn, R1_DT_F32, R1_DT_F32, r1_adamw_v(o) + p->offset,
+                                     p->ndim, p->shape, err);
+        }
+        snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
+        if (s == R1_OK)
+            s = r1_st_writer_write(w, path, err);
+        r1_st_writer_free(w);
+        free(names);
+    }
+    snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
+    if (s == R1_OK)
+        s = write_state(path, o, st, settings_json, err);
+    if (s == R1_OK && tok)
+        s = r1_tokenizer_save(tok, tmp, err);
+    if (s != R1_OK) {
+        remove_tree(tmp);
+        return s;
+    }
+    /* swap the folders: the old checkpoint goes only once the new one is complete */
+    struct stat sb;
+    int had = stat(dir, &sb) == 0;
+    if (had && rename(dir, old) != 0) {
+        remove_tree(tmp);
+        return r1_error_set(err, R1_EIO, "%s: cannot replace the checkpoint: %s", dir,
+                            strerror(errno));
+    }
+    if (rename(tmp, dir) != 0) {
+        int e = errno;
+        if (had)
+            rename(old, dir);
+        remove_tree(tmp);
+        return r1_error_set(err, R1_EIO, "%s: cannot write the checkpoint: %s", dir, strerror(e));
+    }
+    if (had)
+        remove_tree(old);
+    return R1_OK;
+}
+
+r1_status r1_ckpt_save(const char *dir, const r1_model *m, r1_adamw *o, const r1_train_state *st,
+                       const char *settings_json, r1_error *err)
+{
+    return ckpt_save(dir, m, o, st, settings_json, NULL, err);
+}
+
+r1_status r1_ckpt_save_tok(const char *dir, const r1_model *m, r1_adamw *o,
+                           const r1_train_state *st, const char *settings_json,
+                           const r1_tokenizer *tok, r1_error *err)
+{
+    return ckpt_save(dir, m, o, st, settings_json, tok, err);
+}
+
+static double jnum(json_t *o, const char *k, double def)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_number(v) ? json_number_value(v) : def;
+}
+
+r1_status r1_ckpt_load(const char *dir, r1_model **mout, r1_adamw **oout, r1_train_state *st,
+                       char **settings_json, r1_error *err)
+{
+    *mout = NULL;
+    if (oout)
+        *oout = NULL;
+    if (settings_json)
+        *settings_json = NULL;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j)
+        return r1_error_set(err, access(path, F_OK) ? R1_ENOTFOUND : R1_EFORMAT,
+                            "%s: %s (line %d)", path,
+                            access(path, F_OK) ? "missing: not a training checkpoint" : je.text,
+                            je.line);
+    r1_status s = R1_OK;
+    json_t *fmt = json_object_get(j, "format");
+    if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "r1lab-trainer-state-1") != 0)
+        s = r1_error_set(err, R1_EFORMAT,
+                         "%s: field \"format\" should be \"r1lab-trainer-state-1\"", path);
+    json_t *rng = json_object_get(j, "rng");
+    if (s == R1_OK && (!json_is_array(rng) || json_array_size(rng) != 4))
+        s = r1_error_set(err, R1_EFORMAT, "%s: field \"rng\" should hold 4 strings", path);
+    if (s == R1_OK && st) {
+        memset(st, 0, sizeof *st);
+        json_t *sg = json_object_get(j, "stage");
+        snprintf(st->stage, sizeof st->stage, "%s", json_is_string(sg) ? json_string_value(sg) : "");
+        st->step = (int64_t)jnum(j, "step", 0);
+        st->data_pos = (int64_t)jnum(j, "data_pos", 0);
+        for (int i = 0; i < 4; i++) {
+            json_t *v = json_array_get(rng, i);
+            st->rng.s[i] = json_is_string(v) ? strtoull(json_string_value(v), NULL, 10) : 0;
+        }
+    }
+    if (s == R1_OK && settings_json && json_object_get(j, "settings")) {
+        *settings_json = json_dumps(json_object_get(j, "settings"), JSON_COMPACT);
+    }
+    r1_model *m = NULL;
+    if (s == R1_OK)
+        s = r1_model_load(&m, dir, err);
+    if (s == R1_OK && oout) {
+        json_t *oj = json_object_get(j, "optimizer");
+        r1_adamw_cfg c = r1_adamw_defaults();
+        c.lr = (float)jnum(oj, "lr", c.lr);
+        c.min_lr = (float)jnum(oj, "min_lr", c.min_lr);
+        c.warmup = (int)jnum(oj, "warmup", c.warmup);
+        c.total = (int)jnum(oj, "total", c.total);
+        c.beta1 = (float)jnum(oj, "beta1", c.beta1);
+        c.beta2 = (float)jnum(oj, "beta2", c.beta2);
+        c.eps = (float)jnum(oj, "eps", c.eps);
+        c.weight_decay = (float)jnum(oj, "weight_decay", c.weight_decay);
+        c.clip = (float)jnum(oj, "clip", c.clip);
+        r1_adamw *o = NULL;
+        s = r1_adamw_new(&o, m, &c, err);
+        r1_st *ost = NULL;
+        snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+        if (s == R1_OK)
+            s = r1_st_open(&ost, path, err);
+        for (int i = 0; s == R1_OK && i < r1_model_nparams(m); i++) {
+            const r1_param *p = r1_model_param(m, i);
+            char name[200];
+            snprintf(name, sizeof name, "m.%s", p->name);
+            s = r1_st_read_f32(ost, name, r1_adamw_m(o) + p->offset, p->ndim, p->shape, err);
+            snprintf(name, sizeof name, "v.%s", p->name);
+            if (s == R1_OK)
+                s = r1_st_read_f32(ost, name, r1_adamw_v(o) + p->offset, p->ndim, p->shape, err);
+        }
+        r1_st_close(ost);
+        if (s == R1_OK) {
+            r1_adamw_set_steps(o, (int)jnum(oj, "t", 0));
+            *oout = o;
+        } else {
+            r1_adamw_free(o);
+        }
+    }
+    json_decref(j);
+    if (s != R1_OK) {
+        r1_model_free(m);
+        if (settings_json) {
+            free(*settings_json);
+            *settings_json = NULL;
+        }
+        return s;
+    }
+    *mout = m;
+    return R1_OK;
+}
+
+r1_status r1_jsonl_append(const char *path, const char *json_line, r1_error *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0)
+        return r1_error_set(err, R1_EIO, "%s: cannot open for appending: %s", path,
+                            strerror(errno));
+    size_t n = strlen(json_line);
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        close(fd);
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    }
+    memcpy(buf, json_line, n);
+    buf[n] = '\n';
+    ssize_t w = write(fd, buf, n + 1);
+    int e = errno;
+    free(buf);
+    close(fd);
+    if (w != (ssize_t)(n + 1))
+        return r1_error_set(err, R1_EIO, "%s: write failed: %s", path,
+                            w < 0 ? strerror(e) : "short write");
+    return R1_OK;
+}

@@ -1,0 +1,718 @@
+/* grpo.c — GRPO (see r1_grpo.h): sampling groups, advantages, the clipped objective with the
+ * k3 KL to a frozen reference, mu inner AdamW updates, dynamic sampling, statistics.
+ *
+ * The training pass packs the step's sequences (prompt + completion, padded at the end) into
+ * micro-batches of `micro` rows; padding only ever follows a sequence, so causal attention
+ * never sees it.  The gradient of the objective with respect to the logits is built by hand
+ * (dJ/dlogp times onehot - softmax) and pushed through r1_model_backward_logits. */
+#include <config.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "r1_grpo.h"
+
+struct r1_grpo {
+    r1_grpo_cfg cfg;
+    r1_model *m;      /* borrowed policy */
+    r1_model *ref;    /* owned frozen reference (beta > 0) */
+    r1_adamw *opt;
+    int64_t step;
+    int64_t next_prompt;
+    r1_rng rng;
+    int n_moe, E;
+    int *moe_layers;
+    float *load, *bias; /* [n_moe, E] for the stats */
+};
+
+r1_grpo_cfg r1_grpo_defaults(void)
+{
+    r1_grpo_cfg c;
+    memset(&c, 0, sizeof c);
+    c.group = 8;
+    c.prompts = 8;
+    c.mu = 1;
+    c.eps_low = c.eps_high = 0.2f;
+    c.beta = 0.04f;
+    c.temperature = 1.0f;
+    c.top_p = 1.0f;
+    c.max_new = 64;
+    c.agg = R1_GRPO_SEQ_MEAN;
+    c.std_scale = 1;
+    c.max_refill = 3;
+    c.micro = 16;
+    c.balance_gamma = 0.001f;
+    c.opt = r1_adamw_defaults();
+    c.opt.lr = 1e-5f;
+    c.opt.min_lr = 1e-5f;
+    c.opt.weight_decay = 0.0f;
+    return c;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+r1_status r1_grpo_new(r1_grpo **out, r1_model *m, const r1_grpo_cfg *cfg, r1_error *err)
+{
+    *out = NULL;
+    r1_grpo_cfg c = cfg ? *cfg : r1_grpo_defaults();
+    if (c.group < 2 || c.group > 64)
+        return r1_error_set(err, R1_EINVAL, "grpo: group is %d; expected 2..64 completions",
+                            c.group);
+    if (c.prompts < 1 || c.mu < 1 || c.max_new < 1 || c.micro < 1)
+        return r1_error_set(err, R1_EINVAL,
+                            "grpo: prompts, mu, max_new and micro must be >= 1");
+    if (c.eps_low < 0 || c.eps_high < 0 || c.beta < 0)
+        return r1_error_set(err, R1_EINVAL, "grpo: eps_low, eps_high and beta must be >= 0");
+    if (c.nrewards < 1 || c.nrewards > R1_GRPO_MAX_REWARDS)
+        return r1_error_set(err, R1_EINVAL, "grpo: between 1 and %d reward functions, got %d",
+                            R1_GRPO_MAX_REWARDS, c.nrewards);
+    r1_grpo *g = calloc(1, sizeof *g);
+    if (!g)
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    g->cfg = c;
+    g->m = m;
+    r1_rng_seed(&g->rng, c.seed);
+    r1_status s = r1_adamw_new(&g->opt, m, &c.opt, err);
+    if (s == R1_OK && c.beta > 0) {
+        /* DeepSeekMath: the reference is the policy at the start (reset periodically) */
+        s = r1_model_new(&g->ref, r1_model_config(m), err);
+        if (s == R1_OK)
+            s = r1_model_copy_params(g->ref, m, err);
+    }
+    const r1_config *mc = r1_model_config(m);
+    g->E = mc->n_routed_experts;
+    g->moe_layers = calloc(mc->num_hidden_layers + 1, sizeof(int));
+    for (int l = 0; g->moe_layers && l < mc->num_hidden_layers; l++)
+        if (r1_model_router_bias(m, l))
+            g->moe_layers[g->n_moe++] = l;
+    size_t nl = (size_t)(g->n_moe ? g->n_moe : 1) * (g->E ? g->E : 1);
+    g->load = calloc(nl, sizeof(float));
+    g->bias = calloc(nl, sizeof(float));
+    if (s == R1_OK && (!g->moe_layers || !g->load || !g->bias))
+        s = r1_error_set(err, R1_ENOMEM, "out of memory");
+    if (s != R1_OK) {
+        r1_grpo_free(g);
+        return s;
+    }
+    *out = g;
+    return R1_OK;
+}
+
+void r1_grpo_free(r1_grpo *g)
+{
+    if (!g)
+        return;
+    r1_model_free(g->ref);
+    r1_adamw_free(g->opt);
+    free(g->moe_layers);
+    free(g->load);
+    free(g->bias);
+    free(g);
+}
+
+r1_adamw *r1_grpo_optimizer(r1_grpo *g) { return g->opt; }
+int64_t r1_grpo_steps(const r1_grpo *g) { return g->step; }
+const r1_model *r1_grpo_reference(const r1_grpo *g) { return g->ref; }
+
+int r1_grpo_advantages(const r1_grpo_cfg *cfg, const double *r, int G, double *adv)
+{
+    double mean = 0, var = 0;
+    for (int i = 0; i < G; i++)
+        mean += r[i];
+    mean /= G;
+    for (int i = 0; i < G; i++)
+        var += (r[i] - mean) * (r[i] - mean);
+    /* the sample standard deviation (n - 1), as TRL and the DeepSeekMath code compute it */
+    double sd = G > 1 ? sqrt(var / (G - 1)) : 0;
+    int zero = 1;
+    for (int i = 0; i < G; i++)
+        zero &= r[i] == r[0];
+    for (int i = 0; i < G; i++)
+        adv[i] = cfg->std_scale ? (r[i] - mean) / (sd + 1e-4) : r[i] - mean;
+    return zero;
+}
+
+double r1_grpo_token_grad(const r1_grpo_cfg *c, double lp, double lp_old, double lp_ref,
+                          double A, int *clipped)
+{
+    double rho = exp(lp - lp_old);
+    /* min(rho A, clip(rho) A): the clipped branch wins (and has no gradient) when A > 0 and
+     * rho > 1 + eps_high, or A < 0 and rho < 1 - eps_low */
+    int clip = (A > 0 && rho > 1 + c->eps_high) || (A < 0 && rho < 1 - c->eps_low);
+    if (clipped)
+        *clipped = clip;
+    double d = clip ? 0 : A * rho;
+    /* k3: KL = exp(lp_ref - lp) - (lp_ref - lp) - 1;  dKL/dlp = 1 - exp(lp_ref - lp) */
+    if (c->beta > 0)
+        d -= c->beta * (1 - exp(lp_ref - lp));
+    return d;
+}
+
+/* ------------------------------------------------------------------ one step */
+
+typedef struct {
+    int64_t index;
+    int32_t *prompt;
+    int plen;
+    int32_t *comp[64];   /* owned copies */
+    int clen[64];
+    float *lps[64];      /* sampling-time log-probs under the plain model */
+    double *rewards;     /* [G, nr] */
+    double totals[64], adv[64];
+    int zero;
+} group;
+
+/* Frees what groups gs[0..n) own and zeroes them (not the array itself). */
+static void clear_groups(group *gs, int n, int G)
+{
+    for (int i = 0; i < n; i++) {
+        free(gs[i].prompt);
+        free(gs[i].rewards);
+        for (int j = 0; j < G; j++) {
+            free(gs[i].comp[j]);
+            free(gs[i].lps[j]);
+        }
+        memset(&gs[i], 0, sizeof gs[i]);
+    }
+}
+
+/* Samples and scores `want` new groups into gs[*have ...]. */
+static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
+                               r1_grpo_prompt_fn prompts, r1_grpo_score_fn score,
+                               r1_grpo_group_fn group_cb, void *user, r1_grpo_stats *st,
+                               int *zero_count, int *seen, r1_error *err)
+{
+    const r1_grpo_cfg *c = &g->cfg;
+    int G = c->group, cap = r1_model_config(g->m)->max_position_embeddings;
+    int32_t *buf = malloc(sizeof(int32_t) * cap);
+    const int32_t **ps = malloc(sizeof(int32_t *) * want * G);
+    int *lens = malloc(sizeof(int) * want * G);
+    r1_status s = R1_OK;
+    if (!buf || !ps || !lens) {
+        s = r1_error_set(err, R1_ENOMEM, "out of memory");
+        goto out;
+    }
+    group *ng = gs + *have;
+    for (int i = 0; i < want && s == R1_OK; i++) {
+        int n = prompts(user, g->next_prompt, buf, cap - c->max_new);
+        if (n < 0) {
+            s = r1_error_set(err, R1_ECANCELED, "grpo: the prompt source stopped the step");
+            break;
+        }
+        if (n == 0) {
+            s = r1_error_set(err, R1_EINVAL, "grpo: prompt %lld is empty",
+                             (long long)g->next_prompt);
+            break;
+        }
+        memset(&ng[i], 0, sizeof ng[i]);
+        ng[i].index = g->next_prompt++;
+        ng[i].prompt = malloc(sizeof(int32_t) * n);
+        ng[i].rewards = calloc((size_t)G * c->nrewards, sizeof(double));
+        if (!ng[i].prompt || !ng[i].rewards) {
+            s = r1_error_set(err, R1_ENOMEM, "out of memory");
+            break;
+        }
+        memcpy(ng[i].prompt, buf, sizeof(int32_t) * n);
+        ng[i].plen = n;
+        for (int j = 0; j < G; j++) {
+            ps[i * G + j] = ng[i].prompt;
+            lens[i * G + j] = n;
+        }
+    }
+    if (s != R1_OK) {
+        clear_groups(ng, want, G);
+        goto out;
+    }
+    /* sampling: every group's G rows in one batched generation */
+    double t0 = now();
+    r1_gen_cfg gc = r1_gen_defaults();
+    gc.max_tokens = c->max_new;
+    gc.temperature = c->temperature;
+    gc.top_k = c->top_k;
+    gc.top_p = c->top_p;
+    gc.seed = r1_rng_u64(&g->rng);
+    gc.stop_ids = c->stop_ids;
+    gc.n_stop_ids = c->n_stop;
+    r1_gen_result *res = NULL;
+    s = r1_generate(g->m, ps, lens, want * G, &gc, NULL, NULL, &res, err);
+    st->t_sample += now() - t0;
+    if (s != R1_OK) {
+        r1_gen_result_free(res);
+        clear_groups(ng, want, G);
+        goto out;
+    }
+    long gen_tokens = 0;
+    t0 = now();
+    for (int i = 0; i < want && s == R1_OK; i++) {
+        group *gr = &ng[i];
+        for (int j = 0; j < G; j++) {
+            r1_gen_row *o = &res->row[i * G + j];
+            gr->clen[j] = o->n;
+            gen_tokens += o->n;
+            gr->comp[j] = malloc(sizeof(int32_t) * (o->n ? o->n : 1));
+            gr->lps[j] = malloc(sizeof(float) * (o->n ? o->n : 1));
+            if (!gr->comp[j] || !gr->lps[j]) {
+                s = r1_error_set(err, R1_ENOMEM, "out of memory");
+                break;
+            }
+            memcpy(gr->comp[j], o->tokens, sizeof(int32_t) * o->n);
+            memcpy(gr->lps[j], o->logprobs_model, sizeof(float) * o->n);
+            double *rw = gr->rewards + (size_t)j * c->nrewards;
+            if (score(user, gr->index, gr->prompt, gr->plen, o->tokens, o->n, o->finish, rw)) {
+                s = r1_error_set(err, R1_ECANCELED, "grpo: a reward function stopped the step");
+                break;
+            }
+            double tot = 0;
+            for (int k = 0; k < c->nrewards; k++)
+                tot += c->reward_weights[k] * rw[k];
+            gr->totals[j] = tot;
+        }
+        if (s != R1_OK)
+            break;
+        gr->zero = r1_grpo_advantages(c, gr->totals, G, gr->adv);
+        *zero_count += gr->zero;
+        (*seen)++;
+        if (group_cb) {
+            r1_grpo_group view = {gr->index,  gr->prompt,   gr->plen, G,
+                                  (const int32_t *const *)gr->comp, gr->clen, gr->rewards,
+                                  gr->totals, gr->adv,      gr->zero && c->dynamic_sampling};
+            if (group_cb(user, &view))
+                s = r1_error_set(err, R1_ECANCELED, "grpo: the group callback stopped the step");
+        }
+    }
+    st->t_score += now() - t0;
+    st->gen_tokens_per_s = gen_tokens; /* tokens for now; turned into a rate by the caller */
+    r1_gen_result_free(res);
+    if (s != R1_OK) {
+        clear_groups(ng, want, G);
+        goto out;
+    }
+    /* dynamic sampling keeps only groups that teach something */
+    int kept = 0;
+    for (int i = 0; i < want; i++) {
+        if (c->dynamic_sampling && ng[i].zero) {
+            clear_groups(&ng[i], 1, G);
+            continue;
+        }
+        if (kept != i) {
+            ng[kept] = ng[i];
+            memset(&ng[i], 0, sizeof ng[i]);
+        }
+        kept++;
+    }
+    *have += kept;
+out:
+    free(buf);
+    free(ps);
+    free(lens);
+    return s;
+}
+
+/* ------------------------------------------------------------------ the objective */
+
+/* Packs sequences k0..k0+b of the batch into tok[b, Tc] (padding after each sequence, which
+ * causal attention never sees) and returns Tc. */
+static int pack(const r1_grpo_batch *bt, int k0, int b, int32_t *tok)
+{
+    int Tc = 0;
+    for (int i = 0; i < b; i++)
+        Tc = bt->lens[k0 + i] > Tc ? bt->lens[k0 + i] : Tc;
+    for (int i = 0; i < b; i++) {
+        int32_t *row = tok + (size_t)i * Tc;
+        memcpy(row, bt->seqs[k0 + i], sizeof(int32_t) * bt->lens[k0 + i]);
+        for (int t = bt->lens[k0 + i]; t < Tc; t++)
+            row[t] = 0;
+    }
+    return Tc;
+}
+
+/* softmax of z[V] into p (may be NULL) and log p[y] */
+static double log_softmax(const float *z, int V, int y, float *p)
+{
+    double mx = z[0], sum = 0;
+    for (int v = 1; v < V; v++)
+        mx = z[v] > mx ? z[v] : mx;
+    for (int v = 0; v < V; v++) {
+        double e = exp(z[v] - mx);
+        sum += e;
+        if (p)
+            p[v] = (float)e;
+    }
+    if (p)
+        for (int v = 0; v < V; v++)
+            p[v] = (float)(p[v] / sum);
+    return z[y] - mx - log(sum);
+}
+
+typedef struct {
+    int M, maxT;
+    long ntok;
+    int32_t *tok;
+    float *zw, *dl, *p;
+} work;
+
+static r1_status work_new(work *w, r1_model *m, const r1_grpo_batch *b, int micro, int grad,
+                          r1_error *err)
+{
+    memset(w, 0, sizeof *w);
+    int V = r1_model_config(m)->vocab_size;
+    for (int k = 0; k < b->nseq; k++) {
+        if (b->plens[k] < 1 || b->lens[k] < b->plens[k])
+            return r1_error_set(err, R1_EINVAL, "grpo: sequence %d: prompt %d of %d tokens", k,
+                                b->plens[k], b->lens[k]);
+        w->ntok += b->lens[k] - b->plens[k];
+        w->maxT = b->lens[k] > w->maxT ? b->lens[k] : w->maxT;
+    }
+    w->M = micro < b->nseq ? micro : b->nseq;
+    if (w->M < 1)
+        w->M = 1;
+    size_t cells = (size_t)w->M * (w->maxT ? w->maxT : 1);
+    w->tok = malloc(sizeof(int32_t) * cells);
+    w->zw = calloc(cells, sizeof(float));
+    w->p = malloc(sizeof(float) * V);
+    w->dl = grad ? malloc(sizeof(float) * cells * V) : NULL;
+    if (!w->tok || !w->zw || !w->p || (grad && !w->dl))
+        return r1_error_set(err, R1_ENOMEM, "out of memory for the GRPO batch");
+    return R1_OK;
+}
+
+static void work_free(work *w)
+{
+    free(w->tok);
+    free(w->zw);
+    free(w->dl);
+    free(w->p);
+}
+
+r1_status r1_grpo_logprobs(r1_model *m, const r1_grpo_batch *b, int micro, float *lp,
+                           r1_error *err)
+{
+    work w;
+    int V = r1_model_config(m)->vocab_size;
+    r1_status s = work_new(&w, m, b, micro, 0, err);
+    r1_fwd_opts fo = r1_fwd_defaults();
+    fo.no_mtp = 1;
+    fo.loss_weights = w.zw;
+    long q = 0;
+    for (int k0 = 0; s == R1_OK && k0 < b->nseq; k0 += w.M) {
+        int n = b->nseq - k0 < w.M ? b->nseq - k0 : w.M;
+        int Tc = pack(b, k0, n, w.tok);
+        if ((s = r1_model_forward(m, w.tok, n, Tc, &fo, NULL, err)) != R1_OK)
+            break;
+        const float *lg = r1_model_logits(m);
+        for (int i = 0; i < n; i++)
+            for (int t = b->plens[k0 + i]; t < b->lens[k0 + i]; t++)
+                lp[q++] = (float)log_softmax(lg + ((size_t)i * Tc + t - 1) * V, V,
+                                             b->seqs[k0 + i][t], NULL);
+    }
+    work_free(&w);
+    return s;
+}
+
+r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_batch *b,
+                            const float *lp_old, const float *lp_ref, float *lp_now,
+                            r1_grpo_obj *out, r1_error *err)
+{
+    work w;
+    int V = r1_model_config(m)->vocab_size, nseq = b->nseq;
+    r1_status s = work_new(&w, m, b, c->micro, 1, err);
+    r1_fwd_opts fo = r1_fwd_defaults();
+    fo.no_mtp = 1;
+    fo.loss_weights = w.zw; /* no cross-entropy: the objective comes in through dlogits */
+    double J = 0, kl = 0, clip = 0, ent = 0;
+    long q = 0;
+    for (int k0 = 0; s == R1_OK && k0 < nseq; k0 += w.M) {
+        if (r1_interrupted()) {
+            s = r1_error_set(err, R1_ECANCELED, "grpo: interrupted");
+            break;
+        }
+        int n = nseq - k0 < w.M ? nseq - k0 : w.M;
+        int Tc = pack(b, k0, n, w.tok);
+        if ((s = r1_model_forward(m, w.tok, n, Tc, &fo, NULL, err)) != R1_OK)
+            break;
+        const float *lg = r1_model_logits(m);
+        memset(w.dl, 0, sizeof(float) * (size_t)n * Tc * V);
+        for (int i = 0; i < n; i++) {
+            int k = k0 + i, L = b->lens[k] - b->plens[k];
+            double A = b->adv[k];
+            /* the aggregation: how much each token of this sequence weighs */
+            double wt = c->agg == R1_GRPO_TOKEN_MEAN ? 1.0 / (w.ntok ? w.ntok : 1)
+                        : c->agg == R1_GRPO_CONST    ? 1.0 / ((double)nseq * c->max_new)
+                                                     : 1.0 / ((double)nseq * (L ? L : 1));
+            for (int t = 0; t < L; t++, q++) {
+                size_t at = (size_t)i * Tc + b->plens[k] + t - 1; /* the row predicting it */
+                int y = b->seqs[k][b->plens[k] + t];
+                double lp = log_softmax(lg + at * V, V, y, w.p);
+                double old = lp_old ? lp_old[q] : lp, ref = lp_ref ? lp_ref[q] : lp;
+                if (lp_now)
+                    lp_now[q] = (float)lp;
+                double rho = exp(lp - old);
+                double cl = rho < 1 - c->eps_low ? 1 - c->eps_low
+                            : rho > 1 + c->eps_high ? 1 + c->eps_high
+                                                    : rho;
+                double sur = fmin(rho * A, cl * A);
+                double k3 = c->beta > 0 ? exp(ref - lp) - (ref - lp) - 1 : 0;
+                J += wt * (sur - c->beta * k3);
+                kl += k3;
+                for (int v = 0; v < V; v++)
+                    ent -= w.p[v] > 0 ? w.p[v] * log(w.p[v]) : 0;
+                int clipped = 0;
+                double dj = r1_grpo_token_grad(c, lp, old, ref, A, &clipped);
+                clip += clipped;
+                /* loss = -sum w J;  dloss/dz = -w dJ/dlp (onehot - softmax) */
+                float *d = w.dl + at * V, f = (float)(-wt * dj);
+                for (int v = 0; v < V; v++)
+                    d[v] = -f * w.p[v];
+                d[y] += f;
+            }
+        }
+        s = r1_model_backward_logits(m, w.dl, err);
+    }
+    if (out && s == R1_OK) {
+        long nt = w.ntok ? w.ntok : 1;
+        out->objective = J;
+        out->kl = kl / nt;
+        out->clip_frac = clip / nt;
+        out->entropy = ent / nt;
+    }
+    work_free(&w);
+    return s;
+}
+
+/* ------------------------------------------------------------------ the training pass */
+
+typedef struct {
+    double kl, clip, ent, mism;
+    long ntok;
+} pass_stats;
+
+/* Runs the mu inner updates over the kept groups. */
+static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, double *gnorm,
+                            double *lr, r1_error *err)
+{
+    const r1_grpo_cfg *c = &g->cfg;
+    int G = c->group, nseq = ng * G;
+    memset(ps, 0, sizeof *ps);
+    const int32_t **seqs = calloc(nseq, sizeof(int32_t *));
+    int32_t **own = calloc(nseq, sizeof(int32_t *));
+    int *plens = malloc(sizeof(int) * nseq), *lens = malloc(sizeof(int) * nseq);
+    double *adv = malloc(sizeof(double) * nseq);
+    r1_status s = R1_OK;
+    if (!seqs || !own || !plens || !lens || !adv)
+        s = r1_error_set(err, R1_ENOMEM, "out of memory");
+    for (int k = 0; s == R1_OK && k < nseq; k++) {
+        group *gr = &gs[k / G];
+        int j = k % G;
+        plens[k] = gr->plen;
+        lens[k] = gr->plen + gr->clen[j];
+        adv[k] = gr->adv[j];
+        own[k] = malloc(sizeof(int32_t) * lens[k]);
+        if (!own[k]) {
+            s = r1_error_set(err, R1_ENOMEM, "out of memory");
+            break;
+        }
+        memcpy(own[k], gr->prompt, sizeof(int32_t) * gr->plen);
+        memcpy(own[k] + gr->plen, gr->comp[j], sizeof(int32_t) * gr->clen[j]);
+        seqs[k] = own[k];
+        ps->ntok += gr->clen[j];
+    }
+    r1_grpo_batch b = {nseq, seqs, plens, lens, adv};
+    float *lp_ref = NULL, *lp_old = malloc(sizeof(float) * (ps->ntok ? ps->ntok : 1));
+    if (s == R1_OK && !lp_old)
+        s = r1_error_set(err, R1_ENOMEM, "out of memory");
+    if (s == R1_OK && g->ref) {
+        lp_ref = malloc(sizeof(float) * (ps->ntok ? ps->ntok : 1));
+        s = lp_ref ? r1_grpo_logprobs(g->ref, &b, c->micro, lp_ref, err)
+                   : r1_error_set(err, R1_ENOMEM, "out of memory");
+    }
+    for (int it = 0; it < c->mu && s == R1_OK; it++) {
+        r1_model_zero_grad(g->m);
+        r1_grpo_obj o;
+        /* iteration 0: pi_old is the policy itself (rho = 1), from this very forward */
+        s = r1_grpo_objective(g->m, c, &b, it ? lp_old : NULL, lp_ref, it ? NULL : lp_old, &o,
+                              err);
+        if (s != R1_OK)
+            break;
+        if (it == 0) {
+            ps->kl = o.kl, ps->ent = o.entropy;
+            long q = 0;
+            for (int k = 0; k < nseq; k++) { /* sampling-time against training-time log-probs */
+                group *gr = &gs[k / G];
+                for (int t = 0; t < gr->clen[k % G]; t++, q++)
+                    ps->mism += fabs(lp_old[q] - gr->lps[k % G][t]);
+            }
+        }
+        ps->clip = o.clip_frac;
+        *lr = r1_adamw_step(g->opt, g->m, gnorm);
+    }
+    for (int k = 0; own && k < nseq; k++)
+        free(own[k]);
+    free(own), free(seqs), free(plens), free(lens), free(adv), free(lp_old), free(lp_ref);
+    return s;
+}
+
+r1_status r1_grpo_step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn score,
+                       r1_grpo_group_fn group_cb, void *user, r1_grpo_stats *st, r1_error *err)
+{
+    const r1_grpo_cfg *c = &g->cfg;
+    int G = c->group, P = c->prompts;
+    r1_grpo_stats S;
+    memset(&S, 0, sizeof S);
+    double t_start = now();
+    group *gs = calloc((size_t)P * (c->max_refill + 2), sizeof(group));
+    if (!gs)
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    int have = 0, zero = 0, seen = 0;
+    long gen_tokens = 0;
+    r1_status s = R1_OK;
+    /* sampled groups, refilled while dynamic sampling drops the uninformative ones */
+    double rsum[R1_GRPO_MAX_REWARDS] = {0}, rsq[R1_GRPO_MAX_REWARDS] = {0};
+    double tsum = 0, tsq = 0, lsum = 0, lmax = 0;
+    long nsamples = 0;
+    for (int round = 0; s == R1_OK && have < P && round <= (c->dynamic_sampling ? c->max_refill : 0);
+         round++) {
+        s = sample_groups(g, P - have, gs, &have, prompts, score, group_cb, user, &S, &zero,
+                          &seen, err);
+        gen_tokens += (long)S.gen_tokens_per_s; /* sample_groups leaves its token count here */
+    }
+    if (s == R1_OK && have == 0)
+        s = r1_error_set(err, R1_ECANCELED,
+                         "grpo: every sampled group had equal rewards after %d refills; nothing "
+                         "to learn from (try a harder or easier task, or more samples)",
+                         c->max_refill);
+    if (s != R1_OK) {
+        clear_groups(gs, have, G);
+        free(gs);
+        return s;
+    }
+    for (int i = 0; i < have; i++)
+        for (int j = 0; j < G; j++) {
+            for (int k = 0; k < c->nrewards; k++) {
+                double r = gs[i].rewards[(size_t)j * c->nrewards + k];
+                rsum[k] += r;
+                rsq[k] += r * r;
+            }
+            tsum += gs[i].totals[j];
+            tsq += gs[i].totals[j] * gs[i].totals[j];
+            lsum += gs[i].clen[j];
+            lmax = gs[i].clen[j] > lmax ? gs[i].clen[j] : lmax;
+            nsamples++;
+        }
+    /* training */
+    double t0 = now();
+    pass_stats ps;
+    double gnorm = 0, lr = 0;
+    s = train_pass(g, gs, have, &ps, &gnorm, &lr, err);
+    S.t_train = now() - t0;
+    if (s == R1_OK) {
+        /* expert load of the training forwards, then the balancing update */
+        for (int i = 0; i < g->n_moe; i++) {
+            float *ld = g->load + (size_t)i * g->E;
+            r1_model_expert_load(g->m, g->moe_layers[i], ld);
+            double tot = 0;
+            for (int e = 0; e < g->E; e++)
+                tot += ld[e];
+            for (int e = 0; e < g->E; e++)
+                ld[e] = tot > 0 ? (float)(ld[e] / tot) : 0;
+        }
+        r1_model_balance_update(g->m, c->balance_gamma);
+        for (int i = 0; i < g->n_moe; i++)
+            memcpy(g->bias + (size_t)i * g->E, r1_model_router_bias(g->m, g->moe_layers[i]),
+                   sizeof(float) * g->E);
+        g->step++;
+        if (c->ref_reset > 0 && g->ref && g->step % c->ref_reset == 0)
+            r1_model_copy_params(g->ref, g->m, NULL);
+    }
+    if (st && s == R1_OK) {
+        S.step = g->step;
+        for (int k = 0; k < c->nrewards; k++) {
+            S.reward_mean[k] = rsum[k] / nsamples;
+            S.reward_std[k] = sqrt(fmax(0, rsq[k] / nsamples - S.reward_mean[k] * S.reward_mean[k]));
+        }
+        S.total_mean = tsum / nsamples;
+        S.total_std = sqrt(fmax(0, tsq / nsamples - S.total_mean * S.total_mean));
+        S.len_mean = lsum / nsamples;
+        S.len_max = lmax;
+        long nt = ps.ntok ? ps.ntok : 1;
+        S.kl = ps.kl;
+        S.clip_frac = ps.clip;
+        S.entropy = ps.ent;
+        S.logprob_mismatch = ps.mism / nt;
+        S.grad_norm = gnorm;
+        S.lr = lr;
+        S.zero_var_share = seen ? (double)zero / seen : 0;
+        S.groups_used = have;
+        S.sequences = have * G;
+        S.tokens = (int)ps.ntok;
+        S.gen_tokens_per_s = S.t_sample > 0 ? gen_tokens / S.t_sample : 0;
+        double total = now() - t_start;
+        S.tokens_per_s = total > 0 ? gen_tokens / total : 0;
+        S.n_moe = g->n_moe;
+        S.n_experts = g->E;
+        S.expert_load = g->load;
+        S.expert_bias = g->bias;
+        *st = S;
+    }
+    clear_groups(gs, have, G);
+    free(gs);
+    return s;
+}
+
+/* ------------------------------------------------------------------ checkpoints */
+
+r1_status r1_grpo_save(r1_grpo *g, const char *dir, r1_error *err)
+{
+    r1_train_state ts;
+    memset(&ts, 0, sizeof ts);
+    snprintf(ts.stage, sizeof ts.stage, "grpo");
+    ts.step = g->step;
+    ts.data_pos = g->next_prompt;
+    ts.rng = g->rng;
+    r1_status s = r1_ckpt_save(dir, g->m, g->opt, &ts, NULL, err);
+    if (s == R1_OK && g->ref) {
+        char rdir[4200];
+        snprintf(rdir, sizeof rdir, "%s/reference", dir);
+        s = r1_model_save(g->ref, rdir, R1_DT_F32, err);
+    }
+    return s;
+}
+
+r1_status r1_grpo_resume(r1_grpo *g, const char *dir, r1_error *err)
+{
+    r1_model *m = NULL;
+    r1_adamw *o = NULL;
+    r1_train_state ts;
+    r1_status s = r1_ckpt_load(dir, &m, &o, &ts, NULL, err);
+    if (s == R1_OK && strcmp(ts.stage, "grpo") != 0)
+        s = r1_error_set(err, R1_EINVAL, "%s: a %s checkpoint, not a GRPO one", dir, ts.stage);
+    if (s == R1_OK)
+        s = r1_model_copy_params(g->m, m, err);
+    if (s == R1_OK) {
+        memcpy(r1_adamw_m(g->opt), r1_adamw_m(o), sizeof(float) * r1_model_numel(m));
+        memcpy(r1_adamw_v(g->opt), r1_adamw_v(o), sizeof(float) * r1_model_numel(m));
+        r1_adamw_set_steps(g->opt, r1_adamw_steps(o));
+        g->step = ts.step;
+        g->next_prompt = ts.data_pos;
+        g->rng = ts.rng;
+    }
+    if (s == R1_OK && g->ref) {
+        char rdir[4200];
+        snprintf(rdir, sizeof rdir, "%s/reference", dir);
+        r1_model *r = NULL;
+        s = r1_model_load(&r, rdir, err);
+        if (s == R1_OK)
+            s = r1_model_copy_params(g->ref, r, err);
+        r1_model_free(r);
+    }
+    r1_model_free(m);
+    r1_adamw_free(o);
+    return s;
+}

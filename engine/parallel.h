@@ -1,0 +1,18 @@
+/* parallel.h — internal to libr1: a small pool that runs the iterations of a loop on
+ * r1_threads() threads (the caller included), with OpenBLAS single-threaded inside, so that
+ * many small GEMMs (one per expert, one per sequence) run side by side instead of each being
+ * split across cores.  Iterations are handed out one at a time (experts are uneven).
+ * Never fails: without threads, or when a pool cannot start, the loop runs serially. */
+#ifndef R1_PARALLEL_H
+#define R1_PARALLEL_H
+
+/* fn(ctx, i, tid) for i in [0, n); tid in [0, r1__nworkers()) identifies the running thread
+ * (for per-thread scratch).  Returns when every iteration is done.  Not reentrant. */
+void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx);
+
+#define R1_MAX_WORKERS 16 /* tid < R1_MAX_WORKERS always: size per-thread scratch by it */
+
+/* How many threads r1__parallel_for may use. */
+int r1__nworkers(void);
+
+#endif

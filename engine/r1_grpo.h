@@ -1,0 +1,155 @@
+/* r1_grpo.h — Group Relative Policy Optimization (DeepSeekMath, DeepSeek-R1) with the DAPO and
+ * Dr. GRPO switches.
+ *
+ * One step: take prompts from the caller's prompt source, sample a group of G completions per
+ * prompt with the batched generator, score each completion with the caller's reward functions
+ * (weighted into one reward), give every token of completion i the advantage
+ * (r_i - mean(r)) / (std(r) + eps) of its group, and maximise per token
+ *     min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A) - beta KL_k3(pi_theta || pi_ref),
+ * rho = pi_theta / pi_old, for mu inner updates of AdamW.  The log-probabilities come from the
+ * same engine forward that training uses.
+ *
+ * Ownership: r1_grpo borrows the policy model (it trains it in place) and owns its reference
+ * copy and optimizer.  Callbacks run on the caller's thread; a non-zero return cancels the step
+ * (R1_ECANCELED, the model untouched by that step's update). */
+#ifndef R1_GRPO_H
+#define R1_GRPO_H
+
+#include "r1_generate.h"
+#include "r1_optim.h"
+#include "r1_train.h"
+
+#define R1_GRPO_MAX_REWARDS 8
+
+typedef enum {
+    R1_GRPO_SEQ_MEAN = 0,   /* GRPO: mean over each sequence's tokens, then over sequences */
+    R1_GRPO_TOKEN_MEAN = 1, /* DAPO: mean over all tokens of the batch */
+    R1_GRPO_CONST = 2       /* Dr. GRPO: sum over tokens / (sequences x max_new) */
+} r1_grpo_agg;
+
+typedef struct {
+    int group;               /* G completions per prompt (8) */
+    int prompts;             /* prompts per step (8) */
+    int mu;                  /* inner updates per batch (1: rho = 1) */
+    float eps_low, eps_high; /* clip range (0.2, 0.2; clip-higher: eps_high 0.28) */
+    float beta;              /* KL coefficient (0.04; 0 loads no reference model) */
+    float temperature;       /* sampling temperature (1) */
+    int top_k;
+    float top_p;
+    int max_new;             /* completion length limit (64) */
+    r1_grpo_agg agg;
+    int std_scale;           /* divide advantages by the group's std (1; Dr. GRPO: 0) */
+    int dynamic_sampling;    /* drop groups whose rewards are all equal, refill (DAPO) */
+    int max_refill;          /* refill rounds per step (3) */
+    int ref_reset;           /* copy the policy into the reference every N steps (0: never) */
+    int micro;               /* sequences per forward/backward chunk (16) */
+    float balance_gamma;     /* auxiliary-loss-free balancing step (0.001) */
+    r1_adamw_cfg opt;        /* lr 1e-5-ish for RL; clip 1 */
+    uint64_t seed;
+    int32_t stop_ids[4];     /* completions end after these (eos, </answer>) */
+    int n_stop;
+    int nrewards;            /* reward functions, names and weights */
+    char reward_names[R1_GRPO_MAX_REWARDS][24];
+    double reward_weights[R1_GRPO_MAX_REWARDS];
+} r1_grpo_cfg;
+
+r1_grpo_cfg r1_grpo_defaults(void);
+
+/* Fills ids[0..cap) with prompt number `index` (a counter that resumes with the checkpoint)
+ * and returns its length, or -1 to cancel. */
+typedef int (*r1_grpo_prompt_fn)(void *user, int64_t index, int32_t *ids, int cap);
+
+/* Scores one completion: rewards[nrewards] in the order of cfg.reward_names.  finish is an
+ * r1_finish.  Returns 0, or non-zero to cancel. */
+typedef int (*r1_grpo_score_fn)(void *user, int64_t index, const int32_t *prompt, int plen,
+                                const int32_t *completion, int clen, int finish,
+                                double *rewards);
+
+/* One group as the group callback sees it (borrowed for the call). */
+typedef struct {
+    int64_t index;           /* prompt number */
+    const int32_t *prompt;
+    int plen;
+    int G;
+    const int32_t *const *completions; /* [G] */
+    const int *lens;         /* [G] */
+    const double *rewards;   /* [G, nrewards] */
+    const double *totals;    /* [G] weighted sums */
+    const double *adv;       /* [G] advantages */
+    int dropped;             /* 1: zero variance, dropped by dynamic sampling */
+} r1_grpo_group;
+
+typedef int (*r1_grpo_group_fn)(void *user, const r1_grpo_group *g);
+
+typedef struct {
+    int64_t step;
+    double reward_mean[R1_GRPO_MAX_REWARDS], reward_std[R1_GRPO_MAX_REWARDS];
+    double total_mean, total_std;
+    double len_mean, len_max;
+    double kl, clip_frac, entropy, grad_norm, lr;
+    double zero_var_share;   /* groups with all-equal rewards, before dropping */
+    double logprob_mismatch; /* mean |log p at sampling - log p in training| */
+    double t_sample, t_score, t_train;
+    double gen_tokens_per_s, tokens_per_s;
+    int groups_used, sequences, tokens;
+    int n_moe, n_experts;
+    const float *expert_load; /* [n_moe, E] share of the step's routed tokens (borrowed) */
+    const float *expert_bias; /* [n_moe, E] the balancing bias after the step (borrowed) */
+} r1_grpo_stats;
+
+typedef struct r1_grpo r1_grpo;
+
+/* A trainer for policy m (borrowed: it must outlive the trainer).  With beta > 0 a frozen copy
+ * of m becomes the reference. */
+r1_status r1_grpo_new(r1_grpo **out, r1_model *m, const r1_grpo_cfg *cfg, r1_error *err);
+void r1_grpo_free(r1_grpo *g);
+
+/* Runs one step.  group_cb (may be NULL) sees every scored group. */
+r1_status r1_grpo_step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn score,
+                       r1_grpo_group_fn group_cb, void *user, r1_grpo_stats *stats,
+                       r1_error *err);
+
+/* The per-token loss weights and gradient factors of the objective, exposed for tests:
+ * given lp, lp_old, lp_ref and the advantage of one token, returns dJ/dlp and sets *clipped. */
+double r1_grpo_token_grad(const r1_grpo_cfg *cfg, double lp, double lp_old, double lp_ref,
+                          double adv, int *clipped);
+
+/* Advantages of one group: adv[G] from totals[G]; returns 1 when all rewards are equal. */
+int r1_grpo_advantages(const r1_grpo_cfg *cfg, const double *totals, int G, double *adv);
+
+/* ---- the objective on a given batch (what a step trains on; exposed for tests and tools) */
+
+typedef struct {
+    int nseq;
+    const int32_t *const *seqs; /* [nseq] prompt followed by completion */
+    const int *plens;           /* [nseq] prompt lengths (>= 1) */
+    const int *lens;            /* [nseq] total lengths */
+    const double *adv;          /* [nseq] advantages */
+} r1_grpo_batch;
+
+/* Log-probabilities of every completion token under m, in sequence order: lp[sum(lens-plens)].
+ * Runs in chunks of `micro` sequences; forward only. */
+r1_status r1_grpo_logprobs(r1_model *m, const r1_grpo_batch *b, int micro, float *lp,
+                           r1_error *err);
+
+typedef struct {
+    double objective;  /* J: the aggregated clipped surrogate minus beta KL */
+    double kl, clip_frac, entropy; /* means over completion tokens */
+} r1_grpo_obj;
+
+/* Adds the gradient of loss = -J to m's gradients (callers zero them first).  lp_old (NULL:
+ * the current policy, so rho = 1) and lp_ref (NULL when beta = 0) are per completion token;
+ * lp_now (may be NULL) receives the current log-probs. */
+r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *cfg, const r1_grpo_batch *b,
+                            const float *lp_old, const float *lp_ref, float *lp_now,
+                            r1_grpo_obj *out, r1_error *err);
+
+/* Checkpoint the trainer (policy, optimizer, step, prompt position, RNG, reference) / resume. */
+r1_status r1_grpo_save(r1_grpo *g, const char *dir, r1_error *err);
+r1_status r1_grpo_resume(r1_grpo *g, const char *dir, r1_error *err);
+
+r1_adamw *r1_grpo_optimizer(r1_grpo *g); /* borrowed */
+const r1_model *r1_grpo_reference(const r1_grpo *g); /* borrowed; NULL when beta = 0 */
+int64_t r1_grpo_steps(const r1_grpo *g);
+
+#endif

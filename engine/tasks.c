@@ -1,0 +1,311 @@
+/* tasks.c — the task registry, sample generation and verification plumbing, and the helpers the
+ * task files share (see tasks_internal.h).  The tasks themselves are in tasks_arith.c (add, mul,
+ * linear), tasks_countdown.c and tasks_symbolic.c (sort, bool).
+ *
+ * Ownership: no allocation; samples and verdicts are the caller's.  Errors: R1_ENOTFOUND for an
+ * unknown task name, R1_EINVAL for a difficulty out of range or a bad language, each naming the
+ * value and what was expected.  Verification never fails: it judges. */
+#include <config.h>
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "r1_rewards.h"
+#include "tasks_internal.h"
+
+static const r1_task *const registry[] = {
+    &r1_task_def_add,  &r1_task_def_mul,    &r1_task_def_countdown,
+    &r1_task_def_sort, &r1_task_def_linear, &r1_task_def_bool, &r1_task_def_chat,
+};
+#define NTASKS ((int)(sizeof registry / sizeof registry[0]))
+
+/* ------------------------------------------------------------------ languages */
+
+const char *r1_lang_name(r1_lang lang)
+{
+    switch (lang) {
+    case R1_LANG_EN: return "en";
+    case R1_LANG_ES: return "es";
+    case R1_LANG_AUTO: return "auto";
+    }
+    return "?";
+}
+
+r1_status r1_lang_parse(r1_lang *out, const char *name, r1_error *err)
+{
+    static const struct {
+        const char *s;
+        r1_lang l;
+    } names[] = {{"en", R1_LANG_EN},      {"english", R1_LANG_EN}, {"es", R1_LANG_ES},
+                 {"spanish", R1_LANG_ES}, {"espanol", R1_LANG_ES}, {"auto", R1_LANG_AUTO}};
+    for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(name, names[i].s) == 0) {
+            *out = names[i].l;
+            return R1_OK;
+        }
+    return r1_error_set(err, R1_EINVAL, "language \"%s\": expected en, es or auto",
+                        name ? name : "(null)");
+}
+
+const char *lang_request(r1_lang lang)
+{
+    return L(lang, " Think in English.", " Piensa en espanol.");
+}
+
+/* ------------------------------------------------------------------ registry */
+
+int r1_task_count(void)
+{
+    return NTASKS;
+}
+
+const r1_task *r1_task_at(int i)
+{
+    return i >= 0 && i < NTASKS ? registry[i] : NULL;
+}
+
+r1_status r1_task_find(const r1_task **out, const char *name, r1_error *err)
+{
+    for (int i = 0; name && i < NTASKS; i++)
+        if (strcmp(registry[i]->name, name) == 0) {
+            *out = registry[i];
+            return R1_OK;
+        }
+    char known[128] = "";
+    for (int i = 0; i < NTASKS; i++) {
+        strncat(known, registry[i]->name, sizeof known - strlen(known) - 1);
+        if (i + 1 < NTASKS)
+            strncat(known, ", ", sizeof known - strlen(known) - 1);
+    }
+    return r1_error_set(err, R1_ENOTFOUND, "no task \"%s\" (known: %s)", name ? name : "(null)",
+                        known);
+}
+
+const char *r1_task_name(const r1_task *t)
+{
+    return t->name;
+}
+
+const char *r1_task_summary(const r1_task *t)
+{
+    return t->summary;
+}
+
+int r1_task_max_difficulty(const r1_task *t)
+{
+    return t->max_difficulty;
+}
+
+int r1_task_train_difficulty(const r1_task *t)
+{
+    return t->train_difficulty;
+}
+
+/* ------------------------------------------------------------------ generating */
+
+static int task_index(const r1_task *t)
+{
+    for (int i = 0; i < NTASKS; i++)
+        if (registry[i] == t)
+            return i;
+    return NTASKS;
+}
+
+r1_status r1_task_generate(const r1_task *t, uint64_t seed, int difficulty, r1_lang lang,
+                           r1_task_sample *out, r1_error *err)
+{
+    if (difficulty < 1 || difficulty > t->max_difficulty)
+        return r1_error_set(err, R1_EINVAL, "task %s: difficulty %d is outside 1..%d", t->name,
+                            difficulty, t->max_difficulty);
+    if (lang != R1_LANG_AUTO && lang != R1_LANG_EN && lang != R1_LANG_ES)
+        return r1_error_set(err, R1_EINVAL, "task %s: language %d is not en, es or auto", t->name,
+                            (int)lang);
+    /* Two streams: the problem depends on (seed, task, difficulty) only, so both languages of
+     * a seed pose the same problem; the language draw has its own stream. */
+    uint64_t mix = seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(task_index(t) * 64 + difficulty));
+    r1_rng problem, pick;
+    r1_rng_seed(&problem, mix);
+    r1_rng_seed(&pick, mix ^ 0x6c616e6775616765ull);
+    if (lang == R1_LANG_AUTO)
+        lang = r1_rng_below(&pick, 2) ? R1_LANG_ES : R1_LANG_EN;
+
+    memset(out, 0, sizeof *out);
+    out->task = t;
+    out->seed = seed;
+    out->difficulty = difficulty;
+    out->lang = lang;
+    task_out o = {.lang = lang};
+    sb_init(&o.prompt, out->prompt, sizeof out->prompt);
+    sb_init(&o.reasoning, out->reasoning, sizeof out->reasoning);
+    sb_init(&o.answer, out->answer, sizeof out->answer);
+    t->generate(&problem, difficulty, &o);
+    /* The sizes hold every difficulty (the tests generate the hardest ones); this guards the
+     * invariant rather than an input. */
+    if (o.prompt.overflow || o.reasoning.overflow || o.answer.overflow)
+        return r1_error_set(err, R1_EINVAL,
+                            "task %s: the sample of seed %llu, difficulty %d "
+                            "does not fit the text buffers",
+                            t->name, (unsigned long long)seed, difficulty);
+    return R1_OK;
+}
+
+/* ------------------------------------------------------------------ verifying */
+
+/* Ends a truncated parsed answer with "..." so that a reader sees it was cut. */
+static void finish_parsed(sbuf *b)
+{
+    if (b->overflow && b->cap >= 4)
+        memcpy(b->p + b->cap - 4, "...", 4);
+}
+
+static int check_span(const r1_task *t, const char *target, const char *ans, size_t len,
+                      char *parsed, size_t cap)
+{
+    char scratch[4];
+    sbuf b;
+    if (parsed && cap)
+        sb_init(&b, parsed, cap);
+    else
+        sb_init(&b, scratch, sizeof scratch);
+    trim(&ans, &len);
+    int ok = t->check(target, ans, len, &b);
+    finish_parsed(&b);
+    return ok;
+}
+
+int r1_task_check_answer(const r1_task *t, const char *target, const char *answer, char *parsed,
+                         size_t cap)
+{
+    return check_span(t, target, answer, strlen(answer), parsed, cap);
+}
+
+int r1_task_verify(const r1_task *t, const char *target, const char *completion, r1_task_verdict *v)
+{
+    r1_task_verdict local;
+    if (!v)
+        v = &local;
+    memset(v, 0, sizeof *v);
+    r1_completion_parts p;
+    v->well_formed = r1_reward_split(completion, &p);
+    if (!v->well_formed)
+        return 0;
+    v->correct = check_span(t, target, p.answer, p.answer_len, v->parsed, sizeof v->parsed);
+    return v->correct;
+}
+
+/* ------------------------------------------------------------------ shared helpers */
+
+void sb_init(sbuf *b, char *p, size_t cap)
+{
+    b->p = p;
+    b->cap = cap;
+    b->n = 0;
+    b->overflow = 0;
+    if (cap)
+        p[0] = '\0';
+}
+
+void sb_putn(sbuf *b, const char *s, size_t n)
+{
+    if (!b->cap)
+        return;
+    size_t room = b->cap - 1 - b->n;
+    if (n > room) {
+        n = room;
+        b->overflow = 1;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (k < 0)
+        return;
+    if ((size_t)k >= sizeof tmp) { /* no piece of a task text is this long */
+        b->overflow = 1;
+        k = (int)sizeof tmp - 1;
+    }
+    sb_putn(b, tmp, (size_t)k);
+}
+
+int64_t rand_range(r1_rng *r, int64_t lo, int64_t hi)
+{
+    return lo + (int64_t)r1_rng_below(r, (uint32_t)(hi - lo + 1));
+}
+
+void shuffle(r1_rng *r, int64_t *a, int n)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)r1_rng_below(r, (uint32_t)i + 1);
+        int64_t x = a[i];
+        a[i] = a[j];
+        a[j] = x;
+    }
+}
+
+void trim(const char **s, size_t *len)
+{
+    while (*len && isspace((unsigned char)(*s)[0])) {
+        ++*s;
+        --*len;
+    }
+    while (*len && isspace((unsigned char)(*s)[*len - 1]))
+        --*len;
+}
+
+int int_text_parse(const char *s, size_t len, int_text *out)
+{
+    trim(&s, &len);
+    size_t i = 0;
+    int neg = 0;
+    if (i < len && (s[i] == '-' || s[i] == '+'))
+        neg = s[i++] == '-';
+    if (i == len)
+        return 0;
+    for (size_t k = i; k < len; k++)
+        if (!isdigit((unsigned char)s[k]))
+            return 0;
+    while (i < len && s[i] == '0')
+        i++;
+    out->digits = s + i;
+    out->n = len - i;
+    out->neg = out->n ? neg : 0; /* -0 is 0 */
+    return 1;
+}
+
+int int_text_eq(const int_text *a, const int_text *b)
+{
+    return a->neg == b->neg && a->n == b->n && memcmp(a->digits, b->digits, a->n) == 0;
+}
+
+void sb_int_text(sbuf *b, const int_text *x)
+{
+    if (!x->n) {
+        sb_putn(b, "0", 1);
+        return;
+    }
+    if (x->neg)
+        sb_putn(b, "-", 1);
+    sb_putn(b, x->digits, x->n);
+}
+
+int check_integer(const char *target, const char *ans, size_t len, sbuf *parsed)
+{
+    int_text want, got;
+    if (!int_text_parse(ans, len, &got)) {
+        sb_putn(parsed, ans, len);
+        return 0;
+    }
+    sb_int_text(parsed, &got);
+    return int_text_parse(target, strlen(target), &want) && int_text_eq(&want, &got);
+}

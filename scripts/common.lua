@@ -1,0 +1,41 @@
+-- common.lua — shared by the example scripts: finding the built-in model and reading
+-- "--name value" arguments.  require "common" works because r1lab puts scripts/ on
+-- package.path.
+local r1 = require "r1"
+local M = {}
+
+-- The built-in model (models/builtin under r1lab's data directory), or a random tiny model
+-- with a note when it is not there (a fresh checkout before scripts/train_builtin.lua ran).
+function M.model(path)
+  local dir = path or M.datadir() .. "/models/builtin"
+  local ok, m = pcall(r1.load, dir)
+  if ok then return m end
+  io.stderr:write("note: no model at " .. dir .. " (" .. tostring(m):gsub("\n.*", "")
+    .. "); using a random tiny model\n")
+  return r1.init("tiny", {seed = 1})
+end
+
+function M.datadir()
+  local d = os.getenv("R1LAB_DATADIR")
+  if d and d ~= "" then return d end
+  -- scripts/ sits in the data directory: use this file's location
+  local src = debug.getinfo(1, "S").source:match("^@(.*)/scripts/common%.lua$")
+  return src or "."
+end
+
+-- Reads --key value pairs from arg into a table, converting numbers; defaults fill the rest.
+function M.args(defaults)
+  local out = {}
+  for k, v in pairs(defaults) do out[k] = v end
+  local i = 1
+  while arg and arg[i] do
+    local k = arg[i]:match("^%-%-(.+)$")
+    if not k or arg[i + 1] == nil then error("expected --name value, got " .. arg[i], 0) end
+    local v = arg[i + 1]
+    out[k] = tonumber(v) or (v == "true" and true) or (v ~= "false" and v) or false
+    i = i + 2
+  end
+  return out
+end
+
+return M

@@ -263,6 +263,10 @@ const char *ui_level_glyph(double x);
 void ui_plot(WINDOW *w, int y, int x, int h, int wd, const double *v, int n, double lo, double hi,
              attr_t a);
 
+/* Drops the chat format's markers (<|bos|>, <|user|>, ...) and a trailing <think> from s in
+ * place, and turns newlines into blanks: a prompt shown as one line of plain text. */
+void ui_strip_chat(char *s);
+
 /* ------------------------------------------------------------------ layout (ui_layout.c) */
 
 typedef struct {

@@ -288,3 +288,20 @@ void ui_plot(WINDOW *w, int y, int x, int h, int wd, const double *v, int n, dou
         }
     free(cell);
 }
+
+void ui_strip_chat(char *s)
+{
+    char *p;
+    while ((p = strstr(s, "<|"))) {
+        char *e = strstr(p, "|>");
+        if (!e)
+            break;
+        memmove(p, e + 2, strlen(e + 2) + 1);
+    }
+    size_t l = strlen(s);
+    if (l >= 7 && !strcmp(s + l - 7, "<think>"))
+        s[l - 7] = '\0';
+    for (p = s; *p; p++)
+        if (*p == '\n' || *p == '\t')
+            *p = ' ';
+}

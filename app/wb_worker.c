@@ -43,16 +43,20 @@ struct wb_worker {
 /* The Lua side of :ask and :load (run as chunks with the text as their argument). */
 static const char ask_chunk[] =
     "local text = ...\n"
-    "local r\n"
-    "if type(ask) == 'function' then r = ask(text)\n"
-    "elseif m == nil then\n"
+    "if type(ask) == 'function' then\n"
+    "  local r = ask(text)\n"
+    "  if r ~= nil then print(r) end\n"
+    "  return\n"
+    "end\n"
+    "if m == nil then\n"
     "  error('no model loaded: load one with :load DIR (or define a function ask(text))', 0)\n"
     "elseif m.ask == nil then\n"
-    "  error('this build has no m:ask yet (it comes with the tokenizer); try m:generate(ids)', 0)\n"
-    "else r = m:ask(text) end\n"
-    "if type(r) == 'string' then print(r)\n"
-    "elseif type(r) == 'table' and r.answer ~= nil then print('answer: ' .. tostring(r.answer))\n"
-    "end\n";
+    "  error('this build has no m:ask yet; try m:generate(ids)', 0)\n"
+    "end\n"
+    "local a, res = m:ask(text)\n"
+    "if type(res) == 'table' and res.answer == nil then\n"
+    "  print('(no <answer> in the completion: its text is in the Reasoning pane)')\n"
+    "elseif a ~= nil then print('answer: ' .. tostring(a)) end\n";
 static const char load_chunk[] =
     "local dir = ...\n"
     "m = r1.load(dir)\n"

@@ -202,7 +202,6 @@ wb_worker *wb_worker_start(char *err, size_t n)
     lua_setglobal(L, "r1"); /* cells use r1.* without a require */
     lua_pop(L, 1);
     lua_ui_redirect_output(L);
-    lua_ui_bridge_generate(L);
     if (luaL_loadbuffer(L, show_chunk, sizeof show_chunk - 1, "=show") != LUA_OK ||
         lua_pcall(L, 0, 1, 0) != LUA_OK) {
         lua_pop(L, 1); /* cannot happen with the chunk above; print will do */

@@ -173,7 +173,7 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
     if (h < 1 || cols < 1)
         return;
     if (m->explain[UI_GRPO]) {
-        ui_draw_explain(w, "GRPO", explain);
+        ui_draw_explain(w, "GRPO", explain, m->explain[UI_GRPO] - 1);
         return;
     }
     if (m->group && m->reader && m->group_sel < m->group->n) {

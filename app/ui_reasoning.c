@@ -220,7 +220,7 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
     if (h < 1 || cols < 1)
         return;
     if (m->explain[UI_REASONING]) {
-        ui_draw_explain(w, "Reasoning", explain);
+        ui_draw_explain(w, "Reasoning", explain, m->explain[UI_REASONING] - 1);
         return;
     }
     if (!m->prompt && m->ntok == 0) {

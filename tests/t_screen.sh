@@ -98,6 +98,10 @@ ok $? "the welcome notebook opens on the first start"
 type_line main "1+41"
 wait_re main '^│42 +│$'
 ok $? "a Lua expression prints its value"
+T send-keys -t main Up
+wait_for main "r1> 1+41"
+ok $? "Up recalls the history"
+T send-keys -t main C-u
 type_line main "for i = 1, 3 do"
 wait_for main ">> "
 ok $? "an incomplete chunk continues on a >> prompt"
@@ -187,6 +191,9 @@ ok $? "z again restores the layout"
 T send-keys -t main Tab Tab e
 wait_for main "What the Routing pane shows"
 ok $? "e explains the focused pane"
+T send-keys -t main Down Down Down
+wait_for main "column one routed expert"
+ok $? "Down scrolls a long explanation"
 T send-keys -t main e F1
 wait_for main "keys and commands"
 ok $? "F1 shows the help"

@@ -719,13 +719,13 @@ int wb_run(const wb_opts *opts)
                 esc_at = wb_now();
             }
         }
+        drain_events(w); /* first: keys act on the newest state (a job that just ended) */
         if (inlen > 0) {
             int final = inlen == (int)sizeof in || wb_now() - esc_at > 0.02;
             int used = keys(w, in, inlen, final);
             memmove(in, in + used, (size_t)(inlen - used));
             inlen -= used;
         }
-        drain_events(w);
         if (cap_fd >= 0)
             drain_fd(w, cap_fd);
         now = wb_now();

@@ -290,7 +290,15 @@ void wb_worker_interrupt(wb_worker *w)
 
 lua_State *wb_worker_try_lock(wb_worker *w)
 {
-    return pthread_mutex_trylock(&w->state_mu) == 0 ? w->L : NULL;
+    /* a job that is just ending gets 50 ms to let go; a running one is not waited for */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return pthread_mutex_timedlock(&w->state_mu, &ts) == 0 ? w->L : NULL;
 }
 
 void wb_worker_unlock(wb_worker *w)

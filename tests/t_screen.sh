@@ -109,6 +109,7 @@ type_line main "io.write(i, ',')"
 type_line main "end"
 wait_for main "1,2,3,"
 ok $? "the chunk runs once complete"
+wait_for main " ready "
 
 # Tab completion of globals, fields and userdata methods
 T send-keys -t main -l "r1.lo"
@@ -166,8 +167,8 @@ ok $? "the saved notebook holds the error output"
 head -c "$(wc -c < "$expected")" "$tmp/nb.md" | cmp -s - "$expected"
 ok $? "the saved notebook keeps the prose and code byte for byte"
 type_line main ":open $tmp/nb.md"
-wait_for main "opened $tmp/nb.md (2 cells)"
-ok $? "the saved notebook opens again"
+wait_for main "Notebook · nb.md · cell 1/2"
+ok $? "the saved notebook opens again, unchanged"
 
 type_line main ":edit 1"
 wait_for main '[1]> print("cell one")'
@@ -221,6 +222,7 @@ ok $? "moving the token cursor selects a token for the Routing pane"
 wait_re main 'L1  [·▁▂▃▄▅▆▇█]{8}  e[0-7] [0-9.]+ e[0-7]'
 ok $? "which lists its experts and weights"
 T send-keys -t main a Escape
+wait_for main " ready "
 T send-keys -t main -l "m:gen"
 T send-keys -t main Tab
 wait_for main "r1> m:generate"
@@ -286,6 +288,7 @@ ok $? "Ctrl-C interrupts it"
 type_line main "1+2"
 wait_re main '^│3 +│$'
 ok $? "and the REPL answers"
+wait_for main " ready "
 T send-keys -t main C-c
 wait_for main "Quit r1lab? (y/n)"
 ok $? "Ctrl-C at an idle prompt asks before quitting"

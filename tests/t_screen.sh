@@ -26,8 +26,9 @@ cat > "$tmp/run.sh" <<EOF
 name=\$1; shift
 stty -g > "$tmp/stty.\$name.before"
 "$r1lab" "\$@"
-echo \$? > "$tmp/rc.\$name"
+rc=\$?
 stty -g > "$tmp/stty.\$name.after"
+echo \$rc > "$tmp/rc.\$name.tmp" && mv "$tmp/rc.\$name.tmp" "$tmp/rc.\$name"  # last, whole
 exec sleep 600
 EOF
 

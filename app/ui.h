@@ -196,7 +196,7 @@ typedef struct ui_model {
     int zoom;              /* a zoomed pane, or -1 */
     int scroll[UI_NPANES]; /* first line shown (reasoning, answer, grpo, notebook) or lines up
                             * from the bottom (output log); -1 means "follow the end" */
-    int explain[UI_NPANES];
+    int explain[UI_NPANES]; /* 0, or 1 + the explanation's scroll: the pane explains itself */
     int help;              /* the help overlay is shown */
     int help_scroll;
     int quit_confirm;      /* "Quit r1lab? (y/n)" is shown */
@@ -252,8 +252,8 @@ int ui_fit(const char *s, int cols);
 int ui_wrap(const char *s, int cols, void (*fn)(const char *line, int len, void *u), void *u);
 /* Draws a wrapped paragraph from line `skip` into rows [y, y+h) and returns the line count. */
 int ui_draw_text(WINDOW *w, int y, int h, int skip, attr_t a, const char *s);
-/* The "e" overlay: a pane's explanation, wrapped, with a hint to close it. */
-void ui_draw_explain(WINDOW *w, const char *title, const char *text);
+/* The "e" overlay: a pane's explanation, wrapped, from line skip, with a hint to close it. */
+void ui_draw_explain(WINDOW *w, const char *title, const char *text, int skip);
 /* A bar of width x (in columns, fractional) with eighth blocks; returns the columns used. */
 int ui_bar(WINDOW *w, int y, int x, double width, attr_t a);
 /* The glyph (UTF-8) for a level in [0, 1]: blocks ▁..█ or ASCII " .:-=+*#". */
@@ -262,6 +262,10 @@ const char *ui_level_glyph(double x);
  * ASCII marks.  lo/hi give the vertical range. */
 void ui_plot(WINDOW *w, int y, int x, int h, int wd, const double *v, int n, double lo, double hi,
              attr_t a);
+
+/* Drops the chat format's markers (<|bos|>, <|user|>, ...) and a trailing <think> from s in
+ * place, and turns newlines into blanks: a prompt shown as one line of plain text. */
+void ui_strip_chat(char *s);
 
 /* ------------------------------------------------------------------ layout (ui_layout.c) */
 

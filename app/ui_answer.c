@@ -69,7 +69,7 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
     if (h < 1 || cols < 1)
         return;
     if (m->explain[UI_ANSWER]) {
-        ui_draw_explain(w, "Answer", explain);
+        ui_draw_explain(w, "Answer", explain, m->explain[UI_ANSWER] - 1);
         return;
     }
     char *ans = part_text(m, 2), *after = part_text(m, 3);

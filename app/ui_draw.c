@@ -174,7 +174,7 @@ int ui_draw_text(WINDOW *w, int y, int h, int skip, attr_t a, const char *s)
     return ui_wrap(s, getmaxx(w), text_line, &c);
 }
 
-void ui_draw_explain(WINDOW *w, const char *title, const char *text)
+void ui_draw_explain(WINDOW *w, const char *title, const char *text, int skip)
 {
     int h = getmaxy(w), wd = getmaxx(w);
     werase(w);
@@ -183,9 +183,16 @@ void ui_draw_explain(WINDOW *w, const char *title, const char *text)
     char head[128];
     snprintf(head, sizeof head, "What the %s pane shows", title);
     ui_put(w, 0, 0, wd, ui_attr(R_TITLE) | A_BOLD, head);
-    ui_draw_text(w, 1, h - 2 > 0 ? h - 2 : h - 1, 0, ui_attr(R_TEXT), text);
+    int rows = h - 2 > 0 ? h - 2 : h - 1;
+    int lines = ui_wrap(text, wd, NULL, NULL);
+    if (skip > lines - rows)
+        skip = lines - rows > 0 ? lines - rows : 0;
+    if (skip < 0)
+        skip = 0;
+    ui_draw_text(w, 1, rows, skip, ui_attr(R_TEXT), text);
     if (h >= 3)
-        ui_put(w, h - 1, 0, wd, ui_attr(R_DIM), "e: back to the pane");
+        ui_put(w, h - 1, 0, wd, ui_attr(R_DIM),
+               lines > rows ? "e: back · Up/Down: more · z: zoom" : "e: back to the pane");
 }
 
 static const char *const eighths[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉", "█"};
@@ -287,4 +294,21 @@ void ui_plot(WINDOW *w, int y, int x, int h, int wd, const double *v, int n, dou
             ui_put(w, y + r, x + c, 1, a, g);
         }
     free(cell);
+}
+
+void ui_strip_chat(char *s)
+{
+    char *p;
+    while ((p = strstr(s, "<|"))) {
+        char *e = strstr(p, "|>");
+        if (!e)
+            break;
+        memmove(p, e + 2, strlen(e + 2) + 1);
+    }
+    size_t l = strlen(s);
+    if (l >= 7 && !strcmp(s + l - 7, "<think>"))
+        s[l - 7] = '\0';
+    for (p = s; *p; p++)
+        if (*p == '\n' || *p == '\t')
+            *p = ' ';
 }

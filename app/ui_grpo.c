@@ -39,7 +39,10 @@ static int draw_group(WINDOW *w, const ui_model *m, int y, int h, int cols)
 {
     const ev *g = m->group;
     if (g->text && *g->text && y < h) {
-        ui_put(w, y, 0, cols, ui_attr(R_DIM), g->text);
+        char prompt[512];
+        snprintf(prompt, sizeof prompt, "%s", g->text);
+        ui_strip_chat(prompt);
+        ui_put(w, y, 0, cols, ui_attr(R_DIM), prompt);
         y++;
     }
     double lo = 0, hi = 0;
@@ -170,7 +173,7 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
     if (h < 1 || cols < 1)
         return;
     if (m->explain[UI_GRPO]) {
-        ui_draw_explain(w, "GRPO", explain);
+        ui_draw_explain(w, "GRPO", explain, m->explain[UI_GRPO] - 1);
         return;
     }
     if (m->group && m->reader && m->group_sel < m->group->n) {
@@ -189,9 +192,21 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
         size_t n = (size_t)snprintf(line, sizeof line, "%s step %d", m->stage, m->step);
         if (m->total_steps > 0)
             n += (size_t)snprintf(line + n, sizeof line - n, "/%d", m->total_steps);
+        /* the statistics people watch first, then the rest in the order they came */
+        static const char *const first[] = {"reward", "accuracy", "kl", "len_mean", "length",
+                                            "entropy", "clip_frac", "grad_norm", NULL};
+        int used[48] = {0};
+        for (int f = 0; first[f]; f++)
+            for (int i = 0; i < m->nstats; i++)
+                if (!used[i] && !strcmp(m->stats[i].name, first[f]) && n < sizeof line - 24) {
+                    used[i] = 1;
+                    n += (size_t)snprintf(line + n, sizeof line - n, "  %s %.3g",
+                                          m->stats[i].name, m->stats[i].value);
+                }
         for (int i = 0; i < m->nstats && n < sizeof line - 24; i++)
-            n += (size_t)snprintf(line + n, sizeof line - n, "  %s %.3g", m->stats[i].name,
-                                  m->stats[i].value);
+            if (!used[i])
+                n += (size_t)snprintf(line + n, sizeof line - n, "  %s %.3g", m->stats[i].name,
+                                      m->stats[i].value);
         ui_put(w, y++, 0, cols, ui_attr(R_TEXT), line);
     }
     /* the group takes what it needs, the plots the rest (at least 3 rows when there is a

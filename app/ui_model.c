@@ -354,7 +354,8 @@ static void apply_step(ui_model *m, const ev *e)
     static const char *const reward[] = {"reward", "reward_mean", "mean_reward", "rewards", NULL};
     static const char *const acc[] = {"accuracy", "acc", "reward_accuracy", NULL};
     static const char *const kl[] = {"kl", "KL", "kl_mean", NULL};
-    static const char *const len[] = {"length", "mean_length", "response_length", "len", NULL};
+    static const char *const len[] = {"length", "len_mean", "mean_length", "response_length",
+                                      "len", NULL};
     static const char *const *const names[H_NSERIES] = {reward, acc, kl, len};
     m->have_step = 1;
     snprintf(m->stage, sizeof m->stage, "%s", e->stage);

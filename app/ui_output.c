@@ -248,7 +248,7 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
     if (h < 1 || cols < 1)
         return;
     if (m->explain[UI_OUTPUT]) {
-        ui_draw_explain(w, "Output/notebook", explain);
+        ui_draw_explain(w, "Output/notebook", explain, m->explain[UI_OUTPUT] - 1);
         return;
     }
     int mr = match_rows(m, h, cols), oh = h - mr;

@@ -39,25 +39,6 @@ static int is_special(const char *s)
     return l > 2 && s[0] == '<' && s[l - 1] == '>';
 }
 
-/* Drops the chat format's markers (<|bos|>, <|user|>, <|assistant|>, a trailing <think>) and
- * turns newlines into blanks: the prompt shows as one line of plain text. */
-static void strip_chat(char *s)
-{
-    char *p;
-    while ((p = strstr(s, "<|"))) {
-        char *e = strstr(p, "|>");
-        if (!e)
-            break;
-        memmove(p, e + 2, strlen(e + 2) + 1);
-    }
-    size_t l = strlen(s);
-    if (l >= 7 && !strcmp(s + l - 7, "<think>"))
-        s[l - 7] = '\0';
-    for (p = s; *p; p++)
-        if (*p == '\n' || *p == '\t')
-            *p = ' ';
-}
-
 /* Calls fn for every character the pane shows, in order: token index (-1 for the prompt
  * line), line, column, the character's bytes and width.  Returns the number of lines. */
 typedef void (*walk_fn)(int tok, int line, int col, const char *s, int len, int width, void *u);
@@ -103,7 +84,7 @@ static int walk(const ui_model *m, int cols, walk_fn fn, void *u)
     if (m->prompt && *m->prompt) {
         char head[200];
         snprintf(head, sizeof head, "> %s", m->prompt);
-        strip_chat(head + 2);
+        ui_strip_chat(head + 2);
         int l = ui_fit(head, cols);
         if (fn)
             for (int i = 0; i < l;) {
@@ -239,7 +220,7 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
     if (h < 1 || cols < 1)
         return;
     if (m->explain[UI_REASONING]) {
-        ui_draw_explain(w, "Reasoning", explain);
+        ui_draw_explain(w, "Reasoning", explain, m->explain[UI_REASONING] - 1);
         return;
     }
     if (!m->prompt && m->ntok == 0) {

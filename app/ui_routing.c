@@ -192,7 +192,7 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
     if (h < 1 || cols < 1)
         return;
     if (m->explain[UI_ROUTING]) {
-        ui_draw_explain(w, "Routing", explain);
+        ui_draw_explain(w, "Routing", explain, m->explain[UI_ROUTING] - 1);
         return;
     }
     if (m->routing_view == 1 && m->load)

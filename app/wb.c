@@ -414,6 +414,16 @@ static void key(wb *w, const wb_key *k, const char *raw)
         m->zoom = m->zoom == p ? -1 : p;
     } else if (c == 'e') {
         m->explain[p] = !m->explain[p];
+    } else if (m->explain[p] && (c == UI_KEY_UP || c == UI_KEY_DOWN || c == UI_KEY_PGUP ||
+                                 c == UI_KEY_PGDN)) { /* scroll the explanation */
+        int d = c == UI_KEY_UP ? -1 : c == UI_KEY_DOWN ? 1 : c == UI_KEY_PGUP ? -5 : 5;
+        m->explain[p] += d;
+        if (m->explain[p] < 1)
+            m->explain[p] = 1;
+        int most = 1 + ui_wrap(ui_pane_get(p)->explain, m->pane_w[p] > 0 ? m->pane_w[p] : 1,
+                               NULL, NULL);
+        if (m->explain[p] > most)
+            m->explain[p] = most;
     } else if (c == '?') {
         m->help = 1;
         m->help_scroll = 0;
@@ -709,13 +719,13 @@ int wb_run(const wb_opts *opts)
                 esc_at = wb_now();
             }
         }
+        drain_events(w); /* first: keys act on the newest state (a job that just ended) */
         if (inlen > 0) {
             int final = inlen == (int)sizeof in || wb_now() - esc_at > 0.02;
             int used = keys(w, in, inlen, final);
             memmove(in, in + used, (size_t)(inlen - used));
             inlen -= used;
         }
-        drain_events(w);
         if (cap_fd >= 0)
             drain_fd(w, cap_fd);
         now = wb_now();

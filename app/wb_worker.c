@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -43,16 +45,20 @@ struct wb_worker {
 /* The Lua side of :ask and :load (run as chunks with the text as their argument). */
 static const char ask_chunk[] =
     "local text = ...\n"
-    "local r\n"
-    "if type(ask) == 'function' then r = ask(text)\n"
-    "elseif m == nil then\n"
+    "if type(ask) == 'function' then\n"
+    "  local r = ask(text)\n"
+    "  if r ~= nil then print(r) end\n"
+    "  return\n"
+    "end\n"
+    "if m == nil then\n"
     "  error('no model loaded: load one with :load DIR (or define a function ask(text))', 0)\n"
     "elseif m.ask == nil then\n"
-    "  error('this build has no m:ask yet (it comes with the tokenizer); try m:generate(ids)', 0)\n"
-    "else r = m:ask(text) end\n"
-    "if type(r) == 'string' then print(r)\n"
-    "elseif type(r) == 'table' and r.answer ~= nil then print('answer: ' .. tostring(r.answer))\n"
-    "end\n";
+    "  error('this build has no m:ask yet; try m:generate(ids)', 0)\n"
+    "end\n"
+    "local a, res = m:ask(text)\n"
+    "if type(res) == 'table' and res.answer == nil then\n"
+    "  print('(no <answer> in the completion: its text is in the Reasoning pane)')\n"
+    "elseif a ~= nil then print('answer: ' .. tostring(a)) end\n";
 static const char load_chunk[] =
     "local dir = ...\n"
     "m = r1.load(dir)\n"
@@ -151,6 +157,13 @@ static int run(lua_State *L, const job *j)
 static void *loop(void *arg)
 {
     wb_worker *w = arg;
+    /* A little nicer than the UI thread, and so are the engine's pool threads, which this
+     * thread creates on first use and which inherit it: keys and frames keep their turn on
+     * a machine whose cores all train. */
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, (id_t)gettid());
+    if (errno == 0)
+        setpriority(PRIO_PROCESS, (id_t)gettid(), nice_now + 4 < 19 ? nice_now + 4 : 19);
     for (;;) {
         pthread_mutex_lock(&w->mu);
         while (!w->quit && !w->head)
@@ -198,7 +211,6 @@ wb_worker *wb_worker_start(char *err, size_t n)
     lua_setglobal(L, "r1"); /* cells use r1.* without a require */
     lua_pop(L, 1);
     lua_ui_redirect_output(L);
-    lua_ui_bridge_generate(L);
     if (luaL_loadbuffer(L, show_chunk, sizeof show_chunk - 1, "=show") != LUA_OK ||
         lua_pcall(L, 0, 1, 0) != LUA_OK) {
         lua_pop(L, 1); /* cannot happen with the chunk above; print will do */
@@ -278,7 +290,15 @@ void wb_worker_interrupt(wb_worker *w)
 
 lua_State *wb_worker_try_lock(wb_worker *w)
 {
-    return pthread_mutex_trylock(&w->state_mu) == 0 ? w->L : NULL;
+    /* a job that is just ending gets 50 ms to let go; a running one is not waited for */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return pthread_mutex_timedlock(&w->state_mu, &ts) == 0 ? w->L : NULL;
 }
 
 void wb_worker_unlock(wb_worker *w)

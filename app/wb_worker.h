@@ -38,7 +38,8 @@ int wb_worker_running(wb_worker *w);
 void wb_worker_interrupt(wb_worker *w);
 
 /* The Lua state when the worker is idle (locked for the caller: release it with
- * wb_worker_unlock), or NULL while a job runs.  For Tab completion. */
+ * wb_worker_unlock), or NULL while a job runs (after waiting at most 50 ms for it to end).
+ * For Tab completion. */
 lua_State *wb_worker_try_lock(wb_worker *w);
 void wb_worker_unlock(wb_worker *w);
 

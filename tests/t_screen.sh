@@ -15,6 +15,7 @@ sock="r1test-$$"
 export LC_ALL=C.UTF-8
 T() { tmux -L "$sock" -f /dev/null "$@"; }
 trap 'T kill-server >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM HUP PIPE # through the EXIT trap: no tmux server is left behind
 n=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
@@ -99,6 +100,10 @@ ok $? "the welcome notebook opens on the first start"
 type_line main "1+41"
 wait_re main '^│42 +│$'
 ok $? "a Lua expression prints its value"
+T send-keys -t main Up
+wait_for main "r1> 1+41"
+ok $? "Up recalls the history"
+T send-keys -t main C-u
 type_line main "for i = 1, 3 do"
 wait_for main ">> "
 ok $? "an incomplete chunk continues on a >> prompt"
@@ -106,6 +111,7 @@ type_line main "io.write(i, ',')"
 type_line main "end"
 wait_for main "1,2,3,"
 ok $? "the chunk runs once complete"
+wait_for main " ready "
 
 # Tab completion of globals, fields and userdata methods
 T send-keys -t main -l "r1.lo"
@@ -163,8 +169,8 @@ ok $? "the saved notebook holds the error output"
 head -c "$(wc -c < "$expected")" "$tmp/nb.md" | cmp -s - "$expected"
 ok $? "the saved notebook keeps the prose and code byte for byte"
 type_line main ":open $tmp/nb.md"
-wait_for main "opened $tmp/nb.md (2 cells)"
-ok $? "the saved notebook opens again"
+wait_for main "Notebook · nb.md · cell 1/2"
+ok $? "the saved notebook opens again, unchanged"
 
 type_line main ":edit 1"
 wait_for main '[1]> print("cell one")'
@@ -188,6 +194,9 @@ ok $? "z again restores the layout"
 T send-keys -t main Tab Tab e
 wait_for main "What the Routing pane shows"
 ok $? "e explains the focused pane"
+T send-keys -t main Down Down Down
+wait_for main "column one routed expert"
+ok $? "Down scrolls a long explanation"
 T send-keys -t main e F1
 wait_for main "keys and commands"
 ok $? "F1 shows the help"
@@ -203,7 +212,7 @@ ok $? ":load loads a model into m"
 type_line main "r = m:generate({1,2,3},{max_tokens=20})"
 wait_for main "Reasoning · 20 tokens"
 ok $? "the generated tokens stream into the Reasoning pane"
-wait_re main '│> 1 2 3 +│'
+wait_re main '│> (1 2 3|3 tokens) +│'
 ok $? "under the prompt"
 wait_for main "share of 20 tokens"
 ok $? "the routing heatmap counts the tokens"
@@ -215,6 +224,7 @@ ok $? "moving the token cursor selects a token for the Routing pane"
 wait_re main 'L1  [·▁▂▃▄▅▆▇█]{8}  e[0-7] [0-9.]+ e[0-7]'
 ok $? "which lists its experts and weights"
 T send-keys -t main a Escape
+wait_for main " ready "
 T send-keys -t main -l "m:gen"
 T send-keys -t main Tab
 wait_for main "r1> m:generate"
@@ -241,14 +251,25 @@ ok $? "a group shows as bars"
 wait_for main "A=+1.00"
 ok $? "with the advantages"
 if "$r1lab" run /dev/stdin <<'EOF' >/dev/null 2>&1
-assert(require("r1").grpo)
+assert(r1.grpo and r1.init("tiny").ask)
 EOF
 then
-    type_line main 'g = r1.init({preset="tiny", num_hidden_layers=2}, {seed=1}); r1.grpo{model=g, task="add", steps=3, group=4, prompts=4, max_new=24}'
-    wait_for main "step 3" 60
-    ok $? "three GRPO steps fill the GRPO pane"
+    # a model with the built-in tokenizer: questions in text, GRPO on a task
+    type_line main 'q = r1.init("tiny", {seed = 1})'
+    type_line main 'q:ask("What is 2+3?", {max_tokens = 24})'
+    wait_re main '│> What is 2\+3\? +│'
+    ok $? "a question shows in the Reasoning pane"
+    wait_re main 'Reasoning · 2[0-9] tokens'
+    ok $? "and its reasoning streams in"
+    type_line main 'r1.grpo{model=q, task="add", difficulty=1, steps=3, group=4, prompts=1, max_new=12}'
+    wait_for main "grpo step 3" 30
+    ok $? "three GRPO steps from the REPL fill the GRPO pane"
+    wait_for main "GRPO · group of 4"
+    ok $? "with the group's completions"
+    wait_for main "Routing · expert load (training)"
+    ok $? "and the Routing pane shows the expert load"
 else
-    skip "r1.grpo is not in this build yet"
+    for i in 1 2 3 4 5; do skip "r1.grpo or m:ask is not in this build"; done
 fi
 
 # a very long pasted line
@@ -269,6 +290,7 @@ ok $? "Ctrl-C interrupts it"
 type_line main "1+2"
 wait_re main '^│3 +│$'
 ok $? "and the REPL answers"
+wait_for main " ready "
 T send-keys -t main C-c
 wait_for main "Quit r1lab? (y/n)"
 ok $? "Ctrl-C at an idle prompt asks before quitting"

@@ -1,0 +1,436 @@
+/* fp8.c — E4M3 / E5M2 conversions, fine-grained scaling (tiles, blocks, per tensor) and the GEMM
+ * with FP8 weights (contracts in r1_fp8.h).
+ *
+ * Ownership and errors: nothing here allocates, fails, prints or keeps state, except the
+ * one-time choice of the GEMM's code path in `simd_mode`, an atomic int.
+ *
+ * Two ways to round to E4M3.  The codec (r1_f32_to_e4m3) works on the bits of the fp32 and
+ * handles every input.  The training emulation only needs decode(encode(y)) as an fp32 for
+ * |y| <= 448 (y is already divided by its group's scale), millions of times per step, so
+ * qdq_e4m3 below rounds the fp32 in place: for normal E4M3 results it rounds the 23-bit
+ * mantissa to 3 bits with the usual add-and-mask (ties to even), for subnormal ones it rounds
+ * y · 2^9 to an integer with the 2^23 trick.  A test checks it against the codec over a
+ * stride of all fp32 bit patterns.
+ *
+ * The FP8 GEMM (r1_matmul_fp8) keeps the weights in their [Co, Ci] layout, so each output is
+ * a dot product along Ci, cut into the 128-column blocks of the scales: per block the exact
+ * products x · decode(w) are summed in fp32 lanes, the lanes are multiplied by the block's
+ * scale and added to the row's accumulator, and the accumulator's lanes are summed at the end.
+ * AVX-512: 32 codes at a time become fp16 bit patterns with three integer operations (the
+ * E4M3 value times 2^-8 — E4M3 is a slice of fp16: 4 exponent bits under fp16's 5, bias 7
+ * under 15) and vcvtph2ps widens them exactly; the 2^8 goes into the block scale.  Up to four
+ * tokens share each decoded vector. */
+#include <config.h>
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#if defined(HAVE_AVX512BF16_INTRIN) && (defined(__x86_64__) || defined(__i386__))
+/* configure's AVX-512 BF16 probe also tells that the compiler knows AVX512F and BW */
+#define FP8_SIMD 1
+#include <immintrin.h>
+#else
+#define FP8_SIMD 0
+#endif
+
+#include "r1_fp8.h"
+
+#define BLK R1_FP8_BLOCK
+
+static uint32_t bits_of(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float float_of(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* ------------------------------------------------------------------ the codec */
+
+/* Encodes f with M mantissa bits and the given bias; maxc is the code of the largest finite
+ * value (without sign), nanc a NaN code.  Round to nearest even on the bits. */
+static uint8_t encode(float f, int M, int bias, uint8_t maxc, uint8_t nanc)
+{
+    uint32_t u = bits_of(f);
+    uint8_t sign = (uint8_t)((u >> 24) & 0x80u);
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u)
+        return sign | nanc;
+    if (a == 0x7f800000u)
+        return sign | maxc; /* saturating: infinity becomes the largest finite value */
+    uint32_t e32 = a >> 23;
+    if ((int)e32 >= 128 - bias) { /* >= 2^(1 - bias): a normal result (or overflow) */
+        int sh = 23 - M;
+        uint32_t r = a + ((1u << (sh - 1)) - 1) + ((a >> sh) & 1u);
+        r >>= sh; /* exponent and M mantissa bits, the carry already in the exponent */
+        uint32_t code = r - ((uint32_t)(127 - bias) << M);
+        return sign | (uint8_t)(code > maxc ? maxc : code);
+    }
+    /* subnormal result: count units of 2^(1 - bias - M) */
+    uint32_t mant = e32 ? (a & 0x7fffffu) | 0x800000u : a & 0x7fffffu;
+    int eff = e32 ? (int)e32 : 1; /* value = mant · 2^(eff - 150) */
+    int sh = 150 + 1 - bias - M - eff;
+    if (sh > 25) /* below half the smallest subnormal */
+        return sign;
+    uint32_t q = mant >> sh, rem = mant & ((1u << sh) - 1), half = 1u << (sh - 1);
+    if (rem > half || (rem == half && (q & 1u)))
+        q++; /* q == 2^M is the smallest normal's code, as it should be */
+    return sign | (uint8_t)q;
+}
+
+static float decode(uint8_t c, int M, int bias, int has_inf)
+{
+    int sign = c & 0x80, e = (c & 0x7f) >> M, m = c & ((1 << M) - 1);
+    int emax = (1 << (7 - M)) - 1;
+    float v;
+    if (e == emax && (has_inf || m == (1 << M) - 1)) {
+        if (has_inf && m == 0)
+            v = INFINITY;
+        else
+            v = NAN;
+    } else if (e == 0) {
+        v = ldexpf((float)m, 1 - bias - M);
+    } else {
+        v = ldexpf((float)((1 << M) | m), e - bias - M);
+    }
+    return sign ? -v : v;
+}
+
+uint8_t r1_f32_to_e4m3(float f) { return encode(f, 3, 7, 0x7e, 0x7f); }
+uint8_t r1_f32_to_e5m2(float f) { return encode(f, 2, 15, 0x7b, 0x7e); }
+float r1_e4m3_to_f32(uint8_t c) { return decode(c, 3, 7, 0); }
+float r1_e5m2_to_f32(uint8_t c) { return decode(c, 2, 15, 1); }
+
+/* ------------------------------------------------------------------ scaling */
+
+float r1_fp8_scale(float amax)
+{
+    float s = amax / R1_E4M3_MAX;
+    return s > 0 ? s : 1.0f; /* an all-zero group (or one that underflows): any scale works */
+}
+
+/* decode(e4m3(y)) for y with |y| <= 448 (a scaled value), or NaN; see the file comment. */
+static inline float qdq_e4m3(float y)
+{
+    uint32_t u = bits_of(y), sign = u & 0x80000000u, a = u & 0x7fffffffu;
+    if (a >= 0x3c800000u) { /* |y| >= 2^-6 */
+        if (a > 0x7f800000u)
+            return y;
+        uint32_t r = (a + 0x7ffffu + ((a >> 20) & 1u)) & ~0xfffffu;
+        if (r > 0x43e00000u) /* past 448 (only by rounding of y / s, or infinity) */
+            r = 0x43e00000u;
+        return float_of(sign | r);
+    }
+    float t = float_of(a) * 512.0f; /* exact; < 8 */
+    t = (t + 8388608.0f) - 8388608.0f; /* to an integer, ties to even */
+    return float_of(sign | bits_of(t * (1.0f / 512.0f)));
+}
+
+static float amax_of(const float *x, size_t n, size_t stride)
+{
+    float m = 0;
+    for (size_t i = 0; i < n; i++) {
+        float v = fabsf(x[i * stride]);
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+static void qdq_run(float *dst, const float *src, size_t n, size_t stride, float s)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i * stride] = qdq_e4m3(src[i * stride] / s) * s;
+}
+
+void r1_fp8_qdq_tiles(float *dst, const float *src, int N, int K)
+{
+    for (int n = 0; n < N; n++)
+        for (int k0 = 0; k0 < K; k0 += BLK) {
+            size_t at = (size_t)n * K + k0, len = K - k0 < BLK ? K - k0 : BLK;
+            qdq_run(dst + at, src + at, len, 1, r1_fp8_scale(amax_of(src + at, len, 1)));
+        }
+}
+
+void r1_fp8_qdq_coltiles(float *dst, const float *src, int N, int K)
+{
+    for (int n0 = 0; n0 < N; n0 += BLK) {
+        int rows = N - n0 < BLK ? N - n0 : BLK;
+        const float *sb = src + (size_t)n0 * K;
+        float *db = dst + (size_t)n0 * K;
+        /* column amax row by row (streaming along memory), then scale row by row */
+        float amax[512];
+        for (int k0 = 0; k0 < K; k0 += 512) {
+            int kc = K - k0 < 512 ? K - k0 : 512;
+            memset(amax, 0, sizeof(float) * kc);
+            for (int r = 0; r < rows; r++) {
+                const float *x = sb + (size_t)r * K + k0;
+                for (int k = 0; k < kc; k++) {
+                    float v = fabsf(x[k]);
+                    amax[k] = v > amax[k] ? v : amax[k];
+                }
+            }
+            for (int k = 0; k < kc; k++)
+                amax[k] = r1_fp8_scale(amax[k]);
+            for (int r = 0; r < rows; r++) {
+                const float *x = sb + (size_t)r * K + k0;
+                float *y = db + (size_t)r * K + k0;
+                for (int k = 0; k < kc; k++)
+                    y[k] = qdq_e4m3(x[k] / amax[k]) * amax[k];
+            }
+        }
+    }
+}
+
+/* The scale of block (rb, cb) of x[R,C]. */
+static float block_scale(const float *x, int R, int C, int r0, int c0)
+{
+    int rows = R - r0 < BLK ? R - r0 : BLK, cols = C - c0 < BLK ? C - c0 : BLK;
+    float m = 0;
+    for (int r = 0; r < rows; r++) {
+        float v = amax_of(x + (size_t)(r0 + r) * C + c0, (size_t)cols, 1);
+        m = v > m ? v : m;
+    }
+    return r1_fp8_scale(m);
+}
+
+void r1_fp8_qdq_blocks(float *dst, const float *src, int N, int K)
+{
+    for (int r0 = 0; r0 < N; r0 += BLK)
+        for (int c0 = 0; c0 < K; c0 += BLK) {
+            float s = block_scale(src, N, K, r0, c0);
+            int rows = N - r0 < BLK ? N - r0 : BLK, cols = K - c0 < BLK ? K - c0 : BLK;
+            for (int r = 0; r < rows; r++) {
+                size_t at = (size_t)(r0 + r) * K + c0;
+                qdq_run(dst + at, src + at, (size_t)cols, 1, s);
+            }
+        }
+}
+
+void r1_fp8_qdq_tensor(float *dst, const float *src, size_t n)
+{
+    qdq_run(dst, src, n, 1, r1_fp8_scale(amax_of(src, n, 1)));
+}
+
+void r1_fp8_quantize_blocks(uint8_t *codes, float *scale_inv, const float *w, int R, int C)
+{
+    int nc = (C + BLK - 1) / BLK;
+    for (int r0 = 0; r0 < R; r0 += BLK)
+        for (int c0 = 0; c0 < C; c0 += BLK) {
+            float s = block_scale(w, R, C, r0, c0);
+            scale_inv[(r0 / BLK) * nc + c0 / BLK] = s;
+            int rows = R - r0 < BLK ? R - r0 : BLK, cols = C - c0 < BLK ? C - c0 : BLK;
+            for (int r = 0; r < rows; r++) {
+                size_t at = (size_t)(r0 + r) * C + c0;
+                for (int c = 0; c < cols; c++)
+                    codes[at + c] = r1_f32_to_e4m3(w[at + c] / s);
+            }
+        }
+}
+
+void r1_fp8_dequantize_blocks(float *w, const uint8_t *codes, const float *scale_inv, int R,
+                              int C, int e5m2)
+{
+    float lut[256];
+    for (int i = 0; i < 256; i++)
+        lut[i] = e5m2 ? r1_e5m2_to_f32((uint8_t)i) : r1_e4m3_to_f32((uint8_t)i);
+    int nc = (C + BLK - 1) / BLK;
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            size_t at = (size_t)r * C + c;
+            w[at] = lut[codes[at]] * scale_inv[(r / BLK) * nc + c / BLK];
+        }
+}
+
+/* ------------------------------------------------------------------ the GEMM: portable */
+
+/* -1: not chosen yet; 0: portable; 1: AVX-512.  Racing first calls store the same value. */
+static atomic_int simd_mode = -1;
+
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f load4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static void matmul_portable(float *out, const float *in, const uint8_t *w, const float *sc,
+                            int N, int Ci, int Co, int accumulate)
+{
+    float lut[256];
+    for (int i = 0; i < 256; i++)
+        lut[i] = r1_e4m3_to_f32((uint8_t)i);
+    int nc = (Ci + BLK - 1) / BLK;
+    _Alignas(16) float wb[BLK]; /* one row's block of decoded (unscaled) weights */
+    for (int o = 0; o < Co; o++) {
+        const uint8_t *wr = w + (size_t)o * Ci;
+        const float *so = sc + (size_t)(o / BLK) * nc;
+        for (int n = 0; n < N; n++) {
+            v4f acc[4] = {0};
+            const float *x = in + (size_t)n * Ci;
+            for (int k0 = 0; k0 < Ci; k0 += BLK) {
+                int kc = Ci - k0 < BLK ? Ci - k0 : BLK, k = 0;
+                for (int j = 0; j < kc; j++)
+                    wb[j] = lut[wr[k0 + j]];
+                v4f part[4] = {0};
+                for (; k + 16 <= kc; k += 16)
+                    for (int q = 0; q < 4; q++)
+                        part[q] += load4(x + k0 + k + 4 * q) * load4(wb + k + 4 * q);
+                float tail = 0;
+                for (; k < kc; k++)
+                    tail += x[k0 + k] * wb[k];
+                part[0][0] += tail;
+                float s = so[k0 / BLK];
+                for (int q = 0; q < 4; q++)
+                    acc[q] += part[q] * s;
+            }
+            v4f v = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+            float y = (v[0] + v[2]) + (v[1] + v[3]);
+            float *on = out + (size_t)n * Co + o;
+            *on = accumulate ? *on + y : y;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ the GEMM: AVX-512 */
+#if FP8_SIMD
+
+#define SIMD __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+/* 32 E4M3 codes (m masks the valid ones; the rest read as 0) as two vectors of fp32, each
+ * value times 2^-8: the code's 7 magnitude bits shifted into fp16's exponent and mantissa
+ * and its sign moved up one bit ((c + (c & 0x80)) << 7), widened exactly by vcvtph2ps. */
+static inline SIMD void decode32(const uint8_t *p, __mmask32 m, __m512 *lo, __m512 *hi)
+{
+    __m512i c = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, p));
+    __m512i sign = _mm512_and_si512(c, _mm512_set1_epi16(0x80));
+    __m512i h = _mm512_slli_epi16(_mm512_add_epi16(c, sign), 7);
+    *lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+    *hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+}
+
+/* Rows [0, Co) of out[T, ldo] for the T tokens in[T, Ci]. */
+static inline __attribute__((always_inline)) SIMD void
+rows_T(float *out, const float *in, const uint8_t *w, const float *sc, int Ci, int Co, int ldo,
+       int accumulate, const int T)
+{
+    int nc = (Ci + BLK - 1) / BLK;
+    for (int o = 0; o < Co; o++) {
+        const uint8_t *wr = w + (size_t)o * Ci;
+        const float *so = sc + (size_t)(o / BLK) * nc;
+        __m512 acc[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            acc[t] = _mm512_setzero_ps();
+        for (int k0 = 0; k0 < Ci; k0 += BLK) {
+            int kc = Ci - k0 < BLK ? Ci - k0 : BLK;
+            __m512 part[4];
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                part[t] = _mm512_setzero_ps();
+            for (int k = 0; k < kc; k += 32) {
+                int rem = kc - k;
+                __mmask32 m = rem >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << rem) - 1);
+                __mmask16 m0 = (__mmask16)m, m1 = (__mmask16)(m >> 16);
+                __m512 lo, hi;
+                decode32(wr + k0 + k, m, &lo, &hi);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const float *x = in + (size_t)t * Ci + k0 + k;
+                    part[t] = _mm512_fmadd_ps(lo, _mm512_maskz_loadu_ps(m0, x), part[t]);
+                    part[t] = _mm512_fmadd_ps(hi, _mm512_maskz_loadu_ps(m1, x + 16), part[t]);
+                }
+            }
+            __m512 s = _mm512_set1_ps(so[k0 / BLK] * 256.0f);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                acc[t] = _mm512_fmadd_ps(part[t], s, acc[t]);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            float y = _mm512_reduce_add_ps(acc[t]);
+            float *on = out + (size_t)t * ldo + o;
+            *on = accumulate ? *on + y : y;
+        }
+    }
+}
+
+static SIMD void matmul_avx512(float *out, const float *in, const uint8_t *w, const float *sc,
+                               int N, int Ci, int Co, int accumulate)
+{
+    for (int n = 0; n < N;) {
+        int left = N - n;
+        float *o = out + (size_t)n * Co;
+        const float *x = in + (size_t)n * Ci;
+        if (left >= 4) {
+            rows_T(o, x, w, sc, Ci, Co, Co, accumulate, 4);
+            n += 4;
+        } else if (left >= 2) {
+            rows_T(o, x, w, sc, Ci, Co, Co, accumulate, 2);
+            n += 2;
+        } else {
+            rows_T(o, x, w, sc, Ci, Co, Co, accumulate, 1);
+            n += 1;
+        }
+    }
+}
+
+static int cpu_has_simd(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
+
+static int use_simd(void)
+{
+    int m = atomic_load_explicit(&simd_mode, memory_order_relaxed);
+    if (m < 0) {
+        m = cpu_has_simd();
+        atomic_store_explicit(&simd_mode, m, memory_order_relaxed);
+    }
+    return m;
+}
+
+#else /* !FP8_SIMD */
+
+static int cpu_has_simd(void)
+{
+    return 0;
+}
+
+#endif
+
+int r1_fp8_set_simd(int on)
+{
+    int m = on ? cpu_has_simd() : 0;
+    atomic_store_explicit(&simd_mode, m, memory_order_relaxed);
+    return m;
+}
+
+void r1_matmul_fp8(float *out, const float *in, const uint8_t *w, const float *scale_inv, int N,
+                   int Ci, int Co, int accumulate)
+{
+    if (N <= 0 || Co <= 0)
+        return;
+    if (Ci <= 0) {
+        if (!accumulate)
+            memset(out, 0, sizeof *out * (size_t)N * Co);
+        return;
+    }
+#if FP8_SIMD
+    if (use_simd()) {
+        matmul_avx512(out, in, w, scale_inv, N, Ci, Co, accumulate);
+        return;
+    }
+#endif
+    matmul_portable(out, in, w, scale_inv, N, Ci, Co, accumulate);
+}

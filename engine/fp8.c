@@ -133,10 +133,56 @@ static inline float qdq_e4m3(float y)
     return float_of(sign | bits_of(t * (1.0f / 512.0f)));
 }
 
+/* The same four at a time with GNU C vectors (SSE2 / NEON, or what the build targets), both
+ * roundings computed and the right one selected per lane by masks. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef uint32_t v4u __attribute__((vector_size(16)));
+
+static inline v4f load4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store4(float *p, v4f v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* mask ? x : y, lane by lane (mask lanes all ones or zero) */
+static inline v4u pick(v4u mask, v4u x, v4u y)
+{
+    return (x & mask) | (y & ~mask);
+}
+
+static inline v4f qdq4(v4f y)
+{
+    v4u u = (v4u)y, sign = u & 0x80000000u, a = u & 0x7fffffffu;
+    v4u r = (a + 0x7ffffu + ((a >> 20) & 1u)) & ~0xfffffu;
+    r = pick((v4u)(r > 0x43e00000u), (v4u){0} + 0x43e00000u, r);
+    v4f t = (v4f)a * 512.0f;
+    t = (t + 8388608.0f) - 8388608.0f;
+    v4u sub = (v4u)(t * (1.0f / 512.0f));
+    r = pick((v4u)(a >= 0x3c800000u), r, sub);
+    r = pick((v4u)(a > 0x7f800000u), a, r); /* NaN */
+    return (v4f)(r | sign);
+}
+
 static float amax_of(const float *x, size_t n, size_t stride)
 {
     float m = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    if (stride == 1 && n >= 4) {
+        v4f vm = {0};
+        for (; i + 4 <= n; i += 4) {
+            v4f v = (v4f)((v4u)load4(x + i) & 0x7fffffffu);
+            vm = (v4f)pick((v4u)(v > vm), (v4u)v, (v4u)vm); /* NaN never wins; it shows anyway */
+        }
+        for (int k = 0; k < 4; k++)
+            m = vm[k] > m ? vm[k] : m;
+    }
+    for (; i < n; i++) {
         float v = fabsf(x[i * stride]);
         m = v > m ? v : m;
     }
@@ -145,7 +191,11 @@ static float amax_of(const float *x, size_t n, size_t stride)
 
 static void qdq_run(float *dst, const float *src, size_t n, size_t stride, float s)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    if (stride == 1)
+        for (; i + 4 <= n; i += 4)
+            store4(dst + i, qdq4(load4(src + i) / s) * s);
+    for (; i < n; i++)
         dst[i * stride] = qdq_e4m3(src[i * stride] / s) * s;
 }
 
@@ -181,7 +231,12 @@ void r1_fp8_qdq_coltiles(float *dst, const float *src, int N, int K)
             for (int r = 0; r < rows; r++) {
                 const float *x = sb + (size_t)r * K + k0;
                 float *y = db + (size_t)r * K + k0;
-                for (int k = 0; k < kc; k++)
+                int k = 0;
+                for (; k + 4 <= kc; k += 4) {
+                    v4f sc = load4(amax + k);
+                    store4(y + k, qdq4(load4(x + k) / sc) * sc);
+                }
+                for (; k < kc; k++)
                     y[k] = qdq_e4m3(x[k] / amax[k]) * amax[k];
             }
         }
@@ -252,15 +307,6 @@ void r1_fp8_dequantize_blocks(float *w, const uint8_t *codes, const float *scale
 
 /* -1: not chosen yet; 0: portable; 1: AVX-512.  Racing first calls store the same value. */
 static atomic_int simd_mode = -1;
-
-typedef float v4f __attribute__((vector_size(16)));
-
-static inline v4f load4(const float *p)
-{
-    v4f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
 static void matmul_portable(float *out, const float *in, const uint8_t *w, const float *sc,
                             int N, int Ci, int Co, int accumulate)

@@ -69,7 +69,7 @@ lua_State *lua_host_new(void)
     if (!L)
         return NULL;
     luaL_openlibs(L);
-    luaL_requiref(L, "r1", luaopen_r1, 0); /* require "r1" finds it in package.loaded */
+    luaL_requiref(L, "r1", luaopen_r1, 1); /* global r1, and require "r1" finds it too */
     lua_pop(L, 1);
     char path[4096];
     lua_getglobal(L, "package");

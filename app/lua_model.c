@@ -453,7 +453,9 @@ static int generate(lua_State *L, int chat, const r1_task *task, const char *tar
     if (!lua_isnoneornil(L, 3))
         luaL_checktype(L, 3, LUA_TTABLE);
     r1_gen_cfg cfg = r1_gen_defaults();
-    cfg.max_tokens = (int)lua_r1_opt_int(L, 3, "max_tokens", chat ? 256 : cfg.max_tokens);
+    /* text questions get room to reason; id prompts the engine's default */
+    int text_prompt = lua_type(L, 2) == LUA_TSTRING;
+    cfg.max_tokens = (int)lua_r1_opt_int(L, 3, "max_tokens", text_prompt ? 256 : cfg.max_tokens);
     cfg.temperature = (float)lua_r1_opt_num(L, 3, "temperature", cfg.temperature);
     cfg.top_k = (int)lua_r1_opt_int(L, 3, "top_k", cfg.top_k);
     cfg.top_p = (float)lua_r1_opt_num(L, 3, "top_p", cfg.top_p);

@@ -177,5 +177,7 @@ int luaopen_r1(lua_State *L)
     lua_model_open(L);
     lua_tasks_open(L);
     lua_grpo_open(L);
+    lua_stages_open(L);
+    lua_sft_open(L);
     return 1;
 }

@@ -52,6 +52,8 @@ void lua_r1_reward_sample(lua_State *L, int idx, r1_reward_sample *s);
 const r1_task *lua_task_ptr(lua_State *L, int idx);
 void lua_tasks_open(lua_State *L); /* adds tokenizer, tasks, rewards to the module on top */
 void lua_grpo_open(lua_State *L);  /* adds r1.grpo */
+void lua_stages_open(lua_State *L); /* adds r1.reject_sample (and the other stages) */
+void lua_sft_open(lua_State *L);    /* adds r1.pretrain and r1.sft */
 
 /* ---- models (lua_model.c) */
 typedef struct {

@@ -28,6 +28,10 @@ static void usage(FILE *f)
             "                 [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S]\n"
             "                 [--speculative] [--weights fp32|bf16] [--trace FILE.jsonl]\n"
             "                        stream a completion with its routing\n"
+            "  r1lab train --stage pretrain|sft --model DIR|tiny|small --out DIR [--steps N]\n"
+            "              [--tasks add:1-3,mul:1-2,...] [--seed S] [--batch B] [--seq-len T]\n"
+            "              [--lr X] [--eval-every N] [--ckpt-every N] ... | --out DIR --resume\n"
+            "                        pretraining / cold-start SFT (r1lab train --help)\n"
             "  r1lab --version       print the version\n"
             "  r1lab --help          this text\n"
             "\n"
@@ -83,6 +87,8 @@ int main(int argc, char **argv)
         return cmd_forward(argc - 2, argv + 2);
     if (!strcmp(cmd, "generate"))
         return cmd_generate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "train"))
+        return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "run"))
         return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "--plain"))

@@ -81,8 +81,9 @@ static r1_status write_state(const char *path, r1_adamw *o, const r1_train_state
     return s;
 }
 
-r1_status r1_ckpt_save(const char *dir, const r1_model *m, r1_adamw *o, const r1_train_state *st,
-                       const char *settings_json, r1_error *err)
+static r1_status ckpt_save(const char *dir, const r1_model *m, r1_adamw *o,
+                           const r1_train_state *st, const char *settings_json,
+                           const r1_tokenizer *tok, r1_error *err)
 {
     char tmp[4096], old[4096], path[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", dir, (int)getpid());
@@ -118,6 +119,8 @@ r1_status r1_ckpt_save(const char *dir, const r1_model *m, r1_adamw *o, const r1
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
     if (s == R1_OK)
         s = write_state(path, o, st, settings_json, err);
+    if (s == R1_OK && tok)
+        s = r1_tokenizer_save(tok, tmp, err);
     if (s != R1_OK) {
         remove_tree(tmp);
         return s;
@@ -140,6 +143,19 @@ r1_status r1_ckpt_save(const char *dir, const r1_model *m, r1_adamw *o, const r1
     if (had)
         remove_tree(old);
     return R1_OK;
+}
+
+r1_status r1_ckpt_save(const char *dir, const r1_model *m, r1_adamw *o, const r1_train_state *st,
+                       const char *settings_json, r1_error *err)
+{
+    return ckpt_save(dir, m, o, st, settings_json, NULL, err);
+}
+
+r1_status r1_ckpt_save_tok(const char *dir, const r1_model *m, r1_adamw *o,
+                           const r1_train_state *st, const char *settings_json,
+                           const r1_tokenizer *tok, r1_error *err)
+{
+    return ckpt_save(dir, m, o, st, settings_json, tok, err);
 }
 
 static double jnum(json_t *o, const char *k, double def)

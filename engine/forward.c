@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "model_internal.h"
+#include "parallel.h"
 #include "r1_kernels.h"
 
 /* ------------------------------------------------------------------ buffers */
@@ -156,7 +157,7 @@ int r1__alloc_acts(r1_model *m, int B, int T)
     g->dh = TAKEF(NC), g->dhn = TAKEF(NC), g->dxn = TAKEF(NC), g->tmp = TAKEF(NC);
     g->dao = TAKEF((size_t)N * H * dv), g->dv = TAKEF((size_t)N * H * dv);
     g->dq = TAKEF((size_t)N * H * m->dq), g->dk = TAKEF((size_t)N * H * m->dq);
-    g->dP = TAKEF((size_t)T * T);
+    g->dP = TAKEF((size_t)R1_MAX_WORKERS * T * T); /* one [T,T] scratch per pool thread */
     g->dkv = TAKEF((size_t)N * H * (dn + dv)), g->dkva = TAKEF((size_t)N * (kvr + dr));
     g->dkvn = TAKEF((size_t)N * kvr), g->dckv = TAKEF((size_t)N * kvr);
     g->dqan = TAKEF((size_t)N * (qr ? qr : 1)), g->dqa = TAKEF((size_t)N * (qr ? qr : 1));

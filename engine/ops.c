@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include "r1_kernels.h"
+#ifndef R1_REAL_DOUBLE
+#include "parallel.h"
+#endif
 
 #ifdef R1_REAL_DOUBLE
 #define GEMM cblas_dgemm
@@ -25,22 +28,111 @@
 
 /* ------------------------------------------------------------------ linear */
 
-void R1K(r1_matmul_fwd)(real *out, const real *in, const real *w, int N, int Ci, int Co,
-                        int accumulate)
+/* out[N, Co] (row stride ldo) = or += in[N, Ci] · w[Co, Ci]^T, on the calling thread. */
+static void mm_serial(real *out, int ldo, const real *in, const real *w, int N, int Ci, int Co,
+                      int accumulate)
 {
-    if (N <= 0 || Co <= 0)
-        return;
     /* Decoding feeds 1-4 rows.  OpenBLAS 0.3.21's sgemm is erratic there (7 GFLOP/s for one row
      * of 512x1408 against 35 for sgemv, while small outputs are fine), so few rows times a wide
      * output go through gemv. */
     if (N <= 4 && Co >= 512) {
         for (int n = 0; n < N; n++)
             GEMV(CblasRowMajor, CblasNoTrans, Co, Ci, 1, w, Ci, in + (size_t)n * Ci, 1,
-                 accumulate ? 1 : 0, out + (size_t)n * Co, 1);
+                 accumulate ? 1 : 0, out + (size_t)n * ldo, 1);
         return;
     }
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, N, Co, Ci, 1, in, Ci, w, Ci,
-         accumulate ? 1 : 0, out, Co);
+         accumulate ? 1 : 0, out, ldo);
+}
+
+#ifndef R1_REAL_DOUBLE
+/* Products below this many multiply-adds stay on one thread: splitting costs more. */
+#define PAR_MIN (1L << 18)
+
+typedef struct {
+    real *out, *din, *dw;
+    const real *in, *w, *dout;
+    int N, Ci, Co, acc, parts;
+} mm_job;
+
+/* Chunk i of parts over [0, n), aligned to 16 for the column splits. */
+static void chunk(int n, int parts, int i, int align, int *lo, int *hi)
+{
+    int step = (n + parts - 1) / parts;
+    step = (step + align - 1) / align * align;
+    *lo = i * step < n ? i * step : n;
+    *hi = (i + 1) * step < n ? (i + 1) * step : n;
+}
+
+static void fwd_rows(void *ctx, int i, int tid)
+{
+    (void)tid;
+    mm_job *j = ctx;
+    int lo, hi;
+    chunk(j->N, j->parts, i, 1, &lo, &hi);
+    if (hi > lo)
+        mm_serial(j->out + (size_t)lo * j->Co, j->Co, j->in + (size_t)lo * j->Ci, j->w, hi - lo,
+                  j->Ci, j->Co, j->acc);
+}
+
+static void fwd_cols(void *ctx, int i, int tid)
+{
+    (void)tid;
+    mm_job *j = ctx;
+    int lo, hi;
+    chunk(j->Co, j->parts, i, 16, &lo, &hi);
+    if (hi > lo)
+        mm_serial(j->out + lo, j->Co, j->in, j->w + (size_t)lo * j->Ci, j->N, j->Ci, hi - lo,
+                  j->acc);
+}
+
+/* items [0, parts): din row chunks; [parts, 2 parts): dw row chunks */
+static void bwd_part(void *ctx, int i, int tid)
+{
+    (void)tid;
+    mm_job *j = ctx;
+    int lo, hi;
+    if (i < j->parts) {
+        if (!j->din)
+            return;
+        chunk(j->N, j->parts, i, 1, &lo, &hi);
+        if (hi > lo) /* din[lo:hi] += dout[lo:hi] · w */
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, j->Ci, j->Co, 1,
+                 j->dout + (size_t)lo * j->Co, j->Co, j->w, j->Ci, 1,
+                 j->din + (size_t)lo * j->Ci, j->Ci);
+        return;
+    }
+    if (!j->dw)
+        return;
+    chunk(j->Co, j->parts, i - j->parts, 1, &lo, &hi);
+    if (hi > lo) /* dw[lo:hi] += dout[:, lo:hi]^T · in */
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, j->Ci, j->N, 1, j->dout + lo,
+             j->Co, j->in, j->Ci, 1, j->dw + (size_t)lo * j->Ci, j->Ci);
+}
+
+static int split(long work)
+{
+    if (work < PAR_MIN || r1__in_parallel())
+        return 1;
+    return r1__nworkers();
+}
+#endif
+
+void R1K(r1_matmul_fwd)(real *out, const real *in, const real *w, int N, int Ci, int Co,
+                        int accumulate)
+{
+    if (N <= 0 || Co <= 0)
+        return;
+#ifndef R1_REAL_DOUBLE
+    int parts = split((long)N * Ci * Co);
+    if (parts > 1) {
+        mm_job j = {out, NULL, NULL, in, w, NULL, N, Ci, Co, accumulate, parts};
+        /* many rows: split the rows; few rows: split the outputs (the weight rows) */
+        r1__parallel_for(parts, N >= 16 * parts ? fwd_rows : fwd_cols, &j);
+        return;
+    }
+#endif
+    mm_serial(out, Co, in, w, N, Ci, Co, accumulate);
 }
 
 void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, const real *w,
@@ -48,6 +140,14 @@ void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, c
 {
     if (N <= 0)
         return;
+#ifndef R1_REAL_DOUBLE
+    int parts = split((long)N * Ci * Co);
+    if (parts > 1) {
+        mm_job j = {NULL, din, dw, in, w, dout, N, Ci, Co, 0, parts};
+        r1__parallel_for(2 * parts, bwd_part, &j);
+        return;
+    }
+#endif
     if (din) /* din[N,Ci] += dout[N,Co] · w[Co,Ci] */
         GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, Ci, Co, 1, dout, Co, w, Ci, 1, din,
              Ci);
@@ -155,34 +255,89 @@ void R1K(r1_swiglu_bwd)(real *dg, real *du, const real *da, const real *g, const
 
 /* ------------------------------------------------------------------ attention */
 
+typedef struct {
+    real *out, *P, *dq, *dk, *dv, *dP;
+    const real *q, *k, *v, *dout, *Pc;
+    int ldq, ldk, ldv, T, H, dqd, dvd;
+    real scale;
+} att_job;
+
+static void att_fwd_head(void *ctx, int h, int tid)
+{
+    (void)tid;
+    att_job *j = ctx;
+    int T = j->T, dq = j->dqd, dv = j->dvd;
+    real *Ph = j->P + (size_t)h * T * T;
+    /* S[T,T] = scale · q_h k_h^T (the upper triangle is computed and then masked) */
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dq, j->scale, j->q + h * dq, j->ldq,
+         j->k + h * dq, j->ldk, 0, Ph, T);
+    for (int i = 0; i < T; i++) {
+        real *row = Ph + (size_t)i * T;
+        real mx = row[0];
+        for (int c = 1; c <= i; c++)
+            mx = row[c] > mx ? row[c] : mx;
+        double sum = 0;
+        for (int c = 0; c <= i; c++) {
+            row[c] = EXP(row[c] - mx);
+            sum += row[c];
+        }
+        real inv = (real)(1.0 / sum);
+        for (int c = 0; c <= i; c++)
+            row[c] *= inv;
+        for (int c = i + 1; c < T; c++)
+            row[c] = 0;
+    }
+    /* out_h[T,dv] = P_h v_h */
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dv, T, 1, Ph, T, j->v + h * dv, j->ldv, 0,
+         j->out + h * dv, j->H * dv);
+}
+
 void R1K(r1_attention_fwd)(real *out, real *P, const real *q, int ldq, const real *k, int ldk,
                            const real *v, int ldv, int T, int H, int dq, int dv, real scale)
 {
-    for (int h = 0; h < H; h++) {
-        real *Ph = P + (size_t)h * T * T;
-        /* S[T,T] = scale · q_h k_h^T (the upper triangle is computed and then masked) */
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dq, scale, q + h * dq, ldq,
-             k + h * dq, ldk, 0, Ph, T);
-        for (int i = 0; i < T; i++) {
-            real *row = Ph + (size_t)i * T;
-            real mx = row[0];
-            for (int j = 1; j <= i; j++)
-                mx = row[j] > mx ? row[j] : mx;
-            double sum = 0;
-            for (int j = 0; j <= i; j++) {
-                row[j] = EXP(row[j] - mx);
-                sum += row[j];
-            }
-            real inv = (real)(1.0 / sum);
-            for (int j = 0; j <= i; j++)
-                row[j] *= inv;
-            for (int j = i + 1; j < T; j++)
-                row[j] = 0;
-        }
-        /* out_h[T,dv] = P_h v_h */
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dv, T, 1, Ph, T, v + h * dv, ldv, 0,
-             out + h * dv, H * dv);
+    att_job j = {out, P, NULL, NULL, NULL, NULL, q, k, v, NULL, NULL, ldq, ldk, ldv, T, H,
+                 dq, dv, scale};
+#ifndef R1_REAL_DOUBLE
+    if ((long)T * T * (dq + dv) * H >= PAR_MIN) {
+        r1__parallel_for(H, att_fwd_head, &j); /* heads side by side */
+        return;
     }
+#endif
+    for (int h = 0; h < H; h++)
+        att_fwd_head(&j, h, 0);
+}
+
+static void att_bwd_head(void *ctx, int h, int tid)
+{
+    att_job *j = ctx;
+    int T = j->T, dq_dim = j->dqd, dv_dim = j->dvd;
+    real *dP = j->dP + (size_t)tid * T * T; /* one scratch per thread */
+    const real *Ph = j->Pc + (size_t)h * T * T;
+    const real *doh = j->dout + h * dv_dim;
+    int ldo = j->H * dv_dim;
+    /* dv_h[T,dv] += P_h^T · dout_h */
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, dv_dim, T, 1, Ph, T, doh, ldo, 1,
+         j->dv + h * dv_dim, j->ldv);
+    /* dP[T,T] = dout_h · v_h^T */
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dv_dim, 1, doh, ldo, j->v + h * dv_dim,
+         j->ldv, 0, dP, T);
+    /* dS = P ⊙ (dP − rowsum(P ⊙ dP)); masked entries have P = 0 */
+    for (int i = 0; i < T; i++) {
+        const real *p = Ph + (size_t)i * T;
+        real *d = dP + (size_t)i * T;
+        double dot = 0;
+        for (int c = 0; c <= i; c++)
+            dot += (double)p[c] * d[c];
+        for (int c = 0; c <= i; c++)
+            d[c] = p[c] * (d[c] - (real)dot);
+        for (int c = i + 1; c < T; c++)
+            d[c] = 0;
+    }
+    /* dq_h += scale · dS k_h;  dk_h += scale · dS^T q_h */
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dq_dim, T, j->scale, dP, T,
+         j->k + h * dq_dim, j->ldk, 1, j->dq + h * dq_dim, j->ldq);
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, dq_dim, T, j->scale, dP, T,
+         j->q + h * dq_dim, j->ldq, 1, j->dk + h * dq_dim, j->ldk);
 }
 
 void R1K(r1_attention_bwd)(real *dq, real *dk, real *dv, real *dP, const real *dout,
@@ -190,34 +345,16 @@ void R1K(r1_attention_bwd)(real *dq, real *dk, real *dv, real *dP, const real *d
                            const real *v, int ldv, int T, int H, int dq_dim, int dv_dim,
                            real scale)
 {
-    for (int h = 0; h < H; h++) {
-        const real *Ph = P + (size_t)h * T * T;
-        const real *doh = dout + h * dv_dim;
-        int ldo = H * dv_dim;
-        /* dv_h[T,dv] += P_h^T · dout_h */
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, dv_dim, T, 1, Ph, T, doh, ldo, 1,
-             dv + h * dv_dim, ldv);
-        /* dP[T,T] = dout_h · v_h^T */
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dv_dim, 1, doh, ldo, v + h * dv_dim,
-             ldv, 0, dP, T);
-        /* dS = P ⊙ (dP − rowsum(P ⊙ dP)); masked entries have P = 0 */
-        for (int i = 0; i < T; i++) {
-            const real *p = Ph + (size_t)i * T;
-            real *d = dP + (size_t)i * T;
-            double dot = 0;
-            for (int j = 0; j <= i; j++)
-                dot += (double)p[j] * d[j];
-            for (int j = 0; j <= i; j++)
-                d[j] = p[j] * (d[j] - (real)dot);
-            for (int j = i + 1; j < T; j++)
-                d[j] = 0;
-        }
-        /* dq_h += scale · dS k_h;  dk_h += scale · dS^T q_h */
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dq_dim, T, scale, dP, T,
-             k + h * dq_dim, ldk, 1, dq + h * dq_dim, ldq);
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, dq_dim, T, scale, dP, T,
-             q + h * dq_dim, ldq, 1, dk + h * dq_dim, ldk);
+    att_job j = {NULL, NULL, dq, dk, dv, dP, q, k, v, dout, P, ldq, ldk, ldv, T, H,
+                 dq_dim, dv_dim, scale};
+#ifndef R1_REAL_DOUBLE
+    if ((long)T * T * (dq_dim + dv_dim) * H >= PAR_MIN) {
+        r1__parallel_for(H, att_bwd_head, &j);
+        return;
     }
+#endif
+    for (int h = 0; h < H; h++)
+        att_bwd_head(&j, h, 0);
 }
 
 /* ------------------------------------------------------------------ cross-entropy */

@@ -1,10 +1,10 @@
 /* parallel.c — the loop pool of parallel.h.  Workers are created on first use and sleep on a
- * condition variable between loops; the caller works too.  OpenBLAS's thread count is set to 1
- * for the duration of a parallel loop and restored afterwards, so the two pools never
- * oversubscribe the cores. */
+ * condition variable between loops; the caller works too.  OpenBLAS itself always runs
+ * single-threaded (r1_set_threads keeps it at 1): its idle threads spin in sched_yield, which
+ * measured as a fifth of a training step's CPU time, so the engine splits its large products
+ * across this pool instead (ops.c), and the two never oversubscribe the cores. */
 #include <config.h>
 
-#include <cblas.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -24,6 +24,7 @@ static void *cur_ctx;
 static int cur_n;
 static int cur_nw;            /* threads allowed in the current loop */
 static atomic_int next_i;
+static __thread int in_loop; /* this thread is running a loop's iteration */
 
 int r1__nworkers(void)
 {
@@ -33,13 +34,17 @@ int r1__nworkers(void)
 
 static void run_items(int tid)
 {
+    in_loop = 1;
     for (;;) {
         int i = atomic_fetch_add(&next_i, 1);
         if (i >= cur_n)
             break;
         cur_fn(cur_ctx, i, tid);
     }
+    in_loop = 0;
 }
+
+int r1__in_parallel(void) { return in_loop; }
 
 static void *worker(void *arg)
 {
@@ -77,7 +82,7 @@ void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx)
     int nw = serial_env() ? 1 : r1__nworkers();
     if (n <= 0)
         return;
-    if (nw <= 1 || n == 1) {
+    if (nw <= 1 || n == 1 || in_loop) { /* nested loops run serially in their thread */
         for (int i = 0; i < n; i++)
             fn(ctx, i, 0);
         return;
@@ -101,7 +106,6 @@ void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx)
             fn(ctx, i, 0);
         return;
     }
-    openblas_set_num_threads(1);
     cur_fn = fn;
     cur_ctx = ctx;
     cur_n = n;
@@ -116,5 +120,4 @@ void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx)
     while (busy > 0)
         pthread_cond_wait(&done, &mu);
     pthread_mutex_unlock(&mu);
-    openblas_set_num_threads(nw);
 }

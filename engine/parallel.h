@@ -12,6 +12,9 @@ void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx);
 
 #define R1_MAX_WORKERS 16 /* tid < R1_MAX_WORKERS always: size per-thread scratch by it */
 
+/* 1 inside an iteration of r1__parallel_for (where a nested loop runs serially). */
+int r1__in_parallel(void);
+
 /* How many threads r1__parallel_for may use. */
 int r1__nworkers(void);
 

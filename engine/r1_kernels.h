@@ -55,7 +55,8 @@ void R1K(r1_swiglu_bwd)(real *dg, real *du, const real *da, const real *g, const
  * v + h*dv), out[T, H*dv], P[H, T, T] the saved probabilities, scale the softmax scale. */
 void R1K(r1_attention_fwd)(real *out, real *P, const real *q, int ldq, const real *k, int ldk,
                            const real *v, int ldv, int T, int H, int dq, int dv, real scale);
-/* dq, dk, dv (same layouts as q, k, v) += ...; dP_scratch[T, T] is workspace. */
+/* dq, dk, dv (same layouts as q, k, v) += ...; dP_scratch is workspace: [T, T] per thread
+ * that may run (libr1 splits the heads over its pool: R1_MAX_WORKERS x T x T floats). */
 void R1K(r1_attention_bwd)(real *dq, real *dk, real *dv, real *dP_scratch, const real *dout,
                            const real *P, const real *q, int ldq, const real *k, int ldk,
                            const real *v, int ldv, int T, int H, int dq_dim, int dv_dim,

@@ -79,6 +79,15 @@ typedef struct {
  * 0 when max_tokens <= 0. */
 double r1_reward_length(const r1_reward_sample *s, void *user);
 
+/* The preference rewards of the second RL stage (rule-based stand-ins for a reward model):
+ * helpfulness: 0 for an unsafe request (see harmlessness); otherwise 0 unless the answer is
+ *   right (accuracy), and a right answer earns 1, less for verbosity past twice the target's
+ *   length (down to 0.5) — it answers the question asked, concisely;
+ * harmlessness: an unsafe request (a chat target that refuses) earns 1 for a refusal and -1
+ *   for anything else; a harmless request earns 0, or -0.5 when the answer refuses anyway. */
+double r1_reward_helpfulness(const r1_reward_sample *s, void *user);
+double r1_reward_harmlessness(const r1_reward_sample *s, void *user);
+
 /* The language word lists: 1 when the lowercase or capitalised ASCII word w[0, n) belongs to
  * lang's list (EN or ES), 0 otherwise; r1_lang_neutral: 1 for the words no language owns. */
 int r1_lang_word(r1_lang lang, const char *w, size_t n);
@@ -93,8 +102,8 @@ typedef struct {
     double weight;
 } r1_reward;
 
-/* The built-in rewards by name: "accuracy", "format", "language", "length" (user NULL, weight
- * 1).  R1_ENOTFOUND listing the names. */
+/* The built-in rewards by name: "accuracy", "format", "language", "length", "helpfulness",
+ * "harmlessness" (user NULL, weight 1).  R1_ENOTFOUND listing the names. */
 r1_status r1_reward_find(r1_reward *out, const char *name, r1_error *err);
 
 /* Evaluates the n rewards on s: values[i] (may be NULL) gets reward i's value, and the return is

@@ -15,6 +15,9 @@
  *   sort       sort d+2 numbers below 100 (1..8) or below 1000 (9, 10); 1..10
  *   linear     solve a*x+b=c for an integer x; 1..6, the size of a, b and x
  *   bool       evaluate and/or/not with parentheses over True/False; 1..6 binary operators
+ *   chat       general requests for the second RL stage: word chores (backwards, count the
+ *              letters, capitals, repeat) and, one in four, a toy unsafe request whose right
+ *              answer is a refusal ("I cannot help with that."); 1..3, the word length
  * The built-in model trains on the low difficulties (r1_task_train_difficulty: add 3, mul 4,
  * countdown 3, sort 3, linear 3, bool 3); the rest measure length generalisation and leave RL
  * room to improve.
@@ -92,6 +95,11 @@ typedef struct {
                                       * trimmed text otherwise, cut with "..." when longer;
                                       * empty when there was no well-formed answer */
 } r1_task_verdict;
+
+/* 1 when answer[0, len) refuses ("cannot help", "can't help", "no puedo ayudar", ...): the
+ * test the chat verifier and the harmlessness reward use.  A chat target that refuses marks an
+ * unsafe request. */
+int r1_chat_is_refusal(const char *answer, size_t len);
 
 /* ------------------------------------------------------------------ the registry */
 

@@ -12,6 +12,7 @@
 #include "r1_model.h"
 #include "r1_optim.h"
 #include "r1_rng.h"
+#include "r1_tokenizer.h"
 
 typedef struct {
     char stage[16];      /* "pretrain", "sft", "grpo", ... */
@@ -24,6 +25,12 @@ typedef struct {
  * "settings" (must be a JSON object text).  o may be NULL (no optimizer state). */
 r1_status r1_ckpt_save(const char *dir, const r1_model *m, r1_adamw *o, const r1_train_state *st,
                        const char *settings_json, r1_error *err);
+
+/* The same, with tok's tokenizer.json written into the folder before it is renamed into place
+ * (tok may be NULL), so that the checkpoint is a complete model folder. */
+r1_status r1_ckpt_save_tok(const char *dir, const r1_model *m, r1_adamw *o,
+                           const r1_train_state *st, const char *settings_json,
+                           const r1_tokenizer *tok, r1_error *err);
 
 /* Reads a checkpoint folder: *m gets the model (owned by the caller); when o is not NULL, *o
  * gets an optimizer with the saved moments, step count and settings; st (may be NULL) gets the

@@ -111,6 +111,9 @@ static const char *const words_en[] = {
     "two",       "up",      "use",     "used",     "value",    "wait",       "was",
     "we",        "what",    "which",   "why",      "will",     "with",       "write",
     "yes",       "zero",
+    /* the chat task */
+    "letters",   "letter",  "backwards", "capitals", "word",    "spaces",  "asks",
+    "help",      "harm",    "someone",   "break",    "rule",    "cannot",  "with",
 };
 
 static const char *const words_es[] = {
@@ -132,6 +135,10 @@ static const char *const words_es[] = {
     "todo",    "tomo",      "total",      "tres",     "ultimo",     "un",        "una",
     "uno",     "uso",       "usa",        "usar",     "veo",        "vez",       "y",
     "ya",      "yo",
+    /* the chat task */
+    "letras",  "letra",     "reves",      "cuento",   "mayuscula",  "palabra",   "veces",
+    "espacios", "pide",     "ayuda",      "hacer",    "dano",       "romper",    "regla",
+    "debo",    "ayudar",    "eso",
 };
 
 /* Words of the task texts that belong to no language: the boolean keywords and the unknown. */
@@ -170,9 +177,22 @@ int r1_lang_word(r1_lang lang, const char *w, size_t n)
     return 0;
 }
 
+/* The words the chat task asks about: quoted objects, not the reasoning's language. */
+static const char *const words_chat[] = {
+    "cat",    "dog",      "sun",      "tree",     "book",     "moon",     "house",  "water",
+    "green",  "river",    "apple",    "table",    "garden",   "window",   "pencil", "silver",
+    "orange", "yellow",   "planet",   "number",   "kitchen",  "morning",  "picture",
+    "blanket", "elephant", "mountain", "computer", "sandwich", "question", "treasure",
+    "umbrella", "chocolate"};
+
 int r1_lang_neutral(const char *w, size_t n)
 {
-    return in_list(words_neutral, COUNT(words_neutral), w, n);
+    /* a lone letter belongs to no language: spelled-out words ("c a t") would otherwise count
+     * their letters that double as words (a, i, o, y) for one language or the other */
+    if (n == 1)
+        return 1;
+    return in_list(words_neutral, COUNT(words_neutral), w, n) ||
+           in_list(words_chat, COUNT(words_chat), w, n);
 }
 
 /* ------------------------------------------------------------------ the rewards */
@@ -270,6 +290,53 @@ double r1_reward_length(const r1_reward_sample *s, void *user)
 
 /* ------------------------------------------------------------------ combining */
 
+/* The answer of s (the given one, or the completion's first answer block); NULL if none. */
+static const char *answer_of(const r1_reward_sample *s, size_t *n)
+{
+    if (s->answer) {
+        *n = strlen(s->answer);
+        return s->answer;
+    }
+    if (!s->completion)
+        return NULL;
+    r1_completion_parts p;
+    r1_reward_split(s->completion, &p);
+    *n = p.answer_len;
+    return p.answer;
+}
+
+/* Whether s is a request to refuse: a chat sample whose target refuses. */
+static int is_unsafe(const r1_reward_sample *s)
+{
+    return s->target && r1_chat_is_refusal(s->target, strlen(s->target));
+}
+
+double r1_reward_helpfulness(const r1_reward_sample *s, void *user)
+{
+    (void)user;
+    if (is_unsafe(s))
+        return 0; /* nothing to help with: harmlessness judges these */
+    size_t n = 0;
+    const char *a = answer_of(s, &n);
+    if (!a || r1_reward_accuracy(s, NULL) < 0.5)
+        return 0;
+    /* concise: full marks up to twice the target's length, then less, down to 0.5 */
+    size_t want = s->target ? strlen(s->target) : 0;
+    double over = want && n > 2 * want + 8 ? (double)(n - 2 * want - 8) / (4.0 * want + 8) : 0;
+    return 1.0 - (over > 0.5 ? 0.5 : over);
+}
+
+double r1_reward_harmlessness(const r1_reward_sample *s, void *user)
+{
+    (void)user;
+    size_t n = 0;
+    const char *a = answer_of(s, &n);
+    int refused = a && r1_chat_is_refusal(a, n);
+    if (is_unsafe(s))
+        return refused ? 1.0 : -1.0;
+    return refused ? -0.5 : 0.0; /* refusing a harmless request is unhelpful caution */
+}
+
 r1_status r1_reward_find(r1_reward *out, const char *name, r1_error *err)
 {
     static const r1_reward builtin[] = {
@@ -277,6 +344,8 @@ r1_status r1_reward_find(r1_reward *out, const char *name, r1_error *err)
         {"format", r1_reward_format, NULL, 1.0},
         {"language", r1_reward_language, NULL, 1.0},
         {"length", r1_reward_length, NULL, 1.0},
+        {"helpfulness", r1_reward_helpfulness, NULL, 1.0},
+        {"harmlessness", r1_reward_harmlessness, NULL, 1.0},
     };
     for (size_t i = 0; name && i < COUNT(builtin); i++)
         if (strcmp(builtin[i].name, name) == 0) {
@@ -284,7 +353,8 @@ r1_status r1_reward_find(r1_reward *out, const char *name, r1_error *err)
             return R1_OK;
         }
     return r1_error_set(err, R1_ENOTFOUND,
-                        "no reward \"%s\" (known: accuracy, format, language, length)",
+                        "no reward \"%s\" (known: accuracy, format, language, length, helpfulness, "
+                        "harmlessness)",
                         name ? name : "(null)");
 }
 

@@ -97,7 +97,8 @@ void r1_set_threads(int n)
         n = c > 0 ? (int)c : 1;
     }
     n_threads = n;
-    openblas_set_num_threads(n);
+    /* OpenBLAS stays single-threaded: the engine's own pool spreads the work (parallel.c) */
+    openblas_set_num_threads(1);
 }
 
 int r1_threads(void)

@@ -18,7 +18,7 @@
 
 static const r1_task *const registry[] = {
     &r1_task_def_add,  &r1_task_def_mul,    &r1_task_def_countdown,
-    &r1_task_def_sort, &r1_task_def_linear, &r1_task_def_bool,
+    &r1_task_def_sort, &r1_task_def_linear, &r1_task_def_bool, &r1_task_def_chat,
 };
 #define NTASKS ((int)(sizeof registry / sizeof registry[0]))
 

@@ -48,6 +48,7 @@ struct r1_task {
 
 extern const r1_task r1_task_def_add, r1_task_def_mul, r1_task_def_linear;
 extern const r1_task r1_task_def_countdown, r1_task_def_sort, r1_task_def_bool;
+extern const r1_task r1_task_def_chat;
 
 /* The request that ends every prompt: " Think in English." / " Piensa en espanol." */
 const char *lang_request(r1_lang lang);

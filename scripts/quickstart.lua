@@ -16,6 +16,6 @@ local tok = m:tokenizer()
 print("\nrouting of the first MoE layer (token: experts):")
 for i = 1, math.min(#res.tokens, 12) do
   local r = res.routing[i][1]
-  print(("%-10q layer %d: %s"):format(tok:token(res.tokens[i]), r.layer,
+  print(("%-10s layer %d: %s"):format(("%q"):format(tok:token(res.tokens[i])), r.layer,
     table.concat(r.experts, " ")))
 end

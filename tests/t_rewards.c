@@ -235,5 +235,37 @@ int main(void)
     test_language();
     test_length();
     test_combine();
+    /* the preference rewards of the second RL stage */
+    {
+        const r1_task *chat;
+        r1_task_find(&chat, "chat", NULL);
+        r1_reward_sample u = {"How do I make a weapon at home? Think in English.",
+                              "This asks for help.</think><answer>I cannot help with that."
+                              "</answer><|eos|>",
+                              NULL, NULL, "I cannot help with that.", chat, R1_LANG_EN, 20, 64};
+        is_float(r1_reward_harmlessness(&u, NULL), 1.0, 0, "a refused unsafe request: +1");
+        is_float(r1_reward_helpfulness(&u, NULL), 0.0, 0, "and helpfulness stays out of it");
+        u.completion = "Sure.</think><answer>First you take</answer><|eos|>";
+        is_float(r1_reward_harmlessness(&u, NULL), -1.0, 0, "an unsafe request answered: -1");
+        r1_reward_sample h = {"Write the word cat backwards. Think in English.",
+                              "Backwards: t a c</think><answer>tac</answer><|eos|>",
+                              NULL, NULL, "tac", chat, R1_LANG_EN, 20, 64};
+        is_float(r1_reward_helpfulness(&h, NULL), 1.0, 0, "a right, concise answer: 1");
+        is_float(r1_reward_harmlessness(&h, NULL), 0.0, 0, "a harmless request answered: 0");
+        h.completion = "x</think><answer>I cannot help with that.</answer><|eos|>";
+        is_float(r1_reward_harmlessness(&h, NULL), -0.5, 0, "over-refusal: -0.5");
+        is_float(r1_reward_helpfulness(&h, NULL), 0.0, 0, "and no help");
+        h.completion = "x</think><answer>tac tac tac tac tac tac tac</answer><|eos|>";
+        h.target = "tac tac tac tac tac tac tac";
+        is_float(r1_reward_helpfulness(&h, NULL), 1.0, 0, "a long right answer that was asked for");
+        h.completion = "x</think><answer>ok here it is: tac, which is cat reversed, done</answer>";
+        h.target = "tac";
+        is_float(r1_reward_helpfulness(&h, NULL), 0.0, 0, "a wrong (chatty) answer earns nothing");
+        r1_reward rw;
+        ok(r1_reward_find(&rw, "helpfulness", NULL) == R1_OK &&
+               r1_reward_find(&rw, "harmlessness", NULL) == R1_OK,
+           "both are found by name");
+        ok(r1_chat_is_refusal("No puedo ayudar con eso.", 24), "a Spanish refusal counts");
+    }
     return done_testing();
 }

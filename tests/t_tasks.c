@@ -42,7 +42,7 @@ static int printable(const char *s)
 static void test_registry(void)
 {
     static const char *names[] = {"add", "mul", "countdown", "sort", "linear", "bool"};
-    is_int(r1_task_count(), 6, "six tasks");
+    is_int(r1_task_count(), 7, "seven tasks");
     for (int i = 0; i < 6; i++) {
         const r1_task *t = NULL;
         r1_error err;
@@ -51,7 +51,7 @@ static void test_registry(void)
                r1_task_max_difficulty(t) >= 6,
            "... listed in order, with a summary and at least 6 difficulties");
     }
-    ok(r1_task_at(6) == NULL && r1_task_at(-1) == NULL, "no task past the list");
+    ok(r1_task_at(7) == NULL && r1_task_at(-1) == NULL, "no task past the list");
     const r1_task *t = NULL;
     r1_error err = {0};
     is_int(r1_task_find(&t, "division", &err), R1_ENOTFOUND, "an unknown task");

@@ -1,0 +1,396 @@
+/* lua_sft.c — pretraining and cold-start SFT from Lua (engine/r1_sft.h):
+ *   r1.pretrain{model = m, tasks = "add:1-3@4,mul:1-2", steps = 1000, batch = 16,
+ *               seq_len = 256, lr = 2e-3, min_lr = 2e-4, warmup = 50, seed = 1,
+ *               mtp_lambda = 0.3, plain_frac = 0.25, mix_frac = 0.2, eval_every = 250,
+ *               eval_n = 16, eval_above = 2, ckpt_every = 250, out = "run/",
+ *               on_step = function(stats) ... end}            -> the last stats
+ *   r1.sft{...}: the same settings (sft_docs = 4096: the cold-start set's size)
+ * Unset fields keep the stage's defaults (r1_sft_defaults).  stats = {step, steps, loss,
+ * loss_main, loss_mtp, lr, grad_norm, tokens, tokens_per_s, elapsed, eta, eval = {accuracy,
+ * format, language, length, accuracy_in, accuracy_above, cells = {{task, difficulty,
+ * accuracy, ...}}}}.  Returning false from on_step stops after a checkpoint. */
+#include <config.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "events.h"
+#include "lua_r1.h"
+#include "r1_distill.h"
+#include "r1_sft.h"
+
+typedef struct {
+    lua_State *L;
+    int fn;
+    int failed;
+    int ref;
+} sft_cb;
+
+static void num(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void push_eval(lua_State *L, const r1_sft_eval *e)
+{
+    lua_createtable(L, 0, 8);
+    num(L, "accuracy", e->accuracy);
+    num(L, "format", e->format);
+    num(L, "language", e->language);
+    num(L, "length", e->length);
+    num(L, "think_len", e->think_len);
+    num(L, "accuracy_in", e->accuracy_in);
+    num(L, "accuracy_above", e->accuracy_above);
+    num(L, "seconds", e->seconds);
+    lua_createtable(L, e->ncells, 0);
+    for (int i = 0; i < e->ncells; i++) {
+        const r1_sft_eval_cell *c = &e->cell[i];
+        lua_createtable(L, 0, 8);
+        lua_pushstring(L, r1_task_name(c->task));
+        lua_setfield(L, -2, "task");
+        lua_pushinteger(L, c->difficulty);
+        lua_setfield(L, -2, "difficulty");
+        lua_pushboolean(L, c->in_training);
+        lua_setfield(L, -2, "in_training");
+        lua_pushinteger(L, c->n);
+        lua_setfield(L, -2, "n");
+        num(L, "accuracy", c->accuracy);
+        num(L, "format", c->format);
+        num(L, "language", c->language);
+        num(L, "length", c->length);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "cells");
+}
+
+static void push_progress(lua_State *L, const r1_sft_progress *p)
+{
+    lua_createtable(L, 0, 14);
+    lua_pushstring(L, p->stage);
+    lua_setfield(L, -2, "stage");
+    lua_pushinteger(L, p->step);
+    lua_setfield(L, -2, "step");
+    lua_pushinteger(L, p->steps);
+    lua_setfield(L, -2, "steps");
+    num(L, "loss", p->loss);
+    num(L, "loss_main", p->loss_main);
+    num(L, "loss_mtp", p->loss_mtp);
+    num(L, "lr", p->lr);
+    num(L, "grad_norm", p->grad_norm);
+    num(L, "tokens", (double)p->tokens);
+    num(L, "tokens_per_s", p->tokens_per_s);
+    num(L, "elapsed", p->elapsed);
+    num(L, "eta", p->eta);
+    lua_pushboolean(L, p->checkpointed);
+    lua_setfield(L, -2, "checkpointed");
+    if (p->eval) {
+        push_eval(L, p->eval);
+        lua_setfield(L, -2, "eval");
+    }
+}
+
+static int on_progress(const r1_sft_progress *p, void *user)
+{
+    sft_cb *c = user;
+    lua_State *L = c->L;
+    if (ev_sink_active()) {
+        ev *e = ev_new(EV_STEP);
+        if (e) {
+            snprintf(e->stage, sizeof e->stage, "%s", p->stage);
+            e->step = (int)p->step;
+            e->total_steps = (int)p->steps;
+            const char *names[] = {"loss", "loss_main", "loss_mtp", "lr", "tokens_per_s"};
+            double vals[] = {p->loss, p->loss_main, p->loss_mtp, p->lr, p->tokens_per_s};
+            for (int i = 0; i < 5; i++) {
+                snprintf(e->stats[i].name, sizeof e->stats[i].name, "%s", names[i]);
+                e->stats[i].value = vals[i];
+            }
+            e->nstats = 5;
+            if (p->eval) {
+                snprintf(e->stats[5].name, sizeof e->stats[5].name, "accuracy");
+                e->stats[5].value = p->eval->accuracy;
+                snprintf(e->stats[6].name, sizeof e->stats[6].name, "format");
+                e->stats[6].value = p->eval->format;
+                e->nstats = 7;
+            }
+            ev_post(e);
+        }
+    }
+    if (!c->fn)
+        return 0;
+    lua_pushvalue(L, c->fn);
+    push_progress(L, p);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* stop the run; re-raised after cleanup */
+        c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        c->failed = 1;
+        return 1;
+    }
+    int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return stop;
+}
+
+static int box_gc(lua_State *L)
+{
+    r1_sft **b = lua_touserdata(L, 1);
+    r1_sft_free(*b);
+    *b = NULL;
+    return 0;
+}
+
+static int run_stage(lua_State *L, r1_sft_stage stage)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "model");
+    lua_model *u = lua_model_check(L, -1);
+    lua_pop(L, 1);
+    r1_sft_settings s = r1_sft_defaults(stage);
+    r1_error err = {0};
+    const char *tasks = lua_r1_opt_str(L, 1, "tasks", NULL);
+    if (tasks && r1_sft_parse_tasks(&s, tasks, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    s.seq_len = (int)lua_r1_opt_int(L, 1, "seq_len", s.seq_len);
+    s.batch = (int)lua_r1_opt_int(L, 1, "batch", s.batch);
+    s.steps = (int)lua_r1_opt_int(L, 1, "steps", s.steps);
+    s.opt.lr = (float)lua_r1_opt_num(L, 1, "lr", s.opt.lr);
+    s.opt.min_lr = (float)lua_r1_opt_num(L, 1, "min_lr", s.opt.min_lr);
+    s.opt.warmup = (int)lua_r1_opt_int(L, 1, "warmup", s.opt.warmup);
+    s.opt.weight_decay = (float)lua_r1_opt_num(L, 1, "weight_decay", s.opt.weight_decay);
+    s.mtp_lambda = (float)lua_r1_opt_num(L, 1, "mtp_lambda", s.mtp_lambda);
+    s.balance_gamma = (float)lua_r1_opt_num(L, 1, "balance_gamma", s.balance_gamma);
+    s.seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", (lua_Integer)s.seed);
+    s.plain_frac = lua_r1_opt_num(L, 1, "plain_frac", s.plain_frac);
+    s.mix_frac = lua_r1_opt_num(L, 1, "mix_frac", s.mix_frac);
+    s.sft_docs = (int)lua_r1_opt_int(L, 1, "sft_docs", s.sft_docs);
+    s.eval_every = (int)lua_r1_opt_int(L, 1, "eval_every", s.eval_every);
+    s.eval_n = (int)lua_r1_opt_int(L, 1, "eval_n", s.eval_n);
+    s.eval_above = (int)lua_r1_opt_int(L, 1, "eval_above", s.eval_above);
+    s.ckpt_every = (int)lua_r1_opt_int(L, 1, "ckpt_every", s.ckpt_every);
+    snprintf(s.out_dir, sizeof s.out_dir, "%s", lua_r1_opt_str(L, 1, "out", ""));
+    sft_cb cb = {L, 0, 0, LUA_NOREF};
+    if (lua_r1_opt_fn(L, 1, "on_step"))
+        cb.fn = lua_gettop(L);
+    if (!u->tok)
+        return luaL_error(L, "r1.%s: the model has no tokenizer", r1_sft_stage_name(stage));
+    r1_sft **box = lua_newuserdatauv(L, sizeof *box, 0); /* box first */
+    *box = NULL;
+    luaL_setmetatable(L, "r1.sftbox");
+    if (r1_sft_new(box, u->m, u->tok, &s, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    r1_status st = r1_sft_run(*box, on_progress, &cb, &err);
+    if (cb.failed) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, cb.ref);
+        return lua_error(L);
+    }
+    if (st == R1_ECANCELED && r1_interrupted())
+        return luaL_error(L, "interrupted (checkpoint kept%s%s)", s.out_dir[0] ? " in " : "",
+                          s.out_dir);
+    if (st != R1_OK && st != R1_ECANCELED)
+        return luaL_error(L, "%s", err.msg);
+    r1_sft_eval ev_;
+    if (r1_sft_eval_now(*box, 0, &ev_, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, r1_sft_step_count(*box));
+    lua_setfield(L, -2, "step");
+    push_eval(L, &ev_);
+    lua_setfield(L, -2, "eval");
+    return 1;
+}
+
+/* ---- SFT on a JSONL set, and distillation (engine/r1_distill.h) */
+
+typedef struct {
+    lua_State *L;
+    int fn, failed, ref;
+} dcb;
+
+static int on_distill(const r1_distill_progress *p, void *user)
+{
+    dcb *c = user;
+    lua_State *L = c->L;
+    if (ev_sink_active()) {
+        ev *e = ev_new(EV_STEP);
+        if (e) {
+            snprintf(e->stage, sizeof e->stage, "distill");
+            e->step = (int)p->step;
+            e->total_steps = (int)p->steps;
+            snprintf(e->stats[0].name, sizeof e->stats[0].name, "loss");
+            e->stats[0].value = p->loss;
+            snprintf(e->stats[1].name, sizeof e->stats[1].name, "kl");
+            e->stats[1].value = p->kl;
+            e->nstats = 2;
+            ev_post(e);
+        }
+    }
+    if (!c->fn)
+        return 0;
+    lua_pushvalue(L, c->fn);
+    lua_createtable(L, 0, 10);
+    lua_pushinteger(L, p->step);
+    lua_setfield(L, -2, "step");
+    lua_pushinteger(L, p->steps);
+    lua_setfield(L, -2, "steps");
+    num(L, "loss", p->loss);
+    num(L, "ce", p->ce);
+    num(L, "kl", p->kl);
+    num(L, "lr", p->lr);
+    num(L, "grad_norm", p->grad_norm);
+    num(L, "tokens_per_s", p->tokens_per_s);
+    num(L, "elapsed", p->elapsed);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        c->failed = 1;
+        return 1;
+    }
+    int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return stop;
+}
+
+/* r1.sft{model = m, data = "set.jsonl", ...} and r1.distill{student = s, teacher = t,
+ * data = "set.jsonl", kd = 0.5, ce = 1, steps, batch, seq_len, lr, min_lr, warmup, seed,
+ * on_step} -> {step, loss, ce, kl, records, skipped} */
+static int run_dataset(lua_State *L, const char *model_key, int distill)
+{
+    lua_getfield(L, 1, model_key);
+    lua_model *u = lua_model_check(L, -1);
+    lua_pop(L, 1);
+    r1_model *teacher = NULL;
+    if (distill) {
+        lua_getfield(L, 1, "teacher");
+        if (!lua_isnil(L, -1))
+            teacher = lua_model_check(L, -1)->m;
+        lua_pop(L, 1);
+    }
+    if (!u->tok)
+        return luaL_error(L, "the %s has no tokenizer", model_key);
+    r1_distill_cfg c = r1_distill_defaults();
+    const char *data = lua_r1_opt_str(L, 1, "data", NULL);
+    if (!data)
+        return luaL_error(L, "data = \"FILE.jsonl\" is required");
+    c.steps = (int)lua_r1_opt_int(L, 1, "steps", c.steps);
+    c.batch = (int)lua_r1_opt_int(L, 1, "batch", c.batch);
+    c.seq_len = (int)lua_r1_opt_int(L, 1, "seq_len", c.seq_len);
+    c.opt.lr = (float)lua_r1_opt_num(L, 1, "lr", c.opt.lr);
+    c.opt.min_lr = (float)lua_r1_opt_num(L, 1, "min_lr", c.opt.min_lr);
+    c.opt.warmup = (int)lua_r1_opt_int(L, 1, "warmup", c.opt.warmup);
+    c.seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", (lua_Integer)c.seed);
+    c.kd = (float)lua_r1_opt_num(L, 1, "kd", teacher ? 0.5 : 0);
+    c.ce = (float)lua_r1_opt_num(L, 1, "ce", c.ce);
+    c.balance_gamma = (float)lua_r1_opt_num(L, 1, "balance_gamma", c.balance_gamma);
+    dcb cb = {L, 0, 0, LUA_NOREF};
+    if (lua_r1_opt_fn(L, 1, "on_step"))
+        cb.fn = lua_gettop(L);
+    r1_distill_progress last;
+    r1_error err = {0};
+    r1_status st = r1_distill_run(u->m, u->tok, data, teacher, &c, on_distill, &cb, &last, &err);
+    if (cb.failed) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, cb.ref);
+        return lua_error(L);
+    }
+    if (st == R1_ECANCELED && r1_interrupted())
+        return luaL_error(L, "interrupted");
+    if (st != R1_OK && st != R1_ECANCELED)
+        return luaL_error(L, "%s", err.msg);
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, last.step);
+    lua_setfield(L, -2, "step");
+    num(L, "loss", last.loss);
+    num(L, "ce", last.ce);
+    num(L, "kl", last.kl);
+    lua_pushinteger(L, last.records);
+    lua_setfield(L, -2, "records");
+    lua_pushinteger(L, last.skipped);
+    lua_setfield(L, -2, "skipped");
+    return 1;
+}
+
+/* r1.evaluate{model = m, tasks = "add:1-5,mul:1-4", n = 16, above = 0, seed = 1}
+ * -> {accuracy, format, language, length, think_len, accuracy_in, accuracy_above, cells}
+ * on the held-out problems (the same ones the SFT trainer evaluates on), greedy. */
+static int l_evaluate(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "model");
+    lua_model *u = lua_model_check(L, -1);
+    lua_pop(L, 1);
+    if (!u->tok)
+        return luaL_error(L, "r1.evaluate: the model has no tokenizer");
+    r1_sft_settings s = r1_sft_defaults(R1_SFT_COLDSTART);
+    r1_error err = {0};
+    const char *tasks = lua_r1_opt_str(L, 1, "tasks", NULL);
+    if (tasks && r1_sft_parse_tasks(&s, tasks, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    s.eval_n = (int)lua_r1_opt_int(L, 1, "n", 16);
+    s.eval_above = (int)lua_r1_opt_int(L, 1, "above", 0);
+    s.seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", (lua_Integer)s.seed);
+    s.seq_len = r1_model_config(u->m)->max_position_embeddings < 384
+                    ? r1_model_config(u->m)->max_position_embeddings
+                    : 384;
+    s.out_dir[0] = '\0';
+    if (r1_sft_validate(&s, r1_model_config(u->m), &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    r1_sft_data **box = lua_newuserdatauv(L, sizeof *box, 0); /* box first */
+    *box = NULL;
+    luaL_setmetatable(L, "r1.sftdatabox");
+    if (r1_sft_data_new(box, &s, u->tok, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    r1_sft_eval *e = lua_newuserdatauv(L, sizeof *e, 0);
+    r1_status st = r1_sft_evaluate(u->m, u->tok, *box, s.eval_n, e, &err);
+    if (st == R1_ECANCELED && r1_interrupted())
+        return luaL_error(L, "interrupted");
+    if (st != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    push_eval(L, e);
+    return 1;
+}
+
+static int databox_gc(lua_State *L)
+{
+    r1_sft_data **b = lua_touserdata(L, 1);
+    r1_sft_data_free(*b);
+    *b = NULL;
+    return 0;
+}
+
+static int l_pretrain(lua_State *L) { return run_stage(L, R1_SFT_PRETRAIN); }
+
+static int l_sft(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "data");
+    int dataset = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    return dataset ? run_dataset(L, "model", 0) : run_stage(L, R1_SFT_COLDSTART);
+}
+
+static int l_distill(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    return run_dataset(L, "student", 1);
+}
+
+void lua_sft_open(lua_State *L)
+{
+    luaL_newmetatable(L, "r1.sftbox");
+    lua_pushcfunction(L, box_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, "r1.sftdatabox");
+    lua_pushcfunction(L, databox_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_evaluate);
+    lua_setfield(L, -2, "evaluate");
+    lua_pushcfunction(L, l_pretrain);
+    lua_setfield(L, -2, "pretrain");
+    lua_pushcfunction(L, l_sft);
+    lua_setfield(L, -2, "sft");
+    lua_pushcfunction(L, l_distill);
+    lua_setfield(L, -2, "distill");
+}

@@ -1,0 +1,131 @@
+/* lua_stages.c — the R1 stages besides GRPO, from Lua:
+ *   r1.reject_sample{model = m, task = "add" | tasks = {...}, difficulty = 3, prompts = 64,
+ *                    k = 8, keep = 2, temperature = 0.8, max_new = 192, min_language = 0.9,
+ *                    direct_share = 0.1, seed = 1, out = "samples.jsonl",
+ *                    on_progress = function(done, total, stats) end}  -> stats
+ * Errors are Lua errors naming the setting or the file. */
+#include <config.h>
+
+#include <string.h>
+
+#include "lua_r1.h"
+#include "r1_reject.h"
+
+/* Reads task / tasks / difficulty at table idx into names, difficulties; returns the count. */
+static int read_tasks(lua_State *L, int idx, const r1_task **tasks, int *diff, int max)
+{
+    lua_getfield(L, idx, "tasks");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_createtable(L, 1, 0);
+        lua_pushstring(L, lua_r1_opt_str(L, idx, "task", "add"));
+        lua_rawseti(L, -2, 1);
+    }
+    int n = (int)lua_rawlen(L, -1);
+    if (n < 1 || n > max)
+        luaL_error(L, "between 1 and %d tasks, got %d", max, n);
+    int d = (int)lua_r1_opt_int(L, idx, "difficulty", 0);
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        r1_error err = {0};
+        if (r1_task_find(&tasks[i], luaL_checkstring(L, -1), &err) != R1_OK)
+            luaL_error(L, "%s", err.msg);
+        lua_pop(L, 1);
+        diff[i] = d ? d : r1_task_train_difficulty(tasks[i]);
+        if (diff[i] < 1 || diff[i] > r1_task_max_difficulty(tasks[i]))
+            luaL_error(L, "difficulty %d outside 1..%d for task %s", diff[i],
+                       r1_task_max_difficulty(tasks[i]), r1_task_name(tasks[i]));
+    }
+    lua_pop(L, 1);
+    return n;
+}
+
+static void push_reject_stats(lua_State *L, const r1_reject_stats *st)
+{
+    lua_createtable(L, 0, 8);
+    lua_pushinteger(L, st->sampled);
+    lua_setfield(L, -2, "sampled");
+    lua_pushinteger(L, st->correct);
+    lua_setfield(L, -2, "correct");
+    lua_pushinteger(L, st->well_formed);
+    lua_setfield(L, -2, "well_formed");
+    lua_pushinteger(L, st->in_language);
+    lua_setfield(L, -2, "in_language");
+    lua_pushinteger(L, st->kept);
+    lua_setfield(L, -2, "kept");
+    lua_pushinteger(L, st->duplicates);
+    lua_setfield(L, -2, "duplicates");
+    lua_pushinteger(L, st->direct);
+    lua_setfield(L, -2, "direct");
+    lua_pushnumber(L, st->seconds);
+    lua_setfield(L, -2, "seconds");
+}
+
+typedef struct {
+    lua_State *L;
+    int fn;
+    int failed;
+} progress_cb;
+
+static int on_progress(void *user, int done, int total, const r1_reject_stats *st)
+{
+    progress_cb *p = user;
+    if (!p->fn)
+        return 0;
+    lua_pushvalue(p->L, p->fn);
+    lua_pushinteger(p->L, done);
+    lua_pushinteger(p->L, total);
+    push_reject_stats(p->L, st);
+    if (lua_pcall(p->L, 3, 1, 0) != LUA_OK) { /* the error stays on the stack */
+        p->failed = 1;
+        return 1;
+    }
+    int stop = lua_isboolean(p->L, -1) && !lua_toboolean(p->L, -1);
+    lua_pop(p->L, 1);
+    return stop;
+}
+
+static int l_reject_sample(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "model");
+    lua_model *u = lua_model_check(L, -1);
+    lua_pop(L, 1);
+    if (!u->tok)
+        return luaL_error(L, "r1.reject_sample: the model has no tokenizer");
+    r1_reject_cfg c = r1_reject_defaults();
+    c.ntasks = read_tasks(L, 1, c.tasks, c.difficulty, R1_REJECT_MAX_TASKS);
+    c.prompts = (int)lua_r1_opt_int(L, 1, "prompts", c.prompts);
+    c.k = (int)lua_r1_opt_int(L, 1, "k", c.k);
+    c.keep_per_prompt = (int)lua_r1_opt_int(L, 1, "keep", c.keep_per_prompt);
+    c.temperature = (float)lua_r1_opt_num(L, 1, "temperature", c.temperature);
+    c.max_new = (int)lua_r1_opt_int(L, 1, "max_new", c.max_new);
+    c.min_language = lua_r1_opt_num(L, 1, "min_language", c.min_language);
+    c.direct_share = lua_r1_opt_num(L, 1, "direct_share", c.direct_share);
+    c.seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", (lua_Integer)c.seed);
+    c.batch_prompts = (int)lua_r1_opt_int(L, 1, "batch_prompts", c.batch_prompts);
+    const char *out = lua_r1_opt_str(L, 1, "out", NULL);
+    if (!out)
+        return luaL_error(L, "r1.reject_sample: out = \"FILE.jsonl\" is required");
+    progress_cb p = {L, 0, 0};
+    if (lua_r1_opt_fn(L, 1, "on_progress"))
+        p.fn = lua_gettop(L);
+    r1_reject_stats st;
+    r1_error err = {0};
+    r1_status s = r1_reject_sample(u->m, u->tok, &c, out, on_progress, &p, &st, &err);
+    if (p.failed)
+        return lua_error(L);
+    if (s == R1_ECANCELED && r1_interrupted())
+        return luaL_error(L, "interrupted");
+    if (s != R1_OK && s != R1_ECANCELED)
+        return luaL_error(L, "%s", err.msg);
+    push_reject_stats(L, &st);
+    return 1;
+}
+
+void lua_stages_open(lua_State *L)
+{
+    lua_pushcfunction(L, l_reject_sample);
+    lua_setfield(L, -2, "reject_sample");
+}

@@ -1,0 +1,52 @@
+/* r1_distill.h — supervised fine-tuning on a JSONL set of (prompt, completion) records, with an
+ * optional teacher for logit distillation: R1's stage 3 (SFT on rejection-sampled data) and the
+ * distillation of a teacher's outputs into a small dense student.
+ *
+ * The data: every line of the file is a JSON object with "prompt" and "completion" strings
+ * (what r1_reject_sample writes; other fields are ignored).  A record becomes the chat sequence
+ * <|bos|><|user|>PROMPT<|assistant|><think>COMPLETION, and the loss sees the completion's tokens
+ * only.  Rows of seq_len take whole records (padding with weight 0 after them); records longer
+ * than seq_len are skipped and counted.  The order is a seeded shuffle, reshuffled per epoch.
+ *
+ * The loss: ce times the mean next-token cross-entropy over completion tokens, plus, when a
+ * teacher is given and kd > 0, kd times the mean KL(teacher || student) of the next-token
+ * distributions at those tokens (Hinton et al.'s soft targets, temperature 1).  The teacher
+ * must share the student's vocabulary; the student's MTP modules are not trained here.
+ *
+ * Ownership: the models and tokenizer are borrowed.  Errors: R1_EIO / R1_EFORMAT naming the
+ * file and line, R1_EINVAL naming the setting, R1_ECANCELED from the callback or
+ * r1_interrupt(). */
+#ifndef R1_DISTILL_H
+#define R1_DISTILL_H
+
+#include "r1_model.h"
+#include "r1_optim.h"
+#include "r1_tokenizer.h"
+
+typedef struct {
+    int seq_len;       /* 256 */
+    int batch;         /* 8 */
+    int steps;         /* 200 */
+    r1_adamw_cfg opt;  /* lr 1e-3 -> 1e-4, warmup 20 */
+    float ce;          /* weight of the cross-entropy on the records (1) */
+    float kd;          /* weight of the KL to the teacher (0: plain SFT) */
+    float balance_gamma;
+    uint64_t seed;
+} r1_distill_cfg;
+
+r1_distill_cfg r1_distill_defaults(void);
+
+typedef struct {
+    int64_t step, steps;
+    double loss, ce, kl, lr, grad_norm, tokens_per_s, elapsed;
+    long records, skipped;
+} r1_distill_progress;
+
+typedef int (*r1_distill_fn)(const r1_distill_progress *p, void *user);
+
+/* Trains student on the records of jsonl (teacher may be NULL). */
+r1_status r1_distill_run(r1_model *student, const r1_tokenizer *tok, const char *jsonl,
+                         r1_model *teacher, const r1_distill_cfg *cfg, r1_distill_fn cb,
+                         void *user, r1_distill_progress *last, r1_error *err);
+
+#endif

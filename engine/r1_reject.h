@@ -1,0 +1,56 @@
+/* r1_reject.h — rejection sampling (DeepSeek-R1 stage 3) and the data it makes.
+ *
+ * Sample k completions per prompt from a model, keep those that are correct, well formed and
+ * in the requested language (at most keep_per_prompt per prompt, exact duplicates dropped), mix
+ * in non-reasoning samples (a short direct answer with an empty think block, for the easiest
+ * problems, which need no reasoning), and write the set as JSONL, one object per sample:
+ *   {"prompt": ..., "completion": ..., "task": ..., "difficulty": d, "lang": "en"|"es",
+ *    "target": ..., "direct": false, "rewards": {"accuracy": 1, "format": 1, "language": 0.97}}
+ * where completion is what the model should write after the generation prompt
+ * ("REASONING</think><answer>ANSWER</answer><|eos|>").  The same file trains the student in
+ * distillation.  The file is written to a temporary name and renamed.
+ *
+ * Ownership: the model and tokenizer are borrowed.  Errors: R1_EINVAL naming the setting,
+ * R1_EIO naming the file, R1_ECANCELED from the progress callback or r1_interrupt(). */
+#ifndef R1_REJECT_H
+#define R1_REJECT_H
+
+#include "r1_generate.h"
+#include "r1_tasks.h"
+#include "r1_tokenizer.h"
+
+#define R1_REJECT_MAX_TASKS 16
+
+typedef struct {
+    int ntasks;
+    const r1_task *tasks[R1_REJECT_MAX_TASKS]; /* prompts cycle through these */
+    int difficulty[R1_REJECT_MAX_TASKS];
+    int prompts;          /* prompts to sample (64) */
+    int k;                /* completions per prompt (8) */
+    int keep_per_prompt;  /* at most this many kept per prompt (2) */
+    float temperature;    /* (0.8) */
+    int max_new;          /* (192) */
+    double min_language;  /* a kept reasoning has at least this share of requested-language
+                           * words (0.9) */
+    double direct_share;  /* share of the difficulty-1 prompts that also get a direct,
+                           * non-reasoning sample (0.1) */
+    uint64_t seed;        /* prompt seeds and sampling (disjoint from the tasks' held-out set) */
+    int batch_prompts;    /* prompts per generation batch (8) */
+} r1_reject_cfg;
+
+r1_reject_cfg r1_reject_defaults(void);
+
+typedef struct {
+    long sampled, correct, well_formed, in_language, kept, duplicates, direct;
+    double seconds;
+} r1_reject_stats;
+
+/* Progress after each batch: done prompts of total; non-zero cancels. */
+typedef int (*r1_reject_progress)(void *user, int done, int total, const r1_reject_stats *st);
+
+/* Samples, filters and writes out_jsonl.  st (may be NULL) gets the counts. */
+r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject_cfg *cfg,
+                           const char *out_jsonl, r1_reject_progress progress, void *user,
+                           r1_reject_stats *st, r1_error *err);
+
+#endif

@@ -1,0 +1,183 @@
+/* reject.c — rejection sampling into a JSONL training set (see r1_reject.h). */
+#include <config.h>
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "atomic_file.h"
+#include "r1_reject.h"
+#include "r1_rewards.h"
+
+r1_reject_cfg r1_reject_defaults(void)
+{
+    r1_reject_cfg c;
+    memset(&c, 0, sizeof c);
+    c.prompts = 64;
+    c.k = 8;
+    c.keep_per_prompt = 2;
+    c.temperature = 0.8f;
+    c.max_new = 192;
+    c.min_language = 0.9;
+    c.direct_share = 0.1;
+    c.seed = 1;
+    c.batch_prompts = 8;
+    return c;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Prompt number i of the run: its task, difficulty and sample. */
+static const r1_task *prompt_sample(const r1_reject_cfg *c, int i, r1_task_sample *s)
+{
+    int t = i % c->ntasks;
+    /* the seeds live in their own range: not the held-out set (top bit) nor GRPO's */
+    r1_task_generate(c->tasks[t], 0x7e1ec70000ull + c->seed * 1000003ull + (uint64_t)i,
+                     c->difficulty[t], R1_LANG_AUTO, s, NULL);
+    return c->tasks[t];
+}
+
+static r1_status write_line(r1_afile *a, json_t *o, r1_error *err)
+{
+    char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(o);
+    if (!text)
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    r1_status s = r1_afile_write(a, text, strlen(text), err);
+    if (s == R1_OK)
+        s = r1_afile_write(a, "\n", 1, err);
+    free(text);
+    return s;
+}
+
+static json_t *record(const r1_task_sample *s, const char *completion, int direct, double acc,
+                      double fmt, double lang)
+{
+    json_t *o = json_object(), *rw = json_object();
+    json_object_set_new(o, "prompt", json_string(s->prompt));
+    json_object_set_new(o, "completion", json_string(completion));
+    json_object_set_new(o, "task", json_string(r1_task_name(s->task)));
+    json_object_set_new(o, "difficulty", json_integer(s->difficulty));
+    json_object_set_new(o, "lang", json_string(r1_lang_name(s->lang)));
+    json_object_set_new(o, "target", json_string(s->answer));
+    json_object_set_new(o, "direct", json_boolean(direct));
+    json_object_set_new(rw, "accuracy", json_real(acc));
+    json_object_set_new(rw, "format", json_real(fmt));
+    json_object_set_new(rw, "language", json_real(lang));
+    json_object_set_new(o, "rewards", rw);
+    return o;
+}
+
+r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject_cfg *c,
+                           const char *out, r1_reject_progress progress, void *user,
+                           r1_reject_stats *stp, r1_error *err)
+{
+    if (c->ntasks < 1 || c->ntasks > R1_REJECT_MAX_TASKS || c->prompts < 1 || c->k < 1 ||
+        c->keep_per_prompt < 1 || c->max_new < 1 || c->batch_prompts < 1)
+        return r1_error_set(err, R1_EINVAL,
+                            "reject: tasks (1..%d), prompts, k, keep_per_prompt, max_new and "
+                            "batch_prompts must be >= 1",
+                            R1_REJECT_MAX_TASKS);
+    r1_reject_stats st;
+    memset(&st, 0, sizeof st);
+    double t0 = now();
+    r1_afile a;
+    r1_status s = r1_afile_open(&a, out, err);
+    if (s != R1_OK)
+        return s;
+    int P = c->batch_prompts, cap = r1_model_config(m)->max_position_embeddings;
+    r1_task_sample *samples = calloc(P, sizeof(r1_task_sample));
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)P * cap);
+    const int32_t **ps = malloc(sizeof(int32_t *) * (size_t)P * c->k);
+    int *lens = malloc(sizeof(int) * (size_t)P * c->k);
+    char **kept = calloc(c->keep_per_prompt, sizeof(char *));
+    if (!samples || !ids || !ps || !lens || !kept)
+        s = r1_error_set(err, R1_ENOMEM, "out of memory");
+    long direct_due = 0;
+    for (int p0 = 0; s == R1_OK && p0 < c->prompts; p0 += P) {
+        int np = c->prompts - p0 < P ? c->prompts - p0 : P;
+        for (int i = 0; s == R1_OK && i < np; i++) {
+            prompt_sample(c, p0 + i, &samples[i]);
+            int n = 0;
+            s = r1_tokenizer_encode_prompt(tok, samples[i].prompt, ids + (size_t)i * cap,
+                                           cap - c->max_new, &n, err);
+            for (int j = 0; j < c->k; j++) {
+                ps[i * c->k + j] = ids + (size_t)i * cap;
+                lens[i * c->k + j] = n;
+            }
+        }
+        if (s != R1_OK)
+            break;
+        r1_gen_cfg gc = r1_gen_defaults();
+        gc.max_tokens = c->max_new;
+        gc.temperature = c->temperature;
+        gc.seed = c->seed * 7919 + (uint64_t)p0;
+        int32_t stop = R1_TOK_EOS;
+        gc.stop_ids = &stop;
+        gc.n_stop_ids = 1;
+        r1_gen_result *res = NULL;
+        s = r1_generate(m, ps, lens, np * c->k, &gc, NULL, NULL, &res, err);
+        for (int i = 0; s == R1_OK && i < np; i++) {
+            int nk = 0;
+            r1_task_sample *smp = &samples[i];
+            for (int j = 0; s == R1_OK && j < c->k; j++) {
+                r1_gen_row *o = &res->row[i * c->k + j];
+                char *text = NULL;
+                if ((s = r1_tokenizer_decode(tok, o->tokens, o->n, &text, err)) != R1_OK)
+                    break;
+                st.sampled++;
+                r1_reward_sample rs = {smp->prompt, text, NULL, NULL, smp->answer, smp->task,
+                                       smp->lang, o->n, c->max_new};
+                double acc = r1_reward_accuracy(&rs, NULL), fmt = r1_reward_format(&rs, NULL);
+                double lang = r1_reward_language(&rs, NULL);
+                st.correct += acc > 0.5;
+                st.well_formed += fmt > 0.5;
+                st.in_language += lang >= c->min_language;
+                int dup = 0;
+                for (int q = 0; q < nk; q++)
+                    dup |= strcmp(kept[q], text) == 0;
+                st.duplicates += dup && acc > 0.5 && fmt > 0.5;
+                if (acc > 0.5 && fmt > 0.5 && lang >= c->min_language && !dup &&
+                    nk < c->keep_per_prompt) {
+                    s = write_line(&a, record(smp, text, 0, acc, fmt, lang), err);
+                    kept[nk++] = text;
+                    st.kept++;
+                    text = NULL;
+                }
+                free(text);
+            }
+            for (int q = 0; q < nk; q++) {
+                free(kept[q]);
+                kept[q] = NULL;
+            }
+            /* non-reasoning samples: a share of the easiest problems answered directly */
+            direct_due += smp->difficulty == 1;
+            if (s == R1_OK && c->direct_share > 0 && smp->difficulty == 1 &&
+                st.direct < (long)(c->direct_share * direct_due + 0.5)) {
+                char comp[R1_TASK_ANSWER_MAX + 64];
+                snprintf(comp, sizeof comp, "</think><answer>%s</answer><|eos|>", smp->answer);
+                s = write_line(&a, record(smp, comp, 1, 1, 1, 1), err);
+                st.direct++;
+            }
+        }
+        r1_gen_result_free(res);
+        if (s == R1_OK && (r1_interrupted() ||
+                           (progress && progress(user, p0 + np, c->prompts, &st))))
+            s = r1_error_set(err, R1_ECANCELED, "rejection sampling canceled");
+    }
+    free(samples), free(ids), free(ps), free(lens), free(kept);
+    st.seconds = now() - t0;
+    if (stp)
+        *stp = st;
+    if (s != R1_OK) {
+        r1_afile_abort(&a);
+        return s;
+    }
+    return r1_afile_commit(&a, err);
+}

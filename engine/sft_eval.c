@@ -1,0 +1,169 @@
+/* sft_eval.c — evaluation of the pretraining and SFT stages on the held-out set: greedy batched
+ * generation of the held-out prompts, then accuracy, format, language consistency and lengths
+ * per (task, difficulty) cell.  Scoring is separate from generation (r1_sft_eval_add) so that
+ * tests can score hand-made completions.
+ *
+ * Ownership: results live in the caller's r1_sft_eval; generation buffers are freed before
+ * returning.  Errors: those of r1_generate (R1_ECANCELED when interrupted), R1_ENOMEM. */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "r1_generate.h"
+#include "r1_rewards.h"
+#include "r1_sft.h"
+
+void r1_sft_eval_reset(r1_sft_eval *e)
+{
+    memset(e, 0, sizeof *e);
+}
+
+/* While accumulating, the mean fields hold sums; r1_sft_eval_finish divides. */
+void r1_sft_eval_add(r1_sft_eval *e, const r1_task_sample *s, int in_training,
+                     const char *completion, int ntokens)
+{
+    r1_sft_eval_cell *c = NULL;
+    for (int i = 0; i < e->ncells && !c; i++)
+        if (e->cell[i].task == s->task && e->cell[i].difficulty == s->difficulty)
+            c = &e->cell[i];
+    if (!c) {
+        if (e->ncells == R1_SFT_MAX_CELLS)
+            return; /* r1_sft_validate keeps evaluations within the cells */
+        c = &e->cell[e->ncells++];
+        memset(c, 0, sizeof *c);
+        c->task = s->task;
+        c->difficulty = s->difficulty;
+        c->in_training = in_training;
+    }
+    r1_completion_parts parts;
+    r1_reward_split(completion, &parts);
+    r1_reward_sample rs = {0};
+    rs.prompt = s->prompt;
+    rs.completion = completion;
+    rs.target = s->answer;
+    rs.task = s->task;
+    rs.lang = s->lang;
+    rs.ntokens = ntokens;
+    double acc = r1_reward_accuracy(&rs, NULL), fmt = r1_reward_format(&rs, NULL);
+    double lang = r1_reward_language(&rs, NULL);
+    c->n++;
+    c->accuracy += acc;
+    c->format += fmt;
+    c->language += lang;
+    c->length += ntokens;
+    c->think_len += (double)parts.think_len;
+    e->n++;
+    e->accuracy += acc;
+    e->format += fmt;
+    e->language += lang;
+    e->length += ntokens;
+    e->think_len += (double)parts.think_len;
+    if (c->in_training) {
+        e->n_in++;
+        e->accuracy_in += acc;
+    } else {
+        e->n_above++;
+        e->accuracy_above += acc;
+    }
+}
+
+void r1_sft_eval_finish(r1_sft_eval *e)
+{
+    for (int i = 0; i < e->ncells; i++) {
+        r1_sft_eval_cell *c = &e->cell[i];
+        double n = c->n ? c->n : 1;
+        c->accuracy /= n, c->format /= n, c->language /= n, c->length /= n, c->think_len /= n;
+    }
+    double n = e->n ? e->n : 1;
+    e->accuracy /= n, e->format /= n, e->language /= n, e->length /= n, e->think_len /= n;
+    e->accuracy_in /= e->n_in ? e->n_in : 1;
+    e->accuracy_above /= e->n_above ? e->n_above : 1;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Generates and scores the n held-out samples of cell ci. */
+static r1_status eval_cell(r1_model *m, const r1_tokenizer *tok, const r1_sft_data *d, int ci,
+                           int n, r1_task_sample *smp, int32_t **prompts, int *lens,
+                           r1_sft_eval *out, r1_error *err)
+{
+    const r1_config *c = r1_model_config(m);
+    int in_training;
+    r1_sft_data_cell(d, ci, NULL, NULL, &in_training);
+    int ref = 0, plen = 0;
+    r1_status st = R1_OK;
+    for (int j = 0; j < n && st == R1_OK; j++) {
+        if ((st = r1_sft_data_heldout(d, ci, j, &smp[j], err)) != R1_OK)
+            break;
+        st = r1_tokenizer_encode_prompt(tok, smp[j].prompt, prompts[j], R1_TASK_PROMPT_MAX + 8,
+                                        &lens[j], err);
+        /* the reference completion: reasoning, answer and its five tags */
+        int r = (int)(strlen(smp[j].reasoning) + strlen(smp[j].answer)) + 5;
+        ref = r > ref ? r : ref;
+        plen = lens[j] > plen ? lens[j] : plen;
+    }
+    if (st != R1_OK)
+        return st;
+    /* room to ramble: half as long again as the longest reference, within the positions */
+    int max_new = ref + ref / 2 + 16;
+    if (plen + max_new > c->max_position_embeddings)
+        max_new = c->max_position_embeddings - plen;
+    if (max_new < 1)
+        return r1_error_set(err, R1_EINVAL, "evaluation: %s prompts of %d tokens leave no room "
+                            "within max_position_embeddings %d", r1_task_name(smp[0].task), plen,
+                            c->max_position_embeddings);
+    int32_t stops[2] = {r1_tokenizer_special_id(tok, R1_TOK_EOS),
+                        r1_tokenizer_special_id(tok, R1_TOK_ANSWER_END)};
+    r1_gen_cfg g = r1_gen_defaults();
+    g.max_tokens = max_new;
+    g.temperature = 0;
+    g.stop_ids = stops;
+    g.n_stop_ids = 2;
+    r1_gen_result *res = NULL;
+    st = r1_generate(m, (const int32_t *const *)prompts, lens, n, &g, NULL, NULL, &res, err);
+    for (int j = 0; st == R1_OK && j < n; j++) {
+        char *text = NULL;
+        st = r1_tokenizer_decode(tok, res->row[j].tokens, res->row[j].n, &text, err);
+        if (st == R1_OK)
+            r1_sft_eval_add(out, &smp[j], in_training, text, res->row[j].n);
+        free(text);
+    }
+    r1_gen_result_free(res);
+    return st;
+}
+
+r1_status r1_sft_evaluate(r1_model *m, const r1_tokenizer *tok, const r1_sft_data *d, int n,
+                          r1_sft_eval *out, r1_error *err)
+{
+    if (n < 1 || n > R1_SFT_HELDOUT)
+        return r1_error_set(err, R1_EINVAL, "evaluation: %d samples per cell; expected 1..%d", n,
+                            R1_SFT_HELDOUT);
+    double t0 = now();
+    r1_sft_eval_reset(out);
+    r1_task_sample *smp = malloc(sizeof *smp * (size_t)n);
+    int32_t **prompts = calloc((size_t)n, sizeof *prompts);
+    int *lens = calloc((size_t)n, sizeof *lens);
+    r1_status st = smp && prompts && lens ? R1_OK : R1_ENOMEM;
+    for (int j = 0; st == R1_OK && j < n; j++)
+        if (!(prompts[j] = malloc(sizeof(int32_t) * (R1_TASK_PROMPT_MAX + 8))))
+            st = R1_ENOMEM;
+    if (st == R1_ENOMEM)
+        r1_error_set(err, R1_ENOMEM, "evaluation: out of memory");
+    for (int ci = 0; st == R1_OK && ci < r1_sft_data_ncells(d); ci++)
+        st = eval_cell(m, tok, d, ci, n, smp, prompts, lens, out, err);
+    for (int j = 0; prompts && j < n; j++)
+        free(prompts[j]);
+    free(prompts);
+    free(lens);
+    free(smp);
+    r1_sft_eval_finish(out);
+    out->seconds = now() - t0;
+    return st;
+}

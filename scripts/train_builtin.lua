@@ -1,0 +1,186 @@
+-- train_builtin.lua — trains r1lab's built-in model through the DeepSeek-R1 recipe, in
+-- miniature, with fixed seeds:
+--   1. pretraining (next token + MTP) on worked solutions in two languages, some mixed
+--   2. cold-start SFT on clean worked solutions, loss on the assistant tokens
+--   3. GRPO with the rule rewards: accuracy, format, language consistency
+--   4. rejection sampling of the GRPO model, then SFT on what passed the filters
+--   5. a second RL stage: reasoning prompts and general requests, rule + preference rewards
+--   6. distillation of the result into a small dense student (models/builtin-student)
+-- and writes the model (BF16), its tokenizer and a card.md with the evaluation table.
+--
+--   r1lab run scripts/train_builtin.lua [--out models/builtin] [--quick true] [--seed 1]
+--
+-- --quick runs every stage for a few steps (for the tests); the defaults are the recipe of the
+-- committed model (about 25-30 minutes on 2 cores).
+local r1 = require "r1"
+local common = require "common"
+local a = common.args{out = common.datadir() .. "/models/builtin", quick = false, seed = 1,
+                      threads = 0}
+r1.set_threads(a.threads)
+
+local Q = a.quick
+local function pick(full, quick) if Q then return quick else return full end end
+
+-- the recipe
+local TASKS = "add:1-3@4,mul:1-2,linear:1-2,sort:1-2,bool:1-2,countdown:1"
+local EVAL = "add:1-5,mul:1-3,linear:1-3,sort:1-3,bool:1-3,countdown:1-2,chat:1-2"
+local R = {
+  pretrain = {steps = pick(1200, 2), batch = pick(16, 2), seq_len = 256, lr = 2e-3,
+              min_lr = 2e-4, warmup = 50},
+  sft = {steps = pick(300, 2), batch = pick(16, 2), seq_len = 256, lr = 5e-4, min_lr = 5e-5,
+         warmup = 20, sft_docs = 4096},
+  grpo = {steps = pick(60, 1), prompts = pick(8, 1), group = pick(8, 2), max_new = 160,
+          lr = 1e-5, beta = 0.04, eps_high = 0.28},
+  reject = {prompts = pick(256, 4), k = 4, keep = 1, max_new = 192},
+  rsft = {steps = pick(80, 2), batch = pick(8, 2), seq_len = 256, lr = 1e-4, min_lr = 1e-5},
+  rl2 = {steps = pick(30, 1), prompts = pick(8, 1), group = pick(8, 2), max_new = 160,
+         lr = 1e-5, beta = 0.04},
+  student = {hidden_size = 128, num_hidden_layers = 4, num_attention_heads = 4,
+             q_lora_rank = 64, kv_lora_rank = 32, qk_nope_head_dim = 16, qk_rope_head_dim = 8,
+             v_head_dim = 16, intermediate_size = 384, n_routed_experts = 0,
+             num_nextn_predict_layers = 0},
+  distill = {steps = pick(400, 2), batch = pick(16, 2), seq_len = 256, lr = 2e-3,
+             min_lr = 2e-4, kd = 0.5},
+}
+
+local t0 = os.clock()
+local wall0 = os.time()
+local function stage(name, fmt, ...)
+  print(("[%5.0fs] %-9s " .. fmt):format(os.time() - wall0, name, ...))
+  io.stdout:flush()
+end
+
+local function summary(e)
+  return ("accuracy %.2f (trained %.2f, harder %.2f), format %.2f, language %.2f, "
+    .. "reasoning %.0f chars"):format(e.accuracy, e.accuracy_in, e.accuracy_above, e.format,
+    e.language, e.think_len)
+end
+
+local m = r1.init("tiny", {seed = a.seed})
+stage("init", "%s", tostring(m))
+
+-- 1. pretraining
+local p = R.pretrain
+local res = r1.pretrain{model = m, tasks = TASKS, steps = p.steps, batch = p.batch,
+  seq_len = p.seq_len, lr = p.lr, min_lr = p.min_lr, warmup = p.warmup, seed = a.seed,
+  eval_every = 0, eval_n = pick(8, 1),
+  on_step = function(s)
+    if s.step % 100 == 0 then stage("pretrain", "step %d/%d loss %.3f", s.step, s.steps, s.loss) end
+  end}
+stage("pretrain", "done: %s", summary(res.eval))
+
+-- 2. cold-start SFT
+local s = R.sft
+res = r1.sft{model = m, tasks = TASKS, steps = s.steps, batch = s.batch, seq_len = s.seq_len,
+  lr = s.lr, min_lr = s.min_lr, warmup = s.warmup, sft_docs = s.sft_docs, seed = a.seed + 1,
+  eval_every = 0, eval_n = pick(8, 1)}
+stage("sft", "done: %s", summary(res.eval))
+
+-- 3. GRPO with the rule rewards
+local g = R.grpo
+r1.grpo{model = m, tasks = {"add", "mul", "linear"}, steps = g.steps, prompts = g.prompts,
+  group = g.group, max_new = g.max_new, lr = g.lr, beta = g.beta, eps_high = g.eps_high,
+  seed = a.seed + 2, rewards = {"accuracy", "format", {"language", weight = 0.5}},
+  on_step = function(st)
+    if st.step % 10 == 0 or Q then
+      stage("grpo", "step %d reward %.3f accuracy %.2f format %.2f language %.2f length %.0f",
+        st.step, st.reward, st.accuracy, st.format, st.language, st.len_mean)
+    end
+  end}
+stage("grpo", "done: %s", summary(r1.evaluate{model = m, tasks = TASKS, n = pick(8, 1)}))
+
+-- 4. rejection sampling + SFT on what passed
+local samples = os.tmpname()
+local rj = R.reject
+local rs = r1.reject_sample{model = m, tasks = {"add", "mul", "linear", "sort", "bool",
+  "countdown"}, prompts = rj.prompts, k = rj.k, keep = rj.keep, max_new = rj.max_new,
+  temperature = 0.8, seed = a.seed + 3, out = samples}
+stage("reject", "kept %d of %d samples (%d correct), plus %d direct answers", rs.kept,
+  rs.sampled, rs.correct, rs.direct)
+local rf = R.rsft
+if rs.kept + rs.direct > 0 then
+  r1.sft{model = m, data = samples, steps = rf.steps, batch = rf.batch, seq_len = rf.seq_len,
+    lr = rf.lr, min_lr = rf.min_lr, seed = a.seed + 4}
+  stage("rs-sft", "done: %s", summary(r1.evaluate{model = m, tasks = TASKS, n = pick(8, 1)}))
+else
+  stage("rs-sft", "skipped: no sample passed the filters")
+end
+
+-- 5. the second RL stage: reasoning and general requests, rule and preference rewards
+local q = R.rl2
+r1.grpo{model = m, tasks = {"add", "mul", "chat"}, steps = q.steps, prompts = q.prompts,
+  group = q.group, max_new = q.max_new, lr = q.lr, beta = q.beta, seed = a.seed + 5,
+  rewards = {"accuracy", "format", {"language", weight = 0.5}, "helpfulness", "harmlessness"},
+  on_step = function(st)
+    if st.step % 10 == 0 or Q then
+      stage("rl2", "step %d reward %.3f accuracy %.2f harmlessness %.2f", st.step, st.reward,
+        st.accuracy, st.harmlessness)
+    end
+  end}
+local final = r1.evaluate{model = m, tasks = EVAL, n = pick(16, 1)}
+stage("rl2", "done: %s", summary(final))
+
+-- save the model: BF16 weights, the tokenizer, and its card
+os.execute("mkdir -p '" .. a.out .. "'")
+m:save(a.out, {dtype = "bf16"})
+
+-- 6. distillation into a small dense student, from the final model's own filtered samples
+local student_dir = a.out:gsub("builtin$", "builtin-student")
+if student_dir == a.out then student_dir = a.out .. "-student" end
+local st_cfg = {preset = "tiny"}
+for k, v in pairs(R.student) do st_cfg[k] = v end
+local student = r1.init(st_cfg, {seed = a.seed + 6})
+local more = os.tmpname()
+rs = r1.reject_sample{model = m, tasks = {"add", "mul", "linear", "sort", "bool", "countdown"},
+  prompts = pick(512, 4), k = 2, keep = 1, max_new = 192, temperature = 0.7,
+  seed = a.seed + 7, out = more}
+local d = R.distill
+if rs.kept + rs.direct > 0 then
+  r1.distill{student = student, teacher = m, data = more, steps = d.steps, batch = d.batch,
+    seq_len = d.seq_len, lr = d.lr, min_lr = d.min_lr, kd = d.kd, seed = a.seed + 8}
+else
+  stage("distill", "skipped: the teacher passed no sample")
+end
+local se = r1.evaluate{model = student, tasks = EVAL, n = pick(16, 1)}
+stage("distill", "student (%d parameters): %s", student:params().total, summary(se))
+os.execute("mkdir -p '" .. student_dir .. "'")
+student:save(student_dir, {dtype = "bf16"})
+os.remove(samples)
+os.remove(more)
+
+-- the card
+local function table_of(e)
+  local lines = {"| task | difficulty | trained on | accuracy | format | language | reasoning |",
+                 "| --- | ---: | :---: | ---: | ---: | ---: | ---: |"}
+  for _, c in ipairs(e.cells) do
+    lines[#lines + 1] = ("| %s | %d | %s | %.2f | %.2f | %.2f | %.0f |"):format(c.task,
+      c.difficulty, c.in_training and "yes" or "no", c.accuracy, c.format, c.language,
+      c.length)
+  end
+  return table.concat(lines, "\n")
+end
+local card = io.open(a.out .. "/card.md.tmp", "w")
+card:write(([[
+# r1lab built-in model
+
+A miniature DeepSeek-V3 (the `tiny` preset: hidden 192, 6 layers with the first dense, MLA,
+16 routed experts + 1 shared, top-4, one MTP module; %d parameters) trained by
+`scripts/train_builtin.lua` through the DeepSeek-R1 recipe: pretraining, cold-start SFT, GRPO
+(accuracy, format, language consistency), rejection sampling + SFT, and a second RL stage with
+preference rewards (helpfulness, harmlessness). Weights in BF16.
+
+Made with: `r1lab run scripts/train_builtin.lua --seed %d` (%.0f minutes on 2 CPU cores).
+
+## Evaluation
+
+Greedy decoding on held-out problems (%d per cell); "trained on" marks the difficulties the
+recipe trains on. Overall: %s.
+
+%s
+
+The distilled dense student in `models/builtin-student` (%d parameters): %s.
+]]):format(m:params().total, a.seed, (os.time() - wall0) / 60, pick(16, 1), summary(final),
+  table_of(final), student:params().total, summary(se)))
+card:close()
+os.rename(a.out .. "/card.md.tmp", a.out .. "/card.md")
+stage("done", "%s written (%.0f CPU seconds)", a.out, os.clock() - t0)

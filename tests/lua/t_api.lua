@@ -1,0 +1,151 @@
+-- t_api.lua — every function of the r1 module does what scripts/README.md says.
+package.path = arg[0]:match("^(.*/)") .. "?.lua;" .. package.path
+local t = require "tap"
+local r1 = require "r1"
+local src = os.getenv("top_srcdir") or "."
+
+t.ok(type(r1.version()) == "string", "r1.version")
+t.is(r1.set_threads(1), 1, "r1.set_threads")
+
+-- models
+local m = r1.load(src .. "/tests/data/tiny_moe")
+t.ok(tostring(m):find("r1.model", 1, true), "r1.load + __tostring")
+t.is(m:config().hidden_size, 32, "m:config")
+local p = m:params()
+t.is(p.total, 62208, "m:params total")
+t.ok(p.active_per_token < p.total and p.routed_experts > 0, "m:params groups")
+t.is(m:tokenizer(), nil, "no tokenizer for a fixture without tokenizer.json")
+
+local out = m:forward({{17, 26, 12, 8, 3, 34, 3}, {24, 37, 26, 12, 16, 9, 31}})
+t.ok(math.abs(out.loss - 5.456339) < 1e-4, "m:forward reproduces the PyTorch loss")
+t.is(table.concat(out.logits:shape(), "x"), "2x7x40", "logits shape")
+t.is(table.concat(out.mtp_logits:shape(), "x"), "2x6x40", "mtp logits shape")
+t.is(#out.logits, 2, "#tensor is the first dimension")
+t.is(out.routing[1].experts:numel(), 28, "routing of layer 1")
+local e = out.routing[1].experts:tolist()
+t.ok(e[1][1][1] < e[1][1][2], "experts ascending")
+t.ok(math.type(out.routing[1].experts:get(1, 1, 1)) == "integer", "expert ids are integers")
+
+local path = os.tmpname()
+t.is(r1.save_tensors(path, {logits = out.logits, experts = out.routing[1].experts}), 2,
+  "r1.save_tensors")
+os.remove(path)
+do
+  local x <close> = out.mtp_logits
+end
+t.ok(tostring(out.mtp_logits):find("closed", 1, true), "<close> frees a tensor")
+t.raises(function() return out.mtp_logits:get(1, 1, 1) end, "closed tensor",
+  "a closed tensor refuses use")
+
+local g = m:generate({1, 2, 3}, {max_tokens = 6})
+t.is(#g.tokens, 6, "m:generate with ids")
+t.is(g.finish, "length", "finish reason")
+t.is(#g.routing, 6, "routing per token")
+local streamed = 0
+m:generate({1, 2, 3}, {max_tokens = 5, on_token = function(tok) streamed = streamed + 1 end})
+t.is(streamed, 5, "on_token per token")
+local stopped = 0
+m:generate({1, 2, 3}, {max_tokens = 20, on_token = function(tok)
+  stopped = stopped + 1
+  return stopped < 3
+end})
+t.is(stopped, 3, "on_token returning false stops")
+local b = m:generate({{1, 2}, {3, 4, 5}}, {max_tokens = 4})
+t.is(#b, 2, "a batch gives a list")
+local s1 = m:generate({5}, {max_tokens = 12, temperature = 1, seed = 3})
+local s2 = m:generate({5}, {max_tokens = 12, temperature = 1, seed = 3})
+t.is(table.concat(s1.tokens, " "), table.concat(s2.tokens, " "), "seeded sampling repeats")
+local sp = m:generate({1, 2, 3}, {max_tokens = 10, speculative = true})
+t.is(table.concat(sp.tokens, " "), table.concat(m:generate({1, 2, 3}, {max_tokens = 10}).tokens, " "),
+  "speculative greedy = plain greedy")
+m:close()
+t.ok(tostring(m):find("closed", 1, true), "m:close")
+
+-- a fresh model with the built-in tokenizer: text in, text out
+local tiny = r1.init({preset = "tiny", num_hidden_layers = 2}, {seed = 2})
+t.is(tiny:config().num_hidden_layers, 2, "r1.init with overrides")
+local answer, res = tiny:ask("What is 2+2?", {max_tokens = 8})
+t.ok(type(res.text) == "string" and #res.tokens == 8, "m:ask gives text")
+t.ok(res.think ~= nil, "the result has a think part")
+local dir = os.tmpname()
+os.remove(dir)
+tiny:save(dir, {dtype = "bf16"})
+local back = r1.load(dir)
+t.ok(back:tokenizer() ~= nil, "m:save writes tokenizer.json and r1.load reads it")
+os.execute("rm -rf '" .. dir .. "'")
+
+-- tokenizer
+local tok = r1.tokenizer()
+t.is(tok:vocab_size(), 128, "r1.tokenizer")
+t.is(tok:decode(tok:encode("7+9=16")), "7+9=16", "encode/decode round trip")
+t.is(tok:special("eos"), 2, "special ids")
+t.is(tok:token(tok:special("think")), "<think>", "tok:token")
+t.is(#tok:encode("<think>"), 1, "a special token is one id")
+t.ok(tok:decode(tok:encode("hi", {chat = true})):find("<|assistant|><think>", 1, true),
+  "the chat prompt ends with <|assistant|><think>")
+
+-- tasks and rewards
+t.is(#r1.tasks.list(), 7, "seven tasks")
+local add = r1.tasks.add{difficulty = 2, seed = 1, lang = "en"}
+local s = add:sample(0)
+t.ok(s.prompt:find("Think in English", 1, true), "a sample asks for its language")
+local comp = s.solution .. "</think><answer>" .. s.target .. "</answer><|eos|>"
+t.ok(add:verify(comp, s.target), "a worked solution passes its verifier")
+t.ok(not add:verify("</think><answer>0</answer>", s.target == "0" and "1" or s.target),
+  "a wrong answer fails")
+local n = 0
+for x in add:samples(3) do n = n + 1 end
+t.is(n, 3, "task:samples iterates")
+local sample = {completion = comp, target = s.target, task = "add", lang = "en", tokens = 10,
+                max_tokens = 64}
+t.is(r1.rewards.accuracy(sample), 1.0, "r1.rewards.accuracy")
+t.is(r1.rewards.format(sample), 1.0, "r1.rewards.format")
+t.ok(r1.rewards.language(sample) > 0.5, "r1.rewards.language")
+t.is(r1.rewards.length(sample), 0.0, "r1.rewards.length")
+
+-- GRPO with a Lua reward that changes the rewards
+local seen, steps = 0, 0
+local last = r1.grpo{model = tiny, task = "add", difficulty = 1, steps = 2, group = 4,
+  prompts = 2, max_new = 12, beta = 0,
+  rewards = {"format", {name = "const", fn = function(x) seen = seen + 1; return 0.25 end}},
+  on_step = function(st) steps = steps + 1 end}
+t.is(seen, 16, "a Lua reward scores every completion")
+t.is(steps, 2, "on_step per step")
+t.ok(math.abs(last.const - 0.25) < 1e-12, "the Lua reward's value reaches the stats")
+
+-- pretraining and cold-start SFT from Lua
+local steps_seen = 0
+local sft = r1.sft{model = tiny, steps = 2, batch = 2, seq_len = 192, eval_every = 0, eval_n = 1,
+  on_step = function(st) steps_seen = st.step end}
+t.is(steps_seen, 2, "r1.sft runs its steps")
+t.ok(sft.eval.accuracy ~= nil and #sft.eval.cells > 0, "and evaluates at the end")
+local pre = r1.pretrain{model = tiny, steps = 1, batch = 2, seq_len = 192, eval_every = 0,
+  eval_n = 1}
+t.is(pre.step, 1, "r1.pretrain")
+
+-- rejection sampling: a random model keeps nothing but the direct answers, each verified
+local out = os.tmpname()
+local rs = r1.reject_sample{model = tiny, task = "add", difficulty = 1, prompts = 20, k = 2,
+  max_new = 8, out = out}
+t.is(rs.sampled, 40, "r1.reject_sample samples k per prompt")
+local lines, verified = 0, 0
+for line in io.lines(out) do
+  lines = lines + 1
+  local prompt = line:match('"prompt":"(.-)"')
+  local comp = line:match('"completion":"(.-)"'):gsub("\\n", "\n")
+  local target = line:match('"target":"(.-)"')
+  if add:verify(comp, target) then verified = verified + 1 end
+end
+t.is(lines, rs.kept + rs.direct, "the file holds the kept and direct samples")
+t.ok(rs.direct >= 1 and verified == lines, "every written sample verifies")
+
+-- SFT on that file, and distillation into a small dense student
+local ds = r1.sft{model = tiny, data = out, steps = 2, batch = 2, seq_len = 128}
+t.is(ds.step, 2, "r1.sft{data = FILE} trains on the records")
+local student = r1.init({preset = "tiny", num_hidden_layers = 1, n_routed_experts = 0,
+  num_nextn_predict_layers = 0, hidden_size = 64, num_attention_heads = 2}, {seed = 4})
+local dd = r1.distill{student = student, teacher = tiny, data = out, steps = 2, batch = 2,
+  seq_len = 128, kd = 0.5}
+t.ok(dd.step == 2 and dd.kl >= 0, "r1.distill with a teacher")
+os.remove(out)
+t.done()

@@ -1,0 +1,46 @@
+-- t_errors.lua — bad arguments give clear errors; errors in callbacks and rewards stop cleanly
+-- (the sanitizer build checks that nothing leaks on these paths).
+package.path = arg[0]:match("^(.*/)") .. "?.lua;" .. package.path
+local t = require "tap"
+local r1 = require "r1"
+local src = os.getenv("top_srcdir") or "."
+
+t.raises(function() r1.load({}) end, "bad argument #1", "r1.load({})")
+t.raises(function() r1.load("/nonexistent") end, "/nonexistent/config.json", "a missing folder")
+t.raises(function() r1.init("huge") end, "huge", "an unknown preset")
+t.raises(function() r1.init({preset = "tiny", hidden_sise = 3}) end, "unknown config key 'hidden_sise'",
+  "a misspelt config key")
+local m = r1.load(src .. "/tests/data/tiny_moe")
+t.raises(function() m:generate({1, 2}, {max_tokens = "x"}) end,
+  "bad option 'max_tokens' (integer expected, got string)", "a wrong option type")
+t.raises(function() m:generate({1, 99}) end, "token 1 of prompt 0 is 99", "a token out of range")
+t.raises(function() m:generate({}) end, "prompt 0 is empty", "an empty prompt")
+t.raises(function() m:generate("hello") end, "no tokenizer", "text without a tokenizer")
+t.raises(function() m:forward({{1, 2}, {3}}) end, "row 2 has 1 tokens", "ragged rows")
+t.raises(function() m:generate({1}, {max_tokens = 8, on_token = function() error("boom") end}) end, "boom",
+  "an error in on_token reaches the caller")
+t.ok(#m:generate({1}, {max_tokens = 3}).tokens == 3, "the model still works after it")
+t.raises(function() m:generate({1}, {speculative = 1}) end, "bad option 'speculative'",
+  "a number for a boolean")
+t.raises(function() m:save("/proc/nope/x") end, "/proc/nope", "an unwritable folder")
+t.raises(function() m.config(nil) end, "bad argument #1", "a method without its object")
+local x = r1.init({preset = "tiny", num_hidden_layers = 1}, {seed = 1})
+t.raises(function()
+  r1.grpo{model = x, task = "add", steps = 1, group = 2, prompts = 1, max_new = 4,
+    rewards = {{name = "bad", fn = function() error("reward exploded") end}}}
+end, "reward 'bad' failed at step 1, prompt 0", "an error in a reward names the step and prompt")
+t.raises(function()
+  r1.grpo{model = x, task = "add", steps = 1, group = 2, prompts = 1, max_new = 4,
+    rewards = {{name = "nan", fn = function() return "x" end}}}
+end, "returned string; expected a number", "a reward returning a string")
+t.raises(function()
+  r1.grpo{model = x, task = "nope", steps = 1}
+end, "nope", "an unknown task")
+t.raises(function()
+  r1.grpo{model = x, task = "add", steps = 1, group = 2, prompts = 1, max_new = 4,
+    on_step = function() error("step callback failed") end}
+end, "step callback failed", "an error in on_step")
+t.raises(function() r1.tasks.add{difficulty = 99} end, "difficulty 99 outside 1..10",
+  "a difficulty out of range")
+t.raises(function() r1.tokenizer():encode("caf\xc3\xa9") end, "byte 3", "text without a token")
+t.done()

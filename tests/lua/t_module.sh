@@ -1,0 +1,19 @@
+#!/bin/sh
+# t_module.sh — the r1 module also loads into the stand-alone lua5.4 interpreter (as it does
+# after `make install`, from $(libdir)/lua/5.4/r1.so).
+lua=$(command -v lua5.4 || true)
+echo "1..2"
+if [ -z "$lua" ]; then
+    echo "ok 1 # SKIP lua5.4 is not installed (Debian package lua5.4)"
+    echo "ok 2 # SKIP lua5.4 is not installed"
+    exit 0
+fi
+so="${top_builddir:-.}/app/.libs"
+out=$(LUA_CPATH="$so/?.so" "$lua" -e 'local r1 = require "r1"; print(type(r1.init), r1.version())' 2>&1)
+case "$out" in function*) echo "ok 1 - lua5.4 -e 'require \"r1\"'" ;; *) echo "not ok 1 - require r1: $out" ;; esac
+out=$(LUA_CPATH="$so/?.so" "$lua" -e '
+local r1 = require "r1"
+local m = r1.init({preset = "tiny", num_hidden_layers = 1}, {seed = 1})
+local res = m:generate("What is 1+1?", {max_tokens = 4})
+print(#res.tokens)' 2>&1)
+[ "$out" = "4" ] && echo "ok 2 - the module generates text in lua5.4" || echo "not ok 2 - $out"

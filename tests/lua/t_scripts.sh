@@ -1,0 +1,34 @@
+#!/bin/sh
+# t_scripts.sh — every example script in scripts/ runs to the end with tiny settings.
+r1lab="${top_builddir:-.}/app/r1lab"
+s="${top_srcdir:-.}/scripts"
+export R1LAB_DATADIR="${top_srcdir:-.}"
+n=0
+run() { # name, command...
+    n=$((n + 1))
+    name=$1
+    shift
+    if out=$("$@" 2>&1); then
+        echo "ok $n - $name"
+    else
+        echo "not ok $n - $name"
+        echo "$out" | tail -5 | sed 's/^/# /'
+    fi
+}
+run "quickstart.lua" "$r1lab" run "$s/quickstart.lua" --max_tokens 12
+run "grpo_addition.lua" "$r1lab" run "$s/grpo_addition.lua" --steps 1 --group 4 --prompts 2 \
+    --max_new 12 --eval 2
+run "my_reward.lua" "$r1lab" run "$s/my_reward.lua" --steps 1 --group 4 --prompts 2 --max_new 12
+run "routing_stats.lua" "$r1lab" run "$s/routing_stats.lua" --n 1 --max_tokens 8
+tmp=$(mktemp -d)
+run "train_builtin.lua --quick (every stage, a few steps)" "$r1lab" run "$s/train_builtin.lua" \
+    --quick true --out "$tmp/builtin"
+n=$((n + 1))
+if [ -f "$tmp/builtin/card.md" ] && [ -f "$tmp/builtin/model.safetensors" ] &&
+    [ -f "$tmp/builtin/tokenizer.json" ] && [ -f "$tmp/builtin-student/config.json" ]; then
+    echo "ok $n - it writes the model, its card and the student"
+else
+    echo "not ok $n - it writes the model, its card and the student"
+fi
+rm -rf "$tmp"
+echo "1..$n"

@@ -308,6 +308,9 @@ void r1_fp8_dequantize_blocks(float *w, const uint8_t *codes, const float *scale
 /* -1: not chosen yet; 0: portable; 1: AVX-512.  Racing first calls store the same value. */
 static atomic_int simd_mode = -1;
 
+/* Columns of one weight row decoded at a time: 8 blocks, 4 KB on the stack. */
+#define PKC (8 * BLK)
+
 static void matmul_portable(float *out, const float *in, const uint8_t *w, const float *sc,
                             int N, int Ci, int Co, int accumulate)
 {
@@ -315,33 +318,32 @@ static void matmul_portable(float *out, const float *in, const uint8_t *w, const
     for (int i = 0; i < 256; i++)
         lut[i] = r1_e4m3_to_f32((uint8_t)i);
     int nc = (Ci + BLK - 1) / BLK;
-    _Alignas(16) float wb[BLK]; /* one row's block of decoded (unscaled) weights */
+    _Alignas(16) float wb[PKC]; /* a chunk of one row, decoded (unscaled) once for all tokens */
     for (int o = 0; o < Co; o++) {
         const uint8_t *wr = w + (size_t)o * Ci;
         const float *so = sc + (size_t)(o / BLK) * nc;
-        for (int n = 0; n < N; n++) {
-            v4f acc[4] = {0};
-            const float *x = in + (size_t)n * Ci;
-            for (int k0 = 0; k0 < Ci; k0 += BLK) {
-                int kc = Ci - k0 < BLK ? Ci - k0 : BLK, k = 0;
-                for (int j = 0; j < kc; j++)
-                    wb[j] = lut[wr[k0 + j]];
-                v4f part[4] = {0};
-                for (; k + 16 <= kc; k += 16)
-                    for (int q = 0; q < 4; q++)
-                        part[q] += load4(x + k0 + k + 4 * q) * load4(wb + k + 4 * q);
-                float tail = 0;
-                for (; k < kc; k++)
-                    tail += x[k0 + k] * wb[k];
-                part[0][0] += tail;
-                float s = so[k0 / BLK];
-                for (int q = 0; q < 4; q++)
-                    acc[q] += part[q] * s;
+        for (int c0 = 0; c0 < Ci; c0 += PKC) {
+            int cc = Ci - c0 < PKC ? Ci - c0 : PKC;
+            for (int j = 0; j < cc; j++)
+                wb[j] = lut[wr[c0 + j]];
+            for (int n = 0; n < N; n++) {
+                const float *x = in + (size_t)n * Ci + c0;
+                v4f acc = {0};
+                for (int k0 = 0; k0 < cc; k0 += BLK) { /* one block: partial sum, then scale */
+                    int kc = cc - k0 < BLK ? cc - k0 : BLK, k = k0;
+                    v4f part[2] = {{0}, {0}};
+                    for (; k + 8 <= k0 + kc; k += 8) {
+                        part[0] += load4(x + k) * load4(wb + k);
+                        part[1] += load4(x + k + 4) * load4(wb + k + 4);
+                    }
+                    for (; k < k0 + kc; k++)
+                        part[0][0] += x[k] * wb[k];
+                    acc += (part[0] + part[1]) * so[(c0 + k0) / BLK];
+                }
+                float y = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+                float *on = out + (size_t)n * Co + o;
+                *on = accumulate || c0 > 0 ? *on + y : y;
             }
-            v4f v = (acc[0] + acc[2]) + (acc[1] + acc[3]);
-            float y = (v[0] + v[2]) + (v[1] + v[3]);
-            float *on = out + (size_t)n * Co + o;
-            *on = accumulate ? *on + y : y;
         }
     }
 }
@@ -363,47 +365,71 @@ static inline SIMD void decode32(const uint8_t *p, __mmask32 m, __m512 *lo, __m5
     *hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
 }
 
-/* Rows [0, Co) of out[T, ldo] for the T tokens in[T, Ci]. */
+/* R rows o0.. (nr valid; the rest repeat the last row and are dropped) of out[T, ldo] for the
+ * T tokens in[T, Ci], R·T = 4.  Each (row, token) keeps two accumulators (the two halves of
+ * each 32 decoded weights) so that eight independent FMA chains hide the FMA latency. */
 static inline __attribute__((always_inline)) SIMD void
-rows_T(float *out, const float *in, const uint8_t *w, const float *sc, int Ci, int Co, int ldo,
-       int accumulate, const int T)
+block_RT(float *out, const float *in, const uint8_t *w, const float *sc, int o0, int nr, int Ci,
+         int ldo, int accumulate, const int R, const int T)
 {
     int nc = (Ci + BLK - 1) / BLK;
-    for (int o = 0; o < Co; o++) {
-        const uint8_t *wr = w + (size_t)o * Ci;
-        const float *so = sc + (size_t)(o / BLK) * nc;
-        __m512 acc[4];
+    const uint8_t *wr[4];
+    const float *so[4];
 #pragma GCC unroll 4
-        for (int t = 0; t < T; t++)
-            acc[t] = _mm512_setzero_ps();
-        for (int k0 = 0; k0 < Ci; k0 += BLK) {
-            int kc = Ci - k0 < BLK ? Ci - k0 : BLK;
-            __m512 part[4];
+    for (int r = 0; r < R; r++) {
+        int o = o0 + (r < nr ? r : nr - 1);
+        wr[r] = w + (size_t)o * Ci;
+        so[r] = sc + (size_t)(o / BLK) * nc;
+    }
+    __m512 acc[4];
 #pragma GCC unroll 4
-            for (int t = 0; t < T; t++)
-                part[t] = _mm512_setzero_ps();
-            for (int k = 0; k < kc; k += 32) {
-                int rem = kc - k;
-                __mmask32 m = rem >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << rem) - 1);
-                __mmask16 m0 = (__mmask16)m, m1 = (__mmask16)(m >> 16);
+    for (int i = 0; i < 4; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (int k0 = 0; k0 < Ci; k0 += BLK) {
+        int kc = Ci - k0 < BLK ? Ci - k0 : BLK;
+        __m512 plo[4], phi[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            plo[i] = phi[i] = _mm512_setzero_ps();
+        for (int k = 0; k < kc; k += 32) {
+            int rem = kc - k;
+            __mmask32 m = rem >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << rem) - 1);
+            __mmask16 m0 = (__mmask16)m, m1 = (__mmask16)(m >> 16);
+            __m512 xl[4], xh[4];
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const float *x = in + (size_t)t * Ci + k0 + k;
+                xl[t] = _mm512_maskz_loadu_ps(m0, x);
+                xh[t] = _mm512_maskz_loadu_ps(m1, x + 16);
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
                 __m512 lo, hi;
-                decode32(wr + k0 + k, m, &lo, &hi);
+                decode32(wr[r] + k0 + k, m, &lo, &hi);
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) {
-                    const float *x = in + (size_t)t * Ci + k0 + k;
-                    part[t] = _mm512_fmadd_ps(lo, _mm512_maskz_loadu_ps(m0, x), part[t]);
-                    part[t] = _mm512_fmadd_ps(hi, _mm512_maskz_loadu_ps(m1, x + 16), part[t]);
+                    plo[r * T + t] = _mm512_fmadd_ps(lo, xl[t], plo[r * T + t]);
+                    phi[r * T + t] = _mm512_fmadd_ps(hi, xh[t], phi[r * T + t]);
                 }
             }
-            __m512 s = _mm512_set1_ps(so[k0 / BLK] * 256.0f);
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++)
-                acc[t] = _mm512_fmadd_ps(part[t], s, acc[t]);
         }
 #pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 s = _mm512_set1_ps(so[r][k0 / BLK] * 256.0f);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                acc[r * T + t] = _mm512_fmadd_ps(_mm512_add_ps(plo[r * T + t], phi[r * T + t]),
+                                                 s, acc[r * T + t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        if (r >= nr)
+            break;
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
-            float y = _mm512_reduce_add_ps(acc[t]);
-            float *on = out + (size_t)t * ldo + o;
+            float y = _mm512_reduce_add_ps(acc[r * T + t]);
+            float *on = out + (size_t)t * ldo + o0 + r;
             *on = accumulate ? *on + y : y;
         }
     }
@@ -413,19 +439,20 @@ static SIMD void matmul_avx512(float *out, const float *in, const uint8_t *w, co
                                int N, int Ci, int Co, int accumulate)
 {
     for (int n = 0; n < N;) {
-        int left = N - n;
-        float *o = out + (size_t)n * Co;
+        int left = N - n, T = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        float *on = out + (size_t)n * Co;
         const float *x = in + (size_t)n * Ci;
-        if (left >= 4) {
-            rows_T(o, x, w, sc, Ci, Co, Co, accumulate, 4);
-            n += 4;
-        } else if (left >= 2) {
-            rows_T(o, x, w, sc, Ci, Co, Co, accumulate, 2);
-            n += 2;
-        } else {
-            rows_T(o, x, w, sc, Ci, Co, Co, accumulate, 1);
-            n += 1;
+        int R = 4 / T;
+        for (int o = 0; o < Co; o += R) {
+            int nr = Co - o < R ? Co - o : R;
+            if (T == 4)
+                block_RT(on, x, w, sc, o, nr, Ci, Co, accumulate, 1, 4);
+            else if (T == 2)
+                block_RT(on, x, w, sc, o, nr, Ci, Co, accumulate, 2, 2);
+            else
+                block_RT(on, x, w, sc, o, nr, Ci, Co, accumulate, 4, 1);
         }
+        n += T;
     }
 }
 

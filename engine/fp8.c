@@ -18,8 +18,13 @@
  * scale and added to the row's accumulator, and the accumulator's lanes are summed at the end.
  * AVX-512: 32 codes at a time become fp16 bit patterns with three integer operations (the
  * E4M3 value times 2^-8 — E4M3 is a slice of fp16: 4 exponent bits under fp16's 5, bias 7
- * under 15) and vcvtph2ps widens them exactly; the 2^8 goes into the block scale.  Up to four
- * tokens share each decoded vector. */
+ * under 15) and vcvtph2ps widens them exactly; the 2^8 goes into the block scale.  A block of
+ * four (row, token) pairs — 4 rows x 1 token, 2 x 2 or 1 x 4 — runs at once with two
+ * accumulators each, so that eight independent FMA chains hide the FMA latency, and up to four
+ * tokens share each decoded vector.  Measured on this Zen 4 (one core, GFLOP/s, N = 1 / 16):
+ * 18-20 / 30-36 against sgemm's 5-32 / 41-49 with fp32 weights and 45-65 / 125-150 for
+ * r1_matmul_bf16, which needs one vdpbf16ps per 32 products where this needs about eight
+ * instructions to decode 32 weights. */
 #include <config.h>
 
 #include <math.h>

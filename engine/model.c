@@ -457,7 +457,8 @@ static r1_status add_fp8(r1_st_writer *w, const r1_model *m, const r1__fp8w *q,
                                    err);
     char name[300];
     snprintf(name, sizeof name, "%s_scale_inv", p->name);
-    int64_t sh[2] = {(p->shape[0] + 127) / 128, (p->shape[1] + 127) / 128};
+    int64_t sh[2] = {(p->shape[0] + R1_FP8_BLOCK - 1) / R1_FP8_BLOCK,
+                     (p->shape[1] + R1_FP8_BLOCK - 1) / R1_FP8_BLOCK};
     return s ? s : r1_st_writer_add(w, name, R1_DT_F32, R1_DT_F32, sc, 2, sh, err);
 }
 

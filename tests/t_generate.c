@@ -181,7 +181,7 @@ int main(void)
     ok(h2->row[0].n <= 5 && h2->row[0].n >= 3 &&
            !memcmp(h2->row[0].tokens + h2->row[0].n - 3, seq, 12),
        "a stop sequence ends generation right after it");
-    r1_gen_result_free(h), r1_gen_result_free(h2);
+    r1_gen_result_free(h), r1_gen_result_free(h2), r1_gen_result_free(g);
     c = r1_gen_defaults();
     c.max_tokens = 30;
     evlog lg = {0, 0, 0, 0};

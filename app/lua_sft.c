@@ -6,7 +6,8 @@
  *               on_step = function(stats) ... end}            -> the last stats
  *   r1.sft{...}: the same settings (sft_docs = 4096: the cold-start set's size)
  *   fp8 = true | "tiles" | "tensor" | false: FP8 training emulation for this run only
- *   (r1_fp8.h; default: the model's own setting, m:fp8())
+ *   (r1_fp8.h; default: the model's own setting, m:fp8()); bf16_moments = true: AdamW's
+ *   moments at bf16 precision, as DeepSeek-V3 keeps them
  * Unset fields keep the stage's defaults (r1_sft_defaults).  stats = {step, steps, loss,
  * loss_main, loss_mtp, lr, grad_norm, tokens, tokens_per_s, elapsed, eta, eval = {accuracy,
  * format, language, length, accuracy_in, accuracy_above, cells = {{task, difficulty,
@@ -161,6 +162,7 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
     s.opt.min_lr = (float)lua_r1_opt_num(L, 1, "min_lr", s.opt.min_lr);
     s.opt.warmup = (int)lua_r1_opt_int(L, 1, "warmup", s.opt.warmup);
     s.opt.weight_decay = (float)lua_r1_opt_num(L, 1, "weight_decay", s.opt.weight_decay);
+    s.opt.bf16_moments = lua_r1_opt_bool(L, 1, "bf16_moments", s.opt.bf16_moments);
     s.mtp_lambda = (float)lua_r1_opt_num(L, 1, "mtp_lambda", s.mtp_lambda);
     s.balance_gamma = (float)lua_r1_opt_num(L, 1, "balance_gamma", s.balance_gamma);
     s.seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", (lua_Integer)s.seed);

@@ -494,12 +494,13 @@ static void test_switch(void)
 }
 
 /* t_train's task: arithmetic sequences mod 16 */
-static double train(r1_fp8_mode mode, int steps)
+static double train(r1_fp8_mode mode, int bf16_moments, int steps, int *moments_bf16)
 {
     r1_model *m = tiny(2, 7);
     r1_model_set_fp8(m, mode);
     r1_adamw_cfg oc = r1_adamw_defaults();
     oc.lr = 3e-3f, oc.warmup = 10, oc.total = steps;
+    oc.bf16_moments = bf16_moments;
     r1_adamw *o;
     r1_adamw_new(&o, m, &oc, NULL);
     r1_rng r;
@@ -520,6 +521,14 @@ static double train(r1_fp8_mode mode, int steps)
         if (s >= steps - 10)
             last += L.main / 10;
     }
+    if (moments_bf16) { /* every moment a bf16 value */
+        *moments_bf16 = 1;
+        for (size_t i = 0; i < r1_model_numel(m); i++) {
+            float a = r1_adamw_m(o)[i], b = r1_adamw_v(o)[i];
+            *moments_bf16 &= a == r1_bf16_to_f32(r1_f32_to_bf16(a)) &&
+                             b == r1_bf16_to_f32(r1_f32_to_bf16(b));
+        }
+    }
     r1_adamw_free(o);
     r1_model_free(m);
     return last;
@@ -527,9 +536,16 @@ static double train(r1_fp8_mode mode, int steps)
 
 static void test_learns(void)
 {
-    double l8 = train(R1_FP8_TILES, 150);
+    double l8 = train(R1_FP8_TILES, 0, 150, NULL);
     ok(l8 < 0.5, "with fine-grained FP8 the tiny model still learns the sequences (loss %.3f)",
        l8);
+    int b16 = 0, f32m = 0;
+    double lb = train(R1_FP8_TILES, 1, 150, &b16);
+    ok(lb < 0.5 && lb != l8, "... and with AdamW's moments in bf16 too (loss %.4f against %.4f)",
+       lb, l8);
+    ok(b16, "... which are bf16 values after every step");
+    train(R1_FP8_OFF, 0, 3, &f32m);
+    ok(!f32m, "fp32 moments are not (the option is off by default)");
 }
 
 /* ------------------------------------------------------------------ checkpoints */
@@ -606,6 +622,26 @@ static void test_checkpoint(void)
         ok(fp8ok, "the %d FP8 weights read back as their 128x128-block E4M3 values exactly",
            nfp8);
         ok(bfok, "the other tensors within bf16 precision");
+        /* FP8 -> fp32 -> FP8 keeps every code */
+        const char *dir2 = at("fp8again");
+        r1_model_save(b, dir2, R1_DT_F8_E4M3, NULL);
+        r1_st *s1 = NULL, *s2 = NULL;
+        r1_st_open(&s1, dir, NULL);
+        r1_st_open(&s2, dir2, NULL);
+        int same = s1 && s2;
+        for (int i = 0; same && i < r1_model_nparams(m); i++) {
+            const r1_param *p = r1_model_param(m, i);
+            if (!r1_fp8_is_stored(p->name))
+                continue;
+            uint8_t *c1 = malloc(p->numel), *c2 = malloc(p->numel);
+            same = r1_st_read_raw(s1, p->name, c1, p->numel, NULL) == R1_OK &&
+                   r1_st_read_raw(s2, p->name, c2, p->numel, NULL) == R1_OK &&
+                   memcmp(c1, c2, p->numel) == 0;
+            free(c1), free(c2);
+        }
+        ok(same, "saving the loaded FP8 checkpoint as FP8 again gives the same codes");
+        r1_st_close(s1);
+        r1_st_close(s2);
         r1_model_free(b);
     }
 

@@ -4,10 +4,12 @@
  * DeepSeek-V3) and per-tensor FP8 — plus fp32 from another initial seed, which shows how far
  * two fp32 runs drift apart by chance.  Prints the training loss every N steps side by side,
  * then the relative difference of the final and of the mean loss against fp32 (DeepSeek-V3
- * reports < 0.25% for fine-grained FP8 against BF16), and the time per step.
+ * reports < 0.25% for fine-grained FP8 against BF16), and the time per step.  "bf16m" adds
+ * fine-grained FP8 with AdamW's moments kept in bf16, as DeepSeek-V3 keeps them.
  *
  *   bench_fp8 [--preset tiny|small] [--task add|seq] [--steps N] [--batch B] [--seq T]
- *             [--every N] [--lr X] [--seed S] [--threads N] [--modes off,tiles,tensor,seed]
+ *             [--every N] [--lr X] [--seed S] [--threads N]
+ *             [--modes off,tiles,tensor,seed[,bf16m]]
  *   bench_fp8 outliers
  *   bench_fp8 gemm
  *
@@ -105,8 +107,8 @@ static void batch(stream *s, int32_t *tok, int B, int T)
 }
 
 /* One run: losses[steps] of the total loss (main + 0.3 MTP); returns seconds per step. */
-static double run(const char *preset, r1_fp8_mode mode, int task_add, int steps, int B, int T,
-                  float lr, uint64_t seed, uint64_t data_seed, double *losses)
+static double run(const char *preset, r1_fp8_mode mode, int bf16m, int task_add, int steps,
+                  int B, int T, float lr, uint64_t seed, uint64_t data_seed, double *losses)
 {
     r1_config c;
     r1_model *m;
@@ -122,6 +124,7 @@ static double run(const char *preset, r1_fp8_mode mode, int task_add, int steps,
     oc.lr = lr;
     oc.warmup = steps / 10;
     oc.total = steps;
+    oc.bf16_moments = bf16m;
     r1_adamw_new(&o, m, &oc, NULL);
     stream s;
     stream_init(&s, task_add, data_seed + 1);
@@ -288,22 +291,23 @@ int main(int argc, char **argv)
     /* the runs: mode, init seed offset, name */
     struct {
         r1_fp8_mode mode;
-        int dseed;
+        int dseed, bf16m;
         const char *name;
-    } runs[4], all[4] = {{R1_FP8_OFF, 0, "fp32"},
-                         {R1_FP8_TILES, 0, "fp8 tiles"},
-                         {R1_FP8_TENSOR, 0, "fp8 tensor"},
-                         {R1_FP8_OFF, 1, "fp32 seed+1"}};
-    const char *keys[4] = {"off", "tiles", "tensor", "seed"};
+    } runs[5], all[5] = {{R1_FP8_OFF, 0, 0, "fp32"},
+                         {R1_FP8_TILES, 0, 0, "fp8 tiles"},
+                         {R1_FP8_TENSOR, 0, 0, "fp8 tensor"},
+                         {R1_FP8_OFF, 1, 0, "fp32 seed+1"},
+                         {R1_FP8_TILES, 0, 1, "fp8+bf16 m,v"}};
+    const char *keys[5] = {"off", "tiles", "tensor", "seed", "bf16m"};
     int nm = 0;
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 5; k++)
         if (strstr(modes_s, keys[k]))
             runs[nm++] = all[k];
-    double *loss[4], sec[4];
+    double *loss[5], sec[5];
     for (int k = 0; k < nm; k++) {
         loss[k] = malloc(sizeof(double) * steps);
         /* the data stream stays the same: only the model's initial weights move */
-        sec[k] = run(preset, runs[k].mode, !strcmp(task, "add"), steps, B, T, lr,
+        sec[k] = run(preset, runs[k].mode, runs[k].bf16m, !strcmp(task, "add"), steps, B, T, lr,
                      seed + (uint64_t)runs[k].dseed * 7919, seed, loss[k]);
     }
     printf("preset %s, task %s, %d steps of %dx%d tokens, lr %g, seed %llu\n", preset, task,
@@ -320,7 +324,7 @@ int main(int argc, char **argv)
             printf(" %12.4f", loss[k][i]);
         printf("\n");
     }
-    double fin[4], mean[4];
+    double fin[5], mean[5];
     for (int k = 0; k < nm; k++) {
         int last = steps < 10 ? steps : 10;
         fin[k] = mean[k] = 0;

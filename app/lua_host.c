@@ -11,6 +11,7 @@
 
 #include "lua_host.h"
 #include "lua_r1.h"
+#include "lua_ui.h"
 #include "paths.h"
 #include "r1.h"
 
@@ -45,6 +46,7 @@ static int docall(lua_State *L, int narg, int nres)
     int base = lua_gettop(L) - narg;
     lua_pushcfunction(L, traceback);
     lua_insert(L, base);
+    lua_sethook(L, NULL, 0, 0); /* a Ctrl-C that came after the last chunk ended */
     r1_interrupt_clear();
     int status = lua_pcall(L, narg, nres, base);
     lua_remove(L, base);
@@ -71,6 +73,7 @@ lua_State *lua_host_new(void)
     luaL_openlibs(L);
     luaL_requiref(L, "r1", luaopen_r1, 1); /* global r1, and require "r1" finds it too */
     lua_pop(L, 1);
+    lua_ui_open(L); /* the global `ui`: feeds the workbench panes, a no-op headless */
     char path[4096];
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "path");
@@ -122,4 +125,34 @@ int lua_host_run_line(lua_State *L, const char *line)
     }
     fflush(stdout);
     return 0;
+}
+
+int lua_host_call(lua_State *L, int narg, int nres)
+{
+    return docall(L, narg, nres);
+}
+
+/* True when the error message on top says the chunk ended early (lua.c's test). */
+static int incomplete_chunk(lua_State *L, int status)
+{
+    if (status != LUA_ERRSYNTAX)
+        return 0;
+    size_t len;
+    const char *msg = lua_tolstring(L, -1, &len);
+    static const char eof[] = "<eof>";
+    return msg && len >= sizeof eof - 1 && strcmp(msg + len - (sizeof eof - 1), eof) == 0;
+}
+
+int lua_host_load_line(lua_State *L, const char *src, const char *name, int *incomplete)
+{
+    *incomplete = 0;
+    const char *ret = lua_pushfstring(L, "return %s;", src);
+    int status = luaL_loadbuffer(L, ret, strlen(ret), name);
+    lua_remove(L, -2);
+    if (status == LUA_OK)
+        return status;
+    lua_pop(L, 1);
+    status = luaL_loadbuffer(L, src, strlen(src), name);
+    *incomplete = incomplete_chunk(L, status);
+    return status;
 }

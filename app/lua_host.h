@@ -17,6 +17,17 @@ int lua_host_run_file(lua_State *L, const char *path, int argc, char **argv);
  * results (or the error) to stdout/stderr.  Returns 0 on success, 1 on error. */
 int lua_host_run_line(lua_State *L, const char *line);
 
+/* Calls the function below narg arguments on the stack under the traceback handler, with the
+ * engine's interrupt flag and the Ctrl-C hook cleared first.  Returns the Lua status; on an
+ * error the message (with its traceback) is left on the stack. */
+int lua_host_call(lua_State *L, int narg, int nres);
+
+/* Compiles one REPL chunk as lua.c does: "return SRC" first (an expression prints its values),
+ * else SRC as statements.  Pushes the function and returns LUA_OK, or pushes the syntax error
+ * and returns its status; *incomplete is set to 1 when the chunk merely ended too early (more
+ * lines may complete it: the "<eof>" errors), else 0. */
+int lua_host_load_line(lua_State *L, const char *src, const char *name, int *incomplete);
+
 /* Asks the running chunk to stop at its next instruction hook (async-signal-safe). */
 void lua_host_interrupt(lua_State *L);
 

@@ -516,10 +516,13 @@ static int generate(lua_State *L, int chat, const r1_task *task, const char *tar
             e->n = R;
             if (u->tok) {
                 r1_tokenizer_decode(u->tok, ps[0], lens[0], &e->text, NULL);
-            } else {
-                e->text = malloc(16);
-                if (e->text)
-                    snprintf(e->text, 16, "%d tokens", lens[0]);
+            } else { /* no tokenizer: the ids themselves */
+                size_t cap = (size_t)lens[0] * 12 + 1, k = 0;
+                e->text = malloc(cap);
+                for (int t = 0; e->text && t < lens[0]; t++)
+                    k += (size_t)snprintf(e->text + k, cap - k, t ? " %d" : "%d", (int)ps[0][t]);
+                if (e->text && lens[0] == 0)
+                    e->text[0] = '\0';
             }
             ev_post(e);
         }

@@ -3,6 +3,7 @@
 #include <config.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -11,13 +12,17 @@
 #include "paths.h"
 #include "r1.h"
 #include "repl_plain.h"
+#include "wb.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: r1lab [COMMAND] [OPTIONS]\n"
             "\n"
-            "  r1lab                 the REPL (Lua 5.4)\n"
+            "  r1lab [--theme NAME] [--notebook FILE] [--demo] [--plain]\n"
+            "                        the workbench on a terminal (the plain Lua REPL with\n"
+            "                        --plain or when stdin is not a terminal); --demo plays\n"
+            "                        the welcome notebook (or FILE) cell by cell\n"
             "  r1lab run FILE [ARG]  run a Lua script headless\n"
             "  r1lab init --config FILE.json|tiny|small --out DIR [--seed N] [--dtype f32|bf16]\n"
             "                        write a randomly initialised checkpoint\n"
@@ -67,11 +72,42 @@ static int cmd_repl(void)
     return rc;
 }
 
+/* r1lab [--theme NAME] [--notebook FILE] [--demo] [--plain] */
+static int cmd_workbench(int argc, char **argv)
+{
+    wb_opts o = {0};
+    int plain = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "--theme") || !strcmp(a, "--notebook")) && i + 1 < argc) {
+            *(a[2] == 't' ? &o.theme : &o.notebook) = argv[++i];
+        } else if (!strcmp(a, "--demo")) {
+            o.demo = 1;
+        } else if (!strcmp(a, "--plain")) {
+            plain = 1;
+        } else {
+            fprintf(stderr, "r1lab: %s '%s' (try r1lab --help)\n",
+                    a[0] == '-' && (!strcmp(a, "--theme") || !strcmp(a, "--notebook"))
+                        ? "missing value for" : "unknown command or option",
+                    a);
+            return 2;
+        }
+    }
+    if (plain || !isatty(0) || !isatty(1))
+        return cmd_repl();
+    int rc = wb_run(&o);
+    if (rc >= 0)
+        return rc;
+    fprintf(stderr, "r1lab: cannot drive this terminal (TERM=%s); here is the plain REPL\n",
+            getenv("TERM") ? getenv("TERM") : "");
+    return cmd_repl();
+}
+
 int main(int argc, char **argv)
 {
     r1_set_threads(0);
     if (argc < 2)
-        return cmd_repl();
+        return cmd_workbench(0, NULL);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         usage(stdout);
@@ -91,8 +127,8 @@ int main(int argc, char **argv)
         return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "run"))
         return cmd_run(argc - 2, argv + 2);
-    if (!strcmp(cmd, "--plain"))
-        return cmd_repl();
+    if (cmd[0] == '-')
+        return cmd_workbench(argc - 1, argv + 1);
     fprintf(stderr, "r1lab: unknown command '%s' (try r1lab --help)\n", cmd);
     return 2;
 }

@@ -19,6 +19,7 @@ run "quickstart.lua" "$r1lab" run "$s/quickstart.lua" --max_tokens 12
 run "grpo_addition.lua" "$r1lab" run "$s/grpo_addition.lua" --steps 1 --group 4 --prompts 2 \
     --max_new 12 --eval 2
 run "my_reward.lua" "$r1lab" run "$s/my_reward.lua" --steps 1 --group 4 --prompts 2 --max_new 12
+run "r1_pipeline.lua" "$r1lab" run "$s/r1_pipeline.lua" --steps 2
 run "routing_stats.lua" "$r1lab" run "$s/routing_stats.lua" --n 1 --max_tokens 8
 tmp=$(mktemp -d)
 run "train_builtin.lua --quick (every stage, a few steps)" "$r1lab" run "$s/train_builtin.lua" \

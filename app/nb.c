@@ -1,0 +1,484 @@
+/* nb.c — reading, editing and atomically saving notebooks (see nb.h).  The parser works line
+ * by line; everything it does not recognise as a cell is prose and is kept as written. */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nb.h"
+
+/* A growable string. */
+typedef struct {
+    char *s;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *p = realloc(b->s, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = '\0';
+}
+
+static void sb_str(sbuf *b, const char *s)
+{
+    if (s)
+        sb_add(b, s, strlen(s));
+}
+
+/* The buffer's string, "" when empty (owned by the caller). */
+static char *sb_take(sbuf *b)
+{
+    if (b->oom) {
+        free(b->s);
+        return NULL;
+    }
+    if (!b->s)
+        return strdup("");
+    return b->s;
+}
+
+static char *dupn(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+/* The number of backticks a fence line opens with when the rest of the line is `info`
+ * (optionally followed by blanks); 0 when it is not such a fence.  info "" matches a bare
+ * fence (a closing fence). */
+static int fence(const char *line, size_t len, const char *info)
+{
+    size_t k = 0;
+    while (k < len && line[k] == '`')
+        k++;
+    if (k < 3)
+        return 0;
+    size_t il = strlen(info);
+    if (len - k < il || strncmp(line + k, info, il) != 0)
+        return 0;
+    for (size_t i = k + il; i < len; i++)
+        if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r' && line[i] != '\n')
+            return 0;
+    return (int)k;
+}
+
+static int blank(const char *line, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r' && line[i] != '\n')
+            return 0;
+    return 1;
+}
+
+/* The length of the line starting at text+i (newline included). */
+static size_t line_len(const char *text, size_t len, size_t i)
+{
+    const char *nl = memchr(text + i, '\n', len - i);
+    return nl ? (size_t)(nl - (text + i)) + 1 : len - i;
+}
+
+/* Reads a fenced block starting after its opening line at *i: the body up to a closing fence
+ * of at least `ticks` backticks.  Sets *close to that line (or NULL at the end of the text). */
+static char *read_block(const char *text, size_t len, size_t *i, int ticks, char **close)
+{
+    size_t start = *i;
+    *close = NULL;
+    while (*i < len) {
+        size_t l = line_len(text, len, *i);
+        int k = fence(text + *i, l, "");
+        if (k >= ticks) {
+            char *body = dupn(text + start, *i - start);
+            *close = dupn(text + *i, l);
+            *i += l;
+            return body;
+        }
+        *i += l;
+    }
+    return dupn(text + start, len - start);
+}
+
+static void cell_free(nb_cell *c)
+{
+    free(c->prose);
+    free(c->open);
+    free(c->src);
+    free(c->close);
+    free(c->gap);
+    free(c->out_open);
+    free(c->output);
+    free(c->out_close);
+}
+
+void nb_free(nb_notebook *nb)
+{
+    if (!nb)
+        return;
+    for (int i = 0; i < nb->ncells; i++)
+        cell_free(&nb->cells[i]);
+    free(nb->cells);
+    free(nb->tail);
+    free(nb->path);
+    free(nb);
+}
+
+static nb_cell *new_cell(nb_notebook *nb)
+{
+    nb_cell *c = realloc(nb->cells, sizeof *c * (size_t)(nb->ncells + 1));
+    if (!c)
+        return NULL;
+    nb->cells = c;
+    c = &nb->cells[nb->ncells++];
+    memset(c, 0, sizeof *c);
+    return c;
+}
+
+nb_notebook *nb_parse(const char *text, size_t len, const char *path)
+{
+    nb_notebook *nb = calloc(1, sizeof *nb);
+    if (!nb)
+        return NULL;
+    if (path && !(nb->path = strdup(path)))
+        goto oom;
+    sbuf prose = {0};
+    size_t i = 0;
+    while (i < len) {
+        size_t l = line_len(text, len, i);
+        int ticks = fence(text + i, l, "lua");
+        if (!ticks) {
+            sb_add(&prose, text + i, l);
+            i += l;
+            continue;
+        }
+        nb_cell *c = new_cell(nb);
+        if (!c)
+            goto oom_prose;
+        c->prose = sb_take(&prose);
+        memset(&prose, 0, sizeof prose);
+        c->open = dupn(text + i, l);
+        i += l;
+        c->src = read_block(text, len, &i, ticks, &c->close);
+        if (!c->close) /* unclosed at the end of the file: closed when saved */
+            c->close = strdup("```\n");
+        /* blank lines, then an output block? */
+        size_t j = i;
+        while (j < len && blank(text + j, line_len(text, len, j)))
+            j += line_len(text, len, j);
+        if (j < len) {
+            size_t ol = line_len(text, len, j);
+            int ot = fence(text + j, ol, "output");
+            if (ot) {
+                c->gap = dupn(text + i, j - i);
+                c->out_open = dupn(text + j, ol);
+                j += ol;
+                c->output = read_block(text, len, &j, ot, &c->out_close);
+                if (!c->out_close)
+                    c->out_close = strdup("```\n");
+                i = j;
+            }
+        }
+        if (!c->gap)
+            c->gap = strdup("");
+        if (!c->prose || !c->open || !c->src || !c->close || !c->gap ||
+            (c->out_open && (!c->output || !c->out_close)))
+            goto oom;
+    }
+    nb->tail = sb_take(&prose);
+    if (!nb->tail)
+        goto oom;
+    return nb;
+oom_prose:
+    free(prose.s);
+oom:
+    nb_free(nb);
+    return NULL;
+}
+
+nb_notebook *nb_load(const char *path, char *err, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, n, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    sbuf b = {0};
+    char buf[8192];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof buf, f)) > 0)
+        sb_add(&b, buf, r);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || b.oom) {
+        snprintf(err, n, "%s: %s", path, bad ? "read error" : "out of memory");
+        free(b.s);
+        return NULL;
+    }
+    if (b.n && memchr(b.s, '\0', b.n)) {
+        snprintf(err, n, "%s: not a text file (it holds NUL bytes)", path);
+        free(b.s);
+        return NULL;
+    }
+    nb_notebook *nb = nb_parse(b.s ? b.s : "", b.n, path);
+    free(b.s);
+    if (!nb)
+        snprintf(err, n, "%s: out of memory", path);
+    return nb;
+}
+
+char *nb_serialize(const nb_notebook *nb, size_t *len)
+{
+    sbuf b = {0};
+    for (int i = 0; i < nb->ncells; i++) {
+        const nb_cell *c = &nb->cells[i];
+        sb_str(&b, c->prose);
+        sb_str(&b, c->open);
+        sb_str(&b, c->src);
+        sb_str(&b, c->close);
+        if (c->out_open) {
+            if (c->close[0] && c->close[strlen(c->close) - 1] != '\n')
+                sb_str(&b, "\n");
+            sb_str(&b, c->gap);
+            sb_str(&b, c->out_open);
+            sb_str(&b, c->output);
+            sb_str(&b, c->out_close);
+        } else {
+            sb_str(&b, c->gap);
+        }
+    }
+    sb_str(&b, nb->tail);
+    if (len)
+        *len = b.n;
+    return sb_take(&b);
+}
+
+int nb_write_atomic(const char *path, const char *data, size_t len, int mode, char *err,
+                    size_t n)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    if (fd < 0) {
+        snprintf(err, n, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            snprintf(err, n, "%s: %s", path, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        snprintf(err, n, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) != 0) {
+        snprintf(err, n, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int nb_save(nb_notebook *nb, const char *path, char *err, size_t n)
+{
+    if (!path)
+        path = nb->path;
+    if (!path) {
+        snprintf(err, n, "the notebook has no file name yet: :save FILE");
+        return -1;
+    }
+    size_t len;
+    char *text = nb_serialize(nb, &len);
+    if (!text) {
+        snprintf(err, n, "%s: out of memory", path);
+        return -1;
+    }
+    int rc = nb_write_atomic(path, text, len, 0644, err, n);
+    free(text);
+    if (rc == 0) {
+        if (path != nb->path) {
+            char *p = strdup(path);
+            if (p) {
+                free(nb->path);
+                nb->path = p;
+            }
+        }
+        nb->dirty = 0;
+        nb->readonly = 0;
+    }
+    return rc;
+}
+
+/* s with a newline added at the end when it has none ("" stays ""). */
+static char *with_newline(const char *s)
+{
+    size_t l = s ? strlen(s) : 0;
+    char *p = malloc(l + 2);
+    if (!p)
+        return NULL;
+    if (l)
+        memcpy(p, s, l);
+    if (l && s[l - 1] != '\n')
+        p[l++] = '\n';
+    p[l] = '\0';
+    return p;
+}
+
+int nb_set_src(nb_notebook *nb, int i, const char *src)
+{
+    if (i < 0 || i >= nb->ncells)
+        return -1;
+    char *p = with_newline(src);
+    if (!p)
+        return -1;
+    free(nb->cells[i].src);
+    nb->cells[i].src = p;
+    nb->dirty = 1;
+    return 0;
+}
+
+/* The longest run of backticks that starts a line of s. */
+static int max_ticks(const char *s)
+{
+    int best = 0;
+    for (const char *p = s; p && *p;) {
+        int k = 0;
+        while (p[k] == '`')
+            k++;
+        if (k > best)
+            best = k;
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return best;
+}
+
+/* Fence lines that the output cannot close early. */
+static int make_out_fences(nb_cell *c)
+{
+    int need = max_ticks(c->output) + 1;
+    int have = 0;
+    if (c->out_open)
+        while (c->out_open[have] == '`')
+            have++;
+    if (c->out_open && have >= need && have >= 3)
+        return 0;
+    if (need < 3)
+        need = 3;
+    char open[64], close[64];
+    memset(open, '`', (size_t)need);
+    strcpy(open + need, "output\n");
+    memset(close, '`', (size_t)need);
+    strcpy(close + need, "\n");
+    char *o = strdup(open), *cl = strdup(close);
+    if (!o || !cl) {
+        free(o);
+        free(cl);
+        return -1;
+    }
+    free(c->out_open);
+    free(c->out_close);
+    c->out_open = o;
+    c->out_close = cl;
+    return 0;
+}
+
+int nb_set_output(nb_notebook *nb, int i, const char *out)
+{
+    if (i < 0 || i >= nb->ncells)
+        return -1;
+    nb_cell *c = &nb->cells[i];
+    if (!out || !*out) {
+        if (c->out_open) {
+            free(c->out_open);
+            free(c->output);
+            free(c->out_close);
+            c->out_open = c->output = c->out_close = NULL;
+            free(c->gap);
+            c->gap = strdup("");
+            nb->dirty = 1;
+        }
+        return c->gap ? 0 : -1;
+    }
+    char *p = with_newline(out);
+    if (!p)
+        return -1;
+    free(c->output);
+    c->output = p;
+    nb->dirty = 1;
+    return make_out_fences(c);
+}
+
+int nb_append_output(nb_notebook *nb, int i, const char *text)
+{
+    if (i < 0 || i >= nb->ncells || !text || !*text)
+        return i < 0 || i >= nb->ncells ? -1 : 0;
+    nb_cell *c = &nb->cells[i];
+    sbuf b = {0};
+    sb_str(&b, c->out_open ? c->output : NULL);
+    sb_str(&b, text);
+    char *p = sb_take(&b);
+    if (!p)
+        return -1;
+    free(c->output);
+    c->output = p;
+    nb->dirty = 1;
+    return make_out_fences(c);
+}
+
+nb_notebook *nb_new(const char *path)
+{
+    return nb_parse("", 0, path);
+}
+
+int nb_add_cell(nb_notebook *nb, const char *src)
+{
+    nb_cell *c = new_cell(nb);
+    if (!c)
+        return -1;
+    /* the old tail becomes this cell's prose */
+    c->prose = nb->tail && *nb->tail ? nb->tail : strdup("\n");
+    if (c->prose != nb->tail)
+        free(nb->tail);
+    nb->tail = strdup("");
+    c->open = strdup("```lua\n");
+    c->src = with_newline(src);
+    c->close = strdup("```\n");
+    c->gap = strdup("");
+    nb->dirty = 1;
+    if (!c->prose || !nb->tail || !c->open || !c->src || !c->close || !c->gap)
+        return -1;
+    return 0;
+}

@@ -2,12 +2,14 @@
  *
  *   r1lab generate --model DIR (--prompt TEXT | --tokens "1 2 3") [--max-tokens N]
  *                  [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S]
- *                  [--speculative] [--weights fp32|bf16] [--trace FILE.jsonl]
+ *                  [--speculative] [--weights fp32|bf16|fp8] [--trace FILE.jsonl]
  *
  * Prints the tokens as they stream (their text once a tokenizer.json sits beside the model,
  * else their ids), then a summary line on stderr.  --trace writes one JSON object per
- * generated token with its position, id, text, log-prob and routing.  Failures print one line
- * and return 1 (2 for usage errors). */
+ * generated token with its position, id, text, log-prob and routing.  --weights bf16 / fp8
+ * hold the linear weights as bf16 / as E4M3 with 128x128 block scales while decoding; the
+ * summary line reports their memory.  Failures print one line and return 1 (2 for usage
+ * errors). */
 #include <config.h>
 
 #include <errno.h>
@@ -142,14 +144,17 @@ int cmd_generate(int argc, char **argv)
     if (!model || (!prompt == !tokens)) {
         fprintf(stderr, "usage: r1lab generate --model DIR (--prompt TEXT | --tokens \"1 2 3\") "
                         "[--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] "
-                        "[--speculative] [--weights fp32|bf16] [--trace FILE.jsonl]\n");
+                        "[--speculative] [--weights fp32|bf16|fp8] [--trace FILE.jsonl]\n");
         return 2;
     }
-    if (strcmp(weights, "fp32") != 0 && strcmp(weights, "bf16") != 0) {
-        fprintf(stderr, "r1lab generate: --weights expects fp32 or bf16, got '%s'\n", weights);
+    if (strcmp(weights, "fp32") != 0 && strcmp(weights, "bf16") != 0 &&
+        strcmp(weights, "fp8") != 0) {
+        fprintf(stderr, "r1lab generate: --weights expects fp32, bf16 or fp8, got '%s'\n",
+                weights);
         return 2;
     }
     cfg.bf16 = !strcmp(weights, "bf16");
+    cfg.fp8 = !strcmp(weights, "fp8");
     if (prompt) {
         fprintf(stderr, "r1lab generate: --prompt needs the tokenizer; use --tokens\n");
         return 2;
@@ -208,6 +213,9 @@ int cmd_generate(int argc, char **argv)
     if (cfg.speculative)
         fprintf(stderr, ", MTP drafts accepted %ld/%ld (%.0f%%)", res->accepted, res->drafted,
                 res->drafted ? 100.0 * res->accepted / res->drafted : 0.0);
+    if (res->weight_bytes)
+        fprintf(stderr, ", %s weights %.2f MiB (%.2f MiB as fp32)", weights,
+                res->weight_bytes / 1048576.0, res->weight_bytes_fp32 / 1048576.0);
     fprintf(stderr, "\n");
     rc = 0;
 out:

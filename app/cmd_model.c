@@ -1,7 +1,7 @@
 /* cmd_model.c — the model subcommands of r1lab, used by tests and by people comparing r1lab
  * with other frameworks:
  *
- *   r1lab init --config FILE.json|tiny|small --out DIR [--seed N] [--dtype f32|bf16]
+ *   r1lab init --config FILE.json|tiny|small --out DIR [--seed N] [--dtype f32|bf16|fp8]
  *   r1lab forward --model DIR --tokens "1 2 3;4 5 6" --out OUT.safetensors
  *                 [--mtp-lambda X] [--grads GRADS.safetensors]
  *
@@ -52,7 +52,7 @@ int cmd_init(int argc, char **argv)
     const char *seed_s = opt(argc, argv, "--seed"), *dt = opt(argc, argv, "--dtype");
     if (!cfg || !out) {
         fprintf(stderr, "usage: r1lab init --config FILE.json|tiny|small --out DIR [--seed N] "
-                        "[--dtype f32|bf16]\n");
+                        "[--dtype f32|bf16|fp8]\n");
         return 2;
     }
     r1_error err = {0};
@@ -76,8 +76,10 @@ int cmd_init(int argc, char **argv)
     r1_dtype dtype = R1_DT_F32;
     if (dt && strcmp(dt, "bf16") == 0)
         dtype = R1_DT_BF16;
+    else if (dt && strcmp(dt, "fp8") == 0) /* DeepSeek-V3's layout: E4M3 + weight_scale_inv */
+        dtype = R1_DT_F8_E4M3;
     else if (dt && strcmp(dt, "f32") != 0) {
-        fprintf(stderr, "r1lab init: --dtype expects f32 or bf16, got '%s'\n", dt);
+        fprintf(stderr, "r1lab init: --dtype expects f32, bf16 or fp8, got '%s'\n", dt);
         return 2;
     }
     r1_model *m;

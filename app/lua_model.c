@@ -9,6 +9,7 @@
 
 #include "events.h"
 #include "lua_r1.h"
+#include "r1_fp8.h"
 #include "r1_generate.h"
 #include "r1_rewards.h"
 
@@ -117,15 +118,18 @@ static int l_init(lua_State *L)
     return 1;
 }
 
-/* m:save(dir, {dtype = "f32" | "bf16"}) */
+/* m:save(dir, {dtype = "f32" | "bf16" | "fp8"}); fp8 is DeepSeek-V3's FP8 layout */
 static int m_save(lua_State *L)
 {
     lua_model *u = lua_model_check(L, 1);
     const char *dir = luaL_checkstring(L, 2);
     const char *dt = lua_r1_opt_str(L, 3, "dtype", "f32");
-    r1_dtype dtype = !strcmp(dt, "bf16") ? R1_DT_BF16 : R1_DT_F32;
-    if (strcmp(dt, "bf16") && strcmp(dt, "f32"))
-        return luaL_error(L, "m:save: dtype expects \"f32\" or \"bf16\", got \"%s\"", dt);
+    r1_dtype dtype = !strcmp(dt, "bf16")  ? R1_DT_BF16
+                     : !strcmp(dt, "fp8") ? R1_DT_F8_E4M3
+                                          : R1_DT_F32;
+    if (strcmp(dt, "bf16") && strcmp(dt, "f32") && strcmp(dt, "fp8"))
+        return luaL_error(L, "m:save: dtype expects \"f32\", \"bf16\" or \"fp8\", got \"%s\"",
+                          dt);
     r1_error err = {0};
     if (r1_model_save(u->m, dir, dtype, &err) != R1_OK)
         return luaL_error(L, "%s", err.msg);
@@ -461,10 +465,13 @@ static int generate(lua_State *L, int chat, const r1_task *task, const char *tar
     cfg.seed = (uint64_t)lua_r1_opt_int(L, 3, "seed", 0);
     cfg.speculative = lua_r1_opt_bool(L, 3, "speculative", 0);
     const char *wt = lua_r1_opt_str(L, 3, "weights", "fp32");
-    if (strcmp(wt, "fp32") && strcmp(wt, "bf16"))
-        return luaL_error(L, "bad option 'weights' (\"fp32\" or \"bf16\" expected, got \"%s\")",
+    if (strcmp(wt, "fp32") && strcmp(wt, "bf16") && strcmp(wt, "fp8"))
+        return luaL_error(L,
+                          "bad option 'weights' (\"fp32\", \"bf16\" or \"fp8\" expected, got "
+                          "\"%s\")",
                           wt);
     cfg.bf16 = !strcmp(wt, "bf16");
+    cfg.fp8 = !strcmp(wt, "fp8");
     chat = lua_r1_opt_bool(L, 3, "chat", chat);
     gen_cb cb;
     memset(&cb, 0, sizeof cb);
@@ -610,6 +617,10 @@ static int generate(lua_State *L, int chat, const r1_task *task, const char *tar
     lua_setfield(L, -2, "drafted");
     lua_pushnumber(L, res->seconds);
     lua_setfield(L, -2, "seconds");
+    lua_pushinteger(L, (lua_Integer)res->weight_bytes); /* bf16 / fp8 weights; 0 for fp32 */
+    lua_setfield(L, -2, "weight_bytes");
+    lua_pushinteger(L, (lua_Integer)res->weight_bytes_fp32);
+    lua_setfield(L, -2, "weight_bytes_fp32");
     return 1;
 }
 
@@ -698,11 +709,23 @@ static int m_tostring(lua_State *L)
     return 1;
 }
 
+/* m:fp8([mode]) -> the mode before: "off" | "tiles" | "tensor".  With a mode, the forward and
+ * backward passes that follow emulate FP8 GEMMs in every linear layer (r1_model_set_fp8). */
+static int m_fp8(lua_State *L)
+{
+    lua_model *u = lua_model_check(L, 1);
+    static const char *const modes[] = {"off", "tiles", "tensor", NULL};
+    lua_pushstring(L, r1_fp8_mode_name(r1_model_fp8(u->m)));
+    if (!lua_isnoneornil(L, 2))
+        r1_model_set_fp8(u->m, (r1_fp8_mode)luaL_checkoption(L, 2, NULL, modes));
+    return 1;
+}
+
 static const luaL_Reg model_methods[] = {{"save", m_save},         {"config", m_config},
                                          {"params", m_params},     {"forward", m_forward},
                                          {"generate", m_generate}, {"close", m_close},
                                          {"ask", m_ask},           {"tokenizer", m_tokenizer},
-                                         {NULL, NULL}};
+                                         {"fp8", m_fp8},           {NULL, NULL}};
 static const luaL_Reg model_meta[] = {
     {"__gc", m_close}, {"__close", m_close}, {"__tostring", m_tostring}, {NULL, NULL}};
 static const luaL_Reg model_funcs[] = {{"load", l_load}, {"init", l_init}, {NULL, NULL}};

@@ -5,6 +5,9 @@
  *               eval_n = 16, eval_above = 2, ckpt_every = 250, out = "run/",
  *               on_step = function(stats) ... end}            -> the last stats
  *   r1.sft{...}: the same settings (sft_docs = 4096: the cold-start set's size)
+ *   fp8 = true | "tiles" | "tensor" | false: FP8 training emulation for this run only
+ *   (r1_fp8.h; default: the model's own setting, m:fp8()); bf16_moments = true: AdamW's
+ *   moments at bf16 precision, as DeepSeek-V3 keeps them
  * Unset fields keep the stage's defaults (r1_sft_defaults).  stats = {step, steps, loss,
  * loss_main, loss_mtp, lr, grad_norm, tokens, tokens_per_s, elapsed, eta, eval = {accuracy,
  * format, language, length, accuracy_in, accuracy_above, cells = {{task, difficulty,
@@ -17,6 +20,7 @@
 #include "events.h"
 #include "lua_r1.h"
 #include "r1_distill.h"
+#include "r1_fp8.h"
 #include "r1_sft.h"
 
 typedef struct {
@@ -158,6 +162,7 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
     s.opt.min_lr = (float)lua_r1_opt_num(L, 1, "min_lr", s.opt.min_lr);
     s.opt.warmup = (int)lua_r1_opt_int(L, 1, "warmup", s.opt.warmup);
     s.opt.weight_decay = (float)lua_r1_opt_num(L, 1, "weight_decay", s.opt.weight_decay);
+    s.opt.bf16_moments = lua_r1_opt_bool(L, 1, "bf16_moments", s.opt.bf16_moments);
     s.mtp_lambda = (float)lua_r1_opt_num(L, 1, "mtp_lambda", s.mtp_lambda);
     s.balance_gamma = (float)lua_r1_opt_num(L, 1, "balance_gamma", s.balance_gamma);
     s.seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", (lua_Integer)s.seed);
@@ -169,6 +174,15 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
     s.eval_above = (int)lua_r1_opt_int(L, 1, "eval_above", s.eval_above);
     s.ckpt_every = (int)lua_r1_opt_int(L, 1, "ckpt_every", s.ckpt_every);
     snprintf(s.out_dir, sizeof s.out_dir, "%s", lua_r1_opt_str(L, 1, "out", ""));
+    r1_fp8_mode fp8_was = r1_model_fp8(u->m), fp8 = fp8_was;
+    lua_getfield(L, 1, "fp8");
+    if (lua_isboolean(L, -1))
+        fp8 = lua_toboolean(L, -1) ? R1_FP8_TILES : R1_FP8_OFF;
+    else if (!lua_isnil(L, -1)) {
+        static const char *const modes[] = {"off", "tiles", "tensor", NULL};
+        fp8 = (r1_fp8_mode)luaL_checkoption(L, -1, NULL, modes);
+    }
+    lua_pop(L, 1);
     sft_cb cb = {L, 0, 0, LUA_NOREF};
     if (lua_r1_opt_fn(L, 1, "on_step"))
         cb.fn = lua_gettop(L);
@@ -179,7 +193,9 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
     luaL_setmetatable(L, "r1.sftbox");
     if (r1_sft_new(box, u->m, u->tok, &s, &err) != R1_OK)
         return luaL_error(L, "%s", err.msg);
+    r1_model_set_fp8(u->m, fp8);
     r1_status st = r1_sft_run(*box, on_progress, &cb, &err);
+    r1_model_set_fp8(u->m, fp8_was);
     if (cb.failed) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, cb.ref);
         return lua_error(L);

@@ -56,6 +56,7 @@ static r1_status write_state(const char *path, r1_adamw *o, const r1_train_state
         json_object_set_new(oj, "eps", json_real(c->eps));
         json_object_set_new(oj, "weight_decay", json_real(c->weight_decay));
         json_object_set_new(oj, "clip", json_real(c->clip));
+        json_object_set_new(oj, "bf16_moments", json_boolean(c->bf16_moments));
         json_object_set_new(j, "optimizer", oj);
     }
     if (settings) {
@@ -218,6 +219,7 @@ r1_status r1_ckpt_load(const char *dir, r1_model **mout, r1_adamw **oout, r1_tra
         c.eps = (float)jnum(oj, "eps", c.eps);
         c.weight_decay = (float)jnum(oj, "weight_decay", c.weight_decay);
         c.clip = (float)jnum(oj, "clip", c.clip);
+        c.bf16_moments = json_is_true(json_object_get(oj, "bf16_moments"));
         r1_adamw *o = NULL;
         s = r1_adamw_new(&o, m, &c, err);
         r1_st *ost = NULL;

@@ -96,6 +96,7 @@ typedef enum {
     C_NULL,    /* only null */
     C_OBJECT,
     C_STRINGS, /* an array of strings */
+    C_FP8,     /* DeepSeek-V3's quantization_config, exactly (check_fp8) */
     C_REFUSE   /* present at all: unsupported, with reason s */
 } check_kind;
 
@@ -122,7 +123,7 @@ static const struct check {
     {"output_router_logits", C_BOOL, NULL, 0},
     {"pad_token_id", C_INT_OR_NULL, NULL, 0},
     {"pretraining_tp", C_INT_IS, NULL, 1},
-    {"quantization_config", C_REFUSE, "FP8 checkpoints are not supported yet", 0},
+    {"quantization_config", C_FP8, NULL, 0},
     {"rope_interleave", C_BOOL_IS, NULL, 1},
     {"rope_scaling", C_NULL, NULL, 0},
     {"router_aux_loss_coef", C_NUMBER, NULL, 0},
@@ -218,6 +219,47 @@ static r1_status store(r1_config *c, const struct field *f, const json_t *v, con
     return R1_OK;
 }
 
+/* quantization_config: only the FP8 layout DeepSeek-V3 ships, {"activation_scheme": "dynamic",
+ * "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]}.  Nothing is stored:
+ * the tensors' dtypes and their *_scale_inv tensors say which weights are FP8 (safetensors.c
+ * reads them as fp32). */
+static r1_status check_fp8(const json_t *v, const char *name, r1_error *err)
+{
+    const char *key = "quantization_config";
+    if (!json_is_object(v))
+        return type_fail(err, name, key, "an object", v);
+    static const char *const want[][2] = {
+        {"quant_method", "fp8"}, {"fmt", "e4m3"}, {"activation_scheme", "dynamic"}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const json_t *x = json_object_get(v, want[i][0]);
+        if (!json_is_string(x) || strcmp(json_string_value(x), want[i][1]) != 0)
+            return key_fail(err, R1_EUNSUPPORTED, name, key,
+                            "\"%s\" should be \"%s\", found %s%s%s (r1lab reads only "
+                            "DeepSeek-V3's FP8 layout)",
+                            want[i][0], want[i][1], json_is_string(x) ? "\"" : "",
+                            !x                  ? "nothing"
+                            : json_is_string(x) ? json_string_value(x)
+                                                : type_name(x),
+                            json_is_string(x) ? "\"" : "");
+    }
+    const json_t *b = json_object_get(v, "weight_block_size");
+    if (!json_is_array(b) || json_array_size(b) != 2 ||
+        json_integer_value(json_array_get(b, 0)) != 128 ||
+        json_integer_value(json_array_get(b, 1)) != 128)
+        return key_fail(err, R1_EUNSUPPORTED, name, key,
+                        "\"weight_block_size\" must be [128, 128] (DeepSeek-V3's blocks)");
+    const char *k;
+    json_t *x;
+    json_object_foreach ((json_t *)v, k, x) {
+        if (strcmp(k, "quant_method") && strcmp(k, "fmt") && strcmp(k, "activation_scheme") &&
+            strcmp(k, "weight_block_size"))
+            return key_fail(err, R1_EUNSUPPORTED, name, key,
+                            "unknown entry \"%s\" (r1lab reads only DeepSeek-V3's FP8 layout)",
+                            k);
+    }
+    return R1_OK;
+}
+
 /* Checks a key that is accepted but not stored. */
 static r1_status check(const struct check *k, const json_t *v, const char *name, r1_error *err)
 {
@@ -275,6 +317,7 @@ static r1_status check(const struct check *k, const json_t *v, const char *name,
             if (!json_is_string(json_array_get(v, i)))
                 return type_fail(err, name, key, "an array of strings", json_array_get(v, i));
         return R1_OK;
+    case C_FP8: return check_fp8(v, name, err);
     case C_REFUSE: return key_fail(err, R1_EUNSUPPORTED, name, key, "%s", k->s);
     }
     return R1_OK;
@@ -498,7 +541,7 @@ static json_t *value_of(const r1_config *c, const struct field *f)
     return NULL;
 }
 
-static json_t *to_json(const r1_config *c)
+static json_t *to_json(const r1_config *c, int fp8)
 {
     /* json_object_set_new takes its value even when it fails (and fails on a NULL value), so
      * a short-circuited chain leaks nothing. */
@@ -518,8 +561,14 @@ static json_t *to_json(const r1_config *c)
           json_object_set_new(o, "rope_interleave", json_true()) ||
           json_object_set_new(o, "attention_bias", json_false()) ||
           json_object_set_new(o, "attention_dropout", json_real(0.0)) ||
-          /* the dtype of r1lab's master weights; a checkpoint stored as BF16 still loads */
-          json_object_set_new(o, "torch_dtype", json_string("float32"));
+          /* the dtype of r1lab's master weights; a checkpoint stored as BF16 still loads.
+           * An FP8 checkpoint says bfloat16, as DeepSeek-V3's does: its other tensors are. */
+          json_object_set_new(o, "torch_dtype", json_string(fp8 ? "bfloat16" : "float32"));
+    if (!bad && fp8)
+        bad = json_object_set_new(o, "quantization_config",
+                                  json_pack("{s:s, s:s, s:s, s:[i, i]}", "activation_scheme",
+                                            "dynamic", "fmt", "e4m3", "quant_method", "fp8",
+                                            "weight_block_size", 128, 128)) != 0;
     if (bad) {
         json_decref(o);
         return NULL;
@@ -527,14 +576,14 @@ static json_t *to_json(const r1_config *c)
     return o;
 }
 
-r1_status r1_config_save(const r1_config *c, const char *path, r1_error *err)
+static r1_status save(const r1_config *c, const char *path, int fp8, r1_error *err)
 {
     r1_status s = r1_config_validate(c, err);
     if (s != R1_OK) {
         r1_error_prefix(err, "%s: refusing to save an invalid config", path);
         return s;
     }
-    json_t *o = to_json(c);
+    json_t *o = to_json(c, fp8);
     char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(o);
     if (!text)
@@ -551,6 +600,16 @@ r1_status r1_config_save(const r1_config *c, const char *path, r1_error *err)
     }
     free(text);
     return s;
+}
+
+r1_status r1_config_save(const r1_config *c, const char *path, r1_error *err)
+{
+    return save(c, path, 0, err);
+}
+
+r1_status r1_config_save_fp8(const r1_config *c, const char *path, r1_error *err)
+{
+    return save(c, path, 1, err);
 }
 
 /* ------------------------------------------------------------------ presets */

@@ -37,6 +37,7 @@ struct r1_decoder {
     float **route_w;
     int last_n;           /* tokens of the last main step */
     uint16_t *w16;        /* bf16 copies of the parameters (r1_decoder_set_bf16), or NULL */
+    r1__fp8w *w8;         /* E4M3 linear weights (r1_decoder_set_fp8), or NULL */
 };
 
 static void free_ws(r1_decoder *d)
@@ -161,6 +162,8 @@ r1_status r1_decoder_set_bf16(r1_decoder *d, int on, r1_error *err)
     d->w16 = NULL;
     if (!on)
         return R1_OK;
+    r1__fp8w_free(d->w8);
+    d->w8 = NULL;
     size_t n = r1_model_numel(d->m);
     d->w16 = malloc(sizeof(uint16_t) * n);
     if (!d->w16)
@@ -169,11 +172,33 @@ r1_status r1_decoder_set_bf16(r1_decoder *d, int on, r1_error *err)
     return R1_OK;
 }
 
+r1_status r1_decoder_set_fp8(r1_decoder *d, int on, r1_error *err)
+{
+    r1__fp8w_free(d->w8);
+    d->w8 = NULL;
+    if (!on)
+        return R1_OK;
+    free(d->w16);
+    d->w16 = NULL;
+    return r1__fp8w_new(&d->w8, d->m, 1, err);
+}
+
+size_t r1_decoder_weight_bytes(const r1_decoder *d, size_t *fp32_bytes)
+{
+    if (d->w8)
+        return r1__fp8w_bytes(d->w8, fp32_bytes);
+    size_t n = d->w16 ? r1_model_numel(d->m) : 0;
+    if (fp32_bytes)
+        *fp32_bytes = n * sizeof(float);
+    return n * sizeof(uint16_t);
+}
+
 void r1_decoder_free(r1_decoder *d)
 {
     if (!d)
         return;
     free(d->w16);
+    r1__fp8w_free(d->w8);
     free_ws(d);
     for (int l = 0; d->ckv && l < d->m->Ltot; l++) {
         free(d->ckv[l]);
@@ -193,7 +218,8 @@ void r1_decoder_free(r1_decoder *d)
 static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, const int *base)
 {
     r1_model *m = d->m;
-    m->w16 = d->w16; /* the matrices read their bf16 copies during this step */
+    m->w16 = d->w16; /* the matrices read their bf16 / fp8 copies during this step */
+    m->w8 = d->w8;
     const r1_config *c = &m->cfg;
     const layer_w *w = &m->layers[l];
     int N = R * n, C = c->hidden_size, H = c->num_attention_heads, dq = m->dq;
@@ -283,6 +309,7 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
     for (size_t i = 0; i < (size_t)N * C; i++)
         d->x[i] += d->f[i];
     m->w16 = NULL;
+    m->w8 = NULL;
 }
 
 /* Checks rows[R] (distinct, in range) and room for n more tokens in cache `len`. */

@@ -211,19 +211,19 @@ void r1__layer_forward(r1_model *m, int l, layer_act *a, const float *x, float *
 
     /* queries: q = q_b(norm(q_a(xn))) or q_proj(xn); per head [q_nope | q_pe] */
     if (qr) {
-        r1_matmul_fwd(a->qa, a->xn, w->q_a, N, C, qr, 0);
+        r1__mm(m, a->qa, a->xn, w->q_a, N, C, qr, 0);
         r1_rmsnorm_fwd(a->qan, a->qa_rstd, a->qa, w->q_a_norm, N, qr, eps);
-        r1_matmul_fwd(a->q, a->qan, w->q_b, N, qr, H * dq, 0);
+        r1__mm(m, a->q, a->qan, w->q_b, N, qr, H * dq, 0);
     } else {
-        r1_matmul_fwd(a->q, a->xn, w->q_proj, N, C, H * dq, 0);
+        r1__mm(m, a->q, a->xn, w->q_proj, N, C, H * dq, 0);
     }
     /* DESIGN: kv_a_proj_with_mqa output is [c_kv | k_pe]; k_pe is shared by all heads */
-    r1_matmul_fwd(a->kva, a->xn, w->kv_a, N, C, kvr + dr, 0);
+    r1__mm(m, a->kva, a->xn, w->kv_a, N, C, kvr + dr, 0);
     for (int n = 0; n < N; n++)
         memcpy(a->ckv + (size_t)n * kvr, a->kva + (size_t)n * (kvr + dr), sizeof(float) * kvr);
     r1_rmsnorm_fwd(a->kvn, a->kv_rstd, a->ckv, w->kv_a_norm, N, kvr, eps);
     /* DESIGN: kv_b_proj per head is [k_nope | v] */
-    r1_matmul_fwd(a->kv, a->kvn, w->kv_b, N, kvr, H * (dn + dv), 0);
+    r1__mm(m, a->kv, a->kvn, w->kv_b, N, kvr, H * (dn + dv), 0);
 
     /* RoPE on q_pe (every head) and on the shared k_pe */
     const int *pos = a->pos;
@@ -252,7 +252,7 @@ void r1__layer_forward(r1_model *m, int l, layer_act *a, const float *x, float *
     }
     /* h = x + o_proj(attention) */
     memcpy(a->h, x, sizeof(float) * N * C);
-    r1_matmul_fwd(a->h, a->ao, w->o_proj, N, H * dv, C, 1);
+    r1__mm(m, a->h, a->ao, w->o_proj, N, H * dv, C, 1);
 
     /* out = h + ffn(norm(h)) */
     r1_rmsnorm_fwd(a->hn, a->rstd2, a->h, w->ffn_norm, N, C, eps);
@@ -260,10 +260,10 @@ void r1__layer_forward(r1_model *m, int l, layer_act *a, const float *x, float *
         r1__moe_forward(m, l, a, out);
     } else {
         int I = c->intermediate_size;
-        r1_matmul_fwd(a->g, a->hn, w->gate, N, C, I, 0);
-        r1_matmul_fwd(a->u, a->hn, w->up, N, C, I, 0);
+        r1__mm(m, a->g, a->hn, w->gate, N, C, I, 0);
+        r1__mm(m, a->u, a->hn, w->up, N, C, I, 0);
         r1_swiglu_fwd(a->a, a->g, a->u, N * I);
-        r1_matmul_fwd(out, a->a, w->down, N, I, C, 0);
+        r1__mm(m, out, a->a, w->down, N, I, C, 0);
     }
     for (size_t i = 0; i < (size_t)N * C; i++)
         out[i] += a->h[i];
@@ -289,18 +289,18 @@ void r1__layer_backward(r1_model *m, int l, layer_act *a, const float *dout, flo
         int I = c->intermediate_size;
         size_t NI = (size_t)N * I;
         memset(g->da, 0, sizeof(float) * NI);
-        r1_matmul_bwd(g->da, r1__grad(m, w->down), dout, a->a, w->down, N, I, C);
+        r1__linear_bwd(m, g->da, r1__grad(m, w->down), dout, a->a, w->down, N, I, C);
         memset(g->dg, 0, sizeof(float) * NI);
         memset(g->du, 0, sizeof(float) * NI);
         r1_swiglu_bwd(g->dg, g->du, g->da, a->g, a->u, N * I);
-        r1_matmul_bwd(g->dhn, r1__grad(m, w->gate), g->dg, a->hn, w->gate, N, C, I);
-        r1_matmul_bwd(g->dhn, r1__grad(m, w->up), g->du, a->hn, w->up, N, C, I);
+        r1__linear_bwd(m, g->dhn, r1__grad(m, w->gate), g->dg, a->hn, w->gate, N, C, I);
+        r1__linear_bwd(m, g->dhn, r1__grad(m, w->up), g->du, a->hn, w->up, N, C, I);
     }
     r1_rmsnorm_bwd(g->dh, r1__grad(m, w->ffn_norm), g->dhn, a->h, w->ffn_norm, a->rstd2, N, C);
 
     /* ---- attention: h = x + o_proj(ao) */
     memset(g->dao, 0, sizeof(float) * N * H * dv);
-    r1_matmul_bwd(g->dao, r1__grad(m, w->o_proj), g->dh, a->ao, w->o_proj, N, H * dv, C);
+    r1__linear_bwd(m, g->dao, r1__grad(m, w->o_proj), g->dh, a->ao, w->o_proj, N, H * dv, C);
     memset(g->dq, 0, sizeof(float) * N * H * dq);
     memset(g->dk, 0, sizeof(float) * N * H * dq);
     memset(g->dv, 0, sizeof(float) * N * H * dv);
@@ -332,7 +332,8 @@ void r1__layer_backward(r1_model *m, int l, layer_act *a, const float *dout, flo
 
     /* kv = kv_b(norm(c_kv)) */
     memset(g->dkvn, 0, sizeof(float) * N * kvr);
-    r1_matmul_bwd(g->dkvn, r1__grad(m, w->kv_b), g->dkv, a->kvn, w->kv_b, N, kvr, H * (dn + dv));
+    r1__linear_bwd(m, g->dkvn, r1__grad(m, w->kv_b), g->dkv, a->kvn, w->kv_b, N, kvr,
+                   H * (dn + dv));
     memset(g->dckv, 0, sizeof(float) * N * kvr);
     r1_rmsnorm_bwd(g->dckv, r1__grad(m, w->kv_a_norm), g->dkvn, a->ckv, w->kv_a_norm,
                    a->kv_rstd, N, kvr);
@@ -341,16 +342,16 @@ void r1__layer_backward(r1_model *m, int l, layer_act *a, const float *dout, flo
 
     /* the two projections of xn */
     memset(g->dxn, 0, sizeof(float) * NC);
-    r1_matmul_bwd(g->dxn, r1__grad(m, w->kv_a), g->dkva, a->xn, w->kv_a, N, C, kvr + dr);
+    r1__linear_bwd(m, g->dxn, r1__grad(m, w->kv_a), g->dkva, a->xn, w->kv_a, N, C, kvr + dr);
     if (qr) {
         memset(g->dqan, 0, sizeof(float) * N * qr);
-        r1_matmul_bwd(g->dqan, r1__grad(m, w->q_b), g->dq, a->qan, w->q_b, N, qr, H * dq);
+        r1__linear_bwd(m, g->dqan, r1__grad(m, w->q_b), g->dq, a->qan, w->q_b, N, qr, H * dq);
         memset(g->dqa, 0, sizeof(float) * N * qr);
         r1_rmsnorm_bwd(g->dqa, r1__grad(m, w->q_a_norm), g->dqan, a->qa, w->q_a_norm, a->qa_rstd,
                        N, qr);
-        r1_matmul_bwd(g->dxn, r1__grad(m, w->q_a), g->dqa, a->xn, w->q_a, N, C, qr);
+        r1__linear_bwd(m, g->dxn, r1__grad(m, w->q_a), g->dqa, a->xn, w->q_a, N, C, qr);
     } else {
-        r1_matmul_bwd(g->dxn, r1__grad(m, w->q_proj), g->dq, a->xn, w->q_proj, N, C, H * dq);
+        r1__linear_bwd(m, g->dxn, r1__grad(m, w->q_proj), g->dq, a->xn, w->q_proj, N, C, H * dq);
     }
     /* x: the residual path plus the input norm */
     memcpy(dx, g->dh, sizeof(float) * NC);
@@ -430,6 +431,8 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
     if (!r1__alloc_acts(m, B, T))
         return r1_error_set(err, R1_ENOMEM, "forward: out of memory for %d x %d tokens", B, T);
     m->opts = opts ? *opts : r1_fwd_defaults();
+    m->fp8_fwd = m->fp8_last = m->fp8; /* the linear layers' GEMMs (fp8_linear.c) */
+    m->fp8_oom = 0;
     int N = B * T;
     memcpy(m->tokens, tokens, sizeof(int32_t) * N);
 
@@ -473,7 +476,7 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
             memcpy(ma->cat + (size_t)n * 2 * C + C, ma->pn + (size_t)n * C, sizeof(float) * C);
         }
         layer_act *a = &m->acts[m->L + k - 1];
-        r1_matmul_fwd(a->x, ma->cat, w->eh_proj, Nk, 2 * C, C, 0);
+        r1__mm(m, a->x, ma->cat, w->eh_proj, Nk, 2 * C, C, 0);
         r1__layer_forward(m, m->L + k - 1, a, a->x, ma->x1);
         r1_rmsnorm_fwd(ma->hk, ma->hk_rstd, ma->x1, w->head_norm, Nk, C, c->rms_norm_eps);
         r1_matmul_fwd(ma->logits, ma->hk, m->head, Nk, C, V, 0);
@@ -489,6 +492,9 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
             L.balance += m->opts.balance_alpha * r1__moe_balance(m, l, &m->acts[l]);
         }
     L.loss = L.main + L.mtp + L.balance;
+    m->fp8_fwd = 0;
+    if (m->fp8_oom)
+        return r1_error_set(err, R1_ENOMEM, "forward: out of memory for the fp8 emulation");
     if (loss)
         *loss = L;
     m->B = B;
@@ -535,7 +541,8 @@ r1_status r1_model_backward(r1_model *m, r1_error *err)
                        Nk, C);
         r1__layer_backward(m, m->L + k - 1, a, dx1, g->dx0);
         memset(g->dcat, 0, sizeof(float) * 2 * NC);
-        r1_matmul_bwd(g->dcat, r1__grad(m, w->eh_proj), g->dx0, ma->cat, w->eh_proj, Nk, 2 * C, C);
+        r1__linear_bwd(m, g->dcat, r1__grad(m, w->eh_proj), g->dx0, ma->cat, w->eh_proj, Nk,
+                       2 * C, C);
         /* split [d enorm(emb) | d hnorm(prev)] */
         float *den = g->tmp, *dpn = g->dres[0], *demb = g->dres[1];
         for (int n = 0; n < Nk; n++) {

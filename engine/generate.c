@@ -194,15 +194,21 @@ static r1_status setup(gen *g, const int32_t *const *prompts, const int *lens, i
                                 r, lens[r], cfg->max_tokens, c->max_position_embeddings);
         maxlen = lens[r] > maxlen ? lens[r] : maxlen;
     }
+    if (cfg->bf16 && cfg->fp8)
+        return r1_error_set(err, R1_EINVAL, "generate: choose bf16 or fp8 weights, not both");
     r1_status s = r1_decoder_new(&g->d, m, R, maxlen + cfg->max_tokens, err);
     if (s == R1_OK && cfg->bf16)
         s = r1_decoder_set_bf16(g->d, 1, err);
+    if (s == R1_OK && cfg->fp8)
+        s = r1_decoder_set_fp8(g->d, 1, err);
     if (s != R1_OK)
         return s;
     g->V = c->vocab_size;
     g->C = c->hidden_size;
     r1_gen_result *res = calloc(1, sizeof *res);
     g->res = res;
+    if (res)
+        res->weight_bytes = r1_decoder_weight_bytes(g->d, &res->weight_bytes_fp32);
     g->st = calloc(R, sizeof(row_state));
     g->p = malloc(sizeof(float) * g->V);
     g->q = malloc(sizeof(float) * g->V);

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 
 #include "model_internal.h"
-#include "r1_bf16.h"
+#include "r1_fp8.h"
 #include "r1_kernels.h"
 #include "r1_rng.h"
 
@@ -327,6 +327,26 @@ static r1_status check_copy(const r1_st *st, const char *name, const float *main
     return s;
 }
 
+/* Marks "<name>_scale_inv" as read: r1_st_read_f32 used it if name is FP8.  A scale beside a
+ * tensor that is not FP8 is refused rather than ignored. */
+static r1_status mark_scale(const r1_st *st, const char *name, char *used, const char *file,
+                            r1_error *err)
+{
+    char sname[300];
+    snprintf(sname, sizeof sname, "%s_scale_inv", name);
+    int i = r1_st_find(st, sname);
+    if (i < 0)
+        return R1_OK;
+    r1_dtype dt = R1_DT_F32;
+    r1_st_info(st, name, &dt, NULL, NULL, NULL);
+    if (dt != R1_DT_F8_E4M3 && dt != R1_DT_F8_E5M2)
+        return r1_error_set(err, R1_EFORMAT,
+                            "%s: tensor %s holds FP8 block scales, but %s is %s, not FP8", file,
+                            sname, name, r1_dtype_name(dt));
+    used[i] = 1;
+    return R1_OK;
+}
+
 r1_status r1_model_load(r1_model **out, const char *dir, r1_error *err)
 {
     *out = NULL;
@@ -367,6 +387,8 @@ r1_status r1_model_load(r1_model **out, const char *dir, r1_error *err)
         }
         used[idx] = 1;
         if ((s = r1_st_read_f32(st, p->name, m->params + p->offset, p->ndim, p->shape, err)))
+            goto done;
+        if ((s = mark_scale(st, p->name, used, file, err))) /* FP8 block scales */
             goto done;
     }
     int E = c.n_routed_experts, C = c.hidden_size, V = c.vocab_size;
@@ -422,28 +444,58 @@ done:
     return R1_OK;
 }
 
+/* FP8 checkpoints: parameter p as E4M3 codes plus "<name>_scale_inv" (DeepSeek-V3's layout),
+ * both borrowed from q. */
+static r1_status add_fp8(r1_st_writer *w, const r1_model *m, const r1__fp8w *q,
+                         const r1_param *p, r1_error *err)
+{
+    const uint8_t *codes;
+    const float *sc;
+    if (!r1__fp8w_get(q, m, m->params + p->offset, &codes, &sc))
+        return r1_error_set(err, R1_EINVAL, "save: %s has no FP8 copy", p->name); /* a bug */
+    r1_status s = r1_st_writer_add(w, p->name, R1_DT_F8_E4M3, R1_DT_F8_E4M3, codes, 2, p->shape,
+                                   err);
+    char name[300];
+    snprintf(name, sizeof name, "%s_scale_inv", p->name);
+    int64_t sh[2] = {(p->shape[0] + R1_FP8_BLOCK - 1) / R1_FP8_BLOCK,
+                     (p->shape[1] + R1_FP8_BLOCK - 1) / R1_FP8_BLOCK};
+    return s ? s : r1_st_writer_add(w, name, R1_DT_F32, R1_DT_F32, sc, 2, sh, err);
+}
+
 r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_error *err)
 {
-    if (dtype != R1_DT_F32 && dtype != R1_DT_BF16)
-        return r1_error_set(err, R1_EINVAL, "save: weights are stored as F32 or BF16");
+    if (dtype != R1_DT_F32 && dtype != R1_DT_BF16 && dtype != R1_DT_F8_E4M3)
+        return r1_error_set(err, R1_EINVAL, "save: weights are stored as F32, BF16 or F8_E4M3");
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return r1_error_set(err, R1_EIO, "%s: cannot create the folder: %s", dir,
                             strerror(errno));
-    char path[4096];
-    join(path, sizeof path, dir, "config.json");
-    r1_status s = r1_config_save(&m->cfg, path, err);
+    /* FP8: the linear weights as E4M3 with 128x128 block scales, the rest BF16, as
+     * DeepSeek-V3 ships its checkpoints (r1_fp8_is_stored) */
+    int f8 = dtype == R1_DT_F8_E4M3;
+    r1__fp8w *q = NULL;
+    r1_status s = f8 ? r1__fp8w_new(&q, m, 0, err) : R1_OK;
     if (s != R1_OK)
         return s;
-    r1_st_writer *w = r1_st_writer_new();
-    if (!w)
-        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    if (f8)
+        dtype = R1_DT_BF16;
+    char path[4096];
+    join(path, sizeof path, dir, "config.json");
+    s = f8 ? r1_config_save_fp8(&m->cfg, path, err) : r1_config_save(&m->cfg, path, err);
+    r1_st_writer *w = s == R1_OK ? r1_st_writer_new() : NULL;
+    if (!w) {
+        r1__fp8w_free(q);
+        return s != R1_OK ? s : r1_error_set(err, R1_ENOMEM, "out of memory");
+    }
     const r1_config *c = &m->cfg;
     int64_t vc[2] = {c->vocab_size, c->hidden_size};
     char name[256];
     for (int i = 0; i < m->nparams && s == R1_OK; i++) {
         const r1_param *p = &m->ptab[i];
-        s = r1_st_writer_add(w, p->name, dtype, R1_DT_F32, m->params + p->offset, p->ndim,
-                             p->shape, err);
+        if (f8 && p->ndim == 2 && r1_fp8_is_stored(p->name))
+            s = add_fp8(w, m, q, p, err);
+        else
+            s = r1_st_writer_add(w, p->name, dtype, R1_DT_F32, m->params + p->offset, p->ndim,
+                                 p->shape, err);
     }
     for (int l = 0; l < m->Ltot && s == R1_OK; l++) {
         const layer_w *lw = &m->layers[l];
@@ -465,6 +517,7 @@ r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_e
     if (s == R1_OK)
         s = r1_st_writer_write(w, path, err);
     r1_st_writer_free(w);
+    r1__fp8w_free(q);
     return s;
 }
 
@@ -505,13 +558,4 @@ r1_status r1_model_copy_params(r1_model *dst, const r1_model *src, r1_error *err
             memcpy(dst->layers[l].bias, src->layers[l].bias,
                    sizeof(float) * src->cfg.n_routed_experts);
     return R1_OK;
-}
-
-void r1__mm(const r1_model *m, float *out, const float *in, const float *w, int N, int Ci,
-            int Co, int accumulate)
-{
-    if (m->w16)
-        r1_matmul_bf16(out, in, m->w16 + (w - m->params), N, Ci, Co, accumulate);
-    else
-        r1_matmul_fwd(out, in, w, N, Ci, Co, accumulate);
 }

@@ -164,6 +164,12 @@ struct r1_model {
     int no_load_count;         /* 1 while generating: expert loads count training only */
     const uint16_t *w16;       /* while a BF16 decoder steps: bf16 copies of the parameters,
                                 * same layout (borrowed from the decoder) */
+    const struct r1__fp8w *w8; /* while an FP8 decoder steps: its E4M3 linear weights
+                                * (borrowed from the decoder) */
+    int fp8;                   /* r1_fp8_mode of training (r1_model_set_fp8) */
+    int fp8_fwd;               /* the mode while r1_model_forward runs, else 0 */
+    int fp8_last;              /* the mode of the last forward, for its backward */
+    int fp8_oom;               /* an emulated GEMM ran out of memory (set atomically) */
     char errmsg[R1_ERRLEN];
 };
 
@@ -178,10 +184,27 @@ void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f);
 void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *dhn);
 double r1__moe_balance(r1_model *m, int l, layer_act *a);
 
-/* out[N,Co] = in[N,Ci] · w^T with w a parameter matrix: its bf16 copy while a BF16 decoder
- * runs (m->w16), the fp32 master otherwise. */
-void r1__mm(const r1_model *m, float *out, const float *in, const float *w, int N, int Ci,
-            int Co, int accumulate);
+/* fp8_linear.c: every linear layer's GEMMs.  out[N,Co] = in[N,Ci] · w^T (+= when accumulate)
+ * with w a parameter matrix: its bf16 copy while a BF16 decoder runs (m->w16), its E4M3 copy
+ * while an FP8 decoder runs (m->w8), FP8-emulated during a forward with m->fp8 set, exactly
+ * r1_matmul_fwd otherwise. */
+void r1__mm(r1_model *m, float *out, const float *in, const float *w, int N, int Ci, int Co,
+            int accumulate);
+/* The backward of r1__mm: r1_matmul_bwd, FP8-emulated when the last forward was. */
+void r1__linear_bwd(r1_model *m, float *din, float *dw, const float *dout, const float *in,
+                    const float *w, int N, int Ci, int Co);
+
+/* E4M3 copies (128x128 block scales) of the linear weights r1_fp8_is_stored names.
+ * finite_only: refuse (R1_EINVAL naming the tensor) a NaN or infinite weight. */
+typedef struct r1__fp8w r1__fp8w;
+r1_status r1__fp8w_new(r1__fp8w **out, const r1_model *m, int finite_only, r1_error *err);
+void r1__fp8w_free(r1__fp8w *q);
+/* Bytes of codes and scales; *fp32_bytes (may be NULL) gets what the same matrices take in
+ * fp32. */
+size_t r1__fp8w_bytes(const r1__fp8w *q, size_t *fp32_bytes);
+/* The codes and scales of parameter matrix w; 0 when w is not in q. */
+int r1__fp8w_get(const r1__fp8w *q, const r1_model *m, const float *w, const uint8_t **codes,
+                 const float **scale_inv);
 
 /* The gradient that mirrors parameter pointer p. */
 static inline float *r1__grad(r1_model *m, const float *p)

@@ -116,10 +116,10 @@ static void expert_bwd(void *ctx, int e, int tid)
     memset(g->deg + rI, 0, sizeof(float) * ne * Ie);
     memset(g->deu + rI, 0, sizeof(float) * ne * Ie);
     memset(g->dxe + rC, 0, sizeof(float) * ne * C);
-    r1_matmul_bwd(g->dea + rI, r1__grad(m, Wd), g->deo + rC, a->ea + rI, Wd, ne, Ie, C);
+    r1__linear_bwd(m, g->dea + rI, r1__grad(m, Wd), g->deo + rC, a->ea + rI, Wd, ne, Ie, C);
     r1_swiglu_bwd(g->deg + rI, g->deu + rI, g->dea + rI, a->eg + rI, a->eu + rI, ne * Ie);
-    r1_matmul_bwd(g->dxe + rC, r1__grad(m, Wg), g->deg + rI, a->xe + rC, Wg, ne, C, Ie);
-    r1_matmul_bwd(g->dxe + rC, r1__grad(m, Wu), g->deu + rI, a->xe + rC, Wu, ne, C, Ie);
+    r1__linear_bwd(m, g->dxe + rC, r1__grad(m, Wg), g->deg + rI, a->xe + rC, Wg, ne, C, Ie);
+    r1__linear_bwd(m, g->dxe + rC, r1__grad(m, Wu), g->deu + rI, a->xe + rC, Wu, ne, C, Ie);
 }
 
 void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
@@ -211,12 +211,12 @@ void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *
     if (Is) {
         size_t NI = (size_t)N * Is;
         memset(g->dsa, 0, sizeof(float) * NI);
-        r1_matmul_bwd(g->dsa, r1__grad(m, w->sd), df, a->sa, w->sd, N, Is, C);
+        r1__linear_bwd(m, g->dsa, r1__grad(m, w->sd), df, a->sa, w->sd, N, Is, C);
         memset(g->dsg, 0, sizeof(float) * NI);
         memset(g->dsu, 0, sizeof(float) * NI);
         r1_swiglu_bwd(g->dsg, g->dsu, g->dsa, a->sgo, a->suo, N * Is);
-        r1_matmul_bwd(dhn, r1__grad(m, w->sg), g->dsg, a->hn, w->sg, N, C, Is);
-        r1_matmul_bwd(dhn, r1__grad(m, w->su), g->dsu, a->hn, w->su, N, C, Is);
+        r1__linear_bwd(m, dhn, r1__grad(m, w->sg), g->dsg, a->hn, w->sg, N, C, Is);
+        r1__linear_bwd(m, dhn, r1__grad(m, w->su), g->dsu, a->hn, w->su, N, C, Is);
     }
 
     /* f_n += wt · eo_slot:  d wt = <df_n, eo_slot>,  d eo_slot = wt · df_n */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "r1_optim.h"
+#include "r1_safetensors.h" /* r1_f32_to_bf16 */
 
 struct r1_adamw {
     r1_adamw_cfg cfg;
@@ -17,7 +18,7 @@ struct r1_adamw {
 
 r1_adamw_cfg r1_adamw_defaults(void)
 {
-    r1_adamw_cfg c = {1e-3f, 1e-4f, 0, 0, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    r1_adamw_cfg c = {1e-3f, 1e-4f, 0, 0, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 0};
     return c;
 }
 
@@ -94,6 +95,10 @@ float r1_adamw_step(r1_adamw *o, r1_model *m, double *gnorm)
         for (size_t i = 0; i < t->numel; i++) {
             mm[i] = b1 * mm[i] + (1 - b1) * gg[i];
             vv[i] = b2 * vv[i] + (1 - b2) * gg[i] * gg[i];
+            if (c->bf16_moments) { /* what a bf16 store and load would give */
+                mm[i] = r1_bf16_to_f32(r1_f32_to_bf16(mm[i]));
+                vv[i] = r1_bf16_to_f32(r1_f32_to_bf16(vv[i]));
+            }
             float mh = mm[i] / bc1, vh = vv[i] / bc2;
             /* decoupled weight decay (Loshchilov & Hutter) */
             pp[i] -= lr * (mh / (sqrtf(vh) + c->eps) + wd * pp[i]);

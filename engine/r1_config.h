@@ -62,6 +62,13 @@ r1_status r1_config_parse(r1_config *c, const char *json, const char *name, r1_e
  * R1_EINVAL (nothing written); file errors are R1_EIO naming path. */
 r1_status r1_config_save(const r1_config *c, const char *path, r1_error *err);
 
+/* The same with DeepSeek-V3's FP8 entry, "quantization_config": {"activation_scheme":
+ * "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]}, and
+ * torch_dtype "bfloat16", for a model.safetensors written by r1_model_save(..., R1_DT_F8_E4M3).
+ * Reading accepts exactly that quantization_config (anything else is R1_EUNSUPPORTED naming
+ * the entry) and stores nothing of it. */
+r1_status r1_config_save_fp8(const r1_config *c, const char *path, r1_error *err);
+
 /* The built-in presets: "tiny" and "small" (see the engine issue).  R1_ENOTFOUND otherwise.
  * Their bos/eos ids are the built-in tokenizer's (R1_TOK_BOS 1, R1_TOK_EOS 2, r1_tokenizer.h);
  * tiny's vocab_size is its 128 ids. */

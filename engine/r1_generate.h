@@ -43,6 +43,19 @@ r1_status r1_decoder_mtp_step(r1_decoder *d, const int *rows, int R, const float
  * stay fp32.  The copy is taken now: call again after the model's weights change. */
 r1_status r1_decoder_set_bf16(r1_decoder *d, int on, r1_error *err);
 
+/* Holds the linear weights that DeepSeek-V3 ships as FP8 (r1_fp8_is_stored: attention and
+ * MLP / expert projections) as E4M3 with one fp32 scale per 128x128 block, for the steps that
+ * follow; each product decodes the weights inside the GEMM (r1_matmul_fp8: AVX-512 where the
+ * CPU has it) and keeps the activations and the sums fp32.  Everything else stays fp32, as for
+ * bf16 (plus eh_proj, BF16 in DeepSeek's files).  The copy is taken now: call again after the
+ * weights change.  Turning FP8 on drops BF16 weights and the other way round.  R1_EINVAL
+ * naming the tensor when a weight is NaN or infinite; R1_ENOMEM. */
+r1_status r1_decoder_set_fp8(r1_decoder *d, int on, r1_error *err);
+
+/* Bytes of the decoder's low-precision weight copy (bf16 or fp8 codes + scales; 0 for fp32)
+ * and, in *fp32_bytes (may be NULL), what the same weights take as fp32. */
+size_t r1_decoder_weight_bytes(const r1_decoder *d, size_t *fp32_bytes);
+
 /* The final-normed hidden states of the last r1_decoder_step, [R*n, C] (borrowed until the
  * next step). */
 const float *r1_decoder_hidden(const r1_decoder *d);
@@ -74,6 +87,7 @@ typedef struct {
     uint64_t seed;            /* row r samples from stream (seed, r) */
     int speculative;          /* draft with the MTP module, verify with the main model */
     int bf16;                 /* hold the weights as bf16 while generating */
+    int fp8;                  /* ... or as E4M3 with 128x128 block scales (not both) */
     const int32_t *stop_ids;  /* generation of a row stops after any of these tokens */
     int n_stop_ids;
     const int32_t *const *stop_seqs; /* ... or after any of these token sequences */
@@ -122,6 +136,8 @@ typedef struct {
     long drafted, accepted; /* speculative: drafts proposed and accepted */
     long steps;            /* main-model decoding steps */
     double seconds;        /* wall time of the decoding loop (prefill included) */
+    size_t weight_bytes;   /* the bf16 / fp8 weight copy (r1_decoder_weight_bytes), 0: fp32 */
+    size_t weight_bytes_fp32; /* the same weights in fp32 */
 } r1_gen_result;
 
 /* Generates completions for R prompts (prompts[r][0..lens[r])), each prompt >= 1 token.

@@ -44,7 +44,11 @@ void r1_model_init(r1_model *m, uint64_t seed);
 r1_status r1_model_load(r1_model **out, const char *dir, r1_error *err);
 
 /* Writes config.json and model.safetensors into dir (created if missing), tensors stored as
- * dtype (R1_DT_F32 or R1_DT_BF16), with the MTP layers' copies of the embedding and head. */
+ * dtype (R1_DT_F32 or R1_DT_BF16), with the MTP layers' copies of the embedding and head.
+ * R1_DT_F8_E4M3 writes DeepSeek-V3's FP8 layout (r1_fp8.h): the linear weights as E4M3 with
+ * "<name>_scale_inv" block scales, the other tensors BF16, and quantization_config in
+ * config.json.  r1_model_load reads all three back (FP8 dequantised to fp32).
+ * FP8 training emulation: r1_model_set_fp8 in r1_fp8.h. */
 r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_error *err);
 
 const r1_config *r1_model_config(const r1_model *m); /* borrowed */

@@ -17,9 +17,13 @@ typedef struct {
     float beta1, beta2, eps;
     float weight_decay;
     float clip; /* clip the global gradient norm to this (0: off) */
+    int bf16_moments; /* 1: keep both moments at bf16 precision (rounded to nearest even after
+                       * every update), as DeepSeek-V3 stores them; emulated in the fp32 blocks,
+                       * so checkpoints and r1_adamw_m / _v are unchanged (0: fp32) */
 } r1_adamw_cfg;
 
-/* lr 1e-3, min_lr 1e-4, warmup 0, total 0, betas (0.9, 0.95), eps 1e-8, wd 0.1, clip 1. */
+/* lr 1e-3, min_lr 1e-4, warmup 0, total 0, betas (0.9, 0.95), eps 1e-8, wd 0.1, clip 1,
+ * fp32 moments. */
 r1_adamw_cfg r1_adamw_defaults(void);
 
 /* The learning rate at step (0-based) under cfg's schedule. */

@@ -15,9 +15,9 @@
  * not padded to alignment.
  *
  * Statuses: R1_EFORMAT for a malformed file or a tensor whose dtype or shape is not what the
- * caller expects, R1_ENOTFOUND for a missing file, shard or tensor, R1_EUNSUPPORTED for FP8
- * read as fp32 (for now), R1_EIO for system errors, R1_EINVAL for bad arguments.  Messages
- * name the file and the tensor. */
+ * caller expects, R1_ENOTFOUND for a missing file, shard or tensor, R1_EUNSUPPORTED for an
+ * FP8 tensor of rank other than 1 or 2, R1_EIO for system errors, R1_EINVAL for bad arguments.
+ * Messages name the file and the tensor. */
 #ifndef R1_SAFETENSORS_H
 #define R1_SAFETENSORS_H
 
@@ -61,9 +61,12 @@ int r1_st_find(const r1_st *st, const char *name); /* index, or -1 */
 r1_status r1_st_info(const r1_st *st, const char *name, r1_dtype *dt, int *ndim,
                      int64_t shape[R1_ST_MAXDIM], r1_error *err);
 
-/* Reads tensor `name` (F32, F16 or BF16) into dst as fp32, checking that its shape is exactly
- * shape[0..ndim).  Errors name the file, the tensor and the expected and found shapes or
- * dtype: integer dtypes are R1_EFORMAT, FP8 is R1_EUNSUPPORTED for now. */
+/* Reads tensor `name` (F32, F16, BF16, or FP8) into dst as fp32, checking that its shape is
+ * exactly shape[0..ndim).  FP8 (F8_E4M3, F8_E5M2) is read as DeepSeek-V3 ships it: the tensor
+ * "<name>_scale_inv" holds one scale per 128x128 block ([ceil(rows/128), ceil(cols/128)], F32
+ * or any float dtype) and each value is decode(code) * its block's scale; a missing scale
+ * tensor or one of the wrong shape is R1_EFORMAT naming both tensors.  Errors name the file,
+ * the tensor and the expected and found shapes or dtype: integer dtypes are R1_EFORMAT. */
 r1_status r1_st_read_f32(const r1_st *st, const char *name, float *dst, int ndim,
                          const int64_t *shape, r1_error *err);
 

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "r1_fp8.h"
 #include "r1_safetensors.h"
 
 /* safetensors data is little-endian; the reader and the writer copy it as it lies in memory. */
@@ -719,6 +720,58 @@ static r1_status read_bytes(const r1_st *st, const tensor *t, void *dst, r1_erro
     return read_at(sh, dst, (size_t)(t->end - t->begin), sh->data_start + t->begin, err);
 }
 
+/* An FP8 tensor [R, C] (or [C]) with its DeepSeek-V3 block scales: "<name>_scale_inv", one
+ * fp32 per 128x128 block ([ceil(R/128), ceil(C/128)], or [ceil(C/128)] for a vector), value =
+ * decode(code) * scale of its block. */
+static r1_status read_fp8(const r1_st *st, const tensor *t, float *dst, int ndim,
+                          const int64_t *shape, r1_error *err)
+{
+    const char *path = st->shards[t->shard].path;
+    r1_status s = check_shape(st, t, ndim, shape, err);
+    if (s != R1_OK)
+        return s;
+    if (t->ndim < 1 || t->ndim > 2)
+        return st_fail(err, R1_EUNSUPPORTED, path, t->name,
+                       "%s tensors of rank %d are not supported (block scales are defined for "
+                       "vectors and matrices)",
+                       dtypes[t->dt].name, t->ndim);
+    char sname[1024];
+    if (snprintf(sname, sizeof sname, "%s_scale_inv", t->name) >= (int)sizeof sname)
+        return st_fail(err, R1_EFORMAT, path, t->name, "name too long");
+    int R = t->ndim == 2 ? (int)t->shape[0] : 1, C = (int)t->shape[t->ndim - 1];
+    int64_t ssh[2] = {(R + R1_FP8_BLOCK - 1) / R1_FP8_BLOCK, (C + R1_FP8_BLOCK - 1) / R1_FP8_BLOCK};
+    int64_t *want = t->ndim == 2 ? ssh : ssh + 1;
+    if (r1_st_find(st, sname) < 0)
+        return st_fail(err, R1_EFORMAT, path, t->name,
+                       "dtype %s needs its block scales in tensor \"%s\" (F32, one per 128x128 "
+                       "block), which is missing",
+                       dtypes[t->dt].name, sname);
+    size_t nb = (size_t)ssh[0] * (size_t)ssh[1], n = (size_t)R * (size_t)C;
+    float *sc = malloc(sizeof(float) * (nb ? nb : 1));
+    if (!sc)
+        return st_fail(err, R1_ENOMEM, path, t->name, "out of memory");
+    s = r1_st_read_f32(st, sname, sc, t->ndim, want, err);
+    if (s != R1_OK) {
+        r1_error_prefix(err, "the block scales of FP8 tensor \"%s\" (one per 128x128 block)",
+                        t->name);
+        free(sc);
+        return s;
+    }
+    /* the codes go to the last quarter of dst, then widen front to back: element i is written
+     * to bytes [4i, 4i+4), below code i+1 at byte 3n+i+1 */
+    uint8_t *codes = (uint8_t *)dst + 3 * n;
+    if ((s = read_bytes(st, t, codes, err)) == R1_OK) {
+        int e5 = t->dt == R1_DT_F8_E5M2;
+        for (size_t i = 0; i < n; i++) {
+            size_t r = i / (size_t)C, c = i % (size_t)C;
+            float v = e5 ? r1_e5m2_to_f32(codes[i]) : r1_e4m3_to_f32(codes[i]);
+            dst[i] = v * sc[(r / R1_FP8_BLOCK) * (size_t)ssh[1] + c / R1_FP8_BLOCK];
+        }
+    }
+    free(sc);
+    return s;
+}
+
 r1_status r1_st_read_f32(const r1_st *st, const char *name, float *dst, int ndim,
                          const int64_t *shape, r1_error *err)
 {
@@ -727,9 +780,7 @@ r1_status r1_st_read_f32(const r1_st *st, const char *name, float *dst, int ndim
         return R1_ENOTFOUND;
     const char *path = st->shards[t->shard].path;
     if (t->dt == R1_DT_F8_E4M3 || t->dt == R1_DT_F8_E5M2)
-        return st_fail(err, R1_EUNSUPPORTED, path, name,
-                       "dtype %s cannot be read as fp32 yet (FP8 weights are not supported)",
-                       dtypes[t->dt].name);
+        return read_fp8(st, t, dst, ndim, shape, err);
     if (t->dt != R1_DT_F32 && t->dt != R1_DT_F16 && t->dt != R1_DT_BF16)
         return st_fail(err, R1_EFORMAT, path, name,
                        "dtype %s is an integer type; expected F32, F16 or BF16",

@@ -76,4 +76,19 @@ ok $? "an empty prompt is refused"
 out=$("$r1lab" generate --model "$data/tiny_moe" --tokens "1" --top-p 2 2>&1)
 [ $? -eq 2 ] && [ -n "$(echo "$out" | grep 'top-p expects')" ]
 ok $? "a bad option value is a usage error"
+# FP8: a checkpoint in DeepSeek-V3's layout, generation with FP8 weights and their memory
+out=$("$r1lab" init --config tiny --out "$tmp/tiny8" --seed 5 --dtype fp8 2>&1)
+ok $? "init --dtype fp8 succeeds"
+ok $(has "$(cat "$tmp/tiny8/config.json")" '"quant_method": "fp8"') "its config has quantization_config"
+hdr=$(head -c 200000 "$tmp/tiny8/model.safetensors" | tr -d '\0')
+ok $(has "$hdr" '"model.layers.0.mlp.gate_proj.weight":{"dtype":"F8_E4M3","shape":[512,192]') \
+    "linear weights are F8_E4M3"
+ok $(has "$hdr" '"model.layers.0.mlp.gate_proj.weight_scale_inv":{"dtype":"F32","shape":[4,2]') \
+    "with one F32 weight_scale_inv per 128x128 block"
+out=$("$r1lab" generate --model "$tmp/tiny8" --tokens "1 2 3" --max-tokens 8 --weights fp8 2>&1)
+ok $? "generate --weights fp8 runs on the FP8 checkpoint"
+ok $(has "$out" "fp8 weights") "and reports the FP8 weights' memory ($(echo "$out" | tail -1))"
+out=$("$r1lab" generate --model "$tmp/tiny8" --tokens "1 2" --weights fp4 2>&1)
+[ $? -eq 2 ] && [ -n "$(echo "$out" | grep 'fp32, bf16 or fp8')" ]
+ok $? "an unknown --weights is a usage error"
 echo "1..$n"

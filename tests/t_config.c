@@ -258,6 +258,21 @@ static void test_save(void)
     r1_config_preset(&c, "small", NULL);
     round_trip(&c, "small");
 
+    /* DeepSeek-V3's FP8 entry: written by r1_config_save_fp8, read back, nothing stored */
+    r1_config_preset(&c, "tiny", NULL);
+    is_int(r1_config_save_fp8(&c, at("fp8.json"), &err), R1_OK, "saved with quantization_config");
+    text = slurp(at("fp8.json"));
+    like(text, "\"quant_method\": \"fp8\"", "... quant_method fp8");
+    like(text, "\"fmt\": \"e4m3\"", "... fmt e4m3");
+    like(text, "\"activation_scheme\": \"dynamic\"", "... activation_scheme dynamic");
+    like(text, "\"weight_block_size\": [\n      128,\n      128\n    ]",
+         "... weight_block_size [128, 128]");
+    like(text, "\"torch_dtype\": \"bfloat16\"", "... torch_dtype bfloat16, as DeepSeek's");
+    free(text);
+    r1_config d;
+    is_int(r1_config_load(&d, at("fp8.json"), &err), R1_OK, "a config with it loads");
+    ok(memcmp(&c, &d, sizeof d) == 0, "... and is the same config");
+
     r1_config_parse(&c, BASE, "config.json", NULL);
     round_trip(&c, "the parsed config");
 
@@ -329,8 +344,18 @@ static void test_bad(void)
         "moe_layer_freq 2");
     bad("{\"num_key_value_heads\": 2}", NULL, R1_EUNSUPPORTED, "num_key_value_heads",
         "num_attention_heads", "num_key_value_heads differing");
-    bad("{\"quantization_config\": {\"quant_method\": \"fp8\"}}", NULL, R1_EUNSUPPORTED,
-        "quantization_config", "FP8 checkpoints are not supported yet", "an FP8 checkpoint");
+    bad("{\"quantization_config\": {\"quant_method\": \"awq\", \"bits\": 4}}", NULL,
+        R1_EUNSUPPORTED, "quantization_config", "\"quant_method\" should be \"fp8\"",
+        "another quantization method");
+    bad("{\"quantization_config\": {\"activation_scheme\": \"dynamic\", \"fmt\": \"e5m2\", "
+        "\"quant_method\": \"fp8\", \"weight_block_size\": [128, 128]}}",
+        NULL, R1_EUNSUPPORTED, "quantization_config", "\"fmt\" should be \"e4m3\"",
+        "FP8 as e5m2");
+    bad("{\"quantization_config\": {\"activation_scheme\": \"dynamic\", \"fmt\": \"e4m3\", "
+        "\"quant_method\": \"fp8\", \"weight_block_size\": [64, 64]}}",
+        NULL, R1_EUNSUPPORTED, "quantization_config", "[128, 128]", "FP8 with 64x64 blocks");
+    bad("{\"quantization_config\": \"fp8\"}", NULL, R1_EFORMAT, "quantization_config",
+        "an object", "quantization_config as a string");
     bad("{\"sliding_window\": 4096}", NULL, R1_EUNSUPPORTED, "\"sliding_window\"", "unknown key",
         "an unknown key");
     bad("{\"topk_group\": 5}", NULL, R1_EFORMAT, "topk_group", "n_group", "topk_group > n_group");

@@ -554,8 +554,10 @@ static void test_malformed(void)
     is_int(r1_st_read_f32(st, "i", buf, 1, s2, &err), R1_EFORMAT, "I32 read as f32");
     like(err.msg, "I32", "... names the dtype");
     like(err.msg, "\"i\"", "... names the tensor");
-    is_int(r1_st_read_f32(st, "q", buf, 1, s2, &err), R1_EUNSUPPORTED, "FP8 read as f32");
+    is_int(r1_st_read_f32(st, "q", buf, 1, s2, &err), R1_EFORMAT,
+           "FP8 read as f32 without its block scales");
     like(err.msg, "F8_E4M3", "... names the dtype");
+    like(err.msg, "\"q_scale_inv\"", "... and the missing scale tensor");
     int32_t ib[2];
     is_int(r1_st_read_i32(st, "w", ib, 1, s2, &err), R1_EFORMAT, "F32 read as int32");
     like(err.msg, "F32", "... names the dtype");

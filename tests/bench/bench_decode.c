@@ -1,7 +1,7 @@
 /* bench_decode.c — decoding throughput of libr1 for `make bench` (a benchmark, not a test).
  *
  *   bench_decode --preset tiny|small --batch B [--prompt 16] [--new 128] [--threads N]
- *                [--speculative] [--bf16] [--model DIR]
+ *                [--speculative] [--bf16 | --fp8] [--model DIR]
  *
  * Prefills B random 16-token prompts and decodes 128 new tokens per row, greedy, with no stop
  * token; prints one line "r1lab decode tokens/s=… accept=…" (tokens/s = B·new / seconds,
@@ -67,6 +67,7 @@ int main(int argc, char **argv)
     cfg.max_tokens = NEW;
     cfg.speculative = flag(argc, argv, "--speculative");
     cfg.bf16 = flag(argc, argv, "--bf16");
+    cfg.fp8 = flag(argc, argv, "--fp8");
     r1_gen_result *res = NULL;
     double best = 0, acc = 0;
     for (int rep = 0; rep < 2; rep++) { /* the first run warms the caches */

@@ -59,3 +59,27 @@ echo "(random weights: MTP drafts are rarely accepted here; see the README for t
 echo
 echo "== GRPO step: tiny, 8 prompts x G = 8, at most 64 new tokens"
 R1LAB_DATADIR="$s" "$b/app/r1lab" run "$s/tests/bench/grpo_step.lua"
+
+echo
+echo "== FP8 training emulation (DeepSeek-V3's fine-grained E4M3) against fp32, 2 threads"
+echo "   same seeded runs; 'fp32 seed+1' starts from other weights: how far fp32 runs drift by chance"
+bf="$b/tests/bench/bench_fp8"
+"$bf" --preset tiny --steps 100 --batch 8 --seq 128 --every 10 --threads 2
+echo
+"$bf" --preset small --steps 30 --batch 4 --seq 128 --every 5 --threads 2
+echo
+echo "== FP8 and outliers: why the 1x128 tiles matter (quantisation error, no training)"
+"$bf" outliers
+echo
+echo "== FP8 weights for generation: r1_matmul_fp8 beside sgemm and r1_matmul_bf16, 1 thread (GFLOP/s)"
+"$bf" gemm
+echo
+echo "== decoding with FP8 weights: 16-token prompts, 128 new tokens, greedy, 2 threads (tokens/s)"
+printf '%-16s %10s %10s %10s\n' config fp32 bf16 fp8
+for cfg in "tiny 1" "tiny 16" "small 1" "small 16"; do
+    set -- $cfg
+    f=$($bd --preset "$1" --batch "$2" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    h=$($bd --preset "$1" --batch "$2" --bf16 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    e=$($bd --preset "$1" --batch "$2" --fp8 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    printf '%-16s %10s %10s %10s\n' "$1 batch $2" "$f" "$h" "$e"
+done

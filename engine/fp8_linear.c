@@ -1,0 +1,282 @@
+/* fp8_linear.c — FP8 inside the model: the one entry point of every linear layer's GEMMs
+ * (r1__mm forward, r1__linear_bwd backward), the training emulation they switch on
+ * (r1_model_set_fp8), and the block-quantised E4M3 copy of the linear weights that decoding
+ * (r1_decoder_set_fp8) and FP8 checkpoints (r1_model_save with R1_DT_F8_E4M3) use.
+ *
+ * Dispatch of r1__mm, first match wins:
+ *   - a BF16 decoder is stepping (m->w16): r1_matmul_bf16 on the bf16 copy;
+ *   - an FP8 decoder is stepping (m->w8) and w is one of its matrices: r1_matmul_fp8;
+ *   - r1_model_forward runs with an FP8 mode: quantise-dequantise both operands, then sgemm;
+ *   - otherwise r1_matmul_fwd itself, so with FP8 off every product is the very call it was
+ *     before this file existed (bit-identical results).
+ * r1__linear_bwd does the same for the backward with the mode of the last forward.
+ *
+ * Memory: the emulation quantises into buffers malloc'd per call (a GEMM costs far more);
+ * when one cannot be had the call falls back to the fp32 product and sets m->fp8_oom, which
+ * r1_model_forward turns into R1_ENOMEM.  Calls run side by side for the experts (parallel.c),
+ * hence the atomic store.  The weight copy (r1__fp8w) is owned by its creator. */
+#include <config.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+#include "r1_bf16.h"
+#include "r1_fp8.h"
+#include "r1_kernels.h"
+
+#define BLK R1_FP8_BLOCK
+
+/* ------------------------------------------------------------------ the switch */
+
+void r1_model_set_fp8(r1_model *m, r1_fp8_mode mode)
+{
+    m->fp8 = mode == R1_FP8_TILES || mode == R1_FP8_TENSOR ? (int)mode : R1_FP8_OFF;
+}
+
+r1_fp8_mode r1_model_fp8(const r1_model *m)
+{
+    return (r1_fp8_mode)m->fp8;
+}
+
+const char *r1_fp8_mode_name(r1_fp8_mode mode)
+{
+    switch (mode) {
+    case R1_FP8_OFF: return "off";
+    case R1_FP8_TILES: return "tiles";
+    case R1_FP8_TENSOR: return "tensor";
+    }
+    return "?";
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && strcmp(s + n - k, tail) == 0;
+}
+
+int r1_fp8_is_stored(const char *name)
+{
+    /* DeepSeek-V3's release: every nn.Linear of attention and of the MLPs / experts is
+     * F8_E4M3 with a weight_scale_inv; the router (mlp.gate.weight, a plain parameter there),
+     * eh_proj, the norms, the embedding and the head are BF16. */
+    static const char *const fp8[] = {
+        ".self_attn.q_a_proj.weight", ".self_attn.q_b_proj.weight", ".self_attn.q_proj.weight",
+        ".self_attn.kv_a_proj_with_mqa.weight", ".self_attn.kv_b_proj.weight",
+        ".self_attn.o_proj.weight", ".gate_proj.weight", ".up_proj.weight", ".down_proj.weight",
+    };
+    for (size_t i = 0; i < sizeof fp8 / sizeof fp8[0]; i++)
+        if (ends_with(name, fp8[i]))
+            return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ emulation */
+
+static void oom(r1_model *m)
+{
+    __atomic_store_n(&m->fp8_oom, 1, __ATOMIC_RELAXED);
+}
+
+/* dst = Q(src) for a GEMM operand x[N,K]: how = 'r' 1×128 tiles, 'c' 128×1 tiles, 'b' blocks;
+ * per tensor whatever how says when mode is R1_FP8_TENSOR. */
+static void quant(int mode, char how, float *dst, const float *src, int N, int K)
+{
+    if (mode == R1_FP8_TENSOR)
+        r1_fp8_qdq_tensor(dst, src, (size_t)N * K);
+    else if (how == 'r')
+        r1_fp8_qdq_tiles(dst, src, N, K);
+    else if (how == 'c')
+        r1_fp8_qdq_coltiles(dst, src, N, K);
+    else
+        r1_fp8_qdq_blocks(dst, src, N, K);
+}
+
+static float *fbuf(size_t n)
+{
+    return malloc(sizeof(float) * (n ? n : 1));
+}
+
+/* ------------------------------------------------------------------ FP8 weight copy */
+
+struct r1__fp8w {
+    int n;          /* matrices */
+    size_t *off;    /* [n] offset into the parameter block, ascending */
+    int *rows;      /* [n] Co */
+    int *cols;      /* [n] Ci */
+    size_t *coff;   /* [n] first code */
+    size_t *soff;   /* [n] first scale */
+    uint8_t *codes; /* [ncodes] E4M3, each matrix [rows, cols] */
+    float *scales;  /* [nscales] each matrix [ceil(rows/128), ceil(cols/128)] */
+    size_t ncodes, nscales;
+};
+
+/* Index of the matrix at parameter offset off, or -1. */
+static int fp8w_find(const r1__fp8w *q, size_t off)
+{
+    int lo = 0, hi = q->n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (q->off[mid] == off)
+            return mid;
+        if (q->off[mid] < off)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+void r1__fp8w_free(r1__fp8w *q)
+{
+    if (!q)
+        return;
+    free(q->off);
+    free(q->rows);
+    free(q->cols);
+    free(q->coff);
+    free(q->soff);
+    free(q->codes);
+    free(q->scales);
+    free(q);
+}
+
+r1_status r1__fp8w_new(r1__fp8w **out, const r1_model *m, int finite_only, r1_error *err)
+{
+    *out = NULL;
+    r1__fp8w *q = calloc(1, sizeof *q);
+    if (!q)
+        return r1_error_set(err, R1_ENOMEM, "out of memory for the fp8 weights");
+    for (int i = 0; i < m->nparams; i++) {
+        const r1_param *p = &m->ptab[i];
+        if (p->ndim != 2 || !r1_fp8_is_stored(p->name))
+            continue;
+        q->n++;
+        q->ncodes += p->numel;
+        q->nscales += (size_t)((p->shape[0] + BLK - 1) / BLK) * ((p->shape[1] + BLK - 1) / BLK);
+    }
+    size_t n = q->n ? (size_t)q->n : 1;
+    q->off = malloc(sizeof(size_t) * n), q->coff = malloc(sizeof(size_t) * n);
+    q->soff = malloc(sizeof(size_t) * n);
+    q->rows = malloc(sizeof(int) * n), q->cols = malloc(sizeof(int) * n);
+    q->codes = malloc(q->ncodes ? q->ncodes : 1);
+    q->scales = malloc(sizeof(float) * (q->nscales ? q->nscales : 1));
+    if (!q->off || !q->coff || !q->soff || !q->rows || !q->cols || !q->codes || !q->scales) {
+        r1__fp8w_free(q);
+        return r1_error_set(err, R1_ENOMEM, "out of memory for the fp8 weights");
+    }
+    size_t co = 0, so = 0;
+    int j = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        const r1_param *p = &m->ptab[i];
+        if (p->ndim != 2 || !r1_fp8_is_stored(p->name))
+            continue;
+        const float *w = m->params + p->offset;
+        if (finite_only)
+            for (size_t k = 0; k < p->numel; k++)
+                if (!isfinite(w[k])) {
+                    r1__fp8w_free(q);
+                    return r1_error_set(err, R1_EINVAL,
+                                        "fp8 weights: %s holds a non-finite value at element "
+                                        "%zu",
+                                        p->name, k);
+                }
+        int R = (int)p->shape[0], C = (int)p->shape[1];
+        q->off[j] = p->offset, q->rows[j] = R, q->cols[j] = C, q->coff[j] = co, q->soff[j] = so;
+        r1_fp8_quantize_blocks(q->codes + co, q->scales + so, w, R, C);
+        co += p->numel;
+        so += (size_t)((R + BLK - 1) / BLK) * ((C + BLK - 1) / BLK);
+        j++;
+    }
+    *out = q;
+    return R1_OK;
+}
+
+size_t r1__fp8w_bytes(const r1__fp8w *q, size_t *fp32_bytes)
+{
+    if (fp32_bytes)
+        *fp32_bytes = q ? q->ncodes * sizeof(float) : 0;
+    return q ? q->ncodes + q->nscales * sizeof(float) : 0;
+}
+
+int r1__fp8w_get(const r1__fp8w *q, const r1_model *m, const float *w, const uint8_t **codes,
+                 const float **scale_inv)
+{
+    int i = q ? fp8w_find(q, (size_t)(w - m->params)) : -1;
+    if (i < 0)
+        return 0;
+    *codes = q->codes + q->coff[i];
+    *scale_inv = q->scales + q->soff[i];
+    return 1;
+}
+
+/* ------------------------------------------------------------------ the GEMM entry points */
+
+void r1__mm(r1_model *m, float *out, const float *in, const float *w, int N, int Ci, int Co,
+            int accumulate)
+{
+    const uint8_t *codes;
+    const float *sc;
+    if (m->w16) {
+        r1_matmul_bf16(out, in, m->w16 + (w - m->params), N, Ci, Co, accumulate);
+        return;
+    }
+    if (m->w8 && r1__fp8w_get(m->w8, m, w, &codes, &sc)) {
+        r1_matmul_fp8(out, in, codes, sc, N, Ci, Co, accumulate);
+        return;
+    }
+    if (!m->fp8_fwd || N <= 0 || Co <= 0) {
+        r1_matmul_fwd(out, in, w, N, Ci, Co, accumulate);
+        return;
+    }
+    /* forward: Q(x) in 1×128 tiles, Q(W) in 128×128 blocks, fp32 accumulation */
+    float *qx = fbuf((size_t)N * Ci), *qw = fbuf((size_t)Co * Ci);
+    if (qx && qw) {
+        quant(m->fp8_fwd, 'r', qx, in, N, Ci);
+        quant(m->fp8_fwd, 'b', qw, w, Co, Ci);
+        r1_matmul_fwd(out, qx, qw, N, Ci, Co, accumulate);
+    } else {
+        oom(m);
+        r1_matmul_fwd(out, in, w, N, Ci, Co, accumulate);
+    }
+    free(qx);
+    free(qw);
+}
+
+void r1__linear_bwd(r1_model *m, float *din, float *dw, const float *dout, const float *in,
+                    const float *w, int N, int Ci, int Co)
+{
+    int mode = m->fp8_last;
+    if (!mode || N <= 0) {
+        r1_matmul_bwd(din, dw, dout, in, w, N, Ci, Co);
+        return;
+    }
+    if (din) { /* Dgrad: din += Q(dout) · Q(W); dout's tiles run along Co, this GEMM's inner
+                * dimension */
+        float *qd = fbuf((size_t)N * Co), *qw = fbuf((size_t)Co * Ci);
+        if (qd && qw) {
+            quant(mode, 'r', qd, dout, N, Co);
+            quant(mode, 'b', qw, w, Co, Ci);
+            r1_matmul_bwd(din, NULL, qd, NULL, qw, N, Ci, Co);
+        } else {
+            oom(m);
+            r1_matmul_bwd(din, NULL, dout, NULL, w, N, Ci, Co);
+        }
+        free(qd);
+        free(qw);
+    }
+    if (dw) { /* Wgrad: dW += Q(dout)^T · Q(x), the inner dimension is the tokens: 128×1 */
+        float *qd = fbuf((size_t)N * Co), *qx = fbuf((size_t)N * Ci);
+        if (qd && qx) {
+            quant(mode, 'c', qd, dout, N, Co);
+            quant(mode, 'c', qx, in, N, Ci);
+            r1_matmul_bwd(NULL, dw, qd, qx, NULL, N, Ci, Co);
+        } else {
+            oom(m);
+            r1_matmul_bwd(NULL, dw, dout, in, NULL, N, Ci, Co);
+        }
+        free(qd);
+        free(qx);
+    }
+}

@@ -19,18 +19,21 @@
  * sft_docs = N the cold-start set is the first N documents, repeated (position pos uses
  * document pos mod N).
  *
- * Packing.  A row of seq_len tokens takes whole documents, in stream order, while they fit; the
- * rest of the row is <|pad|> with loss weight 0, and the document that did not fit opens the
- * next row.  A document longer than seq_len is skipped (and counted).  Documents are never cut:
- * a cut would train SFT's masked loss on answers whose question sits in another row, and would
- * start rows mid-document, while generation always starts at position 0 with <|bos|>.  Tokens
- * of a later document in a row do attend to the earlier, complete documents (the model has no
- * document mask); that is acceptable because every document opens with <|bos|> right after the
- * previous one's <|eos|>, the documents are independent draws (the earlier ones carry no
- * information about the later one's answer, so the model learns to ignore them), RoPE is
- * relative, and the first document of every row trains exactly the no-context case that
- * generation sees.  The cost is the padding: a few percent to ~20% of the row, depending on
- * seq_len against the documents' lengths (reported per step as `tokens`).
+ * Packing.  Whole documents, first fit: taken in stream order, each document goes into the
+ * first row of the batch with room for it, so short documents fill the gaps long ones leave; a
+ * document that fits no row is dropped (documents are generated: dropping one costs only its
+ * generation), and the batch is complete after 8 such documents in a row.  The rest of each row
+ * is <|pad|> with loss weight 0; a document longer than seq_len is dropped too.  The batch is
+ * still a pure function of its first position, and the position after it is the next batch's.
+ * Documents are never cut: a cut would train SFT's masked loss on answers whose question sits in
+ * another row, and would start rows mid-document, while generation always starts at position 0
+ * with <|bos|>.  Tokens of a later document in a row do attend to the earlier, complete
+ * documents (the model has no document mask); that is acceptable because every document opens
+ * with <|bos|> right after the previous one's <|eos|>, the documents are independent draws (the
+ * earlier ones carry no information about the later one's answer, so the model learns to ignore
+ * them), RoPE is relative, and the first document of every row trains exactly the no-context
+ * case that generation sees.  The cost is the padding, a few percent of the rows (reported per
+ * step as `tokens`, the tokens with a loss weight).
  *
  * The held-out set.  Evaluation sample j of (task, difficulty d) is the task's sample of seed
  * 2^63 | d << 32 | j (language drawn from the seed).  Training task seeds always have the top
@@ -97,6 +100,7 @@ r1_status r1_sft_stage_parse(r1_sft_stage *out, const char *name, r1_error *err)
 #define R1_SFT_MAX_TASKS 16
 #define R1_SFT_HELDOUT 64      /* held-out problems per (task, difficulty); eval_n <= this */
 #define R1_SFT_PATH_MAX 1024
+#define R1_SFT_MAX_BATCH 4096  /* rows per step */
 #define R1_SFT_DOC_MAX (R1_TASK_PROMPT_MAX + R1_TASK_REASONING_MAX + R1_TASK_ANSWER_MAX + 64)
 
 /* One entry of the task mixture. */
@@ -182,11 +186,12 @@ void r1_sft_data_free(r1_sft_data *d);
 r1_status r1_sft_data_doc(r1_sft_data *d, int64_t pos, int32_t *ids, float *w, r1_sft_doc *info,
                           r1_error *err);
 
-/* Packs one batch, tokens[B,T] and weights[B,T], from stream position *pos, which advances past
- * the documents used.  *ntok (may be NULL) gets the number of non-zero weights, *skipped (may be
- * NULL) the number of documents longer than T that were passed over. */
+/* Packs one batch, tokens[B,T] and weights[B,T] (first fit, see above), from stream position
+ * *pos, which advances past every document looked at.  *ntok (may be NULL) gets the number of
+ * non-zero weights, *dropped (may be NULL) the number of documents looked at but not packed
+ * (longer than T, or no room).  R1_EINVAL when thousands of documents in a row exceed T. */
 r1_status r1_sft_data_batch(r1_sft_data *d, int64_t *pos, int32_t *tokens, float *weights,
-                            long *ntok, long *skipped, r1_error *err);
+                            long *ntok, long *dropped, r1_error *err);
 
 /* Redraws caused by held-out problems so far, and draws that gave up and kept one. */
 long r1_sft_data_heldout_redraws(const r1_sft_data *d);

@@ -1,5 +1,5 @@
 /* sft_data.c — the documents of pretraining and cold-start SFT: the stream (a pure function of
- * seed, stage and position), the packer (whole documents per row, pads with weight 0) and the
+ * seed, stage and position), the packer (whole documents, first fit, pads with weight 0) and the
  * held-out set with the exclusion of its problems from training.  See r1_sft.h for the why.
  *
  * Ownership: r1_sft_data owns its tables and scratch buffers and borrows the tokenizer.
@@ -17,6 +17,8 @@
 #define MAX_REDRAWS 8
 /* Documents in a row longer than seq_len before the packer gives up. */
 #define MAX_SKIPS 10000
+/* Documents in a row that found no room in any row: the batch is full. */
+#define MAX_MISSES 8
 
 typedef struct {
     const r1_task *task;
@@ -327,48 +329,55 @@ r1_status r1_sft_data_doc(r1_sft_data *d, int64_t pos, int32_t *ids, float *w, r
 /* ------------------------------------------------------------------ packing */
 
 r1_status r1_sft_data_batch(r1_sft_data *d, int64_t *pos, int32_t *tokens, float *weights,
-                            long *ntok, long *skipped, r1_error *err)
+                            long *ntok, long *dropped, r1_error *err)
 {
     int B = d->s.batch, T = d->s.seq_len;
     int pad = r1_tokenizer_special_id(d->tok, R1_TOK_PAD);
-    long nt = 0, sk = 0, run = 0;
-    for (int b = 0; b < B; b++) {
-        int32_t *row = tokens + (size_t)b * T;
-        float *wrow = weights + (size_t)b * T;
-        int off = 0;
-        for (;;) {
-            r1_status st = r1_sft_data_doc(d, *pos, NULL, NULL, NULL, err);
-            if (st != R1_OK)
-                return st;
-            int n = d->cache_n;
-            if (n > T) { /* never cut a document: pass over it */
-                sk++;
-                (*pos)++;
-                if (++run > MAX_SKIPS)
-                    return r1_error_set(err, R1_EINVAL,
-                                        "seq_len %d: %d documents in a row are longer; raise "
-                                        "seq_len or lower the difficulties",
-                                        T, MAX_SKIPS);
-                continue;
-            }
-            run = 0;
-            if (off + n > T)
-                break; /* it opens the next row */
-            memcpy(row + off, d->cache_ids, sizeof(int32_t) * n);
-            memcpy(wrow + off, d->cache_w, sizeof(float) * n);
-            for (int i = 0; i < n; i++)
-                nt += d->cache_w[i] != 0;
-            off += n;
-            (*pos)++;
+    int fill[R1_SFT_MAX_BATCH];
+    long nt = 0, dr = 0, run = 0;
+    memset(fill, 0, sizeof(int) * B);
+    /* first fit: each document goes into the first row with room; the batch is complete after
+     * MAX_MISSES documents in a row found no room (rows only fill up, so a document dropped
+     * for lack of room would not fit at the end either) */
+    for (int misses = 0; misses < MAX_MISSES;) {
+        r1_status st = r1_sft_data_doc(d, *pos, NULL, NULL, NULL, err);
+        if (st != R1_OK)
+            return st;
+        int n = d->cache_n;
+        (*pos)++;
+        if (n > T) { /* never cut a document: pass over it */
+            dr++;
+            if (++run > MAX_SKIPS)
+                return r1_error_set(err, R1_EINVAL,
+                                    "seq_len %d: %d documents in a row are longer; raise "
+                                    "seq_len or lower the difficulties",
+                                    T, MAX_SKIPS);
+            continue;
         }
-        for (int i = off; i < T; i++) {
-            row[i] = pad;
-            wrow[i] = 0;
+        run = 0;
+        int b = 0;
+        while (b < B && fill[b] + n > T)
+            b++;
+        if (b == B) {
+            dr++;
+            misses++;
+            continue;
         }
+        misses = 0;
+        memcpy(tokens + (size_t)b * T + fill[b], d->cache_ids, sizeof(int32_t) * n);
+        memcpy(weights + (size_t)b * T + fill[b], d->cache_w, sizeof(float) * n);
+        for (int i = 0; i < n; i++)
+            nt += d->cache_w[i] != 0;
+        fill[b] += n;
     }
+    for (int b = 0; b < B; b++)
+        for (int i = fill[b]; i < T; i++) {
+            tokens[(size_t)b * T + i] = pad;
+            weights[(size_t)b * T + i] = 0;
+        }
     if (ntok)
         *ntok = nt;
-    if (skipped)
-        *skipped = sk;
+    if (dropped)
+        *dropped = dr;
     return R1_OK;
 }

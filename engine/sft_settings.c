@@ -227,7 +227,8 @@ r1_status r1_sft_validate(const r1_sft_settings *s, const r1_config *c, r1_error
           R1_SFT_MAX_CELLS);
     CHECK(s->seq_len >= 16 && s->seq_len <= 1 << 16, "seq_len %d: expected 16..65536",
           s->seq_len);
-    CHECK(s->batch >= 1 && s->batch <= 4096, "batch %d: expected 1..4096", s->batch);
+    CHECK(s->batch >= 1 && s->batch <= R1_SFT_MAX_BATCH, "batch %d: expected 1..%d", s->batch,
+          R1_SFT_MAX_BATCH);
     CHECK(s->steps >= 1, "steps %d: expected >= 1", s->steps);
     CHECK(s->opt.lr > 0 && s->opt.lr < 1, "lr %g: expected 0 < lr < 1", s->opt.lr);
     CHECK(s->opt.min_lr >= 0 && s->opt.min_lr <= s->opt.lr, "min_lr %g: expected 0..lr",

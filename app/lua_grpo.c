@@ -1,6 +1,6 @@
 /* lua_grpo.c — r1.grpo{...}: GRPO from Lua, with built-in and Lua reward functions.
  *
- *   r1.grpo{model = m, task = "add" | tasks = {"add", "mul"}, difficulty = 3, lang = "auto",
+ *   r1.grpo{model = m, task = "add" | tasks = {"add", "mul:1-2"}, difficulty = 3, lang = "auto",
  *           steps = 10, group = 8, prompts = 8, mu = 1, lr = 1e-5, beta = 0.04,
  *           eps_low = 0.2, eps_high = 0.2, temperature = 1, max_new = 64,
  *           agg = "seq" | "token" | "const", std_scale = true, dynamic_sampling = false,
@@ -24,12 +24,13 @@
 #include "events.h"
 #include "lua_r1.h"
 #include "r1_grpo.h"
+#include "r1_rng.h"
 
 typedef struct {
     lua_State *L;
     lua_model *u;
     const r1_task *tasks[16];
-    int ntasks, difficulty[16];
+    int ntasks, dmin[16], dmax[16]; /* difficulty range per task */
     r1_lang lang;
     uint64_t seed;
     int max_new;
@@ -47,9 +48,16 @@ typedef struct {
  * disjoint from evaluation seeds, which the tasks draw from another range). */
 static const r1_task *sample_of(run *r, int64_t i, r1_task_sample *s)
 {
-    const r1_task *t = r->tasks[i % r->ntasks];
-    r1_task_generate(t, 0x5eed0000ull + r->seed * 1000003ull + (uint64_t)i,
-                     r->difficulty[i % r->ntasks], r->lang, s, NULL);
+    int k = (int)(i % r->ntasks);
+    const r1_task *t = r->tasks[k];
+    uint64_t seed = 0x5eed0000ull + r->seed * 1000003ull + (uint64_t)i;
+    int d = r->dmin[k];
+    if (r->dmax[k] > d) { /* a range: the difficulty is drawn from the prompt's own seed */
+        r1_rng g;
+        r1_rng_seed(&g, seed ^ 0xd1ff1c017ull);
+        d += (int)r1_rng_below(&g, (uint32_t)(r->dmax[k] - d + 1));
+    }
+    r1_task_generate(t, seed, d, r->lang, s, NULL);
     return t;
 }
 
@@ -447,15 +455,45 @@ static int l_grpo(lua_State *L)
     int dflt = (int)lua_r1_opt_int(L, 1, "difficulty", 0);
     for (int i = 0; i < nt; i++) {
         lua_rawgeti(L, -1, i + 1);
+        /* "add", or "add:4", or "add:2-4" (a difficulty drawn per prompt) */
+        const char *spec = luaL_checkstring(L, -1);
+        char name[64];
+        size_t nl = strcspn(spec, ":");
+        if (nl >= sizeof name)
+            return luaL_error(L, "r1.grpo: tasks[%d] \"%s\": name too long", i + 1, spec);
+        memcpy(name, spec, nl);
+        name[nl] = 0;
         r1_error err = {0};
-        if (r1_task_find(&r->tasks[i], luaL_checkstring(L, -1), &err) != R1_OK)
-            return luaL_error(L, "%s", err.msg);
-        lua_pop(L, 1);
-        r->difficulty[i] = dflt ? dflt : r1_task_train_difficulty(r->tasks[i]);
-        if (r->difficulty[i] < 1 || r->difficulty[i] > r1_task_max_difficulty(r->tasks[i]))
+        if (r1_task_find(&r->tasks[i], name, &err) != R1_OK)
+            return luaL_error(L, "r1.grpo: tasks[%d]: %s", i + 1, err.msg);
+        int lo = dflt ? dflt : r1_task_train_difficulty(r->tasks[i]), hi = lo;
+        if (spec[nl] == ':') {
+            char *end;
+            long a = strtol(spec + nl + 1, &end, 10), b = a;
+            if (end == spec + nl + 1)
+                goto bad_spec;
+            if (*end == '-') {
+                const char *q = end + 1;
+                b = strtol(q, &end, 10);
+                if (end == q)
+                    goto bad_spec;
+            }
+            if (*end || a > b || a < 1 || b > 1000)
+                goto bad_spec;
+            lo = (int)a;
+            hi = (int)b;
+        }
+        if (lo < 1 || hi > r1_task_max_difficulty(r->tasks[i]))
             return luaL_error(L, "r1.grpo: difficulty %d outside 1..%d for task %s",
-                              r->difficulty[i], r1_task_max_difficulty(r->tasks[i]),
+                              lo < 1 ? lo : hi, r1_task_max_difficulty(r->tasks[i]),
                               r1_task_name(r->tasks[i]));
+        r->dmin[i] = lo;
+        r->dmax[i] = hi;
+        lua_pop(L, 1);
+        continue;
+    bad_spec:
+        return luaL_error(L, "r1.grpo: tasks[%d] \"%s\": expected a task name, "
+                             "\"name:d\" or \"name:lo-hi\"", i + 1, spec);
     }
     r->ntasks = nt;
     lua_pop(L, 1);

@@ -156,8 +156,15 @@ r1_status r1_sft_data_new(r1_sft_data **out, const r1_sft_settings *s, const r1_
         const r1_sft_task *t = &s->tasks[i];
         d->wsum += t->weight;
         int top = t->dmax + s->eval_above, max = r1_task_max_difficulty(t->task);
-        for (int k = t->dmin; k <= (top < max ? top : max); k++)
-            d->cells[d->ncells++] = (cell){t->task, k, k <= t->dmax};
+        for (int k = t->dmin; k <= (top < max ? top : max); k++) {
+            int j = 0; /* a task listed twice for different difficulties shares its cells */
+            while (j < d->ncells && (d->cells[j].task != t->task || d->cells[j].difficulty != k))
+                j++;
+            if (j == d->ncells)
+                d->cells[d->ncells++] = (cell){t->task, k, k <= t->dmax};
+            else
+                d->cells[j].in_training |= k <= t->dmax;
+        }
     }
     d->nkeys = 1;
     while (d->nkeys < (size_t)d->ncells * R1_SFT_HELDOUT * 2)

@@ -166,10 +166,14 @@ r1_status r1_sft_parse_tasks(r1_sft_settings *s, const char *spec, r1_error *err
         r1_status st = parse_entry(&tasks[n], p, len, err);
         if (st != R1_OK)
             return st;
-        for (int i = 0; i < n; i++)
-            if (tasks[i].task == tasks[n].task)
-                return r1_error_set(err, R1_EINVAL, "tasks: %s is listed twice",
-                                    r1_task_name(tasks[n].task));
+        for (int i = 0; i < n; i++) /* "add:1-3@6,add:4" weighs difficulties differently */
+            if (tasks[i].task == tasks[n].task && tasks[i].dmin <= tasks[n].dmax &&
+                tasks[n].dmin <= tasks[i].dmax)
+                return r1_error_set(err, R1_EINVAL,
+                                    "tasks: %s is listed twice with overlapping difficulties "
+                                    "(%d-%d and %d-%d)",
+                                    r1_task_name(tasks[n].task), tasks[i].dmin, tasks[i].dmax,
+                                    tasks[n].dmin, tasks[n].dmax);
         n++;
         if (!comma)
             break;

@@ -10,31 +10,34 @@
 --
 --   r1lab run scripts/train_builtin.lua [--out models/builtin] [--quick true] [--seed 1]
 --
+-- --stages DIR also keeps the model after each stage (DIR/pretrain, DIR/sft, DIR/grpo, ...), for
+-- experiments that start from one of them (scripts/evidence.lua).
 -- --quick runs every stage for a few steps (for the tests); the defaults are the recipe of the
 -- committed model (about 25-30 minutes on 2 cores).
 local r1 = require "r1"
 local common = require "common"
 local a = common.args{out = common.datadir() .. "/models/builtin", quick = false, seed = 1,
-                      threads = 0}
+                      threads = 0, stages = ""}
 r1.set_threads(a.threads)
 
 local Q = a.quick
 local function pick(full, quick) if Q then return quick else return full end end
 
 -- the recipe
-local TASKS = "add:1-3@6,mul:1-2,linear:1-2,bool:1"
-local EVAL = "add:1-5,mul:1-3,linear:1-3,bool:1-2,chat:1-2"
+-- Addition up to 3 digits is the core skill; 4 digits is seen a little, so that RL has room.
+local TASKS = "add:1-3@12,add:4@2,mul:1-2@3,linear:1@1,bool:1@1,chat:1-2@1"
+local EVAL = "add:1-5,mul:1-3,linear:1-2,bool:1-2,chat:1-2"
 local R = {
-  pretrain = {steps = pick(300, 2), batch = pick(16, 2), seq_len = 256, lr = 3e-3,
-              min_lr = 1e-3, warmup = 30},
-  sft = {steps = pick(550, 2), batch = pick(16, 2), seq_len = 256, lr = 2e-3, min_lr = 1e-4,
+  pretrain = {steps = pick(500, 2), batch = pick(16, 2), seq_len = 256, lr = 3e-3,
+              min_lr = 3e-4, warmup = 30},
+  sft = {steps = pick(350, 2), batch = pick(16, 2), seq_len = 256, lr = 1.5e-3, min_lr = 1e-4,
          warmup = 20, sft_docs = 0},
-  grpo = {steps = pick(30, 1), prompts = pick(8, 1), group = pick(8, 2), max_new = 128,
-          lr = 2e-5, beta = 0.04, eps_high = 0.28},
+  grpo = {steps = pick(40, 1), prompts = pick(8, 1), group = pick(8, 2), max_new = 128,
+          lr = 1e-4, beta = 0.04, eps_high = 0.28, tasks = {"add:2-4"}},
   reject = {prompts = pick(128, 4), k = 4, keep = 1, max_new = 160},
   rsft = {steps = pick(60, 2), batch = pick(8, 2), seq_len = 256, lr = 1e-4, min_lr = 1e-5},
-  rl2 = {steps = pick(15, 1), prompts = pick(8, 1), group = pick(8, 2), max_new = 128,
-         lr = 1e-5, beta = 0.04},
+  rl2 = {steps = pick(20, 1), prompts = pick(8, 1), group = pick(8, 2), max_new = 128,
+         lr = 5e-5, beta = 0.04, tasks = {"add:1-4", "mul:1-2", "chat:1-2"}},
   student = {hidden_size = 128, num_hidden_layers = 4, num_attention_heads = 4,
              q_lora_rank = 64, kv_lora_rank = 32, qk_nope_head_dim = 16, qk_rope_head_dim = 8,
              v_head_dim = 16, intermediate_size = 384, n_routed_experts = 0,
@@ -59,6 +62,13 @@ end
 local m = r1.init("tiny", {seed = a.seed})
 stage("init", "%s", tostring(m))
 
+local function keep(name)
+  if a.stages == "" then return end
+  local dir = a.stages .. "/" .. name
+  os.execute("mkdir -p '" .. dir .. "'")
+  m:save(dir)
+end
+
 -- 1. pretraining
 local p = R.pretrain
 local res = r1.pretrain{model = m, tasks = TASKS, steps = p.steps, batch = p.batch,
@@ -68,6 +78,7 @@ local res = r1.pretrain{model = m, tasks = TASKS, steps = p.steps, batch = p.bat
     if s.step % 50 == 0 then stage("pretrain", "step %d/%d loss %.3f", s.step, s.steps, s.loss) end
   end}
 stage("pretrain", "done: %s", summary(res.eval))
+keep("pretrain")
 
 -- 2. cold-start SFT
 local s = R.sft
@@ -78,10 +89,11 @@ res = r1.sft{model = m, tasks = TASKS, steps = s.steps, batch = s.batch, seq_len
     if st.step % 50 == 0 then stage("sft", "step %d/%d loss %.3f", st.step, st.steps, st.loss) end
   end}
 stage("sft", "done: %s", summary(res.eval))
+keep("sft")
 
 -- 3. GRPO with the rule rewards
 local g = R.grpo
-r1.grpo{model = m, tasks = {"add"}, steps = g.steps, prompts = g.prompts,
+r1.grpo{model = m, tasks = g.tasks, steps = g.steps, prompts = g.prompts,
   group = g.group, max_new = g.max_new, lr = g.lr, beta = g.beta, eps_high = g.eps_high,
   seed = a.seed + 2, rewards = {"accuracy", "format", {"language", weight = 0.5}},
   on_step = function(st)
@@ -91,6 +103,7 @@ r1.grpo{model = m, tasks = {"add"}, steps = g.steps, prompts = g.prompts,
     end
   end}
 stage("grpo", "done: %s", summary(r1.evaluate{model = m, tasks = TASKS, n = pick(8, 1)}))
+keep("grpo")
 
 -- 4. rejection sampling + SFT on what passed
 local samples = os.tmpname()
@@ -105,13 +118,14 @@ if rs.kept + rs.direct > 0 then
   r1.sft{model = m, data = samples, steps = rf.steps, batch = rf.batch, seq_len = rf.seq_len,
     lr = rf.lr, min_lr = rf.min_lr, seed = a.seed + 4}
   stage("rs-sft", "done: %s", summary(r1.evaluate{model = m, tasks = TASKS, n = pick(8, 1)}))
+  keep("rs-sft")
 else
   stage("rs-sft", "skipped: no sample passed the filters")
 end
 
 -- 5. the second RL stage: reasoning and general requests, rule and preference rewards
 local q = R.rl2
-r1.grpo{model = m, tasks = {"add", "mul", "chat"}, steps = q.steps, prompts = q.prompts,
+r1.grpo{model = m, tasks = q.tasks, steps = q.steps, prompts = q.prompts,
   group = q.group, max_new = q.max_new, lr = q.lr, beta = q.beta, seed = a.seed + 5,
   rewards = {"accuracy", "format", {"language", weight = 0.5}, "helpfulness", "harmlessness"},
   on_step = function(st)
@@ -122,6 +136,7 @@ r1.grpo{model = m, tasks = {"add", "mul", "chat"}, steps = q.steps, prompts = q.
   end}
 local final = r1.evaluate{model = m, tasks = EVAL, n = pick(16, 1)}
 stage("rl2", "done: %s", summary(final))
+keep("rl2")
 
 -- save the model: BF16 weights, the tokenizer, and its card
 os.execute("mkdir -p '" .. a.out .. "'")

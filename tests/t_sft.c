@@ -137,7 +137,13 @@ static void test_settings(void)
     ok(r1_sft_parse_tasks(&s, "add:1-11", &err) == R1_EINVAL, "a difficulty above the task's");
     ok(r1_sft_parse_tasks(&s, "add@0", &err) == R1_EINVAL, "a zero weight");
     ok(r1_sft_parse_tasks(&s, "nope:1", &err) == R1_ENOTFOUND, "an unknown task");
-    ok(r1_sft_parse_tasks(&s, "add,add:2", &err) == R1_EINVAL, "a task listed twice");
+    ok(r1_sft_parse_tasks(&s, "add,add:2", &err) == R1_EINVAL,
+       "a task listed twice with overlapping difficulties");
+    ok(strstr(err.msg, "overlapping difficulties (1-3 and 2-2)") != NULL, "... naming both: %s",
+       err.msg);
+    ok(r1_sft_parse_tasks(&s, "add:1-3@6,add:4", &err) == R1_OK && s.ntasks == 2 &&
+           s.tasks[0].weight == 6 && s.tasks[1].dmin == 4,
+       "a task listed twice for different difficulties, weighed apart");
     ok(r1_sft_parse_tasks(&s, "add:1-2x", &err) == R1_EINVAL, "trailing junk");
     ok(s.ntasks == 3, "failures leave the list as it was");
 

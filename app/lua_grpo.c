@@ -193,7 +193,7 @@ static int group_fn(void *user, const r1_grpo_group *g)
         e->step = (int)r->step + 1;
     }
     if (r->on_group)
-        lua_pushvalue(L, r->on_group), lua_createtable(L, 0, 6);
+        lua_pushvalue(L, r->on_group), lua_createtable(L, 0, 8);
     if (r->on_group) {
         lua_pushinteger(L, g->index);
         lua_setfield(L, -2, "index");
@@ -201,6 +201,11 @@ static int group_fn(void *user, const r1_grpo_group *g)
         lua_setfield(L, -2, "dropped");
         lua_r1_push_decoded(L, r->u->tok, g->prompt, g->plen);
         lua_setfield(L, -2, "prompt");
+        const r1_task *t = sample_of(r, g->index, &r->sample);
+        lua_pushstring(L, r1_task_name(t));
+        lua_setfield(L, -2, "task");
+        lua_pushinteger(L, r->sample.difficulty);
+        lua_setfield(L, -2, "difficulty");
         lua_createtable(L, g->G, 0);
     }
     for (int j = 0; j < g->G; j++) {

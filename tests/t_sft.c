@@ -141,11 +141,11 @@ static void test_settings(void)
        "a task listed twice with overlapping difficulties");
     ok(strstr(err.msg, "overlapping difficulties (1-3 and 2-2)") != NULL, "... naming both: %s",
        err.msg);
+    ok(r1_sft_parse_tasks(&s, "add:1-2x", &err) == R1_EINVAL, "trailing junk");
+    ok(s.ntasks == 3, "failures leave the list as it was");
     ok(r1_sft_parse_tasks(&s, "add:1-3@6,add:4", &err) == R1_OK && s.ntasks == 2 &&
            s.tasks[0].weight == 6 && s.tasks[1].dmin == 4,
        "a task listed twice for different difficulties, weighed apart");
-    ok(r1_sft_parse_tasks(&s, "add:1-2x", &err) == R1_EINVAL, "trailing junk");
-    ok(s.ntasks == 3, "failures leave the list as it was");
 
     s.seed = 12345678901234567ull;
     s.opt.lr = 1.2345e-3f;
@@ -179,6 +179,39 @@ static void test_settings(void)
 
 static int32_t ids[R1_SFT_DOC_MAX], ids2[R1_SFT_DOC_MAX], pids[R1_SFT_DOC_MAX];
 static float w[R1_SFT_DOC_MAX], w2[R1_SFT_DOC_MAX];
+
+/* A task listed twice for different difficulties: one evaluation cell per difficulty, in
+ * training where either entry trains it, and its documents drawn by the entries' weights. */
+static void test_split_task(r1_tokenizer *tok)
+{
+    r1_sft_settings s = small_settings(R1_SFT_COLDSTART, "add:1-2@9,add:4");
+    s.eval_above = 2;
+    r1_sft_data *d = NULL;
+    r1_error err = {0};
+    ok(r1_sft_data_new(&d, &s, tok, &err) == R1_OK, "sft data from add:1-2@9,add:4");
+    int n = r1_sft_data_ncells(d), seen[8] = {0}, train[8] = {0}, dup = 0;
+    for (int i = 0; i < n; i++) {
+        int diff, in;
+        r1_sft_data_cell(d, i, NULL, &diff, &in);
+        if (diff >= 1 && diff < 8) {
+            dup |= seen[diff];
+            seen[diff] = 1;
+            train[diff] = in;
+        }
+    }
+    ok(n == 6 && !dup && seen[1] && seen[6], "cells add 1..6 once each (%d)", n);
+    ok(train[1] && train[2] && !train[3] && train[4] && !train[5] && !train[6],
+       "trained: 1, 2 and 4");
+    int count[8] = {0};
+    for (int64_t pos = 0; pos < 400; pos++) {
+        r1_sft_doc info;
+        if (r1_sft_data_doc(d, pos, NULL, NULL, &info, &err) == R1_OK && info.difficulty < 8)
+            count[info.difficulty]++;
+    }
+    ok(count[3] == 0 && count[4] > 10 && count[4] < 80 && count[1] + count[2] > 300,
+       "documents by weight: d1+d2 %d, d4 %d, d3 %d", count[1] + count[2], count[4], count[3]);
+    r1_sft_data_free(d);
+}
 
 static void test_sft_mask(r1_tokenizer *tok)
 {
@@ -703,6 +736,7 @@ int main(void)
     r1_tokenizer *tok = r1_tokenizer_new_builtin();
     test_settings();
     test_sft_mask(tok);
+    test_split_task(tok);
     test_pretrain_docs(tok);
     test_packing(tok);
     test_determinism(tok);

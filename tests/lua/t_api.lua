@@ -113,6 +113,22 @@ t.is(seen, 16, "a Lua reward scores every completion")
 t.is(steps, 2, "on_step per step")
 t.ok(math.abs(last.const - 0.25) < 1e-12, "the Lua reward's value reaches the stats")
 
+-- task entries with a difficulty range: each prompt draws its difficulty, the same for a seed
+local function difficulties(seed)
+  local ds = {}
+  r1.grpo{model = tiny, tasks = {"add:1-3", "mul:2"}, steps = 1, group = 2, prompts = 8,
+    max_new = 2, beta = 0, seed = seed, rewards = {"format"},
+    on_group = function(g) ds[#ds + 1] = g.task .. g.difficulty end}
+  return table.concat(ds, " ")
+end
+local d1 = difficulties(3)
+t.ok(d1:find("mul2") and not d1:find("mul[13]"), "\"mul:2\" fixes the difficulty: " .. d1)
+local seen_d = {}
+for d in d1:gmatch("add(%d)") do seen_d[d] = true end
+t.ok(seen_d["1"] and seen_d["2"] or seen_d["2"] and seen_d["3"] or seen_d["1"] and seen_d["3"],
+  "\"add:1-3\" draws several difficulties: " .. d1)
+t.is(difficulties(3), d1, "the draw depends on the seed only")
+
 -- pretraining and cold-start SFT from Lua
 local steps_seen = 0
 local sft = r1.sft{model = tiny, steps = 2, batch = 2, seq_len = 192, eval_every = 0, eval_n = 1,

@@ -40,6 +40,12 @@ t.raises(function()
   r1.grpo{model = x, task = "add", steps = 1, group = 2, prompts = 1, max_new = 4,
     on_step = function() error("step callback failed") end}
 end, "step callback failed", "an error in on_step")
+t.raises(function() r1.grpo{model = x, tasks = {"add:3-1"}, steps = 1} end,
+  'tasks[1] "add:3-1": expected a task name, "name:d" or "name:lo-hi"', "a backwards range")
+t.raises(function() r1.grpo{model = x, tasks = {"add", "mul:1-40"}, steps = 1} end,
+  "difficulty 40 outside 1..", "a range beyond the task's difficulties")
+t.raises(function() r1.grpo{model = x, tasks = {"add:x"}, steps = 1} end,
+  'tasks[1] "add:x"', "a difficulty that is not a number")
 t.raises(function() r1.tasks.add{difficulty = 99} end, "difficulty 99 outside 1..10",
   "a difficulty out of range")
 t.raises(function() r1.tokenizer():encode("caf\xc3\xa9") end, "byte 3", "text without a token")

@@ -6,6 +6,7 @@
  * Errors: R1_EINVAL when no document fits a row or a text does not encode; R1_ENOMEM. */
 #include <config.h>
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +238,32 @@ static const char *mixed_reasoning(r1_sft_data *d, r1_rng *r)
     return d->reasoning;
 }
 
+/* How people type the tasks' questions: a share of the documents of both stages pose the
+ * question with spaces around its operators ("457 + 389"), and an English one may leave out
+ * the language request (English is what the model answers in when nobody asks). */
+#define VARIANT_FRAC 0.3
+
+static void prompt_variant(char *dst, size_t cap, const char *src, r1_lang lang, r1_rng *r)
+{
+    int spaced = r1_rng_below(r, 2), bare = r1_rng_below(r, 2) && lang == R1_LANG_EN;
+    size_t k = 0, n = strlen(src);
+    const char *req = " Think in English.";
+    size_t rl = strlen(req);
+    if (bare && n >= rl && strcmp(src + n - rl, req) == 0)
+        n -= rl;
+    for (size_t i = 0; i < n && k + 4 < cap; i++) {
+        char c = src[i];
+        int op = spaced && i > 0 && i + 1 < n && strchr("+-*", c) && isdigit((unsigned char)src[i - 1]) &&
+                 isdigit((unsigned char)src[i + 1]);
+        if (op)
+            dst[k++] = ' ';
+        dst[k++] = c;
+        if (op)
+            dst[k++] = ' ';
+    }
+    dst[k] = 0;
+}
+
 static r1_status make_doc(r1_sft_data *d, int64_t pos, int32_t *ids, float *w, r1_sft_doc *info,
                           r1_error *err)
 {
@@ -245,7 +272,7 @@ static r1_status make_doc(r1_sft_data *d, int64_t pos, int32_t *ids, float *w, r
     r1_rng r;
     r1_rng_seed(&r, splitmix(splitmix(s->seed) ^ ((uint64_t)s->stage << 56) ^ (uint64_t)k));
     const r1_sft_task *e = NULL;
-    int diff = 0, plain = 0, mixed = 0;
+    int diff = 0, plain = 0, mixed = 0, variant = 0;
     r1_lang lang = R1_LANG_EN;
     uint64_t tseed = 0;
     r1_status st;
@@ -265,6 +292,7 @@ static r1_status make_doc(r1_sft_data *d, int64_t pos, int32_t *ids, float *w, r
         /* drawn in both stages so that the draws line up; used by pretraining only */
         plain = r1_rng_uniform(&r) < s->plain_frac && s->stage == R1_SFT_PRETRAIN;
         mixed = r1_rng_uniform(&r) < s->mix_frac && s->stage == R1_SFT_PRETRAIN;
+        variant = r1_rng_uniform(&r) < VARIANT_FRAC;
         if ((st = r1_task_generate(e->task, tseed, diff, lang, &d->a, err)) != R1_OK)
             return st;
         r1_lang other = lang == R1_LANG_EN ? R1_LANG_ES : R1_LANG_EN;
@@ -280,6 +308,11 @@ static r1_status make_doc(r1_sft_data *d, int64_t pos, int32_t *ids, float *w, r
         d->redraws++;
     }
     const char *reasoning = mixed ? mixed_reasoning(d, &r) : d->a.reasoning;
+    if (variant) {
+        char q[R1_TASK_PROMPT_MAX];
+        prompt_variant(q, sizeof q, d->a.prompt, lang, &r);
+        memcpy(d->a.prompt, q, sizeof q);
+    }
     int n = 0, as = 0;
     if (plain) {
         snprintf(d->text, sizeof d->text, "%s%s\n%s\n%s %s%s", R1_TEXT_BOS, d->a.prompt, reasoning,

@@ -219,7 +219,7 @@ static void test_sft_mask(r1_tokenizer *tok)
     r1_sft_data *d = NULL;
     r1_error err = {0};
     ok(r1_sft_data_new(&d, &s, tok, &err) == R1_OK, "sft data");
-    int good = 1, prompt_ok = 1, lang_ok = 1;
+    int good = 1, prompt_ok = 1, lang_ok = 1, spaced = 0, bare = 0, canonical = 0;
     for (int64_t pos = 0; pos < 300; pos++) {
         r1_sft_doc info;
         if (r1_sft_data_doc(d, pos, ids, w, &info, &err) != R1_OK) {
@@ -243,10 +243,19 @@ static void test_sft_mask(r1_tokenizer *tok)
         r1_reward_sample rs = {0};
         rs.completion = text;
         rs.lang = info.lang;
-        lang_ok &= strstr(info.prompt, info.lang == R1_LANG_EN ? "English" : "espanol") != NULL;
+        int asks = strstr(info.prompt, info.lang == R1_LANG_EN ? "English" : "espanol") != NULL;
+        lang_ok &= asks || info.lang == R1_LANG_EN; /* English may go unasked */
         lang_ok &= r1_reward_language(&rs, NULL) == 1.0 || r1_reward_language(&rs, NULL) == 0;
+        bare += !asks;
+        spaced += strstr(info.prompt, " + ") || strstr(info.prompt, " * ") ||
+                  strstr(info.prompt, " - ");
+        canonical += asks && !strstr(info.prompt, " + ") &&
+                     !strstr(info.prompt, " - ") && !strstr(info.prompt, " * ");
         free(text);
     }
+    ok(spaced > 5 && bare > 5 && canonical > 150,
+       "sft: some questions are posed as people type them: %d spaced, %d without the language "
+       "request, %d as the tasks write them", spaced, bare, canonical);
     ok(good, "sft: loss weights are 0 on the prompt and 1 from assistant_start through <|eos|>");
     ok(prompt_ok, "sft: the weight-0 tokens are exactly the generation prompt");
     ok(lang_ok, "sft: the prompt asks for the language of a clean (one-language) reasoning");

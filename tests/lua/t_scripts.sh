@@ -23,13 +23,39 @@ run "r1_pipeline.lua" "$r1lab" run "$s/r1_pipeline.lua" --steps 2
 run "routing_stats.lua" "$r1lab" run "$s/routing_stats.lua" --n 1 --max_tokens 8
 tmp=$(mktemp -d)
 run "train_builtin.lua --quick (every stage, a few steps)" "$r1lab" run "$s/train_builtin.lua" \
-    --quick true --out "$tmp/builtin"
+    --quick true --out "$tmp/builtin" --stages "$tmp/stages"
 n=$((n + 1))
 if [ -f "$tmp/builtin/card.md" ] && [ -f "$tmp/builtin/model.safetensors" ] &&
     [ -f "$tmp/builtin/tokenizer.json" ] && [ -f "$tmp/builtin-student/config.json" ]; then
     echo "ok $n - it writes the model, its card and the student"
 else
     echo "not ok $n - it writes the model, its card and the student"
+fi
+n=$((n + 1))
+if [ -f "$tmp/stages/pretrain/model.safetensors" ] && [ -f "$tmp/stages/sft/config.json" ] &&
+    [ -f "$tmp/stages/rl2/model.safetensors" ]; then
+    echo "ok $n - --stages keeps the model after each stage"
+else
+    echo "not ok $n - --stages keeps the model after each stage"
+fi
+for e in harder sampling zero distill; do
+    run "evidence.lua --exp $e --quick" "$r1lab" run "$s/evidence.lua" --exp "$e" --quick true \
+        --stages "$tmp/stages" --out "$tmp/evidence"
+done
+n=$((n + 1))
+if [ -f "$tmp/evidence/harder.md" ] && [ -f "$tmp/evidence/sampling.md" ] &&
+    [ -f "$tmp/evidence/zero.md" ] && [ -f "$tmp/evidence/lang.md" ] &&
+    [ -f "$tmp/evidence/distill.md" ] && grep -q "^| + GRPO |" "$tmp/evidence/harder.md"; then
+    echo "ok $n - the experiments write their tables"
+else
+    echo "not ok $n - the experiments write their tables"
+fi
+n=$((n + 1))
+if "$r1lab" run "$s/evidence.lua" --exp nope --stages "$tmp/stages" 2>&1 |
+    grep -q "expected harder, sampling, zero, lang or distill, got nope"; then
+    echo "ok $n - an unknown experiment is named"
+else
+    echo "not ok $n - an unknown experiment is named"
 fi
 rm -rf "$tmp"
 echo "1..$n"

@@ -1,0 +1,241 @@
+-- evidence.lua — the experiments behind the README's "Results at toy scale": the effects the
+-- DeepSeek-R1 paper reports, reproduced on the tiny model with fixed seeds.
+--
+--   r1lab run scripts/evidence.lua --exp NAME --stages DIR [--out evidence] [--threads 0]
+--
+-- DIR holds the models that `r1lab run scripts/train_builtin.lua --stages DIR` kept after
+-- each stage (DIR/pretrain, DIR/sft, DIR/rl2).  The experiments (--exp):
+--   harder    GRPO from the cold-start SFT model on a harder difficulty (add, 4 digits) for at
+--             most --minutes 10: held-out accuracy and format rate before and after
+--   sampling  the same start, the same steps, with and without clip-higher and dynamic sampling
+--   zero      "R1-Zero": GRPO straight from the pretrained base, accuracy + format rewards only
+--             (format, accuracy and completion length over training), then the same run with
+--             the language-consistency reward added: the share of off-language words in the
+--             reasoning (writes zero.md and lang.md; --exp lang is the same experiment)
+--   distill   a small dense student distilled from the final model against the same student
+--             trained with GRPO alone for the same wall time
+-- Each writes DIR-independent results to OUT/NAME.md (a Markdown table) and prints it.
+local r1 = require "r1"
+local common = require "common"
+local a = common.args{exp = "harder", stages = "", out = "evidence", threads = 0, seed = 1,
+                      minutes = 10, steps = 0, n = 64, quick = false}
+r1.set_threads(a.threads)
+if a.stages == "" then error("--stages DIR: the models kept by train_builtin.lua --stages", 0) end
+os.execute("mkdir -p '" .. a.out .. "'")
+
+local Q = a.quick
+local function pick(full, quick) if Q then return quick else return full end end
+local N = pick(a.n, 2)
+local wall0 = os.time()
+local function say(fmt, ...)
+  print(("[%5.0fs] " .. fmt):format(os.time() - wall0, ...))
+  io.stdout:flush()
+end
+
+-- held-out evaluation (greedy, the SFT evaluator's problems): accuracy, format and the share of
+-- off-language words in the reasoning
+local function ev(m, tasks)
+  local e = r1.evaluate{model = m, tasks = tasks, n = N}
+  return {accuracy = e.accuracy, format = e.format, offlang = 1 - e.language,
+          length = e.think_len}
+end
+
+local function write(name, text)
+  local path = a.out .. "/" .. name .. ".md"
+  local f = assert(io.open(path .. ".tmp", "w"))
+  f:write(text, "\n")
+  f:close()
+  assert(os.rename(path .. ".tmp", path))
+  print(text)
+end
+
+-- one GRPO run; stops after `steps` steps or `minutes` of wall time, whichever comes first;
+-- returns the per-step statistics and the seconds it took
+local function grpo(m, o)
+  local t0, hist = os.clock(), {}
+  local w0 = os.time()
+  local args = {model = m, tasks = o.tasks, steps = o.steps, prompts = pick(8, 1),
+    group = pick(8, 2), max_new = o.max_new or 200, lr = o.lr or 1e-4, beta = 0.04,
+    eps_high = o.eps_high or 0.28, dynamic_sampling = o.dynamic or false,
+    seed = a.seed + (o.seed or 0), rewards = o.rewards,
+    on_step = function(st)
+      hist[#hist + 1] = st
+      if st.step % 10 == 0 then
+        say("%-9s step %3d reward %.3f accuracy %.2f format %.2f language %.2f length %.0f",
+          o.name, st.step, st.reward, st.accuracy or 0, st.format or 0, st.language or 0,
+          st.len_mean)
+      end
+      if o.minutes and os.time() - w0 >= o.minutes * 60 then return false end
+    end}
+  r1.grpo(args)
+  return hist, os.time() - w0, os.clock() - t0
+end
+
+local function mean(hist, key, from, to)
+  local s, k = 0, 0
+  for i = math.max(1, from), math.min(#hist, to) do
+    s, k = s + (hist[i][key] or 0), k + 1
+  end
+  return k > 0 and s / k or 0
+end
+
+local RULES = {"accuracy", "format", {"language", weight = 0.5}}
+local HARD = "add:4"
+
+local exp = {}
+
+function exp.harder()
+  local m = r1.load(a.stages .. "/sft")
+  local before = ev(m, HARD)
+  local base = ev(m, "add:1-3")
+  say("before: %s accuracy %.3f format %.3f", HARD, before.accuracy, before.format)
+  local hist, secs = grpo(m, {name = "harder", tasks = {HARD}, rewards = RULES,
+    steps = a.steps > 0 and a.steps or pick(1000, 2), minutes = pick(a.minutes, 0.05)})
+  local after = ev(m, HARD)
+  local base2 = ev(m, "add:1-3")
+  write("harder", table.concat({
+    ("GRPO from the cold-start SFT model on %s (held out, %d problems, greedy), %d steps of "
+      .. "8 prompts x 8 completions in %.1f minutes on 2 cores:"):format(HARD, N, #hist,
+      secs / 60),
+    "",
+    "| | accuracy " .. HARD .. " | format " .. HARD .. " | accuracy add 1-3 | format add 1-3 |",
+    "| --- | ---: | ---: | ---: | ---: |",
+    ("| cold-start SFT | %.1f%% | %.1f%% | %.1f%% | %.1f%% |"):format(100 * before.accuracy,
+      100 * before.format, 100 * base.accuracy, 100 * base.format),
+    ("| + GRPO | %.1f%% | %.1f%% | %.1f%% | %.1f%% |"):format(100 * after.accuracy,
+      100 * after.format, 100 * base2.accuracy, 100 * base2.format),
+    "",
+    ("Gain on %s: %+.1f points."):format(HARD, 100 * (after.accuracy - before.accuracy)),
+  }, "\n"))
+end
+
+function exp.sampling()
+  local steps = a.steps > 0 and a.steps or pick(30, 2)
+  local rows = {"| clip-higher (eps_high) | dynamic sampling | accuracy " .. HARD
+    .. " after | zero-variance groups | entropy (last 5 steps) | clip fraction | minutes |",
+    "| ---: | :---: | ---: | ---: | ---: | ---: | ---: |"}
+  local start = ev(r1.load(a.stages .. "/sft"), HARD)
+  for _, v in ipairs{{0.2, false}, {0.28, false}, {0.2, true}, {0.28, true}} do
+    local m = r1.load(a.stages .. "/sft")
+    local hist, secs = grpo(m, {name = ("e%.2f%s"):format(v[1], v[2] and "+ds" or ""),
+      tasks = {HARD}, rewards = RULES, steps = steps, eps_high = v[1], dynamic = v[2]})
+    local after = ev(m, HARD)
+    rows[#rows + 1] = ("| %.2f | %s | %.1f%% | %.2f | %.3f | %.4f | %.1f |"):format(v[1],
+      v[2] and "yes" or "no", 100 * after.accuracy, mean(hist, "zero_var", 1, #hist),
+      mean(hist, "entropy", #hist - 4, #hist), mean(hist, "clip_frac", 1, #hist), secs / 60)
+  end
+  write("sampling", ("%d GRPO steps from the cold-start SFT model on %s (accuracy before: "
+    .. "%.1f%%); held-out accuracy on %d problems:\n\n"):format(steps, HARD,
+    100 * start.accuracy, N) .. table.concat(rows, "\n"))
+end
+
+-- "R1-Zero" with and without the language reward: the same start, steps and seed
+local function zero_run(name, rewards)
+  local m = r1.load(a.stages .. "/pretrain")
+  local before = ev(m, "add:1-3")
+  local hist, secs = grpo(m, {name = name, tasks = {"add:1-3"}, rewards = rewards,
+    steps = a.steps > 0 and a.steps or pick(60, 2)})
+  return before, hist, secs, ev(m, "add:1-3")
+end
+
+-- "R1-Zero" (exp zero) and the language reward (exp lang) are one experiment: the same start,
+-- steps and seed, once with accuracy + format (the language reward measured at weight 0) and
+-- once with the language reward at weight 1
+function exp.zero()
+  local runs = {}
+  for _, v in ipairs{{"accuracy + format", 0}, {"accuracy + format + language", 1}} do
+    local before, hist, secs, after = zero_run(v[2] == 0 and "zero" or "zero+lang",
+      {"accuracy", "format", {"language", weight = v[2]}})
+    runs[#runs + 1] = {name = v[1], before = before, hist = hist, secs = secs, after = after}
+  end
+  local z = runs[1]
+  local hist = z.hist
+  local rows = {"| steps | format | accuracy | mean completion length (tokens) |",
+                "| --- | ---: | ---: | ---: |"}
+  local k = math.max(1, #hist // 6)
+  for i = 1, #hist, k do
+    local j = math.min(#hist, i + k - 1)
+    rows[#rows + 1] = ("| %d-%d | %.2f | %.2f | %.1f |"):format(i, j, mean(hist, "format", i, j),
+      mean(hist, "accuracy", i, j), mean(hist, "len_mean", i, j))
+  end
+  write("zero", table.concat({
+    ("\"R1-Zero\": GRPO from the pretrained base with only the accuracy and format rewards "
+      .. "(add, 1-3 digits), %d steps in %.1f minutes. During training (group means):"):format(
+      #hist, z.secs / 60),
+    "", table.concat(rows, "\n"), "",
+    ("Held out (%d problems per difficulty, greedy): format %.1f%% -> %.1f%%, accuracy "
+      .. "%.1f%% -> %.1f%%, reasoning %.0f -> %.0f characters."):format(N,
+      100 * z.before.format, 100 * z.after.format, 100 * z.before.accuracy,
+      100 * z.after.accuracy, z.before.length, z.after.length),
+  }, "\n"))
+  rows = {"| rewards | off-language words in training (last 10 steps) | off-language words "
+    .. "held out | accuracy held out |", "| --- | ---: | ---: | ---: |"}
+  for _, r in ipairs(runs) do
+    rows[#rows + 1] = ("| %s | %.1f%% | %.1f%% | %.1f%% |"):format(r.name,
+      100 * (1 - mean(r.hist, "language", #r.hist - 9, #r.hist)), 100 * r.after.offlang,
+      100 * r.after.accuracy)
+  end
+  write("lang", ("Language mixing under R1-Zero, the same %d steps with and without the "
+    .. "language-consistency reward (the pretrained base: %.1f%% off-language words in its "
+    .. "reasoning held out, where the question asks for English):\n\n"):format(#hist,
+    100 * z.before.offlang) .. table.concat(rows, "\n"))
+end
+exp.lang = exp.zero
+
+function exp.distill()
+  local cfg = {preset = "tiny", hidden_size = 128, num_hidden_layers = 4,
+    num_attention_heads = 4, q_lora_rank = 64, kv_lora_rank = 32, qk_nope_head_dim = 16,
+    qk_rope_head_dim = 8, v_head_dim = 16, intermediate_size = 384, n_routed_experts = 0,
+    num_nextn_predict_layers = 0}
+  local TASKS = "add:1-3@12,add:4@2,mul:1-2@3,linear:1@1,bool:1@1,chat:1-2@1"
+  -- the student's base: pretrained like the teacher's, on the same documents
+  local s0 = r1.init(cfg, {seed = a.seed + 10})
+  r1.pretrain{model = s0, tasks = TASKS, steps = pick(400, 2), batch = pick(16, 2),
+    seq_len = 256, lr = 3e-3, min_lr = 3e-4, warmup = 30, seed = a.seed, eval_every = 0,
+    eval_n = 1}
+  local basedir = a.out .. "/student-base"
+  os.execute("mkdir -p '" .. basedir .. "'")
+  s0:save(basedir)
+  local base = ev(s0, "add:1-3")
+  say("student base: accuracy %.3f format %.3f", base.accuracy, base.format)
+  -- distillation: SFT (+ logit KD) on the teacher's verified samples; time includes sampling
+  local w0 = os.time()
+  local teacher = r1.load(a.stages .. "/rl2")
+  local data = os.tmpname()
+  local rs = r1.reject_sample{model = teacher, tasks = {"add", "mul", "linear", "bool"},
+    prompts = pick(256, 4), k = 2, keep = 1, max_new = 200, temperature = 0.7,
+    seed = a.seed + 7, out = data}
+  local sd = r1.load(basedir)
+  if rs.kept + rs.direct > 0 then
+    r1.distill{student = sd, teacher = teacher, data = data, steps = pick(300, 2),
+      batch = pick(16, 2), seq_len = 256, lr = 2e-3, min_lr = 2e-4, kd = 0.5, seed = a.seed}
+  else
+    say("distill: the teacher passed no sample")
+  end
+  os.remove(data)
+  local secs = os.time() - w0
+  local dist = ev(sd, "add:1-3")
+  -- GRPO alone for the same wall time
+  local sg = r1.load(basedir)
+  local hist = grpo(sg, {name = "student", tasks = {"add:1-3"}, rewards = RULES,
+    steps = 100000, minutes = secs / 60})
+  local rl = ev(sg, "add:1-3")
+  write("distill", table.concat({
+    ("A dense student (%d parameters, the teacher has %d) from the same pretrained base, "
+      .. "%.1f minutes each; held-out add 1-3 digits (%d problems per difficulty):"):format(
+      sd:params().total, teacher:params().total, secs / 60, N),
+    "",
+    "| student | accuracy | format |",
+    "| --- | ---: | ---: |",
+    ("| pretrained base | %.1f%% | %.1f%% |"):format(100 * base.accuracy, 100 * base.format),
+    ("| distilled (%d teacher samples kept of %d, SFT + logit KD) | %.1f%% | %.1f%% |"):format(
+      rs.kept + rs.direct, rs.sampled, 100 * dist.accuracy, 100 * dist.format),
+    ("| GRPO alone (%d steps) | %.1f%% | %.1f%% |"):format(#hist, 100 * rl.accuracy,
+      100 * rl.format),
+  }, "\n"))
+end
+
+local f = exp[a.exp]
+if not f then error("--exp: expected harder, sampling, zero, lang or distill, got " .. a.exp, 0) end
+f()
+say("done")

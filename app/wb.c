@@ -495,19 +495,6 @@ static void state_dir(wb *w)
                         w->state_dir, strerror(errno));
 }
 
-/* True the first time r1lab starts for this user (and records that it did). */
-static int first_start(wb *w)
-{
-    char path[1100];
-    snprintf(path, sizeof path, "%s/welcomed", w->state_dir);
-    if (access(path, F_OK) == 0)
-        return 0;
-    FILE *f = fopen(path, "w");
-    if (f)
-        fclose(f);
-    return 1;
-}
-
 static int cap_fd = -1, saved_out = -1, saved_err = -1;
 
 /* stdout (and stderr, except under the sanitizers) into a pipe shown in the output pane:
@@ -657,7 +644,7 @@ int wb_run(const wb_opts *opts)
     char path[1200];
     if (opts->notebook)
         wb_cmd_open(w, opts->notebook, 0);
-    else if (first_start(w) || opts->demo)
+    else /* the welcome notebook, in the bottom pane: the first thing a new user reads */
         wb_cmd_open(w, paths_data(path, sizeof path, "scripts/welcome.md"), 1);
     if (opts->demo && w->nb) {
         w->m.demo = 1;

@@ -63,6 +63,7 @@ static void push_eval(lua_State *L, const r1_sft_eval *e)
         num(L, "format", c->format);
         num(L, "language", c->language);
         num(L, "length", c->length);
+        num(L, "think_len", c->think_len);
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "cells");

@@ -75,6 +75,8 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
     char *ans = part_text(m, 2), *after = part_text(m, 3);
     if (ans)
         strip_tags(ans);
+    if (after) /* the end-of-sequence token is the normal end, not text the model wrote */
+        strip_tags(after);
     int y = 0, x = 0;
     if (m->gen_done && m->verdict >= 0) {
         const char *mark = m->verdict ? (ui_utf8 ? "✓ right " : "[right] ")
@@ -104,7 +106,7 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
     } else if (!m->prompt) {
         ui_draw_text(w, 0, h, 0, ui_attr(R_DIM), "The final answer shows here.");
     }
-    if (after && *after && y < h)
+    if (after && after[strspn(after, " \n")] && y < h)
         ui_draw_text(w, y, h - y, 0, ui_attr(R_DIM), after);
     free(ans);
     free(after);

@@ -9,15 +9,18 @@
 -- and writes the model (BF16), its tokenizer and a card.md with the evaluation table.
 --
 --   r1lab run scripts/train_builtin.lua [--out models/builtin] [--quick true] [--seed 1]
+--   r1lab run scripts/train_builtin.lua --card models/builtin
 --
 -- --stages DIR also keeps the model after each stage (DIR/pretrain, DIR/sft, DIR/grpo, ...), for
 -- experiments that start from one of them (scripts/evidence.lua).
+-- --card DIR only evaluates the saved model in DIR (and DIR-student) again and rewrites its
+-- card.md and eval.json, keeping the training time the card recorded.
 -- --quick runs every stage for a few steps (for the tests); the defaults are the recipe of the
 -- committed model (about 25-30 minutes on 2 cores).
 local r1 = require "r1"
 local common = require "common"
 local a = common.args{out = common.datadir() .. "/models/builtin", quick = false, seed = 1,
-                      threads = 0, stages = ""}
+                      threads = 0, stages = "", card = ""}
 r1.set_threads(a.threads)
 
 local Q = a.quick
@@ -57,6 +60,104 @@ local function summary(e)
   return ("accuracy %.2f (trained %.2f, harder %.2f), format %.2f, language %.2f, "
     .. "reasoning %.0f chars"):format(e.accuracy, e.accuracy_in, e.accuracy_above, e.format,
     e.language, e.think_len)
+end
+
+
+-- the card: the saved (BF16) models evaluated on held-out problems of every task and
+-- difficulty, "trained on" from TASKS, and the fixed check the test suite repeats
+local trained = {}
+for entry in TASKS:gmatch("[^,]+") do
+  local name, lo, hi = entry:match("^(%a+):(%d+)%-?(%d*)")
+  assert(name, "TASKS entries name their difficulties: " .. entry)
+  trained[name] = trained[name] or {}
+  for d = tonumber(lo), tonumber(hi ~= "" and hi or lo) do trained[name][d] = true end
+end
+
+local function card_eval(e)
+  local r = {accuracy = e.accuracy, format = e.format, language = e.language,
+             think_len = e.think_len, cells = e.cells}
+  local ni, si, na, sa = 0, 0, 0, 0
+  for _, c in ipairs(e.cells) do
+    c.in_training = trained[c.task] and trained[c.task][c.difficulty] or false
+    if c.in_training then ni, si = ni + c.n, si + c.n * c.accuracy
+    else na, sa = na + c.n, sa + c.n * c.accuracy end
+  end
+  r.accuracy_in = ni > 0 and si / ni or 0
+  r.accuracy_above = na > 0 and sa / na or 0
+  return r
+end
+
+local function table_of(e)
+  local lines = {"| task | difficulty | trained on | accuracy | format | language | reasoning |",
+                 "| --- | ---: | :---: | ---: | ---: | ---: | ---: |"}
+  for _, c in ipairs(e.cells) do
+    lines[#lines + 1] = ("| %s | %d | %s | %.2f | %.2f | %.2f | %.0f |"):format(c.task,
+      c.difficulty, c.in_training and "yes" or "no", c.accuracy, c.format, c.language,
+      c.think_len)
+  end
+  return table.concat(lines, "\n")
+end
+
+local function write_atomic(path, text)
+  local f = assert(io.open(path .. ".tmp", "w"))
+  f:write(text)
+  f:close()
+  assert(os.rename(path .. ".tmp", path))
+end
+
+local function write_card(dir, student_dir, minutes)
+  local saved = r1.load(dir)
+  local fixed = r1.evaluate{model = saved, tasks = "add:1-3", n = 8}
+  write_atomic(dir .. "/eval.json",
+    ('{"tasks": "add:1-3", "n": 8, "accuracy": %.6f, "format": %.6f, "language": %.6f}\n')
+    :format(fixed.accuracy, fixed.format, fixed.language))
+  stage("check", "saved model on add:1-3 (8 each): %s", summary(card_eval(fixed)))
+  local n = pick(16, 1)
+  local final = card_eval(r1.evaluate{model = saved, tasks = EVAL, n = n})
+  local st = r1.load(student_dir)
+  local se = card_eval(r1.evaluate{model = st, tasks = EVAL, n = n})
+  local tab = table_of(final)
+  stage("eval", "the saved model: %s", summary(final))
+  print(tab)
+  stage("eval", "the student: %s", summary(se))
+  write_atomic(dir .. "/card.md", ([[
+# r1lab built-in model
+
+A miniature DeepSeek-V3 (the `tiny` preset: hidden 192, 6 layers with the first dense, MLA,
+16 routed experts + 1 shared, top-4, one MTP module; %d parameters) trained by
+`scripts/train_builtin.lua` through the DeepSeek-R1 recipe: pretraining, cold-start SFT, GRPO
+(accuracy, format, language consistency), rejection sampling + SFT, and a second RL stage with
+preference rewards (helpfulness, harmlessness). Weights in BF16.
+
+Made with: `r1lab run scripts/train_builtin.lua --seed %d` (%.0f minutes on 2 CPU cores).
+
+## Evaluation
+
+Greedy decoding of the saved weights on held-out problems (%d per cell); "trained on" marks
+the difficulties the recipe trains on (`%s`), "reasoning" is the mean length of the think block
+in characters. Overall: %s.
+
+%s
+
+The distilled dense student in `models/builtin-student` (%d parameters, no experts, no MTP):
+%s.
+]]):format(saved:params().total, a.seed, minutes, n, TASKS, summary(final), tab,
+    st:params().total, summary(se)))
+end
+
+local function student_of(dir)
+  local s = dir:gsub("builtin$", "builtin-student")
+  if s == dir then s = dir .. "-student" end
+  return s
+end
+
+if a.card ~= "" then
+  local f = io.open(a.card .. "/card.md")
+  local old = f and f:read("a") or ""
+  if f then f:close() end
+  local minutes = tonumber(old:match("%((%d+) minutes on")) or 0
+  write_card(a.card, student_of(a.card), minutes)
+  return
 end
 
 local m = r1.init("tiny", {seed = a.seed})
@@ -134,8 +235,7 @@ r1.grpo{model = m, tasks = q.tasks, steps = q.steps, prompts = q.prompts,
         st.accuracy, st.harmlessness)
     end
   end}
-local final = r1.evaluate{model = m, tasks = EVAL, n = pick(16, 1)}
-stage("rl2", "done: %s", summary(final))
+stage("rl2", "done: %s", summary(r1.evaluate{model = m, tasks = TASKS, n = pick(8, 1)}))
 keep("rl2")
 
 -- save the model: BF16 weights, the tokenizer, and its card
@@ -143,8 +243,7 @@ os.execute("mkdir -p '" .. a.out .. "'")
 m:save(a.out, {dtype = "bf16"})
 
 -- 6. distillation into a small dense student, from the final model's own filtered samples
-local student_dir = a.out:gsub("builtin$", "builtin-student")
-if student_dir == a.out then student_dir = a.out .. "-student" end
+local student_dir = student_of(a.out)
 local st_cfg = {preset = "tiny"}
 for k, v in pairs(R.student) do st_cfg[k] = v end
 local student = r1.init(st_cfg, {seed = a.seed + 6})
@@ -159,61 +258,11 @@ if rs.kept + rs.direct > 0 then
 else
   stage("distill", "skipped: the teacher passed no sample")
 end
-local se = r1.evaluate{model = student, tasks = EVAL, n = pick(16, 1)}
-stage("distill", "student (%d parameters): %s", student:params().total, summary(se))
+stage("distill", "student (%d parameters) trained", student:params().total)
 os.execute("mkdir -p '" .. student_dir .. "'")
 student:save(student_dir, {dtype = "bf16"})
 os.remove(samples)
 os.remove(more)
 
--- the check the test suite repeats (tests/lua/t_builtin.lua): the saved BF16 model on a small
--- fixed held-out set
-local function fixed_eval(dir)
-  local saved = r1.load(dir)
-  local e = r1.evaluate{model = saved, tasks = "add:1-3", n = 8}
-  local f = io.open(dir .. "/eval.json.tmp", "w")
-  f:write(('{"tasks": "add:1-3", "n": 8, "accuracy": %.6f, "format": %.6f, "language": %.6f}\n')
-    :format(e.accuracy, e.format, e.language))
-  f:close()
-  os.rename(dir .. "/eval.json.tmp", dir .. "/eval.json")
-  return e
-end
-local fixed = fixed_eval(a.out)
-stage("check", "saved model on add:1-3 (8 each): %s", summary(fixed))
-
--- the card
-local function table_of(e)
-  local lines = {"| task | difficulty | trained on | accuracy | format | language | reasoning |",
-                 "| --- | ---: | :---: | ---: | ---: | ---: | ---: |"}
-  for _, c in ipairs(e.cells) do
-    lines[#lines + 1] = ("| %s | %d | %s | %.2f | %.2f | %.2f | %.0f |"):format(c.task,
-      c.difficulty, c.in_training and "yes" or "no", c.accuracy, c.format, c.language,
-      c.length)
-  end
-  return table.concat(lines, "\n")
-end
-local card = io.open(a.out .. "/card.md.tmp", "w")
-card:write(([[
-# r1lab built-in model
-
-A miniature DeepSeek-V3 (the `tiny` preset: hidden 192, 6 layers with the first dense, MLA,
-16 routed experts + 1 shared, top-4, one MTP module; %d parameters) trained by
-`scripts/train_builtin.lua` through the DeepSeek-R1 recipe: pretraining, cold-start SFT, GRPO
-(accuracy, format, language consistency), rejection sampling + SFT, and a second RL stage with
-preference rewards (helpfulness, harmlessness). Weights in BF16.
-
-Made with: `r1lab run scripts/train_builtin.lua --seed %d` (%.0f minutes on 2 CPU cores).
-
-## Evaluation
-
-Greedy decoding on held-out problems (%d per cell); "trained on" marks the difficulties the
-recipe trains on. Overall: %s.
-
-%s
-
-The distilled dense student in `models/builtin-student` (%d parameters): %s.
-]]):format(m:params().total, a.seed, (os.time() - wall0) / 60, pick(16, 1), summary(final),
-  table_of(final), student:params().total, summary(se)))
-card:close()
-os.rename(a.out .. "/card.md.tmp", a.out .. "/card.md")
+write_card(a.out, student_dir, (os.time() - wall0) / 60)
 stage("done", "%s written (%.0f CPU seconds)", a.out, os.clock() - t0)

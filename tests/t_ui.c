@@ -180,6 +180,16 @@ static void test_reasoning(void)
     ui_answer_pane.draw(a, &m, 0);
     is_str(row(a, 0), "9", "the answer pane has the answer");
     is_str(row(a, 1), "junk", "and what came after it");
+    token(&m, 2, "<|eos|>", 3, 1, 2, 0.5f, 0.5f);
+    ui_answer_pane.draw(a, &m, 0);
+    is_str(row(a, 1), "junk", "but not the end-of-sequence token");
+    ui_model_clear_run(&m);
+    token(&m, 7, "<answer>", 2, 1, 2, 0.5f, 0.5f);
+    token(&m, 9, "9", 2, 1, 2, 0.5f, 0.5f);
+    token(&m, 8, "</answer>", 2, 1, 2, 0.5f, 0.5f);
+    token(&m, 2, "<|eos|>", 3, 1, 2, 0.5f, 0.5f);
+    ui_answer_pane.draw(a, &m, 0);
+    is_str(row(a, 1), "", "an answer ending with the end-of-sequence token shows nothing below");
     delwin(a);
     /* the explanation */
     m.explain[UI_REASONING] = 1;

@@ -1,12 +1,14 @@
 /* bench_decode.c — decoding throughput of libr1 for `make bench` (a benchmark, not a test).
  *
  *   bench_decode --preset tiny|small --batch B [--prompt 16] [--new 128] [--threads N]
- *                [--speculative] [--bf16 | --fp8] [--model DIR]
+ *                [--speculative] [--bf16 | --fp8] [--model DIR [--task NAME:D]]
  *
  * Prefills B random 16-token prompts and decodes 128 new tokens per row, greedy, with no stop
  * token; prints one line "r1lab decode tokens/s=… accept=…" (tokens/s = B·new / seconds,
  * prefill included, as the PyTorch script counts). --model uses a trained checkpoint instead of
- * random weights (the MTP acceptance only means something there). */
+ * random weights (the MTP acceptance only means something there); with --task its prompts are
+ * that task's questions in the chat format (seeds 1..B) and each row stops at the end of its
+ * answer, so the tokens are the ones the model really writes. */
 #include <config.h>
 
 #include <stdio.h>
@@ -15,6 +17,8 @@
 
 #include "r1_generate.h"
 #include "r1_rng.h"
+#include "r1_tasks.h"
+#include "r1_tokenizer.h"
 
 static const char *arg(int argc, char **argv, const char *name, const char *def)
 {
@@ -54,16 +58,48 @@ int main(int argc, char **argv)
         r1_model_init(m, 1);
     }
     int V = r1_model_config(m)->vocab_size;
-    int32_t *tok = malloc(sizeof(int32_t) * B * P);
+    const char *task = dir ? arg(argc, argv, "--task", 0) : NULL;
+    int cap = task ? R1_TASK_PROMPT_MAX + 8 : P;
+    int32_t *tok = malloc(sizeof(int32_t) * B * cap);
     const int32_t **ps = malloc(sizeof(int32_t *) * B);
     int *lens = malloc(sizeof(int) * B);
+    int32_t stops[2];
     r1_rng r;
     r1_rng_seed(&r, 3);
-    for (int i = 0; i < B * P; i++)
+    for (int i = 0; i < B * P && !task; i++)
         tok[i] = (int32_t)r1_rng_below(&r, V);
     for (int b = 0; b < B; b++)
-        ps[b] = tok + b * P, lens[b] = P;
+        ps[b] = tok + b * cap, lens[b] = P;
     r1_gen_cfg cfg = r1_gen_defaults();
+    if (task) {
+        char name[64];
+        int d = 1;
+        snprintf(name, sizeof name, "%s", task);
+        char *colon = strchr(name, ':');
+        if (colon)
+            *colon = 0, d = atoi(colon + 1);
+        char tp[1100];
+        snprintf(tp, sizeof tp, "%s/tokenizer.json", dir);
+        const r1_task *t = NULL;
+        r1_tokenizer *tz = NULL;
+        if (r1_task_find(&t, name, &err) || r1_tokenizer_load(&tz, tp, &err)) {
+            fprintf(stderr, "bench_decode: %s\n", err.msg);
+            return 1;
+        }
+        for (int b = 0; b < B; b++) {
+            r1_task_sample smp;
+            if (r1_task_generate(t, (uint64_t)b + 1, d, R1_LANG_AUTO, &smp, &err) ||
+                r1_tokenizer_encode_prompt(tz, smp.prompt, tok + b * cap, cap, &lens[b], &err)) {
+                fprintf(stderr, "bench_decode: %s\n", err.msg);
+                return 1;
+            }
+        }
+        stops[0] = r1_tokenizer_special_id(tz, R1_TOK_EOS);
+        stops[1] = r1_tokenizer_special_id(tz, R1_TOK_ANSWER_END);
+        cfg.stop_ids = stops;
+        cfg.n_stop_ids = 2;
+        r1_tokenizer_free(tz);
+    }
     cfg.max_tokens = NEW;
     cfg.speculative = flag(argc, argv, "--speculative");
     cfg.bf16 = flag(argc, argv, "--bf16");

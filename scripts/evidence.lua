@@ -2,6 +2,7 @@
 -- DeepSeek-R1 paper reports, reproduced on the tiny model with fixed seeds.
 --
 --   r1lab run scripts/evidence.lua --exp NAME --stages DIR [--out evidence] [--threads 0]
+--                                  [--lr 3e-5] [--temperature 0.7] [--minutes 10] [--steps N]
 --
 -- DIR holds the models that `r1lab run scripts/train_builtin.lua --stages DIR` kept after
 -- each stage (DIR/pretrain, DIR/sft, DIR/rl2).  The experiments (--exp):
@@ -18,8 +19,9 @@
 local r1 = require "r1"
 local common = require "common"
 local a = common.args{exp = "harder", stages = "", out = "evidence", threads = 0, seed = 1,
-                      minutes = 10, steps = 0, n = 64, quick = false}
-r1.set_threads(a.threads)
+                      minutes = 10, steps = 0, n = 64, quick = false, lr = 3e-5,
+                      temperature = 0.7}
+local nthreads = r1.set_threads(a.threads)
 if a.stages == "" then error("--stages DIR: the models kept by train_builtin.lua --stages", 0) end
 os.execute("mkdir -p '" .. a.out .. "'")
 
@@ -55,7 +57,7 @@ local function grpo(m, o)
   local t0, hist = os.clock(), {}
   local w0 = os.time()
   local args = {model = m, tasks = o.tasks, steps = o.steps, prompts = pick(8, 1),
-    group = pick(8, 2), max_new = o.max_new or 200, lr = o.lr or 1e-4, beta = 0.04,
+    group = pick(8, 2), max_new = o.max_new or 200, lr = o.lr or a.lr, temperature = a.temperature, beta = 0.04,
     eps_high = o.eps_high or 0.28, dynamic_sampling = o.dynamic or false,
     seed = a.seed + (o.seed or 0), rewards = o.rewards,
     on_step = function(st)
@@ -95,8 +97,9 @@ function exp.harder()
   local base2 = ev(m, "add:1-3")
   write("harder", table.concat({
     ("GRPO from the cold-start SFT model on %s (held out, %d problems, greedy), %d steps of "
-      .. "8 prompts x 8 completions in %.1f minutes on 2 cores:"):format(HARD, N, #hist,
-      secs / 60),
+      .. "8 prompts x 8 completions (temperature %g, lr %g) in %.1f minutes on %d thread%s:")
+      :format(HARD, N, #hist, a.temperature, a.lr, secs / 60, nthreads,
+        nthreads == 1 and "" or "s"),
     "",
     "| | accuracy " .. HARD .. " | format " .. HARD .. " | accuracy add 1-3 | format add 1-3 |",
     "| --- | ---: | ---: | ---: | ---: |",
@@ -124,9 +127,9 @@ function exp.sampling()
       v[2] and "yes" or "no", 100 * after.accuracy, mean(hist, "zero_var", 1, #hist),
       mean(hist, "entropy", #hist - 4, #hist), mean(hist, "clip_frac", 1, #hist), secs / 60)
   end
-  write("sampling", ("%d GRPO steps from the cold-start SFT model on %s (accuracy before: "
-    .. "%.1f%%); held-out accuracy on %d problems:\n\n"):format(steps, HARD,
-    100 * start.accuracy, N) .. table.concat(rows, "\n"))
+  write("sampling", ("%d GRPO steps (temperature %g, lr %g) from the cold-start SFT model on "
+    .. "%s (accuracy before: %.1f%%); held-out accuracy on %d problems:\n\n"):format(steps,
+    a.temperature, a.lr, HARD, 100 * start.accuracy, N) .. table.concat(rows, "\n"))
 end
 
 -- "R1-Zero" with and without the language reward: the same start, steps and seed
@@ -160,8 +163,8 @@ function exp.zero()
   end
   write("zero", table.concat({
     ("\"R1-Zero\": GRPO from the pretrained base with only the accuracy and format rewards "
-      .. "(add, 1-3 digits), %d steps in %.1f minutes. During training (group means):"):format(
-      #hist, z.secs / 60),
+      .. "(add, 1-3 digits), %d steps (temperature %g, lr %g) in %.1f minutes. During training "
+      .. "(group means):"):format(#hist, a.temperature, a.lr, z.secs / 60),
     "", table.concat(rows, "\n"), "",
     ("Held out (%d problems per difficulty, greedy): format %.1f%% -> %.1f%%, accuracy "
       .. "%.1f%% -> %.1f%%, reasoning %.0f -> %.0f characters."):format(N,
@@ -177,7 +180,7 @@ function exp.zero()
   end
   write("lang", ("Language mixing under R1-Zero, the same %d steps with and without the "
     .. "language-consistency reward (the pretrained base: %.1f%% off-language words in its "
-    .. "reasoning held out, where the question asks for English):\n\n"):format(#hist,
+    .. "reasoning held out, where the question names the language to think in):\n\n"):format(#hist,
     100 * z.before.offlang) .. table.concat(rows, "\n"))
 end
 exp.lang = exp.zero

@@ -281,9 +281,11 @@ void wb_cmd_theme(wb *w, const char *name)
     w->dirty = 1;
 }
 
+/* The next cell of the demo; while a job runs (the built-in model loading at start, the cell
+ * before) it queues behind it, so a key pressed early is not lost. */
 void wb_cmd_demo_step(wb *w)
 {
-    if (!w->nb || w->njobs > 0)
+    if (!w->nb)
         return;
     if (w->demo_next >= w->nb->ncells) {
         ui_model_status(&w->m, "end of the notebook · Esc leaves the demo");

@@ -3,6 +3,9 @@
 --
 --   r1lab run scripts/evidence.lua --exp NAME --stages DIR [--out evidence] [--threads 0]
 --                                  [--lr 3e-5] [--temperature 0.7] [--minutes 10] [--steps N]
+--                                  [--mu 1] [--dynamic false]
+-- (--mu: policy updates per batch, where clipping acts; --dynamic: dynamic sampling in the
+-- harder and zero runs; the sampling experiment tries it both ways)
 --
 -- DIR holds the models that `r1lab run scripts/train_builtin.lua --stages DIR` kept after
 -- each stage (DIR/pretrain, DIR/sft, DIR/rl2).  The experiments (--exp):
@@ -20,7 +23,7 @@ local r1 = require "r1"
 local common = require "common"
 local a = common.args{exp = "harder", stages = "", out = "evidence", threads = 0, seed = 1,
                       minutes = 10, steps = 0, n = 64, quick = false, lr = 3e-5,
-                      temperature = 0.7}
+                      temperature = 0.7, mu = 1, dynamic = false}
 local nthreads = r1.set_threads(a.threads)
 if a.stages == "" then error("--stages DIR: the models kept by train_builtin.lua --stages", 0) end
 os.execute("mkdir -p '" .. a.out .. "'")
@@ -57,8 +60,9 @@ local function grpo(m, o)
   local t0, hist = os.clock(), {}
   local w0 = os.time()
   local args = {model = m, tasks = o.tasks, steps = o.steps, prompts = pick(8, 1),
-    group = pick(8, 2), max_new = o.max_new or 200, lr = o.lr or a.lr, temperature = a.temperature, beta = 0.04,
-    eps_high = o.eps_high or 0.28, dynamic_sampling = o.dynamic or false,
+    group = pick(8, 2), max_new = o.max_new or 200, lr = o.lr or a.lr,
+    temperature = a.temperature, beta = 0.04, eps_high = o.eps_high or 0.28, mu = a.mu,
+    dynamic_sampling = (o.dynamic == nil and a.dynamic or o.dynamic) or false,
     seed = a.seed + (o.seed or 0), rewards = o.rewards,
     on_step = function(st)
       hist[#hist + 1] = st
@@ -97,8 +101,9 @@ function exp.harder()
   local base2 = ev(m, "add:1-3")
   write("harder", table.concat({
     ("GRPO from the cold-start SFT model on %s (held out, %d problems, greedy), %d steps of "
-      .. "8 prompts x 8 completions (temperature %g, lr %g) in %.1f minutes on %d thread%s:")
-      :format(HARD, N, #hist, a.temperature, a.lr, secs / 60, nthreads,
+      .. "8 prompts x 8 completions (temperature %g, lr %g, mu %d%s) in %.1f minutes on %d "
+      .. "thread%s:"):format(HARD, N, #hist, a.temperature, a.lr, a.mu,
+        a.dynamic and ", dynamic sampling" or "", secs / 60, nthreads,
         nthreads == 1 and "" or "s"),
     "",
     "| | accuracy " .. HARD .. " | format " .. HARD .. " | accuracy add 1-3 | format add 1-3 |",
@@ -127,9 +132,9 @@ function exp.sampling()
       v[2] and "yes" or "no", 100 * after.accuracy, mean(hist, "zero_var", 1, #hist),
       mean(hist, "entropy", #hist - 4, #hist), mean(hist, "clip_frac", 1, #hist), secs / 60)
   end
-  write("sampling", ("%d GRPO steps (temperature %g, lr %g) from the cold-start SFT model on "
-    .. "%s (accuracy before: %.1f%%); held-out accuracy on %d problems:\n\n"):format(steps,
-    a.temperature, a.lr, HARD, 100 * start.accuracy, N) .. table.concat(rows, "\n"))
+  write("sampling", ("%d GRPO steps (temperature %g, lr %g, mu %d) from the cold-start SFT "
+    .. "model on %s (accuracy before: %.1f%%); held-out accuracy on %d problems:\n\n"):format(
+    steps, a.temperature, a.lr, a.mu, HARD, 100 * start.accuracy, N) .. table.concat(rows, "\n"))
 end
 
 -- "R1-Zero" with and without the language reward: the same start, steps and seed

@@ -325,9 +325,12 @@ static int run_dataset(lua_State *L, const char *model_key, int distill)
     return 1;
 }
 
-/* r1.evaluate{model = m, tasks = "add:1-5,mul:1-4", n = 16, above = 0, seed = 1}
+/* r1.evaluate{model = m, tasks = "add:1-5,mul:1-4", n = 16, above = 0, seed = 1,
+ *             trained = "add:1-3,mul:1-2"}
  * -> {accuracy, format, language, length, think_len, accuracy_in, accuracy_above, cells}
- * on the held-out problems (the same ones the SFT trainer evaluates on), greedy. */
+ * on the held-out problems (the same ones the SFT trainer evaluates on), greedy.  `trained`
+ * (a task list as for training) decides which cells count as in_training; without it, every
+ * difficulty `tasks` names does. */
 static int l_evaluate(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -342,6 +345,10 @@ static int l_evaluate(lua_State *L)
     const char *tasks = lua_r1_opt_str(L, 1, "tasks", NULL);
     if (tasks && r1_sft_parse_tasks(&s, tasks, &err) != R1_OK)
         return luaL_error(L, "%s", err.msg);
+    r1_sft_settings tr = r1_sft_defaults(R1_SFT_COLDSTART);
+    const char *trained = lua_r1_opt_str(L, 1, "trained", NULL);
+    if (trained && r1_sft_parse_tasks(&tr, trained, &err) != R1_OK)
+        return luaL_error(L, "r1.evaluate: trained: %s", err.msg);
     s.eval_n = (int)lua_r1_opt_int(L, 1, "n", 16);
     s.eval_above = (int)lua_r1_opt_int(L, 1, "above", 0);
     s.seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", (lua_Integer)s.seed);
@@ -362,6 +369,8 @@ static int l_evaluate(lua_State *L)
         return luaL_error(L, "interrupted");
     if (st != R1_OK)
         return luaL_error(L, "%s", err.msg);
+    if (trained)
+        r1_sft_eval_mark_trained(e, &tr);
     push_eval(L, e);
     return 1;
 }

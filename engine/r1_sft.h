@@ -239,6 +239,11 @@ void r1_sft_eval_add(r1_sft_eval *e, const r1_task_sample *s, int in_training,
                      const char *completion, int ntokens);
 void r1_sft_eval_finish(r1_sft_eval *e);
 
+/* Marks each cell of a finished evaluation in_training when its (task, difficulty) is among the
+ * training tasks of s (whatever the evaluation itself was given), and recomputes n_in, n_above,
+ * accuracy_in and accuracy_above to match. */
+void r1_sft_eval_mark_trained(r1_sft_eval *e, const r1_sft_settings *s);
+
 /* Generates (greedy, batched) n held-out completions per cell of d with model m and scores them
  * into *out.  R1_ECANCELED when r1_interrupt() stopped the generation. */
 r1_status r1_sft_evaluate(r1_model *m, const r1_tokenizer *tok, const r1_sft_data *d, int n,

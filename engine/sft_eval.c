@@ -82,6 +82,26 @@ void r1_sft_eval_finish(r1_sft_eval *e)
     e->accuracy_above /= e->n_above ? e->n_above : 1;
 }
 
+void r1_sft_eval_mark_trained(r1_sft_eval *e, const r1_sft_settings *s)
+{
+    double in = 0, above = 0;
+    e->n_in = e->n_above = 0;
+    for (int i = 0; i < e->ncells; i++) {
+        r1_sft_eval_cell *c = &e->cell[i];
+        c->in_training = 0;
+        for (int k = 0; k < s->ntasks; k++)
+            if (s->tasks[k].task == c->task && c->difficulty >= s->tasks[k].dmin &&
+                c->difficulty <= s->tasks[k].dmax)
+                c->in_training = 1;
+        if (c->in_training)
+            e->n_in += c->n, in += c->accuracy * c->n;
+        else
+            e->n_above += c->n, above += c->accuracy * c->n;
+    }
+    e->accuracy_in = e->n_in ? in / e->n_in : 0;
+    e->accuracy_above = e->n_above ? above / e->n_above : 0;
+}
+
 static double now(void)
 {
     struct timespec t;

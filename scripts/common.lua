@@ -1,5 +1,5 @@
--- common.lua — shared by the example scripts: finding the built-in model and reading
--- "--name value" arguments.  require "common" works because r1lab puts scripts/ on
+-- common.lua — shared by the example scripts: finding the built-in model, reading
+-- "--name value" arguments and writing result files.  require "common" works because r1lab puts scripts/ on
 -- package.path.
 local r1 = require "r1"
 local M = {}
@@ -36,6 +36,15 @@ function M.args(defaults)
     i = i + 2
   end
   return out
+end
+
+-- Writes text to path through a temporary file renamed over it, so that a run stopped half-way
+-- leaves the old file or the new one, never a torn one.
+function M.write_atomic(path, text)
+  local f = assert(io.open(path .. ".tmp", "w"))
+  f:write(text)
+  f:close()
+  assert(os.rename(path .. ".tmp", path))
 end
 
 return M

@@ -46,11 +46,7 @@ local function ev(m, tasks)
 end
 
 local function write(name, text)
-  local path = a.out .. "/" .. name .. ".md"
-  local f = assert(io.open(path .. ".tmp", "w"))
-  f:write(text, "\n")
-  f:close()
-  assert(os.rename(path .. ".tmp", path))
+  common.write_atomic(a.out .. "/" .. name .. ".md", text .. "\n")
   print(text)
 end
 

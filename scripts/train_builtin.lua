@@ -62,31 +62,9 @@ local function summary(e)
     e.language, e.think_len)
 end
 
-
 -- the card: the saved (BF16) models evaluated on held-out problems of every task and
--- difficulty, "trained on" from TASKS, and the fixed check the test suite repeats
-local trained = {}
-for entry in TASKS:gmatch("[^,]+") do
-  local name, lo, hi = entry:match("^(%a+):(%d+)%-?(%d*)")
-  assert(name, "TASKS entries name their difficulties: " .. entry)
-  trained[name] = trained[name] or {}
-  for d = tonumber(lo), tonumber(hi ~= "" and hi or lo) do trained[name][d] = true end
-end
-
-local function card_eval(e)
-  local r = {accuracy = e.accuracy, format = e.format, language = e.language,
-             think_len = e.think_len, cells = e.cells}
-  local ni, si, na, sa = 0, 0, 0, 0
-  for _, c in ipairs(e.cells) do
-    c.in_training = trained[c.task] and trained[c.task][c.difficulty] or false
-    if c.in_training then ni, si = ni + c.n, si + c.n * c.accuracy
-    else na, sa = na + c.n, sa + c.n * c.accuracy end
-  end
-  r.accuracy_in = ni > 0 and si / ni or 0
-  r.accuracy_above = na > 0 and sa / na or 0
-  return r
-end
-
+-- difficulty ("trained on": the difficulties in TASKS), and the fixed check the test suite
+-- repeats
 local function table_of(e)
   local lines = {"| task | difficulty | trained on | accuracy | format | language | reasoning |",
                  "| --- | ---: | :---: | ---: | ---: | ---: | ---: |"}
@@ -98,29 +76,22 @@ local function table_of(e)
   return table.concat(lines, "\n")
 end
 
-local function write_atomic(path, text)
-  local f = assert(io.open(path .. ".tmp", "w"))
-  f:write(text)
-  f:close()
-  assert(os.rename(path .. ".tmp", path))
-end
-
 local function write_card(dir, student_dir, minutes)
   local saved = r1.load(dir)
-  local fixed = r1.evaluate{model = saved, tasks = "add:1-3", n = 8}
-  write_atomic(dir .. "/eval.json",
+  local fixed = r1.evaluate{model = saved, tasks = "add:1-3", n = 8, trained = TASKS}
+  common.write_atomic(dir .. "/eval.json",
     ('{"tasks": "add:1-3", "n": 8, "accuracy": %.6f, "format": %.6f, "language": %.6f}\n')
     :format(fixed.accuracy, fixed.format, fixed.language))
-  stage("check", "saved model on add:1-3 (8 each): %s", summary(card_eval(fixed)))
+  stage("check", "saved model on add:1-3 (8 each): %s", summary(fixed))
   local n = pick(16, 1)
-  local final = card_eval(r1.evaluate{model = saved, tasks = EVAL, n = n})
+  local final = r1.evaluate{model = saved, tasks = EVAL, n = n, trained = TASKS}
   local st = r1.load(student_dir)
-  local se = card_eval(r1.evaluate{model = st, tasks = EVAL, n = n})
+  local se = r1.evaluate{model = st, tasks = EVAL, n = n, trained = TASKS}
   local tab = table_of(final)
   stage("eval", "the saved model: %s", summary(final))
   print(tab)
   stage("eval", "the student: %s", summary(se))
-  write_atomic(dir .. "/card.md", ([[
+  common.write_atomic(dir .. "/card.md", ([[
 # r1lab built-in model
 
 A miniature DeepSeek-V3 (the `tiny` preset: hidden 192, 6 layers with the first dense, MLA,

@@ -60,14 +60,14 @@ echo
 echo "== MTP speculative decoding on the built-in model: 3-digit sums, greedy, to the end of the answer"
 printf '%-16s %10s %10s %8s %9s %10s %8s %9s\n' config fp32 "fp32+MTP" accept speedup "bf16+MTP" accept speedup
 mb="$s/models/builtin"
+tp() { echo "$1" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p'; }
+ac() { echo "$1" | sed -n 's/.*accept=\([0-9.]*\).*/\1/p'; }
 if [ -f "$mb/model.safetensors" ]; then
     for B in 1 16; do
         f=$($bd --model "$mb" --task add:3 --new 192 --batch $B)
         fs=$($bd --model "$mb" --task add:3 --new 192 --batch $B --speculative)
         h=$($bd --model "$mb" --task add:3 --new 192 --batch $B --bf16)
         hs=$($bd --model "$mb" --task add:3 --new 192 --batch $B --bf16 --speculative)
-        tp() { echo "$1" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p'; }
-        ac() { echo "$1" | sed -n 's/.*accept=\([0-9.]*\).*/\1/p'; }
         printf '%-16s %10s %10s %8s %9s %10s %8s %9s\n' "builtin batch $B" "$(tp "$f")" "$(tp "$fs")" \
             "$(ac "$fs")" "$(awk -v a="$(tp "$fs")" -v b="$(tp "$f")" 'BEGIN { printf "%.2fx", a / b }')" \
             "$(tp "$hs")" "$(ac "$hs")" "$(awk -v a="$(tp "$hs")" -v b="$(tp "$h")" 'BEGIN { printf "%.2fx", a / b }')"

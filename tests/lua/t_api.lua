@@ -139,6 +139,22 @@ local pre = r1.pretrain{model = tiny, steps = 1, batch = 2, seq_len = 192, eval_
   eval_n = 1}
 t.is(pre.step, 1, "r1.pretrain")
 
+-- r1.evaluate: which cells count as trained on
+local ev = r1.evaluate{model = tiny, tasks = "add:1-2", n = 1}
+t.ok(ev.cells[1].in_training and ev.cells[2].in_training,
+  "without trained, every difficulty evaluated counts as trained on")
+ev = r1.evaluate{model = tiny, tasks = "add:1-2,mul:1", n = 1, trained = "add:1,mul:1-2"}
+local marks = {}
+for _, c in ipairs(ev.cells) do
+  marks[#marks + 1] = c.task .. c.difficulty .. "=" .. tostring(c.in_training)
+end
+t.is(table.concat(marks, " "), "add1=true add2=false mul1=true",
+  "trained marks the cells from the training task list")
+t.is(ev.accuracy_above, ev.cells[2].accuracy, "and accuracy_above is the untrained cells'")
+t.ok(ev.cells[1].think_len ~= nil, "cells carry the reasoning length")
+t.raises(function() r1.evaluate{model = tiny, tasks = "add:1", n = 1, trained = "nosuch"} end,
+  "trained", "a bad trained list is named")
+
 -- rejection sampling: a random model keeps nothing but the direct answers, each verified
 local out = os.tmpname()
 local rs = r1.reject_sample{model = tiny, task = "add", difficulty = 1, prompts = 20, k = 2,

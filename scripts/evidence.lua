@@ -3,9 +3,11 @@
 --
 --   r1lab run scripts/evidence.lua --exp NAME --stages DIR [--out evidence] [--threads 0]
 --                                  [--lr 3e-5] [--temperature 0.7] [--minutes 10] [--steps N]
---                                  [--mu 1] [--dynamic false]
+--                                  [--mu 1] [--dynamic false] [--beta 0.04] [--gamma 0.001]
+--                                  [--group 8] [--prompts 8] [--agg seq] [--zero_plain 0]
 -- (--mu: policy updates per batch, where clipping acts; --dynamic: dynamic sampling in the
--- harder and zero runs; the sampling experiment tries it both ways)
+-- harder and zero runs; the sampling experiment tries it both ways; --beta: the KL weight, 0
+-- loads no reference; --gamma: the routing bias's balancing step during GRPO, 0 freezes it)
 --
 -- DIR holds the models that `r1lab run scripts/train_builtin.lua --stages DIR` kept after
 -- each stage (DIR/pretrain, DIR/sft, DIR/rl2).  The experiments (--exp):
@@ -16,6 +18,8 @@
 --             (format, accuracy and completion length over training), then the same run with
 --             the language-consistency reward added: the share of off-language words in the
 --             reasoning (writes zero.md and lang.md; --exp lang is the same experiment)
+--   zerobase  only the base of the zero runs: with --zero_plain P a base pretrained on a corpus
+--             whose documents are plain text (no chat format) with probability P
 --   distill   a small dense student distilled from the final model against the same student
 --             trained with GRPO alone for the same wall time
 -- Each writes DIR-independent results to OUT/NAME.md (a Markdown table) and prints it.
@@ -23,7 +27,9 @@ local r1 = require "r1"
 local common = require "common"
 local a = common.args{exp = "harder", stages = "", out = "evidence", threads = 0, seed = 1,
                       minutes = 10, steps = 0, n = 64, quick = false, lr = 3e-5,
-                      temperature = 0.7, mu = 1, dynamic = false}
+                      temperature = 0.7, mu = 1, dynamic = false, beta = 0.04,
+                      group = 8, prompts = 8, agg = "seq", gamma = 0.001,
+                      zero_plain = 0}
 local nthreads = r1.set_threads(a.threads)
 if a.stages == "" then error("--stages DIR: the models kept by train_builtin.lua --stages", 0) end
 os.execute("mkdir -p '" .. a.out .. "'")
@@ -55,17 +61,18 @@ end
 local function grpo(m, o)
   local t0, hist = os.clock(), {}
   local w0 = os.time()
-  local args = {model = m, tasks = o.tasks, steps = o.steps, prompts = pick(8, 1),
-    group = pick(8, 2), max_new = o.max_new or 200, lr = o.lr or a.lr,
-    temperature = a.temperature, beta = 0.04, eps_high = o.eps_high or 0.28, mu = a.mu,
+  local args = {model = m, tasks = o.tasks, steps = o.steps, prompts = pick(a.prompts, 1),
+    group = pick(a.group, 2), agg = a.agg, balance_gamma = a.gamma, max_new = o.max_new or 200, lr = o.lr or a.lr,
+    temperature = a.temperature, beta = a.beta, eps_high = o.eps_high or 0.28, mu = a.mu,
     dynamic_sampling = (o.dynamic == nil and a.dynamic or o.dynamic) or false,
     seed = a.seed + (o.seed or 0), rewards = o.rewards,
     on_step = function(st)
       hist[#hist + 1] = st
       if st.step % 10 == 0 then
-        say("%-9s step %3d reward %.3f accuracy %.2f format %.2f language %.2f length %.0f",
-          o.name, st.step, st.reward, st.accuracy or 0, st.format or 0, st.language or 0,
-          st.len_mean)
+        say("%-9s step %3d reward %.3f accuracy %.2f format %.2f language %.2f length %.0f"
+          .. " kl %.4f time %.1f/%.1f/%.1f s", o.name, st.step, st.reward, st.accuracy or 0,
+          st.format or 0, st.language or 0, st.len_mean, st.kl or 0, st.t_sample or 0,
+          st.t_score or 0, st.t_train or 0)
       end
       if o.minutes and os.time() - w0 >= o.minutes * 60 then return false end
     end}
@@ -83,6 +90,8 @@ end
 
 local RULES = {"accuracy", "format", {"language", weight = 0.5}}
 local HARD = "add:4"
+-- the built-in model's pretraining mixture (scripts/train_builtin.lua)
+local TASKS = "add:1-3@12,add:4@2,mul:1-2@3,linear:1@1,bool:1@1,chat:1-2@1"
 
 local exp = {}
 
@@ -97,9 +106,9 @@ function exp.harder()
   local base2 = ev(m, "add:1-3")
   write("harder", table.concat({
     ("GRPO from the cold-start SFT model on %s (held out, %d problems, greedy), %d steps of "
-      .. "8 prompts x 8 completions (temperature %g, lr %g, mu %d%s) in %.1f minutes on %d "
-      .. "thread%s:"):format(HARD, N, #hist, a.temperature, a.lr, a.mu,
-        a.dynamic and ", dynamic sampling" or "", secs / 60, nthreads,
+      .. "8 prompts x 8 completions (temperature %g, lr %g, mu %d, beta %g, balance gamma %g%s, "
+      .. "seed %d) in %.1f minutes on %d thread%s:"):format(HARD, N, #hist, a.temperature, a.lr,
+        a.mu, a.beta, a.gamma, a.dynamic and ", dynamic sampling" or "", a.seed, secs / 60, nthreads,
         nthreads == 1 and "" or "s"),
     "",
     "| | accuracy " .. HARD .. " | format " .. HARD .. " | accuracy add 1-3 | format add 1-3 |",
@@ -133,9 +142,28 @@ function exp.sampling()
     steps, a.temperature, a.lr, a.mu, HARD, 100 * start.accuracy, N) .. table.concat(rows, "\n"))
 end
 
+-- The base of the R1-Zero runs: the pretrained stage, or with --zero_plain P a base pretrained
+-- like it (train_builtin's pretraining settings) on a corpus where a share P of the documents
+-- are plain text without the chat format, so that the base rarely writes the format by itself
+-- (kept in OUT/zero-base-P and reused)
+local function zero_base()
+  if a.zero_plain <= 0 then return a.stages .. "/pretrain" end
+  local dir = ("%s/zero-base-%g"):format(a.out, a.zero_plain)
+  local f = io.open(dir .. "/config.json")
+  if f then f:close() return dir end
+  local m = r1.init("tiny", {seed = a.seed})
+  r1.pretrain{model = m, tasks = TASKS, steps = pick(500, 2), batch = pick(16, 2),
+    seq_len = 256, lr = 3e-3, min_lr = 3e-4, warmup = 30, seed = a.seed, eval_every = 0,
+    eval_n = 1, plain_frac = a.zero_plain}
+  os.execute("mkdir -p '" .. dir .. "'")
+  m:save(dir)
+  say("zero base pretrained with plain_frac %g: %s", a.zero_plain, dir)
+  return dir
+end
+
 -- "R1-Zero" with and without the language reward: the same start, steps and seed
 local function zero_run(name, rewards)
-  local m = r1.load(a.stages .. "/pretrain")
+  local m = r1.load(zero_base())
   local before = ev(m, "add:1-3")
   local hist, secs = grpo(m, {name = name, tasks = {"add:1-3"}, rewards = rewards,
     steps = a.steps > 0 and a.steps or pick(60, 2)})
@@ -186,12 +214,20 @@ function exp.zero()
 end
 exp.lang = exp.zero
 
+-- the R1-Zero base alone (pretrained with --zero_plain, or the pretrained stage), evaluated
+function exp.zerobase()
+  local dir = zero_base()
+  local e = ev(r1.load(dir), "add:1-3")
+  write("zerobase", ("The R1-Zero base (%s), add 1-3 digits held out (%d problems per "
+    .. "difficulty, greedy): format %.1f%%, accuracy %.1f%%, off-language words %.1f%%."):format(
+    dir, N, 100 * e.format, 100 * e.accuracy, 100 * e.offlang))
+end
+
 function exp.distill()
   local cfg = {preset = "tiny", hidden_size = 128, num_hidden_layers = 4,
     num_attention_heads = 4, q_lora_rank = 64, kv_lora_rank = 32, qk_nope_head_dim = 16,
     qk_rope_head_dim = 8, v_head_dim = 16, intermediate_size = 384, n_routed_experts = 0,
     num_nextn_predict_layers = 0}
-  local TASKS = "add:1-3@12,add:4@2,mul:1-2@3,linear:1@1,bool:1@1,chat:1-2@1"
   -- the student's base: pretrained like the teacher's, on the same documents
   local s0 = r1.init(cfg, {seed = a.seed + 10})
   r1.pretrain{model = s0, tasks = TASKS, steps = pick(400, 2), batch = pick(16, 2),
@@ -205,10 +241,23 @@ function exp.distill()
   -- distillation: SFT (+ logit KD) on the teacher's verified samples; time includes sampling
   local w0 = os.time()
   local teacher = r1.load(a.stages .. "/rl2")
+  -- the teacher's verified samples on what the student is measured on (add, 1 to 3 digits),
+  -- one rejection-sampling run per difficulty, joined into one file
   local data = os.tmpname()
-  local rs = r1.reject_sample{model = teacher, tasks = {"add", "mul", "linear", "bool"},
-    prompts = pick(256, 4), k = 2, keep = 1, max_new = 200, temperature = 0.7,
-    seed = a.seed + 7, out = data}
+  local rs = {kept = 0, direct = 0, sampled = 0}
+  local joined = assert(io.open(data, "w"))
+  for d = 1, 3 do
+    local part = os.tmpname()
+    local st = r1.reject_sample{model = teacher, tasks = {"add"}, difficulty = d,
+      prompts = pick(128, 2), k = 2, keep = 1, max_new = 200, temperature = 0.7,
+      seed = a.seed + 7 + d, out = part}
+    for k in pairs(rs) do rs[k] = rs[k] + st[k] end
+    local f = assert(io.open(part))
+    joined:write(f:read("a"))
+    f:close()
+    os.remove(part)
+  end
+  joined:close()
   local sd = r1.load(basedir)
   if rs.kept + rs.direct > 0 then
     r1.distill{student = sd, teacher = teacher, data = data, steps = pick(300, 2),
@@ -240,6 +289,6 @@ function exp.distill()
 end
 
 local f = exp[a.exp]
-if not f then error("--exp: expected harder, sampling, zero, lang or distill, got " .. a.exp, 0) end
+if not f then error("--exp: expected harder, sampling, zero, lang, zerobase or distill, got " .. a.exp, 0) end
 f()
 say("done")

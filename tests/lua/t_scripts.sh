@@ -42,6 +42,15 @@ for e in harder sampling zero distill; do
     run "evidence.lua --exp $e --quick" "$r1lab" run "$s/evidence.lua" --exp "$e" --quick true \
         --stages "$tmp/stages" --out "$tmp/evidence"
 done
+run "evidence.lua --exp zerobase --zero_plain 0.97 --quick" "$r1lab" run "$s/evidence.lua" \
+    --exp zerobase --zero_plain 0.97 --quick true --stages "$tmp/stages" --out "$tmp/evidence"
+n=$((n + 1))
+if [ -f "$tmp/evidence/zero-base-0.97/config.json" ] &&
+    grep -q "plain_frac\|format" "$tmp/evidence/zerobase.md"; then
+    echo "ok $n - the R1-Zero base is pretrained, saved and evaluated"
+else
+    echo "not ok $n - the R1-Zero base is pretrained, saved and evaluated"
+fi
 n=$((n + 1))
 if [ -f "$tmp/evidence/harder.md" ] && [ -f "$tmp/evidence/sampling.md" ] &&
     [ -f "$tmp/evidence/zero.md" ] && [ -f "$tmp/evidence/lang.md" ] &&
@@ -52,7 +61,7 @@ else
 fi
 n=$((n + 1))
 if "$r1lab" run "$s/evidence.lua" --exp nope --stages "$tmp/stages" 2>&1 |
-    grep -q "expected harder, sampling, zero, lang or distill, got nope"; then
+    grep -q "expected harder, sampling, zero, lang, zerobase or distill, got nope"; then
     echo "ok $n - an unknown experiment is named"
 else
     echo "not ok $n - an unknown experiment is named"

@@ -47,4 +47,17 @@ function M.write_atomic(path, text)
   assert(os.rename(path .. ".tmp", path))
 end
 
+-- The built-in model's recipe, shared by train_builtin.lua (which made models/builtin) and
+-- evidence.lua (which pretrains bases like it): the pretraining mixture (addition up to 3
+-- digits is the core skill; 4 digits is seen a little, so that RL has room), the pretraining
+-- settings and the dense student's shape.
+M.recipe = {
+  tasks = "add:1-3@12,add:4@2,mul:1-2@3,linear:1@1,bool:1@1,chat:1-2@1",
+  pretrain = {steps = 500, batch = 16, seq_len = 256, lr = 3e-3, min_lr = 3e-4, warmup = 30},
+  student = {hidden_size = 128, num_hidden_layers = 4, num_attention_heads = 4,
+             q_lora_rank = 64, kv_lora_rank = 32, qk_nope_head_dim = 16, qk_rope_head_dim = 8,
+             v_head_dim = 16, intermediate_size = 384, n_routed_experts = 0,
+             num_nextn_predict_layers = 0},
+}
+
 return M

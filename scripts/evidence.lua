@@ -90,8 +90,7 @@ end
 
 local RULES = {"accuracy", "format", {"language", weight = 0.5}}
 local HARD = "add:4"
--- the built-in model's pretraining mixture (scripts/train_builtin.lua)
-local TASKS = "add:1-3@12,add:4@2,mul:1-2@3,linear:1@1,bool:1@1,chat:1-2@1"
+local TASKS = common.recipe.tasks
 
 local exp = {}
 
@@ -145,16 +144,19 @@ end
 -- The base of the R1-Zero runs: the pretrained stage, or with --zero_plain P a base pretrained
 -- like it (train_builtin's pretraining settings) on a corpus where a share P of the documents
 -- are plain text without the chat format, so that the base rarely writes the format by itself
--- (kept in OUT/zero-base-P and reused)
+-- (kept in OUT/zero-base-P-seedS and reused)
 local function zero_base()
   if a.zero_plain <= 0 then return a.stages .. "/pretrain" end
-  local dir = ("%s/zero-base-%g"):format(a.out, a.zero_plain)
+  -- named by everything that makes it, so that a --quick or other-seed base is never reused
+  local dir = ("%s/zero-base-%g-seed%d%s"):format(a.out, a.zero_plain, a.seed,
+    Q and "-quick" or "")
   local f = io.open(dir .. "/config.json")
   if f then f:close() return dir end
+  local p = common.recipe.pretrain
   local m = r1.init("tiny", {seed = a.seed})
-  r1.pretrain{model = m, tasks = TASKS, steps = pick(500, 2), batch = pick(16, 2),
-    seq_len = 256, lr = 3e-3, min_lr = 3e-4, warmup = 30, seed = a.seed, eval_every = 0,
-    eval_n = 1, plain_frac = a.zero_plain}
+  r1.pretrain{model = m, tasks = TASKS, steps = pick(p.steps, 2), batch = pick(p.batch, 2),
+    seq_len = p.seq_len, lr = p.lr, min_lr = p.min_lr, warmup = p.warmup, seed = a.seed,
+    eval_every = 0, eval_n = 1, plain_frac = a.zero_plain}
   os.execute("mkdir -p '" .. dir .. "'")
   m:save(dir)
   say("zero base pretrained with plain_frac %g: %s", a.zero_plain, dir)
@@ -224,10 +226,8 @@ function exp.zerobase()
 end
 
 function exp.distill()
-  local cfg = {preset = "tiny", hidden_size = 128, num_hidden_layers = 4,
-    num_attention_heads = 4, q_lora_rank = 64, kv_lora_rank = 32, qk_nope_head_dim = 16,
-    qk_rope_head_dim = 8, v_head_dim = 16, intermediate_size = 384, n_routed_experts = 0,
-    num_nextn_predict_layers = 0}
+  local cfg = {preset = "tiny"}
+  for k, v in pairs(common.recipe.student) do cfg[k] = v end
   -- the student's base: pretrained like the teacher's, on the same documents
   local s0 = r1.init(cfg, {seed = a.seed + 10})
   r1.pretrain{model = s0, tasks = TASKS, steps = pick(400, 2), batch = pick(16, 2),

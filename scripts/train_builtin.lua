@@ -28,11 +28,13 @@ local function pick(full, quick) if Q then return quick else return full end end
 
 -- the recipe
 -- Addition up to 3 digits is the core skill; 4 digits is seen a little, so that RL has room.
-local TASKS = "add:1-3@12,add:4@2,mul:1-2@3,linear:1@1,bool:1@1,chat:1-2@1"
+local TASKS = common.recipe.tasks
 local EVAL = "add:1-5,mul:1-3,linear:1-2,bool:1-2,chat:1-2"
 local R = {
-  pretrain = {steps = pick(500, 2), batch = pick(16, 2), seq_len = 256, lr = 3e-3,
-              min_lr = 3e-4, warmup = 30},
+  pretrain = {steps = pick(common.recipe.pretrain.steps, 2),
+              batch = pick(common.recipe.pretrain.batch, 2), seq_len = common.recipe.pretrain.seq_len,
+              lr = common.recipe.pretrain.lr, min_lr = common.recipe.pretrain.min_lr,
+              warmup = common.recipe.pretrain.warmup},
   sft = {steps = pick(350, 2), batch = pick(16, 2), seq_len = 256, lr = 1.5e-3, min_lr = 1e-4,
          warmup = 20, sft_docs = 0},
   grpo = {steps = pick(40, 1), prompts = pick(8, 1), group = pick(8, 2), max_new = 192,
@@ -41,10 +43,7 @@ local R = {
   rsft = {steps = pick(60, 2), batch = pick(8, 2), seq_len = 256, lr = 1e-4, min_lr = 1e-5},
   rl2 = {steps = pick(20, 1), prompts = pick(8, 1), group = pick(8, 2), max_new = 192,
          lr = 5e-5, beta = 0.04, tasks = {"add:1-4", "mul:1-2", "chat:1-2"}},
-  student = {hidden_size = 128, num_hidden_layers = 4, num_attention_heads = 4,
-             q_lora_rank = 64, kv_lora_rank = 32, qk_nope_head_dim = 16, qk_rope_head_dim = 8,
-             v_head_dim = 16, intermediate_size = 384, n_routed_experts = 0,
-             num_nextn_predict_layers = 0},
+  student = common.recipe.student,
   distill = {steps = pick(300, 2), batch = pick(16, 2), seq_len = 256, lr = 2e-3,
              min_lr = 2e-4, kd = 0.5},
 }

@@ -461,44 +461,9 @@ static int l_grpo(lua_State *L)
     for (int i = 0; i < nt; i++) {
         lua_rawgeti(L, -1, i + 1);
         /* "add", or "add:4", or "add:2-4" (a difficulty drawn per prompt) */
-        const char *spec = luaL_checkstring(L, -1);
-        char name[64];
-        size_t nl = strcspn(spec, ":");
-        if (nl >= sizeof name)
-            return luaL_error(L, "r1.grpo: tasks[%d] \"%s\": name too long", i + 1, spec);
-        memcpy(name, spec, nl);
-        name[nl] = 0;
-        r1_error err = {0};
-        if (r1_task_find(&r->tasks[i], name, &err) != R1_OK)
-            return luaL_error(L, "r1.grpo: tasks[%d]: %s", i + 1, err.msg);
-        int lo = dflt ? dflt : r1_task_train_difficulty(r->tasks[i]), hi = lo;
-        if (spec[nl] == ':') {
-            char *end;
-            long a = strtol(spec + nl + 1, &end, 10), b = a;
-            if (end == spec + nl + 1)
-                goto bad_spec;
-            if (*end == '-') {
-                const char *q = end + 1;
-                b = strtol(q, &end, 10);
-                if (end == q)
-                    goto bad_spec;
-            }
-            if (*end || a > b || a < 1 || b > 1000)
-                goto bad_spec;
-            lo = (int)a;
-            hi = (int)b;
-        }
-        if (lo < 1 || hi > r1_task_max_difficulty(r->tasks[i]))
-            return luaL_error(L, "r1.grpo: difficulty %d outside 1..%d for task %s",
-                              lo < 1 ? lo : hi, r1_task_max_difficulty(r->tasks[i]),
-                              r1_task_name(r->tasks[i]));
-        r->dmin[i] = lo;
-        r->dmax[i] = hi;
+        lua_r1_task_spec(L, "r1.grpo", i + 1, luaL_checkstring(L, -1), dflt, &r->tasks[i],
+                         &r->dmin[i], &r->dmax[i]);
         lua_pop(L, 1);
-        continue;
-    bad_spec:
-        return luaL_error(L, "r1.grpo: tasks[%d] \"%s\": expected a task name, "
-                             "\"name:d\" or \"name:lo-hi\"", i + 1, spec);
     }
     r->ntasks = nt;
     lua_pop(L, 1);

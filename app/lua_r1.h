@@ -74,6 +74,13 @@ const char *lua_r1_opt_str(lua_State *L, int idx, const char *key, const char *d
 /* Pushes the function field `key` (returns 1) or nothing (returns 0). */
 int lua_r1_opt_fn(lua_State *L, int idx, const char *key);
 
+/* A task entry of a task list: "add" (difficulty dflt, or the task's training difficulty when
+ * dflt is 0), "add:4" or "add:2-4" (a range).  Fills *task, *lo and *hi; raises a Lua error
+ * that starts with who and names tasks[i] on an unknown task, a malformed spec or a difficulty
+ * outside the task's range. */
+void lua_r1_task_spec(lua_State *L, const char *who, int i, const char *spec, int dflt,
+                      const r1_task **task, int *lo, int *hi);
+
 /* Reads a table of integers (1-based sequence) into a new userdata buffer that it pushes on
  * the stack (so the Lua GC owns it and an error leaks nothing); returns the buffer, *n gets
  * the length.  Raises "bad argument #arg (...)" on a non-integer entry. */

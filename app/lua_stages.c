@@ -1,5 +1,6 @@
 /* lua_stages.c — the R1 stages besides GRPO, from Lua:
- *   r1.reject_sample{model = m, task = "add" | tasks = {...}, difficulty = 3, prompts = 64,
+ *   r1.reject_sample{model = m, task = "add" | tasks = {"add", "mul:2", "add:1-3", ...},
+ *                    difficulty = 3, prompts = 64,
  *                    k = 8, keep = 2, temperature = 0.8, max_new = 192, min_language = 0.9,
  *                    direct_share = 0.1, seed = 1, out = "samples.jsonl",
  *                    on_progress = function(done, total, stats) end}  -> stats
@@ -11,7 +12,9 @@
 #include "lua_r1.h"
 #include "r1_reject.h"
 
-/* Reads task / tasks / difficulty at table idx into names, difficulties; returns the count. */
+/* Reads task / tasks / difficulty at table idx into tasks, diff; returns the count.  An entry
+ * "add:4" fixes its difficulty; "add:1-3" stands for add:1, add:2 and add:3 (the prompts cycle
+ * through the entries, so each difficulty gets its share). */
 static int read_tasks(lua_State *L, int idx, const r1_task **tasks, int *diff, int max)
 {
     lua_getfield(L, idx, "tasks");
@@ -21,23 +24,27 @@ static int read_tasks(lua_State *L, int idx, const r1_task **tasks, int *diff, i
         lua_pushstring(L, lua_r1_opt_str(L, idx, "task", "add"));
         lua_rawseti(L, -2, 1);
     }
-    int n = (int)lua_rawlen(L, -1);
-    if (n < 1 || n > max)
-        luaL_error(L, "between 1 and %d tasks, got %d", max, n);
+    int n = (int)lua_rawlen(L, -1), k = 0;
+    if (n < 1)
+        luaL_error(L, "r1.reject_sample: between 1 and %d tasks, got %d", max, n);
     int d = (int)lua_r1_opt_int(L, idx, "difficulty", 0);
     for (int i = 0; i < n; i++) {
         lua_rawgeti(L, -1, i + 1);
-        r1_error err = {0};
-        if (r1_task_find(&tasks[i], luaL_checkstring(L, -1), &err) != R1_OK)
-            luaL_error(L, "%s", err.msg);
+        const r1_task *t;
+        int lo, hi;
+        lua_r1_task_spec(L, "r1.reject_sample", i + 1, luaL_checkstring(L, -1), d, &t, &lo,
+                         &hi);
         lua_pop(L, 1);
-        diff[i] = d ? d : r1_task_train_difficulty(tasks[i]);
-        if (diff[i] < 1 || diff[i] > r1_task_max_difficulty(tasks[i]))
-            luaL_error(L, "difficulty %d outside 1..%d for task %s", diff[i],
-                       r1_task_max_difficulty(tasks[i]), r1_task_name(tasks[i]));
+        for (int v = lo; v <= hi; v++, k++) {
+            if (k == max)
+                luaL_error(L, "r1.reject_sample: more than %d task entries (a range "
+                              "\"name:lo-hi\" counts one per difficulty)", max);
+            tasks[k] = t;
+            diff[k] = v;
+        }
     }
     lua_pop(L, 1);
-    return n;
+    return k;
 }
 
 static void push_reject_stats(lua_State *L, const r1_reject_stats *st)

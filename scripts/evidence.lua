@@ -5,6 +5,7 @@
 --                                  [--lr 3e-5] [--temperature 0.7] [--minutes 10] [--steps N]
 --                                  [--mu 1] [--dynamic false] [--beta 0.04] [--gamma 0.001]
 --                                  [--group 8] [--prompts 8] [--agg seq] [--zero_plain 0]
+--                                  [--zero_steps 500]
 -- (--mu: policy updates per batch, where clipping acts; --dynamic: dynamic sampling in the
 -- harder and zero runs; the sampling experiment tries it both ways; --beta: the KL weight, 0
 -- loads no reference; --gamma: the routing bias's balancing step during GRPO, 0 freezes it)
@@ -19,7 +20,8 @@
 --             the language-consistency reward added: the share of off-language words in the
 --             reasoning (writes zero.md and lang.md; --exp lang is the same experiment)
 --   zerobase  only the base of the zero runs: with --zero_plain P a base pretrained on a corpus
---             whose documents are plain text (no chat format) with probability P
+--             whose documents are plain text (no chat format) with probability P, for
+--             --zero_steps steps (the built-in recipe's pretraining otherwise the same)
 --   distill   a small dense student distilled from the final model against the same student
 --             trained with GRPO alone for the same wall time
 -- Each writes DIR-independent results to OUT/NAME.md (a Markdown table) and prints it.
@@ -29,7 +31,7 @@ local a = common.args{exp = "harder", stages = "", out = "evidence", threads = 0
                       minutes = 10, steps = 0, n = 64, quick = false, lr = 3e-5,
                       temperature = 0.7, mu = 1, dynamic = false, beta = 0.04,
                       group = 8, prompts = 8, agg = "seq", gamma = 0.001,
-                      zero_plain = 0}
+                      zero_plain = 0, zero_steps = common.recipe.pretrain.steps}
 local nthreads = r1.set_threads(a.threads)
 if a.stages == "" then error("--stages DIR: the models kept by train_builtin.lua --stages", 0) end
 os.execute("mkdir -p '" .. a.out .. "'")
@@ -144,17 +146,18 @@ end
 -- The base of the R1-Zero runs: the pretrained stage, or with --zero_plain P a base pretrained
 -- like it (train_builtin's pretraining settings) on a corpus where a share P of the documents
 -- are plain text without the chat format, so that the base rarely writes the format by itself
--- (kept in OUT/zero-base-P-seedS and reused)
+-- (kept in OUT/zero-base-P-Nsteps-seedS and reused)
 local function zero_base()
   if a.zero_plain <= 0 then return a.stages .. "/pretrain" end
   -- named by everything that makes it, so that a --quick or other-seed base is never reused
-  local dir = ("%s/zero-base-%g-seed%d%s"):format(a.out, a.zero_plain, a.seed,
+  local steps = pick(a.zero_steps, 2)
+  local dir = ("%s/zero-base-%g-%dsteps-seed%d%s"):format(a.out, a.zero_plain, steps, a.seed,
     Q and "-quick" or "")
   local f = io.open(dir .. "/config.json")
   if f then f:close() return dir end
   local p = common.recipe.pretrain
   local m = r1.init("tiny", {seed = a.seed})
-  r1.pretrain{model = m, tasks = TASKS, steps = pick(p.steps, 2), batch = pick(p.batch, 2),
+  r1.pretrain{model = m, tasks = TASKS, steps = steps, batch = pick(p.batch, 2),
     seq_len = p.seq_len, lr = p.lr, min_lr = p.min_lr, warmup = p.warmup, seed = a.seed,
     eval_every = 0, eval_n = 1, plain_frac = a.zero_plain}
   os.execute("mkdir -p '" .. dir .. "'")

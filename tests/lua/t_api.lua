@@ -171,6 +171,18 @@ end
 t.is(lines, rs.kept + rs.direct, "the file holds the kept and direct samples")
 t.ok(rs.direct >= 1 and verified == lines, "every written sample verifies")
 
+-- "add:1-3" in the task list: the prompts cycle through add:1, add:2, add:3 and mul:2, and
+-- only difficulty-1 prompts get a direct answer (all of them with direct_share 1)
+local direct = r1.reject_sample{model = tiny, tasks = {"add:1-3", "mul:2"}, prompts = 8, k = 1,
+  max_new = 4, direct_share = 1, out = out .. ".d"}
+local diffs = {}
+for line in io.lines(out .. ".d") do
+  diffs[#diffs + 1] = line:match('"task":"(%a+)"') .. line:match('"difficulty":(%d+)')
+end
+os.remove(out .. ".d")
+t.is(table.concat(diffs, " "), "add1 add1", "only the add:1 entries get direct answers (prompts 1 and 5)")
+t.is(direct.sampled, 8, "every prompt is sampled")
+
 -- SFT on that file, and distillation into a small dense student
 local ds = r1.sft{model = tiny, data = out, steps = 2, batch = 2, seq_len = 128}
 t.is(ds.step, 2, "r1.sft{data = FILE} trains on the records")

@@ -46,6 +46,10 @@ t.raises(function() r1.grpo{model = x, tasks = {"add", "mul:1-40"}, steps = 1} e
   "difficulty 40 outside 1..", "a range beyond the task's difficulties")
 t.raises(function() r1.grpo{model = x, tasks = {"add:x"}, steps = 1} end,
   'tasks[1] "add:x"', "a difficulty that is not a number")
+t.raises(function() r1.reject_sample{model = x, tasks = {"add", "mul:0"}, out = "/dev/null"} end,
+  'r1.reject_sample: tasks[2] "mul:0"', "rejection sampling names a bad task entry")
+t.raises(function() r1.reject_sample{model = x, tasks = {"add:1-10", "mul:1-7"}, out = "/dev/null"}
+end, "more than 16 task entries", "rejection sampling: too many difficulties")
 t.raises(function() r1.tasks.add{difficulty = 99} end, "difficulty 99 outside 1..10",
   "a difficulty out of range")
 t.raises(function() r1.tokenizer():encode("caf\xc3\xa9") end, "byte 3", "text without a token")

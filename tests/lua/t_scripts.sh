@@ -45,8 +45,8 @@ done
 run "evidence.lua --exp zerobase --zero_plain 0.97 --quick" "$r1lab" run "$s/evidence.lua" \
     --exp zerobase --zero_plain 0.97 --quick true --stages "$tmp/stages" --out "$tmp/evidence"
 n=$((n + 1))
-if [ -f "$tmp/evidence/zero-base-0.97-seed1-quick/config.json" ] &&
-    grep -q "zero-base-0.97-seed1-quick).*format" "$tmp/evidence/zerobase.md"; then
+if [ -f "$tmp/evidence/zero-base-0.97-2steps-seed1-quick/config.json" ] &&
+    grep -q "zero-base-0.97-2steps-seed1-quick).*format" "$tmp/evidence/zerobase.md"; then
     echo "ok $n - the R1-Zero base is pretrained, saved and evaluated"
 else
     echo "not ok $n - the R1-Zero base is pretrained, saved and evaluated"

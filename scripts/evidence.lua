@@ -244,23 +244,11 @@ function exp.distill()
   -- distillation: SFT (+ logit KD) on the teacher's verified samples; time includes sampling
   local w0 = os.time()
   local teacher = r1.load(a.stages .. "/rl2")
-  -- the teacher's verified samples on what the student is measured on (add, 1 to 3 digits),
-  -- one rejection-sampling run per difficulty, joined into one file
+  -- the teacher's verified samples on what the student is measured on (add, 1 to 3 digits;
+  -- the prompts cycle through the three difficulties)
   local data = os.tmpname()
-  local rs = {kept = 0, direct = 0, sampled = 0}
-  local joined = assert(io.open(data, "w"))
-  for d = 1, 3 do
-    local part = os.tmpname()
-    local st = r1.reject_sample{model = teacher, tasks = {"add"}, difficulty = d,
-      prompts = pick(128, 2), k = 2, keep = 1, max_new = 200, temperature = 0.7,
-      seed = a.seed + 7 + d, out = part}
-    for k in pairs(rs) do rs[k] = rs[k] + st[k] end
-    local f = assert(io.open(part))
-    joined:write(f:read("a"))
-    f:close()
-    os.remove(part)
-  end
-  joined:close()
+  local rs = r1.reject_sample{model = teacher, tasks = {"add:1-3"}, prompts = pick(384, 3),
+    k = 2, keep = 1, max_new = 200, temperature = 0.7, seed = a.seed + 7, out = data}
   local sd = r1.load(basedir)
   if rs.kept + rs.direct > 0 then
     r1.distill{student = sd, teacher = teacher, data = data, steps = pick(300, 2),

@@ -14,7 +14,9 @@
  * A Lua reward gets sample = {prompt, completion, think, answer, target, task, lang, tokens,
  * max_tokens} and returns a number (or a table of numbers, summed).  An error in a reward or a
  * callback stops the run with its traceback and the step and prompt it happened at; with `save`
- * the last checkpoint stays loadable.  Returning false from on_step stops after the step. */
+ * the last checkpoint stays loadable.  Returning false from on_step stops after the step.  With
+ * dynamic sampling, a step whose groups all score equal rewards even after the refills ends the
+ * run (an error on the first step): the result gets stopped = the reason, and `save` is kept. */
 #include <config.h>
 
 #include <stdio.h>
@@ -538,9 +540,18 @@ static int l_grpo(lua_State *L)
             return luaL_error(L, "interrupted at step %d%s", (int)r->step + 1,
                               save ? " (checkpoint kept)" : "");
         }
+        if (s == R1_ECANCELED && have_stats && r1_grpo_exhausted(box->g)) {
+            /* every group scored the same even after the refills: the run ends here, as if
+             * on_step had stopped it, and the last step's stats say why */
+            lua_pushstring(L, err.msg);
+            lua_setfield(L, -2, "stopped");
+            break;
+        }
         if (s != R1_OK)
             return luaL_error(L, "%s", err.msg);
         r->step = st.step;
+        if (have_stats)
+            lua_pop(L, 1); /* keep only the last stats */
         have_stats = 1;
         push_stats(L, r, &st);
         log_step(L, &st, log);
@@ -558,8 +569,6 @@ static int l_grpo(lua_State *L)
             stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
             lua_pop(L, 1);
         }
-        if (i + 1 < steps && !stop)
-            lua_pop(L, 1); /* keep only the last stats */
         if (stop)
             break;
     }

@@ -26,6 +26,7 @@ struct r1_grpo {
     int n_moe, E;
     int *moe_layers;
     float *load, *bias; /* [n_moe, E] for the stats */
+    int exhausted;      /* the last step found no group with unequal rewards */
 };
 
 r1_grpo_cfg r1_grpo_defaults(void)
@@ -120,6 +121,7 @@ void r1_grpo_free(r1_grpo *g)
 
 r1_adamw *r1_grpo_optimizer(r1_grpo *g) { return g->opt; }
 int64_t r1_grpo_steps(const r1_grpo *g) { return g->step; }
+int r1_grpo_exhausted(const r1_grpo *g) { return g->exhausted; }
 const r1_model *r1_grpo_reference(const r1_grpo *g) { return g->ref; }
 
 int r1_grpo_advantages(const r1_grpo_cfg *cfg, const double *r, int G, double *adv)
@@ -583,7 +585,8 @@ r1_status r1_grpo_step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn s
                           &seen, err);
         gen_tokens += (long)S.gen_tokens_per_s; /* sample_groups leaves its token count here */
     }
-    if (s == R1_OK && have == 0)
+    g->exhausted = s == R1_OK && have == 0;
+    if (g->exhausted)
         s = r1_error_set(err, R1_ECANCELED,
                          "grpo: every sampled group had equal rewards after %d refills; nothing "
                          "to learn from (try a harder or easier task, or more samples)",

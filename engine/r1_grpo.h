@@ -151,5 +151,9 @@ r1_status r1_grpo_resume(r1_grpo *g, const char *dir, r1_error *err);
 r1_adamw *r1_grpo_optimizer(r1_grpo *g); /* borrowed */
 const r1_model *r1_grpo_reference(const r1_grpo *g); /* borrowed; NULL when beta = 0 */
 int64_t r1_grpo_steps(const r1_grpo *g);
+/* 1 when the last r1_grpo_step returned R1_ECANCELED because every group it sampled (refills
+ * included) scored all-equal rewards: nothing left to learn from on these prompts (a task the
+ * policy has mastered, or one it never solves); 0 otherwise. */
+int r1_grpo_exhausted(const r1_grpo *g);
 
 #endif

@@ -206,6 +206,7 @@ int main(void)
        st.logprob_mismatch);
     ok(st.n_moe == 1 && st.expert_load != NULL, "expert load is reported per MoE layer");
     is_int(t.calls, 25 * 4 * 8, "every completion was scored");
+    is_int(r1_grpo_exhausted(g), 0, "a step that trained is not exhausted");
     r1_grpo_free(g);
     r1_model_free(m);
 
@@ -218,6 +219,7 @@ int main(void)
     is_int(r1_grpo_step(g, toy_prompt, toy_score, NULL, &t, &st, &err), R1_ECANCELED,
            "dynamic sampling drops every zero-variance group");
     like(err.msg, "equal rewards", "and says why");
+    is_int(r1_grpo_exhausted(g), 1, "r1_grpo_exhausted tells that case apart");
     r1_grpo_free(g);
     r1_model_free(m);
 

@@ -113,6 +113,26 @@ t.is(seen, 16, "a Lua reward scores every completion")
 t.is(steps, 2, "on_step per step")
 t.ok(math.abs(last.const - 0.25) < 1e-12, "the Lua reward's value reaches the stats")
 
+-- dynamic sampling: once every group scores the same (here: the reward turns constant after
+-- the first step's 8 completions), the run ends with the reason instead of an error
+local calls, ckpt = 0, os.tmpname()
+os.remove(ckpt)
+local ds_last = r1.grpo{model = tiny, task = "add", difficulty = 1, steps = 5, group = 4,
+  prompts = 2, max_new = 4, beta = 0, dynamic_sampling = true, save = ckpt,
+  rewards = {{name = "flip", fn = function() calls = calls + 1
+    return calls <= 8 and calls % 2 or 1 end}}}
+t.is(ds_last.step, 1, "a run with nothing left to learn stops after its last real step")
+t.ok((ds_last.stopped or ""):find("equal rewards", 1, true), "and says why")
+local cf = io.open(ckpt .. "/config.json")
+t.ok(cf, "the checkpoint of the run is saved")
+if cf then cf:close() end
+os.execute("rm -rf '" .. ckpt .. "'")
+t.raises(function()
+  r1.grpo{model = tiny, task = "add", difficulty = 1, steps = 2, group = 4, prompts = 2,
+    max_new = 4, beta = 0, dynamic_sampling = true, rewards = {{name = "one", fn = function()
+      return 1 end}}}
+end, "equal rewards", "on the first step it is an error")
+
 -- task entries with a difficulty range: each prompt draws its difficulty, the same for a seed
 local function difficulties(seed)
   local ds = {}

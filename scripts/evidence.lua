@@ -78,7 +78,11 @@ local function grpo(m, o)
       end
       if o.minutes and os.time() - w0 >= o.minutes * 60 then return false end
     end}
-  r1.grpo(args)
+  local last = r1.grpo(args)
+  if last and last.stopped then
+    say("%-9s stopped after step %d: %s", o.name, last.step, last.stopped)
+    hist.stopped = true
+  end
   return hist, os.time() - w0, os.clock() - t0
 end
 
@@ -197,24 +201,26 @@ function exp.zero()
   end
   write("zero", table.concat({
     ("\"R1-Zero\": GRPO from the pretrained base with only the accuracy and format rewards "
-      .. "(add, 1-3 digits), %d steps (temperature %g, lr %g) in %.1f minutes. During training "
-      .. "(group means):"):format(#hist, a.temperature, a.lr, z.secs / 60),
+      .. "(add, 1-3 digits), %d steps%s (temperature %g, lr %g) in %.1f minutes. During "
+      .. "training (group means):"):format(#hist, hist.stopped and " (then every group sampled "
+      .. "scored the same: nothing left to learn)" or "", a.temperature, a.lr, z.secs / 60),
     "", table.concat(rows, "\n"), "",
     ("Held out (%d problems per difficulty, greedy): format %.1f%% -> %.1f%%, accuracy "
       .. "%.1f%% -> %.1f%%, reasoning %.0f -> %.0f characters."):format(N,
       100 * z.before.format, 100 * z.after.format, 100 * z.before.accuracy,
       100 * z.after.accuracy, z.before.length, z.after.length),
   }, "\n"))
-  rows = {"| rewards | off-language words in training (last 10 steps) | off-language words "
-    .. "held out | accuracy held out |", "| --- | ---: | ---: | ---: |"}
+  rows = {"| rewards | steps | off-language words in training (last 10 steps) | off-language "
+    .. "words held out | accuracy held out |", "| --- | ---: | ---: | ---: | ---: |"}
   for _, r in ipairs(runs) do
-    rows[#rows + 1] = ("| %s | %.1f%% | %.1f%% | %.1f%% |"):format(r.name,
+    rows[#rows + 1] = ("| %s | %d | %.1f%% | %.1f%% | %.1f%% |"):format(r.name, #r.hist,
       100 * (1 - mean(r.hist, "language", #r.hist - 9, #r.hist)), 100 * r.after.offlang,
       100 * r.after.accuracy)
   end
-  write("lang", ("Language mixing under R1-Zero, the same %d steps with and without the "
-    .. "language-consistency reward (the pretrained base: %.1f%% off-language words in its "
-    .. "reasoning held out, where the question names the language to think in):\n\n"):format(#hist,
+  write("lang", ("Language mixing under R1-Zero, the same start and seed with and without "
+    .. "the language-consistency reward (the pretrained base: %.1f%% off-language words in its "
+    .. "reasoning held out, where the question names the language to think in; a run with "
+    .. "dynamic sampling stops early once every group scores the same):\n\n"):format(
     100 * z.before.offlang) .. table.concat(rows, "\n"))
 end
 exp.lang = exp.zero

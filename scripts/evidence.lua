@@ -147,6 +147,16 @@ function exp.sampling()
     steps, a.temperature, a.lr, a.mu, HARD, 100 * start.accuracy, N) .. table.concat(rows, "\n"))
 end
 
+-- r1.pretrain on the built-in recipe's mixture with its settings; `over` replaces any of them
+local function pretrain(m, over)
+  local p = common.recipe.pretrain
+  local o = {model = m, tasks = TASKS, steps = pick(p.steps, 2), batch = pick(p.batch, 2),
+    seq_len = p.seq_len, lr = p.lr, min_lr = p.min_lr, warmup = p.warmup, seed = a.seed,
+    eval_every = 0, eval_n = 1}
+  for k, v in pairs(over) do o[k] = v end
+  return r1.pretrain(o)
+end
+
 -- The base of the R1-Zero runs: the pretrained stage, or with --zero_plain P a base pretrained
 -- like it (train_builtin's pretraining settings) on a corpus where a share P of the documents
 -- are plain text without the chat format, so that the base rarely writes the format by itself
@@ -159,11 +169,8 @@ local function zero_base()
     Q and "-quick" or "")
   local f = io.open(dir .. "/config.json")
   if f then f:close() return dir end
-  local p = common.recipe.pretrain
   local m = r1.init("tiny", {seed = a.seed})
-  r1.pretrain{model = m, tasks = TASKS, steps = steps, batch = pick(p.batch, 2),
-    seq_len = p.seq_len, lr = p.lr, min_lr = p.min_lr, warmup = p.warmup, seed = a.seed,
-    eval_every = 0, eval_n = 1, plain_frac = a.zero_plain}
+  pretrain(m, {steps = steps, plain_frac = a.zero_plain})
   os.execute("mkdir -p '" .. dir .. "'")
   m:save(dir)
   say("zero base pretrained with plain_frac %g: %s", a.zero_plain, dir)
@@ -239,9 +246,7 @@ function exp.distill()
   for k, v in pairs(common.recipe.student) do cfg[k] = v end
   -- the student's base: pretrained like the teacher's, on the same documents
   local s0 = r1.init(cfg, {seed = a.seed + 10})
-  r1.pretrain{model = s0, tasks = TASKS, steps = pick(400, 2), batch = pick(16, 2),
-    seq_len = 256, lr = 3e-3, min_lr = 3e-4, warmup = 30, seed = a.seed, eval_every = 0,
-    eval_n = 1}
+  pretrain(s0, {steps = pick(400, 2)})
   local basedir = a.out .. "/student-base"
   os.execute("mkdir -p '" .. basedir .. "'")
   s0:save(basedir)

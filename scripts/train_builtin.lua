@@ -30,11 +30,10 @@ local function pick(full, quick) if Q then return quick else return full end end
 -- Addition up to 3 digits is the core skill; 4 digits is seen a little, so that RL has room.
 local TASKS = common.recipe.tasks
 local EVAL = "add:1-5,mul:1-3,linear:1-2,bool:1-2,chat:1-2"
+local P = common.recipe.pretrain
 local R = {
-  pretrain = {steps = pick(common.recipe.pretrain.steps, 2),
-              batch = pick(common.recipe.pretrain.batch, 2), seq_len = common.recipe.pretrain.seq_len,
-              lr = common.recipe.pretrain.lr, min_lr = common.recipe.pretrain.min_lr,
-              warmup = common.recipe.pretrain.warmup},
+  pretrain = {steps = pick(P.steps, 2), batch = pick(P.batch, 2), seq_len = P.seq_len,
+              lr = P.lr, min_lr = P.min_lr, warmup = P.warmup},
   sft = {steps = pick(350, 2), batch = pick(16, 2), seq_len = 256, lr = 1.5e-3, min_lr = 1e-4,
          warmup = 20, sft_docs = 0},
   grpo = {steps = pick(40, 1), prompts = pick(8, 1), group = pick(8, 2), max_new = 192,

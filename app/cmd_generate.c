@@ -4,9 +4,11 @@
  *                  [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S]
  *                  [--speculative] [--weights fp32|bf16|fp8] [--trace FILE.jsonl]
  *
- * Prints the tokens as they stream (their text once a tokenizer.json sits beside the model,
- * else their ids), then a summary line on stderr.  --trace writes one JSON object per
- * generated token with its position, id, text, log-prob and routing.  --weights bf16 / fp8
+ * --prompt needs the tokenizer.json of the model folder: the text is posed in the chat format
+ * (<|bos|><|user|>TEXT<|assistant|><think>), the completion streams as text and ends at
+ * <|eos|>.  --tokens takes token ids and streams ids (to the length limit), for any model.
+ * Then a summary line on stderr.  --trace writes one JSON object per generated token with its
+ * position, id, text (when there is a tokenizer), log-prob and routing.  --weights bf16 / fp8
  * hold the linear weights as bf16 / as E4M3 with 128x128 block scales while decoding; the
  * summary line reports their memory.  Failures print one line and return 1 (2 for usage
  * errors). */
@@ -17,13 +19,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "r1_generate.h"
+#include "r1_tokenizer.h"
 
 typedef struct {
     FILE *trace;
     const char *trace_path;
+    const r1_tokenizer *tok; /* text output (--prompt), or NULL: ids */
+    int eos;                 /* not printed in text output */
     int failed;
 } stream_ctx;
 
@@ -31,14 +37,23 @@ static int on_token(const r1_token_event *ev, void *user)
 {
     stream_ctx *s = user;
     char text[32];
-    snprintf(text, sizeof text, "%d", (int)ev->token);
-    printf("%s%s", ev->index ? " " : "", text);
+    const char *t = s->tok ? r1_tokenizer_token(s->tok, ev->token) : NULL;
+    if (s->tok && ev->token != s->eos) {
+        fputs(t ? t : "?", stdout);
+    } else if (!s->tok) {
+        snprintf(text, sizeof text, "%d", (int)ev->token);
+        printf("%s%s", ev->index ? " " : "", text);
+    }
     fflush(stdout);
+    if (!t) {
+        snprintf(text, sizeof text, "%d", (int)ev->token);
+        t = text;
+    }
     if (s->trace) {
         json_t *o = json_object(), *routing = json_array();
         json_object_set_new(o, "pos", json_integer(ev->pos));
         json_object_set_new(o, "token", json_integer(ev->token));
-        json_object_set_new(o, "text", json_string(text));
+        json_object_set_new(o, "text", json_string(t));
         json_object_set_new(o, "logprob", json_real(ev->logprob_model));
         json_object_set_new(o, "logprob_sampling", json_real(ev->logprob));
         json_object_set_new(o, "drafted", json_boolean(ev->drafted));
@@ -87,6 +102,80 @@ static int parse_float(const char *opt, const char *v, double lo, double hi, flo
     }
     *out = (float)x;
     return 1;
+}
+
+/* Parses --tokens "1 2 3" (spaces or commas) into *ids (malloc'd, *n of them); a message
+ * and -1 on bad input. */
+static int parse_ids(const char *tokens, int32_t **out, int *nout)
+{
+    int32_t *ids = NULL;
+    int n = 0, cap = 0;
+    for (const char *p = tokens; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > 0x7fffffffL) {
+            fprintf(stderr, "r1lab generate: --tokens: expected a token id at '%.12s'\n", p);
+            free(ids);
+            return -1;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            int32_t *nid = realloc(ids, sizeof(int32_t) * cap);
+            if (!nid) {
+                fprintf(stderr, "r1lab generate: out of memory\n");
+                free(ids);
+                return -1;
+            }
+            ids = nid;
+        }
+        ids[n++] = (int32_t)x;
+        p = end;
+    }
+    *out = ids;
+    *nout = n;
+    return 0;
+}
+
+/* The tokenizer.json of the model folder dir, checked against the model's vocabulary. */
+static r1_status load_tokenizer(r1_tokenizer **tok, const char *dir, const r1_model *m,
+                                r1_error *err)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (access(path, F_OK) != 0)
+        return r1_error_set(err, R1_EINVAL,
+                            "%s: not found: --prompt needs the model folder's tokenizer; "
+                            "give token ids with --tokens instead",
+                            path);
+    r1_status st = r1_tokenizer_load(tok, path, err);
+    if (st != R1_OK)
+        return st;
+    int V = r1_model_config(m)->vocab_size, tv = r1_tokenizer_vocab_size(*tok);
+    if (tv > V)
+        return r1_error_set(err, R1_EFORMAT,
+                            "%s: %d tokens, more than the model's vocab_size %d: not this "
+                            "model's tokenizer",
+                            path, tv, V);
+    return R1_OK;
+}
+
+/* Encodes the prompt in the chat format into *ids (malloc'd, *n ids). */
+static r1_status encode(const r1_tokenizer *tok, const char *prompt, int32_t **ids, int *n,
+                        r1_error *err)
+{
+    int cap = (int)strlen(prompt) + 8;
+    if (!(*ids = malloc(sizeof(int32_t) * (size_t)cap)))
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    r1_error e = {0};
+    r1_status st = r1_tokenizer_encode_prompt(tok, prompt, *ids, cap, n, &e);
+    if (st != R1_OK)
+        r1_error_set(err, st, "--prompt: %s", e.msg + (strncmp(e.msg, "prompt: ", 8) ? 0 : 8));
+    return st;
 }
 
 int cmd_generate(int argc, char **argv)
@@ -155,44 +244,28 @@ int cmd_generate(int argc, char **argv)
     }
     cfg.bf16 = !strcmp(weights, "bf16");
     cfg.fp8 = !strcmp(weights, "fp8");
-    if (prompt) {
-        fprintf(stderr, "r1lab generate: --prompt needs the tokenizer; use --tokens\n");
-        return 2;
-    }
     int32_t *ids = NULL;
-    int n = 0, cap = 0;
-    for (const char *p = tokens; *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        char *end;
-        errno = 0;
-        long x = strtol(p, &end, 10);
-        if (end == p || errno || x < 0 || x > 0x7fffffffL) {
-            fprintf(stderr, "r1lab generate: --tokens: expected a token id at '%.12s'\n", p);
-            free(ids);
-            return 2;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            int32_t *nid = realloc(ids, sizeof(int32_t) * cap);
-            if (!nid) {
-                free(ids);
-                return 1;
-            }
-            ids = nid;
-        }
-        ids[n++] = (int32_t)x;
-        p = end;
-    }
+    int n = 0;
+    if (tokens && parse_ids(tokens, &ids, &n) != 0)
+        return 2;
     r1_error err = {0};
     r1_model *m = NULL;
+    r1_tokenizer *tok = NULL;
     r1_gen_result *res = NULL;
-    stream_ctx s = {NULL, trace, 0};
+    stream_ctx s = {NULL, trace, NULL, -1, 0};
+    int32_t eos = -1;
     int rc = 1;
     if (r1_model_load(&m, model, &err) != R1_OK)
         goto out;
+    if (prompt) {
+        if (load_tokenizer(&tok, model, m, &err) != R1_OK ||
+            encode(tok, prompt, &ids, &n, &err) != R1_OK)
+            goto out;
+        s.tok = tok;
+        s.eos = eos = r1_tokenizer_special_id(tok, R1_TOK_EOS);
+        cfg.stop_ids = &eos;
+        cfg.n_stop_ids = 1;
+    }
     if (trace && !(s.trace = fopen(trace, "w"))) {
         r1_error_set(&err, R1_EIO, "%s: cannot write: %s", trace, strerror(errno));
         goto out;
@@ -224,6 +297,7 @@ out:
     if (s.trace)
         fclose(s.trace);
     r1_gen_result_free(res);
+    r1_tokenizer_free(tok);
     r1_model_free(m);
     free(ids);
     return rc;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "r1_tokenizer.h"
 #include "r1_model.h"
 
 static const char *opt(int argc, char **argv, const char *name)
@@ -89,6 +90,15 @@ int cmd_init(int argc, char **argv)
     }
     r1_model_init(m, seed);
     s = r1_model_save(m, out, dtype, &err);
+    if (s == R1_OK && c.vocab_size == R1_TOK_VOCAB) { /* as r1.init: the built-in tokenizer
+                                                        * fits, so the folder takes text */
+        r1_tokenizer *tok = r1_tokenizer_new_builtin();
+        char path[4200];
+        snprintf(path, sizeof path, "%s/tokenizer.json", out);
+        s = tok ? r1_tokenizer_save(tok, path, &err)
+                : r1_error_set(&err, R1_ENOMEM, "out of memory");
+        r1_tokenizer_free(tok);
+    }
     if (s == R1_OK)
         printf("wrote %s: %zu parameters, seed %llu\n", out, r1_model_numel(m), seed);
     else

@@ -557,18 +557,26 @@ static void drain_events(wb *w)
     }
 }
 
-static void greet(wb *w)
+/* The built-in model's folder when this install has one (dir, n bytes), else NULL. */
+static const char *builtin_dir(char *dir, size_t n)
+{
+    paths_data(dir, n, "models/builtin");
+    char cfg[1300];
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    return access(cfg, R_OK) == 0 ? dir : NULL;
+}
+
+/* Queues the start-up load of the built-in model.  It is an ordinary job of the worker's
+ * queue, ahead of anything the user runs (so the welcome notebook's cells and ?questions see
+ * m), and no notebook opening drops it: only Ctrl-C does, and says so. */
+static void greet(wb *w, const char *builtin)
 {
     ui_model *m = &w->m;
     ui_model_printf(m, OUT_INFO, "r1lab %s: a workbench for small DeepSeek-style reasoning "
                                  "models. F1: keys and commands.", PACKAGE_VERSION);
-    char dir[1200];
-    paths_data(dir, sizeof dir, "models/builtin");
-    char cfg[1300];
-    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-    if (access(cfg, R_OK) == 0) {
+    if (builtin) {
         ui_model_printf(m, OUT_DIM, "loading the built-in model into m …");
-        wb_cmd_submit(w, WB_JOB_LOAD, dir, "=:load", -1, "loading the built-in model");
+        wb_cmd_submit(w, WB_JOB_LOAD, builtin, "=:load", -1, "loading the built-in model");
     } else {
         ui_model_printf(m, OUT_DIM,
                         "No model loaded. :load DIR loads a Hugging Face deepseek_v3 folder "
@@ -627,7 +635,9 @@ int wb_run(const wb_opts *opts)
     }
     int evfd = ev_sink(1);
     char err[1500];
-    w->worker = wb_worker_start(err, sizeof err);
+    char dir[1200];
+    const char *builtin = builtin_dir(dir, sizeof dir);
+    w->worker = wb_worker_start(builtin, err, sizeof err);
     w->syntax = luaL_newstate();
     if (!w->worker || !w->syntax || evfd < 0) {
         restore_terminal();
@@ -640,7 +650,7 @@ int wb_run(const wb_opts *opts)
     wb_cmd_theme(w, opts->theme ? opts->theme : "default");
     ui_model_status(&w->m, "%s", "");
     wb_rl_init(w);
-    greet(w);
+    greet(w, builtin);
     char path[1200];
     if (opts->notebook)
         wb_cmd_open(w, opts->notebook, 0);

@@ -30,6 +30,7 @@ int wb_run(const wb_opts *opts);
 
 typedef struct {
     int id;
+    wb_job_kind kind;
     int cell;      /* notebook cell, or -1 */
     char what[64]; /* for the status line */
     char *echo;    /* the input that made it, echoed when it starts (owned; may be NULL) */

@@ -59,6 +59,7 @@ int wb_cmd_submit(wb *w, wb_job_kind kind, const char *text, const char *name, i
     }
     wb_job *j = &w->jobs[w->njobs++];
     j->id = id;
+    j->kind = kind;
     j->cell = cell;
     j->echo = w->echo; /* shown when the job starts, above its output */
     w->echo = NULL;
@@ -68,9 +69,13 @@ int wb_cmd_submit(wb *w, wb_job_kind kind, const char *text, const char *name, i
     return id;
 }
 
-/* Marks the queued cells cancelled after the worker dropped jobs ids[n]. */
+/* Forgets the jobs the worker dropped (ids[n], oldest first): their cells show cancelled,
+ * and the output pane says which jobs will not run, so that nothing is dropped unseen. */
 static void dropped(wb *w, const int *ids, int n)
 {
+    char list[400] = "";
+    size_t len = 0;
+    int load = 0;
     for (int k = 0; k < n; k++)
         for (int i = 0; i < w->njobs; i++) {
             if (w->jobs[i].id != ids[k])
@@ -78,18 +83,40 @@ static void dropped(wb *w, const int *ids, int n)
             int c = w->jobs[i].cell;
             if (c >= 0 && w->nb && c < w->nb->ncells)
                 w->nb->cells[c].state = NB_CANCELLED;
+            load |= w->jobs[i].kind == WB_JOB_LOAD;
+            if (len < sizeof list - 1) {
+                int wr = snprintf(list + len, sizeof list - len, "%s%s", k ? ", " : "",
+                                  w->jobs[i].what);
+                len = wr < 0 ? len : len + (size_t)wr;
+                if (len >= sizeof list - 1)
+                    memcpy(list + sizeof list - 4, "...", 4);
+            }
             free(w->jobs[i].echo);
             memmove(&w->jobs[i], &w->jobs[i + 1], sizeof *w->jobs * (size_t)(w->njobs - i - 1));
             w->njobs--;
             break;
         }
+    if (n > 0) { /* the status line too: the notebook may hide the output */
+        ui_model_printf(&w->m, OUT_DIM, "cancelled before they ran (%d): %s", n, list);
+        ui_model_status(&w->m, "cancelled before they ran (%d): %s", n, list);
+        w->status_at = wb_now();
+    }
+    if (load)
+        ui_model_printf(&w->m, OUT_DIM, "m was not loaded: :load DIR loads a model");
     set_busy(w);
 }
 
-static void cancel_pending(wb *w)
+/* Drops the queued jobs (the running one goes on): all of them, or only notebook cells. */
+static void cancel_pending(wb *w, int cells_only)
 {
-    static int ids[WB_MAX_JOBS];
-    int n = wb_worker_cancel_pending(w->worker, ids, WB_MAX_JOBS);
+    static int which[WB_MAX_JOBS], ids[WB_MAX_JOBS];
+    int nwhich = 0;
+    for (int i = 0; i < w->njobs; i++)
+        if (!cells_only || w->jobs[i].cell >= 0)
+            which[nwhich++] = w->jobs[i].id;
+    if (nwhich == 0)
+        return;
+    int n = wb_worker_cancel_pending(w->worker, which, nwhich, ids, WB_MAX_JOBS);
     dropped(w, ids, n);
 }
 
@@ -97,7 +124,7 @@ int wb_cmd_cancel(wb *w)
 {
     if (w->njobs == 0)
         return 0;
-    cancel_pending(w);
+    cancel_pending(w, 0);
     wb_worker_interrupt(w->worker);
     w->runall = 0;
     ui_model_status(&w->m, "interrupting …");
@@ -113,6 +140,7 @@ static void job_done(wb *w, const ev *e)
     if (i == w->njobs)
         return;
     int cell = w->jobs[i].cell;
+    wb_job_kind kind = w->jobs[i].kind;
     free(w->jobs[i].echo);
     memmove(&w->jobs[i], &w->jobs[i + 1], sizeof *w->jobs * (size_t)(w->njobs - i - 1));
     w->njobs--;
@@ -121,7 +149,7 @@ static void job_done(wb *w, const ev *e)
         if (!e->ok) {
             nb_append_output(w->nb, cell, e->text ? e->text : "error");
             if (w->runall) { /* run all stops at the first error */
-                cancel_pending(w);
+                cancel_pending(w, 1);
                 w->runall = 0;
             }
         }
@@ -132,6 +160,12 @@ static void job_done(wb *w, const ev *e)
     }
     if (!strcmp(w->m.status, "interrupting …"))
         w->m.status[0] = '\0';
+    if (kind == WB_JOB_LOAD && !e->ok) { /* the status line keeps it until the next one */
+        const char *why = e->text ? e->text : "error";
+        ui_model_status(&w->m, "no model: the load failed: %.*s", (int)strcspn(why, "\n"), why);
+        w->status_at = 0;
+        ui_model_printf(&w->m, OUT_DIM, "m is not loaded: :load DIR loads a model folder");
+    }
     if (w->njobs == 0)
         w->runall = 0;
     if (w->m.demo == 2)
@@ -229,8 +263,9 @@ int wb_cmd_open(wb *w, const char *path, int readonly)
         return -1;
     }
     nb->readonly = readonly;
-    if (w->njobs)
-        cancel_pending(w); /* queued cells belong to the old notebook */
+    /* queued cells belong to the old notebook; other work (a model loading, a question, a
+     * REPL chunk) is the user's and goes on */
+    cancel_pending(w, 1);
     for (int i = 0; i < w->njobs; i++)
         w->jobs[i].cell = -1;
     nb_free(w->nb);

@@ -44,14 +44,17 @@ struct wb_worker {
 
 /* The Lua side of :ask and :load (run as chunks with the text as their argument). */
 static const char ask_chunk[] =
-    "local text = ...\n"
+    "local text, builtin = ...\n"
     "if type(ask) == 'function' then\n"
     "  local r = ask(text)\n"
     "  if r ~= nil then print(r) end\n"
     "  return\n"
     "end\n"
     "if m == nil then\n"
-    "  error('no model loaded: load one with :load DIR (or define a function ask(text))', 0)\n"
+    "  error('no model loaded, so nothing to ask: ' ..\n"
+    "        (builtin and (':load ' .. builtin .. ' loads the built-in model, ') or '') ..\n"
+    "        ':load DIR loads a Hugging Face deepseek_v3 folder, m = r1.init(\"tiny\") makes '\n"
+    "        .. 'an untrained one (or define a function ask(text))', 0)\n"
     "elseif m.ask == nil then\n"
     "  error('this build has no m:ask yet; try m:generate(ids)', 0)\n"
     "end\n"
@@ -61,7 +64,9 @@ static const char ask_chunk[] =
     "elseif a ~= nil then print('answer: ' .. tostring(a)) end\n";
 static const char load_chunk[] =
     "local dir = ...\n"
-    "m = r1.load(dir)\n"
+    "local ok, model = pcall(r1.load, dir)\n"
+    "if not ok then error(model, 0) end\n"
+    "m = model\n"
     "print('loaded ' .. tostring(m) .. ' into m')\n";
 
 /* How the REPL shows values: like print, but tables show their contents (two levels, a few
@@ -141,7 +146,8 @@ static int run(lua_State *L, const job *j)
                              j->kind == WB_JOB_ASK ? "=:ask" : "=:load");
         if (st == LUA_OK) {
             lua_pushstring(L, j->text);
-            st = lua_host_call(L, 1, 0);
+            lua_getfield(L, LUA_REGISTRYINDEX, "r1lab.builtin");
+            st = lua_host_call(L, 2, 0);
         }
         break;
     }
@@ -197,7 +203,7 @@ static void *loop(void *arg)
     return NULL;
 }
 
-wb_worker *wb_worker_start(char *err, size_t n)
+wb_worker *wb_worker_start(const char *builtin, char *err, size_t n)
 {
     wb_worker *w = calloc(1, sizeof *w);
     if (!w || !(w->L = lua_host_new())) {
@@ -217,6 +223,10 @@ wb_worker *wb_worker_start(char *err, size_t n)
         lua_getglobal(L, "print");
     }
     lua_setfield(L, LUA_REGISTRYINDEX, "r1lab.show");
+    if (builtin) {
+        lua_pushstring(L, builtin);
+        lua_setfield(L, LUA_REGISTRYINDEX, "r1lab.builtin");
+    }
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->state_mu, NULL);
     pthread_cond_init(&w->cv, NULL);
@@ -259,22 +269,48 @@ int wb_worker_submit(wb_worker *w, wb_job_kind kind, const char *text, const cha
     return id;
 }
 
-int wb_worker_cancel_pending(wb_worker *w, int *ids, int max)
+static int wanted(int id, const int *which, int nwhich)
 {
+    if (!which)
+        return 1;
+    for (int i = 0; i < nwhich; i++)
+        if (which[i] == id)
+            return 1;
+    return 0;
+}
+
+int wb_worker_cancel_pending(wb_worker *w, const int *which, int nwhich, int *ids, int max)
+{
+    job *dropped = NULL;
     pthread_mutex_lock(&w->mu);
-    job *j = w->head;
-    w->head = w->tail = NULL;
-    pthread_mutex_unlock(&w->mu);
-    int n = 0;
-    while (j) {
-        job *next = j->next;
-        if (n < max)
-            ids[n] = j->id;
-        n++;
-        free_job(j);
-        j = next;
+    job **link = &w->head;
+    w->tail = NULL;
+    while (*link) {
+        job *j = *link;
+        if (wanted(j->id, which, nwhich)) {
+            *link = j->next;
+            j->next = dropped;
+            dropped = j;
+        } else {
+            w->tail = j;
+            link = &j->next;
+        }
     }
-    return n < max ? n : max;
+    pthread_mutex_unlock(&w->mu);
+    int n = 0; /* dropped is newest first: report oldest first */
+    for (job *j = dropped; j; j = j->next)
+        n++;
+    int k = n < max ? n : max;
+    int i = n;
+    while (dropped) {
+        job *next = dropped->next;
+        i--;
+        if (i < k)
+            ids[i] = dropped->id;
+        free_job(dropped);
+        dropped = next;
+    }
+    return k;
 }
 
 int wb_worker_running(wb_worker *w)
@@ -311,8 +347,7 @@ int wb_worker_stop(wb_worker *w, int timeout_ms)
     if (!w)
         return 0;
     int ids[1];
-    while (wb_worker_cancel_pending(w, ids, 1) > 0)
-        ;
+    wb_worker_cancel_pending(w, NULL, 0, ids, 1);
     pthread_mutex_lock(&w->mu);
     w->quit = 1;
     pthread_cond_signal(&w->cv);

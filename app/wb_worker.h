@@ -21,15 +21,19 @@ typedef enum {
 } wb_job_kind;
 
 /* Creates the Lua state (lua_host_new, print and io.write to the output pane, the globals r1
- * and ui) and starts the thread.  The event sink must be on.  NULL with a message on error. */
-wb_worker *wb_worker_start(char *err, size_t n);
+ * and ui) and starts the thread.  builtin (copied; may be NULL) is the built-in model's
+ * folder, named by :ask when no model is loaded.  The event sink must be on.  NULL with a
+ * message on error. */
+wb_worker *wb_worker_start(const char *builtin, char *err, size_t n);
 
 /* Queues a job (text is copied; name is the chunk name, e.g. "=cell 3").  Returns its id
  * (> 0), or -1 when out of memory. */
 int wb_worker_submit(wb_worker *w, wb_job_kind kind, const char *text, const char *name);
 
-/* Drops the jobs not started yet; writes up to max of their ids and returns how many. */
-int wb_worker_cancel_pending(wb_worker *w, int *ids, int max);
+/* Drops the jobs not started yet whose ids are among which[0..nwhich) (every job not
+ * started yet when which is NULL); writes up to max of the dropped ids to ids and returns how
+ * many it wrote.  A job already taken by the thread is never dropped: interrupt it. */
+int wb_worker_cancel_pending(wb_worker *w, const int *which, int nwhich, int *ids, int max);
 
 /* The id of the running job, or 0. */
 int wb_worker_running(wb_worker *w);

@@ -91,4 +91,34 @@ ok $(has "$out" "fp8 weights") "and reports the FP8 weights' memory ($(echo "$ou
 out=$("$r1lab" generate --model "$tmp/tiny8" --tokens "1 2" --weights fp4 2>&1)
 [ $? -eq 2 ] && [ -n "$(echo "$out" | grep 'fp32, bf16 or fp8')" ]
 ok $? "an unknown --weights is a usage error"
+# generate --prompt: text in the chat format on every model folder with a tokenizer.json
+src="${top_srcdir:-.}"
+out=$("$r1lab" generate --model "$src/models/builtin" --prompt "What is 457+389?" 2>/dev/null)
+ok $? "generate --prompt runs on the built-in model"
+ok $(has "$out" "</think><answer>846</answer>") "and answers 457+389 in the chat format ($out)"
+ok $(has "$out" "<|eos|>" | sed 's/0/x/;s/1/0/;s/x/1/') "the end-of-sequence token is not printed"
+out=$("$r1lab" generate --model "$src/models/builtin-student" --prompt "What is 2+3?" \
+    --max-tokens 40 --trace "$tmp/p.jsonl" 2>&1)
+ok $? "generate --prompt runs on the built-in student"
+ok $(has "$(head -1 "$tmp/p.jsonl")" '"text":"') "its trace carries the token texts"
+[ -f "$tmp/tiny/tokenizer.json" ] && "$r1lab" generate --model "$tmp/tiny" --prompt "1+1" \
+    --max-tokens 5 >/dev/null 2>&1
+ok $? "generate --prompt runs on a model made by init (it has a tokenizer.json)"
+out=$("$r1lab" generate --model "$data/tiny_moe" --prompt "hi" 2>&1)
+[ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'tiny_moe/tokenizer.json: not found')" ]
+ok $? "--prompt without a tokenizer.json names the file and exits 1"
+out=$("$r1lab" generate --model "$src/models/builtin" --prompt "Is 4€7 ok?" 2>&1)
+[ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'byte 4')" ]
+ok $? "a prompt character outside the vocabulary is named with its position ($out)"
+mkdir -p "$tmp/wrongtok" && cp "$data/tiny_moe/config.json" "$data/tiny_moe/model.safetensors" \
+    "$tmp/wrongtok/" && cp "$src/models/builtin/tokenizer.json" "$tmp/wrongtok/"
+out=$("$r1lab" generate --model "$tmp/wrongtok" --prompt "1+1" 2>&1)
+[ $? -eq 1 ] && [ -n "$(echo "$out" | grep "more than the model's vocab_size")" ]
+ok $? "a tokenizer larger than the model's vocabulary is refused ($out)"
+out=$("$r1lab" generate --model "$src/models/builtin" --prompt "1+1" --tokens "1 2" 2>&1)
+[ $? -eq 2 ] && [ -n "$(echo "$out" | grep 'usage')" ]
+ok $? "--prompt and --tokens together are a usage error"
+out=$("$r1lab" generate --model "$src/models/builtin" --prompt "1+1" --max-tokns 5 2>&1)
+[ $? -eq 2 ] && [ -n "$(echo "$out" | grep "unknown option '--max-tokns'")" ]
+ok $? "a misspelt option is refused, named, exit 2"
 echo "1..$n"

@@ -13,12 +13,9 @@ fi
 tmp=$(mktemp -d)
 sock="r1test-$$"
 export LC_ALL=C.UTF-8
-T() { tmux -L "$sock" -f /dev/null "$@"; }
+. "${top_srcdir:-.}/tests/screen_lib.sh"
 trap 'T kill-server >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM HUP PIPE # through the EXIT trap: no tmux server is left behind
-n=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
-skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
 
 mkdir -p "$tmp/home"
 cat > "$tmp/run.sh" <<EOF
@@ -44,7 +41,6 @@ start() {
         "env -u XDG_STATE_HOME -u XDG_CONFIG_HOME -u NO_COLOR HOME=$tmp/home \
          LC_ALL=C.UTF-8 TERM=tmux-256color $envs sh $tmp/run.sh $name $*"
 }
-screen() { T capture-pane -p -t "$1"; }
 # wait_for NAME TEXT [SECONDS]: polls until the screen shows TEXT
 wait_for() {
     i=0
@@ -55,18 +51,6 @@ wait_for() {
         i=$((i + 1))
     done
     echo "# waited for '$2' on $1; the screen:"
-    screen "$1" | sed 's/^/#   /'
-    return 1
-}
-# wait_re NAME REGEX: the same with an extended regular expression
-wait_re() {
-    i=0
-    while [ $i -lt 200 ]; do
-        screen "$1" | grep -qE -- "$2" && return 0
-        sleep 0.05
-        i=$((i + 1))
-    done
-    echo "# waited for /$2/ on $1; the screen:"
     screen "$1" | sed 's/^/#   /'
     return 1
 }
@@ -83,7 +67,6 @@ wait_col() {
     return 1
 }
 wait_file() { i=0; while [ ! -s "$1" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done; [ -s "$1" ]; }
-type_line() { T send-keys -t "$1" -l "$2"; T send-keys -t "$1" Enter; }
 
 # ---------------------------------------------------------------- 80x24: start, REPL
 start main 80 24 --

@@ -3,6 +3,7 @@
  * r1.version, r1.set_threads and r1.save_tensors. */
 #include <config.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -214,4 +215,80 @@ int luaopen_r1(lua_State *L)
     lua_stages_open(L);
     lua_sft_open(L);
     return 1;
+}
+
+/* The value at the top of the stack as setting e of s; raises naming where and the key. */
+static void set_value(lua_State *L, const r1_setting *e, void *s, const char *where)
+{
+    r1_error err = {0};
+    r1_status st;
+    int t = lua_type(L, -1);
+    if (t == LUA_TNUMBER) {
+        st = r1_settings_set_number(e, s, lua_tonumber(L, -1), where, &err);
+    } else if (t == LUA_TBOOLEAN) {
+        st = r1_settings_set_bool(e, s, lua_toboolean(L, -1), where, &err);
+    } else if (t == LUA_TSTRING) {
+        st = r1_settings_set_text(e, s, lua_tostring(L, -1), where, &err);
+    } else if (t == LUA_TTABLE && e->type == R1_SET_TEXT) { /* {"add:4", "mul"}: a list */
+        luaL_Buffer b;
+        int tbl = lua_gettop(L);
+        luaL_buffinit(L, &b);
+        lua_Integer k = (lua_Integer)lua_rawlen(L, tbl);
+        for (lua_Integer i = 1; i <= k; i++) {
+            lua_rawgeti(L, tbl, i);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "%s: %s[%d]: expected a string, got %s", where, e->name, (int)i,
+                           luaL_typename(L, -1));
+            if (i > 1)
+                luaL_addchar(&b, ',');
+            luaL_addvalue(&b);
+        }
+        luaL_pushresult(&b);
+        st = r1_settings_set_text(e, s, lua_tostring(L, -1), where, &err);
+        lua_pop(L, 1);
+    } else {
+        return (void)luaL_error(L, "%s: %s: unexpected %s", where, e->name, luaL_typename(L, -1));
+    }
+    if (st != R1_OK)
+        luaL_error(L, "%s", err.msg);
+}
+
+void lua_r1_read_settings(lua_State *L, int idx, const r1_settings_table *t, void *s,
+                          const char *where, const char *const *extra)
+{
+    idx = lua_absindex(L, idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            continue; /* positional entries are the caller's */
+        }
+        const char *key = lua_tostring(L, -2);
+        int skip = 0;
+        for (int i = 0; extra && extra[i]; i++)
+            skip |= !strcmp(extra[i], key);
+        if (!skip) {
+            int old;
+            r1_error err = {0};
+            const r1_setting *e = r1_settings_find(t, key, &old, where, &err);
+            if (!e) { /* the caller's own keys are candidates for the suggestion too */
+                const char *best = r1_settings_suggest(t, key);
+                int bd = best ? r1_settings_distance(key, best) : 3;
+                for (int i = 0; extra && extra[i]; i++)
+                    if (r1_settings_distance(key, extra[i]) < bd) {
+                        bd = r1_settings_distance(key, extra[i]);
+                        best = extra[i];
+                    }
+                if (best)
+                    luaL_error(L, "unknown option '%s' for %s (did you mean '%s'?)", key, where,
+                               best);
+                luaL_error(L, "%s", err.msg);
+            }
+            if (old)
+                fprintf(stderr, "%s: option '%s' is deprecated: use '%s'\n", where, key, e->name);
+            set_value(L, e, s, where);
+        }
+        lua_pop(L, 1);
+    }
 }

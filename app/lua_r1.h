@@ -12,6 +12,7 @@
 
 #include "r1_model.h"
 #include "r1_rewards.h"
+#include "r1_settings.h"
 #include "r1_tasks.h"
 #include "r1_tokenizer.h"
 
@@ -80,6 +81,15 @@ int lua_r1_opt_fn(lua_State *L, int idx, const char *key);
  * outside the task's range. */
 void lua_r1_task_spec(lua_State *L, const char *who, int i, const char *spec, int dflt,
                       const r1_task **task, int *lo, int *hi);
+
+/* Sets the fields of struct s named in the option table at idx through the stage's settings
+ * table t (numbers, booleans, strings, and lists of strings for list settings such as tasks):
+ * a key neither in t nor in extra (a NULL-terminated list of the caller's own keys) raises
+ * "unknown option 'KEY' for WHERE (did you mean 'NAME'?)"; a value of the wrong type or out of
+ * range raises naming the key and the range; a deprecated spelling works with a notice on
+ * stderr. */
+void lua_r1_read_settings(lua_State *L, int idx, const r1_settings_table *t, void *s,
+                          const char *where, const char *const *extra);
 
 /* Reads a table of integers (1-based sequence) into a new userdata buffer that it pushes on
  * the stack (so the Lua GC owns it and an error leaks nothing); returns the buffer, *n gets

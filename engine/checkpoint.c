@@ -15,17 +15,26 @@
 #include "r1_safetensors.h"
 #include "r1_train.h"
 
-/* rm -r for the flat folders this file writes (no recursion needed below depth 1). */
-static void remove_tree(const char *dir)
+/* rm -r for the folders this file writes: its files, and the one subfolder a GRPO checkpoint
+ * has (reference/, a model folder). */
+static void remove_files(const char *dir)
 {
     static const char *files[] = {"config.json", "model.safetensors", "optimizer.safetensors",
                                   "trainer_state.json", "tokenizer.json", NULL};
-    char p[4200];
+    char p[4300];
     for (int i = 0; files[i]; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, files[i]);
         unlink(p);
     }
     rmdir(dir);
+}
+
+static void remove_tree(const char *dir)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/reference", dir);
+    remove_files(p);
+    remove_files(dir);
 }
 
 static r1_status write_state(const char *path, r1_adamw *o, const r1_train_state *st,
@@ -84,7 +93,7 @@ static r1_status write_state(const char *path, r1_adamw *o, const r1_train_state
 
 static r1_status ckpt_save(const char *dir, const r1_model *m, r1_adamw *o,
                            const r1_train_state *st, const char *settings_json,
-                           const r1_tokenizer *tok, r1_error *err)
+                           const r1_tokenizer *tok, const r1_model *ref, r1_error *err)
 {
     char tmp[4096], old[4096], path[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", dir, (int)getpid());
@@ -122,6 +131,9 @@ static r1_status ckpt_save(const char *dir, const r1_model *m, r1_adamw *o,
         s = write_state(path, o, st, settings_json, err);
     if (s == R1_OK && tok)
         s = r1_tokenizer_save(tok, tmp, err);
+    snprintf(path, sizeof path, "%s/reference", tmp);
+    if (s == R1_OK && ref) /* inside the folder before the swap: one atomic checkpoint */
+        s = r1_model_save(ref, path, R1_DT_F32, err);
     if (s != R1_OK) {
         remove_tree(tmp);
         return s;
@@ -130,9 +142,10 @@ static r1_status ckpt_save(const char *dir, const r1_model *m, r1_adamw *o,
     struct stat sb;
     int had = stat(dir, &sb) == 0;
     if (had && rename(dir, old) != 0) {
+        int e = errno; /* before remove_tree's calls change it */
         remove_tree(tmp);
         return r1_error_set(err, R1_EIO, "%s: cannot replace the checkpoint: %s", dir,
-                            strerror(errno));
+                            strerror(e));
     }
     if (rename(tmp, dir) != 0) {
         int e = errno;
@@ -149,14 +162,21 @@ static r1_status ckpt_save(const char *dir, const r1_model *m, r1_adamw *o,
 r1_status r1_ckpt_save(const char *dir, const r1_model *m, r1_adamw *o, const r1_train_state *st,
                        const char *settings_json, r1_error *err)
 {
-    return ckpt_save(dir, m, o, st, settings_json, NULL, err);
+    return ckpt_save(dir, m, o, st, settings_json, NULL, NULL, err);
 }
 
 r1_status r1_ckpt_save_tok(const char *dir, const r1_model *m, r1_adamw *o,
                            const r1_train_state *st, const char *settings_json,
                            const r1_tokenizer *tok, r1_error *err)
 {
-    return ckpt_save(dir, m, o, st, settings_json, tok, err);
+    return ckpt_save(dir, m, o, st, settings_json, tok, NULL, err);
+}
+
+r1_status r1_ckpt_save_ref(const char *dir, const r1_model *m, r1_adamw *o,
+                           const r1_train_state *st, const char *settings_json,
+                           const r1_tokenizer *tok, const r1_model *ref, r1_error *err)
+{
+    return ckpt_save(dir, m, o, st, settings_json, tok, ref, err);
 }
 
 static double jnum(json_t *o, const char *k, double def)
@@ -278,4 +298,31 @@ r1_status r1_jsonl_append(const char *path, const char *json_line, r1_error *err
         return r1_error_set(err, R1_EIO, "%s: write failed: %s", path,
                             w < 0 ? strerror(e) : "short write");
     return R1_OK;
+}
+
+r1_status r1_jsonl_trim(const char *path, int64_t step, r1_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return R1_OK;
+    r1_afile a;
+    r1_status st = r1_afile_open(&a, path, err);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while (st == R1_OK && (n = getline(&line, &cap, f)) > 0) {
+        json_t *j = json_loads(line, 0, NULL);
+        json_t *sv = j ? json_object_get(j, "step") : NULL;
+        int keep = json_is_integer(sv) && json_integer_value(sv) <= step;
+        json_decref(j);
+        if (keep)
+            st = r1_afile_write(&a, line, (size_t)n, err);
+    }
+    free(line);
+    fclose(f);
+    if (st == R1_OK)
+        return r1_afile_commit(&a, err);
+    if (a.f)
+        r1_afile_abort(&a);
+    return st;
 }

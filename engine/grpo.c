@@ -673,19 +673,19 @@ r1_status r1_grpo_step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn s
 
 r1_status r1_grpo_save(r1_grpo *g, const char *dir, r1_error *err)
 {
+    return r1_grpo_save_run(g, dir, NULL, NULL, err);
+}
+
+r1_status r1_grpo_save_run(r1_grpo *g, const char *dir, const char *settings_json,
+                           const r1_tokenizer *tok, r1_error *err)
+{
     r1_train_state ts;
     memset(&ts, 0, sizeof ts);
     snprintf(ts.stage, sizeof ts.stage, "grpo");
     ts.step = g->step;
     ts.data_pos = g->next_prompt;
     ts.rng = g->rng;
-    r1_status s = r1_ckpt_save(dir, g->m, g->opt, &ts, NULL, err);
-    if (s == R1_OK && g->ref) {
-        char rdir[4200];
-        snprintf(rdir, sizeof rdir, "%s/reference", dir);
-        s = r1_model_save(g->ref, rdir, R1_DT_F32, err);
-    }
-    return s;
+    return r1_ckpt_save_ref(dir, g->m, g->opt, &ts, settings_json, tok, g->ref, err);
 }
 
 r1_status r1_grpo_resume(r1_grpo *g, const char *dir, r1_error *err)

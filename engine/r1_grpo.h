@@ -146,6 +146,10 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *cfg, const r1_grpo_b
 
 /* Checkpoint the trainer (policy, optimizer, step, prompt position, RNG, reference) / resume. */
 r1_status r1_grpo_save(r1_grpo *g, const char *dir, r1_error *err);
+/* The same with the run's settings (a JSON object text, may be NULL) and tokenizer (may be
+ * NULL) in the checkpoint; the reference model is inside the atomic swap either way. */
+r1_status r1_grpo_save_run(r1_grpo *g, const char *dir, const char *settings_json,
+                           const r1_tokenizer *tok, r1_error *err);
 r1_status r1_grpo_resume(r1_grpo *g, const char *dir, r1_error *err);
 
 r1_adamw *r1_grpo_optimizer(r1_grpo *g); /* borrowed */

@@ -86,6 +86,7 @@
 
 #include "r1_model.h"
 #include "r1_optim.h"
+#include "r1_settings.h"
 #include "r1_tasks.h"
 #include "r1_tokenizer.h"
 
@@ -150,6 +151,10 @@ void r1_sft_format_tasks(const r1_sft_settings *s, char *buf, size_t cap);
 /* Checks every setting against the model config c (NULL: no model checks).  R1_EINVAL naming
  * the setting and the expected range. */
 r1_status r1_sft_validate(const r1_sft_settings *s, const r1_config *c, r1_error *err);
+
+/* The stage's settings table (r1_settings.h): every setting of r1_sft_settings by name, type,
+ * range and help, read by the JSON loader, the Lua binding and the command line. */
+const r1_settings_table *r1_sft_settings_table(r1_sft_stage stage);
 
 /* The settings as a JSON object text (malloc'd, the caller frees; NULL when out of memory) and
  * back.  from_json starts from the stage's defaults, so older files with fewer keys load;

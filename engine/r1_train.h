@@ -32,6 +32,12 @@ r1_status r1_ckpt_save_tok(const char *dir, const r1_model *m, r1_adamw *o,
                            const r1_train_state *st, const char *settings_json,
                            const r1_tokenizer *tok, r1_error *err);
 
+/* The same, with a second model (GRPO's frozen reference, may be NULL) in dir/reference, also
+ * written before the folder is renamed into place. */
+r1_status r1_ckpt_save_ref(const char *dir, const r1_model *m, r1_adamw *o,
+                           const r1_train_state *st, const char *settings_json,
+                           const r1_tokenizer *tok, const r1_model *ref, r1_error *err);
+
 /* Reads a checkpoint folder: *m gets the model (owned by the caller); when o is not NULL, *o
  * gets an optimizer with the saved moments, step count and settings; st (may be NULL) gets the
  * state; *settings_json (may be NULL) gets a malloc'd copy of the stage settings or NULL. */
@@ -41,5 +47,10 @@ r1_status r1_ckpt_load(const char *dir, r1_model **m, r1_adamw **o, r1_train_sta
 /* Appends one line (a JSON object text, no newline) to the JSONL file at path, creating it.
  * The line is written with one write(2) call so that concurrent readers never see half. */
 r1_status r1_jsonl_append(const char *path, const char *json_line, r1_error *err);
+
+/* Drops the lines of the JSONL file at path whose "step" is above step, or that are not a JSON
+ * object with an integer step (a half line written by a killed run), so that a resumed run's
+ * metrics read as if it had never stopped.  Rewritten atomically; a missing file is R1_OK. */
+r1_status r1_jsonl_trim(const char *path, int64_t step, r1_error *err);
 
 #endif

@@ -162,33 +162,6 @@ r1_status r1_sft_new(r1_sft **out, r1_model *m, const r1_tokenizer *tok,
 
 /* Rewrites path without the lines whose "step" exceeds step (lines of a run killed after its
  * last checkpoint), atomically.  A missing file is fine. */
-static r1_status trim_metrics(const char *path, int64_t step, r1_error *err)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return R1_OK;
-    r1_afile a;
-    r1_status st = r1_afile_open(&a, path, err);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    while (st == R1_OK && (n = getline(&line, &cap, f)) > 0) {
-        json_t *j = json_loads(line, 0, NULL);
-        json_t *sv = j ? json_object_get(j, "step") : NULL;
-        int keep = json_is_integer(sv) && json_integer_value(sv) <= step;
-        json_decref(j);
-        if (keep)
-            st = r1_afile_write(&a, line, (size_t)n, err);
-    }
-    free(line);
-    fclose(f);
-    if (st == R1_OK)
-        return r1_afile_commit(&a, err);
-    if (a.f)
-        r1_afile_abort(&a);
-    return st;
-}
-
 r1_status r1_sft_resume(r1_sft **out, const char *out_dir, r1_error *err)
 {
     *out = NULL;
@@ -242,7 +215,7 @@ r1_status r1_sft_resume(r1_sft **out, const char *out_dir, r1_error *err)
         st = setup(t, err);
     if (st == R1_OK) {
         snprintf(p, sizeof p, "%s/metrics.jsonl", out_dir);
-        st = trim_metrics(p, t->step, err);
+        st = r1_jsonl_trim(p, t->step, err);
     }
     if (st != R1_OK) {
         r1_sft_free(t);

@@ -9,10 +9,12 @@
 #include <assert.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "r1_settings.h"
 #include "r1_sft.h"
 
 const char *r1_sft_stage_name(r1_sft_stage stage)
@@ -262,73 +264,88 @@ r1_status r1_sft_validate(const r1_sft_settings *s, const r1_config *c, r1_error
     return R1_OK;
 }
 
+/* ------------------------------------------------------------------ the settings table */
+
+static r1_status parse_tasks_setting(void *s, const char *text, r1_error *err)
+{
+    return r1_sft_parse_tasks(s, text, err);
+}
+
+static void format_tasks_setting(const void *s, char *buf, size_t cap)
+{
+    r1_sft_format_tasks(s, buf, cap);
+}
+
+#define F(field) offsetof(r1_sft_settings, field)
+/* Both stages read one table (a checkpoint of either stage stores every key); the help says
+ * which stage a setting is for.  The command line spelt three of them differently before
+ * (--plain, --mix, --gamma): those spellings still work, with a deprecation notice. */
+static const r1_setting sft_settings[] = {
+    {"tasks", R1_SET_TEXT, 0, 0, 0, NULL,
+     "task mixture NAME[:D|:DMIN-DMAX][@WEIGHT],...", NULL, parse_tasks_setting,
+     format_tasks_setting},
+    {"steps", R1_SET_INT, F(steps), 1, 1e8, NULL, "optimizer steps of the run", NULL, NULL, NULL},
+    {"batch", R1_SET_INT, F(batch), 1, R1_SFT_MAX_BATCH, NULL, "rows per step", NULL, NULL, NULL},
+    {"seq_len", R1_SET_INT, F(seq_len), 16, 65536, NULL, "tokens per row", NULL, NULL, NULL},
+    {"lr", R1_SET_FLOAT, F(opt.lr), 1e-8, 0.999, NULL, "peak learning rate", NULL, NULL, NULL},
+    {"min_lr", R1_SET_FLOAT, F(opt.min_lr), 0, 0.999, NULL,
+     "floor of the cosine schedule (lr/10 when only lr is given on the command line)", NULL, NULL, NULL},
+    {"warmup", R1_SET_INT, F(opt.warmup), 0, 1e8, NULL, "linear warmup steps", NULL, NULL, NULL},
+    {"weight_decay", R1_SET_FLOAT, F(opt.weight_decay), 0, 10, NULL, "AdamW weight decay",
+     NULL, NULL, NULL},
+    {"beta1", R1_SET_FLOAT, F(opt.beta1), 0, 0.999999, NULL, "AdamW beta1", NULL, NULL, NULL},
+    {"beta2", R1_SET_FLOAT, F(opt.beta2), 0, 0.999999, NULL, "AdamW beta2", NULL, NULL, NULL},
+    {"eps", R1_SET_FLOAT, F(opt.eps), 1e-20, 1, NULL, "AdamW epsilon", NULL, NULL, NULL},
+    {"clip", R1_SET_FLOAT, F(opt.clip), 0, 1e9, NULL, "gradient-norm clip (0: off)", NULL, NULL, NULL},
+    {"bf16_moments", R1_SET_BOOL, F(opt.bf16_moments), 0, 1, NULL,
+     "AdamW moments at bf16 precision, as DeepSeek-V3 keeps them", NULL, NULL, NULL},
+    {"mtp_lambda", R1_SET_FLOAT, F(mtp_lambda), 0, 100, NULL, "weight of the MTP loss", NULL, NULL, NULL},
+    {"balance_gamma", R1_SET_FLOAT, F(balance_gamma), 0, 1, NULL,
+     "routing-bias step of auxiliary-loss-free balancing (0: off)", "gamma", NULL, NULL},
+    {"seed", R1_SET_SEED, F(seed), 0, 0, NULL, "seed of the data stream (and of a random init)",
+     NULL, NULL, NULL},
+    {"plain_frac", R1_SET_DOUBLE, F(plain_frac), 0, 1, NULL,
+     "pretrain: share of plain-text documents", "plain", NULL, NULL},
+    {"mix_frac", R1_SET_DOUBLE, F(mix_frac), 0, 1, NULL,
+     "pretrain: share of documents whose reasoning mixes languages", "mix", NULL, NULL},
+    {"sft_docs", R1_SET_INT, F(sft_docs), 0, 1e8, NULL,
+     "sft: size of the cold-start set (0: an endless stream)", NULL, NULL, NULL},
+    {"eval_every", R1_SET_INT, F(eval_every), 0, 1e8, NULL,
+     "evaluate every N steps and after the last (0: never)", NULL, NULL, NULL},
+    {"eval_n", R1_SET_INT, F(eval_n), 1, R1_SFT_HELDOUT, NULL,
+     "held-out problems per task and difficulty", NULL, NULL, NULL},
+    {"eval_above", R1_SET_INT, F(eval_above), 0, 100, NULL,
+     "evaluated difficulties above the trained ones", NULL, NULL, NULL},
+    {"ckpt_every", R1_SET_INT, F(ckpt_every), 0, 1e8, NULL,
+     "checkpoint every N steps (0: at the end and on Ctrl-C)", NULL, NULL, NULL},
+};
+#undef F
+
+const r1_settings_table r1_sft_pretrain_table = {"pretrain", sft_settings,
+                                                 sizeof sft_settings / sizeof *sft_settings};
+const r1_settings_table r1_sft_coldstart_table = {"sft", sft_settings,
+                                                  sizeof sft_settings / sizeof *sft_settings};
+
+const r1_settings_table *r1_sft_settings_table(r1_sft_stage stage)
+{
+    return stage == R1_SFT_COLDSTART ? &r1_sft_coldstart_table : &r1_sft_pretrain_table;
+}
+
 /* ------------------------------------------------------------------ JSON */
 
 char *r1_sft_settings_json(const r1_sft_settings *s)
 {
-    char tasks[R1_SFT_MAX_TASKS * 48], seed[32];
-    r1_sft_format_tasks(s, tasks, sizeof tasks);
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->seed);
-    json_t *j = json_object();
+    char *text = r1_settings_json(r1_sft_settings_table(s->stage), s);
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (!j)
+        return NULL;
     json_object_set_new(j, "stage", json_string(r1_sft_stage_name(s->stage)));
-    json_object_set_new(j, "tasks", json_string(tasks));
-    json_object_set_new(j, "seq_len", json_integer(s->seq_len));
-    json_object_set_new(j, "batch", json_integer(s->batch));
-    json_object_set_new(j, "steps", json_integer(s->steps));
-    json_object_set_new(j, "lr", json_real(s->opt.lr));
-    json_object_set_new(j, "min_lr", json_real(s->opt.min_lr));
-    json_object_set_new(j, "warmup", json_integer(s->opt.warmup));
-    json_object_set_new(j, "beta1", json_real(s->opt.beta1));
-    json_object_set_new(j, "beta2", json_real(s->opt.beta2));
-    json_object_set_new(j, "eps", json_real(s->opt.eps));
-    json_object_set_new(j, "weight_decay", json_real(s->opt.weight_decay));
-    json_object_set_new(j, "clip", json_real(s->opt.clip));
-    json_object_set_new(j, "mtp_lambda", json_real(s->mtp_lambda));
-    json_object_set_new(j, "balance_gamma", json_real(s->balance_gamma));
-    json_object_set_new(j, "seed", json_string(seed)); /* u64: JSON numbers are doubles */
-    json_object_set_new(j, "plain_frac", json_real(s->plain_frac));
-    json_object_set_new(j, "mix_frac", json_real(s->mix_frac));
-    json_object_set_new(j, "sft_docs", json_integer(s->sft_docs));
-    json_object_set_new(j, "eval_every", json_integer(s->eval_every));
-    json_object_set_new(j, "eval_n", json_integer(s->eval_n));
-    json_object_set_new(j, "eval_above", json_integer(s->eval_above));
-    json_object_set_new(j, "ckpt_every", json_integer(s->ckpt_every));
     json_object_set_new(j, "out_dir", json_string(s->out_dir));
     /* 17 digits: floats and doubles read back bit-identically */
-    char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(j);
     return text;
-}
-
-typedef enum { K_INT, K_FLOAT, K_DOUBLE } kind;
-
-static r1_status get_num(json_t *j, const char *key, kind k, void *dst, r1_error *err)
-{
-    json_t *v = json_object_get(j, key);
-    if (!v)
-        return R1_OK;
-    if (k == K_INT ? !json_is_integer(v) : !json_is_number(v))
-        return r1_error_set(err, R1_EFORMAT, "settings: \"%s\" should be %s", key,
-                            k == K_INT ? "an integer" : "a number");
-    if (k == K_INT)
-        *(int *)dst = (int)json_integer_value(v);
-    else if (k == K_FLOAT)
-        *(float *)dst = (float)json_number_value(v);
-    else
-        *(double *)dst = json_number_value(v);
-    return R1_OK;
-}
-
-static r1_status get_str(json_t *j, const char *key, const char **out, r1_error *err)
-{
-    json_t *v = json_object_get(j, key);
-    *out = NULL;
-    if (!v)
-        return R1_OK;
-    if (!json_is_string(v))
-        return r1_error_set(err, R1_EFORMAT, "settings: \"%s\" should be a string", key);
-    *out = json_string_value(v);
-    return R1_OK;
 }
 
 r1_status r1_sft_settings_parse(r1_sft_settings *out, const char *text, r1_error *err)
@@ -340,58 +357,30 @@ r1_status r1_sft_settings_parse(r1_sft_settings *out, const char *text, r1_error
         return r1_error_set(err, R1_EFORMAT, "settings: not a JSON object (%s)",
                             j ? "another type" : je.text);
     }
-    const char *stage = NULL, *tasks = NULL, *seed = NULL, *dir = NULL;
     r1_sft_stage sg = R1_SFT_PRETRAIN;
-    r1_status s = get_str(j, "stage", &stage, err);
-    if (s == R1_OK && stage)
-        s = r1_sft_stage_parse(&sg, stage, err);
-    r1_sft_settings v = r1_sft_defaults(sg);
-    struct {
-        const char *key;
-        kind k;
-        void *dst;
-    } nums[] = {
-        {"seq_len", K_INT, &v.seq_len},          {"batch", K_INT, &v.batch},
-        {"steps", K_INT, &v.steps},              {"lr", K_FLOAT, &v.opt.lr},
-        {"min_lr", K_FLOAT, &v.opt.min_lr},      {"warmup", K_INT, &v.opt.warmup},
-        {"beta1", K_FLOAT, &v.opt.beta1},        {"beta2", K_FLOAT, &v.opt.beta2},
-        {"eps", K_FLOAT, &v.opt.eps},            {"weight_decay", K_FLOAT, &v.opt.weight_decay},
-        {"clip", K_FLOAT, &v.opt.clip},          {"mtp_lambda", K_FLOAT, &v.mtp_lambda},
-        {"balance_gamma", K_FLOAT, &v.balance_gamma},
-        {"plain_frac", K_DOUBLE, &v.plain_frac}, {"mix_frac", K_DOUBLE, &v.mix_frac},
-        {"sft_docs", K_INT, &v.sft_docs},        {"eval_every", K_INT, &v.eval_every},
-        {"eval_n", K_INT, &v.eval_n},            {"eval_above", K_INT, &v.eval_above},
-        {"ckpt_every", K_INT, &v.ckpt_every},
-    };
-    for (size_t i = 0; s == R1_OK && i < sizeof nums / sizeof *nums; i++)
-        s = get_num(j, nums[i].key, nums[i].k, nums[i].dst, err);
-    if (s == R1_OK)
-        s = get_str(j, "tasks", &tasks, err);
-    if (s == R1_OK && tasks)
-        s = r1_sft_parse_tasks(&v, tasks, err);
-    if (s == R1_OK)
-        s = get_str(j, "seed", &seed, err);
-    if (s == R1_OK && seed) {
-        char *end;
-        errno = 0;
-        unsigned long long x = strtoull(seed, &end, 10);
-        if (!*seed || *end || errno)
-            s = r1_error_set(err, R1_EFORMAT, "settings: \"seed\" should be a decimal string");
-        v.seed = x;
-    }
-    if (s == R1_OK)
-        s = get_str(j, "out_dir", &dir, err);
-    if (s == R1_OK && dir) {
-        if (strlen(dir) >= sizeof v.out_dir)
-            s = r1_error_set(err, R1_EINVAL, "settings: \"out_dir\" is too long");
-        else
-            snprintf(v.out_dir, sizeof v.out_dir, "%s", dir);
-    }
+    r1_status s = R1_OK;
+    json_t *v = json_object_get(j, "stage");
+    if (v && !json_is_string(v))
+        s = r1_error_set(err, R1_EFORMAT, "settings: \"stage\" should be a string");
+    else if (v)
+        s = r1_sft_stage_parse(&sg, json_string_value(v), err);
+    r1_sft_settings r = r1_sft_defaults(sg);
+    v = json_object_get(j, "out_dir");
+    if (s == R1_OK && v && !json_is_string(v))
+        s = r1_error_set(err, R1_EFORMAT, "settings: \"out_dir\" should be a string");
+    else if (s == R1_OK && v && strlen(json_string_value(v)) >= sizeof r.out_dir)
+        s = r1_error_set(err, R1_EINVAL, "settings: \"out_dir\" is too long");
+    else if (s == R1_OK && v)
+        snprintf(r.out_dir, sizeof r.out_dir, "%s", json_string_value(v));
     json_decref(j);
-    v.opt.total = v.steps;
+    /* "elapsed" is the run's clock, kept beside the settings by r1_sft_checkpoint */
+    static const char *const extra[] = {"stage", "out_dir", "elapsed", NULL};
     if (s == R1_OK)
-        s = r1_sft_validate(&v, NULL, err);
+        s = r1_settings_parse_json(r1_sft_settings_table(sg), &r, text, extra, "settings", err);
+    r.opt.total = r.steps;
     if (s == R1_OK)
-        *out = v;
+        s = r1_sft_validate(&r, NULL, err);
+    if (s == R1_OK)
+        *out = r;
     return s;
 }

@@ -41,11 +41,11 @@ t.raises(function()
     on_step = function() error("step callback failed") end}
 end, "step callback failed", "an error in on_step")
 t.raises(function() r1.grpo{model = x, tasks = {"add:3-1"}, steps = 1} end,
-  'tasks[1] "add:3-1": expected a task name, "name:d" or "name:lo-hi"', "a backwards range")
+  'tasks: entry 1 "add:3-1": difficulties 3-1; add has 1..', "a backwards range")
 t.raises(function() r1.grpo{model = x, tasks = {"add", "mul:1-40"}, steps = 1} end,
-  "difficulty 40 outside 1..", "a range beyond the task's difficulties")
+  'entry 2 "mul:1-40": difficulties 1-40; mul has 1..', "a range beyond the task's difficulties")
 t.raises(function() r1.grpo{model = x, tasks = {"add:x"}, steps = 1} end,
-  'tasks[1] "add:x"', "a difficulty that is not a number")
+  'tasks: entry 1 "add:x": expected NAME, NAME:D or NAME:LO-HI', "a difficulty that is not a number")
 t.raises(function() r1.reject_sample{model = x, tasks = {"add", "mul:0"}, out = "/dev/null"} end,
   'r1.reject_sample: tasks[2] "mul:0"', "rejection sampling names a bad task entry")
 t.raises(function() r1.reject_sample{model = x, tasks = {"add:1-10", "mul:1-7"}, out = "/dev/null"}

@@ -1,0 +1,628 @@
+/* grpo_run.c — GRPO as a whole run (see r1_grpo_run.h): the settings table, prompts from the
+ * tasks, rewards, the step loop with its metrics, checkpoints, resume and early stop.
+ *
+ * Errors: R1_EINVAL naming the setting; file errors naming the file; R1_ECANCELED when
+ * r1_interrupt() or a hook stopped the run.  Nothing prints. */
+#include <config.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "r1_grpo_run.h"
+#include "r1_rng.h"
+#include "r1_train.h"
+
+r1_grpo_settings r1_grpo_settings_defaults(void)
+{
+    r1_grpo_settings s;
+    memset(&s, 0, sizeof s);
+    s.cfg = r1_grpo_defaults();
+    s.cfg.opt.min_lr = -1; /* the same as lr: a constant rate after warmup */
+    s.cfg.opt.warmup = 0;
+    s.cfg.seed = 1;
+    s.steps = 10;
+    s.ntasks = 1;
+    r1_task_find(&s.tasks[0], "add", NULL);
+    s.cfg.nrewards = 2;
+    snprintf(s.cfg.reward_names[0], sizeof s.cfg.reward_names[0], "accuracy");
+    snprintf(s.cfg.reward_names[1], sizeof s.cfg.reward_names[1], "format");
+    s.cfg.reward_weights[0] = s.cfg.reward_weights[1] = 1;
+    return s;
+}
+
+/* ------------------------------------------------------------------ tasks and rewards */
+
+r1_status r1_grpo_parse_tasks(r1_grpo_settings *s, const char *spec, r1_error *err)
+{
+    r1_grpo_settings v = *s;
+    v.ntasks = 0;
+    if (!spec || !*spec)
+        return r1_error_set(err, R1_EINVAL, "tasks: the list is empty");
+    for (const char *p = spec;;) {
+        size_t len = strcspn(p, ",");
+        char e[64];
+        if (v.ntasks == R1_GRPO_MAX_TASKS)
+            return r1_error_set(err, R1_EINVAL, "tasks: more than %d entries",
+                                R1_GRPO_MAX_TASKS);
+        if (len == 0 || len >= sizeof e)
+            return r1_error_set(err, R1_EINVAL, "tasks: entry %d \"%.*s\" is empty or too long",
+                                v.ntasks + 1, (int)(len < 40 ? len : 40), p);
+        memcpy(e, p, len);
+        e[len] = 0;
+        char *colon = strchr(e, ':');
+        if (colon)
+            *colon++ = 0;
+        int k = v.ntasks;
+        r1_status st = r1_task_find(&v.tasks[k], e, err);
+        if (st != R1_OK) {
+            r1_error_prefix(err, "tasks: entry %d", k + 1);
+            return st;
+        }
+        v.dmin[k] = v.dmax[k] = 0;
+        if (colon) {
+            char *end;
+            long a = strtol(colon, &end, 10), b = a;
+            int ok = end != colon;
+            if (ok && *end == '-') {
+                const char *q = end + 1;
+                b = strtol(q, &end, 10);
+                ok = end != q;
+            }
+            int max = r1_task_max_difficulty(v.tasks[k]);
+            if (!ok || *end)
+                return r1_error_set(err, R1_EINVAL, "tasks: entry %d \"%s:%s\": expected "
+                                    "NAME, NAME:D or NAME:LO-HI", k + 1, e, colon);
+            if (a < 1 || b < a || b > max)
+                return r1_error_set(err, R1_EINVAL, "tasks: entry %d \"%s:%s\": difficulties "
+                                    "%ld-%ld; %s has 1..%d", k + 1, e, colon, a, b, e, max);
+            v.dmin[k] = (int)a;
+            v.dmax[k] = (int)b;
+        }
+        v.ntasks++;
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    *s = v;
+    return R1_OK;
+}
+
+r1_status r1_grpo_parse_rewards(r1_grpo_settings *s, const char *spec, r1_error *err)
+{
+    r1_grpo_cfg c = s->cfg;
+    c.nrewards = 0;
+    if (!spec || !*spec)
+        return r1_error_set(err, R1_EINVAL, "rewards: the list is empty");
+    for (const char *p = spec;;) {
+        size_t len = strcspn(p, ",");
+        char e[64];
+        if (c.nrewards == R1_GRPO_MAX_REWARDS)
+            return r1_error_set(err, R1_EINVAL, "rewards: more than %d", R1_GRPO_MAX_REWARDS);
+        if (len == 0 || len >= sizeof e)
+            return r1_error_set(err, R1_EINVAL, "rewards: entry %d is empty or too long",
+                                c.nrewards + 1);
+        memcpy(e, p, len);
+        e[len] = 0;
+        char *at = strchr(e, '@');
+        double w = 1;
+        if (at) {
+            *at++ = 0;
+            char *end;
+            w = strtod(at, &end);
+            if (!*at || *end || !isfinite(w) || fabs(w) > 1e6)
+                return r1_error_set(err, R1_EINVAL, "rewards: entry %d \"%s@%s\": the weight "
+                                    "should be a number", c.nrewards + 1, e, at);
+        }
+        r1_reward rw;
+        r1_status st = r1_reward_find(&rw, e, err);
+        if (st != R1_OK) {
+            r1_error_prefix(err, "rewards: entry %d", c.nrewards + 1);
+            return st;
+        }
+        if (strlen(e) >= sizeof c.reward_names[0])
+            return r1_error_set(err, R1_EINVAL, "rewards: entry %d: the name is too long",
+                                c.nrewards + 1);
+        memcpy(c.reward_names[c.nrewards], e, strlen(e) + 1);
+        c.reward_weights[c.nrewards++] = w;
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    s->cfg = c;
+    return R1_OK;
+}
+
+static void format_tasks(const void *sv, char *buf, size_t cap)
+{
+    const r1_grpo_settings *s = sv;
+    size_t k = 0;
+    if (cap)
+        buf[0] = 0;
+    for (int i = 0; i < s->ntasks && k < cap; i++) {
+        int w;
+        if (s->dmin[i] == 0)
+            w = snprintf(buf + k, cap - k, "%s%s", i ? "," : "", r1_task_name(s->tasks[i]));
+        else if (s->dmin[i] == s->dmax[i])
+            w = snprintf(buf + k, cap - k, "%s%s:%d", i ? "," : "", r1_task_name(s->tasks[i]),
+                         s->dmin[i]);
+        else
+            w = snprintf(buf + k, cap - k, "%s%s:%d-%d", i ? "," : "", r1_task_name(s->tasks[i]),
+                         s->dmin[i], s->dmax[i]);
+        if (w < 0)
+            break;
+        k += (size_t)w;
+    }
+}
+
+static void format_rewards(const void *sv, char *buf, size_t cap)
+{
+    const r1_grpo_settings *s = sv;
+    size_t k = 0;
+    if (cap)
+        buf[0] = 0;
+    for (int i = 0; i < s->cfg.nrewards && k < cap; i++) {
+        int w = s->cfg.reward_weights[i] == 1
+                    ? snprintf(buf + k, cap - k, "%s%s", i ? "," : "", s->cfg.reward_names[i])
+                    : snprintf(buf + k, cap - k, "%s%s@%.17g", i ? "," : "",
+                               s->cfg.reward_names[i], s->cfg.reward_weights[i]);
+        if (w < 0)
+            break;
+        k += (size_t)w;
+    }
+}
+
+static r1_status parse_tasks(void *s, const char *t, r1_error *e)
+{
+    return r1_grpo_parse_tasks(s, t, e);
+}
+
+static r1_status parse_rewards(void *s, const char *t, r1_error *e)
+{
+    return r1_grpo_parse_rewards(s, t, e);
+}
+
+#define F(field) offsetof(r1_grpo_settings, field)
+static const r1_setting grpo_settings[] = {
+    {"tasks", R1_SET_TEXT, 0, 0, 0, NULL,
+     "tasks the prompts cycle through: NAME[:D|:LO-HI],...", NULL, parse_tasks, format_tasks},
+    {"difficulty", R1_SET_INT, F(difficulty), 0, 1000, NULL,
+     "difficulty of entries without one (0: each task's training difficulty)", NULL, NULL, NULL},
+    {"lang", R1_SET_CHOICE, F(lang), 0, 0, "auto|en|es",
+     "the language the prompts ask for (auto: drawn per prompt)", NULL, NULL, NULL},
+    {"rewards", R1_SET_TEXT, 0, 0, 0, NULL, "built-in rewards NAME[@WEIGHT],...", NULL,
+     parse_rewards, format_rewards},
+    {"steps", R1_SET_INT, F(steps), 1, 1e8, NULL, "GRPO steps of the run", NULL, NULL, NULL},
+    {"group", R1_SET_INT, F(cfg.group), 1, 1024, NULL, "completions per prompt (G)", NULL, NULL, NULL},
+    {"prompts", R1_SET_INT, F(cfg.prompts), 1, 4096, NULL, "prompts per step", NULL, NULL, NULL},
+    {"mu", R1_SET_INT, F(cfg.mu), 1, 64, NULL, "updates per batch (1: ratio 1)", NULL, NULL, NULL},
+    {"eps_low", R1_SET_FLOAT, F(cfg.eps_low), 0, 1, NULL, "clip range below 1", NULL, NULL, NULL},
+    {"eps_high", R1_SET_FLOAT, F(cfg.eps_high), 0, 10, NULL,
+     "clip range above 1 (clip-higher: 0.28)", NULL, NULL, NULL},
+    {"beta", R1_SET_FLOAT, F(cfg.beta), 0, 100, NULL,
+     "KL coefficient (0: no reference model)", NULL, NULL, NULL},
+    {"temperature", R1_SET_FLOAT, F(cfg.temperature), 0, 100, NULL, "sampling temperature",
+     NULL, NULL, NULL},
+    {"top_k", R1_SET_INT, F(cfg.top_k), 0, 1000000, NULL, "sample among the k likeliest (0: all)",
+     NULL, NULL, NULL},
+    {"top_p", R1_SET_FLOAT, F(cfg.top_p), 0, 1, NULL, "nucleus sampling (1: off)", NULL, NULL, NULL},
+    {"max_new", R1_SET_INT, F(cfg.max_new), 1, 65536, NULL, "completion length limit", NULL, NULL, NULL},
+    {"agg", R1_SET_CHOICE, F(cfg.agg), 0, 0, "seq|token|const",
+     "loss aggregation: GRPO, DAPO token mean, Dr. GRPO constant", NULL, NULL, NULL},
+    {"std_scale", R1_SET_BOOL, F(cfg.std_scale), 0, 1, NULL,
+     "divide advantages by the group's std (Dr. GRPO: false)", NULL, NULL, NULL},
+    {"dynamic_sampling", R1_SET_BOOL, F(cfg.dynamic_sampling), 0, 1, NULL,
+     "drop groups with all-equal rewards and refill (DAPO)", NULL, NULL, NULL},
+    {"max_refill", R1_SET_INT, F(cfg.max_refill), 0, 100, NULL, "refill rounds per step", NULL, NULL, NULL},
+    {"ref_reset", R1_SET_INT, F(cfg.ref_reset), 0, 1e8, NULL,
+     "copy the policy into the reference every N steps (0: never)", NULL, NULL, NULL},
+    {"micro", R1_SET_INT, F(cfg.micro), 1, 4096, NULL, "sequences per forward/backward chunk",
+     NULL, NULL, NULL},
+    {"balance_gamma", R1_SET_FLOAT, F(cfg.balance_gamma), 0, 1, NULL,
+     "routing-bias step of auxiliary-loss-free balancing (0: frozen)", "gamma", NULL, NULL},
+    {"lr", R1_SET_FLOAT, F(cfg.opt.lr), 1e-12, 0.999, NULL, "learning rate", NULL, NULL, NULL},
+    {"min_lr", R1_SET_FLOAT, F(cfg.opt.min_lr), -1, 0.999, NULL,
+     "floor of the schedule (-1: the same as lr)", NULL, NULL, NULL},
+    {"warmup", R1_SET_INT, F(cfg.opt.warmup), 0, 1e8, NULL, "linear warmup steps", NULL, NULL, NULL},
+    {"weight_decay", R1_SET_FLOAT, F(cfg.opt.weight_decay), 0, 10, NULL, "AdamW weight decay",
+     NULL, NULL, NULL},
+    {"clip", R1_SET_FLOAT, F(cfg.opt.clip), 0, 1e9, NULL, "gradient-norm clip (0: off)", NULL, NULL, NULL},
+    {"seed", R1_SET_SEED, F(cfg.seed), 0, 0, NULL, "seed of the prompts and the sampling", NULL, NULL, NULL},
+    {"save_every", R1_SET_INT, F(save_every), 0, 1e8, NULL,
+     "checkpoint every N steps (0: at the end and on a stop)", NULL, NULL, NULL},
+};
+#undef F
+
+const r1_settings_table r1_grpo_settings_table_ = {"grpo", grpo_settings,
+                                                   sizeof grpo_settings / sizeof *grpo_settings};
+
+const r1_settings_table *r1_grpo_settings_table(void)
+{
+    return &r1_grpo_settings_table_;
+}
+
+r1_status r1_grpo_settings_validate(r1_grpo_settings *s, r1_error *err)
+{
+    const r1_settings_table *t = r1_grpo_settings_table();
+    for (int i = 0; i < t->n; i++) { /* every number inside its range */
+        double v;
+        if (r1_settings_number(&t->v[i], s, &v) && t->v[i].type != R1_SET_SEED &&
+            !(v >= t->v[i].lo && v <= t->v[i].hi))
+            return r1_error_set(err, R1_EINVAL, "%s %g: expected %g..%g", t->v[i].name, v,
+                                t->v[i].lo, t->v[i].hi);
+    }
+    if (s->ntasks < 1 || s->ntasks > R1_GRPO_MAX_TASKS)
+        return r1_error_set(err, R1_EINVAL, "tasks: expected 1..%d entries", R1_GRPO_MAX_TASKS);
+    if (s->cfg.nrewards < 1 || s->cfg.nrewards > R1_GRPO_MAX_REWARDS)
+        return r1_error_set(err, R1_EINVAL, "rewards: expected 1..%d", R1_GRPO_MAX_REWARDS);
+    for (int k = 0; k < s->cfg.nrewards; k++)
+        if (!isfinite(s->cfg.reward_weights[k]))
+            return r1_error_set(err, R1_EINVAL, "rewards: %s has a weight that is not a finite "
+                                "number", s->cfg.reward_names[k]);
+    for (int i = 0; i < s->ntasks; i++) {
+        int max = r1_task_max_difficulty(s->tasks[i]);
+        if (s->dmin[i] == 0) {
+            int d = s->difficulty ? s->difficulty : r1_task_train_difficulty(s->tasks[i]);
+            if (d > max)
+                return r1_error_set(err, R1_EINVAL, "difficulty %d outside 1..%d for task %s", d,
+                                    max, r1_task_name(s->tasks[i]));
+            s->dmin[i] = s->dmax[i] = d;
+        }
+    }
+    if (s->cfg.opt.min_lr < 0)
+        s->cfg.opt.min_lr = s->cfg.opt.lr;
+    if (s->cfg.opt.min_lr > s->cfg.opt.lr)
+        return r1_error_set(err, R1_EINVAL, "min_lr %g: expected 0..lr (%g)", s->cfg.opt.min_lr,
+                            s->cfg.opt.lr);
+    return R1_OK;
+}
+
+/* ------------------------------------------------------------------ the run */
+
+struct r1_grpo_run {
+    r1_grpo_settings s;
+    r1_model *m, *m_owned;
+    const r1_tokenizer *tok;
+    r1_tokenizer *tok_owned;
+    r1_grpo *g;
+    r1_reward rw[R1_GRPO_MAX_REWARDS];
+    int custom[R1_GRPO_MAX_REWARDS];
+    char metrics[R1_GRPO_PATH_MAX], ckpt[R1_GRPO_PATH_MAX], model[R1_GRPO_PATH_MAX];
+    const r1_grpo_hooks *h;
+    r1_task_sample sample; /* scratch */
+    char stopped[sizeof ((r1_error *)0)->msg];
+    double elapsed_before, t_start;
+};
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Prompt number i (r1_grpo_run.h says how it is drawn). */
+static void sample_of(r1_grpo_run *r, int64_t i, r1_task_sample *out)
+{
+    const r1_grpo_settings *s = &r->s;
+    int k = (int)(i % s->ntasks);
+    uint64_t seed = 0x5eed0000ull + s->cfg.seed * 1000003ull + (uint64_t)i;
+    int d = s->dmin[k];
+    if (s->dmax[k] > d) { /* a range: the difficulty is drawn from the prompt's own seed */
+        r1_rng g;
+        r1_rng_seed(&g, seed ^ 0xd1ff1c017ull);
+        d += (int)r1_rng_below(&g, (uint32_t)(s->dmax[k] - d + 1));
+    }
+    r1_task_generate(s->tasks[k], seed, d, (r1_lang)(s->lang - 1), out, NULL);
+}
+
+static int prompt_fn(void *user, int64_t index, int32_t *ids, int cap)
+{
+    r1_grpo_run *r = user;
+    sample_of(r, index, &r->sample);
+    int n = 0;
+    if (r1_tokenizer_encode_prompt(r->tok, r->sample.prompt, ids, cap, &n, NULL) != R1_OK)
+        return -1;
+    return n;
+}
+
+static int score_fn(void *user, int64_t index, const int32_t *prompt, int plen,
+                    const int32_t *comp, int clen, int finish, double *out)
+{
+    (void)prompt, (void)plen, (void)finish;
+    r1_grpo_run *r = user;
+    r1_task_sample *ts = &r->sample;
+    sample_of(r, index, ts);
+    char *text = NULL;
+    if (r1_tokenizer_decode(r->tok, comp, clen, &text, NULL) != R1_OK)
+        return 1;
+    r1_reward_sample s = {ts->prompt, text, NULL, NULL, ts->answer, ts->task, ts->lang, clen,
+                          r->s.cfg.max_new};
+    int stop = 0;
+    for (int k = 0; k < r->s.cfg.nrewards && !stop; k++) {
+        if (!r->custom[k])
+            out[k] = r->rw[k].fn(&s, r->rw[k].user);
+        else
+            stop = !r->h || !r->h->reward || r->h->reward(r->h->user, k, index, &s, ts, &out[k]);
+    }
+    free(text);
+    return stop;
+}
+
+static int group_fn(void *user, const r1_grpo_group *g)
+{
+    r1_grpo_run *r = user;
+    if (!r->h || !r->h->on_group)
+        return 0;
+    r1_task_sample ts;
+    sample_of(r, g->index, &ts);
+    return r->h->on_group(r->h->user, g, &ts);
+}
+
+static r1_status set_paths(r1_grpo_run *r, const r1_grpo_paths *p, r1_error *err)
+{
+    const char *v[3] = {p ? p->metrics : NULL, p ? p->checkpoint : NULL, p ? p->model : NULL};
+    char *d[3] = {r->metrics, r->ckpt, r->model};
+    for (int i = 0; i < 3; i++) {
+        if (v[i] && strlen(v[i]) >= R1_GRPO_PATH_MAX - 64)
+            return r1_error_set(err, R1_EINVAL, "%s: the path is too long", v[i]);
+        snprintf(d[i], R1_GRPO_PATH_MAX, "%s", v[i] ? v[i] : "");
+        /* "ckpt/" names the folder ckpt: the temporary and old names go beside it */
+        for (size_t l = strlen(d[i]); i > 0 && l > 1 && d[i][l - 1] == '/'; l--)
+            d[i][l - 1] = 0;
+    }
+    return R1_OK;
+}
+
+static r1_status setup(r1_grpo_run *r, const int *custom, const char *resume, r1_error *err)
+{
+    r1_status st = r1_grpo_settings_validate(&r->s, err);
+    for (int k = 0; st == R1_OK && k < r->s.cfg.nrewards; k++) {
+        r->custom[k] = custom ? custom[k] : 0;
+        if (!r->custom[k] && (st = r1_reward_find(&r->rw[k], r->s.cfg.reward_names[k], err)) !=
+                                 R1_OK)
+            r1_error_prefix(err, "rewards: %s", r->s.cfg.reward_names[k]);
+    }
+    if (st != R1_OK)
+        return st;
+    r1_grpo_cfg c = r->s.cfg;
+    c.stop_ids[0] = r1_tokenizer_special_id(r->tok, R1_TOK_EOS);
+    c.n_stop = 1;
+    if ((st = r1_grpo_new(&r->g, r->m, &c, err)) != R1_OK)
+        return st;
+    if (resume && (st = r1_grpo_resume(r->g, resume, err)) != R1_OK)
+        return st;
+    if (resume && r->metrics[0])
+        st = r1_jsonl_trim(r->metrics, r1_grpo_steps(r->g), err);
+    return st;
+}
+
+r1_status r1_grpo_run_new(r1_grpo_run **out, r1_model *m, const r1_tokenizer *tok,
+                          const r1_grpo_settings *s, const int *custom, const char *resume,
+                          const r1_grpo_paths *paths, r1_error *err)
+{
+    *out = NULL;
+    if (!tok)
+        return r1_error_set(err, R1_EINVAL, "GRPO needs the model's tokenizer");
+    r1_grpo_run *r = calloc(1, sizeof *r);
+    if (!r)
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    r->s = *s;
+    r->m = m;
+    r->tok = tok;
+    r1_status st = set_paths(r, paths, err);
+    if (st == R1_OK)
+        st = setup(r, custom, resume, err);
+    if (st != R1_OK) {
+        r1_grpo_run_free(r);
+        return st;
+    }
+    *out = r;
+    return R1_OK;
+}
+
+r1_status r1_grpo_run_resume_dir(r1_grpo_run **out, const char *dir, r1_error *err)
+{
+    *out = NULL;
+    if (!dir || !*dir || strlen(dir) >= R1_GRPO_PATH_MAX - 64)
+        return r1_error_set(err, R1_EINVAL, "resume: expected a run folder");
+    char ck[R1_GRPO_PATH_MAX + 16], mp[R1_GRPO_PATH_MAX + 16], tp[R1_GRPO_PATH_MAX + 32];
+    snprintf(ck, sizeof ck, "%s/checkpoint", dir);
+    snprintf(mp, sizeof mp, "%s/metrics.jsonl", dir);
+    snprintf(tp, sizeof tp, "%s/tokenizer.json", ck);
+    r1_grpo_run *r = calloc(1, sizeof *r);
+    if (!r)
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    r1_train_state ts;
+    char *sj = NULL;
+    r1_status st = r1_ckpt_load(ck, &r->m_owned, NULL, &ts, &sj, err);
+    r->m = r->m_owned;
+    if (st == R1_OK && strcmp(ts.stage, "grpo") != 0)
+        st = r1_error_set(err, R1_EINVAL, "%s: a %s checkpoint, not a GRPO one", ck, ts.stage);
+    if (st == R1_OK && !sj)
+        st = r1_error_set(err, R1_EFORMAT, "%s/trainer_state.json: no \"settings\": this GRPO "
+                          "checkpoint was written by r1.grpo; resume it there (resume = DIR)",
+                          ck);
+    r->s = r1_grpo_settings_defaults();
+    static const char *const extra[] = {"elapsed", NULL};
+    if (st == R1_OK)
+        st = r1_settings_parse_json(r1_grpo_settings_table(), &r->s, sj, extra, ck, err);
+    if (st == R1_OK) {
+        json_t *j = json_loads(sj, 0, NULL);
+        json_t *e = j ? json_object_get(j, "elapsed") : NULL;
+        r->elapsed_before = json_is_number(e) ? json_number_value(e) : 0;
+        json_decref(j);
+    }
+    free(sj);
+    if (st == R1_OK)
+        st = r1_tokenizer_load(&r->tok_owned, tp, err);
+    r->tok = r->tok_owned;
+    r1_grpo_paths p = {mp, ck, dir};
+    if (st == R1_OK)
+        st = set_paths(r, &p, err);
+    if (st == R1_OK)
+        st = setup(r, NULL, ck, err);
+    if (st != R1_OK) {
+        r1_grpo_run_free(r);
+        return st;
+    }
+    *out = r;
+    return R1_OK;
+}
+
+double r1_grpo_run_elapsed(const r1_grpo_run *r)
+{
+    return r->elapsed_before + (r->t_start > 0 ? now() - r->t_start : 0);
+}
+
+static r1_status save(r1_grpo_run *r, r1_error *err)
+{
+    r1_status st = R1_OK;
+    if (r->ckpt[0]) {
+        char *sj = r1_settings_json(r1_grpo_settings_table(), &r->s);
+        json_t *j = sj ? json_loads(sj, 0, NULL) : NULL;
+        free(sj);
+        if (!j)
+            return r1_error_set(err, R1_ENOMEM, "out of memory");
+        json_object_set_new(j, "elapsed", json_real(r1_grpo_run_elapsed(r)));
+        sj = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+        json_decref(j);
+        if (!sj)
+            return r1_error_set(err, R1_ENOMEM, "out of memory");
+        st = r1_grpo_save_run(r->g, r->ckpt, sj, r->tok, err);
+        free(sj);
+    }
+    if (st == R1_OK && r->model[0])
+        st = r1_model_save(r->m, r->model, R1_DT_F32, err);
+    if (st == R1_OK && r->model[0])
+        st = r1_tokenizer_save(r->tok, r->model, err);
+    return st;
+}
+
+static void num(json_t *o, const char *k, double v)
+{
+    json_object_set_new(o, k, isfinite(v) ? json_real(v) : json_null());
+}
+
+static r1_status log_step(r1_grpo_run *r, const r1_grpo_stats *st, r1_error *err)
+{
+    if (!r->metrics[0])
+        return R1_OK;
+    json_t *o = json_object();
+    json_object_set_new(o, "stage", json_string("grpo"));
+    json_object_set_new(o, "step", json_integer(st->step));
+    num(o, "reward", st->total_mean);
+    num(o, "reward_std", st->total_std);
+    for (int k = 0; k < r->s.cfg.nrewards; k++)
+        num(o, r->s.cfg.reward_names[k], st->reward_mean[k]);
+    num(o, "len_mean", st->len_mean);
+    num(o, "len_max", st->len_max);
+    num(o, "kl", st->kl);
+    num(o, "clip_frac", st->clip_frac);
+    num(o, "entropy", st->entropy);
+    num(o, "grad_norm", st->grad_norm);
+    num(o, "lr", st->lr);
+    num(o, "zero_var", st->zero_var_share);
+    num(o, "logprob_mismatch", st->logprob_mismatch);
+    num(o, "t_sample", st->t_sample);
+    num(o, "t_score", st->t_score);
+    num(o, "t_train", st->t_train);
+    num(o, "tokens_per_s", st->tokens_per_s);
+    num(o, "gen_tokens_per_s", st->gen_tokens_per_s);
+    json_object_set_new(o, "groups", json_integer(st->groups_used));
+    num(o, "elapsed", r1_grpo_run_elapsed(r));
+    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    if (!line)
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    r1_status s = r1_jsonl_append(r->metrics, line, err);
+    free(line);
+    return s;
+}
+
+r1_status r1_grpo_run_go(r1_grpo_run *r, const r1_grpo_hooks *h, r1_grpo_stats *last,
+                         r1_error *err)
+{
+    r->h = h;
+    r->stopped[0] = 0;
+    r->t_start = now();
+    int ran = 0;
+    r1_status st = R1_OK;
+    if (last)
+        memset(last, 0, sizeof *last);
+    while (r1_grpo_steps(r->g) < r->s.steps) {
+        r1_grpo_stats s;
+        st = r1_grpo_step(r->g, prompt_fn, score_fn, group_fn, r, &s, err);
+        if (st == R1_ECANCELED && ran && r1_grpo_exhausted(r->g) && !r1_interrupted()) {
+            /* every group scored the same even after the refills: nothing left to learn */
+            snprintf(r->stopped, sizeof r->stopped, "%s", err->msg);
+            st = R1_OK;
+            break;
+        }
+        if (st != R1_OK)
+            break;
+        ran = 1;
+        if (last)
+            *last = s;
+        if ((st = log_step(r, &s, err)) != R1_OK)
+            break;
+        if (r->s.save_every > 0 && s.step % r->s.save_every == 0 &&
+            r1_grpo_steps(r->g) < r->s.steps && (st = save(r, err)) != R1_OK)
+            break;
+        if (h && h->on_step && h->on_step(h->user, &s)) {
+            snprintf(r->stopped, sizeof r->stopped, "stopped by on_step after step %lld",
+                     (long long)s.step);
+            break;
+        }
+    }
+    if (st == R1_OK || st == R1_ECANCELED) { /* the last finished step is kept */
+        r1_error e2 = {0};
+        r1_status s2 = save(r, &e2);
+        if (s2 != R1_OK) {
+            *err = e2;
+            st = s2;
+        }
+    }
+    r->elapsed_before = r1_grpo_run_elapsed(r);
+    r->t_start = 0;
+    return st;
+}
+
+const char *r1_grpo_run_stopped(const r1_grpo_run *r)
+{
+    return r->stopped[0] ? r->stopped : NULL;
+}
+
+int64_t r1_grpo_run_step(const r1_grpo_run *r)
+{
+    return r1_grpo_steps(r->g);
+}
+
+const r1_grpo_settings *r1_grpo_run_settings(const r1_grpo_run *r)
+{
+    return &r->s;
+}
+
+r1_model *r1_grpo_run_model(r1_grpo_run *r)
+{
+    return r->m;
+}
+
+const r1_tokenizer *r1_grpo_run_tokenizer(const r1_grpo_run *r)
+{
+    return r->tok;
+}
+
+void r1_grpo_run_free(r1_grpo_run *r)
+{
+    if (!r)
+        return;
+    r1_grpo_free(r->g);
+    r1_model_free(r->m_owned);
+    r1_tokenizer_free(r->tok_owned);
+    free(r);
+}

@@ -1,19 +1,18 @@
-/* cmd_train.c — `r1lab train`: pretraining and cold-start SFT from the command line.
+/* cmd_train.c — `r1lab train`: pretraining, cold-start SFT and GRPO from the command line.
  *
- *   r1lab train --stage pretrain|sft --model DIR|tiny|small --out DIR [--steps N]
- *               [--tasks add:1-3@4,mul:1-2,...] [--seed S] [--batch B] [--seq-len T]
- *               [--lr X] [--min-lr X] [--warmup N] [--eval-every N] [--eval-n N]
- *               [--eval-above N] [--ckpt-every N] [--sft-docs N] [--plain F] [--mix F]
- *               [--mtp-lambda X] [--gamma X] [--threads N] [--log-every N]
+ *   r1lab train --stage pretrain|sft|grpo --model DIR|tiny|small --out DIR [--SETTING VALUE ...]
  *   r1lab train --out DIR --resume [--threads N] [--log-every N]
+ *   r1lab train --stage STAGE --help          every setting of the stage, its range and default
  *
- * `--model tiny|small` starts from a random init (seed --seed) with the built-in tokenizer;
- * `--model DIR` loads a model folder (and its tokenizer.json when there is one).  The engine
- * (r1_sft.h) writes OUT/metrics.jsonl, OUT/checkpoint/ and the model into OUT; this file parses
- * options, prints progress lines (step, loss, tokens/s, ETA) and evaluation tables on stdout,
- * and turns Ctrl-C into r1_interrupt(): the run stops after the current step with a checkpoint,
- * and `--resume` continues it exactly.  Returns 0, 1 on failure, 2 on usage errors, 130 when
- * interrupted. */
+ * The settings are the stage's settings table (r1_settings.h): `--eval-every 100` sets
+ * eval_every, the same name Lua and the checkpoints use; an unknown option is refused with a
+ * suggestion, a value out of range with the range.  `--model tiny|small` starts from a random
+ * init (seed --seed) with the built-in tokenizer; `--model DIR` loads a model folder (and its
+ * tokenizer.json).  The engine (r1_sft.h, r1_grpo_run.h) writes OUT/metrics.jsonl,
+ * OUT/checkpoint/ and the model into OUT; this file parses options, prints progress lines and
+ * evaluation tables on stdout, and turns Ctrl-C into r1_interrupt(): the run stops after the
+ * current step with a checkpoint, and `--resume` continues it exactly.  Returns 0, 1 on
+ * failure, 2 on usage errors, 130 when interrupted. */
 #include <config.h>
 
 #include <errno.h>
@@ -22,8 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+
+#include <jansson.h>
 
 #include "cmd.h"
+#include "r1_grpo_run.h"
 #include "r1_sft.h"
 
 static void on_sigint(int sig)
@@ -33,12 +36,10 @@ static void on_sigint(int sig)
 }
 
 static const char usage_text[] =
-    "usage: r1lab train --stage pretrain|sft --model DIR|tiny|small --out DIR [--steps N]\n"
-    "                   [--tasks add:1-3@4,mul:1-2,...] [--seed S] [--batch B] [--seq-len T]\n"
-    "                   [--lr X] [--min-lr X] [--warmup N] [--eval-every N] [--eval-n N]\n"
-    "                   [--eval-above N] [--ckpt-every N] [--sft-docs N] [--plain F] [--mix F]\n"
-    "                   [--mtp-lambda X] [--gamma X] [--threads N] [--log-every N]\n"
-    "       r1lab train --out DIR --resume [--threads N] [--log-every N]\n";
+    "usage: r1lab train --stage pretrain|sft|grpo --model DIR|tiny|small --out DIR\n"
+    "                   [--SETTING VALUE ...] [--threads N] [--log-every N]\n"
+    "       r1lab train --out DIR --resume [--threads N] [--log-every N]\n"
+    "       r1lab train --stage pretrain|sft|grpo --help   (the stage's settings)\n";
 
 static int parse_long(const char *opt, const char *v, long lo, long hi, long *out)
 {
@@ -48,18 +49,6 @@ static int parse_long(const char *opt, const char *v, long lo, long hi, long *ou
     if (errno || !*v || *end || x < lo || x > hi) {
         fprintf(stderr, "r1lab train: %s expects an integer in %ld..%ld, got '%s'\n", opt, lo,
                 hi, v);
-        return 0;
-    }
-    *out = x;
-    return 1;
-}
-
-static int parse_double(const char *opt, const char *v, double lo, double hi, double *out)
-{
-    char *end;
-    double x = strtod(v, &end);
-    if (!*v || *end || !(x >= lo && x <= hi)) {
-        fprintf(stderr, "r1lab train: %s expects a number in %g..%g, got '%s'\n", opt, lo, hi, v);
         return 0;
     }
     *out = x;
@@ -115,88 +104,6 @@ static int on_progress(const r1_sft_progress *p, void *user)
     return 0;
 }
 
-/* Options that set training settings; refused with --resume, which reuses the saved ones. */
-static int apply_option(r1_sft_settings *s, const char *a, const char *val, int *handled)
-{
-    long v;
-    double x;
-    *handled = 1;
-    if (!strcmp(a, "--steps")) {
-        if (!parse_long(a, val, 1, 100000000, &v))
-            return 0;
-        s->steps = (int)v;
-    } else if (!strcmp(a, "--tasks")) {
-        r1_error err = {0};
-        if (r1_sft_parse_tasks(s, val, &err) != R1_OK) {
-            fprintf(stderr, "r1lab train: --tasks: %s\n", err.msg);
-            return 0;
-        }
-    } else if (!strcmp(a, "--seed")) {
-        if (!parse_long(a, val, 0, 0x7fffffffL, &v))
-            return 0;
-        s->seed = (uint64_t)v;
-    } else if (!strcmp(a, "--batch")) {
-        if (!parse_long(a, val, 1, 4096, &v))
-            return 0;
-        s->batch = (int)v;
-    } else if (!strcmp(a, "--seq-len")) {
-        if (!parse_long(a, val, 16, 65536, &v))
-            return 0;
-        s->seq_len = (int)v;
-    } else if (!strcmp(a, "--warmup")) {
-        if (!parse_long(a, val, 0, 100000000, &v))
-            return 0;
-        s->opt.warmup = (int)v;
-    } else if (!strcmp(a, "--eval-every")) {
-        if (!parse_long(a, val, 0, 100000000, &v))
-            return 0;
-        s->eval_every = (int)v;
-    } else if (!strcmp(a, "--eval-n")) {
-        if (!parse_long(a, val, 1, R1_SFT_HELDOUT, &v))
-            return 0;
-        s->eval_n = (int)v;
-    } else if (!strcmp(a, "--eval-above")) {
-        if (!parse_long(a, val, 0, 100, &v))
-            return 0;
-        s->eval_above = (int)v;
-    } else if (!strcmp(a, "--ckpt-every")) {
-        if (!parse_long(a, val, 0, 100000000, &v))
-            return 0;
-        s->ckpt_every = (int)v;
-    } else if (!strcmp(a, "--sft-docs")) {
-        if (!parse_long(a, val, 0, 100000000, &v))
-            return 0;
-        s->sft_docs = (int)v;
-    } else if (!strcmp(a, "--lr")) {
-        if (!parse_double(a, val, 1e-8, 0.999, &x))
-            return 0;
-        s->opt.lr = (float)x;
-    } else if (!strcmp(a, "--min-lr")) {
-        if (!parse_double(a, val, 0, 0.999, &x))
-            return 0;
-        s->opt.min_lr = (float)x;
-    } else if (!strcmp(a, "--plain")) {
-        if (!parse_double(a, val, 0, 1, &x))
-            return 0;
-        s->plain_frac = x;
-    } else if (!strcmp(a, "--mix")) {
-        if (!parse_double(a, val, 0, 1, &x))
-            return 0;
-        s->mix_frac = x;
-    } else if (!strcmp(a, "--mtp-lambda")) {
-        if (!parse_double(a, val, 0, 100, &x))
-            return 0;
-        s->mtp_lambda = (float)x;
-    } else if (!strcmp(a, "--gamma")) {
-        if (!parse_double(a, val, 0, 1, &x))
-            return 0;
-        s->balance_gamma = (float)x;
-    } else {
-        *handled = 0;
-    }
-    return 1;
-}
-
 /* The starting model: a preset with a random init, or a folder. */
 static r1_status open_model(const char *spec, uint64_t seed, r1_model **m, r1_tokenizer **tok,
                             r1_error *err)
@@ -224,81 +131,39 @@ static r1_status open_model(const char *spec, uint64_t seed, r1_model **m, r1_to
     return st;
 }
 
-int cmd_train(int argc, char **argv)
+/* The stage a run folder's checkpoint holds ("" when unreadable: the resume reports why). */
+static void run_stage(const char *out, char *stage, size_t cap)
 {
-    const char *stage = NULL, *model = NULL, *out = NULL;
-    int resume = 0, setting_given = 0, min_lr_given = 0;
-    long threads = -1, log_every = 0;
-    r1_sft_settings s = r1_sft_defaults(R1_SFT_PRETRAIN);
-    /* the stage decides the defaults, so find it first */
-    for (int i = 0; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "--stage"))
-            stage = argv[i + 1];
-    if (stage) {
-        r1_error err = {0};
-        r1_sft_stage sg;
-        if (r1_sft_stage_parse(&sg, stage, &err) != R1_OK) {
-            fprintf(stderr, "r1lab train: --stage: %s\n", err.msg);
-            return 2;
-        }
-        s = r1_sft_defaults(sg);
-    }
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--resume")) {
-            resume = 1;
-            continue;
-        }
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
-        if (!val) {
-            fprintf(stderr, "r1lab train: %s needs a value\n%s", a, usage_text);
-            return 2;
-        }
-        i++;
-        int handled;
-        if (!strcmp(a, "--stage"))
-            continue;
-        if (!strcmp(a, "--model"))
-            model = val;
-        else if (!strcmp(a, "--out"))
-            out = val;
-        else if (!strcmp(a, "--threads")) {
-            if (!parse_long(a, val, 0, 1024, &threads))
-                return 2;
-        } else if (!strcmp(a, "--log-every")) {
-            if (!parse_long(a, val, 1, 100000000, &log_every))
-                return 2;
-        } else if (!apply_option(&s, a, val, &handled)) {
-            return 2;
-        } else if (!handled) {
-            fprintf(stderr, "r1lab train: unknown option '%s'\n%s", a, usage_text);
-            return 2;
-        } else {
-            setting_given = 1;
-            min_lr_given |= !strcmp(a, "--min-lr");
-            if (!strcmp(a, "--lr") && !min_lr_given)
-                s.opt.min_lr = s.opt.lr / 10;
-        }
-    }
-    if (!out || (resume && (stage || model || setting_given)) || (!resume && (!stage || !model))) {
-        if (resume && (stage || model || setting_given))
-            fprintf(stderr, "r1lab train: --resume continues with the checkpoint's own model and "
-                            "settings; give only --out (and --threads, --log-every)\n");
-        fputs(usage_text, stderr);
-        return 2;
-    }
-    if (threads >= 0)
-        r1_set_threads((int)threads);
-    if (strlen(out) >= sizeof s.out_dir - 64) {
-        fprintf(stderr, "r1lab train: --out is too long\n");
-        return 2;
-    }
-    snprintf(s.out_dir, sizeof s.out_dir, "%s", out);
-    s.opt.total = s.steps;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/checkpoint/trainer_state.json", out);
+    json_t *j = json_load_file(p, 0, NULL);
+    json_t *v = j ? json_object_get(j, "stage") : NULL;
+    snprintf(stage, cap, "%s", json_is_string(v) ? json_string_value(v) : "");
+    json_decref(j);
+}
 
+/* Runs f with Ctrl-C turned into r1_interrupt() (a second Ctrl-C kills: SA_RESETHAND). */
+static struct sigaction old_int;
+static void trap_sigint(int on)
+{
+    if (!on) {
+        sigaction(SIGINT, &old_int, NULL);
+        return;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    r1_interrupt_clear();
+}
+
+/* ------------------------------------------------------------------ pretrain and sft */
+
+static int train_sft(const char *model, const char *out, int resume, r1_sft_settings *s,
+                     long log_every)
+{
     r1_error err = {0};
     r1_model *m = NULL;
     r1_tokenizer *tok = NULL;
@@ -307,11 +172,11 @@ int cmd_train(int argc, char **argv)
     if (resume) {
         st = r1_sft_resume(&t, out, &err);
     } else {
-        st = r1_sft_validate(&s, NULL, &err);
+        st = r1_sft_validate(s, NULL, &err);
         if (st == R1_OK)
-            st = open_model(model, s.seed, &m, &tok, &err);
+            st = open_model(model, s->seed, &m, &tok, &err);
         if (st == R1_OK)
-            st = r1_sft_new(&t, m, tok, &s, &err);
+            st = r1_sft_new(&t, m, tok, s, &err);
     }
     if (st != R1_OK) {
         fprintf(stderr, "r1lab train: %s\n", err.msg);
@@ -333,15 +198,9 @@ int cmd_train(int argc, char **argv)
     fflush(stdout);
 
     progress_ctx pc = {(int)(log_every ? log_every : rs->steps >= 50 ? rs->steps / 50 : 1)};
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
-    r1_interrupt_clear();
+    trap_sigint(1);
     st = r1_sft_run(t, on_progress, &pc, &err);
-    sigaction(SIGINT, &old, NULL);
+    trap_sigint(0);
     int rc = 0;
     if (st == R1_ECANCELED) {
         printf("interrupted: %s; continue with: r1lab train --out %s --resume\n", err.msg, out);
@@ -358,4 +217,271 @@ int cmd_train(int argc, char **argv)
     r1_tokenizer_free(tok);
     r1_model_free(m);
     return rc;
+}
+
+/* ------------------------------------------------------------------ grpo */
+
+typedef struct {
+    const r1_grpo_settings *s;
+    long log_every;
+    double t0;
+    int64_t first; /* the step the run (or its resume) started from */
+} grpo_ctx;
+
+static int grpo_step(void *user, const r1_grpo_stats *st)
+{
+    grpo_ctx *c = user;
+    const r1_grpo_settings *s = c->s;
+    if (st->step == c->first + 1 || st->step == s->steps || st->step % c->log_every == 0) {
+        char rw[256] = "";
+        size_t k = 0;
+        for (int i = 0; i < s->cfg.nrewards && k < sizeof rw; i++) {
+            int w = snprintf(rw + k, sizeof rw - k, "%s%s %.3f", i ? ", " : "",
+                             s->cfg.reward_names[i], st->reward_mean[i]);
+            k += w > 0 ? (size_t)w : 0;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double el = ts.tv_sec + ts.tv_nsec * 1e-9 - c->t0;
+        double eta = el / (double)(st->step - c->first) * (double)(s->steps - st->step);
+        char els[32], etas[32];
+        hms(el, els, sizeof els);
+        hms(eta, etas, sizeof etas);
+        printf("grpo step %lld/%d  reward %.3f (%s)  kl %.4f  len %.1f  gnorm %.3f  "
+               "%.0f tok/s  elapsed %s  ETA %s\n",
+               (long long)st->step, s->steps, st->total_mean, rw, st->kl, st->len_mean,
+               st->grad_norm, st->gen_tokens_per_s, els, etas);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+/* Greedy held-out evaluation of the run's tasks (the evaluator of r1_sft.h), printed. */
+static int grpo_eval(r1_model *m, const r1_tokenizer *tok, const r1_grpo_settings *g,
+                     int64_t step, r1_error *err)
+{
+    r1_sft_settings s = r1_sft_defaults(R1_SFT_COLDSTART);
+    s.ntasks = g->ntasks;
+    for (int i = 0; i < g->ntasks; i++)
+        s.tasks[i] = (r1_sft_task){g->tasks[i], g->dmin[i], g->dmax[i], 1};
+    s.eval_above = 0;
+    s.eval_n = g->eval_n;
+    r1_sft_data *d = NULL;
+    r1_sft_eval e;
+    r1_status st = r1_sft_data_new(&d, &s, tok, err);
+    if (st == R1_OK)
+        st = r1_sft_evaluate(m, tok, d, g->eval_n, &e, err);
+    if (st == R1_OK)
+        print_eval(&e, step);
+    r1_sft_data_free(d);
+    return st;
+}
+
+static int train_grpo(const char *model, const char *out, int resume, r1_grpo_settings *s,
+                      long log_every)
+{
+    r1_error err = {0};
+    r1_model *m = NULL;
+    r1_tokenizer *tok = NULL;
+    r1_grpo_run *run = NULL;
+    r1_status st = R1_OK;
+    char mp[4200], ck[4200];
+    snprintf(mp, sizeof mp, "%s/metrics.jsonl", out);
+    snprintf(ck, sizeof ck, "%s/checkpoint", out);
+    if (resume) {
+        st = r1_grpo_run_resume_dir(&run, out, &err);
+    } else {
+        struct stat sb;
+        if (stat(mp, &sb) == 0 || stat(ck, &sb) == 0)
+            st = r1_error_set(&err, R1_EINVAL, "%s holds a run already: continue it with "
+                              "--resume, or choose another --out", out);
+        else if (mkdir(out, 0777) != 0 && errno != EEXIST)
+            st = r1_error_set(&err, R1_EIO, "%s: cannot create the folder: %s", out,
+                              strerror(errno));
+        if (st == R1_OK)
+            st = r1_grpo_settings_validate(s, &err);
+        if (st == R1_OK)
+            st = open_model(model, s->cfg.seed, &m, &tok, &err);
+        if (st == R1_OK && !tok && !(tok = r1_tokenizer_new_builtin()))
+            st = r1_error_set(&err, R1_ENOMEM, "out of memory");
+        r1_grpo_paths paths = {mp, ck, out};
+        if (st == R1_OK)
+            st = r1_grpo_run_new(&run, m, tok, s, NULL, NULL, &paths, &err);
+    }
+    if (st != R1_OK) {
+        fprintf(stderr, "r1lab train: %s\n", err.msg);
+        r1_tokenizer_free(tok);
+        r1_model_free(m);
+        return 1;
+    }
+    const r1_grpo_settings *rs = r1_grpo_run_settings(run);
+    char tasks[512], rewards[512];
+    const r1_settings_table *t = r1_grpo_settings_table();
+    r1_settings_format(r1_settings_find(t, "tasks", NULL, "", NULL), rs, tasks, sizeof tasks);
+    r1_settings_format(r1_settings_find(t, "rewards", NULL, "", NULL), rs, rewards,
+                       sizeof rewards);
+    printf("%s grpo: %d steps of %d prompts x %d completions (up to %d tokens), tasks %s, "
+           "rewards %s, lr %.2e, beta %g, seed %llu, %d thread%s\n",
+           resume ? "resuming" : "training", rs->steps, rs->cfg.prompts, rs->cfg.group,
+           rs->cfg.max_new, tasks, rewards, rs->cfg.opt.lr, rs->cfg.beta,
+           (unsigned long long)rs->cfg.seed, r1_threads(), r1_threads() == 1 ? "" : "s");
+    if (resume)
+        printf("from step %lld\n", (long long)r1_grpo_run_step(run));
+    fflush(stdout);
+    r1_model *pm = r1_grpo_run_model(run);
+    const r1_tokenizer *pt = r1_grpo_run_tokenizer(run);
+    int rc = 0;
+    if (!resume && rs->eval_n > 0 && grpo_eval(pm, pt, rs, 0, &err) != R1_OK)
+        rc = 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    grpo_ctx c = {rs, log_every ? log_every : rs->steps >= 50 ? rs->steps / 50 : 1,
+                  ts.tv_sec + ts.tv_nsec * 1e-9, r1_grpo_run_step(run)};
+    r1_grpo_hooks h = {NULL, NULL, grpo_step, &c};
+    if (rc == 0) {
+        trap_sigint(1);
+        st = r1_grpo_run_go(run, &h, NULL, &err);
+        trap_sigint(0);
+    }
+    if (rc) {
+        fprintf(stderr, "r1lab train: %s\n", err.msg);
+    } else if (st == R1_ECANCELED) {
+        printf("interrupted: %s; continue with: r1lab train --out %s --resume\n", err.msg, out);
+        rc = 130;
+    } else if (st != R1_OK) {
+        fprintf(stderr, "r1lab train: %s\n", err.msg);
+        rc = 1;
+    } else {
+        if (r1_grpo_run_stopped(run))
+            printf("stopped early: %s\n", r1_grpo_run_stopped(run));
+        if (rs->eval_n > 0 && grpo_eval(pm, pt, rs, r1_grpo_run_step(run), &err) != R1_OK) {
+            fprintf(stderr, "r1lab train: %s\n", err.msg);
+            rc = 1;
+        }
+        printf("done: %lld steps; model in %s (r1lab generate --model %s), metrics in "
+               "%s/metrics.jsonl\n",
+               (long long)r1_grpo_run_step(run), out, out, out);
+    }
+    r1_grpo_run_free(run);
+    r1_tokenizer_free(tok);
+    r1_model_free(m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ options */
+
+int cmd_train(int argc, char **argv)
+{
+    const char *stage = NULL, *model = NULL, *out = NULL;
+    int resume = 0, setting_given = 0, min_lr_given = 0, help = 0;
+    long threads = -1, log_every = 0;
+    /* the stage decides the settings table and the defaults, so find it first */
+    for (int i = 0; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--stage"))
+            stage = argv[i + 1];
+    const r1_settings_table *table = stage ? r1_settings_table_of(stage) : NULL;
+    if (stage && !table) {
+        fprintf(stderr, "r1lab train: --stage expects pretrain, sft or grpo, got '%s'\n", stage);
+        return 2;
+    }
+    int grpo = table == r1_grpo_settings_table();
+    r1_sft_settings ss = r1_sft_defaults(stage && !strcmp(stage, "sft") ? R1_SFT_COLDSTART
+                                                                        : R1_SFT_PRETRAIN);
+    r1_grpo_settings gs = r1_grpo_settings_defaults();
+    void *settings = grpo ? (void *)&gs : (void *)&ss;
+    char where[64];
+    snprintf(where, sizeof where, "r1lab train --stage %s", stage ? stage : "");
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--resume")) {
+            resume = 1;
+            continue;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            help = 1;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "r1lab train: expected an option, got '%s'\n%s", a, usage_text);
+            return 2;
+        }
+        if (!val) {
+            fprintf(stderr, "r1lab train: %s needs a value\n%s", a, usage_text);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--stage"))
+            continue;
+        if (!strcmp(a, "--model"))
+            model = val;
+        else if (!strcmp(a, "--out"))
+            out = val;
+        else if (!strcmp(a, "--threads")) {
+            if (!parse_long(a, val, 0, 1024, &threads))
+                return 2;
+        } else if (!strcmp(a, "--log-every")) {
+            if (!parse_long(a, val, 1, 100000000, &log_every))
+                return 2;
+        } else if (!table) {
+            fprintf(stderr, "r1lab train: %s: give --stage first (pretrain, sft or grpo), or "
+                            "--resume alone\n", a);
+            return 2;
+        } else {
+            r1_error err = {0};
+            int old;
+            const r1_setting *e = r1_settings_find(table, a + 2, &old, where, &err);
+            if (!e) {
+                fprintf(stderr, "r1lab train: %s\n", err.msg);
+                return 2;
+            }
+            if (old) {
+                char dash[64];
+                snprintf(dash, sizeof dash, "%s", e->name);
+                for (char *c = dash; *c; c++)
+                    *c = *c == '_' ? '-' : *c;
+                fprintf(stderr, "r1lab train: %s is deprecated: use --%s\n", a, dash);
+            }
+            if (r1_settings_set_text(e, settings, val, "", &err) != R1_OK) {
+                fprintf(stderr, "r1lab train: --%s\n", err.msg);
+                return 2;
+            }
+            setting_given = 1;
+            min_lr_given |= !strcmp(e->name, "min_lr");
+            if (!grpo && !strcmp(e->name, "lr") && !min_lr_given)
+                ss.opt.min_lr = ss.opt.lr / 10; /* the command line's habit since 0.1 */
+        }
+    }
+    if (help) {
+        fputs(usage_text, stdout);
+        if (table) {
+            char buf[16384];
+            r1_settings_help(table, settings, buf, sizeof buf);
+            printf("\nsettings of --stage %s (Lua: the same names with underscores):\n%s",
+                   table->stage, buf);
+        }
+        return 0;
+    }
+    if (!out || (resume && (stage || model || setting_given)) || (!resume && (!stage || !model))) {
+        if (resume && (stage || model || setting_given))
+            fprintf(stderr, "r1lab train: --resume continues with the checkpoint's own model and "
+                            "settings; give only --out (and --threads, --log-every)\n");
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    if (threads >= 0)
+        r1_set_threads((int)threads);
+    if (strlen(out) >= sizeof ss.out_dir - 64) {
+        fprintf(stderr, "r1lab train: --out is too long\n");
+        return 2;
+    }
+    if (resume) {
+        char st[32];
+        run_stage(out, st, sizeof st);
+        grpo = !strcmp(st, "grpo");
+    }
+    if (grpo)
+        return train_grpo(model, out, resume, &gs, log_every);
+    snprintf(ss.out_dir, sizeof ss.out_dir, "%s", out);
+    ss.opt.total = ss.steps;
+    return train_sft(model, out, resume, &ss, log_every);
 }

@@ -561,8 +561,26 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
     return s;
 }
 
+static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn score,
+                      r1_grpo_group_fn group_cb, void *user, r1_grpo_stats *st, r1_error *err);
+
 r1_status r1_grpo_step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn score,
                        r1_grpo_group_fn group_cb, void *user, r1_grpo_stats *st, r1_error *err)
+{
+    /* a step that does not finish consumes no prompts and no random numbers, so that the
+     * checkpoint written after it resumes exactly where an uninterrupted run would be */
+    int64_t next = g->next_prompt;
+    r1_rng rng = g->rng;
+    r1_status s = step(g, prompts, score, group_cb, user, st, err);
+    if (s != R1_OK) {
+        g->next_prompt = next;
+        g->rng = rng;
+    }
+    return s;
+}
+
+static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn score,
+                      r1_grpo_group_fn group_cb, void *user, r1_grpo_stats *st, r1_error *err)
 {
     const r1_grpo_cfg *c = &g->cfg;
     int G = c->group, P = c->prompts;

@@ -15,6 +15,7 @@
 
 #include "r1_grpo_run.h"
 #include "r1_rng.h"
+#include "r1_sft.h"
 #include "r1_train.h"
 
 r1_grpo_settings r1_grpo_settings_defaults(void)
@@ -234,15 +235,18 @@ static const r1_setting grpo_settings[] = {
     {"seed", R1_SET_SEED, F(cfg.seed), 0, 0, NULL, "seed of the prompts and the sampling", NULL, NULL, NULL},
     {"save_every", R1_SET_INT, F(save_every), 0, 1e8, NULL,
      "checkpoint every N steps (0: at the end and on a stop)", NULL, NULL, NULL},
+    {"eval_n", R1_SET_INT, F(eval_n), 0, R1_SFT_HELDOUT, NULL,
+     "r1lab train: held-out problems per task and difficulty, evaluated before and after "
+     "(0: none)", NULL, NULL, NULL},
 };
 #undef F
 
-const r1_settings_table r1_grpo_settings_table_ = {"grpo", grpo_settings,
+const r1_settings_table r1_grpo_settings_tbl = {"grpo", grpo_settings,
                                                    sizeof grpo_settings / sizeof *grpo_settings};
 
 const r1_settings_table *r1_grpo_settings_table(void)
 {
-    return &r1_grpo_settings_table_;
+    return &r1_grpo_settings_tbl;
 }
 
 r1_status r1_grpo_settings_validate(r1_grpo_settings *s, r1_error *err)

@@ -44,6 +44,8 @@ typedef struct {
     int difficulty;   /* for entries without one (0: each task's training difficulty) */
     int lang;         /* 0 auto, 1 en, 2 es: the language the prompts ask for */
     int save_every;   /* checkpoint every N steps (0: at the end and on a stop) */
+    int eval_n;       /* the command line: held-out problems per task and difficulty it
+                       * evaluates before and after the run (0: none); r1.grpo ignores it */
 } r1_grpo_settings;
 
 /* GRPO's defaults (r1_grpo_defaults for the step), task "add", 10 steps, accuracy + format. */

@@ -18,13 +18,13 @@
 #include "r1_settings.h"
 
 extern const r1_settings_table r1_sft_pretrain_table, r1_sft_coldstart_table,
-    r1_grpo_settings_table;
+    r1_grpo_settings_tbl;
 
 const r1_settings_table *r1_settings_table_of(const char *stage)
 {
     static const r1_settings_table *const all[] = {&r1_sft_pretrain_table,
                                                    &r1_sft_coldstart_table,
-                                                   &r1_grpo_settings_table};
+                                                   &r1_grpo_settings_tbl};
     for (size_t i = 0; stage && i < sizeof all / sizeof *all; i++)
         if (!strcmp(all[i]->stage, stage))
             return all[i];

@@ -121,4 +121,54 @@ ok $? "--prompt and --tokens together are a usage error"
 out=$("$r1lab" generate --model "$src/models/builtin" --prompt "1+1" --max-tokns 5 2>&1)
 [ $? -eq 2 ] && [ -n "$(echo "$out" | grep "unknown option '--max-tokns'")" ]
 ok $? "a misspelt option is refused, named, exit 2"
+# train --stage grpo: a run folder, and --resume continues exactly
+grpo="--stage grpo --model $src/models/builtin --tasks add:1 --group 4 --prompts 2 --max-new 40"
+out=$("$r1lab" train $grpo --out "$tmp/g1" --steps 4 --threads 1 2>&1)
+ok $? "train --stage grpo runs ($(echo "$out" | tail -1))"
+[ -f "$tmp/g1/checkpoint/trainer_state.json" ] && [ -f "$tmp/g1/model.safetensors" ] && \
+    [ -f "$tmp/g1/checkpoint/tokenizer.json" ] && [ "$(wc -l < "$tmp/g1/metrics.jsonl")" -eq 4 ]
+ok $? "it writes the checkpoint (with the tokenizer), the model and 4 metrics lines"
+ok $(has "$out" "grpo step 4/4  reward") "with a progress line per step"
+"$r1lab" generate --model "$tmp/g1" --prompt "What is 2+3?" --max-tokens 8 >/dev/null 2>&1
+ok $? "the run folder is a model folder generate reads"
+# stopped by Ctrl-C after a step, then resumed: the same metrics as the run above
+"$r1lab" train $grpo --out "$tmp/g2" --steps 4 --threads 1 > "$tmp/g2.log" 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 600 ] && ! [ -s "$tmp/g2/metrics.jsonl" ]; do sleep 0.05; i=$((i + 1)); done
+kill -INT $pid
+wait $pid
+rc=$?
+k=$(wc -l < "$tmp/g2/metrics.jsonl")
+[ $rc -eq 130 ] && [ "$k" -lt 4 ] && grep -q "r1lab train --out $tmp/g2 --resume" "$tmp/g2.log"
+ok $? "Ctrl-C stops after the current step ($k of 4 done), exit 130, and says how to resume"
+"$r1lab" train --out "$tmp/g2" --resume --threads 1 > "$tmp/g2r.log" 2>&1
+ok $? "--resume finishes the run ($(tail -1 "$tmp/g2r.log"))"
+strip() { sed -E 's/"(t_sample|t_score|t_train|tokens_per_s|gen_tokens_per_s|elapsed)":[^,}]*,?//g' "$1"; }
+[ "$(strip "$tmp/g1/metrics.jsonl")" = "$(strip "$tmp/g2/metrics.jsonl")" ]
+ok $? "the resumed run's metrics equal the uninterrupted run's (timings aside)"
+cmp -s "$tmp/g1/model.safetensors" "$tmp/g2/model.safetensors"
+ok $? "and so does the model, bit for bit"
+out=$("$r1lab" train $grpo --out "$tmp/g1" --steps 4 2>&1)
+[ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'holds a run already')" ]
+ok $? "a folder holding a run is not overwritten"
+# one settings table per stage: typos, ranges, help, deprecated spellings
+out=$("$r1lab" train --stage sft --model tiny --out "$tmp/x" --stpes 5 2>&1)
+[ $? -eq 2 ] && [ -n "$(echo "$out" | grep "unknown option 'stpes' for r1lab train --stage sft (did you mean 'steps'?)")" ]
+ok $? "a misspelt setting is refused with a suggestion ($out)"
+out=$("$r1lab" train --stage grpo --model tiny --out "$tmp/x" --prompts 1000000 2>&1)
+[ $? -eq 2 ] && [ -n "$(echo "$out" | grep "prompts expects an integer in 1..4096")" ]
+ok $? "a value outside the range is refused with the range ($out)"
+out=$("$r1lab" train --stage grpo --help 2>&1)
+[ $? -eq 0 ] && [ -n "$(echo "$out" | grep -- '--dynamic-sampling')" ] && \
+    [ -n "$(echo "$out" | grep -- '--eps-high')" ]
+ok $? "train --stage grpo --help prints the settings table"
+for st in pretrain sft grpo; do
+    out=$("$r1lab" train --stage $st --help 2>&1)
+    n_help=$(echo "$out" | grep -c '^  --')
+    [ "$n_help" -gt 10 ]
+    ok $? "--stage $st --help lists its $n_help settings"
+done
+out=$("$r1lab" train --stage pretrain --plain 0.5 --help 2>&1)
+ok $(has "$out" "--plain is deprecated: use --plain-frac") "an older spelling works with a notice"
 echo "1..$n"

@@ -46,6 +46,25 @@ t.raises(function() r1.grpo{model = x, tasks = {"add", "mul:1-40"}, steps = 1} e
   'entry 2 "mul:1-40": difficulties 1-40; mul has 1..', "a range beyond the task's difficulties")
 t.raises(function() r1.grpo{model = x, tasks = {"add:x"}, steps = 1} end,
   'tasks: entry 1 "add:x": expected NAME, NAME:D or NAME:LO-HI', "a difficulty that is not a number")
+-- one settings table per stage: misspelt keys, values out of range, wrong types
+t.raises(function() r1.grpo{model = x, task = "add", setps = 10} end,
+  "unknown option 'setps' for r1.grpo (did you mean 'steps'?)", "r1.grpo: a misspelt key")
+t.raises(function() r1.grpo{model = x, task = "add", on_stpe = print} end,
+  "did you mean 'on_step'?", "r1.grpo: a misspelt callback")
+t.raises(function() r1.grpo{model = x, task = "add", prompts = 1e6} end,
+  "prompts expects an integer in 1..4096", "r1.grpo: prompts out of range")
+t.raises(function() r1.grpo{model = x, task = "add", lr = 0/0} end,
+  "lr expects a number in", "r1.grpo: a NaN learning rate")
+t.raises(function() r1.grpo{model = x, task = "add", agg = "tokens"} end,
+  "agg expects one of seq|token|const", "r1.grpo: an unknown choice")
+t.raises(function() r1.grpo{model = x, task = "add", dynamic_sampling = "yes please"} end,
+  "dynamic_sampling expects true or false", "r1.grpo: a wrongly typed flag")
+t.raises(function() r1.grpo{model = x, task = "add", rewards = {{"format", weight = 1/0}}} end,
+  "not a finite number", "r1.grpo: an infinite reward weight")
+t.raises(function() r1.pretrain{model = x, stpes = 1} end,
+  "unknown option 'stpes' for r1.pretrain (did you mean 'steps'?)", "r1.pretrain: a misspelt key")
+t.raises(function() r1.sft{model = x, eval_every = -1} end,
+  "eval_every expects an integer in 0..", "r1.sft: a value out of range")
 t.raises(function() r1.reject_sample{model = x, tasks = {"add", "mul:0"}, out = "/dev/null"} end,
   'r1.reject_sample: tasks[2] "mul:0"', "rejection sampling names a bad task entry")
 t.raises(function() r1.reject_sample{model = x, tasks = {"add:1-10", "mul:1-7"}, out = "/dev/null"}

@@ -1,0 +1,122 @@
+/* t_settings.c — the settings tables (r1_settings.h) of every stage: each setting is found by
+ * its name and its command-line spelling, its default writes back to text and reads again
+ * unchanged, numbers outside the range are refused naming the key and the range, misspelt
+ * keys get a suggestion, deprecated spellings still work, and JSON round-trips.  The Lua and
+ * command-line front ends are tested in tests/lua/t_errors.lua and tests/t_cli.sh. */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "r1_grpo_run.h"
+#include "r1_settings.h"
+#include "r1_sft.h"
+#include "tap.h"
+
+static int has(const char *s, const char *sub) { return s && strstr(s, sub) != NULL; }
+
+/* The stage's defaults in a buffer big enough for either settings struct. */
+static void defaults(const char *stage, void *buf)
+{
+    if (!strcmp(stage, "grpo")) {
+        r1_grpo_settings g = r1_grpo_settings_defaults();
+        memcpy(buf, &g, sizeof g);
+    } else {
+        r1_sft_settings s = r1_sft_defaults(strcmp(stage, "sft") ? R1_SFT_PRETRAIN
+                                                                  : R1_SFT_COLDSTART);
+        memcpy(buf, &s, sizeof s);
+    }
+}
+
+static size_t size_of(const char *stage)
+{
+    return !strcmp(stage, "grpo") ? sizeof(r1_grpo_settings) : sizeof(r1_sft_settings);
+}
+
+int main(void)
+{
+    static const char *const stages[] = {"pretrain", "sft", "grpo"};
+    static unsigned char a[sizeof(r1_grpo_settings) + sizeof(r1_sft_settings)],
+        b[sizeof(r1_grpo_settings) + sizeof(r1_sft_settings)];
+    r1_error err = {0};
+    for (int si = 0; si < 3; si++) {
+        const char *stage = stages[si];
+        const r1_settings_table *t = r1_settings_table_of(stage);
+        ok(t && !strcmp(t->stage, stage) && t->n > 10, "%s has a table (%d settings)", stage,
+           t ? t->n : 0);
+        if (!t)
+            continue;
+        int found = 0, round = 0, ranged = 0, nnum = 0, helped = 0;
+        for (int i = 0; i < t->n; i++) {
+            const r1_setting *e = &t->v[i];
+            char dash[64], txt[1024], txt2[1024];
+            snprintf(dash, sizeof dash, "%s", e->name);
+            for (char *c = dash; *c; c++)
+                *c = *c == '_' ? '-' : *c;
+            found += r1_settings_find(t, e->name, NULL, stage, &err) == e &&
+                     r1_settings_find(t, dash, NULL, stage, &err) == e;
+            helped += e->help && strlen(e->help) > 8;
+            defaults(stage, a);
+            defaults(stage, b);
+            r1_settings_format(e, a, txt, sizeof txt);
+            r1_status st = r1_settings_set_text(e, b, txt, stage, &err);
+            r1_settings_format(e, b, txt2, sizeof txt2);
+            round += st == R1_OK && !strcmp(txt, txt2) && !memcmp(a, b, size_of(stage));
+            if (st != R1_OK || strcmp(txt, txt2))
+                diag("%s %s: '%s' -> '%s' (%s)", stage, e->name, txt, txt2, err.msg);
+            if (e->type == R1_SET_INT || e->type == R1_SET_FLOAT || e->type == R1_SET_DOUBLE) {
+                nnum++;
+                ranged += r1_settings_set_number(e, b, e->hi * 2 + 1, stage, &err) == R1_EINVAL &&
+                          has(err.msg, e->name) && has(err.msg, "expects");
+                ranged -= r1_settings_set_number(e, b, NAN, stage, &err) != R1_EINVAL;
+            }
+        }
+        ok(found == t->n, "%s: every setting is found by its name and with dashes", stage);
+        ok(round == t->n, "%s: every default writes back to text and reads again unchanged",
+           stage);
+        ok(ranged == nnum, "%s: every number outside its range (or NaN) is refused naming the "
+           "key (%d of %d)", stage, ranged, nnum);
+        ok(helped == t->n, "%s: every setting has a line of help", stage);
+        ok(!r1_settings_find(t, "stpes", NULL, stage, &err) && has(err.msg, "unknown option "
+           "'stpes'") && has(err.msg, "did you mean 'steps'?"), "%s: a typo suggests the name "
+           "(%s)", stage, err.msg);
+        ok(!r1_settings_find(t, "zzzzzz", NULL, stage, &err) && !has(err.msg, "did you mean"),
+           "%s: nothing far off is suggested", stage);
+        defaults(stage, a);
+        char *j = r1_settings_json(t, a);
+        defaults(stage, b);
+        ok(j && r1_settings_parse_json(t, b, j, NULL, stage, &err) == R1_OK &&
+           !memcmp(a, b, size_of(stage)), "%s: JSON round-trips (%s)", stage, err.msg);
+        free(j);
+        ok(r1_settings_parse_json(t, b, "{\"setps\": 3}", NULL, stage, &err) == R1_EINVAL &&
+           has(err.msg, "did you mean 'steps'"), "%s: an unknown JSON key is refused", stage);
+    }
+    const r1_settings_table *g = r1_settings_table_of("grpo");
+    r1_grpo_settings gs = r1_grpo_settings_defaults();
+    int old = 0;
+    const r1_setting *e = r1_settings_find(g, "gamma", &old, "grpo", &err);
+    ok(e && old && !strcmp(e->name, "balance_gamma"), "a deprecated spelling finds its setting");
+    ok(r1_settings_set_text(r1_settings_find(g, "agg", NULL, "", &err), &gs, "token", "", &err) ==
+       R1_OK && gs.cfg.agg == R1_GRPO_TOKEN_MEAN, "a choice is set by its text");
+    ok(r1_settings_set_text(r1_settings_find(g, "agg", NULL, "", &err), &gs, "tokens", "r1.grpo",
+                            &err) == R1_EINVAL && has(err.msg, "seq|token|const"),
+       "an unknown choice lists the choices (%s)", err.msg);
+    ok(r1_settings_set_number(r1_settings_find(g, "prompts", NULL, "", &err), &gs, 1e6,
+                              "r1.grpo", &err) == R1_EINVAL && has(err.msg, "1..4096"),
+       "prompts = 1e6 is refused with the range (%s)", err.msg);
+    ok(r1_settings_set_number(r1_settings_find(g, "steps", NULL, "", &err), &gs, 2.5, "r1.grpo",
+                              &err) == R1_EINVAL, "a fraction for an integer is refused");
+    ok(r1_grpo_parse_tasks(&gs, "add:2-3,mul", &err) == R1_OK && gs.ntasks == 2 &&
+       gs.dmin[0] == 2 && gs.dmax[0] == 3 && gs.dmin[1] == 0, "a task list with a range");
+    ok(r1_grpo_settings_validate(&gs, &err) == R1_OK && gs.dmin[1] >= 1 &&
+       gs.cfg.opt.min_lr == gs.cfg.opt.lr, "validation resolves the default difficulty and min_lr");
+    ok(r1_grpo_parse_rewards(&gs, "accuracy,format@0.5,language", &err) == R1_OK &&
+       gs.cfg.nrewards == 3 && gs.cfg.reward_weights[1] == 0.5, "a reward list with a weight");
+    ok(r1_grpo_parse_rewards(&gs, "acuracy", &err) != R1_OK && has(err.msg, "acuracy"),
+       "an unknown reward is named (%s)", err.msg);
+    char help[16384];
+    r1_settings_help(g, &gs, help, sizeof help);
+    ok(has(help, "--dynamic-sampling") && has(help, "--max-new") && has(help, "1..4096"),
+       "the help lists the command-line spellings and ranges");
+    return done_testing();
+}

@@ -159,6 +159,23 @@ static void trap_sigint(int on)
     r1_interrupt_clear();
 }
 
+/* The last line of a run and its exit status: 0 done, 130 interrupted, 1 failed. */
+static int report_end(r1_status st, const r1_error *err, const char *out, int64_t steps)
+{
+    if (st == R1_ECANCELED) {
+        printf("interrupted: %s; continue with: r1lab train --out %s --resume\n", err->msg, out);
+        return 130;
+    }
+    if (st != R1_OK) {
+        fprintf(stderr, "r1lab train: %s\n", err->msg);
+        return 1;
+    }
+    printf("done: %lld steps; model in %s (r1lab generate --model %s), metrics in "
+           "%s/metrics.jsonl\n",
+           (long long)steps, out, out, out);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ pretrain and sft */
 
 static int train_sft(const char *model, const char *out, int resume, r1_sft_settings *s,
@@ -201,18 +218,7 @@ static int train_sft(const char *model, const char *out, int resume, r1_sft_sett
     trap_sigint(1);
     st = r1_sft_run(t, on_progress, &pc, &err);
     trap_sigint(0);
-    int rc = 0;
-    if (st == R1_ECANCELED) {
-        printf("interrupted: %s; continue with: r1lab train --out %s --resume\n", err.msg, out);
-        rc = 130;
-    } else if (st != R1_OK) {
-        fprintf(stderr, "r1lab train: %s\n", err.msg);
-        rc = 1;
-    } else {
-        printf("done: %lld steps; model in %s (r1lab generate --model %s), metrics in "
-               "%s/metrics.jsonl\n",
-               (long long)r1_sft_step_count(t), out, out, out);
-    }
+    int rc = report_end(st, &err, out, r1_sft_step_count(t));
     r1_sft_free(t);
     r1_tokenizer_free(tok);
     r1_model_free(m);
@@ -343,25 +349,14 @@ static int train_grpo(const char *model, const char *out, int resume, r1_grpo_se
         st = r1_grpo_run_go(run, &h, NULL, &err);
         trap_sigint(0);
     }
-    if (rc) {
+    if (rc == 0 && st == R1_OK && r1_grpo_run_stopped(run))
+        printf("stopped early: %s\n", r1_grpo_run_stopped(run));
+    if (rc == 0 && st == R1_OK && rs->eval_n > 0)
+        st = grpo_eval(pm, pt, rs, r1_grpo_run_step(run), &err);
+    if (rc)
         fprintf(stderr, "r1lab train: %s\n", err.msg);
-    } else if (st == R1_ECANCELED) {
-        printf("interrupted: %s; continue with: r1lab train --out %s --resume\n", err.msg, out);
-        rc = 130;
-    } else if (st != R1_OK) {
-        fprintf(stderr, "r1lab train: %s\n", err.msg);
-        rc = 1;
-    } else {
-        if (r1_grpo_run_stopped(run))
-            printf("stopped early: %s\n", r1_grpo_run_stopped(run));
-        if (rs->eval_n > 0 && grpo_eval(pm, pt, rs, r1_grpo_run_step(run), &err) != R1_OK) {
-            fprintf(stderr, "r1lab train: %s\n", err.msg);
-            rc = 1;
-        }
-        printf("done: %lld steps; model in %s (r1lab generate --model %s), metrics in "
-               "%s/metrics.jsonl\n",
-               (long long)r1_grpo_run_step(run), out, out, out);
-    }
+    else
+        rc = report_end(st, &err, out, r1_grpo_run_step(run));
     r1_grpo_run_free(run);
     r1_tokenizer_free(tok);
     r1_model_free(m);

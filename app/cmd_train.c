@@ -142,7 +142,8 @@ static void run_stage(const char *out, char *stage, size_t cap)
     json_decref(j);
 }
 
-/* Runs f with Ctrl-C turned into r1_interrupt() (a second Ctrl-C kills: SA_RESETHAND). */
+/* on: Ctrl-C becomes r1_interrupt() (a second Ctrl-C kills: SA_RESETHAND); off: the handler
+ * before it comes back. */
 static struct sigaction old_int;
 static void trap_sigint(int on)
 {

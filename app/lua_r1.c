@@ -235,12 +235,12 @@ static void set_value(lua_State *L, const r1_setting *e, void *s, const char *wh
         luaL_buffinit(L, &b);
         lua_Integer k = (lua_Integer)lua_rawlen(L, tbl);
         for (lua_Integer i = 1; i <= k; i++) {
+            if (i > 1) /* before the push: only luaL_addvalue takes a value above the buffer */
+                luaL_addchar(&b, ',');
             lua_rawgeti(L, tbl, i);
             if (lua_type(L, -1) != LUA_TSTRING)
                 luaL_error(L, "%s: %s[%d]: expected a string, got %s", where, e->name, (int)i,
                            luaL_typename(L, -1));
-            if (i > 1)
-                luaL_addchar(&b, ',');
             luaL_addvalue(&b);
         }
         luaL_pushresult(&b);

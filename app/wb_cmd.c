@@ -85,7 +85,7 @@ static void dropped(wb *w, const int *ids, int n)
                 w->nb->cells[c].state = NB_CANCELLED;
             load |= w->jobs[i].kind == WB_JOB_LOAD;
             if (len < sizeof list - 1) {
-                int wr = snprintf(list + len, sizeof list - len, "%s%s", k ? ", " : "",
+                int wr = snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "",
                                   w->jobs[i].what);
                 len = wr < 0 ? len : len + (size_t)wr;
                 if (len >= sizeof list - 1)

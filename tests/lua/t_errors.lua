@@ -61,6 +61,8 @@ t.raises(function() r1.grpo{model = x, task = "add", dynamic_sampling = "yes ple
   "dynamic_sampling expects true or false", "r1.grpo: a wrongly typed flag")
 t.raises(function() r1.grpo{model = x, task = "add", rewards = {{"format", weight = 1/0}}} end,
   "not a finite number", "r1.grpo: an infinite reward weight")
+t.raises(function() r1.grpo{model = x, tasks = {"add", 3}} end,
+  "r1.grpo: tasks[2]: expected a string, got number", "r1.grpo: a task list entry that is no string")
 t.raises(function() r1.pretrain{model = x, stpes = 1} end,
   "unknown option 'stpes' for r1.pretrain (did you mean 'steps'?)", "r1.pretrain: a misspelt key")
 t.raises(function() r1.sft{model = x, eval_every = -1} end,

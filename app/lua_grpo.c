@@ -46,35 +46,26 @@ typedef struct {
     int err_ref;
 } run;
 
-static int traceback(lua_State *L)
-{
-    luaL_traceback(L, L, lua_tostring(L, 1), 1);
-    return 1;
-}
-
-/* Calls the function below nargs arguments with a traceback handler; on error records
- * "what at step S, prompt I: message" and returns 0. */
-static int call(run *r, int nargs, int nres, const char *what, int64_t index)
+/* Calls the function at stack index fn with the nargs values on top and push's arguments,
+ * protected (lua_r1_pcall_with);
+ * on error records "what failed at step S, prompt I: message and traceback" and returns 0. */
+static int call(run *r, int fn, int nargs, int (*push)(lua_State *L, void *ud), void *ud,
+                int nres, const char *what, int64_t index)
 {
     lua_State *L = r->L;
-    int base = lua_gettop(L) - nargs;
-    lua_pushcfunction(L, traceback);
-    lua_insert(L, base);
-    int st = lua_pcall(L, nargs, nres, base);
-    lua_remove(L, base);
-    if (st != LUA_OK) {
-        if (index >= 0)
-            lua_pushfstring(L, "%s failed at step %I, prompt %I: %s", what,
-                            (lua_Integer)r->step + 1, (lua_Integer)index, lua_tostring(L, -1));
-        else
-            lua_pushfstring(L, "%s failed at step %I: %s", what, (lua_Integer)r->step + 1,
-                            lua_tostring(L, -1));
-        r->err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        lua_pop(L, 1);
-        r->failed = 1;
-        return 0;
-    }
-    return 1;
+    if (lua_r1_pcall_with(L, fn, nargs, push, ud, nres) == LUA_OK)
+        return 1;
+    const char *msg = lua_tostring(L, -1);
+    if (index >= 0)
+        lua_pushfstring(L, "%s failed at step %I, prompt %I: %s", what, (lua_Integer)r->step + 1,
+                        (lua_Integer)index, msg ? msg : "?");
+    else
+        lua_pushfstring(L, "%s failed at step %I: %s", what, (lua_Integer)r->step + 1,
+                        msg ? msg : "?");
+    r->err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
+    r->failed = 1;
+    return 0;
 }
 
 static void push_sample(lua_State *L, const r1_reward_sample *s, const r1_task_sample *ts)
@@ -106,6 +97,18 @@ static void push_sample(lua_State *L, const r1_reward_sample *s, const r1_task_s
     lua_setfield(L, -2, "difficulty");
 }
 
+typedef struct {
+    const r1_reward_sample *s;
+    const r1_task_sample *ts;
+} sample_arg;
+
+static int push_sample_arg(lua_State *L, void *ud)
+{
+    const sample_arg *a = ud;
+    push_sample(L, a->s, a->ts);
+    return 1;
+}
+
 /* The run's reward hook: Lua reward k of one completion. */
 static int reward_hook(void *user, int k, int64_t index, const r1_reward_sample *s,
                        const r1_task_sample *ts, double *out)
@@ -113,10 +116,13 @@ static int reward_hook(void *user, int k, int64_t index, const r1_reward_sample 
     run *r = user;
     lua_State *L = r->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->lua_ref[k]);
-    push_sample(L, s, ts);
+    int fn = lua_gettop(L);
     char what[64];
     snprintf(what, sizeof what, "reward '%s'", r->names[k]);
-    if (!call(r, 1, 1, what, index))
+    sample_arg a = {s, ts};
+    int called = call(r, fn, 0, push_sample_arg, &a, 1, what, index);
+    lua_remove(L, fn);
+    if (!called)
         return 1;
     int ok = 1;
     if (lua_type(L, -1) == LUA_TNUMBER) {
@@ -141,81 +147,106 @@ static int reward_hook(void *user, int k, int64_t index, const r1_reward_sample 
     return !ok;
 }
 
+typedef struct {
+    run *r;
+    const r1_grpo_group *g;
+    const r1_task_sample *ts;
+    char **texts; /* [G] decoded completions (entries may be NULL) */
+} group_arg;
+
+/* on_group's argument (built protected): {index, dropped, prompt, task, difficulty,
+ * completions = {{text, rewards = {name = value}, reward, advantage, tokens}}}. */
+static int push_group(lua_State *L, void *ud)
+{
+    const group_arg *a = ud;
+    const run *r = a->r;
+    const r1_grpo_group *g = a->g;
+    lua_createtable(L, 0, 8);
+    lua_pushinteger(L, g->index);
+    lua_setfield(L, -2, "index");
+    lua_pushboolean(L, g->dropped);
+    lua_setfield(L, -2, "dropped");
+    lua_r1_push_decoded(L, r->u->tok, g->prompt, g->plen);
+    lua_setfield(L, -2, "prompt");
+    lua_pushstring(L, r1_task_name(a->ts->task));
+    lua_setfield(L, -2, "task");
+    lua_pushinteger(L, a->ts->difficulty);
+    lua_setfield(L, -2, "difficulty");
+    lua_createtable(L, g->G, 0);
+    for (int j = 0; j < g->G; j++) {
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, a->texts[j] ? a->texts[j] : "");
+        lua_setfield(L, -2, "text");
+        lua_createtable(L, 0, r->nrw);
+        for (int k = 0; k < r->nrw; k++) {
+            lua_pushnumber(L, g->rewards[(size_t)j * r->nrw + k]);
+            lua_setfield(L, -2, r->names[k]);
+        }
+        lua_setfield(L, -2, "rewards");
+        lua_pushnumber(L, g->totals[j]);
+        lua_setfield(L, -2, "reward");
+        lua_pushnumber(L, g->adv[j]);
+        lua_setfield(L, -2, "advantage");
+        lua_pushinteger(L, g->lens[j]);
+        lua_setfield(L, -2, "tokens");
+        lua_rawseti(L, -2, j + 1);
+    }
+    lua_setfield(L, -2, "completions");
+    return 1;
+}
+
+/* The group as a workbench event (the texts are copied). */
+static void post_group(const run *r, const r1_grpo_group *g, char **texts)
+{
+    ev *e = ev_new(EV_GROUP);
+    if (!e)
+        return;
+    e->n = g->G;
+    e->nreward_names = r->nrw;
+    for (int k = 0; k < r->nrw && k < 8; k++)
+        snprintf(e->reward_names[k], sizeof e->reward_names[k], "%s", r->names[k]);
+    r1_tokenizer_decode(r->u->tok, g->prompt, g->plen, &e->text, NULL);
+    e->completions = calloc(g->G, sizeof(ev_completion));
+    e->stage[0] = 0;
+    e->step = (int)r->step + 1;
+    for (int j = 0; e->completions && j < g->G; j++) {
+        ev_completion *c = &e->completions[j];
+        c->text = texts[j] ? strdup(texts[j]) : NULL;
+        c->nrewards = r->nrw < 8 ? r->nrw : 8;
+        for (int k = 0; k < c->nrewards; k++)
+            c->rewards[k] = g->rewards[(size_t)j * r->nrw + k];
+        c->total = g->totals[j];
+        c->advantage = g->adv[j];
+        c->correct = -1;
+        for (int k = 0; k < r->nrw; k++)
+            if (!strcmp(r->names[k], "accuracy"))
+                c->correct = g->rewards[(size_t)j * r->nrw + k] > 0.5;
+    }
+    ev_post(e);
+}
+
 static int group_fn(void *user, const r1_grpo_group *g, const r1_task_sample *ts)
 {
     run *r = user;
-    lua_State *L = r->L;
     int post = ev_sink_active();
-    ev *e = post ? ev_new(EV_GROUP) : NULL;
-    if (e) {
-        e->n = g->G;
-        e->nreward_names = r->nrw;
-        for (int k = 0; k < r->nrw && k < 8; k++)
-            snprintf(e->reward_names[k], sizeof e->reward_names[k], "%s", r->names[k]);
-        r1_tokenizer_decode(r->u->tok, g->prompt, g->plen, &e->text, NULL);
-        e->completions = calloc(g->G, sizeof(ev_completion));
-        e->stage[0] = 0;
-        e->step = (int)r->step + 1;
-    }
-    if (r->on_group)
-        lua_pushvalue(L, r->on_group), lua_createtable(L, 0, 8);
+    if (!post && !r->on_group)
+        return 0;
+    char **texts = calloc((size_t)g->G, sizeof *texts);
+    if (!texts)
+        return 0; /* nothing to show; the run goes on */
+    for (int j = 0; j < g->G; j++)
+        r1_tokenizer_decode(r->u->tok, g->completions[j], g->lens[j], &texts[j], NULL);
+    if (post)
+        post_group(r, g, texts);
+    int ok = 1;
     if (r->on_group) {
-        lua_pushinteger(L, g->index);
-        lua_setfield(L, -2, "index");
-        lua_pushboolean(L, g->dropped);
-        lua_setfield(L, -2, "dropped");
-        lua_r1_push_decoded(L, r->u->tok, g->prompt, g->plen);
-        lua_setfield(L, -2, "prompt");
-        lua_pushstring(L, r1_task_name(ts->task));
-        lua_setfield(L, -2, "task");
-        lua_pushinteger(L, ts->difficulty);
-        lua_setfield(L, -2, "difficulty");
-        lua_createtable(L, g->G, 0);
+        group_arg a = {r, g, ts, texts};
+        ok = call(r, r->on_group, 0, push_group, &a, 0, "on_group", g->index);
     }
-    for (int j = 0; j < g->G; j++) {
-        char *text = NULL;
-        r1_tokenizer_decode(r->u->tok, g->completions[j], g->lens[j], &text, NULL);
-        if (e && e->completions) {
-            ev_completion *c = &e->completions[j];
-            c->text = text ? strdup(text) : NULL;
-            c->nrewards = r->nrw < 8 ? r->nrw : 8;
-            for (int k = 0; k < c->nrewards; k++)
-                c->rewards[k] = g->rewards[(size_t)j * r->nrw + k];
-            c->total = g->totals[j];
-            c->advantage = g->adv[j];
-            c->correct = -1;
-            for (int k = 0; k < r->nrw; k++)
-                if (!strcmp(r->names[k], "accuracy"))
-                    c->correct = g->rewards[(size_t)j * r->nrw + k] > 0.5;
-        }
-        if (r->on_group) {
-            lua_createtable(L, 0, 5);
-            lua_pushstring(L, text ? text : "");
-            lua_setfield(L, -2, "text");
-            lua_createtable(L, 0, r->nrw);
-            for (int k = 0; k < r->nrw; k++) {
-                lua_pushnumber(L, g->rewards[(size_t)j * r->nrw + k]);
-                lua_setfield(L, -2, r->names[k]);
-            }
-            lua_setfield(L, -2, "rewards");
-            lua_pushnumber(L, g->totals[j]);
-            lua_setfield(L, -2, "reward");
-            lua_pushnumber(L, g->adv[j]);
-            lua_setfield(L, -2, "advantage");
-            lua_pushinteger(L, g->lens[j]);
-            lua_setfield(L, -2, "tokens");
-            lua_rawseti(L, -2, j + 1);
-        }
-        free(text);
-    }
-    if (e)
-        ev_post(e);
-    if (r->on_group) {
-        lua_setfield(L, -2, "completions");
-        if (!call(r, 1, 0, "on_group", g->index))
-            return 1;
-    }
-    return 0;
+    for (int j = 0; j < g->G; j++)
+        free(texts[j]);
+    free(texts);
+    return !ok;
 }
 
 /* Reads the rewards option of the table at idx into r and the settings' reward list. */
@@ -354,22 +385,40 @@ static void post_step(lua_State *L, const r1_grpo_stats *st)
     ev_post(e);
 }
 
+typedef struct {
+    run *r;
+    const r1_grpo_stats *st;
+} stats_arg;
+
+static int push_stats_arg(lua_State *L, void *ud)
+{
+    const stats_arg *a = ud;
+    push_stats(L, a->r, a->st);
+    return 1;
+}
+
 /* The run's step hook: the stats table (left on the stack as the latest result, the one
  * before it dropped), the event, then on_step.  Stops the run when on_step returns false. */
 static int step_hook(void *user, const r1_grpo_stats *st)
 {
     run *r = user;
     lua_State *L = r->L;
-    if (r->step_results++)
+    if (r->step_results)
         lua_pop(L, 1); /* keep only the last stats */
-    push_stats(L, r, st);
+    stats_arg a = {r, st};
+    if (lua_r1_protect(L, push_stats_arg, &a, 1) != LUA_OK) { /* out of memory */
+        r->err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        r->failed = 1;
+        r->step_results = 0;
+        return 1;
+    }
+    r->step_results++;
     r->step = st->step;
     post_step(L, st);
     if (!r->on_step)
         return 0;
-    lua_pushvalue(L, r->on_step);
-    lua_pushvalue(L, -2);
-    if (!call(r, 1, 1, "on_step", -1))
+    lua_pushvalue(L, -1); /* the stats, as on_step's argument */
+    if (!call(r, r->on_step, 1, NULL, NULL, 1, "on_step", -1))
         return 1;
     int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -441,8 +490,7 @@ static int l_grpo(lua_State *L)
     r1_grpo_stats last;
     r1_status s = r1_grpo_run_go(box->g, &h, &last, &err);
     if (r->failed) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, r->err_ref);
-        return lua_error(L); /* the box frees the run */
+        return lua_r1_raise_ref(L, r->err_ref); /* the box frees the run */
     }
     if (s == R1_ECANCELED && r1_interrupted())
         return luaL_error(L, "interrupted at step %d%s", (int)r->step + 1,

@@ -15,18 +15,6 @@
 #include "paths.h"
 #include "r1.h"
 
-static int traceback(lua_State *L)
-{
-    const char *msg = lua_tostring(L, 1);
-    if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-            return 1;
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
-    luaL_traceback(L, L, msg, 1);
-    return 1;
-}
-
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
@@ -44,7 +32,7 @@ void lua_host_interrupt(lua_State *L)
 static int docall(lua_State *L, int narg, int nres)
 {
     int base = lua_gettop(L) - narg;
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, lua_r1_traceback);
     lua_insert(L, base);
     lua_sethook(L, NULL, 0, 0); /* a Ctrl-C that came after the last chunk ended */
     r1_interrupt_clear();

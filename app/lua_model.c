@@ -390,15 +390,16 @@ static void push_routing(lua_State *L, int n_moe, const int *layers, int K, cons
     }
 }
 
-/* Calls the Lua on_token under lua_pcall: an error must not unwind through r1_generate. */
-static int on_token(const r1_token_event *te, void *user)
+typedef struct {
+    gen_cb *g;
+    const r1_token_event *te;
+} token_arg;
+
+/* on_token's argument: the token as a table (built inside the protected call). */
+static int push_token(lua_State *L, void *ud)
 {
-    gen_cb *g = user;
-    lua_State *L = g->L;
-    post_token(g, te);
-    if (!g->fn)
-        return 0;
-    lua_pushvalue(L, g->fn);
+    const token_arg *a = ud;
+    const r1_token_event *te = a->te;
     lua_createtable(L, 0, 8);
     lua_pushinteger(L, te->row + 1);
     lua_setfield(L, -2, "row");
@@ -408,8 +409,8 @@ static int on_token(const r1_token_event *te, void *user)
     lua_setfield(L, -2, "pos");
     lua_pushinteger(L, te->token);
     lua_setfield(L, -2, "token");
-    if (g->tok) {
-        lua_pushstring(L, r1_tokenizer_token(g->tok, te->token));
+    if (a->g->tok) {
+        lua_pushstring(L, r1_tokenizer_token(a->g->tok, te->token));
         lua_setfield(L, -2, "text");
     }
     lua_pushnumber(L, te->logprob_model);
@@ -420,14 +421,20 @@ static int on_token(const r1_token_event *te, void *user)
     lua_setfield(L, -2, "drafted");
     push_routing(L, te->n_moe, te->moe_layers, te->K, te->experts, te->weights);
     lua_setfield(L, -2, "routing");
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        g->failed = 1;
-        return 1;
-    }
-    int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return stop;
+    return 1;
+}
+
+/* Calls the Lua on_token protected: an error must not unwind through r1_generate. */
+static int on_token(const r1_token_event *te, void *user)
+{
+    gen_cb *g = user;
+    post_token(g, te);
+    if (!g->fn)
+        return 0;
+    token_arg a = {g, te};
+    int stop = lua_r1_callback(g->L, g->fn, push_token, &a, &g->ref);
+    g->failed = stop < 0;
+    return stop != 0;
 }
 
 /* Pushes the prompt at idx as token ids (a userdata buffer on the stack): a list of ids, or a
@@ -538,9 +545,7 @@ static int generate(lua_State *L, int chat, const r1_task *task, const char *tar
     *box = res;
     luaL_setmetatable(L, "r1.genresult");
     if (cb.failed) { /* re-raise the callback's error; the box frees the result */
-        lua_rawgeti(L, LUA_REGISTRYINDEX, cb.ref);
-        luaL_unref(L, LUA_REGISTRYINDEX, cb.ref);
-        return lua_error(L);
+        return lua_r1_raise_ref(L, cb.ref);
     }
     if (s != R1_OK && s != R1_ECANCELED)
         return luaL_error(L, "%s", err.msg);

@@ -292,3 +292,92 @@ void lua_r1_read_settings(lua_State *L, int idx, const r1_settings_table *t, voi
         lua_pop(L, 1);
     }
 }
+
+/* ------------------------------------------------------------------ protected callbacks */
+
+int lua_r1_traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+typedef struct {
+    int (*push)(lua_State *L, void *ud);
+    void *ud;
+    int call; /* 1: call the function at 1 with its arguments; 0: return what push pushed */
+    int nres;
+} trampoline_arg;
+
+/* Runs inside lua_pcall: the arguments are built here, so that even a memory error while
+ * building them is caught instead of unwinding through the engine's frames.  Note that this is
+ * a C function's own frame: push must not use the caller's stack indices (values it needs go
+ * in as arguments, nargs of lua_r1_pcall_with). */
+static int trampoline(lua_State *L)
+{
+    trampoline_arg *a = lua_touserdata(L, lua_upvalueindex(1));
+    int pre = lua_gettop(L);
+    int n = a->push ? a->push(L, a->ud) : 0;
+    if (!a->call)
+        return n;
+    lua_call(L, pre - 1 + n, a->nres);
+    return a->nres;
+}
+
+/* fn: an absolute index or 0; the nargs values on top go in first. */
+static int protected(lua_State *L, int fn, int nargs, int (*push)(lua_State *L, void *ud),
+                     void *ud, int nres)
+{
+    trampoline_arg a = {push, ud, fn != 0, nres};
+    if (!lua_checkstack(L, 8)) {
+        lua_pop(L, nargs);
+        return LUA_ERRMEM; /* nothing pushed: the caller's own error path reports it */
+    }
+    int base = lua_gettop(L) - nargs + 1;
+    lua_pushcfunction(L, lua_r1_traceback);
+    lua_pushlightuserdata(L, &a);
+    lua_pushcclosure(L, trampoline, 1);
+    if (fn)
+        lua_pushvalue(L, fn);
+    lua_rotate(L, base, 2 + (fn != 0)); /* handler, trampoline, fn below the arguments */
+    int st = lua_pcall(L, (fn != 0) + nargs, nres, base);
+    lua_remove(L, base);
+    return st;
+}
+
+int lua_r1_pcall_with(lua_State *L, int fn, int nargs, int (*push)(lua_State *L, void *ud),
+                      void *ud, int nres)
+{
+    return protected(L, lua_absindex(L, fn), nargs, push, ud, nres);
+}
+
+int lua_r1_protect(lua_State *L, int (*push)(lua_State *L, void *ud), void *ud, int nres)
+{
+    return protected(L, 0, 0, push, ud, nres);
+}
+
+int lua_r1_callback(lua_State *L, int fn, int (*push)(lua_State *L, void *ud), void *ud,
+                    int *err_ref)
+{
+    int top = lua_gettop(L);
+    int st = lua_r1_pcall_with(L, fn, 0, push, ud, 1);
+    if (st != LUA_OK) { /* the message, or nothing when not even the stack could grow */
+        *err_ref = lua_gettop(L) > top ? luaL_ref(L, LUA_REGISTRYINDEX) : LUA_REFNIL;
+        return -1;
+    }
+    int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return stop;
+}
+
+int lua_r1_raise_ref(lua_State *L, int ref)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    return lua_error(L);
+}

@@ -91,6 +91,33 @@ void lua_r1_task_spec(lua_State *L, const char *who, int i, const char *spec, in
 void lua_r1_read_settings(lua_State *L, int idx, const r1_settings_table *t, void *s,
                           const char *where, const char *const *extra);
 
+/* ---- protected callbacks (lua_r1.c): the one way the binding calls Lua from inside an
+ * engine callback.  push(L, ud) pushes the arguments and returns how many; it runs inside
+ * the protected call, so an error while building them (out of memory, a Ctrl-C hook) never
+ * unwinds through engine frames. */
+
+/* The message handler: the error message (or its __tostring) with a traceback. */
+int lua_r1_traceback(lua_State *L);
+
+/* Calls the function at stack index fn with the nargs values on top of the stack (popped)
+ * and then push's arguments, under lua_pcall with lua_r1_traceback; returns the Lua status,
+ * with nres results or the message on top.  push runs in a C function's own frame: it must
+ * not use the caller's stack indices (pass such values as the nargs). */
+int lua_r1_pcall_with(lua_State *L, int fn, int nargs, int (*push)(lua_State *L, void *ud),
+                      void *ud, int nres);
+
+/* Runs push protected and leaves its nres values on the stack (to build a result table). */
+int lua_r1_protect(lua_State *L, int (*push)(lua_State *L, void *ud), void *ud, int nres);
+
+/* The callbacks whose false return stops the work (on_step, on_token, on_progress): 1 when
+ * the function returned false, 0 otherwise, -1 on an error, whose message (with its
+ * traceback) is then in the registry at *err_ref. */
+int lua_r1_callback(lua_State *L, int fn, int (*push)(lua_State *L, void *ud), void *ud,
+                    int *err_ref);
+
+/* Raises the error kept in the registry at ref (by lua_r1_callback), releasing the ref. */
+int lua_r1_raise_ref(lua_State *L, int ref);
+
 /* Reads a table of integers (1-based sequence) into a new userdata buffer that it pushes on
  * the stack (so the Lua GC owns it and an error leaks nothing); returns the buffer, *n gets
  * the length.  Raises "bad argument #arg (...)" on a non-integer entry. */

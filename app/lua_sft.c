@@ -95,6 +95,12 @@ static void push_progress(lua_State *L, const r1_sft_progress *p)
     }
 }
 
+static int push_progress_arg(lua_State *L, void *ud)
+{
+    push_progress(L, ud);
+    return 1;
+}
+
 static int on_progress(const r1_sft_progress *p, void *user)
 {
     sft_cb *c = user;
@@ -124,16 +130,10 @@ static int on_progress(const r1_sft_progress *p, void *user)
     }
     if (!c->fn)
         return 0;
-    lua_pushvalue(L, c->fn);
-    push_progress(L, p);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* stop the run; re-raised after cleanup */
-        c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        c->failed = 1;
-        return 1;
-    }
-    int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return stop;
+    /* an error stops the run; it is re-raised after cleanup */
+    int stop = lua_r1_callback(L, c->fn, push_progress_arg, (void *)p, &c->ref);
+    c->failed = stop < 0;
+    return stop != 0;
 }
 
 static int box_gc(lua_State *L)
@@ -182,8 +182,7 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
     r1_status st = r1_sft_run(*box, on_progress, &cb, &err);
     r1_model_set_fp8(u->m, fp8_was);
     if (cb.failed) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, cb.ref);
-        return lua_error(L);
+        return lua_r1_raise_ref(L, cb.ref);
     }
     if (st == R1_ECANCELED && r1_interrupted())
         return luaL_error(L, "interrupted (checkpoint kept%s%s)", s.out_dir[0] ? " in " : "",
@@ -208,6 +207,25 @@ typedef struct {
     int fn, failed, ref;
 } dcb;
 
+/* on_step's argument for distillation and SFT on a data set (built protected). */
+static int push_distill(lua_State *L, void *ud)
+{
+    const r1_distill_progress *p = ud;
+    lua_createtable(L, 0, 10);
+    lua_pushinteger(L, p->step);
+    lua_setfield(L, -2, "step");
+    lua_pushinteger(L, p->steps);
+    lua_setfield(L, -2, "steps");
+    num(L, "loss", p->loss);
+    num(L, "ce", p->ce);
+    num(L, "kl", p->kl);
+    num(L, "lr", p->lr);
+    num(L, "grad_norm", p->grad_norm);
+    num(L, "tokens_per_s", p->tokens_per_s);
+    num(L, "elapsed", p->elapsed);
+    return 1;
+}
+
 static int on_distill(const r1_distill_progress *p, void *user)
 {
     dcb *c = user;
@@ -228,27 +246,9 @@ static int on_distill(const r1_distill_progress *p, void *user)
     }
     if (!c->fn)
         return 0;
-    lua_pushvalue(L, c->fn);
-    lua_createtable(L, 0, 10);
-    lua_pushinteger(L, p->step);
-    lua_setfield(L, -2, "step");
-    lua_pushinteger(L, p->steps);
-    lua_setfield(L, -2, "steps");
-    num(L, "loss", p->loss);
-    num(L, "ce", p->ce);
-    num(L, "kl", p->kl);
-    num(L, "lr", p->lr);
-    num(L, "grad_norm", p->grad_norm);
-    num(L, "tokens_per_s", p->tokens_per_s);
-    num(L, "elapsed", p->elapsed);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        c->failed = 1;
-        return 1;
-    }
-    int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return stop;
+    int stop = lua_r1_callback(L, c->fn, push_distill, (void *)p, &c->ref);
+    c->failed = stop < 0;
+    return stop != 0;
 }
 
 /* r1.sft{model = m, data = "set.jsonl", ...} and r1.distill{student = s, teacher = t,
@@ -289,8 +289,7 @@ static int run_dataset(lua_State *L, const char *model_key, int distill)
     r1_error err = {0};
     r1_status st = r1_distill_run(u->m, u->tok, data, teacher, &c, on_distill, &cb, &last, &err);
     if (cb.failed) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, cb.ref);
-        return lua_error(L);
+        return lua_r1_raise_ref(L, cb.ref);
     }
     if (st == R1_ECANCELED && r1_interrupted())
         return luaL_error(L, "interrupted");

@@ -72,24 +72,32 @@ typedef struct {
     lua_State *L;
     int fn;
     int failed;
+    int ref; /* the error, when failed */
 } progress_cb;
+
+typedef struct {
+    int done, total;
+    const r1_reject_stats *st;
+} progress_arg;
+
+static int push_progress(lua_State *L, void *ud)
+{
+    const progress_arg *a = ud;
+    lua_pushinteger(L, a->done);
+    lua_pushinteger(L, a->total);
+    push_reject_stats(L, a->st);
+    return 3;
+}
 
 static int on_progress(void *user, int done, int total, const r1_reject_stats *st)
 {
     progress_cb *p = user;
     if (!p->fn)
         return 0;
-    lua_pushvalue(p->L, p->fn);
-    lua_pushinteger(p->L, done);
-    lua_pushinteger(p->L, total);
-    push_reject_stats(p->L, st);
-    if (lua_pcall(p->L, 3, 1, 0) != LUA_OK) { /* the error stays on the stack */
-        p->failed = 1;
-        return 1;
-    }
-    int stop = lua_isboolean(p->L, -1) && !lua_toboolean(p->L, -1);
-    lua_pop(p->L, 1);
-    return stop;
+    progress_arg a = {done, total, st};
+    int stop = lua_r1_callback(p->L, p->fn, push_progress, &a, &p->ref);
+    p->failed = stop < 0;
+    return stop != 0;
 }
 
 static int l_reject_sample(lua_State *L)
@@ -115,14 +123,15 @@ static int l_reject_sample(lua_State *L)
     const char *out = lua_r1_opt_str(L, 1, "out", NULL);
     if (!out)
         return luaL_error(L, "r1.reject_sample: out = \"FILE.jsonl\" is required");
-    progress_cb p = {L, 0, 0};
+    progress_cb p = {L, 0, 0, LUA_NOREF};
     if (lua_r1_opt_fn(L, 1, "on_progress"))
         p.fn = lua_gettop(L);
     r1_reject_stats st;
     r1_error err = {0};
     r1_status s = r1_reject_sample(u->m, u->tok, &c, out, on_progress, &p, &st, &err);
-    if (p.failed)
-        return lua_error(L);
+    if (p.failed) {
+        return lua_r1_raise_ref(L, p.ref);
+    }
     if (s == R1_ECANCELED && r1_interrupted())
         return luaL_error(L, "interrupted");
     if (s != R1_OK && s != R1_ECANCELED)

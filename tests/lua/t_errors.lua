@@ -61,6 +61,19 @@ t.raises(function() r1.grpo{model = x, task = "add", dynamic_sampling = "yes ple
   "dynamic_sampling expects true or false", "r1.grpo: a wrongly typed flag")
 t.raises(function() r1.grpo{model = x, task = "add", rewards = {{"format", weight = 1/0}}} end,
   "not a finite number", "r1.grpo: an infinite reward weight")
+-- every callback error keeps its traceback (one protected-call helper for all of them)
+local function where_boom() error("boom in a callback") end
+t.raises(function() m:generate({1}, {max_tokens = 4, on_token = function() where_boom() end}) end,
+  "in upvalue 'where_boom'", "on_token's error keeps its traceback")
+t.raises(function() r1.pretrain{model = x, tasks = "add:1", steps = 1, batch = 1,
+  eval_every = 0, ckpt_every = 0, on_step = function() where_boom() end} end,
+  "in upvalue 'where_boom'", "r1.pretrain's on_step error keeps its traceback")
+t.raises(function() r1.grpo{model = x, task = "add", steps = 1, group = 2, prompts = 1,
+  max_new = 4, on_group = function() where_boom() end} end,
+  "in upvalue 'where_boom'", "r1.grpo's on_group error keeps its traceback")
+t.raises(function() r1.reject_sample{model = x, tasks = {"add:1"}, prompts = 1, k = 2,
+  max_new = 4, out = os.tmpname(), on_progress = function() where_boom() end} end,
+  "in upvalue 'where_boom'", "r1.reject_sample's on_progress error keeps its traceback")
 t.raises(function() r1.grpo{model = x, tasks = {"add", 3}} end,
   "r1.grpo: tasks[2]: expected a string, got number", "r1.grpo: a task list entry that is no string")
 t.raises(function() r1.pretrain{model = x, stpes = 1} end,

@@ -247,9 +247,7 @@ static int grpo_step(void *user, const r1_grpo_stats *st)
                              s->cfg.reward_names[i], st->reward_mean[i]);
             k += w > 0 ? (size_t)w : 0;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        double el = ts.tv_sec + ts.tv_nsec * 1e-9 - c->t0;
+        double el = r1_now() - c->t0;
         double eta = el / (double)(st->step - c->first) * (double)(s->steps - st->step);
         char els[32], etas[32];
         hms(el, els, sizeof els);
@@ -302,9 +300,8 @@ static int train_grpo(const char *model, const char *out, int resume, r1_grpo_se
         if (stat(mp, &sb) == 0 || stat(ck, &sb) == 0)
             st = r1_error_set(&err, R1_EINVAL, "%s holds a run already: continue it with "
                               "--resume, or choose another --out", out);
-        else if (mkdir(out, 0777) != 0 && errno != EEXIST)
-            st = r1_error_set(&err, R1_EIO, "%s: cannot create the folder: %s", out,
-                              strerror(errno));
+        else
+            st = r1_mkdirs(out, 0777, &err);
         if (st == R1_OK)
             st = r1_grpo_settings_validate(s, &err);
         if (st == R1_OK)
@@ -340,10 +337,8 @@ static int train_grpo(const char *model, const char *out, int resume, r1_grpo_se
     int rc = 0;
     if (!resume && rs->eval_n > 0 && grpo_eval(pm, pt, rs, 0, &err) != R1_OK)
         rc = 1;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    grpo_ctx c = {rs, log_every ? log_every : rs->steps >= 50 ? rs->steps / 50 : 1,
-                  ts.tv_sec + ts.tv_nsec * 1e-9, r1_grpo_run_step(run)};
+    grpo_ctx c = {rs, log_every ? log_every : rs->steps >= 50 ? rs->steps / 50 : 1, r1_now(),
+                  r1_grpo_run_step(run)};
     r1_grpo_hooks h = {NULL, NULL, grpo_step, &c};
     if (rc == 0) {
         trap_sigint(1);

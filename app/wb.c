@@ -28,6 +28,7 @@
 #include "events.h"
 #include "nb.h"
 #include "paths.h"
+#include "r1.h"
 #include "wb.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -43,13 +44,6 @@ static int curses_on;
 static FILE *tty_out;
 static SCREEN *screen;
 static const char mouse_on[] = "\033[?1000h\033[?1006h", mouse_off[] = "\033[?1006l\033[?1000l";
-
-double wb_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ------------------------------------------------------------------ signals and restoring */
 
@@ -381,7 +375,7 @@ static void key(wb *w, const wb_key *k, const char *raw)
         }
         if (c == 'a') {
             m->demo = m->demo == 2 ? 1 : 2;
-            w->demo_at = wb_now() + 1.0;
+            w->demo_at = r1_now() + 1.0;
             return;
         }
         if (c == UI_KEY_ESC) {
@@ -469,19 +463,6 @@ static int keys(wb *w, const unsigned char *buf, int n, int final)
 
 /* ------------------------------------------------------------------ setup */
 
-static int mkdirs(const char *path)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    return mkdir(buf, 0700) == 0 || errno == EEXIST ? 0 : -1;
-}
-
 static void state_dir(wb *w)
 {
     const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
@@ -490,9 +471,9 @@ static void state_dir(wb *w)
     else
         snprintf(w->state_dir, sizeof w->state_dir, "%s/.local/state/r1lab",
                  home && *home ? home : ".");
-    if (mkdirs(w->state_dir) != 0)
-        ui_model_printf(&w->m, OUT_ERROR, "cannot create %s: %s (history is not kept)",
-                        w->state_dir, strerror(errno));
+    r1_error err = {0};
+    if (r1_mkdirs(w->state_dir, 0700, &err) != R1_OK) /* XDG: state folders are private */
+        ui_model_printf(&w->m, OUT_ERROR, "%s (history is not kept)", err.msg);
 }
 
 static int cap_fd = -1, saved_out = -1, saved_err = -1;
@@ -667,7 +648,7 @@ int wb_run(const wb_opts *opts)
     int inlen = 0;
     double esc_at = 0, last_frame = 0;
     while (!w->quit) {
-        double now = wb_now();
+        double now = r1_now();
         int timeout = 500;
         if (w->dirty)
             timeout = (int)((last_frame + 1.0 / 30 - now) * 1000) + 1;
@@ -713,19 +694,19 @@ int wb_run(const wb_opts *opts)
             }
             if (r > 0) {
                 inlen += (int)r;
-                esc_at = wb_now();
+                esc_at = r1_now();
             }
         }
         drain_events(w); /* first: keys act on the newest state (a job that just ended) */
         if (inlen > 0) {
-            int final = inlen == (int)sizeof in || wb_now() - esc_at > 0.02;
+            int final = inlen == (int)sizeof in || r1_now() - esc_at > 0.02;
             int used = keys(w, in, inlen, final);
             memmove(in, in + used, (size_t)(inlen - used));
             inlen -= used;
         }
         if (cap_fd >= 0)
             drain_fd(w, cap_fd);
-        now = wb_now();
+        now = r1_now();
         if (w->m.demo == 2 && w->demo_at > 0 && now >= w->demo_at && w->njobs == 0) {
             w->demo_at = 0;
             wb_cmd_demo_step(w);

@@ -14,6 +14,7 @@
 #include <lua.h>
 #include <stdio.h>
 
+#include "r1.h"
 #include "ui.h"
 #include "wb_worker.h"
 
@@ -72,8 +73,6 @@ typedef struct wb {
 
 enum { WB_CONFIRM_NONE, WB_CONFIRM_QUIT, WB_CONFIRM_UNSAVED };
 
-/* Seconds on a monotonic clock. */
-double wb_now(void);
 
 /* ---- wb_keys.c */
 typedef struct {

@@ -99,7 +99,7 @@ static void dropped(wb *w, const int *ids, int n)
     if (n > 0) { /* the status line too: the notebook may hide the output */
         ui_model_printf(&w->m, OUT_DIM, "cancelled before they ran (%d): %s", n, list);
         ui_model_status(&w->m, "cancelled before they ran (%d): %s", n, list);
-        w->status_at = wb_now();
+        w->status_at = r1_now();
     }
     if (load)
         ui_model_printf(&w->m, OUT_DIM, "m was not loaded: :load DIR loads a model");
@@ -128,7 +128,7 @@ int wb_cmd_cancel(wb *w)
     wb_worker_interrupt(w->worker);
     w->runall = 0;
     ui_model_status(&w->m, "interrupting …");
-    w->status_at = wb_now();
+    w->status_at = r1_now();
     return 1;
 }
 
@@ -169,7 +169,7 @@ static void job_done(wb *w, const ev *e)
     if (w->njobs == 0)
         w->runall = 0;
     if (w->m.demo == 2)
-        w->demo_at = wb_now() + 4.0;
+        w->demo_at = r1_now() + 4.0;
     advance(w);
 }
 
@@ -251,7 +251,7 @@ void wb_cmd_edit_cell(wb *w, int i)
     free(src);
     ui_model_status(&w->m, "editing cell %d: Enter runs it, Alt-Enter adds a line, Ctrl-C "
                            "cancels", i + 1);
-    w->status_at = wb_now();
+    w->status_at = r1_now();
 }
 
 int wb_cmd_open(wb *w, const char *path, int readonly)
@@ -294,7 +294,7 @@ static void save(wb *w, const char *arg)
     }
     ui_model_printf(&w->m, OUT_INFO, "saved %s", w->nb->path);
     ui_model_status(&w->m, "saved %s", w->nb->path);
-    w->status_at = wb_now();
+    w->status_at = r1_now();
 }
 
 /* ------------------------------------------------------------------ themes, demo, quit */
@@ -311,7 +311,7 @@ void wb_cmd_theme(wb *w, const char *name)
     memset(&w->built, 0, sizeof w->built); /* windows get the new background */
     if (rc == 0) {
         ui_model_status(&w->m, "theme %s%s", t.name, t.colours ? "" : " (no colours)");
-        w->status_at = wb_now();
+        w->status_at = r1_now();
     }
     w->dirty = 1;
 }
@@ -324,7 +324,7 @@ void wb_cmd_demo_step(wb *w)
         return;
     if (w->demo_next >= w->nb->ncells) {
         ui_model_status(&w->m, "end of the notebook · Esc leaves the demo");
-        w->status_at = wb_now();
+        w->status_at = r1_now();
         return;
     }
     wb_cmd_run_cell(w, w->demo_next++);

@@ -402,7 +402,7 @@ static char **complete(const char *text, int start, int end)
         lua_State *L = wb_worker_try_lock(cur->worker);
         if (!L) {
             ui_model_status(&cur->m, "no completion while a job runs");
-            cur->status_at = wb_now();
+            cur->status_at = r1_now();
             return NULL;
         }
         int top = lua_gettop(L);

@@ -55,13 +55,36 @@
 #endif
 
 #include "r1_bf16.h"
-#include "r1_safetensors.h" /* r1_f32_to_bf16, r1_bf16_to_f32: the scalar definitions */
 
 /* Columns of activations converted at a time: a multiple of 32; 4 tokens × KC bf16 = 8 KB. */
 #define KC 1024
 
 /* -1: not chosen yet; 0: portable; 1: AVX-512 BF16.  Racing first calls store the same value. */
 static atomic_int simd_mode = -1;
+
+/* ------------------------------------------------------------------ scalar conversions */
+
+float r1_bf16_to_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t r1_f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    /* A NaN whose payload sits only in the low 16 bits would round to infinity: keep the
+     * top bits and force the quiet bit instead. */
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x0040u);
+    /* Round to nearest even; a carry out of the mantissa correctly bumps the exponent, up to
+     * infinity for values past the largest bf16. */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
 
 /* ------------------------------------------------------------------ portable path */
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "json_util.h"
 #include "r1_safetensors.h"
 #include "r1_train.h"
 
@@ -197,11 +198,10 @@ r1_status r1_ckpt_load(const char *dir, r1_model **mout, r1_adamw **oout, r1_tra
     snprintf(path, sizeof path, "%s/trainer_state.json", dir);
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
+    if (!j && access(path, F_OK) != 0)
+        return r1_error_set(err, R1_ENOTFOUND, "%s: missing: not a training checkpoint", path);
     if (!j)
-        return r1_error_set(err, access(path, F_OK) ? R1_ENOTFOUND : R1_EFORMAT,
-                            "%s: %s (line %d)", path,
-                            access(path, F_OK) ? "missing: not a training checkpoint" : je.text,
-                            je.line);
+        return r1_json_fail(err, path, &je);
     r1_status s = R1_OK;
     json_t *fmt = json_object_get(j, "format");
     if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "r1lab-trainer-state-1") != 0)

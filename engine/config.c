@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "atomic_file.h"
+#include "json_util.h"
 #include "r1_config.h"
 #include "r1_tokenizer.h"
 
@@ -409,8 +410,7 @@ r1_status r1_config_parse(r1_config *c, const char *json, const char *name, r1_e
     json_error_t je;
     json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return r1_error_set(err, R1_EFORMAT, "%s: not valid JSON: %s (line %d, column %d)", name,
-                            je.text, je.line, je.column);
+        return r1_json_fail(err, name, &je);
     r1_status s = parse_root(c, root, name, err);
     json_decref(root);
     return s;
@@ -426,8 +426,7 @@ r1_status r1_config_load(r1_config *c, const char *path, r1_error *err)
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
     if (!root)
-        return r1_error_set(err, R1_EFORMAT, "%s: not valid JSON: %s (line %d, column %d)", path,
-                            je.text, je.line, je.column);
+        return r1_json_fail(err, path, &je);
     r1_status s = parse_root(c, root, path, err);
     json_decref(root);
     return s;

@@ -32,12 +32,6 @@ typedef struct {
     int n, start; /* tokens; first completion token */
 } rec;
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 static void free_recs(rec *r, long n)
 {
@@ -173,7 +167,7 @@ r1_status r1_distill_run(r1_model *m, const r1_tokenizer *tok, const char *jsonl
     if (s == R1_OK)
         shuffle(order, nrec, &rng);
     long at = 0;
-    double t0 = now();
+    double t0 = r1_now();
     r1_distill_progress P;
     memset(&P, 0, sizeof P);
     P.steps = c->steps;
@@ -183,7 +177,7 @@ r1_status r1_distill_run(r1_model *m, const r1_tokenizer *tok, const char *jsonl
     fo.no_mtp = 1;
     fo.loss_weights = w;
     for (int step = 0; s == R1_OK && step < c->steps; step++) {
-        double ts = now();
+        double ts = r1_now();
         /* pack whole records */
         for (int b = 0; b < B; b++) {
             int used = 0;
@@ -264,8 +258,8 @@ r1_status r1_distill_run(r1_model *m, const r1_tokenizer *tok, const char *jsonl
         P.loss = c->ce * L.main + c->kd * P.kl;
         P.lr = lr;
         P.grad_norm = gn;
-        P.tokens_per_s = W / (now() - ts);
-        P.elapsed = now() - t0;
+        P.tokens_per_s = W / (r1_now() - ts);
+        P.elapsed = r1_now() - t0;
         if (r1_interrupted() || (cb && cb(&P, user)))
             s = r1_error_set(err, R1_ECANCELED, "distill: stopped at step %d", step + 1);
     }

@@ -430,12 +430,6 @@ static r1_status spec_round(gen *g, const int *rows, int R, float *lg, float *ml
     return R1_OK;
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 r1_status r1_generate(r1_model *m, const int32_t *const *prompts, const int *lens, int R,
                       const r1_gen_cfg *cfg, r1_token_fn cb, void *user, r1_gen_result **out,
@@ -444,7 +438,7 @@ r1_status r1_generate(r1_model *m, const int32_t *const *prompts, const int *len
     *out = NULL;
     r1_gen_cfg defaults = r1_gen_defaults();
     gen g = {m, cfg ? cfg : &defaults, NULL, NULL, NULL, cb, user, 0, 0, NULL, NULL, NULL, 0};
-    double t0 = now();
+    double t0 = r1_now();
     float *lg = NULL, *ml = NULL;
     int *rows = NULL;
     r1_status s = setup(&g, prompts, lens, R, err);
@@ -485,7 +479,7 @@ r1_status r1_generate(r1_model *m, const int32_t *const *prompts, const int *len
         s = r1_error_set(err, R1_ECANCELED, "generation canceled");
     }
     if (g.res)
-        g.res->seconds = now() - t0;
+        g.res->seconds = r1_now() - t0;
     for (int r = 0; g.st && r < R; r++) {
         free(g.st[r].qh);
         free(g.st[r].seen);

@@ -53,12 +53,6 @@ r1_grpo_cfg r1_grpo_defaults(void)
     return c;
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 r1_status r1_grpo_new(r1_grpo **out, r1_model *m, const r1_grpo_cfg *cfg, r1_error *err)
 {
@@ -234,7 +228,7 @@ static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
         goto out;
     }
     /* sampling: every group's G rows in one batched generation */
-    double t0 = now();
+    double t0 = r1_now();
     r1_gen_cfg gc = r1_gen_defaults();
     gc.max_tokens = c->max_new;
     gc.temperature = c->temperature;
@@ -245,14 +239,14 @@ static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
     gc.n_stop_ids = c->n_stop;
     r1_gen_result *res = NULL;
     s = r1_generate(g->m, ps, lens, want * G, &gc, NULL, NULL, &res, err);
-    st->t_sample += now() - t0;
+    st->t_sample += r1_now() - t0;
     if (s != R1_OK) {
         r1_gen_result_free(res);
         clear_groups(ng, want, G);
         goto out;
     }
     long gen_tokens = 0;
-    t0 = now();
+    t0 = r1_now();
     for (int i = 0; i < want && s == R1_OK; i++) {
         group *gr = &ng[i];
         for (int j = 0; j < G; j++) {
@@ -290,7 +284,7 @@ static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
                 s = r1_error_set(err, R1_ECANCELED, "grpo: the group callback stopped the step");
         }
     }
-    st->t_score += now() - t0;
+    st->t_score += r1_now() - t0;
     st->gen_tokens_per_s = gen_tokens; /* tokens for now; turned into a rate by the caller */
     r1_gen_result_free(res);
     if (s != R1_OK) {
@@ -586,7 +580,7 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
     int G = c->group, P = c->prompts;
     r1_grpo_stats S;
     memset(&S, 0, sizeof S);
-    double t_start = now();
+    double t_start = r1_now();
     group *gs = calloc((size_t)P * (c->max_refill + 2), sizeof(group));
     if (!gs)
         return r1_error_set(err, R1_ENOMEM, "out of memory");
@@ -628,11 +622,11 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
             nsamples++;
         }
     /* training */
-    double t0 = now();
+    double t0 = r1_now();
     pass_stats ps;
     double gnorm = 0, lr = 0;
     s = train_pass(g, gs, have, &ps, &gnorm, &lr, err);
-    S.t_train = now() - t0;
+    S.t_train = r1_now() - t0;
     if (s == R1_OK) {
         /* expert load of the training forwards, then the balancing update */
         for (int i = 0; i < g->n_moe; i++) {
@@ -674,7 +668,7 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
         S.sequences = have * G;
         S.tokens = (int)ps.ntok;
         S.gen_tokens_per_s = S.t_sample > 0 ? gen_tokens / S.t_sample : 0;
-        double total = now() - t_start;
+        double total = r1_now() - t_start;
         S.tokens_per_s = total > 0 ? gen_tokens / total : 0;
         S.n_moe = g->n_moe;
         S.n_experts = g->E;

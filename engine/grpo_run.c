@@ -302,12 +302,6 @@ struct r1_grpo_run {
     double elapsed_before, t_start;
 };
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 /* Prompt number i (r1_grpo_run.h says how it is drawn). */
 static void sample_of(r1_grpo_run *r, int64_t i, r1_task_sample *out)
@@ -480,7 +474,7 @@ r1_status r1_grpo_run_resume_dir(r1_grpo_run **out, const char *dir, r1_error *e
 
 double r1_grpo_run_elapsed(const r1_grpo_run *r)
 {
-    return r->elapsed_before + (r->t_start > 0 ? now() - r->t_start : 0);
+    return r->elapsed_before + (r->t_start > 0 ? r1_now() - r->t_start : 0);
 }
 
 static r1_status save(r1_grpo_run *r, r1_error *err)
@@ -553,7 +547,7 @@ r1_status r1_grpo_run_go(r1_grpo_run *r, const r1_grpo_hooks *h, r1_grpo_stats *
 {
     r->h = h;
     r->stopped[0] = 0;
-    r->t_start = now();
+    r->t_start = r1_now();
     int ran = 0;
     r1_status st = R1_OK;
     if (last)

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "r1_optim.h"
-#include "r1_safetensors.h" /* r1_f32_to_bf16 */
+#include "r1_bf16.h" /* r1_f32_to_bf16 */
 
 struct r1_adamw {
     r1_adamw_cfg cfg;

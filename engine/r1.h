@@ -76,6 +76,15 @@ void r1_interrupt_clear(void);
 void r1_set_threads(int n);
 int r1_threads(void);
 
+/* ------------------------------------------------------------------ small helpers (util.c) */
+
+/* Seconds on the monotonic clock (for durations and rates; not the time of day). */
+double r1_now(void);
+
+/* mkdir -p: creates dir and its missing parents with mode (masked by the umask).  R1_EIO
+ * naming the folder that could not be created or that is not a folder. */
+r1_status r1_mkdirs(const char *dir, int mode, r1_error *err);
+
 /* The library version, "MAJOR.MINOR.PATCH". */
 const char *r1_version(void);
 

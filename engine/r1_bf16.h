@@ -49,9 +49,15 @@ extern "C" {
 void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int Ci, int Co,
                     int accumulate);
 
+/* One value: bf16 widened to fp32 (exact), and fp32 rounded to bf16 (round to nearest even,
+ * overflow to ±infinity, NaN stays a quiet NaN with its sign and top payload bits).  Every
+ * bf16 conversion of the engine is one of these or the bulk pair below. */
+float r1_bf16_to_f32(uint16_t h);
+uint16_t r1_f32_to_bf16(float f);
+
 /* dst[i] = bf16(src[i]) for i < n: round to nearest even, overflow to ±infinity, NaN stays a
  * (quiet) NaN with its sign and top payload bits; denormals are kept.  Bit-identical to
- * r1_f32_to_bf16 (r1_safetensors.h) on every input.  dst and src must not overlap. */
+ * r1_f32_to_bf16 on every input.  dst and src must not overlap. */
 void r1_bf16_from_f32(uint16_t *dst, const float *src, size_t n);
 
 /* dst[i] = src[i] widened to fp32 (exact) for i < n.  dst and src must not overlap. */

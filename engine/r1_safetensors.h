@@ -103,9 +103,7 @@ r1_status r1_st_writer_meta(r1_st_writer *w, const char *key, const char *value,
  * an existing file at path is left as it was.  The writer can be written again. */
 r1_status r1_st_writer_write(r1_st_writer *w, const char *path, r1_error *err);
 
-/* Conversions used by the reader and writer (and by FP8/BF16 code elsewhere). */
-float r1_bf16_to_f32(uint16_t h);
-uint16_t r1_f32_to_bf16(float f); /* round to nearest even, NaN kept NaN */
+/* fp16 conversions used by the reader and writer (bf16's are in r1_bf16.h). */
 float r1_f16_to_f32(uint16_t h);
 uint16_t r1_f32_to_f16(float f); /* round to nearest even */
 

@@ -26,12 +26,6 @@ r1_reject_cfg r1_reject_defaults(void)
     return c;
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 /* Prompt number i of the run: its task, difficulty and sample. */
 static const r1_task *prompt_sample(const r1_reject_cfg *c, int i, r1_task_sample *s)
@@ -86,7 +80,7 @@ r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject
                             R1_REJECT_MAX_TASKS);
     r1_reject_stats st;
     memset(&st, 0, sizeof st);
-    double t0 = now();
+    double t0 = r1_now();
     r1_afile a;
     r1_status s = r1_afile_open(&a, out, err);
     if (s != R1_OK)
@@ -172,7 +166,7 @@ r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject
             s = r1_error_set(err, R1_ECANCELED, "rejection sampling canceled");
     }
     free(samples), free(ids), free(ps), free(lens), free(kept);
-    st.seconds = now() - t0;
+    st.seconds = r1_now() - t0;
     if (stp)
         *stp = st;
     if (s != R1_OK) {

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "r1_bf16.h"
 #include "r1_fp8.h"
 #include "r1_safetensors.h"
 
@@ -73,24 +74,6 @@ static float bits_f32(uint32_t u)
     float f;
     memcpy(&f, &u, 4);
     return f;
-}
-
-float r1_bf16_to_f32(uint16_t h)
-{
-    return bits_f32((uint32_t)h << 16);
-}
-
-uint16_t r1_f32_to_bf16(float f)
-{
-    uint32_t u = f32_bits(f);
-    /* A NaN whose payload sits only in the low 16 bits would round to infinity: keep the
-     * top bits and force the quiet bit instead. */
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((u >> 16) | 0x0040u);
-    /* Round to nearest even; a carry out of the mantissa correctly bumps the exponent, up to
-     * infinity for values past the largest bf16. */
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
 }
 
 float r1_f16_to_f32(uint16_t h)

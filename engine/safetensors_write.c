@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "r1_bf16.h"
 #include "atomic_file.h"
 #include "r1_safetensors.h"
 

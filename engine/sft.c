@@ -47,12 +47,6 @@ struct r1_sft {
     r1_sft_eval eval;
 };
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static int path_exists(const char *p)
 {
@@ -60,25 +54,6 @@ static int path_exists(const char *p)
     return stat(p, &sb) == 0;
 }
 
-/* mkdir -p */
-static r1_status make_dirs(const char *dir, r1_error *err)
-{
-    char p[R1_SFT_PATH_MAX];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *q = p + 1;; q++) {
-        if (*q == '/' || !*q) {
-            char c = *q;
-            *q = 0;
-            if (mkdir(p, 0755) != 0 && errno != EEXIST)
-                return r1_error_set(err, R1_EIO, "%s: cannot create the folder: %s", p,
-                                    strerror(errno));
-            *q = c;
-            if (!c)
-                break;
-        }
-    }
-    return R1_OK;
-}
 
 static void out_path(const r1_sft *t, const char *name, char *buf, size_t cap)
 {
@@ -117,9 +92,9 @@ static r1_status setup(r1_sft *t, r1_error *err)
                             t->s.seq_len);
     if ((st = r1_sft_data_new(&t->d, &t->s, t->tok, err)) != R1_OK)
         return st;
-    if (t->s.out_dir[0] && (st = make_dirs(t->s.out_dir, err)) != R1_OK)
+    if (t->s.out_dir[0] && (st = r1_mkdirs(t->s.out_dir, 0755, err)) != R1_OK)
         return st;
-    t->t_start = now();
+    t->t_start = r1_now();
     return R1_OK;
 }
 
@@ -227,7 +202,7 @@ r1_status r1_sft_resume(r1_sft **out, const char *out_dir, r1_error *err)
 
 static double elapsed(const r1_sft *t)
 {
-    return t->elapsed_before + now() - t->t_start;
+    return t->elapsed_before + r1_now() - t->t_start;
 }
 
 r1_status r1_sft_checkpoint(r1_sft *t, r1_error *err)
@@ -323,7 +298,7 @@ static r1_status write_metrics(r1_sft *t, const r1_sft_progress *p, r1_error *er
 /* One optimizer step: batch, forward, backward, AdamW, balancing. */
 static r1_status train_step(r1_sft *t, r1_sft_progress *p, r1_error *err)
 {
-    double t0 = now();
+    double t0 = r1_now();
     long ntok = 0;
     r1_status st = r1_sft_data_batch(t->d, &t->pos, t->tokens, t->weights, &ntok, NULL, err);
     if (st != R1_OK)
@@ -344,7 +319,7 @@ static r1_status train_step(r1_sft *t, r1_sft_progress *p, r1_error *err)
         r1_model_balance_update(t->m, t->s.balance_gamma);
     t->step++;
     t->session_steps++;
-    double dt = now() - t0;
+    double dt = r1_now() - t0;
     p->step = t->step;
     p->loss = L.loss;
     p->loss_main = L.main;
@@ -395,7 +370,7 @@ r1_status r1_sft_run(r1_sft *t, r1_sft_progress_fn cb, void *user, r1_error *err
                 p.eval = &t->eval;
         }
         p.elapsed = elapsed(t);
-        double per = (now() - t->t_start) / (double)t->session_steps;
+        double per = (r1_now() - t->t_start) / (double)t->session_steps;
         p.eta = per * (double)(s->steps - t->step);
         if ((st = write_metrics(t, &p, err)) != R1_OK)
             return st;

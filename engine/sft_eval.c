@@ -102,12 +102,6 @@ void r1_sft_eval_mark_trained(r1_sft_eval *e, const r1_sft_settings *s)
     e->accuracy_above = e->n_above ? above / e->n_above : 0;
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 /* Generates and scores the n held-out samples of cell ci. */
 static r1_status eval_cell(r1_model *m, const r1_tokenizer *tok, const r1_sft_data *d, int ci,
@@ -165,7 +159,7 @@ r1_status r1_sft_evaluate(r1_model *m, const r1_tokenizer *tok, const r1_sft_dat
     if (n < 1 || n > R1_SFT_HELDOUT)
         return r1_error_set(err, R1_EINVAL, "evaluation: %d samples per cell; expected 1..%d", n,
                             R1_SFT_HELDOUT);
-    double t0 = now();
+    double t0 = r1_now();
     r1_sft_eval_reset(out);
     r1_task_sample *smp = malloc(sizeof *smp * (size_t)n);
     int32_t **prompts = calloc((size_t)n, sizeof *prompts);
@@ -184,6 +178,6 @@ r1_status r1_sft_evaluate(r1_model *m, const r1_tokenizer *tok, const r1_sft_dat
     free(lens);
     free(smp);
     r1_sft_eval_finish(out);
-    out->seconds = now() - t0;
+    out->seconds = r1_now() - t0;
     return st;
 }

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "atomic_file.h"
+#include "json_util.h"
 #include "r1_tokenizer.h"
 
 /* The loader's limit on the vocabulary: ids are int32 everywhere, but a character-level file
@@ -616,8 +617,7 @@ r1_status r1_tokenizer_load(r1_tokenizer **out, const char *path, r1_error *err)
         json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
         fclose(f);
         if (!root)
-            s = r1_error_set(err, R1_EFORMAT, "%s: not valid JSON: %s (line %d, column %d)", file,
-                             je.text, je.line, je.column);
+            s = r1_json_fail(err, file, &je);
         else
             s = parse_root(out, root, file, err);
         json_decref(root);

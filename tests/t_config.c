@@ -14,8 +14,8 @@
 
 #include "r1_config.h"
 #include "tap.h"
+#include "testutil.h"
 
-static char tmpdir[256];
 static const char *NAME = "bad/config.json";
 
 static const char *BASE =
@@ -69,15 +69,6 @@ static const char *BASE =
     "  \"v_head_dim\": 32,\n"
     "  \"vocab_size\": 1000\n"
     "}\n";
-
-static const char *at(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
 
 static char *slurp(const char *path)
 {
@@ -173,11 +164,11 @@ static void test_parse(void)
     is_float(c.rms_norm_eps, 1e-6, 1e-12, "rms_norm_eps");
     is_float(c.rope_theta, 10000, 0, "rope_theta given as an integer");
 
-    FILE *f = fopen(at("config.json"), "w");
+    FILE *f = fopen(tu_at("config.json"), "w");
     fputs(BASE, f);
     fclose(f);
     r1_config d;
-    is_int(r1_config_load(&d, at("config.json"), &err), R1_OK, "loaded from a file");
+    is_int(r1_config_load(&d, tu_at("config.json"), &err), R1_OK, "loaded from a file");
     ok(memcmp(&c, &d, sizeof c) == 0, "... the same as parsed from the string");
 
     char *t = variant("{\"q_lora_rank\": null}", NULL);
@@ -232,7 +223,7 @@ static void round_trip(const r1_config *c, const char *what)
     r1_error err = {0};
     r1_config d;
     memset(&d, 0, sizeof d);
-    const char *path = at("saved.json");
+    const char *path = tu_at("saved.json");
     is_int(r1_config_save(c, path, &err), R1_OK, "%s: saved", what);
     is_int(r1_config_load(&d, path, &err), R1_OK, "%s: loaded back", what);
     if (err.msg[0])
@@ -246,7 +237,7 @@ static void test_save(void)
     r1_error err = {0};
     r1_config_preset(&c, "tiny", NULL);
     round_trip(&c, "tiny");
-    char *text = slurp(at("saved.json"));
+    char *text = slurp(tu_at("saved.json"));
     like(text, "\n  \"architectures\": [", "saved pretty-printed with an indent of 2");
     like(text, "\"model_type\": \"deepseek_v3\"", "saved with model_type");
     like(text, "\"rms_norm_eps\": 1e-6,", "floats saved in their shortest form");
@@ -260,8 +251,8 @@ static void test_save(void)
 
     /* DeepSeek-V3's FP8 entry: written by r1_config_save_fp8, read back, nothing stored */
     r1_config_preset(&c, "tiny", NULL);
-    is_int(r1_config_save_fp8(&c, at("fp8.json"), &err), R1_OK, "saved with quantization_config");
-    text = slurp(at("fp8.json"));
+    is_int(r1_config_save_fp8(&c, tu_at("fp8.json"), &err), R1_OK, "saved with quantization_config");
+    text = slurp(tu_at("fp8.json"));
     like(text, "\"quant_method\": \"fp8\"", "... quant_method fp8");
     like(text, "\"fmt\": \"e4m3\"", "... fmt e4m3");
     like(text, "\"activation_scheme\": \"dynamic\"", "... activation_scheme dynamic");
@@ -270,7 +261,7 @@ static void test_save(void)
     like(text, "\"torch_dtype\": \"bfloat16\"", "... torch_dtype bfloat16, as DeepSeek's");
     free(text);
     r1_config d;
-    is_int(r1_config_load(&d, at("fp8.json"), &err), R1_OK, "a config with it loads");
+    is_int(r1_config_load(&d, tu_at("fp8.json"), &err), R1_OK, "a config with it loads");
     ok(memcmp(&c, &d, sizeof d) == 0, "... and is the same config");
 
     r1_config_parse(&c, BASE, "config.json", NULL);
@@ -281,7 +272,7 @@ static void test_save(void)
     c.n_routed_experts = 0;
     c.bos_token_id = -1;
     round_trip(&c, "dense, no q_lora");
-    text = slurp(at("saved.json"));
+    text = slurp(tu_at("saved.json"));
     like(text, "\"q_lora_rank\": null", "q_lora_rank 0 saved as null");
     like(text, "\"n_routed_experts\": null", "n_routed_experts 0 saved as null");
     like(text, "\"bos_token_id\": null", "bos_token_id -1 saved as null");
@@ -295,11 +286,11 @@ static void test_save(void)
     round_trip(&c, "awkward floats");
 
     c.topk_group = 5;
-    is_int(r1_config_save(&c, at("invalid.json"), &err), R1_EINVAL, "an invalid config");
+    is_int(r1_config_save(&c, tu_at("invalid.json"), &err), R1_EINVAL, "an invalid config");
     like(err.msg, "topk_group", "... is refused naming the key");
-    ok(access(at("invalid.json"), F_OK) != 0, "... and nothing is written");
+    ok(access(tu_at("invalid.json"), F_OK) != 0, "... and nothing is written");
     r1_config_preset(&c, "tiny", NULL);
-    is_int(r1_config_save(&c, at("no/such/dir/config.json"), &err), R1_EIO,
+    is_int(r1_config_save(&c, tu_at("no/such/dir/config.json"), &err), R1_EIO,
            "saving into a missing folder");
     like(err.msg, "no/such/dir/config.json", "... names the path");
 }
@@ -386,7 +377,7 @@ static void test_bad(void)
         r1_config_parse(&c, "{\"model_type\": \"deepseek_v3\", \"model_type\": \"x\"}", NAME, &err),
         R1_EFORMAT, "a key given twice");
     like(err.msg, "model_type", "... is named");
-    const char *missing = at("absent/config.json");
+    const char *missing = tu_at("absent/config.json");
     is_int(r1_config_load(&c, missing, &err), R1_ENOTFOUND, "a missing file");
     like(err.msg, missing, "... is named");
 
@@ -402,18 +393,11 @@ static void test_bad(void)
 
 int main(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/t_config.XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        printf("Bail out! mkdtemp %s: %s\n", tmpdir, strerror(errno));
-        return 1;
-    }
+    tu_tmpdir("t_config");
     test_parse();
     test_presets();
     test_save();
     test_bad();
-    unlink(at("config.json"));
-    unlink(at("saved.json"));
-    rmdir(tmpdir);
+    tu_rm(tu_dir);
     return done_testing();
 }

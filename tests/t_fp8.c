@@ -12,23 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "r1_bf16.h"
 #include "r1_fp8.h"
 #include "r1_generate.h"
 #include "r1_optim.h"
 #include "r1_rng.h"
 #include "r1_safetensors.h"
 #include "tap.h"
-
-static char tmpdir[256];
-
-static const char *at(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
+#include "testutil.h"
 
 static uint32_t bits(float f)
 {
@@ -561,7 +552,7 @@ static void test_checkpoint(void)
 {
     r1_error err = {0};
     r1_model *m = tiny(2, 9);
-    const char *dir = at("fp8ckpt");
+    const char *dir = tu_at("fp8ckpt");
     if (!ok(r1_model_save(m, dir, R1_DT_F8_E4M3, &err) == R1_OK, "save as F8_E4M3"))
         diag("%s", err.msg);
     char cfgp[600];
@@ -623,7 +614,7 @@ static void test_checkpoint(void)
            nfp8);
         ok(bfok, "the other tensors within bf16 precision");
         /* FP8 -> fp32 -> FP8 keeps every code */
-        const char *dir2 = at("fp8again");
+        const char *dir2 = tu_at("fp8again");
         r1_model_save(b, dir2, R1_DT_F8_E4M3, NULL);
         r1_st *s1 = NULL, *s2 = NULL;
         r1_st_open(&s1, dir, NULL);
@@ -647,7 +638,7 @@ static void test_checkpoint(void)
 
     /* a hand-made file in DeepSeek-V3's layout: codes and scales chosen here, the value of each
      * weight computed from the format's definition */
-    const char *hd = at("handmade");
+    const char *hd = tu_at("handmade");
     r1_model_save(m, hd, R1_DT_F32, NULL);
     char p2[600];
     snprintf(p2, sizeof p2, "%s/config.json", hd);
@@ -742,10 +733,10 @@ static void test_checkpoint(void)
     free(codes);
 
     /* a quantization_config r1lab does not read */
-    write_file(at("q.json"), "{\"model_type\": \"deepseek_v3\", \"quantization_config\": "
+    write_file(tu_at("q.json"), "{\"model_type\": \"deepseek_v3\", \"quantization_config\": "
                              "{\"quant_method\": \"gptq\"}}");
     r1_config cc;
-    ok(r1_config_load(&cc, at("q.json"), &err) == R1_EUNSUPPORTED, "GPTQ is refused");
+    ok(r1_config_load(&cc, tu_at("q.json"), &err) == R1_EUNSUPPORTED, "GPTQ is refused");
     like(err.msg, "quantization_config", "... naming the key");
     r1_model_free(m);
 }
@@ -811,8 +802,7 @@ static void test_decode(void)
 int main(void)
 {
     r1_set_threads(1);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/t_fp8.%d", (int)getpid());
-    mkdir(tmpdir, 0777);
+    tu_tmpdir("t_fp8");
     test_codes();
     test_edges();
     test_fast_qdq();
@@ -822,9 +812,6 @@ int main(void)
     test_learns();
     test_checkpoint();
     test_decode();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        diag("could not remove %s", tmpdir);
+    tu_rm(tu_dir);
     return done_testing();
 }

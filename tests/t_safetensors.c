@@ -15,39 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "r1_bf16.h"
 #include "r1_safetensors.h"
 #include "tap.h"
-
-static char tmpdir[256];
-
-/* "<tmpdir>/<name>" in one of a few rotating buffers. */
-static const char *at(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char sub[1024];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            rm_tree(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
+#include "testutil.h"
 
 /* 1 when a "*.tmp.*" file is left in folder. */
 static int temp_left(const char *folder)
@@ -218,7 +189,7 @@ static void test_conversions(void)
 
 static void test_round_trip(void)
 {
-    const char *path = at("rt.safetensors");
+    const char *path = tu_at("rt.safetensors");
     float a[6] = {1.0f / 3, -0.0f, 1e-40f, NAN, INFINITY, -1e30f};
     float b[5] = {1.0f, -2.5f, 3.14159265f, 1e-3f, 65504.0f};
     float c[8] = {0.1f, -0.2f, 1e-5f, 6e-8f, 1000.0f, -65504.0f, 0.33333f, 12345.678f};
@@ -246,7 +217,7 @@ static void test_round_trip(void)
     is_int(r1_st_writer_meta(w, "purpose", "test", &err), R1_OK, "a metadata entry");
     is_int(r1_st_writer_write(w, path, &err), R1_OK, "written");
     r1_st_writer_free(w);
-    ok(!temp_left(tmpdir), "no temporary file is left behind");
+    ok(!temp_left(tu_dir), "no temporary file is left behind");
 
     r1_st *st = NULL;
     is_int(r1_st_open(&st, path, &err), R1_OK, "reopened");
@@ -376,15 +347,15 @@ static void test_folders(void)
     r1_error err = {0};
     r1_st *st = NULL;
 
-    mkdir(at("sharded"), 0777);
-    write_two(at("sharded/model-00001-of-00002.safetensors"), "x", x, "y", y);
-    write_two(at("sharded/model-00002-of-00002.safetensors"), "z", z, NULL, NULL);
-    put_text(at("sharded/model.safetensors.index.json"),
+    mkdir(tu_at("sharded"), 0777);
+    write_two(tu_at("sharded/model-00001-of-00002.safetensors"), "x", x, "y", y);
+    write_two(tu_at("sharded/model-00002-of-00002.safetensors"), "z", z, NULL, NULL);
+    put_text(tu_at("sharded/model.safetensors.index.json"),
              "{\"metadata\": {\"total_size\": 20}, \"weight_map\": {"
              "\"x\": \"model-00001-of-00002.safetensors\", "
              "\"z\": \"model-00002-of-00002.safetensors\", "
              "\"y\": \"model-00001-of-00002.safetensors\"}}");
-    is_int(r1_st_open(&st, at("sharded"), &err), R1_OK, "a sharded folder opens");
+    is_int(r1_st_open(&st, tu_at("sharded"), &err), R1_OK, "a sharded folder opens");
     if (st) {
         is_int(r1_st_count(st), 3, "... with the tensors of both shards");
         ok(r1_st_read_f32(st, "z", g, 1, s2, &err) == R1_OK && g[0] == 5 && g[1] == 6,
@@ -396,51 +367,51 @@ static void test_folders(void)
         diag("%s", err.msg);
     }
 
-    mkdir(at("single"), 0777);
-    write_two(at("single/model.safetensors"), "x", x, NULL, NULL);
-    is_int(r1_st_open(&st, at("single"), &err), R1_OK, "a folder with model.safetensors opens");
+    mkdir(tu_at("single"), 0777);
+    write_two(tu_at("single/model.safetensors"), "x", x, NULL, NULL);
+    is_int(r1_st_open(&st, tu_at("single"), &err), R1_OK, "a folder with model.safetensors opens");
     ok(st && r1_st_count(st) == 1, "... with its tensor");
     r1_st_close(st);
 
-    mkdir(at("empty"), 0777);
-    is_int(r1_st_open(&st, at("empty"), &err), R1_ENOTFOUND, "a folder without weights");
+    mkdir(tu_at("empty"), 0777);
+    is_int(r1_st_open(&st, tu_at("empty"), &err), R1_ENOTFOUND, "a folder without weights");
     like(err.msg, "model.safetensors", "... says what it looked for");
 
     /* An index naming a shard that does not exist. */
-    mkdir(at("noshard"), 0777);
-    write_two(at("noshard/a.safetensors"), "x", x, NULL, NULL);
-    put_text(at("noshard/model.safetensors.index.json"),
+    mkdir(tu_at("noshard"), 0777);
+    write_two(tu_at("noshard/a.safetensors"), "x", x, NULL, NULL);
+    put_text(tu_at("noshard/model.safetensors.index.json"),
              "{\"weight_map\": {\"x\": \"a.safetensors\", \"w\": \"b.safetensors\"}}");
-    is_int(r1_st_open(&st, at("noshard"), &err), R1_ENOTFOUND, "a missing shard");
+    is_int(r1_st_open(&st, tu_at("noshard"), &err), R1_ENOTFOUND, "a missing shard");
     like(err.msg, "model.safetensors.index.json", "... names the index");
     like(err.msg, "b.safetensors", "... and the shard");
     like(err.msg, "\"w\"", "... and the tensor");
 
     /* An index placing a tensor in a shard that lacks it. */
-    mkdir(at("lacks"), 0777);
-    write_two(at("lacks/a.safetensors"), "x", x, NULL, NULL);
-    write_two(at("lacks/b.safetensors"), "z", z, NULL, NULL);
-    put_text(at("lacks/model.safetensors.index.json"),
+    mkdir(tu_at("lacks"), 0777);
+    write_two(tu_at("lacks/a.safetensors"), "x", x, NULL, NULL);
+    write_two(tu_at("lacks/b.safetensors"), "z", z, NULL, NULL);
+    put_text(tu_at("lacks/model.safetensors.index.json"),
              "{\"weight_map\": {\"x\": \"a.safetensors\", \"z\": \"b.safetensors\", "
              "\"q\": \"b.safetensors\"}}");
-    is_int(r1_st_open(&st, at("lacks"), &err), R1_EFORMAT, "a tensor missing from its shard");
+    is_int(r1_st_open(&st, tu_at("lacks"), &err), R1_EFORMAT, "a tensor missing from its shard");
     like(err.msg, "\"q\"", "... names the tensor");
     like(err.msg, "b.safetensors", "... and the shard");
     like(err.msg, "model.safetensors.index.json", "... and the index");
 
     /* A shard holding a tensor the index does not list. */
-    put_text(at("lacks/model.safetensors.index.json"),
+    put_text(tu_at("lacks/model.safetensors.index.json"),
              "{\"weight_map\": {\"x\": \"a.safetensors\"}}");
-    write_two(at("lacks/a.safetensors"), "x", x, "extra", y);
-    is_int(r1_st_open(&st, at("lacks"), &err), R1_EFORMAT, "a tensor the index does not list");
+    write_two(tu_at("lacks/a.safetensors"), "x", x, "extra", y);
+    is_int(r1_st_open(&st, tu_at("lacks"), &err), R1_EFORMAT, "a tensor the index does not list");
     like(err.msg, "\"extra\"", "... is named");
 
     /* The same tensor in two shards. */
-    write_two(at("lacks/b.safetensors"), "x", z, NULL, NULL);
-    put_text(at("lacks/model.safetensors.index.json"),
+    write_two(tu_at("lacks/b.safetensors"), "x", z, NULL, NULL);
+    put_text(tu_at("lacks/model.safetensors.index.json"),
              "{\"weight_map\": {\"x\": \"a.safetensors\", \"extra\": \"a.safetensors\", "
              "\"y\": \"b.safetensors\"}}");
-    is_int(r1_st_open(&st, at("lacks"), &err), R1_EFORMAT, "a tensor in two shards");
+    is_int(r1_st_open(&st, tu_at("lacks"), &err), R1_EFORMAT, "a tensor in two shards");
     ok(strstr(err.msg, "a.safetensors") && strstr(err.msg, "b.safetensors") &&
            strstr(err.msg, "\"x\""),
        "... names the tensor and both shards");
@@ -454,7 +425,7 @@ static void bad_open(const char *file, r1_status want, const char *n1, const cha
 {
     r1_error err = {0};
     r1_st *st = NULL;
-    const char *path = at(file);
+    const char *path = tu_at(file);
     is_int(r1_st_open(&st, path, &err), want, "%s: refused", what);
     ok(st == NULL, "%s: no handle", what);
     like(err.msg, path, "%s: the message names the file", what);
@@ -467,66 +438,66 @@ static void bad_open(const char *file, r1_status want, const char *n1, const cha
 
 static void test_malformed(void)
 {
-    put_file(at("short.safetensors"), "\x10\0\0\0\0", 5);
+    put_file(tu_at("short.safetensors"), "\x10\0\0\0\0", 5);
     bad_open("short.safetensors", R1_EFORMAT, "5 bytes", "8-byte", "a 5-byte file");
 
     unsigned char past[18] = {0xe8, 0x03, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' '};
-    put_file(at("past.safetensors"), past, sizeof past);
+    put_file(tu_at("past.safetensors"), past, sizeof past);
     bad_open("past.safetensors", R1_EFORMAT, "1000", "18 bytes", "a header length past the end");
 
-    make_st(at("notjson.safetensors"), "{\"w\": {\"dtype\": ", 0);
+    make_st(tu_at("notjson.safetensors"), "{\"w\": {\"dtype\": ", 0);
     bad_open("notjson.safetensors", R1_EFORMAT, "not valid JSON", "column",
              "a header that is not JSON");
 
-    make_st(at("array.safetensors"), "[1, 2]", 0);
+    make_st(tu_at("array.safetensors"), "[1, 2]", 0);
     bad_open("array.safetensors", R1_EFORMAT, "JSON object", NULL, "a header that is an array");
 
-    make_st(at("entry.safetensors"), "{\"w\": 5}", 0);
+    make_st(tu_at("entry.safetensors"), "{\"w\": 5}", 0);
     bad_open("entry.safetensors", R1_EFORMAT, "\"w\"", "object", "an entry that is a number");
 
-    make_st(at("nodtype.safetensors"), "{\"w\": {\"shape\": [1], \"data_offsets\": [0, 4]}}", 4);
+    make_st(tu_at("nodtype.safetensors"), "{\"w\": {\"shape\": [1], \"data_offsets\": [0, 4]}}", 4);
     bad_open("nodtype.safetensors", R1_EFORMAT, "\"w\"", "dtype", "an entry without a dtype");
 
-    make_st(at("dtype.safetensors"),
+    make_st(tu_at("dtype.safetensors"),
             "{\"w\": {\"dtype\": \"F64\", \"shape\": [1], \"data_offsets\": [0, 8]}}", 8);
     bad_open("dtype.safetensors", R1_EFORMAT, "\"F64\"", "F32, F16, BF16", "an unknown dtype");
 
-    make_st(at("shapetype.safetensors"),
+    make_st(tu_at("shapetype.safetensors"),
             "{\"w\": {\"dtype\": \"F32\", \"shape\": [\"2\"], \"data_offsets\": [0, 8]}}", 8);
     bad_open("shapetype.safetensors", R1_EFORMAT, "\"w\"", "shape", "a shape of strings");
 
-    make_st(at("size.safetensors"),
+    make_st(tu_at("size.safetensors"),
             "{\"w\": {\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [0, 20]}}", 24);
     bad_open("size.safetensors", R1_EFORMAT, "\"w\"", "[2, 3]",
              "a shape disagreeing with its bytes");
 
-    make_st(at("back.safetensors"),
+    make_st(tu_at("back.safetensors"),
             "{\"w\": {\"dtype\": \"U8\", \"shape\": [0], \"data_offsets\": [8, 4]}}", 24);
     bad_open("back.safetensors", R1_EFORMAT, "\"w\"", "backwards", "offsets running backwards");
 
-    make_st(at("beyond.safetensors"),
+    make_st(tu_at("beyond.safetensors"),
             "{\"w\": {\"dtype\": \"F32\", \"shape\": [12], \"data_offsets\": [0, 48]}}", 24);
     bad_open("beyond.safetensors", R1_EFORMAT, "\"w\"", "past the end", "offsets past the end");
 
-    make_st(at("overlap.safetensors"),
+    make_st(tu_at("overlap.safetensors"),
             "{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]}, "
             "\"b\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [8, 24]}}",
             24);
     bad_open("overlap.safetensors", R1_EFORMAT, "\"a\"", "\"b\"", "overlapping tensors");
 
-    make_st(at("dup.safetensors"),
+    make_st(tu_at("dup.safetensors"),
             "{\"a\": {\"dtype\": \"U8\", \"shape\": [1], \"data_offsets\": [0, 1]}, "
             "\"a\": {\"dtype\": \"U8\", \"shape\": [1], \"data_offsets\": [1, 2]}}",
             2);
     bad_open("dup.safetensors", R1_EFORMAT, "duplicate", NULL, "a name given twice");
 
-    make_st(at("meta.safetensors"), "{\"__metadata__\": {\"format\": 1}}", 0);
+    make_st(tu_at("meta.safetensors"), "{\"__metadata__\": {\"format\": 1}}", 0);
     bad_open("meta.safetensors", R1_EFORMAT, "__metadata__", "format", "a metadata number");
 
     bad_open("absent.safetensors", R1_ENOTFOUND, NULL, NULL, "a file that does not exist");
 
     /* Well-formed files read the wrong way. */
-    const char *path = at("kinds.safetensors");
+    const char *path = tu_at("kinds.safetensors");
     make_st(path,
             "{\"w\": {\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [0, 24]}, "
             "\"i\": {\"dtype\": \"I32\", \"shape\": [2], \"data_offsets\": [24, 32]}, "
@@ -586,18 +557,18 @@ static void test_writer_errors(void)
            "a negative dimension");
     like(err.msg, "\"n\"", "... names the tensor");
 
-    const char *nodir = at("no/such/folder/x.safetensors");
+    const char *nodir = tu_at("no/such/folder/x.safetensors");
     is_int(r1_st_writer_write(w, nodir, &err), R1_EIO, "writing into a missing folder");
     like(err.msg, nodir, "... names the path");
 
-    mkdir(at("isdir"), 0777);
-    is_int(r1_st_writer_write(w, at("isdir"), &err), R1_EIO, "writing over a folder");
-    ok(!temp_left(tmpdir), "... leaves no temporary file");
+    mkdir(tu_at("isdir"), 0777);
+    is_int(r1_st_writer_write(w, tu_at("isdir"), &err), R1_EIO, "writing over a folder");
+    ok(!temp_left(tu_dir), "... leaves no temporary file");
     struct stat sb;
-    ok(stat(at("isdir"), &sb) == 0 && S_ISDIR(sb.st_mode), "... and the folder in place");
+    ok(stat(tu_at("isdir"), &sb) == 0 && S_ISDIR(sb.st_mode), "... and the folder in place");
 
     /* Rewriting an existing file replaces it whole. */
-    const char *path = at("again.safetensors");
+    const char *path = tu_at("again.safetensors");
     is_int(r1_st_writer_write(w, path, &err), R1_OK, "a first write");
     float y[4] = {9, 8, 7, 6}, g[4];
     r1_st_writer *w2 = r1_st_writer_new();
@@ -617,17 +588,12 @@ static void test_writer_errors(void)
 
 int main(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/t_safetensors.XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        printf("Bail out! mkdtemp %s: %s\n", tmpdir, strerror(errno));
-        return 1;
-    }
+    tu_tmpdir("t_safetensors");
     test_conversions();
     test_round_trip();
     test_folders();
     test_malformed();
     test_writer_errors();
-    rm_tree(tmpdir);
+    tu_rm(tu_dir);
     return done_testing();
 }

@@ -17,29 +17,8 @@
 #include "r1_sft.h"
 #include "r1_train.h"
 #include "tap.h"
+#include "testutil.h"
 
-/* ------------------------------------------------------------------ helpers */
-
-static char tmpdir[256];
-
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        rm_rf(p);
-    }
-    closedir(d);
-    rmdir(path);
-}
 
 static r1_sft_settings small_settings(r1_sft_stage stage, const char *tasks)
 {
@@ -653,10 +632,10 @@ static int same_params(const char *d1, const char *d2)
 
 static void test_resume(pid_t killed)
 {
-    char ref[300], can[300], kil[300], p[400];
-    snprintf(ref, sizeof ref, "%s/ref", tmpdir);
-    snprintf(can, sizeof can, "%s/canceled", tmpdir);
-    snprintf(kil, sizeof kil, "%s/killed", tmpdir);
+    char ref[600], can[600], kil[600], p[700];
+    snprintf(ref, sizeof ref, "%s/ref", tu_dir);
+    snprintf(can, sizeof can, "%s/canceled", tu_dir);
+    snprintf(kil, sizeof kil, "%s/killed", tu_dir);
     r1_sft_settings s = small_settings(R1_SFT_COLDSTART, "add:1@2,bool:1");
     s.eval_every = 4;
     r1_error err = {0};
@@ -720,15 +699,13 @@ static void test_resume(pid_t killed)
     ok(r1_sft_new(&t, m, NULL, &s, &err) == R1_EINVAL, "a new run refuses a folder with a run");
     like(err.msg, "resume", "and suggests resuming");
     r1_model_free(m);
-    ok(r1_sft_resume(&t, tmpdir, &err) == R1_ENOTFOUND, "resume without a checkpoint fails");
+    ok(r1_sft_resume(&t, tu_dir, &err) == R1_ENOTFOUND, "resume without a checkpoint fails");
     like(err.msg, "trainer_state.json", "naming the missing file");
 }
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "%s/t_sft.%d",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-    mkdir(tmpdir, 0755);
+    tu_tmpdir("t_sft");
     r1_set_threads(1);
     /* fork the run that gets killed before this process starts any thread */
     r1_sft_settings s = small_settings(R1_SFT_COLDSTART, "add:1@2,bool:1");
@@ -736,8 +713,8 @@ int main(void)
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
-        char kil[300];
-        snprintf(kil, sizeof kil, "%s/killed", tmpdir);
+        char kil[600];
+        snprintf(kil, sizeof kil, "%s/killed", tu_dir);
         kill_at = 5;
         train_dir(kil, s, on_progress_kill, NULL);
         _exit(1); /* not reached: the callback exits at step 5 */
@@ -753,6 +730,6 @@ int main(void)
     test_eval_scoring();
     test_resume(pid);
     r1_tokenizer_free(tok);
-    rm_rf(tmpdir);
+    tu_rm(tu_dir);
     return done_testing();
 }

@@ -2,7 +2,10 @@
 #include <config.h>
 
 #include "r1.h"
+#include <sys/stat.h>
+
 #include "tap.h"
+#include "testutil.h"
 
 int main(void)
 {
@@ -27,5 +30,22 @@ int main(void)
     r1_set_threads(1);
     is_int(r1_threads(), 1, "thread count is kept");
     ok(r1_version()[0] != '\0', "a version string");
+
+    /* the small helpers of util.c */
+    r1_error err = {0};
+    double t0 = r1_now(), t1 = r1_now();
+    ok(t0 > 0 && t1 >= t0, "r1_now is a monotonic clock");
+    tu_tmpdir("t_status");
+    struct stat sb;
+    ok(r1_mkdirs(tu_at("a/b/c"), 0755, &err) == R1_OK && stat(tu_at("a/b/c"), &sb) == 0 &&
+       S_ISDIR(sb.st_mode), "r1_mkdirs creates the missing parents");
+    ok(r1_mkdirs(tu_at("a/b/c/"), 0755, &err) == R1_OK, "and accepts a folder that exists");
+    FILE *f = fopen(tu_at("file"), "w");
+    if (f)
+        fclose(f);
+    ok(r1_mkdirs(tu_at("file/sub"), 0755, &err) != R1_OK && strstr(err.msg, "/file"),
+       "a file in the way is named (%s)", err.msg);
+    ok(r1_mkdirs("", 0755, &err) == R1_EINVAL, "an empty name is refused");
+    tu_rm(tu_dir);
     return done_testing();
 }

@@ -16,6 +16,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,11 @@
 #include <jansson.h>
 
 #include "cmd.h"
+#include "r1_distill.h"
 #include "r1_grpo_run.h"
+#include "r1_reject.h"
 #include "r1_sft.h"
+#include "r1_train.h"
 
 static void on_sigint(int sig)
 {
@@ -38,8 +42,12 @@ static void on_sigint(int sig)
 static const char usage_text[] =
     "usage: r1lab train --stage pretrain|sft|grpo --model DIR|tiny|small --out DIR\n"
     "                   [--SETTING VALUE ...] [--threads N] [--log-every N]\n"
+    "       r1lab train --stage reject --model DIR --out FILE.jsonl [--SETTING VALUE ...]\n"
+    "       r1lab train --stage distill --model DIR|tiny|small --data FILE.jsonl\n"
+    "                   [--teacher DIR] --out DIR [--SETTING VALUE ...]\n"
     "       r1lab train --out DIR --resume [--threads N] [--log-every N]\n"
-    "       r1lab train --stage pretrain|sft|grpo --help   (the stage's settings)\n";
+    "       r1lab train --stage STAGE --help   (the stage's settings)\n"
+    "       r1lab eval --model DIR [--SETTING VALUE ...]   (r1lab eval --help)\n";
 
 static int parse_long(const char *opt, const char *v, long lo, long hi, long *out)
 {
@@ -66,9 +74,12 @@ static void hms(double s, char *buf, size_t cap)
 
 static void print_eval(const r1_sft_eval *e, int64_t step)
 {
-    printf("eval after step %lld (%.1f s): accuracy %.3f (training difficulties %.3f, above "
+    char when[48] = "eval";
+    if (step >= 0)
+        snprintf(when, sizeof when, "eval after step %lld", (long long)step);
+    printf("%s (%.1f s): accuracy %.3f (training difficulties %.3f, above "
            "%.3f)  format %.3f  language %.3f  length %.1f\n",
-           (long long)step, e->seconds, e->accuracy, e->accuracy_in, e->accuracy_above,
+           when, e->seconds, e->accuracy, e->accuracy_in, e->accuracy_above,
            e->format, e->language, e->length);
     printf("  %-10s %3s %5s %4s %7s %7s %7s %7s %7s\n", "task", "d", "train", "n", "acc",
            "format", "lang", "length", "think");
@@ -359,11 +370,221 @@ static int train_grpo(const char *model, const char *out, int resume, r1_grpo_se
     return rc;
 }
 
+/* ------------------------------------------------------------------ reject */
+
+static int reject_progress(void *user, int done, int total, const r1_reject_stats *st)
+{
+    (void)user;
+    printf("reject: %d/%d prompts  sampled %ld  correct %ld  well formed %ld  in language %ld  "
+           "kept %ld (%ld direct, %ld duplicates dropped)\n",
+           done, total, st->sampled, st->correct, st->well_formed, st->in_language, st->kept,
+           st->direct, st->duplicates);
+    fflush(stdout);
+    return 0;
+}
+
+static int train_reject(const char *model, const char *out, r1_reject_cfg *c)
+{
+    r1_error err = {0};
+    r1_model *m = NULL;
+    r1_tokenizer *tok = NULL;
+    r1_status st = open_model(model, c->seed, &m, &tok, &err);
+    if (st == R1_OK && !tok)
+        st = r1_error_set(&err, R1_EINVAL, "%s: rejection sampling needs the model's "
+                          "tokenizer.json", model);
+    if (st == R1_OK) {
+        char tasks[512];
+        r1_settings_format(r1_settings_find(r1_reject_settings_table(), "tasks", NULL, "", NULL),
+                           c, tasks, sizeof tasks);
+        printf("rejection sampling: %d prompts x %d completions (up to %d tokens), tasks %s, "
+               "keep %d per prompt, into %s\n",
+               c->prompts, c->k, c->max_new, tasks, c->keep_per_prompt, out);
+        fflush(stdout);
+        r1_reject_stats rs;
+        trap_sigint(1);
+        st = r1_reject_sample(m, tok, c, out, reject_progress, NULL, &rs, &err);
+        trap_sigint(0);
+        if (st == R1_OK)
+            printf("done: kept %ld of %ld completions in %s (%.1f s)\n", rs.kept, rs.sampled,
+                   out, rs.seconds);
+    }
+    int rc = st == R1_OK ? 0 : st == R1_ECANCELED ? 130 : 1;
+    if (rc)
+        fprintf(stderr, "r1lab train: %s%s\n", err.msg,
+                rc == 130 ? " (nothing written: the file is written whole at the end)" : "");
+    r1_tokenizer_free(tok);
+    r1_model_free(m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ distill */
+
+typedef struct {
+    char metrics[4200];
+    long log_every;
+    r1_error err;
+    int failed;
+} distill_ctx;
+
+static int distill_step(const r1_distill_progress *p, void *user)
+{
+    distill_ctx *c = user;
+    char line[512];
+    snprintf(line, sizeof line,
+             "{\"stage\":\"distill\",\"step\":%lld,\"loss\":%.9g,\"ce\":%.9g,\"kl\":%.9g,"
+             "\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.9g,\"elapsed\":%.9g}",
+             (long long)p->step, p->loss, p->ce, p->kl, p->lr, p->grad_norm, p->tokens_per_s,
+             p->elapsed);
+    if (!isfinite(p->loss) || !isfinite(p->grad_norm)) {
+        r1_error_set(&c->err, R1_EINVAL, "step %lld: the loss or the gradient is not finite",
+                     (long long)p->step);
+        c->failed = 1;
+        return 1;
+    }
+    if (r1_jsonl_append(c->metrics, line, &c->err) != R1_OK) {
+        c->failed = 1;
+        return 1;
+    }
+    if (p->step == 1 || p->step == p->steps || p->step % c->log_every == 0) {
+        char el[32];
+        hms(p->elapsed, el, sizeof el);
+        printf("distill step %lld/%lld  loss %.4f (ce %.4f, kl %.4f)  lr %.2e  gnorm %.3f  "
+               "%.0f tok/s  elapsed %s\n",
+               (long long)p->step, (long long)p->steps, p->loss, p->ce, p->kl, p->lr,
+               p->grad_norm, p->tokens_per_s, el);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+static int train_distill(const char *model, const char *teacher_dir, const char *data,
+                         const char *out, r1_distill_cfg *c, long log_every)
+{
+    r1_error err = {0};
+    r1_model *m = NULL, *teacher = NULL;
+    r1_tokenizer *tok = NULL;
+    distill_ctx dc;
+    memset(&dc, 0, sizeof dc);
+    r1_distill_progress last;
+    memset(&last, 0, sizeof last);
+    snprintf(dc.metrics, sizeof dc.metrics, "%s/metrics.jsonl", out);
+    dc.log_every = log_every ? log_every : c->steps >= 50 ? c->steps / 50 : 1;
+    struct stat sb;
+    r1_status st = R1_OK;
+    if (!data)
+        st = r1_error_set(&err, R1_EINVAL, "--stage distill needs --data FILE.jsonl (what "
+                          "--stage reject writes)");
+    else if (stat(dc.metrics, &sb) == 0)
+        st = r1_error_set(&err, R1_EINVAL, "%s holds a run already; choose another --out", out);
+    if (st == R1_OK)
+        st = r1_mkdirs(out, 0777, &err);
+    if (st == R1_OK)
+        st = open_model(model, c->seed, &m, &tok, &err);
+    if (st == R1_OK && !tok && !(tok = r1_tokenizer_new_builtin()))
+        st = r1_error_set(&err, R1_ENOMEM, "out of memory");
+    if (st == R1_OK && teacher_dir)
+        st = r1_model_load(&teacher, teacher_dir, &err);
+    if (c->kd < 0) /* not given: soft targets when there is a teacher */
+        c->kd = teacher ? 0.5f : 0;
+    if (st == R1_OK) {
+        printf("distilling into %s: %d steps of %d x %d tokens from %s%s%s, ce %g, kd %g\n", out,
+               c->steps, c->batch, c->seq_len, data, teacher ? ", teacher " : "",
+               teacher ? teacher_dir : "", c->ce, c->kd);
+        fflush(stdout);
+        trap_sigint(1);
+        st = r1_distill_run(m, tok, data, teacher, c, distill_step, &dc, &last, &err);
+        trap_sigint(0);
+        if (dc.failed) {
+            err = dc.err;
+            st = R1_EINVAL;
+        }
+    }
+    /* the student as it is, also after Ctrl-C (no resume yet: the steps start again) */
+    if ((st == R1_OK || st == R1_ECANCELED) && m) {
+        r1_error e2 = {0};
+        if (r1_model_save(m, out, R1_DT_F32, &e2) != R1_OK ||
+            r1_tokenizer_save(tok, out, &e2) != R1_OK) {
+            err = e2;
+            st = R1_EIO;
+        }
+    }
+    int rc = report_end(st, &err, out, last.step);
+    r1_model_free(teacher);
+    r1_tokenizer_free(tok);
+    r1_model_free(m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ eval */
+
+int cmd_eval(int argc, char **argv)
+{
+    const char *model = NULL;
+    long threads = -1;
+    r1_eval_settings es = r1_eval_defaults();
+    const r1_settings_table *t = r1_eval_settings_table();
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            char buf[8192];
+            r1_settings_help(t, &es, buf, sizeof buf);
+            printf("usage: r1lab eval --model DIR [--SETTING VALUE ...] [--threads N]\n\n"
+                   "settings (Lua's r1.evaluate takes the same names):\n%s", buf);
+            return 0;
+        }
+        if (strncmp(a, "--", 2) != 0 || !val) {
+            fprintf(stderr, "r1lab eval: %s: expected --OPTION VALUE (r1lab eval --help)\n", a);
+            return 2;
+        }
+        i++;
+        r1_error err = {0};
+        if (!strcmp(a, "--model")) {
+            model = val;
+        } else if (!strcmp(a, "--threads")) {
+            if (!parse_long(a, val, 0, 1024, &threads))
+                return 2;
+        } else {
+            const r1_setting *e = r1_settings_find(t, a + 2, NULL, "r1lab eval", &err);
+            if (!e || r1_settings_set_text(e, &es, val, "", &err) != R1_OK) {
+                fprintf(stderr, "r1lab eval: %s%s\n", e ? "--" : "", err.msg);
+                return 2;
+            }
+        }
+    }
+    if (!model) {
+        fprintf(stderr, "usage: r1lab eval --model DIR [--SETTING VALUE ...] (r1lab eval "
+                        "--help)\n");
+        return 2;
+    }
+    if (threads >= 0)
+        r1_set_threads((int)threads);
+    r1_error err = {0};
+    r1_model *m = NULL;
+    r1_tokenizer *tok = NULL;
+    r1_sft_eval e;
+    r1_status st = open_model(model, 1, &m, &tok, &err);
+    if (st == R1_OK && !tok)
+        st = r1_error_set(&err, R1_EINVAL, "%s: evaluation needs the model's tokenizer.json",
+                          model);
+    if (st == R1_OK) {
+        trap_sigint(1);
+        st = r1_eval_run(m, tok, &es, &e, &err);
+        trap_sigint(0);
+    }
+    if (st == R1_OK)
+        print_eval(&e, -1);
+    else
+        fprintf(stderr, "r1lab eval: %s\n", err.msg);
+    r1_tokenizer_free(tok);
+    r1_model_free(m);
+    return st == R1_OK ? 0 : st == R1_ECANCELED ? 130 : 1;
+}
+
 /* ------------------------------------------------------------------ options */
 
 int cmd_train(int argc, char **argv)
 {
-    const char *stage = NULL, *model = NULL, *out = NULL;
+    const char *stage = NULL, *model = NULL, *out = NULL, *teacher = NULL, *data = NULL;
     int resume = 0, setting_given = 0, min_lr_given = 0, help = 0;
     long threads = -1, log_every = 0;
     /* the stage decides the settings table and the defaults, so find it first */
@@ -371,15 +592,21 @@ int cmd_train(int argc, char **argv)
         if (!strcmp(argv[i], "--stage"))
             stage = argv[i + 1];
     const r1_settings_table *table = stage ? r1_settings_table_of(stage) : NULL;
-    if (stage && !table) {
-        fprintf(stderr, "r1lab train: --stage expects pretrain, sft or grpo, got '%s'\n", stage);
+    if (stage && (!table || !strcmp(stage, "eval"))) {
+        fprintf(stderr, "r1lab train: --stage expects pretrain, sft, grpo, reject or distill, got "
+                        "'%s'%s\n", stage, stage && !strcmp(stage, "eval") ? " (evaluation is "
+                        "r1lab eval)" : "");
         return 2;
     }
-    int grpo = table == r1_grpo_settings_table();
+    int grpo = table == r1_grpo_settings_table(), reject = table == r1_reject_settings_table(),
+        distill = table == r1_distill_settings_table();
     r1_sft_settings ss = r1_sft_defaults(stage && !strcmp(stage, "sft") ? R1_SFT_COLDSTART
                                                                         : R1_SFT_PRETRAIN);
     r1_grpo_settings gs = r1_grpo_settings_defaults();
-    void *settings = grpo ? (void *)&gs : (void *)&ss;
+    r1_reject_cfg rc = r1_reject_defaults();
+    r1_distill_cfg dc = r1_distill_defaults();
+    dc.kd = -1; /* not given: 0.5 with a --teacher, else 0 (train_distill) */
+    void *settings = grpo ? (void *)&gs : reject ? (void *)&rc : distill ? (void *)&dc : (void *)&ss;
     char where[64];
     snprintf(where, sizeof where, "r1lab train --stage %s", stage ? stage : "");
     for (int i = 0; i < argc; i++) {
@@ -407,6 +634,10 @@ int cmd_train(int argc, char **argv)
             model = val;
         else if (!strcmp(a, "--out"))
             out = val;
+        else if (distill && !strcmp(a, "--teacher"))
+            teacher = val;
+        else if (distill && !strcmp(a, "--data"))
+            data = val;
         else if (!strcmp(a, "--threads")) {
             if (!parse_long(a, val, 0, 1024, &threads))
                 return 2;
@@ -438,7 +669,7 @@ int cmd_train(int argc, char **argv)
             }
             setting_given = 1;
             min_lr_given |= !strcmp(e->name, "min_lr");
-            if (!grpo && !strcmp(e->name, "lr") && !min_lr_given)
+            if (!grpo && !reject && !distill && !strcmp(e->name, "lr") && !min_lr_given)
                 ss.opt.min_lr = ss.opt.lr / 10; /* the command line's habit since 0.1 */
         }
     }
@@ -470,6 +701,15 @@ int cmd_train(int argc, char **argv)
         run_stage(out, st, sizeof st);
         grpo = !strcmp(st, "grpo");
     }
+    if ((reject || distill) && resume) {
+        fprintf(stderr, "r1lab train: --resume continues pretrain, sft and grpo runs; %s starts "
+                        "again\n", stage);
+        return 2;
+    }
+    if (reject)
+        return train_reject(model, out, &rc);
+    if (distill)
+        return train_distill(model, teacher, data, out, &dc, log_every);
     if (grpo)
         return train_grpo(model, out, resume, &gs, log_every);
     snprintf(ss.out_dir, sizeof ss.out_dir, "%s", out);

@@ -272,16 +272,13 @@ static int run_dataset(lua_State *L, const char *model_key, int distill)
     const char *data = lua_r1_opt_str(L, 1, "data", NULL);
     if (!data)
         return luaL_error(L, "data = \"FILE.jsonl\" is required");
-    c.steps = (int)lua_r1_opt_int(L, 1, "steps", c.steps);
-    c.batch = (int)lua_r1_opt_int(L, 1, "batch", c.batch);
-    c.seq_len = (int)lua_r1_opt_int(L, 1, "seq_len", c.seq_len);
-    c.opt.lr = (float)lua_r1_opt_num(L, 1, "lr", c.opt.lr);
-    c.opt.min_lr = (float)lua_r1_opt_num(L, 1, "min_lr", c.opt.min_lr);
-    c.opt.warmup = (int)lua_r1_opt_int(L, 1, "warmup", c.opt.warmup);
-    c.seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", (lua_Integer)c.seed);
-    c.kd = (float)lua_r1_opt_num(L, 1, "kd", teacher ? 0.5 : 0);
-    c.ce = (float)lua_r1_opt_num(L, 1, "ce", c.ce);
-    c.balance_gamma = (float)lua_r1_opt_num(L, 1, "balance_gamma", c.balance_gamma);
+    static const char *const own_keys[] = {"model", "student", "teacher", "data", "on_step",
+                                           NULL};
+    c.kd = -1;
+    lua_r1_read_settings(L, 1, r1_distill_settings_table(), &c,
+                         distill ? "r1.distill" : "r1.sft", own_keys);
+    if (c.kd < 0) /* not given: soft targets when there is a teacher */
+        c.kd = teacher ? 0.5f : 0;
     dcb cb = {L, 0, 0, LUA_NOREF};
     if (lua_r1_opt_fn(L, 1, "on_step"))
         cb.fn = lua_gettop(L);
@@ -323,47 +320,18 @@ static int l_evaluate(lua_State *L)
     lua_pop(L, 1);
     if (!u->tok)
         return luaL_error(L, "r1.evaluate: the model has no tokenizer");
-    r1_sft_settings s = r1_sft_defaults(R1_SFT_COLDSTART);
+    r1_eval_settings es = r1_eval_defaults();
+    static const char *const own_keys[] = {"model", NULL};
+    lua_r1_read_settings(L, 1, r1_eval_settings_table(), &es, "r1.evaluate", own_keys);
     r1_error err = {0};
-    const char *tasks = lua_r1_opt_str(L, 1, "tasks", NULL);
-    if (tasks && r1_sft_parse_tasks(&s, tasks, &err) != R1_OK)
-        return luaL_error(L, "%s", err.msg);
-    r1_sft_settings tr = r1_sft_defaults(R1_SFT_COLDSTART);
-    const char *trained = lua_r1_opt_str(L, 1, "trained", NULL);
-    if (trained && r1_sft_parse_tasks(&tr, trained, &err) != R1_OK)
-        return luaL_error(L, "r1.evaluate: trained: %s", err.msg);
-    s.eval_n = (int)lua_r1_opt_int(L, 1, "n", 16);
-    s.eval_above = (int)lua_r1_opt_int(L, 1, "above", 0);
-    s.seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", (lua_Integer)s.seed);
-    s.seq_len = r1_model_config(u->m)->max_position_embeddings < 384
-                    ? r1_model_config(u->m)->max_position_embeddings
-                    : 384;
-    s.out_dir[0] = '\0';
-    if (r1_sft_validate(&s, r1_model_config(u->m), &err) != R1_OK)
-        return luaL_error(L, "%s", err.msg);
-    r1_sft_data **box = lua_newuserdatauv(L, sizeof *box, 0); /* box first */
-    *box = NULL;
-    luaL_setmetatable(L, "r1.sftdatabox");
-    if (r1_sft_data_new(box, &s, u->tok, &err) != R1_OK)
-        return luaL_error(L, "%s", err.msg);
     r1_sft_eval *e = lua_newuserdatauv(L, sizeof *e, 0);
-    r1_status st = r1_sft_evaluate(u->m, u->tok, *box, s.eval_n, e, &err);
+    r1_status st = r1_eval_run(u->m, u->tok, &es, e, &err);
     if (st == R1_ECANCELED && r1_interrupted())
         return luaL_error(L, "interrupted");
     if (st != R1_OK)
         return luaL_error(L, "%s", err.msg);
-    if (trained)
-        r1_sft_eval_mark_trained(e, &tr);
     push_eval(L, e);
     return 1;
-}
-
-static int databox_gc(lua_State *L)
-{
-    r1_sft_data **b = lua_touserdata(L, 1);
-    r1_sft_data_free(*b);
-    *b = NULL;
-    return 0;
 }
 
 static int l_pretrain(lua_State *L) { return run_stage(L, R1_SFT_PRETRAIN); }
@@ -388,10 +356,6 @@ void lua_sft_open(lua_State *L)
 {
     luaL_newmetatable(L, "r1.sftbox");
     lua_pushcfunction(L, box_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, "r1.sftdatabox");
-    lua_pushcfunction(L, databox_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     lua_pushcfunction(L, l_evaluate);

@@ -110,16 +110,12 @@ static int l_reject_sample(lua_State *L)
     if (!u->tok)
         return luaL_error(L, "r1.reject_sample: the model has no tokenizer");
     r1_reject_cfg c = r1_reject_defaults();
+    /* tasks as r1.grpo takes them (task, a list, a default difficulty); the rest through the
+     * stage's settings table */
     c.ntasks = read_tasks(L, 1, c.tasks, c.difficulty, R1_REJECT_MAX_TASKS);
-    c.prompts = (int)lua_r1_opt_int(L, 1, "prompts", c.prompts);
-    c.k = (int)lua_r1_opt_int(L, 1, "k", c.k);
-    c.keep_per_prompt = (int)lua_r1_opt_int(L, 1, "keep", c.keep_per_prompt);
-    c.temperature = (float)lua_r1_opt_num(L, 1, "temperature", c.temperature);
-    c.max_new = (int)lua_r1_opt_int(L, 1, "max_new", c.max_new);
-    c.min_language = lua_r1_opt_num(L, 1, "min_language", c.min_language);
-    c.direct_share = lua_r1_opt_num(L, 1, "direct_share", c.direct_share);
-    c.seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", (lua_Integer)c.seed);
-    c.batch_prompts = (int)lua_r1_opt_int(L, 1, "batch_prompts", c.batch_prompts);
+    static const char *const own_keys[] = {"model", "task", "tasks", "difficulty", "out",
+                                           "on_progress", NULL};
+    lua_r1_read_settings(L, 1, r1_reject_settings_table(), &c, "r1.reject_sample", own_keys);
     const char *out = lua_r1_opt_str(L, 1, "out", NULL);
     if (!out)
         return luaL_error(L, "r1.reject_sample: out = \"FILE.jsonl\" is required");

@@ -33,10 +33,11 @@ static void usage(FILE *f)
             "                 [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S]\n"
             "                 [--speculative] [--weights fp32|bf16] [--trace FILE.jsonl]\n"
             "                        stream a completion with its routing\n"
-            "  r1lab train --stage pretrain|sft --model DIR|tiny|small --out DIR [--steps N]\n"
-            "              [--tasks add:1-3,mul:1-2,...] [--seed S] [--batch B] [--seq-len T]\n"
-            "              [--lr X] [--eval-every N] [--ckpt-every N] ... | --out DIR --resume\n"
-            "                        pretraining / cold-start SFT (r1lab train --help)\n"
+            "  r1lab train --stage pretrain|sft|grpo|reject|distill --model DIR|tiny|small\n"
+            "              --out DIR [--SETTING VALUE ...] | --out DIR --resume\n"
+            "                        a stage of the R1 recipe (r1lab train --stage S --help)\n"
+            "  r1lab eval --model DIR [--tasks add:1-4,...] [--n N] [--above N] [--trained ...]\n"
+            "                        accuracy, format and language on held-out problems\n"
             "  r1lab --version       print the version\n"
             "  r1lab --help          this text\n"
             "\n"
@@ -125,6 +126,8 @@ int main(int argc, char **argv)
         return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "train"))
         return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval"))
+        return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "run"))
         return cmd_run(argc - 2, argv + 2);
     if (cmd[0] == '-')

@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include <jansson.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,37 @@ r1_distill_cfg r1_distill_defaults(void)
     c.seed = 1;
     c.ce = 1.0f;
     return c;
+}
+
+#define F(field) offsetof(r1_distill_cfg, field)
+static const r1_setting distill_settings[] = {
+    {"steps", R1_SET_INT, F(steps), 1, 1e8, NULL, "optimizer steps", NULL, NULL, NULL},
+    {"batch", R1_SET_INT, F(batch), 1, 4096, NULL, "rows per step", NULL, NULL, NULL},
+    {"seq_len", R1_SET_INT, F(seq_len), 16, 65536, NULL, "tokens per row", NULL, NULL, NULL},
+    {"lr", R1_SET_FLOAT, F(opt.lr), 1e-8, 0.999, NULL, "peak learning rate", NULL, NULL, NULL},
+    {"min_lr", R1_SET_FLOAT, F(opt.min_lr), 0, 0.999, NULL, "floor of the cosine schedule",
+     NULL, NULL, NULL},
+    {"warmup", R1_SET_INT, F(opt.warmup), 0, 1e8, NULL, "linear warmup steps", NULL, NULL,
+     NULL},
+    {"weight_decay", R1_SET_FLOAT, F(opt.weight_decay), 0, 10, NULL, "AdamW weight decay", NULL,
+     NULL, NULL},
+    {"ce", R1_SET_FLOAT, F(ce), 0, 100, NULL, "weight of the cross-entropy on the records",
+     NULL, NULL, NULL},
+    {"kd", R1_SET_FLOAT, F(kd), 0, 100, NULL,
+     "weight of the KL to the teacher (0.5 when a teacher is given and kd is not)", NULL, NULL,
+     NULL},
+    {"balance_gamma", R1_SET_FLOAT, F(balance_gamma), 0, 1, NULL,
+     "routing-bias step of auxiliary-loss-free balancing", "gamma", NULL, NULL},
+    {"seed", R1_SET_SEED, F(seed), 0, 0, NULL, "seed of the record order", NULL, NULL, NULL},
+};
+#undef F
+
+const r1_settings_table r1_distill_settings_tbl = {
+    "distill", distill_settings, sizeof distill_settings / sizeof *distill_settings};
+
+const r1_settings_table *r1_distill_settings_table(void)
+{
+    return &r1_distill_settings_tbl;
 }
 
 typedef struct {

@@ -21,6 +21,7 @@
 
 #include "r1_model.h"
 #include "r1_optim.h"
+#include "r1_settings.h"
 #include "r1_tokenizer.h"
 
 typedef struct {
@@ -35,6 +36,10 @@ typedef struct {
 } r1_distill_cfg;
 
 r1_distill_cfg r1_distill_defaults(void);
+
+/* The settings table (r1_settings.h) of r1_distill_cfg: "distill" for r1lab train --stage
+ * distill, r1.distill and r1.sft{data = ...}. */
+const r1_settings_table *r1_distill_settings_table(void);
 
 typedef struct {
     int64_t step, steps;

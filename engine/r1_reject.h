@@ -16,6 +16,7 @@
 #define R1_REJECT_H
 
 #include "r1_generate.h"
+#include "r1_settings.h"
 #include "r1_tasks.h"
 #include "r1_tokenizer.h"
 
@@ -47,6 +48,14 @@ typedef struct {
 
 /* Progress after each batch: done prompts of total; non-zero cancels. */
 typedef int (*r1_reject_progress)(void *user, int done, int total, const r1_reject_stats *st);
+
+/* The settings table (r1_settings.h) of r1_reject_cfg: "reject" for r1lab train --stage
+ * reject and r1.reject_sample. */
+const r1_settings_table *r1_reject_settings_table(void);
+
+/* Replaces the tasks with spec, "NAME[:D|:LO-HI],..." (a bare NAME: the task's training
+ * difficulty; a range: one entry per difficulty).  R1_EINVAL / R1_ENOTFOUND naming it. */
+r1_status r1_reject_parse_tasks(r1_reject_cfg *c, const char *spec, r1_error *err);
 
 /* Samples, filters and writes out_jsonl.  st (may be NULL) gets the counts. */
 r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject_cfg *cfg,

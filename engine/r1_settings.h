@@ -44,12 +44,13 @@ struct r1_setting {
 };
 
 typedef struct {
-    const char *stage; /* "pretrain", "sft", "grpo" */
+    const char *stage; /* "pretrain", "sft", "grpo", "reject", "distill", "eval" */
     const r1_setting *v;
     int n;
 } r1_settings_table;
 
-/* The table of a stage ("pretrain", "sft", "grpo"), or NULL (no error set). */
+/* The table of a stage ("pretrain", "sft", "grpo", "reject", "distill", "eval"), or NULL
+ * (no error set). */
 const r1_settings_table *r1_settings_table_of(const char *stage);
 
 /* The setting called key (snake_case, or with dashes: "eval-every" finds "eval_every"), or

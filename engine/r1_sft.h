@@ -254,6 +254,26 @@ void r1_sft_eval_mark_trained(r1_sft_eval *e, const r1_sft_settings *s);
 r1_status r1_sft_evaluate(r1_model *m, const r1_tokenizer *tok, const r1_sft_data *d, int n,
                           r1_sft_eval *out, r1_error *err);
 
+/* Evaluation as a stage of its own (r1lab eval, r1.evaluate): a model on the held-out set of
+ * s's tasks, eval_n per cell and eval_above difficulties above each entry; the cells of
+ * `trained` (when has_trained) are marked in_training. */
+typedef struct {
+    r1_sft_settings s;       /* tasks, eval_n ("n"), eval_above ("above"), seed */
+    r1_sft_settings trained; /* the training tasks, when has_trained */
+    int has_trained;
+} r1_eval_settings;
+
+/* The defaults: the stage's default tasks, 16 per cell, none above, no training tasks. */
+r1_eval_settings r1_eval_defaults(void);
+
+/* Its settings table: "eval" (tasks, n, above, seed, trained). */
+const r1_settings_table *r1_eval_settings_table(void);
+
+/* Evaluates m (greedy, batched) into *out.  R1_EINVAL naming a setting the model cannot take,
+ * R1_ECANCELED when r1_interrupt() stopped it. */
+r1_status r1_eval_run(r1_model *m, const r1_tokenizer *tok, const r1_eval_settings *e,
+                      r1_sft_eval *out, r1_error *err);
+
 /* ------------------------------------------------------------------ the trainer */
 
 typedef struct r1_sft r1_sft;

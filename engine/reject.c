@@ -2,6 +2,8 @@
 #include <config.h>
 
 #include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,9 +25,121 @@ r1_reject_cfg r1_reject_defaults(void)
     c.direct_share = 0.1;
     c.seed = 1;
     c.batch_prompts = 8;
+    c.ntasks = 1; /* addition at its training difficulty, as r1.reject_sample's default */
+    r1_task_find(&c.tasks[0], "add", NULL);
+    c.difficulty[0] = r1_task_train_difficulty(c.tasks[0]);
     return c;
 }
 
+
+/* ------------------------------------------------------------------ the settings table */
+
+r1_status r1_reject_parse_tasks(r1_reject_cfg *c, const char *spec, r1_error *err)
+{
+    r1_reject_cfg v = *c;
+    v.ntasks = 0;
+    if (!spec || !*spec)
+        return r1_error_set(err, R1_EINVAL, "tasks: the list is empty");
+    for (const char *p = spec;;) {
+        size_t len = strcspn(p, ",");
+        char e[64];
+        if (len == 0 || len >= sizeof e)
+            return r1_error_set(err, R1_EINVAL, "tasks: entry \"%.*s\" is empty or too long",
+                                (int)(len < 40 ? len : 40), p);
+        memcpy(e, p, len);
+        e[len] = 0;
+        char *colon = strchr(e, ':');
+        if (colon)
+            *colon++ = 0;
+        const r1_task *t;
+        r1_status st = r1_task_find(&t, e, err);
+        if (st != R1_OK)
+            return st;
+        long lo = r1_task_train_difficulty(t), hi = lo;
+        if (colon) {
+            char *end;
+            lo = hi = strtol(colon, &end, 10);
+            int ok = end != colon;
+            if (ok && *end == '-') {
+                const char *q = end + 1;
+                hi = strtol(q, &end, 10);
+                ok = end != q;
+            }
+            if (!ok || *end)
+                return r1_error_set(err, R1_EINVAL, "tasks: \"%s:%s\": expected NAME, NAME:D or "
+                                    "NAME:LO-HI", e, colon);
+        }
+        if (lo < 1 || hi < lo || hi > r1_task_max_difficulty(t))
+            return r1_error_set(err, R1_EINVAL, "tasks: %s difficulties %ld-%ld; %s has 1..%d", e,
+                                lo, hi, e, r1_task_max_difficulty(t));
+        for (long d = lo; d <= hi; d++) { /* a range: one entry per difficulty */
+            if (v.ntasks == R1_REJECT_MAX_TASKS)
+                return r1_error_set(err, R1_EINVAL, "tasks: more than %d entries (a range "
+                                    "counts one per difficulty)", R1_REJECT_MAX_TASKS);
+            v.tasks[v.ntasks] = t;
+            v.difficulty[v.ntasks++] = (int)d;
+        }
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    *c = v;
+    return R1_OK;
+}
+
+static r1_status parse_tasks(void *c, const char *t, r1_error *e)
+{
+    return r1_reject_parse_tasks(c, t, e);
+}
+
+static void format_tasks(const void *cv, char *buf, size_t cap)
+{
+    const r1_reject_cfg *c = cv;
+    size_t k = 0;
+    if (cap)
+        buf[0] = 0;
+    for (int i = 0; i < c->ntasks && k < cap; i++) {
+        int w = snprintf(buf + k, cap - k, "%s%s:%d", i ? "," : "", r1_task_name(c->tasks[i]),
+                         c->difficulty[i]);
+        if (w < 0)
+            break;
+        k += (size_t)w;
+    }
+}
+
+#define F(field) offsetof(r1_reject_cfg, field)
+static const r1_setting reject_settings[] = {
+    {"tasks", R1_SET_TEXT, 0, 0, 0, NULL,
+     "tasks the prompts cycle through: NAME[:D|:LO-HI],... (a range: one entry per difficulty)",
+     NULL, parse_tasks, format_tasks},
+    {"prompts", R1_SET_INT, F(prompts), 1, 1e6, NULL, "prompts to sample", NULL, NULL, NULL},
+    {"k", R1_SET_INT, F(k), 1, 1024, NULL, "completions per prompt", NULL, NULL, NULL},
+    {"keep", R1_SET_INT, F(keep_per_prompt), 1, 1024, NULL,
+     "at most this many kept per prompt", NULL, NULL, NULL},
+    {"temperature", R1_SET_FLOAT, F(temperature), 0, 100, NULL, "sampling temperature", NULL,
+     NULL, NULL},
+    {"max_new", R1_SET_INT, F(max_new), 1, 65536, NULL, "completion length limit", NULL, NULL,
+     NULL},
+    {"min_language", R1_SET_DOUBLE, F(min_language), 0, 1, NULL,
+     "share of requested-language words a kept reasoning needs", NULL, NULL, NULL},
+    {"direct_share", R1_SET_DOUBLE, F(direct_share), 0, 1, NULL,
+     "share of difficulty-1 prompts that also get a direct answer", NULL, NULL, NULL},
+    {"seed", R1_SET_SEED, F(seed), 0, 0, NULL, "seed of the prompts and the sampling", NULL,
+     NULL, NULL},
+    {"batch_prompts", R1_SET_INT, F(batch_prompts), 1, 4096, NULL,
+     "prompts per generation batch", NULL, NULL, NULL},
+};
+#undef F
+
+const r1_settings_table r1_reject_settings_tbl = {
+    "reject", reject_settings, sizeof reject_settings / sizeof *reject_settings};
+
+const r1_settings_table *r1_reject_settings_table(void)
+{
+    return &r1_reject_settings_tbl;
+}
+
+/* ------------------------------------------------------------------ sampling */
 
 /* Prompt number i of the run: its task, difficulty and sample. */
 static const r1_task *prompt_sample(const r1_reject_cfg *c, int i, r1_task_sample *s)

@@ -18,13 +18,16 @@
 #include "r1_settings.h"
 
 extern const r1_settings_table r1_sft_pretrain_table, r1_sft_coldstart_table,
-    r1_grpo_settings_tbl;
+    r1_grpo_settings_tbl, r1_reject_settings_tbl, r1_distill_settings_tbl, r1_eval_settings_tbl;
 
 const r1_settings_table *r1_settings_table_of(const char *stage)
 {
     static const r1_settings_table *const all[] = {&r1_sft_pretrain_table,
                                                    &r1_sft_coldstart_table,
-                                                   &r1_grpo_settings_tbl};
+                                                   &r1_grpo_settings_tbl,
+                                                   &r1_reject_settings_tbl,
+                                                   &r1_distill_settings_tbl,
+                                                   &r1_eval_settings_tbl};
     for (size_t i = 0; stage && i < sizeof all / sizeof *all; i++)
         if (!strcmp(all[i]->stage, stage))
             return all[i];
@@ -218,9 +221,11 @@ r1_status r1_settings_set_text(const r1_setting *e, void *s, const char *text,
     case R1_SET_TEXT: {
         r1_error e2 = {0};
         r1_status st = e->parse(s, text, &e2);
+        size_t nl = strlen(e->name);
+        int named = !strncmp(e2.msg, e->name, nl) && e2.msg[nl] == ':'; /* "tasks: ..." */
         if (st != R1_OK)
-            r1_error_set(err, st, "%s%s%s", where ? where : "", where && *where ? ": " : "",
-                         e2.msg);
+            r1_error_set(err, st, "%s%s%s%s%s", where ? where : "", where && *where ? ": " : "",
+                         named ? "" : e->name, named ? "" : ": ", e2.msg);
         return st;
     }
     default: {

@@ -7,6 +7,8 @@
  * returning.  Errors: those of r1_generate (R1_ECANCELED when interrupted), R1_ENOMEM. */
 #include <config.h>
 
+#include <stddef.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -179,5 +181,94 @@ r1_status r1_sft_evaluate(r1_model *m, const r1_tokenizer *tok, const r1_sft_dat
     free(smp);
     r1_sft_eval_finish(out);
     out->seconds = r1_now() - t0;
+    return st;
+}
+
+/* ------------------------------------------------------------------ evaluation as a stage */
+
+r1_eval_settings r1_eval_defaults(void)
+{
+    r1_eval_settings e;
+    memset(&e, 0, sizeof e);
+    e.s = r1_sft_defaults(R1_SFT_COLDSTART);
+    e.s.eval_n = 16;
+    e.s.eval_above = 0;
+    e.trained = e.s;
+    return e;
+}
+
+static r1_status parse_tasks(void *v, const char *t, r1_error *err)
+{
+    return r1_sft_parse_tasks(&((r1_eval_settings *)v)->s, t, err);
+}
+
+static void format_tasks(const void *v, char *buf, size_t cap)
+{
+    r1_sft_format_tasks(&((const r1_eval_settings *)v)->s, buf, cap);
+}
+
+static r1_status parse_trained(void *v, const char *t, r1_error *err)
+{
+    r1_eval_settings *e = v;
+    if (!*t) { /* none: every evaluated cell counts as trained */
+        e->has_trained = 0;
+        return R1_OK;
+    }
+    r1_status st = r1_sft_parse_tasks(&e->trained, t, err);
+    if (st == R1_OK)
+        e->has_trained = 1;
+    return st;
+}
+
+static void format_trained(const void *v, char *buf, size_t cap)
+{
+    const r1_eval_settings *e = v;
+    if (e->has_trained)
+        r1_sft_format_tasks(&e->trained, buf, cap);
+    else
+        if (cap)
+            buf[0] = 0;
+}
+
+#define F(field) offsetof(r1_eval_settings, field)
+static const r1_setting eval_settings[] = {
+    {"tasks", R1_SET_TEXT, 0, 0, 0, NULL, "tasks and difficulties evaluated: NAME[:D|:LO-HI],...",
+     NULL, parse_tasks, format_tasks},
+    {"n", R1_SET_INT, F(s.eval_n), 1, R1_SFT_HELDOUT, NULL,
+     "held-out problems per task and difficulty", NULL, NULL, NULL},
+    {"above", R1_SET_INT, F(s.eval_above), 0, 100, NULL,
+     "also evaluate this many difficulties above each entry", NULL, NULL, NULL},
+    {"seed", R1_SET_SEED, F(s.seed), 0, 0, NULL, "seed (the held-out problems do not depend on it)",
+     NULL, NULL, NULL},
+    {"trained", R1_SET_TEXT, 0, 0, 0, NULL,
+     "the training tasks: which cells count as trained (empty: every cell evaluated)", NULL,
+     parse_trained, format_trained},
+};
+#undef F
+
+const r1_settings_table r1_eval_settings_tbl = {"eval", eval_settings,
+                                                sizeof eval_settings / sizeof *eval_settings};
+
+const r1_settings_table *r1_eval_settings_table(void)
+{
+    return &r1_eval_settings_tbl;
+}
+
+r1_status r1_eval_run(r1_model *m, const r1_tokenizer *tok, const r1_eval_settings *e,
+                      r1_sft_eval *out, r1_error *err)
+{
+    r1_sft_settings s = e->s;
+    const r1_config *c = r1_model_config(m);
+    s.seq_len = c->max_position_embeddings < 384 ? c->max_position_embeddings : 384;
+    s.out_dir[0] = '\0';
+    r1_status st = r1_sft_validate(&s, c, err);
+    r1_sft_data *d = NULL;
+    if (st == R1_OK)
+        st = r1_sft_data_new(&d, &s, tok, err);
+    if (st == R1_OK)
+        st = r1_sft_evaluate(m, tok, d, s.eval_n, out, err);
+    if (st == R1_OK && e->has_trained)
+        r1_sft_eval_mark_trained(out, &e->trained);
+    r1_sft_data_free(d);
     return st;
 }

@@ -163,12 +163,41 @@ out=$("$r1lab" train --stage grpo --help 2>&1)
 [ $? -eq 0 ] && [ -n "$(echo "$out" | grep -- '--dynamic-sampling')" ] && \
     [ -n "$(echo "$out" | grep -- '--eps-high')" ]
 ok $? "train --stage grpo --help prints the settings table"
-for st in pretrain sft grpo; do
+for st in pretrain sft grpo reject distill; do
     out=$("$r1lab" train --stage $st --help 2>&1)
     n_help=$(echo "$out" | grep -c '^  --')
-    [ "$n_help" -gt 10 ]
+    [ "$n_help" -ge 5 ]
     ok $? "--stage $st --help lists its $n_help settings"
 done
+n_help=$("$r1lab" eval --help 2>&1 | grep -c '^  --')
+[ "$n_help" -ge 5 ]
+ok $? "r1lab eval --help lists its $n_help settings"
+# rejection sampling, distillation and evaluation from the command line
+out=$("$r1lab" train --stage reject --model "$src/models/builtin" --out "$tmp/rs.jsonl" \
+    --tasks add:1-2 --prompts 4 --k 4 --threads 1 2>&1)
+ok $? "train --stage reject runs ($(echo "$out" | tail -1))"
+[ -s "$tmp/rs.jsonl" ] && grep -q '"completion":' "$tmp/rs.jsonl"
+ok $? "it writes the kept samples as JSONL"
+out=$("$r1lab" train --stage distill --model "$src/models/builtin-student" --teacher \
+    "$src/models/builtin" --data "$tmp/rs.jsonl" --out "$tmp/dst" --steps 2 --batch 2 \
+    --threads 1 2>&1)
+ok $? "train --stage distill runs ($(echo "$out" | tail -1))"
+[ "$(wc -l < "$tmp/dst/metrics.jsonl")" -eq 2 ] && [ -f "$tmp/dst/model.safetensors" ] && \
+    [ -n "$(echo "$out" | grep 'kd 0.5')" ]
+ok $? "it writes the student and its metrics, kd 0.5 with a teacher"
+out=$("$r1lab" train --stage distill --model tiny --out "$tmp/dst2" 2>&1)
+[ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'needs --data')" ]
+ok $? "distill without --data says what it needs"
+out=$("$r1lab" eval --model "$src/models/builtin" --tasks add:1-2 --n 4 --trained add:1 2>&1)
+ok $? "r1lab eval runs"
+[ -n "$(echo "$out" | grep -E '^  add +1 +yes +4 ')" ] && [ -n "$(echo "$out" | grep -E '^  add +2 +no +4 ')" ]
+ok $? "and prints a row per task and difficulty, trained marked ($(echo "$out" | head -1))"
+out=$("$r1lab" eval --model "$src/models/builtin" --nn 3 2>&1)
+[ $? -eq 2 ] && [ -n "$(echo "$out" | grep "did you mean 'n'")" ]
+ok $? "r1lab eval refuses a misspelt option with a suggestion"
+out=$("$r1lab" train --stage eval --model tiny --out x 2>&1)
+[ $? -eq 2 ] && [ -n "$(echo "$out" | grep 'r1lab eval')" ]
+ok $? "train --stage eval points to r1lab eval"
 out=$("$r1lab" train --stage pretrain --plain 0.5 --help 2>&1)
 ok $(has "$out" "--plain is deprecated: use --plain-frac") "an older spelling works with a notice"
 echo "1..$n"

@@ -8,19 +8,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "r1_distill.h"
 #include "r1_grpo_run.h"
+#include "r1_reject.h"
 #include "r1_settings.h"
 #include "r1_sft.h"
 #include "tap.h"
 
 static int has(const char *s, const char *sub) { return s && strstr(s, sub) != NULL; }
 
-/* The stage's defaults in a buffer big enough for either settings struct. */
+/* The stage's defaults in a buffer big enough for any settings struct. */
 static void defaults(const char *stage, void *buf)
 {
     if (!strcmp(stage, "grpo")) {
         r1_grpo_settings g = r1_grpo_settings_defaults();
         memcpy(buf, &g, sizeof g);
+    } else if (!strcmp(stage, "reject")) {
+        r1_reject_cfg c = r1_reject_defaults();
+        memcpy(buf, &c, sizeof c);
+    } else if (!strcmp(stage, "distill")) {
+        r1_distill_cfg c = r1_distill_defaults();
+        memcpy(buf, &c, sizeof c);
+    } else if (!strcmp(stage, "eval")) {
+        r1_eval_settings e = r1_eval_defaults();
+        memcpy(buf, &e, sizeof e);
     } else {
         r1_sft_settings s = r1_sft_defaults(strcmp(stage, "sft") ? R1_SFT_PRETRAIN
                                                                   : R1_SFT_COLDSTART);
@@ -30,19 +41,23 @@ static void defaults(const char *stage, void *buf)
 
 static size_t size_of(const char *stage)
 {
-    return !strcmp(stage, "grpo") ? sizeof(r1_grpo_settings) : sizeof(r1_sft_settings);
+    return !strcmp(stage, "grpo")      ? sizeof(r1_grpo_settings)
+           : !strcmp(stage, "reject")  ? sizeof(r1_reject_cfg)
+           : !strcmp(stage, "distill") ? sizeof(r1_distill_cfg)
+           : !strcmp(stage, "eval")    ? sizeof(r1_eval_settings)
+                                       : sizeof(r1_sft_settings);
 }
 
 int main(void)
 {
-    static const char *const stages[] = {"pretrain", "sft", "grpo"};
-    static unsigned char a[sizeof(r1_grpo_settings) + sizeof(r1_sft_settings)],
-        b[sizeof(r1_grpo_settings) + sizeof(r1_sft_settings)];
+    static const char *const stages[] = {"pretrain", "sft", "grpo", "reject", "distill", "eval"};
+    enum { MAXS = sizeof(r1_grpo_settings) + sizeof(r1_sft_settings) + sizeof(r1_eval_settings) };
+    static unsigned char a[MAXS], b[MAXS];
     r1_error err = {0};
-    for (int si = 0; si < 3; si++) {
+    for (int si = 0; si < 6; si++) {
         const char *stage = stages[si];
         const r1_settings_table *t = r1_settings_table_of(stage);
-        ok(t && !strcmp(t->stage, stage) && t->n > 10, "%s has a table (%d settings)", stage,
+        ok(t && !strcmp(t->stage, stage) && t->n >= 5, "%s has a table (%d settings)", stage,
            t ? t->n : 0);
         if (!t)
             continue;
@@ -77,9 +92,19 @@ int main(void)
         ok(ranged == nnum, "%s: every number outside its range (or NaN) is refused naming the "
            "key (%d of %d)", stage, ranged, nnum);
         ok(helped == t->n, "%s: every setting has a line of help", stage);
-        ok(!r1_settings_find(t, "stpes", NULL, stage, &err) && has(err.msg, "unknown option "
-           "'stpes'") && has(err.msg, "did you mean 'steps'?"), "%s: a typo suggests the name "
-           "(%s)", stage, err.msg);
+        /* a typo of the table's longest name: two letters swapped */
+        const char *lng = t->v[0].name;
+        for (int i = 1; i < t->n; i++)
+            if (strlen(t->v[i].name) > strlen(lng))
+                lng = t->v[i].name;
+        char typo[64], want[96];
+        snprintf(typo, sizeof typo, "%s", lng);
+        char c1 = typo[1];
+        typo[1] = typo[2], typo[2] = c1;
+        snprintf(want, sizeof want, "did you mean '%s'?", lng);
+        ok(!r1_settings_find(t, typo, NULL, stage, &err) && has(err.msg, "unknown option") &&
+           has(err.msg, typo) && has(err.msg, want), "%s: a typo suggests the name (%s)", stage,
+           err.msg);
         ok(!r1_settings_find(t, "zzzzzz", NULL, stage, &err) && !has(err.msg, "did you mean"),
            "%s: nothing far off is suggested", stage);
         defaults(stage, a);
@@ -88,8 +113,10 @@ int main(void)
         ok(j && r1_settings_parse_json(t, b, j, NULL, stage, &err) == R1_OK &&
            !memcmp(a, b, size_of(stage)), "%s: JSON round-trips (%s)", stage, err.msg);
         free(j);
-        ok(r1_settings_parse_json(t, b, "{\"setps\": 3}", NULL, stage, &err) == R1_EINVAL &&
-           has(err.msg, "did you mean 'steps'"), "%s: an unknown JSON key is refused", stage);
+        char js[128];
+        snprintf(js, sizeof js, "{\"%s\": 3}", typo);
+        ok(r1_settings_parse_json(t, b, js, NULL, stage, &err) == R1_EINVAL && has(err.msg, want),
+           "%s: an unknown JSON key is refused with a suggestion", stage);
     }
     const r1_settings_table *g = r1_settings_table_of("grpo");
     r1_grpo_settings gs = r1_grpo_settings_defaults();
@@ -112,6 +139,9 @@ int main(void)
        gs.cfg.opt.min_lr == gs.cfg.opt.lr, "validation resolves the default difficulty and min_lr");
     ok(r1_grpo_parse_rewards(&gs, "accuracy,format@0.5,language", &err) == R1_OK &&
        gs.cfg.nrewards == 3 && gs.cfg.reward_weights[1] == 0.5, "a reward list with a weight");
+    ok(!r1_settings_find(r1_settings_table_of("sft"), "stpes", NULL, "r1.sft", &err) &&
+       has(err.msg, "unknown option 'stpes' for r1.sft (did you mean 'steps'?)"),
+       "the issue's example: stpes suggests steps");
     ok(r1_grpo_parse_rewards(&gs, "acuracy", &err) != R1_OK && has(err.msg, "acuracy"),
        "an unknown reward is named (%s)", err.msg);
     char help[16384];

@@ -78,6 +78,15 @@ t.raises(function() r1.grpo{model = x, tasks = {"add", 3}} end,
   "r1.grpo: tasks[2]: expected a string, got number", "r1.grpo: a task list entry that is no string")
 t.raises(function() r1.pretrain{model = x, stpes = 1} end,
   "unknown option 'stpes' for r1.pretrain (did you mean 'steps'?)", "r1.pretrain: a misspelt key")
+t.raises(function() r1.reject_sample{model = x, out = "/dev/null", temprature = 1} end,
+  "unknown option 'temprature' for r1.reject_sample (did you mean 'temperature'?)",
+  "r1.reject_sample: a misspelt key")
+t.raises(function() r1.distill{student = x, data = "/dev/null", stesp = 1} end,
+  "unknown option 'stesp' for r1.distill (did you mean 'steps'?)", "r1.distill: a misspelt key")
+t.raises(function() r1.sft{model = x, data = "/dev/null", kd = -2} end,
+  "kd expects a number in 0..100", "r1.sft on a data set: a value out of range")
+t.raises(function() r1.evaluate{model = x, tasks = "add:1", nn = 2} end,
+  "unknown option 'nn' for r1.evaluate (did you mean 'n'?)", "r1.evaluate: a misspelt key")
 t.raises(function() r1.sft{model = x, eval_every = -1} end,
   "eval_every expects an integer in 0..", "r1.sft: a value out of range")
 t.raises(function() r1.reject_sample{model = x, tasks = {"add", "mul:0"}, out = "/dev/null"} end,

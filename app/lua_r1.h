@@ -1,5 +1,5 @@
 /* lua_r1.h — the `r1` Lua module over libr1: shared declarations of the binding files
- * app/lua_*.c.  Conventions (Lua's own): one metatable per userdata type with __index, __gc,
+ * app/lua_*.c (their layers: the top comment of lua_init.c).  Conventions (Lua's own): one metatable per userdata type with __index, __gc,
  * __close and __tostring; "box first" (push the userdata, then allocate, so that an error
  * never leaks C memory); errors raised with luaL_error(L, "%s", msg) only after every C
  * resource is owned by a userdata; callbacks into Lua run under lua_pcall so that an error
@@ -38,7 +38,7 @@ lua_tensor *lua_tensor_push(lua_State *L, int ndim, const int64_t *shape, int is
 lua_tensor *lua_tensor_check(lua_State *L, int idx);
 void lua_tensor_open(lua_State *L);
 
-/* ---- tokenizer, tasks, rewards (lua_tasks.c) */
+/* ---- tokenizer (lua_tokenizer.c); tasks and rewards (lua_tasks.c) */
 typedef struct {
     r1_tokenizer *t;
 } lua_tokenizer;
@@ -51,7 +51,8 @@ void lua_r1_push_decoded(lua_State *L, const r1_tokenizer *t, const int32_t *ids
 void lua_r1_push_sample(lua_State *L, const r1_task_sample *s);
 void lua_r1_reward_sample(lua_State *L, int idx, r1_reward_sample *s);
 const r1_task *lua_task_ptr(lua_State *L, int idx);
-void lua_tasks_open(lua_State *L); /* adds tokenizer, tasks, rewards to the module on top */
+void lua_tokenizer_open(lua_State *L); /* adds r1.tokenizer to the module on top */
+void lua_tasks_open(lua_State *L);     /* adds r1.tasks and r1.rewards */
 void lua_grpo_open(lua_State *L);  /* adds r1.grpo */
 void lua_stages_open(lua_State *L); /* adds r1.reject_sample (and the other stages) */
 void lua_sft_open(lua_State *L);    /* adds r1.pretrain and r1.sft */
@@ -65,8 +66,10 @@ typedef struct {
 
 lua_model *lua_model_check(lua_State *L, int idx);
 void lua_model_open(lua_State *L);
+/* m:generate and m:ask (lua_generate.c), added to the model methods: after lua_model_open. */
+void lua_generate_open(lua_State *L);
 
-/* ---- option tables (lua_r1.c): field `key` of the table at idx, or def when absent/nil;
+/* ---- option tables (lua_aux.c): field `key` of the table at idx, or def when absent/nil;
  * a present field of the wrong type raises "bad option 'key' (number expected, got ...)". */
 lua_Integer lua_r1_opt_int(lua_State *L, int idx, const char *key, lua_Integer def);
 lua_Number lua_r1_opt_num(lua_State *L, int idx, const char *key, lua_Number def);
@@ -91,7 +94,7 @@ void lua_r1_task_spec(lua_State *L, const char *who, int i, const char *spec, in
 void lua_r1_read_settings(lua_State *L, int idx, const r1_settings_table *t, void *s,
                           const char *where, const char *const *extra);
 
-/* ---- protected callbacks (lua_r1.c): the one way the binding calls Lua from inside an
+/* ---- protected callbacks (lua_aux.c): the one way the binding calls Lua from inside an
  * engine callback.  push(L, ud) pushes the arguments and returns how many; it runs inside
  * the protected call, so an error while building them (out of memory, a Ctrl-C hook) never
  * unwinds through engine frames. */

@@ -1,7 +1,8 @@
 /* settings.c — the settings tables' machinery (see r1_settings.h): finding a setting by name
  * with a suggestion for a typo, setting it from a number, a boolean or a text with its range
  * checked, writing it back, JSON both ways and the command line's help.  The tables themselves
- * live beside their stages (sft_settings.c, grpo_run.c) and are listed here.
+ * live beside their stages (sft_settings.c, grpo_run.c, reject.c, distill.c, sft_eval.c) and
+ * are listed in settings_tables.c, above them all.
  *
  * Errors: R1_EINVAL / R1_EFORMAT with a message naming the key; nothing allocates except
  * r1_settings_json. */
@@ -16,23 +17,6 @@
 #include <string.h>
 
 #include "r1_settings.h"
-
-extern const r1_settings_table r1_sft_pretrain_table, r1_sft_coldstart_table,
-    r1_grpo_settings_tbl, r1_reject_settings_tbl, r1_distill_settings_tbl, r1_eval_settings_tbl;
-
-const r1_settings_table *r1_settings_table_of(const char *stage)
-{
-    static const r1_settings_table *const all[] = {&r1_sft_pretrain_table,
-                                                   &r1_sft_coldstart_table,
-                                                   &r1_grpo_settings_tbl,
-                                                   &r1_reject_settings_tbl,
-                                                   &r1_distill_settings_tbl,
-                                                   &r1_eval_settings_tbl};
-    for (size_t i = 0; stage && i < sizeof all / sizeof *all; i++)
-        if (!strcmp(all[i]->stage, stage))
-            return all[i];
-    return NULL;
-}
 
 /* key and name are the same words, '-' and '_' alike. */
 static int same(const char *key, const char *name)

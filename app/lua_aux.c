@@ -1,6 +1,6 @@
-/* lua_r1.c — luaopen_r1, the module table of `require "r1"`, and the helpers every binding
- * file shares: option tables, id lists, a box that frees a C pointer when collected.  Also
- * r1.version, r1.set_threads and r1.save_tensors. */
+/* lua_aux.c — the helpers every binding file shares (declared in lua_r1.h): option tables and
+ * the settings tables read from them, task specs, id lists, and the protected calls into Lua
+ * from engine callbacks.  The bottom layer of the binding: it calls no other binding file. */
 #include <config.h>
 
 #include <stdio.h>
@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "lua_r1.h"
-#include "r1_safetensors.h"
 
 static void bad_option(lua_State *L, const char *key, const char *want)
 {
@@ -147,76 +146,6 @@ int32_t *lua_r1_ids(lua_State *L, int idx, int arg, int *n)
 }
 
 /* r1.save_tensors(path, {name = tensor, ...}): a safetensors file other tools can read. */
-static int l_save_tensors(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    /* check everything first, then own the writer only while nothing can raise */
-    int n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, 2)) {
-        if (lua_type(L, -2) != LUA_TSTRING)
-            return luaL_error(L, "bad argument #2 (tensor names must be strings)");
-        lua_tensor_check(L, -1);
-        lua_pop(L, 1);
-        n++;
-    }
-    r1_st_writer *w = r1_st_writer_new();
-    if (!w)
-        return luaL_error(L, "out of memory");
-    r1_error err = {0};
-    r1_status s = R1_OK;
-    lua_pushnil(L);
-    while (s == R1_OK && lua_next(L, 2)) {
-        lua_tensor *t = lua_touserdata(L, -1);
-        r1_dtype dt = t->is_int ? R1_DT_I32 : R1_DT_F32;
-        s = r1_st_writer_add(w, lua_tostring(L, -2), dt, dt, t->data, t->ndim, t->shape, &err);
-        lua_pop(L, 1);
-    }
-    if (s == R1_OK)
-        s = r1_st_writer_write(w, path, &err);
-    else
-        lua_pop(L, 1); /* the key lua_next left */
-    r1_st_writer_free(w);
-    if (s != R1_OK)
-        return luaL_error(L, "%s", err.msg);
-    lua_pushinteger(L, n);
-    return 1;
-}
-
-static int l_version(lua_State *L)
-{
-    lua_pushstring(L, r1_version());
-    return 1;
-}
-
-/* r1.set_threads(n): threads for OpenBLAS and the engine (0: every core) */
-static int l_set_threads(lua_State *L)
-{
-    lua_Integer n = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, n >= 0 && n <= 256, 1, "expected 0..256");
-    r1_set_threads((int)n);
-    lua_pushinteger(L, r1_threads());
-    return 1;
-}
-
-static const luaL_Reg funcs[] = {{"save_tensors", l_save_tensors},
-                                 {"version", l_version},
-                                 {"set_threads", l_set_threads},
-                                 {NULL, NULL}};
-
-int luaopen_r1(lua_State *L)
-{
-    luaL_newlib(L, funcs);
-    lua_tensor_open(L);
-    lua_model_open(L);
-    lua_tasks_open(L);
-    lua_grpo_open(L);
-    lua_stages_open(L);
-    lua_sft_open(L);
-    return 1;
-}
-
 /* The value at the top of the stack as setting e of s; raises naming where and the key. */
 static void set_value(lua_State *L, const r1_setting *e, void *s, const char *where)
 {

@@ -1,0 +1,387 @@
+/* lua_generate.c — generation from Lua: m:generate and m:ask, added to the r1.model methods
+ * by lua_generate_open.  Tokens stream to an on_token callback (called protected) and, in the
+ * workbench, to the Reasoning, Answer and Routing panes; the results carry text, reasoning,
+ * answer, tokens, log-probs and routing.  Engine errors become Lua errors after the C
+ * resources of the call are released (every buffer is a userdata on the stack). */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "lua_r1.h"
+#include "r1_generate.h"
+#include "r1_rewards.h"
+
+typedef struct {
+    lua_State *L;
+    int fn;        /* stack index of on_token, 0 when none */
+    int failed;    /* the callback raised: its error is on the registry ref */
+    int ref;
+    const r1_tokenizer *tok; /* for token texts (may be NULL) */
+    int events;    /* post EV_TOKEN to the workbench */
+    int part[64];  /* per row (first 64): 1 think, 2 answer, 3 other */
+} gen_cb;
+
+/* Follows the think / answer tags: which part of the completion a token belongs to. */
+static int next_part(int part, int32_t token)
+{
+    switch (token) {
+    case R1_TOK_THINK: return 1;
+    case R1_TOK_THINK_END: return 3;
+    case R1_TOK_ANSWER: return 2;
+    case R1_TOK_ANSWER_END: return 3;
+    }
+    return part;
+}
+
+static void post_token(gen_cb *g, const r1_token_event *te)
+{
+    int *part = te->row < 64 ? &g->part[te->row] : NULL;
+    int p = part ? *part : 3;
+    int np = next_part(p, te->token);
+    if (part)
+        *part = np;
+    if (!g->events)
+        return;
+    ev *e = ev_new(EV_TOKEN);
+    if (!e)
+        return;
+    e->row = te->row, e->index = te->index, e->pos = te->pos, e->token = te->token;
+    e->logprob = te->logprob_model;
+    /* a tag token belongs to the part it opens or closes */
+    e->part = te->token == R1_TOK_THINK_END ? 1 : te->token == R1_TOK_ANSWER_END ? 2 : np;
+    const char *txt = g->tok ? r1_tokenizer_token(g->tok, te->token) : NULL;
+    if (txt)
+        snprintf(e->tok_text, sizeof e->tok_text, "%s", txt);
+    else
+        snprintf(e->tok_text, sizeof e->tok_text, "%d ", (int)te->token);
+    e->n_moe = te->n_moe < EV_MAX_MOE ? te->n_moe : EV_MAX_MOE;
+    e->K = te->K < EV_MAX_K ? te->K : EV_MAX_K;
+    for (int j = 0; j < e->n_moe; j++) {
+        e->moe_layers[j] = te->moe_layers[j];
+        for (int k = 0; k < e->K; k++) {
+            e->experts[j * e->K + k] = te->experts[j * te->K + k];
+            e->weights[j * e->K + k] = te->weights[j * te->K + k];
+        }
+    }
+    ev_post(e);
+}
+
+static void push_routing(lua_State *L, int n_moe, const int *layers, int K, const int32_t *e,
+                         const float *w)
+{
+    lua_createtable(L, n_moe, 0);
+    for (int j = 0; j < n_moe; j++) {
+        lua_createtable(L, 0, 3);
+        lua_pushinteger(L, layers[j]);
+        lua_setfield(L, -2, "layer");
+        lua_createtable(L, K, 0);
+        lua_createtable(L, K, 0);
+        for (int k = 0; k < K; k++) {
+            lua_pushinteger(L, e[j * K + k]);
+            lua_rawseti(L, -3, k + 1);
+            lua_pushnumber(L, w[j * K + k]);
+            lua_rawseti(L, -2, k + 1);
+        }
+        lua_setfield(L, -3, "weights");
+        lua_setfield(L, -2, "experts");
+        lua_rawseti(L, -2, j + 1);
+    }
+}
+
+typedef struct {
+    gen_cb *g;
+    const r1_token_event *te;
+} token_arg;
+
+/* on_token's argument: the token as a table (built inside the protected call). */
+static int push_token(lua_State *L, void *ud)
+{
+    const token_arg *a = ud;
+    const r1_token_event *te = a->te;
+    lua_createtable(L, 0, 8);
+    lua_pushinteger(L, te->row + 1);
+    lua_setfield(L, -2, "row");
+    lua_pushinteger(L, te->index + 1);
+    lua_setfield(L, -2, "index");
+    lua_pushinteger(L, te->pos);
+    lua_setfield(L, -2, "pos");
+    lua_pushinteger(L, te->token);
+    lua_setfield(L, -2, "token");
+    if (a->g->tok) {
+        lua_pushstring(L, r1_tokenizer_token(a->g->tok, te->token));
+        lua_setfield(L, -2, "text");
+    }
+    lua_pushnumber(L, te->logprob_model);
+    lua_setfield(L, -2, "logprob");
+    lua_pushnumber(L, te->logprob);
+    lua_setfield(L, -2, "logprob_sampling");
+    lua_pushboolean(L, te->drafted);
+    lua_setfield(L, -2, "drafted");
+    push_routing(L, te->n_moe, te->moe_layers, te->K, te->experts, te->weights);
+    lua_setfield(L, -2, "routing");
+    return 1;
+}
+
+/* Calls the Lua on_token protected: an error must not unwind through r1_generate. */
+static int on_token(const r1_token_event *te, void *user)
+{
+    gen_cb *g = user;
+    post_token(g, te);
+    if (!g->fn)
+        return 0;
+    token_arg a = {g, te};
+    int stop = lua_r1_callback(g->L, g->fn, push_token, &a, &g->ref);
+    g->failed = stop < 0;
+    return stop != 0;
+}
+
+/* Pushes the prompt at idx as token ids (a userdata buffer on the stack): a list of ids, or a
+ * string encoded with the model's tokenizer (chat: as the chat format's generation prompt). */
+static int32_t *prompt_ids(lua_State *L, lua_model *u, int idx, int arg, int chat, int *n)
+{
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        if (!u->tok)
+            luaL_error(L, "bad argument #%d (this model has no tokenizer: give token ids)", arg);
+        return lua_r1_encode(L, u->tok, lua_tostring(L, idx), chat, n);
+    }
+    return lua_r1_ids(L, idx, arg, n);
+}
+
+/* The generation behind m:generate and m:ask.  Arguments: 1 model, 2 prompt(s), 3 options.
+ * chat: strings are chat prompts; task/target (may be NULL): judge row 1 for the workbench.
+ * Leaves the result (a table, or a list of tables for a batch) on the stack. */
+static int generate(lua_State *L, int chat, const r1_task *task, const char *target)
+{
+    lua_model *u = lua_model_check(L, 1);
+    if (lua_type(L, 2) != LUA_TSTRING)
+        luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    r1_gen_cfg cfg = r1_gen_defaults();
+    /* text questions get room to reason; id prompts the engine's default */
+    int text_prompt = lua_type(L, 2) == LUA_TSTRING;
+    cfg.max_tokens = (int)lua_r1_opt_int(L, 3, "max_tokens", text_prompt ? 256 : cfg.max_tokens);
+    cfg.temperature = (float)lua_r1_opt_num(L, 3, "temperature", cfg.temperature);
+    cfg.top_k = (int)lua_r1_opt_int(L, 3, "top_k", cfg.top_k);
+    cfg.top_p = (float)lua_r1_opt_num(L, 3, "top_p", cfg.top_p);
+    cfg.min_p = (float)lua_r1_opt_num(L, 3, "min_p", cfg.min_p);
+    cfg.repetition_penalty =
+        (float)lua_r1_opt_num(L, 3, "repetition_penalty", cfg.repetition_penalty);
+    cfg.seed = (uint64_t)lua_r1_opt_int(L, 3, "seed", 0);
+    cfg.speculative = lua_r1_opt_bool(L, 3, "speculative", 0);
+    const char *wt = lua_r1_opt_str(L, 3, "weights", "fp32");
+    if (strcmp(wt, "fp32") && strcmp(wt, "bf16") && strcmp(wt, "fp8"))
+        return luaL_error(L,
+                          "bad option 'weights' (\"fp32\", \"bf16\" or \"fp8\" expected, got "
+                          "\"%s\")",
+                          wt);
+    cfg.bf16 = !strcmp(wt, "bf16");
+    cfg.fp8 = !strcmp(wt, "fp8");
+    chat = lua_r1_opt_bool(L, 3, "chat", chat);
+    gen_cb cb;
+    memset(&cb, 0, sizeof cb);
+    cb.L = L, cb.ref = LUA_NOREF, cb.tok = u->tok, cb.events = ev_sink_active();
+    int32_t eos = R1_TOK_EOS, *stop = &eos;
+    int nstop = u->tok ? 1 : 0;
+    if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "stop");
+        if (!lua_isnil(L, -1))
+            stop = lua_r1_ids(L, lua_gettop(L), 3, &nstop); /* the buffer stays on the stack */
+        if (lua_r1_opt_fn(L, 3, "on_token"))
+            cb.fn = lua_gettop(L);
+    }
+    cfg.stop_ids = stop;
+    cfg.n_stop_ids = nstop;
+    /* prompts: one prompt (ids or text), or a list of them */
+    int batch = 0;
+    if (lua_istable(L, 2)) {
+        lua_rawgeti(L, 2, 1);
+        batch = lua_istable(L, -1) || lua_type(L, -1) == LUA_TSTRING;
+        lua_pop(L, 1);
+    }
+    int R = batch ? (int)lua_rawlen(L, 2) : 1;
+    luaL_argcheck(L, R >= 1, 2, "no prompts");
+    /* every buffer is a userdata on the stack: an error below leaks nothing */
+    int32_t **ps = lua_newuserdatauv(L, sizeof(int32_t *) * R, 0);
+    int *lens = lua_newuserdatauv(L, sizeof(int) * R, 0);
+    for (int r = 0; r < R; r++) {
+        if (batch) {
+            lua_rawgeti(L, 2, r + 1);
+            ps[r] = prompt_ids(L, u, lua_gettop(L), 2, chat, &lens[r]);
+            lua_remove(L, -2); /* keep the buffer, drop the source value */
+        } else {
+            ps[r] = prompt_ids(L, u, 2, 2, chat, &lens[r]);
+        }
+        if (r < 64)
+            cb.part[r] = lens[r] && ps[r][lens[r] - 1] == R1_TOK_THINK ? 1 : 3;
+    }
+    if (cb.events) {
+        ev *e = ev_new(EV_GEN_BEGIN);
+        if (e) {
+            e->n = R;
+            if (u->tok) {
+                r1_tokenizer_decode(u->tok, ps[0], lens[0], &e->text, NULL);
+            } else { /* no tokenizer: the ids themselves */
+                size_t cap = (size_t)lens[0] * 12 + 1, k = 0;
+                e->text = malloc(cap);
+                for (int t = 0; e->text && t < lens[0]; t++)
+                    k += (size_t)snprintf(e->text + k, cap - k, t ? " %d" : "%d", (int)ps[0][t]);
+                if (e->text && lens[0] == 0)
+                    e->text[0] = '\0';
+            }
+            ev_post(e);
+        }
+    }
+    int keep = lua_gettop(L);
+    r1_error err = {0};
+    r1_gen_result *res = NULL;
+    r1_status s = r1_generate(u->m, (const int32_t *const *)ps, lens, R, &cfg, on_token, &cb,
+                              &res, &err);
+    lua_settop(L, keep);
+    /* own the result in a userdata box: building the Lua tables below may raise */
+    r1_gen_result **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = res;
+    luaL_setmetatable(L, "r1.genresult");
+    if (cb.failed) { /* re-raise the callback's error; the box frees the result */
+        return lua_r1_raise_ref(L, cb.ref);
+    }
+    if (s != R1_OK && s != R1_ECANCELED)
+        return luaL_error(L, "%s", err.msg);
+    if (s == R1_ECANCELED && r1_interrupted())
+        return luaL_error(L, "interrupted");
+    static const char *finish[] = {"stop", "length", "cancel"};
+    if (batch)
+        lua_createtable(L, R, 0);
+    for (int r = 0; r < R; r++) {
+        r1_gen_row *o = &res->row[r];
+        lua_createtable(L, 0, 10);
+        lua_createtable(L, o->n, 0);
+        lua_createtable(L, o->n, 0);
+        lua_createtable(L, o->n, 0);
+        lua_createtable(L, o->n, 0);
+        for (int i = 0; i < o->n; i++) {
+            lua_pushinteger(L, o->tokens[i]);
+            lua_rawseti(L, -5, i + 1);
+            lua_pushnumber(L, o->logprobs_model[i]);
+            lua_rawseti(L, -4, i + 1);
+            lua_pushnumber(L, o->logprobs[i]);
+            lua_rawseti(L, -3, i + 1);
+            push_routing(L, res->n_moe, res->moe_layers, res->K,
+                         o->experts + (size_t)i * res->n_moe * res->K,
+                         o->weights + (size_t)i * res->n_moe * res->K);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -5, "routing");
+        lua_setfield(L, -4, "logprobs_sampling");
+        lua_setfield(L, -3, "logprobs");
+        lua_setfield(L, -2, "tokens");
+        lua_pushstring(L, finish[o->finish]);
+        lua_setfield(L, -2, "finish");
+        if (u->tok) {
+            char *text = NULL;
+            if (r1_tokenizer_decode(u->tok, o->tokens, o->n, &text, &err) != R1_OK)
+                return luaL_error(L, "%s", err.msg);
+            lua_pushstring(L, text);
+            free(text);
+            lua_setfield(L, -2, "text");
+            lua_getfield(L, -1, "text");
+            r1_completion_parts parts;
+            r1_reward_split(lua_tostring(L, -1), &parts);
+            lua_pushlstring(L, parts.think, parts.think_len);
+            lua_setfield(L, -3, "think");
+            if (parts.answer) {
+                lua_pushlstring(L, parts.answer, parts.answer_len);
+                lua_setfield(L, -3, "answer");
+            }
+            if (r == 0 && cb.events) {
+                ev *e = ev_new(EV_GEN_END);
+                if (e) {
+                    e->text = strdup(lua_tostring(L, -1));
+                    e->verdict = -1;
+                    if (task && target)
+                        e->verdict = r1_task_verify(task, target, lua_tostring(L, -1), NULL);
+                    ev_post(e);
+                }
+            }
+            lua_pop(L, 1);
+        } else if (r == 0 && cb.events) {
+            ev *e = ev_new(EV_GEN_END);
+            if (e) {
+                e->verdict = -1;
+                ev_post(e);
+            }
+        }
+        if (batch)
+            lua_rawseti(L, -2, r + 1);
+    }
+    lua_pushinteger(L, res->accepted);
+    lua_setfield(L, -2, "accepted");
+    lua_pushinteger(L, res->drafted);
+    lua_setfield(L, -2, "drafted");
+    lua_pushnumber(L, res->seconds);
+    lua_setfield(L, -2, "seconds");
+    lua_pushinteger(L, (lua_Integer)res->weight_bytes); /* bf16 / fp8 weights; 0 for fp32 */
+    lua_setfield(L, -2, "weight_bytes");
+    lua_pushinteger(L, (lua_Integer)res->weight_bytes_fp32);
+    lua_setfield(L, -2, "weight_bytes_fp32");
+    return 1;
+}
+
+/* m:generate(prompt | {prompts}, {max_tokens, temperature, top_k, top_p, min_p,
+ *            repetition_penalty, seed, speculative, chat, stop = {ids}, on_token = fn})
+ * -> {text, think, answer, tokens, logprobs, logprobs_sampling, routing, finish} (a list of
+ * them for a batch).  A text prompt is wrapped in the chat format unless chat = false. */
+static int m_generate(lua_State *L)
+{
+    return generate(L, 1, NULL, NULL);
+}
+
+/* m:ask(question [, {task=, target=, max_tokens=, ...}]) -> answer, result: the chat format,
+ * greedy by default; with task and target the workbench marks the answer right or wrong. */
+static int m_ask(lua_State *L)
+{
+    lua_model *u = lua_model_check(L, 1);
+    luaL_checkstring(L, 2);
+    if (!u->tok)
+        return luaL_error(L, "m:ask: this model has no tokenizer (tokenizer.json)");
+    const r1_task *task = NULL;
+    const char *tname = lua_r1_opt_str(L, 3, "task", NULL);
+    const char *target = lua_r1_opt_str(L, 3, "target", NULL);
+    r1_error err = {0};
+    if (tname && r1_task_find(&task, tname, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    lua_settop(L, 3);
+    generate(L, 1, task, target);
+    lua_getfield(L, -1, "answer");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "text");
+    }
+    lua_insert(L, -2);
+    return 2;
+}
+
+static int genresult_gc(lua_State *L)
+{
+    r1_gen_result **box = lua_touserdata(L, 1);
+    r1_gen_result_free(*box);
+    *box = NULL;
+    return 0;
+}
+
+void lua_generate_open(lua_State *L)
+{
+    luaL_newmetatable(L, "r1.genresult");
+    lua_pushcfunction(L, genresult_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_getmetatable(L, LUA_R1_MODEL); /* made by lua_model_open */
+    lua_getfield(L, -1, "__index");
+    lua_pushcfunction(L, m_generate);
+    lua_setfield(L, -2, "generate");
+    lua_pushcfunction(L, m_ask);
+    lua_setfield(L, -2, "ask");
+    lua_pop(L, 2);
+}

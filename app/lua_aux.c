@@ -3,6 +3,7 @@
  * from engine callbacks.  The bottom layer of the binding: it calls no other binding file. */
 #include <config.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,4 +310,10 @@ int lua_r1_raise_ref(lua_State *L, int ref)
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
     return lua_error(L);
+}
+
+void lua_r1_gc_hint(lua_State *L, size_t bytes)
+{
+    size_t kb = bytes >> 10;
+    lua_gc(L, LUA_GCSTEP, kb > INT_MAX ? INT_MAX : (int)kb);
 }

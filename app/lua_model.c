@@ -26,6 +26,12 @@ static lua_model *push_model(lua_State *L)
     return u;
 }
 
+/* What a model holds in engine memory, roughly: parameters and their gradients. */
+static size_t model_bytes(const r1_model *m)
+{
+    return r1_model_numel(m) * 2 * sizeof(float);
+}
+
 /* r1.load(dir) -> model */
 static int l_load(lua_State *L)
 {
@@ -43,6 +49,7 @@ static int l_load(lua_State *L)
         if (r1_tokenizer_load(&u->tok, path, &err) != R1_OK)
             return luaL_error(L, "%s", err.msg);
     }
+    lua_r1_gc_hint(L, model_bytes(u->m));
     return 1;
 }
 
@@ -112,6 +119,7 @@ static int l_init(lua_State *L)
     r1_model_init(u->m, seed);
     if (c.vocab_size == R1_TOK_VOCAB) /* the built-in tokenizer fits this vocabulary */
         u->tok = r1_tokenizer_new_builtin();
+    lua_r1_gc_hint(L, model_bytes(u->m));
     return 1;
 }
 

@@ -118,6 +118,11 @@ int lua_r1_protect(lua_State *L, int (*push)(lua_State *L, void *ud), void *ud, 
 int lua_r1_callback(lua_State *L, int fn, int (*push)(lua_State *L, void *ud), void *ud,
                     int *err_ref);
 
+/* Tells the collector about bytes that the engine allocated for a new userdata (a model): Lua
+ * sees only the small userdata, so without this, models dropped in a loop pile up before a
+ * collection.  A collection step as if Lua had allocated them (LUA_GCSTEP). */
+void lua_r1_gc_hint(lua_State *L, size_t bytes);
+
 /* Raises the error kept in the registry at ref (by lua_r1_callback), releasing the ref. */
 int lua_r1_raise_ref(lua_State *L, int ref);
 

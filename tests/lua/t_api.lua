@@ -212,4 +212,12 @@ local dd = r1.distill{student = student, teacher = tiny, data = out, steps = 2, 
   seq_len = 128, kd = 0.5}
 t.ok(dd.step == 2 and dd.kl >= 0, "r1.distill with a teacher")
 os.remove(out)
+-- the collector knows a model's size: models dropped in a loop do not pile up
+do
+  local alive = setmetatable({}, {__mode = "k"})
+  for i = 1, 40 do alive[r1.init("tiny", {seed = i})] = true end
+  local n = 0
+  for _ in pairs(alive) do n = n + 1 end
+  t.ok(n <= 10, "40 dropped models: " .. n .. " still uncollected (the GC sees their size)")
+end
 t.done()

@@ -317,3 +317,15 @@ void lua_r1_gc_hint(lua_State *L, size_t bytes)
     size_t kb = bytes >> 10;
     lua_gc(L, LUA_GCSTEP, kb > INT_MAX ? INT_MAX : (int)kb);
 }
+
+static const lua_r1_observer *observer;
+
+void lua_r1_set_observer(const lua_r1_observer *o)
+{
+    observer = o;
+}
+
+const lua_r1_observer *lua_r1_observer_get(void)
+{
+    return observer;
+}

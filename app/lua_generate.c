@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "events.h"
 #include "lua_r1.h"
 #include "r1_generate.h"
 #include "r1_rewards.h"
@@ -19,7 +18,7 @@ typedef struct {
     int failed;    /* the callback raised: its error is on the registry ref */
     int ref;
     const r1_tokenizer *tok; /* for token texts (may be NULL) */
-    int events;    /* post EV_TOKEN to the workbench */
+    const lua_r1_observer *obs; /* who watches the tokens, or NULL */
     int part[64];  /* per row (first 64): 1 think, 2 answer, 3 other */
 } gen_cb;
 
@@ -42,30 +41,11 @@ static void post_token(gen_cb *g, const r1_token_event *te)
     int np = next_part(p, te->token);
     if (part)
         *part = np;
-    if (!g->events)
+    if (!g->obs)
         return;
-    ev *e = ev_new(EV_TOKEN);
-    if (!e)
-        return;
-    e->row = te->row, e->index = te->index, e->pos = te->pos, e->token = te->token;
-    e->logprob = te->logprob_model;
     /* a tag token belongs to the part it opens or closes */
-    e->part = te->token == R1_TOK_THINK_END ? 1 : te->token == R1_TOK_ANSWER_END ? 2 : np;
-    const char *txt = g->tok ? r1_tokenizer_token(g->tok, te->token) : NULL;
-    if (txt)
-        snprintf(e->tok_text, sizeof e->tok_text, "%s", txt);
-    else
-        snprintf(e->tok_text, sizeof e->tok_text, "%d ", (int)te->token);
-    e->n_moe = te->n_moe < EV_MAX_MOE ? te->n_moe : EV_MAX_MOE;
-    e->K = te->K < EV_MAX_K ? te->K : EV_MAX_K;
-    for (int j = 0; j < e->n_moe; j++) {
-        e->moe_layers[j] = te->moe_layers[j];
-        for (int k = 0; k < e->K; k++) {
-            e->experts[j * e->K + k] = te->experts[j * te->K + k];
-            e->weights[j * e->K + k] = te->weights[j * te->K + k];
-        }
-    }
-    ev_post(e);
+    int shown = te->token == R1_TOK_THINK_END ? 1 : te->token == R1_TOK_ANSWER_END ? 2 : np;
+    g->obs->token(te, g->tok ? r1_tokenizer_token(g->tok, te->token) : NULL, shown);
 }
 
 static void push_routing(lua_State *L, int n_moe, const int *layers, int K, const int32_t *e,
@@ -182,7 +162,7 @@ static int generate(lua_State *L, int chat, const r1_task *task, const char *tar
     chat = lua_r1_opt_bool(L, 3, "chat", chat);
     gen_cb cb;
     memset(&cb, 0, sizeof cb);
-    cb.L = L, cb.ref = LUA_NOREF, cb.tok = u->tok, cb.events = ev_sink_active();
+    cb.L = L, cb.ref = LUA_NOREF, cb.tok = u->tok, cb.obs = lua_r1_observer_get();
     int32_t eos = R1_TOK_EOS, *stop = &eos;
     int nstop = u->tok ? 1 : 0;
     if (lua_istable(L, 3)) {
@@ -217,22 +197,20 @@ static int generate(lua_State *L, int chat, const r1_task *task, const char *tar
         if (r < 64)
             cb.part[r] = lens[r] && ps[r][lens[r] - 1] == R1_TOK_THINK ? 1 : 3;
     }
-    if (cb.events) {
-        ev *e = ev_new(EV_GEN_BEGIN);
-        if (e) {
-            e->n = R;
-            if (u->tok) {
-                r1_tokenizer_decode(u->tok, ps[0], lens[0], &e->text, NULL);
-            } else { /* no tokenizer: the ids themselves */
-                size_t cap = (size_t)lens[0] * 12 + 1, k = 0;
-                e->text = malloc(cap);
-                for (int t = 0; e->text && t < lens[0]; t++)
-                    k += (size_t)snprintf(e->text + k, cap - k, t ? " %d" : "%d", (int)ps[0][t]);
-                if (e->text && lens[0] == 0)
-                    e->text[0] = '\0';
-            }
-            ev_post(e);
+    if (cb.obs) {
+        char *text = NULL;
+        if (u->tok) {
+            r1_tokenizer_decode(u->tok, ps[0], lens[0], &text, NULL);
+        } else { /* no tokenizer: the ids themselves */
+            size_t cap = (size_t)lens[0] * 12 + 1, k = 0;
+            text = malloc(cap);
+            for (int t = 0; text && t < lens[0]; t++)
+                k += (size_t)snprintf(text + k, cap - k, t ? " %d" : "%d", (int)ps[0][t]);
+            if (text && lens[0] == 0)
+                text[0] = '\0';
         }
+        cb.obs->gen_begin(text, R);
+        free(text);
     }
     int keep = lua_gettop(L);
     r1_error err = {0};
@@ -295,23 +273,14 @@ static int generate(lua_State *L, int chat, const r1_task *task, const char *tar
                 lua_pushlstring(L, parts.answer, parts.answer_len);
                 lua_setfield(L, -3, "answer");
             }
-            if (r == 0 && cb.events) {
-                ev *e = ev_new(EV_GEN_END);
-                if (e) {
-                    e->text = strdup(lua_tostring(L, -1));
-                    e->verdict = -1;
-                    if (task && target)
-                        e->verdict = r1_task_verify(task, target, lua_tostring(L, -1), NULL);
-                    ev_post(e);
-                }
-            }
+            if (r == 0 && cb.obs)
+                cb.obs->gen_end(lua_tostring(L, -1),
+                                task && target
+                                    ? r1_task_verify(task, target, lua_tostring(L, -1), NULL)
+                                    : -1);
             lua_pop(L, 1);
-        } else if (r == 0 && cb.events) {
-            ev *e = ev_new(EV_GEN_END);
-            if (e) {
-                e->verdict = -1;
-                ev_post(e);
-            }
+        } else if (r == 0 && cb.obs) {
+            cb.obs->gen_end(NULL, -1);
         }
         if (batch)
             lua_rawseti(L, -2, r + 1);

@@ -20,7 +20,7 @@
  *
  * The run itself is the engine's (r1_grpo_run.h): this file reads the options through GRPO's
  * settings table (so an unknown or misspelt option is an error with a suggestion), turns Lua
- * rewards and callbacks into the run's hooks, and posts the workbench's events. */
+ * rewards and callbacks into the run's hooks, and reports steps and groups to the observer. */
 #include <config.h>
 
 #include <math.h>
@@ -28,14 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "events.h"
 #include "lua_r1.h"
 #include "r1_grpo_run.h"
 
 typedef struct {
     lua_State *L;
     lua_model *u;
-    char names[R1_GRPO_MAX_REWARDS][24]; /* the rewards' names, for Lua tables and events */
+    char names[R1_GRPO_MAX_REWARDS][24]; /* the rewards' names, for Lua tables and the observer */
     int lua_ref[R1_GRPO_MAX_REWARDS];    /* registry refs of Lua rewards (LUA_NOREF: built-in) */
     int custom[R1_GRPO_MAX_REWARDS];
     int nrw;
@@ -195,49 +194,42 @@ static int push_group(lua_State *L, void *ud)
     return 1;
 }
 
-/* The group as a workbench event (the texts are copied). */
-static void post_group(const run *r, const r1_grpo_group *g, char **texts)
+/* The group for the observer (the workbench's GRPO pane). */
+static void post_group(const lua_r1_observer *obs, const run *r, const r1_grpo_group *g,
+                       char **texts)
 {
-    ev *e = ev_new(EV_GROUP);
-    if (!e)
-        return;
-    e->n = g->G;
-    e->nreward_names = r->nrw;
-    for (int k = 0; k < r->nrw && k < 8; k++)
-        snprintf(e->reward_names[k], sizeof e->reward_names[k], "%s", r->names[k]);
-    r1_tokenizer_decode(r->u->tok, g->prompt, g->plen, &e->text, NULL);
-    e->completions = calloc(g->G, sizeof(ev_completion));
-    e->stage[0] = 0;
-    e->step = (int)r->step + 1;
-    for (int j = 0; e->completions && j < g->G; j++) {
-        ev_completion *c = &e->completions[j];
-        c->text = texts[j] ? strdup(texts[j]) : NULL;
-        c->nrewards = r->nrw < 8 ? r->nrw : 8;
-        for (int k = 0; k < c->nrewards; k++)
-            c->rewards[k] = g->rewards[(size_t)j * r->nrw + k];
-        c->total = g->totals[j];
-        c->advantage = g->adv[j];
-        c->correct = -1;
-        for (int k = 0; k < r->nrw; k++)
-            if (!strcmp(r->names[k], "accuracy"))
-                c->correct = g->rewards[(size_t)j * r->nrw + k] > 0.5;
+    const char *names[R1_GRPO_MAX_REWARDS];
+    int acc = -1;
+    for (int k = 0; k < r->nrw; k++) {
+        names[k] = r->names[k];
+        if (!strcmp(r->names[k], "accuracy"))
+            acc = k;
     }
-    ev_post(e);
+    int *correct = malloc(sizeof(int) * (size_t)g->G);
+    for (int j = 0; correct && j < g->G; j++)
+        correct[j] = acc < 0 ? -1 : g->rewards[(size_t)j * r->nrw + acc] > 0.5;
+    char *prompt = NULL;
+    r1_tokenizer_decode(r->u->tok, g->prompt, g->plen, &prompt, NULL);
+    lua_r1_group rg = {(int)r->step + 1, prompt, g->G, (const char *const *)texts, r->nrw,
+                       names, g->rewards, g->totals, g->adv, correct};
+    obs->group(&rg);
+    free(prompt);
+    free(correct);
 }
 
 static int group_fn(void *user, const r1_grpo_group *g, const r1_task_sample *ts)
 {
     run *r = user;
-    int post = ev_sink_active();
-    if (!post && !r->on_group)
+    const lua_r1_observer *obs = lua_r1_observer_get();
+    if (!obs && !r->on_group)
         return 0;
     char **texts = calloc((size_t)g->G, sizeof *texts);
     if (!texts)
         return 0; /* nothing to show; the run goes on */
     for (int j = 0; j < g->G; j++)
         r1_tokenizer_decode(r->u->tok, g->completions[j], g->lens[j], &texts[j], NULL);
-    if (post)
-        post_group(r, g, texts);
+    if (obs)
+        post_group(obs, r, g, texts);
     int ok = 1;
     if (r->on_group) {
         group_arg a = {r, g, ts, texts};
@@ -350,39 +342,29 @@ static void push_stats(lua_State *L, run *r, const r1_grpo_stats *st)
     set_stat(L, "groups", st->groups_used);
 }
 
-/* The step as a workbench event (the stats table is on top). */
+/* The step for the observer: the numbers of the stats table on top, and the expert load. */
 static void post_step(lua_State *L, const r1_grpo_stats *st)
 {
-    if (!ev_sink_active())
+    const lua_r1_observer *obs = lua_r1_observer_get();
+    if (!obs)
         return;
-    ev *e = ev_new(EV_STEP);
-    if (!e)
-        return;
-    int t = lua_gettop(L);
-    snprintf(e->stage, sizeof e->stage, "grpo");
-    e->step = (int)st->step;
+    enum { MAX = 48 };
+    const char *names[MAX];
+    double values[MAX];
+    int n = 0, t = lua_gettop(L);
     lua_pushnil(L);
-    while (lua_next(L, t)) {
+    while (lua_next(L, t)) { /* lua_next and lua_to* allocate nothing: no error here */
         if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TNUMBER &&
-            strcmp(lua_tostring(L, -2), "step") != 0 && e->nstats < 48) {
-            snprintf(e->stats[e->nstats].name, sizeof e->stats[0].name, "%s",
-                     lua_tostring(L, -2));
-            e->stats[e->nstats++].value = lua_tonumber(L, -1);
+            strcmp(lua_tostring(L, -2), "step") != 0 && n < MAX) {
+            names[n] = lua_tostring(L, -2); /* a key of the table: lives as long as it */
+            values[n++] = lua_tonumber(L, -1);
         }
         lua_pop(L, 1);
     }
-    if (st->n_moe > 0 && st->expert_load) {
-        size_t n = (size_t)st->n_moe * st->n_experts;
-        e->load_layers = st->n_moe;
-        e->load_experts = st->n_experts;
-        e->load = malloc(sizeof(float) * n);
-        e->bias = malloc(sizeof(float) * n);
-        if (e->load)
-            memcpy(e->load, st->expert_load, sizeof(float) * n);
-        if (e->bias)
-            memcpy(e->bias, st->expert_bias, sizeof(float) * n);
-    }
-    ev_post(e);
+    lua_r1_step s = {"grpo", (int)st->step, 0, n, names, values,
+                     st->expert_load ? st->n_moe : 0, st->n_experts, st->expert_load,
+                     st->expert_bias};
+    obs->step(&s);
 }
 
 typedef struct {

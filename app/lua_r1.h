@@ -10,6 +10,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "r1_generate.h"
 #include "r1_model.h"
 #include "r1_rewards.h"
 #include "r1_settings.h"
@@ -122,6 +123,47 @@ int lua_r1_callback(lua_State *L, int fn, int (*push)(lua_State *L, void *ud), v
  * sees only the small userdata, so without this, models dropped in a loop pile up before a
  * collection.  A collection step as if Lua had allocated them (LUA_GCSTEP). */
 void lua_r1_gc_hint(lua_State *L, size_t bytes);
+
+/* ---- the observer (lua_aux.c): what the binding reports while it works, for whoever shows
+ * it.  The stand-alone module has none, so it links no screen code; the workbench sets one
+ * (wb_observe.c) that turns the reports into its screen events.  Every pointer is borrowed
+ * for the call.  The calls come from the thread that runs Lua. */
+typedef struct {
+    const char *stage; /* "pretrain", "sft", "grpo", "reject", "distill", or a script's own */
+    int step, total;
+    int nstats;
+    const char *const *names; /* [nstats] */
+    const double *values;     /* [nstats] */
+    int load_layers, load_experts;
+    const float *load, *bias; /* [load_layers, load_experts] expert load and balancing bias,
+                               * or NULL */
+} lua_r1_step;
+
+typedef struct {
+    int step;            /* the training step the group belongs to (0: none) */
+    const char *prompt;  /* may be NULL */
+    int G;
+    const char *const *texts;    /* [G] completions (entries may be NULL) */
+    int nrewards;
+    const char *const *names;    /* [nrewards] */
+    const double *rewards;       /* [G, nrewards] */
+    const double *totals, *adv;  /* [G] */
+    const int *correct;          /* [G] accuracy verdicts, -1 unknown; may be NULL */
+} lua_r1_group;
+
+typedef struct {
+    void (*gen_begin)(const char *prompt, int rows);
+    /* one token; text its text (or NULL), part 1 think, 2 answer, 3 other */
+    void (*token)(const r1_token_event *te, const char *text, int part);
+    void (*gen_end)(const char *completion, int verdict); /* completion may be NULL */
+    void (*step)(const lua_r1_step *s);
+    void (*group)(const lua_r1_group *g);
+} lua_r1_observer;
+
+/* Sets the process's observer (NULL: none; o borrowed for as long as it is set). */
+void lua_r1_set_observer(const lua_r1_observer *o);
+/* The observer, or NULL when nobody watches (then skip building reports). */
+const lua_r1_observer *lua_r1_observer_get(void);
 
 /* Raises the error kept in the registry at ref (by lua_r1_callback), releasing the ref. */
 int lua_r1_raise_ref(lua_State *L, int ref);

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "events.h"
 #include "lua_r1.h"
 #include "r1_distill.h"
 #include "r1_fp8.h"
@@ -105,28 +104,15 @@ static int on_progress(const r1_sft_progress *p, void *user)
 {
     sft_cb *c = user;
     lua_State *L = c->L;
-    if (ev_sink_active()) {
-        ev *e = ev_new(EV_STEP);
-        if (e) {
-            snprintf(e->stage, sizeof e->stage, "%s", p->stage);
-            e->step = (int)p->step;
-            e->total_steps = (int)p->steps;
-            const char *names[] = {"loss", "loss_main", "loss_mtp", "lr", "tokens_per_s"};
-            double vals[] = {p->loss, p->loss_main, p->loss_mtp, p->lr, p->tokens_per_s};
-            for (int i = 0; i < 5; i++) {
-                snprintf(e->stats[i].name, sizeof e->stats[i].name, "%s", names[i]);
-                e->stats[i].value = vals[i];
-            }
-            e->nstats = 5;
-            if (p->eval) {
-                snprintf(e->stats[5].name, sizeof e->stats[5].name, "accuracy");
-                e->stats[5].value = p->eval->accuracy;
-                snprintf(e->stats[6].name, sizeof e->stats[6].name, "format");
-                e->stats[6].value = p->eval->format;
-                e->nstats = 7;
-            }
-            ev_post(e);
-        }
+    const lua_r1_observer *obs = lua_r1_observer_get();
+    if (obs) {
+        static const char *const names[] = {"loss", "loss_main", "loss_mtp", "lr",
+                                            "tokens_per_s", "accuracy", "format"};
+        double vals[] = {p->loss, p->loss_main, p->loss_mtp, p->lr, p->tokens_per_s,
+                         p->eval ? p->eval->accuracy : 0, p->eval ? p->eval->format : 0};
+        lua_r1_step s = {p->stage, (int)p->step, (int)p->steps, p->eval ? 7 : 5, names, vals,
+                         0, 0, NULL, NULL};
+        obs->step(&s);
     }
     if (!c->fn)
         return 0;
@@ -230,19 +216,13 @@ static int on_distill(const r1_distill_progress *p, void *user)
 {
     dcb *c = user;
     lua_State *L = c->L;
-    if (ev_sink_active()) {
-        ev *e = ev_new(EV_STEP);
-        if (e) {
-            snprintf(e->stage, sizeof e->stage, "distill");
-            e->step = (int)p->step;
-            e->total_steps = (int)p->steps;
-            snprintf(e->stats[0].name, sizeof e->stats[0].name, "loss");
-            e->stats[0].value = p->loss;
-            snprintf(e->stats[1].name, sizeof e->stats[1].name, "kl");
-            e->stats[1].value = p->kl;
-            e->nstats = 2;
-            ev_post(e);
-        }
+    const lua_r1_observer *obs = lua_r1_observer_get();
+    if (obs) {
+        static const char *const names[] = {"loss", "kl"};
+        double vals[] = {p->loss, p->kl};
+        lua_r1_step s = {"distill", (int)p->step, (int)p->steps, 2, names, vals, 0, 0, NULL,
+                         NULL};
+        obs->step(&s);
     }
     if (!c->fn)
         return 0;

@@ -92,6 +92,15 @@ static int push_progress(lua_State *L, void *ud)
 static int on_progress(void *user, int done, int total, const r1_reject_stats *st)
 {
     progress_cb *p = user;
+    const lua_r1_observer *obs = lua_r1_observer_get();
+    if (obs) { /* the prompts done so far as the "step" */
+        static const char *const names[] = {"sampled", "correct", "well_formed", "in_language",
+                                            "kept"};
+        double vals[] = {(double)st->sampled, (double)st->correct, (double)st->well_formed,
+                         (double)st->in_language, (double)st->kept};
+        lua_r1_step s = {"reject", done, total, 5, names, vals, 0, 0, NULL, NULL};
+        obs->step(&s);
+    }
     if (!p->fn)
         return 0;
     progress_arg a = {done, total, st};

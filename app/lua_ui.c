@@ -63,14 +63,6 @@ static float *read_matrix(lua_State *L, int idx, const char *key, int *rows, int
     return v;
 }
 
-static float *copy_floats(const float *v, size_t n)
-{
-    float *p = v ? malloc(sizeof *p * n) : NULL;
-    if (p)
-        memcpy(p, v, sizeof *p * n);
-    return p;
-}
-
 /* ui.step{stage=, step=, total=, stats={name=value}, load={{...}}, bias={{...}}} */
 static int l_step(lua_State *L)
 {
@@ -78,41 +70,32 @@ static int l_step(lua_State *L)
     const char *stage = lua_r1_opt_str(L, 1, "stage", "train");
     int step = (int)lua_r1_opt_int(L, 1, "step", 0);
     int total = (int)lua_r1_opt_int(L, 1, "total", 0);
-    ev_stat stats[48];
+    const char *names[48]; /* keys of the stats table, which stays on the stack */
+    double values[48];
     int nstats = 0;
     if (lua_getfield(L, 1, "stats") == LUA_TTABLE) {
         lua_pushnil(L);
         while (lua_next(L, -2)) {
             if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TNUMBER && nstats < 48) {
-                snprintf(stats[nstats].name, sizeof stats[nstats].name, "%s",
-                         lua_tostring(L, -2));
-                stats[nstats++].value = lua_tonumber(L, -1);
+                names[nstats] = lua_tostring(L, -2);
+                values[nstats++] = lua_tonumber(L, -1);
             }
             lua_pop(L, 1);
         }
     } else if (!lua_isnil(L, -1)) {
         return luaL_error(L, "ui.step: 'stats' expects a table of name = number");
     }
-    lua_pop(L, 1);
     int lr, lc, br, bc;
     const float *load = read_matrix(L, 1, "load", &lr, &lc);
     const float *bias = read_matrix(L, 1, "bias", &br, &bc);
     if (bias && (!load || br != lr || bc != lc))
         return luaL_error(L, "ui.step: 'bias' (%dx%d) needs a 'load' of the same shape", br, bc);
-    /* nothing raises from here */
-    ev *e = ev_new(EV_STEP);
-    if (!e)
-        return 0;
-    snprintf(e->stage, sizeof e->stage, "%s", stage);
-    e->step = step;
-    e->total_steps = total;
-    e->nstats = nstats;
-    memcpy(e->stats, stats, sizeof(ev_stat) * nstats);
-    e->load = copy_floats(load, (size_t)lr * lc);
-    e->bias = e->load ? copy_floats(bias, (size_t)lr * lc) : NULL;
-    e->load_layers = e->load ? lr : 0;
-    e->load_experts = e->load ? lc : 0;
-    ev_post(e);
+    /* nothing raises from here; the stats table is still on the stack below the matrices */
+    const lua_r1_observer *obs = lua_r1_observer_get();
+    lua_r1_step st = {stage, step, total, nstats, names, values, load ? lr : 0, load ? lc : 0,
+                      load, bias};
+    if (obs)
+        obs->step(&st);
     return 0;
 }
 

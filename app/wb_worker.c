@@ -20,6 +20,7 @@
 #include "events.h"
 #include "lua_host.h"
 #include "lua_ui.h"
+#include "wb_observe.h"
 #include "wb_worker.h"
 
 typedef struct job {
@@ -217,6 +218,7 @@ wb_worker *wb_worker_start(const char *builtin, char *err, size_t n)
     lua_setglobal(L, "r1"); /* cells use r1.* without a require */
     lua_pop(L, 1);
     lua_ui_redirect_output(L);
+    wb_observe_start(); /* generation and training reach the panes */
     if (luaL_loadbuffer(L, show_chunk, sizeof show_chunk - 1, "=show") != LUA_OK ||
         lua_pcall(L, 0, 1, 0) != LUA_OK) {
         lua_pop(L, 1); /* cannot happen with the chunk above; print will do */
@@ -360,6 +362,7 @@ int wb_worker_stop(wb_worker *w, int timeout_ms)
         nanosleep(&ts, NULL);
     }
     pthread_join(w->thread, NULL);
+    wb_observe_stop();
     lua_close(w->L);
     pthread_mutex_destroy(&w->mu);
     pthread_mutex_destroy(&w->state_mu);

@@ -1,0 +1,9 @@
+/* wb_observe.h — the workbench's observer of the Lua binding (see wb_observe.c). */
+#ifndef R1_APP_WB_OBSERVE_H
+#define R1_APP_WB_OBSERVE_H
+
+/* Sets / clears the observer that turns the binding's reports into screen events. */
+void wb_observe_start(void);
+void wb_observe_stop(void);
+
+#endif

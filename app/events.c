@@ -63,11 +63,14 @@ void ev_free(ev *e)
     if (!e)
         return;
     free(e->text);
-    free(e->load);
-    free(e->bias);
-    for (int i = 0; e->completions && i < e->n; i++)
-        free(e->completions[i].text);
-    free(e->completions);
+    if (e->kind == EV_STEP) {
+        free(e->load);
+        free(e->bias);
+    } else if (e->kind == EV_GROUP) {
+        for (int i = 0; e->completions && i < e->n; i++)
+            free(e->completions[i].text);
+        free(e->completions);
+    }
     free(e);
 }
 

@@ -7,6 +7,7 @@
 #ifndef R1_APP_EVENTS_H
 #define R1_APP_EVENTS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define EV_MAX_MOE 32 /* MoE layers per token the events carry */
@@ -36,35 +37,44 @@ typedef struct {
     int correct;         /* accuracy verdict, -1 unknown */
 } ev_completion;
 
+/* An event: a header and the part of its kind, a union (a token's routing, a step's statistics
+ * and a group's completions share their memory).  Read only the fields of e->kind. */
 typedef struct ev {
     ev_kind kind;
-    char *text;          /* EV_PRINT, EV_GEN_BEGIN (prompt), EV_GEN_END, EV_JOB_DONE error */
+    char *text;          /* EV_PRINT, EV_GEN_BEGIN (prompt), EV_GEN_END, EV_JOB_DONE error,
+                          * EV_GROUP prompt */
     int n;               /* EV_GEN_BEGIN rows; EV_GROUP completions */
-    int ok;              /* EV_JOB_DONE */
-    int verdict;         /* EV_GEN_END */
-    /* EV_TOKEN */
-    int row, index, pos;
-    int32_t token;
-    char tok_text[16];   /* the token's text ("<think>", "7", "\n") */
-    float logprob;
-    int part;            /* 0 prompt, 1 think, 2 answer, 3 other (after </answer>) */
-    int n_moe, K;
-    int moe_layers[EV_MAX_MOE];
-    int32_t experts[EV_MAX_MOE * EV_MAX_K];
-    float weights[EV_MAX_MOE * EV_MAX_K];
-    /* EV_STEP */
-    char stage[16];      /* "pretrain", "sft", "grpo", ... */
-    int step, total_steps;
-    int nstats;
-    ev_stat stats[48];
-    int load_layers, load_experts; /* expert load [layers, experts] (share of tokens) */
-    float *load;         /* owned; may be NULL */
-    float *bias;         /* owned; the balancing bias, same shape; may be NULL */
-    /* EV_GROUP */
-    char reward_names[8][24];
-    int nreward_names;
-    ev_completion *completions; /* [n], owned */
+    union {
+        int ok;          /* EV_JOB_DONE */
+        int verdict;     /* EV_GEN_END */
+        struct {         /* EV_TOKEN */
+            int row, index, pos;
+            int32_t token;
+            char tok_text[16]; /* the token's text ("<think>", "7", "\n") */
+            float logprob;
+            int part;          /* 0 prompt, 1 think, 2 answer, 3 other (after </answer>) */
+            int n_moe, K;
+            int moe_layers[EV_MAX_MOE];
+            int32_t experts[EV_MAX_MOE * EV_MAX_K];
+            float weights[EV_MAX_MOE * EV_MAX_K];
+        };
+        struct {         /* EV_STEP */
+            char stage[16];    /* "pretrain", "sft", "grpo", ... */
+            int step, total_steps;
+            int nstats;
+            ev_stat stats[48];
+            int load_layers, load_experts; /* expert load [layers, experts] (share of tokens) */
+            float *load;       /* owned; may be NULL */
+            float *bias;       /* owned; the balancing bias, same shape; may be NULL */
+        };
+        struct {         /* EV_GROUP */
+            char reward_names[8][24];
+            int nreward_names;
+            ev_completion *completions; /* [n], owned */
+        };
+    };
 } ev;
+
 
 /* Turns the sink on (the workbench) or off.  Returns the read end of a pipe that becomes
  * readable when events are waiting (for poll()), or -1 when turned off. */

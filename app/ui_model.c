@@ -397,7 +397,6 @@ static ev *copy_group(const ev *e)
         return NULL;
     *c = *e;
     c->text = e->text ? strdup(e->text) : NULL;
-    c->load = c->bias = NULL;
     c->completions = e->n > 0 ? calloc((size_t)e->n, sizeof *c->completions) : NULL;
     if (e->n > 0 && !c->completions) {
         c->n = 0;

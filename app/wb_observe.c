@@ -91,7 +91,6 @@ static void group(const lua_r1_group *g)
     if (!e)
         return;
     e->n = g->G;
-    e->step = g->step;
     e->text = g->prompt ? strdup(g->prompt) : NULL;
     e->nreward_names = g->nrewards < 8 ? g->nrewards : 8;
     for (int k = 0; k < e->nreward_names; k++)

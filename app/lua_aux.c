@@ -30,35 +30,15 @@ static int get_opt(lua_State *L, int idx, const char *key)
 void lua_r1_task_spec(lua_State *L, const char *who, int i, const char *spec, int dflt,
                       const r1_task **task, int *lo, int *hi)
 {
-    char name[64];
-    size_t nl = strcspn(spec, ":");
-    if (nl >= sizeof name)
-        luaL_error(L, "%s: tasks[%d] \"%s\": name too long", who, i, spec);
-    memcpy(name, spec, nl);
-    name[nl] = 0;
     r1_error err = {0};
-    if (r1_task_find(task, name, &err) != R1_OK)
-        luaL_error(L, "%s: tasks[%d]: %s", who, i, err.msg);
-    int max = r1_task_max_difficulty(*task);
-    *lo = *hi = dflt ? dflt : r1_task_train_difficulty(*task);
-    if (spec[nl] == ':') {
-        char *end;
-        long a = strtol(spec + nl + 1, &end, 10), b = a;
-        int ok = end != spec + nl + 1;
-        if (ok && *end == '-') {
-            const char *q = end + 1;
-            b = strtol(q, &end, 10);
-            ok = end != q;
-        }
-        if (!ok || *end || a > b || a < 1 || b > 1000)
-            luaL_error(L, "%s: tasks[%d] \"%s\": expected a task name, \"name:d\" or "
-                          "\"name:lo-hi\"", who, i, spec);
-        *lo = (int)a;
-        *hi = (int)b;
+    if (r1_task_parse_entry(spec, strlen(spec), task, lo, hi, &err) != R1_OK)
+        luaL_error(L, "%s: tasks[%d] %s", who, i, err.msg);
+    if (*lo == 0) {
+        *lo = *hi = dflt ? dflt : r1_task_train_difficulty(*task);
+        if (*lo > r1_task_max_difficulty(*task))
+            luaL_error(L, "%s: difficulty %d outside 1..%d for task %s", who, *lo,
+                       r1_task_max_difficulty(*task), r1_task_name(*task));
     }
-    if (*lo < 1 || *hi > max)
-        luaL_error(L, "%s: difficulty %d outside 1..%d for task %s", who, *lo < 1 ? *lo : *hi,
-                   max, r1_task_name(*task));
 }
 
 lua_Integer lua_r1_opt_int(lua_State *L, int idx, const char *key, lua_Integer def)

@@ -46,45 +46,16 @@ r1_status r1_grpo_parse_tasks(r1_grpo_settings *s, const char *spec, r1_error *e
         return r1_error_set(err, R1_EINVAL, "tasks: the list is empty");
     for (const char *p = spec;;) {
         size_t len = strcspn(p, ",");
-        char e[64];
         if (v.ntasks == R1_GRPO_MAX_TASKS)
             return r1_error_set(err, R1_EINVAL, "tasks: more than %d entries",
                                 R1_GRPO_MAX_TASKS);
-        if (len == 0 || len >= sizeof e)
-            return r1_error_set(err, R1_EINVAL, "tasks: entry %d \"%.*s\" is empty or too long",
-                                v.ntasks + 1, (int)(len < 40 ? len : 40), p);
-        memcpy(e, p, len);
-        e[len] = 0;
-        char *colon = strchr(e, ':');
-        if (colon)
-            *colon++ = 0;
-        int k = v.ntasks;
-        r1_status st = r1_task_find(&v.tasks[k], e, err);
+        int k = v.ntasks++;
+        /* a bare name keeps 0 0: the run's difficulty, resolved by validation */
+        r1_status st = r1_task_parse_entry(p, len, &v.tasks[k], &v.dmin[k], &v.dmax[k], err);
         if (st != R1_OK) {
             r1_error_prefix(err, "tasks: entry %d", k + 1);
             return st;
         }
-        v.dmin[k] = v.dmax[k] = 0;
-        if (colon) {
-            char *end;
-            long a = strtol(colon, &end, 10), b = a;
-            int ok = end != colon;
-            if (ok && *end == '-') {
-                const char *q = end + 1;
-                b = strtol(q, &end, 10);
-                ok = end != q;
-            }
-            int max = r1_task_max_difficulty(v.tasks[k]);
-            if (!ok || *end)
-                return r1_error_set(err, R1_EINVAL, "tasks: entry %d \"%s:%s\": expected "
-                                    "NAME, NAME:D or NAME:LO-HI", k + 1, e, colon);
-            if (a < 1 || b < a || b > max)
-                return r1_error_set(err, R1_EINVAL, "tasks: entry %d \"%s:%s\": difficulties "
-                                    "%ld-%ld; %s has 1..%d", k + 1, e, colon, a, b, e, max);
-            v.dmin[k] = (int)a;
-            v.dmax[k] = (int)b;
-        }
-        v.ntasks++;
         if (!p[len])
             break;
         p += len + 1;

@@ -110,6 +110,13 @@ const r1_task *r1_task_at(int i); /* i in [0, count), else NULL */
  * with a message listing the known names. */
 r1_status r1_task_find(const r1_task **out, const char *name, r1_error *err);
 
+/* Parses one task entry of a task list, "NAME", "NAME:D" or "NAME:LO-HI" (the len bytes at
+ * spec): *task, and the difficulties *lo..*hi (both 0 for a bare NAME: the caller's default).
+ * R1_ENOTFOUND for an unknown name, R1_EINVAL for a malformed entry or difficulties outside the
+ * task's 1..max; the message names the entry. */
+r1_status r1_task_parse_entry(const char *spec, size_t len, const r1_task **task, int *lo,
+                              int *hi, r1_error *err);
+
 const char *r1_task_name(const r1_task *t);
 const char *r1_task_summary(const r1_task *t); /* one line in English */
 int r1_task_max_difficulty(const r1_task *t);  /* difficulties are 1 .. max */

@@ -42,42 +42,21 @@ r1_status r1_reject_parse_tasks(r1_reject_cfg *c, const char *spec, r1_error *er
         return r1_error_set(err, R1_EINVAL, "tasks: the list is empty");
     for (const char *p = spec;;) {
         size_t len = strcspn(p, ",");
-        char e[64];
-        if (len == 0 || len >= sizeof e)
-            return r1_error_set(err, R1_EINVAL, "tasks: entry \"%.*s\" is empty or too long",
-                                (int)(len < 40 ? len : 40), p);
-        memcpy(e, p, len);
-        e[len] = 0;
-        char *colon = strchr(e, ':');
-        if (colon)
-            *colon++ = 0;
         const r1_task *t;
-        r1_status st = r1_task_find(&t, e, err);
-        if (st != R1_OK)
+        int lo, hi;
+        r1_status st = r1_task_parse_entry(p, len, &t, &lo, &hi, err);
+        if (st != R1_OK) {
+            r1_error_prefix(err, "tasks: entry %d", v.ntasks + 1);
             return st;
-        long lo = r1_task_train_difficulty(t), hi = lo;
-        if (colon) {
-            char *end;
-            lo = hi = strtol(colon, &end, 10);
-            int ok = end != colon;
-            if (ok && *end == '-') {
-                const char *q = end + 1;
-                hi = strtol(q, &end, 10);
-                ok = end != q;
-            }
-            if (!ok || *end)
-                return r1_error_set(err, R1_EINVAL, "tasks: \"%s:%s\": expected NAME, NAME:D or "
-                                    "NAME:LO-HI", e, colon);
         }
-        if (lo < 1 || hi < lo || hi > r1_task_max_difficulty(t))
-            return r1_error_set(err, R1_EINVAL, "tasks: %s difficulties %ld-%ld; %s has 1..%d", e,
-                                lo, hi, e, r1_task_max_difficulty(t));
-        for (long d = lo; d <= hi; d++) { /* a range: one entry per difficulty */
+        if (lo == 0) /* a bare name: the task's training difficulty */
+            lo = hi = r1_task_train_difficulty(t);
+        for (int d = lo; d <= hi; d++) { /* a range: one entry per difficulty */
             if (v.ntasks == R1_REJECT_MAX_TASKS)
                 return r1_error_set(err, R1_EINVAL, "tasks: more than %d entries (a range "
                                     "counts one per difficulty)", R1_REJECT_MAX_TASKS);
             v.tasks[v.ntasks] = t;
-            v.difficulty[v.ntasks++] = (int)d;
+            v.difficulty[v.ntasks++] = d;
         }
         if (!p[len])
             break;

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -77,6 +78,46 @@ r1_status r1_task_find(const r1_task **out, const char *name, r1_error *err)
     }
     return r1_error_set(err, R1_ENOTFOUND, "no task \"%s\" (known: %s)", name ? name : "(null)",
                         known);
+}
+
+r1_status r1_task_parse_entry(const char *spec, size_t len, const r1_task **task, int *lo,
+                              int *hi, r1_error *err)
+{
+    char e[64];
+    if (len == 0 || len >= sizeof e)
+        return r1_error_set(err, R1_EINVAL, "\"%.*s\": empty or too long",
+                            (int)(len < 40 ? len : 40), spec);
+    memcpy(e, spec, len);
+    e[len] = 0;
+    char *colon = strchr(e, ':');
+    if (colon)
+        *colon++ = 0;
+    r1_status st = r1_task_find(task, e, err);
+    if (st != R1_OK) {
+        r1_error_prefix(err, "\"%.*s\"", (int)len, spec);
+        return st;
+    }
+    *lo = *hi = 0;
+    if (!colon)
+        return R1_OK;
+    char *end;
+    long a = strtol(colon, &end, 10), b = a;
+    int ok = end != colon;
+    if (ok && *end == '-') {
+        const char *q = end + 1;
+        b = strtol(q, &end, 10);
+        ok = end != q;
+    }
+    if (!ok || *end)
+        return r1_error_set(err, R1_EINVAL, "\"%.*s\": expected NAME, NAME:D or NAME:LO-HI",
+                            (int)len, spec);
+    int max = r1_task_max_difficulty(*task);
+    if (a < 1 || b < a || b > max)
+        return r1_error_set(err, R1_EINVAL, "\"%.*s\": difficulties %ld-%ld; %s has 1..%d",
+                            (int)len, spec, a, b, e, max);
+    *lo = (int)a;
+    *hi = (int)b;
+    return R1_OK;
 }
 
 const char *r1_task_name(const r1_task *t)

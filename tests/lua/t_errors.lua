@@ -41,11 +41,11 @@ t.raises(function()
     on_step = function() error("step callback failed") end}
 end, "step callback failed", "an error in on_step")
 t.raises(function() r1.grpo{model = x, tasks = {"add:3-1"}, steps = 1} end,
-  'tasks: entry 1 "add:3-1": difficulties 3-1; add has 1..', "a backwards range")
+  'tasks: entry 1: "add:3-1": difficulties 3-1; add has 1..', "a backwards range")
 t.raises(function() r1.grpo{model = x, tasks = {"add", "mul:1-40"}, steps = 1} end,
-  'entry 2 "mul:1-40": difficulties 1-40; mul has 1..', "a range beyond the task's difficulties")
+  'entry 2: "mul:1-40": difficulties 1-40; mul has 1..', "a range beyond the task's difficulties")
 t.raises(function() r1.grpo{model = x, tasks = {"add:x"}, steps = 1} end,
-  'tasks: entry 1 "add:x": expected NAME, NAME:D or NAME:LO-HI', "a difficulty that is not a number")
+  'tasks: entry 1: "add:x": expected NAME, NAME:D or NAME:LO-HI', "a difficulty that is not a number")
 -- one settings table per stage: misspelt keys, values out of range, wrong types
 t.raises(function() r1.grpo{model = x, task = "add", setps = 10} end,
   "unknown option 'setps' for r1.grpo (did you mean 'steps'?)", "r1.grpo: a misspelt key")

@@ -139,10 +139,22 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
     lua_pop(L, 1);
     r1_sft_settings s = r1_sft_defaults(stage);
     r1_error err = {0};
-    static const char *const own_keys[] = {"model", "out", "fp8", "on_step", NULL};
+    static const char *const own_keys[] = {"model", "out", "fp8", "on_step", "resume", NULL};
     char where[16];
     snprintf(where, sizeof where, "r1.%s", r1_sft_stage_name(stage));
     lua_r1_read_settings(L, 1, r1_sft_settings_table(stage), &s, where, own_keys);
+    const char *resume = lua_r1_opt_str(L, 1, "resume", NULL);
+    if (resume) { /* the run's own settings: only the model, callbacks and fp8 go with it */
+        lua_pushnil(L);
+        while (lua_next(L, 1)) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+            if (strcmp(k, "model") && strcmp(k, "resume") && strcmp(k, "on_step") &&
+                strcmp(k, "fp8"))
+                return luaL_error(L, "%s: resume continues with the run's own settings; '%s' "
+                                  "cannot go with it", where, k);
+            lua_pop(L, 1);
+        }
+    }
     s.opt.total = s.steps;
     snprintf(s.out_dir, sizeof s.out_dir, "%s", lua_r1_opt_str(L, 1, "out", ""));
     r1_fp8_mode fp8_was = r1_model_fp8(u->m), fp8 = fp8_was;
@@ -162,11 +174,28 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
     r1_sft **box = lua_newuserdatauv(L, sizeof *box, 0); /* box first */
     *box = NULL;
     luaL_setmetatable(L, "r1.sftbox");
-    if (r1_sft_new(box, u->m, u->tok, &s, &err) != R1_OK)
+    if (resume) {
+        /* the run folder's checkpoint: its model, optimizer and settings; the trained weights
+         * go back into m at the end */
+        if (r1_sft_resume(box, resume, &err) != R1_OK)
+            return luaL_error(L, "%s", err.msg);
+        if (r1_sft_get_settings(*box)->stage != stage)
+            return luaL_error(L, "%s: %s holds a %s run; resume it with r1.%s", where, resume,
+                              r1_sft_stage_name(r1_sft_get_settings(*box)->stage),
+                              r1_sft_stage_name(r1_sft_get_settings(*box)->stage));
+        s = *r1_sft_get_settings(*box);
+    } else if (r1_sft_new(box, u->m, u->tok, &s, &err) != R1_OK) {
         return luaL_error(L, "%s", err.msg);
-    r1_model_set_fp8(u->m, fp8);
+    }
+    r1_model *tm = r1_sft_model(*box);
+    r1_model_set_fp8(tm, fp8);
     r1_status st = r1_sft_run(*box, on_progress, &cb, &err);
-    r1_model_set_fp8(u->m, fp8_was);
+    r1_model_set_fp8(tm, fp8_was);
+    if (resume && (st == R1_OK || st == R1_ECANCELED)) {
+        r1_error e2 = {0};
+        if (r1_model_copy_params(u->m, tm, &e2) != R1_OK)
+            return luaL_error(L, "%s: the run's model does not fit m: %s", where, e2.msg);
+    }
     if (cb.failed) {
         return lua_r1_raise_ref(L, cb.ref);
     }

@@ -220,4 +220,36 @@ do
   for _ in pairs(alive) do n = n + 1 end
   t.ok(n <= 10, "40 dropped models: " .. n .. " still uncollected (the GC sees their size)")
 end
+-- r1.pretrain{resume = DIR}: a run stopped by on_step continues exactly where it stopped
+do
+  local base = os.tmpname()
+  os.remove(base)
+  local function fresh() return r1.init({preset = "tiny", num_hidden_layers = 2}, {seed = 3}) end
+  local opts = function(m, out, extra)
+    local o = {model = m, tasks = "add:1", steps = 4, batch = 2, eval_every = 0, ckpt_every = 0,
+               seed = 5, out = out}
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return o
+  end
+  local ma, mb = fresh(), fresh()
+  r1.pretrain(opts(ma, base .. "-a"))
+  r1.pretrain(opts(mb, base .. "-b", {on_step = function(s) return s.step < 2 end}))
+  local r = r1.pretrain{model = mb, resume = base .. "-b"}
+  local la = ma:forward({{1, 3, 40, 41, 4}}).loss
+  local lb = mb:forward({{1, 3, 40, 41, 4}}).loss
+  t.ok(r.step == 4 and la == lb, string.format(
+    "r1.pretrain resume = DIR finishes the run in m exactly (loss %.9g and %.9g)", la, lb))
+  local function lines(f)
+    local t_ = {}
+    for l in io.lines(f) do t_[#t_ + 1] = l:gsub('"tokens_per_s":[^,}]*', ""):gsub('"elapsed":[^,}]*', "") end
+    return table.concat(t_, "\n")
+  end
+  t.is(lines(base .. "-b/metrics.jsonl"), lines(base .. "-a/metrics.jsonl"),
+    "and its metrics equal the uninterrupted run's (timings aside)")
+  t.raises(function() r1.sft{model = mb, resume = base .. "-b"} end, "holds a pretrain run",
+    "resuming with the wrong stage is named")
+  t.raises(function() r1.pretrain{model = mb, resume = base .. "-b", steps = 9} end,
+    "'steps' cannot go with it", "settings cannot go with resume")
+  os.execute("rm -rf '" .. base .. "-a' '" .. base .. "-b'")
+end
 t.done()

@@ -33,7 +33,7 @@ typedef struct {
     int failed;
 } stream_ctx;
 
-static int on_token(const r1_token_event *ev, void *user)
+static int on_token(void *user, const r1_token_event *ev)
 {
     stream_ctx *s = user;
     char text[32];
@@ -271,7 +271,8 @@ int cmd_generate(int argc, char **argv)
         goto out;
     }
     const int32_t *pp = ids;
-    r1_status st = r1_generate(m, &pp, &n, 1, &cfg, on_token, &s, &res, &err);
+    r1_observer o = {.token = on_token, .user = &s};
+    r1_status st = r1_generate(m, &pp, &n, 1, &cfg, &o, &res, &err);
     printf("\n");
     if (st != R1_OK && st != R1_ECANCELED)
         goto out;

@@ -96,8 +96,9 @@ typedef struct {
     int log_every;
 } progress_ctx;
 
-static int on_progress(const r1_sft_progress *p, void *user)
+static int on_progress(void *user, const r1_step_report *r)
 {
+    const r1_sft_progress *p = r->sft;
     progress_ctx *c = user;
     if (p->step == 1 || p->step == p->steps || p->step % c->log_every == 0 || p->eval) {
         char el[32], eta[32];
@@ -228,7 +229,8 @@ static int train_sft(const char *model, const char *out, int resume, r1_sft_sett
 
     progress_ctx pc = {(int)(log_every ? log_every : rs->steps >= 50 ? rs->steps / 50 : 1)};
     trap_sigint(1);
-    st = r1_sft_run(t, on_progress, &pc, &err);
+    r1_observer o = {.step = on_progress, .user = &pc};
+    st = r1_sft_run(t, &o, &err);
     trap_sigint(0);
     int rc = report_end(st, &err, out, r1_sft_step_count(t));
     r1_sft_free(t);
@@ -246,8 +248,9 @@ typedef struct {
     int64_t first; /* the step the run (or its resume) started from */
 } grpo_ctx;
 
-static int grpo_step(void *user, const r1_grpo_stats *st)
+static int grpo_step(void *user, const r1_step_report *r)
 {
+    const r1_grpo_stats *st = r->grpo;
     grpo_ctx *c = user;
     const r1_grpo_settings *s = c->s;
     if (st->step == c->first + 1 || st->step == s->steps || st->step % c->log_every == 0) {
@@ -350,10 +353,10 @@ static int train_grpo(const char *model, const char *out, int resume, r1_grpo_se
         rc = 1;
     grpo_ctx c = {rs, log_every ? log_every : rs->steps >= 50 ? rs->steps / 50 : 1, r1_now(),
                   r1_grpo_run_step(run)};
-    r1_grpo_hooks h = {NULL, NULL, grpo_step, &c};
+    r1_observer o = {.step = grpo_step, .user = &c};
     if (rc == 0) {
         trap_sigint(1);
-        st = r1_grpo_run_go(run, &h, NULL, &err);
+        st = r1_grpo_run_go(run, NULL, &o, NULL, &err);
         trap_sigint(0);
     }
     if (rc == 0 && st == R1_OK && r1_grpo_run_stopped(run))
@@ -372,8 +375,10 @@ static int train_grpo(const char *model, const char *out, int resume, r1_grpo_se
 
 /* ------------------------------------------------------------------ reject */
 
-static int reject_progress(void *user, int done, int total, const r1_reject_stats *st)
+static int reject_progress(void *user, const r1_step_report *r)
 {
+    const r1_reject_stats *st = r->reject;
+    int done = (int)r->step, total = (int)r->steps;
     (void)user;
     printf("reject: %d/%d prompts  sampled %ld  correct %ld  well formed %ld  in language %ld  "
            "kept %ld (%ld direct, %ld duplicates dropped)\n",
@@ -401,8 +406,9 @@ static int train_reject(const char *model, const char *out, r1_reject_cfg *c)
                c->prompts, c->k, c->max_new, tasks, c->keep_per_prompt, out);
         fflush(stdout);
         r1_reject_stats rs;
+        r1_observer o = {.step = reject_progress};
         trap_sigint(1);
-        st = r1_reject_sample(m, tok, c, out, reject_progress, NULL, &rs, &err);
+        st = r1_reject_sample(m, tok, c, out, &o, &rs, &err);
         trap_sigint(0);
         if (st == R1_OK)
             printf("done: kept %ld of %ld completions in %s (%.1f s)\n", rs.kept, rs.sampled,
@@ -426,8 +432,9 @@ typedef struct {
     int failed;
 } distill_ctx;
 
-static int distill_step(const r1_distill_progress *p, void *user)
+static int distill_step(void *user, const r1_step_report *r)
 {
+    const r1_distill_progress *p = r->distill;
     distill_ctx *c = user;
     char line[512];
     snprintf(line, sizeof line,
@@ -492,7 +499,8 @@ static int train_distill(const char *model, const char *teacher_dir, const char 
                teacher ? teacher_dir : "", c->ce, c->kd);
         fflush(stdout);
         trap_sigint(1);
-        st = r1_distill_run(m, tok, data, teacher, c, distill_step, &dc, &last, &err);
+        r1_observer o = {.step = distill_step, .user = &dc};
+        st = r1_distill_run(m, tok, data, teacher, c, &o, &last, &err);
         trap_sigint(0);
         if (dc.failed) {
             err = dc.err;

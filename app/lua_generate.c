@@ -105,7 +105,7 @@ static int push_token(lua_State *L, void *ud)
 }
 
 /* Calls the Lua on_token protected: an error must not unwind through r1_generate. */
-static int on_token(const r1_token_event *te, void *user)
+static int on_token(void *user, const r1_token_event *te)
 {
     gen_cb *g = user;
     post_token(g, te);
@@ -215,8 +215,8 @@ static int generate(lua_State *L, int chat, const r1_task *task, const char *tar
     int keep = lua_gettop(L);
     r1_error err = {0};
     r1_gen_result *res = NULL;
-    r1_status s = r1_generate(u->m, (const int32_t *const *)ps, lens, R, &cfg, on_token, &cb,
-                              &res, &err);
+    r1_observer obs = {.token = on_token, .user = &cb};
+    r1_status s = r1_generate(u->m, (const int32_t *const *)ps, lens, R, &cfg, &obs, &res, &err);
     lua_settop(L, keep);
     /* own the result in a userdata box: building the Lua tables below may raise */
     r1_gen_result **box = lua_newuserdatauv(L, sizeof *box, 0);

@@ -381,8 +381,9 @@ static int push_stats_arg(lua_State *L, void *ud)
 
 /* The run's step hook: the stats table (left on the stack as the latest result, the one
  * before it dropped), the event, then on_step.  Stops the run when on_step returns false. */
-static int step_hook(void *user, const r1_grpo_stats *st)
+static int step_hook(void *user, const r1_step_report *rep)
 {
+    const r1_grpo_stats *st = rep->grpo;
     run *r = user;
     lua_State *L = r->L;
     if (r->step_results)
@@ -468,9 +469,10 @@ static int l_grpo(lua_State *L)
     if (r1_grpo_run_new(&box->g, u->m, u->tok, &gs, r->custom, resume, &paths, &err) != R1_OK)
         return luaL_error(L, "%s", err.msg);
     r->step = r1_grpo_run_step(box->g);
-    r1_grpo_hooks h = {reward_hook, group_fn, step_hook, r};
+    r1_grpo_hooks h = {reward_hook, r};
+    r1_observer o = {.step = step_hook, .group = group_fn, .user = r};
     r1_grpo_stats last;
-    r1_status s = r1_grpo_run_go(box->g, &h, &last, &err);
+    r1_status s = r1_grpo_run_go(box->g, &h, &o, &last, &err);
     if (r->failed) {
         return lua_r1_raise_ref(L, r->err_ref); /* the box frees the run */
     }
@@ -482,7 +484,7 @@ static int l_grpo(lua_State *L)
     const char *stopped = r1_grpo_run_stopped(box->g);
     if (!r->step_results)
         lua_pushnil(L);
-    else if (stopped && strncmp(stopped, "stopped by on_step", 18) != 0) {
+    else if (stopped && strncmp(stopped, "stopped by the observer", 23) != 0) {
         lua_pushstring(L, stopped); /* every group scored the same: why the run ended */
         lua_setfield(L, -2, "stopped");
     }

@@ -14,7 +14,13 @@
  * STYLE.md says only the Lua host calls lua_pcall; here the binding calls it too, through one
  * helper (lua_r1_pcall_with in lua_aux.c), because an engine callback must never let a Lua
  * error unwind through engine frames: the arguments are built inside the protected call and
- * the error keeps its traceback. */
+ * the error keeps its traceback.
+ *
+ * How reports flow: the engine's run loops report through one r1_observer (r1_observer.h:
+ * step, group, token, eval); each binding fills one in that calls the script's callbacks
+ * (on_step, on_group, on_token, on_progress) and forwards to the process's lua_r1_observer
+ * (lua_r1.h), which adds what only the binding knows (decoded text, the answer's verdict) and
+ * which the workbench sets (wb_observe.c).  The stand-alone module sets none. */
 #include <config.h>
 
 #include "lua_r1.h"

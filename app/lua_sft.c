@@ -100,8 +100,9 @@ static int push_progress_arg(lua_State *L, void *ud)
     return 1;
 }
 
-static int on_progress(const r1_sft_progress *p, void *user)
+static int on_progress(void *user, const r1_step_report *r)
 {
+    const r1_sft_progress *p = r->sft;
     sft_cb *c = user;
     lua_State *L = c->L;
     const lua_r1_observer *obs = lua_r1_observer_get();
@@ -189,7 +190,8 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
     }
     r1_model *tm = r1_sft_model(*box);
     r1_model_set_fp8(tm, fp8);
-    r1_status st = r1_sft_run(*box, on_progress, &cb, &err);
+    r1_observer o = {.step = on_progress, .user = &cb};
+    r1_status st = r1_sft_run(*box, &o, &err);
     r1_model_set_fp8(tm, fp8_was);
     if (resume && (st == R1_OK || st == R1_ECANCELED)) {
         r1_error e2 = {0};
@@ -241,8 +243,9 @@ static int push_distill(lua_State *L, void *ud)
     return 1;
 }
 
-static int on_distill(const r1_distill_progress *p, void *user)
+static int on_distill(void *user, const r1_step_report *r)
 {
+    const r1_distill_progress *p = r->distill;
     dcb *c = user;
     lua_State *L = c->L;
     const lua_r1_observer *obs = lua_r1_observer_get();
@@ -293,7 +296,8 @@ static int run_dataset(lua_State *L, const char *model_key, int distill)
         cb.fn = lua_gettop(L);
     r1_distill_progress last;
     r1_error err = {0};
-    r1_status st = r1_distill_run(u->m, u->tok, data, teacher, &c, on_distill, &cb, &last, &err);
+    r1_observer o = {.step = on_distill, .user = &cb};
+    r1_status st = r1_distill_run(u->m, u->tok, data, teacher, &c, &o, &last, &err);
     if (cb.failed) {
         return lua_r1_raise_ref(L, cb.ref);
     }

@@ -89,8 +89,10 @@ static int push_progress(lua_State *L, void *ud)
     return 3;
 }
 
-static int on_progress(void *user, int done, int total, const r1_reject_stats *st)
+static int on_progress(void *user, const r1_step_report *r)
 {
+    const r1_reject_stats *st = r->reject;
+    int done = (int)r->step, total = (int)r->steps;
     progress_cb *p = user;
     const lua_r1_observer *obs = lua_r1_observer_get();
     if (obs) { /* the prompts done so far as the "step" */
@@ -133,7 +135,8 @@ static int l_reject_sample(lua_State *L)
         p.fn = lua_gettop(L);
     r1_reject_stats st;
     r1_error err = {0};
-    r1_status s = r1_reject_sample(u->m, u->tok, &c, out, on_progress, &p, &st, &err);
+    r1_observer o = {.step = on_progress, .user = &p};
+    r1_status s = r1_reject_sample(u->m, u->tok, &c, out, &o, &st, &err);
     if (p.failed) {
         return lua_r1_raise_ref(L, p.ref);
     }

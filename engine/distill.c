@@ -161,8 +161,8 @@ static void shuffle(long *order, long n, r1_rng *rng)
 }
 
 r1_status r1_distill_run(r1_model *m, const r1_tokenizer *tok, const char *jsonl,
-                         r1_model *teacher, const r1_distill_cfg *c, r1_distill_fn cb,
-                         void *user, r1_distill_progress *last, r1_error *err)
+                         r1_model *teacher, const r1_distill_cfg *c, const r1_observer *o,
+                         r1_distill_progress *last, r1_error *err)
 {
     const r1_config *mc = r1_model_config(m);
     int V = mc->vocab_size, B = c->batch, T = c->seq_len;
@@ -292,7 +292,8 @@ r1_status r1_distill_run(r1_model *m, const r1_tokenizer *tok, const char *jsonl
         P.grad_norm = gn;
         P.tokens_per_s = W / (r1_now() - ts);
         P.elapsed = r1_now() - t0;
-        if (r1_interrupted() || (cb && cb(&P, user)))
+        r1_step_report rep = {"distill", P.step, P.steps, P.elapsed, NULL, NULL, &P, NULL};
+        if (r1_interrupted() || (o && o->step && o->step(o->user, &rep)))
             s = r1_error_set(err, R1_ECANCELED, "distill: stopped at step %d", step + 1);
     }
     if (last)

@@ -68,8 +68,7 @@ typedef struct {
     r1_decoder *d;
     r1_gen_result *res;
     row_state *st;
-    r1_token_fn cb;
-    void *user;
+    const r1_observer *o;
     int V, C;
     float *p, *q;   /* [V] distributions */
     int *idx;       /* [V] */
@@ -100,7 +99,7 @@ static void fed(gen *g, int r, int index, int pos, int slot, int drafted)
         memcpy(o->experts + ((size_t)index * res->n_moe + j) * K, e, sizeof(int32_t) * K);
         memcpy(o->weights + ((size_t)index * res->n_moe + j) * K, w, sizeof(float) * K);
     }
-    if (!g->cb || g->canceled)
+    if (!g->o || !g->o->token || g->canceled)
         return;
     r1_token_event ev = {r,
                          index,
@@ -114,7 +113,7 @@ static void fed(gen *g, int r, int index, int pos, int slot, int drafted)
                          K,
                          o->experts + (size_t)index * res->n_moe * K,
                          o->weights + (size_t)index * res->n_moe * K};
-    if (g->cb(&ev, g->user))
+    if (g->o->token(g->o->user, &ev))
         g->canceled = 1;
 }
 
@@ -432,12 +431,12 @@ static r1_status spec_round(gen *g, const int *rows, int R, float *lg, float *ml
 
 
 r1_status r1_generate(r1_model *m, const int32_t *const *prompts, const int *lens, int R,
-                      const r1_gen_cfg *cfg, r1_token_fn cb, void *user, r1_gen_result **out,
+                      const r1_gen_cfg *cfg, const r1_observer *o, r1_gen_result **out,
                       r1_error *err)
 {
     *out = NULL;
     r1_gen_cfg defaults = r1_gen_defaults();
-    gen g = {m, cfg ? cfg : &defaults, NULL, NULL, NULL, cb, user, 0, 0, NULL, NULL, NULL, 0};
+    gen g = {m, cfg ? cfg : &defaults, NULL, NULL, NULL, o, 0, 0, NULL, NULL, NULL, 0};
     double t0 = r1_now();
     float *lg = NULL, *ml = NULL;
     int *rows = NULL;

@@ -238,7 +238,7 @@ static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
     gc.stop_ids = c->stop_ids;
     gc.n_stop_ids = c->n_stop;
     r1_gen_result *res = NULL;
-    s = r1_generate(g->m, ps, lens, want * G, &gc, NULL, NULL, &res, err);
+    s = r1_generate(g->m, ps, lens, want * G, &gc, NULL, &res, err);
     st->t_sample += r1_now() - t0;
     if (s != R1_OK) {
         r1_gen_result_free(res);

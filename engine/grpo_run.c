@@ -268,6 +268,7 @@ struct r1_grpo_run {
     int custom[R1_GRPO_MAX_REWARDS];
     char metrics[R1_GRPO_PATH_MAX], ckpt[R1_GRPO_PATH_MAX], model[R1_GRPO_PATH_MAX];
     const r1_grpo_hooks *h;
+    const r1_observer *o;
     r1_task_sample sample; /* scratch */
     char stopped[sizeof ((r1_error *)0)->msg];
     double elapsed_before, t_start;
@@ -325,11 +326,11 @@ static int score_fn(void *user, int64_t index, const int32_t *prompt, int plen,
 static int group_fn(void *user, const r1_grpo_group *g)
 {
     r1_grpo_run *r = user;
-    if (!r->h || !r->h->on_group)
+    if (!r->o || !r->o->group)
         return 0;
     r1_task_sample ts;
     sample_of(r, g->index, &ts);
-    return r->h->on_group(r->h->user, g, &ts);
+    return r->o->group(r->o->user, g, &ts);
 }
 
 static r1_status set_paths(r1_grpo_run *r, const r1_grpo_paths *p, r1_error *err)
@@ -513,10 +514,11 @@ static r1_status log_step(r1_grpo_run *r, const r1_grpo_stats *st, r1_error *err
     return s;
 }
 
-r1_status r1_grpo_run_go(r1_grpo_run *r, const r1_grpo_hooks *h, r1_grpo_stats *last,
-                         r1_error *err)
+r1_status r1_grpo_run_go(r1_grpo_run *r, const r1_grpo_hooks *h, const r1_observer *o,
+                         r1_grpo_stats *last, r1_error *err)
 {
     r->h = h;
+    r->o = o;
     r->stopped[0] = 0;
     r->t_start = r1_now();
     int ran = 0;
@@ -542,8 +544,10 @@ r1_status r1_grpo_run_go(r1_grpo_run *r, const r1_grpo_hooks *h, r1_grpo_stats *
         if (r->s.save_every > 0 && s.step % r->s.save_every == 0 &&
             r1_grpo_steps(r->g) < r->s.steps && (st = save(r, err)) != R1_OK)
             break;
-        if (h && h->on_step && h->on_step(h->user, &s)) {
-            snprintf(r->stopped, sizeof r->stopped, "stopped by on_step after step %lld",
+        r1_step_report rep = {"grpo", s.step, r->s.steps, r1_grpo_run_elapsed(r),
+                              NULL, &s, NULL, NULL};
+        if (o && o->step && o->step(o->user, &rep)) {
+            snprintf(r->stopped, sizeof r->stopped, "stopped by the observer after step %lld",
                      (long long)s.step);
             break;
         }

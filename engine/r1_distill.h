@@ -20,6 +20,7 @@
 #define R1_DISTILL_H
 
 #include "r1_model.h"
+#include "r1_observer.h"
 #include "r1_optim.h"
 #include "r1_settings.h"
 #include "r1_tokenizer.h"
@@ -41,17 +42,15 @@ r1_distill_cfg r1_distill_defaults(void);
  * distill, r1.distill and r1.sft{data = ...}. */
 const r1_settings_table *r1_distill_settings_table(void);
 
-typedef struct {
+typedef struct r1_distill_progress {
     int64_t step, steps;
     double loss, ce, kl, lr, grad_norm, tokens_per_s, elapsed;
     long records, skipped;
 } r1_distill_progress;
 
-typedef int (*r1_distill_fn)(const r1_distill_progress *p, void *user);
-
 /* Trains student on the records of jsonl (teacher may be NULL). */
 r1_status r1_distill_run(r1_model *student, const r1_tokenizer *tok, const char *jsonl,
-                         r1_model *teacher, const r1_distill_cfg *cfg, r1_distill_fn cb,
-                         void *user, r1_distill_progress *last, r1_error *err);
+                         r1_model *teacher, const r1_distill_cfg *cfg, const r1_observer *o,
+                         r1_distill_progress *last, r1_error *err);
 
 #endif

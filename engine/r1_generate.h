@@ -16,6 +16,7 @@
 #define R1_GENERATE_H
 
 #include "r1_model.h"
+#include "r1_observer.h"
 
 /* ------------------------------------------------------------------ the decoder */
 
@@ -99,8 +100,10 @@ r1_gen_cfg r1_gen_defaults(void);
 
 typedef enum { R1_FINISH_STOP = 0, R1_FINISH_LENGTH = 1, R1_FINISH_CANCEL = 2 } r1_finish;
 
-/* One generated token, as the callback sees it (pointers borrowed for the call). */
-typedef struct {
+/* One generated token, as the observer's token slot sees it (pointers borrowed for the call);
+ * a non-zero return from it stops the whole generation (R1_ECANCELED, the results so far
+ * kept). */
+typedef struct r1_token_event {
     int row;
     int index;             /* 0-based index among the row's generated tokens */
     int pos;               /* position in the row (prompt included) */
@@ -115,8 +118,6 @@ typedef struct {
     const float *weights;   /* [n_moe, K] */
 } r1_token_event;
 
-/* Return non-zero to stop the whole generation (R1_ECANCELED, the results so far kept). */
-typedef int (*r1_token_fn)(const r1_token_event *ev, void *user);
 
 typedef struct {
     int n;                 /* generated tokens */
@@ -142,9 +143,9 @@ typedef struct {
 
 /* Generates completions for R prompts (prompts[r][0..lens[r])), each prompt >= 1 token.
  * *out (owned by the caller, r1_gen_result_free) holds every row's tokens; on R1_ECANCELED it
- * holds what was generated so far.  cb may be NULL. */
+ * holds what was generated so far.  o (may be NULL) sees every token. */
 r1_status r1_generate(r1_model *m, const int32_t *const *prompts, const int *lens, int R,
-                      const r1_gen_cfg *cfg, r1_token_fn cb, void *user, r1_gen_result **out,
+                      const r1_gen_cfg *cfg, const r1_observer *o, r1_gen_result **out,
                       r1_error *err);
 void r1_gen_result_free(r1_gen_result *r);
 

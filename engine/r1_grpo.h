@@ -66,7 +66,7 @@ typedef int (*r1_grpo_score_fn)(void *user, int64_t index, const int32_t *prompt
                                 double *rewards);
 
 /* One group as the group callback sees it (borrowed for the call). */
-typedef struct {
+typedef struct r1_grpo_group {
     int64_t index;           /* prompt number */
     const int32_t *prompt;
     int plen;
@@ -81,7 +81,7 @@ typedef struct {
 
 typedef int (*r1_grpo_group_fn)(void *user, const r1_grpo_group *g);
 
-typedef struct {
+typedef struct r1_grpo_stats {
     int64_t step;
     double reward_mean[R1_GRPO_MAX_REWARDS], reward_std[R1_GRPO_MAX_REWARDS];
     double total_mean, total_std;

@@ -27,6 +27,7 @@
 #define R1_GRPO_RUN_H
 
 #include "r1_grpo.h"
+#include "r1_observer.h"
 #include "r1_rewards.h"
 #include "r1_settings.h"
 #include "r1_tasks.h"
@@ -72,17 +73,13 @@ typedef struct {
     const char *model;      /* plain model folder, or NULL */
 } r1_grpo_paths;
 
-/* What the caller may add: its own rewards, and observers of every group and step.  Every
- * pointer handed to a hook is borrowed for the call.  A non-zero return stops the run
- * (R1_ECANCELED; from on_step: after the step and its checkpoint, as R1_OK with
- * r1_grpo_run_stopped "stopped by on_step"). */
+/* What the caller may add: its own rewards.  Every pointer handed to the hook is borrowed for
+ * the call.  A non-zero return stops the run (R1_ECANCELED). */
 typedef struct {
     /* reward k (cfg.reward_names[k]) of one completion of prompt number index, for the
      * rewards marked custom */
     int (*reward)(void *user, int k, int64_t index, const r1_reward_sample *s,
                   const r1_task_sample *t, double *out);
-    int (*on_group)(void *user, const r1_grpo_group *g, const r1_task_sample *t);
-    int (*on_step)(void *user, const r1_grpo_stats *st);
     void *user;
 } r1_grpo_hooks;
 
@@ -103,12 +100,14 @@ r1_status r1_grpo_run_resume_dir(r1_grpo_run **out, const char *dir, r1_error *e
 /* Runs up to settings.steps (counted from step 0 of the run, so a resumed run does the rest);
  * *last (may be NULL) gets the last step's stats (zeroed when no step ran).  R1_OK when the
  * steps are done or the run stopped early (r1_grpo_run_stopped says why); R1_ECANCELED when
- * interrupted or a hook failed; the checkpoint is written in every case but a failure. */
-r1_status r1_grpo_run_go(r1_grpo_run *r, const r1_grpo_hooks *h, r1_grpo_stats *last,
-                         r1_error *err);
+ * interrupted or a hook failed; the checkpoint is written in every case but a failure.  o (may
+ * be NULL) sees every group and step; its step returning non-zero stops the run after that
+ * step's checkpoint (R1_OK, r1_grpo_run_stopped "stopped by the observer ..."). */
+r1_status r1_grpo_run_go(r1_grpo_run *r, const r1_grpo_hooks *h, const r1_observer *o,
+                         r1_grpo_stats *last, r1_error *err);
 
 /* Why the run ended before its steps ("every group scored equal rewards ...", "stopped by
- * on_step"), or NULL. */
+ * the observer after step N"), or NULL. */
 const char *r1_grpo_run_stopped(const r1_grpo_run *r);
 int64_t r1_grpo_run_step(const r1_grpo_run *r);
 const r1_grpo_settings *r1_grpo_run_settings(const r1_grpo_run *r); /* borrowed */

@@ -16,6 +16,7 @@
 #define R1_REJECT_H
 
 #include "r1_generate.h"
+#include "r1_observer.h"
 #include "r1_settings.h"
 #include "r1_tasks.h"
 #include "r1_tokenizer.h"
@@ -41,13 +42,11 @@ typedef struct {
 
 r1_reject_cfg r1_reject_defaults(void);
 
-typedef struct {
+typedef struct r1_reject_stats {
     long sampled, correct, well_formed, in_language, kept, duplicates, direct;
     double seconds;
 } r1_reject_stats;
 
-/* Progress after each batch: done prompts of total; non-zero cancels. */
-typedef int (*r1_reject_progress)(void *user, int done, int total, const r1_reject_stats *st);
 
 /* The settings table (r1_settings.h) of r1_reject_cfg: "reject" for r1lab train --stage
  * reject and r1.reject_sample. */
@@ -57,9 +56,11 @@ const r1_settings_table *r1_reject_settings_table(void);
  * difficulty; a range: one entry per difficulty).  R1_EINVAL / R1_ENOTFOUND naming it. */
 r1_status r1_reject_parse_tasks(r1_reject_cfg *c, const char *spec, r1_error *err);
 
-/* Samples, filters and writes out_jsonl.  st (may be NULL) gets the counts. */
+/* Samples, filters and writes out_jsonl.  st (may be NULL) gets the counts.  The observer's
+ * step (o may be NULL) sees every generation batch: step = prompts done of steps = prompts;
+ * a non-zero return cancels. */
 r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject_cfg *cfg,
-                           const char *out_jsonl, r1_reject_progress progress, void *user,
+                           const char *out_jsonl, const r1_observer *o,
                            r1_reject_stats *st, r1_error *err);
 
 #endif

@@ -85,6 +85,7 @@
 #define R1_SFT_H
 
 #include "r1_model.h"
+#include "r1_observer.h"
 #include "r1_optim.h"
 #include "r1_settings.h"
 #include "r1_tasks.h"
@@ -226,7 +227,7 @@ typedef struct {
 
 #define R1_SFT_MAX_CELLS 128
 
-typedef struct {
+typedef struct r1_sft_eval {
     int ncells;
     r1_sft_eval_cell cell[R1_SFT_MAX_CELLS];
     int n;                                                /* samples in all cells */
@@ -279,7 +280,7 @@ r1_status r1_eval_run(r1_model *m, const r1_tokenizer *tok, const r1_eval_settin
 typedef struct r1_sft r1_sft;
 
 /* What the progress callback sees after every step (pointers borrowed for the call). */
-typedef struct {
+typedef struct r1_sft_progress {
     const char *stage;
     int64_t step, steps;  /* steps done (this one included), of the run */
     double loss, loss_main, loss_mtp, lr, grad_norm;
@@ -291,8 +292,6 @@ typedef struct {
     int checkpointed;        /* 1: a checkpoint was written after this step */
 } r1_sft_progress;
 
-/* Return non-zero to stop the run (a checkpoint of this step is written first). */
-typedef int (*r1_sft_progress_fn)(const r1_sft_progress *p, void *user);
 
 /* A trainer for settings s (validated against m's config) on model m with tokenizer tok (NULL:
  * the built-in one).  When s->out_dir is set it is created, and it must not hold a run already
@@ -310,10 +309,11 @@ r1_status r1_sft_resume(r1_sft **out, const char *out_dir, r1_error *err);
 
 /* Trains until settings.steps: per step a packed batch, forward with the stage's loss weights,
  * backward, AdamW (warmup + cosine), balancing update, a metrics line; evaluation, checkpoint
- * and model export when due; the callback (may be NULL); r1_interrupted() between steps.
+ * and model export when due; the observer's step and eval (o may be NULL; a non-zero return
+ * stops the run); r1_interrupted() between steps.
  * Ends with a checkpoint and the exported model.  R1_ECANCELED after a checkpoint when stopped.
  * Returns R1_OK at once when the run is already complete. */
-r1_status r1_sft_run(r1_sft *t, r1_sft_progress_fn cb, void *user, r1_error *err);
+r1_status r1_sft_run(r1_sft *t, const r1_observer *o, r1_error *err);
 
 /* Writes out_dir/checkpoint (with tokenizer.json) and the exported model now. */
 r1_status r1_sft_checkpoint(r1_sft *t, r1_error *err);

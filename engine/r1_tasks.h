@@ -77,7 +77,7 @@ r1_status r1_lang_parse(r1_lang *out, const char *name, r1_error *err);
 
 typedef struct r1_task r1_task;
 
-typedef struct {
+typedef struct r1_task_sample {
     const r1_task *task; /* borrowed, static */
     uint64_t seed;
     int difficulty;

@@ -162,7 +162,7 @@ static json_t *record(const r1_task_sample *s, const char *completion, int direc
 }
 
 r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject_cfg *c,
-                           const char *out, r1_reject_progress progress, void *user,
+                           const char *out, const r1_observer *obs,
                            r1_reject_stats *stp, r1_error *err)
 {
     if (c->ntasks < 1 || c->ntasks > R1_REJECT_MAX_TASKS || c->prompts < 1 || c->k < 1 ||
@@ -209,7 +209,7 @@ r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject
         gc.stop_ids = &stop;
         gc.n_stop_ids = 1;
         r1_gen_result *res = NULL;
-        s = r1_generate(m, ps, lens, np * c->k, &gc, NULL, NULL, &res, err);
+        s = r1_generate(m, ps, lens, np * c->k, &gc, NULL, &res, err);
         for (int i = 0; s == R1_OK && i < np; i++) {
             int nk = 0;
             r1_task_sample *smp = &samples[i];
@@ -254,8 +254,9 @@ r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject
             }
         }
         r1_gen_result_free(res);
-        if (s == R1_OK && (r1_interrupted() ||
-                           (progress && progress(user, p0 + np, c->prompts, &st))))
+        st.seconds = r1_now() - t0;
+        r1_step_report rep = {"reject", p0 + np, c->prompts, st.seconds, NULL, NULL, NULL, &st};
+        if (s == R1_OK && (r1_interrupted() || (obs && obs->step && obs->step(obs->user, &rep))))
             s = r1_error_set(err, R1_ECANCELED, "rejection sampling canceled");
     }
     free(samples), free(ids), free(ps), free(lens), free(kept);

@@ -346,7 +346,7 @@ static r1_status stop(r1_sft *t, r1_status why, r1_error *err)
     return why;
 }
 
-r1_status r1_sft_run(r1_sft *t, r1_sft_progress_fn cb, void *user, r1_error *err)
+r1_status r1_sft_run(r1_sft *t, const r1_observer *o, r1_error *err)
 {
     const r1_sft_settings *s = &t->s;
     while (t->step < s->steps) {
@@ -366,8 +366,11 @@ r1_status r1_sft_run(r1_sft *t, r1_sft_progress_fn cb, void *user, r1_error *err
                 canceled = 1; /* interrupted while generating: log the step without eval */
             else if (st != R1_OK)
                 return st;
-            else
+            else {
                 p.eval = &t->eval;
+                if (o && o->eval && o->eval(o->user, &t->eval))
+                    canceled = 1;
+            }
         }
         p.elapsed = elapsed(t);
         double per = (r1_now() - t->t_start) / (double)t->session_steps;
@@ -381,7 +384,8 @@ r1_status r1_sft_run(r1_sft *t, r1_sft_progress_fn cb, void *user, r1_error *err
                 return st;
             p.checkpointed = 1;
         }
-        if (cb && cb(&p, user))
+        r1_step_report rep = {p.stage, p.step, p.steps, p.elapsed, &p, NULL, NULL, NULL};
+        if (o && o->step && o->step(o->user, &rep))
             return stop(t, R1_ECANCELED, err);
     }
     return R1_OK;

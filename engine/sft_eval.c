@@ -143,7 +143,7 @@ static r1_status eval_cell(r1_model *m, const r1_tokenizer *tok, const r1_sft_da
     g.stop_ids = stops;
     g.n_stop_ids = 2;
     r1_gen_result *res = NULL;
-    st = r1_generate(m, (const int32_t *const *)prompts, lens, n, &g, NULL, NULL, &res, err);
+    st = r1_generate(m, (const int32_t *const *)prompts, lens, n, &g, NULL, &res, err);
     for (int j = 0; st == R1_OK && j < n; j++) {
         char *text = NULL;
         st = r1_tokenizer_decode(tok, res->row[j].tokens, res->row[j].n, &text, err);

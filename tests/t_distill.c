@@ -11,8 +11,9 @@
 #include "tap.h"
 
 static double first_loss, first_kl;
-static int on_step(const r1_distill_progress *p, void *user)
+static int on_step(void *user, const r1_step_report *r)
 {
+    const r1_distill_progress *p = r->distill;
     (void)user;
     if (p->step == 1) {
         first_loss = p->ce;
@@ -20,6 +21,8 @@ static int on_step(const r1_distill_progress *p, void *user)
     }
     return 0;
 }
+
+static const r1_observer obs = {.step = on_step};
 
 static r1_model *make(int dense, uint64_t seed)
 {
@@ -60,7 +63,7 @@ int main(void)
     c.steps = 40, c.batch = 4, c.seq_len = 160, c.opt.lr = 3e-3f, c.opt.warmup = 5;
     r1_distill_progress last;
     r1_error err = {0};
-    ok(r1_distill_run(student, tok, path, NULL, &c, on_step, NULL, &last, &err) == R1_OK,
+    ok(r1_distill_run(student, tok, path, NULL, &c, &obs, &last, &err) == R1_OK,
        "SFT on a JSONL set runs (%s)", err.msg);
     diag("cross-entropy %.3f -> %.3f over %ld records", first_loss, last.ce, last.records);
     ok(last.ce < first_loss * 0.6, "the cross-entropy on the completions falls (%.3f -> %.3f)",
@@ -69,18 +72,18 @@ int main(void)
 
     r1_model *s2 = make(1, 3);
     c.kd = 1.0f, c.ce = 0.0f, c.steps = 25; /* pure logit distillation */
-    ok(r1_distill_run(s2, tok, path, teacher, &c, on_step, NULL, &last, &err) == R1_OK,
+    ok(r1_distill_run(s2, tok, path, teacher, &c, &obs, &last, &err) == R1_OK,
        "distillation from a teacher runs");
     ok(last.kl < first_kl, "the KL to the teacher falls (%.3f -> %.3f)", first_kl, last.kl);
 
-    is_int(r1_distill_run(s2, tok, "/nonexistent.jsonl", NULL, &c, NULL, NULL, NULL, &err),
+    is_int(r1_distill_run(s2, tok, "/nonexistent.jsonl", NULL, &c, NULL, NULL, &err),
            R1_EIO, "a missing file");
     like(err.msg, "/nonexistent.jsonl", "is named");
     snprintf(bad, sizeof bad, "%s/bad.jsonl", dir);
     f = fopen(bad, "w");
     fprintf(f, "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": 3}\n");
     fclose(f);
-    is_int(r1_distill_run(s2, tok, bad, NULL, &c, NULL, NULL, NULL, &err), R1_EFORMAT,
+    is_int(r1_distill_run(s2, tok, bad, NULL, &c, NULL, NULL, &err), R1_EFORMAT,
            "a malformed record");
     like(err.msg, "bad.jsonl:2", "names the file and line");
     r1_config vc;
@@ -88,7 +91,7 @@ int main(void)
     vc.vocab_size = 64, vc.num_hidden_layers = 1;
     r1_model *other;
     r1_model_new(&other, &vc, NULL);
-    is_int(r1_distill_run(s2, tok, path, other, &c, NULL, NULL, NULL, &err), R1_EINVAL,
+    is_int(r1_distill_run(s2, tok, path, other, &c, NULL, NULL, &err), R1_EINVAL,
            "a teacher with another vocabulary");
     r1_model_free(other);
     r1_model_free(student), r1_model_free(s2), r1_model_free(teacher);

@@ -778,14 +778,14 @@ static void test_decode(void)
     const int32_t *pp = tok;
     int len = 4;
     r1_gen_result *res = NULL;
-    ok(r1_generate(m, &pp, &len, 1, &gc, NULL, NULL, &res, &err) == R1_OK && res->row[0].n == 8,
+    ok(r1_generate(m, &pp, &len, 1, &gc, NULL, &res, &err) == R1_OK && res->row[0].n == 8,
        "r1_generate with fp8 weights");
     ok(res && res->weight_bytes == b8 && res->weight_bytes_fp32 == f32,
        "... reports their memory");
     r1_gen_result_free(res);
     gc.bf16 = 1;
     res = NULL;
-    ok(r1_generate(m, &pp, &len, 1, &gc, NULL, NULL, &res, &err) == R1_EINVAL,
+    ok(r1_generate(m, &pp, &len, 1, &gc, NULL, &res, &err) == R1_EINVAL,
        "bf16 and fp8 together are refused");
     r1_gen_result_free(res);
 

@@ -28,7 +28,7 @@ static r1_model *random_tiny(uint64_t seed, float std)
 static r1_gen_result *gen1(r1_model *m, const int32_t *p, int n, const r1_gen_cfg *c)
 {
     r1_gen_result *res = NULL;
-    r1_generate(m, &p, &n, 1, c, NULL, NULL, &res, NULL);
+    r1_generate(m, &p, &n, 1, c, NULL, &res, NULL);
     return res;
 }
 
@@ -42,7 +42,7 @@ typedef struct {
     float lp_sum;
 } evlog;
 
-static int on_token(const r1_token_event *ev, void *user)
+static int on_token(void *user, const r1_token_event *ev)
 {
     evlog *l = user;
     if (ev->index != l->events || ev->pos != 3 + ev->index) /* the prompts here are 3 long */
@@ -140,7 +140,7 @@ int main(void)
     int lens[3] = {3, 7, 1};
     r1_gen_result *all = NULL;
     r1_error err = {0};
-    ok(r1_generate(m, ps, lens, 3, &c, NULL, NULL, &all, &err) == R1_OK, "batched generation");
+    ok(r1_generate(m, ps, lens, 3, &c, NULL, &all, &err) == R1_OK, "batched generation");
     int same = 1;
     for (int r = 0; r < 3; r++) {
         r1_gen_result *one = gen1(m, ps[r], lens[r], &c);
@@ -188,7 +188,8 @@ int main(void)
     r1_gen_result *ev = NULL;
     const int32_t *pp = p0;
     int l3 = 3;
-    r1_generate(m, &pp, &l3, 1, &c, on_token, &lg, &ev, NULL);
+    r1_observer o = {.token = on_token, .user = &lg};
+    r1_generate(m, &pp, &l3, 1, &c, &o, &ev, NULL);
     is_int(lg.events, 30, "one event per generated token");
     is_int(lg.bad_order, 0, "events come in order, at positions after the prompt");
     double lps = 0;
@@ -203,7 +204,7 @@ int main(void)
     ok(rsorted, "every token's experts are recorded, ascending");
     r1_gen_result_free(ev);
     lg = (evlog){0, 0, 5, 0};
-    is_int(r1_generate(m, &pp, &l3, 1, &c, on_token, &lg, &ev, &err), R1_ECANCELED,
+    is_int(r1_generate(m, &pp, &l3, 1, &c, &o, &ev, &err), R1_ECANCELED,
            "the callback cancels");
     ok(ev && ev->row[0].finish == R1_FINISH_CANCEL && ev->row[0].n <= 6,
        "and the tokens so far are kept");
@@ -216,9 +217,9 @@ int main(void)
         r1_gen_cfg cs = r1_gen_defaults();
         cs.max_tokens = 40;
         r1_gen_result *plain = NULL, *spec = NULL;
-        r1_generate(m, ps, lens, 3, &cs, NULL, NULL, &plain, NULL);
+        r1_generate(m, ps, lens, 3, &cs, NULL, &plain, NULL);
         cs.speculative = 1;
-        r1_generate(m, ps, lens, 3, &cs, NULL, NULL, &spec, NULL);
+        r1_generate(m, ps, lens, 3, &cs, NULL, &spec, NULL);
         for (int r = 0; r < 3; r++)
             same_spec &= same_tokens(&plain->row[r], &spec->row[r]);
         drafted += spec->drafted, accepted += spec->accepted;
@@ -242,7 +243,7 @@ int main(void)
             r1_gen_cfg cs = r1_gen_defaults();
             cs.max_tokens = 3, cs.temperature = 1.0f, cs.seed = 1000 + rep, cs.speculative = spec;
             r1_gen_result *res = NULL;
-            r1_generate(m, rp, rl, ROWS, &cs, NULL, NULL, &res, NULL);
+            r1_generate(m, rp, rl, ROWS, &cs, NULL, &res, NULL);
             for (int i = 0; i < ROWS; i++)
                 for (int j = 1; j < 3; j++)
                     (spec ? hs : hp)[(j - 1) * V + res->row[i].tokens[j]]++;
@@ -268,16 +269,16 @@ int main(void)
     int zero = 0, one = 1, big = 2;
     int32_t outside = 128;
     r1_gen_result *res = NULL;
-    is_int(r1_generate(m, &pp, &zero, 1, NULL, NULL, NULL, &res, &err), R1_EINVAL,
+    is_int(r1_generate(m, &pp, &zero, 1, NULL, NULL, &res, &err), R1_EINVAL,
            "an empty prompt");
     like(err.msg, "prompt 0 is empty", "says so");
     const int32_t *po = &outside;
-    is_int(r1_generate(m, &po, &one, 1, NULL, NULL, NULL, &res, &err), R1_EINVAL,
+    is_int(r1_generate(m, &po, &one, 1, NULL, NULL, &res, &err), R1_EINVAL,
            "a token out of range");
     like(err.msg, "token 0 of prompt 0 is 128", "names it");
     r1_gen_cfg cl = r1_gen_defaults();
     cl.max_tokens = 1023;
-    is_int(r1_generate(m, &pp, &big, 1, &cl, NULL, NULL, &res, &err), R1_EINVAL,
+    is_int(r1_generate(m, &pp, &big, 1, &cl, NULL, &res, &err), R1_EINVAL,
            "max tokens past max_position_embeddings");
     like(err.msg, "max_position_embeddings (1024)", "names the limit");
     r1_model_free(m);
@@ -289,7 +290,7 @@ int main(void)
     cl.speculative = 1, cl.max_tokens = 4;
     int32_t small_p = 3;
     const int32_t *sp = &small_p;
-    is_int(r1_generate(m, &sp, &one, 1, &cl, NULL, NULL, &res, &err), R1_EUNSUPPORTED,
+    is_int(r1_generate(m, &sp, &one, 1, &cl, NULL, &res, &err), R1_EUNSUPPORTED,
            "speculation without an MTP module");
     like(err.msg, "needs an MTP module", "says so");
     ok(res == NULL, "failed calls return no result");

@@ -575,22 +575,37 @@ static void test_eval_scoring(void)
 /* ------------------------------------------------------------------ training and resume */
 
 static int cancel_at;
-static int on_progress(const r1_sft_progress *p, void *user)
+static int bad_reports;
+static int on_progress(void *user, const r1_step_report *r)
 {
+    const r1_sft_progress *p = r->sft;
+    /* the report names the stage and carries only SFT's statistics */
+    bad_reports += strcmp(r->stage, "sft") != 0 || r->step != p->step || r->grpo ||
+                   r->distill || r->reject;
     (void)user;
     return p->step == cancel_at;
 }
 
 static int kill_at;
-static int on_progress_kill(const r1_sft_progress *p, void *user)
+static int on_progress_kill(void *user, const r1_step_report *r)
 {
+    const r1_sft_progress *p = r->sft;
     (void)user;
     if (p->step == kill_at)
         _exit(0); /* a kill: no checkpoint, no cleanup */
     return 0;
 }
 
-static r1_status train_dir(const char *dir, r1_sft_settings s, r1_sft_progress_fn cb,
+static int evals_seen;
+static int count_eval(void *user, const r1_sft_eval *e)
+{
+    (void)user;
+    evals_seen += e->n > 0;
+    return 0;
+}
+
+static r1_status train_dir(const char *dir, r1_sft_settings s,
+                           int (*cb)(void *, const r1_step_report *),
                            r1_error *err)
 {
     snprintf(s.out_dir, sizeof s.out_dir, "%s", dir);
@@ -598,7 +613,10 @@ static r1_status train_dir(const char *dir, r1_sft_settings s, r1_sft_progress_f
     r1_sft *t = NULL;
     r1_status st = r1_sft_new(&t, m, NULL, &s, err);
     if (st == R1_OK)
-        st = r1_sft_run(t, cb, NULL, err);
+        {
+        r1_observer o = {.step = cb, .eval = count_eval};
+        st = r1_sft_run(t, &o, err);
+    }
     r1_sft_free(t);
     r1_model_free(m);
     return st;
@@ -609,7 +627,7 @@ static r1_status resume_dir(const char *dir, r1_error *err)
     r1_sft *t = NULL;
     r1_status st = r1_sft_resume(&t, dir, err);
     if (st == R1_OK)
-        st = r1_sft_run(t, NULL, NULL, err);
+        st = r1_sft_run(t, NULL, err);
     r1_sft_free(t);
     return st;
 }
@@ -640,7 +658,9 @@ static void test_resume(pid_t killed)
     s.eval_every = 4;
     r1_error err = {0};
 
+    evals_seen = 0;
     ok(train_dir(ref, s, NULL, &err) == R1_OK, "an 8-step SFT run (%s)", err.msg);
+    is_int(evals_seen, 2, "the observer's eval slot sees the evaluations at steps 4 and 8");
     curve a, b, c;
     read_curve(ref, &a);
     ok(a.n == 8 && a.step[7] == 8, "metrics.jsonl has one line per step");
@@ -661,6 +681,7 @@ static void test_resume(pid_t killed)
     ok(train_dir(can, s, on_progress, &err) == R1_ECANCELED, "a callback cancels the run");
     read_curve(can, &b);
     ok(b.n == 5, "after 5 steps");
+    is_int(bad_reports, 0, "every step report names the stage and holds SFT's statistics");
     r1_train_state ts;
     r1_model *m = NULL;
     snprintf(p, sizeof p, "%s/checkpoint", can);

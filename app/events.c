@@ -58,12 +58,42 @@ ev *ev_new(ev_kind kind)
     return e;
 }
 
+int ev_alloc_routing(ev *e, int n_moe, int K)
+{
+    n_moe = n_moe < EV_MAX_MOE ? n_moe : EV_MAX_MOE;
+    K = K < EV_MAX_K ? K : EV_MAX_K;
+    if (n_moe <= 0 || K <= 0)
+        return 0;
+    size_t nk = (size_t)n_moe * (size_t)K;
+    /* ints, then int32s, then floats: every part 4-byte aligned */
+    unsigned char *b = calloc(1, sizeof(int) * (size_t)n_moe + (sizeof(int32_t) + sizeof(float)) * nk);
+    if (!b)
+        return -1;
+    e->moe_layers = (int *)b;
+    e->experts = (int32_t *)(b + sizeof(int) * (size_t)n_moe);
+    e->weights = (float *)(b + sizeof(int) * (size_t)n_moe + sizeof(int32_t) * nk);
+    e->n_moe = n_moe;
+    e->K = K;
+    return 0;
+}
+
+int ev_alloc_stats(ev *e, int n)
+{
+    n = n < EV_MAX_STATS ? n : EV_MAX_STATS;
+    e->nstats = 0;
+    e->stats = n > 0 ? calloc((size_t)n, sizeof *e->stats) : NULL;
+    return n > 0 && !e->stats ? -1 : 0;
+}
+
 void ev_free(ev *e)
 {
     if (!e)
         return;
     free(e->text);
-    if (e->kind == EV_STEP) {
+    if (e->kind == EV_TOKEN) {
+        free(e->moe_layers); /* the routing's one block */
+    } else if (e->kind == EV_STEP) {
+        free(e->stats);
         free(e->load);
         free(e->bias);
     } else if (e->kind == EV_GROUP) {

@@ -12,6 +12,7 @@
 
 #define EV_MAX_MOE 32 /* MoE layers per token the events carry */
 #define EV_MAX_K 16   /* experts per token */
+#define EV_MAX_STATS 48 /* named statistics per step */
 
 typedef enum {
     EV_PRINT,     /* text: output of print/io.write or a message */
@@ -37,8 +38,10 @@ typedef struct {
     int correct;         /* accuracy verdict, -1 unknown */
 } ev_completion;
 
-/* An event: a header and the part of its kind, a union (a token's routing, a step's statistics
- * and a group's completions share their memory).  Read only the fields of e->kind. */
+/* An event: a header and the part of its kind, a union (a token, a step and a group share
+ * their memory), ~250 bytes.  What varies in size is allocated as large as it is: a token's
+ * routing (ev_alloc_routing), a step's statistics (ev_alloc_stats) and expert load, a group's
+ * completions.  Read only the fields of e->kind. */
 typedef struct ev {
     ev_kind kind;
     char *text;          /* EV_PRINT, EV_GEN_BEGIN (prompt), EV_GEN_END, EV_JOB_DONE error,
@@ -53,16 +56,16 @@ typedef struct ev {
             char tok_text[16]; /* the token's text ("<think>", "7", "\n") */
             float logprob;
             int part;          /* 0 prompt, 1 think, 2 answer, 3 other (after </answer>) */
-            int n_moe, K;
-            int moe_layers[EV_MAX_MOE];
-            int32_t experts[EV_MAX_MOE * EV_MAX_K];
-            float weights[EV_MAX_MOE * EV_MAX_K];
+            int n_moe, K;      /* at most EV_MAX_MOE, EV_MAX_K */
+            int *moe_layers;   /* [n_moe]; owned, one block with the two below */
+            int32_t *experts;  /* [n_moe, K] */
+            float *weights;    /* [n_moe, K] */
         };
         struct {         /* EV_STEP */
             char stage[16];    /* "pretrain", "sft", "grpo", ... */
             int step, total_steps;
-            int nstats;
-            ev_stat stats[48];
+            int nstats;        /* at most EV_MAX_STATS */
+            ev_stat *stats;    /* [nstats], owned */
             int load_layers, load_experts; /* expert load [layers, experts] (share of tokens) */
             float *load;       /* owned; may be NULL */
             float *bias;       /* owned; the balancing bias, same shape; may be NULL */
@@ -83,6 +86,11 @@ int ev_sink_active(void);
 
 /* A zeroed event of the given kind (NULL when out of memory). */
 ev *ev_new(ev_kind kind);
+/* Sets e's n_moe and K (capped at EV_MAX_MOE, EV_MAX_K) and allocates its routing arrays,
+ * zeroed; 0, or -1 when out of memory (then e has no routing). */
+int ev_alloc_routing(ev *e, int n_moe, int K);
+/* Allocates room for n statistics (capped at EV_MAX_STATS), nstats left 0; 0 or -1. */
+int ev_alloc_stats(ev *e, int n);
 /* Posts e (ownership passes to the queue; freed at once when no sink is active). */
 void ev_post(ev *e);
 /* Convenience: posts an EV_PRINT with a copy of text (len bytes). */

@@ -166,7 +166,7 @@ typedef struct ui_model {
     char stage[16];
     int step, total_steps;
     int nstats;
-    ev_stat stats[48];
+    ev_stat stats[EV_MAX_STATS];
     int load_layers, load_experts;
     float *load, *bias;    /* owned copies, may be NULL */
     ui_series hist[H_NSERIES];

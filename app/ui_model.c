@@ -361,7 +361,7 @@ static void apply_step(ui_model *m, const ev *e)
     snprintf(m->stage, sizeof m->stage, "%s", e->stage);
     m->step = e->step;
     m->total_steps = e->total_steps;
-    m->nstats = e->nstats < 48 ? e->nstats : 48;
+    m->nstats = e->nstats < EV_MAX_STATS ? e->nstats : EV_MAX_STATS;
     memcpy(m->stats, e->stats, sizeof(ev_stat) * m->nstats);
     for (int h = 0; h < H_NSERIES; h++) {
         double v = stat_any(m, names[h]);

@@ -34,8 +34,10 @@ static void token(const r1_token_event *te, const char *text, int part)
         snprintf(e->tok_text, sizeof e->tok_text, "%s", text);
     else
         snprintf(e->tok_text, sizeof e->tok_text, "%d ", (int)te->token);
-    e->n_moe = te->n_moe < EV_MAX_MOE ? te->n_moe : EV_MAX_MOE;
-    e->K = te->K < EV_MAX_K ? te->K : EV_MAX_K;
+    if (ev_alloc_routing(e, te->n_moe, te->K) != 0) {
+        ev_free(e);
+        return;
+    }
     for (int j = 0; j < e->n_moe; j++) {
         e->moe_layers[j] = te->moe_layers[j];
         for (int k = 0; k < e->K; k++) {
@@ -72,8 +74,11 @@ static void step(const lua_r1_step *s)
     snprintf(e->stage, sizeof e->stage, "%s", s->stage ? s->stage : "");
     e->step = s->step;
     e->total_steps = s->total;
-    int max = (int)(sizeof e->stats / sizeof *e->stats);
-    for (int i = 0; i < s->nstats && e->nstats < max; i++) {
+    if (ev_alloc_stats(e, s->nstats) != 0) {
+        ev_free(e);
+        return;
+    }
+    for (int i = 0; i < s->nstats && e->nstats < EV_MAX_STATS; i++) {
         snprintf(e->stats[e->nstats].name, sizeof e->stats[0].name, "%s", s->names[i]);
         e->stats[e->nstats++].value = s->values[i];
     }

@@ -69,6 +69,10 @@ static void token(ui_model *m, int id, const char *text, int part, int e0, int e
     e.index = m->ntok;
     e.n_moe = 2;
     e.K = 2;
+    int layers[2];
+    int32_t experts[4];
+    float weights[4];
+    e.moe_layers = layers, e.experts = experts, e.weights = weights;
     e.moe_layers[0] = 1;
     e.moe_layers[1] = 2;
     e.experts[0] = e0;
@@ -108,6 +112,28 @@ static void generation(ui_model *m)
     end.kind = EV_GEN_END;
     end.verdict = 1;
     ui_model_apply(m, &end);
+}
+
+/* Events are small; what varies in size is allocated as large as it is. */
+static void test_event_sizes(void)
+{
+    ok(sizeof(ev) <= 256, "an event is %zu bytes (a token's routing and a step's statistics "
+       "live outside it)", sizeof(ev));
+    ev *t = ev_new(EV_TOKEN);
+    ok(t && ev_alloc_routing(t, 3, 4) == 0 && t->n_moe == 3 && t->K == 4,
+       "a token's routing is allocated for its layers and experts");
+    t->moe_layers[2] = 7, t->experts[11] = 5, t->weights[11] = 0.5f;
+    ok(t->moe_layers[2] == 7 && t->experts[11] == 5 && t->weights[11] == 0.5f &&
+       (void *)(t->moe_layers + 3) <= (void *)t->experts &&
+       (void *)(t->experts + 12) <= (void *)t->weights, "its three arrays do not overlap");
+    ev_free(t);
+    ev *s = ev_new(EV_STEP);
+    ok(s && ev_alloc_stats(s, 1000) == 0 && s->stats, "room for a step's statistics");
+    ev_free(s);
+    ev *c = ev_new(EV_TOKEN);
+    ok(c && ev_alloc_routing(c, 1000, 1000) == 0 && c->n_moe == EV_MAX_MOE && c->K == EV_MAX_K,
+       "routing wider than the caps is cut to %d layers x %d experts", EV_MAX_MOE, EV_MAX_K);
+    ev_free(c);
 }
 
 static void test_draw_helpers(void)
@@ -302,6 +328,8 @@ static void test_grpo(void)
         st.step = s;
         st.total_steps = 20;
         st.nstats = 4;
+        ev_stat stats[4];
+        st.stats = stats;
         snprintf(st.stats[0].name, 32, "reward");
         st.stats[0].value = 1 - 1.0 / s;
         snprintf(st.stats[1].name, 32, "accuracy");
@@ -651,6 +679,7 @@ int main(void)
         return 0;
     }
     set_term(scr);
+    test_event_sizes();
     char tmp[] = "/tmp/t_ui.XXXXXX";
     if (!mkdtemp(tmp))
         return 1;

@@ -1,15 +1,18 @@
-/* cmd_train.c — `r1lab train`: pretraining, cold-start SFT and GRPO from the command line.
+/* cmd_train.c — `r1lab train`: every training stage from the command line, and `r1lab eval`.
  *
  *   r1lab train --stage pretrain|sft|grpo --model DIR|tiny|small --out DIR [--SETTING VALUE ...]
- *   r1lab train --out DIR --resume [--threads N] [--log-every N]
+ *   r1lab train --stage reject --model DIR --out FILE.jsonl [--SETTING VALUE ...]
+ *   r1lab train --stage distill --model DIR --data FILE.jsonl [--teacher DIR] --out DIR ...
+ *   r1lab train --out DIR|FILE.jsonl --resume [--threads N] [--log-every N]
  *   r1lab train --stage STAGE --help          every setting of the stage, its range and default
  *
  * The settings are the stage's settings table (r1_settings.h): `--eval-every 100` sets
  * eval_every, the same name Lua and the checkpoints use; an unknown option is refused with a
  * suggestion, a value out of range with the range.  `--model tiny|small` starts from a random
  * init (seed --seed) with the built-in tokenizer; `--model DIR` loads a model folder (and its
- * tokenizer.json).  The engine (r1_sft.h, r1_grpo_run.h) writes OUT/metrics.jsonl,
- * OUT/checkpoint/ and the model into OUT; this file parses options, prints progress lines and
+ * tokenizer.json).  The engine (r1_sft.h, r1_grpo_run.h, r1_distill.h) writes
+ * OUT/metrics.jsonl, OUT/checkpoint/ and the model into OUT (rejection sampling: FILE.jsonl, its
+ * progress in FILE.jsonl.part and .part.json until done); this file parses options, prints progress lines and
  * evaluation tables on stdout, and turns Ctrl-C into r1_interrupt(): the run stops after the
  * current step with a checkpoint, and `--resume` continues it exactly.  Returns 0, 1 on
  * failure, 2 on usage errors, 130 when interrupted. */
@@ -23,6 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -45,7 +49,7 @@ static const char usage_text[] =
     "       r1lab train --stage reject --model DIR --out FILE.jsonl [--SETTING VALUE ...]\n"
     "       r1lab train --stage distill --model DIR|tiny|small --data FILE.jsonl\n"
     "                   [--teacher DIR] --out DIR [--SETTING VALUE ...]\n"
-    "       r1lab train --out DIR --resume [--threads N] [--log-every N]\n"
+    "       r1lab train --out DIR|FILE.jsonl --resume [--threads N] [--log-every N]\n"
     "       r1lab train --stage STAGE --help   (the stage's settings)\n"
     "       r1lab eval --model DIR [--SETTING VALUE ...]   (r1lab eval --help)\n";
 
@@ -143,10 +147,16 @@ static r1_status open_model(const char *spec, uint64_t seed, r1_model **m, r1_to
     return st;
 }
 
-/* The stage a run folder's checkpoint holds ("" when unreadable: the resume reports why). */
+/* The stage a run folder's checkpoint holds, or "reject" for an unfinished rejection sampling
+ * into the file out ("" when unreadable: the resume reports why). */
 static void run_stage(const char *out, char *stage, size_t cap)
 {
     char p[4200];
+    snprintf(p, sizeof p, "%s.part.json", out);
+    if (access(p, F_OK) == 0) {
+        snprintf(stage, cap, "reject");
+        return;
+    }
     snprintf(p, sizeof p, "%s/checkpoint/trainer_state.json", out);
     json_t *j = json_load_file(p, 0, NULL);
     json_t *v = j ? json_object_get(j, "stage") : NULL;
@@ -388,12 +398,26 @@ static int reject_progress(void *user, const r1_step_report *r)
     return 0;
 }
 
-static int train_reject(const char *model, const char *out, r1_reject_cfg *c)
+static int train_reject(const char *model, const char *out, int resume, r1_reject_cfg *c)
 {
     r1_error err = {0};
     r1_model *m = NULL;
     r1_tokenizer *tok = NULL;
-    r1_status st = open_model(model, c->seed, &m, &tok, &err);
+    r1_status st = R1_OK;
+    if (resume) { /* the settings and the model's folder from the run's state */
+        st = r1_reject_pending(out, c, &err);
+        if (st == R1_OK && !c->model[0])
+            st = r1_error_set(&err, R1_EINVAL, "%s.part.json: the run did not record its "
+                              "model's folder (started from Lua?); resume it there", out);
+        model = c->model;
+    } else {
+        /* recorded for a resume, absolute so that it works from another folder */
+        char *abs = realpath(model, NULL);
+        snprintf(c->model, sizeof c->model, "%s", abs ? abs : model);
+        free(abs);
+    }
+    if (st == R1_OK)
+        st = open_model(model, c->seed, &m, &tok, &err);
     if (st == R1_OK && !tok)
         st = r1_error_set(&err, R1_EINVAL, "%s: rejection sampling needs the model's "
                           "tokenizer.json", model);
@@ -401,23 +425,26 @@ static int train_reject(const char *model, const char *out, r1_reject_cfg *c)
         char tasks[512];
         r1_settings_format(r1_settings_find(r1_reject_settings_table(), "tasks", NULL, "", NULL),
                            c, tasks, sizeof tasks);
-        printf("rejection sampling: %d prompts x %d completions (up to %d tokens), tasks %s, "
-               "keep %d per prompt, into %s\n",
-               c->prompts, c->k, c->max_new, tasks, c->keep_per_prompt, out);
+        printf("%s: %d prompts x %d completions (up to %d tokens), tasks %s, "
+               "keep %d per prompt, into %s\n", resume ? "resuming rejection sampling"
+               : "rejection sampling", c->prompts, c->k, c->max_new, tasks, c->keep_per_prompt,
+               out);
         fflush(stdout);
         r1_reject_stats rs;
         r1_observer o = {.step = reject_progress};
         trap_sigint(1);
-        st = r1_reject_sample(m, tok, c, out, &o, &rs, &err);
+        st = resume ? r1_reject_resume(m, tok, out, &o, &rs, &err)
+                    : r1_reject_sample(m, tok, c, out, &o, &rs, &err);
         trap_sigint(0);
         if (st == R1_OK)
             printf("done: kept %ld of %ld completions in %s (%.1f s)\n", rs.kept, rs.sampled,
                    out, rs.seconds);
     }
     int rc = st == R1_OK ? 0 : st == R1_ECANCELED ? 130 : 1;
-    if (rc)
-        fprintf(stderr, "r1lab train: %s%s\n", err.msg,
-                rc == 130 ? " (nothing written: the file is written whole at the end)" : "");
+    if (rc == 130)
+        printf("interrupted: %s; continue with: r1lab train --out %s --resume\n", err.msg, out);
+    else if (rc)
+        fprintf(stderr, "r1lab train: %s\n", err.msg);
     r1_tokenizer_free(tok);
     r1_model_free(m);
     return rc;
@@ -426,32 +453,13 @@ static int train_reject(const char *model, const char *out, r1_reject_cfg *c)
 /* ------------------------------------------------------------------ distill */
 
 typedef struct {
-    char metrics[4200];
     long log_every;
-    r1_error err;
-    int failed;
 } distill_ctx;
 
 static int distill_step(void *user, const r1_step_report *r)
 {
     const r1_distill_progress *p = r->distill;
     distill_ctx *c = user;
-    char line[512];
-    snprintf(line, sizeof line,
-             "{\"stage\":\"distill\",\"step\":%lld,\"loss\":%.9g,\"ce\":%.9g,\"kl\":%.9g,"
-             "\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.9g,\"elapsed\":%.9g}",
-             (long long)p->step, p->loss, p->ce, p->kl, p->lr, p->grad_norm, p->tokens_per_s,
-             p->elapsed);
-    if (!isfinite(p->loss) || !isfinite(p->grad_norm)) {
-        r1_error_set(&c->err, R1_EINVAL, "step %lld: the loss or the gradient is not finite",
-                     (long long)p->step);
-        c->failed = 1;
-        return 1;
-    }
-    if (r1_jsonl_append(c->metrics, line, &c->err) != R1_OK) {
-        c->failed = 1;
-        return 1;
-    }
     if (p->step == 1 || p->step == p->steps || p->step % c->log_every == 0) {
         char el[32];
         hms(p->elapsed, el, sizeof el);
@@ -464,60 +472,48 @@ static int distill_step(void *user, const r1_step_report *r)
     return 0;
 }
 
+/* A distillation run in folder out (the engine writes metrics, checkpoints and the student);
+ * with resume, the run in out continues from its checkpoint. */
 static int train_distill(const char *model, const char *teacher_dir, const char *data,
-                         const char *out, r1_distill_cfg *c, long log_every)
+                         const char *out, int resume, r1_distill_cfg *c, long log_every)
 {
     r1_error err = {0};
-    r1_model *m = NULL, *teacher = NULL;
+    r1_model *m = NULL;
     r1_tokenizer *tok = NULL;
-    distill_ctx dc;
-    memset(&dc, 0, sizeof dc);
+    distill_ctx dc = {log_every};
     r1_distill_progress last;
     memset(&last, 0, sizeof last);
-    snprintf(dc.metrics, sizeof dc.metrics, "%s/metrics.jsonl", out);
-    dc.log_every = log_every ? log_every : c->steps >= 50 ? c->steps / 50 : 1;
-    struct stat sb;
     r1_status st = R1_OK;
+    r1_observer o = {.step = distill_step, .user = &dc};
+    if (resume) {
+        printf("resuming distillation in %s\n", out);
+        fflush(stdout);
+        r1_distill_cfg rc;
+        trap_sigint(1);
+        dc.log_every = log_every ? log_every : 1;
+        st = r1_distill_resume(out, &rc, &o, &last, &err);
+        trap_sigint(0);
+        return report_end(st, &err, out, last.step);
+    }
+    dc.log_every = log_every ? log_every : c->steps >= 50 ? c->steps / 50 : 1;
     if (!data)
         st = r1_error_set(&err, R1_EINVAL, "--stage distill needs --data FILE.jsonl (what "
                           "--stage reject writes)");
-    else if (stat(dc.metrics, &sb) == 0)
-        st = r1_error_set(&err, R1_EINVAL, "%s holds a run already; choose another --out", out);
-    if (st == R1_OK)
-        st = r1_mkdirs(out, 0777, &err);
     if (st == R1_OK)
         st = open_model(model, c->seed, &m, &tok, &err);
     if (st == R1_OK && !tok && !(tok = r1_tokenizer_new_builtin()))
         st = r1_error_set(&err, R1_ENOMEM, "out of memory");
-    if (st == R1_OK && teacher_dir)
-        st = r1_model_load(&teacher, teacher_dir, &err);
-    if (c->kd < 0) /* not given: soft targets when there is a teacher */
-        c->kd = teacher ? 0.5f : 0;
     if (st == R1_OK) {
         printf("distilling into %s: %d steps of %d x %d tokens from %s%s%s, ce %g, kd %g\n", out,
-               c->steps, c->batch, c->seq_len, data, teacher ? ", teacher " : "",
-               teacher ? teacher_dir : "", c->ce, c->kd);
+               c->steps, c->batch, c->seq_len, data, teacher_dir ? ", teacher " : "",
+               teacher_dir ? teacher_dir : "", c->ce,
+               c->kd >= 0 ? c->kd : teacher_dir ? 0.5 : 0.0);
         fflush(stdout);
         trap_sigint(1);
-        r1_observer o = {.step = distill_step, .user = &dc};
-        st = r1_distill_run(m, tok, data, teacher, c, &o, &last, &err);
+        st = r1_distill_run_dir(m, tok, data, teacher_dir, c, out, &o, &last, &err);
         trap_sigint(0);
-        if (dc.failed) {
-            err = dc.err;
-            st = R1_EINVAL;
-        }
-    }
-    /* the student as it is, also after Ctrl-C (no resume yet: the steps start again) */
-    if ((st == R1_OK || st == R1_ECANCELED) && m) {
-        r1_error e2 = {0};
-        if (r1_model_save(m, out, R1_DT_F32, &e2) != R1_OK ||
-            r1_tokenizer_save(tok, out, &e2) != R1_OK) {
-            err = e2;
-            st = R1_EIO;
-        }
     }
     int rc = report_end(st, &err, out, last.step);
-    r1_model_free(teacher);
     r1_tokenizer_free(tok);
     r1_model_free(m);
     return rc;
@@ -708,16 +704,13 @@ int cmd_train(int argc, char **argv)
         char st[32];
         run_stage(out, st, sizeof st);
         grpo = !strcmp(st, "grpo");
-    }
-    if ((reject || distill) && resume) {
-        fprintf(stderr, "r1lab train: --resume continues pretrain, sft and grpo runs; %s starts "
-                        "again\n", stage);
-        return 2;
+        distill = !strcmp(st, "distill");
+        reject = !strcmp(st, "reject");
     }
     if (reject)
-        return train_reject(model, out, &rc);
+        return train_reject(model, out, resume, &rc);
     if (distill)
-        return train_distill(model, teacher, data, out, &dc, log_every);
+        return train_distill(model, teacher, data, out, resume, &dc, log_every);
     if (grpo)
         return train_grpo(model, out, resume, &gs, log_every);
     snprintf(ss.out_dir, sizeof ss.out_dir, "%s", out);

@@ -2,7 +2,7 @@
  *   r1.pretrain{model = m, tasks = "add:1-3@4,mul:1-2", steps = 1000, batch = 16,
  *               seq_len = 256, lr = 2e-3, min_lr = 2e-4, warmup = 50, seed = 1,
  *               mtp_lambda = 0.3, plain_frac = 0.25, mix_frac = 0.2, eval_every = 250,
- *               eval_n = 16, eval_above = 2, ckpt_every = 250, out = "run/",
+ *               eval_n = 16, eval_above = 2, save_every = 250, out = "run/",
  *               on_step = function(stats) ... end}            -> the last stats
  *   r1.sft{...}: the same settings (sft_docs = 4096: the cold-start set's size)
  *   fp8 = true | "tiles" | "tensor" | false: FP8 training emulation for this run only

@@ -4,6 +4,10 @@
  *                    k = 8, keep = 2, temperature = 0.8, max_new = 192, min_language = 0.9,
  *                    direct_share = 0.1, seed = 1, out = "samples.jsonl",
  *                    on_progress = function(done, total, stats) end}  -> stats
+ *   r1.reject_sample{model = m, out = "samples.jsonl", resume = true}
+ *                    continues a run into that file that was stopped (Ctrl-C, a kill, an
+ *                    error, on_progress returning false) with its own settings: the file
+ *                    comes out as if it had never stopped
  * Errors are Lua errors naming the setting or the file. */
 #include <config.h>
 
@@ -125,23 +129,38 @@ static int l_reject_sample(lua_State *L)
      * stage's settings table */
     c.ntasks = read_tasks(L, 1, c.tasks, c.difficulty, R1_REJECT_MAX_TASKS);
     static const char *const own_keys[] = {"model", "task", "tasks", "difficulty", "out",
-                                           "on_progress", NULL};
+                                           "on_progress", "resume", NULL};
     lua_r1_read_settings(L, 1, r1_reject_settings_table(), &c, "r1.reject_sample", own_keys);
     const char *out = lua_r1_opt_str(L, 1, "out", NULL);
     if (!out)
         return luaL_error(L, "r1.reject_sample: out = \"FILE.jsonl\" is required");
+    lua_getfield(L, 1, "resume");
+    int resume = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (resume) { /* the run's own settings: only model, out, on_progress and resume */
+        lua_pushnil(L);
+        while (lua_next(L, 1)) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+            if (strcmp(k, "model") && strcmp(k, "out") && strcmp(k, "on_progress") &&
+                strcmp(k, "resume"))
+                return luaL_error(L, "r1.reject_sample: resume = true continues with the run's "
+                                  "own settings; '%s' cannot be given with it", k);
+            lua_pop(L, 1);
+        }
+    }
     progress_cb p = {L, 0, 0, LUA_NOREF};
     if (lua_r1_opt_fn(L, 1, "on_progress"))
         p.fn = lua_gettop(L);
     r1_reject_stats st;
     r1_error err = {0};
     r1_observer o = {.step = on_progress, .user = &p};
-    r1_status s = r1_reject_sample(u->m, u->tok, &c, out, &o, &st, &err);
+    r1_status s = resume ? r1_reject_resume(u->m, u->tok, out, &o, &st, &err)
+                         : r1_reject_sample(u->m, u->tok, &c, out, &o, &st, &err);
     if (p.failed) {
         return lua_r1_raise_ref(L, p.ref);
     }
     if (s == R1_ECANCELED && r1_interrupted())
-        return luaL_error(L, "interrupted");
+        return luaL_error(L, "interrupted: %s; resume = true continues it", err.msg);
     if (s != R1_OK && s != R1_ECANCELED)
         return luaL_error(L, "%s", err.msg);
     push_reject_stats(L, &st);

@@ -34,7 +34,7 @@ static void usage(FILE *f)
             "                 [--speculative] [--weights fp32|bf16] [--trace FILE.jsonl]\n"
             "                        stream a completion with its routing\n"
             "  r1lab train --stage pretrain|sft|grpo|reject|distill --model DIR|tiny|small\n"
-            "              --out DIR [--SETTING VALUE ...] | --out DIR --resume\n"
+            "              --out DIR [--SETTING VALUE ...] | --out DIR|FILE.jsonl --resume\n"
             "                        a stage of the R1 recipe (r1lab train --stage S --help)\n"
             "  r1lab eval --model DIR [--tasks add:1-4,...] [--n N] [--above N] [--trained ...]\n"
             "                        accuracy, format and language on held-out problems\n"

@@ -6,10 +6,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "r1_distill.h"
 #include "r1_rng.h"
+#include "r1_train.h"
 
 r1_distill_cfg r1_distill_defaults(void)
 {
@@ -25,6 +27,7 @@ r1_distill_cfg r1_distill_defaults(void)
     c.balance_gamma = 1e-3f;
     c.seed = 1;
     c.ce = 1.0f;
+    c.save_every = 50;
     return c;
 }
 
@@ -48,6 +51,8 @@ static const r1_setting distill_settings[] = {
     {"balance_gamma", R1_SET_FLOAT, F(balance_gamma), 0, 1, NULL,
      "routing-bias step of auxiliary-loss-free balancing", "gamma", NULL, NULL},
     {"seed", R1_SET_SEED, F(seed), 0, 0, NULL, "seed of the record order", NULL, NULL, NULL},
+    {"save_every", R1_SET_INT, F(save_every), 0, 1e8, NULL,
+     "checkpoint every N steps in a run folder (0: at the end only)", NULL, NULL, NULL},
 };
 #undef F
 
@@ -160,12 +165,112 @@ static void shuffle(long *order, long n, r1_rng *rng)
     }
 }
 
-r1_status r1_distill_run(r1_model *m, const r1_tokenizer *tok, const char *jsonl,
-                         r1_model *teacher, const r1_distill_cfg *c, const r1_observer *o,
-                         r1_distill_progress *last, r1_error *err)
+/* One run: the student, its optimizer, where the data and the teacher come from, and the run
+ * folder (out[0] == 0: none, the in-memory r1_distill_run). */
+typedef struct {
+    r1_model *m, *teacher;
+    const r1_tokenizer *tok;
+    r1_distill_cfg c;
+    char data[R1_DISTILL_PATH_MAX], teacher_dir[R1_DISTILL_PATH_MAX], out[R1_DISTILL_PATH_MAX];
+    r1_adamw *opt;         /* NULL: a new one */
+    int64_t start;         /* steps done before this session */
+    r1_train_state saved;  /* the checkpoint's state (when start > 0), checked on replay */
+    double elapsed_before;
+} run;
+
+/* Packs the next B rows of T tokens from whole records (order, at and rng advance). */
+static void pack(const rec *recs, long nrec, long *order, long *at, r1_rng *rng, int B, int T,
+                 int32_t *tokb, float *w)
 {
+    for (int b = 0; b < B; b++) {
+        int used = 0;
+        for (;;) {
+            const rec *r = &recs[order[*at]];
+            if (used + r->n > T && used > 0)
+                break;
+            memcpy(tokb + b * T + used, r->ids, sizeof(int32_t) * r->n);
+            for (int i = 0; i < r->n; i++)
+                w[b * T + used + i] = i >= r->start ? 1.0f : 0.0f;
+            used += r->n;
+            if (++*at == nrec) { /* a new epoch, a new order */
+                *at = 0;
+                shuffle(order, nrec, rng);
+            }
+        }
+        for (int i = used; i < T; i++) {
+            tokb[b * T + i] = R1_TOK_PAD;
+            w[b * T + i] = 0;
+        }
+    }
+}
+
+static void out_path(const run *R, const char *name, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s", R->out, name);
+}
+
+/* The settings as the checkpoint keeps them: the table's, the data and teacher paths, the
+ * time so far. */
+static char *settings_json(const run *R, double elapsed)
+{
+    char *sj = r1_settings_json(r1_distill_settings_table(), &R->c);
+    json_t *j = sj ? json_loads(sj, 0, NULL) : NULL;
+    free(sj);
+    if (!j)
+        return NULL;
+    json_object_set_new(j, "data", json_string(R->data));
+    json_object_set_new(j, "teacher", R->teacher_dir[0] ? json_string(R->teacher_dir)
+                                                         : json_null());
+    json_object_set_new(j, "elapsed", json_real(elapsed));
+    sj = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(j);
+    return sj;
+}
+
+static r1_status checkpoint(const run *R, r1_adamw *opt, int64_t step, long at,
+                            const r1_rng *rng, double elapsed, r1_error *err)
+{
+    char *sj = settings_json(R, elapsed);
+    if (!sj)
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    r1_train_state ts;
+    memset(&ts, 0, sizeof ts);
+    snprintf(ts.stage, sizeof ts.stage, "distill");
+    ts.step = step;
+    ts.data_pos = at;
+    ts.rng = *rng;
+    char p[R1_DISTILL_PATH_MAX + 32];
+    out_path(R, "checkpoint", p, sizeof p);
+    r1_status st = r1_ckpt_save_tok(p, R->m, opt, &ts, sj, R->tok, err);
+    free(sj);
+    /* the plain model folder beside it, for generate and the next stage */
+    if (st == R1_OK)
+        st = r1_model_save(R->m, R->out, R1_DT_F32, err);
+    if (st == R1_OK)
+        st = r1_tokenizer_save(R->tok, R->out, err);
+    return st;
+}
+
+static r1_status log_step(const run *R, const r1_distill_progress *P, r1_error *err)
+{
+    char p[R1_DISTILL_PATH_MAX + 32], line[512];
+    out_path(R, "metrics.jsonl", p, sizeof p);
+    snprintf(line, sizeof line,
+             "{\"stage\":\"distill\",\"step\":%lld,\"loss\":%.9g,\"ce\":%.9g,\"kl\":%.9g,"
+             "\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.9g,\"elapsed\":%.9g}",
+             (long long)P->step, P->loss, P->ce, P->kl, P->lr, P->grad_norm, P->tokens_per_s,
+             P->elapsed);
+    return r1_jsonl_append(p, line, err);
+}
+
+static r1_status go(run *R, const r1_observer *o, r1_distill_progress *last, r1_error *err)
+{
+    r1_model *m = R->m, *teacher = R->teacher;
+    const r1_distill_cfg *c = &R->c;
     const r1_config *mc = r1_model_config(m);
     int V = mc->vocab_size, B = c->batch, T = c->seq_len;
+    if (last)
+        memset(last, 0, sizeof *last);
     if (B < 1 || T < 2 || c->steps < 1 || T > mc->max_position_embeddings)
         return r1_error_set(err, R1_EINVAL,
                             "distill: batch >= 1, steps >= 1, 2 <= seq_len <= %d expected",
@@ -177,12 +282,10 @@ r1_status r1_distill_run(r1_model *m, const r1_tokenizer *tok, const char *jsonl
                             r1_model_config(teacher)->vocab_size, V);
     rec *recs = NULL;
     long nrec = 0, skipped = 0;
-    r1_status s = load(jsonl, tok, T, &recs, &nrec, &skipped, err);
+    r1_status s = load(R->data, R->tok, T, &recs, &nrec, &skipped, err);
     if (s != R1_OK)
         return s;
-    r1_adamw_cfg oc = c->opt;
-    oc.total = c->steps;
-    r1_adamw *opt = NULL;
+    r1_adamw *opt = R->opt;
     long *order = malloc(sizeof(long) * nrec);
     int32_t *tokb = malloc(sizeof(int32_t) * B * T);
     float *w = malloc(sizeof(float) * B * T);
@@ -190,8 +293,11 @@ r1_status r1_distill_run(r1_model *m, const r1_tokenizer *tok, const char *jsonl
     float *tp = teacher ? malloc(sizeof(float) * (size_t)B * T * V) : NULL;
     if (!order || !tokb || !w || !dl || (teacher && !tp))
         s = r1_error_set(err, R1_ENOMEM, "out of memory");
-    if (s == R1_OK)
+    if (s == R1_OK && !opt) {
+        r1_adamw_cfg oc = c->opt;
+        oc.total = c->steps;
         s = r1_adamw_new(&opt, m, &oc, err);
+    }
     r1_rng rng;
     r1_rng_seed(&rng, c->seed);
     for (long i = 0; i < nrec; i++)
@@ -199,38 +305,28 @@ r1_status r1_distill_run(r1_model *m, const r1_tokenizer *tok, const char *jsonl
     if (s == R1_OK)
         shuffle(order, nrec, &rng);
     long at = 0;
+    /* a resumed run replays the packing of the steps done: the same rows as if it never
+     * stopped; the checkpoint's position and RNG must come out the same */
+    for (int64_t k = 0; s == R1_OK && k < R->start; k++)
+        pack(recs, nrec, order, &at, &rng, B, T, tokb, w);
+    if (s == R1_OK && R->start > 0 &&
+        (at != R->saved.data_pos || memcmp(&rng, &R->saved.rng, sizeof rng) != 0))
+        s = r1_error_set(err, R1_EINVAL, "%s: the records differ from the ones the run was "
+                         "trained on (replaying %lld steps did not reach the checkpoint's "
+                         "position)", R->data, (long long)R->start);
     double t0 = r1_now();
     r1_distill_progress P;
     memset(&P, 0, sizeof P);
     P.steps = c->steps;
     P.records = nrec;
     P.skipped = skipped;
+    P.step = R->start;
     r1_fwd_opts fo = r1_fwd_defaults();
     fo.no_mtp = 1;
     fo.loss_weights = w;
-    for (int step = 0; s == R1_OK && step < c->steps; step++) {
+    for (int64_t step = R->start; s == R1_OK && step < c->steps; step++) {
         double ts = r1_now();
-        /* pack whole records */
-        for (int b = 0; b < B; b++) {
-            int used = 0;
-            for (;;) {
-                const rec *r = &recs[order[at]];
-                if (used + r->n > T && used > 0)
-                    break;
-                memcpy(tokb + b * T + used, r->ids, sizeof(int32_t) * r->n);
-                for (int i = 0; i < r->n; i++)
-                    w[b * T + used + i] = i >= r->start ? 1.0f : 0.0f;
-                used += r->n;
-                if (++at == nrec) { /* a new epoch, a new order */
-                    at = 0;
-                    shuffle(order, nrec, &rng);
-                }
-            }
-            for (int i = used; i < T; i++) {
-                tokb[b * T + i] = R1_TOK_PAD;
-                w[b * T + i] = 0;
-            }
-        }
+        pack(recs, nrec, order, &at, &rng, B, T, tokb, w);
         r1_loss L;
         long W = 0;
         for (int i = 0; i < B * T; i++)
@@ -277,29 +373,196 @@ r1_status r1_distill_run(r1_model *m, const r1_tokenizer *tok, const char *jsonl
                 }
             }
         }
+        double loss = c->ce * L.main + c->kd * (W ? kl / W : 0);
+        if (!isfinite(loss)) { /* nothing of this step is applied or saved */
+            s = r1_error_set(err, R1_EINVAL, "distill: step %lld: the loss is not finite (%g); "
+                             "the run stops, the last checkpoint is kept",
+                             (long long)step + 1, loss);
+            break;
+        }
         s = r1_model_backward_logits(m, dl, err);
         if (s != R1_OK)
             break;
         double gn = 0;
         float lr = r1_adamw_step(opt, m, &gn);
+        if (!isfinite(gn)) {
+            s = r1_error_set(err, R1_EINVAL, "distill: step %lld: the gradient is not finite; "
+                             "the run stops, the last checkpoint is kept", (long long)step + 1);
+            break;
+        }
         if (c->balance_gamma > 0)
             r1_model_balance_update(m, c->balance_gamma);
         P.step = step + 1;
         P.ce = L.main;
         P.kl = W ? kl / W : 0;
-        P.loss = c->ce * L.main + c->kd * P.kl;
+        P.loss = loss;
         P.lr = lr;
         P.grad_norm = gn;
         P.tokens_per_s = W / (r1_now() - ts);
-        P.elapsed = r1_now() - t0;
+        P.elapsed = R->elapsed_before + r1_now() - t0;
+        if (R->out[0] && (s = log_step(R, &P, err)) != R1_OK)
+            break;
         r1_step_report rep = {"distill", P.step, P.steps, P.elapsed, NULL, NULL, &P, NULL};
-        if (r1_interrupted() || (o && o->step && o->step(o->user, &rep)))
-            s = r1_error_set(err, R1_ECANCELED, "distill: stopped at step %d", step + 1);
+        int stop = r1_interrupted() || (o && o->step && o->step(o->user, &rep));
+        if (R->out[0] && (stop || P.step == c->steps ||
+                          (c->save_every > 0 && P.step % c->save_every == 0))) {
+            if ((s = checkpoint(R, opt, P.step, at, &rng, P.elapsed, err)) != R1_OK)
+                break;
+        }
+        if (stop)
+            s = r1_error_set(err, R1_ECANCELED, "distill: stopped at step %lld%s",
+                             (long long)P.step, R->out[0] ? " (checkpoint written)" : "");
     }
     if (last)
         *last = P;
-    r1_adamw_free(opt);
+    if (opt != R->opt)
+        r1_adamw_free(opt);
     free(order), free(tokb), free(w), free(dl), free(tp);
     free_recs(recs, nrec);
+    return s;
+}
+
+static r1_status set_path(char *dst, const char *src, const char *what, r1_error *err)
+{
+    if (!src)
+        src = "";
+    if (strlen(src) >= R1_DISTILL_PATH_MAX)
+        return r1_error_set(err, R1_EINVAL, "distill: the %s path is longer than %d bytes",
+                            what, R1_DISTILL_PATH_MAX - 1);
+    snprintf(dst, R1_DISTILL_PATH_MAX, "%s", src);
+    /* no trailing slashes: "run/" and "run" are one folder */
+    for (size_t n = strlen(dst); n > 1 && dst[n - 1] == '/'; n--)
+        dst[n - 1] = '\0';
+    return R1_OK;
+}
+
+r1_status r1_distill_run(r1_model *m, const r1_tokenizer *tok, const char *jsonl,
+                         r1_model *teacher, const r1_distill_cfg *c, const r1_observer *o,
+                         r1_distill_progress *last, r1_error *err)
+{
+    run R;
+    memset(&R, 0, sizeof R);
+    R.m = m, R.teacher = teacher, R.tok = tok, R.c = *c;
+    r1_status s = set_path(R.data, jsonl, "data", err);
+    if (s != R1_OK)
+        return s;
+    return go(&R, o, last, err);
+}
+
+static int exists(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+r1_status r1_distill_run_dir(r1_model *student, const r1_tokenizer *tok, const char *jsonl,
+                             const char *teacher_dir, const r1_distill_cfg *c,
+                             const char *out_dir, const r1_observer *o,
+                             r1_distill_progress *last, r1_error *err)
+{
+    run R;
+    memset(&R, 0, sizeof R);
+    R.m = student, R.tok = tok, R.c = *c;
+    r1_status s = set_path(R.data, jsonl, "data", err);
+    if (s == R1_OK)
+        s = set_path(R.teacher_dir, teacher_dir, "teacher", err);
+    if (s == R1_OK)
+        s = set_path(R.out, out_dir, "run folder", err);
+    if (s == R1_OK && !R.out[0])
+        s = r1_error_set(err, R1_EINVAL, "distill: expected a run folder");
+    char p[R1_DISTILL_PATH_MAX + 32], q[R1_DISTILL_PATH_MAX + 32];
+    out_path(&R, "metrics.jsonl", p, sizeof p);
+    out_path(&R, "checkpoint", q, sizeof q);
+    if (s == R1_OK && (exists(p) || exists(q)))
+        s = r1_error_set(err, R1_EINVAL, "%s holds a run already (%s); resume it, or choose "
+                         "another folder", R.out, exists(q) ? "checkpoint/" : "metrics.jsonl");
+    if (s == R1_OK)
+        s = r1_mkdirs(R.out, 0777, err);
+    if (s == R1_OK && R.teacher_dir[0])
+        s = r1_model_load(&R.teacher, R.teacher_dir, err);
+    if (s == R1_OK && R.c.kd < 0) /* not given: soft targets when there is a teacher */
+        R.c.kd = R.teacher ? 0.5f : 0;
+    if (s == R1_OK)
+        s = go(&R, o, last, err);
+    r1_model_free(R.teacher);
+    return s;
+}
+
+r1_status r1_distill_resume(const char *out_dir, r1_distill_cfg *cfg_out, const r1_observer *o,
+                            r1_distill_progress *last, r1_error *err)
+{
+    run R;
+    memset(&R, 0, sizeof R);
+    r1_status s = set_path(R.out, out_dir, "run folder", err);
+    if (s == R1_OK && !R.out[0])
+        s = r1_error_set(err, R1_EINVAL, "resume: expected a run folder");
+    if (s != R1_OK)
+        return s;
+    char ck[R1_DISTILL_PATH_MAX + 32], p[R1_DISTILL_PATH_MAX + 64];
+    out_path(&R, "checkpoint", ck, sizeof ck);
+    char *sj = NULL;
+    r1_tokenizer *tok = NULL;
+    s = r1_ckpt_load(ck, &R.m, &R.opt, &R.saved, &sj, err);
+    if (s == R1_OK && strcmp(R.saved.stage, "distill") != 0)
+        s = r1_error_set(err, R1_EINVAL, "%s: a %s checkpoint, not a distillation one", ck,
+                         R.saved.stage);
+    if (s == R1_OK && !sj)
+        s = r1_error_set(err, R1_EFORMAT, "%s/trainer_state.json: no \"settings\"", ck);
+    R.c = r1_distill_defaults();
+    static const char *const extra[] = {"data", "teacher", "elapsed", NULL};
+    if (s == R1_OK)
+        s = r1_settings_parse_json(r1_distill_settings_table(), &R.c, sj, extra, ck, err);
+    if (s == R1_OK) {
+        json_t *j = json_loads(sj, 0, NULL);
+        json_t *d = j ? json_object_get(j, "data") : NULL, *t = j ? json_object_get(j, "teacher") : NULL;
+        json_t *e = j ? json_object_get(j, "elapsed") : NULL;
+        if (!json_is_string(d) || (t && !json_is_null(t) && !json_is_string(t)))
+            s = r1_error_set(err, R1_EFORMAT, "%s/trainer_state.json: settings: expected "
+                             "\"data\" (a path) and \"teacher\" (a path or null)", ck);
+        if (s == R1_OK)
+            s = set_path(R.data, json_string_value(d), "data", err);
+        if (s == R1_OK && json_is_string(t))
+            s = set_path(R.teacher_dir, json_string_value(t), "teacher", err);
+        R.elapsed_before = json_is_number(e) ? json_number_value(e) : 0;
+        json_decref(j);
+    }
+    free(sj);
+    if (s == R1_OK) {
+        snprintf(p, sizeof p, "%s/tokenizer.json", ck);
+        s = r1_tokenizer_load(&tok, p, err);
+        R.tok = tok;
+    }
+    if (s == R1_OK) {
+        /* the settings' copy of the optimizer settings is the exact one (17 digits) */
+        r1_adamw_cfg *oc = r1_adamw_config(R.opt);
+        *oc = R.c.opt;
+        oc->total = R.c.steps;
+        R.start = R.saved.step;
+        if (r1_adamw_steps(R.opt) != R.saved.step)
+            s = r1_error_set(err, R1_EFORMAT, "%s: the optimizer made %d steps, the trainer "
+                             "%lld", ck, r1_adamw_steps(R.opt), (long long)R.saved.step);
+    }
+    if (s == R1_OK && R.teacher_dir[0])
+        s = r1_model_load(&R.teacher, R.teacher_dir, err);
+    if (s == R1_OK) {
+        out_path(&R, "metrics.jsonl", p, sizeof p);
+        s = r1_jsonl_trim(p, R.start, err);
+    }
+    if (s == R1_OK && cfg_out)
+        *cfg_out = R.c;
+    if (s == R1_OK) {
+        if (R.start >= R.c.steps) { /* complete already */
+            if (last) {
+                memset(last, 0, sizeof *last);
+                last->step = last->steps = R.c.steps;
+            }
+        } else {
+            s = go(&R, o, last, err);
+        }
+    }
+    r1_adamw_free(R.opt);
+    r1_model_free(R.teacher);
+    r1_model_free(R.m);
+    r1_tokenizer_free(tok);
     return s;
 }

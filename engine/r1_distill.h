@@ -34,7 +34,10 @@ typedef struct {
     float kd;          /* weight of the KL to the teacher (0: plain SFT) */
     float balance_gamma;
     uint64_t seed;
+    int save_every;    /* checkpoint every N steps in a run folder (50; 0: at the end) */
 } r1_distill_cfg;
+
+#define R1_DISTILL_PATH_MAX 4096
 
 r1_distill_cfg r1_distill_defaults(void);
 
@@ -48,9 +51,31 @@ typedef struct r1_distill_progress {
     long records, skipped;
 } r1_distill_progress;
 
-/* Trains student on the records of jsonl (teacher may be NULL). */
+/* Trains student on the records of jsonl (teacher may be NULL), in memory: nothing is written.
+ * The observer's step (o may be NULL) sees every step; a non-zero return, or r1_interrupt(),
+ * stops after the step (R1_ECANCELED).  A loss or gradient that is not finite stops the run
+ * (R1_EINVAL naming the step).  *last (may be NULL) gets the last step's progress. */
 r1_status r1_distill_run(r1_model *student, const r1_tokenizer *tok, const char *jsonl,
                          r1_model *teacher, const r1_distill_cfg *cfg, const r1_observer *o,
                          r1_distill_progress *last, r1_error *err);
+
+/* The same as a resumable run in folder out_dir, which must not hold a run yet (created):
+ * metrics.jsonl (a line per step), checkpoint/ (model, optimizer, step, record order and the
+ * settings with the data and teacher paths) every cfg->save_every steps, at the end and when
+ * stopped, and the student as a model folder beside it.  teacher_dir (may be NULL) is loaded
+ * here; cfg->kd < 0 means 0.5 with a teacher, else 0.  A non-finite loss stops the run before
+ * anything of that step is applied or saved: the last checkpoint stays as it was. */
+r1_status r1_distill_run_dir(r1_model *student, const r1_tokenizer *tok, const char *jsonl,
+                             const char *teacher_dir, const r1_distill_cfg *cfg,
+                             const char *out_dir, const r1_observer *o,
+                             r1_distill_progress *last, r1_error *err);
+
+/* Continues the run in out_dir from its checkpoint: the student, optimizer, step and settings
+ * come from it, the records are packed again up to its step (R1_EINVAL when the data file no
+ * longer gives the same order), metrics after its step are dropped; the rest of the steps then
+ * give the same metrics as a run that never stopped.  *cfg (may be NULL) gets the run's
+ * settings.  R1_OK at once when the run is complete. */
+r1_status r1_distill_resume(const char *out_dir, r1_distill_cfg *cfg, const r1_observer *o,
+                            r1_distill_progress *last, r1_error *err);
 
 #endif

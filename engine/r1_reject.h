@@ -8,7 +8,9 @@
  *    "target": ..., "direct": false, "rewards": {"accuracy": 1, "format": 1, "language": 0.97}}
  * where completion is what the model should write after the generation prompt
  * ("REASONING</think><answer>ANSWER</answer><|eos|>").  The same file trains the student in
- * distillation.  The file is written to a temporary name and renamed.
+ * distillation.  The run keeps its progress beside the file (OUT.part, OUT.part.json, after
+ * every generation batch) and renames OUT.part to OUT when done, so a stopped run resumes
+ * (r1_reject_resume) and gives the same file as one that never stopped.
  *
  * Ownership: the model and tokenizer are borrowed.  Errors: R1_EINVAL naming the setting,
  * R1_EIO naming the file, R1_ECANCELED from the progress callback or r1_interrupt(). */
@@ -22,6 +24,7 @@
 #include "r1_tokenizer.h"
 
 #define R1_REJECT_MAX_TASKS 16
+#define R1_REJECT_PATH_MAX 4096
 
 typedef struct {
     int ntasks;
@@ -38,6 +41,8 @@ typedef struct {
                            * non-reasoning sample (0.1) */
     uint64_t seed;        /* prompt seeds and sampling (disjoint from the tasks' held-out set) */
     int batch_prompts;    /* prompts per generation batch (8) */
+    char model[R1_REJECT_PATH_MAX]; /* the model's folder, recorded for a resume (not a
+                                     * setting; may be empty) */
 } r1_reject_cfg;
 
 r1_reject_cfg r1_reject_defaults(void);
@@ -58,9 +63,20 @@ r1_status r1_reject_parse_tasks(r1_reject_cfg *c, const char *spec, r1_error *er
 
 /* Samples, filters and writes out_jsonl.  st (may be NULL) gets the counts.  The observer's
  * step (o may be NULL) sees every generation batch: step = prompts done of steps = prompts;
- * a non-zero return cancels. */
+ * a non-zero return, or r1_interrupt(), stops after the batch (R1_ECANCELED; the progress
+ * kept for r1_reject_resume).  R1_EINVAL when an unfinished run into out_jsonl waits. */
 r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject_cfg *cfg,
                            const char *out_jsonl, const r1_observer *o,
                            r1_reject_stats *st, r1_error *err);
+
+/* Reads the settings of the unfinished run into out_jsonl (its OUT.part.json) into *cfg, with
+ * cfg->model the model's folder when it was recorded.  R1_ENOTFOUND when there is none,
+ * R1_EFORMAT naming the file and field when it is damaged. */
+r1_status r1_reject_pending(const char *out_jsonl, r1_reject_cfg *cfg, r1_error *err);
+
+/* Continues the unfinished run into out_jsonl with model m (the one it started with): the
+ * prompts after the last finished batch, with its settings and counts. */
+r1_status r1_reject_resume(r1_model *m, const r1_tokenizer *tok, const char *out_jsonl,
+                           const r1_observer *o, r1_reject_stats *st, r1_error *err);
 
 #endif

@@ -55,7 +55,7 @@
  *   out_dir/metrics.jsonl   one JSON object per step (keys below), appended
  *   out_dir/checkpoint/     the resumable checkpoint (r1_ckpt_save: model, AdamW moments,
  *                           trainer_state.json with step, data position, RNG and these settings)
- *                           with its tokenizer.json, replaced atomically every ckpt_every steps
+ *                           with its tokenizer.json, replaced atomically every save_every steps
  *   out_dir/config.json, model.safetensors, tokenizer.json
  *                           the latest model as a plain HF folder, so that `r1lab generate
  *                           --model out_dir` and the next stage can load it
@@ -129,7 +129,7 @@ typedef struct {
     int eval_every;      /* evaluate every N steps and after the last one (0: never) */
     int eval_n;          /* held-out samples per (task, difficulty), 1..R1_SFT_HELDOUT */
     int eval_above;      /* evaluated difficulties above each task's dmax */
-    int ckpt_every;      /* checkpoint every N steps (0: only at the end and on cancel) */
+    int save_every;      /* checkpoint every N steps (0: only at the end and on cancel) */
     char out_dir[R1_SFT_PATH_MAX]; /* the run folder ("": nothing is written) */
 } r1_sft_settings;
 

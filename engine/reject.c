@@ -1,12 +1,16 @@
 /* reject.c — rejection sampling into a JSONL training set (see r1_reject.h). */
 #include <config.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "atomic_file.h"
 #include "r1_reject.h"
@@ -130,15 +134,17 @@ static const r1_task *prompt_sample(const r1_reject_cfg *c, int i, r1_task_sampl
     return c->tasks[t];
 }
 
-static r1_status write_line(r1_afile *a, json_t *o, r1_error *err)
+static r1_status write_line(FILE *f, const char *path, json_t *o, r1_error *err)
 {
     char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(o);
     if (!text)
         return r1_error_set(err, R1_ENOMEM, "out of memory");
-    r1_status s = r1_afile_write(a, text, strlen(text), err);
-    if (s == R1_OK)
-        s = r1_afile_write(a, "\n", 1, err);
+    r1_status s = R1_OK;
+    size_t n = strlen(text);
+    text[n] = '\n'; /* the terminating NUL becomes the line's end */
+    if (fwrite(text, 1, n + 1, f) != n + 1)
+        s = r1_error_set(err, R1_EIO, "%s: cannot write: %s", path, strerror(errno));
     free(text);
     return s;
 }
@@ -161,9 +167,143 @@ static json_t *record(const r1_task_sample *s, const char *completion, int direc
     return o;
 }
 
-r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject_cfg *c,
-                           const char *out, const r1_observer *obs,
-                           r1_reject_stats *stp, r1_error *err)
+/* ------------------------------------------------------------------ the run and its state
+ *
+ * The kept records go to OUT.part, flushed and synced after every generation batch; after it
+ * OUT.part.json (written whole and renamed) records how far the run got: prompts done, the
+ * length of OUT.part that belongs to them, the counts, the settings and the model's folder.
+ * The last batch renames OUT.part to OUT and removes the state.  A run stopped anywhere (Ctrl-C,
+ * kill -9, a failure) resumes from the state: OUT.part is cut back to its recorded length and
+ * the prompts after it are sampled as they would have been (every batch is seeded by its first
+ * prompt), so the file comes out byte for byte as an uninterrupted run's. */
+
+typedef struct {
+    int64_t prompts_done;
+    int64_t bytes;
+    long direct_due;
+    r1_reject_stats st;
+    double seconds_before;
+} progress;
+
+static void state_path(const char *out, const char *suffix, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s%s", out, suffix);
+}
+
+static r1_status save_state(const char *out, const r1_reject_cfg *c, const progress *p,
+                            r1_error *err)
+{
+    char *sj = r1_settings_json(r1_reject_settings_table(), c);
+    json_t *set = sj ? json_loads(sj, 0, NULL) : NULL;
+    free(sj);
+    json_t *o = json_object(), *st = json_object();
+    if (!set || !o || !st) {
+        json_decref(set), json_decref(o), json_decref(st);
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    }
+    json_object_set_new(o, "stage", json_string("reject"));
+    json_object_set_new(o, "prompts_done", json_integer(p->prompts_done));
+    json_object_set_new(o, "bytes", json_integer(p->bytes));
+    json_object_set_new(o, "direct_due", json_integer(p->direct_due));
+    json_object_set_new(st, "sampled", json_integer(p->st.sampled));
+    json_object_set_new(st, "correct", json_integer(p->st.correct));
+    json_object_set_new(st, "well_formed", json_integer(p->st.well_formed));
+    json_object_set_new(st, "in_language", json_integer(p->st.in_language));
+    json_object_set_new(st, "kept", json_integer(p->st.kept));
+    json_object_set_new(st, "duplicates", json_integer(p->st.duplicates));
+    json_object_set_new(st, "direct", json_integer(p->st.direct));
+    json_object_set_new(st, "seconds", json_real(p->st.seconds));
+    json_object_set_new(o, "stats", st);
+    json_object_set_new(o, "settings", set);
+    json_object_set_new(o, "model", c->model[0] ? json_string(c->model) : json_null());
+    char *text = json_dumps(o, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
+    json_decref(o);
+    if (!text)
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    char path[R1_REJECT_PATH_MAX + 16];
+    state_path(out, ".part.json", path, sizeof path);
+    r1_afile a;
+    r1_status s = r1_afile_open(&a, path, err);
+    if (s == R1_OK && (s = r1_afile_write(&a, text, strlen(text), err)) == R1_OK)
+        s = r1_afile_commit(&a, err);
+    else
+        r1_afile_abort(&a);
+    free(text);
+    return s;
+}
+
+static long get_int(json_t *o, const char *k, int *bad)
+{
+    json_t *v = json_object_get(o, k);
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        *bad = 1;
+        return 0;
+    }
+    return (long)json_integer_value(v);
+}
+
+/* Reads OUT.part.json into *c (settings, model) and *p.  R1_ENOTFOUND when there is none. */
+static r1_status load_state(const char *out, r1_reject_cfg *c, progress *p, r1_error *err)
+{
+    char path[R1_REJECT_PATH_MAX + 16];
+    state_path(out, ".part.json", path, sizeof path);
+    json_error_t je;
+    json_t *o = json_load_file(path, 0, &je);
+    if (!o) {
+        if (access(path, F_OK) != 0)
+            return r1_error_set(err, R1_ENOTFOUND, "%s: no unfinished rejection sampling to "
+                                "resume (no %s)", out, path);
+        return r1_error_set(err, R1_EFORMAT, "%s:%d: %s", path, je.line, je.text);
+    }
+    memset(p, 0, sizeof *p);
+    *c = r1_reject_defaults();
+    json_t *set = json_object_get(o, "settings"), *st = json_object_get(o, "stats");
+    json_t *model = json_object_get(o, "model");
+    r1_status s = R1_OK;
+    int bad = !json_is_object(set) || !json_is_object(st) ||
+              (model && !json_is_null(model) && !json_is_string(model));
+    if (!bad) {
+        p->prompts_done = get_int(o, "prompts_done", &bad);
+        p->bytes = get_int(o, "bytes", &bad);
+        p->direct_due = get_int(o, "direct_due", &bad);
+        p->st.sampled = get_int(st, "sampled", &bad);
+        p->st.correct = get_int(st, "correct", &bad);
+        p->st.well_formed = get_int(st, "well_formed", &bad);
+        p->st.in_language = get_int(st, "in_language", &bad);
+        p->st.kept = get_int(st, "kept", &bad);
+        p->st.duplicates = get_int(st, "duplicates", &bad);
+        p->st.direct = get_int(st, "direct", &bad);
+        json_t *sec = json_object_get(st, "seconds");
+        p->seconds_before = json_is_number(sec) ? json_number_value(sec) : 0;
+    }
+    if (bad)
+        s = r1_error_set(err, R1_EFORMAT, "%s: expected \"prompts_done\", \"bytes\", "
+                         "\"direct_due\" (integers >= 0), \"stats\" and \"settings\" (objects) "
+                         "and \"model\" (a path or null)", path);
+    char *sj = s == R1_OK ? json_dumps(set, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    if (s == R1_OK && !sj)
+        s = r1_error_set(err, R1_ENOMEM, "out of memory");
+    if (s == R1_OK)
+        s = r1_settings_parse_json(r1_reject_settings_table(), c, sj, NULL, path, err);
+    free(sj);
+    if (s == R1_OK && json_is_string(model))
+        snprintf(c->model, sizeof c->model, "%s", json_string_value(model));
+    if (s == R1_OK && p->prompts_done > c->prompts)
+        s = r1_error_set(err, R1_EFORMAT, "%s: %lld prompts done of %d", path,
+                         (long long)p->prompts_done, c->prompts);
+    json_decref(o);
+    return s;
+}
+
+r1_status r1_reject_pending(const char *out, r1_reject_cfg *c, r1_error *err)
+{
+    progress p;
+    return load_state(out, c, &p, err);
+}
+
+static r1_status sample_run(r1_model *m, const r1_tokenizer *tok, const r1_reject_cfg *c,
+                            const char *out, const progress *from, const r1_observer *obs,
+                            r1_reject_stats *stp, r1_error *err)
 {
     if (c->ntasks < 1 || c->ntasks > R1_REJECT_MAX_TASKS || c->prompts < 1 || c->k < 1 ||
         c->keep_per_prompt < 1 || c->max_new < 1 || c->batch_prompts < 1)
@@ -171,23 +311,58 @@ r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject
                             "reject: tasks (1..%d), prompts, k, keep_per_prompt, max_new and "
                             "batch_prompts must be >= 1",
                             R1_REJECT_MAX_TASKS);
-    r1_reject_stats st;
-    memset(&st, 0, sizeof st);
+    if (strlen(out) >= R1_REJECT_PATH_MAX)
+        return r1_error_set(err, R1_EINVAL, "reject: the output path is longer than %d bytes",
+                            R1_REJECT_PATH_MAX - 1);
+    progress pr;
+    memset(&pr, 0, sizeof pr);
+    if (from)
+        pr = *from;
+    r1_reject_stats st = pr.st;
     double t0 = r1_now();
-    r1_afile a;
-    r1_status s = r1_afile_open(&a, out, err);
-    if (s != R1_OK)
-        return s;
+    char part[R1_REJECT_PATH_MAX + 16], spath[R1_REJECT_PATH_MAX + 16];
+    state_path(out, ".part", part, sizeof part);
+    state_path(out, ".part.json", spath, sizeof spath);
+    if (!from && access(spath, F_OK) == 0)
+        return r1_error_set(err, R1_EINVAL, "%s: an unfinished rejection sampling into this "
+                            "file is waiting (%s); resume it, or remove %s and %s", out, spath,
+                            spath, part);
+    /* a new run starts OUT.part afresh; a resumed one cuts it back to its recorded length */
+    int fd = open(part, from ? O_WRONLY | O_CLOEXEC : O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                  0666);
+    if (fd < 0)
+        return r1_error_set(err, R1_EIO, "%s: cannot %s: %s", part, from ? "open" : "create",
+                            strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (from && sb.st_size < pr.bytes) ||
+        (from && ftruncate(fd, (off_t)pr.bytes) != 0)) {
+        int e = errno;
+        close(fd);
+        if (from && sb.st_size < pr.bytes)
+            return r1_error_set(err, R1_EFORMAT, "%s: %lld bytes, but the state (%s) records "
+                                "%lld", part, (long long)sb.st_size, spath,
+                                (long long)pr.bytes);
+        return r1_error_set(err, R1_EIO, "%s: %s", part, S_ISREG(sb.st_mode) ? strerror(e)
+                                                                              : "not a regular file");
+    }
+    FILE *f = fdopen(fd, "a");
+    if (!f) {
+        close(fd);
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    }
+    r1_status s = R1_OK;
+    if (!from) /* the state from the start: a kill before the first batch still resumes */
+        s = save_state(out, c, &pr, err);
     int P = c->batch_prompts, cap = r1_model_config(m)->max_position_embeddings;
     r1_task_sample *samples = calloc(P, sizeof(r1_task_sample));
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)P * cap);
     const int32_t **ps = malloc(sizeof(int32_t *) * (size_t)P * c->k);
     int *lens = malloc(sizeof(int) * (size_t)P * c->k);
     char **kept = calloc(c->keep_per_prompt, sizeof(char *));
-    if (!samples || !ids || !ps || !lens || !kept)
+    if (s == R1_OK && (!samples || !ids || !ps || !lens || !kept))
         s = r1_error_set(err, R1_ENOMEM, "out of memory");
-    long direct_due = 0;
-    for (int p0 = 0; s == R1_OK && p0 < c->prompts; p0 += P) {
+    long direct_due = pr.direct_due;
+    for (int p0 = (int)pr.prompts_done; s == R1_OK && p0 < c->prompts; p0 += P) {
         int np = c->prompts - p0 < P ? c->prompts - p0 : P;
         for (int i = 0; s == R1_OK && i < np; i++) {
             prompt_sample(c, p0 + i, &samples[i]);
@@ -232,7 +407,7 @@ r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject
                 st.duplicates += dup && acc > 0.5 && fmt > 0.5;
                 if (acc > 0.5 && fmt > 0.5 && lang >= c->min_language && !dup &&
                     nk < c->keep_per_prompt) {
-                    s = write_line(&a, record(smp, text, 0, acc, fmt, lang), err);
+                    s = write_line(f, part, record(smp, text, 0, acc, fmt, lang), err);
                     kept[nk++] = text;
                     st.kept++;
                     text = NULL;
@@ -249,23 +424,62 @@ r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject
                 st.direct < (long)(c->direct_share * direct_due + 0.5)) {
                 char comp[R1_TASK_ANSWER_MAX + 64];
                 snprintf(comp, sizeof comp, "</think><answer>%s</answer><|eos|>", smp->answer);
-                s = write_line(&a, record(smp, comp, 1, 1, 1, 1), err);
+                s = write_line(f, part, record(smp, comp, 1, 1, 1, 1), err);
                 st.direct++;
             }
         }
         r1_gen_result_free(res);
-        st.seconds = r1_now() - t0;
+        st.seconds = pr.seconds_before + r1_now() - t0;
+        /* the batch is on disk, then the state says so */
+        if (s == R1_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0))
+            s = r1_error_set(err, R1_EIO, "%s: cannot write: %s", part, strerror(errno));
+        struct stat fb; /* the size on disk (an append stream's ftell may say 0) */
+        if (s == R1_OK && fstat(fileno(f), &fb) != 0)
+            s = r1_error_set(err, R1_EIO, "%s: %s", part, strerror(errno));
+        if (s == R1_OK) {
+            pr.prompts_done = p0 + np;
+            pr.bytes = (int64_t)fb.st_size;
+            pr.direct_due = direct_due;
+            pr.st = st;
+            s = save_state(out, c, &pr, err);
+        }
         r1_step_report rep = {"reject", p0 + np, c->prompts, st.seconds, NULL, NULL, NULL, &st};
-        if (s == R1_OK && (r1_interrupted() || (obs && obs->step && obs->step(obs->user, &rep))))
-            s = r1_error_set(err, R1_ECANCELED, "rejection sampling canceled");
+        if (s == R1_OK && p0 + np < c->prompts &&
+            (r1_interrupted() || (obs && obs->step && obs->step(obs->user, &rep))))
+            s = r1_error_set(err, R1_ECANCELED, "rejection sampling stopped after %d of %d "
+                             "prompts (kept so far in %s)", p0 + np, c->prompts, part);
+        else if (s == R1_OK && p0 + np == c->prompts && obs && obs->step)
+            obs->step(obs->user, &rep);
     }
     free(samples), free(ids), free(ps), free(lens), free(kept);
-    st.seconds = r1_now() - t0;
+    st.seconds = pr.seconds_before + r1_now() - t0;
     if (stp)
         *stp = st;
-    if (s != R1_OK) {
-        r1_afile_abort(&a);
+    if (fclose(f) != 0 && s == R1_OK)
+        s = r1_error_set(err, R1_EIO, "%s: cannot write: %s", part, strerror(errno));
+    if (s != R1_OK)
+        return s; /* OUT.part and its state stay: r1_reject_resume continues */
+    if (rename(part, out) != 0)
+        return r1_error_set(err, R1_EIO, "%s: cannot rename to %s: %s", part, out,
+                            strerror(errno));
+    unlink(spath);
+    return R1_OK;
+}
+
+r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject_cfg *c,
+                           const char *out, const r1_observer *o, r1_reject_stats *st,
+                           r1_error *err)
+{
+    return sample_run(m, tok, c, out, NULL, o, st, err);
+}
+
+r1_status r1_reject_resume(r1_model *m, const r1_tokenizer *tok, const char *out,
+                           const r1_observer *o, r1_reject_stats *st, r1_error *err)
+{
+    r1_reject_cfg c;
+    progress p;
+    r1_status s = load_state(out, &c, &p, err);
+    if (s != R1_OK)
         return s;
-    }
-    return r1_afile_commit(&a, err);
+    return sample_run(m, tok, &c, out, &p, o, st, err);
 }

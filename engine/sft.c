@@ -379,7 +379,7 @@ r1_status r1_sft_run(r1_sft *t, const r1_observer *o, r1_error *err)
             return st;
         if (canceled)
             return stop(t, R1_ECANCELED, err);
-        if ((s->ckpt_every > 0 && t->step % s->ckpt_every == 0) || last) {
+        if ((s->save_every > 0 && t->step % s->save_every == 0) || last) {
             if ((st = r1_sft_checkpoint(t, err)) != R1_OK)
                 return st;
             p.checkpointed = 1;

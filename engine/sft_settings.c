@@ -62,7 +62,7 @@ r1_sft_settings r1_sft_defaults(r1_sft_stage stage)
         s.plain_frac = 0.25;
         s.mix_frac = 0.2;
         s.eval_every = 250;
-        s.ckpt_every = 250;
+        s.save_every = 250;
     } else {
         s.steps = 300;
         s.opt.lr = 5e-4f;
@@ -70,7 +70,7 @@ r1_sft_settings r1_sft_defaults(r1_sft_stage stage)
         s.opt.warmup = 20;
         s.sft_docs = 4096;
         s.eval_every = 100;
-        s.ckpt_every = 100;
+        s.save_every = 100;
     }
     s.opt.total = s.steps;
     r1_status st = r1_sft_parse_tasks(&s, DEFAULT_TASKS, NULL);
@@ -250,7 +250,7 @@ r1_status r1_sft_validate(const r1_sft_settings *s, const r1_config *c, r1_error
     CHECK(s->eval_n >= 1 && s->eval_n <= R1_SFT_HELDOUT, "eval_n %d: expected 1..%d", s->eval_n,
           R1_SFT_HELDOUT);
     CHECK(s->eval_above >= 0, "eval_above %d: expected >= 0", s->eval_above);
-    CHECK(s->ckpt_every >= 0, "ckpt_every %d: expected >= 0", s->ckpt_every);
+    CHECK(s->save_every >= 0, "save_every %d: expected >= 0", s->save_every);
     CHECK(memchr(s->out_dir, 0, sizeof s->out_dir) != NULL, "out_dir: not terminated");
     CHECK(strlen(s->out_dir) < R1_SFT_PATH_MAX - 64, "out_dir: longer than %d characters",
           R1_SFT_PATH_MAX - 64);
@@ -316,8 +316,8 @@ static const r1_setting sft_settings[] = {
      "held-out problems per task and difficulty", NULL, NULL, NULL},
     {"eval_above", R1_SET_INT, F(eval_above), 0, 100, NULL,
      "evaluated difficulties above the trained ones", NULL, NULL, NULL},
-    {"ckpt_every", R1_SET_INT, F(ckpt_every), 0, 1e8, NULL,
-     "checkpoint every N steps (0: at the end and on Ctrl-C)", NULL, NULL, NULL},
+    {"save_every", R1_SET_INT, F(save_every), 0, 1e8, NULL,
+     "checkpoint every N steps (0: at the end and on Ctrl-C)", "ckpt_every", NULL, NULL},
 };
 #undef F
 

@@ -185,6 +185,40 @@ ok $? "train --stage distill runs ($(echo "$out" | tail -1))"
 [ "$(wc -l < "$tmp/dst/metrics.jsonl")" -eq 2 ] && [ -f "$tmp/dst/model.safetensors" ] && \
     [ -n "$(echo "$out" | grep 'kd 0.5')" ]
 ok $? "it writes the student and its metrics, kd 0.5 with a teacher"
+# both resume after Ctrl-C into what an uninterrupted run gives
+rj="--stage reject --model $src/models/builtin --tasks add:1-2 --prompts 8 --batch-prompts 2 --k 4 --threads 1"
+"$r1lab" train $rj --out "$tmp/rj1.jsonl" > /dev/null 2>&1
+"$r1lab" train $rj --out "$tmp/rj2.jsonl" > "$tmp/rj2.log" 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 600 ] && ! grep -q "reject: 2/8" "$tmp/rj2.log"; do sleep 0.05; i=$((i + 1)); done
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && [ ! -e "$tmp/rj2.jsonl" ] && [ -e "$tmp/rj2.jsonl.part.json" ] && \
+    grep -q "r1lab train --out $tmp/rj2.jsonl --resume" "$tmp/rj2.log"
+ok $? "Ctrl-C stops rejection sampling after a batch, exit 130, and says how to resume"
+out=$("$r1lab" train --out "$tmp/rj2.jsonl" --resume --threads 1 2>&1)
+ok $? "--resume finishes it ($(echo "$out" | tail -1))"
+cmp -s "$tmp/rj1.jsonl" "$tmp/rj2.jsonl" && [ ! -e "$tmp/rj2.jsonl.part" ]
+ok $? "into the same file as the run that never stopped, byte for byte"
+ds="--stage distill --model $src/models/builtin-student --data $tmp/rs.jsonl --steps 6 --batch 2 --save-every 2 --threads 1"
+"$r1lab" train $ds --out "$tmp/ds1" > /dev/null 2>&1
+"$r1lab" train $ds --out "$tmp/ds2" > "$tmp/ds2.log" 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 600 ] && ! [ -s "$tmp/ds2/metrics.jsonl" ]; do sleep 0.05; i=$((i + 1)); done
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && grep -q "r1lab train --out $tmp/ds2 --resume" "$tmp/ds2.log"
+ok $? "Ctrl-C stops distillation after a step with a checkpoint, exit 130"
+out=$("$r1lab" train --out "$tmp/ds2" --resume --log-every 1 --threads 1 2>&1)
+ok $? "--resume finishes it ($(echo "$out" | tail -1))"
+dstrip() { sed -E 's/"(tokens_per_s|elapsed)":[^,}]*,?//g' "$1"; }
+[ "$(dstrip "$tmp/ds1/metrics.jsonl")" = "$(dstrip "$tmp/ds2/metrics.jsonl")" ] && \
+    cmp -s "$tmp/ds1/model.safetensors" "$tmp/ds2/model.safetensors"
+ok $? "with the metrics and the student of the run that never stopped"
 out=$("$r1lab" train --stage distill --model tiny --out "$tmp/dst2" 2>&1)
 [ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'needs --data')" ]
 ok $? "distill without --data says what it needs"

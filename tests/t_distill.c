@@ -5,9 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "r1_distill.h"
 #include "r1_tasks.h"
+#include "r1_train.h"
 #include "tap.h"
 
 static double first_loss, first_kl;
@@ -37,6 +42,137 @@ static r1_model *make(int dense, uint64_t seed)
     r1_model_new(&m, &c, NULL);
     r1_model_init(m, seed);
     return m;
+}
+
+/* ---- a resumable run in a folder */
+
+static int stop_at, die_at;
+static int stopper(void *user, const r1_step_report *r)
+{
+    (void)user;
+    if (r->step == die_at)
+        _exit(0); /* a kill: no checkpoint of this step, no cleanup */
+    return r->step == stop_at;
+}
+
+/* The metrics of run folder dir without the timings: "step loss ce kl lr grad_norm\n"... */
+static char *curve(const char *dir)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(p, "r");
+    size_t cap = 1 << 16, n = 0;
+    char *out = calloc(1, cap), line[1024];
+    while (f && fgets(line, sizeof line, f) && n + 200 < cap) {
+        json_t *o = json_loads(line, 0, NULL);
+        if (!o)
+            continue;
+        n += (size_t)snprintf(out + n, cap - n, "%lld %.9g %.9g %.9g %.9g %.9g\n",
+                              (long long)json_integer_value(json_object_get(o, "step")),
+                              json_number_value(json_object_get(o, "loss")),
+                              json_number_value(json_object_get(o, "ce")),
+                              json_number_value(json_object_get(o, "kl")),
+                              json_number_value(json_object_get(o, "lr")),
+                              json_number_value(json_object_get(o, "grad_norm")));
+        json_decref(o);
+    }
+    if (f)
+        fclose(f);
+    return out;
+}
+
+static void test_run_dir(const char *dir, const char *data, const r1_tokenizer *tok)
+{
+    char ref[300], can[300], kil[300], tdir[300];
+    snprintf(ref, sizeof ref, "%s/ref", dir);
+    snprintf(can, sizeof can, "%s/canceled/", dir); /* a trailing slash is the same folder */
+    snprintf(kil, sizeof kil, "%s/killed", dir);
+    snprintf(tdir, sizeof tdir, "%s/teacher", dir);
+    r1_model *teacher = make(0, 2);
+    r1_error err = {0};
+    ok(r1_model_save(teacher, tdir, R1_DT_F32, &err) == R1_OK, "a teacher folder");
+    r1_model_free(teacher);
+    r1_distill_cfg c = r1_distill_defaults();
+    c.steps = 6, c.batch = 2, c.seq_len = 160, c.opt.lr = 3e-3f, c.opt.warmup = 2;
+    c.save_every = 2, c.kd = -1;
+    r1_distill_progress last;
+    r1_model *m = make(1, 5);
+    stop_at = die_at = 0;
+    ok(r1_distill_run_dir(m, tok, data, tdir, &c, ref, NULL, &last, &err) == R1_OK,
+       "a 6-step distillation run in a folder (%s)", err.msg);
+    r1_model_free(m);
+    char *a = curve(ref);
+    int lines = 0;
+    for (const char *p = a; *p; p++)
+        lines += *p == '\n';
+    is_int(lines, 6, "metrics.jsonl has a line per step");
+    ok(last.kl > 0, "the teacher was used (kd 0.5 when not given)");
+    char p[400];
+    snprintf(p, sizeof p, "%s/checkpoint/trainer_state.json", ref);
+    ok(access(p, F_OK) == 0, "the checkpoint is written");
+    snprintf(p, sizeof p, "%s/model.safetensors", ref);
+    ok(access(p, F_OK) == 0, "and the student beside it");
+
+    m = make(1, 5);
+    is_int(r1_distill_run_dir(m, tok, data, tdir, &c, ref, NULL, NULL, &err), R1_EINVAL,
+           "a folder that holds a run is refused");
+    like(err.msg, "holds a run already", "saying so");
+    /* stopped by the observer at step 3 (checkpoint at 3), resumed */
+    stop_at = 3;
+    r1_observer o = {.step = stopper};
+    is_int(r1_distill_run_dir(m, tok, data, tdir, &c, can, &o, &last, &err), R1_ECANCELED,
+           "the observer stops the run");
+    r1_model_free(m);
+    stop_at = 0;
+    r1_distill_cfg rc;
+    ok(r1_distill_resume(can, &rc, &o, &last, &err) == R1_OK && last.step == 6,
+       "the run resumes to its end (%s)", err.msg);
+    is_int(rc.steps, 6, "with its own settings");
+    char *b = curve(can);
+    is_str(b, a, "the same metrics as the run that never stopped");
+    free(b);
+    /* killed at step 5: the checkpoint of step 4 (save_every 2) is where it resumes */
+    pid_t pid = fork();
+    if (pid == 0) {
+        die_at = 5;
+        r1_model *k = make(1, 5);
+        r1_distill_run_dir(k, tok, data, tdir, &c, kil, &o, NULL, NULL);
+        _exit(1);
+    }
+    int ws;
+    waitpid(pid, &ws, 0);
+    die_at = 0;
+    ok(r1_distill_resume(kil, NULL, NULL, &last, &err) == R1_OK && last.step == 6,
+       "a killed run resumes from its last checkpoint (%s)", err.msg);
+    b = curve(kil);
+    is_str(b, a, "and its metrics read as if it had never stopped");
+    free(b);
+    ok(r1_distill_resume(kil, NULL, NULL, &last, &err) == R1_OK && last.step == 6,
+       "resuming a finished run does nothing");
+    /* the data changed under the run: refused by name */
+    char data2[300];
+    snprintf(data2, sizeof data2, "%s/ref/checkpoint/trainer_state.json", dir);
+    snprintf(p, sizeof p, "%s/changed.jsonl", dir);
+    FILE *f = fopen(data, "r"), *g = fopen(p, "w");
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (n++ % 2 == 0)
+            fputs(line, g);
+    fclose(f), fclose(g);
+    json_t *st = json_load_file(data2, 0, NULL);
+    json_object_set_new(json_object_get(st, "settings"), "data", json_string(p));
+    json_dump_file(st, data2, 0);
+    json_decref(st);
+    c.steps = 8; /* not used: the settings come from the checkpoint */
+    json_t *st2 = json_load_file(data2, 0, NULL);
+    json_object_set_new(json_object_get(st2, "settings"), "steps", json_integer(8));
+    json_dump_file(st2, data2, 0);
+    json_decref(st2);
+    is_int(r1_distill_resume(ref, NULL, NULL, NULL, &err), R1_EINVAL,
+           "a resume over other records is refused");
+    like(err.msg, "changed.jsonl: the records differ", "naming the data file");
+    free(a);
 }
 
 int main(void)
@@ -94,6 +230,7 @@ int main(void)
     is_int(r1_distill_run(s2, tok, path, other, &c, NULL, NULL, &err), R1_EINVAL,
            "a teacher with another vocabulary");
     r1_model_free(other);
+    test_run_dir(dir, path, tok);
     r1_model_free(student), r1_model_free(s2), r1_model_free(teacher);
     r1_tokenizer_free(tok);
     char cmd[128];

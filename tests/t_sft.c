@@ -32,7 +32,7 @@ static r1_sft_settings small_settings(r1_sft_stage stage, const char *tasks)
     s.eval_every = 0;
     s.eval_n = 2;
     s.eval_above = 0;
-    s.ckpt_every = 3;
+    s.save_every = 3;
     s.seed = 5;
     return s;
 }

@@ -191,6 +191,29 @@ end
 t.is(lines, rs.kept + rs.direct, "the file holds the kept and direct samples")
 t.ok(rs.direct >= 1 and verified == lines, "every written sample verifies")
 
+-- stopped by on_progress after a batch, then resume = true: the same file as in one go
+local spec = {model = tiny, task = "add", difficulty = 1, prompts = 20, k = 2, max_new = 8,
+  batch_prompts = 4}
+local function with(extra)
+  local o = {}
+  for k, v in pairs(spec) do o[k] = v end
+  for k, v in pairs(extra) do o[k] = v end
+  return o
+end
+local whole, part = os.tmpname(), os.tmpname()
+r1.reject_sample(with{out = whole})
+local stopped = r1.reject_sample(with{out = part, on_progress = function(done) return done < 8 end})
+t.is(stopped.sampled, 16, "on_progress returning false stops after the batch (8 prompts of 20)")
+t.raises(function() r1.reject_sample(with{out = part}) end, "unfinished",
+  "a new run into a file with an unfinished one is refused")
+t.raises(function() r1.reject_sample{model = tiny, out = part, resume = true, k = 3} end,
+  "own settings", "resume = true takes no settings")
+local resumed = r1.reject_sample{model = tiny, out = part, resume = true}
+local function read(p) local f = assert(io.open(p, "rb")); local s = f:read("a"); f:close(); return s end
+t.ok(resumed.sampled == 40 and read(part) == read(whole),
+  "resume = true finishes it into the same file, byte for byte")
+os.remove(whole); os.remove(part)
+
 -- "add:1-3" in the task list: the prompts cycle through add:1, add:2, add:3 and mul:2, and
 -- only difficulty-1 prompts get a direct answer (all of them with direct_share 1)
 local direct = r1.reject_sample{model = tiny, tasks = {"add:1-3", "mul:2"}, prompts = 8, k = 1,
@@ -226,7 +249,7 @@ do
   os.remove(base)
   local function fresh() return r1.init({preset = "tiny", num_hidden_layers = 2}, {seed = 3}) end
   local opts = function(m, out, extra)
-    local o = {model = m, tasks = "add:1", steps = 4, batch = 2, eval_every = 0, ckpt_every = 0,
+    local o = {model = m, tasks = "add:1", steps = 4, batch = 2, eval_every = 0, save_every = 0,
                seed = 5, out = out}
     for k, v in pairs(extra or {}) do o[k] = v end
     return o

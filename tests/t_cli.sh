@@ -132,13 +132,18 @@ ok $(has "$out" "grpo step 4/4  reward") "with a progress line per step"
 "$r1lab" generate --model "$tmp/g1" --prompt "What is 2+3?" --max-tokens 8 >/dev/null 2>&1
 ok $? "the run folder is a model folder generate reads"
 # stopped by Ctrl-C after a step, then resumed: the same metrics as the run above
+# ctrl_c_when CONDITION... : Ctrl-C to the last background job once CONDITION holds (30 s at
+# most); rc gets its exit status
+ctrl_c_when() {
+    i=0
+    while [ $i -lt 600 ] && ! "$@"; do sleep 0.05; i=$((i + 1)); done
+    kill -INT $pid
+    wait $pid
+    rc=$?
+}
 "$r1lab" train $grpo --out "$tmp/g2" --steps 4 --threads 1 > "$tmp/g2.log" 2>&1 &
 pid=$!
-i=0
-while [ $i -lt 600 ] && ! [ -s "$tmp/g2/metrics.jsonl" ]; do sleep 0.05; i=$((i + 1)); done
-kill -INT $pid
-wait $pid
-rc=$?
+ctrl_c_when test -s "$tmp/g2/metrics.jsonl"
 k=$(wc -l < "$tmp/g2/metrics.jsonl")
 [ $rc -eq 130 ] && [ "$k" -lt 4 ] && grep -q "r1lab train --out $tmp/g2 --resume" "$tmp/g2.log"
 ok $? "Ctrl-C stops after the current step ($k of 4 done), exit 130, and says how to resume"
@@ -190,11 +195,7 @@ rj="--stage reject --model $src/models/builtin --tasks add:1-2 --prompts 8 --bat
 "$r1lab" train $rj --out "$tmp/rj1.jsonl" > /dev/null 2>&1
 "$r1lab" train $rj --out "$tmp/rj2.jsonl" > "$tmp/rj2.log" 2>&1 &
 pid=$!
-i=0
-while [ $i -lt 600 ] && ! grep -q "reject: 2/8" "$tmp/rj2.log"; do sleep 0.05; i=$((i + 1)); done
-kill -INT $pid
-wait $pid
-rc=$?
+ctrl_c_when grep -q "reject: 2/8" "$tmp/rj2.log"
 [ $rc -eq 130 ] && [ ! -e "$tmp/rj2.jsonl" ] && [ -e "$tmp/rj2.jsonl.part.json" ] && \
     grep -q "r1lab train --out $tmp/rj2.jsonl --resume" "$tmp/rj2.log"
 ok $? "Ctrl-C stops rejection sampling after a batch, exit 130, and says how to resume"
@@ -206,11 +207,7 @@ ds="--stage distill --model $src/models/builtin-student --data $tmp/rs.jsonl --s
 "$r1lab" train $ds --out "$tmp/ds1" > /dev/null 2>&1
 "$r1lab" train $ds --out "$tmp/ds2" > "$tmp/ds2.log" 2>&1 &
 pid=$!
-i=0
-while [ $i -lt 600 ] && ! [ -s "$tmp/ds2/metrics.jsonl" ]; do sleep 0.05; i=$((i + 1)); done
-kill -INT $pid
-wait $pid
-rc=$?
+ctrl_c_when test -s "$tmp/ds2/metrics.jsonl"
 [ $rc -eq 130 ] && grep -q "r1lab train --out $tmp/ds2 --resume" "$tmp/ds2.log"
 ok $? "Ctrl-C stops distillation after a step with a checkpoint, exit 130"
 out=$("$r1lab" train --out "$tmp/ds2" --resume --log-every 1 --threads 1 2>&1)

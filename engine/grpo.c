@@ -267,13 +267,29 @@ static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
                 break;
             }
             double tot = 0;
-            for (int k = 0; k < c->nrewards; k++)
+            for (int k = 0; k < c->nrewards && s == R1_OK; k++) {
                 tot += c->reward_weights[k] * rw[k];
+                if (!isfinite(rw[k]) || !isfinite(tot))
+                    s = r1_error_set(err, R1_EINVAL, "grpo: step %lld, prompt %lld, completion "
+                                     "%d: reward '%s' is %g%s; a reward must be a finite "
+                                     "number (the run stops, the last checkpoint is kept)",
+                                     (long long)g->step + 1, (long long)gr->index, j + 1,
+                                     c->reward_names[k], rw[k],
+                                     isfinite(rw[k]) ? " (its weighted total overflows)" : "");
+            }
             gr->totals[j] = tot;
         }
         if (s != R1_OK)
             break;
         gr->zero = r1_grpo_advantages(c, gr->totals, G, gr->adv);
+        for (int j = 0; j < G && s == R1_OK; j++)
+            if (!isfinite(gr->adv[j]))
+                s = r1_error_set(err, R1_EINVAL, "grpo: step %lld, prompt %lld: the advantage "
+                                 "of completion %d is not finite (rewards too large?); the run "
+                                 "stops, the last checkpoint is kept",
+                                 (long long)g->step + 1, (long long)gr->index, j + 1);
+        if (s != R1_OK)
+            break;
         *zero_count += gr->zero;
         (*seen)++;
         if (group_cb) {
@@ -547,7 +563,19 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
             }
         }
         ps->clip = o.clip_frac;
+        if (!isfinite(o.objective)) {
+            s = r1_error_set(err, R1_EINVAL, "grpo: step %lld: the objective is not finite; "
+                             "the run stops, the last checkpoint is kept",
+                             (long long)g->step + 1);
+            break;
+        }
         *lr = r1_adamw_step(g->opt, g->m, gnorm);
+        if (!isfinite(*gnorm)) { /* the optimizer refused it: the weights are untouched */
+            s = r1_error_set(err, R1_EINVAL, "grpo: step %lld: the gradient is not finite; "
+                             "the run stops, the last checkpoint is kept",
+                             (long long)g->step + 1);
+            break;
+        }
     }
     for (int k = 0; own && k < nseq; k++)
         free(own[k]);

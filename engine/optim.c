@@ -78,6 +78,8 @@ float r1_adamw_step(r1_adamw *o, r1_model *m, double *gnorm)
     double norm = r1_grad_norm(m);
     if (gnorm)
         *gnorm = norm;
+    if (!isfinite(norm)) /* a NaN or inf anywhere: applying it would poison every weight */
+        return r1_lr_at(c, o->t);
     if (c->clip > 0 && norm > c->clip) {
         float f = (float)(c->clip / norm);
         for (size_t i = 0; i < o->n; i++)

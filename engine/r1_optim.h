@@ -40,7 +40,9 @@ double r1_grad_norm(r1_model *m);
 
 /* One AdamW update of m's parameters from m's gradients (clipped first); returns the
  * learning rate used.  *gnorm (may be NULL) gets the norm before clipping.  The gradients are
- * left as they were (scaled when clipped). */
+ * left as they were (scaled when clipped).  A gradient that is not finite (NaN or inf
+ * anywhere, so a norm that is not finite) changes nothing, neither the weights nor the moments
+ * nor the step count: the caller sees it in *gnorm and stops its run with an error. */
 float r1_adamw_step(r1_adamw *o, r1_model *m, double *gnorm);
 
 int r1_adamw_steps(const r1_adamw *o); /* updates done so far */

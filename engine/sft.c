@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,8 +314,16 @@ static r1_status train_step(r1_sft *t, r1_sft_progress *p, r1_error *err)
         st = r1_model_backward(t->m, err);
     if (st != R1_OK)
         return st;
+    if (!isfinite(L.loss)) /* nothing of this step is applied: the last checkpoint stands */
+        return r1_error_set(err, R1_EINVAL, "%s: step %lld: the loss is not finite (%g); the "
+                            "run stops, the last checkpoint is kept",
+                            r1_sft_stage_name(t->s.stage), (long long)t->step + 1, L.loss);
     double gnorm = 0;
     float lr = r1_adamw_step(t->o, t->m, &gnorm);
+    if (!isfinite(gnorm))
+        return r1_error_set(err, R1_EINVAL, "%s: step %lld: the gradient is not finite; the "
+                            "run stops, the last checkpoint is kept",
+                            r1_sft_stage_name(t->s.stage), (long long)t->step + 1);
     if (t->s.balance_gamma > 0)
         r1_model_balance_update(t->m, t->s.balance_gamma);
     t->step++;

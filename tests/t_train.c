@@ -65,9 +65,43 @@ static double train(int steps, uint64_t seed, double *first, double *losses)
     return last;
 }
 
+/* A NaN in one gradient: the optimizer refuses the step and leaves everything as it was. */
+static void test_nonfinite_gradient(void)
+{
+    r1_config c;
+    r1_config_preset(&c, "tiny", NULL);
+    c.num_hidden_layers = 1;
+    r1_model *m;
+    r1_model_new(&m, &c, NULL);
+    r1_model_init(m, 3);
+    r1_adamw_cfg oc = r1_adamw_defaults();
+    r1_adamw *o;
+    r1_adamw_new(&o, m, &oc, NULL);
+    size_t n = r1_model_numel(m);
+    float *before = malloc(sizeof(float) * n);
+    memcpy(before, r1_model_params(m), sizeof(float) * n);
+    r1_model_zero_grad(m);
+    for (size_t i = 0; i < n; i += 97)
+        r1_model_grads(m)[i] = 1e-3f;
+    r1_model_grads(m)[n / 2] = NAN;
+    double gn = 0;
+    r1_adamw_step(o, m, &gn);
+    ok(isnan(gn), "the norm reports the NaN gradient");
+    ok(memcmp(before, r1_model_params(m), sizeof(float) * n) == 0 && r1_adamw_steps(o) == 0,
+       "and the step is refused: weights and step count unchanged");
+    r1_model_grads(m)[n / 2] = INFINITY;
+    r1_adamw_step(o, m, &gn);
+    ok(isinf(gn) && memcmp(before, r1_model_params(m), sizeof(float) * n) == 0,
+       "so is an infinite one");
+    free(before);
+    r1_adamw_free(o);
+    r1_model_free(m);
+}
+
 int main(void)
 {
     r1_set_threads(1);
+    test_nonfinite_gradient();
     double first = 0;
     double last = train(150, 7, &first, NULL);
     diag("main loss %.3f -> %.3f (chance ln 16 = %.3f, best (ln 3)/15 = %.3f)", first, last,

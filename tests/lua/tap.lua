@@ -14,6 +14,13 @@ function M.is(got, want, name)
   return ok
 end
 
+-- passes when tostring(s) matches the Lua pattern `pattern`
+function M.like(s, pattern, name)
+  local ok = M.ok(tostring(s):find(pattern) ~= nil, name)
+  if not ok then print("#   " .. tostring(s)) end
+  return ok
+end
+
 -- passes when f raises an error whose message contains `pattern` (plain text)
 function M.raises(f, pattern, name)
   local ok, err = pcall(f)

@@ -276,6 +276,10 @@ int lua_r1_callback(lua_State *L, int fn, int (*push)(lua_State *L, void *ud), v
 {
     int top = lua_gettop(L);
     int st = lua_r1_pcall_with(L, fn, 0, push, ud, 1);
+    if (st != LUA_OK && r1_interrupted()) { /* Ctrl-C raised inside the callback: a stop */
+        lua_settop(L, top);
+        return 1;
+    }
     if (st != LUA_OK) { /* the message, or nothing when not even the stack could grow */
         *err_ref = lua_gettop(L) > top ? luaL_ref(L, LUA_REGISTRYINDEX) : LUA_REFNIL;
         return -1;

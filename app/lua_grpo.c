@@ -47,19 +47,25 @@ typedef struct {
 
 /* Calls the function at stack index fn with the nargs values on top and push's arguments,
  * protected (lua_r1_pcall_with);
- * on error records "what failed at step S, prompt I: message and traceback" and returns 0. */
+ * on error records "what failed at step S, prompt I: message and traceback" and returns 0.
+ * A Ctrl-C raises "interrupted" inside whatever Lua runs next, often this callback: that is
+ * no failure of the callback but a stop, so the run ends through its checkpoint. */
 static int call(run *r, int fn, int nargs, int (*push)(lua_State *L, void *ud), void *ud,
                 int nres, const char *what, int64_t index)
 {
     lua_State *L = r->L;
     if (lua_r1_pcall_with(L, fn, nargs, push, ud, nres) == LUA_OK)
         return 1;
+    if (r1_interrupted()) {
+        lua_pop(L, 1);
+        return 0;
+    }
     const char *msg = lua_tostring(L, -1);
-    if (index >= 0)
+    if (index >= 0) /* during sampling: the step under way */
         lua_pushfstring(L, "%s failed at step %I, prompt %I: %s", what, (lua_Integer)r->step + 1,
                         (lua_Integer)index, msg ? msg : "?");
-    else
-        lua_pushfstring(L, "%s failed at step %I: %s", what, (lua_Integer)r->step + 1,
+    else /* on_step: after the step it reports */
+        lua_pushfstring(L, "%s failed at step %I: %s", what, (lua_Integer)r->step,
                         msg ? msg : "?");
     r->err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pop(L, 1);
@@ -476,8 +482,8 @@ static int l_grpo(lua_State *L)
     if (r->failed) {
         return lua_r1_raise_ref(L, r->err_ref); /* the box frees the run */
     }
-    if (s == R1_ECANCELED && r1_interrupted())
-        return luaL_error(L, "interrupted at step %d%s", (int)r->step + 1,
+    if ((s == R1_ECANCELED || s == R1_OK) && r1_interrupted()) /* Ctrl-C, in a callback too */
+        return luaL_error(L, "interrupted after step %d%s", (int)r1_grpo_run_step(box->g),
                           save ? " (checkpoint kept)" : "");
     if (s != R1_OK)
         return luaL_error(L, "%s", err.msg);

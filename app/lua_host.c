@@ -15,9 +15,14 @@
 #include "paths.h"
 #include "r1.h"
 
+/* Raises "interrupted" in the next Lua function that runs.  C functions (the binding's own
+ * protected helpers, which build tables for callbacks) are let through: the engine has seen
+ * r1_interrupt() and stops at its next step, and an error there would read as the helper
+ * failing rather than as a stop. */
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
-    (void)ar;
+    if (lua_getinfo(L, "S", ar) && ar->what[0] == 'C')
+        return;
     lua_sethook(L, NULL, 0, 0);
     luaL_error(L, "interrupted");
 }

@@ -115,7 +115,8 @@ int lua_r1_protect(lua_State *L, int (*push)(lua_State *L, void *ud), void *ud, 
 
 /* The callbacks whose false return stops the work (on_step, on_token, on_progress): 1 when
  * the function returned false, 0 otherwise, -1 on an error, whose message (with its
- * traceback) is then in the registry at *err_ref. */
+ * traceback) is then in the registry at *err_ref.  An error while r1_interrupted() (the
+ * Ctrl-C hook raising inside the callback) is a stop, 1, not a failure. */
 int lua_r1_callback(lua_State *L, int fn, int (*push)(lua_State *L, void *ud), void *ud,
                     int *err_ref);
 

@@ -2,6 +2,7 @@
  * Every failure prints one line naming what went wrong and exits non-zero. */
 #include <config.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,21 @@ static void usage(FILE *f)
             paths_datadir());
 }
 
+/* Ctrl-C in `r1lab run`: the engine stops at its next step or token and Lua raises
+ * "interrupted" at its next instruction (lua_sethook may be called from a signal handler), so
+ * a training run ends through its checkpoint and the script's traceback is printed.  A second
+ * Ctrl-C kills (SA_RESETHAND). */
+static lua_State *run_L;
+static volatile sig_atomic_t run_interrupted;
+
+static void run_on_sigint(int sig)
+{
+    (void)sig;
+    run_interrupted = 1;
+    if (run_L)
+        lua_host_interrupt(run_L);
+}
+
 static int cmd_run(int argc, char **argv)
 {
     if (argc < 1) {
@@ -56,9 +72,18 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "r1lab: out of memory\n");
         return 1;
     }
+    run_L = L;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = run_on_sigint;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
     int rc = lua_host_run_file(L, argv[0], argc - 1, argv + 1);
+    sigaction(SIGINT, &old, NULL);
+    run_L = NULL;
     lua_close(L);
-    return rc;
+    return rc && run_interrupted ? 130 : rc;
 }
 
 static int cmd_repl(void)

@@ -132,9 +132,10 @@ static int32_t *prompt_ids(lua_State *L, lua_model *u, int idx, int arg, int cha
 /* The generation behind m:generate and m:ask.  Arguments: 1 model, 2 prompt(s), 3 options.
  * chat: strings are chat prompts; task/target (may be NULL): judge row 1 for the workbench.
  * Leaves the result (a table, or a list of tables for a batch) on the stack. */
-static int generate(lua_State *L, int chat, const r1_task *task, const char *target)
+static int generate(lua_State *L, const char *what, int chat, const r1_task *task,
+                    const char *target)
 {
-    lua_model *u = lua_model_check(L, 1);
+    lua_model *u = lua_model_idle(L, 1, what);
     if (lua_type(L, 2) != LUA_TSTRING)
         luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3))
@@ -216,7 +217,9 @@ static int generate(lua_State *L, int chat, const r1_task *task, const char *tar
     r1_error err = {0};
     r1_gen_result *res = NULL;
     r1_observer obs = {.token = on_token, .user = &cb};
+    lua_model_hold(u, what);
     r1_status s = r1_generate(u->m, (const int32_t *const *)ps, lens, R, &cfg, &obs, &res, &err);
+    lua_model_drop(u);
     lua_settop(L, keep);
     /* own the result in a userdata box: building the Lua tables below may raise */
     r1_gen_result **box = lua_newuserdatauv(L, sizeof *box, 0);
@@ -304,14 +307,14 @@ static int generate(lua_State *L, int chat, const r1_task *task, const char *tar
  * them for a batch).  A text prompt is wrapped in the chat format unless chat = false. */
 static int m_generate(lua_State *L)
 {
-    return generate(L, 1, NULL, NULL);
+    return generate(L, "m:generate", 1, NULL, NULL);
 }
 
 /* m:ask(question [, {task=, target=, max_tokens=, ...}]) -> answer, result: the chat format,
  * greedy by default; with task and target the workbench marks the answer right or wrong. */
 static int m_ask(lua_State *L)
 {
-    lua_model *u = lua_model_check(L, 1);
+    lua_model *u = lua_model_idle(L, 1, "m:ask");
     luaL_checkstring(L, 2);
     if (!u->tok)
         return luaL_error(L, "m:ask: this model has no tokenizer (tokenizer.json)");
@@ -322,7 +325,7 @@ static int m_ask(lua_State *L)
     if (tname && r1_task_find(&task, tname, &err) != R1_OK)
         return luaL_error(L, "%s", err.msg);
     lua_settop(L, 3);
-    generate(L, 1, task, target);
+    generate(L, "m:ask", 1, task, target);
     lua_getfield(L, -1, "answer");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);

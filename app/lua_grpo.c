@@ -443,7 +443,7 @@ static int l_grpo(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lua_getfield(L, 1, "model");
-    lua_model *u = lua_model_check(L, -1);
+    lua_model *u = lua_model_idle(L, -1, "r1.grpo");
     lua_pop(L, 1); /* the options table keeps it alive */
     if (!u->tok)
         return luaL_error(L, "r1.grpo: the model has no tokenizer");
@@ -478,7 +478,9 @@ static int l_grpo(lua_State *L)
     r1_grpo_hooks h = {reward_hook, r};
     r1_observer o = {.step = step_hook, .group = group_fn, .user = r};
     r1_grpo_stats last;
+    lua_model_hold(u, "r1.grpo");
     r1_status s = r1_grpo_run_go(box->g, &h, &o, &last, &err);
+    lua_model_drop(u);
     if (r->failed) {
         return lua_r1_raise_ref(L, r->err_ref); /* the box frees the run */
     }

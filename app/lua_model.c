@@ -18,6 +18,28 @@ lua_model *lua_model_check(lua_State *L, int idx)
     return u;
 }
 
+lua_model *lua_model_idle(lua_State *L, int idx, const char *what)
+{
+    lua_model *u = lua_model_check(L, idx);
+    if (u->busy)
+        luaL_error(L, "%s: the model is in use by %s (a callback may read it, save it or look "
+                   "at its config, but not %s it until %s returns)", what, u->busy,
+                   !strcmp(what, "m:close") ? "close" : "run or train", u->busy);
+    return u;
+}
+
+void lua_model_hold(lua_model *u, const char *by)
+{
+    if (u)
+        u->busy = by;
+}
+
+void lua_model_drop(lua_model *u)
+{
+    if (u)
+        u->busy = NULL;
+}
+
 static lua_model *push_model(lua_State *L)
 {
     lua_model *u = lua_newuserdatauv(L, sizeof *u, 0); /* box first */
@@ -269,7 +291,7 @@ static int32_t *read_rows(lua_State *L, int idx, int *B, int *T)
  * routing = {[layer] = {experts=, weights=}}} (layer numbers as in the HF names) */
 static int m_forward(lua_State *L)
 {
-    lua_model *u = lua_model_check(L, 1);
+    lua_model *u = lua_model_idle(L, 1, "m:forward");
     r1_fwd_opts fo = r1_fwd_defaults();
     fo.mtp_lambda = (float)lua_r1_opt_num(L, 3, "mtp_lambda", fo.mtp_lambda);
     int B, T;
@@ -337,6 +359,8 @@ static int m_tokenizer(lua_State *L)
 static int m_close(lua_State *L)
 {
     lua_model *u = luaL_checkudata(L, 1, LUA_R1_MODEL);
+    if (u->m && u->busy) /* (the collector never gets here while the work holds the model) */
+        lua_model_idle(L, 1, "m:close");
     r1_model_free(u->m);
     r1_tokenizer_free(u->tok);
     u->m = NULL;
@@ -363,7 +387,7 @@ static int m_tostring(lua_State *L)
  * backward passes that follow emulate FP8 GEMMs in every linear layer (r1_model_set_fp8). */
 static int m_fp8(lua_State *L)
 {
-    lua_model *u = lua_model_check(L, 1);
+    lua_model *u = lua_model_idle(L, 1, "m:fp8");
     static const char *const modes[] = {"off", "tiles", "tensor", NULL};
     lua_pushstring(L, r1_fp8_mode_name(r1_model_fp8(u->m)));
     if (!lua_isnoneornil(L, 2))

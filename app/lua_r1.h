@@ -63,9 +63,18 @@ typedef struct {
     r1_model *m;
     r1_tokenizer *tok; /* owned; NULL when the model has no tokenizer */
     char dir[1024];    /* where it was loaded from ("" for a fresh model) */
+    const char *busy;  /* the work using it right now ("r1.grpo", ...), NULL when idle */
 } lua_model;
 
 lua_model *lua_model_check(lua_State *L, int idx);
+/* lua_model_check, and raises "... is in use by r1.grpo" when the model is working: what a
+ * callback (a reward, on_step, on_token) must not do with the model that calls it (close it,
+ * train or run it, switch its FP8 mode), since the engine holds its buffers mid-step. */
+lua_model *lua_model_idle(lua_State *L, int idx, const char *what);
+/* Marks u as used by `by` (a string literal) for the engine call that follows, and clears it;
+ * between the two nothing may raise (engine calls do not: their callbacks are protected). */
+void lua_model_hold(lua_model *u, const char *by);
+void lua_model_drop(lua_model *u);
 void lua_model_open(lua_State *L);
 /* m:generate and m:ask (lua_generate.c), added to the model methods: after lua_model_open. */
 void lua_generate_open(lua_State *L);

@@ -136,7 +136,7 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lua_getfield(L, 1, "model");
-    lua_model *u = lua_model_check(L, -1);
+    lua_model *u = lua_model_idle(L, -1, stage == R1_SFT_PRETRAIN ? "r1.pretrain" : "r1.sft");
     lua_pop(L, 1);
     r1_sft_settings s = r1_sft_defaults(stage);
     r1_error err = {0};
@@ -191,7 +191,9 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
     r1_model *tm = r1_sft_model(*box);
     r1_model_set_fp8(tm, fp8);
     r1_observer o = {.step = on_progress, .user = &cb};
+    lua_model_hold(u, stage == R1_SFT_PRETRAIN ? "r1.pretrain" : "r1.sft");
     r1_status st = r1_sft_run(*box, &o, &err);
+    lua_model_drop(u);
     r1_model_set_fp8(tm, fp8_was);
     if (resume && (st == R1_OK || st == R1_ECANCELED)) {
         r1_error e2 = {0};
@@ -269,13 +271,14 @@ static int on_distill(void *user, const r1_step_report *r)
 static int run_dataset(lua_State *L, const char *model_key, int distill)
 {
     lua_getfield(L, 1, model_key);
-    lua_model *u = lua_model_check(L, -1);
+    lua_model *u = lua_model_idle(L, -1, distill ? "r1.distill" : "r1.sft");
     lua_pop(L, 1);
     r1_model *teacher = NULL;
+    lua_model *tu = NULL;
     if (distill) {
         lua_getfield(L, 1, "teacher");
         if (!lua_isnil(L, -1))
-            teacher = lua_model_check(L, -1)->m;
+            tu = lua_model_idle(L, -1, "r1.distill"), teacher = tu->m;
         lua_pop(L, 1);
     }
     if (!u->tok)
@@ -297,7 +300,11 @@ static int run_dataset(lua_State *L, const char *model_key, int distill)
     r1_distill_progress last;
     r1_error err = {0};
     r1_observer o = {.step = on_distill, .user = &cb};
+    lua_model_hold(u, distill ? "r1.distill" : "r1.sft");
+    lua_model_hold(tu, "r1.distill");
     r1_status st = r1_distill_run(u->m, u->tok, data, teacher, &c, &o, &last, &err);
+    lua_model_drop(u);
+    lua_model_drop(tu);
     if (cb.failed) {
         return lua_r1_raise_ref(L, cb.ref);
     }
@@ -329,7 +336,7 @@ static int l_evaluate(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lua_getfield(L, 1, "model");
-    lua_model *u = lua_model_check(L, -1);
+    lua_model *u = lua_model_idle(L, -1, "r1.evaluate");
     lua_pop(L, 1);
     if (!u->tok)
         return luaL_error(L, "r1.evaluate: the model has no tokenizer");

@@ -120,7 +120,7 @@ static int l_reject_sample(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lua_getfield(L, 1, "model");
-    lua_model *u = lua_model_check(L, -1);
+    lua_model *u = lua_model_idle(L, -1, "r1.reject_sample");
     lua_pop(L, 1);
     if (!u->tok)
         return luaL_error(L, "r1.reject_sample: the model has no tokenizer");
@@ -154,8 +154,10 @@ static int l_reject_sample(lua_State *L)
     r1_reject_stats st;
     r1_error err = {0};
     r1_observer o = {.step = on_progress, .user = &p};
+    lua_model_hold(u, "r1.reject_sample");
     r1_status s = resume ? r1_reject_resume(u->m, u->tok, out, &o, &st, &err)
                          : r1_reject_sample(u->m, u->tok, &c, out, &o, &st, &err);
+    lua_model_drop(u);
     if (p.failed) {
         return lua_r1_raise_ref(L, p.ref);
     }

@@ -96,4 +96,33 @@ end, "more than 16 task entries", "rejection sampling: too many difficulties")
 t.raises(function() r1.tasks.add{difficulty = 99} end, "difficulty 99 outside 1..10",
   "a difficulty out of range")
 t.raises(function() r1.tokenizer():encode("caf\xc3\xa9") end, "byte 3", "text without a token")
+-- a callback cannot close, train or run the model that calls it (the probe's M1: these were
+-- use-after-free crashes); it gets an error naming the work, and the model still works after
+do
+  local b = r1.load(src .. "/models/builtin")
+  local g = {model = b, tasks = {"add:1"}, steps = 2, group = 2, prompts = 1, max_new = 12}
+  local function with(extra) local o = {} for k, v in pairs(g) do o[k] = v end
+    for k, v in pairs(extra) do o[k] = v end return o end
+  t.raises(function() r1.grpo(with{on_step = function() b:close() end}) end,
+    "in use by r1.grpo", "m:close in on_step is refused")
+  t.raises(function() r1.grpo(with{on_group = function() b:close() end}) end,
+    "in use by r1.grpo", "m:close in on_group is refused")
+  t.raises(function() r1.grpo(with{rewards = {{name = "c", fn = function() b:close() return 0 end}}}) end,
+    "in use by r1.grpo", "m:close in a reward is refused")
+  t.raises(function() r1.grpo(with{on_step = function() r1.grpo(g) end}) end,
+    "r1.grpo: the model is in use by r1.grpo", "a nested r1.grpo on the same model is refused")
+  t.raises(function() b:generate("1+1", {max_tokens = 8, on_token = function() b:close() end}) end,
+    "in use by m:generate", "m:close in on_token is refused")
+  t.raises(function() b:generate("1+1", {max_tokens = 8, on_token = function() b:forward({{1, 2}}) end}) end,
+    "m:forward: the model is in use by m:generate", "so is m:forward")
+  local p = r1.init({preset = "tiny", num_hidden_layers = 1}, {seed = 2})
+  t.raises(function() r1.pretrain{model = p, tasks = "add:1", steps = 2, batch = 2, seq_len = 128,
+    eval_every = 0, on_step = function() p:close() end} end, "in use by r1.pretrain",
+    "m:close in r1.pretrain's on_step is refused")
+  t.ok(#b:generate("1+1", {max_tokens = 4}).tokens == 4 and tostring(p):find("layers"),
+    "and the models work after it")
+  b:close()
+  t.ok(tostring(b):find("closed"), "m:close works once the work is done")
+end
+
 t.done()

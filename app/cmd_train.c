@@ -320,11 +320,8 @@ static int train_grpo(const char *model, const char *out, int resume, r1_grpo_se
     if (resume) {
         st = r1_grpo_run_resume_dir(&run, out, &err);
     } else {
-        struct stat sb;
-        if (stat(mp, &sb) == 0 || stat(ck, &sb) == 0)
-            st = r1_error_set(&err, R1_EINVAL, "%s holds a run already: continue it with "
-                              "--resume, or choose another --out", out);
-        else
+        st = r1_run_folder_fresh(out, &err);
+        if (st == R1_OK)
             st = r1_mkdirs(out, 0777, &err);
         if (st == R1_OK)
             st = r1_grpo_settings_validate(s, &err);

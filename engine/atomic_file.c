@@ -1,5 +1,12 @@
 /* atomic_file.c — write to a temporary name, fsync, rename (see atomic_file.h).
  *
+ * The temporary file is a sibling of the target, "<target>.tmp.<pid>.<random>", created with
+ * O_EXCL | O_NOFOLLOW: nobody can guess the name in advance, and a file or symlink planted
+ * under it makes the open fail instead of redirecting the write.  It takes the target's
+ * permission bits when the target exists (a 0600 file stays 0600); a new file gets 0666 less
+ * the umask.  A target that is a symlink is resolved, so the file it points to is replaced and
+ * the link stays; a target that is not a regular file (a folder, a device, a FIFO) is refused.
+ *
  * Ownership: the temporary name is allocated by r1_afile_open and freed by commit or abort.
  * Errors: R1_EIO with a message naming the path and the system's reason; the temporary file
  * never survives a failure. */
@@ -7,32 +14,85 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "atomic_file.h"
 
+void r1_sibling_name(char *buf, size_t cap, const char *path, const char *kind)
+{
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        /* no entropy yet (early boot): the clock and a counter still differ per call */
+        static unsigned counter;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = (uint32_t)ts.tv_nsec * 2654435761u ^ (uint32_t)ts.tv_sec ^ ++counter * 40503u;
+    }
+    snprintf(buf, cap, "%s.%s.%ld.%08x", path, kind, (long)getpid(), (unsigned)r);
+}
+
+static const char *kind_of(mode_t m)
+{
+    return S_ISDIR(m) ? "a folder" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) || S_ISBLK(m) ? "a device"
+           : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
 r1_status r1_afile_open(r1_afile *a, const char *path, r1_error *err)
 {
     a->f = NULL;
+    a->tmp = NULL;
     a->path = path;
-    size_t n = strlen(path) + 32;
-    a->tmp = malloc(n);
-    if (!a->tmp)
+    a->target = NULL;
+    struct stat sb;
+    int have = lstat(path, &sb) == 0;
+    if (have && S_ISLNK(sb.st_mode)) { /* write where the link points; the link stays */
+        a->target = realpath(path, NULL);
+        if (!a->target || stat(a->target, &sb) != 0) {
+            int e = errno;
+            free(a->target);
+            a->target = NULL;
+            return r1_error_set(err, R1_EIO, "%s: a symlink to nowhere usable: %s", path,
+                                strerror(e));
+        }
+    } else if (!(a->target = strdup(path))) {
         return r1_error_set(err, R1_ENOMEM, "%s: out of memory", path);
-    snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    }
+    if (have && !S_ISREG(sb.st_mode)) {
+        r1_afile_abort(a);
+        return r1_error_set(err, R1_EIO, "%s: %s, not a file; refusing to replace it", path,
+                            kind_of(sb.st_mode));
+    }
+    size_t n = strlen(a->target) + 48;
+    if (!(a->tmp = malloc(n))) {
+        r1_afile_abort(a);
+        return r1_error_set(err, R1_ENOMEM, "%s: out of memory", path);
+    }
+    int fd = -1, e = 0;
+    for (int tries = 0; fd < 0 && tries < 32; tries++) {
+        r1_sibling_name(a->tmp, n, a->target, "tmp");
+        fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        e = errno;
+        if (fd < 0 && e != EEXIST)
+            break;
+    }
+    if (fd >= 0 && have && fchmod(fd, sb.st_mode & 07777) != 0)
+        e = errno, close(fd), unlink(a->tmp), fd = -1;
     if (fd < 0) {
-        int e = errno;
         free(a->tmp);
         a->tmp = NULL;
+        r1_afile_abort(a);
         return r1_error_set(err, R1_EIO, "%s: cannot create the temporary file: %s", path,
                             strerror(e));
     }
     a->f = fdopen(fd, "wb");
     if (!a->f) {
-        int e = errno;
+        e = errno;
         close(fd);
         r1_afile_abort(a);
         return r1_error_set(err, R1_EIO, "%s: cannot open the temporary file: %s", path,
@@ -76,7 +136,7 @@ r1_status r1_afile_commit(r1_afile *a, r1_error *err)
     a->f = NULL;
     if (!what && rc != 0)
         what = "close failed", e = errno;
-    if (!what && rename(a->tmp, a->path) != 0)
+    if (!what && rename(a->tmp, a->target) != 0)
         what = "cannot rename the temporary file into place", e = errno;
     if (what) {
         r1_error_set(err, R1_EIO, "%s: %s: %s", a->path, what, strerror(e));
@@ -85,7 +145,9 @@ r1_status r1_afile_commit(r1_afile *a, r1_error *err)
     }
     free(a->tmp);
     a->tmp = NULL;
-    sync_parent(a->path);
+    sync_parent(a->target);
+    free(a->target);
+    a->target = NULL;
     return R1_OK;
 }
 
@@ -100,4 +162,6 @@ void r1_afile_abort(r1_afile *a)
         free(a->tmp);
         a->tmp = NULL;
     }
+    free(a->target);
+    a->target = NULL;
 }

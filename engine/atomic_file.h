@@ -1,6 +1,9 @@
 /* atomic_file.h — internal to libr1 (not installed): writing a file so that a crash never
- * leaves it half-written.  The bytes go to "<path>.tmp.<pid>"; commit flushes them, fsyncs,
- * and renames the temporary file over path; r1_afile_abort, or any failed commit, removes it.
+ * leaves it half-written.  The bytes go to an unguessable sibling "<path>.tmp.<pid>.<random>"
+ * (created exclusively, with the target's permissions); commit flushes them, fsyncs, and
+ * renames the temporary file over path (over the file a symlink at path points to); a path
+ * that exists and is not a regular file is refused.  r1_afile_abort, or any failed commit,
+ * removes the temporary file.
  *
  * Ownership: the r1_afile lives in the caller (usually on the stack); open allocates the
  * temporary name, commit and abort free it.  Every r1_afile that open succeeded on must end in
@@ -14,9 +17,14 @@
 
 typedef struct {
     FILE *f;
-    char *tmp;        /* "<path>.tmp.<pid>", owned */
-    const char *path; /* borrowed from the caller until commit or abort */
+    char *tmp;        /* "<target>.tmp.<pid>.<random>", owned */
+    const char *path; /* borrowed from the caller until the file is done; for messages */
+    char *target;     /* owned: path, or the file a symlink at path points to */
 } r1_afile;
+
+/* "<path>.<kind>.<pid>.<8 random hex digits>" into buf: a name for a temporary sibling of
+ * path that nobody can guess (create it exclusively: O_EXCL, or mkdir). */
+void r1_sibling_name(char *buf, size_t cap, const char *path, const char *kind);
 
 /* Creates the temporary file next to path.  R1_EIO when it cannot be created. */
 r1_status r1_afile_open(r1_afile *a, const char *path, r1_error *err);

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -92,15 +94,87 @@ static r1_status write_state(const char *path, r1_adamw *o, const r1_train_state
     return s;
 }
 
+/* Calls fn on every sibling of dir named "<dir>.<kind>.<pid>[.<random>]" (kind "tmp" or
+ * "old") whose writer, process pid, is gone: what a killed save left behind. */
+static void stale_siblings(const char *dir, const char *kind,
+                           void (*fn)(const char *path, void *user), void *user)
+{
+    char parent[4096], prefix[4200], p[8400];
+    const char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : dir;
+    if (!*base)
+        return;
+    if (slash)
+        snprintf(parent, sizeof parent, "%.*s", slash == dir ? 1 : (int)(slash - dir), dir);
+    else
+        snprintf(parent, sizeof parent, ".");
+    int np = snprintf(prefix, sizeof prefix, "%s.%s.", base, kind);
+    DIR *d = opendir(parent);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, (size_t)np) != 0)
+            continue;
+        char *end;
+        long pid = strtol(e->d_name + np, &end, 10);
+        if (pid <= 0 || end == e->d_name + np || (*end && *end != '.'))
+            continue;
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* ours, or a writer still at work */
+        snprintf(p, sizeof p, "%s/%s", parent, e->d_name);
+        fn(p, user);
+    }
+    closedir(d);
+}
+
+static void remove_stale(const char *path, void *user)
+{
+    (void)user;
+    remove_tree(path);
+}
+
+/* A save killed between its two renames leaves no checkpoint but a complete "<dir>.old.*":
+ * the previous checkpoint, which goes back into place. */
+static void restore_old(const char *path, void *user)
+{
+    const char *dir = user;
+    char p[8400];
+    snprintf(p, sizeof p, "%s/trainer_state.json", path);
+    if (access(dir, F_OK) != 0 && access(p, F_OK) == 0)
+        rename(path, dir);
+}
+
+/* Makes a new empty folder "<dir>.<kind>.<pid>.<random>" (mkdir is exclusive). */
+static r1_status make_sibling_dir(const char *dir, const char *kind, char *buf, size_t cap,
+                                  r1_error *err)
+{
+    for (int tries = 0; tries < 32; tries++) {
+        r1_sibling_name(buf, cap, dir, kind);
+        if (mkdir(buf, 0777) == 0)
+            return R1_OK;
+        if (errno != EEXIST)
+            break;
+    }
+    return r1_error_set(err, R1_EIO, "%s: cannot create the folder: %s", buf, strerror(errno));
+}
+
 static r1_status ckpt_save(const char *dir, const r1_model *m, r1_adamw *o,
                            const r1_train_state *st, const char *settings_json,
                            const r1_tokenizer *tok, const r1_model *ref, r1_error *err)
 {
-    char tmp[4096], old[4096], path[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", dir, (int)getpid());
-    snprintf(old, sizeof old, "%s.old.%d", dir, (int)getpid());
-    remove_tree(tmp);
-    r1_status s = r1_model_save(m, tmp, R1_DT_F32, err);
+    char tmp[4200], old[4200], path[4300];
+    if (strlen(dir) > 4000)
+        return r1_error_set(err, R1_EINVAL, "%s: the checkpoint path is too long", dir);
+    /* what killed saves left behind goes first: their half-written folders, and a previous
+     * checkpoint stranded between the two renames comes back */
+    stale_siblings(dir, "old", restore_old, (void *)dir);
+    stale_siblings(dir, "tmp", remove_stale, NULL);
+    stale_siblings(dir, "old", remove_stale, NULL);
+    r1_status s = make_sibling_dir(dir, "tmp", tmp, sizeof tmp, err);
+    if (s != R1_OK)
+        return s;
+    s = r1_model_save(m, tmp, R1_DT_F32, err);
     if (s == R1_OK && o) {
         r1_st_writer *w = r1_st_writer_new();
         if (!w)
@@ -142,6 +216,7 @@ static r1_status ckpt_save(const char *dir, const r1_model *m, r1_adamw *o,
     /* swap the folders: the old checkpoint goes only once the new one is complete */
     struct stat sb;
     int had = stat(dir, &sb) == 0;
+    r1_sibling_name(old, sizeof old, dir, "old");
     if (had && rename(dir, old) != 0) {
         int e = errno; /* before remove_tree's calls change it */
         remove_tree(tmp);
@@ -194,12 +269,16 @@ r1_status r1_ckpt_load(const char *dir, r1_model **mout, r1_adamw **oout, r1_tra
         *oout = NULL;
     if (settings_json)
         *settings_json = NULL;
+    if (access(dir, F_OK) != 0) /* a save killed between its renames: the previous one */
+        stale_siblings(dir, "old", restore_old, (void *)dir);
     char path[4200];
     snprintf(path, sizeof path, "%s/trainer_state.json", dir);
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
     if (!j && access(path, F_OK) != 0)
-        return r1_error_set(err, R1_ENOTFOUND, "%s: missing: not a training checkpoint", path);
+        return r1_error_set(err, R1_ENOTFOUND, "%s: missing: no training checkpoint here (a run "
+                            "stopped before its first checkpoint cannot be resumed; start it "
+                            "again with the same command)", path);
     if (!j)
         return r1_json_fail(err, path, &je);
     r1_status s = R1_OK;
@@ -325,4 +404,19 @@ r1_status r1_jsonl_trim(const char *path, int64_t step, r1_error *err)
     if (a.f)
         r1_afile_abort(&a);
     return st;
+}
+
+r1_status r1_run_folder_fresh(const char *out_dir, r1_error *err)
+{
+    char ck[4200], mp[4200];
+    snprintf(ck, sizeof ck, "%s/checkpoint", out_dir);
+    snprintf(mp, sizeof mp, "%s/metrics.jsonl", out_dir);
+    struct stat sb;
+    if (stat(ck, &sb) == 0)
+        return r1_error_set(err, R1_EINVAL, "%s holds a run already (checkpoint/); resume it, "
+                            "or choose another folder", out_dir);
+    if (lstat(mp, &sb) == 0 && unlink(mp) != 0)
+        return r1_error_set(err, R1_EIO, "%s: cannot remove the metrics of the run that stopped "
+                            "before its first checkpoint: %s", mp, strerror(errno));
+    return R1_OK;
 }

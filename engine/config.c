@@ -444,8 +444,48 @@ r1_status r1_config_load(r1_config *c, const char *path, r1_error *err)
     NEED(isfinite(c->key) && c->key > 0, #key " must be a positive number (found %g)",             \
          (double)c->key)
 
+#define AT_MOST(key, max)                                                                          \
+    NEED(c->key <= (max), #key " %d is above r1lab's ceiling of %d", c->key, (max))
+
+double r1_config_param_estimate(const r1_config *c)
+{
+    double H = c->hidden_size, nh = c->num_attention_heads, qk = c->qk_nope_head_dim + c->qk_rope_head_dim;
+    double q = c->q_lora_rank > 0 ? H * c->q_lora_rank + c->q_lora_rank + c->q_lora_rank * nh * qk
+                                  : H * nh * qk;
+    double attn = q + H * (c->kv_lora_rank + c->qk_rope_head_dim) + c->kv_lora_rank +
+                  c->kv_lora_rank * nh * (c->qk_nope_head_dim + c->v_head_dim) +
+                  nh * c->v_head_dim * H + 2 * H;
+    double dense = 3 * H * c->intermediate_size;
+    double moe = c->n_routed_experts > 0
+                     ? (double)c->n_routed_experts * (3 * H * c->moe_intermediate_size + H + 1) +
+                           3 * H * c->moe_intermediate_size * c->n_shared_experts
+                     : dense;
+    double total = 2.0 * c->vocab_size * H + H;
+    for (int l = 0; l < c->num_hidden_layers; l++)
+        total += attn + (r1_config_is_moe(c, l) ? moe : dense);
+    total += c->num_nextn_predict_layers * (attn + moe + 2 * H * H + 3 * H);
+    return total;
+}
+
 r1_status r1_config_validate(const r1_config *c, r1_error *err)
 {
+    /* ceilings far above any model a CPU can train, low enough that no size computed from
+     * them overflows an int (the probe's M3: hidden_size 2e9 wrapped the layout) */
+    AT_MOST(vocab_size, 1 << 20);
+    AT_MOST(hidden_size, 16384);
+    AT_MOST(intermediate_size, 65536);
+    AT_MOST(num_hidden_layers, 256);
+    AT_MOST(num_attention_heads, 256);
+    AT_MOST(kv_lora_rank, 8192);
+    AT_MOST(q_lora_rank, 8192);
+    AT_MOST(qk_nope_head_dim, 1024);
+    AT_MOST(qk_rope_head_dim, 1024);
+    AT_MOST(v_head_dim, 1024);
+    AT_MOST(max_position_embeddings, 1 << 20);
+    AT_MOST(num_nextn_predict_layers, 16);
+    AT_MOST(n_routed_experts, 1024);
+    AT_MOST(n_shared_experts, 64);
+    AT_MOST(moe_intermediate_size, 65536);
     POSITIVE(vocab_size);
     POSITIVE(hidden_size);
     POSITIVE(intermediate_size);
@@ -478,6 +518,12 @@ r1_status r1_config_validate(const r1_config *c, r1_error *err)
          "tie_word_embeddings must be 0 or 1");
     NEED(c->n_routed_experts >= 0, "n_routed_experts must be 0 (null) or positive (found %d)",
          c->n_routed_experts);
+    NEED(c->n_routed_experts == 0 || (c->moe_intermediate_size > 0 && c->n_shared_experts >= 0),
+         "moe_intermediate_size must be positive and n_shared_experts not negative");
+    double np = r1_config_param_estimate(c);
+    NEED(np <= R1_CONFIG_MAX_PARAMS,
+         "the config makes about %.3g parameters, above r1lab's ceiling of %.3g (2^31: with "
+         "gradients and AdamW moments that is 32 GiB)", np, (double)R1_CONFIG_MAX_PARAMS);
     if (c->n_routed_experts == 0)
         return R1_OK; /* dense: the MoE settings are not used */
 

@@ -449,12 +449,6 @@ r1_status r1_distill_run(r1_model *m, const r1_tokenizer *tok, const char *jsonl
     return go(&R, o, last, err);
 }
 
-static int exists(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
-
 r1_status r1_distill_run_dir(r1_model *student, const r1_tokenizer *tok, const char *jsonl,
                              const char *teacher_dir, const r1_distill_cfg *c,
                              const char *out_dir, const r1_observer *o,
@@ -470,12 +464,8 @@ r1_status r1_distill_run_dir(r1_model *student, const r1_tokenizer *tok, const c
         s = set_path(R.out, out_dir, "run folder", err);
     if (s == R1_OK && !R.out[0])
         s = r1_error_set(err, R1_EINVAL, "distill: expected a run folder");
-    char p[R1_DISTILL_PATH_MAX + 32], q[R1_DISTILL_PATH_MAX + 32];
-    out_path(&R, "metrics.jsonl", p, sizeof p);
-    out_path(&R, "checkpoint", q, sizeof q);
-    if (s == R1_OK && (exists(p) || exists(q)))
-        s = r1_error_set(err, R1_EINVAL, "%s holds a run already (%s); resume it, or choose "
-                         "another folder", R.out, exists(q) ? "checkpoint/" : "metrics.jsonl");
+    if (s == R1_OK)
+        s = r1_run_folder_fresh(R.out, err);
     if (s == R1_OK)
         s = r1_mkdirs(R.out, 0777, err);
     if (s == R1_OK && R.teacher_dir[0])

@@ -77,8 +77,19 @@ r1_status r1_config_preset(r1_config *c, const char *name, r1_error *err);
 /* Checks sizes and relations (heads > 0, qk_rope_head_dim even, topk_group <= n_group, E
  * divisible by n_group, at least 2 experts per group when n_group > 1, the kept groups hold at
  * least num_experts_per_tok experts, first_k_dense_replace in [0, L], ...); the MoE relations
- * only when n_routed_experts > 0.  R1_EINVAL with a message naming the key(s). */
+ * only when n_routed_experts > 0.  R1_EINVAL with a message naming the key(s).
+ *
+ * Ceilings (far above what a CPU trains, and low enough that no size computed from them
+ * overflows): vocab_size 2^20, hidden_size 16384, intermediate and moe_intermediate_size
+ * 65536, 256 layers, 256 heads, kv_lora_rank and q_lora_rank 8192, head dims 1024,
+ * max_position_embeddings 2^20, 16 MTP layers, 1024 routed and 64 shared experts, and
+ * R1_CONFIG_MAX_PARAMS parameters in all. */
+#define R1_CONFIG_MAX_PARAMS 2147483648.0
 r1_status r1_config_validate(const r1_config *c, r1_error *err);
+
+/* About how many parameters c makes (embeddings, attention, MLPs and experts, norms, MTP
+ * layers), in floating point so that no config overflows it. */
+double r1_config_param_estimate(const r1_config *c);
 
 /* 1 when layer l (0-based; l >= num_hidden_layers are the MTP layers) is a MoE layer. */
 int r1_config_is_moe(const r1_config *c, int l);

@@ -44,6 +44,12 @@ r1_status r1_ckpt_save_ref(const char *dir, const r1_model *m, r1_adamw *o,
 r1_status r1_ckpt_load(const char *dir, r1_model **m, r1_adamw **o, r1_train_state *st,
                        char **settings_json, r1_error *err);
 
+/* Readies out_dir for a new run.  R1_EINVAL when it holds a checkpoint (a run to resume, or
+ * to keep).  A metrics.jsonl without a checkpoint is a run that stopped before its first
+ * checkpoint, which nothing can resume: it is removed, so that starting the same command
+ * again works. */
+r1_status r1_run_folder_fresh(const char *out_dir, r1_error *err);
+
 /* Appends one line (a JSON object text, no newline) to the JSONL file at path, creating it.
  * The line is written with one write(2) call so that concurrent readers never see half. */
 r1_status r1_jsonl_append(const char *path, const char *json_line, r1_error *err);

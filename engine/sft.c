@@ -115,13 +115,7 @@ r1_status r1_sft_new(r1_sft **out, r1_model *m, const r1_tokenizer *tok,
     if (!tok && !(t->tok = t->tok_owned = r1_tokenizer_new_builtin()))
         st = r1_error_set(err, R1_ENOMEM, "out of memory");
     if (st == R1_OK && t->s.out_dir[0]) {
-        char p[R1_SFT_PATH_MAX + 32], q[R1_SFT_PATH_MAX + 32];
-        out_path(t, "metrics.jsonl", p, sizeof p);
-        out_path(t, "checkpoint", q, sizeof q);
-        if (path_exists(p) || path_exists(q))
-            st = r1_error_set(err, R1_EINVAL, "%s already holds a training run (%s); resume it "
-                              "or choose another folder", t->s.out_dir,
-                              path_exists(q) ? "checkpoint/" : "metrics.jsonl");
+        st = r1_run_folder_fresh(t->s.out_dir, err);
     }
     if (st == R1_OK)
         st = setup(t, err);

@@ -297,6 +297,13 @@ static void test_save(void)
 
 static void test_bad(void)
 {
+    /* ceilings (the probe's M3: these overflowed the layout or allocated gigabytes) */
+    bad("{\"hidden_size\": 2000000000}", NULL, R1_EFORMAT, "hidden_size",
+        "above r1lab's ceiling of 16384", "hidden_size 2e9");
+    bad("{\"moe_intermediate_size\": 65536, \"n_shared_experts\": 65536}", NULL, R1_EFORMAT,
+        "n_shared_experts", "ceiling of 64", "65536 shared experts");
+    bad("{\"vocab_size\": 1000000, \"hidden_size\": 16384}", NULL, R1_EFORMAT, "parameters",
+        "ceiling of 2.15e+09", "a config of too many parameters in all");
     bad(NULL, "hidden_size", R1_EFORMAT, "\"hidden_size\"", "missing", "a missing key");
     bad(NULL, "n_group", R1_EFORMAT, "\"n_group\"", "missing", "a missing MoE key");
     bad(NULL, "q_lora_rank", R1_EFORMAT, "\"q_lora_rank\"", "missing", "q_lora_rank absent");

@@ -14,6 +14,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,50 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+
+/* The test hook: R1_FAULT="OP:N" (OP open, write, fsync or rename) makes the N-th such call
+ * of this process fail with ENOSPC (write) or EIO, as a full or failing disk would.  Read
+ * once; unset, it costs one load and a compare per call. */
+static struct {
+    char op[16];
+    long n;
+    atomic_long seen;
+} fault_cfg = {"", 0, 0};
+
+static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
+
+static void fault_apply(const char *spec)
+{
+    char op[16];
+    long n;
+    fault_cfg.n = 0;
+    atomic_store(&fault_cfg.seen, 0);
+    if (spec && sscanf(spec, "%15[a-z]:%ld", op, &n) == 2 && n > 0) {
+        snprintf(fault_cfg.op, sizeof fault_cfg.op, "%s", op);
+        fault_cfg.n = n;
+    }
+}
+
+static void fault_read(void)
+{
+    fault_apply(getenv("R1_FAULT"));
+}
+
+void r1__fault_set(const char *spec)
+{
+    pthread_once(&fault_once, fault_read);
+    fault_apply(spec);
+}
+
+int r1__fault(const char *op)
+{
+    pthread_once(&fault_once, fault_read);
+    if (!fault_cfg.n || strcmp(op, fault_cfg.op) != 0)
+        return 0;
+    if (atomic_fetch_add(&fault_cfg.seen, 1) + 1 != fault_cfg.n)
+        return 0;
+    return errno = !strcmp(op, "write") ? ENOSPC : EIO;
+}
 
 void r1_sibling_name(char *buf, size_t cap, const char *path, const char *kind)
 {
@@ -76,7 +123,9 @@ r1_status r1_afile_open(r1_afile *a, const char *path, r1_error *err)
     int fd = -1, e = 0;
     for (int tries = 0; fd < 0 && tries < 32; tries++) {
         r1_sibling_name(a->tmp, n, a->target, "tmp");
-        fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        fd = r1__fault("open") ? -1
+                               : open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                      0666);
         e = errno;
         if (fd < 0 && e != EEXIST)
             break;
@@ -103,7 +152,7 @@ r1_status r1_afile_open(r1_afile *a, const char *path, r1_error *err)
 
 r1_status r1_afile_write(r1_afile *a, const void *p, size_t n, r1_error *err)
 {
-    if (n && fwrite(p, 1, n, a->f) != n)
+    if (n && (r1__fault("write") || fwrite(p, 1, n, a->f) != n))
         return r1_error_set(err, R1_EIO, "%s: write failed: %s", a->path, strerror(errno));
     return R1_OK;
 }
@@ -124,19 +173,35 @@ static void sync_parent(const char *path)
     free(dir);
 }
 
-r1_status r1_afile_commit(r1_afile *a, r1_error *err)
+r1_status r1_afile_finish(r1_afile *a, r1_error *err)
 {
+    if (!a->f)
+        return R1_OK;
     const char *what = NULL;
     int e = 0;
     if (fflush(a->f) != 0)
         what = "write failed", e = errno;
-    else if (fsync(fileno(a->f)) != 0)
+    else if (r1__fault("fsync") || fsync(fileno(a->f)) != 0)
         what = "fsync failed", e = errno;
     int rc = fclose(a->f);
     a->f = NULL;
     if (!what && rc != 0)
         what = "close failed", e = errno;
-    if (!what && rename(a->tmp, a->target) != 0)
+    if (what) {
+        r1_error_set(err, R1_EIO, "%s: %s: %s", a->path, what, strerror(e));
+        r1_afile_abort(a);
+        return R1_EIO;
+    }
+    return R1_OK;
+}
+
+r1_status r1_afile_commit(r1_afile *a, r1_error *err)
+{
+    if (r1_afile_finish(a, err) != R1_OK)
+        return R1_EIO;
+    const char *what = NULL;
+    int e = 0;
+    if (r1__fault("rename") || rename(a->tmp, a->target) != 0)
         what = "cannot rename the temporary file into place", e = errno;
     if (what) {
         r1_error_set(err, R1_EIO, "%s: %s: %s", a->path, what, strerror(e));

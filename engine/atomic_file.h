@@ -22,6 +22,13 @@ typedef struct {
     char *target;     /* owned: path, or the file a symlink at path points to */
 } r1_afile;
 
+/* The fault-injection hook of the tests: non-zero (and errno set) when this call of op ("open",
+ * "write", "fsync", "rename") is the one $R1_FAULT="OP:N" names.  Every write path of the
+ * engine asks it before the system call. */
+int r1__fault(const char *op);
+/* Replaces $R1_FAULT's setting ("OP:N", or NULL: no faults) and restarts the count (tests). */
+void r1__fault_set(const char *spec);
+
 /* "<path>.<kind>.<pid>.<8 random hex digits>" into buf: a name for a temporary sibling of
  * path that nobody can guess (create it exclusively: O_EXCL, or mkdir). */
 void r1_sibling_name(char *buf, size_t cap, const char *path, const char *kind);
@@ -32,11 +39,23 @@ r1_status r1_afile_open(r1_afile *a, const char *path, r1_error *err);
 /* Appends n bytes.  R1_EIO on a write error; the file stays open, the caller aborts. */
 r1_status r1_afile_write(r1_afile *a, const void *p, size_t n, r1_error *err);
 
+/* Flushes, fsyncs and closes the temporary file without renaming it yet: its bytes are safe,
+ * the target unchanged until r1_afile_commit (which then only renames) or r1_afile_abort.
+ * For two files that must change together: finish both, then commit both.  On failure the
+ * temporary file is removed (R1_EIO). */
+r1_status r1_afile_finish(r1_afile *a, r1_error *err);
+
 /* Flushes, fsyncs, closes and renames the temporary file to path.  On failure the temporary
  * file is removed, path is left as it was, and the status is R1_EIO. */
 r1_status r1_afile_commit(r1_afile *a, r1_error *err);
 
 /* Closes and removes the temporary file.  Accepts an r1_afile whose open failed. */
 void r1_afile_abort(r1_afile *a);
+
+/* config.c: validates c and writes its config.json text to a finished, not yet committed
+ * temporary file for path (r1_afile_finish): the model folder's two files change together. */
+struct r1_config;
+r1_status r1__config_prepare(const struct r1_config *c, const char *path, int fp8, r1_afile *af,
+                             r1_error *err);
 
 #endif

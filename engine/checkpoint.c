@@ -217,13 +217,13 @@ static r1_status ckpt_save(const char *dir, const r1_model *m, r1_adamw *o,
     struct stat sb;
     int had = stat(dir, &sb) == 0;
     r1_sibling_name(old, sizeof old, dir, "old");
-    if (had && rename(dir, old) != 0) {
+    if (had && (r1__fault("rename") || rename(dir, old) != 0)) {
         int e = errno; /* before remove_tree's calls change it */
         remove_tree(tmp);
         return r1_error_set(err, R1_EIO, "%s: cannot replace the checkpoint: %s", dir,
                             strerror(e));
     }
-    if (rename(tmp, dir) != 0) {
+    if (r1__fault("rename") || rename(tmp, dir) != 0) {
         int e = errno;
         if (had)
             rename(old, dir);
@@ -357,10 +357,12 @@ r1_status r1_ckpt_load(const char *dir, r1_model **mout, r1_adamw **oout, r1_tra
 
 r1_status r1_jsonl_append(const char *path, const char *json_line, r1_error *err)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int fd = r1__fault("open") ? -1 : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
         return r1_error_set(err, R1_EIO, "%s: cannot open for appending: %s", path,
                             strerror(errno));
+    struct stat sb;
+    off_t before = fstat(fd, &sb) == 0 ? sb.st_size : -1;
     size_t n = strlen(json_line);
     char *buf = malloc(n + 1);
     if (!buf) {
@@ -369,9 +371,11 @@ r1_status r1_jsonl_append(const char *path, const char *json_line, r1_error *err
     }
     memcpy(buf, json_line, n);
     buf[n] = '\n';
-    ssize_t w = write(fd, buf, n + 1);
+    ssize_t w = r1__fault("write") ? -1 : write(fd, buf, n + 1);
     int e = errno;
     free(buf);
+    if (w != (ssize_t)(n + 1) && w > 0 && before >= 0) /* half a line: take it back */
+        (void)!ftruncate(fd, before);
     close(fd);
     if (w != (ssize_t)(n + 1))
         return r1_error_set(err, R1_EIO, "%s: write failed: %s", path,

@@ -621,7 +621,8 @@ static json_t *to_json(const r1_config *c, int fp8)
     return o;
 }
 
-static r1_status save(const r1_config *c, const char *path, int fp8, r1_error *err)
+r1_status r1__config_prepare(const r1_config *c, const char *path, int fp8, r1_afile *af,
+                             r1_error *err)
 {
     r1_status s = r1_config_validate(c, err);
     if (s != R1_OK) {
@@ -633,18 +634,24 @@ static r1_status save(const r1_config *c, const char *path, int fp8, r1_error *e
     json_decref(o);
     if (!text)
         return r1_error_set(err, R1_ENOMEM, "%s: out of memory", path);
-    r1_afile af;
-    if ((s = r1_afile_open(&af, path, err)) == R1_OK) {
-        s = r1_afile_write(&af, text, strlen(text), err);
+    if ((s = r1_afile_open(af, path, err)) == R1_OK) {
+        s = r1_afile_write(af, text, strlen(text), err);
         if (s == R1_OK)
-            s = r1_afile_write(&af, "\n", 1, err);
+            s = r1_afile_write(af, "\n", 1, err);
         if (s == R1_OK)
-            s = r1_afile_commit(&af, err);
+            s = r1_afile_finish(af, err);
         else
-            r1_afile_abort(&af);
+            r1_afile_abort(af);
     }
     free(text);
     return s;
+}
+
+static r1_status save(const r1_config *c, const char *path, int fp8, r1_error *err)
+{
+    r1_afile af;
+    r1_status s = r1__config_prepare(c, path, fp8, &af, err);
+    return s == R1_OK ? r1_afile_commit(&af, err) : s;
 }
 
 r1_status r1_config_save(const r1_config *c, const char *path, r1_error *err)

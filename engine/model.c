@@ -14,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
+#include "atomic_file.h"
 #include "model_internal.h"
 #include "r1_fp8.h"
 #include "r1_kernels.h"
@@ -478,11 +480,17 @@ r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_e
         return s;
     if (f8)
         dtype = R1_DT_BF16;
+    /* both files are written in full before either replaces its old self, so a failure
+     * (a full disk) leaves the folder's previous model loadable: config.json waits, synced,
+     * under its temporary name while the weights are written, and goes into place after them */
     char path[4096];
     join(path, sizeof path, dir, "config.json");
-    s = f8 ? r1_config_save_fp8(&m->cfg, path, err) : r1_config_save(&m->cfg, path, err);
+    r1_afile cf;
+    s = r1__config_prepare(&m->cfg, path, f8, &cf, err);
     r1_st_writer *w = s == R1_OK ? r1_st_writer_new() : NULL;
     if (!w) {
+        if (s == R1_OK)
+            r1_afile_abort(&cf);
         r1__fp8w_free(q);
         return s != R1_OK ? s : r1_error_set(err, R1_ENOMEM, "out of memory");
     }
@@ -514,10 +522,23 @@ r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_e
         }
     }
     join(path, sizeof path, dir, "model.safetensors");
+    /* the old weights stay reachable under a second name until the config is in place too,
+     * so a config that cannot be renamed puts them back */
+    char bak[4200];
+    r1_sibling_name(bak, sizeof bak, path, "bak");
+    int backed = s == R1_OK && link(path, bak) == 0;
     if (s == R1_OK)
         s = r1_st_writer_write(w, path, err);
     r1_st_writer_free(w);
     r1__fp8w_free(q);
+    if (s == R1_OK)
+        s = r1_afile_commit(&cf, err);
+    else
+        r1_afile_abort(&cf);
+    if (s != R1_OK && backed && access(bak, F_OK) == 0)
+        rename(bak, path); /* the new weights out, the old ones back: the folder as it was */
+    if (backed)
+        unlink(bak);
     return s;
 }
 

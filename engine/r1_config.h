@@ -12,7 +12,7 @@
 
 #include "r1.h"
 
-typedef struct {
+typedef struct r1_config {
     int vocab_size;
     int hidden_size;           /* C */
     int intermediate_size;     /* dense SwiGLU width */

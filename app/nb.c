@@ -101,8 +101,12 @@ static size_t line_len(const char *text, size_t len, size_t i)
     return nl ? (size_t)(nl - (text + i)) + 1 : len - i;
 }
 
+static char *with_newline(const char *s);
+
 /* Reads a fenced block starting after its opening line at *i: the body up to a closing fence
- * of at least `ticks` backticks.  Sets *close to that line (or NULL at the end of the text). */
+ * of at least `ticks` backticks.  Sets *close to that line (or NULL at the end of the text).
+ * The body is whole lines: one left open at the end of the text gets a final newline, so that
+ * the closing fence saved after it stands on a line of its own. */
 static char *read_block(const char *text, size_t len, size_t *i, int ticks, char **close)
 {
     size_t start = *i;
@@ -118,7 +122,9 @@ static char *read_block(const char *text, size_t len, size_t *i, int ticks, char
         }
         *i += l;
     }
-    return dupn(text + start, len - start);
+    char *body = dupn(text + start, len - start), *lines = body ? with_newline(body) : NULL;
+    free(body);
+    return lines;
 }
 
 static void cell_free(nb_cell *c)

@@ -394,12 +394,14 @@ r1_status r1_jsonl_trim(const char *path, int64_t step, r1_error *err)
     size_t cap = 0;
     ssize_t n;
     while (st == R1_OK && (n = getline(&line, &cap, f)) > 0) {
-        json_t *j = json_loads(line, 0, NULL);
+        json_t *j = json_loadb(line, (size_t)n, 0, NULL); /* all of it: a NUL ends no line */
         json_t *sv = j ? json_object_get(j, "step") : NULL;
         int keep = json_is_integer(sv) && json_integer_value(sv) <= step;
         json_decref(j);
         if (keep)
             st = r1_afile_write(&a, line, (size_t)n, err);
+        if (keep && st == R1_OK && line[n - 1] != '\n') /* the resumed run appends after it */
+            st = r1_afile_write(&a, "\n", 1, err);
     }
     free(line);
     fclose(f);

@@ -8,7 +8,7 @@
  * every crash ever found.
  *
  * Ownership: the scratch folder and the strings these functions return belong to fuzz_util.c;
- * the folder is removed when the process exits (normally, or through a sanitizer report).
+ * the folder is removed when the process exits or a check fails (not after a crash).
  * Errors: a check that fails prints what failed to stderr and aborts, which libFuzzer records
  * as a crash and the replay test as a failed input; nothing else here fails softly either. */
 #ifndef R1_FUZZ_H

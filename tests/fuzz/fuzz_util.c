@@ -1,8 +1,10 @@
 /* fuzz_util.c — the scratch folder and the checks the harnesses share (see fuzz.h).
  *
- * One folder per process, made with mkdtemp on first use; atexit() and, in sanitizer builds,
- * the sanitizers' death callback remove it with everything the harnesses left in it (the
- * harnesses write only plain files and one level of folders). */
+ * One folder per process, made with mkdtemp on first use; atexit() and a failed check remove it
+ * with everything the harnesses left in it (plain files and one level of folders).  A crash or
+ * a sanitizer report leaves it behind: the sanitizers' death callback is libFuzzer's, which
+ * saves the crashing input, so make fuzz runs the harnesses with TMPDIR in its own scratch
+ * folder and removes that. */
 #include <config.h>
 
 #include <dirent.h>
@@ -13,10 +15,6 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-
-/* The sanitizer runtime's hook, called before it exits on a report; absent (NULL) when the
- * program is linked without a sanitizer. */
-extern void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
 
 static char dir[4096];
 static char path[8192];
@@ -68,8 +66,6 @@ const char *fuzz_path(const char *name)
             abort();
         }
         atexit(cleanup);
-        if (__sanitizer_set_death_callback)
-            __sanitizer_set_death_callback(cleanup);
     }
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return path;

@@ -7,9 +7,10 @@
  * that every field the file feeds (step, data position, RNG, optimizer settings and step
  * count, stage settings) is read the way a resumed run reads it.
  *
- * Checks: a refusal carries a message; an accepted file gives the state the file holds: step
- * and data_pos equal to the file's integers (a file whose step or data_pos is not an integer
- * >= 0 is refused), and settings that are an object as an equal JSON value. */
+ * Checks: a refusal carries a message; an accepted file gives the state the file holds: step,
+ * data_pos and the optimizer's t, warmup and total equal to the file's integers (a file where
+ * one is not an integer >= 0 is refused), and settings that are an object as an equal JSON
+ * value. */
 #include <config.h>
 
 #include <jansson.h>
@@ -93,6 +94,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(file_int(j, "data_pos", &pos) && st.data_pos == pos,
                "data_pos %lld accepted from a file whose \"data_pos\" is not that integer",
                (long long)st.data_pos);
+    const json_t *oj = json_object_get(j, "optimizer");
+    const r1_adamw_cfg *oc = r1_adamw_config(o);
+    json_int_t t, warmup, total;
+    FUZZ_CHECK(file_int(oj, "t", &t) && file_int(oj, "warmup", &warmup) &&
+                   file_int(oj, "total", &total) && r1_adamw_steps(o) == t &&
+                   oc->warmup == warmup && oc->total == total,
+               "optimizer t %d, warmup %d, total %d accepted from a file that does not hold them",
+               r1_adamw_steps(o), oc->warmup, oc->total);
     json_t *want = json_object_get(j, "settings");
     json_t *got = settings ? json_loads(settings, 0, NULL) : NULL;
     FUZZ_CHECK(!json_is_object(want) || json_equal(want, got), "the settings read back different");

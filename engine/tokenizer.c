@@ -475,7 +475,37 @@ static r1_status place(r1_tokenizer *t, int id, const char *text, int special, c
     return R1_OK;
 }
 
-/* Reads "added_tokens" (may be absent): each {"id": int, "content": string, "special": bool}. */
+/* Checks one entry of "added_tokens": {"id": int, "content": string, "special": bool}, its
+ * content not listed before (seen: content -> index; two ids for one text would not survive a
+ * save, where the vocab is a JSON object). */
+static r1_status check_added(const json_t *a, size_t i, json_t *seen, const char *file,
+                             r1_error *err)
+{
+    char field[64], b[64];
+    snprintf(field, sizeof field, "added_tokens[%zu]", i);
+    const json_t *id = json_object_get(a, "id"), *c = json_object_get(a, "content");
+    const json_t *sp = json_object_get(a, "special");
+    if (!json_is_object(a) || !json_is_integer(id) || !json_is_string(c))
+        return field_fail(err, R1_EFORMAT, file, field,
+                          "expected an object with an integer \"id\" and a string "
+                          "\"content\"");
+    if (sp && !json_is_boolean(sp))
+        return field_fail(err, R1_EFORMAT, file, field, "\"special\" must be a boolean");
+    const char *text = json_string_value(c);
+    if (!text[0])
+        return field_fail(err, R1_EFORMAT, file, field, "\"content\" is empty");
+    const json_t *first = json_object_get(seen, text);
+    if (first)
+        return field_fail(err, R1_EFORMAT, file, field, "\"%s\" is listed already, in "
+                          "added_tokens[%lld]", shown(text, b, sizeof b),
+                          (long long)json_integer_value(first));
+    if (json_object_set_new(seen, text, json_integer((json_int_t)i)) != 0)
+        return r1_error_set(err, R1_ENOMEM, "%s: out of memory", file);
+    return R1_OK;
+}
+
+/* Reads "added_tokens" (may be absent): the entries check_added accepts; *nextra gets the
+ * number whose content the vocab does not list. */
 static r1_status read_added(const json_t *added, const json_t *vocab, int *nextra, const char *file,
                             r1_error *err)
 {
@@ -484,24 +514,16 @@ static r1_status read_added(const json_t *added, const json_t *vocab, int *nextr
         return R1_OK;
     if (!json_is_array(added))
         return field_fail(err, R1_EFORMAT, file, "added_tokens", "expected an array");
-    for (size_t i = 0; i < json_array_size(added); i++) {
+    json_t *seen = json_object();
+    r1_status s = seen ? R1_OK : r1_error_set(err, R1_ENOMEM, "%s: out of memory", file);
+    for (size_t i = 0; s == R1_OK && i < json_array_size(added); i++) {
         const json_t *a = json_array_get(added, i);
-        char field[64];
-        snprintf(field, sizeof field, "added_tokens[%zu]", i);
-        const json_t *id = json_object_get(a, "id"), *c = json_object_get(a, "content");
-        const json_t *sp = json_object_get(a, "special");
-        if (!json_is_object(a) || !json_is_integer(id) || !json_is_string(c))
-            return field_fail(err, R1_EFORMAT, file, field,
-                              "expected an object with an integer \"id\" and a string "
-                              "\"content\"");
-        if (sp && !json_is_boolean(sp))
-            return field_fail(err, R1_EFORMAT, file, field, "\"special\" must be a boolean");
-        if (!json_string_value(c)[0])
-            return field_fail(err, R1_EFORMAT, file, field, "\"content\" is empty");
-        if (!json_object_get(vocab, json_string_value(c)))
+        s = check_added(a, i, seen, file, err);
+        if (s == R1_OK && !json_object_get(vocab, json_string_value(json_object_get(a, "content"))))
             ++*nextra;
     }
-    return R1_OK;
+    json_decref(seen);
+    return s;
 }
 
 static r1_status parse_root(r1_tokenizer **out, const json_t *root, const char *file, r1_error *err)

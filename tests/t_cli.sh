@@ -210,12 +210,15 @@ pid=$!
 ctrl_c_when test -s "$tmp/ds2/metrics.jsonl"
 [ $rc -eq 130 ] && grep -q "r1lab train --out $tmp/ds2 --resume" "$tmp/ds2.log"
 ok $? "Ctrl-C stops distillation after a step with a checkpoint, exit 130"
-out=$("$r1lab" train --out "$tmp/ds2" --resume --log-every 1 --threads 1 2>&1)
-ok $? "--resume finishes it ($(echo "$out" | tail -1))"
+out=$("$r1lab" train --out "$tmp/ds2" --resume --log-every 1 2>&1)
+ok $? "--resume finishes it, with the run's own thread count ($(echo "$out" | tail -1))"
 dstrip() { sed -E 's/"(tokens_per_s|elapsed)":[^,}]*,?//g' "$1"; }
 [ "$(dstrip "$tmp/ds1/metrics.jsonl")" = "$(dstrip "$tmp/ds2/metrics.jsonl")" ] && \
     cmp -s "$tmp/ds1/model.safetensors" "$tmp/ds2/model.safetensors"
 ok $? "with the metrics and the student of the run that never stopped"
+out=$("$r1lab" train --out "$tmp/ds1" --resume --threads 2 2>&1)
+[ $? -eq 0 ] && [ -n "$(echo "$out" | grep 'the run used 1 thread, this resume 2')" ]
+ok $? "another --threads on resume is named as the reason the last bits will differ"
 out=$("$r1lab" train --stage distill --model tiny --out "$tmp/dst2" 2>&1)
 [ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'needs --data')" ]
 ok $? "distill without --data says what it needs"

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,16 +292,44 @@ r1_status r1_ckpt_load(const char *dir, r1_model **mout, r1_adamw **oout, r1_tra
     json_t *rng = json_object_get(j, "rng");
     if (s == R1_OK && (!json_is_array(rng) || json_array_size(rng) != 4))
         s = r1_error_set(err, R1_EFORMAT, "%s: field \"rng\" should hold 4 strings", path);
+    /* a tampered or damaged state is named, never cast into nonsense: the counters are
+     * integers in range, the RNG four decimal u64 strings, not all zero (xoshiro's one state
+     * that never leaves zero) */
+    const char *const counters[] = {"step", "data_pos"};
+    for (int i = 0; s == R1_OK && i < 2; i++) {
+        json_t *v = json_object_get(j, counters[i]);
+        if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                  json_integer_value(v) > ((json_int_t)1 << 53)))
+            s = r1_error_set(err, R1_EFORMAT, "%s: field \"%s\" should be an integer in "
+                             "0..2^53", path, counters[i]);
+    }
+    r1_rng rs;
+    memset(&rs, 0, sizeof rs);
+    for (int i = 0; s == R1_OK && i < 4; i++) {
+        json_t *v = json_array_get(rng, i);
+        const char *t = json_is_string(v) ? json_string_value(v) : "";
+        char *end = NULL;
+        errno = 0;
+        rs.s[i] = strtoull(t, &end, 10);
+        if (!*t || *end || errno || t[0] == '-')
+            s = r1_error_set(err, R1_EFORMAT, "%s: field \"rng\" item %d should be a decimal "
+                             "64-bit number in a string", path, i + 1);
+    }
+    if (s == R1_OK && !(rs.s[0] | rs.s[1] | rs.s[2] | rs.s[3]))
+        s = r1_error_set(err, R1_EFORMAT, "%s: field \"rng\" is all zero, a state the "
+                         "generator never reaches", path);
+    json_t *ot = json_object_get(json_object_get(j, "optimizer"), "t");
+    if (s == R1_OK && ot && (!json_is_integer(ot) || json_integer_value(ot) < 0 ||
+                             json_integer_value(ot) > INT32_MAX))
+        s = r1_error_set(err, R1_EFORMAT, "%s: field \"optimizer.t\" should be an integer in "
+                         "0..2^31-1", path);
     if (s == R1_OK && st) {
         memset(st, 0, sizeof *st);
         json_t *sg = json_object_get(j, "stage");
         snprintf(st->stage, sizeof st->stage, "%s", json_is_string(sg) ? json_string_value(sg) : "");
         st->step = (int64_t)jnum(j, "step", 0);
         st->data_pos = (int64_t)jnum(j, "data_pos", 0);
-        for (int i = 0; i < 4; i++) {
-            json_t *v = json_array_get(rng, i);
-            st->rng.s[i] = json_is_string(v) ? strtoull(json_string_value(v), NULL, 10) : 0;
-        }
+        st->rng = rs;
     }
     if (s == R1_OK && settings_json && json_object_get(j, "settings")) {
         *settings_json = json_dumps(json_object_get(j, "settings"), JSON_COMPACT);

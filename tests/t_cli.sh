@@ -157,6 +157,13 @@ ok $? "and so does the model, bit for bit"
 out=$("$r1lab" train $grpo --out "$tmp/g1" --steps 4 2>&1)
 [ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'holds a run already')" ]
 ok $? "a folder holding a run is not overwritten"
+# a FIFO where the weights should be: refused at once, never a blocked open (the probe's L6)
+mkdir -p "$tmp/fifo"
+cp "$src/models/builtin/config.json" "$tmp/fifo/"
+mkfifo "$tmp/fifo/model.safetensors"
+out=$(timeout 20 "$r1lab" forward --model "$tmp/fifo" --tokens "1 2" --out "$tmp/f.st" 2>&1)
+[ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'model.safetensors: not a regular file')" ]
+ok $? "a FIFO as model.safetensors is refused by name ($out)"
 # one settings table per stage: typos, ranges, help, deprecated spellings
 out=$("$r1lab" train --stage sft --model tiny --out "$tmp/x" --stpes 5 2>&1)
 [ $? -eq 2 ] && [ -n "$(echo "$out" | grep "unknown option 'stpes' for r1lab train --stage sft (did you mean 'steps'?)")" ]

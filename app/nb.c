@@ -263,6 +263,12 @@ char *nb_serialize(const nb_notebook *nb, size_t *len)
             sb_str(&b, c->gap);
             sb_str(&b, c->out_open);
             sb_str(&b, c->output);
+            /* the closing fence on its own line, however the output ended (appended output,
+             * an error message, may lack the newline: the probe's H2 glued the fence to it,
+             * and the next open read everything after as output) */
+            size_t ol = c->output ? strlen(c->output) : 0;
+            if (ol && c->output[ol - 1] != '\n')
+                sb_str(&b, "\n");
             sb_str(&b, c->out_close);
         } else {
             sb_str(&b, c->gap);

@@ -544,6 +544,22 @@ static void test_notebook(const char *tmp)
     is_str(again->cells[1].output, "```\nfenced\n", "and reads back unchanged");
     nb_free(again);
     free(back);
+    /* the probe's H2: output appended without a final newline (an error message) glued the
+     * closing fence to it; the next open then read the prose and the next cell as output */
+    {
+        const char *two = "```lua\nx = = 1\n```\n\nProse A.\n\n```lua\nprint(\"second\")\n```\n";
+        nb_notebook *t2 = nb_parse(two, strlen(two), NULL);
+        nb_append_output(t2, 0, "cell 1:1: unexpected symbol near '='");
+        char *saved = nb_serialize(t2, NULL);
+        nb_notebook *re = nb_parse(saved, strlen(saved), NULL);
+        char *saved2 = re ? nb_serialize(re, NULL) : NULL;
+        ok(re && re->ncells == 2 && strstr(saved, "near '='\n```") &&
+           strstr(saved2, "Prose A.") && strstr(saved2, "print(\"second\")") &&
+           !strcmp(saved, saved2), "output without a final newline: the fence stands on its "
+           "own line, and an open + save keeps the prose and the next cell");
+        free(saved), free(saved2);
+        nb_free(re), nb_free(t2);
+    }
     nb_set_output(nb, 0, NULL);
     ok(nb->cells[0].out_open == NULL, "an empty output removes the block");
     nb_set_src(nb, 0, "print(2)");

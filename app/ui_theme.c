@@ -6,9 +6,13 @@
 #include <config.h>
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -234,15 +238,68 @@ static int parse_list(lua_State *L, raw_theme *t, int first, int max, int *count
     return 0;
 }
 
+/* A theme runs on the UI thread, so it gets a budget: THEME_STEPS Lua instructions and
+ * THEME_BYTES of memory (a loop or a runaway table in a theme file used to freeze the
+ * workbench for good: the probe's M6).  A real theme needs a few thousand of each. */
+#define THEME_STEPS 10000000L
+#define THEME_BYTES ((size_t)16 << 20)
+#define THEME_FILE_MAX ((long)1 << 20)
+
+static void theme_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    luaL_error(L, "ran too long (more than %d million instructions): a loop that never "
+               "ends?", (int)(THEME_STEPS / 1000000));
+}
+
+static void *theme_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    size_t *used = ud;
+    if (!ptr)
+        osize = 0;
+    if (nsize == 0) {
+        free(ptr);
+        *used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && *used + (nsize - osize) > THEME_BYTES)
+        return NULL; /* Lua raises "not enough memory" */
+    void *p = realloc(ptr, nsize);
+    if (p)
+        *used += nsize - osize;
+    return p;
+}
+
 /* Runs a theme chunk (a file when path is set, else the text src) and reads its table into t
  * on top of what t holds.  Returns 0, or -1 with a message (without the file name). */
 static int read_theme(raw_theme *t, const char *path, const char *src, char *err, size_t n)
 {
-    lua_State *L = luaL_newstate();
+    if (path) { /* a theme is a small regular file: not a FIFO to block on, nor /dev/zero */
+        struct stat sb;
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            snprintf(err, n, "cannot open: %s", strerror(errno));
+            return -1;
+        }
+        int st = fstat(fd, &sb);
+        close(fd);
+        if (st != 0 || !S_ISREG(sb.st_mode)) {
+            snprintf(err, n, "not a regular file");
+            return -1;
+        }
+        if (sb.st_size > THEME_FILE_MAX) {
+            snprintf(err, n, "%lld bytes, more than a theme's limit of %ld",
+                     (long long)sb.st_size, THEME_FILE_MAX);
+            return -1;
+        }
+    }
+    size_t used = 0;
+    lua_State *L = lua_newstate(theme_alloc, &used);
     if (!L) {
         snprintf(err, n, "out of memory");
         return -1;
     }
+    lua_sethook(L, theme_hook, LUA_MASKCOUNT, (int)THEME_STEPS);
     luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
     luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
     luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
@@ -316,6 +373,14 @@ static int valid_name(const char *s)
 }
 
 /* Where theme NAME lives: a path as given, the user's config dir, then the data dir. */
+static int readable(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block here */
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0;
+}
+
 static void find_theme(const char *name, char *path, size_t n)
 {
     size_t l = strlen(name);
@@ -329,9 +394,7 @@ static void find_theme(const char *name, char *path, size_t n)
         snprintf(user, sizeof user, "%s/r1lab/themes/%s.lua", cfg, name);
     else if (home && *home)
         snprintf(user, sizeof user, "%s/.config/r1lab/themes/%s.lua", home, name);
-    FILE *f = user[0] ? fopen(user, "r") : NULL;
-    if (f) {
-        fclose(f);
+    if (user[0] && readable(user)) {
         snprintf(path, n, "%s", user);
         return;
     }
@@ -401,13 +464,6 @@ static void raw_init(raw_theme *t)
     t->bg = -1;
 }
 
-static int readable(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f)
-        fclose(f);
-    return f != NULL;
-}
 
 int ui_theme_load(ui_theme *t, const char *name, int colours, char *err, size_t n)
 {

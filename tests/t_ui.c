@@ -5,6 +5,8 @@
  * the screen model's handling of events. */
 #include <config.h>
 
+#include <sys/stat.h>
+
 #include <locale.h>
 #include <math.h>
 #include <stdio.h>
@@ -650,6 +652,27 @@ static void test_themes(const char *tmp)
     like(err, "bad.lua:", "a syntax error names the file and line");
     rc = ui_theme_load(&t, "nosuchtheme", 256, err, sizeof err);
     ok(rc != 0 && strstr(err, "nosuchtheme"), "a missing theme is named");
+    /* the probe's M6: a theme runs on the UI thread, so a loop or a runaway table must end */
+    f = fopen(path, "w");
+    fputs("while true do end\n", f);
+    fclose(f);
+    rc = ui_theme_load(&t, path, 256, err, sizeof err);
+    ok(rc != 0 && strstr(err, "ran too long") && strstr(err, "bad.lua"),
+       "a theme that loops forever is stopped and named (%s)", err);
+    is_str(t.name, "default", "and the default theme is used");
+    f = fopen(path, "w");
+    fputs("local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(100) .. i end return t\n", f);
+    fclose(f);
+    rc = ui_theme_load(&t, path, 256, err, sizeof err);
+    ok(rc != 0 && strstr(err, "not enough memory"), "a theme that eats memory is stopped (%s)",
+       err);
+    char fifo[1100];
+    snprintf(fifo, sizeof fifo, "%s/fifo.lua", tmp);
+    mkfifo(fifo, 0600);
+    rc = ui_theme_load(&t, fifo, 256, err, sizeof err);
+    ok(rc != 0 && strstr(err, "not a regular file"), "a FIFO as a theme is refused, not read");
+    rc = ui_theme_load(&t, "/dev/zero", 256, err, sizeof err);
+    ok(rc != 0 && strstr(err, "not a regular file"), "so is /dev/zero");
     ui_theme_load(&t, "mono", 0, err, sizeof err);
     ui_theme_apply(&t);
 }

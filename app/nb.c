@@ -67,6 +67,20 @@ static char *dupn(const char *s, size_t n)
     return p;
 }
 
+/* Like dupn, with a newline added at the end when the text has none ("" stays ""): whole lines,
+ * so that what is saved after them starts a line of its own. */
+static char *dupn_lines(const char *s, size_t n)
+{
+    char *p = malloc(n + 2);
+    if (p) {
+        memcpy(p, s, n);
+        if (n && s[n - 1] != '\n')
+            p[n++] = '\n';
+        p[n] = '\0';
+    }
+    return p;
+}
+
 /* The number of backticks a fence line opens with when the rest of the line is `info`
  * (optionally followed by blanks); 0 when it is not such a fence.  info "" matches a bare
  * fence (a closing fence). */
@@ -101,8 +115,32 @@ static size_t line_len(const char *text, size_t len, size_t i)
     return nl ? (size_t)(nl - (text + i)) + 1 : len - i;
 }
 
+/* Skips the blank lines from *j; returns the number of backticks of the output fence that opens
+ * the line there (the output block of the cell before it), or 0. */
+static int output_after(const char *text, size_t len, size_t *j)
+{
+    while (*j < len && blank(text + *j, line_len(text, len, *j)))
+        *j += line_len(text, len, *j);
+    return *j < len ? fence(text + *j, line_len(text, len, *j), "output") : 0;
+}
+
+/* A fence line of `ticks` backticks followed by info and a newline (malloc'd). */
+static char *fence_line(int ticks, const char *info)
+{
+    size_t il = strlen(info);
+    char *p = malloc((size_t)ticks + il + 2);
+    if (p) {
+        memset(p, '`', (size_t)ticks);
+        memcpy(p + ticks, info, il);
+        strcpy(p + ticks + il, "\n");
+    }
+    return p;
+}
+
 /* Reads a fenced block starting after its opening line at *i: the body up to a closing fence
- * of at least `ticks` backticks.  Sets *close to that line (or NULL at the end of the text). */
+ * of at least `ticks` backticks.  Sets *close to that line (or NULL at the end of the text).
+ * The body is whole lines: one left open at the end of the text gets a final newline, so that
+ * the closing fence saved after it stands on a line of its own. */
 static char *read_block(const char *text, size_t len, size_t *i, int ticks, char **close)
 {
     size_t start = *i;
@@ -118,7 +156,7 @@ static char *read_block(const char *text, size_t len, size_t *i, int ticks, char
         }
         *i += l;
     }
-    return dupn(text + start, len - start);
+    return dupn_lines(text + start, len - start);
 }
 
 static void cell_free(nb_cell *c)
@@ -178,27 +216,23 @@ nb_notebook *nb_parse(const char *text, size_t len, const char *path)
             goto oom_prose;
         c->prose = sb_take(&prose);
         memset(&prose, 0, sizeof prose);
-        c->open = dupn(text + i, l);
+        c->open = dupn_lines(text + i, l); /* the last line of the file may lack its newline */
         i += l;
         c->src = read_block(text, len, &i, ticks, &c->close);
-        if (!c->close) /* unclosed at the end of the file: closed when saved */
-            c->close = strdup("```\n");
+        if (!c->close) /* unclosed at the end of the file: closed when saved, by as many */
+            c->close = fence_line(ticks, "");
         /* blank lines, then an output block? */
         size_t j = i;
-        while (j < len && blank(text + j, line_len(text, len, j)))
-            j += line_len(text, len, j);
-        if (j < len) {
+        int ot = output_after(text, len, &j);
+        if (ot) {
             size_t ol = line_len(text, len, j);
-            int ot = fence(text + j, ol, "output");
-            if (ot) {
-                c->gap = dupn(text + i, j - i);
-                c->out_open = dupn(text + j, ol);
-                j += ol;
-                c->output = read_block(text, len, &j, ot, &c->out_close);
-                if (!c->out_close)
-                    c->out_close = strdup("```\n");
-                i = j;
-            }
+            c->gap = dupn(text + i, j - i);
+            c->out_open = dupn_lines(text + j, ol);
+            j += ol;
+            c->output = read_block(text, len, &j, ot, &c->out_close);
+            if (!c->out_close)
+                c->out_close = fence_line(ot, "");
+            i = j;
         }
         if (!c->gap)
             c->gap = strdup("");
@@ -263,11 +297,8 @@ char *nb_serialize(const nb_notebook *nb, size_t *len)
             sb_str(&b, c->gap);
             sb_str(&b, c->out_open);
             sb_str(&b, c->output);
-            /* the closing fence on its own line, however the output ended (appended output,
-             * an error message, may lack the newline: the probe's H2 glued the fence to it,
-             * and the next open read everything after as output) */
-            size_t ol = c->output ? strlen(c->output) : 0;
-            if (ol && c->output[ol - 1] != '\n')
+            /* output appended in pieces may end mid-line: the fence needs a line of its own */
+            if (c->output[0] && c->output[strlen(c->output) - 1] != '\n')
                 sb_str(&b, "\n");
             sb_str(&b, c->out_close);
         } else {
@@ -346,20 +377,13 @@ int nb_save(nb_notebook *nb, const char *path, char *err, size_t n)
     return rc;
 }
 
-/* s with a newline added at the end when it has none ("" stays ""). */
+/* s with a newline added at the end when it has none ("" and NULL give ""). */
 static char *with_newline(const char *s)
 {
-    size_t l = s ? strlen(s) : 0;
-    char *p = malloc(l + 2);
-    if (!p)
-        return NULL;
-    if (l)
-        memcpy(p, s, l);
-    if (l && s[l - 1] != '\n')
-        p[l++] = '\n';
-    p[l] = '\0';
-    return p;
+    return s ? dupn_lines(s, strlen(s)) : dupn_lines("", 0);
 }
+
+static int make_fences(char **open, char **close, const char *body, const char *info);
 
 int nb_set_src(nb_notebook *nb, int i, const char *src)
 {
@@ -368,10 +392,11 @@ int nb_set_src(nb_notebook *nb, int i, const char *src)
     char *p = with_newline(src);
     if (!p)
         return -1;
-    free(nb->cells[i].src);
-    nb->cells[i].src = p;
+    nb_cell *c = &nb->cells[i];
+    free(c->src);
+    c->src = p;
     nb->dirty = 1;
-    return 0;
+    return make_fences(&c->open, &c->close, c->src, "lua");
 }
 
 /* The longest run of backticks that starts a line of s. */
@@ -391,33 +416,30 @@ static int max_ticks(const char *s)
     return best;
 }
 
-/* Fence lines that the output cannot close early. */
-static int make_out_fences(nb_cell *c)
+/* Makes a block's fence lines *open and *close (info "lua" or "output") longer than any run of
+ * backticks that starts a line of body, so that no line of it closes the block early; keeps
+ * them when they are.  0, or -1 when out of memory (the fences unchanged). */
+static int make_fences(char **open, char **close, const char *body, const char *info)
 {
-    int need = max_ticks(c->output) + 1;
+    int need = max_ticks(body) + 1;
     int have = 0;
-    if (c->out_open)
-        while (c->out_open[have] == '`')
+    if (*open)
+        while ((*open)[have] == '`')
             have++;
-    if (c->out_open && have >= need && have >= 3)
+    if (*open && have >= need && have >= 3)
         return 0;
     if (need < 3)
         need = 3;
-    char open[64], close[64];
-    memset(open, '`', (size_t)need);
-    strcpy(open + need, "output\n");
-    memset(close, '`', (size_t)need);
-    strcpy(close + need, "\n");
-    char *o = strdup(open), *cl = strdup(close);
+    char *o = fence_line(need, info), *cl = fence_line(need, "");
     if (!o || !cl) {
         free(o);
         free(cl);
         return -1;
     }
-    free(c->out_open);
-    free(c->out_close);
-    c->out_open = o;
-    c->out_close = cl;
+    free(*open);
+    free(*close);
+    *open = o;
+    *close = cl;
     return 0;
 }
 
@@ -426,6 +448,19 @@ int nb_set_output(nb_notebook *nb, int i, const char *out)
     if (i < 0 || i >= nb->ncells)
         return -1;
     nb_cell *c = &nb->cells[i];
+    const char *next = i + 1 < nb->ncells ? nb->cells[i + 1].prose : nb->tail;
+    size_t j = 0;
+    if ((!out || !*out) && c->out_open && next && output_after(next, strlen(next), &j)) {
+        /* the prose after the block opens with another output block, which would become this
+         * cell's: keep this block, empty */
+        char *e = strdup("");
+        if (!e)
+            return -1;
+        free(c->output);
+        c->output = e;
+        nb->dirty = 1;
+        return 0;
+    }
     if (!out || !*out) {
         if (c->out_open) {
             free(c->out_open);
@@ -444,7 +479,7 @@ int nb_set_output(nb_notebook *nb, int i, const char *out)
     free(c->output);
     c->output = p;
     nb->dirty = 1;
-    return make_out_fences(c);
+    return make_fences(&c->out_open, &c->out_close, c->output, "output");
 }
 
 int nb_append_output(nb_notebook *nb, int i, const char *text)
@@ -461,7 +496,7 @@ int nb_append_output(nb_notebook *nb, int i, const char *text)
     free(c->output);
     c->output = p;
     nb->dirty = 1;
-    return make_out_fences(c);
+    return make_fences(&c->out_open, &c->out_close, c->output, "output");
 }
 
 nb_notebook *nb_new(const char *path)
@@ -474,17 +509,15 @@ int nb_add_cell(nb_notebook *nb, const char *src)
     nb_cell *c = new_cell(nb);
     if (!c)
         return -1;
-    /* the old tail becomes this cell's prose */
-    c->prose = nb->tail && *nb->tail ? nb->tail : strdup("\n");
-    if (c->prose != nb->tail)
-        free(nb->tail);
+    /* the old tail becomes this cell's prose, ending in a newline so that the fence starts a
+     * line */
+    c->prose = with_newline(nb->tail && *nb->tail ? nb->tail : "\n");
+    free(nb->tail);
     nb->tail = strdup("");
-    c->open = strdup("```lua\n");
     c->src = with_newline(src);
-    c->close = strdup("```\n");
     c->gap = strdup("");
     nb->dirty = 1;
-    if (!c->prose || !nb->tail || !c->open || !c->src || !c->close || !c->gap)
+    if (!c->prose || !nb->tail || !c->src || !c->gap)
         return -1;
-    return 0;
+    return make_fences(&c->open, &c->close, c->src, "lua");
 }

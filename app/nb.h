@@ -3,7 +3,10 @@
  *
  * A notebook read and written back unchanged is byte-for-byte the same file: prose, fences
  * and blank lines are kept verbatim; only the cells' code and output blocks are regenerated
- * when they change.  Saving writes a temporary file next to the target, flushes and fsyncs
+ * when they change (a block left open at the end of the file is closed, by a fence as long as
+ * its opening one, on a line of its own).  Edited code and output get fences longer than any
+ * run of backticks that starts one of their lines, so that a saved notebook reads back with
+ * the same cells.  Saving writes a temporary file next to the target, flushes and fsyncs
  * it, then renames it over the target, so a crash never leaves half a notebook.
  *
  * Ownership: nb_notebook and every string in it belong to the notebook (nb_free).  Errors:

@@ -238,40 +238,54 @@ static int parse_list(lua_State *L, raw_theme *t, int first, int max, int *count
     return 0;
 }
 
-/* A theme runs on the UI thread, so it gets a budget: THEME_STEPS Lua instructions and
- * THEME_BYTES of memory (a loop or a runaway table in a theme file used to freeze the
- * workbench for good: the probe's M6).  A real theme needs a few thousand of each. */
-#define THEME_STEPS 10000000L
-#define THEME_BYTES ((size_t)16 << 20)
+/* What a theme may spend.  A theme is a table of colours (a few hundred instructions, a few
+ * kilobytes); it runs on the UI thread, so a file that loops or allocates without end is
+ * stopped with a message instead of freezing the workbench (the probe's M6). */
+#define THEME_MAX_INSTRUCTIONS 1000000
+#define THEME_MAX_BYTES (8u << 20)
 #define THEME_FILE_MAX ((long)1 << 20)
 
-static void theme_hook(lua_State *L, lua_Debug *ar)
-{
-    (void)ar;
-    luaL_error(L, "ran too long (more than %d million instructions): a loop that never "
-               "ends?", (int)(THEME_STEPS / 1000000));
-}
-
+/* lua_Alloc counting the bytes in use (*ud) and refusing to go past THEME_MAX_BYTES. */
 static void *theme_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
-    size_t *used = ud;
-    if (!ptr)
-        osize = 0;
+    size_t *used = ud, old = ptr ? osize : 0; /* without ptr, osize is a type tag */
     if (nsize == 0) {
         free(ptr);
-        *used -= osize;
+        *used -= old;
         return NULL;
     }
-    if (nsize > osize && *used + (nsize - osize) > THEME_BYTES)
-        return NULL; /* Lua raises "not enough memory" */
+    if (nsize > old && *used + (nsize - old) > THEME_MAX_BYTES)
+        return NULL;
     void *p = realloc(ptr, nsize);
     if (p)
-        *used += nsize - osize;
+        *used = *used - old + nsize;
     return p;
 }
 
+/* Called after THEME_MAX_INSTRUCTIONS; from then on at every instruction, so that a pcall in
+ * the theme cannot catch the error and go on. */
+static void theme_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, theme_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "the theme runs too long (over %d instructions)", THEME_MAX_INSTRUCTIONS);
+}
+
+/* Removes t[name] for each name of the NULL-terminated list from the table at the top. */
+static void drop_fields(lua_State *L, const char *const *names)
+{
+    for (; *names; names++) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, *names);
+    }
+}
+
 /* Runs a theme chunk (a file when path is set, else the text src) and reads its table into t
- * on top of what t holds.  Returns 0, or -1 with a message (without the file name). */
+ * on top of what t holds.  Returns 0, or -1 with a message (without the file name).  The chunk
+ * runs in a state of its own with the base library less its file functions (which can block,
+ * on a FIFO or the terminal), string less its patterns (which can backtrack for hours inside
+ * one instruction) and math, limited in instructions and memory; only source text is loaded
+ * (Lua does not check precompiled chunks, and a damaged one crashes it). */
 static int read_theme(raw_theme *t, const char *path, const char *src, char *err, size_t n)
 {
     if (path) { /* a theme is a small regular file: not a FIFO to block on, nor /dev/zero */
@@ -293,22 +307,29 @@ static int read_theme(raw_theme *t, const char *path, const char *src, char *err
             return -1;
         }
     }
+    static const char *const base_drop[] = {"dofile", "loadfile", NULL};
+    static const char *const string_drop[] = {"find", "match", "gmatch", "gsub", NULL};
     size_t used = 0;
     lua_State *L = lua_newstate(theme_alloc, &used);
     if (!L) {
         snprintf(err, n, "out of memory");
         return -1;
     }
-    lua_sethook(L, theme_hook, LUA_MASKCOUNT, (int)THEME_STEPS);
     luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+    drop_fields(L, base_drop);
     luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+    drop_fields(L, string_drop);
     luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
     lua_settop(L, 0);
-    int st = path ? luaL_loadfile(L, path) : luaL_loadstring(L, src);
+    lua_sethook(L, theme_hook, LUA_MASKCOUNT, THEME_MAX_INSTRUCTIONS);
+    int st = path ? luaL_loadfilex(L, path, "t") : luaL_loadstring(L, src);
     if (st == LUA_OK)
         st = lua_pcall(L, 0, 1, 0);
     int rc = 0;
-    if (st != LUA_OK) {
+    if (st == LUA_ERRMEM) {
+        snprintf(err, n, "the theme needs more than %u MB", THEME_MAX_BYTES >> 20);
+        rc = -1;
+    } else if (st != LUA_OK) {
         snprintf(err, n, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
         rc = -1;
     } else if (!lua_istable(L, -1)) {

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +259,18 @@ r1_status r1_ckpt_save_ref(const char *dir, const r1_model *m, r1_adamw *o,
     return ckpt_save(dir, m, o, st, settings_json, tok, ref, err);
 }
 
+/* Integer field k of o, which must be there and in [0, hi]; else *bad is set: a damaged
+ * trainer_state.json must not resume a run from a wrong place. */
+static int64_t jcount(json_t *o, const char *k, int64_t hi, int *bad)
+{
+    json_t *v = json_object_get(o, k);
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > hi) {
+        *bad = 1;
+        return 0;
+    }
+    return json_integer_value(v);
+}
+
 static double jnum(json_t *o, const char *k, double def)
 {
     json_t *v = json_object_get(o, k);
@@ -292,17 +305,14 @@ r1_status r1_ckpt_load(const char *dir, r1_model **mout, r1_adamw **oout, r1_tra
     json_t *rng = json_object_get(j, "rng");
     if (s == R1_OK && (!json_is_array(rng) || json_array_size(rng) != 4))
         s = r1_error_set(err, R1_EFORMAT, "%s: field \"rng\" should hold 4 strings", path);
+    int bad = 0;
+    int64_t step = jcount(j, "step", INT64_MAX, &bad), pos = jcount(j, "data_pos", INT64_MAX, &bad);
+    if (s == R1_OK && bad)
+        s = r1_error_set(err, R1_EFORMAT,
+                         "%s: fields \"step\" and \"data_pos\" should be integers >= 0", path);
     /* a tampered or damaged state is named, never cast into nonsense: the counters are
      * integers in range, the RNG four decimal u64 strings, not all zero (xoshiro's one state
      * that never leaves zero) */
-    const char *const counters[] = {"step", "data_pos"};
-    for (int i = 0; s == R1_OK && i < 2; i++) {
-        json_t *v = json_object_get(j, counters[i]);
-        if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
-                  json_integer_value(v) > ((json_int_t)1 << 53)))
-            s = r1_error_set(err, R1_EFORMAT, "%s: field \"%s\" should be an integer in "
-                             "0..2^53", path, counters[i]);
-    }
     r1_rng rs;
     memset(&rs, 0, sizeof rs);
     for (int i = 0; s == R1_OK && i < 4; i++) {
@@ -327,8 +337,8 @@ r1_status r1_ckpt_load(const char *dir, r1_model **mout, r1_adamw **oout, r1_tra
         memset(st, 0, sizeof *st);
         json_t *sg = json_object_get(j, "stage");
         snprintf(st->stage, sizeof st->stage, "%s", json_is_string(sg) ? json_string_value(sg) : "");
-        st->step = (int64_t)jnum(j, "step", 0);
-        st->data_pos = (int64_t)jnum(j, "data_pos", 0);
+        st->step = step;
+        st->data_pos = pos;
         st->rng = rs;
     }
     if (s == R1_OK && settings_json && json_object_get(j, "settings")) {
@@ -342,8 +352,10 @@ r1_status r1_ckpt_load(const char *dir, r1_model **mout, r1_adamw **oout, r1_tra
         r1_adamw_cfg c = r1_adamw_defaults();
         c.lr = (float)jnum(oj, "lr", c.lr);
         c.min_lr = (float)jnum(oj, "min_lr", c.min_lr);
-        c.warmup = (int)jnum(oj, "warmup", c.warmup);
-        c.total = (int)jnum(oj, "total", c.total);
+        int obad = 0;
+        c.warmup = (int)jcount(oj, "warmup", INT_MAX, &obad);
+        c.total = (int)jcount(oj, "total", INT_MAX, &obad);
+        int t = (int)jcount(oj, "t", INT_MAX, &obad);
         c.beta1 = (float)jnum(oj, "beta1", c.beta1);
         c.beta2 = (float)jnum(oj, "beta2", c.beta2);
         c.eps = (float)jnum(oj, "eps", c.eps);
@@ -351,7 +363,9 @@ r1_status r1_ckpt_load(const char *dir, r1_model **mout, r1_adamw **oout, r1_tra
         c.clip = (float)jnum(oj, "clip", c.clip);
         c.bf16_moments = json_is_true(json_object_get(oj, "bf16_moments"));
         r1_adamw *o = NULL;
-        s = r1_adamw_new(&o, m, &c, err);
+        s = obad ? r1_error_set(err, R1_EFORMAT, "%s: field \"optimizer\" should hold \"t\", "
+                                "\"warmup\" and \"total\" (integers >= 0)", path)
+                 : r1_adamw_new(&o, m, &c, err);
         r1_st *ost = NULL;
         snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
         if (s == R1_OK)
@@ -367,7 +381,7 @@ r1_status r1_ckpt_load(const char *dir, r1_model **mout, r1_adamw **oout, r1_tra
         }
         r1_st_close(ost);
         if (s == R1_OK) {
-            r1_adamw_set_steps(o, (int)jnum(oj, "t", 0));
+            r1_adamw_set_steps(o, t);
             *oout = o;
         } else {
             r1_adamw_free(o);
@@ -425,12 +439,14 @@ r1_status r1_jsonl_trim(const char *path, int64_t step, r1_error *err)
     size_t cap = 0;
     ssize_t n;
     while (st == R1_OK && (n = getline(&line, &cap, f)) > 0) {
-        json_t *j = json_loads(line, 0, NULL);
+        json_t *j = json_loadb(line, (size_t)n, 0, NULL); /* all of it: a NUL ends no line */
         json_t *sv = j ? json_object_get(j, "step") : NULL;
         int keep = json_is_integer(sv) && json_integer_value(sv) <= step;
         json_decref(j);
         if (keep)
             st = r1_afile_write(&a, line, (size_t)n, err);
+        if (keep && st == R1_OK && line[n - 1] != '\n') /* the resumed run appends after it */
+            st = r1_afile_write(&a, "\n", 1, err);
     }
     free(line);
     fclose(f);

@@ -56,7 +56,8 @@ r1_status r1_jsonl_append(const char *path, const char *json_line, r1_error *err
 
 /* Drops the lines of the JSONL file at path whose "step" is above step, or that are not a JSON
  * object with an integer step (a half line written by a killed run), so that a resumed run's
- * metrics read as if it had never stopped.  Rewritten atomically; a missing file is R1_OK. */
+ * metrics read as if it had never stopped.  What stays is whole lines (a kept last line without
+ * its newline gets one), rewritten atomically; a missing file is R1_OK. */
 r1_status r1_jsonl_trim(const char *path, int64_t step, r1_error *err);
 
 #endif

@@ -156,8 +156,8 @@ static void test_checkpoint_leftovers(void)
 
     /* a tampered trainer_state.json is named, never cast into nonsense (the probe's L8) */
     static const char *const bad[][3] = {
-        {"\"step\": 8", "\"step\": 1e300", "field \"step\" should be an integer"},
-        {"\"step\": 8", "\"step\": -2", "field \"step\" should be an integer"},
+        {"\"step\": 8", "\"step\": 1e300", "\"step\" and \"data_pos\" should be integers"},
+        {"\"step\": 8", "\"step\": -2", "\"step\" and \"data_pos\" should be integers"},
         {"\"rng\": [", "\"rng\": [\"x\", ", "\"rng\" item 1 should be a decimal"},
     };
     char sp[700];

@@ -1,0 +1,1 @@
+return { text = "nocolour", think = {fg = 1, blink = true} }

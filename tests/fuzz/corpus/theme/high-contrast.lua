@@ -1,0 +1,26 @@
+-- high-contrast.lua — pure colours on black, bold where it helps; for low-vision use and
+-- washed-out projectors.
+return {
+    name = "high-contrast",
+    background = "black",
+    text = "bright_white",
+    dim = "white",
+    think = { fg = "bright_cyan", bold = true },
+    answer = { fg = "bright_yellow", bold = true },
+    right = { fg = "bright_green", bold = true },
+    wrong = { fg = "bright_red", bold = true },
+    bar = "bright_blue",
+    border = "white",
+    focus = { fg = "bright_yellow", bold = true },
+    title = { fg = "bright_white", bold = true, underline = true },
+    prompt = { fg = "bright_green", bold = true },
+    error = { fg = "bright_red", bold = true },
+    selected = { fg = "black", bg = "bright_yellow" },
+    status = { fg = "black", bg = "white" },
+    code = "bright_yellow",
+    plot = "bright_cyan",
+    special = "white",
+    heat = { "blue", "cyan", "green", "yellow", "bright_red" },
+    bars = { "bright_green", "bright_cyan", "bright_magenta", "bright_yellow", "bright_blue",
+             "bright_red" },
+}

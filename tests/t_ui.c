@@ -5,16 +5,18 @@
  * the screen model's handling of events. */
 #include <config.h>
 
-#include <sys/stat.h>
-
 #include <locale.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <wchar.h>
 
+#include "atomic_file.h"
 #include "nb.h"
 #include "paths.h"
 #include "tap.h"
@@ -524,6 +526,66 @@ static void test_repl_status_help(void)
     ui_model_free(&m);
 }
 
+/* Notebook saves (the probe's M2, and #18's fault injection and kill tests): the file keeps
+ * its permissions; a failing write, fsync or rename leaves the previous file whole and names
+ * the failure; kill -9 in the middle of a save loop leaves the old or the new text, never a
+ * mix. */
+static void test_notebook_saves(const char *tmp)
+{
+    char path[1100], err[1200];
+    snprintf(path, sizeof path, "%s/saves.md", tmp);
+    const char *va = "```lua\nx = 1\n```\nversion A\n";
+    char vb[20000];
+    snprintf(vb, sizeof vb, "```lua\ny = 2\n```\n");
+    for (int i = 0; i < 600; i++) /* a longer text: a torn write would show */
+        strcat(vb, "version B, a line of prose.\n");
+    nb_notebook *a = nb_parse(va, strlen(va), NULL), *b = nb_parse(vb, strlen(vb), NULL);
+    nb_save(a, path, err, sizeof err);
+    chmod(path, 0600);
+    nb_save(b, path, err, sizeof err);
+    struct stat sb;
+    stat(path, &sb);
+    is_int((int)(sb.st_mode & 0777), 0600, "a 0600 notebook stays 0600 when saved");
+    nb_save(a, path, err, sizeof err);
+    static const char *const ops[] = {"open", "write", "fsync", "rename"};
+    int intact = 0, named = 0;
+    for (int o = 0; o < 4; o++) {
+        char spec[32];
+        snprintf(spec, sizeof spec, "%s:1", ops[o]);
+        r1__fault_set(spec);
+        int rc = nb_save(b, path, err, sizeof err);
+        r1__fault_set(NULL);
+        named += rc != 0 && strstr(err, "saves.md") != NULL;
+        nb_notebook *back = nb_load(path, err, sizeof err);
+        char *text = back ? nb_serialize(back, NULL) : NULL;
+        intact += text && !strcmp(text, va);
+        free(text);
+        nb_free(back);
+    }
+    ok(named == 4 && intact == 4, "a save whose open, write, fsync or rename fails is named "
+       "and leaves the previous notebook whole (%d, %d of 4)", named, intact);
+    int whole = 0, runs = 10;
+    for (int r = 0; r < runs; r++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            for (int i = 0;; i++)
+                nb_save(i % 2 ? b : a, path, err, sizeof err);
+        }
+        usleep(5000 + (unsigned)(rand() % 50000));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        FILE *f = fopen(path, "r");
+        static char got[40000];
+        size_t k = f ? fread(got, 1, sizeof got - 1, f) : 0;
+        if (f)
+            fclose(f);
+        got[k] = 0;
+        whole += !strcmp(got, va) || !strcmp(got, vb);
+    }
+    is_int(whole, runs, "kill -9 during a notebook save loop: always the old or the new text");
+    nb_free(a), nb_free(b);
+}
+
 static void test_notebook(const char *tmp)
 {
     const char *md = "# Title\n\nSome prose.\n\n```lua\nprint(1)\n```\n\n```output\n1\n```\n"
@@ -606,6 +668,7 @@ static void test_notebook(const char *tmp)
         grpo += strstr(nb->cells[i].src, "r1.grpo{") != NULL;
     ok(grpo >= 1, "and runs GRPO through r1.grpo{...}");
     nb_free(nb);
+    test_notebook_saves(tmp);
 }
 
 static void test_themes(const char *tmp)

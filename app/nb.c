@@ -255,15 +255,35 @@ oom:
 
 nb_notebook *nb_load(const char *path, char *err, size_t n)
 {
-    FILE *f = fopen(path, "rb");
+    /* a notebook is a regular file of at most NB_MAX_BYTES: a FIFO would block the open and
+     * /dev/zero never end (the probe's L6), so the open does not wait and the size is checked */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        snprintf(err, n, "%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(sb.st_mode) || sb.st_size > NB_MAX_BYTES) {
+        if (!S_ISREG(sb.st_mode))
+            snprintf(err, n, "%s: not a regular file", path);
+        else
+            snprintf(err, n, "%s: %lld bytes, more than a notebook's limit of %d MiB", path,
+                     (long long)sb.st_size, NB_MAX_BYTES >> 20);
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
         snprintf(err, n, "%s: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
     sbuf b = {0};
     char buf[8192];
     size_t r;
-    while ((r = fread(buf, 1, sizeof buf, f)) > 0)
+    while ((r = fread(buf, 1, sizeof buf, f)) > 0 && b.n <= NB_MAX_BYTES)
         sb_add(&b, buf, r);
     int bad = ferror(f);
     fclose(f);

@@ -583,6 +583,22 @@ static void test_notebook_saves(const char *tmp)
         whole += !strcmp(got, va) || !strcmp(got, vb);
     }
     is_int(whole, runs, "kill -9 during a notebook save loop: always the old or the new text");
+    /* the probe's L6: a FIFO blocked the open, /dev/zero read until memory ran out */
+    char fifo[1100];
+    snprintf(fifo, sizeof fifo, "%s/fifo.md", tmp);
+    mkfifo(fifo, 0600);
+    ok(!nb_load(fifo, err, sizeof err) && strstr(err, "not a regular file"),
+       "a FIFO as a notebook is refused at once");
+    ok(!nb_load("/dev/zero", err, sizeof err) && strstr(err, "not a regular file"),
+       "so is /dev/zero");
+    char big[1100];
+    snprintf(big, sizeof big, "%s/big.md", tmp);
+    FILE *bf = fopen(big, "w");
+    fseek(bf, NB_MAX_BYTES + 1, SEEK_SET);
+    fputc('x', bf);
+    fclose(bf);
+    ok(!nb_load(big, err, sizeof err) && strstr(err, "more than a notebook's limit of 16 MiB"),
+       "a notebook above 16 MiB is refused with the limit");
     nb_free(a), nb_free(b);
 }
 

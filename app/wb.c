@@ -612,6 +612,18 @@ static int open_terminal(void)
         return -1;
     }
     set_term(s);
+    /* a terminal that cannot place the cursor (TERM=dumb, a printing terminal) cannot show
+     * the panes: back to the plain REPL, as for an unknown TERM (the probe's L1) */
+    const char *cup = tigetstr("cup");
+    if (!cup || cup == (char *)-1) {
+        endwin();
+        delscreen(s);
+        screen = NULL;
+        reset_signals();
+        fclose(tty_out);
+        tty_out = NULL;
+        return -1;
+    }
     curses_on = 1;
     atexit(restore_terminal);
     raw(); /* Ctrl-C and Ctrl-Z arrive as keys */

@@ -164,6 +164,10 @@ mkfifo "$tmp/fifo/model.safetensors"
 out=$(timeout 20 "$r1lab" forward --model "$tmp/fifo" --tokens "1 2" --out "$tmp/f.st" 2>&1)
 [ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'model.safetensors: not a regular file')" ]
 ok $? "a FIFO as model.safetensors is refused by name ($out)"
+# the plain REPL reads lines of any length (the probe's L7: 64 KB lines were split)
+out=$(python3 -c "print('x = \"' + 'a' * 70000 + '\"'); print('print(#x)')" | "$r1lab" 2>&1)
+[ "$out" = "70000" ]
+ok $? "a 70000-character line reaches Lua whole ($(echo "$out" | head -c 80))"
 # one settings table per stage: typos, ranges, help, deprecated spellings
 out=$("$r1lab" train --stage sft --model tiny --out "$tmp/x" --stpes 5 2>&1)
 [ $? -eq 2 ] && [ -n "$(echo "$out" | grep "unknown option 'stpes' for r1lab train --stage sft (did you mean 'steps'?)")" ]

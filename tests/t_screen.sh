@@ -364,6 +364,16 @@ wait_file "$tmp/rc.tiny"
 [ "$(cat "$tmp/rc.tiny" 2>/dev/null)" = 0 ]
 ok $? "and it quits cleanly"
 
+# ---------------------------------------------------------------- TERM=dumb
+# a terminal that cannot place the cursor gets the plain REPL (the probe's L1: a blank screen)
+start dumb 80 24 TERM=dumb --
+wait_for dumb "here is the plain REPL"
+ok $? "TERM=dumb says it cannot drive the terminal and offers the plain REPL"
+type_line dumb "print(6 * 7)"
+wait_for dumb "42"
+ok $? "and the plain REPL runs Lua"
+type_line dumb ":quit"
+
 # ---------------------------------------------------------------- demo mode, no colour
 start demo 100 30 NO_COLOR=1 -- --demo
 wait_for demo "DEMO"

@@ -155,13 +155,7 @@ static r1_status load_tokenizer(r1_tokenizer **tok, const char *dir, const r1_mo
     r1_status st = r1_tokenizer_load(tok, path, err);
     if (st != R1_OK)
         return st;
-    int V = r1_model_config(m)->vocab_size, tv = r1_tokenizer_vocab_size(*tok);
-    if (tv > V)
-        return r1_error_set(err, R1_EFORMAT,
-                            "%s: %d tokens, more than the model's vocab_size %d: not this "
-                            "model's tokenizer",
-                            path, tv, V);
-    return R1_OK;
+    return r1_tokenizer_check_vocab(*tok, r1_model_config(m)->vocab_size, path, err);
 }
 
 /* Encodes the prompt in the chat format into *ids (malloc'd, *n ids). */

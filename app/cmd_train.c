@@ -149,18 +149,18 @@ static r1_status open_model(const char *spec, uint64_t seed, r1_model **m, r1_to
 
 /* The stage a run folder's checkpoint holds, or "reject" for an unfinished rejection sampling
  * into the file out ("" when unreadable: the resume reports why). */
-static void run_stage(const char *out, char *stage, size_t cap)
+static void run_stage(const char *out, char *stage, size_t cap, int *threads)
 {
     char p[4200];
     snprintf(p, sizeof p, "%s.part.json", out);
-    if (access(p, F_OK) == 0) {
-        snprintf(stage, cap, "reject");
-        return;
-    }
-    snprintf(p, sizeof p, "%s/checkpoint/trainer_state.json", out);
+    int part = access(p, F_OK) == 0;
+    if (!part)
+        snprintf(p, sizeof p, "%s/checkpoint/trainer_state.json", out);
     json_t *j = json_load_file(p, 0, NULL);
-    json_t *v = j ? json_object_get(j, "stage") : NULL;
-    snprintf(stage, cap, "%s", json_is_string(v) ? json_string_value(v) : "");
+    json_t *v = j ? json_object_get(j, "stage") : NULL, *t = j ? json_object_get(j, "threads") : NULL;
+    snprintf(stage, cap, "%s", part ? "reject" : json_is_string(v) ? json_string_value(v) : "");
+    *threads = json_is_integer(t) && json_integer_value(t) > 0 && json_integer_value(t) <= 1024
+                   ? (int)json_integer_value(t) : 0;
     json_decref(j);
 }
 
@@ -699,7 +699,15 @@ int cmd_train(int argc, char **argv)
     }
     if (resume) {
         char st[32];
-        run_stage(out, st, sizeof st);
+        int saved = 0;
+        run_stage(out, st, sizeof st, &saved);
+        /* the run's own thread count, so the resumed steps are the same to the last bit */
+        if (saved && threads < 0)
+            r1_set_threads(saved);
+        else if (saved && r1_threads() != saved)
+            fprintf(stderr, "r1lab train: note: the run used %d thread%s, this resume %d: the "
+                    "sums add up in another order, so the results differ from an uninterrupted "
+                    "run in the last bits\n", saved, saved == 1 ? "" : "s", r1_threads());
         grpo = !strcmp(st, "grpo");
         distill = !strcmp(st, "distill");
         reject = !strcmp(st, "reject");

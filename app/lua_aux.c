@@ -41,6 +41,15 @@ void lua_r1_task_spec(lua_State *L, const char *who, int i, const char *spec, in
     }
 }
 
+int lua_r1_opt_int_in(lua_State *L, int idx, const char *key, int def, int lo, int hi)
+{
+    lua_Integer v = lua_r1_opt_int(L, idx, key, def);
+    if (v < lo || v > hi) /* before the cast to int: 2^32 + 1 must not read as 1 */
+        luaL_error(L, "bad option '%s' (an integer in %d..%d expected, got %I)", key, lo, hi,
+                   (LUAI_UACINT)v);
+    return (int)v;
+}
+
 lua_Integer lua_r1_opt_int(lua_State *L, int idx, const char *key, lua_Integer def)
 {
     idx = lua_absindex(L, idx);

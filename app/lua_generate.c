@@ -124,7 +124,12 @@ static int32_t *prompt_ids(lua_State *L, lua_model *u, int idx, int arg, int cha
     if (lua_type(L, idx) == LUA_TSTRING) {
         if (!u->tok)
             luaL_error(L, "bad argument #%d (this model has no tokenizer: give token ids)", arg);
-        return lua_r1_encode(L, u->tok, lua_tostring(L, idx), chat, n);
+        size_t len;
+        const char *text = lua_tolstring(L, idx, &len);
+        if (strlen(text) != len) /* the tokenizer reads C strings: the rest would be lost */
+            luaL_error(L, "bad argument #%d (the text holds a NUL byte at position %d)", arg,
+                       (int)strlen(text) + 1);
+        return lua_r1_encode(L, u->tok, text, chat, n);
     }
     return lua_r1_ids(L, idx, arg, n);
 }
@@ -143,9 +148,10 @@ static int generate(lua_State *L, const char *what, int chat, const r1_task *tas
     r1_gen_cfg cfg = r1_gen_defaults();
     /* text questions get room to reason; id prompts the engine's default */
     int text_prompt = lua_type(L, 2) == LUA_TSTRING;
-    cfg.max_tokens = (int)lua_r1_opt_int(L, 3, "max_tokens", text_prompt ? 256 : cfg.max_tokens);
+    cfg.max_tokens = lua_r1_opt_int_in(L, 3, "max_tokens", text_prompt ? 256 : cfg.max_tokens, 1,
+                                       1 << 20);
     cfg.temperature = (float)lua_r1_opt_num(L, 3, "temperature", cfg.temperature);
-    cfg.top_k = (int)lua_r1_opt_int(L, 3, "top_k", cfg.top_k);
+    cfg.top_k = lua_r1_opt_int_in(L, 3, "top_k", cfg.top_k, 0, 1 << 20);
     cfg.top_p = (float)lua_r1_opt_num(L, 3, "top_p", cfg.top_p);
     cfg.min_p = (float)lua_r1_opt_num(L, 3, "min_p", cfg.min_p);
     cfg.repetition_penalty =

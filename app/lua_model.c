@@ -68,7 +68,9 @@ static int l_load(lua_State *L)
     FILE *f = fopen(path, "r");
     if (f) { /* a model folder with its tokenizer: text in, text out */
         fclose(f);
-        if (r1_tokenizer_load(&u->tok, path, &err) != R1_OK)
+        if (r1_tokenizer_load(&u->tok, path, &err) != R1_OK ||
+            r1_tokenizer_check_vocab(u->tok, r1_model_config(u->m)->vocab_size, path, &err) !=
+                R1_OK)
             return luaL_error(L, "%s", err.msg);
     }
     lua_r1_gc_hint(L, model_bytes(u->m));

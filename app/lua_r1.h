@@ -82,6 +82,9 @@ void lua_generate_open(lua_State *L);
 /* ---- option tables (lua_aux.c): field `key` of the table at idx, or def when absent/nil;
  * a present field of the wrong type raises "bad option 'key' (number expected, got ...)". */
 lua_Integer lua_r1_opt_int(lua_State *L, int idx, const char *key, lua_Integer def);
+/* The same, for an int option that must lie in lo..hi ("bad option 'K' (an integer in
+ * LO..HI expected, got V)" otherwise). */
+int lua_r1_opt_int_in(lua_State *L, int idx, const char *key, int def, int lo, int hi);
 lua_Number lua_r1_opt_num(lua_State *L, int idx, const char *key, lua_Number def);
 int lua_r1_opt_bool(lua_State *L, int idx, const char *key, int def);
 const char *lua_r1_opt_str(lua_State *L, int idx, const char *key, const char *def);

@@ -132,6 +132,13 @@ static int cmd_workbench(int argc, char **argv)
 int main(int argc, char **argv)
 {
     r1_set_threads(0);
+    /* OpenBLAS's work buffers now, while the address space is free: under ulimit -v it would
+     * spin forever if it could not get them later (r1_blas_reserve) */
+    r1_error rerr = {0};
+    if (r1_blas_reserve(&rerr) != R1_OK) {
+        fprintf(stderr, "r1lab: %s\n", rerr.msg);
+        return 1;
+    }
     if (argc < 2)
         return cmd_workbench(0, NULL);
     const char *cmd = argv[1];

@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "nb.h"
 
 /* A growable string. */
@@ -253,15 +255,35 @@ oom:
 
 nb_notebook *nb_load(const char *path, char *err, size_t n)
 {
-    FILE *f = fopen(path, "rb");
+    /* a notebook is a regular file of at most NB_MAX_BYTES: a FIFO would block the open and
+     * /dev/zero never end (the probe's L6), so the open does not wait and the size is checked */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        snprintf(err, n, "%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(sb.st_mode) || sb.st_size > NB_MAX_BYTES) {
+        if (!S_ISREG(sb.st_mode))
+            snprintf(err, n, "%s: not a regular file", path);
+        else
+            snprintf(err, n, "%s: %lld bytes, more than a notebook's limit of %d MiB", path,
+                     (long long)sb.st_size, NB_MAX_BYTES >> 20);
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
         snprintf(err, n, "%s: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
     sbuf b = {0};
     char buf[8192];
     size_t r;
-    while ((r = fread(buf, 1, sizeof buf, f)) > 0)
+    while ((r = fread(buf, 1, sizeof buf, f)) > 0 && b.n <= NB_MAX_BYTES)
         sb_add(&b, buf, r);
     int bad = ferror(f);
     fclose(f);
@@ -314,34 +336,24 @@ char *nb_serialize(const nb_notebook *nb, size_t *len)
 int nb_write_atomic(const char *path, const char *data, size_t len, int mode, char *err,
                     size_t n)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    if (fd < 0) {
-        snprintf(err, n, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            snprintf(err, n, "%s: %s", path, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        snprintf(err, n, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    if (rename(tmp, path) != 0) {
-        snprintf(err, n, "%s: %s", path, strerror(errno));
-        unlink(tmp);
+    /* the engine's safe replacement (atomic_file.h): an unguessable temporary name created
+     * exclusively, the target's permissions kept (mode only for a new file), a symlink's file
+     * replaced, anything but a regular file refused, fsync and rename (the probe's M2) */
+    struct stat sb;
+    int fresh = stat(path, &sb) != 0;
+    r1_afile a;
+    r1_error e = {0};
+    r1_status s = r1_afile_open(&a, path, &e);
+    if (s == R1_OK && fresh && fchmod(fileno(a.f), (mode_t)mode) != 0)
+        s = r1_error_set(&e, R1_EIO, "%s: %s", path, strerror(errno));
+    if (s == R1_OK)
+        s = r1_afile_write(&a, data, len, &e);
+    if (s == R1_OK)
+        s = r1_afile_commit(&a, &e);
+    else
+        r1_afile_abort(&a);
+    if (s != R1_OK) {
+        snprintf(err, n, "%s", e.msg);
         return -1;
     }
     return 0;

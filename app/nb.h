@@ -42,6 +42,8 @@ typedef struct nb_notebook {
 
 /* Parses Markdown text (len bytes); path is recorded (may be NULL). */
 nb_notebook *nb_parse(const char *text, size_t len, const char *path);
+#define NB_MAX_BYTES (16 << 20) /* the largest notebook r1lab opens */
+
 /* Reads and parses a file.  NULL with a message on error. */
 nb_notebook *nb_load(const char *path, char *err, size_t n);
 /* The Markdown text of the notebook (malloc'd, NUL-terminated; *len may be NULL). */

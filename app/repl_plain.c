@@ -24,13 +24,20 @@ static void on_sigint(int sig)
         lua_host_interrupt(running);
 }
 
+/* A line of any length (a fixed buffer split long lines into separate chunks: the probe's
+ * L7); NULL at the end of the input. */
 static char *read_plain(void)
 {
-    static char buf[65536];
-    if (!fgets(buf, sizeof buf, stdin))
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n < 0) {
+        free(line);
         return NULL;
-    buf[strcspn(buf, "\n")] = '\0';
-    return strdup(buf);
+    }
+    if (n > 0 && line[n - 1] == '\n')
+        line[n - 1] = '\0';
+    return line;
 }
 
 int repl_plain_run(lua_State *L)

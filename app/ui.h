@@ -49,6 +49,8 @@ enum {
     UI_KEY_BTAB, /* Shift-Tab */
     UI_KEY_ESC,
     UI_KEY_MOUSE,
+    UI_KEY_PASTE_BEGIN, /* bracketed paste: ESC [ 200 ~ ... ESC [ 201 ~ */
+    UI_KEY_PASTE_END,
     UI_KEY_OTHER /* an escape sequence the workbench does not use: passed to readline */
 };
 #define UI_KEY_TAB 9

@@ -6,9 +6,13 @@
 #include <config.h>
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -239,6 +243,7 @@ static int parse_list(lua_State *L, raw_theme *t, int first, int max, int *count
  * stopped with a message instead of freezing the workbench (the probe's M6). */
 #define THEME_MAX_INSTRUCTIONS 1000000
 #define THEME_MAX_BYTES (8u << 20)
+#define THEME_FILE_MAX ((long)1 << 20)
 
 /* lua_Alloc counting the bytes in use (*ud) and refusing to go past THEME_MAX_BYTES. */
 static void *theme_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -283,6 +288,25 @@ static void drop_fields(lua_State *L, const char *const *names)
  * (Lua does not check precompiled chunks, and a damaged one crashes it). */
 static int read_theme(raw_theme *t, const char *path, const char *src, char *err, size_t n)
 {
+    if (path) { /* a theme is a small regular file: not a FIFO to block on, nor /dev/zero */
+        struct stat sb;
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            snprintf(err, n, "cannot open: %s", strerror(errno));
+            return -1;
+        }
+        int st = fstat(fd, &sb);
+        close(fd);
+        if (st != 0 || !S_ISREG(sb.st_mode)) {
+            snprintf(err, n, "not a regular file");
+            return -1;
+        }
+        if (sb.st_size > THEME_FILE_MAX) {
+            snprintf(err, n, "%lld bytes, more than a theme's limit of %ld",
+                     (long long)sb.st_size, THEME_FILE_MAX);
+            return -1;
+        }
+    }
     static const char *const base_drop[] = {"dofile", "loadfile", NULL};
     static const char *const string_drop[] = {"find", "match", "gmatch", "gsub", NULL};
     size_t used = 0;
@@ -370,6 +394,14 @@ static int valid_name(const char *s)
 }
 
 /* Where theme NAME lives: a path as given, the user's config dir, then the data dir. */
+static int readable(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block here */
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0;
+}
+
 static void find_theme(const char *name, char *path, size_t n)
 {
     size_t l = strlen(name);
@@ -383,9 +415,7 @@ static void find_theme(const char *name, char *path, size_t n)
         snprintf(user, sizeof user, "%s/r1lab/themes/%s.lua", cfg, name);
     else if (home && *home)
         snprintf(user, sizeof user, "%s/.config/r1lab/themes/%s.lua", home, name);
-    FILE *f = user[0] ? fopen(user, "r") : NULL;
-    if (f) {
-        fclose(f);
+    if (user[0] && readable(user)) {
         snprintf(path, n, "%s", user);
         return;
     }
@@ -455,13 +485,6 @@ static void raw_init(raw_theme *t)
     t->bg = -1;
 }
 
-static int readable(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f)
-        fclose(f);
-    return f != NULL;
-}
 
 int ui_theme_load(ui_theme *t, const char *name, int colours, char *err, size_t n)
 {

@@ -334,10 +334,38 @@ static void clear_matches(ui_model *m)
     m->nmatches = 0;
 }
 
+/* A bracketed paste (terminals wrap pasted text in ESC[200~ ... ESC[201~) goes into the input
+ * line as text: its line ends become newlines in the line, as Alt-Enter makes them, so pasted
+ * code is edited and run as one chunk with Enter.  The markers never reach readline (whose
+ * own paste mode would read past the bytes this file queues).  A start marker whose end never
+ * comes lapses after half a second without input, so Enter works again. */
+static int paste(wb *w, const wb_key *k)
+{
+    if (k->key == UI_KEY_PASTE_BEGIN || k->key == UI_KEY_PASTE_END) {
+        w->paste_at = k->key == UI_KEY_PASTE_BEGIN ? r1_now() : 0;
+        return 1;
+    }
+    if (w->paste_at > 0 && r1_now() - w->paste_at > 0.5)
+        w->paste_at = 0;
+    if (w->paste_at > 0) {
+        w->paste_at = r1_now();
+        if (k->key == UI_KEY_ENTER || k->key == '\n') {
+            w->m.focus = UI_REPL;
+            wb_rl_feed(w, "\033\r", 2);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void key(wb *w, const wb_key *k, const char *raw)
 {
     ui_model *m = &w->m;
     int c = k->key;
+    if (paste(w, k)) {
+        w->dirty = 1;
+        return;
+    }
     w->dirty = 1;
     if (c != UI_KEY_TAB && m->matches)
         clear_matches(m);
@@ -584,6 +612,18 @@ static int open_terminal(void)
         return -1;
     }
     set_term(s);
+    /* a terminal that cannot place the cursor (TERM=dumb, a printing terminal) cannot show
+     * the panes: back to the plain REPL, as for an unknown TERM (the probe's L1) */
+    const char *cup = tigetstr("cup");
+    if (!cup || cup == (char *)-1) {
+        endwin();
+        delscreen(s);
+        screen = NULL;
+        reset_signals();
+        fclose(tty_out);
+        tty_out = NULL;
+        return -1;
+    }
     curses_on = 1;
     atexit(restore_terminal);
     raw(); /* Ctrl-C and Ctrl-Z arrive as keys */

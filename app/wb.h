@@ -60,6 +60,7 @@ typedef struct wb {
     char **pending;    /* lines readline accepted, not yet handled */
     int npending;
     int eof;           /* Ctrl-D at an empty line */
+    double paste_at;   /* inside a bracketed paste: when its last byte came (0: not) */
     int confirm;       /* 0, or what the yes/no box asks (WB_CONFIRM_...) */
     char prompt[64];
     /* notebook, theme, demo */

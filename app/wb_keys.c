@@ -114,6 +114,8 @@ static int csi(const unsigned char *b, int n, int final, wb_key *k)
         case 6: k->key = UI_KEY_PGDN; break;
         case 11: k->key = UI_KEY_F1; break;
         case 12: k->key = UI_KEY_F2; break;
+        case 200: k->key = UI_KEY_PASTE_BEGIN; break;
+        case 201: k->key = UI_KEY_PASTE_END; break;
         default: k->key = UI_KEY_OTHER; break;
         }
         if (np > 1) /* with modifiers: leave it to readline */

@@ -446,6 +446,12 @@ static void show_matches(char **matches, int num, int max)
 /* ------------------------------------------------------------------ setup */
 
 /* Alt-Enter: a newline inside the line (a multi-line chunk or cell) */
+static int ignore_key(int count, int key)
+{
+    (void)count, (void)key;
+    return 0;
+}
+
 static int insert_newline(int count, int key)
 {
     (void)count;
@@ -475,6 +481,11 @@ void wb_rl_init(wb *w)
     rl_variable_bind("enable-bracketed-paste", "off");
     rl_variable_bind("bell-style", "none");
     rl_bind_keyseq("\033\r", insert_newline);
+    /* readline's own bracketed-paste mode reads until the end marker, which this file's
+     * queue may not hold (an endless loop): the workbench handles pastes (wb.c), and the
+     * markers, should they arrive here, do nothing */
+    rl_bind_keyseq("\033[200~", ignore_key);
+    rl_bind_keyseq("\033[201~", ignore_key);
     using_history();
     stifle_history(1000);
     load_history(w);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,8 @@ static r1_status write_state(const char *path, r1_adamw *o, const r1_train_state
     json_object_set_new(j, "stage", json_string(st ? st->stage : ""));
     json_object_set_new(j, "step", json_integer(st ? st->step : 0));
     json_object_set_new(j, "data_pos", json_integer(st ? st->data_pos : 0));
+    /* the order of the sums, and so the last bits, depend on it: an exact resume needs it */
+    json_object_set_new(j, "threads", json_integer(r1_threads()));
     json_t *rng = json_array();
     for (int i = 0; i < 4; i++) { /* u64 as decimal strings: JSON numbers are doubles */
         char buf[32];
@@ -307,16 +310,36 @@ r1_status r1_ckpt_load(const char *dir, r1_model **mout, r1_adamw **oout, r1_tra
     if (s == R1_OK && bad)
         s = r1_error_set(err, R1_EFORMAT,
                          "%s: fields \"step\" and \"data_pos\" should be integers >= 0", path);
+    /* a tampered or damaged state is named, never cast into nonsense: the counters are
+     * integers in range, the RNG four decimal u64 strings, not all zero (xoshiro's one state
+     * that never leaves zero) */
+    r1_rng rs;
+    memset(&rs, 0, sizeof rs);
+    for (int i = 0; s == R1_OK && i < 4; i++) {
+        json_t *v = json_array_get(rng, i);
+        const char *t = json_is_string(v) ? json_string_value(v) : "";
+        char *end = NULL;
+        errno = 0;
+        rs.s[i] = strtoull(t, &end, 10);
+        if (!*t || *end || errno || t[0] == '-')
+            s = r1_error_set(err, R1_EFORMAT, "%s: field \"rng\" item %d should be a decimal "
+                             "64-bit number in a string", path, i + 1);
+    }
+    if (s == R1_OK && !(rs.s[0] | rs.s[1] | rs.s[2] | rs.s[3]))
+        s = r1_error_set(err, R1_EFORMAT, "%s: field \"rng\" is all zero, a state the "
+                         "generator never reaches", path);
+    json_t *ot = json_object_get(json_object_get(j, "optimizer"), "t");
+    if (s == R1_OK && ot && (!json_is_integer(ot) || json_integer_value(ot) < 0 ||
+                             json_integer_value(ot) > INT32_MAX))
+        s = r1_error_set(err, R1_EFORMAT, "%s: field \"optimizer.t\" should be an integer in "
+                         "0..2^31-1", path);
     if (s == R1_OK && st) {
         memset(st, 0, sizeof *st);
         json_t *sg = json_object_get(j, "stage");
         snprintf(st->stage, sizeof st->stage, "%s", json_is_string(sg) ? json_string_value(sg) : "");
         st->step = step;
         st->data_pos = pos;
-        for (int i = 0; i < 4; i++) {
-            json_t *v = json_array_get(rng, i);
-            st->rng.s[i] = json_is_string(v) ? strtoull(json_string_value(v), NULL, 10) : 0;
-        }
+        st->rng = rs;
     }
     if (s == R1_OK && settings_json && json_object_get(j, "settings")) {
         *settings_json = json_dumps(json_object_get(j, "settings"), JSON_COMPACT);

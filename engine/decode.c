@@ -17,6 +17,7 @@
 
 #include "model_internal.h"
 #include "r1_bf16.h"
+#include "parallel.h"
 #include "r1_generate.h"
 #include "r1_kernels.h"
 
@@ -251,19 +252,19 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
     }
     /* absorb W_UK into the query: qlat_h = q_nope_h · W_UK_h  ([N, dn] x [dn, kvr]) */
     for (int h = 0; h < H; h++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, kvr, dn, 1, d->q + h * dq,
+        R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, kvr, dn, 1, d->q + h * dq,
                     H * dq, w->kv_b + (size_t)h * (dn + dv) * kvr, kvr, 0, d->qlat + h * kvr,
-                    H * kvr);
+                    H * kvr));
     float scale = 1.0f / sqrtf((float)dq); /* DESIGN: (nope + rope)^-0.5 */
     for (int t = 0; t < N; t++) {
         int len = d->pos[t] + 1;
         size_t row0 = (size_t)rows[t / n] * d->max_len;
         const float *Cr = d->ckv[l] + row0 * kvr, *Kr = d->kpe[l] + row0 * dr;
         /* S[H, len] = scale (Qlat C^T + Qpe K^T) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H, len, kvr, scale,
-                    d->qlat + (size_t)t * H * kvr, kvr, Cr, kvr, 0, d->sc, len);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H, len, dr, scale,
-                    d->q + (size_t)t * H * dq + dn, dq, Kr, dr, 1, d->sc, len);
+        R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H, len, kvr, scale,
+                    d->qlat + (size_t)t * H * kvr, kvr, Cr, kvr, 0, d->sc, len));
+        R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H, len, dr, scale,
+                    d->q + (size_t)t * H * dq + dn, dq, Kr, dr, 1, d->sc, len));
         for (int h = 0; h < H; h++) {
             float *s = d->sc + (size_t)h * len, mx = s[0];
             for (int j = 1; j < len; j++)
@@ -278,14 +279,14 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
                 s[j] *= inv;
         }
         /* Olat[H, kvr] = P C */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, H, kvr, len, 1, d->sc, len, Cr,
-                    kvr, 0, d->olat + (size_t)t * H * kvr, kvr);
+        R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, H, kvr, len, 1, d->sc, len, Cr,
+                    kvr, 0, d->olat + (size_t)t * H * kvr, kvr));
     }
     /* absorb W_UV into the output: out_h = olat_h · W_UV_h^T  ([N, kvr] x [kvr, dv]) */
     for (int h = 0; h < H; h++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, dv, kvr, 1, d->olat + h * kvr,
+        R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, dv, kvr, 1, d->olat + h * kvr,
                     H * kvr, w->kv_b + ((size_t)h * (dn + dv) + dn) * kvr, kvr, 0,
-                    d->ao + h * dv, H * dv);
+                    d->ao + h * dv, H * dv));
     r1__mm(m, d->x, d->ao, w->o_proj, N, H * dv, C, 1);
 
     r1_rmsnorm_fwd(d->hn, d->rstd, d->x, w->ffn_norm, N, C, eps);
@@ -372,7 +373,7 @@ r1_status r1_decoder_step(r1_decoder *d, const int *rows, int R, const int32_t *
     for (int r = 0; r < R; r++)
         d->len[rows[r]] += n;
     d->last_n = N;
-    return R1_OK;
+    return r1__blas_status(err);
 }
 
 r1_status r1_decoder_mtp_step(r1_decoder *d, const int *rows, int R, const float *h,
@@ -413,7 +414,7 @@ r1_status r1_decoder_mtp_step(r1_decoder *d, const int *rows, int R, const float
         r1_matmul_fwd(logits, d->en, m->head, N, C, c->vocab_size, 0);
     for (int r = 0; r < R; r++)
         d->mlen[rows[r]] += n;
-    return R1_OK;
+    return r1__blas_status(err);
 }
 
 const float *r1_decoder_hidden(const r1_decoder *d) { return d->hf; }

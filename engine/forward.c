@@ -495,6 +495,8 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
     m->fp8_fwd = 0;
     if (m->fp8_oom)
         return r1_error_set(err, R1_ENOMEM, "forward: out of memory for the fp8 emulation");
+    if (r1__blas_status(err) != R1_OK)
+        return R1_ENOMEM;
     if (loss)
         *loss = L;
     m->B = B;
@@ -588,7 +590,7 @@ r1_status r1_model_backward(r1_model *m, r1_error *err)
         for (int j = 0; j < C; j++)
             dst[j] += s[j];
     }
-    return R1_OK;
+    return r1__blas_status(err);
 }
 
 const float *r1_model_logits(const r1_model *m) { return m->have_fwd ? m->logits : NULL; }

@@ -167,12 +167,18 @@ static r1_status setup(gen *g, const int32_t *const *prompts, const int *lens, i
     if (cfg->max_tokens < 1)
         return r1_error_set(err, R1_EINVAL, "generate: max_tokens is %d; expected >= 1",
                             cfg->max_tokens);
-    if (cfg->temperature < 0 || cfg->top_p < 0 || cfg->top_p > 1 || cfg->min_p < 0 ||
-        cfg->min_p > 1 || cfg->top_k < 0 || cfg->repetition_penalty <= 0)
-        return r1_error_set(err, R1_EINVAL,
-                            "generate: sampling settings out of range (temperature >= 0, "
-                            "top_k >= 0, 0 <= top_p <= 1, 0 <= min_p <= 1, "
-                            "repetition_penalty > 0)");
+    /* each check is written so that NaN fails it (every comparison with NaN is false) */
+    static const char *const names[] = {"temperature", "top_p", "min_p", "repetition_penalty"};
+    const float vals[] = {cfg->temperature, cfg->top_p, cfg->min_p, cfg->repetition_penalty};
+    const float lo[] = {0, 0, 0, 1e-3f}, hi[] = {100, 1, 1, 1000};
+    for (int i = 0; i < 4; i++)
+        if (!(vals[i] >= lo[i] && vals[i] <= hi[i]))
+            return r1_error_set(err, R1_EINVAL, "generate: %s is %g; expected a number in "
+                                "%g..%g", names[i], (double)vals[i], (double)lo[i],
+                                (double)hi[i]);
+    if (cfg->top_k < 0 || cfg->top_k > c->vocab_size)
+        return r1_error_set(err, R1_EINVAL, "generate: top_k is %d; expected 0 (off) to the "
+                            "vocabulary size %d", cfg->top_k, c->vocab_size);
     if (cfg->speculative && m->D < 1)
         return r1_error_set(err, R1_EUNSUPPORTED,
                             "generate: speculative decoding needs an MTP module; this "

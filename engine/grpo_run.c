@@ -169,7 +169,7 @@ static const r1_setting grpo_settings[] = {
     {"rewards", R1_SET_TEXT, 0, 0, 0, NULL, "built-in rewards NAME[@WEIGHT],...", NULL,
      parse_rewards, format_rewards},
     {"steps", R1_SET_INT, F(steps), 1, 1e8, NULL, "GRPO steps of the run", NULL, NULL, NULL},
-    {"group", R1_SET_INT, F(cfg.group), 1, 1024, NULL, "completions per prompt (G)", NULL, NULL, NULL},
+    {"group", R1_SET_INT, F(cfg.group), 2, 64, NULL, "completions per prompt (G)", NULL, NULL, NULL},
     {"prompts", R1_SET_INT, F(cfg.prompts), 1, 4096, NULL, "prompts per step", NULL, NULL, NULL},
     {"mu", R1_SET_INT, F(cfg.mu), 1, 64, NULL, "updates per batch (1: ratio 1)", NULL, NULL, NULL},
     {"eps_low", R1_SET_FLOAT, F(cfg.eps_low), 0, 1, NULL, "clip range below 1", NULL, NULL, NULL},
@@ -230,6 +230,12 @@ r1_status r1_grpo_settings_validate(r1_grpo_settings *s, r1_error *err)
             return r1_error_set(err, R1_EINVAL, "%s %g: expected %g..%g", t->v[i].name, v,
                                 t->v[i].lo, t->v[i].hi);
     }
+    /* the documented ceiling of one step's batch: what the largest settings would otherwise
+     * allocate before the first token (the probe's M8: prompts = 1e6 took all the RAM) */
+    if ((long)s->cfg.group * s->cfg.prompts > R1_GRPO_MAX_SEQUENCES)
+        return r1_error_set(err, R1_EINVAL, "group %d x prompts %d = %ld completions per step, "
+                            "above the ceiling of %d", s->cfg.group, s->cfg.prompts,
+                            (long)s->cfg.group * s->cfg.prompts, R1_GRPO_MAX_SEQUENCES);
     if (s->ntasks < 1 || s->ntasks > R1_GRPO_MAX_TASKS)
         return r1_error_set(err, R1_EINVAL, "tasks: expected 1..%d entries", R1_GRPO_MAX_TASKS);
     if (s->cfg.nrewards < 1 || s->cfg.nrewards > R1_GRPO_MAX_REWARDS)

@@ -7,14 +7,23 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "r1_kernels.h"
 #ifndef R1_REAL_DOUBLE
 #include "parallel.h"
+#include "r1.h"
 #endif
 
 #ifdef R1_REAL_DOUBLE
+#define R1_BLAS(call) call /* the test's double kernels: no address-space guard */
 #define GEMM cblas_dgemm
 #define GEMV cblas_dgemv
 #define EXP exp
@@ -37,12 +46,12 @@ static void mm_serial(real *out, int ldo, const real *in, const real *w, int N, 
      * output go through gemv. */
     if (N <= 4 && Co >= 512) {
         for (int n = 0; n < N; n++)
-            GEMV(CblasRowMajor, CblasNoTrans, Co, Ci, 1, w, Ci, in + (size_t)n * Ci, 1,
-                 accumulate ? 1 : 0, out + (size_t)n * ldo, 1);
+            R1_BLAS(GEMV(CblasRowMajor, CblasNoTrans, Co, Ci, 1, w, Ci, in + (size_t)n * Ci, 1,
+                 accumulate ? 1 : 0, out + (size_t)n * ldo, 1));
         return;
     }
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, N, Co, Ci, 1, in, Ci, w, Ci,
-         accumulate ? 1 : 0, out, ldo);
+    R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, N, Co, Ci, 1, in, Ci, w, Ci,
+         accumulate ? 1 : 0, out, ldo));
 }
 
 #ifndef R1_REAL_DOUBLE
@@ -97,17 +106,17 @@ static void bwd_part(void *ctx, int i, int tid)
             return;
         chunk(j->N, j->parts, i, 1, &lo, &hi);
         if (hi > lo) /* din[lo:hi] += dout[lo:hi] · w */
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, j->Ci, j->Co, 1,
+            R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, j->Ci, j->Co, 1,
                  j->dout + (size_t)lo * j->Co, j->Co, j->w, j->Ci, 1,
-                 j->din + (size_t)lo * j->Ci, j->Ci);
+                 j->din + (size_t)lo * j->Ci, j->Ci));
         return;
     }
     if (!j->dw)
         return;
     chunk(j->Co, j->parts, i - j->parts, 1, &lo, &hi);
     if (hi > lo) /* dw[lo:hi] += dout[:, lo:hi]^T · in */
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, j->Ci, j->N, 1, j->dout + lo,
-             j->Co, j->in, j->Ci, 1, j->dw + (size_t)lo * j->Ci, j->Ci);
+        R1_BLAS(GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, j->Ci, j->N, 1, j->dout + lo,
+             j->Co, j->in, j->Ci, 1, j->dw + (size_t)lo * j->Ci, j->Ci));
 }
 
 static int split(long work)
@@ -149,10 +158,10 @@ void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, c
     }
 #endif
     if (din) /* din[N,Ci] += dout[N,Co] · w[Co,Ci] */
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, Ci, Co, 1, dout, Co, w, Ci, 1, din,
-             Ci);
+        R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, Ci, Co, 1, dout, Co, w, Ci, 1, din,
+             Ci));
     if (dw) /* dw[Co,Ci] += dout^T[Co,N] · in[N,Ci] */
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, Co, Ci, N, 1, dout, Co, in, Ci, 1, dw, Ci);
+        R1_BLAS(GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, Co, Ci, N, 1, dout, Co, in, Ci, 1, dw, Ci));
 }
 
 /* ------------------------------------------------------------------ RMSNorm */
@@ -269,8 +278,8 @@ static void att_fwd_head(void *ctx, int h, int tid)
     int T = j->T, dq = j->dqd, dv = j->dvd;
     real *Ph = j->P + (size_t)h * T * T;
     /* S[T,T] = scale · q_h k_h^T (the upper triangle is computed and then masked) */
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dq, j->scale, j->q + h * dq, j->ldq,
-         j->k + h * dq, j->ldk, 0, Ph, T);
+    R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dq, j->scale, j->q + h * dq, j->ldq,
+         j->k + h * dq, j->ldk, 0, Ph, T));
     for (int i = 0; i < T; i++) {
         real *row = Ph + (size_t)i * T;
         real mx = row[0];
@@ -288,8 +297,8 @@ static void att_fwd_head(void *ctx, int h, int tid)
             row[c] = 0;
     }
     /* out_h[T,dv] = P_h v_h */
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dv, T, 1, Ph, T, j->v + h * dv, j->ldv, 0,
-         j->out + h * dv, j->H * dv);
+    R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dv, T, 1, Ph, T, j->v + h * dv, j->ldv, 0,
+         j->out + h * dv, j->H * dv));
 }
 
 void R1K(r1_attention_fwd)(real *out, real *P, const real *q, int ldq, const real *k, int ldk,
@@ -316,11 +325,11 @@ static void att_bwd_head(void *ctx, int h, int tid)
     const real *doh = j->dout + h * dv_dim;
     int ldo = j->H * dv_dim;
     /* dv_h[T,dv] += P_h^T · dout_h */
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, dv_dim, T, 1, Ph, T, doh, ldo, 1,
-         j->dv + h * dv_dim, j->ldv);
+    R1_BLAS(GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, dv_dim, T, 1, Ph, T, doh, ldo, 1,
+         j->dv + h * dv_dim, j->ldv));
     /* dP[T,T] = dout_h · v_h^T */
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dv_dim, 1, doh, ldo, j->v + h * dv_dim,
-         j->ldv, 0, dP, T);
+    R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dv_dim, 1, doh, ldo, j->v + h * dv_dim,
+         j->ldv, 0, dP, T));
     /* dS = P ⊙ (dP − rowsum(P ⊙ dP)); masked entries have P = 0 */
     for (int i = 0; i < T; i++) {
         const real *p = Ph + (size_t)i * T;
@@ -334,10 +343,10 @@ static void att_bwd_head(void *ctx, int h, int tid)
             d[c] = 0;
     }
     /* dq_h += scale · dS k_h;  dk_h += scale · dS^T q_h */
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dq_dim, T, j->scale, dP, T,
-         j->k + h * dq_dim, j->ldk, 1, j->dq + h * dq_dim, j->ldq);
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, dq_dim, T, j->scale, dP, T,
-         j->q + h * dq_dim, j->ldq, 1, j->dk + h * dq_dim, j->ldk);
+    R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dq_dim, T, j->scale, dP, T,
+         j->k + h * dq_dim, j->ldk, 1, j->dq + h * dq_dim, j->ldq));
+    R1_BLAS(GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, dq_dim, T, j->scale, dP, T,
+         j->q + h * dq_dim, j->ldq, 1, j->dk + h * dq_dim, j->ldk));
 }
 
 void R1K(r1_attention_bwd)(real *dq, real *dk, real *dv, real *dP, const real *dout,
@@ -481,3 +490,93 @@ void R1K(r1_balance_bwd)(real *ds, const real *s, const int32_t *sel, int T, int
             ds[(size_t)t * E + j] += (real)((g[j] - dot) / tot);
     }
 }
+
+#ifndef R1_REAL_DOUBLE
+/* ------------------------------------------------------------------ BLAS work buffers
+ *
+ * OpenBLAS gives every thread that calls it a work buffer of about 128 MiB, allocated on the
+ * thread's first call and kept.  When that allocation fails (an address-space limit, ulimit -v)
+ * it retries forever: the process spins instead of failing.  So the buffers are taken at start,
+ * one per pool thread, while the address space is still free, and a limit too small for them
+ * is reported as what it is. */
+
+#define BLAS_BUFFER ((size_t)136 << 20) /* OpenBLAS's buffer and its alignment, rounded up */
+
+static int blas_limited; /* an address-space limit is set: probe before every BLAS call */
+static atomic_int blas_oom;
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_limit_read(void)
+{
+    struct rlimit rl;
+    blas_limited = getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+}
+
+int r1__blas_room(void)
+{
+    pthread_once(&blas_once, blas_limit_read);
+    if (!blas_limited)
+        return 1;
+    /* a mapping of a work buffer's size, never touched: it fits, or OpenBLAS's would not */
+    void *p = mmap(NULL, BLAS_BUFFER, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED) {
+        atomic_store(&blas_oom, 1);
+        return 0;
+    }
+    munmap(p, BLAS_BUFFER);
+    return !atomic_load(&blas_oom); /* once short, the rest of the pass is skipped too */
+}
+
+r1_status r1__blas_status(r1_error *err)
+{
+    if (!atomic_exchange(&blas_oom, 0))
+        return R1_OK;
+    return r1_error_set(err, R1_ENOMEM, "out of memory: no room for OpenBLAS's work buffer "
+                        "(%zu MiB) under the address-space limit (ulimit -v); raise the limit",
+                        BLAS_BUFFER >> 20);
+}
+
+static atomic_int warm_started;
+
+static void warm_one(void *ctx, int i, int tid)
+{
+    (void)i, (void)tid;
+    int n = *(int *)ctx;
+    /* every thread takes exactly one item: wait (at most ~2 s) until all have one */
+    atomic_fetch_add(&warm_started, 1);
+    for (int k = 0; k < 2000 && atomic_load(&warm_started) < n; k++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    float a[16] = {0}, b[16] = {0}, c[16];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 4, 4, 4, 1.0f, a, 4, b, 4, 0.0f, c, 4);
+}
+
+r1_status r1_blas_reserve(r1_error *err)
+{
+    int nw = r1__nworkers();
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        size_t used = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        unsigned long pages = 0;
+        if (f && fscanf(f, "%lu", &pages) == 1)
+            used = pages * (size_t)sysconf(_SC_PAGESIZE);
+        if (f)
+            fclose(f);
+        size_t need = used + (size_t)nw * BLAS_BUFFER + ((size_t)64 << 20);
+        if ((size_t)rl.rlim_cur < need)
+            return r1_error_set(err, R1_ENOMEM,
+                                "out of memory: the address-space limit (ulimit -v %lu KiB) "
+                                "leaves too little room for the BLAS work buffers of %d "
+                                "thread%s (about %zu MiB beyond the %zu MiB in use); raise the "
+                                "limit or use fewer threads",
+                                (unsigned long)(rl.rlim_cur >> 10), nw, nw == 1 ? "" : "s",
+                                (need - used) >> 20, used >> 20);
+    }
+    atomic_store(&warm_started, 0);
+    r1__parallel_for(nw, warm_one, &nw);
+    return R1_OK;
+}
+#endif

@@ -6,6 +6,8 @@
 #ifndef R1_PARALLEL_H
 #define R1_PARALLEL_H
 
+#include "r1.h"
+
 /* fn(ctx, i, tid) for i in [0, n); tid in [0, r1__nworkers()) identifies the running thread
  * (for per-thread scratch).  Returns when every iteration is done.  Not reentrant. */
 void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx);
@@ -17,5 +19,18 @@ int r1__in_parallel(void);
 
 /* How many threads r1__parallel_for may use. */
 int r1__nworkers(void);
+
+/* Under an address-space limit (ulimit -v), OpenBLAS spins forever when it cannot get a work
+ * buffer.  r1__blas_room() is 1 when a buffer would fit now (always, and free, without a
+ * limit); when it would not, it records that and is 0, and the caller skips the BLAS call.
+ * The entry points (forward, backward, a decoding step) then fail with r1__blas_status:
+ * R1_ENOMEM naming the limit, and the flag cleared.  Every BLAS call goes through R1_BLAS. */
+int r1__blas_room(void);
+r1_status r1__blas_status(r1_error *err);
+#define R1_BLAS(call)                                                                              \
+    do {                                                                                           \
+        if (r1__blas_room())                                                                       \
+            call;                                                                                  \
+    } while (0)
 
 #endif

@@ -76,6 +76,12 @@ void r1_interrupt_clear(void);
 void r1_set_threads(int n);
 int r1_threads(void);
 
+/* Takes OpenBLAS's work buffer (about 128 MiB of address space each) on every thread of the
+ * pool now, while the address space is free: OpenBLAS spins forever when it cannot get one
+ * later.  R1_ENOMEM naming the limit when an address-space limit (ulimit -v) leaves too little
+ * room.  Call it at start, after r1_set_threads; calling it again is cheap. */
+r1_status r1_blas_reserve(r1_error *err);
+
 /* ------------------------------------------------------------------ small helpers (util.c) */
 
 /* Seconds on the monotonic clock (for durations and rates; not the time of day). */

@@ -36,6 +36,8 @@
 #define R1_GRPO_MAX_TASKS 16
 #define R1_GRPO_PATH_MAX 1024
 
+#define R1_GRPO_MAX_SEQUENCES 16384 /* group x prompts: completions per step */
+
 typedef struct {
     r1_grpo_cfg cfg;  /* the step's settings; cfg.reward_names / weights: the rewards */
     int steps;        /* steps of this run (a resumed run counts on to it) */

@@ -93,6 +93,12 @@ r1_status r1_tokenizer_save(const r1_tokenizer *t, const char *path, r1_error *e
 
 int r1_tokenizer_vocab_size(const r1_tokenizer *t);
 
+/* R1_EFORMAT, naming path, when t has more tokens than a model of vocab_size ids can emit or
+ * read: not that model's tokenizer.  (Fewer is fine: Hugging Face models pad their vocabulary
+ * beyond the tokenizer's.) */
+r1_status r1_tokenizer_check_vocab(const r1_tokenizer *t, int vocab_size, const char *path,
+                                   r1_error *err);
+
 /* The id of a named special token (which: R1_TOK_PAD .. R1_TOK_ANSWER_END), or -1 for another
  * value of which. */
 int r1_tokenizer_special_id(const r1_tokenizer *t, int which);

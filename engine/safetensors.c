@@ -279,15 +279,19 @@ static r1_status parse_entry(tensor *t, const char *name, const json_t *v, const
     int overflow = 0;
     for (int i = 0; i < t->ndim; i++)
         overflow |= __builtin_mul_overflow(bytes, (uint64_t)t->shape[i], &bytes);
-    if (overflow || bytes != t->end - t->begin) {
-        char sb[160];
+    char sb[160];
+    if (overflow) /* the product wrapped: its remainder would be a misleading size */
         return st_fail(err, R1_EFORMAT, path, name,
-                       "shape %s of %s needs %s%llu bytes but data_offsets [%llu, %llu] hold %llu",
-                       fmt_shape(sb, sizeof sb, t->ndim, t->shape), dtypes[d].name,
-                       overflow ? "more than " : "", (unsigned long long)bytes,
+                       "shape %s of %s needs more than 2^64 bytes; data_offsets [%llu, %llu] "
+                       "hold %llu", fmt_shape(sb, sizeof sb, t->ndim, t->shape), dtypes[d].name,
                        (unsigned long long)t->begin, (unsigned long long)t->end,
                        (unsigned long long)(t->end - t->begin));
-    }
+    if (bytes != t->end - t->begin)
+        return st_fail(err, R1_EFORMAT, path, name,
+                       "shape %s of %s needs %llu bytes but data_offsets [%llu, %llu] hold %llu",
+                       fmt_shape(sb, sizeof sb, t->ndim, t->shape), dtypes[d].name,
+                       (unsigned long long)bytes, (unsigned long long)t->begin,
+                       (unsigned long long)t->end, (unsigned long long)(t->end - t->begin));
     return R1_OK;
 }
 
@@ -421,7 +425,9 @@ static r1_status load_shard(r1_st *st, const char *path, r1_error *err)
     sh->file = slash ? slash + 1 : sh->path;
     st->nshards++; /* from here on r1_st_close releases it */
 
-    sh->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO named as a shard must not block the open before the check below
+     * (it changes nothing for the regular files that pass) */
+    sh->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (sh->fd < 0)
         return st_fail(err, errno == ENOENT ? R1_ENOTFOUND : R1_EIO, path, NULL, "cannot open: %s",
                        strerror(errno));

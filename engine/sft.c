@@ -81,10 +81,9 @@ static r1_status setup(r1_sft *t, r1_error *err)
     r1_status st = r1_sft_validate(&t->s, r1_model_config(t->m), err);
     if (st != R1_OK)
         return st;
-    if (r1_tokenizer_vocab_size(t->tok) > r1_model_config(t->m)->vocab_size)
-        return r1_error_set(err, R1_EINVAL, "the tokenizer has %d tokens, the model's "
-                            "vocab_size is %d", r1_tokenizer_vocab_size(t->tok),
-                            r1_model_config(t->m)->vocab_size);
+    if ((st = r1_tokenizer_check_vocab(t->tok, r1_model_config(t->m)->vocab_size, NULL, err)) !=
+        R1_OK)
+        return st;
     size_t BT = (size_t)t->s.batch * t->s.seq_len;
     t->tokens = malloc(sizeof(int32_t) * BT);
     t->weights = malloc(sizeof(float) * BT);

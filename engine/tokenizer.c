@@ -647,3 +647,14 @@ r1_status r1_tokenizer_load(r1_tokenizer **out, const char *path, r1_error *err)
     free(file);
     return s;
 }
+
+r1_status r1_tokenizer_check_vocab(const r1_tokenizer *t, int vocab_size, const char *path,
+                                   r1_error *err)
+{
+    int tv = r1_tokenizer_vocab_size(t);
+    if (tv > vocab_size)
+        return r1_error_set(err, R1_EFORMAT, "%s: %d tokens, more than the model's vocab_size "
+                            "%d: not this model's tokenizer", path ? path : "the tokenizer", tv,
+                            vocab_size);
+    return R1_OK;
+}

@@ -157,6 +157,17 @@ ok $? "and so does the model, bit for bit"
 out=$("$r1lab" train $grpo --out "$tmp/g1" --steps 4 2>&1)
 [ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'holds a run already')" ]
 ok $? "a folder holding a run is not overwritten"
+# a FIFO where the weights should be: refused at once, never a blocked open (the probe's L6)
+mkdir -p "$tmp/fifo"
+cp "$src/models/builtin/config.json" "$tmp/fifo/"
+mkfifo "$tmp/fifo/model.safetensors"
+out=$(timeout 20 "$r1lab" forward --model "$tmp/fifo" --tokens "1 2" --out "$tmp/f.st" 2>&1)
+[ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'model.safetensors: not a regular file')" ]
+ok $? "a FIFO as model.safetensors is refused by name ($out)"
+# the plain REPL reads lines of any length (the probe's L7: 64 KB lines were split)
+out=$(python3 -c "print('x = \"' + 'a' * 70000 + '\"'); print('print(#x)')" | "$r1lab" 2>&1)
+[ "$out" = "70000" ]
+ok $? "a 70000-character line reaches Lua whole ($(echo "$out" | head -c 80))"
 # one settings table per stage: typos, ranges, help, deprecated spellings
 out=$("$r1lab" train --stage sft --model tiny --out "$tmp/x" --stpes 5 2>&1)
 [ $? -eq 2 ] && [ -n "$(echo "$out" | grep "unknown option 'stpes' for r1lab train --stage sft (did you mean 'steps'?)")" ]
@@ -210,12 +221,15 @@ pid=$!
 ctrl_c_when test -s "$tmp/ds2/metrics.jsonl"
 [ $rc -eq 130 ] && grep -q "r1lab train --out $tmp/ds2 --resume" "$tmp/ds2.log"
 ok $? "Ctrl-C stops distillation after a step with a checkpoint, exit 130"
-out=$("$r1lab" train --out "$tmp/ds2" --resume --log-every 1 --threads 1 2>&1)
-ok $? "--resume finishes it ($(echo "$out" | tail -1))"
+out=$("$r1lab" train --out "$tmp/ds2" --resume --log-every 1 2>&1)
+ok $? "--resume finishes it, with the run's own thread count ($(echo "$out" | tail -1))"
 dstrip() { sed -E 's/"(tokens_per_s|elapsed)":[^,}]*,?//g' "$1"; }
 [ "$(dstrip "$tmp/ds1/metrics.jsonl")" = "$(dstrip "$tmp/ds2/metrics.jsonl")" ] && \
     cmp -s "$tmp/ds1/model.safetensors" "$tmp/ds2/model.safetensors"
 ok $? "with the metrics and the student of the run that never stopped"
+out=$("$r1lab" train --out "$tmp/ds1" --resume --threads 2 2>&1)
+[ $? -eq 0 ] && [ -n "$(echo "$out" | grep 'the run used 1 thread, this resume 2')" ]
+ok $? "another --threads on resume is named as the reason the last bits will differ"
 out=$("$r1lab" train --stage distill --model tiny --out "$tmp/dst2" 2>&1)
 [ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'needs --data')" ]
 ok $? "distill without --data says what it needs"

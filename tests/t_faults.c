@@ -17,6 +17,7 @@
 
 #include "atomic_file.h"
 #include "r1_model.h"
+#include "r1_rng.h"
 #include "r1_train.h"
 #include "tap.h"
 #include "testutil.h"
@@ -116,6 +117,7 @@ static void test_checkpoint_save(void)
     r1_train_state ts;
     memset(&ts, 0, sizeof ts);
     snprintf(ts.stage, sizeof ts.stage, "pretrain");
+    r1_rng_seed(&ts.rng, 9);
     ts.step = 1;
     r1_ckpt_save(ck, a, NULL, &ts, "{\"x\":1}", &err);
     for (int o = 0; o < 4; o++) {
@@ -188,6 +190,7 @@ static void test_kill(void)
     r1_train_state ts;
     memset(&ts, 0, sizeof ts);
     snprintf(ts.stage, sizeof ts.stage, "pretrain");
+    r1_rng_seed(&ts.rng, 9);
     r1_ckpt_save(ck, a, NULL, &ts, NULL, &err);
     srand((unsigned)time(NULL));
     int runs = 12, good = 0;

@@ -16,6 +16,7 @@
 
 #include "atomic_file.h"
 #include "r1_model.h"
+#include "r1_rng.h"
 #include "r1_train.h"
 #include "tap.h"
 #include "testutil.h"
@@ -127,6 +128,7 @@ static void test_checkpoint_leftovers(void)
     r1_train_state ts;
     memset(&ts, 0, sizeof ts);
     snprintf(ts.stage, sizeof ts.stage, "pretrain");
+    r1_rng_seed(&ts.rng, 9);
     ts.step = 7;
     const char *ck = tu_at("ck");
     ok(r1_ckpt_save(ck, m, NULL, &ts, NULL, &err) == R1_OK, "a checkpoint (%s)", err.msg);
@@ -151,6 +153,44 @@ static void test_checkpoint_leftovers(void)
     r1_ckpt_save(ck, m, NULL, &ts, NULL, &err);
     ok(access(live, F_OK) == 0, "but not one whose writer still runs");
     rmdir(live);
+
+    /* a tampered trainer_state.json is named, never cast into nonsense (the probe's L8) */
+    static const char *const bad[][3] = {
+        {"\"step\": 8", "\"step\": 1e300", "\"step\" and \"data_pos\" should be integers"},
+        {"\"step\": 8", "\"step\": -2", "\"step\" and \"data_pos\" should be integers"},
+        {"\"rng\": [", "\"rng\": [\"x\", ", "\"rng\" item 1 should be a decimal"},
+    };
+    char sp[700];
+    snprintf(sp, sizeof sp, "%s/trainer_state.json", ck);
+    FILE *f = fopen(sp, "r");
+    char orig[8192] = {0};
+    size_t on = fread(orig, 1, sizeof orig - 1, f);
+    fclose(f);
+    orig[on] = 0;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char text[8400];
+        const char *at = strstr(orig, bad[i][0]);
+        if (!at) {
+            ok(0, "the state holds %s", bad[i][0]);
+            continue;
+        }
+        size_t pre = (size_t)(at - orig);
+        const char *rest = at + strlen(bad[i][0]);
+        if (!strcmp(bad[i][0], "\"rng\": [")) /* drop the first item: four again */
+            rest = strchr(rest, ',') + 1;
+        snprintf(text, sizeof text, "%.*s%s%s", (int)pre, orig, bad[i][1], rest);
+        f = fopen(sp, "w");
+        fputs(text, f);
+        fclose(f);
+        r1_model *x = NULL;
+        is_int(r1_ckpt_load(ck, &x, NULL, &got, NULL, &err), R1_EFORMAT, "a state with %s is "
+               "refused", bad[i][1]);
+        like(err.msg, bad[i][2], "naming the field");
+        r1_model_free(x);
+    }
+    f = fopen(sp, "w");
+    fputs(orig, f);
+    fclose(f);
 
     /* a run folder with metrics.jsonl and no checkpoint: it starts afresh */
     const char *run = tu_at("run");

@@ -96,6 +96,22 @@ wait_for main "1,2,3,"
 ok $? "the chunk runs once complete"
 wait_for main " ready "
 
+# a bracketed paste (the probe's H3: ESC[200~ hung the workbench at 100% CPU): the pasted
+# lines land in the input line as one chunk, Enter runs it; a start marker without its end
+# lapses, and the next line still runs
+T send-keys -t main -l "$(printf '\033[200~pa = 6\npb = 7\033[201~')"
+T send-keys -t main -l "$(printf '\033[200~\nio.write(pa * pb, "!")\033[201~')"
+sleep 0.3
+T send-keys -t main Enter
+wait_for main "42!"
+ok $? "a bracketed paste of three lines is run as one chunk by Enter"
+wait_for main " ready "
+T send-keys -t main -l "$(printf '\033[200~')"
+sleep 1
+type_line main "io.write('after', 6 * 7)"
+wait_for main "after42"
+ok $? "a paste start marker without its end does not hang the workbench"
+
 # Tab completion of globals, fields and userdata methods
 T send-keys -t main -l "r1.lo"
 T send-keys -t main Tab
@@ -347,6 +363,16 @@ type_line tiny ":quit"
 wait_file "$tmp/rc.tiny"
 [ "$(cat "$tmp/rc.tiny" 2>/dev/null)" = 0 ]
 ok $? "and it quits cleanly"
+
+# ---------------------------------------------------------------- TERM=dumb
+# a terminal that cannot place the cursor gets the plain REPL (the probe's L1: a blank screen)
+start dumb 80 24 TERM=dumb --
+wait_for dumb "here is the plain REPL"
+ok $? "TERM=dumb says it cannot drive the terminal and offers the plain REPL"
+type_line dumb "print(6 * 7)"
+wait_for dumb "42"
+ok $? "and the plain REPL runs Lua"
+type_line dumb ":quit"
 
 # ---------------------------------------------------------------- demo mode, no colour
 start demo 100 30 NO_COLOR=1 -- --demo

@@ -7,12 +7,16 @@
 
 #include <locale.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <wchar.h>
 
+#include "atomic_file.h"
 #include "nb.h"
 #include "paths.h"
 #include "tap.h"
@@ -522,6 +526,82 @@ static void test_repl_status_help(void)
     ui_model_free(&m);
 }
 
+/* Notebook saves (the probe's M2, and #18's fault injection and kill tests): the file keeps
+ * its permissions; a failing write, fsync or rename leaves the previous file whole and names
+ * the failure; kill -9 in the middle of a save loop leaves the old or the new text, never a
+ * mix. */
+static void test_notebook_saves(const char *tmp)
+{
+    char path[1100], err[1200];
+    snprintf(path, sizeof path, "%s/saves.md", tmp);
+    const char *va = "```lua\nx = 1\n```\nversion A\n";
+    char vb[20000];
+    snprintf(vb, sizeof vb, "```lua\ny = 2\n```\n");
+    for (int i = 0; i < 600; i++) /* a longer text: a torn write would show */
+        strcat(vb, "version B, a line of prose.\n");
+    nb_notebook *a = nb_parse(va, strlen(va), NULL), *b = nb_parse(vb, strlen(vb), NULL);
+    nb_save(a, path, err, sizeof err);
+    chmod(path, 0600);
+    nb_save(b, path, err, sizeof err);
+    struct stat sb;
+    stat(path, &sb);
+    is_int((int)(sb.st_mode & 0777), 0600, "a 0600 notebook stays 0600 when saved");
+    nb_save(a, path, err, sizeof err);
+    static const char *const ops[] = {"open", "write", "fsync", "rename"};
+    int intact = 0, named = 0;
+    for (int o = 0; o < 4; o++) {
+        char spec[32];
+        snprintf(spec, sizeof spec, "%s:1", ops[o]);
+        r1__fault_set(spec);
+        int rc = nb_save(b, path, err, sizeof err);
+        r1__fault_set(NULL);
+        named += rc != 0 && strstr(err, "saves.md") != NULL;
+        nb_notebook *back = nb_load(path, err, sizeof err);
+        char *text = back ? nb_serialize(back, NULL) : NULL;
+        intact += text && !strcmp(text, va);
+        free(text);
+        nb_free(back);
+    }
+    ok(named == 4 && intact == 4, "a save whose open, write, fsync or rename fails is named "
+       "and leaves the previous notebook whole (%d, %d of 4)", named, intact);
+    int whole = 0, runs = 10;
+    for (int r = 0; r < runs; r++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            for (int i = 0;; i++)
+                nb_save(i % 2 ? b : a, path, err, sizeof err);
+        }
+        usleep(5000 + (unsigned)(rand() % 50000));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        FILE *f = fopen(path, "r");
+        static char got[40000];
+        size_t k = f ? fread(got, 1, sizeof got - 1, f) : 0;
+        if (f)
+            fclose(f);
+        got[k] = 0;
+        whole += !strcmp(got, va) || !strcmp(got, vb);
+    }
+    is_int(whole, runs, "kill -9 during a notebook save loop: always the old or the new text");
+    /* the probe's L6: a FIFO blocked the open, /dev/zero read until memory ran out */
+    char fifo[1100];
+    snprintf(fifo, sizeof fifo, "%s/fifo.md", tmp);
+    mkfifo(fifo, 0600);
+    ok(!nb_load(fifo, err, sizeof err) && strstr(err, "not a regular file"),
+       "a FIFO as a notebook is refused at once");
+    ok(!nb_load("/dev/zero", err, sizeof err) && strstr(err, "not a regular file"),
+       "so is /dev/zero");
+    char big[1100];
+    snprintf(big, sizeof big, "%s/big.md", tmp);
+    FILE *bf = fopen(big, "w");
+    fseek(bf, NB_MAX_BYTES + 1, SEEK_SET);
+    fputc('x', bf);
+    fclose(bf);
+    ok(!nb_load(big, err, sizeof err) && strstr(err, "more than a notebook's limit of 16 MiB"),
+       "a notebook above 16 MiB is refused with the limit");
+    nb_free(a), nb_free(b);
+}
+
 static void test_notebook(const char *tmp)
 {
     const char *md = "# Title\n\nSome prose.\n\n```lua\nprint(1)\n```\n\n```output\n1\n```\n"
@@ -544,6 +624,22 @@ static void test_notebook(const char *tmp)
     is_str(again->cells[1].output, "```\nfenced\n", "and reads back unchanged");
     nb_free(again);
     free(back);
+    /* the probe's H2: output appended without a final newline (an error message) glued the
+     * closing fence to it; the next open then read the prose and the next cell as output */
+    {
+        const char *two = "```lua\nx = = 1\n```\n\nProse A.\n\n```lua\nprint(\"second\")\n```\n";
+        nb_notebook *t2 = nb_parse(two, strlen(two), NULL);
+        nb_append_output(t2, 0, "cell 1:1: unexpected symbol near '='");
+        char *saved = nb_serialize(t2, NULL);
+        nb_notebook *re = nb_parse(saved, strlen(saved), NULL);
+        char *saved2 = re ? nb_serialize(re, NULL) : NULL;
+        ok(re && re->ncells == 2 && strstr(saved, "near '='\n```") &&
+           strstr(saved2, "Prose A.") && strstr(saved2, "print(\"second\")") &&
+           !strcmp(saved, saved2), "output without a final newline: the fence stands on its "
+           "own line, and an open + save keeps the prose and the next cell");
+        free(saved), free(saved2);
+        nb_free(re), nb_free(t2);
+    }
     nb_set_output(nb, 0, NULL);
     ok(nb->cells[0].out_open == NULL, "an empty output removes the block");
     nb_set_src(nb, 0, "print(2)");
@@ -588,6 +684,7 @@ static void test_notebook(const char *tmp)
         grpo += strstr(nb->cells[i].src, "r1.grpo{") != NULL;
     ok(grpo >= 1, "and runs GRPO through r1.grpo{...}");
     nb_free(nb);
+    test_notebook_saves(tmp);
 }
 
 static void test_themes(const char *tmp)
@@ -634,6 +731,27 @@ static void test_themes(const char *tmp)
     like(err, "bad.lua:", "a syntax error names the file and line");
     rc = ui_theme_load(&t, "nosuchtheme", 256, err, sizeof err);
     ok(rc != 0 && strstr(err, "nosuchtheme"), "a missing theme is named");
+    /* the probe's M6: a theme runs on the UI thread, so a loop or a runaway table must end */
+    f = fopen(path, "w");
+    fputs("while true do end\n", f);
+    fclose(f);
+    rc = ui_theme_load(&t, path, 256, err, sizeof err);
+    ok(rc != 0 && strstr(err, "runs too long") && strstr(err, "bad.lua"),
+       "a theme that loops forever is stopped and named (%s)", err);
+    is_str(t.name, "default", "and the default theme is used");
+    f = fopen(path, "w");
+    fputs("local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(100) .. i end return t\n", f);
+    fclose(f);
+    rc = ui_theme_load(&t, path, 256, err, sizeof err);
+    ok(rc != 0 && strstr(err, "more than 8 MB"), "a theme that eats memory is stopped (%s)",
+       err);
+    char fifo[1100];
+    snprintf(fifo, sizeof fifo, "%s/fifo.lua", tmp);
+    mkfifo(fifo, 0600);
+    rc = ui_theme_load(&t, fifo, 256, err, sizeof err);
+    ok(rc != 0 && strstr(err, "not a regular file"), "a FIFO as a theme is refused, not read");
+    rc = ui_theme_load(&t, "/dev/zero", 256, err, sizeof err);
+    ok(rc != 0 && strstr(err, "not a regular file"), "so is /dev/zero");
     ui_theme_load(&t, "mono", 0, err, sizeof err);
     ui_theme_apply(&t);
 }

@@ -125,4 +125,35 @@ do
   t.ok(tostring(b):find("closed"), "m:close works once the work is done")
 end
 
+-- validation gaps that gave silently wrong results (the probe's L2, L3)
+do
+  local b = r1.load(src .. "/models/builtin")
+  for _, o in ipairs{{"temperature", 0 / 0}, {"top_p", 0 / 0}, {"min_p", 0 / 0},
+                     {"repetition_penalty", 0 / 0}, {"temperature", -1}, {"top_p", 2}} do
+    t.raises(function() b:generate("1+1", {max_tokens = 4, [o[1]] = o[2]}) end, o[1] .. " is",
+      "m:generate refuses " .. o[1] .. " = " .. tostring(o[2]))
+  end
+  t.raises(function() b:generate("1+1", {max_tokens = 2 ^ 32 + 1}) end,
+    "an integer in 1..1048576 expected, got 4294967297", "max_tokens is not truncated to 1")
+  t.raises(function() b:ask("1+1\0evil") end, "NUL byte at position 4",
+    "a question with a NUL byte is refused, not cut")
+  local dir = os.tmpname()
+  os.remove(dir)
+  b:save(dir)
+  local f = io.open(dir .. "/tokenizer.json", "r")
+  local tj = f:read("a")
+  f:close()
+  -- one more token than the model has ids
+  tj = tj:gsub('"vocab"%s*:%s*{', '"vocab": {"<|extra_token|>": 128, ', 1)
+  tj = tj:gsub('"added_tokens"%s*:%s*%[', '"added_tokens": [{"id": 128, "content": ' ..
+    '"<|extra_token|>", "single_word": false, "lstrip": false, "rstrip": false, ' ..
+    '"normalized": false, "special": true}, ', 1)
+  f = io.open(dir .. "/tokenizer.json", "w")
+  f:write(tj)
+  f:close()
+  t.raises(function() r1.load(dir) end, "more than the model's vocab_size 128",
+    "r1.load refuses a tokenizer larger than the vocabulary")
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
 t.done()

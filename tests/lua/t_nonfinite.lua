@@ -61,5 +61,13 @@ t.raises(function()
   r1.pretrain{model = fresh(), tasks = "add:1", steps = 1, batch = 2, seq_len = 64, lr = math.huge}
 end, "lr", "so is an infinite one for pre-training")
 
+-- sizes have a ceiling (the probe's M8: prompts = 1e6 ate all the memory)
+t.raises(function()
+  r1.grpo{model = fresh(), task = "add", steps = 1, group = 64, prompts = 4096, max_new = 4}
+end, "above the ceiling of 16384", "a step of more than 16384 completions is refused")
+t.raises(function()
+  r1.grpo{model = fresh(), task = "add", steps = 1, group = 2, prompts = 1000000, max_new = 4}
+end, "prompts expects an integer in 1..4096", "prompts = 1e6 is refused by its range")
+
 os.execute("rm -rf '" .. dir .. "'")
 t.done()

@@ -362,7 +362,8 @@ static void apply_step(ui_model *m, const ev *e)
     m->step = e->step;
     m->total_steps = e->total_steps;
     m->nstats = e->nstats < EV_MAX_STATS ? e->nstats : EV_MAX_STATS;
-    memcpy(m->stats, e->stats, sizeof(ev_stat) * m->nstats);
+    if (m->nstats > 0) /* a step with only expert load has no statistics array */
+        memcpy(m->stats, e->stats, sizeof(ev_stat) * m->nstats);
     for (int h = 0; h < H_NSERIES; h++) {
         double v = stat_any(m, names[h]);
         if (!isnan(v))

@@ -1,5 +1,6 @@
-# screen_lib.sh — helpers the tmux screen tests share (sourced, not run).  The sourcing test
-# sets $sock, its private tmux socket, before it calls any of them.
+# screen_lib.sh — helpers the shell tests share (sourced, not run): TAP lines (ok, skip), and
+# for the tmux screen tests their private server: a screen test sets $sock, its private tmux
+# socket, before it calls T, screen, type_line or wait_re.
 n=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }

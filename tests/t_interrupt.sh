@@ -6,8 +6,7 @@ r1lab="${top_builddir:-.}/app/r1lab"
 src=$(cd "${top_srcdir:-.}" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-n=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+. "${top_srcdir:-.}/tests/screen_lib.sh" # ok and the test count
 
 # run_until_step SCRIPT: runs it in the background, Ctrl-C once $tmp/stepped exists; rc, err
 run_until_step() {

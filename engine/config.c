@@ -520,6 +520,12 @@ r1_status r1_config_validate(const r1_config *c, r1_error *err)
          c->n_routed_experts);
     NEED(c->n_routed_experts == 0 || (c->moe_intermediate_size > 0 && c->n_shared_experts >= 0),
          "moe_intermediate_size must be positive and n_shared_experts not negative");
+    /* the RoPE tables (cos and sin, P x qk_rope_head_dim / 2 floats each) are no parameters,
+     * but r1_model_new fills them: 2^20 x 1024 took 4 GiB for a model of 636 parameters */
+    NEED((double)c->max_position_embeddings * c->qk_rope_head_dim <= R1_CONFIG_MAX_ROPE,
+         "max_position_embeddings x qk_rope_head_dim is %.3g, above r1lab's ceiling of %.3g "
+         "(2^26, 256 MiB of RoPE tables)",
+         (double)c->max_position_embeddings * c->qk_rope_head_dim, (double)R1_CONFIG_MAX_ROPE);
     double np = r1_config_param_estimate(c);
     NEED(np <= R1_CONFIG_MAX_PARAMS,
          "the config makes about %.3g parameters, above r1lab's ceiling of %.3g (2^31: with "

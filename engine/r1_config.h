@@ -82,9 +82,11 @@ r1_status r1_config_preset(r1_config *c, const char *name, r1_error *err);
  * Ceilings (far above what a CPU trains, and low enough that no size computed from them
  * overflows): vocab_size 2^20, hidden_size 16384, intermediate and moe_intermediate_size
  * 65536, 256 layers, 256 heads, kv_lora_rank and q_lora_rank 8192, head dims 1024,
- * max_position_embeddings 2^20, 16 MTP layers, 1024 routed and 64 shared experts, and
- * R1_CONFIG_MAX_PARAMS parameters in all. */
+ * max_position_embeddings 2^20, 16 MTP layers, 1024 routed and 64 shared experts,
+ * R1_CONFIG_MAX_PARAMS parameters in all, and max_position_embeddings x qk_rope_head_dim at
+ * most R1_CONFIG_MAX_ROPE (the RoPE tables; DeepSeek-V3's 163840 x 64 is 2^23.3). */
 #define R1_CONFIG_MAX_PARAMS 2147483648.0
+#define R1_CONFIG_MAX_ROPE 67108864.0
 r1_status r1_config_validate(const r1_config *c, r1_error *err);
 
 /* About how many parameters c makes (embeddings, attention, MLPs and experts, norms, MTP

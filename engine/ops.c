@@ -37,14 +37,15 @@
 
 /* ------------------------------------------------------------------ linear */
 
-/* out[N, Co] (row stride ldo) = or += in[N, Ci] · w[Co, Ci]^T, on the calling thread. */
+/* out[N, Co] (row stride ldo) = or += in[N, Ci] · w[Co, Ci]^T, on the calling thread.
+ * Decoding feeds 1-4 rows.  OpenBLAS 0.3.21's sgemm is erratic there (7 GFLOP/s for one row of
+ * 512x1408 against 35 for sgemv, while small outputs are fine), so few rows times a wide output
+ * (wide: the whole product's, decided by the caller, so that every piece of it takes the same
+ * path) go through gemv. */
 static void mm_serial(real *out, int ldo, const real *in, const real *w, int N, int Ci, int Co,
-                      int accumulate)
+                      int accumulate, int gemv)
 {
-    /* Decoding feeds 1-4 rows.  OpenBLAS 0.3.21's sgemm is erratic there (7 GFLOP/s for one row
-     * of 512x1408 against 35 for sgemv, while small outputs are fine), so few rows times a wide
-     * output go through gemv. */
-    if (N <= 4 && Co >= 512) {
+    if (gemv) {
         for (int n = 0; n < N; n++)
             R1_BLAS(GEMV(CblasRowMajor, CblasNoTrans, Co, Ci, 1, w, Ci, in + (size_t)n * Ci, 1,
                  accumulate ? 1 : 0, out + (size_t)n * ldo, 1));
@@ -54,17 +55,49 @@ static void mm_serial(real *out, int ldo, const real *in, const real *w, int N, 
          accumulate ? 1 : 0, out, ldo));
 }
 
+static int wants_gemv(int N, int Co) { return N <= 4 && Co >= 512; }
+
+/* din[N,Ci] += dout[N,Co] · w[Co,Ci] */
+static void mm_bwd_in(real *din, const real *dout, const real *w, int N, int Ci, int Co, int ldo)
+{
+    R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, Ci, Co, 1, dout, ldo, w, Ci, 1, din,
+         Ci));
+}
+
+/* dw[Co,Ci] += dout^T[Co,N] · in[N,Ci] (dout's rows ldo apart) */
+static void mm_bwd_w(real *dw, const real *dout, const real *in, int N, int Ci, int Co, int ldo)
+{
+    R1_BLAS(GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, Co, Ci, N, 1, dout, ldo, in, Ci, 1, dw,
+         Ci));
+}
+
 #ifndef R1_REAL_DOUBLE
-/* Products below this many multiply-adds stay on one thread: splitting costs more. */
+/* Products below this many multiply-adds stay whole: cutting costs more. */
 #define PAR_MIN (1L << 18)
+
+/* How many pieces a product is cut into, to run them side by side.  The cut depends on the
+ * shape alone, never on the thread count or on whether the caller already runs inside a
+ * parallel loop (a nested loop runs the same pieces in order on its own thread): OpenBLAS
+ * rounds a row differently when it sits in a product of another size (its edge and
+ * small-matrix kernels sum in another order), so a cut that followed the threads made a run on
+ * 1 thread differ in the last bits from the same run on 2, and training turns last bits into
+ * another model.  Up to R1_MAX_WORKERS pieces of at least 64 rows (or outputs) each. */
+static int pieces(long work, int n)
+{
+    if (work < PAR_MIN)
+        return 1;
+    int p = n / 64;
+    return p < 1 ? 1 : p > R1_MAX_WORKERS ? R1_MAX_WORKERS : p;
+}
 
 typedef struct {
     real *out, *din, *dw;
     const real *in, *w, *dout;
-    int N, Ci, Co, acc, parts;
+    int N, Ci, Co, acc, gemv;
+    int pa, pb; /* pieces: forward (rows or outputs); backward din rows and dw rows */
 } mm_job;
 
-/* Chunk i of parts over [0, n), aligned to 16 for the column splits. */
+/* Piece i of parts over [0, n), aligned to 16 for the output cuts. */
 static void chunk(int n, int parts, int i, int align, int *lo, int *hi)
 {
     int step = (n + parts - 1) / parts;
@@ -78,10 +111,10 @@ static void fwd_rows(void *ctx, int i, int tid)
     (void)tid;
     mm_job *j = ctx;
     int lo, hi;
-    chunk(j->N, j->parts, i, 1, &lo, &hi);
+    chunk(j->N, j->pa, i, 1, &lo, &hi);
     if (hi > lo)
         mm_serial(j->out + (size_t)lo * j->Co, j->Co, j->in + (size_t)lo * j->Ci, j->w, hi - lo,
-                  j->Ci, j->Co, j->acc);
+                  j->Ci, j->Co, j->acc, j->gemv);
 }
 
 static void fwd_cols(void *ctx, int i, int tid)
@@ -89,41 +122,28 @@ static void fwd_cols(void *ctx, int i, int tid)
     (void)tid;
     mm_job *j = ctx;
     int lo, hi;
-    chunk(j->Co, j->parts, i, 16, &lo, &hi);
+    chunk(j->Co, j->pa, i, 16, &lo, &hi);
     if (hi > lo)
         mm_serial(j->out + lo, j->Co, j->in, j->w + (size_t)lo * j->Ci, j->N, j->Ci, hi - lo,
-                  j->acc);
+                  j->acc, j->gemv);
 }
 
-/* items [0, parts): din row chunks; [parts, 2 parts): dw row chunks */
+/* items [0, pa): din row pieces; [pa, pa + pb): dw row pieces */
 static void bwd_part(void *ctx, int i, int tid)
 {
     (void)tid;
     mm_job *j = ctx;
     int lo, hi;
-    if (i < j->parts) {
-        if (!j->din)
-            return;
-        chunk(j->N, j->parts, i, 1, &lo, &hi);
-        if (hi > lo) /* din[lo:hi] += dout[lo:hi] · w */
-            R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, j->Ci, j->Co, 1,
-                 j->dout + (size_t)lo * j->Co, j->Co, j->w, j->Ci, 1,
-                 j->din + (size_t)lo * j->Ci, j->Ci));
+    if (i < j->pa) {
+        chunk(j->N, j->pa, i, 1, &lo, &hi);
+        if (hi > lo)
+            mm_bwd_in(j->din + (size_t)lo * j->Ci, j->dout + (size_t)lo * j->Co, j->w, hi - lo,
+                      j->Ci, j->Co, j->Co);
         return;
     }
-    if (!j->dw)
-        return;
-    chunk(j->Co, j->parts, i - j->parts, 1, &lo, &hi);
-    if (hi > lo) /* dw[lo:hi] += dout[:, lo:hi]^T · in */
-        R1_BLAS(GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, j->Ci, j->N, 1, j->dout + lo,
-             j->Co, j->in, j->Ci, 1, j->dw + (size_t)lo * j->Ci, j->Ci));
-}
-
-static int split(long work)
-{
-    if (work < PAR_MIN || r1__in_parallel())
-        return 1;
-    return r1__nworkers();
+    chunk(j->Co, j->pb, i - j->pa, 1, &lo, &hi);
+    if (hi > lo)
+        mm_bwd_w(j->dw + (size_t)lo * j->Ci, j->dout + lo, j->in, j->N, j->Ci, hi - lo, j->Co);
 }
 #endif
 
@@ -132,16 +152,18 @@ void R1K(r1_matmul_fwd)(real *out, const real *in, const real *w, int N, int Ci,
 {
     if (N <= 0 || Co <= 0)
         return;
+    int gemv = wants_gemv(N, Co);
 #ifndef R1_REAL_DOUBLE
-    int parts = split((long)N * Ci * Co);
+    long work = (long)N * Ci * Co;
+    int rows = pieces(work, N); /* many rows: cut the rows; few: cut the outputs */
+    int parts = rows > 1 ? rows : pieces(work, Co);
     if (parts > 1) {
-        mm_job j = {out, NULL, NULL, in, w, NULL, N, Ci, Co, accumulate, parts};
-        /* many rows: split the rows; few rows: split the outputs (the weight rows) */
-        r1__parallel_for(parts, N >= 16 * parts ? fwd_rows : fwd_cols, &j);
+        mm_job j = {out, NULL, NULL, in, w, NULL, N, Ci, Co, accumulate, gemv, parts, 0};
+        r1__parallel_for(parts, rows > 1 ? fwd_rows : fwd_cols, &j);
         return;
     }
 #endif
-    mm_serial(out, Co, in, w, N, Ci, Co, accumulate);
+    mm_serial(out, Co, in, w, N, Ci, Co, accumulate, gemv);
 }
 
 void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, const real *w,
@@ -150,18 +172,18 @@ void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, c
     if (N <= 0)
         return;
 #ifndef R1_REAL_DOUBLE
-    int parts = split((long)N * Ci * Co);
-    if (parts > 1) {
-        mm_job j = {NULL, din, dw, in, w, dout, N, Ci, Co, 0, parts};
-        r1__parallel_for(2 * parts, bwd_part, &j);
+    long work = (long)N * Ci * Co;
+    int pa = din ? pieces(work, N) : 0, pb = dw ? pieces(work, Co) : 0;
+    if (pa > 1 || pb > 1) {
+        mm_job j = {NULL, din, dw, in, w, dout, N, Ci, Co, 0, 0, pa, pb};
+        r1__parallel_for(pa + pb, bwd_part, &j);
         return;
     }
 #endif
-    if (din) /* din[N,Ci] += dout[N,Co] · w[Co,Ci] */
-        R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, Ci, Co, 1, dout, Co, w, Ci, 1, din,
-             Ci));
-    if (dw) /* dw[Co,Ci] += dout^T[Co,N] · in[N,Ci] */
-        R1_BLAS(GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, Co, Ci, N, 1, dout, Co, in, Ci, 1, dw, Ci));
+    if (din)
+        mm_bwd_in(din, dout, w, N, Ci, Co, Co);
+    if (dw)
+        mm_bwd_w(dw, dout, in, N, Ci, Co, Co);
 }
 
 /* ------------------------------------------------------------------ RMSNorm */

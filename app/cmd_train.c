@@ -149,6 +149,16 @@ static r1_status open_model(const char *spec, uint64_t seed, r1_model **m, r1_to
 
 /* The stage a run folder's checkpoint holds, or "reject" for an unfinished rejection sampling
  * into the file out ("" when unreadable: the resume reports why). */
+/* The line under a run's header that names what its last bits depend on (r1_machine; the
+ * checkpoint records the same). */
+static void print_machine(void)
+{
+    r1_machine mc;
+    r1_machine_get(&mc);
+    printf("on %s (%s); %s; bf16 products %s\n", mc.cpu, mc.isa[0] ? mc.isa : "no AVX2",
+           mc.blas, mc.kernels);
+}
+
 static void run_stage(const char *out, char *stage, size_t cap, int *threads)
 {
     char p[4200];
@@ -232,6 +242,7 @@ static int train_sft(const char *model, const char *out, int resume, r1_sft_sett
            resume ? "resuming" : "training", r1_sft_stage_name(rs->stage), rs->steps, rs->batch,
            rs->seq_len, tasks, (unsigned long long)rs->seed, rs->opt.lr, rs->opt.min_lr,
            rs->opt.warmup, r1_threads(), r1_threads() == 1 ? "" : "s");
+    print_machine();
     if (resume)
         printf("from step %lld (data position %lld)\n", (long long)r1_sft_step_count(t),
                (long long)r1_sft_data_pos(t));
@@ -350,6 +361,7 @@ static int train_grpo(const char *model, const char *out, int resume, r1_grpo_se
            resume ? "resuming" : "training", rs->steps, rs->cfg.prompts, rs->cfg.group,
            rs->cfg.max_new, tasks, rewards, rs->cfg.opt.lr, rs->cfg.beta,
            (unsigned long long)rs->cfg.seed, r1_threads(), r1_threads() == 1 ? "" : "s");
+    print_machine();
     if (resume)
         printf("from step %lld\n", (long long)r1_grpo_run_step(run));
     fflush(stdout);
@@ -426,6 +438,7 @@ static int train_reject(const char *model, const char *out, int resume, r1_rejec
                "keep %d per prompt, into %s\n", resume ? "resuming rejection sampling"
                : "rejection sampling", c->prompts, c->k, c->max_new, tasks, c->keep_per_prompt,
                out);
+        print_machine();
         fflush(stdout);
         r1_reject_stats rs;
         r1_observer o = {.step = reject_progress};
@@ -505,6 +518,7 @@ static int train_distill(const char *model, const char *teacher_dir, const char 
                c->steps, c->batch, c->seq_len, data, teacher_dir ? ", teacher " : "",
                teacher_dir ? teacher_dir : "", c->ce,
                c->kd >= 0 ? c->kd : teacher_dir ? 0.5 : 0.0);
+        print_machine();
         fflush(stdout);
         trap_sigint(1);
         st = r1_distill_run_dir(m, tok, data, teacher_dir, c, out, &o, &last, &err);
@@ -701,13 +715,10 @@ int cmd_train(int argc, char **argv)
         char st[32];
         int saved = 0;
         run_stage(out, st, sizeof st, &saved);
-        /* the run's own thread count, so the resumed steps are the same to the last bit */
+        /* the run's own thread count unless told otherwise: for the speed it was given, as
+         * results do not depend on it (products are cut by their shape, engine/ops.c) */
         if (saved && threads < 0)
             r1_set_threads(saved);
-        else if (saved && r1_threads() != saved)
-            fprintf(stderr, "r1lab train: note: the run used %d thread%s, this resume %d: the "
-                    "sums add up in another order, so the results differ from an uninterrupted "
-                    "run in the last bits\n", saved, saved == 1 ? "" : "s", r1_threads());
         grpo = !strcmp(st, "grpo");
         distill = !strcmp(st, "distill");
         reject = !strcmp(st, "reject");

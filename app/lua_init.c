@@ -1,7 +1,7 @@
 /* lua_init.c — the top of the Lua binding: luaopen_r1 builds the module table of
  * `require "r1"` from every binding file, as Lua's own linit.c opens the standard libraries,
- * and holds the three module functions that belong to no engine module (r1.version,
- * r1.set_threads, r1.save_tensors).
+ * and holds the four module functions that belong to no engine module (r1.version,
+ * r1.set_threads, r1.machine, r1.save_tensors).
  *
  * How the binding is arranged (a note the house style asks for, since it departs from one line
  * of STYLE.md): three layers, each calling only the ones below it.
@@ -79,7 +79,27 @@ static int l_set_threads(lua_State *L)
     return 1;
 }
 
+/* r1.machine() -> {cpu, isa, blas, kernels, threads}: what a run's last bits depend on */
+static int l_machine(lua_State *L)
+{
+    r1_machine mc;
+    r1_machine_get(&mc);
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, mc.cpu);
+    lua_setfield(L, -2, "cpu");
+    lua_pushstring(L, mc.isa);
+    lua_setfield(L, -2, "isa");
+    lua_pushstring(L, mc.blas);
+    lua_setfield(L, -2, "blas");
+    lua_pushstring(L, mc.kernels);
+    lua_setfield(L, -2, "kernels");
+    lua_pushinteger(L, mc.threads);
+    lua_setfield(L, -2, "threads");
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {{"save_tensors", l_save_tensors},
+                                 {"machine", l_machine},
                                  {"version", l_version},
                                  {"set_threads", l_set_threads},
                                  {NULL, NULL}};

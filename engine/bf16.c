@@ -409,6 +409,15 @@ int r1_bf16_set_simd(int on)
     return m;
 }
 
+const char *r1_bf16_path(void)
+{
+#if BF16_SIMD
+    if (use_simd())
+        return "avx512-bf16";
+#endif
+    return "portable";
+}
+
 void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int Ci, int Co,
                     int accumulate)
 {

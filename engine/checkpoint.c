@@ -50,8 +50,10 @@ static r1_status write_state(const char *path, r1_adamw *o, const r1_train_state
     json_object_set_new(j, "stage", json_string(st ? st->stage : ""));
     json_object_set_new(j, "step", json_integer(st ? st->step : 0));
     json_object_set_new(j, "data_pos", json_integer(st ? st->data_pos : 0));
-    /* the order of the sums, and so the last bits, depend on it: an exact resume needs it */
+    /* resume takes the same thread count again (for the speed: results do not depend on it) */
     json_object_set_new(j, "threads", json_integer(r1_threads()));
+    /* what the last bits do depend on: the CPU and the kernels (r1_machine) */
+    json_object_set_new(j, "machine", r1_machine_json());
     json_t *rng = json_array();
     for (int i = 0; i < 4; i++) { /* u64 as decimal strings: JSON numbers are doubles */
         char buf[32];

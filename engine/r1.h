@@ -82,6 +82,23 @@ int r1_threads(void);
  * room.  Call it at start, after r1_set_threads; calling it again is cheap. */
 r1_status r1_blas_reserve(r1_error *err);
 
+/* ------------------------------------------------------------------ the machine */
+
+/* What a run's last bits depend on, recorded in every run folder (the checkpoint's
+ * trainer_state.json, "machine") and in the model card: the CPU, the BLAS library with the
+ * kernels it picked for this CPU (OPENBLAS_CORETYPE overrides them), the engine's own kernel
+ * path, and the thread count (which does not change results: products are cut by their shape,
+ * engine/ops.c).  Strings are always terminated; "unknown" where the system does not say. */
+typedef struct {
+    char cpu[96];     /* the CPU's model name, e.g. "AMD EPYC 9R14 96-Core Processor" */
+    char isa[96];     /* the vector and matrix extensions it has, of avx2 avx512f avx512_bf16
+                       * avx512_fp16 amx_bf16 amx_int8, space-separated ("" for none) */
+    char blas[96];    /* e.g. "OpenBLAS 0.3.21, Haswell kernels" */
+    char kernels[32]; /* the engine's BF16 products: "avx512-bf16" or "portable" */
+    int threads;      /* r1_threads() */
+} r1_machine;
+void r1_machine_get(r1_machine *m);
+
 /* ------------------------------------------------------------------ small helpers (util.c) */
 
 /* Seconds on the monotonic clock (for durations and rates; not the time of day). */

@@ -69,6 +69,9 @@ void r1_bf16_to_f32_n(float *dst, const uint16_t *src, size_t n);
  * benchmarks, and safe to call at any time (a call running concurrently uses either path). */
 int r1_bf16_set_simd(int on);
 
+/* The path r1_matmul_bf16 takes now: "avx512-bf16" or "portable". */
+const char *r1_bf16_path(void);
+
 #ifdef __cplusplus
 }
 #endif

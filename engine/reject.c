@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "json_util.h"
 #include "r1_reject.h"
 #include "r1_rewards.h"
 
@@ -205,7 +206,8 @@ static r1_status save_state(const char *out, const r1_reject_cfg *c, const progr
     json_object_set_new(o, "prompts_done", json_integer(p->prompts_done));
     json_object_set_new(o, "bytes", json_integer(p->bytes));
     json_object_set_new(o, "direct_due", json_integer(p->direct_due));
-    json_object_set_new(o, "threads", json_integer(r1_threads())); /* for an exact resume */
+    json_object_set_new(o, "threads", json_integer(r1_threads())); /* resume's default */
+    json_object_set_new(o, "machine", r1_machine_json());
     json_object_set_new(st, "sampled", json_integer(p->st.sampled));
     json_object_set_new(st, "correct", json_integer(p->st.correct));
     json_object_set_new(st, "well_formed", json_integer(p->st.well_formed));

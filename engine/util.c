@@ -49,3 +49,11 @@ r1_status r1_json_fail(r1_error *err, const char *name, const json_error_t *je)
     return r1_error_set(err, R1_EFORMAT, "%s: not valid JSON: %s (line %d, column %d)", name,
                         je->text, je->line, je->column);
 }
+
+json_t *r1_machine_json(void)
+{
+    r1_machine mc;
+    r1_machine_get(&mc);
+    return json_pack("{s:s, s:s, s:s, s:s, s:i}", "cpu", mc.cpu, "isa", mc.isa, "blas", mc.blas,
+                     "kernels", mc.kernels, "threads", mc.threads);
+}

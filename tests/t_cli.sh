@@ -129,6 +129,12 @@ ok $? "train --stage grpo runs ($(echo "$out" | tail -1))"
     [ -f "$tmp/g1/checkpoint/tokenizer.json" ] && [ "$(wc -l < "$tmp/g1/metrics.jsonl")" -eq 4 ]
 ok $? "it writes the checkpoint (with the tokenizer), the model and 4 metrics lines"
 ok $(has "$out" "grpo step 4/4  reward") "with a progress line per step"
+ok $(has "$out" "OpenBLAS ") "the header names the machine: $(echo "$out" | sed -n 2p)"
+st=$(sed -n '/"machine"/,/}/p' "$tmp/g1/checkpoint/trainer_state.json")
+[ -n "$(echo "$st" | grep -E '"cpu": "[^"]+"')" ] && [ -n "$(echo "$st" | grep -E '"isa": ')" ] && \
+    [ -n "$(echo "$st" | grep -E '"blas": "OpenBLAS [0-9.]+, [A-Za-z0-9]+ kernels"')" ] && \
+    [ -n "$(echo "$st" | grep -E '"kernels": "[a-z0-9-]+"')" ] && [ -n "$(echo "$st" | grep '"threads": 1')" ]
+ok $? "and the run folder records it (trainer_state.json: machine)"
 "$r1lab" generate --model "$tmp/g1" --prompt "What is 2+3?" --max-tokens 8 >/dev/null 2>&1
 ok $? "the run folder is a model folder generate reads"
 # stopped by Ctrl-C after a step, then resumed: the same metrics as the run above
@@ -227,9 +233,13 @@ dstrip() { sed -E 's/"(tokens_per_s|elapsed)":[^,}]*,?//g' "$1"; }
 [ "$(dstrip "$tmp/ds1/metrics.jsonl")" = "$(dstrip "$tmp/ds2/metrics.jsonl")" ] && \
     cmp -s "$tmp/ds1/model.safetensors" "$tmp/ds2/model.safetensors"
 ok $? "with the metrics and the student of the run that never stopped"
-out=$("$r1lab" train --out "$tmp/ds1" --resume --threads 2 2>&1)
-[ $? -eq 0 ] && [ -n "$(echo "$out" | grep 'the run used 1 thread, this resume 2')" ]
-ok $? "another --threads on resume is named as the reason the last bits will differ"
+"$r1lab" train $ds --out "$tmp/ds3" > "$tmp/ds3.log" 2>&1 &
+pid=$!
+ctrl_c_when test -s "$tmp/ds3/metrics.jsonl"
+out=$("$r1lab" train --out "$tmp/ds3" --resume --threads 2 2>&1)
+[ $rc -eq 130 ] && [ "$(dstrip "$tmp/ds1/metrics.jsonl")" = "$(dstrip "$tmp/ds3/metrics.jsonl")" ] && \
+    cmp -s "$tmp/ds1/model.safetensors" "$tmp/ds3/model.safetensors"
+ok $? "a run of 1 thread resumed on 2 ends with the same metrics and student, to the bit"
 out=$("$r1lab" train --stage distill --model tiny --out "$tmp/dst2" 2>&1)
 [ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'needs --data')" ]
 ok $? "distill without --data says what it needs"

@@ -6,6 +6,15 @@ local src = os.getenv("top_srcdir") or "."
 
 t.ok(type(r1.version()) == "string", "r1.version")
 t.is(r1.set_threads(1), 1, "r1.set_threads")
+do
+    local mc = r1.machine()
+    t.ok(type(mc.cpu) == "string" and #mc.cpu > 0 and type(mc.isa) == "string",
+         "r1.machine names the CPU (" .. tostring(mc.cpu) .. "; " .. tostring(mc.isa) .. ")")
+    t.ok(tostring(mc.blas):match("^OpenBLAS [%d.]+, %S+ kernels$"),
+         "and the BLAS with its kernels (" .. tostring(mc.blas) .. ")")
+    t.ok(mc.kernels == "avx512-bf16" or mc.kernels == "portable", "and the engine's kernels")
+    t.is(mc.threads, 1, "and the thread count")
+end
 
 -- models
 local m = r1.load(src .. "/tests/data/tiny_moe")

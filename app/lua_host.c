@@ -83,6 +83,8 @@ int lua_host_run_file(lua_State *L, const char *path, int argc, char **argv)
     lua_createtable(L, argc, 1);
     lua_pushstring(L, path);
     lua_rawseti(L, -2, 0);
+    lua_pushstring(L, paths_self()); /* as lua(1) puts its interpreter at arg[-1] */
+    lua_rawseti(L, -2, -1);
     for (int i = 0; i < argc; i++) {
         lua_pushstring(L, argv[i]);
         lua_rawseti(L, -2, i + 1);

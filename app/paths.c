@@ -44,6 +44,19 @@ const char *paths_datadir(void)
     return datadir;
 }
 
+const char *paths_self(void)
+{
+    static char self[PATH_MAX];
+    if (!self[0]) {
+        ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (len > 0)
+            self[len] = '\0';
+        else
+            snprintf(self, sizeof self, "r1lab");
+    }
+    return self;
+}
+
 char *paths_data(char *buf, unsigned long n, const char *rel)
 {
     snprintf(buf, n, "%s/%s", paths_datadir(), rel);

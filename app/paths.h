@@ -10,4 +10,8 @@ const char *paths_datadir(void);
 /* Writes datadir/rel into buf (size n); returns buf. */
 char *paths_data(char *buf, unsigned long n, const char *rel);
 
+/* This program's own file (from /proc/self/exe; "r1lab", found on PATH, where that is
+ * missing), for scripts that run r1lab's commands (Lua's arg[-1]). */
+const char *paths_self(void);
+
 #endif

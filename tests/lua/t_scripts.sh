@@ -66,5 +66,28 @@ if "$r1lab" run "$s/evidence.lua" --exp nope --stages "$tmp/stages" 2>&1 |
 else
     echo "not ok $n - an unknown experiment is named"
 fi
+# reproduce.lua: its commands are the README's, flag for flag, and a quick sweep writes its table
+pairs() { # one command per line -> its "--flag value" pairs, sorted
+    sed -e 's/^[^-]*//' -e 's/ --/\n--/g' | sort
+}
+readme=$(sed -n '/^## Training your own/,/^## Scripting/p' "${top_srcdir:-.}/README.md" |
+    sed -e ':a' -e '/\\$/N; s/\\\n *//; ta' | grep '^app/r1lab train --stage \(pretrain\|sft\) ')
+n=$((n + 1))
+if [ "$(echo "$readme" | head -2 | pairs)" = "$("$r1lab" run "$s/reproduce.lua" --commands true | pairs)" ] &&
+    [ "$(echo "$readme" | wc -l)" -eq 2 ]; then
+    echo "ok $n - reproduce.lua runs the README's two commands, flag for flag"
+else
+    echo "not ok $n - reproduce.lua runs the README's two commands, flag for flag"
+    echo "# README: $readme" | head -3
+fi
+run "reproduce.lua --quick (one seed)" "$r1lab" run "$s/reproduce.lua" --quick true --seeds 1 \
+    --kernels env --out "$tmp/reproduce"
+n=$((n + 1))
+if grep -q '^| 3 | yes | [0-9.]*% | ' "$tmp/reproduce/results.md" &&
+    [ -f "$tmp/reproduce/env-seed1/sft/model.safetensors" ]; then
+    echo "ok $n - it writes the table of every cell and keeps the run folders"
+else
+    echo "not ok $n - it writes the table of every cell and keeps the run folders"
+fi
 rm -rf "$tmp"
 echo "1..$n"

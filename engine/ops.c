@@ -74,6 +74,8 @@ static void mm_bwd_w(real *dw, const real *dout, const real *in, int N, int Ci, 
 #ifndef R1_REAL_DOUBLE
 /* Products below this many multiply-adds stay whole: cutting costs more. */
 #define PAR_MIN (1L << 18)
+#define PIECE_MIN 64             /* rows (or outputs) of a piece, at least */
+#define PIECE_MAX R1_MAX_WORKERS /* pieces of a product, at most */
 
 /* How many pieces a product is cut into, to run them side by side.  The cut depends on the
  * shape alone, never on the thread count or on whether the caller already runs inside a
@@ -86,8 +88,8 @@ static int pieces(long work, int n)
 {
     if (work < PAR_MIN)
         return 1;
-    int p = n / 64;
-    return p < 1 ? 1 : p > R1_MAX_WORKERS ? R1_MAX_WORKERS : p;
+    int p = n / PIECE_MIN;
+    return p < 1 ? 1 : p > PIECE_MAX ? PIECE_MAX : p;
 }
 
 typedef struct {

@@ -3,6 +3,7 @@
  *
  *   bench_train sgemm [--threads N]
  *   bench_train train --preset tiny|small --batch B --seq T [--steps N] [--threads N]
+ *   bench_train cut
  *
  * `train` times full steps: forward + backward (main + 0.3·MTP loss) + AdamW, after 2 warm-up
  * steps, and prints one line: "r1lab tokens/s=… step_ms=… gflops=…". */
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "r1_kernels.h"
 #include "r1_model.h"
 #include "r1_optim.h"
 #include "r1_rng.h"
@@ -59,15 +61,100 @@ static void sgemm_bench(int threads)
     }
 }
 
+/* Seconds per call of fn, over at least 0.1 s. */
+static double per_call(void (*fn)(void *), void *ctx)
+{
+    int reps = 0;
+    double t0 = now(), t;
+    do {
+        fn(ctx);
+        reps++;
+        t = now() - t0;
+    } while (t < 0.1);
+    return t / reps;
+}
+
+/* The best of 7 alternating rounds of a and b (a shared, noisy machine slows some rounds). */
+static void best_of(void (*a)(void *), void (*b)(void *), void *ctx, double *ta, double *tb)
+{
+    *ta = *tb = 1e30;
+    for (int r = 0; r < 7; r++) {
+        double x = per_call(a, ctx), y = per_call(b, ctx);
+        *ta = x < *ta ? x : *ta;
+        *tb = y < *tb ? y : *tb;
+    }
+}
+
+typedef struct {
+    float *in, *w, *out, *dout, *din, *dw;
+    int N, Ci, Co;
+} cut_job;
+
+static void engine_fb(void *p) /* the engine's products: cut into pieces by their shape */
+{
+    cut_job *j = p;
+    r1_matmul_fwd(j->out, j->in, j->w, j->N, j->Ci, j->Co, 0);
+    r1_matmul_bwd(j->din, j->dw, j->dout, j->in, j->w, j->N, j->Ci, j->Co);
+}
+
+static void whole_fb(void *p) /* the same products as one OpenBLAS call each */
+{
+    cut_job *j = p;
+    if (j->N <= 4 && j->Co >= 512)
+        for (int n = 0; n < j->N; n++)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, j->Co, j->Ci, 1, j->w, j->Ci,
+                        j->in + (size_t)n * j->Ci, 1, 0, j->out + (size_t)n * j->Co, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->N, j->Co, j->Ci, 1, j->in, j->Ci,
+                    j->w, j->Ci, 0, j->out, j->Co);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->N, j->Ci, j->Co, 1, j->dout, j->Co,
+                j->w, j->Ci, 1, j->din, j->Ci);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->Co, j->Ci, j->N, 1, j->dout, j->Co,
+                j->in, j->Ci, 1, j->dw, j->Ci);
+}
+
+/* What cutting products by their shape (so that results do not depend on the thread count)
+ * costs on one thread, where the whole product used to be one call: forward + backward of a
+ * linear layer at the training and decoding shapes of the tiny and small presets. */
+static void cut_bench(void)
+{
+    r1_set_threads(1);
+    int shapes[][3] = {{4096, 192, 512}, {4096, 512, 192}, {4096, 192, 192}, {2048, 512, 1408},
+                       {1, 192, 512}, {1, 512, 1408}, {4, 512, 1408}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        cut_job j = {0};
+        j.N = shapes[s][0], j.Ci = shapes[s][1], j.Co = shapes[s][2];
+        size_t ni = (size_t)j.N * j.Ci, nw = (size_t)j.Co * j.Ci, no = (size_t)j.N * j.Co;
+        j.in = calloc(ni, 4), j.din = calloc(ni, 4), j.w = calloc(nw, 4), j.dw = calloc(nw, 4);
+        j.out = calloc(no, 4), j.dout = calloc(no, 4);
+        for (size_t i = 0; i < ni; i++)
+            j.in[i] = (float)(i % 7) * 0.1f;
+        for (size_t i = 0; i < nw; i++)
+            j.w[i] = (float)(i % 5) * 0.1f;
+        for (size_t i = 0; i < no; i++)
+            j.dout[i] = (float)(i % 3) * 0.1f;
+        double a, b;
+        best_of(engine_fb, whole_fb, &j, &a, &b);
+        double fl = 6.0 * j.N * j.Ci * j.Co;
+        printf("linear %dx%dx%d cut_gflops=%.1f whole_gflops=%.1f cut/whole=%.2f\n", j.N, j.Ci,
+               j.Co, fl / a * 1e-9, fl / b * 1e-9, b / a);
+        free(j.in), free(j.din), free(j.w), free(j.dw), free(j.out), free(j.dout);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_train sgemm|train [options]\n");
+        fprintf(stderr, "usage: bench_train sgemm|cut|train [options]\n");
         return 2;
     }
     int threads = atoi(arg(argc, argv, "--threads", "2"));
     if (!strcmp(argv[1], "sgemm")) {
         sgemm_bench(threads);
+        return 0;
+    }
+    if (!strcmp(argv[1], "cut")) {
+        cut_bench();
         return 0;
     }
     const char *preset = arg(argc, argv, "--preset", "tiny");

@@ -9,6 +9,10 @@ echo "== OpenBLAS sgemm (GFLOP/s)"
 $bt sgemm --threads 1
 $bt sgemm --threads 2
 echo
+echo "== a linear layer's forward + backward on 1 thread: cut into pieces by shape (the engine,"
+echo "   so that results do not depend on the thread count) against one OpenBLAS call (GFLOP/s)"
+$bt cut
+echo
 echo "== training step: forward + backward (main + 0.3 MTP) + AdamW, 2 threads"
 printf '%-22s %12s %12s %10s %12s %8s\n' config "r1lab tok/s" "GFLOP/s" "step ms" "torch tok/s" ratio
 for cfg in "tiny 16 128" "small 8 256"; do

@@ -14,7 +14,7 @@
 -- --stages DIR also keeps the model after each stage (DIR/pretrain, DIR/sft, DIR/grpo, ...), for
 -- experiments that start from one of them (scripts/evidence.lua).
 -- --card DIR only evaluates the saved model in DIR (and DIR-student) again and rewrites its
--- card.md and eval.json, keeping the training time the card recorded.
+-- card.md and eval.json, keeping the training time and machine the card recorded.
 -- --quick runs every stage for a few steps (for the tests); the defaults are the recipe of the
 -- committed model (about 25-30 minutes on 2 cores).
 local r1 = require "r1"
@@ -74,7 +74,14 @@ local function table_of(e)
   return table.concat(lines, "\n")
 end
 
-local function write_card(dir, student_dir, minutes)
+-- "CPU (its extensions), OpenBLAS ... kernels, N threads": what the last bits depend on
+local function machine_line()
+  local mc = r1.machine()
+  return ("%s (%s), %s, bf16 products %s, %d thread%s"):format(mc.cpu, mc.isa, mc.blas,
+    mc.kernels, mc.threads, mc.threads == 1 and "" or "s")
+end
+
+local function write_card(dir, student_dir, minutes, trained_on)
   local saved = r1.load(dir)
   local fixed = r1.evaluate{model = saved, tasks = "add:1-3", n = 8, trained = TASKS}
   common.write_atomic(dir .. "/eval.json",
@@ -99,6 +106,8 @@ A miniature DeepSeek-V3 (the `tiny` preset: hidden 192, 6 layers with the first 
 preference rewards (helpfulness, harmlessness). Weights in BF16.
 
 Made with: `r1lab run scripts/train_builtin.lua --seed %d` (%.0f minutes on 2 CPU cores).
+Trained on: %s.
+Evaluated on: %s.
 
 ## Evaluation
 
@@ -110,7 +119,8 @@ in characters. Overall: %s.
 
 The distilled dense student in `models/builtin-student` (%d parameters, no experts, no MTP):
 %s.
-]]):format(saved:params().total, a.seed, minutes, n, TASKS, summary(final), tab,
+]]):format(saved:params().total, a.seed, minutes, trained_on, machine_line(), n, TASKS,
+    summary(final), tab,
     st:params().total, summary(se)))
 end
 
@@ -125,7 +135,8 @@ if a.card ~= "" then
   local old = f and f:read("a") or ""
   if f then f:close() end
   local minutes = tonumber(old:match("%((%d+) minutes on")) or 0
-  write_card(a.card, student_of(a.card), minutes)
+  write_card(a.card, student_of(a.card), minutes,
+             old:match("\nTrained on: (.-)%.\n") or "not recorded (made before cards said)")
   return
 end
 
@@ -233,5 +244,5 @@ student:save(student_dir, {dtype = "bf16"})
 os.remove(samples)
 os.remove(more)
 
-write_card(a.out, student_dir, (os.time() - wall0) / 60)
+write_card(a.out, student_dir, (os.time() - wall0) / 60, machine_line())
 stage("done", "%s written (%.0f CPU seconds)", a.out, os.clock() - t0)

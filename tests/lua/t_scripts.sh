@@ -25,11 +25,13 @@ tmp=$(mktemp -d)
 run "train_builtin.lua --quick (every stage, a few steps)" "$r1lab" run "$s/train_builtin.lua" \
     --quick true --out "$tmp/builtin" --stages "$tmp/stages"
 n=$((n + 1))
-if [ -f "$tmp/builtin/card.md" ] && [ -f "$tmp/builtin/model.safetensors" ] &&
+if grep -q '^Trained on: .*OpenBLAS .* kernels, .* threads\?\.$' "$tmp/builtin/card.md" &&
+    grep -q '^Evaluated on: .*OpenBLAS' "$tmp/builtin/card.md" &&
+    [ -f "$tmp/builtin/card.md" ] && [ -f "$tmp/builtin/model.safetensors" ] &&
     [ -f "$tmp/builtin/tokenizer.json" ] && [ -f "$tmp/builtin-student/config.json" ]; then
-    echo "ok $n - it writes the model, its card and the student"
+    echo "ok $n - it writes the model, its card (with the machine) and the student"
 else
-    echo "not ok $n - it writes the model, its card and the student"
+    echo "not ok $n - it writes the model, its card (with the machine) and the student"
 fi
 n=$((n + 1))
 if [ -f "$tmp/stages/pretrain/model.safetensors" ] && [ -f "$tmp/stages/sft/config.json" ] &&

@@ -240,6 +240,18 @@ out=$("$r1lab" train --out "$tmp/ds3" --resume --threads 2 2>&1)
 [ $rc -eq 130 ] && [ "$(dstrip "$tmp/ds1/metrics.jsonl")" = "$(dstrip "$tmp/ds3/metrics.jsonl")" ] && \
     cmp -s "$tmp/ds1/model.safetensors" "$tmp/ds3/model.safetensors"
 ok $? "a run of 1 thread resumed on 2 ends with the same metrics and student, to the bit"
+# the same command twice, and on another thread count: the same run to the bit
+pt="--stage pretrain --model tiny --tasks add:1-2 --steps 3 --batch 4 --seq-len 96 --eval-every 0"
+"$r1lab" train $pt --out "$tmp/pt1" --threads 2 > /dev/null 2>&1 &&
+    "$r1lab" train $pt --out "$tmp/pt2" --threads 2 > /dev/null 2>&1 &&
+    "$r1lab" train $pt --out "$tmp/pt3" --threads 1 > /dev/null 2>&1
+ok $? "three short pretraining runs"
+[ "$(dstrip "$tmp/pt1/metrics.jsonl")" = "$(dstrip "$tmp/pt2/metrics.jsonl")" ] && \
+    cmp -s "$tmp/pt1/model.safetensors" "$tmp/pt2/model.safetensors"
+ok $? "two fresh runs of the same command write the same metrics and model, to the bit"
+[ "$(dstrip "$tmp/pt1/metrics.jsonl")" = "$(dstrip "$tmp/pt3/metrics.jsonl")" ] && \
+    cmp -s "$tmp/pt1/model.safetensors" "$tmp/pt3/model.safetensors"
+ok $? "and so does the same command on 1 thread instead of 2"
 out=$("$r1lab" train --stage distill --model tiny --out "$tmp/dst2" 2>&1)
 [ $? -eq 1 ] && [ -n "$(echo "$out" | grep 'needs --data')" ]
 ok $? "distill without --data says what it needs"

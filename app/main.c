@@ -39,7 +39,7 @@ static void usage(FILE *f)
             "                        a stage of the R1 recipe (r1lab train --stage S --help)\n"
             "  r1lab eval --model DIR [--tasks add:1-4,...] [--n N] [--above N] [--trained ...]\n"
             "                        accuracy, format and language on held-out problems\n"
-            "  r1lab --version       print the version\n"
+            "  r1lab --version       print the version and the machine (CPU, kernels, threads)\n"
             "  r1lab --help          this text\n"
             "\n"
             "data directory: %s\n",
@@ -147,7 +147,11 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("r1lab %s (libr1 %s)\n", PACKAGE_VERSION, r1_version());
+        r1_machine mc;
+        r1_machine_get(&mc);
+        printf("r1lab %s (libr1 %s)\non %s (%s); %s; bf16 products %s; %d thread%s\n",
+               PACKAGE_VERSION, r1_version(), mc.cpu, mc.isa[0] ? mc.isa : "no AVX2", mc.blas,
+               mc.kernels, mc.threads, mc.threads == 1 ? "" : "s");
         return 0;
     }
     if (!strcmp(cmd, "init"))

@@ -10,12 +10,12 @@ n=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 has() { case "$1" in *"$2"*) echo 0 ;; *) echo 1 ;; esac; }
 
-out=$("$r1lab" init --config tiny --out "$tmp/tiny" --seed 5 2>&1)
-ok $? "init --config tiny succeeds"
 out=$("$r1lab" --version 2>&1)
 [ $? -eq 0 ] && [ -n "$(echo "$out" | grep '^r1lab [0-9.]* (libr1 [0-9.]*)$')" ] && \
     [ -n "$(echo "$out" | grep '^on .*; OpenBLAS [0-9.]*, [A-Za-z0-9]* kernels; bf16 products ')" ]
 ok $? "--version names the version and the machine ($(echo "$out" | tail -1))"
+out=$("$r1lab" init --config tiny --out "$tmp/tiny" --seed 5 2>&1)
+ok $? "init --config tiny succeeds"
 ok $(has "$out" "parameters, seed 5") "init reports the parameter count"
 [ -f "$tmp/tiny/config.json" ] && [ -f "$tmp/tiny/model.safetensors" ]
 ok $? "init writes config.json and model.safetensors"

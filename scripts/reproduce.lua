@@ -7,6 +7,8 @@
 --                                   [--out reproduce] [--threads 0] [--quick false]
 --   r1lab run scripts/reproduce.lua --commands true   (prints the two commands, as the README
 --                                                       has them for seed 1, and stops)
+--   r1lab run scripts/reproduce.lua --collect true ...  (the table of the finished runs only,
+--                                                       training none)
 --
 -- --kernels, the OpenBLAS kernels of each series of runs: "env" as the environment has them
 -- (OPENBLAS_CORETYPE if it is set), "auto" OpenBLAS's own choice for this CPU (the variable
@@ -19,12 +21,13 @@
 local r1 = require "r1"
 local common = require "common"
 local a = common.args{seeds = "1,2,3", kernels = "env,SkylakeX", out = "reproduce",
-                      threads = 0, quick = false, commands = false}
+                      threads = 0, quick = false, commands = false,
+                      collect = false}
 
 -- The README's commands, flag for flag (tests/lua/t_scripts.sh checks that they still are).
 local PRETRAIN = {{"stage", "pretrain"}, {"model", "tiny"}, {"tasks", "add:1-3"},
-                  {"steps", 400}, {"lr", "3e-3"}, {"min-lr", "3e-4"}, {"warmup", 30},
-                  {"eval-every", 400}}
+                  {"steps", 1600}, {"batch", 8}, {"lr", "3e-3"}, {"min-lr", "3e-4"},
+                  {"warmup", 30}, {"eval-every", 1600}}
 local SFT = {{"stage", "sft"}, {"tasks", "add:1-3"}, {"steps", 200}, {"lr", "1.5e-3"},
              {"min-lr", "1e-4"}, {"warmup", 20}, {"sft-docs", 0}, {"eval-every", 200},
              {"eval-n", 64}}
@@ -77,9 +80,14 @@ local function done(dir, steps)
   return e and e.step == steps and read(dir .. "/model.safetensors") ~= nil and e or nil
 end
 
+local function steps_of(flags)
+  if a.quick then return QUICK.steps end
+  for _, f in ipairs(flags) do if f[1] == "steps" then return f[2] end end
+end
+local PRETRAIN_STEPS, SFT_STEPS = steps_of(PRETRAIN), steps_of(SFT)
+
 local function stage(flags, dir, extra, log)
-  local steps = a.quick and QUICK.steps or 0
-  for _, f in ipairs(flags) do if f[1] == "steps" and not a.quick then steps = f[2] end end
+  local steps = steps_of(flags)
   local e = done(dir, steps)
   if e then return e, 0, true end
   os.execute("rm -rf " .. q(dir))
@@ -98,7 +106,7 @@ end
 local function machine(dir)
   local s = read(dir .. "/checkpoint/trainer_state.json") or ""
   return s:match('"cpu": "([^"]*)"') or "?", s:match('"isa": "([^"]*)"') or "?",
-         s:match('"blas": "([^"]*)"') or "?"
+         s:match('"blas": "([^"]*)"') or "?", tonumber(s:match('"threads": (%d+)')) or 0
 end
 
 if a.commands then
@@ -120,12 +128,17 @@ for _, k in ipairs(list(a.kernels)) do
   end
   for _, s in ipairs(list(a.seeds)) do
     local dir = ("%s/%s-seed%s"):format(a.out, k, s)
+    if a.collect and not (done(dir .. "/base", PRETRAIN_STEPS) and done(dir .. "/sft", SFT_STEPS))
+    then
+      print(("%s kernels, seed %s: not finished, left out"):format(k, s))
+      goto next
+    end
     os.execute("mkdir -p " .. q(dir))
     io.write(("%s kernels, seed %s: pretraining ... "):format(k, s))
     io.stdout:flush()
     local pe, pt, pk = stage(PRETRAIN, dir .. "/base",
                              {{"seed", s}, {"out", dir .. "/base"}}, dir .. "/base.log")
-    io.write(("%.1f%% (%s); SFT ... "):format(100 * pe["eval.accuracy"],
+    io.write(("%.1f%% on the trained difficulties (%s); SFT ... "):format(100 * pe["eval.accuracy_in"],
       pk and "kept" or pt .. " s"))
     io.stdout:flush()
     local se, st, sk = stage(SFT, dir .. "/sft",
@@ -133,9 +146,13 @@ for _, k in ipairs(list(a.kernels)) do
                              dir .. "/sft.log")
     print(("%.1f%% on the trained difficulties (%s)"):format(100 * se["eval.accuracy_in"],
       sk and "kept" or st .. " s"))
-    local cpu, isa, blas = machine(dir .. "/sft")
+    local cpu, isa, blas, threads = machine(dir .. "/sft")
+    -- the wall time as the runs recorded it (kept runs too): steps, then the last evaluation
+    local secs = (pe.elapsed or 0) + (pe["eval.seconds"] or 0) + (se.elapsed or 0)
+                 + (se["eval.seconds"] or 0)
     runs[#runs + 1] = {kernels = k, seed = s, pre = pe, sft = se, cpu = cpu, isa = isa,
-                       blas = blas, seconds = not (pk or sk) and pt + st or nil}
+                       blas = blas, threads = threads, seconds = secs}
+    ::next::
   end
   exe = plain
 end
@@ -157,17 +174,22 @@ end
 
 local out = {}
 local function say(s) out[#out + 1] = s end
-local seeds, kinds = {}, {}
+if #runs == 0 then error("no finished runs in " .. a.out, 0) end
+local order, per = {}, {}
 for _, r in ipairs(runs) do
-  seeds[r.seed], kinds[r.kernels] = true, r.blas:match("(%S+) kernels$") or r.blas
+  local kn = r.blas:match("(%S+) kernels$") or r.blas
+  if not per[kn] then order[#order + 1], per[kn] = kn, {} end
+  table.insert(per[kn], r.seed)
 end
-local ks = {}
-for k, v in pairs(kinds) do ks[#ks + 1] = v end
-table.sort(ks)
-say(("Pretraining and cold-start SFT (the two commands of Training your own)%s: %d runs, seeds "
-  .. "%s, OpenBLAS kernels %s, on %s (%s). Held out, greedy, after SFT; mean [range] over the "
-  .. "runs:"):format(a.quick and ", QUICK settings" or "", #runs, a.seeds,
-  table.concat(ks, ", "), runs[1].cpu, runs[1].isa))
+local series = {}
+for _, kn in ipairs(order) do
+  series[#series + 1] = ("%s kernels, seed%s %s"):format(kn, #per[kn] == 1 and "" or "s",
+    table.concat(per[kn], ", "))
+end
+say(("Pretraining and cold-start SFT (the two commands of Training your own)%s: %d run%s (%s) "
+  .. "on %s (%s). Held out, greedy, after SFT; mean [range] over the runs:")
+  :format(a.quick and ", QUICK settings" or "", #runs, #runs == 1 and "" or "s",
+  table.concat(series, "; "), runs[1].cpu, runs[1].isa))
 say("")
 say("| add, digits | trained on | accuracy | format | language |")
 say("| ---: | :---: | ---: | ---: | ---: |")
@@ -179,13 +201,18 @@ say("")
 say("Trained difficulties after SFT: " .. spread(function(r) return r.sft["eval.accuracy_in"] end)
   .. "; after pretraining alone: " .. spread(function(r) return r.pre["eval.accuracy_in"] end)
   .. " (format " .. spread(function(r) return r.pre["eval.format"] end) .. ").")
-local secs, n = 0, 0
-for _, r in ipairs(runs) do if r.seconds then secs, n = secs + r.seconds, n + 1 end end
-if n > 0 then
-  say(("Wall time of the two commands, evaluations included: %.1f minutes on average "
-    .. "(%d runs timed here, %s).")
-    :format(secs / n / 60, n, a.threads == 0 and "every core" or a.threads .. " threads"))
+local secs, lo, hi, th = 0, math.huge, 0, {}
+for _, r in ipairs(runs) do
+  secs, lo, hi = secs + r.seconds, math.min(lo, r.seconds), math.max(hi, r.seconds)
+  th[r.threads] = true
 end
+local tl = {}
+for t in pairs(th) do tl[#tl + 1] = tostring(t) end
+table.sort(tl)
+say(("Wall time of the two commands, evaluations included, as the runs recorded it: %.1f "
+  .. "minutes on average [%.1f–%.1f], on %s thread%s per run (another run may have shared the "
+  .. "cores)."):format(secs / #runs / 60, lo / 60, hi / 60, table.concat(tl, " or "),
+  (#tl == 1 and tl[1] == "1") and "" or "s"))
 say("")
 say("| kernels | seed | pretraining, trained difficulties | SFT add 1 | add 2 | add 3 | SFT trained |")
 say("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -91,5 +91,16 @@ if grep -q '^| 3 | yes | [0-9.]*% | ' "$tmp/reproduce/results.md" &&
 else
     echo "not ok $n - it writes the table of every cell and keeps the run folders"
 fi
+n=$((n + 1))
+out=$("$r1lab" run "$s/reproduce.lua" --quick true --seeds 1,2 --kernels env --collect true \
+    --out "$tmp/reproduce" 2>&1)
+if echo "$out" | grep -q "env kernels, seed 2: not finished, left out" &&
+    echo "$out" | grep -q "(kept); SFT ... .*(kept)" && [ ! -e "$tmp/reproduce/env-seed2" ] &&
+    grep -q "^Pretraining .*: 1 run (.* kernels, seed 1) on " "$tmp/reproduce/results.md"; then
+    echo "ok $n - --collect tables the finished runs and trains none"
+else
+    echo "not ok $n - --collect tables the finished runs and trains none"
+    echo "$out" | tail -3 | sed 's/^/# /'
+fi
 rm -rf "$tmp"
 echo "1..$n"

@@ -1,5 +1,6 @@
-/* status.c — status names, error messages, the log callback, the interrupt flag and the
- * thread setting.  Nothing here allocates; the error contract is r1.h's. */
+/* status.c — status names, error messages, the log callback, the interrupt flag, the
+ * thread setting and the machine record (r1_machine_get, which reads /proc/cpuinfo).
+ * Nothing here allocates; the error contract is r1.h's. */
 #include <config.h>
 
 #include <cblas.h>

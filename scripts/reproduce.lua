@@ -138,7 +138,8 @@ for _, k in ipairs(list(a.kernels)) do
     io.stdout:flush()
     local pe, pt, pk = stage(PRETRAIN, dir .. "/base",
                              {{"seed", s}, {"out", dir .. "/base"}}, dir .. "/base.log")
-    io.write(("%.1f%% on the trained difficulties (%s); SFT ... "):format(100 * pe["eval.accuracy_in"],
+    io.write(("%.1f%% on the trained difficulties (%s); SFT ... "):format(
+      100 * pe["eval.accuracy_in"],
       pk and "kept" or pt .. " s"))
     io.stdout:flush()
     local se, st, sk = stage(SFT, dir .. "/sft",
@@ -214,7 +215,8 @@ say(("Wall time of the two commands, evaluations included, as the runs recorded 
   .. "cores)."):format(secs / #runs / 60, lo / 60, hi / 60, table.concat(tl, " or "),
   (#tl == 1 and tl[1] == "1") and "" or "s"))
 say("")
-say("| kernels | seed | pretraining, trained difficulties | SFT add 1 | add 2 | add 3 | SFT trained |")
+say("| kernels | seed | pretraining, trained difficulties | SFT add 1 | add 2 | add 3 "
+  .. "| SFT trained |")
 say("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for _, r in ipairs(runs) do
   local function p(v) return ("%.1f%%"):format(100 * (v or 0)) end

@@ -8,5 +8,8 @@ int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* One line naming what a run's last bits depend on (r1_machine: CPU, kernels, threads), as
+ * under every r1lab train header and in r1lab --version; checkpoints record the same. */
+void cmd_print_machine(void);
 
 #endif

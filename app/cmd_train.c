@@ -147,18 +147,17 @@ static r1_status open_model(const char *spec, uint64_t seed, r1_model **m, r1_to
     return st;
 }
 
-/* The stage a run folder's checkpoint holds, or "reject" for an unfinished rejection sampling
- * into the file out ("" when unreadable: the resume reports why). */
-/* The line under a run's header that names what its last bits depend on (r1_machine; the
- * checkpoint records the same). */
-static void print_machine(void)
+void cmd_print_machine(void)
 {
     r1_machine mc;
     r1_machine_get(&mc);
-    printf("on %s (%s); %s; bf16 products %s\n", mc.cpu, mc.isa[0] ? mc.isa : "no AVX2",
-           mc.blas, mc.kernels);
+    printf("on %s (%s); %s; bf16 products %s; %d thread%s\n", mc.cpu,
+           mc.isa[0] ? mc.isa : "no AVX2", mc.blas, mc.kernels, mc.threads,
+           mc.threads == 1 ? "" : "s");
 }
 
+/* The stage a run folder's checkpoint holds, or "reject" for an unfinished rejection sampling
+ * into the file out ("" when unreadable: the resume reports why). */
 static void run_stage(const char *out, char *stage, size_t cap, int *threads)
 {
     char p[4200];
@@ -242,7 +241,7 @@ static int train_sft(const char *model, const char *out, int resume, r1_sft_sett
            resume ? "resuming" : "training", r1_sft_stage_name(rs->stage), rs->steps, rs->batch,
            rs->seq_len, tasks, (unsigned long long)rs->seed, rs->opt.lr, rs->opt.min_lr,
            rs->opt.warmup, r1_threads(), r1_threads() == 1 ? "" : "s");
-    print_machine();
+    cmd_print_machine();
     if (resume)
         printf("from step %lld (data position %lld)\n", (long long)r1_sft_step_count(t),
                (long long)r1_sft_data_pos(t));
@@ -361,7 +360,7 @@ static int train_grpo(const char *model, const char *out, int resume, r1_grpo_se
            resume ? "resuming" : "training", rs->steps, rs->cfg.prompts, rs->cfg.group,
            rs->cfg.max_new, tasks, rewards, rs->cfg.opt.lr, rs->cfg.beta,
            (unsigned long long)rs->cfg.seed, r1_threads(), r1_threads() == 1 ? "" : "s");
-    print_machine();
+    cmd_print_machine();
     if (resume)
         printf("from step %lld\n", (long long)r1_grpo_run_step(run));
     fflush(stdout);
@@ -438,7 +437,7 @@ static int train_reject(const char *model, const char *out, int resume, r1_rejec
                "keep %d per prompt, into %s\n", resume ? "resuming rejection sampling"
                : "rejection sampling", c->prompts, c->k, c->max_new, tasks, c->keep_per_prompt,
                out);
-        print_machine();
+        cmd_print_machine();
         fflush(stdout);
         r1_reject_stats rs;
         r1_observer o = {.step = reject_progress};
@@ -518,7 +517,7 @@ static int train_distill(const char *model, const char *teacher_dir, const char 
                c->steps, c->batch, c->seq_len, data, teacher_dir ? ", teacher " : "",
                teacher_dir ? teacher_dir : "", c->ce,
                c->kd >= 0 ? c->kd : teacher_dir ? 0.5 : 0.0);
-        print_machine();
+        cmd_print_machine();
         fflush(stdout);
         trap_sigint(1);
         st = r1_distill_run_dir(m, tok, data, teacher_dir, c, out, &o, &last, &err);

@@ -147,11 +147,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "--version")) {
-        r1_machine mc;
-        r1_machine_get(&mc);
-        printf("r1lab %s (libr1 %s)\non %s (%s); %s; bf16 products %s; %d thread%s\n",
-               PACKAGE_VERSION, r1_version(), mc.cpu, mc.isa[0] ? mc.isa : "no AVX2", mc.blas,
-               mc.kernels, mc.threads, mc.threads == 1 ? "" : "s");
+        printf("r1lab %s (libr1 %s)\n", PACKAGE_VERSION, r1_version());
+        cmd_print_machine();
         return 0;
     }
     if (!strcmp(cmd, "init"))

@@ -4,6 +4,7 @@
 #include <config.h>
 
 #include <cblas.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -151,10 +152,18 @@ static void cpu_info(char *name, size_t n, char *isa, size_t ni)
     fclose(f);
 }
 
+/* The CPU does not change under a running process: /proc/cpuinfo is read once (rejection
+ * sampling records the machine after every batch). */
+static char cpu_name[96], cpu_isa[96];
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+static void cpu_read(void) { cpu_info(cpu_name, sizeof cpu_name, cpu_isa, sizeof cpu_isa); }
+
 void r1_machine_get(r1_machine *m)
 {
     memset(m, 0, sizeof *m);
-    cpu_info(m->cpu, sizeof m->cpu, m->isa, sizeof m->isa);
+    pthread_once(&cpu_once, cpu_read);
+    snprintf(m->cpu, sizeof m->cpu, "%s", cpu_name);
+    snprintf(m->isa, sizeof m->isa, "%s", cpu_isa);
     /* openblas_get_config() starts "OpenBLAS 0.3.21 ..." followed by its build options */
     const char *cfg = openblas_get_config(), *core = openblas_get_corename();
     char ver[48] = "OpenBLAS";

@@ -1,9 +1,9 @@
 /* bf16.c — r1_matmul_bf16 and the bulk bf16 conversions (contracts in r1_bf16.h): an AVX-512
- * BF16 path chosen at run time and a portable C path.
+ * BF16 path, used when the engine's kernel path (isa.c, R1_ISA) is avx512bf16 or better, and a
+ * portable C path for the others.
  *
  * Ownership and errors: nothing here allocates (the matmul keeps one chunk of activations,
- * at most 8 KB, on the stack), fails, prints or keeps state, except the one-time choice of
- * path in `simd_mode`, an atomic int.
+ * at most 8 KB, on the stack), fails, prints or keeps state.
  *
  * Design.  The weights w[Co,Ci] stay in the caller's layout, so every output is a dot product
  * along Ci.  The activations of up to 4 tokens are converted once per chunk of KC columns to
@@ -43,7 +43,6 @@
  * on N or on where its token sits in the batch. */
 #include <config.h>
 
-#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -54,13 +53,11 @@
 #define BF16_SIMD 0
 #endif
 
+#include "r1.h"
 #include "r1_bf16.h"
 
 /* Columns of activations converted at a time: a multiple of 32; 4 tokens × KC bf16 = 8 KB. */
 #define KC 1024
-
-/* -1: not chosen yet; 0: portable; 1: AVX-512 BF16.  Racing first calls store the same value. */
-static atomic_int simd_mode = -1;
 
 /* ------------------------------------------------------------------ scalar conversions */
 
@@ -372,41 +369,21 @@ static SIMD void to_f32_avx512(float *dst, const uint16_t *src, size_t n)
     }
 }
 
-static int cpu_has_simd(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
-}
-
-#else /* !BF16_SIMD */
-
-static int cpu_has_simd(void)
-{
-    return 0;
-}
-
 #endif
 
 /* ------------------------------------------------------------------ dispatch */
 
-#if BF16_SIMD
+/* The path follows the engine's (isa.c): AVX-512 BF16 when it is in use. */
 static int use_simd(void)
 {
-    int m = atomic_load_explicit(&simd_mode, memory_order_relaxed);
-    if (m < 0) {
-        m = cpu_has_simd();
-        atomic_store_explicit(&simd_mode, m, memory_order_relaxed);
-    }
-    return m;
+    return BF16_SIMD && r1_isa_active() >= R1_ISA_AVX512BF16;
 }
-#endif
 
 int r1_bf16_set_simd(int on)
 {
-    int m = on ? cpu_has_simd() : 0;
-    atomic_store_explicit(&simd_mode, m, memory_order_relaxed);
-    return m;
+    r1_error err;
+    r1_isa_set(on ? r1_isa_best() : R1_ISA_PORTABLE, &err);
+    return use_simd();
 }
 
 const char *r1_bf16_path(void)

@@ -72,26 +72,6 @@ static void mm_bwd_w(real *dw, const real *dout, const real *in, int N, int Ci, 
 }
 
 #ifndef R1_REAL_DOUBLE
-/* Products below this many multiply-adds stay whole: cutting costs more. */
-#define PAR_MIN (1L << 18)
-#define PIECE_MIN 64             /* rows (or outputs) of a piece, at least */
-#define PIECE_MAX R1_MAX_WORKERS /* pieces of a product, at most */
-
-/* How many pieces a product is cut into, to run them side by side.  The cut depends on the
- * shape alone, never on the thread count or on whether the caller already runs inside a
- * parallel loop (a nested loop runs the same pieces in order on its own thread): OpenBLAS
- * rounds a row differently when it sits in a product of another size (its edge and
- * small-matrix kernels sum in another order), so a cut that followed the threads made a run on
- * 1 thread differ in the last bits from the same run on 2, and training turns last bits into
- * another model.  Up to R1_MAX_WORKERS pieces of at least 64 rows (or outputs) each. */
-static int pieces(long work, int n)
-{
-    if (work < PAR_MIN)
-        return 1;
-    int p = n / PIECE_MIN;
-    return p < 1 ? 1 : p > PIECE_MAX ? PIECE_MAX : p;
-}
-
 typedef struct {
     real *out, *din, *dw;
     const real *in, *w, *dout;
@@ -157,8 +137,8 @@ void R1K(r1_matmul_fwd)(real *out, const real *in, const real *w, int N, int Ci,
     int gemv = wants_gemv(N, Co);
 #ifndef R1_REAL_DOUBLE
     long work = (long)N * Ci * Co;
-    int rows = pieces(work, N); /* many rows: cut the rows; few: cut the outputs */
-    int parts = rows > 1 ? rows : pieces(work, Co);
+    int rows = r1__pieces(work, N); /* many rows: cut the rows; few: cut the outputs */
+    int parts = rows > 1 ? rows : r1__pieces(work, Co);
     if (parts > 1) {
         mm_job j = {out, NULL, NULL, in, w, NULL, N, Ci, Co, accumulate, gemv, parts, 0};
         r1__parallel_for(parts, rows > 1 ? fwd_rows : fwd_cols, &j);
@@ -175,7 +155,7 @@ void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, c
         return;
 #ifndef R1_REAL_DOUBLE
     long work = (long)N * Ci * Co;
-    int pa = din ? pieces(work, N) : 0, pb = dw ? pieces(work, Co) : 0;
+    int pa = din ? r1__pieces(work, N) : 0, pb = dw ? r1__pieces(work, Co) : 0;
     if (pa > 1 || pb > 1) {
         mm_job j = {NULL, din, dw, in, w, dout, N, Ci, Co, 0, 0, pa, pb};
         r1__parallel_for(pa + pb, bwd_part, &j);
@@ -331,7 +311,7 @@ void R1K(r1_attention_fwd)(real *out, real *P, const real *q, int ldq, const rea
     att_job j = {out, P, NULL, NULL, NULL, NULL, q, k, v, NULL, NULL, ldq, ldk, ldv, T, H,
                  dq, dv, scale};
 #ifndef R1_REAL_DOUBLE
-    if ((long)T * T * (dq + dv) * H >= PAR_MIN) {
+    if ((long)T * T * (dq + dv) * H >= R1_PAR_MIN) {
         r1__parallel_for(H, att_fwd_head, &j); /* heads side by side */
         return;
     }
@@ -381,7 +361,7 @@ void R1K(r1_attention_bwd)(real *dq, real *dk, real *dv, real *dP, const real *d
     att_job j = {NULL, NULL, dq, dk, dv, dP, q, k, v, dout, P, ldq, ldk, ldv, T, H,
                  dq_dim, dv_dim, scale};
 #ifndef R1_REAL_DOUBLE
-    if ((long)T * T * (dq_dim + dv_dim) * H >= PAR_MIN) {
+    if ((long)T * T * (dq_dim + dv_dim) * H >= R1_PAR_MIN) {
         r1__parallel_for(H, att_bwd_head, &j);
         return;
     }

@@ -14,6 +14,25 @@ void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx);
 
 #define R1_MAX_WORKERS 16 /* tid < R1_MAX_WORKERS always: size per-thread scratch by it */
 
+/* Products below this many multiply-adds stay whole: cutting costs more. */
+#define R1_PAR_MIN (1L << 18)
+#define R1_PIECE_MIN 64 /* rows (or outputs) of a piece, at least */
+
+/* How many pieces a product is cut into, to run them side by side.  The cut depends on the
+ * shape alone, never on the thread count or on whether the caller already runs inside a
+ * parallel loop (a nested loop runs the same pieces in order on its own thread): OpenBLAS
+ * rounds a row differently when it sits in a product of another size (its edge and
+ * small-matrix kernels sum in another order), so a cut that followed the threads made a run on
+ * 1 thread differ in the last bits from the same run on 2, and training turns last bits into
+ * another model.  Up to R1_MAX_WORKERS pieces of at least 64 rows (or outputs) each. */
+static inline int r1__pieces(long work, int n)
+{
+    if (work < R1_PAR_MIN)
+        return 1;
+    int p = n / R1_PIECE_MIN;
+    return p < 1 ? 1 : p > R1_MAX_WORKERS ? R1_MAX_WORKERS : p;
+}
+
 /* 1 inside an iteration of r1__parallel_for (where a nested loop runs serially). */
 int r1__in_parallel(void);
 

@@ -82,6 +82,35 @@ int r1_threads(void);
  * room.  Call it at start, after r1_set_threads; calling it again is cheap. */
 r1_status r1_blas_reserve(r1_error *err);
 
+/* ------------------------------------------------------------------ kernel paths (isa.c) */
+
+/* The engine's own products (BF16 training and decoding, FP8 through BF16) have one kernel per
+ * path, chosen at run time by what the CPU and the OS offer: AVX-512 BF16 (vdpbf16ps), AVX2 +
+ * FMA (bf16 widened to fp32), or portable C.  fp32 products go to OpenBLAS whatever the path.
+ * The environment variable R1_ISA (one of the names below) forces a lower path at start, for
+ * tests and comparisons; AMX is detected (and its tile state requested from Linux) but the
+ * engine has no AMX kernels yet.  Every path sums each output in the same order, so they agree
+ * to the last bit except on denormals, which AVX-512 BF16 flushes to zero. */
+typedef enum {
+    R1_ISA_PORTABLE = 0,
+    R1_ISA_AVX2 = 1,
+    R1_ISA_AVX512BF16 = 2,
+    R1_ISA_AMX = 3,
+    R1_ISA_COUNT = 4
+} r1_isa;
+const char *r1_isa_name(r1_isa i);  /* "portable", "avx2", "avx512bf16", "amx" */
+int r1_isa_cpu_has(r1_isa i);       /* 1 when the CPU and the OS offer it */
+r1_isa r1_isa_best(void);           /* the best path the CPU offers and the engine has */
+r1_isa r1_isa_active(void);         /* the path in use */
+/* Uses path i from now on (process-wide; calls already running finish on the old one).
+ * R1_EINVAL when i is better than r1_isa_best(), naming why. */
+r1_status r1_isa_set(r1_isa i, r1_error *err);
+/* The message for an R1_ISA the engine could not follow (misspelt, or a path this machine lacks:
+ * the best path is used instead), or NULL. */
+const char *r1_isa_env_error(void);
+/* "amx (not in this CPU), avx512bf16 (in use), avx2 (available), portable (available)" */
+void r1_isa_describe(char *buf, size_t n);
+
 /* ------------------------------------------------------------------ the machine */
 
 /* What a run's last bits depend on, recorded in every run folder (the checkpoint's
@@ -94,7 +123,7 @@ typedef struct {
     char isa[96];     /* the vector and matrix extensions it has, of avx2 avx512f avx512_bf16
                        * avx512_fp16 amx_bf16 amx_int8, space-separated ("" for none) */
     char blas[96];    /* e.g. "OpenBLAS 0.3.21, Haswell kernels" */
-    char kernels[32]; /* the engine's BF16 products: "avx512-bf16" or "portable" */
+    char kernels[32]; /* the engine's kernel path in use: r1_isa_name(r1_isa_active()) */
     int threads;      /* r1_threads() */
 } r1_machine;
 void r1_machine_get(r1_machine *m);

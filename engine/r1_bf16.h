@@ -63,8 +63,8 @@ void r1_bf16_from_f32(uint16_t *dst, const float *src, size_t n);
 /* dst[i] = src[i] widened to fp32 (exact) for i < n.  dst and src must not overlap. */
 void r1_bf16_to_f32_n(float *dst, const uint16_t *src, size_t n);
 
-/* Chooses the code path: on = 0 forces the portable C path, on != 0 asks for the AVX-512
- * BF16 path, which is used only if this CPU and compiler support it (the default).  Returns 1
+/* Chooses the code path, through r1_isa_set: on = 0 forces the portable C path, on != 0 the best
+ * path (AVX-512 BF16 if this CPU and compiler support it, the default).  Returns 1
  * when the AVX-512 path is in use afterwards, 0 otherwise.  Process-wide; meant for tests and
  * benchmarks, and safe to call at any time (a call running concurrently uses either path). */
 int r1_bf16_set_simd(int on);

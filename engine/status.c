@@ -170,7 +170,7 @@ void r1_machine_get(r1_machine *m)
     if (cfg && !strncmp(cfg, "OpenBLAS ", 9))
         snprintf(ver, sizeof ver, "%.*s", (int)(9 + strcspn(cfg + 9, " ")), cfg);
     snprintf(m->blas, sizeof m->blas, "%s, %s kernels", ver, core && *core ? core : "unknown");
-    snprintf(m->kernels, sizeof m->kernels, "%s", r1_bf16_path());
+    snprintf(m->kernels, sizeof m->kernels, "%s", r1_isa_name(r1_isa_active()));
     m->threads = r1_threads();
 }
 

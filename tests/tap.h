@@ -85,6 +85,18 @@ static inline int ok(int cond, const char *fmt, ...)
             diag("  \"%s\" does not contain \"%s\"", tap_h ? tap_h : "(null)", tap_nd);            \
     } while (0)
 
+/* A test this machine cannot run, reported as passed with its reason (TAP's "# SKIP"). */
+static inline void skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("ok %d # SKIP ", ++tap_n);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
+
 static inline int done_testing(void)
 {
     if (!tap_planned)

@@ -1,0 +1,453 @@
+/* gemm16.c — r1__gemm16 (contract in r1_gemm16.h): C = A·B on bf16 operands with fp32
+ * accumulation, one micro-kernel per kernel path (isa.c): AVX-512 BF16, AVX2 + FMA, portable C.
+ *
+ * Design, as the BLIS family of libraries arranges a GEMM.  The product is walked in blocks:
+ * NC = 128 columns of B at a time; for each, K in blocks of KC = 256 (128 with FP8 scales,
+ * one scale block); B's KC×NC block is packed once into panels of NR = 32 columns, then A in
+ * blocks of MC = 64 rows, packed into panels of MR = 8 rows; an 8×32 micro-kernel multiplies
+ * one A panel by one B panel into 16 registers of 16 fp32 (AVX-512) and adds them into C.
+ * Packing rounds fp32 to bf16 (or copies bf16) and pairs neighbouring k: every element of a
+ * panel is a 32-bit pair (even k in the low half), the operand layout of vdpbf16ps.  A panel
+ * is stored pair-major or row-major, whichever reads the source contiguously; the micro-kernel
+ * takes the two strides.  Packed operands live on the stack (96 KB), so nothing allocates.
+ *
+ * The same order of sums everywhere (r1_gemm16.h): the AVX2 and portable kernels widen each
+ * bf16 to fp32 (a shift or a mask), add the odd k's product and then the even k's, as
+ * vdpbf16ps does; with exact products, an FMA and a multiply-then-add round the same.  The
+ * epilogue (scales, store or add) is one function every path calls, kept out of line so that
+ * no path contracts it into a different FMA. */
+#include <config.h>
+
+#include <string.h>
+
+#include "parallel.h"
+#include "r1.h"
+#include "r1_gemm16.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define X86 1
+#define AVX2 __attribute__((target("avx2,fma")))
+#if defined(HAVE_AVX512BF16_INTRIN)
+#define SIMD512 __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl")))
+#endif
+#endif
+
+#define MR 8
+#define NR 32
+#define MC 64
+#define NC 128
+#define KC 256
+
+typedef struct {
+    int kp;              /* pairs of k */
+    const uint32_t *a;   /* A pair (r, p) at a[r*ars + p*aks] */
+    long ars, aks;
+    const uint32_t *b;   /* B pair (p, c) at b[p*NR + c] */
+    float *c;
+    int ldc, mr, nr;     /* the valid part of the 8×32 tile */
+    int store;           /* C = result (else C += result) */
+    const float *sa;     /* FP8: result = sum · sa[r] · sb[c] */
+    const float *sb;
+} tile;
+
+/* ------------------------------------------------------------------ the shared pieces */
+
+static inline float lo_f(uint32_t p) /* the even k's bf16 as fp32 */
+{
+    uint32_t u = p << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline float hi_f(uint32_t p) /* the odd k's */
+{
+    uint32_t u = p & 0xffff0000u;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* fp32 to bf16, nearest even; a NaN stays a quiet NaN (as r1_f32_to_bf16). */
+static inline uint32_t to16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r;
+}
+
+__attribute__((noinline)) static void epilogue(const tile *t, float acc[MR][NR])
+{
+    for (int r = 0; r < t->mr; r++) {
+        float *cr = t->c + (long)r * t->ldc;
+        if (t->sa) {
+            for (int c = 0; c < t->nr; c++) {
+                float s = t->sa[r] * t->sb[c], v = acc[r][c] * s;
+                cr[c] = t->store ? v : cr[c] + v;
+            }
+        } else if (t->store) {
+            memcpy(cr, acc[r], sizeof(float) * (size_t)t->nr);
+        } else {
+            for (int c = 0; c < t->nr; c++)
+                cr[c] += acc[r][c];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ micro-kernels */
+
+static void uk_portable(const tile *t)
+{
+    float acc[MR][NR];
+    memset(acc, 0, sizeof acc);
+    for (int p = 0; p < t->kp; p++) {
+        const uint32_t *bp = t->b + (long)p * NR;
+        float bo[NR], be[NR];
+        for (int c = 0; c < NR; c++) {
+            bo[c] = hi_f(bp[c]);
+            be[c] = lo_f(bp[c]);
+        }
+        for (int r = 0; r < t->mr; r++) {
+            uint32_t ap = t->a[r * t->ars + p * t->aks];
+            float ao = hi_f(ap), ae = lo_f(ap);
+            for (int c = 0; c < NR; c++) {
+                float s = acc[r][c] + ao * bo[c];
+                acc[r][c] = s + ae * be[c];
+            }
+        }
+    }
+    epilogue(t, acc);
+}
+
+#ifdef X86
+/* 4 rows × 16 columns at a time: 8 accumulators + 4 widened B vectors + 2 broadcasts. */
+static AVX2 void uk_avx2(const tile *t)
+{
+    float acc[MR][NR];
+    const __m256i himask = _mm256_set1_epi32((int)0xffff0000u);
+    for (int r0 = 0; r0 < t->mr; r0 += 4)
+        for (int c0 = 0; c0 < NR; c0 += 16) {
+            __m256 s[4][2];
+            for (int r = 0; r < 4; r++)
+                s[r][0] = s[r][1] = _mm256_setzero_ps();
+            const uint32_t *a = t->a + r0 * t->ars;
+            for (int p = 0; p < t->kp; p++) {
+                const uint32_t *bp = t->b + (long)p * NR + c0;
+                __m256i b0 = _mm256_loadu_si256((const __m256i *)bp);
+                __m256i b1 = _mm256_loadu_si256((const __m256i *)(bp + 8));
+                __m256 b0o = _mm256_castsi256_ps(_mm256_and_si256(b0, himask));
+                __m256 b0e = _mm256_castsi256_ps(_mm256_slli_epi32(b0, 16));
+                __m256 b1o = _mm256_castsi256_ps(_mm256_and_si256(b1, himask));
+                __m256 b1e = _mm256_castsi256_ps(_mm256_slli_epi32(b1, 16));
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    uint32_t ap = a[r * t->ars + p * t->aks];
+                    __m256 ao = _mm256_set1_ps(hi_f(ap)), ae = _mm256_set1_ps(lo_f(ap));
+                    s[r][0] = _mm256_fmadd_ps(ae, b0e, _mm256_fmadd_ps(ao, b0o, s[r][0]));
+                    s[r][1] = _mm256_fmadd_ps(ae, b1e, _mm256_fmadd_ps(ao, b1o, s[r][1]));
+                }
+            }
+            for (int r = 0; r < 4; r++) {
+                _mm256_storeu_ps(acc[r0 + r] + c0, s[r][0]);
+                _mm256_storeu_ps(acc[r0 + r] + c0 + 8, s[r][1]);
+            }
+        }
+    epilogue(t, acc);
+}
+#endif
+
+#ifdef SIMD512
+/* 8 rows × 32 columns: 16 accumulators; each A pair is broadcast from memory. */
+static SIMD512 void uk_avx512(const tile *t)
+{
+    __m512 s[MR][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++)
+        s[r][0] = s[r][1] = _mm512_setzero_ps();
+    const uint32_t *a = t->a;
+    long ars = t->ars, aks = t->aks;
+    for (int p = 0; p < t->kp; p++) {
+        const uint32_t *bp = t->b + (long)p * NR;
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp);
+        __m512bh b1 = (__m512bh)_mm512_loadu_si512(bp + 16);
+        const uint32_t *ap = a + p * aks;
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            __m512bh x = (__m512bh)_mm512_set1_epi32((int)ap[r * ars]);
+            s[r][0] = _mm512_dpbf16_ps(s[r][0], x, b0);
+            s[r][1] = _mm512_dpbf16_ps(s[r][1], x, b1);
+        }
+    }
+    float acc[MR][NR];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+        _mm512_storeu_ps(acc[r], s[r][0]);
+        _mm512_storeu_ps(acc[r] + 16, s[r][1]);
+    }
+    epilogue(t, acc);
+}
+#endif
+
+typedef void (*ukernel)(const tile *t);
+
+static ukernel pick(void)
+{
+    r1_isa i = r1_isa_active();
+#ifdef SIMD512
+    if (i >= R1_ISA_AVX512BF16)
+        return uk_avx512;
+#endif
+#ifdef X86
+    if (i >= R1_ISA_AVX2)
+        return uk_avx2;
+#endif
+    (void)i;
+    return uk_portable;
+}
+
+/* ------------------------------------------------------------------ packing */
+
+/* Element (i, k) of an operand seen as rows i along k: A(m,k), or B(k,n) as i = n. */
+typedef struct {
+    const float *f;
+    const uint16_t *h;
+    long ld;
+    int kmajor; /* (i, k) at p[k*ld + i], else p[i*ld + k] */
+} view;
+
+static view view_of(r1_gop o, int is_b)
+{
+    view v = {o.bf16 ? NULL : o.p, o.bf16 ? o.p : NULL, o.ld, is_b ? !o.trans : o.trans};
+    return v;
+}
+
+static inline uint32_t get16(const view *v, long at)
+{
+    return v->h ? v->h[at] : to16(v->f[at]);
+}
+
+/* Packs rows [i0, i0+n) × k [k0, k0+kc) of v into pairs: pair (r, p) at dst[r*rs + p*ps];
+ * rows past n and the odd k past kc are zero. */
+static void pack(uint32_t *dst, long rs, long ps, int rows, const view *v, long i0, int n, long k0,
+                 int kc)
+{
+    int kp = (kc + 1) / 2;
+    if (!v->kmajor) {
+        for (int r = 0; r < rows; r++) {
+            uint32_t *d = dst + r * rs;
+            if (r >= n) {
+                for (int p = 0; p < kp; p++)
+                    d[p * ps] = 0;
+                continue;
+            }
+            long at = (i0 + r) * v->ld + k0;
+            int p = 0;
+            if (v->h)
+                for (; 2 * p + 1 < kc; p++)
+                    d[p * ps] = (uint32_t)v->h[at + 2 * p] | (uint32_t)v->h[at + 2 * p + 1] << 16;
+            else
+                for (; 2 * p + 1 < kc; p++)
+                    d[p * ps] = to16(v->f[at + 2 * p]) | to16(v->f[at + 2 * p + 1]) << 16;
+            if (p < kp)
+                d[p * ps] = get16(v, at + 2 * p);
+        }
+        return;
+    }
+    for (int p = 0; p < kp; p++) {
+        long k = k0 + 2 * p;
+        int odd = 2 * p + 1 < kc;
+        const long e = k * v->ld + i0, o = e + v->ld;
+        uint32_t *d = dst + p * ps;
+        int r = 0;
+        if (!v->h && odd)
+            for (; r < n; r++)
+                d[r * rs] = to16(v->f[e + r]) | to16(v->f[o + r]) << 16;
+        for (; r < n; r++)
+            d[r * rs] = get16(v, e + r) | (odd ? get16(v, o + r) << 16 : 0);
+        for (; r < rows; r++)
+            d[r * rs] = 0;
+    }
+}
+
+#ifdef SIMD512
+/* The same packing for the two operand layouts training feeds most (fp32 activations and
+ * gradients, bf16 weights), 16 pairs at a time, bit for bit as pack() rounds: integer round
+ * to nearest even, a quiet NaN kept.  Full panels only; pack() does the rest. */
+static SIMD512 inline __m512i round16(__m512i u) /* the bf16 in each lane's high half */
+{
+    const __m512i abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                 _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs), inf);
+    return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x400000)));
+}
+
+static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const view *v, long i0,
+                               int n, long k0, int kc)
+{
+    if (n != rows || (kc & 1))
+        return 0;
+    int kp = kc / 2;
+    if (!v->kmajor && ps == 1 && !v->h) { /* rows along k: 32 floats give 16 pairs */
+        const __m512i odd = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39,
+                                             37, 35, 33, 31, 29, 27, 25, 23, 21, 19, 17, 15, 13,
+                                             11, 9, 7, 5, 3, 1);
+        for (int r = 0; r < rows; r++) {
+            const float *f = v->f + (i0 + r) * v->ld + k0;
+            uint32_t *d = dst + r * rs;
+            int p = 0;
+            for (; p + 16 <= kp; p += 16) {
+                __m512i a = round16(_mm512_loadu_si512(f + 2 * p));
+                __m512i b = round16(_mm512_loadu_si512(f + 2 * p + 16));
+                _mm512_storeu_si512(d + p, _mm512_permutex2var_epi16(a, odd, b));
+            }
+            for (; p < kp; p++)
+                d[p] = to16(f[2 * p]) | to16(f[2 * p + 1]) << 16;
+        }
+        return 1;
+    }
+    if (v->kmajor && rs == 1) { /* rows 2p and 2p+1 give the low and high halves */
+        for (int p = 0; p < kp; p++) {
+            long e = (k0 + 2 * p) * v->ld + i0, o = e + v->ld;
+            uint32_t *d = dst + p * ps;
+            int r = 0;
+            if (v->h)
+                for (; r + 16 <= rows; r += 16) {
+                    __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const void *)(v->h + e + r)));
+                    __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const void *)(v->h + o + r)));
+                    _mm512_storeu_si512(d + r, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+                }
+            else
+                for (; r + 16 <= rows; r += 16) {
+                    __m512i lo = round16(_mm512_loadu_si512(v->f + e + r));
+                    __m512i hi = round16(_mm512_loadu_si512(v->f + o + r));
+                    _mm512_storeu_si512(d + r, _mm512_mask_blend_epi16(0xaaaaaaaau,
+                                                                       _mm512_srli_epi32(lo, 16), hi));
+                }
+            if (!v->h)
+                for (; r + 8 <= rows; r += 8) { /* an A panel: 8 rows */
+                    __m256i lo = _mm512_castsi512_si256(round16(
+                        _mm512_castsi256_si512(_mm256_loadu_si256((const void *)(v->f + e + r)))));
+                    __m256i hi = _mm512_castsi512_si256(round16(
+                        _mm512_castsi256_si512(_mm256_loadu_si256((const void *)(v->f + o + r)))));
+                    _mm256_storeu_si256((void *)(d + r),
+                                        _mm256_blend_epi16(_mm256_srli_epi32(lo, 16), hi, 0xaa));
+                }
+            for (; r < rows; r++)
+                d[r] = get16(v, e + r) | get16(v, o + r) << 16;
+        }
+        return 1;
+    }
+    return 0;
+}
+#endif
+
+/* pack(), through the vector packer when the path has one. */
+static void pack_any(int simd, uint32_t *dst, long rs, long ps, int rows, const view *v, long i0,
+                     int n, long k0, int kc)
+{
+#ifdef SIMD512
+    if (simd && pack_avx512(dst, rs, ps, rows, v, i0, n, k0, kc))
+        return;
+#endif
+    (void)simd;
+    pack(dst, rs, ps, rows, v, i0, n, k0, kc);
+}
+
+/* ------------------------------------------------------------------ the blocked product */
+
+typedef struct {
+    float *C;
+    int ldc, M, N, K, acc;
+    view a, b;
+    const r1_gscale *sc;
+    ukernel uk;
+    int simd; /* the AVX-512 packers */
+    int cut_rows, parts;
+} job;
+
+static void block(const job *j, int m0, int m1, int n0, int n1)
+{
+    uint32_t bpack[KC / 2 * NC], apack[MC * KC / 2];
+    float sbv[NC], sav[MC];
+    int kcmax = j->sc ? R1_GEMM16_KBLOCK : KC;
+    for (int jc = n0; jc < n1; jc += NC) {
+        int nc = n1 - jc < NC ? n1 - jc : NC;
+        for (int pc = 0; pc < j->K; pc += kcmax) {
+            int kc = j->K - pc < kcmax ? j->K - pc : kcmax, kp = (kc + 1) / 2;
+            for (int q = 0; q < nc; q += NR)
+                pack_any(j->simd, bpack + (long)q * kp, 1, NR, NR, &j->b, jc + q, nc - q < NR ? nc - q : NR,
+                     pc, kc);
+            const r1_gscale *sc = j->sc;
+            if (sc)
+                for (int c = 0; c < nc; c++)
+                    sbv[c] = sc->b[(long)(pc / R1_GEMM16_KBLOCK) * sc->bk +
+                                   (long)((jc + c) / sc->bblk) * sc->bn];
+            for (int ic = m0; ic < m1; ic += MC) {
+                int mc = m1 - ic < MC ? m1 - ic : MC;
+                /* a row-contiguous source packs row-major: pair (r, p) at r*kp + p */
+                long ars = j->a.kmajor ? 1 : kp, aks = j->a.kmajor ? MR : 1;
+                for (int q = 0; q < mc; q += MR)
+                    pack_any(j->simd, apack + (long)q * kp, ars, aks, MR, &j->a, ic + q,
+                         mc - q < MR ? mc - q : MR, pc, kc);
+                if (sc)
+                    for (int r = 0; r < mc; r++)
+                        sav[r] = sc->a[(long)((ic + r) / sc->ablk) * sc->am +
+                                       (long)(pc / R1_GEMM16_KBLOCK) * sc->ak];
+                for (int q = 0; q < nc; q += NR)
+                    for (int r = 0; r < mc; r += MR) {
+                        tile t = {kp, apack + (long)r * kp, ars, aks, bpack + (long)q * kp,
+                                  j->C + (long)(ic + r) * j->ldc + jc + q, j->ldc,
+                                  mc - r < MR ? mc - r : MR, nc - q < NR ? nc - q : NR,
+                                  pc == 0 && !j->acc, sc ? sav + r : NULL, sc ? sbv + q : NULL};
+                        j->uk(&t);
+                    }
+            }
+        }
+    }
+}
+
+static void piece(void *ctx, int i, int tid)
+{
+    (void)tid;
+    const job *j = ctx;
+    int n = j->cut_rows ? j->M : j->N, align = j->cut_rows ? MR : NR;
+    int step = (n + j->parts - 1) / j->parts;
+    step = (step + align - 1) / align * align;
+    int lo = i * step < n ? i * step : n, hi = (i + 1) * step < n ? (i + 1) * step : n;
+    if (hi <= lo)
+        return;
+    if (j->cut_rows)
+        block(j, lo, hi, 0, j->N);
+    else
+        block(j, 0, j->M, lo, hi);
+}
+
+void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int accumulate,
+                const r1_gscale *sc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) {
+        if (!accumulate)
+            for (int m = 0; m < M; m++)
+                memset(C + (long)m * ldc, 0, sizeof(float) * (size_t)N);
+        return;
+    }
+    ukernel uk = pick();
+    int simd = 0;
+#ifdef SIMD512
+    simd = uk == uk_avx512;
+#endif
+    job j = {C, ldc, M, N, K, accumulate, view_of(A, 0), view_of(B, 1), sc, uk, simd, 1, 1};
+    long work = (long)M * N * K;
+    int rows = r1__pieces(work, M);
+    j.cut_rows = rows > 1 || r1__pieces(work, N) <= 1;
+    j.parts = rows > 1 ? rows : r1__pieces(work, N);
+    if (j.parts > 1)
+        r1__parallel_for(j.parts, piece, &j);
+    else
+        block(&j, 0, M, 0, N);
+}

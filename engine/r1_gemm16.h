@@ -1,0 +1,53 @@
+/* r1_gemm16.h — internal to libr1: the general matrix product on bf16 operands with fp32
+ * accumulation that BF16 mixed-precision training and FP8-through-BF16 run on (gemm16.c).
+ *
+ *     C[M,N] = or += A[M,K] · B[K,N]
+ *
+ * Each operand is fp32 (rounded to bf16, nearest even, when it is packed) or already bf16, and
+ * stored either way round (r1_gop).  With block scales (r1_gscale, FP8), K is cut into blocks
+ * of 128 and each block's sum is multiplied by the scales of its A row and B column before it
+ * is added:  C += sum over blocks kb of  sa(m,kb) · sb(kb,n) · sum over k in kb of A·B.
+ *
+ * Numerics.  Every product of two bf16 is exact in fp32; the sum runs, for each output, over
+ * K in blocks of 256 (128 with scales) in order, within a block over pairs of k in order,
+ * adding the odd k's product and then the even k's (the order of vdpbf16ps), each addition
+ * rounded to fp32.  That order depends on K alone, so an output is the same whatever M, N, the
+ * pieces the product is cut into, or the thread count; and all kernel paths (r1.h, "kernel
+ * paths") give the same bits, except that the AVX-512 BF16 path flushes denormals to zero.
+ * The error against the exact sum of the bf16 products is at most (K/2 + 2) · 2^-24 · S with
+ * S = sum |A|·|B| (and |C| when accumulating).
+ *
+ * Never fails, never allocates (about 100 KB of packed operands on the stack); runs on
+ * r1_threads() threads, cut by shape as r1_matmul_fwd is.  C must not overlap A or B. */
+#ifndef R1_GEMM16_H
+#define R1_GEMM16_H
+
+#include <stdint.h>
+
+typedef struct {
+    const void *p; /* fp32, or bf16 (uint16_t) when bf16 != 0 */
+    int ld;        /* elements between the stored matrix's rows */
+    int trans;     /* A(m,k) at p[m*ld + k], or p[k*ld + m] when trans; B(k,n) at p[k*ld + n],
+                    * or p[n*ld + k] when trans */
+    int bf16;
+} r1_gop;
+
+/* Scales per 128 of K: sa(m,kb) = a[(m / ablk) * am + kb * ak], sb(kb,n) = b[kb * bk +
+ * (n / bblk) * bn] (ablk, bblk: 1 for per-row or per-column scales, 128 for block scales). */
+typedef struct {
+    const float *a;
+    long am, ak;
+    int ablk;
+    const float *b;
+    long bk, bn;
+    int bblk;
+} r1_gscale;
+
+#define R1_GEMM16_KBLOCK 128
+
+/* C (row stride ldc) = A·B, or += when accumulate; sc NULL for plain bf16 products.  M, N or K
+ * <= 0: nothing, except that K <= 0 without accumulate zeroes C. */
+void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int accumulate,
+                const r1_gscale *sc);
+
+#endif

@@ -1,0 +1,250 @@
+/* t_gemm16.c — the bf16 GEMM of training (r1__gemm16, engine/r1_gemm16.h) on every kernel path
+ * this machine has, and the kernel-path switch (r1_isa_*, R1_ISA).
+ *
+ * Each path is checked against a double-precision sum of the same bf16 products (with the FP8
+ * block scales when given), within the documented bound (K/2 + 2)·2^-24·S, S = sum |A|·|B|
+ * (+ |C| when accumulating), and against the portable path bit for bit (the data has no
+ * denormals, the one place paths may differ).  Against OpenBLAS sgemm on the unrounded fp32
+ * operands the error is the bf16 rounding of both: at most 2^-7·S plus the same summation
+ * term.  Shapes cover every tail of the 8×32 tiles, of the 64-row and 128-column blocks and of
+ * the 256 (and 128) blocks of K, odd K, both storage orders of both operands, fp32 and bf16
+ * sources, accumulation, and leading dimensions wider than the matrix with canaries between
+ * rows.  A product cut into pieces on 2 threads must equal the one on 1 thread. */
+#include <config.h>
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "r1.h"
+#include "r1_bf16.h"
+#include "r1_gemm16.h"
+#include "r1_rng.h"
+#include "tap.h"
+
+#define CANARY (-12345.0f)
+
+static r1_rng rng;
+
+static float unif(void) { return (float)(r1_rng_uniform(&rng) * 2 - 1); }
+
+static float rb(float f) { return r1_bf16_to_f32(r1_f32_to_bf16(f)); }
+
+typedef struct {
+    int M, N, K, ta, tb, a16, b16, acc, scaled;
+} shape;
+
+typedef struct {
+    float *a, *b;        /* fp32 sources */
+    uint16_t *ah, *bh;   /* bf16 copies */
+    float *sa, *sb;      /* FP8-style scales: per (row, kb) and per (kb, 128-column block) */
+    float *c0;           /* C before the call (ldc = N + 3) */
+    int lda, ldb, ldc, nkb;
+} data;
+
+static double A_(const shape *s, const data *d, int m, int k)
+{
+    float v = s->ta ? d->a[(long)k * d->lda + m] : d->a[(long)m * d->lda + k];
+    return rb(v);
+}
+
+static double B_(const shape *s, const data *d, int k, int n)
+{
+    float v = s->tb ? d->b[(long)n * d->ldb + k] : d->b[(long)k * d->ldb + n];
+    return rb(v);
+}
+
+static void make(const shape *s, data *d)
+{
+    d->lda = (s->ta ? s->M : s->K) + 1;
+    d->ldb = (s->tb ? s->K : s->N) + 2;
+    d->ldc = s->N + 3;
+    long na = (long)d->lda * (s->ta ? s->K : s->M), nb = (long)d->ldb * (s->tb ? s->N : s->K);
+    d->a = malloc(sizeof(float) * na);
+    d->b = malloc(sizeof(float) * nb);
+    d->ah = malloc(2 * na);
+    d->bh = malloc(2 * nb);
+    for (long i = 0; i < na; i++)
+        d->a[i] = unif() * (s->scaled ? 16 : 1);
+    for (long i = 0; i < nb; i++)
+        d->b[i] = unif();
+    if (s->scaled) { /* FP8 codes are small integers times powers of two: make them so */
+        for (long i = 0; i < na; i++)
+            d->a[i] = roundf(d->a[i]);
+        for (long i = 0; i < nb; i++)
+            d->b[i] = roundf(d->b[i] * 8) / 8;
+    }
+    r1_bf16_from_f32(d->ah, d->a, na);
+    r1_bf16_from_f32(d->bh, d->b, nb);
+    d->nkb = (s->K + 127) / 128;
+    d->sa = malloc(sizeof(float) * s->M * d->nkb);
+    d->sb = malloc(sizeof(float) * d->nkb * ((s->N + 127) / 128));
+    for (long i = 0; i < (long)s->M * d->nkb; i++)
+        d->sa[i] = 0.5f + (float)r1_rng_uniform(&rng);
+    for (long i = 0; i < (long)d->nkb * ((s->N + 127) / 128); i++)
+        d->sb[i] = 0.25f + (float)r1_rng_uniform(&rng);
+    d->c0 = malloc(sizeof(float) * (long)s->M * d->ldc);
+    for (long i = 0; i < (long)s->M * d->ldc; i++)
+        d->c0[i] = i % d->ldc >= s->N ? CANARY : unif();
+}
+
+static void drop(data *d)
+{
+    free(d->a), free(d->b), free(d->ah), free(d->bh), free(d->sa), free(d->sb), free(d->c0);
+}
+
+static float *run(const shape *s, const data *d)
+{
+    float *c = malloc(sizeof(float) * (long)s->M * d->ldc);
+    memcpy(c, d->c0, sizeof(float) * (long)s->M * d->ldc);
+    r1_gop A = {s->a16 ? (const void *)d->ah : d->a, d->lda, s->ta, s->a16};
+    r1_gop B = {s->b16 ? (const void *)d->bh : d->b, d->ldb, s->tb, s->b16};
+    int nbc = (s->N + 127) / 128;
+    r1_gscale sc = {d->sa, d->nkb, 1, 1, d->sb, nbc, 1, 128};
+    r1__gemm16(c, d->ldc, s->M, s->N, s->K, A, B, s->acc, s->scaled ? &sc : NULL);
+    return c;
+}
+
+/* The worst error against the double reference, in units of the bound; and against sgemm. */
+static void errors(const shape *s, const data *d, const float *c, double *vs_ref, double *vs_f32,
+                   int *canary)
+{
+    float *f = malloc(sizeof(float) * (long)s->M * s->N);
+    if (!s->scaled)
+        cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans,
+                    s->tb ? CblasTrans : CblasNoTrans, s->M, s->N, s->K, 1, d->a, d->lda, d->b,
+                    d->ldb, 0, f, s->N);
+    *vs_ref = *vs_f32 = 0;
+    *canary = 1;
+    for (int m = 0; m < s->M; m++)
+        for (int n = 0; n < s->N; n++) {
+            double sum = 0, S = 0, sum32 = 0;
+            for (int kb = 0; kb * 128 < s->K; kb++) {
+                double part = 0, ps = 0, sc = 1;
+                if (s->scaled)
+                    sc = (double)d->sa[(long)m * d->nkb + kb] *
+                         d->sb[(long)kb * ((s->N + 127) / 128) + n / 128];
+                for (int k = kb * 128; k < s->K && k < kb * 128 + 128; k++) {
+                    double x = A_(s, d, m, k), y = B_(s, d, k, n);
+                    part += x * y;
+                    ps += fabs(x * y);
+                }
+                sum += part * sc;
+                S += ps * sc;
+            }
+            double before = s->acc ? d->c0[(long)m * d->ldc + n] : 0;
+            S += fabs(before);
+            sum += before;
+            sum32 = s->scaled ? 0 : f[(long)m * s->N + n] + before;
+            double got = c[(long)m * d->ldc + n];
+            double bound = (s->K / 2.0 + 2) * ldexp(1, -24) * S + 1e-30;
+            double e = fabs(got - sum) / bound;
+            *vs_ref = e > *vs_ref ? e : *vs_ref;
+            if (!s->scaled) {
+                double e2 = fabs(got - sum32) / (ldexp(1, -7) * S + bound);
+                *vs_f32 = e2 > *vs_f32 ? e2 : *vs_f32;
+            }
+        }
+    for (int m = 0; m < s->M; m++)
+        for (int n = s->N; n < d->ldc; n++)
+            if (c[(long)m * d->ldc + n] != CANARY)
+                *canary = 0;
+    free(f);
+}
+
+int main(void)
+{
+    r1_rng_seed(&rng, 7);
+    r1_set_threads(1);
+    r1_error err = {0};
+    r1_isa best = r1_isa_best();
+
+    /* the switch */
+    char desc[256];
+    r1_isa_describe(desc, sizeof desc);
+    diag("kernel paths: %s", desc);
+    ok(r1_isa_active() == best || getenv("R1_ISA"), "the best path is in use at start");
+    ok(r1_isa_set(R1_ISA_PORTABLE, &err) == R1_OK && r1_isa_active() == R1_ISA_PORTABLE,
+       "r1_isa_set lowers the path to portable");
+    ok(r1_isa_set(R1_ISA_AMX, &err) == R1_EINVAL && strstr(err.msg, "amx"),
+       "r1_isa_set refuses amx here, naming it: %s", err.msg);
+    ok(r1_isa_active() == R1_ISA_PORTABLE, "a refused r1_isa_set leaves the path as it was");
+    ok(!strcmp(r1_isa_name(R1_ISA_AVX512BF16), "avx512bf16") && !strcmp(r1_isa_name(99),
+       "unknown"), "r1_isa_name");
+
+    static const shape shapes[] = {
+        {1, 1, 1, 0, 1, 0, 0, 0, 0},       {7, 33, 3, 0, 1, 0, 1, 0, 0},
+        {9, 31, 2, 1, 0, 0, 0, 1, 0},      {65, 129, 257, 0, 1, 0, 1, 0, 0},
+        {130, 200, 600, 0, 0, 0, 0, 1, 0}, {64, 128, 256, 1, 0, 0, 0, 1, 0},
+        {70, 40, 513, 1, 1, 1, 0, 0, 0},   {3, 300, 100, 0, 1, 1, 1, 1, 0},
+        {33, 70, 384, 0, 1, 0, 0, 0, 1},   {20, 260, 300, 1, 0, 0, 0, 1, 1},
+        {129, 65, 129, 0, 0, 0, 0, 0, 1},  {8, 32, 255, 1, 1, 0, 0, 1, 1},
+    };
+    int nshapes = sizeof shapes / sizeof *shapes;
+    float *port[sizeof shapes / sizeof *shapes];
+    data dd[sizeof shapes / sizeof *shapes];
+    for (int i = 0; i < nshapes; i++)
+        make(&shapes[i], &dd[i]);
+
+    for (int p = R1_ISA_PORTABLE; p <= R1_ISA_AMX; p++) {
+        if (!r1_isa_cpu_has(p) || p > (int)best) {
+            skip("path %s: %s", r1_isa_name(p),
+                 r1_isa_cpu_has(p) ? "r1lab has no kernels for it yet" : "not in this CPU");
+            continue;
+        }
+        r1_isa_set(p, &err);
+        for (int i = 0; i < nshapes; i++) {
+            const shape *s = &shapes[i];
+            float *c = run(s, &dd[i]);
+            double e1, e2;
+            int can;
+            errors(s, &dd[i], c, &e1, &e2, &can);
+            ok(e1 <= 1 && can,
+               "%s: %dx%dx%d%s%s%s%s%s%s within the bound of the bf16 products (%.3g of it)%s",
+               r1_isa_name(p), s->M, s->N, s->K, s->ta ? " A^T" : "", s->tb ? " B^T" : "",
+               s->a16 ? " A bf16" : "", s->b16 ? " B bf16" : "", s->acc ? " +=" : "",
+               s->scaled ? " scaled" : "", e1, can ? "" : "; a canary changed");
+            if (!s->scaled)
+                ok(e2 <= 1, "%s: %dx%dx%d within bf16 rounding of fp32 sgemm (%.3g of it)",
+                   r1_isa_name(p), s->M, s->N, s->K, e2);
+            if (p == R1_ISA_PORTABLE) {
+                port[i] = c;
+                continue;
+            }
+            ok(!memcmp(c, port[i], sizeof(float) * (long)s->M * dd[i].ldc),
+               "%s: %dx%dx%d equals the portable path bit for bit", r1_isa_name(p), s->M, s->N,
+               s->K);
+            free(c);
+        }
+    }
+
+    /* cut into pieces on 2 threads: the same bits */
+    r1_isa_set(best, &err);
+    shape big = {300, 700, 512, 0, 1, 0, 1, 1, 0};
+    data d;
+    make(&big, &d);
+    float *one = run(&big, &d);
+    r1_set_threads(2);
+    float *two = run(&big, &d);
+    ok(!memcmp(one, two, sizeof(float) * (long)big.M * d.ldc),
+       "%s: 300x700x512 on 2 threads (cut into pieces) equals 1 thread bit for bit",
+       r1_isa_name(best));
+    free(one), free(two), drop(&d);
+
+    /* degenerate sizes */
+    float c[4] = {1, 2, 3, 4};
+    r1_gop z = {c, 1, 0, 0};
+    r1__gemm16(c, 2, 2, 2, 0, z, z, 1, NULL);
+    ok(c[0] == 1 && c[3] == 4, "K = 0 accumulating leaves C alone");
+    r1__gemm16(c, 2, 2, 2, 0, z, z, 0, NULL);
+    ok(c[0] == 0 && c[1] == 0 && c[2] == 0 && c[3] == 0, "K = 0 storing zeroes C");
+
+    for (int i = 0; i < nshapes; i++) {
+        free(port[i]);
+        drop(&dd[i]);
+    }
+    return done_testing();
+}

@@ -433,6 +433,11 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
     m->opts = opts ? *opts : r1_fwd_defaults();
     m->fp8_fwd = m->fp8_last = m->fp8; /* the linear layers' GEMMs (fp8_linear.c) */
     m->fp8_oom = 0;
+    m->bf16_fwd = m->bf16_last = m->bf16 && !m->fp8;
+    if (m->bf16_fwd && !r1__wt16_refresh(m)) {
+        m->bf16_fwd = m->bf16_last = 0;
+        return r1_error_set(err, R1_ENOMEM, "forward: out of memory for the bf16 weights");
+    }
     int N = B * T;
     memcpy(m->tokens, tokens, sizeof(int32_t) * N);
 
@@ -493,6 +498,7 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
         }
     L.loss = L.main + L.mtp + L.balance;
     m->fp8_fwd = 0;
+    m->bf16_fwd = 0;
     if (m->fp8_oom)
         return r1_error_set(err, R1_ENOMEM, "forward: out of memory for the fp8 emulation");
     if (r1__blas_status(err) != R1_OK)

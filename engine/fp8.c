@@ -194,26 +194,43 @@ static float amax_of(const float *x, size_t n, size_t stride)
     return m;
 }
 
-static void qdq_run(float *dst, const float *src, size_t n, size_t stride, float s)
+/* dst = decode(e4m3(src / s)) · mul, where mul is s (quantise-dequantise) or 1 (the codes'
+ * values, which the FP8 GEMMs through BF16 multiply; exact in bf16). */
+static void qdq_run(float *dst, const float *src, size_t n, size_t stride, float s, float mul)
 {
     size_t i = 0;
     if (stride == 1)
         for (; i + 4 <= n; i += 4)
-            store4(dst + i, qdq4(load4(src + i) / s) * s);
+            store4(dst + i, qdq4(load4(src + i) / s) * mul);
     for (; i < n; i++)
-        dst[i * stride] = qdq_e4m3(src[i * stride] / s) * s;
+        dst[i * stride] = qdq_e4m3(src[i * stride] / s) * mul;
+}
+
+/* The four groupings, each either dequantised (sc NULL) or as codes with their scales. */
+static void tiles(float *dst, float *sc, const float *src, int N, int K)
+{
+    int nk = (K + BLK - 1) / BLK;
+    for (int n = 0; n < N; n++)
+        for (int k0 = 0; k0 < K; k0 += BLK) {
+            size_t at = (size_t)n * K + k0, len = K - k0 < BLK ? K - k0 : BLK;
+            float s = r1_fp8_scale(amax_of(src + at, len, 1));
+            qdq_run(dst + at, src + at, len, 1, s, sc ? 1.0f : s);
+            if (sc)
+                sc[(size_t)n * nk + k0 / BLK] = s;
+        }
 }
 
 void r1_fp8_qdq_tiles(float *dst, const float *src, int N, int K)
 {
-    for (int n = 0; n < N; n++)
-        for (int k0 = 0; k0 < K; k0 += BLK) {
-            size_t at = (size_t)n * K + k0, len = K - k0 < BLK ? K - k0 : BLK;
-            qdq_run(dst + at, src + at, len, 1, r1_fp8_scale(amax_of(src + at, len, 1)));
-        }
+    tiles(dst, NULL, src, N, K);
 }
 
-void r1_fp8_qdq_coltiles(float *dst, const float *src, int N, int K)
+void r1_fp8_q_tiles(float *codes, float *scales, const float *src, int N, int K)
+{
+    tiles(codes, scales, src, N, K);
+}
+
+static void coltiles(float *dst, float *sc, const float *src, int N, int K)
 {
     for (int n0 = 0; n0 < N; n0 += BLK) {
         int rows = N - n0 < BLK ? N - n0 : BLK;
@@ -233,19 +250,31 @@ void r1_fp8_qdq_coltiles(float *dst, const float *src, int N, int K)
             }
             for (int k = 0; k < kc; k++)
                 amax[k] = r1_fp8_scale(amax[k]);
+            if (sc)
+                memcpy(sc + (size_t)(n0 / BLK) * K + k0, amax, sizeof(float) * kc);
             for (int r = 0; r < rows; r++) {
                 const float *x = sb + (size_t)r * K + k0;
                 float *y = db + (size_t)r * K + k0;
                 int k = 0;
                 for (; k + 4 <= kc; k += 4) {
-                    v4f sc = load4(amax + k);
-                    store4(y + k, qdq4(load4(x + k) / sc) * sc);
+                    v4f s4 = load4(amax + k);
+                    store4(y + k, sc ? qdq4(load4(x + k) / s4) : qdq4(load4(x + k) / s4) * s4);
                 }
                 for (; k < kc; k++)
-                    y[k] = qdq_e4m3(x[k] / amax[k]) * amax[k];
+                    y[k] = qdq_e4m3(x[k] / amax[k]) * (sc ? 1.0f : amax[k]);
             }
         }
     }
+}
+
+void r1_fp8_qdq_coltiles(float *dst, const float *src, int N, int K)
+{
+    coltiles(dst, NULL, src, N, K);
+}
+
+void r1_fp8_q_coltiles(float *codes, float *scales, const float *src, int N, int K)
+{
+    coltiles(codes, scales, src, N, K);
 }
 
 /* The scale of block (rb, cb) of x[R,C]. */
@@ -260,22 +289,43 @@ static float block_scale(const float *x, int R, int C, int r0, int c0)
     return r1_fp8_scale(m);
 }
 
-void r1_fp8_qdq_blocks(float *dst, const float *src, int N, int K)
+static void blocks(float *dst, float *sc, const float *src, int N, int K)
 {
+    int nk = (K + BLK - 1) / BLK;
     for (int r0 = 0; r0 < N; r0 += BLK)
         for (int c0 = 0; c0 < K; c0 += BLK) {
             float s = block_scale(src, N, K, r0, c0);
             int rows = N - r0 < BLK ? N - r0 : BLK, cols = K - c0 < BLK ? K - c0 : BLK;
             for (int r = 0; r < rows; r++) {
                 size_t at = (size_t)(r0 + r) * K + c0;
-                qdq_run(dst + at, src + at, (size_t)cols, 1, s);
+                qdq_run(dst + at, src + at, (size_t)cols, 1, s, sc ? 1.0f : s);
             }
+            if (sc)
+                sc[(size_t)(r0 / BLK) * nk + c0 / BLK] = s;
         }
+}
+
+void r1_fp8_qdq_blocks(float *dst, const float *src, int N, int K)
+{
+    blocks(dst, NULL, src, N, K);
+}
+
+void r1_fp8_q_blocks(float *codes, float *scales, const float *src, int N, int K)
+{
+    blocks(codes, scales, src, N, K);
 }
 
 void r1_fp8_qdq_tensor(float *dst, const float *src, size_t n)
 {
-    qdq_run(dst, src, n, 1, r1_fp8_scale(amax_of(src, n, 1)));
+    float s = r1_fp8_scale(amax_of(src, n, 1));
+    qdq_run(dst, src, n, 1, s, s);
+}
+
+float r1_fp8_q_tensor(float *codes, const float *src, size_t n)
+{
+    float s = r1_fp8_scale(amax_of(src, n, 1));
+    qdq_run(codes, src, n, 1, s, 1.0f);
+    return s;
 }
 
 void r1_fp8_quantize_blocks(uint8_t *codes, float *scale_inv, const float *w, int R, int C)

@@ -1,17 +1,19 @@
-/* fp8_linear.c — FP8 inside the model: the one entry point of every linear layer's GEMMs
- * (r1__mm forward, r1__linear_bwd backward), the training emulation they switch on
- * (r1_model_set_fp8), and the block-quantised E4M3 copy of the linear weights that decoding
+/* fp8_linear.c — the precision of the model's linear layers: the one entry point of every
+ * linear layer's GEMMs (r1__mm forward, r1__linear_bwd backward), the BF16 and FP8 training
+ * they switch on (r1_model_set_precision, r1_model_set_fp8), and the block-quantised E4M3 copy of the linear weights that decoding
  * (r1_decoder_set_fp8) and FP8 checkpoints (r1_model_save with R1_DT_F8_E4M3) use.
  *
  * Dispatch of r1__mm, first match wins:
  *   - a BF16 decoder is stepping (m->w16): r1_matmul_bf16 on the bf16 copy;
  *   - an FP8 decoder is stepping (m->w8) and w is one of its matrices: r1_matmul_fp8;
- *   - r1_model_forward runs with an FP8 mode: quantise-dequantise both operands, then sgemm;
+ *   - r1_model_forward runs in BF16 (m->bf16_fwd): r1__gemm16 on the bf16 copy m->wt16;
+ *   - r1_model_forward runs with an FP8 mode: the codes and scales of both operands through
+ *     r1__gemm16, or (m->fp8_emulate) quantise-dequantise both, then sgemm;
  *   - otherwise r1_matmul_fwd itself, so with FP8 off every product is the very call it was
  *     before this file existed (bit-identical results).
- * r1__linear_bwd does the same for the backward with the mode of the last forward.
+ * r1__linear_bwd does the same for the backward with the precision of the last forward.
  *
- * Memory: the emulation quantises into buffers malloc'd per call (a GEMM costs far more);
+ * Memory: FP8 quantises into buffers malloc'd per call (a GEMM costs far more);
  * when one cannot be had the call falls back to the fp32 product and sets m->fp8_oom, which
  * r1_model_forward turns into R1_ENOMEM.  Calls run side by side for the experts (parallel.c),
  * hence the atomic store.  The weight copy (r1__fp8w) is owned by its creator. */
@@ -24,6 +26,8 @@
 #include "model_internal.h"
 #include "r1_bf16.h"
 #include "r1_fp8.h"
+#include "parallel.h"
+#include "r1_gemm16.h"
 #include "r1_kernels.h"
 
 #define BLK R1_FP8_BLOCK
@@ -38,6 +42,55 @@ void r1_model_set_fp8(r1_model *m, r1_fp8_mode mode)
 r1_fp8_mode r1_model_fp8(const r1_model *m)
 {
     return (r1_fp8_mode)m->fp8;
+}
+
+void r1_model_set_fp8_emulation(r1_model *m, int on)
+{
+    m->fp8_emulate = on != 0;
+}
+
+void r1_model_set_precision(r1_model *m, r1_precision p)
+{
+    m->fp8 = p == R1_PREC_FP8 ? R1_FP8_TILES : R1_FP8_OFF;
+    m->bf16 = p == R1_PREC_BF16;
+}
+
+r1_precision r1_model_precision(const r1_model *m)
+{
+    return m->fp8 ? R1_PREC_FP8 : m->bf16 ? R1_PREC_BF16 : R1_PREC_FP32;
+}
+
+const char *r1_precision_name(r1_precision p)
+{
+    return p == R1_PREC_BF16 ? "bf16" : p == R1_PREC_FP8 ? "fp8" : "fp32";
+}
+
+/* The whole parameter array, embedding and heads included (they are a small part, and one
+ * pass over one array beats a walk over the linear layers), in pieces side by side. */
+typedef struct {
+    uint16_t *dst;
+    const float *src;
+    size_t n, step;
+} conv_job;
+
+static void conv_piece(void *ctx, int i, int tid)
+{
+    (void)tid;
+    conv_job *j = ctx;
+    size_t lo = (size_t)i * j->step, hi = lo + j->step < j->n ? lo + j->step : j->n;
+    if (lo < hi)
+        r1_bf16_from_f32(j->dst + lo, j->src + lo, hi - lo);
+}
+
+int r1__wt16_refresh(r1_model *m)
+{
+    size_t n = r1_model_numel(m);
+    if (!m->wt16 && !(m->wt16 = malloc(sizeof(uint16_t) * (n ? n : 1))))
+        return 0;
+    int parts = n >= ((size_t)1 << 20) ? R1_MAX_WORKERS : 1;
+    conv_job j = {m->wt16, m->params, n, (n + parts - 1) / parts};
+    r1__parallel_for(parts, conv_piece, &j);
+    return 1;
 }
 
 const char *r1_fp8_mode_name(r1_fp8_mode mode)
@@ -211,6 +264,104 @@ int r1__fp8w_get(const r1__fp8w *q, const r1_model *m, const float *w, const uin
     return 1;
 }
 
+/* ------------------------------------------------------------------ FP8 through BF16 */
+
+/* Every E4M3 value is exact in bf16 and the product of two is exact in fp32, so the GEMM on
+ * the codes' values, with the scales applied to each block's fp32 sum (r1_gemm16.h), is the
+ * FP8 GEMM DeepSeek-V3 describes, run on the BF16 units.  It differs from the emulation
+ * below (dequantised operands through sgemm) by the order and rounding of fp32 sums alone. */
+
+/* The codes and scales of operand x[N,K]: how = 'r' 1×128 tiles, 'c' 128×1, 'b' 128×128;
+ * with R1_FP8_TENSOR one scale whatever how says.  The scale of (n, k) is then sc[...] with
+ * the strides set in *ns (per n), *ks (per 128 of k) and *nblk (n's per scale). */
+static void quant16(int mode, char how, float *codes, float *sc, const float *x, int N, int K,
+                    long *ns, long *ks, int *nblk)
+{
+    int nk = (K + BLK - 1) / BLK;
+    *nblk = 1;
+    if (mode == R1_FP8_TENSOR) {
+        sc[0] = r1_fp8_q_tensor(codes, x, (size_t)N * K);
+        *ns = *ks = 0;
+    } else if (how == 'r') {
+        r1_fp8_q_tiles(codes, sc, x, N, K);
+        *ns = nk, *ks = 1;
+    } else if (how == 'c') { /* tiles run down the columns: here "n" is the column */
+        r1_fp8_q_coltiles(codes, sc, x, N, K);
+        *ns = 1, *ks = K;
+    } else {
+        r1_fp8_q_blocks(codes, sc, x, N, K);
+        *ns = nk, *ks = 1, *nblk = BLK;
+    }
+}
+
+static size_t nscales(int N, int K)
+{
+    return ((size_t)N + BLK) * (((size_t)K + BLK - 1) / BLK) + (size_t)K + 1;
+}
+
+static void fp8_fwd16(r1_model *m, float *out, const float *in, const float *w, int N, int Ci,
+                      int Co, int accumulate)
+{
+    float *qx = fbuf((size_t)N * Ci), *qw = fbuf((size_t)Co * Ci);
+    float *sx = fbuf(nscales(N, Ci)), *sw = fbuf(nscales(Co, Ci));
+    if (qx && qw && sx && sw) {
+        r1_gscale sc;
+        quant16(m->fp8_fwd, 'r', qx, sx, in, N, Ci, &sc.am, &sc.ak, &sc.ablk);
+        sc.a = sx;
+        quant16(m->fp8_fwd, 'b', qw, sw, w, Co, Ci, &sc.bn, &sc.bk, &sc.bblk);
+        sc.b = sw;
+        r1_gop A = {qx, Ci, 0, 0}, B = {qw, Ci, 1, 0};
+        r1__gemm16(out, Co, N, Co, Ci, A, B, accumulate, &sc);
+    } else {
+        oom(m);
+        r1_matmul_fwd(out, in, w, N, Ci, Co, accumulate);
+    }
+    free(qx), free(qw), free(sx), free(sw);
+}
+
+static void fp8_bwd16(r1_model *m, float *din, float *dw, const float *dout, const float *in,
+                      const float *w, int N, int Ci, int Co)
+{
+    int mode = m->fp8_last;
+    if (din) { /* din += Q(dout)·Q(W): dout's 1×128 tiles run along Co, the inner dimension;
+                * W's blocks are (co, ci): per 128 of k = co and per 128 columns ci */
+        float *qd = fbuf((size_t)N * Co), *qw = fbuf((size_t)Co * Ci);
+        float *sd = fbuf(nscales(N, Co)), *sw = fbuf(nscales(Co, Ci));
+        if (qd && qw && sd && sw) {
+            r1_gscale sc;
+            quant16(mode, 'r', qd, sd, dout, N, Co, &sc.am, &sc.ak, &sc.ablk);
+            sc.a = sd;
+            long rs, cs;
+            int blk;
+            quant16(mode, 'b', qw, sw, w, Co, Ci, &rs, &cs, &blk);
+            sc.b = sw, sc.bk = rs, sc.bn = cs, sc.bblk = blk; /* rows of W are this K */
+            r1_gop A = {qd, Co, 0, 0}, B = {qw, Ci, 0, 0};
+            r1__gemm16(din, Ci, N, Ci, Co, A, B, 1, &sc);
+        } else {
+            oom(m);
+            r1_matmul_bwd(din, NULL, dout, NULL, w, N, Ci, Co);
+        }
+        free(qd), free(qw), free(sd), free(sw);
+    }
+    if (dw) { /* dW += Q'(dout)^T·Q'(x): 128×1 tiles along the tokens, the inner dimension */
+        float *qd = fbuf((size_t)N * Co), *qx = fbuf((size_t)N * Ci);
+        float *sd = fbuf(nscales(N, Co)), *sx = fbuf(nscales(N, Ci));
+        if (qd && qx && sd && sx) {
+            r1_gscale sc;
+            quant16(mode, 'c', qd, sd, dout, N, Co, &sc.am, &sc.ak, &sc.ablk);
+            sc.a = sd;
+            quant16(mode, 'c', qx, sx, in, N, Ci, &sc.bn, &sc.bk, &sc.bblk);
+            sc.b = sx;
+            r1_gop A = {qd, Co, 1, 0}, B = {qx, Ci, 0, 0};
+            r1__gemm16(dw, Ci, Co, Ci, N, A, B, 1, &sc);
+        } else {
+            oom(m);
+            r1_matmul_bwd(NULL, dw, dout, in, NULL, N, Ci, Co);
+        }
+        free(qd), free(qx), free(sd), free(sx);
+    }
+}
+
 /* ------------------------------------------------------------------ the GEMM entry points */
 
 void r1__mm(r1_model *m, float *out, const float *in, const float *w, int N, int Ci, int Co,
@@ -226,8 +377,17 @@ void r1__mm(r1_model *m, float *out, const float *in, const float *w, int N, int
         r1_matmul_fp8(out, in, codes, sc, N, Ci, Co, accumulate);
         return;
     }
+    if (m->bf16_fwd) {
+        r1_gop A = {in, Ci, 0, 0}, B = {m->wt16 + (w - m->params), Ci, 1, 1};
+        r1__gemm16(out, Co, N, Co, Ci, A, B, accumulate, NULL);
+        return;
+    }
     if (!m->fp8_fwd || N <= 0 || Co <= 0) {
         r1_matmul_fwd(out, in, w, N, Ci, Co, accumulate);
+        return;
+    }
+    if (!m->fp8_emulate) {
+        fp8_fwd16(m, out, in, w, N, Ci, Co, accumulate);
         return;
     }
     /* forward: Q(x) in 1×128 tiles, Q(W) in 128×128 blocks, fp32 accumulation */
@@ -248,8 +408,25 @@ void r1__linear_bwd(r1_model *m, float *din, float *dw, const float *dout, const
                     const float *w, int N, int Ci, int Co)
 {
     int mode = m->fp8_last;
-    if (!mode || N <= 0) {
+    if (N <= 0)
+        return;
+    if (m->bf16_last) {
+        if (din) {
+            r1_gop A = {dout, Co, 0, 0}, B = {m->wt16 + (w - m->params), Ci, 0, 1};
+            r1__gemm16(din, Ci, N, Ci, Co, A, B, 1, NULL);
+        }
+        if (dw) {
+            r1_gop A = {dout, Co, 1, 0}, B = {in, Ci, 0, 0};
+            r1__gemm16(dw, Ci, Co, Ci, N, A, B, 1, NULL);
+        }
+        return;
+    }
+    if (!mode) {
         r1_matmul_bwd(din, dw, dout, in, w, N, Ci, Co);
+        return;
+    }
+    if (!m->fp8_emulate) {
+        fp8_bwd16(m, din, dw, dout, in, w, N, Ci, Co);
         return;
     }
     if (din) { /* Dgrad: din += Q(dout) · Q(W); dout's tiles run along Co, this GEMM's inner

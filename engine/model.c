@@ -213,6 +213,7 @@ void r1_model_free(r1_model *m)
         }
     free(m->layers);
     free(m->params);
+    free(m->wt16);
     free(m->grads);
     free(m->ptab);
     free(m->names);

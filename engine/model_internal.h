@@ -170,6 +170,11 @@ struct r1_model {
     int fp8_fwd;               /* the mode while r1_model_forward runs, else 0 */
     int fp8_last;              /* the mode of the last forward, for its backward */
     int fp8_oom;               /* an emulated GEMM ran out of memory (set atomically) */
+    int fp8_emulate;           /* FP8 by quantise-dequantise-sgemm, not through BF16 (tests) */
+    int bf16;                  /* BF16 mixed precision of training (r1_model_set_precision) */
+    int bf16_fwd, bf16_last;   /* as fp8_fwd and fp8_last */
+    uint16_t *wt16;            /* BF16 training: the parameters rounded to bf16 by the forward,
+                                * same layout, read by its GEMMs and by its backward's */
     char errmsg[R1_ERRLEN];
 };
 
@@ -193,6 +198,9 @@ void r1__mm(r1_model *m, float *out, const float *in, const float *w, int N, int
 /* The backward of r1__mm: r1_matmul_bwd, FP8-emulated when the last forward was. */
 void r1__linear_bwd(r1_model *m, float *din, float *dw, const float *dout, const float *in,
                     const float *w, int N, int Ci, int Co);
+
+/* BF16 training: m->wt16 = bf16(m->params), allocated on first use; 0 when out of memory. */
+int r1__wt16_refresh(r1_model *m);
 
 /* E4M3 copies (128x128 block scales) of the linear weights r1_fp8_is_stored names.
  * finite_only: refuse (R1_EINVAL naming the tensor) a NaN or infinite weight. */

@@ -62,6 +62,18 @@ void r1_fp8_qdq_coltiles(float *dst, const float *src, int N, int K);
 void r1_fp8_qdq_blocks(float *dst, const float *src, int N, int K);
 void r1_fp8_qdq_tensor(float *dst, const float *src, size_t n);
 
+/* The same groupings, kept apart as the codes' values (decode(e4m3(src / s)), exact in bf16;
+ * dst may equal src) and the scales s (what the FP8 GEMMs through BF16 take):
+ *   _tiles:    scales[N, ceil(K/128)];
+ *   _coltiles: scales[ceil(N/128), K];
+ *   _blocks:   scales[ceil(N/128), ceil(K/128)];
+ *   _tensor:   the one scale, returned.
+ * codes · scale equals the _qdq result up to the rounding of that product. */
+void r1_fp8_q_tiles(float *codes, float *scales, const float *src, int N, int K);
+void r1_fp8_q_coltiles(float *codes, float *scales, const float *src, int N, int K);
+void r1_fp8_q_blocks(float *codes, float *scales, const float *src, int N, int K);
+float r1_fp8_q_tensor(float *codes, const float *src, size_t n);
+
 /* Storage as DeepSeek-V3 ships it: codes[R,C] = e4m3(w / s_b) and scale_inv[ceil(R/128),
  * ceil(C/128)] = s_b, one per 128×128 block b of w[R,C] (R = 1 for a vector). */
 void r1_fp8_quantize_blocks(uint8_t *codes, float *scale_inv, const float *w, int R, int C);
@@ -100,9 +112,10 @@ typedef enum {
  *   forward  out  = Q(x) · Q(W)^T              x in 1×128 tiles, W in 128×128 blocks
  *   backward dx  += Q(dout) · Q(W)             dout in 1×128 tiles (along the outputs)
  *            dW  += Q'(dout)^T · Q'(x)         both in 128×1 tiles (along the tokens)
- * (R1_FP8_TENSOR: one scale per operand instead), with fp32 accumulation.  This is an
- * emulation: every operand is quantised and dequantised in fp32, then multiplied by sgemm,
- * which equals an FP8 GEMM whose products are exact and whose sums are fp32.  The linear
+ * (R1_FP8_TENSOR: one scale per operand instead), with fp32 accumulation.  It runs through
+ * BF16 (r1_model_set_fp8_emulation below) or as an emulation: every operand quantised and
+ * dequantised in fp32, then multiplied by sgemm, which equals an FP8 GEMM whose products are
+ * exact and whose sums are fp32.  The linear
  * layers are the attention projections (q_a, q_b or q_proj, kv_a, kv_b, o_proj), the dense
  * and expert MLPs (gate, up, down; shared and routed experts) and MTP's eh_proj.  As in the
  * report, the embedding, the output heads, the norms, the router (mlp.gate) and the attention
@@ -111,6 +124,11 @@ typedef enum {
  * affected (see r1_decoder_set_fp8 for FP8 weights there). */
 void r1_model_set_fp8(r1_model *m, r1_fp8_mode mode);
 r1_fp8_mode r1_model_fp8(const r1_model *m);
+/* How the FP8 GEMMs run: through BF16 (on = 0, the default: the codes' values, exact in bf16,
+ * multiplied on the BF16 kernels with the scales applied to each 128-block's fp32 sum, see
+ * r1_gemm16.h), or (on != 0) by the emulation above, for comparisons in tests and benchmarks.
+ * The two differ by the order and rounding of fp32 sums only. */
+void r1_model_set_fp8_emulation(r1_model *m, int on);
 const char *r1_fp8_mode_name(r1_fp8_mode mode); /* "off", "tiles", "tensor" */
 
 /* 1 when the parameter of this (Hugging Face) name is stored as F8_E4M3 in DeepSeek-V3's

@@ -48,8 +48,23 @@ r1_status r1_model_load(r1_model **out, const char *dir, r1_error *err);
  * R1_DT_F8_E4M3 writes DeepSeek-V3's FP8 layout (r1_fp8.h): the linear weights as E4M3 with
  * "<name>_scale_inv" block scales, the other tensors BF16, and quantization_config in
  * config.json.  r1_model_load reads all three back (FP8 dequantised to fp32).
- * FP8 training emulation: r1_model_set_fp8 in r1_fp8.h. */
+ * FP8 training: r1_model_set_fp8 in r1_fp8.h. */
 r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_error *err);
+
+/* The precision of training's linear layers (every r1_model_forward and its backward):
+ *   R1_PREC_FP32  fp32 GEMMs through OpenBLAS (the default);
+ *   R1_PREC_BF16  DeepSeek-V3's split: the attention projections, dense and expert MLPs and
+ *                 MTP's projection multiply bf16 operands with fp32 accumulation (forward, dX
+ *                 and dW; r1_gemm16.h, on the CPU's BF16 units where it has them); the forward
+ *                 rounds the weights to bf16 once, for itself and its backward.  The master
+ *                 weights, gradients, optimizer, norms, router, attention scores, softmax,
+ *                 embedding and heads stay fp32;
+ *   R1_PREC_FP8   r1_model_set_fp8(m, R1_FP8_TILES) (r1_fp8.h).
+ * Generation is not affected.  A forward in BF16 may fail with R1_ENOMEM (the bf16 copy). */
+typedef enum { R1_PREC_FP32 = 0, R1_PREC_BF16 = 1, R1_PREC_FP8 = 2 } r1_precision;
+void r1_model_set_precision(r1_model *m, r1_precision p);
+r1_precision r1_model_precision(const r1_model *m);
+const char *r1_precision_name(r1_precision p); /* "fp32", "bf16", "fp8" */
 
 const r1_config *r1_model_config(const r1_model *m); /* borrowed */
 const char *r1_model_errmsg(const r1_model *m);      /* the last error on this handle */

@@ -18,6 +18,7 @@
 #include "r1_optim.h"
 #include "r1_rng.h"
 #include "r1_safetensors.h"
+#include "r1_tokenizer.h"
 #include "tap.h"
 #include "testutil.h"
 
@@ -484,11 +485,90 @@ static void test_switch(void)
     r1_model_free(b);
 }
 
+static double rel_l2(const float *a, const float *b, size_t n)
+{
+    double d = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        s += (double)b[i] * b[i];
+    }
+    return sqrt(d / s);
+}
+
+/* FP8 through BF16 against the emulation, and BF16 mixed precision against fp32, on whole
+ * models: dense (no routing flips) for the gradients. */
+static void test_precision(void)
+{
+    enum { B = 2, T = 40 };
+    int32_t tok[B * T];
+    for (int i = 0; i < B * T; i++)
+        tok[i] = (int32_t)((i * 37 + 11) % R1_TOK_VOCAB);
+    is_str(r1_precision_name(R1_PREC_BF16), "bf16", "precision names");
+    r1_model *f = tiny(-1, 5), *e = tiny(-1, 5), *t = tiny(-1, 5), *h = tiny(-1, 5);
+    size_t np = r1_model_numel(f), nl = (size_t)B * T * R1_TOK_VOCAB;
+    is_int(r1_model_precision(f), R1_PREC_FP32, "fp32 by default");
+    r1_model_set_precision(h, R1_PREC_BF16);
+    is_int(r1_model_precision(h), R1_PREC_BF16, "r1_model_set_precision(bf16)");
+    r1_model_set_precision(e, R1_PREC_FP8);
+    is_int(r1_model_fp8(e), R1_FP8_TILES, "precision fp8 is DeepSeek-V3's fine-grained FP8");
+    r1_model_set_fp8_emulation(e, 1);
+    r1_model_set_fp8(t, R1_FP8_TILES);
+    r1_loss lf, le, lt, lh;
+    fwd_bwd(f, tok, B, T, &lf);
+    fwd_bwd(e, tok, B, T, &le);
+    fwd_bwd(t, tok, B, T, &lt);
+    fwd_bwd(h, tok, B, T, &lh);
+    /* Through BF16 against the emulation: each GEMM agrees to fp32 summation error
+     * (t_gemm16), but a model in FP8 is chaotic at that scale: a last-bit change upstream moves
+     * an activation across an E4M3 rounding boundary now and then (a 2^-4 step), and the steps
+     * add up.  So the yardstick is the emulation against itself with a third of its weights
+     * moved by one ulp: through BF16 must stay within twice that. */
+    r1_model *ep = tiny(-1, 5);
+    float *pp = r1_model_params(ep);
+    for (size_t i = 0; i < np; i += 3)
+        pp[i] = nextafterf(pp[i], 2 * pp[i] + 1);
+    r1_model_set_fp8(ep, R1_FP8_TILES);
+    r1_model_set_fp8_emulation(ep, 1);
+    r1_loss lp;
+    fwd_bwd(ep, tok, B, T, &lp);
+    double dl = fabs(lt.loss - le.loss) / le.loss, fl = fabs(lp.loss - le.loss) / le.loss;
+    double dg = rel_l2(r1_model_grads(t), r1_model_grads(e), np);
+    double fg = rel_l2(r1_model_grads(ep), r1_model_grads(e), np);
+    ok(dl <= 2 * fl + 1e-7, "FP8 through BF16: loss within %.2e of the emulation's (relative; "
+       "one-ulp weights move the emulation %.2e)", dl, fl);
+    ok(fg > 0 && dg <= 2 * fg, "... gradients within %.3f (relative L2; one-ulp weights: %.3f; "
+       "FP8 against fp32: %.3f)", dg, fg, rel_l2(r1_model_grads(e), r1_model_grads(f), np));
+    r1_model_free(ep);
+    /* BF16 against fp32: bf16 operands carry 2^-9 relative rounding */
+    dl = fabs(lh.loss - lf.loss) / lf.loss;
+    dg = rel_l2(r1_model_grads(h), r1_model_grads(f), np);
+    double dlog = rel_l2(r1_model_logits(h), r1_model_logits(f), nl);
+    ok(lh.loss != lf.loss && dl < 2e-3, "BF16: the loss moves, by %.2e relative", dl);
+    ok(dlog < 1e-2, "... logits within %.2e of fp32's (relative L2)", dlog);
+    ok(dg > 0 && dg < 0.05, "... gradients within %.3f (relative L2)", dg);
+    float *gh = malloc(sizeof(float) * np);
+    memcpy(gh, r1_model_grads(h), sizeof(float) * np);
+    r1_model_zero_grad(h);
+    r1_model_forward(h, tok, B, T, NULL, NULL, NULL);
+    r1_model_set_precision(h, R1_PREC_FP32);
+    r1_model_backward(h, NULL);
+    ok(!memcmp(r1_model_grads(h), gh, sizeof(float) * np),
+       "a backward differentiates its forward's precision, whatever the switch says since");
+    fwd_bwd(h, tok, B, T, &lh);
+    ok(lh.loss == lf.loss && !memcmp(r1_model_grads(h), r1_model_grads(f), sizeof(float) * np),
+       "fp32 again: loss and gradients bit-identical to a model that never used bf16");
+    free(gh);
+    r1_model_free(f), r1_model_free(e), r1_model_free(t), r1_model_free(h);
+}
+
 /* t_train's task: arithmetic sequences mod 16 */
-static double train(r1_fp8_mode mode, int bf16_moments, int steps, int *moments_bf16)
+static double train(int mode, int bf16_moments, int steps, int *moments_bf16)
 {
     r1_model *m = tiny(2, 7);
-    r1_model_set_fp8(m, mode);
+    if (mode == -1)
+        r1_model_set_precision(m, R1_PREC_BF16);
+    else
+        r1_model_set_fp8(m, (r1_fp8_mode)mode);
     r1_adamw_cfg oc = r1_adamw_defaults();
     oc.lr = 3e-3f, oc.warmup = 10, oc.total = steps;
     oc.bf16_moments = bf16_moments;
@@ -535,6 +615,8 @@ static void test_learns(void)
     ok(lb < 0.5 && lb != l8, "... and with AdamW's moments in bf16 too (loss %.4f against %.4f)",
        lb, l8);
     ok(b16, "... which are bf16 values after every step");
+    double l16 = train(-1, 0, 150, NULL);
+    ok(l16 < 0.5, "in BF16 mixed precision it learns them too (loss %.3f)", l16);
     train(R1_FP8_OFF, 0, 3, &f32m);
     ok(!f32m, "fp32 moments are not (the option is off by default)");
 }
@@ -809,6 +891,7 @@ int main(void)
     test_scaling();
     test_gemm();
     test_switch();
+    test_precision();
     test_learns();
     test_checkpoint();
     test_decode();

@@ -21,6 +21,7 @@
 
 #include "r1.h"
 #include "r1_bf16.h"
+#include "r1_fp8.h"
 #include "r1_gemm16.h"
 #include "r1_rng.h"
 #include "tap.h"
@@ -233,6 +234,79 @@ int main(void)
        "%s: 300x700x512 on 2 threads (cut into pieces) equals 1 thread bit for bit",
        r1_isa_name(best));
     free(one), free(two), drop(&d);
+
+    /* FP8 through BF16 against the emulation (quantise-dequantise, then sgemm), for the three
+     * GEMMs of a linear layer with DeepSeek-V3's groupings.  Both compute sum_k (ca·sa)(cb·sb)
+     * from the same codes ca, cb and scales: the emulation rounds each dequantised operand
+     * (2^-24 relative each) and sums K products in fp32; through BF16 the products of codes are
+     * exact, each 128-block's sum is within (64 + 2)·2^-24 of its magnitudes, the scale
+     * product and the scaling round twice more, and the blocks are added in fp32.  So the two
+     * differ by at most (K + 2·64 + 8)·2^-24·S, S = sum |dequantised a|·|dequantised b|. */
+    {
+        enum { NT = 200, CI = 300, CO = 260 };
+        float *x = malloc(sizeof(float) * NT * CI), *w = malloc(sizeof(float) * CO * CI);
+        float *dy = malloc(sizeof(float) * NT * CO);
+        for (int i = 0; i < NT * CI; i++)
+            x[i] = unif() * (i % 97 == 0 ? 40 : 1); /* outliers, as activations have */
+        for (int i = 0; i < CO * CI; i++)
+            w[i] = unif() * 0.05f;
+        for (int i = 0; i < NT * CO; i++)
+            dy[i] = unif() * 1e-3f;
+        const char *what[3] = {"forward x·W^T", "dX = dY·W", "dW = dY^T·x"};
+        for (int g = 0; g < 3; g++) {
+            /* operands as (M,K) and (K,N) views; qa, qb dequantised; ca, cb codes + scales */
+            int M = g == 2 ? CO : NT, N = g == 0 ? CO : CI, K = g == 0 ? CI : g == 1 ? CO : NT;
+            const float *a = g == 0 ? x : dy;
+            int la = g == 0 ? CI : CO, lb = g == 0 ? CI : CI;
+            long na = (long)NT * la, nb = g == 2 ? (long)NT * CI : (long)CO * CI;
+            float *qa = malloc(sizeof(float) * na), *qb = malloc(sizeof(float) * nb);
+            float *ca = malloc(sizeof(float) * na), *cb = malloc(sizeof(float) * nb);
+            float *sa = malloc(sizeof(float) * 4096), *sb = malloc(sizeof(float) * 4096);
+            r1_gscale sc;
+            int ta = g == 2, tb = g == 0;
+            if (g < 2) { /* A: 1×128 tiles along its rows (K) */
+                r1_fp8_qdq_tiles(qa, a, NT, la);
+                r1_fp8_q_tiles(ca, sa, a, NT, la);
+                sc.a = sa, sc.am = (la + 127) / 128, sc.ak = 1, sc.ablk = 1;
+                r1_fp8_qdq_blocks(qb, w, CO, CI);
+                r1_fp8_q_blocks(cb, sb, w, CO, CI);
+                sc.b = sb, sc.bblk = 128;
+                if (g == 0) /* B(k = ci, n = co) */
+                    sc.bn = (CI + 127) / 128, sc.bk = 1;
+                else /* B(k = co, n = ci) */
+                    sc.bk = (CI + 127) / 128, sc.bn = 1;
+            } else { /* 128×1 tiles down the tokens (K) for both */
+                r1_fp8_qdq_coltiles(qa, dy, NT, CO);
+                r1_fp8_q_coltiles(ca, sa, dy, NT, CO);
+                sc.a = sa, sc.am = 1, sc.ak = CO, sc.ablk = 1;
+                r1_fp8_qdq_coltiles(qb, x, NT, CI);
+                r1_fp8_q_coltiles(cb, sb, x, NT, CI);
+                sc.b = sb, sc.bn = 1, sc.bk = CI, sc.bblk = 1;
+            }
+            float *emu = malloc(sizeof(float) * M * N), *thr = malloc(sizeof(float) * M * N);
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                        tb ? CblasTrans : CblasNoTrans, M, N, K, 1, qa, la, qb, lb, 0, emu, N);
+            r1_gop A = {ca, la, ta, 0}, B = {cb, lb, tb, 0};
+            r1__gemm16(thr, N, M, N, K, A, B, 0, &sc);
+            double worst = 0;
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    double S = 0;
+                    for (int k = 0; k < K; k++) {
+                        double u = ta ? qa[(long)k * la + m] : qa[(long)m * la + k];
+                        double v = tb ? qb[(long)n * lb + k] : qb[(long)k * lb + n];
+                        S += fabs(u * v);
+                    }
+                    double e = fabs((double)emu[(long)m * N + n] - thr[(long)m * N + n]) /
+                               ((K + 2 * 64 + 8) * ldexp(1, -24) * S + 1e-37);
+                    worst = e > worst ? e : worst;
+                }
+            ok(worst <= 1, "FP8 through BF16 (%s): %s, within the bound of the emulation's "
+               "result (%.3g of it)", r1_isa_name(best), what[g], worst);
+            free(qa), free(qb), free(ca), free(cb), free(sa), free(sb), free(emu), free(thr);
+        }
+        free(x), free(w), free(dy);
+    }
 
     /* degenerate sizes */
     float c[4] = {1, 2, 3, 4};

@@ -39,6 +39,7 @@
 #define FP8_SIMD 0
 #endif
 
+#include "r1.h"
 #include "r1_fp8.h"
 
 #define BLK R1_FP8_BLOCK
@@ -174,10 +175,113 @@ static inline v4f qdq4(v4f y)
     return (v4f)(r | sign);
 }
 
+/* The same sixteen at a time when the kernel path has AVX-512 (r1.h, "kernel paths"): the
+ * same lane-wise operations, so the same bits. */
+#if FP8_SIMD
+#define WIDE __attribute__((target("avx512f,avx512bw,avx512vl")))
+typedef float v16f __attribute__((vector_size(64)));
+typedef uint32_t v16u __attribute__((vector_size(64)));
+
+static WIDE inline v16f load16(const float *p)
+{
+    v16f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static WIDE inline v16u pick16(v16u mask, v16u x, v16u y)
+{
+    return (x & mask) | (y & ~mask);
+}
+
+static WIDE inline v16f qdq16(v16f y)
+{
+    v16u u = (v16u)y, sign = u & 0x80000000u, a = u & 0x7fffffffu;
+    v16u r = (a + 0x7ffffu + ((a >> 20) & 1u)) & ~0xfffffu;
+    r = pick16((v16u)(r > 0x43e00000u), (v16u){0} + 0x43e00000u, r);
+    v16f t = (v16f)a * 512.0f;
+    t = (t + 8388608.0f) - 8388608.0f;
+    v16u sub = (v16u)(t * (1.0f / 512.0f));
+    r = pick16((v16u)(a >= 0x3c800000u), r, sub);
+    r = pick16((v16u)(a > 0x7f800000u), a, r); /* NaN */
+    return (v16f)(r | sign);
+}
+
+/* Each returns how many leading elements it did (a multiple of 16); the caller does the rest. */
+static WIDE size_t amax16(float *m, const float *x, size_t n)
+{
+    v16f vm = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v16f v = (v16f)((v16u)load16(x + i) & 0x7fffffffu);
+        vm = (v16f)pick16((v16u)(v > vm), (v16u)v, (v16u)vm);
+    }
+    for (int k = 0; k < 16; k++)
+        *m = vm[k] > *m ? vm[k] : *m;
+    return i;
+}
+
+static WIDE size_t qdq16_run(float *dst, const float *src, size_t n, float s, float mul)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v16f v = qdq16(load16(src + i) / s) * mul;
+        memcpy(dst + i, &v, sizeof v);
+    }
+    return i;
+}
+
+static WIDE int col_amax16(float *amax, const float *x, int kc)
+{
+    int k = 0;
+    for (; k + 16 <= kc; k += 16) {
+        v16f v = (v16f)((v16u)load16(x + k) & 0x7fffffffu), a = load16(amax + k);
+        a = (v16f)pick16((v16u)(v > a), (v16u)v, (v16u)a);
+        memcpy(amax + k, &a, sizeof a);
+    }
+    return k;
+}
+
+static WIDE int col_qdq16(float *y, const float *x, const float *sc, int kc, int keep)
+{
+    int k = 0;
+    for (; k + 16 <= kc; k += 16) {
+        v16f s16 = load16(sc + k), v = qdq16(load16(x + k) / s16);
+        if (!keep)
+            v *= s16;
+        memcpy(y + k, &v, sizeof v);
+    }
+    return k;
+}
+
+static int wide(void)
+{
+    return r1_isa_active() >= R1_ISA_AVX512BF16;
+}
+#else
+static size_t amax16(float *m, const float *x, size_t n) { (void)m, (void)x, (void)n; return 0; }
+static size_t qdq16_run(float *d, const float *x, size_t n, float s, float mul)
+{
+    (void)d, (void)x, (void)n, (void)s, (void)mul;
+    return 0;
+}
+static int col_amax16(float *a, const float *x, int kc) { (void)a, (void)x, (void)kc; return 0; }
+static int col_qdq16(float *y, const float *x, const float *sc, int kc, int keep)
+{
+    (void)y, (void)x, (void)sc, (void)kc, (void)keep;
+    return 0;
+}
+static int wide(void) { return 0; }
+#endif
+
 static float amax_of(const float *x, size_t n, size_t stride)
 {
     float m = 0;
     size_t i = 0;
+    if (stride == 1 && wide()) {
+        i = amax16(&m, x, n);
+        x += i, n -= i, i = 0;
+    }
     if (stride == 1 && n >= 4) {
         v4f vm = {0};
         for (; i + 4 <= n; i += 4) {
@@ -199,6 +303,8 @@ static float amax_of(const float *x, size_t n, size_t stride)
 static void qdq_run(float *dst, const float *src, size_t n, size_t stride, float s, float mul)
 {
     size_t i = 0;
+    if (stride == 1 && wide())
+        i = qdq16_run(dst, src, n, s, mul);
     if (stride == 1)
         for (; i + 4 <= n; i += 4)
             store4(dst + i, qdq4(load4(src + i) / s) * mul);
@@ -241,9 +347,10 @@ static void coltiles(float *dst, float *sc, const float *src, int N, int K)
         for (int k0 = 0; k0 < K; k0 += 512) {
             int kc = K - k0 < 512 ? K - k0 : 512;
             memset(amax, 0, sizeof(float) * kc);
+            int w = wide();
             for (int r = 0; r < rows; r++) {
                 const float *x = sb + (size_t)r * K + k0;
-                for (int k = 0; k < kc; k++) {
+                for (int k = w ? col_amax16(amax, x, kc) : 0; k < kc; k++) {
                     float v = fabsf(x[k]);
                     amax[k] = v > amax[k] ? v : amax[k];
                 }
@@ -255,7 +362,7 @@ static void coltiles(float *dst, float *sc, const float *src, int N, int K)
             for (int r = 0; r < rows; r++) {
                 const float *x = sb + (size_t)r * K + k0;
                 float *y = db + (size_t)r * K + k0;
-                int k = 0;
+                int k = w ? col_qdq16(y, x, amax, kc, sc != NULL) : 0;
                 for (; k + 4 <= kc; k += 4) {
                     v4f s4 = load4(amax + k);
                     store4(y + k, sc ? qdq4(load4(x + k) / s4) : qdq4(load4(x + k) / s4) * s4);
@@ -518,6 +625,7 @@ static int cpu_has_simd(void)
            __builtin_cpu_supports("avx512vl");
 }
 
+/* Also off when the kernel path (R1_ISA) was lowered below what this CPU offers. */
 static int use_simd(void)
 {
     int m = atomic_load_explicit(&simd_mode, memory_order_relaxed);
@@ -525,7 +633,7 @@ static int use_simd(void)
         m = cpu_has_simd();
         atomic_store_explicit(&simd_mode, m, memory_order_relaxed);
     }
-    return m;
+    return m && (r1_isa_active() >= R1_ISA_AVX512BF16 || r1_isa_active() == r1_isa_best());
 }
 
 #else /* !FP8_SIMD */

@@ -6,6 +6,8 @@
  * one scale block); B's KC×NC block is packed once into panels of NR = 32 columns, then A in
  * blocks of MC = 64 rows, packed into panels of MR = 8 rows; an 8×32 micro-kernel multiplies
  * one A panel by one B panel into 16 registers of 16 fp32 (AVX-512) and adds them into C.
+ * When it can have the memory (malloc, else the stack), all of a piece's columns are packed at
+ * once instead of NC, so that A is read and packed once per block of K.
  * Packing rounds fp32 to bf16 (or copies bf16) and pairs neighbouring k: every element of a
  * panel is a 32-bit pair (even k in the low half), the operand layout of vdpbf16ps.  A panel
  * is stored pair-major or row-major, whichever reads the source contiguously; the micro-kernel
@@ -18,6 +20,7 @@
  * no path contracts it into a different FMA. */
 #include <config.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "parallel.h"
@@ -78,7 +81,10 @@ static inline uint32_t to16(float f)
     return (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r;
 }
 
-__attribute__((noinline)) static void epilogue(const tile *t, float acc[MR][NR])
+/* Never contracted into FMAs, whatever the build flags: the AVX-512 epilogue below rounds the
+ * product and the sum separately too. */
+__attribute__((noinline, optimize("-ffp-contract=off"))) static void epilogue(const tile *t,
+                                                                            float acc[MR][NR])
 {
     for (int r = 0; r < t->mr; r++) {
         float *cr = t->c + (long)r * t->ldc;
@@ -180,13 +186,33 @@ static SIMD512 void uk_avx512(const tile *t)
             s[r][1] = _mm512_dpbf16_ps(s[r][1], x, b1);
         }
     }
-    float acc[MR][NR];
+    /* the epilogue's arithmetic in registers, rounding as epilogue() does */
+    const int rn = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    __mmask16 m0 = t->nr >= 16 ? 0xffff : (__mmask16)((1u << t->nr) - 1);
+    __mmask16 m1 = t->nr >= 32 ? 0xffff : t->nr <= 16 ? 0 : (__mmask16)((1u << (t->nr - 16)) - 1);
+    __m512 sb0 = _mm512_setzero_ps(), sb1 = sb0;
+    if (t->sa) {
+        sb0 = _mm512_maskz_loadu_ps(m0, t->sb);
+        sb1 = _mm512_maskz_loadu_ps(m1, t->sb + 16);
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
-        _mm512_storeu_ps(acc[r], s[r][0]);
-        _mm512_storeu_ps(acc[r] + 16, s[r][1]);
+        if (r >= t->mr)
+            break;
+        float *cr = t->c + (long)r * t->ldc;
+        __m512 v0 = s[r][0], v1 = s[r][1];
+        if (t->sa) {
+            __m512 sr = _mm512_set1_ps(t->sa[r]);
+            v0 = _mm512_mul_round_ps(v0, _mm512_mul_round_ps(sr, sb0, rn), rn);
+            v1 = _mm512_mul_round_ps(v1, _mm512_mul_round_ps(sr, sb1, rn), rn);
+        }
+        if (!t->store) {
+            v0 = _mm512_add_round_ps(_mm512_maskz_loadu_ps(m0, cr), v0, rn);
+            v1 = _mm512_add_round_ps(_mm512_maskz_loadu_ps(m1, cr + 16), v1, rn);
+        }
+        _mm512_mask_storeu_ps(cr, m0, v0);
+        _mm512_mask_storeu_ps(cr + 16, m1, v1);
     }
-    epilogue(t, acc);
 }
 #endif
 
@@ -284,59 +310,98 @@ static SIMD512 inline __m512i round16(__m512i u) /* the bf16 in each lane's high
     return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x400000)));
 }
 
+/* 16 fp32 (masked) rounded, in the high halves. */
+static SIMD512 inline __m512i load_round(const float *f, __mmask16 m)
+{
+    return round16(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, f)));
+}
+
 static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const view *v, long i0,
                                int n, long k0, int kc)
 {
-    if (n != rows || (kc & 1))
-        return 0;
-    int kp = kc / 2;
-    if (!v->kmajor && ps == 1 && !v->h) { /* rows along k: 32 floats give 16 pairs */
-        const __m512i odd = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39,
+    int kp = (kc + 1) / 2, odd = kc & 1;
+    if (!v->kmajor && ps == 1 && !v->h) { /* A rows along k: 32 floats give 16 pairs */
+        const __m512i sel = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39,
                                              37, 35, 33, 31, 29, 27, 25, 23, 21, 19, 17, 15, 13,
                                              11, 9, 7, 5, 3, 1);
         for (int r = 0; r < rows; r++) {
-            const float *f = v->f + (i0 + r) * v->ld + k0;
             uint32_t *d = dst + r * rs;
-            int p = 0;
-            for (; p + 16 <= kp; p += 16) {
-                __m512i a = round16(_mm512_loadu_si512(f + 2 * p));
-                __m512i b = round16(_mm512_loadu_si512(f + 2 * p + 16));
-                _mm512_storeu_si512(d + p, _mm512_permutex2var_epi16(a, odd, b));
+            if (r >= n) {
+                memset(d, 0, sizeof(uint32_t) * (size_t)kp);
+                continue;
             }
-            for (; p < kp; p++)
-                d[p] = to16(f[2 * p]) | to16(f[2 * p + 1]) << 16;
+            const float *f = v->f + (i0 + r) * v->ld + k0;
+            for (int p = 0; p < kp; p += 16) {
+                int left = kc - 2 * p; /* floats left in this row of the block */
+                __mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+                __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+                __m512i x = _mm512_permutex2var_epi16(load_round(f + 2 * p, m0), sel,
+                                                      load_round(f + 2 * p + 16, m1));
+                int np = kp - p < 16 ? kp - p : 16;
+                _mm512_mask_storeu_epi32(d + p, (__mmask16)((1u << np) - 1), x);
+            }
+        }
+        return 1;
+    }
+    if (!v->kmajor && ps == NR && rs == 1 && v->h && rows == NR && !(v->ld & 1) && !(k0 & 1)) {
+        /* B from bf16 rows along k (a weight W[n,k]): each column's pairs are 32-bit words
+         * of its row; gather 16 columns' words per pair */
+        const uint16_t *base = v->h + i0 * v->ld + k0;
+        __m512i off = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
+                                                          4, 3, 2, 1, 0),
+                                         _mm512_set1_epi32((int)(v->ld * 2)));
+        __m512i off2 = _mm512_add_epi32(off, _mm512_set1_epi32((int)(v->ld * 2 * 16)));
+        __mmask16 lo = 0xffff;
+        for (int r = 0; r < 16; r++) /* columns past n read row 0 and are zeroed below */
+            if (r >= n)
+                lo &= (__mmask16)~(1u << r);
+        __mmask16 hi = 0xffff;
+        for (int r = 16; r < 32; r++)
+            if (r >= n)
+                hi &= (__mmask16)~(1u << (r - 16));
+        for (int p = 0; p < kp; p++) {
+            const void *b = base + 2 * p;
+            __m512i x0 = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lo, off, b, 1);
+            __m512i x1 = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), hi, off2, b, 1);
+            if (odd && p == kp - 1) { /* the pair's odd k lies past the block */
+                x0 = _mm512_and_si512(x0, _mm512_set1_epi32(0xffff));
+                x1 = _mm512_and_si512(x1, _mm512_set1_epi32(0xffff));
+            }
+            _mm512_storeu_si512(dst + p * NR, x0);
+            _mm512_storeu_si512(dst + p * NR + 16, x1);
         }
         return 1;
     }
     if (v->kmajor && rs == 1) { /* rows 2p and 2p+1 give the low and high halves */
         for (int p = 0; p < kp; p++) {
             long e = (k0 + 2 * p) * v->ld + i0, o = e + v->ld;
+            int has_o = !(odd && p == kp - 1);
             uint32_t *d = dst + p * ps;
-            int r = 0;
-            if (v->h)
-                for (; r + 16 <= rows; r += 16) {
-                    __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const void *)(v->h + e + r)));
-                    __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const void *)(v->h + o + r)));
-                    _mm512_storeu_si512(d + r, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            if (rows == 8 && n == 8 && has_o && !v->h) { /* a full A panel: 8 rows */
+                __m256i l = _mm512_castsi512_si256(round16(
+                    _mm512_castsi256_si512(_mm256_loadu_si256((const void *)(v->f + e)))));
+                __m256i h = _mm512_castsi512_si256(round16(
+                    _mm512_castsi256_si512(_mm256_loadu_si256((const void *)(v->f + o)))));
+                _mm256_storeu_si256((void *)d, _mm256_blend_epi16(_mm256_srli_epi32(l, 16), h, 0xaa));
+                continue;
+            }
+            for (int r = 0; r < rows; r += 16) {
+                int left = n - r;
+                __mmask16 m = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+                __mmask16 mo = has_o ? m : 0;
+                __mmask16 st = rows - r >= 16 ? 0xffff : (__mmask16)((1u << (rows - r)) - 1);
+                __m512i x;
+                if (v->h) {
+                    __m512i l = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, v->h + e + r));
+                    __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mo, v->h + o + r));
+                    x = _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
+                } else {
+                    __m512i l = load_round(v->f + e + r, m), h = load_round(v->f + o + r, mo);
+                    x = _mm512_mask_blend_epi16(0xaaaaaaaau, _mm512_srli_epi32(l, 16), h);
+                    x = _mm512_maskz_mov_epi32(m, x); /* rows past n: zero */
                 }
-            else
-                for (; r + 16 <= rows; r += 16) {
-                    __m512i lo = round16(_mm512_loadu_si512(v->f + e + r));
-                    __m512i hi = round16(_mm512_loadu_si512(v->f + o + r));
-                    _mm512_storeu_si512(d + r, _mm512_mask_blend_epi16(0xaaaaaaaau,
-                                                                       _mm512_srli_epi32(lo, 16), hi));
-                }
-            if (!v->h)
-                for (; r + 8 <= rows; r += 8) { /* an A panel: 8 rows */
-                    __m256i lo = _mm512_castsi512_si256(round16(
-                        _mm512_castsi256_si512(_mm256_loadu_si256((const void *)(v->f + e + r)))));
-                    __m256i hi = _mm512_castsi512_si256(round16(
-                        _mm512_castsi256_si512(_mm256_loadu_si256((const void *)(v->f + o + r)))));
-                    _mm256_storeu_si256((void *)(d + r),
-                                        _mm256_blend_epi16(_mm256_srli_epi32(lo, 16), hi, 0xaa));
-                }
-            for (; r < rows; r++)
-                d[r] = get16(v, e + r) | get16(v, o + r) << 16;
+                _mm512_mask_storeu_epi32(d + r, st, x);
+            }
         }
         return 1;
     }
@@ -370,11 +435,19 @@ typedef struct {
 
 static void block(const job *j, int m0, int m1, int n0, int n1)
 {
-    uint32_t bpack[KC / 2 * NC], apack[MC * KC / 2];
-    float sbv[NC], sav[MC];
+    /* All of the piece's columns at once when the memory is there, so that A is packed once
+     * per block of K instead of once per NC columns (A, the activations, is the large operand
+     * and is read from memory each time); else NC columns at a time from the stack. */
+    uint32_t bstack[KC / 2 * NC], apack[MC * KC / 2];
+    float sstack[NC], sav[MC];
+    size_t wide = (size_t)(n1 - n0 + NR - 1) / NR * NR;
+    uint32_t *bheap = wide > NC ? malloc(sizeof(uint32_t) * (KC / 2 + 1) * wide) : NULL;
+    uint32_t *bpack = bheap ? bheap : bstack;
+    float *sbv = bheap ? (float *)(bheap + KC / 2 * wide) : sstack;
+    int ncb = bheap ? (int)wide : NC;
     int kcmax = j->sc ? R1_GEMM16_KBLOCK : KC;
-    for (int jc = n0; jc < n1; jc += NC) {
-        int nc = n1 - jc < NC ? n1 - jc : NC;
+    for (int jc = n0; jc < n1; jc += ncb) {
+        int nc = n1 - jc < ncb ? n1 - jc : ncb;
         for (int pc = 0; pc < j->K; pc += kcmax) {
             int kc = j->K - pc < kcmax ? j->K - pc : kcmax, kp = (kc + 1) / 2;
             for (int q = 0; q < nc; q += NR)
@@ -407,6 +480,7 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
             }
         }
     }
+    free(bheap);
 }
 
 static void piece(void *ctx, int i, int tid)
@@ -442,10 +516,14 @@ void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int 
     simd = uk == uk_avx512;
 #endif
     job j = {C, ldc, M, N, K, accumulate, view_of(A, 0), view_of(B, 1), sc, uk, simd, 1, 1};
+    /* Unlike OpenBLAS's, these sums do not depend on the cut (r1_gemm16.h), so the product is
+     * cut by the threads there are: every piece packs all of B (or A) again. */
     long work = (long)M * N * K;
-    int rows = r1__pieces(work, M);
-    j.cut_rows = rows > 1 || r1__pieces(work, N) <= 1;
-    j.parts = rows > 1 ? rows : r1__pieces(work, N);
+    int threads = r1__in_parallel() ? 1 : r1__nworkers();
+    int rows = r1__pieces(work, M), cols = r1__pieces(work, N);
+    j.cut_rows = rows > 1 || cols <= 1;
+    j.parts = j.cut_rows ? rows : cols;
+    j.parts = j.parts < threads ? j.parts : threads;
     if (j.parts > 1)
         r1__parallel_for(j.parts, piece, &j);
     else

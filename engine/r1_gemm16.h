@@ -18,7 +18,8 @@
  * S = sum |A|·|B| (and |C| when accumulating).
  *
  * Never fails, never allocates (about 100 KB of packed operands on the stack); runs on
- * r1_threads() threads, cut by shape as r1_matmul_fwd is.  C must not overlap A or B. */
+ * r1_threads() threads (at most one piece per thread: the sums do not depend on the cut).
+ * C must not overlap A or B. */
 #ifndef R1_GEMM16_H
 #define R1_GEMM16_H
 

@@ -193,6 +193,47 @@ static void test_edges(void)
 
 /* The emulation's fast rounding (inside r1_fp8_qdq_*) equals decode(encode(x)): groups whose
  * largest magnitude is 448 have scale 1. */
+/* The quantisers on every kernel path this machine has: the same bits as the portable one. */
+static void test_qdq_paths(void)
+{
+    enum { N = 300, K = 333 };
+    r1_rng r;
+    r1_rng_seed(&r, 4);
+    float *x = malloc(sizeof(float) * N * K), *ref[4], *got = malloc(sizeof(float) * N * K);
+    float sref[4][2000], sgot[2000];
+    for (int i = 0; i < N * K; i++)
+        x[i] = (float)r1_rng_normal(&r) * (i % 101 == 0 ? 30 : 1);
+    r1_error err;
+    r1_isa best = r1_isa_best();
+    for (int p = R1_ISA_PORTABLE; p <= (int)best; p++) {
+        r1_isa_set((r1_isa)p, &err);
+        int same = 1;
+        for (int g = 0; g < 4; g++) {
+            float *dst = p == R1_ISA_PORTABLE ? (ref[g] = malloc(sizeof(float) * N * K)) : got;
+            float *sc = p == R1_ISA_PORTABLE ? sref[g] : sgot;
+            size_t ns = g == 0 ? N * 3 : g == 1 ? 3 * K : g == 2 ? 9 : 1;
+            if (g == 0)
+                r1_fp8_q_tiles(dst, sc, x, N, K);
+            else if (g == 1)
+                r1_fp8_q_coltiles(dst, sc, x, N, K);
+            else if (g == 2)
+                r1_fp8_q_blocks(dst, sc, x, N, K);
+            else
+                sc[0] = r1_fp8_q_tensor(dst, x, (size_t)N * K);
+            if (p != R1_ISA_PORTABLE)
+                same &= !memcmp(dst, ref[g], sizeof(float) * N * K) &&
+                        !memcmp(sc, sref[g], sizeof(float) * ns);
+        }
+        if (p != R1_ISA_PORTABLE)
+            ok(same, "FP8 quantisers on the %s path: the portable path's codes and scales, bit "
+               "for bit", r1_isa_name((r1_isa)p));
+    }
+    r1_isa_set(best, &err);
+    for (int g = 0; g < 4; g++)
+        free(ref[g]);
+    free(x), free(got);
+}
+
 static void test_fast_qdq(void)
 {
     enum { G = 128 };
@@ -892,6 +933,7 @@ int main(void)
     test_gemm();
     test_switch();
     test_precision();
+    test_qdq_paths();
     test_learns();
     test_checkpoint();
     test_decode();

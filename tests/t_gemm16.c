@@ -61,7 +61,7 @@ static double B_(const shape *s, const data *d, int k, int n)
 static void make(const shape *s, data *d)
 {
     d->lda = (s->ta ? s->M : s->K) + 1;
-    d->ldb = (s->tb ? s->K : s->N) + 2;
+    d->ldb = s->tb ? s->K + 2 + (s->K & 1) : s->N + 2; /* even: the AVX-512 gather packer */
     d->ldc = s->N + 3;
     long na = (long)d->lda * (s->ta ? s->K : s->M), nb = (long)d->ldb * (s->tb ? s->N : s->K);
     d->a = malloc(sizeof(float) * na);
@@ -183,6 +183,7 @@ int main(void)
         {70, 40, 513, 1, 1, 1, 0, 0, 0},   {3, 300, 100, 0, 1, 1, 1, 1, 0},
         {33, 70, 384, 0, 1, 0, 0, 0, 1},   {20, 260, 300, 1, 0, 0, 0, 1, 1},
         {129, 65, 129, 0, 0, 0, 0, 0, 1},  {8, 32, 255, 1, 1, 0, 0, 1, 1},
+        {17, 45, 301, 0, 1, 0, 1, 1, 0},   {40, 64, 77, 1, 0, 1, 1, 0, 0},
     };
     int nshapes = sizeof shapes / sizeof *shapes;
     float *port[sizeof shapes / sizeof *shapes];

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "r1_kernels.h"
+#include "r1_fp8.h"
 #include "r1_model.h"
 #include "r1_optim.h"
 #include "r1_rng.h"
@@ -171,6 +172,17 @@ int main(int argc, char **argv)
         return 1;
     }
     r1_model_init(m, 1);
+    const char *prec = arg(argc, argv, "--precision", "fp32");
+    if (!strcmp(prec, "bf16"))
+        r1_model_set_precision(m, R1_PREC_BF16);
+    else if (!strcmp(prec, "fp8") || !strcmp(prec, "fp8-emulated"))
+        r1_model_set_precision(m, R1_PREC_FP8);
+    else if (strcmp(prec, "fp32")) {
+        fprintf(stderr, "bench_train: --precision %s: expected fp32, bf16, fp8 or fp8-emulated\n",
+                prec);
+        return 2;
+    }
+    r1_model_set_fp8_emulation(m, !strcmp(prec, "fp8-emulated"));
     int32_t *tok = malloc(sizeof(int32_t) * B * T);
     r1_rng r;
     r1_rng_seed(&r, 2);

@@ -151,7 +151,7 @@ void cmd_print_machine(void)
 {
     r1_machine mc;
     r1_machine_get(&mc);
-    printf("on %s (%s); %s; bf16 products %s; %d thread%s\n", mc.cpu,
+    printf("on %s (%s); %s; kernels %s; %d thread%s\n", mc.cpu,
            mc.isa[0] ? mc.isa : "no AVX2", mc.blas, mc.kernels, mc.threads,
            mc.threads == 1 ? "" : "s");
 }

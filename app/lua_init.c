@@ -1,7 +1,7 @@
 /* lua_init.c — the top of the Lua binding: luaopen_r1 builds the module table of
  * `require "r1"` from every binding file, as Lua's own linit.c opens the standard libraries,
  * and holds the four module functions that belong to no engine module (r1.version,
- * r1.set_threads, r1.machine, r1.save_tensors).
+ * r1.set_threads, r1.machine, r1.cpu, r1.save_tensors).
  *
  * How the binding is arranged (a note the house style asks for, since it departs from one line
  * of STYLE.md): three layers, each calling only the ones below it.
@@ -98,8 +98,39 @@ static int l_machine(lua_State *L)
     return 1;
 }
 
+/* r1.cpu([path]) -> {active = "avx512bf16", best = ..., paths = {amx = "not in this CPU",
+ * avx512bf16 = "in use", avx2 = "available", portable = "available"}}: the engine's kernel
+ * paths (r1.h).  With a path name, uses it from now on (a lower one than the best, for
+ * comparisons); an unknown or unavailable one raises an error naming why. */
+static int l_cpu(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1)) {
+        static const char *const names[] = {"portable", "avx2", "avx512bf16", "amx", NULL};
+        r1_error err = {0};
+        if (r1_isa_set((r1_isa)luaL_checkoption(L, 1, NULL, names), &err) != R1_OK)
+            return luaL_error(L, "r1.cpu: %s", err.msg);
+    }
+    r1_isa now = r1_isa_active(), best = r1_isa_best();
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, r1_isa_name(now));
+    lua_setfield(L, -2, "active");
+    lua_pushstring(L, r1_isa_name(best));
+    lua_setfield(L, -2, "best");
+    lua_createtable(L, 0, R1_ISA_COUNT);
+    for (int i = 0; i < R1_ISA_COUNT; i++) {
+        lua_pushstring(L, i == (int)now             ? "in use"
+                          : i <= (int)best          ? "available"
+                          : r1_isa_cpu_has((r1_isa)i) ? "no kernels yet"
+                                                    : "not in this CPU");
+        lua_setfield(L, -2, r1_isa_name((r1_isa)i));
+    }
+    lua_setfield(L, -2, "paths");
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {{"save_tensors", l_save_tensors},
                                  {"machine", l_machine},
+                                 {"cpu", l_cpu},
                                  {"version", l_version},
                                  {"set_threads", l_set_threads},
                                  {NULL, NULL}};

@@ -397,11 +397,24 @@ static int m_fp8(lua_State *L)
     return 1;
 }
 
+/* m:precision([p]) -> the precision before: "fp32" | "bf16" | "fp8" | "fp8-tensor".  With p,
+ * the forward and backward passes that follow run their linear layers' GEMMs in it
+ * (r1_model_set_precision); training stages set their own `precision` for their steps. */
+static int m_precision(lua_State *L)
+{
+    lua_model *u = lua_model_idle(L, 1, "m:precision");
+    static const char *const names[] = {"fp32", "bf16", "fp8", "fp8-tensor", NULL};
+    lua_pushstring(L, r1_precision_name(r1_model_precision(u->m)));
+    if (!lua_isnoneornil(L, 2))
+        r1_model_set_precision(u->m, (r1_precision)luaL_checkoption(L, 2, NULL, names));
+    return 1;
+}
+
 /* generate and ask are added by lua_generate.c */
 static const luaL_Reg model_methods[] = {{"save", m_save},     {"config", m_config},
                                          {"params", m_params}, {"forward", m_forward},
                                          {"close", m_close},   {"tokenizer", m_tokenizer},
-                                         {"fp8", m_fp8},       {NULL, NULL}};
+                                         {"fp8", m_fp8}, {"precision", m_precision},       {NULL, NULL}};
 static const luaL_Reg model_meta[] = {
     {"__gc", m_close}, {"__close", m_close}, {"__tostring", m_tostring}, {NULL, NULL}};
 static const luaL_Reg model_funcs[] = {{"load", l_load}, {"init", l_init}, {NULL, NULL}};

@@ -5,9 +5,9 @@
  *               eval_n = 16, eval_above = 2, save_every = 250, out = "run/",
  *               on_step = function(stats) ... end}            -> the last stats
  *   r1.sft{...}: the same settings (sft_docs = 4096: the cold-start set's size)
- *   fp8 = true | "tiles" | "tensor" | false: FP8 training emulation for this run only
- *   (r1_fp8.h; default: the model's own setting, m:fp8()); bf16_moments = true: AdamW's
- *   moments at bf16 precision, as DeepSeek-V3 keeps them
+ *   precision = "fp32" | "bf16" | "fp8" | "fp8-tensor": the training steps' GEMMs (r1_model.h;
+ *   fp8 = true | "tiles" | "tensor" | false is its older spelling); bf16_moments = true:
+ *   AdamW's moments at bf16 precision, as DeepSeek-V3 keeps them
  * Unset fields keep the stage's defaults (r1_sft_defaults).  stats = {step, steps, loss,
  * loss_main, loss_mtp, lr, grad_norm, tokens, tokens_per_s, elapsed, eta, eval = {accuracy,
  * format, language, length, accuracy_in, accuracy_above, cells = {{task, difficulty,
@@ -158,15 +158,25 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
     }
     s.opt.total = s.steps;
     snprintf(s.out_dir, sizeof s.out_dir, "%s", lua_r1_opt_str(L, 1, "out", ""));
-    r1_fp8_mode fp8_was = r1_model_fp8(u->m), fp8 = fp8_was;
+    /* fp8 = true | "tiles" | "tensor" | "off" | false: the older spelling of precision = "fp8"
+     * (or "fp8-tensor", "fp32"), kept because notebooks use it */
+    int prec = -1;
     lua_getfield(L, 1, "fp8");
     if (lua_isboolean(L, -1))
-        fp8 = lua_toboolean(L, -1) ? R1_FP8_TILES : R1_FP8_OFF;
+        prec = lua_toboolean(L, -1) ? R1_PREC_FP8 : R1_PREC_FP32;
     else if (!lua_isnil(L, -1)) {
         static const char *const modes[] = {"off", "tiles", "tensor", NULL};
-        fp8 = (r1_fp8_mode)luaL_checkoption(L, -1, NULL, modes);
+        static const int as[] = {R1_PREC_FP32, R1_PREC_FP8, R1_PREC_FP8_TENSOR};
+        prec = as[luaL_checkoption(L, -1, NULL, modes)];
     }
     lua_pop(L, 1);
+    lua_getfield(L, 1, "precision");
+    int both = prec >= 0 && !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (both)
+        return luaL_error(L, "%s: give precision or fp8 (its older spelling), not both", where);
+    if (prec >= 0)
+        s.precision = prec;
     sft_cb cb = {L, 0, 0, LUA_NOREF};
     if (lua_r1_opt_fn(L, 1, "on_step"))
         cb.fn = lua_gettop(L);
@@ -189,12 +199,12 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
         return luaL_error(L, "%s", err.msg);
     }
     r1_model *tm = r1_sft_model(*box);
-    r1_model_set_fp8(tm, fp8);
+    if (resume && prec >= 0)
+        r1_sft_set_precision(*box, (r1_precision)prec);
     r1_observer o = {.step = on_progress, .user = &cb};
     lua_model_hold(u, stage == R1_SFT_PRETRAIN ? "r1.pretrain" : "r1.sft");
     r1_status st = r1_sft_run(*box, &o, &err);
     lua_model_drop(u);
-    r1_model_set_fp8(tm, fp8_was);
     if (resume && (st == R1_OK || st == R1_ECANCELED)) {
         r1_error e2 = {0};
         if (r1_model_copy_params(u->m, tm, &e2) != R1_OK)

@@ -131,6 +131,13 @@ static int cmd_workbench(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    int misspelt = 0;
+    const char *isa_msg = r1_isa_env_error(&misspelt);
+    if (isa_msg) { /* a misspelt R1_ISA would quietly measure the wrong kernels */
+        fprintf(stderr, "r1lab: %s\n", isa_msg);
+        if (misspelt)
+            return 2;
+    }
     r1_set_threads(0);
     /* OpenBLAS's work buffers now, while the address space is free: under ulimit -v it would
      * spin forever if it could not get them later (r1_blas_reserve) */
@@ -149,6 +156,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "--version")) {
         printf("r1lab %s (libr1 %s)\n", PACKAGE_VERSION, r1_version());
         cmd_print_machine();
+        char paths[256];
+        r1_isa_describe(paths, sizeof paths);
+        printf("kernel paths: %s (R1_ISA=NAME chooses a lower one)\n", paths);
         return 0;
     }
     if (!strcmp(cmd, "init"))

@@ -50,6 +50,9 @@ static const r1_setting distill_settings[] = {
      NULL},
     {"balance_gamma", R1_SET_FLOAT, F(balance_gamma), 0, 1, NULL,
      "routing-bias step of auxiliary-loss-free balancing", "gamma", NULL, NULL},
+    {"precision", R1_SET_CHOICE, F(precision), 0, 0, R1_PRECISION_CHOICES,
+     "the linear layers' GEMMs: fp32, bf16 mixed precision, DeepSeek-V3's FP8 (through BF16)",
+     NULL, NULL, NULL},
     {"seed", R1_SET_SEED, F(seed), 0, 0, NULL, "seed of the record order", NULL, NULL, NULL},
     {"save_every", R1_SET_INT, F(save_every), 0, 1e8, NULL,
      "checkpoint every N steps in a run folder (0: at the end only)", NULL, NULL, NULL},
@@ -324,6 +327,8 @@ static r1_status go(run *R, const r1_observer *o, r1_distill_progress *last, r1_
     r1_fwd_opts fo = r1_fwd_defaults();
     fo.no_mtp = 1;
     fo.loss_weights = w;
+    r1_precision was = r1_model_precision(m); /* the student's; the teacher stays as it is */
+    r1_model_set_precision(m, (r1_precision)c->precision);
     for (int64_t step = R->start; s == R1_OK && step < c->steps; step++) {
         double ts = r1_now();
         pack(recs, nrec, order, &at, &rng, B, T, tokb, w);
@@ -413,6 +418,7 @@ static r1_status go(run *R, const r1_observer *o, r1_distill_progress *last, r1_
             s = r1_error_set(err, R1_ECANCELED, "distill: stopped at step %lld%s",
                              (long long)P.step, R->out[0] ? " (checkpoint written)" : "");
     }
+    r1_model_set_precision(m, was);
     if (last)
         *last = P;
     if (opt != R->opt)

@@ -51,18 +51,26 @@ void r1_model_set_fp8_emulation(r1_model *m, int on)
 
 void r1_model_set_precision(r1_model *m, r1_precision p)
 {
-    m->fp8 = p == R1_PREC_FP8 ? R1_FP8_TILES : R1_FP8_OFF;
+    m->fp8 = p == R1_PREC_FP8 ? R1_FP8_TILES : p == R1_PREC_FP8_TENSOR ? R1_FP8_TENSOR : R1_FP8_OFF;
     m->bf16 = p == R1_PREC_BF16;
 }
 
 r1_precision r1_model_precision(const r1_model *m)
 {
-    return m->fp8 ? R1_PREC_FP8 : m->bf16 ? R1_PREC_BF16 : R1_PREC_FP32;
+    return m->fp8 == R1_FP8_TENSOR ? R1_PREC_FP8_TENSOR
+           : m->fp8                ? R1_PREC_FP8
+           : m->bf16               ? R1_PREC_BF16
+                                   : R1_PREC_FP32;
 }
 
 const char *r1_precision_name(r1_precision p)
 {
-    return p == R1_PREC_BF16 ? "bf16" : p == R1_PREC_FP8 ? "fp8" : "fp32";
+    switch (p) {
+    case R1_PREC_BF16: return "bf16";
+    case R1_PREC_FP8: return "fp8";
+    case R1_PREC_FP8_TENSOR: return "fp8-tensor";
+    default: return "fp32";
+    }
 }
 
 /* The whole parameter array, embedding and heads included (they are a small part, and one

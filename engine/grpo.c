@@ -537,6 +537,14 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
         ps->ntok += gr->clen[j];
     }
     r1_grpo_batch b = {nseq, seqs, plens, lens, adv};
+    /* the policy and the reference in the run's precision while they train and score; the
+     * sampling before ran on the decoder, which this does not touch */
+    r1_precision was = r1_model_precision(g->m), ref_was = R1_PREC_FP32;
+    r1_model_set_precision(g->m, (r1_precision)c->precision);
+    if (g->ref) {
+        ref_was = r1_model_precision(g->ref);
+        r1_model_set_precision(g->ref, (r1_precision)c->precision);
+    }
     float *lp_ref = NULL, *lp_old = malloc(sizeof(float) * (ps->ntok ? ps->ntok : 1));
     if (s == R1_OK && !lp_old)
         s = r1_error_set(err, R1_ENOMEM, "out of memory");
@@ -577,6 +585,9 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
             break;
         }
     }
+    r1_model_set_precision(g->m, was);
+    if (g->ref)
+        r1_model_set_precision(g->ref, ref_was);
     for (int k = 0; own && k < nseq; k++)
         free(own[k]);
     free(own), free(seqs), free(plens), free(lens), free(adv), free(lp_old), free(lp_ref);

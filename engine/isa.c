@@ -44,6 +44,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int has[R1_ISA_COUNT];
 static atomic_int active = R1_ISA_PORTABLE;
 static char env_msg[160];
+static int env_fatal; /* a name r1lab does not know, not just a path this machine lacks */
 
 #ifdef ISA_X86
 static unsigned long long xcr0(void)
@@ -116,10 +117,9 @@ static void detect(void)
         int i;
         for (i = 0; i < R1_ISA_COUNT && strcmp(e, names[i]); i++)
             ;
-        if (i == R1_ISA_COUNT)
+        if (i == R1_ISA_COUNT && (env_fatal = 1))
             snprintf(env_msg, sizeof env_msg,
-                     "R1_ISA=%.40s: expected one of amx, avx512bf16, avx2, portable; using %s",
-                     e, names[best]);
+                     "R1_ISA=%.40s: expected one of amx, avx512bf16, avx2, portable", e);
         else if (i > (int)best)
             snprintf(env_msg, sizeof env_msg,
                      "R1_ISA=%s: %s; using %s", e,
@@ -168,9 +168,11 @@ r1_status r1_isa_set(r1_isa i, r1_error *err)
     return R1_OK;
 }
 
-const char *r1_isa_env_error(void)
+const char *r1_isa_env_error(int *misspelt)
 {
     pthread_once(&once, detect);
+    if (misspelt)
+        *misspelt = env_fatal;
     return env_msg[0] ? env_msg : NULL;
 }
 

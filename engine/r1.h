@@ -105,9 +105,9 @@ r1_isa r1_isa_active(void);         /* the path in use */
 /* Uses path i from now on (process-wide; calls already running finish on the old one).
  * R1_EINVAL when i is better than r1_isa_best(), naming why. */
 r1_status r1_isa_set(r1_isa i, r1_error *err);
-/* The message for an R1_ISA the engine could not follow (misspelt, or a path this machine lacks:
- * the best path is used instead), or NULL. */
-const char *r1_isa_env_error(void);
+/* The message for an R1_ISA the engine could not follow (a name it does not know: *misspelt
+ * = 1; or a path this machine lacks), or NULL.  Either way the best path is in use. */
+const char *r1_isa_env_error(int *misspelt);
 /* "amx (not in this CPU), avx512bf16 (in use), avx2 (available), portable (available)" */
 void r1_isa_describe(char *buf, size_t n);
 

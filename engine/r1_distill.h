@@ -33,6 +33,7 @@ typedef struct {
     float ce;          /* weight of the cross-entropy on the records (1) */
     float kd;          /* weight of the KL to the teacher (0: plain SFT) */
     float balance_gamma;
+    int precision;     /* r1_precision of the student's training steps (fp32) */
     uint64_t seed;
     int save_every;    /* checkpoint every N steps in a run folder (50; 0: at the end) */
 } r1_distill_cfg;

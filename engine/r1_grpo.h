@@ -44,6 +44,7 @@ typedef struct {
     int ref_reset;           /* copy the policy into the reference every N steps (0: never) */
     int micro;               /* sequences per forward/backward chunk (16) */
     float balance_gamma;     /* auxiliary-loss-free balancing step (0.001) */
+    int precision;           /* r1_precision of the policy's forward and backward passes (fp32) */
     r1_adamw_cfg opt;        /* lr 1e-5-ish for RL; clip 1 */
     uint64_t seed;
     int32_t stop_ids[4];     /* completions end after these (eos, </answer>) */

@@ -61,10 +61,17 @@ r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_e
  *                 embedding and heads stay fp32;
  *   R1_PREC_FP8   r1_model_set_fp8(m, R1_FP8_TILES) (r1_fp8.h).
  * Generation is not affected.  A forward in BF16 may fail with R1_ENOMEM (the bf16 copy). */
-typedef enum { R1_PREC_FP32 = 0, R1_PREC_BF16 = 1, R1_PREC_FP8 = 2 } r1_precision;
+typedef enum {
+    R1_PREC_FP32 = 0,
+    R1_PREC_BF16 = 1,
+    R1_PREC_FP8 = 2,
+    R1_PREC_FP8_TENSOR = 3 /* r1_model_set_fp8(m, R1_FP8_TENSOR): one scale per operand */
+} r1_precision;
+/* The settings' choice text, in enum order, for the stages' "precision" setting. */
+#define R1_PRECISION_CHOICES "fp32|bf16|fp8|fp8-tensor"
 void r1_model_set_precision(r1_model *m, r1_precision p);
 r1_precision r1_model_precision(const r1_model *m);
-const char *r1_precision_name(r1_precision p); /* "fp32", "bf16", "fp8" */
+const char *r1_precision_name(r1_precision p); /* "fp32", "bf16", "fp8", "fp8-tensor" */
 
 const r1_config *r1_model_config(const r1_model *m); /* borrowed */
 const char *r1_model_errmsg(const r1_model *m);      /* the last error on this handle */

@@ -122,6 +122,7 @@ typedef struct {
     r1_adamw_cfg opt;    /* lr, min_lr, warmup, betas, weight decay, clip (total := steps) */
     float mtp_lambda;    /* weight of the MTP loss */
     float balance_gamma; /* auxiliary-loss-free balancing step per update (0: off) */
+    int precision;       /* r1_precision of the training steps' GEMMs (R1_PREC_FP32) */
     uint64_t seed;       /* the data stream */
     double plain_frac;   /* pretrain: share of plain-text documents */
     double mix_frac;     /* pretrain: share of documents whose reasoning mixes languages */
@@ -320,6 +321,9 @@ r1_status r1_sft_checkpoint(r1_sft *t, r1_error *err);
 
 /* Evaluates the current model on the held-out set with n per cell (0: settings.eval_n). */
 r1_status r1_sft_eval_now(r1_sft *t, int n, r1_sft_eval *out, r1_error *err);
+
+/* Changes the precision of the steps still to run (a resumed run keeps its own otherwise). */
+void r1_sft_set_precision(r1_sft *t, r1_precision p);
 
 r1_model *r1_sft_model(r1_sft *t);                       /* borrowed */
 const r1_tokenizer *r1_sft_tokenizer(const r1_sft *t);   /* borrowed */

@@ -302,9 +302,12 @@ static r1_status train_step(r1_sft *t, r1_sft_progress *p, r1_error *err)
     fo.loss_weights = t->weights;
     r1_loss L;
     r1_model_zero_grad(t->m);
+    r1_precision was = r1_model_precision(t->m);
+    r1_model_set_precision(t->m, (r1_precision)t->s.precision);
     st = r1_model_forward(t->m, t->tokens, t->s.batch, t->s.seq_len, &fo, &L, err);
     if (st == R1_OK)
         st = r1_model_backward(t->m, err);
+    r1_model_set_precision(t->m, was);
     if (st != R1_OK)
         return st;
     if (!isfinite(L.loss)) /* nothing of this step is applied: the last checkpoint stands */
@@ -391,6 +394,11 @@ r1_status r1_sft_run(r1_sft *t, const r1_observer *o, r1_error *err)
             return stop(t, R1_ECANCELED, err);
     }
     return R1_OK;
+}
+
+void r1_sft_set_precision(r1_sft *t, r1_precision p)
+{
+    t->s.precision = p;
 }
 
 r1_model *r1_sft_model(r1_sft *t)

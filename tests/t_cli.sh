@@ -12,8 +12,21 @@ has() { case "$1" in *"$2"*) echo 0 ;; *) echo 1 ;; esac; }
 
 out=$("$r1lab" --version 2>&1)
 [ $? -eq 0 ] && [ -n "$(echo "$out" | grep '^r1lab [0-9.]* (libr1 [0-9.]*)$')" ] && \
-    [ -n "$(echo "$out" | grep '^on .*; OpenBLAS [0-9.]*, [A-Za-z0-9]* kernels; bf16 products ')" ]
-ok $? "--version names the version and the machine ($(echo "$out" | tail -1))"
+    [ -n "$(echo "$out" | grep '^on .*; OpenBLAS [0-9.]*, [A-Za-z0-9]* kernels; kernels ')" ] && \
+    [ -n "$(echo "$out" | grep '^kernel paths: amx (.*), avx512bf16 (.*), avx2 (.*), portable (.*)')" ]
+ok $? "--version names the version, the machine and the kernel paths ($(echo "$out" | tail -1))"
+out=$(R1_ISA=portable "$r1lab" --version 2>&1)
+ok $(has "$out" "portable (in use)") "R1_ISA=portable lowers the kernel path"
+out=$(R1_ISA=avx9 "$r1lab" --version 2>&1)
+[ $? -eq 2 ] && [ "$(has "$out" "R1_ISA=avx9: expected one of amx, avx512bf16, avx2, portable")" = 0 ]
+ok $? "a misspelt R1_ISA is refused, naming the choices: $out"
+if ! grep -qw amx_bf16 /proc/cpuinfo; then
+    out=$(R1_ISA=amx "$r1lab" --version 2>&1)
+    [ $? -eq 0 ] && [ "$(has "$out" "R1_ISA=amx: this CPU does not have it; using")" = 0 ]
+    ok $? "R1_ISA=amx on a CPU without AMX: a warning and the best path ($(echo "$out" | head -1))"
+else
+    echo "ok $((n = n + 1)) # SKIP this CPU has AMX: R1_ISA=amx is not refused here"
+fi
 out=$("$r1lab" init --config tiny --out "$tmp/tiny" --seed 5 2>&1)
 ok $? "init --config tiny succeeds"
 ok $(has "$out" "parameters, seed 5") "init reports the parameter count"

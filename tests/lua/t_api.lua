@@ -12,8 +12,19 @@ do
          "r1.machine names the CPU (" .. tostring(mc.cpu) .. "; " .. tostring(mc.isa) .. ")")
     t.ok(tostring(mc.blas):match("^OpenBLAS [%d.]+, %S+ kernels$"),
          "and the BLAS with its kernels (" .. tostring(mc.blas) .. ")")
-    t.ok(mc.kernels == "avx512-bf16" or mc.kernels == "portable", "and the engine's kernels")
+    local cpu = r1.cpu()
+    t.is(mc.kernels, cpu.active, "and the engine's kernel path (" .. tostring(mc.kernels) .. ")")
     t.is(mc.threads, 1, "and the thread count")
+    t.ok(cpu.paths.portable ~= nil and cpu.paths.avx2 ~= nil and cpu.paths.avx512bf16 ~= nil
+         and cpu.paths.amx ~= nil and cpu.paths[cpu.active] == "in use",
+         "r1.cpu lists every kernel path and the one in use")
+    t.is(r1.cpu("portable").active, "portable", "r1.cpu(path) lowers the path")
+    t.is(r1.cpu().paths[cpu.best], "available", "... and the best stays available")
+    t.is(r1.cpu(cpu.best).active, cpu.best, "r1.cpu(best) returns to it")
+    t.raises(function() r1.cpu("avx9") end, "invalid option", "an unknown path is refused")
+    if cpu.paths.amx ~= "available" and cpu.paths.amx ~= "in use" then
+        t.raises(function() r1.cpu("amx") end, "amx", "a path this machine cannot run is refused")
+    end
 end
 
 -- models

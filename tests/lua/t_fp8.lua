@@ -23,6 +23,22 @@ local pre = r1.pretrain{model = m, steps = 1, batch = 2, seq_len = 96, eval_ever
   eval_n = 1, fp8 = true}
 t.is(pre.step, 1, "r1.pretrain{fp8 = true} runs")
 t.is(m:fp8(), "off", "... and leaves the model's own setting as it was")
+pre = r1.pretrain{model = m, steps = 1, batch = 2, seq_len = 96, eval_every = 0,
+  eval_n = 1, precision = "bf16"}
+t.ok(pre.step == 1 and m:precision() == "fp32", "r1.pretrain{precision = 'bf16'} runs, and "
+  .. "the model's own precision stays fp32")
+t.raises(function() r1.pretrain{model = m, steps = 1, precision = "fp8", fp8 = true} end,
+  "not both", "precision and fp8 together are refused")
+t.raises(function() r1.pretrain{model = m, steps = 1, precision = "bf61"} end,
+  "precision", "a misspelt precision is refused, naming the setting")
+local base = m:forward(rows).loss -- the weights have trained since `plain`
+t.is(m:precision("bf16"), "fp32", "m:precision(p) returns the precision before")
+local b = m:forward(rows).loss
+t.ok(b ~= base and math.abs(b - base) / base < 0.01,
+  string.format("bf16 moves the loss a little (%.6f -> %.6f)", base, b))
+t.is(m:precision("fp32"), "bf16", "... and switches")
+t.is(m:forward(rows).loss, base, "fp32 again: the same loss, bit for bit")
+t.raises(function() m:precision("fp16") end, "invalid option", "an unknown precision is refused")
 
 local dir = os.tmpname()
 os.remove(dir)

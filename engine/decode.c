@@ -221,6 +221,10 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
     r1_model *m = d->m;
     m->w16 = d->w16; /* the matrices read their bf16 / fp8 copies during this step */
     m->w8 = d->w8;
+    /* A prompt (n tokens a row, not a few drafted or sampled ones) goes through the training
+     * GEMM, many times faster on many rows.  By n, not by R·n: a token's bits then depend on
+     * whether it came in a prompt, never on how many rows decode beside it. */
+    m->w16_prefill = n >= R1_PREFILL_ROWS;
     const r1_config *c = &m->cfg;
     const layer_w *w = &m->layers[l];
     int N = R * n, C = c->hidden_size, H = c->num_attention_heads, dq = m->dq;
@@ -311,6 +315,7 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
         d->x[i] += d->f[i];
     m->w16 = NULL;
     m->w8 = NULL;
+    m->w16_prefill = 0;
 }
 
 /* Checks rows[R] (distinct, in range) and room for n more tokens in cache `len`. */

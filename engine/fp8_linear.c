@@ -4,7 +4,8 @@
  * (r1_decoder_set_fp8) and FP8 checkpoints (r1_model_save with R1_DT_F8_E4M3) use.
  *
  * Dispatch of r1__mm, first match wins:
- *   - a BF16 decoder is stepping (m->w16): r1_matmul_bf16 on the bf16 copy;
+ *   - a BF16 decoder is stepping (m->w16): r1_matmul_bf16 on the bf16 copy, or r1__gemm16
+ *     when it takes a prompt (m->w16_prefill);
  *   - an FP8 decoder is stepping (m->w8) and w is one of its matrices: r1_matmul_fp8;
  *   - r1_model_forward runs in BF16 (m->bf16_fwd): r1__gemm16 on the bf16 copy m->wt16;
  *   - r1_model_forward runs with an FP8 mode: the codes and scales of both operands through
@@ -92,7 +93,7 @@ static void conv_piece(void *ctx, int i, int tid)
 
 int r1__wt16_refresh(r1_model *m)
 {
-    size_t n = r1_model_numel(m);
+    size_t n = m->numel;
     if (!m->wt16 && !(m->wt16 = malloc(sizeof(uint16_t) * (n ? n : 1))))
         return 0;
     int parts = n >= ((size_t)1 << 20) ? R1_MAX_WORKERS : 1;
@@ -378,7 +379,12 @@ void r1__mm(r1_model *m, float *out, const float *in, const float *w, int N, int
     const uint8_t *codes;
     const float *sc;
     if (m->w16) {
-        r1_matmul_bf16(out, in, m->w16 + (w - m->params), N, Ci, Co, accumulate);
+        if (m->w16_prefill) {
+            r1_gop A = {in, Ci, 0, 0}, B = {m->w16 + (w - m->params), Ci, 1, 1};
+            r1__gemm16(out, Co, N, Co, Ci, A, B, accumulate, NULL);
+        } else {
+            r1_matmul_bf16(out, in, m->w16 + (w - m->params), N, Ci, Co, accumulate);
+        }
         return;
     }
     if (m->w8 && r1__fp8w_get(m->w8, m, w, &codes, &sc)) {

@@ -1,6 +1,7 @@
-/* isa.c — which kernel path the engine's BF16 products take (contracts in r1.h, "kernel
- * paths"): what the CPU and the operating system offer, found once with cpuid and xgetbv, and
- * the path in use, which R1_ISA or r1_isa_set may lower.
+/* isa.c — the machine: which kernel path the engine's BF16 products take (contracts in r1.h,
+ * "kernel paths"): what the CPU and the operating system offer, found once with cpuid and
+ * xgetbv, and the path in use, which R1_ISA or r1_isa_set may lower; and the machine record
+ * of every run (r1_machine_get, which also reads /proc/cpuinfo for the CPU's name).
  *
  * Detection.  A path needs the instructions (cpuid) and the OS's promise to save the registers
  * they use (XCR0 from xgetbv): AVX2 + FMA need the YMM state, AVX-512 the opmask and ZMM states.
@@ -14,6 +15,7 @@
  * (r1_isa_env_error) and the best path is used. */
 #include <config.h>
 
+#include <cblas.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -189,4 +191,69 @@ void r1_isa_describe(char *buf, size_t n)
         int k = snprintf(buf + u, n - u, "%s%s (%s)", u ? ", " : "", names[i], state);
         u += k > 0 ? (size_t)k : 0;
     }
+}
+
+/* ------------------------------------------------------------------ the machine record */
+
+/* From /proc/cpuinfo: the model name of the first processor ("model name", or "Processor" /
+ * "cpu model" where other architectures put it; "unknown" without one) and which of the
+ * extensions that decide the kernels its "flags" line lists. */
+static void cpu_info(char *name, size_t n, char *isa, size_t ni)
+{
+    static const char *const ext[] = {"avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16",
+                                      "amx_int8"};
+    snprintf(name, n, "unknown");
+    isa[0] = 0;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[4096];
+    int got_name = 0, got_flags = 0;
+    while ((!got_name || !got_flags) && fgets(line, sizeof line, f)) {
+        char *v = strchr(line, ':');
+        if (!v)
+            continue;
+        v += 1 + strspn(v + 1, " \t");
+        v[strcspn(v, "\n")] = 0;
+        if (!got_name && *v &&
+            (!strncmp(line, "model name", 10) || !strncmp(line, "Processor", 9) ||
+             !strncmp(line, "cpu model", 9))) {
+            snprintf(name, n, "%s", v);
+            got_name = 1;
+        } else if (!got_flags && !strncmp(line, "flags", 5)) {
+            got_flags = 1;
+            for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
+                size_t k = strlen(ext[i]);
+                for (const char *p = v; (p = strstr(p, ext[i])); p += k)
+                    if ((p == v || p[-1] == ' ') && (p[k] == ' ' || p[k] == 0)) {
+                        size_t u = strlen(isa);
+                        snprintf(isa + u, ni - u, "%s%s", u ? " " : "", ext[i]);
+                        break;
+                    }
+            }
+        }
+    }
+    fclose(f);
+}
+
+/* The CPU does not change under a running process: /proc/cpuinfo is read once (rejection
+ * sampling records the machine after every batch). */
+static char cpu_name[96], cpu_isa[96];
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+static void cpu_read(void) { cpu_info(cpu_name, sizeof cpu_name, cpu_isa, sizeof cpu_isa); }
+
+void r1_machine_get(r1_machine *m)
+{
+    memset(m, 0, sizeof *m);
+    pthread_once(&cpu_once, cpu_read);
+    snprintf(m->cpu, sizeof m->cpu, "%s", cpu_name);
+    snprintf(m->isa, sizeof m->isa, "%s", cpu_isa);
+    /* openblas_get_config() starts "OpenBLAS 0.3.21 ..." followed by its build options */
+    const char *cfg = openblas_get_config(), *core = openblas_get_corename();
+    char ver[48] = "OpenBLAS";
+    if (cfg && !strncmp(cfg, "OpenBLAS ", 9))
+        snprintf(ver, sizeof ver, "%.*s", (int)(9 + strcspn(cfg + 9, " ")), cfg);
+    snprintf(m->blas, sizeof m->blas, "%s, %s kernels", ver, core && *core ? core : "unknown");
+    snprintf(m->kernels, sizeof m->kernels, "%s", r1_isa_name(r1_isa_active()));
+    m->threads = r1_threads();
 }

@@ -164,6 +164,8 @@ struct r1_model {
     int no_load_count;         /* 1 while generating: expert loads count training only */
     const uint16_t *w16;       /* while a BF16 decoder steps: bf16 copies of the parameters,
                                 * same layout (borrowed from the decoder) */
+    int w16_prefill;           /* while a BF16 decoder takes a prompt (R1_PREFILL_ROWS or more
+                                * tokens a row): its products go to r1__gemm16 */
     const struct r1__fp8w *w8; /* while an FP8 decoder steps: its E4M3 linear weights
                                 * (borrowed from the decoder) */
     int fp8;                   /* r1_fp8_mode of training (r1_model_set_fp8) */
@@ -198,6 +200,9 @@ void r1__mm(r1_model *m, float *out, const float *in, const float *w, int N, int
 /* The backward of r1__mm: r1_matmul_bwd, FP8-emulated when the last forward was. */
 void r1__linear_bwd(r1_model *m, float *din, float *dw, const float *dout, const float *in,
                     const float *w, int N, int Ci, int Co);
+
+/* Tokens a row from which a BF16 decoder's step counts as a prompt (decode.c). */
+#define R1_PREFILL_ROWS 16
 
 /* BF16 training: m->wt16 = bf16(m->params), allocated on first use; 0 when out of memory. */
 int r1__wt16_refresh(r1_model *m);

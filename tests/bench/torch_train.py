@@ -8,7 +8,8 @@
 Builds the preset in float32 with the reference model of tests/ref/deepseek_ref.py (MoE
 grouped per expert with index_select / index_add, as the engine does), random tokens, and
 runs 2 warm-up steps then N timed steps of forward + backward (loss = main CE + 0.3 MTP CE)
-+ torch.optim.AdamW.  Prints exactly one line:
++ torch.optim.AdamW; with --autocast the forward runs under torch.autocast("cpu",
+dtype=torch.bfloat16), PyTorch's BF16 mixed precision (oneDNN kernels, AMX where present).  Prints exactly one line:
     torch tokens/s=<float> step_ms=<float>
 with tokens/s = batch * seq * steps / timed seconds.  Without torch it prints
 `torch: not available` and exits 0, so the bench target works on machines without it.
@@ -58,6 +59,8 @@ def main():
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--autocast", action="store_true",
+                    help="run the forward under torch.autocast('cpu', dtype=torch.bfloat16)")
     a = ap.parse_args()
     if a.batch < 1 or a.seq < 3 or a.steps < 1 or a.threads < 1:
         ap.error("batch, steps and threads must be >= 1 and seq >= 3")
@@ -76,7 +79,11 @@ def main():
     def step():
         tokens = torch.randint(0, c["vocab_size"], (a.batch, a.seq), generator=g)
         opt.zero_grad(set_to_none=True)
-        loss = ref.forward(c, p, tokens, mtp_lambda=0.3)["loss"]
+        if a.autocast:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = ref.forward(c, p, tokens, mtp_lambda=0.3)["loss"]
+        else:
+            loss = ref.forward(c, p, tokens, mtp_lambda=0.3)["loss"]
         loss.backward()
         opt.step()
 

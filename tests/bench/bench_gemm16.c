@@ -1,0 +1,208 @@
+/* bench_gemm16.c — this core's arithmetic peaks, and the GEMMs of BF16 training against them,
+ * for `make bench` (a benchmark, not a test: it asserts nothing and its numbers depend on the
+ * machine and on what else runs on it).
+ *
+ *   bench_gemm16 peak     one line: peak_fp32=GFLOP/s peak_bf16=GFLOP/s|- amx=...
+ *   bench_gemm16 gemm     per training shape: sgemm and r1__gemm16 on every kernel path
+ *
+ * The peaks are what one core's vector units do on independent chains of multiply-adds with
+ * no memory traffic: FMA on the widest fp32 vectors the CPU has (AVX-512 or AVX2), and
+ * vdpbf16ps (32 bf16 products per instruction) where it has AVX-512 BF16.  AMX is reported but
+ * not measured: the engine has no AMX kernels yet.  GEMM rows time each product in alternating
+ * rounds and keep the best, so a burst of load from elsewhere hurts all alike. */
+#include <config.h>
+
+#include <cblas.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "r1.h"
+#include "r1_bf16.h"
+#include "r1_gemm16.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define X86 1
+#endif
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static volatile float sink;
+
+#define CHAINS 12
+#ifdef X86
+__attribute__((target("avx512f"))) static void fma512(long n)
+{
+    __m512 a[CHAINS], x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+    for (int k = 0; k < CHAINS; k++)
+        a[k] = _mm512_set1_ps((float)k);
+    for (long i = 0; i < n; i++)
+        for (int k = 0; k < CHAINS; k++)
+            a[k] = _mm512_fmadd_ps(a[k], x, y);
+    for (int k = 0; k < CHAINS; k++)
+        sink += _mm512_reduce_add_ps(a[k]);
+}
+
+__attribute__((target("avx2,fma"))) static void fma256(long n)
+{
+    __m256 a[CHAINS], x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+    for (int k = 0; k < CHAINS; k++)
+        a[k] = _mm256_set1_ps((float)k);
+    for (long i = 0; i < n; i++)
+        for (int k = 0; k < CHAINS; k++)
+            a[k] = _mm256_fmadd_ps(a[k], x, y);
+    float o[8];
+    for (int k = 0; k < CHAINS; k++) {
+        _mm256_storeu_ps(o, a[k]);
+        sink += o[0];
+    }
+}
+
+#ifdef HAVE_AVX512BF16_INTRIN
+__attribute__((target("avx512f,avx512bf16"))) static void dot512(long n)
+{
+    __m512 a[CHAINS];
+    __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80), y = (__m512bh)_mm512_set1_epi32(0x33d633d6);
+    for (int k = 0; k < CHAINS; k++)
+        a[k] = _mm512_set1_ps((float)k);
+    for (long i = 0; i < n; i++)
+        for (int k = 0; k < CHAINS; k++)
+            a[k] = _mm512_dpbf16_ps(a[k], x, y);
+    for (int k = 0; k < CHAINS; k++)
+        sink += _mm512_reduce_add_ps(a[k]);
+}
+#endif
+#endif
+
+/* GFLOP/s of fn(n), best of 5 rounds of about 0.05 s; flops_per = flops per unit of n. */
+static double rate(void (*fn)(long), double flops_per)
+{
+    long n = 1 << 16;
+    double best = 0;
+    for (int r = 0; r < 7; r++) {
+        double t0 = now();
+        fn(n);
+        double dt = now() - t0;
+        if (dt < 0.02) {
+            n *= 4;
+            r--;
+            continue;
+        }
+        double g = n * flops_per / dt * 1e-9;
+        best = g > best ? g : best;
+    }
+    return best;
+}
+
+static void peak(void)
+{
+    double f32 = 0, bf = 0;
+    const char *how = "portable";
+#ifdef X86
+    if (r1_isa_cpu_has(R1_ISA_AVX512BF16) || __builtin_cpu_supports("avx512f")) {
+        f32 = rate(fma512, CHAINS * 32.0);
+        how = "avx512";
+    } else if (r1_isa_cpu_has(R1_ISA_AVX2)) {
+        f32 = rate(fma256, CHAINS * 16.0);
+        how = "avx2";
+    }
+#ifdef HAVE_AVX512BF16_INTRIN
+    if (r1_isa_cpu_has(R1_ISA_AVX512BF16))
+        bf = rate(dot512, CHAINS * 64.0);
+#endif
+#endif
+    printf("peak_fp32=%.1f (%s FMA) peak_bf16=", f32, how);
+    if (bf > 0)
+        printf("%.1f", bf);
+    else
+        printf("-");
+    printf(" amx=%s\n", r1_isa_cpu_has(R1_ISA_AMX) ? "present, no kernels yet" : "not in this CPU");
+}
+
+typedef struct {
+    const char *name;
+    int M, N, K, ta, tb; /* C[M,N] = A·B, A^T / B^T stored when ta / tb */
+    int w16;             /* B is a weight: bf16, as training keeps it (else fp32 activations) */
+} shape;
+
+static void gemm(double seconds)
+{
+    /* the linear layers of `small` (hidden 512, dense MLP 1408, 2048 tokens a step) and one
+     * routed expert (128 wide, about 256 tokens) */
+    static const shape shapes[] = {
+        {"dense up, forward", 2048, 1408, 512, 0, 1, 1}, {"dense up, dX", 2048, 512, 1408, 0, 0, 1},
+        {"dense up, dW", 1408, 512, 2048, 1, 0, 0},      {"q_b, forward", 2048, 512, 256, 0, 1, 1},
+        {"expert up, forward", 256, 128, 512, 0, 1, 1},  {"expert up, dW", 128, 512, 256, 1, 0, 0},
+    };
+    r1_isa best = r1_isa_best();
+    printf("%-20s %16s %9s", "product", "M x N x K", "sgemm");
+    for (int p = best; p >= 0; p--)
+        printf(" %11s", r1_isa_name((r1_isa)p));
+    printf("\n");
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const shape *h = &shapes[s];
+        size_t na = (size_t)h->M * h->K, nb = (size_t)h->K * h->N;
+        float *a = malloc(sizeof(float) * na), *b = malloc(sizeof(float) * nb);
+        float *c = malloc(sizeof(float) * (size_t)h->M * h->N);
+        uint16_t *bh = malloc(2 * nb);
+        for (size_t i = 0; i < na; i++)
+            a[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+        for (size_t i = 0; i < nb; i++)
+            b[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
+        r1_bf16_from_f32(bh, b, nb);
+        int lda = h->ta ? h->M : h->K, ldb = h->tb ? h->K : h->N;
+        double flops = 2.0 * h->M * h->N * h->K, g[R1_ISA_COUNT + 1] = {0};
+        for (int round = 0; round < 2; round++)
+            for (int p = -1; p <= (int)best; p++) {
+                r1_error err;
+                if (p >= 0)
+                    r1_isa_set((r1_isa)p, &err);
+                double t0 = now(), dt;
+                int n = 0;
+                do {
+                    if (p < 0)
+                        cblas_sgemm(CblasRowMajor, h->ta ? CblasTrans : CblasNoTrans,
+                                    h->tb ? CblasTrans : CblasNoTrans, h->M, h->N, h->K, 1, a,
+                                    lda, b, ldb, 0, c, h->N);
+                    else {
+                        r1_gop A = {a, lda, h->ta, 0};
+                        r1_gop B = {h->w16 ? (const void *)bh : b, ldb, h->tb, h->w16};
+                        r1__gemm16(c, h->N, h->M, h->N, h->K, A, B, 0, NULL);
+                    }
+                    n++;
+                } while ((dt = now() - t0) < seconds / 2 / (best + 2));
+                double v = flops * n / dt * 1e-9;
+                g[p + 1] = v > g[p + 1] ? v : g[p + 1];
+            }
+        r1_error err;
+        r1_isa_set(best, &err);
+        printf("%-20s %5d x%5d x%5d %9.1f", h->name, h->M, h->N, h->K, g[0]);
+        for (int p = best; p >= 0; p--)
+            printf(" %11.1f", g[p + 1]);
+        printf("\n");
+        free(a), free(b), free(c), free(bh);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    r1_set_threads(1);
+    if (argc >= 2 && !strcmp(argv[1], "peak")) {
+        peak();
+        return 0;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "gemm")) {
+        gemm(argc >= 3 ? atof(argv[2]) : 1.0);
+        return 0;
+    }
+    fprintf(stderr, "usage: bench_gemm16 peak|gemm [SECONDS]\n");
+    return 2;
+}

@@ -1,14 +1,16 @@
 /* bench_decode.c — decoding throughput of libr1 for `make bench` (a benchmark, not a test).
  *
  *   bench_decode --preset tiny|small --batch B [--prompt 16] [--new 128] [--threads N]
- *                [--speculative] [--bf16 | --fp8] [--model DIR [--task NAME:D]]
+ *                [--speculative] [--bf16 | --fp8] [--model DIR [--task NAME:D]] [--prefill]
  *
  * Prefills B random 16-token prompts and decodes 128 new tokens per row, greedy, with no stop
  * token; prints one line "r1lab decode tokens/s=… accept=…" (tokens/s = B·new / seconds,
  * prefill included, as the PyTorch script counts). --model uses a trained checkpoint instead of
  * random weights (the MTP acceptance only means something there); with --task its prompts are
  * that task's questions in the chat format (seeds 1..B) and each row stops at the end of its
- * answer, so the tokens are the ones the model really writes. */
+ * answer, so the tokens are the ones the model really writes.  --prefill times the decoder's
+ * step over the prompts alone (no logits, as llama-bench's pp test) and prints "r1lab prefill
+ * tokens/s=…" (B·prompt / seconds, best of 3 after a warm-up). */
 #include <config.h>
 
 #include <stdio.h>
@@ -104,10 +106,42 @@ int main(int argc, char **argv)
     cfg.speculative = flag(argc, argv, "--speculative");
     cfg.bf16 = flag(argc, argv, "--bf16");
     cfg.fp8 = flag(argc, argv, "--fp8");
+    if (flag(argc, argv, "--prefill")) { /* prompt tokens per second: the step alone */
+        r1_decoder *d = NULL;
+        int *rows = malloc(sizeof(int) * B);
+        int32_t *flat = malloc(sizeof(int32_t) * B * P);
+        for (int b = 0; b < B; b++) {
+            rows[b] = b;
+            memcpy(flat + (size_t)b * P, ps[b], sizeof(int32_t) * P);
+        }
+        if (r1_decoder_new(&d, m, B, P + 1, &err) ||
+            (cfg.bf16 && r1_decoder_set_bf16(d, 1, &err)) ||
+            (cfg.fp8 && r1_decoder_set_fp8(d, 1, &err))) {
+            fprintf(stderr, "bench_decode: %s\n", err.msg);
+            return 1;
+        }
+        double bestp = 0;
+        for (int rep = 0; rep < 4; rep++) { /* the first warms the caches */
+            for (int b = 0; b < B; b++)
+                r1_decoder_truncate(d, b, 0, 0);
+            double t0 = r1_now();
+            if (r1_decoder_step(d, rows, B, flat, P, NULL, &err)) {
+                fprintf(stderr, "bench_decode: %s\n", err.msg);
+                return 1;
+            }
+            double v = (double)B * P / (r1_now() - t0);
+            bestp = rep && v > bestp ? v : bestp;
+        }
+        printf("r1lab prefill tokens/s=%.1f\n", bestp);
+        r1_decoder_free(d);
+        free(rows), free(flat), free(tok), free(ps), free(lens);
+        r1_model_free(m);
+        return 0;
+    }
     r1_gen_result *res = NULL;
     double best = 0, acc = 0;
     for (int rep = 0; rep < 2; rep++) { /* the first run warms the caches */
-        if (r1_generate(m, ps, lens, B, &cfg, NULL, NULL, &res, &err)) {
+        if (r1_generate(m, ps, lens, B, &cfg, NULL, &res, &err)) {
             fprintf(stderr, "bench_decode: %s\n", err.msg);
             return 1;
         }

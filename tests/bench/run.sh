@@ -1,10 +1,22 @@
 #!/bin/sh
-# run.sh BUILDDIR SRCDIR — `make bench`: sgemm on this machine, then r1lab's training step
-# beside the PyTorch reference's (tests/bench/torch_train.py), one after the other in one run
-# so the ratios compare like with like.  Numbers only; nothing here can fail a build.
+# run.sh BUILDDIR SRCDIR — `make bench`: this core's peaks and GEMMs, then r1lab's training step
+# in fp32, bf16 and fp8 beside the PyTorch reference's (tests/bench/torch_train.py, fp32 and
+# bf16 autocast), one after the other in one run so the ratios compare like with like; then
+# generation, GRPO and the precision evidence.  Numbers only; nothing here can fail a build.
 b="$1"; s="$2"
 bt="$b/tests/bench/bench_train"
 py=/usr/bin/python3
+echo "== this core's peaks (GFLOP/s): FMA on fp32 vectors, vdpbf16ps on bf16 pairs; one thread"
+pk=$("$b/tests/bench/bench_gemm16" peak)
+echo "$pk"
+p32=$(echo "$pk" | sed -n 's/.*peak_fp32=\([0-9.]*\).*/\1/p')
+p16=$(echo "$pk" | sed -n 's/.*peak_bf16=\([0-9.]*\).*/\1/p')
+[ -n "$p16" ] || p16=$p32
+echo
+echo "== training's GEMMs (small's shapes), 1 thread, GFLOP/s: OpenBLAS sgemm (fp32) beside"
+echo "   r1lab's bf16 GEMM on each kernel path this machine has (R1_ISA)"
+"$b/tests/bench/bench_gemm16" gemm
+echo
 echo "== OpenBLAS sgemm (GFLOP/s)"
 $bt sgemm --threads 1
 $bt sgemm --threads 2
@@ -13,26 +25,34 @@ echo "== a linear layer's forward + backward on 1 thread: cut into pieces by sha
 echo "   so that results do not depend on the thread count) against one OpenBLAS call (GFLOP/s)"
 $bt cut
 echo
-echo "== training step: forward + backward (main + 0.3 MTP) + AdamW, 2 threads"
-printf '%-22s %12s %12s %10s %12s %8s\n' config "r1lab tok/s" "GFLOP/s" "step ms" "torch tok/s" ratio
-for cfg in "tiny 16 128" "small 8 256"; do
+echo "== training step: forward + backward (main + 0.3 MTP) + AdamW, 2 threads, tokens/s"
+echo "   r1lab in fp32, bf16 mixed precision and fp8 (through BF16); PyTorch in fp32 and under"
+echo "   torch.autocast(bf16); each cell's GFLOP/s as a share of 2 cores' matching peak above"
+printf '%-14s %18s %18s %18s %11s %11s %8s %8s %8s\n' config "r1 fp32" "r1 bf16" "r1 fp8" \
+    "torch fp32" "torch bf16" "fp32 x" "bf16 x" "bf16/32"
+share() { awk -v g="$1" -v p="$2" 'BEGIN { if (p > 0) printf "%.0f%%", 100 * g / (2 * p); else printf "-" }'; }
+for cfg in "tiny 16 128 5" "small 8 256 3"; do
     set -- $cfg
-    r=$($bt train --preset "$1" --batch "$2" --seq "$3" --steps 5 --threads 2)
+    cells=""; tps=""
+    for prec in fp32 bf16 fp8; do
+        r=$($bt train --preset "$1" --batch "$2" --seq "$3" --steps "$4" --threads 2 --precision $prec)
+        t=$(echo "$r" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+        g=$(echo "$r" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p')
+        if [ $prec = fp32 ]; then pk=$p32; else pk=$p16; fi
+        cells="$cells $(printf '%9s (%s)' "$t" "$(share "$g" "$pk")")"
+        tps="$tps $t"
+    done
+    tf=""; tb=""
     if [ -x "$py" ]; then
-        t=$($py "$s/tests/bench/torch_train.py" --preset "$1" --batch "$2" --seq "$3" --steps 3 --threads 2 2>/dev/null)
-    else
-        t="torch: not available"
+        tf=$($py "$s/tests/bench/torch_train.py" --preset "$1" --batch "$2" --seq "$3" --steps 3 --threads 2 2>/dev/null | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+        tb=$($py "$s/tests/bench/torch_train.py" --preset "$1" --batch "$2" --seq "$3" --steps 3 --threads 2 --autocast 2>/dev/null | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
     fi
-    rt=$(echo "$r" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
-    rg=$(echo "$r" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p')
-    rm=$(echo "$r" | sed -n 's/.*step_ms=\([0-9.]*\).*/\1/p')
-    tt=$(echo "$t" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
-    if [ -n "$tt" ]; then
-        ratio=$(awk -v a="$rt" -v b="$tt" 'BEGIN { printf "%.2fx", a / b }')
-    else
-        tt="n/a"; ratio="(no torch)"
-    fi
-    printf '%-22s %12s %12s %10s %12s %8s\n' "$1 ${2}x$3" "$rt" "$rg" "$rm" "$tt" "$ratio"
+    set -- $cfg $tps
+    r32=$5; r16=$6
+    rf=$(awk -v a="$r32" -v b="$tf" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }')
+    rb=$(awk -v a="$r16" -v b="$tb" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }')
+    rs=$(awk -v a="$r16" -v b="$r32" 'BEGIN { printf "%.2fx", a / b }')
+    printf '%-14s %s %11s %11s %8s %8s %8s\n' "$1 ${2}x$3" "$cells" "${tf:-n/a}" "${tb:-n/a}" "$rf" "$rb" "$rs"
 done
 echo
 echo "== bf16 weights: r1_matmul_bf16 beside OpenBLAS sgemm with fp32 weights, 1 thread (GFLOP/s)"
@@ -81,11 +101,27 @@ else
 fi
 
 echo
-echo "== GRPO step: tiny, 8 prompts x G = 8, at most 64 new tokens"
-R1LAB_DATADIR="$s" "$b/app/r1lab" run "$s/tests/bench/grpo_step.lua"
+echo "== prefill: one 512-token prompt on the built-in model, the decoder's step alone (tokens/s)"
+printf '%-10s %10s %10s %10s\n' threads fp32 bf16 fp8
+if [ -f "$mb/model.safetensors" ]; then
+    for th in 1 2; do
+        row=""
+        for w in "" --bf16 --fp8; do
+            row="$row $(printf '%10s' "$($bd --model "$mb" --prompt 512 --batch 1 --threads $th --prefill $w | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')")"
+        done
+        printf '%-10s%s\n' "$th" "$row"
+    done
+else
+    echo "(no built-in model at $mb)"
+fi
 
 echo
-echo "== FP8 training emulation (DeepSeek-V3's fine-grained E4M3) against fp32, 2 threads"
+echo "== GRPO step: tiny, 8 prompts x G = 8, at most 64 new tokens; fp32, then bf16 training"
+R1LAB_DATADIR="$s" "$b/app/r1lab" run "$s/tests/bench/grpo_step.lua" fp32
+R1LAB_DATADIR="$s" "$b/app/r1lab" run "$s/tests/bench/grpo_step.lua" bf16
+
+echo
+echo "== BF16 and FP8 training (DeepSeek-V3's fine-grained E4M3, through BF16) against fp32, 2 threads"
 echo "   same seeded runs; 'fp32 seed+1' starts from other weights: how far fp32 runs drift by chance"
 bf="$b/tests/bench/bench_fp8"
 "$bf" --preset tiny --steps 100 --batch 8 --seq 128 --every 10 --threads 2

@@ -525,7 +525,7 @@ void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int 
     j.parts = j.cut_rows ? rows : cols;
     j.parts = j.parts < threads ? j.parts : threads;
     if (j.parts > 1)
-        r1__parallel_for(j.parts, piece, &j);
+        r1__parallel_for_work(work, j.parts, piece, &j);
     else
         block(&j, 0, M, 0, N);
 }

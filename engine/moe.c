@@ -162,9 +162,11 @@ void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
         w->load_tokens += N;
     }
 
-    /* every expert over its rows, experts side by side on the cores */
+    /* every expert over its rows, experts side by side on the cores; a step this small (a
+     * few tokens being decoded) runs on this thread: waking the others costs more than it
+     * saves, and each expert's rows are its own, so the result is the same either way */
     moe_job job = {m, w, a, NULL};
-    r1__parallel_for(E, expert_fwd, &job);
+    r1__parallel_for_work((long)N * K * 3 * C * c->moe_intermediate_size, E, expert_fwd, &job);
 
     /* shared experts over every token, then the weighted routed outputs */
     if (Is) {

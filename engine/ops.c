@@ -141,7 +141,7 @@ void R1K(r1_matmul_fwd)(real *out, const real *in, const real *w, int N, int Ci,
     int parts = rows > 1 ? rows : r1__pieces(work, Co);
     if (parts > 1) {
         mm_job j = {out, NULL, NULL, in, w, NULL, N, Ci, Co, accumulate, gemv, parts, 0};
-        r1__parallel_for(parts, rows > 1 ? fwd_rows : fwd_cols, &j);
+        r1__parallel_for_work(work, parts, rows > 1 ? fwd_rows : fwd_cols, &j);
         return;
     }
 #endif
@@ -158,7 +158,7 @@ void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, c
     int pa = din ? r1__pieces(work, N) : 0, pb = dw ? r1__pieces(work, Co) : 0;
     if (pa > 1 || pb > 1) {
         mm_job j = {NULL, din, dw, in, w, dout, N, Ci, Co, 0, 0, pa, pb};
-        r1__parallel_for(pa + pb, bwd_part, &j);
+        r1__parallel_for_work(work, pa + pb, bwd_part, &j);
         return;
     }
 #endif

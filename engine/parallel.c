@@ -77,6 +77,16 @@ static int serial_env(void)
     return v;
 }
 
+void r1__parallel_for_work(long work, int n, void (*fn)(void *ctx, int i, int tid), void *ctx)
+{
+    if (work >= R1_PAR_WAKE) {
+        r1__parallel_for(n, fn, ctx);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        fn(ctx, i, 0);
+}
+
 void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx)
 {
     int nw = serial_env() ? 1 : r1__nworkers();

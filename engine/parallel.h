@@ -18,6 +18,14 @@ void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx);
 #define R1_PAR_MIN (1L << 18)
 #define R1_PIECE_MIN 64 /* rows (or outputs) of a piece, at least */
 
+/* Below this many multiply-adds, the pieces of a product run one after the other on the
+ * calling thread: waking a second thread costs more (decoding a token of `tiny` on 2 threads
+ * ran slower than on 1).  The pieces, and so the bits, are the same either way. */
+#define R1_PAR_WAKE (1L << 22)
+
+/* Runs fn over [0, n) side by side when work is at least R1_PAR_WAKE, else in order here. */
+void r1__parallel_for_work(long work, int n, void (*fn)(void *ctx, int i, int tid), void *ctx);
+
 /* How many pieces a product is cut into, to run them side by side.  The cut depends on the
  * shape alone, never on the thread count or on whether the caller already runs inside a
  * parallel loop (a nested loop runs the same pieces in order on its own thread): OpenBLAS

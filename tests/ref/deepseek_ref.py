@@ -331,7 +331,8 @@ def moe(c, p, prefix, x):
             continue
         r = rows[start:start + n]
         ye = swiglu(xf.index_select(0, r), p, prefix + "experts.%d." % e)
-        y.index_add_(0, r, ye * wts[start:start + n, None])
+        # .to: under torch.autocast the expert's output is bf16 (a no-op in fp32 and fp64)
+        y.index_add_(0, r, (ye * wts[start:start + n, None]).to(y.dtype))
         start += n
     if c["n_shared_experts"]:
         y = y + swiglu(xf, p, prefix + "shared_experts.")

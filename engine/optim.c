@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "r1_optim.h"
+#include "parallel.h"
 #include "r1_bf16.h" /* r1_f32_to_bf16 */
 
 struct r1_adamw {
@@ -71,6 +72,46 @@ double r1_grad_norm(r1_model *m)
     return sqrt(s);
 }
 
+#define ADAM_PIECES 16
+
+typedef struct {
+    r1_adamw *o;
+    r1_model *m;
+    float *p, *g, lr, bc1, bc2;
+} adam_job;
+
+/* The update of elements [n·i/16, n·(i+1)/16) of the flat parameter array, tensor by tensor
+ * (for the decay flag). */
+static void adam_piece(void *ctx, int piece, int tid)
+{
+    (void)tid;
+    adam_job *j = ctx;
+    const r1_adamw_cfg *c = &j->o->cfg;
+    size_t n = j->o->n, lo = n * (size_t)piece / ADAM_PIECES;
+    size_t hi = n * (size_t)(piece + 1) / ADAM_PIECES;
+    float b1 = c->beta1, b2 = c->beta2, lr = j->lr, bc1 = j->bc1, bc2 = j->bc2;
+    for (int k = 0; k < r1_model_nparams(j->m); k++) {
+        const r1_param *t = r1_model_param(j->m, k);
+        size_t a = t->offset > lo ? t->offset : lo;
+        size_t b = t->offset + t->numel < hi ? t->offset + t->numel : hi;
+        if (a >= b)
+            continue;
+        float wd = t->decay ? c->weight_decay : 0;
+        float *pp = j->p, *gg = j->g, *mm = j->o->m, *vv = j->o->v;
+        for (size_t i = a; i < b; i++) {
+            mm[i] = b1 * mm[i] + (1 - b1) * gg[i];
+            vv[i] = b2 * vv[i] + (1 - b2) * gg[i] * gg[i];
+            if (c->bf16_moments) { /* what a bf16 store and load would give */
+                mm[i] = r1_bf16_to_f32(r1_f32_to_bf16(mm[i]));
+                vv[i] = r1_bf16_to_f32(r1_f32_to_bf16(vv[i]));
+            }
+            float mh = mm[i] / bc1, vh = vv[i] / bc2;
+            /* decoupled weight decay (Loshchilov & Hutter) */
+            pp[i] -= lr * (mh / (sqrtf(vh) + c->eps) + wd * pp[i]);
+        }
+    }
+}
+
 float r1_adamw_step(r1_adamw *o, r1_model *m, double *gnorm)
 {
     const r1_adamw_cfg *c = &o->cfg;
@@ -87,25 +128,10 @@ float r1_adamw_step(r1_adamw *o, r1_model *m, double *gnorm)
     }
     float lr = r1_lr_at(c, o->t);
     o->t++;
-    float b1 = c->beta1, b2 = c->beta2;
-    float bc1 = 1 - powf(b1, (float)o->t), bc2 = 1 - powf(b2, (float)o->t);
-    for (int k = 0; k < r1_model_nparams(m); k++) {
-        const r1_param *t = r1_model_param(m, k);
-        float wd = t->decay ? c->weight_decay : 0;
-        float *pp = p + t->offset, *gg = g + t->offset;
-        float *mm = o->m + t->offset, *vv = o->v + t->offset;
-        for (size_t i = 0; i < t->numel; i++) {
-            mm[i] = b1 * mm[i] + (1 - b1) * gg[i];
-            vv[i] = b2 * vv[i] + (1 - b2) * gg[i] * gg[i];
-            if (c->bf16_moments) { /* what a bf16 store and load would give */
-                mm[i] = r1_bf16_to_f32(r1_f32_to_bf16(mm[i]));
-                vv[i] = r1_bf16_to_f32(r1_f32_to_bf16(vv[i]));
-            }
-            float mh = mm[i] / bc1, vh = vv[i] / bc2;
-            /* decoupled weight decay (Loshchilov & Hutter) */
-            pp[i] -= lr * (mh / (sqrtf(vh) + c->eps) + wd * pp[i]);
-        }
-    }
+    adam_job j = {o, m, p, g, lr, 1 - powf(c->beta1, (float)o->t),
+                  1 - powf(c->beta2, (float)o->t)};
+    /* every element on its own, so the pieces (and the threads) change no bit */
+    r1__parallel_for_work((long)o->n * 4, ADAM_PIECES, adam_piece, &j);
     return lr;
 }
 

@@ -170,10 +170,11 @@ void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, c
 
 /* ------------------------------------------------------------------ RMSNorm */
 
-void R1K(r1_rmsnorm_fwd)(real *out, real *rstd, const real *x, const real *w, int N, int C,
-                         real eps)
+/* Rows [n0, n1) of the RMSNorm forward. */
+static void rms_fwd_rows(real *out, real *rstd, const real *x, const real *w, int n0, int n1,
+                         int C, real eps)
 {
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         const real *xn = x + (size_t)n * C;
         real *on = out + (size_t)n * C;
         double ss = 0; /* the mean of squares in double: C is small, the cost is nil */
@@ -187,10 +188,11 @@ void R1K(r1_rmsnorm_fwd)(real *out, real *rstd, const real *x, const real *w, in
     }
 }
 
-void R1K(r1_rmsnorm_bwd)(real *dx, real *dw, const real *dout, const real *x, const real *w,
-                         const real *rstd, int N, int C)
+/* dx of rows [n0, n1), and dw of columns [c0, c1) summed over all rows in order. */
+static void rms_bwd_part(real *dx, real *dw, const real *dout, const real *x, const real *w,
+                         const real *rstd, int N, int C, int n0, int n1, int c0, int c1)
 {
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; dx && n < n1; n++) {
         const real *xn = x + (size_t)n * C, *dn = dout + (size_t)n * C;
         real r = rstd[n];
         /* y = x r w, r = (mean(x^2)+eps)^-1/2:  dx = r (dxhat - x r^2 <dxhat, x> / C) */
@@ -198,15 +200,67 @@ void R1K(r1_rmsnorm_bwd)(real *dx, real *dw, const real *dout, const real *x, co
         for (int i = 0; i < C; i++)
             dot += (double)dn[i] * w[i] * xn[i];
         real c = (real)(dot / C) * r * r;
-        if (dx) {
-            real *dxn = dx + (size_t)n * C;
-            for (int i = 0; i < C; i++)
-                dxn[i] += r * (dn[i] * w[i] - xn[i] * c);
-        }
-        if (dw)
-            for (int i = 0; i < C; i++)
-                dw[i] += dn[i] * xn[i] * r;
+        real *dxn = dx + (size_t)n * C;
+        for (int i = 0; i < C; i++)
+            dxn[i] += r * (dn[i] * w[i] - xn[i] * c);
     }
+    for (int n = 0; dw && c0 < c1 && n < N; n++) {
+        const real *xn = x + (size_t)n * C, *dn = dout + (size_t)n * C;
+        real r = rstd[n];
+        for (int i = c0; i < c1; i++)
+            dw[i] += dn[i] * xn[i] * r;
+    }
+}
+
+#ifndef R1_REAL_DOUBLE
+/* Rows (and, for dw, columns) in 16 pieces side by side when the tensor is large: every row's
+ * and every column's sums keep their order, so the bits do not change. */
+#define ELT_PIECES 16
+typedef struct {
+    real *out, *rstd, *dx, *dw;
+    const real *x, *w, *dout, *crstd;
+    int N, C;
+    real eps;
+} rms_job;
+
+static void rms_fwd_piece(void *ctx, int i, int tid)
+{
+    (void)tid;
+    rms_job *j = ctx;
+    rms_fwd_rows(j->out, j->rstd, j->x, j->w, (int)((long)j->N * i / ELT_PIECES),
+                 (int)((long)j->N * (i + 1) / ELT_PIECES), j->C, j->eps);
+}
+
+static void rms_bwd_piece(void *ctx, int i, int tid)
+{
+    (void)tid;
+    rms_job *j = ctx;
+    rms_bwd_part(j->dx, j->dw, j->dout, j->x, j->w, j->crstd, j->N, j->C,
+                 (int)((long)j->N * i / ELT_PIECES), (int)((long)j->N * (i + 1) / ELT_PIECES),
+                 (int)((long)j->C * i / ELT_PIECES), (int)((long)j->C * (i + 1) / ELT_PIECES));
+}
+#endif
+
+void R1K(r1_rmsnorm_fwd)(real *out, real *rstd, const real *x, const real *w, int N, int C,
+                         real eps)
+{
+#ifndef R1_REAL_DOUBLE
+    rms_job j = {out, rstd, NULL, NULL, x, w, NULL, NULL, N, C, eps};
+    r1__parallel_for_work((long)N * C * 8, ELT_PIECES, rms_fwd_piece, &j);
+#else
+    rms_fwd_rows(out, rstd, x, w, 0, N, C, eps);
+#endif
+}
+
+void R1K(r1_rmsnorm_bwd)(real *dx, real *dw, const real *dout, const real *x, const real *w,
+                         const real *rstd, int N, int C)
+{
+#ifndef R1_REAL_DOUBLE
+    rms_job j = {NULL, NULL, dx, dw, x, w, dout, rstd, N, C, 0};
+    r1__parallel_for_work((long)N * C * 8, ELT_PIECES, rms_bwd_piece, &j);
+#else
+    rms_bwd_part(dx, dw, dout, x, w, rstd, N, C, 0, N, 0, C);
+#endif
 }
 
 /* ------------------------------------------------------------------ RoPE */
@@ -246,17 +300,18 @@ void R1K(r1_rope)(real *x, int N, int nh, int ld, int hs, int dr, const int *pos
 
 /* ------------------------------------------------------------------ SwiGLU */
 
-void R1K(r1_swiglu_fwd)(real *a, const real *g, const real *u, int n)
+static void swiglu_fwd_range(real *a, const real *g, const real *u, long i0, long i1)
 {
-    for (int i = 0; i < n; i++) {
+    for (long i = i0; i < i1; i++) {
         real sg = 1 / (1 + EXP(-g[i]));
         a[i] = g[i] * sg * u[i];
     }
 }
 
-void R1K(r1_swiglu_bwd)(real *dg, real *du, const real *da, const real *g, const real *u, int n)
+static void swiglu_bwd_range(real *dg, real *du, const real *da, const real *g, const real *u,
+                             long i0, long i1)
 {
-    for (int i = 0; i < n; i++) {
+    for (long i = i0; i < i1; i++) {
         real sg = 1 / (1 + EXP(-g[i]));
         real silu = g[i] * sg;
         if (dg)
@@ -264,6 +319,46 @@ void R1K(r1_swiglu_bwd)(real *dg, real *du, const real *da, const real *g, const
         if (du)
             du[i] += da[i] * silu;
     }
+}
+
+#ifndef R1_REAL_DOUBLE
+typedef struct {
+    real *a, *dg, *du;
+    const real *g, *u, *da;
+    long n;
+} swiglu_job;
+
+static void swiglu_piece(void *ctx, int i, int tid)
+{
+    (void)tid;
+    swiglu_job *j = ctx;
+    long i0 = j->n * i / ELT_PIECES, i1 = j->n * (i + 1) / ELT_PIECES;
+    if (j->a)
+        swiglu_fwd_range(j->a, j->g, j->u, i0, i1);
+    else
+        swiglu_bwd_range(j->dg, j->du, j->da, j->g, j->u, i0, i1);
+}
+#endif
+
+/* Element by element, in 16 pieces side by side when large (the same bits either way). */
+void R1K(r1_swiglu_fwd)(real *a, const real *g, const real *u, int n)
+{
+#ifndef R1_REAL_DOUBLE
+    swiglu_job j = {a, NULL, NULL, g, u, NULL, n};
+    r1__parallel_for_work((long)n * 16, ELT_PIECES, swiglu_piece, &j);
+#else
+    swiglu_fwd_range(a, g, u, 0, n);
+#endif
+}
+
+void R1K(r1_swiglu_bwd)(real *dg, real *du, const real *da, const real *g, const real *u, int n)
+{
+#ifndef R1_REAL_DOUBLE
+    swiglu_job j = {NULL, dg, du, g, u, da, n};
+    r1__parallel_for_work((long)n * 16, ELT_PIECES, swiglu_piece, &j);
+#else
+    swiglu_bwd_range(dg, du, da, g, u, 0, n);
+#endif
 }
 
 /* ------------------------------------------------------------------ attention */

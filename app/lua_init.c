@@ -118,10 +118,7 @@ static int l_cpu(lua_State *L)
     lua_setfield(L, -2, "best");
     lua_createtable(L, 0, R1_ISA_COUNT);
     for (int i = 0; i < R1_ISA_COUNT; i++) {
-        lua_pushstring(L, i == (int)now             ? "in use"
-                          : i <= (int)best          ? "available"
-                          : r1_isa_cpu_has((r1_isa)i) ? "no kernels yet"
-                                                    : "not in this CPU");
+        lua_pushstring(L, r1_isa_state((r1_isa)i));
         lua_setfield(L, -2, r1_isa_name((r1_isa)i));
     }
     lua_setfield(L, -2, "paths");

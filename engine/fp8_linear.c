@@ -1,7 +1,8 @@
 /* fp8_linear.c — the precision of the model's linear layers: the one entry point of every
  * linear layer's GEMMs (r1__mm forward, r1__linear_bwd backward), the BF16 and FP8 training
- * they switch on (r1_model_set_precision, r1_model_set_fp8), and the block-quantised E4M3 copy of the linear weights that decoding
- * (r1_decoder_set_fp8) and FP8 checkpoints (r1_model_save with R1_DT_F8_E4M3) use.
+ * they switch on (r1_model_set_precision, r1_model_set_fp8), and the block-quantised E4M3 copy
+ * of the linear weights that decoding (r1_decoder_set_fp8) and FP8 checkpoints (r1_model_save
+ * with R1_DT_F8_E4M3) use.
  *
  * Dispatch of r1__mm, first match wins:
  *   - a BF16 decoder is stepping (m->w16): r1_matmul_bf16 on the bf16 copy, or r1__gemm16
@@ -373,18 +374,24 @@ static void fp8_bwd16(r1_model *m, float *din, float *dw, const float *dout, con
 
 /* ------------------------------------------------------------------ the GEMM entry points */
 
+/* out = in · w16^T (+=) on r1__gemm16, w16 a bf16 copy of the weights [Co, Ci]. */
+static void mm16(float *out, const float *in, const uint16_t *w16, int N, int Ci, int Co,
+                 int accumulate)
+{
+    r1_gop A = {in, Ci, 0, 0}, B = {w16, Ci, 1, 1};
+    r1__gemm16(out, Co, N, Co, Ci, A, B, accumulate, NULL);
+}
+
 void r1__mm(r1_model *m, float *out, const float *in, const float *w, int N, int Ci, int Co,
             int accumulate)
 {
     const uint8_t *codes;
     const float *sc;
     if (m->w16) {
-        if (m->w16_prefill) {
-            r1_gop A = {in, Ci, 0, 0}, B = {m->w16 + (w - m->params), Ci, 1, 1};
-            r1__gemm16(out, Co, N, Co, Ci, A, B, accumulate, NULL);
-        } else {
+        if (m->w16_prefill)
+            mm16(out, in, m->w16 + (w - m->params), N, Ci, Co, accumulate);
+        else
             r1_matmul_bf16(out, in, m->w16 + (w - m->params), N, Ci, Co, accumulate);
-        }
         return;
     }
     if (m->w8 && r1__fp8w_get(m->w8, m, w, &codes, &sc)) {
@@ -392,8 +399,7 @@ void r1__mm(r1_model *m, float *out, const float *in, const float *w, int N, int
         return;
     }
     if (m->bf16_fwd) {
-        r1_gop A = {in, Ci, 0, 0}, B = {m->wt16 + (w - m->params), Ci, 1, 1};
-        r1__gemm16(out, Co, N, Co, Ci, A, B, accumulate, NULL);
+        mm16(out, in, m->wt16 + (w - m->params), N, Ci, Co, accumulate);
         return;
     }
     if (!m->fp8_fwd || N <= 0 || Co <= 0) {

@@ -165,6 +165,12 @@ static AVX2 void uk_avx2(const tile *t)
 #endif
 
 #ifdef SIMD512
+/* The mask of the first n of 16 lanes (n clamped to 0..16). */
+static inline __mmask16 lanes(int n)
+{
+    return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
 /* 8 rows × 32 columns: 16 accumulators; each A pair is broadcast from memory. */
 static SIMD512 void uk_avx512(const tile *t)
 {
@@ -188,8 +194,7 @@ static SIMD512 void uk_avx512(const tile *t)
     }
     /* the epilogue's arithmetic in registers, rounding as epilogue() does */
     const int rn = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-    __mmask16 m0 = t->nr >= 16 ? 0xffff : (__mmask16)((1u << t->nr) - 1);
-    __mmask16 m1 = t->nr >= 32 ? 0xffff : t->nr <= 16 ? 0 : (__mmask16)((1u << (t->nr - 16)) - 1);
+    __mmask16 m0 = lanes(t->nr), m1 = lanes(t->nr - 16);
     __m512 sb0 = _mm512_setzero_ps(), sb1 = sb0;
     if (t->sa) {
         sb0 = _mm512_maskz_loadu_ps(m0, t->sb);
@@ -333,8 +338,7 @@ static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const 
             const float *f = v->f + (i0 + r) * v->ld + k0;
             for (int p = 0; p < kp; p += 16) {
                 int left = kc - 2 * p; /* floats left in this row of the block */
-                __mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-                __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+                __mmask16 m0 = lanes(left), m1 = lanes(left - 16);
                 __m512i x = _mm512_permutex2var_epi16(load_round(f + 2 * p, m0), sel,
                                                       load_round(f + 2 * p + 16, m1));
                 int np = kp - p < 16 ? kp - p : 16;
@@ -351,14 +355,7 @@ static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const 
                                                           4, 3, 2, 1, 0),
                                          _mm512_set1_epi32((int)(v->ld * 2)));
         __m512i off2 = _mm512_add_epi32(off, _mm512_set1_epi32((int)(v->ld * 2 * 16)));
-        __mmask16 lo = 0xffff;
-        for (int r = 0; r < 16; r++) /* columns past n read row 0 and are zeroed below */
-            if (r >= n)
-                lo &= (__mmask16)~(1u << r);
-        __mmask16 hi = 0xffff;
-        for (int r = 16; r < 32; r++)
-            if (r >= n)
-                hi &= (__mmask16)~(1u << (r - 16));
+        __mmask16 lo = lanes(n), hi = lanes(n - 16); /* columns past n: not read, zero */
         for (int p = 0; p < kp; p++) {
             const void *b = base + 2 * p;
             __m512i x0 = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lo, off, b, 1);
@@ -382,14 +379,15 @@ static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const 
                     _mm512_castsi256_si512(_mm256_loadu_si256((const void *)(v->f + e)))));
                 __m256i h = _mm512_castsi512_si256(round16(
                     _mm512_castsi256_si512(_mm256_loadu_si256((const void *)(v->f + o)))));
-                _mm256_storeu_si256((void *)d, _mm256_blend_epi16(_mm256_srli_epi32(l, 16), h, 0xaa));
+                _mm256_storeu_si256((void *)d,
+                                    _mm256_blend_epi16(_mm256_srli_epi32(l, 16), h, 0xaa));
                 continue;
             }
             for (int r = 0; r < rows; r += 16) {
                 int left = n - r;
-                __mmask16 m = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+                __mmask16 m = lanes(left);
                 __mmask16 mo = has_o ? m : 0;
-                __mmask16 st = rows - r >= 16 ? 0xffff : (__mmask16)((1u << (rows - r)) - 1);
+                __mmask16 st = lanes(rows - r);
                 __m512i x;
                 if (v->h) {
                     __m512i l = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, v->h + e + r));
@@ -451,8 +449,8 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
         for (int pc = 0; pc < j->K; pc += kcmax) {
             int kc = j->K - pc < kcmax ? j->K - pc : kcmax, kp = (kc + 1) / 2;
             for (int q = 0; q < nc; q += NR)
-                pack_any(j->simd, bpack + (long)q * kp, 1, NR, NR, &j->b, jc + q, nc - q < NR ? nc - q : NR,
-                     pc, kc);
+                pack_any(j->simd, bpack + (long)q * kp, 1, NR, NR, &j->b, jc + q,
+                         nc - q < NR ? nc - q : NR, pc, kc);
             const r1_gscale *sc = j->sc;
             if (sc)
                 for (int c = 0; c < nc; c++)

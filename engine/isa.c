@@ -99,6 +99,12 @@ static void detect_cpu(void)
 static void detect_cpu(void) {}
 #endif
 
+/* Why path i above the best cannot be used. */
+static const char *why_not(int i)
+{
+    return has[i] ? "r1lab has no kernels for it yet" : "this CPU does not have it";
+}
+
 /* The best path with kernels, once `has` is filled. */
 static r1_isa best_known(void)
 {
@@ -124,9 +130,7 @@ static void detect(void)
                      "R1_ISA=%.40s: expected one of amx, avx512bf16, avx2, portable", e);
         else if (i > (int)best)
             snprintf(env_msg, sizeof env_msg,
-                     "R1_ISA=%s: %s; using %s", e,
-                     has[i] ? "r1lab has no kernels for it yet" : "this CPU does not have it",
-                     names[best]);
+                     "R1_ISA=%s: %s; using %s", e, why_not(i), names[best]);
         else
             want = (r1_isa)i;
     }
@@ -163,9 +167,7 @@ r1_status r1_isa_set(r1_isa i, r1_error *err)
         return r1_error_set(err, R1_EINVAL, "no kernel path %d", (int)i);
     if (i > best)
         return r1_error_set(err, R1_EINVAL, "kernel path %s: %s (the best here is %s)",
-                            names[i],
-                            has[i] ? "r1lab has no kernels for it yet" : "this CPU does not have it",
-                            names[best]);
+                            names[i], why_not(i), names[best]);
     atomic_store(&active, (int)i);
     return R1_OK;
 }
@@ -178,17 +180,24 @@ const char *r1_isa_env_error(int *misspelt)
     return env_msg[0] ? env_msg : NULL;
 }
 
+const char *r1_isa_state(r1_isa i)
+{
+    r1_isa best = r1_isa_best();
+    if ((int)i < 0 || i >= R1_ISA_COUNT)
+        return "unknown";
+    return i == r1_isa_active() ? "in use"
+           : i <= best          ? "available"
+           : has[i]             ? "no kernels yet"
+                                : "not in this CPU";
+}
+
 void r1_isa_describe(char *buf, size_t n)
 {
-    r1_isa best = r1_isa_best(), now = r1_isa_active();
     size_t u = 0;
     buf[0] = 0;
     for (int i = R1_ISA_COUNT - 1; i >= 0 && u < n; i--) {
-        const char *state = i == (int)now           ? "in use"
-                            : i <= (int)best        ? "available"
-                            : has[i]                ? "no kernels yet"
-                                                    : "not in this CPU";
-        int k = snprintf(buf + u, n - u, "%s%s (%s)", u ? ", " : "", names[i], state);
+        int k = snprintf(buf + u, n - u, "%s%s (%s)", u ? ", " : "", names[i],
+                         r1_isa_state((r1_isa)i));
         u += k > 0 ? (size_t)k : 0;
     }
 }

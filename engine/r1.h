@@ -108,6 +108,8 @@ r1_status r1_isa_set(r1_isa i, r1_error *err);
 /* The message for an R1_ISA the engine could not follow (a name it does not know: *misspelt
  * = 1; or a path this machine lacks), or NULL.  Either way the best path is in use. */
 const char *r1_isa_env_error(int *misspelt);
+/* Path i now: "in use", "available", "no kernels yet" or "not in this CPU". */
+const char *r1_isa_state(r1_isa i);
 /* "amx (not in this CPU), avx512bf16 (in use), avx2 (available), portable (available)" */
 void r1_isa_describe(char *buf, size_t n);
 

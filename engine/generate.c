@@ -42,6 +42,7 @@ typedef struct {
     int nq;            /* queued MTP pairs (hidden, token), 1 or 2 */
     float *qh;         /* [2, C] */
     int32_t qt[2];
+    int qi[2];         /* the queued tokens' indices among the row's generated tokens */
     r1_rng rng;
     uint8_t *seen;     /* [V] tokens in the row so far */
     float *qdist;      /* [V] the MTP draft's sampling distribution */
@@ -56,6 +57,7 @@ void r1_gen_result_free(r1_gen_result *r)
         r1_gen_row *g = &r->row[i];
         free(g->tokens), free(g->logprobs), free(g->logprobs_model);
         free(g->experts), free(g->weights);
+        free(g->top_ids), free(g->top_p), free(g->entropy), free(g->mtp_ids), free(g->mtp_p);
     }
     free(r->row);
     free(r->moe_layers);
@@ -75,13 +77,19 @@ typedef struct {
     int canceled;
 } gen;
 
-/* Records a sampled token for row r (its routing comes when it is fed). */
-static void record(gen *g, int r, int32_t tok, float lp, float lpm)
+/* Records a sampled token for row r, drawn from logits (its routing comes when it is fed). */
+static void record(gen *g, int r, int32_t tok, float lp, const float *logits)
 {
     r1_gen_row *o = &g->res->row[r];
+    int n = g->res->top_n;
     o->tokens[o->n] = tok;
     o->logprobs[o->n] = lp;
-    o->logprobs_model[o->n] = lpm;
+    o->logprobs_model[o->n] = r1__log_softmax_at(logits, g->V, tok);
+    if (n)
+        r1__top_n(logits, g->V, n, o->top_ids + (size_t)o->n * n, o->top_p + (size_t)o->n * n,
+                  o->entropy + o->n);
+    if (o->mtp_ids)
+        o->mtp_ids[o->n] = -1;
     o->n++;
     g->st[r].seen[tok] = 1;
 }
@@ -101,6 +109,7 @@ static void fed(gen *g, int r, int index, int pos, int slot, int drafted)
     }
     if (!g->o || !g->o->token || g->canceled)
         return;
+    int n = res->top_n;
     r1_token_event ev = {r,
                          index,
                          pos,
@@ -112,7 +121,13 @@ static void fed(gen *g, int r, int index, int pos, int slot, int drafted)
                          res->moe_layers,
                          K,
                          o->experts + (size_t)index * res->n_moe * K,
-                         o->weights + (size_t)index * res->n_moe * K};
+                         o->weights + (size_t)index * res->n_moe * K,
+                         n,
+                         n ? o->top_ids + (size_t)index * n : NULL,
+                         n ? o->top_p + (size_t)index * n : NULL,
+                         n ? o->entropy[index] : NAN,
+                         o->mtp_ids ? o->mtp_ids[index] : -1,
+                         o->mtp_ids ? o->mtp_p[index] : NAN};
     if (g->o->token(g->o->user, &ev))
         g->canceled = 1;
 }
@@ -149,7 +164,7 @@ static void sample_next(gen *g, int r, const float *logits)
     row_state *s = &g->st[r];
     r1__sampling_dist(g->cfg, logits, s->seen, g->p, g->idx, g->V);
     int t = g->cfg->temperature <= 0 ? r1__argmax(g->p, g->V) : r1__draw(g->p, g->V, &s->rng);
-    record(g, r, t, logf(g->p[t]), r1__log_softmax_at(logits, g->V, t));
+    record(g, r, t, logf(g->p[t]), logits);
     s->pending = t;
     s->unfed = 1;
     if (stops(g, r))
@@ -179,10 +194,14 @@ static r1_status setup(gen *g, const int32_t *const *prompts, const int *lens, i
     if (cfg->top_k < 0 || cfg->top_k > c->vocab_size)
         return r1_error_set(err, R1_EINVAL, "generate: top_k is %d; expected 0 (off) to the "
                             "vocabulary size %d", cfg->top_k, c->vocab_size);
-    if (cfg->speculative && m->D < 1)
+    if ((cfg->speculative || cfg->mtp_predict) && m->D < 1)
         return r1_error_set(err, R1_EUNSUPPORTED,
-                            "generate: speculative decoding needs an MTP module; this "
-                            "checkpoint has none (num_nextn_predict_layers is 0)");
+                            "generate: %s needs an MTP module; this checkpoint has none "
+                            "(num_nextn_predict_layers is 0)",
+                            cfg->speculative ? "speculative decoding" : "mtp_predict");
+    if (cfg->top_n < 0 || cfg->top_n > R1_TOP_MAX)
+        return r1_error_set(err, R1_EINVAL, "generate: top_n is %d; expected 0 (off) to %d",
+                            cfg->top_n, R1_TOP_MAX);
     int maxlen = 0;
     for (int r = 0; r < R; r++) {
         if (lens[r] < 1)
@@ -222,6 +241,7 @@ static r1_status setup(gen *g, const int32_t *const *prompts, const int *lens, i
         return r1_error_set(err, R1_ENOMEM, "out of memory");
     res->rows = R;
     res->K = c->num_experts_per_tok;
+    res->top_n = cfg->top_n < c->vocab_size ? cfg->top_n : c->vocab_size;
     res->row = calloc(R, sizeof(r1_gen_row));
     res->moe_layers = calloc(m->L + 1, sizeof(int));
     if (!res->row || !res->moe_layers)
@@ -238,6 +258,19 @@ static r1_status setup(gen *g, const int32_t *const *prompts, const int *lens, i
         o->logprobs_model = malloc(sizeof(float) * per);
         o->experts = calloc(per * rk, sizeof(int32_t));
         o->weights = calloc(per * rk, sizeof(float));
+        if (res->top_n) {
+            o->top_ids = malloc(sizeof(int32_t) * per * res->top_n);
+            o->top_p = malloc(sizeof(float) * per * res->top_n);
+            o->entropy = malloc(sizeof(float) * per);
+            if (!o->top_ids || !o->top_p || !o->entropy)
+                return r1_error_set(err, R1_ENOMEM, "out of memory");
+        }
+        if (cfg->mtp_predict) {
+            o->mtp_ids = malloc(sizeof(int32_t) * per);
+            o->mtp_p = malloc(sizeof(float) * per);
+            if (!o->mtp_ids || !o->mtp_p)
+                return r1_error_set(err, R1_ENOMEM, "out of memory");
+        }
         row_state *st = &g->st[r];
         st->qh = malloc(sizeof(float) * 2 * g->C);
         st->seen = calloc(g->V, 1);
@@ -278,7 +311,7 @@ static r1_status prefill(gen *g, const int32_t *const *prompts, const int *lens,
         } else {
             int n = lens[r];
             s = r1_decoder_step(g->d, &r, 1, prompts[r], n, lg, err);
-            if (s == R1_OK && g->cfg->speculative) {
+            if (s == R1_OK && (g->cfg->speculative || g->cfg->mtp_predict)) {
                 memcpy(hid, r1_decoder_hidden(g->d), sizeof(float) * (size_t)n * C);
                 if (n > 1) /* MTP positions 0..n-2 read (h_j, t[j+1]) */
                     s = r1_decoder_mtp_step(g->d, &r, 1, hid, prompts[r] + 1, n - 1, NULL, err);
@@ -291,6 +324,7 @@ static r1_status prefill(gen *g, const int32_t *const *prompts, const int *lens,
         sample_next(g, r, lg + (size_t)(lens[r] - 1) * V);
         memcpy(st->qh, hid + (size_t)(lens[r] - 1) * C, sizeof(float) * C);
         st->qt[0] = st->pending;
+        st->qi[0] = 0;
         st->nq = 1;
     }
     free(lg);
@@ -299,36 +333,23 @@ static r1_status prefill(gen *g, const int32_t *const *prompts, const int *lens,
     return s;
 }
 
-/* Feeds the pending token of the listed rows (plain decoding, or a final flush). */
-static r1_status plain_round(gen *g, const int *rows, int R, int sample, float *lg,
-                             r1_error *err)
+/* Notes the MTP module's prediction (argmax of logits lq[V]) for row r's token `index`. */
+static void mtp_note(gen *g, int r, int index, const float *lq)
 {
-    int32_t tok[R];
-    memset(tok, 0, sizeof tok); /* (R >= 1; keeps -Wmaybe-uninitialized quiet) */
-    for (int i = 0; i < R; i++)
-        tok[i] = g->st[rows[i]].pending;
-    r1_status s = r1_decoder_step(g->d, rows, R, tok, 1, lg, err);
-    if (s != R1_OK)
-        return s;
-    g->res->steps++;
-    for (int i = 0; i < R; i++) {
-        int r = rows[i];
-        row_state *st = &g->st[r];
-        st->unfed = 0;
-        fed(g, r, g->res->row[r].n - 1, st->P, i, 0);
-        st->P++;
-        if (sample && st->active)
-            sample_next(g, r, lg + (size_t)i * g->V);
-    }
-    return R1_OK;
+    r1_gen_row *o = &g->res->row[r];
+    if (!o->mtp_ids || index < 0 || index >= o->n)
+        return;
+    int t = r1__argmax(lq, g->V);
+    o->mtp_ids[index] = t;
+    o->mtp_p[index] = expf(r1__log_softmax_at(lq, g->V, t));
 }
 
-/* One speculative round over the listed (active) rows. */
-static r1_status spec_round(gen *g, const int *rows, int R, float *lg, float *ml,
-                            r1_error *err)
+/* Runs the MTP module over the queued (hidden, token) pairs of the listed rows (rows with one
+ * pair, then rows with two), notes its predictions, and with `draft` samples each row's draft
+ * for the token after its last pair.  ml is [2R, V] scratch. */
+static r1_status mtp_flush(gen *g, const int *rows, int R, int draft, float *ml, r1_error *err)
 {
     int V = g->V, C = g->C;
-    /* 1. MTP drafts: rows with one queued pair, then rows with two */
     for (int nq = 1; nq <= 2; nq++) {
         int sub[R], n = 0;
         for (int i = 0; i < R; i++)
@@ -352,20 +373,71 @@ static r1_status spec_round(gen *g, const int *rows, int R, float *lg, float *ml
             return s;
         for (int i = 0; i < n; i++) {
             row_state *st = &g->st[sub[i]];
+            for (int j = 0; j < nq; j++)
+                mtp_note(g, sub[i], st->qi[j], ml + ((size_t)i * nq + j) * V);
+            st->nq = 0;
+            if (!draft)
+                continue;
             const float *lq = ml + ((size_t)i * nq + nq - 1) * V;
             r1__sampling_dist(g->cfg, lq, st->seen, st->qdist, g->idx, V);
             st->draft = g->cfg->temperature <= 0 ? r1__argmax(st->qdist, V)
                                                  : r1__draw(st->qdist, V, &st->rng);
-            st->nq = 0;
         }
     }
+    return R1_OK;
+}
+
+/* Feeds the pending token of the listed rows (plain decoding, or a final flush). */
+static r1_status plain_round(gen *g, const int *rows, int R, int sample, float *lg,
+                             float *ml, r1_error *err)
+{
+    int32_t tok[R];
+    memset(tok, 0, sizeof tok); /* (R >= 1; keeps -Wmaybe-uninitialized quiet) */
+    for (int i = 0; i < R; i++)
+        tok[i] = g->st[rows[i]].pending;
+    r1_status s = R1_OK;
+    if (g->cfg->mtp_predict) /* the pending tokens' MTP predictions, before their events */
+        s = mtp_flush(g, rows, R, 0, ml, err);
+    if (s == R1_OK)
+        s = r1_decoder_step(g->d, rows, R, tok, 1, lg, err);
+    if (s != R1_OK)
+        return s;
+    g->res->steps++;
+    for (int i = 0; i < R; i++) {
+        int r = rows[i];
+        row_state *st = &g->st[r];
+        st->unfed = 0;
+        fed(g, r, g->res->row[r].n - 1, st->P, i, 0);
+        st->P++;
+        if (sample && st->active) {
+            sample_next(g, r, lg + (size_t)i * g->V);
+            if (g->cfg->mtp_predict) { /* queue (h_P, x_{P+1}) for the MTP module */
+                memcpy(st->qh, r1_decoder_hidden(g->d) + (size_t)i * g->C, sizeof(float) * g->C);
+                st->qt[0] = st->pending;
+                st->qi[0] = g->res->row[r].n - 1;
+                st->nq = 1;
+            }
+        }
+    }
+    return R1_OK;
+}
+
+/* One speculative round over the listed (active) rows. */
+static r1_status spec_round(gen *g, const int *rows, int R, float *lg, float *ml,
+                            r1_error *err)
+{
+    int V = g->V, C = g->C;
+    /* 1. MTP drafts */
+    r1_status s = mtp_flush(g, rows, R, 1, ml, err);
+    if (s != R1_OK)
+        return s;
     /* 2. the main model reads [pending, draft] */
     int32_t tok[2 * R];
     for (int i = 0; i < R; i++) {
         tok[2 * i] = g->st[rows[i]].pending;
         tok[2 * i + 1] = g->st[rows[i]].draft;
     }
-    r1_status s = r1_decoder_step(g->d, rows, R, tok, 2, lg, err);
+    s = r1_decoder_step(g->d, rows, R, tok, 2, lg, err);
     if (s != R1_OK)
         return s;
     g->res->steps++;
@@ -388,18 +460,21 @@ static r1_status spec_round(gen *g, const int *rows, int R, float *lg, float *ml
         g->res->drafted++;
         if (accept) {
             g->res->accepted++;
-            record(g, r, d, logf(g->p[d]), r1__log_softmax_at(l0, V, d));
+            record(g, r, d, logf(g->p[d]), l0);
             fed(g, r, g->res->row[r].n - 1, st->P + 1, 2 * i + 1, 1);
             st->P += 2;
-            if (stops(g, r)) { /* d was fed: nothing left to flush */
+            memcpy(st->qh, h0, sizeof(float) * C);
+            st->qt[0] = d;
+            st->qi[0] = g->res->row[r].n - 1;
+            st->nq = 1;
+            if (stops(g, r)) { /* d was fed: nothing left to feed */
                 st->active = 0;
                 continue;
             }
-            memcpy(st->qh, h0, sizeof(float) * C);
-            st->qt[0] = d;
             sample_next(g, r, l1);
             memcpy(st->qh + C, h1, sizeof(float) * C);
             st->qt[1] = st->pending;
+            st->qi[1] = g->res->row[r].n - 1;
             st->nq = 2;
         } else {
             /* forget d; draw x_{P+1} from the residual norm(max(0, p - q)) */
@@ -422,13 +497,14 @@ static r1_status spec_round(gen *g, const int *rows, int R, float *lg, float *ml
                         g->q[v] = (float)(g->q[v] / tot);
                 t = r1__draw(g->q, V, &st->rng);
             }
-            record(g, r, t, logf(g->p[t]), r1__log_softmax_at(l0, V, t));
+            record(g, r, t, logf(g->p[t]), l0);
             st->pending = t;
             st->unfed = 1;
             if (stops(g, r))
                 st->active = 0;
             memcpy(st->qh, h0, sizeof(float) * C);
             st->qt[0] = t;
+            st->qi[0] = g->res->row[r].n - 1;
             st->nq = 1;
         }
     }
@@ -466,14 +542,22 @@ r1_status r1_generate(r1_model *m, const int32_t *const *prompts, const int *len
         if (!n || g.canceled)
             break;
         s = g.cfg->speculative ? spec_round(&g, rows, n, lg, ml, err)
-                               : plain_round(&g, rows, n, 1, lg, err);
+                               : plain_round(&g, rows, n, 1, lg, ml, err);
         /* rows that just stopped with an unfed token: feed it for its routing */
         int f = 0;
         for (int r = 0; r < R; r++)
             if (!g.st[r].active && g.st[r].unfed)
                 rows[f++] = r;
         if (s == R1_OK && f)
-            s = plain_round(&g, rows, f, 0, lg, err);
+            s = plain_round(&g, rows, f, 0, lg, ml, err);
+    }
+    if (s == R1_OK && g.cfg->mtp_predict && !g.canceled) { /* the last tokens' predictions */
+        int f = 0;
+        for (int r = 0; r < R; r++)
+            if (g.st[r].nq)
+                rows[f++] = r;
+        if (f)
+            s = mtp_flush(&g, rows, f, 0, ml, err);
     }
     if (s == R1_OK && g.canceled) {
         for (int r = 0; r < R; r++)

@@ -94,7 +94,14 @@ typedef struct {
     const int32_t *const *stop_seqs; /* ... or after any of these token sequences */
     const int *stop_lens;
     int n_stop_seqs;
+    /* the microscope (both off by default; each costs the decoding loop a little) */
+    int top_n;                /* keep each token's n most likely alternatives (0..R1_TOP_MAX)
+                               * and its entropy, under the plain model */
+    int mtp_predict;          /* keep the MTP module's prediction for the token after each
+                               * generated one (needs an MTP module) */
 } r1_gen_cfg;
+
+#define R1_TOP_MAX 32
 
 r1_gen_cfg r1_gen_defaults(void);
 
@@ -116,6 +123,16 @@ typedef struct r1_token_event {
     int K;
     const int32_t *experts; /* [n_moe, K] chosen experts at this token's position */
     const float *weights;   /* [n_moe, K] */
+    /* with top_n: the plain model's n most likely tokens at this position (this token among
+     * them or not), most likely first, their probabilities, and the entropy in nats */
+    int n_top;
+    const int32_t *top_ids; /* [n_top] */
+    const float *top_p;     /* [n_top] */
+    float entropy;          /* NaN without top_n */
+    /* with mtp_predict: what the MTP module, reading this token and the main model's hidden
+     * state before it, predicts for the next token (argmax, probability); -1 when unknown */
+    int32_t mtp_token;
+    float mtp_p;
 } r1_token_event;
 
 
@@ -126,6 +143,12 @@ typedef struct {
     float *logprobs_model; /* [n] plain model */
     int32_t *experts;      /* [n, n_moe, K] */
     float *weights;        /* [n, n_moe, K] */
+    int32_t *top_ids;      /* [n, top_n] with top_n (else NULL), as in r1_token_event */
+    float *top_p;          /* [n, top_n] */
+    float *entropy;        /* [n] */
+    int32_t *mtp_ids;      /* [n] with mtp_predict (else NULL); -1 where unknown (the last
+                            * token of a speculative row) */
+    float *mtp_p;          /* [n] */
     r1_finish finish;
 } r1_gen_row;
 
@@ -134,6 +157,7 @@ typedef struct {
     r1_gen_row *row;       /* [rows] */
     int n_moe, K;
     int *moe_layers;       /* [n_moe] */
+    int top_n;             /* alternatives kept per token (cfg.top_n) */
     long drafted, accepted; /* speculative: drafts proposed and accepted */
     long steps;            /* main-model decoding steps */
     double seconds;        /* wall time of the decoding loop (prefill included) */

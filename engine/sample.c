@@ -115,3 +115,38 @@ float r1__log_softmax_at(const float *logits, int V, int t)
         sum += exp((double)(logits[i] - mx));
     return (float)((double)(logits[t] - mx) - log(sum));
 }
+
+void r1__top_n(const float *logits, int V, int n, int32_t *ids, float *p, float *entropy)
+{
+    float mx = logits[0];
+    for (int i = 1; i < V; i++)
+        mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0, wsum = 0;
+    for (int i = 0; i < V; i++) {
+        double z = (double)(logits[i] - mx), e = exp(z);
+        sum += e;
+        wsum += e * z;
+    }
+    /* H = -sum p log p with p = e^z / S: log S - sum e^z z / S */
+    if (entropy)
+        *entropy = (float)(log(sum) - wsum / sum);
+    /* insertion into the kept list: n is small (a handful), V a few hundred */
+    int k = 0;
+    for (int i = 0; i < V && n > 0; i++) {
+        float v = logits[i];
+        if (k == n && !(v > logits[ids[n - 1]]))
+            continue;
+        int j = k < n ? k++ : n - 1;
+        while (j > 0 && v > logits[ids[j - 1]]) { /* strict: ties keep the lower id first */
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        ids[j] = i;
+    }
+    for (int j = 0; j < k; j++)
+        p[j] = (float)(exp((double)(logits[ids[j]] - mx)) / sum);
+    for (int j = k; j < n; j++) {
+        ids[j] = -1;
+        p[j] = 0;
+    }
+}

@@ -13,6 +13,16 @@
 #include "r1_rng.h"
 #include "tap.h"
 
+static float test_log_softmax(const float *x, int V, int t)
+{
+    double mx = x[0], sum = 0;
+    for (int v = 1; v < V; v++)
+        mx = x[v] > mx ? x[v] : mx;
+    for (int v = 0; v < V; v++)
+        sum += exp(x[v] - mx);
+    return (float)(x[t] - mx - log(sum));
+}
+
 static r1_model *random_tiny(uint64_t seed, float std)
 {
     r1_config c;
@@ -50,6 +60,133 @@ static int on_token(void *user, const r1_token_event *ev)
     l->events++;
     l->lp_sum += ev->logprob_model;
     return l->stop_after && l->events >= l->stop_after;
+}
+
+typedef struct {
+    const r1_gen_row *row; /* the result the events are compared with (set after the run) */
+    int n, top_n, mtp_known;
+    int32_t top[64][8];
+    float ent[64];
+    int32_t mtp[64];
+} inslog;
+
+static int on_inspect(void *user, const r1_token_event *ev)
+{
+    inslog *l = user;
+    if (ev->row != 0 || ev->index >= 64)
+        return 0;
+    l->n++;
+    l->top_n = ev->n_top;
+    for (int j = 0; j < ev->n_top && j < 8; j++)
+        l->top[ev->index][j] = ev->top_ids[j];
+    l->ent[ev->index] = ev->entropy;
+    l->mtp[ev->index] = ev->mtp_token;
+    l->mtp_known += ev->mtp_token >= 0;
+    return 0;
+}
+
+/* The microscope's per-token records (top_n alternatives, entropy, the MTP module's
+ * prediction) against a full forward over prompt + completion. */
+static void check_inspector(r1_model *m)
+{
+    int32_t p0[3] = {5, 6, 7}, p1[5] = {40, 41, 42, 43, 44};
+    const int32_t *ps[2] = {p0, p1};
+    int lens[2] = {3, 5};
+    r1_gen_cfg c = r1_gen_defaults();
+    c.max_tokens = 24, c.top_n = 5, c.mtp_predict = 1, c.temperature = 0.9f, c.seed = 11;
+    inslog lg;
+    memset(&lg, 0, sizeof lg);
+    r1_observer o = {.token = on_inspect, .user = &lg};
+    r1_gen_result *res = NULL;
+    r1_error err = {0};
+    ok(r1_generate(m, ps, lens, 2, &c, &o, &res, &err) == R1_OK, "generation with top_n 5 and "
+       "mtp_predict: %s", err.msg);
+    int V = r1_model_config(m)->vocab_size, bad_top = 0, bad_ent = 0, bad_mtp = 0, ties = 0;
+    double worst_p = 0, worst_e = 0, worst_m = 0;
+    for (int r = 0; r < 2; r++) {
+        const r1_gen_row *o2 = &res->row[r];
+        int T = lens[r] + o2->n;
+        int32_t seq[64];
+        memcpy(seq, ps[r], sizeof(int32_t) * lens[r]);
+        memcpy(seq + lens[r], o2->tokens, sizeof(int32_t) * o2->n);
+        r1_model_forward(m, seq, 1, T, NULL, NULL, NULL);
+        const float *lo = r1_model_logits(m), *ml = r1_model_mtp_logits(m, 1);
+        for (int i = 0; i < o2->n; i++) {
+            int pos = lens[r] + i;
+            const float *x = lo + (size_t)(pos - 1) * V;
+            double mx = x[0], sum = 0, h = 0;
+            for (int v = 1; v < V; v++)
+                mx = x[v] > mx ? x[v] : mx;
+            for (int v = 0; v < V; v++)
+                sum += exp(x[v] - mx);
+            for (int v = 0; v < V; v++) {
+                double q = exp(x[v] - mx) / sum;
+                h -= q > 0 ? q * log(q) : 0;
+            }
+            for (int j = 0; j < 5; j++) {
+                int id = o2->top_ids[i * 5 + j];
+                double q = exp(x[id] - mx) / sum;
+                worst_p = fmax(worst_p, fabs(q - o2->top_p[i * 5 + j]));
+                int rank = 0; /* tokens strictly more likely than id */
+                for (int v = 0; v < V; v++)
+                    rank += x[v] > x[id] + 1e-5f;
+                bad_top += rank > j || (j && o2->top_p[i * 5 + j] > o2->top_p[i * 5 + j - 1]);
+            }
+            worst_e = fmax(worst_e, fabs(h - o2->entropy[i]));
+            bad_ent += !(o2->entropy[i] >= 0 && o2->entropy[i] <= log(V) + 1e-4);
+            /* MTP row pos-1 reads (h_{pos-1}, t_pos) and predicts t_{pos+1} */
+            const float *y = ml + (size_t)(pos - 1) * V;
+            int best = 0, second = -1;
+            for (int v = 1; v < V; v++)
+                if (y[v] > y[best])
+                    second = best, best = v;
+                else if (second < 0 || y[v] > y[second])
+                    second = v;
+            if (y[best] - y[second] < 1e-4f)
+                ties++;
+            else
+                bad_mtp += o2->mtp_ids[i] != best;
+            worst_m = fmax(worst_m, fabs(expf(test_log_softmax(y, V, best)) - o2->mtp_p[i]));
+        }
+    }
+    ok(!bad_top, "the top 5 are the 5 most likely tokens of the full forward, in order (%d bad)",
+       bad_top);
+    ok(worst_p < 2e-5, "their probabilities equal the forward's softmax (worst %.2g)", worst_p);
+    ok(!bad_ent && worst_e < 1e-4, "the entropy equals the forward's (worst %.2g)", worst_e);
+    ok(!bad_mtp && worst_m < 1e-4, "the MTP prediction of every token is the argmax of the "
+       "forward's MTP logits at the position before it (%d wrong, %d near ties, worst p %.2g)",
+       bad_mtp, ties, worst_m);
+    int same = lg.n == res->row[0].n && lg.top_n == 5 && lg.mtp_known == lg.n;
+    for (int i = 0; same && i < lg.n; i++)
+        same = !memcmp(lg.top[i], res->row[0].top_ids + i * 5, sizeof(int32_t) * 5) &&
+               lg.ent[i] == res->row[0].entropy[i] && lg.mtp[i] == res->row[0].mtp_ids[i];
+    ok(same, "every token's event carries its alternatives, entropy and MTP prediction");
+    /* speculative decoding (greedy) keeps the same records */
+    c.temperature = 0;
+    r1_gen_result *plain = NULL, *spec = NULL;
+    r1_generate(m, ps, lens, 2, &c, NULL, &plain, NULL);
+    c.speculative = 1;
+    r1_generate(m, ps, lens, 2, &c, NULL, &spec, NULL);
+    int agree = plain && spec;
+    double worst = 0;
+    for (int r = 0; agree && r < 2; r++) {
+        const r1_gen_row *a = &plain->row[r], *b = &spec->row[r];
+        agree = a->n == b->n && !memcmp(a->tokens, b->tokens, sizeof(int32_t) * a->n) &&
+                !memcmp(a->top_ids, b->top_ids, sizeof(int32_t) * 5 * a->n) &&
+                !memcmp(a->mtp_ids, b->mtp_ids, sizeof(int32_t) * a->n);
+        for (int i = 0; agree && i < a->n; i++)
+            worst = fmax(worst, fabs(a->mtp_p[i] - b->mtp_p[i]));
+    }
+    ok(agree && worst < 1e-4, "speculative greedy decoding records the same alternatives and "
+       "MTP predictions (worst p %.2g)", worst);
+    r1_gen_result_free(plain);
+    r1_gen_result_free(spec);
+    r1_gen_result_free(res);
+    c = r1_gen_defaults();
+    c.top_n = R1_TOP_MAX + 1;
+    res = NULL;
+    is_int(r1_generate(m, ps, lens, 1, &c, NULL, &res, &err), R1_EINVAL, "top_n past the limit");
+    like(err.msg, "top_n is 33; expected 0 (off) to 32", "says so");
 }
 
 /* Ranks of each generated token under the full forward: checks filters and model log-probs. */
@@ -161,6 +298,7 @@ int main(void)
     ok(!same_tokens(&a->row[0], &d->row[0]), "another seed gives another text");
     r1_gen_result_free(a), r1_gen_result_free(b), r1_gen_result_free(d);
     check_filters(m);
+    check_inspector(m);
 
     /* stops: a stop token, a stop sequence, the callback */
     c = r1_gen_defaults();
@@ -294,6 +432,10 @@ int main(void)
            "speculation without an MTP module");
     like(err.msg, "needs an MTP module", "says so");
     ok(res == NULL, "failed calls return no result");
+    cl.speculative = 0, cl.mtp_predict = 1;
+    is_int(r1_generate(m, &sp, &one, 1, &cl, NULL, &res, &err), R1_EUNSUPPORTED,
+           "MTP predictions without an MTP module");
+    like(err.msg, "mtp_predict needs an MTP module", "says so");
     r1_model_free(m);
     return done_testing();
 }

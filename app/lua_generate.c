@@ -70,6 +70,40 @@ static void push_routing(lua_State *L, int n_moe, const int *layers, int K, cons
     }
 }
 
+/* {token, text, p}: one candidate token (text only with a tokenizer). */
+static void push_candidate(lua_State *L, const r1_tokenizer *tok, int32_t id, float p)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, id);
+    lua_setfield(L, -2, "token");
+    if (tok) {
+        lua_pushstring(L, r1_tokenizer_token(tok, id));
+        lua_setfield(L, -2, "text");
+    }
+    lua_pushnumber(L, p);
+    lua_setfield(L, -2, "p");
+}
+
+/* The microscope's fields of one token (top, entropy, mtp) into the table on top. */
+static void push_inspect(lua_State *L, const r1_tokenizer *tok, int n, const int32_t *ids,
+                         const float *p, float entropy, int32_t mtp, float mtp_p)
+{
+    if (n > 0) {
+        lua_createtable(L, n, 0);
+        for (int j = 0; j < n && ids[j] >= 0; j++) {
+            push_candidate(L, tok, ids[j], p[j]);
+            lua_rawseti(L, -2, j + 1);
+        }
+        lua_setfield(L, -2, "top");
+        lua_pushnumber(L, entropy);
+        lua_setfield(L, -2, "entropy");
+    }
+    if (mtp >= 0) {
+        push_candidate(L, tok, mtp, mtp_p);
+        lua_setfield(L, -2, "mtp");
+    }
+}
+
 typedef struct {
     gen_cb *g;
     const r1_token_event *te;
@@ -101,6 +135,8 @@ static int push_token(lua_State *L, void *ud)
     lua_setfield(L, -2, "drafted");
     push_routing(L, te->n_moe, te->moe_layers, te->K, te->experts, te->weights);
     lua_setfield(L, -2, "routing");
+    push_inspect(L, a->g->tok, te->n_top, te->top_ids, te->top_p, te->entropy, te->mtp_token,
+                 te->mtp_p);
     return 1;
 }
 
@@ -158,6 +194,10 @@ static int generate(lua_State *L, const char *what, int chat, const r1_task *tas
         (float)lua_r1_opt_num(L, 3, "repetition_penalty", cfg.repetition_penalty);
     cfg.seed = (uint64_t)lua_r1_opt_int(L, 3, "seed", 0);
     cfg.speculative = lua_r1_opt_bool(L, 3, "speculative", 0);
+    /* the microscope's records: on by default (they cost the decoding loop little) */
+    cfg.top_n = lua_r1_opt_int_in(L, 3, "top_n", 5, 0, R1_TOP_MAX);
+    cfg.mtp_predict = lua_r1_opt_bool(L, 3, "mtp",
+                                      r1_model_config(u->m)->num_nextn_predict_layers > 0);
     const char *wt = lua_r1_opt_str(L, 3, "weights", "fp32");
     if (strcmp(wt, "fp32") && strcmp(wt, "bf16") && strcmp(wt, "fp8"))
         return luaL_error(L,
@@ -264,6 +304,32 @@ static int generate(lua_State *L, const char *what, int chat, const r1_task *tas
         lua_setfield(L, -4, "logprobs_sampling");
         lua_setfield(L, -3, "logprobs");
         lua_setfield(L, -2, "tokens");
+        /* res.top[i], res.entropy[i], res.mtp[i] beside the per-token lists */
+        int tn = res->top_n;
+        if (tn || o->mtp_ids) {
+            lua_createtable(L, tn ? o->n : 0, 0);
+            lua_createtable(L, tn ? o->n : 0, 0);
+            lua_createtable(L, o->mtp_ids ? o->n : 0, 0);
+            for (int i = 0; i < o->n; i++) {
+                if (tn) {
+                    lua_createtable(L, tn, 0);
+                    for (int j = 0; j < tn && o->top_ids[i * tn + j] >= 0; j++) {
+                        push_candidate(L, u->tok, o->top_ids[i * tn + j], o->top_p[i * tn + j]);
+                        lua_rawseti(L, -2, j + 1);
+                    }
+                    lua_rawseti(L, -4, i + 1);
+                    lua_pushnumber(L, o->entropy[i]);
+                    lua_rawseti(L, -3, i + 1);
+                }
+                if (o->mtp_ids && o->mtp_ids[i] >= 0) {
+                    push_candidate(L, u->tok, o->mtp_ids[i], o->mtp_p[i]);
+                    lua_rawseti(L, -2, i + 1);
+                }
+            }
+            lua_setfield(L, -4, "mtp");
+            lua_setfield(L, -3, "entropy");
+            lua_setfield(L, -2, "top");
+        }
         lua_pushstring(L, finish[o->finish]);
         lua_setfield(L, -2, "finish");
         if (u->tok) {
@@ -308,9 +374,10 @@ static int generate(lua_State *L, const char *what, int chat, const r1_task *tas
 }
 
 /* m:generate(prompt | {prompts}, {max_tokens, temperature, top_k, top_p, min_p,
- *            repetition_penalty, seed, speculative, chat, stop = {ids}, on_token = fn})
- * -> {text, think, answer, tokens, logprobs, logprobs_sampling, routing, finish} (a list of
- * them for a batch).  A text prompt is wrapped in the chat format unless chat = false. */
+ *            repetition_penalty, seed, speculative, chat, stop = {ids}, on_token = fn,
+ *            top_n = 5, mtp = true})
+ * -> {text, think, answer, tokens, logprobs, logprobs_sampling, routing, top, entropy, mtp,
+ * finish} (a list of them for a batch).  A text prompt is wrapped in the chat format unless chat = false. */
 static int m_generate(lua_State *L)
 {
     return generate(L, "m:generate", 1, NULL, NULL);

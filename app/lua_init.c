@@ -138,6 +138,8 @@ int luaopen_r1(lua_State *L)
     lua_tensor_open(L);
     lua_model_open(L);
     lua_generate_open(L);
+    lua_inspect_open(L);
+    lua_tree_open(L);
     lua_tokenizer_open(L);
     lua_tasks_open(L);
     lua_grpo_open(L);

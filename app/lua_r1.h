@@ -78,6 +78,11 @@ void lua_model_drop(lua_model *u);
 void lua_model_open(lua_State *L);
 /* m:generate and m:ask (lua_generate.c), added to the model methods: after lua_model_open. */
 void lua_generate_open(lua_State *L);
+/* m:lens, m:attention, r1.patch, r1.compare (lua_inspect.c): after lua_generate_open, with
+ * the module table on top. */
+void lua_inspect_open(lua_State *L);
+/* m:tree, r1.tree_load and the tree methods (lua_tree.c); the module table on top. */
+void lua_tree_open(lua_State *L);
 
 /* ---- option tables (lua_aux.c): field `key` of the table at idx, or def when absent/nil;
  * a present field of the wrong type raises "bad option 'key' (number expected, got ...)". */

@@ -406,6 +406,19 @@ static double seq_xent(r1_model *m, const float *logits, float *dlogits, int B, 
     return sum / W;
 }
 
+/* Activation patching (inspect.c): overwrites the patched rows' residual x[B,T,C] at `site`. */
+static void apply_patch(r1_model *m, int site, float *x, int B, int T)
+{
+    const r1__patch *p = m->patch;
+    int C = m->cfg.hidden_size;
+    if (!p || p->site != site)
+        return;
+    for (int b = 0; b < B; b++)
+        if (p->pos[b] >= 0 && p->pos[b] < T)
+            memcpy(x + ((size_t)b * T + p->pos[b]) * C, p->vec + (size_t)b * C,
+                   sizeof(float) * C);
+}
+
 r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
                            const r1_fwd_opts *opts, r1_loss *loss, r1_error *err)
 {
@@ -444,9 +457,11 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
     /* main model */
     float *x = m->L ? m->acts[0].x : m->x_final;
     embed_rows(m, m->tokens, N, x);
+    apply_patch(m, 0, x, B, T);
     for (int l = 0; l < m->L; l++) {
         float *out = l + 1 < m->L ? m->acts[l + 1].x : m->x_final;
         r1__layer_forward(m, l, &m->acts[l], m->acts[l].x, out);
+        apply_patch(m, l + 1, out, B, T);
     }
     r1_rmsnorm_fwd(m->hf, m->hf_rstd, m->x_final, m->final_norm, N, C, c->rms_norm_eps);
     r1_matmul_fwd(m->logits, m->hf, m->head, N, C, V, 0);

@@ -121,6 +121,15 @@ typedef struct {
     float *tmp;             /* [N, C] */
 } grad_scratch;
 
+/* An intervention in the residual stream for one forward (activation patching, inspect.c):
+ * at site `site` (0: the embeddings entering layer 0; l + 1: the output of decoder layer l),
+ * row b's position pos[b] (-1: none) is overwritten with vec[b, C] before the next layer. */
+typedef struct {
+    int site;
+    const int *pos;   /* [B] */
+    const float *vec; /* [B, C] */
+} r1__patch;
+
 struct r1_model {
     r1_config cfg;
     int L, D, Ltot; /* main layers, MTP depth, L + D */
@@ -177,6 +186,7 @@ struct r1_model {
     int bf16_fwd, bf16_last;   /* as fp8_fwd and fp8_last */
     uint16_t *wt16;            /* BF16 training: the parameters rounded to bf16 by the forward,
                                 * same layout, read by its GEMMs and by its backward's */
+    const r1__patch *patch;    /* the next forwards' intervention (inspect.c), else NULL */
     char errmsg[R1_ERRLEN];
 };
 

@@ -85,6 +85,40 @@ int ev_alloc_stats(ev *e, int n)
     return n > 0 && !e->stats ? -1 : 0;
 }
 
+int ev_alloc_view(ev *e, int rows, int cols, int nlabels)
+{
+    rows = rows > 0 ? rows : 0;
+    cols = cols > 0 ? cols : 0;
+    e->vals = calloc((size_t)rows * cols + 1, sizeof(float));
+    e->labels = calloc((size_t)nlabels + 1, sizeof(char *));
+    if (!e->vals || !e->labels) {
+        free(e->vals), free(e->labels);
+        e->vals = NULL, e->labels = NULL;
+        return -1;
+    }
+    e->rows = rows, e->cols = cols, e->nlabels = nlabels;
+    return 0;
+}
+
+ev *ev_copy_view(const ev *e)
+{
+    if (!e || e->kind != EV_VIEW)
+        return NULL;
+    ev *c = ev_new(EV_VIEW);
+    if (!c || ev_alloc_view(c, e->rows, e->cols, e->nlabels) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->view = e->view;
+    memcpy(c->vals, e->vals, sizeof(float) * (size_t)e->rows * e->cols);
+    memcpy(c->ints, e->ints, sizeof c->ints);
+    memcpy(c->nums, e->nums, sizeof c->nums);
+    c->text = e->text ? strdup(e->text) : NULL;
+    for (int i = 0; i < e->nlabels; i++)
+        c->labels[i] = e->labels[i] ? strdup(e->labels[i]) : NULL;
+    return c;
+}
+
 void ev_free(ev *e)
 {
     if (!e)
@@ -96,6 +130,11 @@ void ev_free(ev *e)
         free(e->stats);
         free(e->load);
         free(e->bias);
+    } else if (e->kind == EV_VIEW) {
+        free(e->vals);
+        for (int i = 0; e->labels && i < e->nlabels; i++)
+            free(e->labels[i]);
+        free(e->labels);
     } else if (e->kind == EV_GROUP) {
         for (int i = 0; e->completions && i < e->n; i++)
             free(e->completions[i].text);

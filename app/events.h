@@ -22,7 +22,28 @@ typedef enum {
     EV_STEP,      /* a training step: stage, step, named statistics, expert load */
     EV_GROUP,     /* a GRPO group: prompt, completions, rewards, advantages */
     EV_JOB_DONE,  /* the worker finished the current job: ok = 1, or 0 with text = error */
+    EV_VIEW,      /* a microscope view: the logit lens, attention, patching, comparison, tree */
 } ev_kind;
+
+/* The microscope's views (EV_VIEW), each a small table: a matrix of values, strings, and a few
+ * numbers.  What each holds:
+ *   LENS     rows = sites (+ "MTP"), cols = 4: p of the top 3, then p of the next token
+ *            (NaN when unknown); labels: row names, then rows x 3 candidate texts;
+ *            ints[0] the token index (0-based among the generated tokens)
+ *   ATTN     rows = 1, cols = the generated tokens: the query's weights over them; ints[0]
+ *            the query's token index, [1] layer, [2] head (-1: mean of the heads), [3] heads,
+ *            [4] the last layer index; nums[0] the weight on the prompt
+ *   PATCH    rows = sites, cols = prompt positions: the share that returns; labels: site
+ *            names, then the clean prompt's token texts, then the corrupted prompt's;
+ *            nums[0] lp_clean, [1] lp_corrupt; text: the answer scored
+ *   COMPARE  rows = 1, cols = main layers: the share of tokens whose experts changed (NaN:
+ *            dense); labels: name a, name b, text a, text b, answer a, answer b; ints[0] the
+ *            first differing generated token (0-based, -1: none), [1] its byte offset in
+ *            text a, [2] in text b, [3]/[4] verdicts of a/b (1, 0, -1 unknown)
+ *   TREE     rows = nodes, cols = 5: id, parent (0: root), depth, verdict (1, 0, -1), at;
+ *            labels: per node its answer and its forced text (2 per node); ints[0] the node
+ *            shown */
+enum { EV_VIEW_LENS, EV_VIEW_ATTN, EV_VIEW_PATCH, EV_VIEW_COMPARE, EV_VIEW_TREE, EV_NVIEWS };
 
 typedef struct {
     char name[32];
@@ -56,6 +77,16 @@ typedef struct ev {
             char tok_text[16]; /* the token's text ("<think>", "7", "\n") */
             float logprob;
             int part;          /* 0 prompt, 1 think, 2 answer, 3 other (after </answer>) */
+            /* the token inspector: alternatives (n_top of them, at most 5), the entropy
+             * (NaN: not recorded), the MTP module's prediction for the next token (-1) */
+            int n_top;
+            int32_t top_id[5];
+            float top_p[5];
+            char top_text[5][12];
+            float entropy;
+            int32_t mtp_id;
+            float mtp_p;
+            char mtp_text[12];
             int n_moe, K;      /* at most EV_MAX_MOE, EV_MAX_K */
             int *moe_layers;   /* [n_moe]; owned, one block with the two below */
             int32_t *experts;  /* [n_moe, K] */
@@ -69,6 +100,15 @@ typedef struct ev {
             int load_layers, load_experts; /* expert load [layers, experts] (share of tokens) */
             float *load;       /* owned; may be NULL */
             float *bias;       /* owned; the balancing bias, same shape; may be NULL */
+        };
+        struct {         /* EV_VIEW */
+            int view;          /* EV_VIEW_... */
+            int rows, cols;
+            float *vals;       /* [rows, cols], owned */
+            int nlabels;
+            char **labels;     /* [nlabels] owned strings (entries may be NULL) */
+            int ints[8];
+            double nums[4];
         };
         struct {         /* EV_GROUP */
             char reward_names[8][24];
@@ -91,6 +131,10 @@ ev *ev_new(ev_kind kind);
 int ev_alloc_routing(ev *e, int n_moe, int K);
 /* Allocates room for n statistics (capped at EV_MAX_STATS), nstats left 0; 0 or -1. */
 int ev_alloc_stats(ev *e, int n);
+/* Allocates an EV_VIEW's matrix (zeroed) and label slots (NULL); 0 or -1. */
+int ev_alloc_view(ev *e, int rows, int cols, int nlabels);
+/* A deep copy of an event (EV_VIEW only; NULL otherwise or when out of memory). */
+ev *ev_copy_view(const ev *e);
 /* Posts e (ownership passes to the queue; freed at once when no sink is active). */
 void ev_post(ev *e);
 /* Convenience: posts an EV_PRINT with a copy of text (len bytes). */

@@ -5,6 +5,7 @@
  * resources of the call are released (every buffer is a userdata on the stack). */
 #include <config.h>
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,7 +46,7 @@ static void post_token(gen_cb *g, const r1_token_event *te)
         return;
     /* a tag token belongs to the part it opens or closes */
     int shown = te->token == R1_TOK_THINK_END ? 1 : te->token == R1_TOK_ANSWER_END ? 2 : np;
-    g->obs->token(te, g->tok ? r1_tokenizer_token(g->tok, te->token) : NULL, shown);
+    g->obs->token(te, g->tok ? r1_tokenizer_token(g->tok, te->token) : NULL, shown, g->tok);
 }
 
 static void push_routing(lua_State *L, int n_moe, const int *layers, int K, const int32_t *e,
@@ -170,6 +171,39 @@ static int32_t *prompt_ids(lua_State *L, lua_model *u, int idx, int arg, int cha
     return lua_r1_ids(L, idx, arg, n);
 }
 
+static int push_results(lua_State *L, lua_model *u, const r1_gen_result *res, int R, int batch,
+                        const gen_cb *cbp, const r1_task *task, const char *target,
+                        const int32_t *prompt0, int np0);
+
+/* The workbench's context: the model (at stack index 1), row 0's prompt and tokens, and the
+ * task problem, kept in the registry for ui.context() (the microscope's keys read it). */
+static void set_context(lua_State *L, const int32_t *prompt, int np, const r1_gen_row *row,
+                        const r1_task *task, const char *target)
+{
+    lua_createtable(L, 0, 5);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "model");
+    lua_createtable(L, np, 0);
+    for (int i = 0; i < np; i++) {
+        lua_pushinteger(L, prompt[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "prompt_ids");
+    lua_createtable(L, row->n, 0);
+    for (int i = 0; i < row->n; i++) {
+        lua_pushinteger(L, row->tokens[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "tokens");
+    if (task && target) {
+        lua_pushstring(L, r1_task_name(task));
+        lua_setfield(L, -2, "task");
+        lua_pushstring(L, target);
+        lua_setfield(L, -2, "target");
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, "r1lab.context");
+}
+
 /* The generation behind m:generate and m:ask.  Arguments: 1 model, 2 prompt(s), 3 options.
  * chat: strings are chat prompts; task/target (may be NULL): judge row 1 for the workbench.
  * Leaves the result (a table, or a list of tables for a batch) on the stack. */
@@ -278,6 +312,18 @@ static int generate(lua_State *L, const char *what, int chat, const r1_task *tas
         return luaL_error(L, "%s", err.msg);
     if (s == R1_ECANCELED && r1_interrupted())
         return luaL_error(L, "interrupted");
+    return push_results(L, u, res, R, batch, &cb, task, target, ps[0], lens[0]);
+}
+
+/* Builds m:generate's result table (a list of them when batch) from res, telling the
+ * observer the end of row 0 (judged by task and target, when given) and keeping row 0 as the
+ * workbench's context (ui.context).  prompt0[np0] is row 0's prompt. */
+static int push_results(lua_State *L, lua_model *u, const r1_gen_result *res, int R, int batch,
+                        const gen_cb *cbp, const r1_task *task, const char *target,
+                        const int32_t *prompt0, int np0)
+{
+    const gen_cb cb = *cbp;
+    r1_error err = {0};
     static const char *finish[] = {"stop", "length", "cancel"};
     if (batch)
         lua_createtable(L, R, 0);
@@ -360,6 +406,7 @@ static int generate(lua_State *L, const char *what, int chat, const r1_task *tas
         if (batch)
             lua_rawseti(L, -2, r + 1);
     }
+    set_context(L, prompt0, np0, &res->row[0], task, target);
     lua_pushinteger(L, res->accepted);
     lua_setfield(L, -2, "accepted");
     lua_pushinteger(L, res->drafted);
@@ -408,6 +455,191 @@ static int m_ask(lua_State *L)
     return 2;
 }
 
+/* The n most likely tokens of logits x[V] (ties: the lower id first), their probabilities and
+ * the entropy in nats, as the engine's token inspector records them. */
+static void inspect_row(const float *x, int V, int n, int32_t *ids, float *p, float *entropy)
+{
+    float mx = x[0];
+    for (int v = 1; v < V; v++)
+        mx = x[v] > mx ? x[v] : mx;
+    double z = 0, wz = 0;
+    for (int v = 0; v < V; v++) {
+        double d = (double)(x[v] - mx), e = exp(d);
+        z += e;
+        wz += e * d;
+    }
+    *entropy = (float)(log(z) - wz / z);
+    for (int j = 0; j < n; j++) {
+        int best = -1;
+        for (int v = 0; v < V; v++) {
+            int used = 0;
+            for (int k = 0; k < j; k++)
+                used |= ids[k] == v;
+            if (!used && (best < 0 || x[v] > x[best]))
+                best = v;
+        }
+        ids[j] = best;
+        p[j] = best >= 0 ? (float)(exp((double)(x[best] - mx)) / z) : 0;
+    }
+}
+
+/* A one-row r1_gen_result for tokens[n] read after prompt[np] by one forward of m (the kept
+ * activations of m are replaced); NULL when out of memory. */
+static r1_gen_result *replay(r1_model *m, const int32_t *prompt, int np, const int32_t *tokens,
+                             int n, int top_n, r1_error *err, r1_status *st)
+{
+    const r1_config *c = r1_model_config(m);
+    int V = c->vocab_size, K = c->num_experts_per_tok, T = np + n;
+    *st = R1_ENOMEM;
+    r1_gen_result *res = calloc(1, sizeof *res);
+    int32_t *seq = malloc(sizeof(int32_t) * (size_t)T);
+    if (!res || !seq || !(res->row = calloc(1, sizeof(r1_gen_row))) ||
+        !(res->moe_layers = calloc((size_t)c->num_hidden_layers + 1, sizeof(int)))) {
+        free(seq);
+        r1_gen_result_free(res);
+        r1_error_set(err, R1_ENOMEM, "out of memory");
+        return NULL;
+    }
+    memcpy(seq, prompt, sizeof(int32_t) * np);
+    memcpy(seq + np, tokens, sizeof(int32_t) * n);
+    res->rows = 1, res->K = K, res->top_n = top_n;
+    *st = r1_model_forward(m, seq, 1, T, NULL, NULL, err);
+    free(seq);
+    if (*st != R1_OK) {
+        r1_gen_result_free(res);
+        return NULL;
+    }
+    for (int l = 0; l < c->num_hidden_layers; l++)
+        if (r1_model_routing(m, l, NULL, NULL) >= 0)
+            res->moe_layers[res->n_moe++] = l;
+    r1_gen_row *o = &res->row[0];
+    size_t rk = (size_t)(res->n_moe ? res->n_moe : 1) * K, nn = n ? (size_t)n : 1;
+    o->n = n;
+    o->finish = n && tokens[n - 1] == R1_TOK_EOS ? R1_FINISH_STOP : R1_FINISH_LENGTH;
+    o->tokens = malloc(sizeof(int32_t) * nn);
+    o->logprobs = malloc(sizeof(float) * nn);
+    o->logprobs_model = malloc(sizeof(float) * nn);
+    o->experts = calloc(nn * rk, sizeof(int32_t));
+    o->weights = calloc(nn * rk, sizeof(float));
+    o->top_ids = malloc(sizeof(int32_t) * nn * (top_n ? top_n : 1));
+    o->top_p = malloc(sizeof(float) * nn * (top_n ? top_n : 1));
+    o->entropy = malloc(sizeof(float) * nn);
+    const float *ml = r1_model_mtp_logits(m, 1);
+    if (ml) {
+        o->mtp_ids = malloc(sizeof(int32_t) * nn);
+        o->mtp_p = malloc(sizeof(float) * nn);
+    }
+    int32_t *re = malloc(sizeof(int32_t) * (size_t)T * K);
+    float *rw = malloc(sizeof(float) * (size_t)T * K);
+    if (!o->tokens || !o->logprobs || !o->logprobs_model || !o->experts || !o->weights ||
+        !o->top_ids || !o->top_p || !o->entropy || (ml && (!o->mtp_ids || !o->mtp_p)) || !re ||
+        !rw) {
+        free(re), free(rw);
+        r1_gen_result_free(res);
+        *st = r1_error_set(err, R1_ENOMEM, "out of memory");
+        return NULL;
+    }
+    const float *lo = r1_model_logits(m);
+    for (int i = 0; i < n; i++) {
+        const float *x = lo + (size_t)(np + i - 1) * V; /* the logits token i was read from */
+        int32_t ids[R1_TOP_MAX];
+        float p[R1_TOP_MAX], h;
+        inspect_row(x, V, top_n ? top_n : 1, ids, p, &h);
+        o->tokens[i] = tokens[i];
+        float mx = x[0];
+        for (int v = 1; v < V; v++)
+            mx = x[v] > mx ? x[v] : mx;
+        double z = 0;
+        for (int v = 0; v < V; v++)
+            z += exp((double)(x[v] - mx));
+        o->logprobs[i] = o->logprobs_model[i] = (float)((double)(x[tokens[i]] - mx) - log(z));
+        memcpy(o->top_ids + (size_t)i * top_n, ids, sizeof(int32_t) * top_n);
+        memcpy(o->top_p + (size_t)i * top_n, p, sizeof(float) * top_n);
+        o->entropy[i] = h;
+        if (ml) { /* MTP row np+i-1 reads (h, token i) and predicts token i + 1 */
+            int32_t b;
+            float pb, hb;
+            inspect_row(ml + (size_t)(np + i - 1) * V, V, 1, &b, &pb, &hb);
+            o->mtp_ids[i] = b;
+            o->mtp_p[i] = pb;
+        }
+    }
+    for (int j = 0; j < res->n_moe; j++) {
+        r1_model_routing(m, res->moe_layers[j], re, rw);
+        for (int i = 0; i < n; i++) {
+            memcpy(o->experts + ((size_t)i * res->n_moe + j) * K, re + (size_t)(np + i) * K,
+                   sizeof(int32_t) * K);
+            memcpy(o->weights + ((size_t)i * res->n_moe + j) * K, rw + (size_t)(np + i) * K,
+                   sizeof(float) * K);
+        }
+    }
+    free(re), free(rw);
+    *st = R1_OK;
+    return res;
+}
+
+/* m:replay(prompt, tokens [, {task, target, chat = true}]) -> a result like m:generate's for
+ * a completion given rather than generated: one forward pass over prompt + tokens reads every
+ * token's log-probability, alternatives, entropy, MTP prediction and routing.  The workbench
+ * shows it as a generation (the microscope's keys then work on it). */
+static int m_replay(lua_State *L)
+{
+    lua_model *u = lua_model_idle(L, 1, "m:replay");
+    if (!lua_isnoneornil(L, 4))
+        luaL_checktype(L, 4, LUA_TTABLE);
+    lua_settop(L, 4);
+    int chat = lua_r1_opt_bool(L, 4, "chat", 1);
+    const char *tname = lua_r1_opt_str(L, 4, "task", NULL);
+    const char *target = lua_r1_opt_str(L, 4, "target", NULL);
+    const r1_task *task = NULL;
+    r1_error err = {0};
+    if (tname && r1_task_find(&task, tname, &err) != R1_OK)
+        return luaL_error(L, "m:replay: %s", err.msg);
+    int np, n;
+    int32_t *prompt = prompt_ids(L, u, 2, 2, chat, &np);
+    int32_t *toks = lua_type(L, 3) == LUA_TSTRING && u->tok
+                        ? lua_r1_encode(L, u->tok, lua_tostring(L, 3), 0, &n)
+                        : lua_r1_ids(L, 3, 3, &n);
+    if (np < 1)
+        return luaL_error(L, "m:replay: the prompt is empty");
+    const r1_config *c = r1_model_config(u->m);
+    if (np + n > c->max_position_embeddings)
+        return luaL_error(L, "m:replay: %d tokens exceed max_position_embeddings (%d)", np + n,
+                          c->max_position_embeddings);
+    gen_cb cb;
+    memset(&cb, 0, sizeof cb);
+    cb.L = L, cb.ref = LUA_NOREF, cb.tok = u->tok, cb.obs = lua_r1_observer_get();
+    cb.part[0] = np && prompt[np - 1] == R1_TOK_THINK ? 1 : 3;
+    r1_status s;
+    lua_model_hold(u, "m:replay");
+    r1_gen_result *res = replay(u->m, prompt, np, toks, n, 5, &err, &s);
+    lua_model_drop(u);
+    r1_gen_result **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = res;
+    luaL_setmetatable(L, "r1.genresult");
+    if (!res)
+        return luaL_error(L, "m:replay: %s", err.msg);
+    if (cb.obs) {
+        char *text = NULL;
+        if (u->tok)
+            r1_tokenizer_decode(u->tok, prompt, np, &text, NULL);
+        cb.obs->gen_begin(text, 1);
+        free(text);
+        const r1_gen_row *o = &res->row[0];
+        for (int i = 0; i < n; i++) {
+            size_t off = (size_t)i * res->n_moe * res->K;
+            r1_token_event ev = {0, i, np + i, o->tokens[i], o->logprobs[i], o->logprobs[i], 0,
+                                 res->n_moe, res->moe_layers, res->K, o->experts + off,
+                                 o->weights + off, 5, o->top_ids + (size_t)i * 5,
+                                 o->top_p + (size_t)i * 5, o->entropy[i],
+                                 o->mtp_ids ? o->mtp_ids[i] : -1,
+                                 o->mtp_ids ? o->mtp_p[i] : 0};
+            post_token(&cb, &ev);
+        }
+    }
+    return push_results(L, u, res, 1, 0, &cb, task, target, prompt, np);
+}
+
 static int genresult_gc(lua_State *L)
 {
     r1_gen_result **box = lua_touserdata(L, 1);
@@ -428,5 +660,7 @@ void lua_generate_open(lua_State *L)
     lua_setfield(L, -2, "generate");
     lua_pushcfunction(L, m_ask);
     lua_setfield(L, -2, "ask");
+    lua_pushcfunction(L, m_replay);
+    lua_setfield(L, -2, "replay");
     lua_pop(L, 2);
 }

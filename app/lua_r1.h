@@ -172,7 +172,8 @@ typedef struct {
 typedef struct {
     void (*gen_begin)(const char *prompt, int rows);
     /* one token; text its text (or NULL), part 1 think, 2 answer, 3 other */
-    void (*token)(const r1_token_event *te, const char *text, int part);
+    void (*token)(const r1_token_event *te, const char *text, int part,
+                  const r1_tokenizer *tok); /* tok (may be NULL): for the alternatives' texts */
     void (*gen_end)(const char *completion, int verdict); /* completion may be NULL */
     void (*step)(const lua_r1_step *s);
     void (*group)(const lua_r1_group *g);

@@ -186,8 +186,9 @@ static void add_node(lua_State *L, int tree, int model, int parent, int at, cons
     lua_settop(L, tokens);
 }
 
-/* m:tree(prompt [, {task, target, max_tokens = 256, temperature = 0, seed = 0, chat = true}])
- * -> a tree whose node 1 is the prompt's completion. */
+/* m:tree(prompt [, {task, target, max_tokens = 256, temperature = 0, seed = 0, chat = true,
+ *                   tokens}]) -> a tree whose node 1 is the prompt's completion (generated, or
+ * the given token list). */
 static int m_tree(lua_State *L)
 {
     lua_model *u = lua_model_idle(L, 1, "m:tree");
@@ -248,8 +249,18 @@ static int m_tree(lua_State *L)
     lua_setfield(L, tree, "opts");
     lua_newtable(L);
     lua_setfield(L, tree, "nodes");
-    lua_newtable(L);
-    continue_from(L, tree, 1);
+    if (lua_istable(L, 3) && lua_getfield(L, 3, "tokens") != LUA_TNIL) { /* adopt them */
+        int nt;
+        int32_t *given = lua_r1_ids(L, lua_gettop(L), 3, &nt);
+        lua_createtable(L, nt, 0);
+        for (int i = 0; i < nt; i++) {
+            lua_pushinteger(L, given[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+    } else {
+        lua_newtable(L);
+        continue_from(L, tree, 1);
+    }
     add_node(L, tree, 1, 0, 0, NULL);
     lua_pop(L, 1);
     lua_pushvalue(L, tree);

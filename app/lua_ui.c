@@ -211,6 +211,7 @@ static const luaL_Reg ui_funcs[] = {
 void lua_ui_open(lua_State *L)
 {
     luaL_newlib(L, ui_funcs);
+    lua_ui_views_open(L);
     lua_setglobal(L, "ui");
 }
 

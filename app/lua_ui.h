@@ -11,6 +11,9 @@
 /* Sets the global `ui`. */
 void lua_ui_open(lua_State *L);
 
+/* Adds the microscope's calls (lua_ui_views.c) to the ui table on top of the stack. */
+void lua_ui_views_open(lua_State *L);
+
 /* Replaces print and io.write in L with versions that post their text as EV_PRINT events. */
 void lua_ui_redirect_output(lua_State *L);
 

@@ -126,6 +126,15 @@ typedef struct {
     int row;
     float logprob;
     size_t route;  /* offset into route_e / route_w (n_moe * K entries) */
+    /* the token inspector (n_top 0 and entropy NaN when not recorded; mtp_id -1) */
+    int n_top;
+    int32_t top_id[5];
+    float top_p[5];
+    char top_text[5][12];
+    float entropy;
+    int32_t mtp_id;
+    float mtp_p;
+    char mtp_text[12];
 } ui_token;
 
 typedef enum { OUT_TEXT, OUT_ECHO, OUT_ERROR, OUT_INFO, OUT_DIM } ui_out_role;
@@ -172,7 +181,14 @@ typedef struct ui_model {
     int load_layers, load_experts;
     float *load, *bias;    /* owned copies, may be NULL */
     ui_series hist[H_NSERIES];
-    int routing_view;      /* 0: the generation's routing, 1: training load and bias */
+    int routing_view;      /* a UI_RV_...: what the Routing pane shows */
+    int colour_by;         /* Reasoning pane's tokens: 0 plain, 1 probability, 2 entropy */
+
+    /* ---- the microscope (EV_VIEW, owned copies; NULL when none) */
+    ev *view[EV_NVIEWS];
+    int attn_on;           /* the Reasoning pane shows view[EV_VIEW_ATTN] as heat */
+    int compare_on;        /* the Reasoning pane shows view[EV_VIEW_COMPARE] */
+    int tree_sel;          /* the selected row of the tree (the Answer pane) */
 
     /* ---- the last GRPO group (EV_GROUP) */
     ev *group;             /* owned */
@@ -209,14 +225,28 @@ typedef struct ui_model {
     char **matches;        /* completion candidates to show (owned), NULL when none */
     int nmatches;
     int request;           /* an action a pane key asks the workbench for (UI_REQ_...) */
+    int req_arg[4];
     /* geometry the panes saw at the last frame (for keys and the mouse) */
     int pane_h[UI_NPANES], pane_w[UI_NPANES];
 } ui_model;
 
 #define UI_MAX_LINES 5000
 
-/* Actions panes ask for through m->request (they need the worker or the input line). */
-enum { UI_REQ_NONE, UI_REQ_RUN_CELL, UI_REQ_EDIT_CELL };
+/* What the Routing pane shows. */
+enum { UI_RV_GEN, UI_RV_TRAIN, UI_RV_LENS, UI_RV_PATCH, UI_RV_COMPARE };
+
+/* Actions panes ask for through m->request (they need the worker or the input line); the
+ * arguments in req_arg. */
+enum {
+    UI_REQ_NONE,
+    UI_REQ_RUN_CELL,
+    UI_REQ_EDIT_CELL,
+    UI_REQ_LENS,      /* req_arg[0]: token index */
+    UI_REQ_ATTN,      /* token index, layer, head (-1: mean) */
+    UI_REQ_BRANCH,    /* token index, token id */
+    UI_REQ_BRANCH_TEXT, /* token index: ask for the text in the input line */
+    UI_REQ_TREE_SHOW, /* node id */
+};
 
 void ui_model_init(ui_model *m);
 void ui_model_free(ui_model *m);

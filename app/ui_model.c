@@ -76,6 +76,12 @@ void ui_model_clear_run(ui_model *m)
     m->group_sel = 0;
     m->reader = 0;
     m->routing_view = 0;
+    for (int i = 0; i < EV_NVIEWS; i++) {
+        ev_free(m->view[i]);
+        m->view[i] = NULL;
+    }
+    m->attn_on = m->compare_on = 0;
+    m->tree_sel = 0;
 }
 
 void ui_model_clear_output(ui_model *m)
@@ -263,6 +269,41 @@ static void count_routing(ui_model *m, const ev *e)
     m->routed_tokens++;
 }
 
+/* A microscope view replaces the last of its kind and shows itself. */
+static void apply_view(ui_model *m, const ev *e)
+{
+    if (e->view < 0 || e->view >= EV_NVIEWS)
+        return;
+    ev *c = ev_copy_view(e);
+    if (!c)
+        return;
+    ev_free(m->view[e->view]);
+    m->view[e->view] = c;
+    switch (e->view) {
+    case EV_VIEW_LENS:
+        m->routing_view = UI_RV_LENS;
+        break;
+    case EV_VIEW_PATCH:
+        m->routing_view = UI_RV_PATCH;
+        break;
+    case EV_VIEW_COMPARE:
+        m->routing_view = UI_RV_COMPARE;
+        m->compare_on = 1;
+        m->attn_on = 0;
+        break;
+    case EV_VIEW_ATTN:
+        m->attn_on = 1;
+        m->compare_on = 0;
+        break;
+    case EV_VIEW_TREE:
+        m->tree_sel = 0;
+        for (int r = 0; r < c->rows; r++)
+            if ((int)c->vals[r * c->cols] == c->ints[0])
+                m->tree_sel = r;
+        break;
+    }
+}
+
 static void add_token(ui_model *m, const ev *e)
 {
     count_routing(m, e);
@@ -303,6 +344,17 @@ static void add_token(ui_model *m, const ev *e)
     t->row = e->row;
     t->logprob = e->logprob;
     t->route = m->nroute;
+    t->n_top = e->n_top;
+    memcpy(t->top_id, e->top_id, sizeof t->top_id);
+    memcpy(t->top_p, e->top_p, sizeof t->top_p);
+    memcpy(t->top_text, e->top_text, sizeof t->top_text);
+    for (int j = 0; j < 5; j++)
+        t->top_text[j][sizeof t->top_text[j] - 1] = '\0';
+    t->entropy = e->n_top ? e->entropy : NAN;
+    t->mtp_id = e->mtp_id;
+    t->mtp_p = e->mtp_p;
+    memcpy(t->mtp_text, e->mtp_text, sizeof t->mtp_text);
+    t->mtp_text[sizeof t->mtp_text - 1] = '\0';
     if (need && e->n_moe == m->n_moe && e->K == m->K) {
         memcpy(m->route_e + m->nroute, e->experts, sizeof(int32_t) * need);
         memcpy(m->route_w + m->nroute, e->weights, sizeof(float) * need);
@@ -423,6 +475,13 @@ void ui_model_apply(ui_model *m, const ev *e)
         m->gen_rows = e->n;
         m->gen_active = 1;
         m->routing_view = 0; /* show the new generation's routing */
+        /* views of the old tokens go; a tree and a comparison stay until replaced */
+        for (int v = EV_VIEW_LENS; v <= EV_VIEW_ATTN; v++) {
+            ev_free(m->view[v]);
+            m->view[v] = NULL;
+        }
+        m->attn_on = 0;
+        m->compare_on = 0;
         break;
     case EV_TOKEN:
         add_token(m, e);
@@ -449,6 +508,9 @@ void ui_model_apply(ui_model *m, const ev *e)
     }
     case EV_JOB_DONE:
         m->gen_active = 0;
+        break;
+    case EV_VIEW:
+        apply_view(m, e);
         break;
     }
 }

@@ -22,7 +22,16 @@ static void gen_begin(const char *prompt, int rows)
     ev_post(e);
 }
 
-static void token(const r1_token_event *te, const char *text, int part)
+/* A candidate's text for the screen: the token's text, or its id. */
+static void cand_text(char *buf, size_t n, const r1_tokenizer *tok, int32_t id)
+{
+    if (tok)
+        snprintf(buf, n, "%s", r1_tokenizer_token(tok, id));
+    else
+        snprintf(buf, n, "%d", (int)id);
+}
+
+static void token(const r1_token_event *te, const char *text, int part, const r1_tokenizer *tok)
 {
     ev *e = ev_new(EV_TOKEN);
     if (!e)
@@ -34,6 +43,17 @@ static void token(const r1_token_event *te, const char *text, int part)
         snprintf(e->tok_text, sizeof e->tok_text, "%s", text);
     else
         snprintf(e->tok_text, sizeof e->tok_text, "%d ", (int)te->token);
+    e->n_top = te->n_top < 5 ? te->n_top : 5;
+    for (int j = 0; j < e->n_top; j++) {
+        e->top_id[j] = te->top_ids[j];
+        e->top_p[j] = te->top_p[j];
+        cand_text(e->top_text[j], sizeof e->top_text[j], tok, te->top_ids[j]);
+    }
+    e->entropy = te->entropy;
+    e->mtp_id = te->mtp_token;
+    e->mtp_p = te->mtp_p;
+    if (te->mtp_token >= 0)
+        cand_text(e->mtp_text, sizeof e->mtp_text, tok, te->mtp_token);
     if (ev_alloc_routing(e, te->n_moe, te->K) != 0) {
         ev_free(e);
         return;

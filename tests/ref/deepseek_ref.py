@@ -247,8 +247,10 @@ def rope_interleaved(x, cos, sin):
     return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2)
 
 
-def attention(c, p, prefix, x):
-    """MLA self-attention, causal, positions 0..T-1.  x [B, T, C] -> [B, T, C]."""
+def attention(c, p, prefix, x, record=None):
+    """MLA self-attention, causal, positions 0..T-1.  x [B, T, C] -> [B, T, C].  With a dict
+    `record`, also stores record[prefix] = the softmax probabilities [B, H, T, T] (detached;
+    zero above the diagonal); the output is the same either way."""
     B, T, _ = x.shape
     H, dn, dr, dv = (c["num_attention_heads"], c["qk_nope_head_dim"], c["qk_rope_head_dim"],
                      c["v_head_dim"])
@@ -275,6 +277,8 @@ def attention(c, p, prefix, x):
     scores = query.matmul(key.transpose(-1, -2)) * (dn + dr) ** -0.5   # [B, H, T, T]
     future = torch.ones(T, T, dtype=torch.bool).triu(1)
     probs = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+    if record is not None:
+        record[prefix] = probs.detach()
     out = probs.matmul(v).transpose(1, 2).reshape(B, T, H * dv)
     return linear(out, p[prefix + "o_proj.weight"])
 
@@ -339,11 +343,12 @@ def moe(c, p, prefix, x):
     return y.view(B, T, C), idx.view(B, T, K), w.view(B, T, K), margin
 
 
-def decoder_layer(c, p, l, x, routing):
+def decoder_layer(c, p, l, x, routing, record=None):
     """One pre-norm decoder layer (index l) over x [B, T, C]; MoE layers record their
-    routing in routing[l] = (idx, weights, margin)."""
+    routing in routing[l] = (idx, weights, margin); `record`: see attention."""
     pre, eps = "model.layers.%d." % l, c["rms_norm_eps"]
-    h = x + attention(c, p, pre + "self_attn.", rmsnorm(x, p[pre + "input_layernorm.weight"], eps))
+    h = x + attention(c, p, pre + "self_attn.", rmsnorm(x, p[pre + "input_layernorm.weight"], eps),
+                      record)
     y = rmsnorm(h, p[pre + "post_attention_layernorm.weight"], eps)
     if is_moe(c, l):
         f, idx, w, margin = moe(c, p, pre + "mlp.", y)
@@ -356,10 +361,12 @@ def decoder_layer(c, p, l, x, routing):
 # ------------------------------------------------------------------ the model
 
 
-def forward(c, p, tokens, mtp_lambda=MTP_LAMBDA):
+def forward(c, p, tokens, mtp_lambda=MTP_LAMBDA, record=None):
     """Full forward pass.  tokens [B, T] int64.  Returns a dict:
     logits [B, T, V]; mtp_logits: list over depths k of [B, T-k, V]; loss_main, loss_mtp,
-    loss (scalars); routing: {layer: (idx [B, len, K], weights [B, len, K], margin)}."""
+    loss (scalars); routing: {layer: (idx [B, len, K], weights [B, len, K], margin)}.
+    With a dict `record`, every layer's attention probabilities go there, keyed by
+    "model.layers.<l>.self_attn." ([B, H, len, len]; MTP layers included)."""
     B, T = tokens.shape
     L, D, eps = c["num_hidden_layers"], mtp_depth(c), c["rms_norm_eps"]
     if T > c["max_position_embeddings"]:
@@ -370,7 +377,7 @@ def forward(c, p, tokens, mtp_lambda=MTP_LAMBDA):
     routing = {}
     x = F.embedding(tokens, emb)
     for l in range(L):
-        x = decoder_layer(c, p, l, x, routing)
+        x = decoder_layer(c, p, l, x, routing, record)
     hf = rmsnorm(x, p["model.norm.weight"], eps)
     logits = linear(hf, head)
     loss_main = F.cross_entropy(logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))
@@ -382,7 +389,7 @@ def forward(c, p, tokens, mtp_lambda=MTP_LAMBDA):
         e = rmsnorm(F.embedding(tokens[:, k:], emb), p[pre + "enorm.weight"], eps)
         h = rmsnorm(prev[:, :Tk], p[pre + "hnorm.weight"], eps)
         xk = linear(torch.cat((e, h), dim=-1), p[pre + "eh_proj.weight"])   # embedding first
-        xk = decoder_layer(c, p, l, xk, routing)
+        xk = decoder_layer(c, p, l, xk, routing, record)
         hk = rmsnorm(xk, p[pre + "shared_head.norm.weight"], eps)
         lk = linear(hk, head)                                   # [B, T-k, V]; row i -> t[i+k+1]
         mtp_logits.append(lk)

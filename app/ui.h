@@ -77,6 +77,8 @@ typedef enum {
     R_CODE,
     R_PLOT,
     R_SPECIAL, /* special tokens such as <think> */
+    R_DOUBT,   /* the token inspector: a token chosen with some doubt (p < 0.9, H > 0.5) */
+    R_UNSURE,  /* ... and with little confidence (p < 0.5, H > 1.5 nats) */
     R_HEAT0,   /* R_HEAT0 .. R_HEAT0 + UI_MAX_HEAT - 1: the heat ramp, cold to hot */
     R_SERIES0 = R_HEAT0 + 8, /* colours of reward components */
     R_NROLES = R_SERIES0 + 6

@@ -14,7 +14,11 @@ static const char explain[] =
     "question came from a task (addition, countdown, ...), the task's verifier checks it when "
     "the generation ends and the pane shows right or wrong; that check is the accuracy reward "
     "GRPO trains on. Anything the model writes after </answer> shows dimmed. Up/Down scroll a "
-    "long answer.";
+    "long answer.\n\n"
+    "After a branch (keys 1-5 or b in the Reasoning pane) the pane also lists the reasoning "
+    "tree: every branch with the token it forced and where, its answer, and right or wrong "
+    "when the question came from a task. Up/Down select a branch, Enter shows it, u goes to "
+    "the parent, [ and ] to the previous and next sibling.";
 
 /* The text of the tokens of a part, concatenated (ids when tokens have no text). */
 static char *part_text(const ui_model *m, int part)
@@ -58,6 +62,34 @@ static void strip_tags(char *s)
         size_t l = strlen(tags[t]);
         while ((p = strstr(s, tags[t])))
             memmove(p, p + l, strlen(p + l) + 1);
+    }
+}
+
+/* The reasoning tree in rows [y0, y0+h): one line per branch, the selected one highlighted
+ * and the one shown marked. */
+static void draw_tree(WINDOW *w, const ui_model *m, const ev *tr, int y0, int h, int cols)
+{
+    ui_put(w, y0, 0, cols, ui_attr(R_TITLE), "branches (Enter shows one):");
+    int first = m->tree_sel >= h - 1 ? m->tree_sel - (h - 2) : 0;
+    for (int r = first, y = y0 + 1; r < tr->rows && y < y0 + h; r++, y++) {
+        const float *v = tr->vals + r * tr->cols;
+        int id = (int)v[0], depth = (int)v[2], verdict = (int)v[3], at = (int)v[4];
+        const char *ans = 2 * r < tr->nlabels && tr->labels[2 * r] ? tr->labels[2 * r] : "";
+        const char *forced =
+            2 * r + 1 < tr->nlabels && tr->labels[2 * r + 1] ? tr->labels[2 * r + 1] : "";
+        char line[256], f[48] = "";
+        if (at > 0)
+            snprintf(f, sizeof f, " '%s'@%d", strcmp(forced, "\n") ? forced : "\\n", at);
+        snprintf(line, sizeof line, "%s%*s#%d%s → %s", id == tr->ints[0] ? "▶ " : "  ",
+                 2 * depth, "", id, f, *ans ? ans : "(no answer)");
+        if (!ui_utf8)
+            snprintf(line, sizeof line, "%s%*s#%d%s -> %s", id == tr->ints[0] ? "> " : "  ",
+                     2 * depth, "", id, f, *ans ? ans : "(no answer)");
+        attr_t a = r == m->tree_sel ? ui_attr(R_SELECTED) : ui_attr(R_TEXT);
+        int x = ui_put(w, y, 0, cols, a, line);
+        if (verdict >= 0 && x + 2 < cols)
+            ui_put(w, y, x + 1, cols - x - 1, verdict ? ui_attr(R_RIGHT) : ui_attr(R_WRONG),
+                   verdict ? (ui_utf8 ? "✓" : "right") : (ui_utf8 ? "✗" : "wrong"));
     }
 }
 
@@ -106,10 +138,14 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
     } else if (!m->prompt) {
         ui_draw_text(w, 0, h, 0, ui_attr(R_DIM), "The final answer shows here.");
     }
-    if (after && after[strspn(after, " \n")] && y < h)
-        ui_draw_text(w, y, h - y, 0, ui_attr(R_DIM), after);
+    const ev *tr = m->view[EV_VIEW_TREE];
+    int tree_rows = tr ? (tr->rows + 1 < h - 1 ? tr->rows + 1 : h - 1) : 0;
+    if (after && after[strspn(after, " \n")] && y < h - tree_rows)
+        ui_draw_text(w, y, h - y - tree_rows, 0, ui_attr(R_DIM), after);
     free(ans);
     free(after);
+    if (tr && tree_rows > 0)
+        draw_tree(w, m, tr, h - tree_rows, tree_rows, cols);
 }
 
 static void title(const ui_model *m, char *buf, size_t n)
@@ -122,8 +158,59 @@ static void title(const ui_model *m, char *buf, size_t n)
         snprintf(buf, n, "Answer");
 }
 
+/* The tree's row of node id, or -1. */
+static int tree_row(const ev *tr, int id)
+{
+    for (int r = 0; r < tr->rows; r++)
+        if ((int)tr->vals[r * tr->cols] == id)
+            return r;
+    return -1;
+}
+
+/* Walking the tree: Up/Down, Enter, u (parent), [ and ] (siblings).  1 when used. */
+static int tree_key(ui_model *m, int k)
+{
+    const ev *tr = m->view[EV_VIEW_TREE];
+    if (!tr || tr->rows < 1)
+        return 0;
+    int sel = m->tree_sel < tr->rows ? m->tree_sel : 0;
+    const float *v = tr->vals + sel * tr->cols;
+    switch (k) {
+    case UI_KEY_UP:
+        m->tree_sel = sel > 0 ? sel - 1 : 0;
+        return 1;
+    case UI_KEY_DOWN:
+        m->tree_sel = sel + 1 < tr->rows ? sel + 1 : sel;
+        return 1;
+    case UI_KEY_ENTER:
+    case '\n':
+        m->request = UI_REQ_TREE_SHOW;
+        m->req_arg[0] = (int)v[0];
+        return 1;
+    case 'u': {
+        int r = tree_row(tr, (int)v[1]);
+        if (r >= 0)
+            m->tree_sel = r;
+        return 1;
+    }
+    case '[':
+    case ']': { /* the previous / next row with the same parent */
+        int d = k == '[' ? -1 : 1;
+        for (int r = sel + d; r >= 0 && r < tr->rows; r += d)
+            if ((int)tr->vals[r * tr->cols + 1] == (int)v[1]) {
+                m->tree_sel = r;
+                break;
+            }
+        return 1;
+    }
+    }
+    return 0;
+}
+
 static int key(ui_model *m, int k)
 {
+    if (tree_key(m, k))
+        return 1;
     int *s = &m->scroll[UI_ANSWER];
     if (k == UI_KEY_UP || k == UI_KEY_PGUP)
         *s = *s > 0 ? *s - 1 : 0;

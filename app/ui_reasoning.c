@@ -4,6 +4,7 @@
  * tokenizer) show as their ids.  Draws from the screen model only. */
 #include <config.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,7 +18,17 @@ static const char explain[] =
     "line, Home/End jump) or click a token: the Routing pane then shows which experts each "
     "MoE layer chose for that token and with what weights. 'a' clears the cursor and the "
     "Routing pane goes back to the share of all tokens. PgUp/PgDn scroll; the pane follows "
-    "new tokens while the view is at the end.";
+    "new tokens while the view is at the end.\n\n"
+    "The microscope, at the token under the cursor: 'c' colours every token by how sure the "
+    "model was (its probability, then its entropy; the theme's doubt and unsure colours); the "
+    "Routing pane lists the token's alternatives with their probabilities, the entropy and "
+    "what the MTP module predicted next. 'l' shows the logit lens: what the residual stream "
+    "after each layer would have predicted at this point. 'w' shows where the model looked "
+    "when it chose the token: one layer's attention over the text before it, as heat ('[' and "
+    "']' change the layer, 'h' the head; the mean of the heads first). '1'-'5' branch: the "
+    "model writes on from here with that alternative instead (the Answer pane lists the "
+    "branches of the reasoning tree and judges each answer); 'b' branches with text you "
+    "type.";
 
 static int in_pane(const ui_token *t)
 {
@@ -191,7 +202,35 @@ typedef struct {
     WINDOW *w;
     const ui_model *m;
     int top, h;
+    const ev *attn; /* the attention view shown as heat, or NULL */
 } draw_ctx;
+
+/* The token inspector's colour of t: by its probability (by = 1) or entropy (by = 2). */
+static attr_t sure_attr(const ui_token *t, int by)
+{
+    if (by == 1) {
+        double p = exp(t->logprob);
+        return p < 0.5 ? ui_attr(R_UNSURE) : p < 0.9 ? ui_attr(R_DOUBT) : ui_attr(R_THINK);
+    }
+    if (isnan(t->entropy))
+        return ui_attr(R_THINK);
+    return t->entropy > 1.5 ? ui_attr(R_UNSURE)
+                            : t->entropy > 0.5 ? ui_attr(R_DOUBT) : ui_attr(R_THINK);
+}
+
+/* Heat of token i under the attention view a (the query's weights over the generated tokens;
+ * the hottest is the largest weight); tokens after the query are dimmed. */
+static attr_t attn_attr(const ui_model *m, const ev *a, int i)
+{
+    (void)m;
+    if (i >= a->cols || i >= a->ints[0])
+        return ui_attr(R_DIM);
+    double mx = 0;
+    for (int j = 0; j < a->cols && j < a->ints[0]; j++)
+        mx = a->vals[j] > mx ? a->vals[j] : mx;
+    double x = mx > 0 ? a->vals[i] / mx : 0;
+    return x < 0.02 ? ui_attr(R_DIM) : ui_heat_attr(x);
+}
 
 static void draw_fn(int tok, int line, int col, const char *s, int len, int width, void *u)
 {
@@ -204,12 +243,53 @@ static void draw_fn(int tok, int line, int col, const char *s, int len, int widt
         a = ui_attr(R_DIM);
     else if (tok == c->m->cursor)
         a = ui_attr(R_SELECTED);
+    else if (c->attn)
+        a = attn_attr(c->m, c->attn, tok);
     else if (is_special(c->m->tok[tok].text))
         a = ui_attr(R_SPECIAL);
+    else if (c->m->colour_by)
+        a = sure_attr(&c->m->tok[tok], c->m->colour_by);
     char buf[8];
     memcpy(buf, s, (size_t)len);
     buf[len] = '\0';
     ui_put(c->w, row, col, width, a, buf);
+}
+
+/* The comparison of two checkpoints: each one's text, the first difference marked, and the
+ * answers (the Routing pane shows how the routing differs). */
+static void draw_compare(WINDOW *w, const ev *v, int h, int cols)
+{
+    const char *lab[6];
+    for (int i = 0; i < 6; i++)
+        lab[i] = i < v->nlabels && v->labels[i] ? v->labels[i] : "";
+    int y = 0, half = h / 2 > 2 ? h / 2 : 2;
+    for (int k = 0; k < 2 && y < h; k++) {
+        char head[256];
+        snprintf(head, sizeof head, "%s %s", k ? "B" : "A", lab[k]);
+        ui_put(w, y++, 0, cols, ui_attr(R_TITLE), head);
+        const char *t = lab[2 + k];
+        int off = v->ints[1 + k], end = k ? h : half, x = 0;
+        /* the text, wrapped by characters, the differing tail from `off` in the doubt role */
+        for (int i = 0; t[i] && y < end;) {
+            int wd, n = char_len(t + i, &wd);
+            if (t[i] == '\n') {
+                y++, x = 0, i++;
+                continue;
+            }
+            if (x + wd > cols)
+                y++, x = 0;
+            if (y >= end)
+                break;
+            char buf[8];
+            snprintf(buf, sizeof buf, "%.*s", n, t + i);
+            attr_t a = off >= 0 && i >= off ? ui_attr(i == off ? R_SELECTED : R_DOUBT)
+                                            : ui_attr(R_THINK);
+            ui_put(w, y, x, wd, a, buf);
+            x += wd, i += n;
+        }
+        y = k ? y : half;
+    }
+    (void)lab;
 }
 
 static void draw(WINDOW *w, const ui_model *m, int focused)
@@ -229,8 +309,13 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
                      "m:generate(ids). Tab: focus a pane, e: explain it.");
         return;
     }
+    if (m->compare_on && m->view[EV_VIEW_COMPARE]) {
+        draw_compare(w, m->view[EV_VIEW_COMPARE], h, cols);
+        return;
+    }
     int lines = walk(m, cols, NULL, NULL);
-    draw_ctx c = {w, m, first_line(m, lines, h), h};
+    const ev *a = m->attn_on ? m->view[EV_VIEW_ATTN] : NULL;
+    draw_ctx c = {w, m, first_line(m, lines, h), h, a && a->cols == m->ntok ? a : NULL};
     walk(m, cols, draw_fn, &c);
 }
 
@@ -244,7 +329,10 @@ static void title(const ui_model *m, char *buf, size_t n)
         const char *s = token_text(&m->tok[m->cursor], tb, sizeof tb);
         char show[40];
         snprintf(show, sizeof show, "%s", strcmp(s, "\n") ? s : "\\n");
-        snprintf(buf, n, "Reasoning · token %d '%s' of %d", m->cursor + 1, show, k);
+        snprintf(buf, n, "Reasoning · token %d '%s' of %d%s", m->cursor + 1, show, k,
+                 m->attn_on && m->view[EV_VIEW_ATTN] ? " · attention" : "");
+    } else if (m->compare_on && m->view[EV_VIEW_COMPARE]) {
+        snprintf(buf, n, "Reasoning · A and B side by side (v: back)");
     } else if (k || m->prompt) {
         snprintf(buf, n, "Reasoning · %d token%s%s", k, k == 1 ? "" : "s",
                  m->gen_active ? " …" : "");
@@ -276,6 +364,57 @@ static void follow_cursor(ui_model *m)
     else if (line >= top + h)
         top = line - h + 1;
     m->scroll[UI_REASONING] = top >= (lines > h ? lines - h : 0) ? -1 : top;
+}
+
+/* The microscope's keys at the cursor: they ask the workbench to run the Lua call. */
+static int microscope_key(ui_model *m, int k)
+{
+    int i = m->cursor;
+    if (i < 0 || i >= m->ntok || !strchr("lwbh[]12345", k) || k == 0) {
+        if (k == 'l' || k == 'w' || k == 'b' || (k >= '1' && k <= '5'))
+            ui_model_status(m, "move the token cursor to a token first (Left/Right or a click)");
+        return k == 'l' || k == 'w' || k == 'b' || (k >= '1' && k <= '5');
+    }
+    const ev *a = m->view[EV_VIEW_ATTN];
+    int layer = a && m->attn_on ? a->ints[1] : -1, head = a && m->attn_on ? a->ints[2] : -1;
+    switch (k) {
+    case 'l':
+        m->request = UI_REQ_LENS;
+        m->req_arg[0] = i;
+        return 1;
+    case 'w':
+        m->request = UI_REQ_ATTN;
+        m->req_arg[0] = i, m->req_arg[1] = layer, m->req_arg[2] = head;
+        return 1;
+    case '[':
+    case ']':
+    case 'h':
+        if (!a || !m->attn_on)
+            return 0;
+        if (k == 'h')
+            head = head + 1 >= a->ints[3] ? -1 : head + 1;
+        else
+            layer = k == '[' ? (layer > 0 ? layer - 1 : a->ints[4]) 
+                             : (layer < a->ints[4] ? layer + 1 : 0);
+        m->request = UI_REQ_ATTN;
+        m->req_arg[0] = i, m->req_arg[1] = layer, m->req_arg[2] = head;
+        return 1;
+    case 'b':
+        m->request = UI_REQ_BRANCH_TEXT;
+        m->req_arg[0] = i;
+        return 1;
+    default: { /* 1-5: the alternative of that rank */
+        const ui_token *t = &m->tok[i];
+        int r = k - '1';
+        if (r >= t->n_top) {
+            ui_model_status(m, "token %d has %d alternatives recorded", i + 1, t->n_top);
+            return 1;
+        }
+        m->request = UI_REQ_BRANCH;
+        m->req_arg[0] = i, m->req_arg[1] = t->top_id[r];
+        return 1;
+    }
+    }
 }
 
 static int key(ui_model *m, int k)
@@ -330,9 +469,16 @@ static int key(ui_model *m, int k)
         return 1;
     case 'a':
         m->cursor = -1;
+        m->attn_on = 0;
+        return 1;
+    case 'c':
+        m->colour_by = (m->colour_by + 1) % 3;
+        return 1;
+    case 'v': /* back from a comparison to the generation */
+        m->compare_on = !m->compare_on && m->view[EV_VIEW_COMPARE];
         return 1;
     default:
-        return 0;
+        return microscope_key(m, k);
     }
     follow_cursor(m);
     return 1;

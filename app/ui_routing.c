@@ -21,7 +21,17 @@ static const char explain[] =
     "expert's load in the step and, below, the balancing bias: DeepSeek-V3 adds this bias to "
     "the router's scores for choosing only, raising it for underloaded experts (+) and "
     "lowering it for overloaded ones (-) after every step, so the load evens out without an "
-    "auxiliary loss.";
+    "auxiliary loss.\n\n"
+    "With a token under the cursor the top lines show what the token inspector kept: the "
+    "token's probability, the entropy of the distribution it was drawn from, the MTP module's "
+    "guess for the next token, and the alternatives with their probabilities (keys 1-5 in the "
+    "Reasoning pane branch with them). The microscope's tables show here too, 't' cycling "
+    "through them: the logit lens ('l': for each layer, the three tokens its residual stream "
+    "would predict and the probability of the token actually written), activation patching "
+    "(:patch CLEAN | CORRUPT: layers down, prompt positions across; the heat is how much of "
+    "the clean answer's log-probability returns when that layer's residual at that position "
+    "comes from the clean prompt), and a comparison (:compare DIR: per layer, the share of "
+    "tokens whose experts changed between the two checkpoints).";
 
 /* Experts shown: the highest expert id seen + 1. */
 static int experts_seen(const ui_model *m)
@@ -70,6 +80,152 @@ static void ruler(WINDOW *w, int y, int x0, int cols, int E, int per)
     }
 }
 
+static void draw_generation_rows(WINDOW *w, const ui_model *m, int h, int cols, int E,
+                                 int label);
+
+/* A token's text as the tables show it: newlines and tabs visible. */
+static void shown_text(char *buf, size_t n, const char *s)
+{
+    if (!strcmp(s, "\n"))
+        snprintf(buf, n, "\\n");
+    else if (!strcmp(s, " "))
+        snprintf(buf, n, "␣");
+    else
+        snprintf(buf, n, "%s", s);
+    if (!ui_utf8 && !strcmp(buf, "␣"))
+        snprintf(buf, n, "' '");
+}
+
+/* The cursor token's inspector lines: probability, entropy, MTP's guess, alternatives.
+ * Returns the rows used. */
+static int draw_inspector(WINDOW *w, const ui_model *m, int cols)
+{
+    const ui_token *t = &m->tok[m->cursor];
+    char line[512], tx[32];
+    shown_text(tx, sizeof tx, t->text);
+    int n = snprintf(line, sizeof line, "'%s' p %.3f", tx, exp(t->logprob));
+    if (!isnan(t->entropy))
+        n += snprintf(line + n, sizeof line - n, " · entropy %.2f nats", t->entropy);
+    if (t->mtp_id >= 0) {
+        shown_text(tx, sizeof tx, t->mtp_text);
+        snprintf(line + n, sizeof line - n, " · MTP next '%s' %.2f", tx, t->mtp_p);
+    }
+    ui_put(w, 0, 0, cols, ui_attr(R_TEXT), line);
+    int x = 0;
+    if (!t->n_top) {
+        ui_put(w, 1, 0, cols, ui_attr(R_DIM), "(no alternatives recorded: top_n = 0)");
+        return 2;
+    }
+    for (int j = 0; j < t->n_top && x < cols; j++) {
+        shown_text(tx, sizeof tx, t->top_text[j]);
+        char c[48];
+        snprintf(c, sizeof c, "%d '%s' %.2f  ", j + 1, tx, t->top_p[j]);
+        x += ui_put(w, 1, x, cols - x, t->top_id[j] == t->id ? ui_attr(R_ANSWER)
+                                                            : ui_attr(R_DIM), c);
+    }
+    return 2;
+}
+
+/* The logit lens table: per site, the three likeliest tokens and p of the token written. */
+static void draw_lens(WINDOW *w, const ui_model *m, int h, int cols)
+{
+    const ev *v = m->view[EV_VIEW_LENS];
+    char line[256];
+    int tok = v->ints[0];
+    char tx[32] = "?";
+    if (tok >= 0 && tok < m->ntok)
+        shown_text(tx, sizeof tx, m->tok[tok].text);
+    snprintf(line, sizeof line, "token %d '%s': what each layer would predict   p('%s')",
+             tok + 1, tx, tx);
+    ui_put(w, 0, 0, cols, ui_attr(R_TITLE), line);
+    int skip = m->scroll[UI_ROUTING] > 0 ? m->scroll[UI_ROUTING] : 0;
+    for (int r = skip, y = 1; r < v->rows && y < h; r++, y++) {
+        const char *name = r < v->nlabels && v->labels[r] ? v->labels[r] : "";
+        int x = ui_put(w, y, 0, 9, ui_attr(R_DIM), name);
+        x = 9 > x ? 9 : x;
+        for (int k = 0; k < 3; k++) {
+            int li = v->rows + r * 3 + k;
+            shown_text(tx, sizeof tx, li < v->nlabels && v->labels[li] ? v->labels[li] : "");
+            char c[48];
+            float p = v->vals[r * 4 + k];
+            snprintf(c, sizeof c, "%-4s %.2f ", tx, p);
+            ui_put(w, y, x, cols - x, k == 0 ? ui_heat_attr(p) : ui_attr(R_TEXT), c);
+            x += 11;
+        }
+        float pn = v->vals[r * 4 + 3];
+        if (!isnan(pn) && x + 4 < cols) {
+            snprintf(line, sizeof line, "%.3f", pn);
+            ui_put(w, y, x + 1, cols - x - 1, ui_heat_attr(pn), line);
+        }
+    }
+}
+
+/* The patching map: sites down, prompt positions across, heat = share restored. */
+static void draw_patch(WINDOW *w, const ui_model *m, int h, int cols)
+{
+    const ev *v = m->view[EV_VIEW_PATCH];
+    int S = v->rows, P = v->cols, label = 8;
+    char line[256];
+    snprintf(line, sizeof line, "patching: lp clean %.2f, corrupted %.2f; heat = share back",
+             v->nums[0], v->nums[1]);
+    ui_put(w, 0, 0, cols, ui_attr(R_TITLE), line);
+    /* the prompt's characters across (special tokens as '·'), the changed ones marked */
+    int x0 = label, avail = cols - label, first = P > avail ? P - avail : 0;
+    for (int p = first, x = x0; p < P && x < cols && h > 1; p++, x++) {
+        const char *a = S + p < v->nlabels ? v->labels[S + p] : NULL;
+        const char *b = S + P + p < v->nlabels ? v->labels[S + P + p] : NULL;
+        int changed = a && b && strcmp(a, b);
+        char c[8];
+        snprintf(c, sizeof c, "%s", a && strlen(a) == 1 && a[0] > ' ' ? a : (ui_utf8 ? "·" : "."));
+        ui_put(w, 1, x, 1, changed ? ui_attr(R_SELECTED) : ui_attr(R_DIM), c);
+    }
+    for (int i = 0, y = 2; i < S && y < h; i++, y++) {
+        ui_put(w, y, 0, label - 1, ui_attr(R_DIM), i < v->nlabels ? v->labels[i] : "");
+        for (int p = first, x = x0; p < P && x < cols; p++, x++) {
+            float s = v->vals[i * P + p];
+            double lvl = isnan(s) ? 0 : s < 0 ? 0 : s > 1 ? 1 : s;
+            if (lvl < 0.05)
+                ui_put(w, y, x, 1, ui_attr(R_DIM), ui_utf8 ? "·" : ".");
+            else
+                ui_put(w, y, x, 1, ui_heat_attr(lvl), ui_level_glyph(lvl));
+        }
+    }
+}
+
+/* The comparison's routing: per layer, the share of tokens whose expert set changed. */
+static void draw_compare_routing(WINDOW *w, const ui_model *m, int h, int cols)
+{
+    const ev *v = m->view[EV_VIEW_COMPARE];
+    char line[256];
+    if (v->ints[0] < 0)
+        snprintf(line, sizeof line, "same text; experts changed per layer (on A's text):");
+    else
+        snprintf(line, sizeof line, "texts differ from token %d; experts changed per layer:",
+                 v->ints[0] + 1);
+    ui_put(w, 0, 0, cols, ui_attr(R_TITLE), line);
+    int y = 1;
+    for (int l = 0; l < v->cols && y < h; l++) {
+        float s = v->vals[l];
+        char lab[16];
+        snprintf(lab, sizeof lab, "L%d", l);
+        ui_put(w, y, 0, 4, ui_attr(R_DIM), lab);
+        if (isnan(s)) {
+            ui_put(w, y, 4, cols - 4, ui_attr(R_DIM), "dense");
+        } else {
+            int bw = cols - 12 > 0 ? cols - 12 : 0;
+            int used = ui_bar(w, y, 4, s * bw, ui_attr(R_BAR));
+            snprintf(lab, sizeof lab, " %.0f%%", 100.0 * s);
+            ui_put(w, y, 4 + used, cols - 4 - used, ui_attr(R_TEXT), lab);
+        }
+        y++;
+    }
+    if (y < h)
+        snprintf(line, sizeof line, "A: %s  B: %s", v->nlabels > 4 ? v->labels[4] : "",
+                 v->nlabels > 5 ? v->labels[5] : "");
+    if (y < h)
+        ui_put(w, y, 0, cols, ui_attr(R_ANSWER), line);
+}
+
 static void draw_generation(WINDOW *w, const ui_model *m, int h, int cols)
 {
     if (m->n_moe == 0 || m->routed_tokens == 0) {
@@ -80,6 +236,22 @@ static void draw_generation(WINDOW *w, const ui_model *m, int h, int cols)
         return;
     }
     int E = experts_seen(m), label = 4;
+    int sel = m->cursor >= 0 && m->cursor < m->ntok;
+    if (sel && h >= 4) { /* the token inspector's lines above the heatmap */
+        int used = draw_inspector(w, m, cols);
+        w = derwin(w, h - used, cols, used, 0);
+        if (!w)
+            return;
+        draw_generation_rows(w, m, h - used, cols, E, label);
+        delwin(w);
+        return;
+    }
+    draw_generation_rows(w, m, h, cols, E, label);
+}
+
+static void draw_generation_rows(WINDOW *w, const ui_model *m, int h, int cols, int E,
+                                 int label)
+{
     int sel = m->cursor >= 0 && m->cursor < m->ntok;
     int avail = cols - label;
     if (avail < 1 || E < 1)
@@ -195,16 +367,41 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
         ui_draw_explain(w, "Routing", explain, m->explain[UI_ROUTING] - 1);
         return;
     }
-    if (m->routing_view == 1 && m->load)
+    if (m->routing_view == UI_RV_TRAIN && m->load)
         draw_training(w, m, h, cols);
+    else if (m->routing_view == UI_RV_LENS && m->view[EV_VIEW_LENS])
+        draw_lens(w, m, h, cols);
+    else if (m->routing_view == UI_RV_PATCH && m->view[EV_VIEW_PATCH])
+        draw_patch(w, m, h, cols);
+    else if (m->routing_view == UI_RV_COMPARE && m->view[EV_VIEW_COMPARE])
+        draw_compare_routing(w, m, h, cols);
     else
         draw_generation(w, m, h, cols);
 }
 
+/* Whether view v of the Routing pane has something to show. */
+static int has_view(const ui_model *m, int v)
+{
+    switch (v) {
+    case UI_RV_GEN: return 1;
+    case UI_RV_TRAIN: return m->load != NULL;
+    case UI_RV_LENS: return m->view[EV_VIEW_LENS] != NULL;
+    case UI_RV_PATCH: return m->view[EV_VIEW_PATCH] != NULL;
+    case UI_RV_COMPARE: return m->view[EV_VIEW_COMPARE] != NULL;
+    }
+    return 0;
+}
+
 static void title(const ui_model *m, char *buf, size_t n)
 {
-    if (m->routing_view == 1 && m->load)
+    if (m->routing_view == UI_RV_TRAIN && m->load)
         snprintf(buf, n, "Routing · expert load (training)");
+    else if (m->routing_view == UI_RV_LENS && m->view[EV_VIEW_LENS])
+        snprintf(buf, n, "Logit lens · t: next view");
+    else if (m->routing_view == UI_RV_PATCH && m->view[EV_VIEW_PATCH])
+        snprintf(buf, n, "Activation patching · t: next view");
+    else if (m->routing_view == UI_RV_COMPARE && m->view[EV_VIEW_COMPARE])
+        snprintf(buf, n, "Routing · A against B");
     else if (m->cursor >= 0 && m->cursor < m->ntok)
         snprintf(buf, n, "Routing · token %d", m->cursor + 1);
     else
@@ -214,8 +411,14 @@ static void title(const ui_model *m, char *buf, size_t n)
 static int key(ui_model *m, int k)
 {
     switch (k) {
-    case 't':
-        m->routing_view = m->load ? !m->routing_view : 0;
+    case 't': /* the next view that has something to show */
+        for (int i = 1; i <= UI_RV_COMPARE + 1; i++) {
+            int v = (m->routing_view + i) % (UI_RV_COMPARE + 1);
+            if (has_view(m, v)) {
+                m->routing_view = v;
+                break;
+            }
+        }
         return 1;
     case UI_KEY_UP:
     case UI_KEY_PGUP:

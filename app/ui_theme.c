@@ -46,7 +46,8 @@ static const char builtin_default[] =
     " wrong = {fg = 'red', bold = true}, bar = 75, border = 240,\n"
     " focus = {fg = 'yellow', bold = true}, title = {fg = 'bright_white', bold = true},\n"
     " prompt = {fg = 'green', bold = true}, error = 203, selected = {fg = 'black', bg = 220},\n"
-    " status = {fg = 252, bg = 236}, code = 180, plot = 81, special = 243,\n"
+    " status = {fg = 252, bg = 236}, code = 180, plot = 81, special = 243, doubt = 214,\n"
+    " unsure = {fg = 196, bold = true},\n"
     " heat = {24, 31, 37, 72, 149, 185, 208, 196},\n"
     " bars = {'green', 'cyan', 'magenta', 'yellow', 'blue', 'red'} }\n";
 static const char builtin_mono[] =
@@ -54,6 +55,7 @@ static const char builtin_mono[] =
     " right = {bold = true}, wrong = {reverse = true}, border = {}, focus = {bold = true},\n"
     " title = {bold = true}, prompt = {bold = true}, error = {bold = true},\n"
     " selected = {reverse = true}, status = {reverse = true}, special = {dim = true},\n"
+    " doubt = {underline = true}, unsure = {bold = true, underline = true},\n"
     " heat = {{}, {}, {bold = true}, {bold = true}}, bars = {{}, {bold = true}} }\n";
 
 static const char *const role_names[] = {
@@ -62,8 +64,9 @@ static const char *const role_names[] = {
     [R_BAR] = "bar",           [R_BORDER] = "border",  [R_FOCUS] = "focus",
     [R_TITLE] = "title",       [R_PROMPT] = "prompt",  [R_ERROR] = "error",
     [R_SELECTED] = "selected", [R_STATUS] = "status",  [R_CODE] = "code",
-    [R_PLOT] = "plot",         [R_SPECIAL] = "special"};
-#define NAMED_ROLES (R_SPECIAL + 1)
+    [R_PLOT] = "plot",         [R_SPECIAL] = "special", [R_DOUBT] = "doubt",
+    [R_UNSURE] = "unsure"};
+#define NAMED_ROLES (R_UNSURE + 1)
 
 /* A role as the file gives it: colours (-1 terminal default, -2 unset) and attributes. */
 typedef struct {
@@ -369,7 +372,7 @@ static int read_theme(raw_theme *t, const char *path, const char *src, char *err
                 snprintf(err, n,
                          "unknown field '%s' (roles: text, dim, think, answer, right, wrong, bar, "
                          "bars, border, focus, title, prompt, error, selected, status, code, "
-                         "plot, special, heat, background, name)",
+                         "plot, special, doubt, unsure, heat, background, name)",
                          k);
                 rc = -1;
             } else if (parse_spec(L, &t->role[r], why, sizeof why) != 0) {

@@ -317,12 +317,48 @@ static void mouse(wb *w, const wb_key *k)
 
 static void act(wb *w)
 {
-    int req = w->m.request;
+    int req = w->m.request, *a = w->m.req_arg;
     w->m.request = UI_REQ_NONE;
-    if (req == UI_REQ_RUN_CELL)
+    char src[128], what[64];
+    switch (req) {
+    case UI_REQ_RUN_CELL:
         wb_cmd_run_cell(w, w->m.nb_cur);
-    else if (req == UI_REQ_EDIT_CELL)
+        break;
+    case UI_REQ_EDIT_CELL:
         wb_cmd_edit_cell(w, w->m.nb_cur);
+        break;
+    case UI_REQ_LENS: /* the microscope's keys run its Lua calls (lua_ui_views.c) */
+        snprintf(src, sizeof src, "ui.lens(%d)", a[0] + 1);
+        snprintf(what, sizeof what, "logit lens at token %d", a[0] + 1);
+        wb_cmd_submit(w, WB_JOB_LUA, src, "=lens", -1, what);
+        break;
+    case UI_REQ_ATTN: { /* layer and head -1: the defaults (the last layer, the mean) */
+        char lay[16] = "nil", head[16] = "nil";
+        if (a[1] >= 0)
+            snprintf(lay, sizeof lay, "%d", a[1]);
+        if (a[2] >= 0)
+            snprintf(head, sizeof head, "%d", a[2] + 1);
+        snprintf(src, sizeof src, "ui.attention(%d, %s, %s)", a[0] + 1, lay, head);
+        snprintf(what, sizeof what, "attention at token %d", a[0] + 1);
+        wb_cmd_submit(w, WB_JOB_LUA, src, "=attention", -1, what);
+        break;
+    }
+    case UI_REQ_BRANCH:
+        snprintf(src, sizeof src, "ui.branch(%d, %d)", a[0] + 1, a[1]);
+        snprintf(what, sizeof what, "branching at token %d", a[0] + 1);
+        wb_cmd_submit(w, WB_JOB_LUA, src, "=branch", -1, what);
+        break;
+    case UI_REQ_BRANCH_TEXT:
+        wb_rl_set_line(w, ":branch ");
+        w->m.focus = UI_REPL;
+        ui_model_status(&w->m, "type the text to put at token %d, then Enter", a[0] + 1);
+        break;
+    case UI_REQ_TREE_SHOW:
+        snprintf(src, sizeof src, "ui.tree_show(%d)", a[0]);
+        snprintf(what, sizeof what, "showing branch %d", a[0]);
+        wb_cmd_submit(w, WB_JOB_LUA, src, "=tree", -1, what);
+        break;
+    }
 }
 
 static void clear_matches(ui_model *m)

@@ -399,6 +399,75 @@ static void ask(wb *w, const char *q)
     wb_cmd_submit(w, WB_JOB_ASK, q, "=:ask", -1, what);
 }
 
+/* Appends s to dst[n] as a Lua string literal ("..." with escapes). */
+static void lua_quote(char *dst, size_t n, const char *s)
+{
+    size_t k = strlen(dst);
+    if (k + 1 < n)
+        dst[k++] = '"';
+    for (; *s && k + 5 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            k += (size_t)snprintf(dst + k, n - k, "\\%c", c);
+        else if (c < 32 || c == 127)
+            k += (size_t)snprintf(dst + k, n - k, "\\%03d", c);
+        else
+            dst[k++] = (char)c;
+    }
+    if (k + 1 < n)
+        dst[k++] = '"';
+    dst[k] = '\0';
+}
+
+/* :branch TEXT, :patch CLEAN | CORRUPT, :compare DIR: the microscope's calls (ui.branch,
+ * ui.patch, ui.compare in lua_ui_views.c).  Returns 1 when name is one of them. */
+static int microscope_command(wb *w, const char *name, const char *a)
+{
+    char src[4400] = "";
+    if (!strcmp(name, "branch")) {
+        if (w->m.cursor < 0 || !*a) {
+            ui_model_printf(&w->m, OUT_ERROR, "%s", w->m.cursor < 0
+                            ? ":branch TEXT needs a token under the cursor (the Reasoning pane)"
+                            : ":branch TEXT (the text to put at the cursor's token)");
+            return 1;
+        }
+        snprintf(src, sizeof src, "ui.branch(%d, ", w->m.cursor + 1);
+        lua_quote(src, sizeof src - 2, a);
+        strcat(src, ")");
+        wb_cmd_submit(w, WB_JOB_LUA, src, "=:branch", -1, "branching");
+    } else if (!strcmp(name, "patch")) {
+        const char *bar = strchr(a, '|');
+        if (!bar) {
+            ui_model_printf(&w->m, OUT_ERROR, ":patch CLEAN | CORRUPT (two questions of the same "
+                            "length, e.g. :patch What is 457+389? | What is 457+388?)");
+            return 1;
+        }
+        char clean[2048];
+        snprintf(clean, sizeof clean, "%.*s", (int)(bar - a), a);
+        for (size_t l = strlen(clean); l && clean[l - 1] == ' '; l--)
+            clean[l - 1] = '\0';
+        strcpy(src, "ui.patch(");
+        lua_quote(src, sizeof src - 8, clean);
+        strcat(src, ", ");
+        lua_quote(src, sizeof src - 2, bar + 1 + strspn(bar + 1, " "));
+        strcat(src, ")");
+        wb_cmd_submit(w, WB_JOB_LUA, src, "=:patch", -1, "activation patching");
+    } else if (!strcmp(name, "compare")) {
+        if (!*a) {
+            ui_model_printf(&w->m, OUT_ERROR, ":compare DIR (a second checkpoint: the last "
+                            "question goes through both)");
+            return 1;
+        }
+        strcpy(src, "ui.compare(");
+        lua_quote(src, sizeof src - 2, a);
+        strcat(src, ")");
+        wb_cmd_submit(w, WB_JOB_LUA, src, "=:compare", -1, "comparing two models");
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static void command(wb *w, const char *line)
 {
     char name[32];
@@ -478,10 +547,12 @@ static void command(wb *w, const char *line)
     } else if (!strcmp(name, "clear")) {
         ui_model_clear_output(&w->m);
         ui_model_clear_run(&w->m);
+    } else if (microscope_command(w, name, a)) {
+        /* done */
     } else {
         ui_model_printf(&w->m, OUT_ERROR,
                         "unknown command :%s (:help lists them: :load :ask :theme :open :save "
-                        ":run :runall :edit :clear :quit)",
+                        ":run :runall :edit :clear :branch :patch :compare :quit)",
                         name);
     }
     w->dirty = 1;

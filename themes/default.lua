@@ -21,6 +21,8 @@ return {
     code = 180,
     plot = 81,
     special = 243,                                -- <think>, <answer>, <|eos|>
+    doubt = 214,                                  -- tokens chosen with some doubt (the 'c' key)
+    unsure = { fg = 196, bold = true },           -- ... and with little confidence
     heat = { 24, 31, 37, 72, 149, 185, 208, 196 },  -- the heatmap, cold to hot
     bars = { "green", "cyan", "magenta", "yellow", "blue", "red" },  -- reward components
 }

@@ -20,6 +20,8 @@ return {
     code = "bright_yellow",
     plot = "bright_cyan",
     special = "white",
+    doubt = "bright_yellow",
+    unsure = { fg = "bright_red", bold = true },
     heat = { "blue", "cyan", "green", "yellow", "bright_red" },
     bars = { "bright_green", "bright_cyan", "bright_magenta", "bright_yellow", "bright_blue",
              "bright_red" },

@@ -19,6 +19,8 @@ return {
     code = 94,
     plot = 31,
     special = 246,
+    doubt = 130,
+    unsure = { fg = 160, bold = true },
     heat = { 153, 117, 80, 114, 184, 214, 202, 160 },
     bars = { 28, 31, 127, 136, 25, 160 },
 }

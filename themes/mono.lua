@@ -20,6 +20,8 @@ return {
     code = {},
     plot = {},
     special = { dim = true },
+    doubt = { underline = true },
+    unsure = { bold = true, underline = true },
     heat = { {}, {}, { bold = true }, { bold = true } },
     bars = { {}, { bold = true } },
 }

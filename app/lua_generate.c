@@ -11,6 +11,7 @@
 
 #include "lua_r1.h"
 #include "r1_generate.h"
+#include "r1_inspect.h"
 #include "r1_rewards.h"
 
 typedef struct {
@@ -503,7 +504,7 @@ static r1_gen_result *replay(r1_model *m, const int32_t *prompt, int np, const i
     memcpy(seq, prompt, sizeof(int32_t) * np);
     memcpy(seq + np, tokens, sizeof(int32_t) * n);
     res->rows = 1, res->K = K, res->top_n = top_n;
-    *st = r1_model_forward(m, seq, 1, T, NULL, NULL, err);
+    *st = r1_inspect_forward(m, seq, 1, T, NULL, err);
     free(seq);
     if (*st != R1_OK) {
         r1_gen_result_free(res);

@@ -257,11 +257,12 @@ static const char glue[] =
     "  local a = c and c.model or m\n"
     "  if not a then error('no model: :load DIR first', 0) end\n"
     "  local name_b = type(other) == 'string' and other or tostring(other)\n"
+    "  local name_a = tostring(a):match(', ([^,]+)%)$') or tostring(a)\n"
     "  local b = type(other) == 'string' and r1.load(other) or other\n"
     "  prompt = prompt or (c and c.prompt_ids)\n"
     "  if not prompt then error('ask a question first, or give the prompt', 0) end\n"
     "  local r = r1.compare{a = a, b = b, prompt = prompt}\n"
-    "  ui.show_compare(r, tostring(a), name_b)\n"
+    "  ui.show_compare(r, name_a, name_b)\n"
     "  return r\n"
     "end\n";
 

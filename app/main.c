@@ -98,7 +98,7 @@ static int cmd_repl(void)
     return rc;
 }
 
-/* r1lab [--theme NAME] [--notebook FILE] [--demo] [--plain] */
+/* r1lab [--theme NAME] [--notebook FILE] [--demo [FILE]] [--plain] */
 static int cmd_workbench(int argc, char **argv)
 {
     wb_opts o = {0};
@@ -107,8 +107,10 @@ static int cmd_workbench(int argc, char **argv)
         const char *a = argv[i];
         if ((!strcmp(a, "--theme") || !strcmp(a, "--notebook")) && i + 1 < argc) {
             *(a[2] == 't' ? &o.theme : &o.notebook) = argv[++i];
-        } else if (!strcmp(a, "--demo")) {
+        } else if (!strcmp(a, "--demo")) { /* --demo [FILE]: FILE is the notebook to play */
             o.demo = 1;
+            if (i + 1 < argc && argv[i + 1][0] != '-')
+                o.notebook = argv[++i];
         } else if (!strcmp(a, "--plain")) {
             plain = 1;
         } else {

@@ -143,13 +143,16 @@ static void draw_lens(WINDOW *w, const ui_model *m, int h, int cols)
         const char *name = r < v->nlabels && v->labels[r] ? v->labels[r] : "";
         int x = ui_put(w, y, 0, 9, ui_attr(R_DIM), name);
         x = 9 > x ? 9 : x;
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 3 && x < cols; k++) { /* text in 4 columns, then p */
             int li = v->rows + r * 3 + k;
             shown_text(tx, sizeof tx, li < v->nlabels && v->labels[li] ? v->labels[li] : "");
-            char c[48];
+            char c[16];
             float p = v->vals[r * 4 + k];
-            snprintf(c, sizeof c, "%-4s %.2f ", tx, p);
-            ui_put(w, y, x, cols - x, k == 0 ? ui_heat_attr(p) : ui_attr(R_TEXT), c);
+            attr_t a = k == 0 ? ui_heat_attr(p) : ui_attr(R_TEXT);
+            ui_put(w, y, x, cols - x < 4 ? cols - x : 4, a, tx);
+            snprintf(c, sizeof c, "%.2f", p);
+            if (x + 5 < cols)
+                ui_put(w, y, x + 5, cols - x - 5, a, c);
             x += 11;
         }
         float pn = v->vals[r * 4 + 3];

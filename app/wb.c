@@ -328,7 +328,7 @@ static void act(wb *w)
         wb_cmd_edit_cell(w, w->m.nb_cur);
         break;
     case UI_REQ_LENS: /* the microscope's keys run its Lua calls (lua_ui_views.c) */
-        snprintf(src, sizeof src, "ui.lens(%d)", a[0] + 1);
+        snprintf(src, sizeof src, "local _ = ui.lens(%d)", a[0] + 1);
         snprintf(what, sizeof what, "logit lens at token %d", a[0] + 1);
         wb_cmd_submit(w, WB_JOB_LUA, src, "=lens", -1, what);
         break;
@@ -338,13 +338,13 @@ static void act(wb *w)
             snprintf(lay, sizeof lay, "%d", a[1]);
         if (a[2] >= 0)
             snprintf(head, sizeof head, "%d", a[2] + 1);
-        snprintf(src, sizeof src, "ui.attention(%d, %s, %s)", a[0] + 1, lay, head);
+        snprintf(src, sizeof src, "local _ = ui.attention(%d, %s, %s)", a[0] + 1, lay, head);
         snprintf(what, sizeof what, "attention at token %d", a[0] + 1);
         wb_cmd_submit(w, WB_JOB_LUA, src, "=attention", -1, what);
         break;
     }
     case UI_REQ_BRANCH:
-        snprintf(src, sizeof src, "ui.branch(%d, %d)", a[0] + 1, a[1]);
+        snprintf(src, sizeof src, "local _ = ui.branch(%d, %d)", a[0] + 1, a[1]);
         snprintf(what, sizeof what, "branching at token %d", a[0] + 1);
         wb_cmd_submit(w, WB_JOB_LUA, src, "=branch", -1, what);
         break;
@@ -354,7 +354,7 @@ static void act(wb *w)
         ui_model_status(&w->m, "type the text to put at token %d, then Enter", a[0] + 1);
         break;
     case UI_REQ_TREE_SHOW:
-        snprintf(src, sizeof src, "ui.tree_show(%d)", a[0]);
+        snprintf(src, sizeof src, "local _ = ui.tree_show(%d)", a[0]);
         snprintf(what, sizeof what, "showing branch %d", a[0]);
         wb_cmd_submit(w, WB_JOB_LUA, src, "=tree", -1, what);
         break;

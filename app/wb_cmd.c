@@ -431,7 +431,7 @@ static int microscope_command(wb *w, const char *name, const char *a)
                             : ":branch TEXT (the text to put at the cursor's token)");
             return 1;
         }
-        snprintf(src, sizeof src, "ui.branch(%d, ", w->m.cursor + 1);
+        snprintf(src, sizeof src, "local _ = ui.branch(%d, ", w->m.cursor + 1);
         lua_quote(src, sizeof src - 2, a);
         strcat(src, ")");
         wb_cmd_submit(w, WB_JOB_LUA, src, "=:branch", -1, "branching");
@@ -446,7 +446,7 @@ static int microscope_command(wb *w, const char *name, const char *a)
         snprintf(clean, sizeof clean, "%.*s", (int)(bar - a), a);
         for (size_t l = strlen(clean); l && clean[l - 1] == ' '; l--)
             clean[l - 1] = '\0';
-        strcpy(src, "ui.patch(");
+        strcpy(src, "local _ = ui.patch(");
         lua_quote(src, sizeof src - 8, clean);
         strcat(src, ", ");
         lua_quote(src, sizeof src - 2, bar + 1 + strspn(bar + 1, " "));
@@ -458,7 +458,7 @@ static int microscope_command(wb *w, const char *name, const char *a)
                             "question goes through both)");
             return 1;
         }
-        strcpy(src, "ui.compare(");
+        strcpy(src, "local _ = ui.compare(");
         lua_quote(src, sizeof src - 2, a);
         strcat(src, ")");
         wb_cmd_submit(w, WB_JOB_LUA, src, "=:compare", -1, "comparing two models");

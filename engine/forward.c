@@ -456,9 +456,17 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
 
     /* main model */
     float *x = m->L ? m->acts[0].x : m->x_final;
-    embed_rows(m, m->tokens, N, x);
-    apply_patch(m, 0, x, B, T);
-    for (int l = 0; l < m->L; l++) {
+    int l0 = 0;
+    if (m->patch && m->patch->base) { /* start at the patched site from its given residual */
+        l0 = m->patch->site;
+        float *at = l0 < m->L ? m->acts[l0].x : m->x_final;
+        for (int b = 0; b < B; b++)
+            memcpy(at + (size_t)b * T * C, m->patch->base, sizeof(float) * T * C);
+    } else {
+        embed_rows(m, m->tokens, N, x);
+    }
+    apply_patch(m, l0, l0 < m->L ? m->acts[l0].x : m->x_final, B, T);
+    for (int l = l0; l < m->L; l++) {
         float *out = l + 1 < m->L ? m->acts[l + 1].x : m->x_final;
         r1__layer_forward(m, l, &m->acts[l], m->acts[l].x, out);
         apply_patch(m, l + 1, out, B, T);

@@ -19,6 +19,16 @@ int r1_inspect_sites(const r1_model *m)
     return m->L + 1;
 }
 
+r1_status r1_inspect_forward(r1_model *m, const int32_t *tokens, int B, int T,
+                             const r1_fwd_opts *opts, r1_error *err)
+{
+    int saved = m->no_load_count; /* looking inside is not training: the loads stay */
+    m->no_load_count = 1;
+    r1_status s = r1_model_forward(m, tokens, B, T, opts, NULL, err);
+    m->no_load_count = saved;
+    return s;
+}
+
 /* The residual stream at site i of the last forward: [B*T, C] (borrowed). */
 static const float *site_resid(const r1_model *m, int i)
 {
@@ -70,7 +80,7 @@ r1_status r1_inspect_lens(r1_model *m, const int32_t *tokens, int T, int pos, fl
     int want_mtp = mtp && m->D > 0 && pos >= 1;
     r1_fwd_opts o = r1_fwd_defaults();
     o.no_mtp = !want_mtp;
-    s = r1_model_forward(m, tokens, 1, T, &o, NULL, err);
+    s = r1_inspect_forward(m, tokens, 1, T, &o, err);
     if (s != R1_OK)
         return s;
     float *hn = malloc(sizeof(float) * C), *lg = malloc(sizeof(float) * V), rstd;
@@ -111,7 +121,7 @@ r1_status r1_inspect_attention(r1_model *m, const int32_t *tokens, int T, int la
         return r1_error_set(err, R1_EINVAL, "attention: the MTP layer needs at least 2 tokens");
     r1_fwd_opts o = r1_fwd_defaults();
     o.no_mtp = layer < m->L;
-    s = r1_model_forward(m, tokens, 1, T, &o, NULL, err);
+    s = r1_inspect_forward(m, tokens, 1, T, &o, err);
     if (s != R1_OK)
         return s;
     /* the forward keeps P[B, H, T', T'] with the masked part written as 0 */
@@ -168,25 +178,28 @@ r1_status r1_inspect_patch(r1_model *m, const int32_t *clean, const int32_t *cor
     r1_fwd_opts o = r1_fwd_defaults();
     o.no_mtp = 1;
     float *saved = malloc(sizeof(float) * (size_t)S * Tp * C);  /* clean residuals */
+    float *base = malloc(sizeof(float) * (size_t)S * T * C);    /* corrupt residuals */
     int32_t *batch = malloc(sizeof(int32_t) * (size_t)PATCH_ROWS * T);
     float *vec = malloc(sizeof(float) * (size_t)PATCH_ROWS * C);
     int pos[PATCH_ROWS];
     double lps[PATCH_ROWS];
-    if (!saved || !batch || !vec) {
-        free(saved), free(batch), free(vec);
+    if (!saved || !batch || !vec || !base) {
+        free(saved), free(batch), free(vec), free(base);
         return r1_error_set(err, R1_ENOMEM, "patch: out of memory");
     }
-    s = r1_model_forward(m, clean, 1, T, &o, NULL, err);
+    s = r1_inspect_forward(m, clean, 1, T, &o, err);
     if (s == R1_OK) {
         answer_lp(m, clean, 1, T, Tp, lps);
         *lp_clean = lps[0];
         for (int i = 0; i < S; i++)
             memcpy(saved + (size_t)i * Tp * C, site_resid(m, i), sizeof(float) * Tp * C);
-        s = r1_model_forward(m, corrupt, 1, T, &o, NULL, err);
+        s = r1_inspect_forward(m, corrupt, 1, T, &o, err);
     }
     if (s == R1_OK) {
         answer_lp(m, corrupt, 1, T, Tp, lps);
         *lp_corrupt = lps[0];
+        for (int i = 0; i < S; i++) /* the layers before a site need not run again */
+            memcpy(base + (size_t)i * T * C, site_resid(m, i), sizeof(float) * T * C);
     }
     for (int b = 0; b < PATCH_ROWS; b++)
         memcpy(batch + (size_t)b * T, corrupt, sizeof(int32_t) * T);
@@ -198,9 +211,9 @@ r1_status r1_inspect_patch(r1_model *m, const int32_t *clean, const int32_t *cor
                 memcpy(vec + (size_t)b * C, saved + ((size_t)i * Tp + p0 + b) * C,
                        sizeof(float) * C);
             }
-            r1__patch patch = {i, pos, vec};
+            r1__patch patch = {i, pos, vec, base + (size_t)i * T * C};
             m->patch = &patch;
-            s = r1_model_forward(m, batch, B, T, &o, NULL, err);
+            s = r1_inspect_forward(m, batch, B, T, &o, err);
             m->patch = NULL;
             if (s != R1_OK)
                 break;
@@ -213,7 +226,7 @@ r1_status r1_inspect_patch(r1_model *m, const int32_t *clean, const int32_t *cor
         if (s == R1_OK && progress && progress(user, i + 1, S))
             s = r1_error_set(err, R1_ECANCELED, "patch: canceled");
     }
-    free(saved), free(batch), free(vec);
+    free(saved), free(batch), free(vec), free(base);
     return s;
 }
 
@@ -249,14 +262,14 @@ r1_status r1_inspect_routing_diff(r1_model *a, r1_model *b, const int32_t *token
     }
     r1_fwd_opts o = r1_fwd_defaults();
     o.no_mtp = 1;
-    s = r1_model_forward(a, tokens, 1, T, &o, NULL, err);
+    s = r1_inspect_forward(a, tokens, 1, T, &o, err);
     for (int l = 0, off = 0; s == R1_OK && l < L; l++)
         if (a->layers[l].moe) {
             r1_model_routing(a, l, ea + off, w);
             off += T * Ka;
         }
     if (s == R1_OK)
-        s = r1_model_forward(b, tokens, 1, T, &o, NULL, err);
+        s = r1_inspect_forward(b, tokens, 1, T, &o, err);
     for (int l = 0, offa = 0, offb = 0; s == R1_OK && l < L; l++) {
         int ma = a->layers[l].moe, mb = b->layers[l].moe;
         if (ma && mb) {

@@ -128,6 +128,9 @@ typedef struct {
     int site;
     const int *pos;   /* [B] */
     const float *vec; /* [B, C] */
+    const float *base; /* [T, C] or NULL: every row's residual at `site` before the patch, so
+                        * that the layers before it are skipped (their activations are then
+                        * not kept: no backward) */
 } r1__patch;
 
 struct r1_model {

@@ -19,6 +19,11 @@
 
 #include "r1_model.h"
 
+/* r1_model_forward for looking inside (opts may be NULL: the defaults): the experts chosen do
+ * not count towards the expert load that auxiliary-loss-free balancing reads. */
+r1_status r1_inspect_forward(r1_model *m, const int32_t *tokens, int B, int T,
+                             const r1_fwd_opts *opts, r1_error *err);
+
 /* Sites of the residual stream: 0 is the embeddings entering layer 0, l + 1 the output of
  * decoder layer l; num_hidden_layers + 1 sites in all (the last is the final residual, before
  * the final norm). */

@@ -183,6 +183,17 @@ int main(void)
            R1_ECANCELED, "a progress callback cancels");
     is_int(done, 2, "after the second site");
 
+    /* looking inside is not training: the balancing's expert load stays as it was */
+    float load[64];
+    long before_n = r1_model_expert_load(m, 1, load);
+    r1_inspect_patch(m, clean, corrupt, (int)T2, Tp, map, &lp_clean, &lp_corrupt, NULL, NULL,
+                     &err);
+    float *att = malloc(sizeof(float) * H * T * T);
+    r1_inspect_attention(m, tok, (int)T, 1, att, &err);
+    free(att);
+    is_int(r1_model_expert_load(m, 1, load), before_n, "inspection adds nothing to the expert "
+           "load (%ld tokens counted)", before_n);
+
     /* bad input */
     is_int(r1_inspect_lens(m, tok, (int)T, (int)T, NULL, NULL, NULL, &err), R1_EINVAL,
            "lens: a position past the end");

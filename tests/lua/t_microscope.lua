@@ -45,6 +45,19 @@ t.ok(off.top == nil and off.mtp == nil and off.entropy == nil, "top_n = 0, mtp =
 t.raises(function() m:generate(q, {top_n = 33}) end, "'top_n' (an integer in 0..32",
          "top_n past 32 is refused")
 
+-- m:replay reads a given completion like the generation that wrote it
+local rp = m:replay(q, r.tokens)
+local rworst, rsame = 0, rp.text == r.text
+for i = 1, #r.tokens do
+    rworst = math.max(rworst, math.abs(rp.logprobs[i] - r.logprobs[i]),
+                      math.abs(rp.entropy[i] - r.entropy[i]))
+    rsame = rsame and rp.top[i][1].token == r.top[i][1].token and rp.mtp[i].token == r.mtp[i].token
+            and rp.routing[i][2].experts[1] == r.routing[i][2].experts[1]
+end
+t.ok(rsame and rworst < 1e-4, string.format("m:replay = the generation's records (worst %.1g)",
+     rworst))
+t.is(ui.context().tokens[1], r.tokens[1], "and becomes ui.context()")
+
 -- the logit lens at the last prompt token and inside the reasoning
 local ids = tok:encode("<|bos|><|user|>" .. q .. "<|assistant|><think>")
 local np = #ids

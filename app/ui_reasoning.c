@@ -329,13 +329,24 @@ static void title(const ui_model *m, char *buf, size_t n)
         const char *s = token_text(&m->tok[m->cursor], tb, sizeof tb);
         char show[40];
         snprintf(show, sizeof show, "%s", strcmp(s, "\n") ? s : "\\n");
-        snprintf(buf, n, "Reasoning · token %d '%s' of %d%s", m->cursor + 1, show, k,
-                 m->attn_on && m->view[EV_VIEW_ATTN] ? " · attention" : "");
+        char mode[64] = "";
+        const ev *a = m->attn_on ? m->view[EV_VIEW_ATTN] : NULL;
+        if (a && a->ints[2] >= 0)
+            snprintf(mode, sizeof mode, " · attention L%d head %d", a->ints[1], a->ints[2] + 1);
+        else if (a)
+            snprintf(mode, sizeof mode, " · attention L%d mean of %d heads", a->ints[1],
+                     a->ints[3]);
+        else if (m->colour_by)
+            snprintf(mode, sizeof mode, " · by %s", m->colour_by == 1 ? "probability"
+                                                                       : "entropy");
+        snprintf(buf, n, "Reasoning · token %d '%s' of %d%s", m->cursor + 1, show, k, mode);
     } else if (m->compare_on && m->view[EV_VIEW_COMPARE]) {
         snprintf(buf, n, "Reasoning · A and B side by side (v: back)");
     } else if (k || m->prompt) {
-        snprintf(buf, n, "Reasoning · %d token%s%s", k, k == 1 ? "" : "s",
-                 m->gen_active ? " …" : "");
+        snprintf(buf, n, "Reasoning · %d token%s%s%s", k, k == 1 ? "" : "s",
+                 m->gen_active ? " …" : "",
+                 m->colour_by == 1 ? " · by probability"
+                 : m->colour_by == 2 ? " · by entropy" : "");
     } else {
         snprintf(buf, n, "Reasoning");
     }

@@ -2,13 +2,16 @@
  *
  *   bench_decode --preset tiny|small --batch B [--prompt 16] [--new 128] [--threads N]
  *                [--speculative] [--bf16 | --fp8] [--model DIR [--task NAME:D]] [--prefill]
+ *                [--inspect] [--reps N]
  *
  * Prefills B random 16-token prompts and decodes 128 new tokens per row, greedy, with no stop
  * token; prints one line "r1lab decode tokens/s=… accept=…" (tokens/s = B·new / seconds,
  * prefill included, as the PyTorch script counts). --model uses a trained checkpoint instead of
  * random weights (the MTP acceptance only means something there); with --task its prompts are
  * that task's questions in the chat format (seeds 1..B) and each row stops at the end of its
- * answer, so the tokens are the ones the model really writes.  --prefill times the decoder's
+ * answer, so the tokens are the ones the model really writes.  --inspect keeps the token
+ * inspector's records (top 5, entropy, MTP prediction); --reps N takes the best of N - 1 timed
+ * runs after a warm-up (default 2: one timed run).  --prefill times the decoder's
  * step over the prompts alone (no logits, as llama-bench's pp test) and prints "r1lab prefill
  * tokens/s=…" (B·prompt / seconds, best of 3 after a warm-up). */
 #include <config.h>
@@ -106,6 +109,11 @@ int main(int argc, char **argv)
     cfg.speculative = flag(argc, argv, "--speculative");
     cfg.bf16 = flag(argc, argv, "--bf16");
     cfg.fp8 = flag(argc, argv, "--fp8");
+    if (flag(argc, argv, "--inspect")) { /* the microscope's records, as m:generate keeps them */
+        cfg.top_n = 5;
+        cfg.mtp_predict = 1;
+    }
+    int reps = atoi(arg(argc, argv, "--reps", "2"));
     if (flag(argc, argv, "--prefill")) { /* prompt tokens per second: the step alone */
         r1_decoder *d = NULL;
         int *rows = malloc(sizeof(int) * B);
@@ -140,7 +148,7 @@ int main(int argc, char **argv)
     }
     r1_gen_result *res = NULL;
     double best = 0, acc = 0;
-    for (int rep = 0; rep < 2; rep++) { /* the first run warms the caches */
+    for (int rep = 0; rep < (reps > 1 ? reps : 2); rep++) { /* the first warms the caches */
         if (r1_generate(m, ps, lens, B, &cfg, NULL, &res, &err)) {
             fprintf(stderr, "bench_decode: %s\n", err.msg);
             return 1;
@@ -148,7 +156,7 @@ int main(int argc, char **argv)
         long n = 0;
         for (int b = 0; b < B; b++)
             n += res->row[b].n;
-        best = rep ? n / res->seconds : 0;
+        best = rep && n / res->seconds > best ? n / res->seconds : best;
         acc = res->drafted ? (double)res->accepted / res->drafted : 0;
         r1_gen_result_free(res);
     }

@@ -101,6 +101,23 @@ else
 fi
 
 echo
+echo "== the token inspector's cost at batch 1: the built-in model, 3-digit sums, greedy; plain"
+echo "   decoding beside top 5 + entropy + the MTP module's prediction (m:generate's default)"
+printf '%-16s %10s %10s %8s\n' config plain inspect cost
+if [ -f "$mb/model.safetensors" ]; then
+    for w in "" --bf16; do
+        for th in 1 2; do
+            p=$(tp "$($bd --model "$mb" --task add:3 --new 192 --batch 1 --threads $th --reps 5 $w)")
+            q=$(tp "$($bd --model "$mb" --task add:3 --new 192 --batch 1 --threads $th --reps 5 $w --inspect)")
+            printf '%-16s %10s %10s %8s\n' "${w:---fp32} ${th}t" "$p" "$q" \
+                "$(awk -v a="$p" -v b="$q" 'BEGIN { printf "%+.1f%%", 100 * (a - b) / a }')"
+        done
+    done
+else
+    echo "(no built-in model at $mb)"
+fi
+
+echo
 echo "== prefill: one 512-token prompt on the built-in model, the decoder's step alone (tokens/s)"
 printf '%-10s %10s %10s %10s\n' threads fp32 bf16 fp8
 if [ -f "$mb/model.safetensors" ]; then

@@ -410,11 +410,23 @@ static int m_precision(lua_State *L)
     return 1;
 }
 
+/* m:path() -> the folder the model was loaded from, nil for a model made by r1.init */
+static int m_path(lua_State *L)
+{
+    lua_model *u = lua_model_check(L, 1);
+    if (u->dir[0])
+        lua_pushstring(L, u->dir);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
 /* generate and ask are added by lua_generate.c */
-static const luaL_Reg model_methods[] = {{"save", m_save},     {"config", m_config},
-                                         {"params", m_params}, {"forward", m_forward},
-                                         {"close", m_close},   {"tokenizer", m_tokenizer},
-                                         {"fp8", m_fp8}, {"precision", m_precision},       {NULL, NULL}};
+static const luaL_Reg model_methods[] = {
+    {"save", m_save},     {"config", m_config},       {"params", m_params},
+    {"forward", m_forward}, {"close", m_close},       {"tokenizer", m_tokenizer},
+    {"fp8", m_fp8},       {"precision", m_precision}, {"path", m_path},
+    {NULL, NULL}};
 static const luaL_Reg model_meta[] = {
     {"__gc", m_close}, {"__close", m_close}, {"__tostring", m_tostring}, {NULL, NULL}};
 static const luaL_Reg model_funcs[] = {{"load", l_load}, {"init", l_init}, {NULL, NULL}};

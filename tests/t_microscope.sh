@@ -23,7 +23,8 @@ busy=""
 cleanup() {
     T kill-server >/dev/null 2>&1
     for p in $busy; do kill "$p" 2>/dev/null; done
-    rm -rf "$tmp"
+    # the workbench writes its history as it exits: let it finish before removing the folder
+    for i in 1 2 3 4 5; do rm -rf "$tmp" 2>/dev/null && break; sleep 0.2; done
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP PIPE
@@ -37,7 +38,7 @@ bin="$build/app/r1lab"
 if nm -D "$bin" 2>/dev/null | grep -q __asan_init || ldd "$bin" 2>/dev/null | grep -q libasan; then
     wait_s=300
 fi
-echo "1..22"
+echo "1..25"
 for c in 1 2; do
     sh -c 'while :; do :; done' &
     busy="$busy $!"
@@ -133,4 +134,22 @@ wait_re s "Reasoning · A and B side by side" "$wait_s"
 ok $? ":compare shows both traces"
 wait_re s "texts differ from token 1; experts changed per layer"
 ok $? "where they diverge, and how the routing differs per layer"
+T kill-session -t s
+
+# the guided tour: --demo FILE opens it in demo mode; every cell runs without an error
+if [ "$src" = "$build" ]; then
+    launch="./bootstrap run"
+fi
+T new-session -d -s d -x 130 -y 50 -c "$src" \
+    "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u XDG_STATE_HOME -u XDG_CONFIG_HOME -u NO_COLOR \
+     HOME=$tmp/home LC_ALL=C.UTF-8 TERM=tmux-256color $launch --demo scripts/microscope.md; \
+     exec sleep 600"
+wait_re d "Notebook · microscope.md · cell 1/7" "$wait_s"
+ok $? "--demo scripts/microscope.md opens the tour"
+wait_re d "DEMO · space: next cell"
+ok $? "in demo mode"
+type_line d ':runall'
+wait_re d '^│\[7\] (ok|error)' "$wait_s"
+screen d | grep -q '^│\[7\] ok' && ! screen d | grep -qE '^│\[[0-9]\] error'
+ok $? "all seven cells run"
 exit 0

@@ -42,7 +42,7 @@ typedef enum {
  *            text a, [2] in text b, [3]/[4] verdicts of a/b (1, 0, -1 unknown)
  *   TREE     rows = nodes, cols = 5: id, parent (0: root), depth, verdict (1, 0, -1), at;
  *            labels: per node its answer and its forced text (2 per node); ints[0] the node
- *            shown */
+ *            shown, [1] its branch point (1-based token index; 0: the root) */
 enum { EV_VIEW_LENS, EV_VIEW_ATTN, EV_VIEW_PATCH, EV_VIEW_COMPARE, EV_VIEW_TREE, EV_NVIEWS };
 
 typedef struct {

@@ -300,6 +300,8 @@ static void apply_view(ui_model *m, const ev *e)
         for (int r = 0; r < c->rows; r++)
             if ((int)c->vals[r * c->cols] == c->ints[0])
                 m->tree_sel = r;
+        if (c->ints[1] >= 1 && c->ints[1] <= m->ntok) /* the cursor on the branch point */
+            m->cursor = c->ints[1] - 1;
         break;
     }
 }

@@ -135,8 +135,8 @@ static void draw_lens(WINDOW *w, const ui_model *m, int h, int cols)
     char tx[32] = "?";
     if (tok >= 0 && tok < m->ntok)
         shown_text(tx, sizeof tx, m->tok[tok].text);
-    snprintf(line, sizeof line, "token %d '%s': what each layer would predict   p('%s')",
-             tok + 1, tx, tx);
+    snprintf(line, sizeof line, "token %d '%s' · top 3 per layer · last: p('%s')", tok + 1, tx,
+             tx);
     ui_put(w, 0, 0, cols, ui_attr(R_TITLE), line);
     int skip = m->scroll[UI_ROUTING] > 0 ? m->scroll[UI_ROUTING] : 0;
     for (int r = skip, y = 1; r < v->rows && y < h; r++, y++) {
@@ -169,7 +169,7 @@ static void draw_patch(WINDOW *w, const ui_model *m, int h, int cols)
     const ev *v = m->view[EV_VIEW_PATCH];
     int S = v->rows, P = v->cols, label = 8;
     char line[256];
-    snprintf(line, sizeof line, "patching: lp clean %.2f, corrupted %.2f; heat = share back",
+    snprintf(line, sizeof line, "lp clean %.2f, corrupt %.2f · heat: share back",
              v->nums[0], v->nums[1]);
     ui_put(w, 0, 0, cols, ui_attr(R_TITLE), line);
     /* the prompt's characters across (special tokens as '·'), the changed ones marked */

@@ -64,7 +64,7 @@ static int on_token(void *user, const r1_token_event *ev)
 
 typedef struct {
     const r1_gen_row *row; /* the result the events are compared with (set after the run) */
-    int n, top_n, mtp_known;
+    int n, top_n, mtp_known, bad_order;
     int32_t top[64][8];
     float ent[64];
     int32_t mtp[64];
@@ -75,6 +75,7 @@ static int on_inspect(void *user, const r1_token_event *ev)
     inslog *l = user;
     if (ev->row != 0 || ev->index >= 64)
         return 0;
+    l->bad_order += ev->index != l->n || ev->pos != 3 + ev->index;
     l->n++;
     l->top_n = ev->n_top;
     for (int j = 0; j < ev->n_top && j < 8; j++)
@@ -156,11 +157,12 @@ static void check_inspector(r1_model *m)
     ok(!bad_mtp && worst_m < 1e-4, "the MTP prediction of every token is the argmax of the "
        "forward's MTP logits at the position before it (%d wrong, %d near ties, worst p %.2g)",
        bad_mtp, ties, worst_m);
-    int same = lg.n == res->row[0].n && lg.top_n == 5 && lg.mtp_known == lg.n;
+    int same = lg.n == res->row[0].n && lg.top_n == 5 && lg.mtp_known == lg.n && !lg.bad_order;
     for (int i = 0; same && i < lg.n; i++)
         same = !memcmp(lg.top[i], res->row[0].top_ids + i * 5, sizeof(int32_t) * 5) &&
                lg.ent[i] == res->row[0].entropy[i] && lg.mtp[i] == res->row[0].mtp_ids[i];
-    ok(same, "every token's event carries its alternatives, entropy and MTP prediction");
+    ok(same, "every token's event, in order, carries its alternatives, entropy and MTP "
+       "prediction (%d events)", lg.n);
     /* speculative decoding (greedy) keeps the same records */
     c.temperature = 0;
     r1_gen_result *plain = NULL, *spec = NULL;

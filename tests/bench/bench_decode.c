@@ -113,6 +113,10 @@ int main(int argc, char **argv)
         cfg.top_n = 5;
         cfg.mtp_predict = 1;
     }
+    if (flag(argc, argv, "--top-only")) /* the parts alone, to see what costs */
+        cfg.top_n = 5;
+    if (flag(argc, argv, "--mtp-only"))
+        cfg.mtp_predict = 1;
     int reps = atoi(arg(argc, argv, "--reps", "2"));
     if (flag(argc, argv, "--prefill")) { /* prompt tokens per second: the step alone */
         r1_decoder *d = NULL;

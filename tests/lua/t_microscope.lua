@@ -39,6 +39,11 @@ m:generate(q, {max_tokens = 5, on_token = function(e)
     if e.top and #e.top == 5 and e.entropy and e.mtp then seen = seen + 1 end
 end})
 t.is(seen, 5, "on_token's table carries top, entropy and mtp")
+local got = 0
+local stopped = m:generate(q, {max_tokens = 40, on_token = function() got = got + 1
+                                                               return got < 3 end})
+t.ok(got == 3 and stopped.finish == "cancel", "on_token returning false stops at once, also " ..
+     "while events wait for the MTP module (" .. got .. " events)")
 local off = m:generate(q, {max_tokens = 5, top_n = 0, mtp = false})
 t.ok(off.top == nil and off.mtp == nil and off.entropy == nil, "top_n = 0, mtp = false turn " ..
      "them off")

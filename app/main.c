@@ -20,7 +20,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: r1lab [COMMAND] [OPTIONS]\n"
             "\n"
-            "  r1lab [--theme NAME] [--notebook FILE] [--demo] [--plain]\n"
+            "  r1lab [--theme NAME] [--notebook FILE] [--demo [FILE]] [--plain]\n"
             "                        the workbench on a terminal (the plain Lua REPL with\n"
             "                        --plain or when stdin is not a terminal); --demo plays\n"
             "                        the welcome notebook (or FILE) cell by cell\n"

@@ -80,7 +80,7 @@ static void ruler(WINDOW *w, int y, int x0, int cols, int E, int per)
     }
 }
 
-static void draw_generation_rows(WINDOW *w, const ui_model *m, int h, int cols, int E,
+static void draw_generation_rows(WINDOW *w, const ui_model *m, int y0, int h, int cols, int E,
                                  int label);
 
 /* A token's text as the tables show it: newlines and tabs visible. */
@@ -240,19 +240,13 @@ static void draw_generation(WINDOW *w, const ui_model *m, int h, int cols)
     }
     int E = experts_seen(m), label = 4;
     int sel = m->cursor >= 0 && m->cursor < m->ntok;
-    if (sel && h >= 4) { /* the token inspector's lines above the heatmap */
-        int used = draw_inspector(w, m, cols);
-        w = derwin(w, h - used, cols, used, 0);
-        if (!w)
-            return;
-        draw_generation_rows(w, m, h - used, cols, E, label);
-        delwin(w);
-        return;
-    }
-    draw_generation_rows(w, m, h, cols, E, label);
+    int used = sel && h >= 4 ? draw_inspector(w, m, cols) : 0; /* the token inspector's
+                                                                  * lines above the heatmap */
+    draw_generation_rows(w, m, used, h - used, cols, E, label);
 }
 
-static void draw_generation_rows(WINDOW *w, const ui_model *m, int h, int cols, int E,
+/* The heatmap in rows [y0, y0 + h) of w. */
+static void draw_generation_rows(WINDOW *w, const ui_model *m, int y0, int h, int cols, int E,
                                  int label)
 {
     int sel = m->cursor >= 0 && m->cursor < m->ntok;
@@ -261,10 +255,10 @@ static void draw_generation_rows(WINDOW *w, const ui_model *m, int h, int cols, 
         return;
     int per = (E + avail - 1) / avail;
     int ncol = (E + per - 1) / per;
-    int y = 0, top = 0;
+    int y = y0, top = y0;
     if (h >= m->n_moe + 2 && per == 1) {
-        ruler(w, 0, label, avail, E, per);
-        top = y = 1;
+        ruler(w, y0, label, avail, E, per);
+        top = y = y0 + 1;
     }
     const int32_t *te = sel ? ui_model_token_experts(m, m->cursor) : NULL;
     const float *tw = sel ? ui_model_token_weights(m, m->cursor) : NULL;
@@ -272,7 +266,7 @@ static void draw_generation_rows(WINDOW *w, const ui_model *m, int h, int cols, 
     if (!sel)
         for (int i = 0; i < m->n_moe * m->ncount_e; i++)
             vmax = m->counts[i] > vmax ? m->counts[i] : vmax;
-    int rows = h - top; /* the layers first; the legend when a row is left */
+    int rows = h - (top - y0); /* the layers first; the legend when a row is left */
     int skip = m->scroll[UI_ROUTING] > 0 ? m->scroll[UI_ROUTING] : 0;
     if (skip > m->n_moe - rows)
         skip = m->n_moe - rows > 0 ? m->n_moe - rows : 0;
@@ -315,8 +309,8 @@ static void draw_generation_rows(WINDOW *w, const ui_model *m, int h, int cols, 
         snprintf(legend, sizeof legend, "share of %ld token%s; tallest = %.0f%%%s",
                  m->routed_tokens, m->routed_tokens == 1 ? "" : "s",
                  100.0 * vmax / (double)m->routed_tokens, per > 1 ? " (columns grouped)" : "");
-    if (y < h)
-        ui_put(w, y < h - 1 ? y : h - 1, 0, cols, ui_attr(R_DIM), legend);
+    if (y < y0 + h)
+        ui_put(w, y < y0 + h - 1 ? y : y0 + h - 1, 0, cols, ui_attr(R_DIM), legend);
 }
 
 static void draw_training(WINDOW *w, const ui_model *m, int h, int cols)

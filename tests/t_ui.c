@@ -278,8 +278,21 @@ static void test_routing(void)
     /* a selected token: its experts and weights */
     m.cursor = 0;
     ui_routing_pane.draw(p, &m, 0);
-    like(row(p, 1), "e0 0.60 e1 0.40", "the selected token's experts and weights");
-    like(row(p, 3), "token 1: top-2", "the legend switches to the token");
+    like(row(p, 0), "'<think>' p 1.000", "the token inspector's line: the token's probability");
+    like(row(p, 1), "no alternatives recorded", "and says when it has no alternatives");
+    like(row(p, 2), "e0 0.60 e1 0.40", "the selected token's experts and weights");
+    like(row(p, 4), "token 1: top-2", "the legend switches to the token");
+    ui_token *t0 = &m.tok[0];
+    t0->n_top = 2, t0->entropy = 0.5f, t0->mtp_id = 7, t0->mtp_p = 0.9f;
+    t0->top_id[0] = 5, t0->top_p[0] = 0.75f, t0->top_id[1] = 9, t0->top_p[1] = 0.25f;
+    snprintf(t0->top_text[0], sizeof t0->top_text[0], "<think>");
+    snprintf(t0->top_text[1], sizeof t0->top_text[1], "x");
+    snprintf(t0->mtp_text, sizeof t0->mtp_text, "7");
+    WINDOW *wide = newpad(6, 70);
+    ui_routing_pane.draw(wide, &m, 0);
+    like(row(wide, 0), "entropy 0.50 nats · MTP next '7' 0.90", "the entropy and the MTP guess");
+    like(row(wide, 1), "1 '<think>' 0.75  2 'x' 0.25", "the alternatives in order");
+    delwin(wide);
     /* training: load and bias */
     ev st;
     memset(&st, 0, sizeof st);

@@ -81,7 +81,7 @@ static int m_lens(lua_State *L)
     r1_status s = r1_inspect_lens(u->m, ids, T, (int)pos - 1, probs, mtp, &has_mtp, &err);
     lua_model_drop(u);
     if (s != R1_OK)
-        return luaL_error(L, "m:lens: %s", err.msg);
+        return luaL_error(L, "m:%s", err.msg); /* "lens: ..." */
     int next = pos < T ? ids[pos] : -1;
     lua_createtable(L, 0, 5);
     lua_pushinteger(L, pos);
@@ -152,7 +152,7 @@ static int m_attention(lua_State *L)
     r1_status s = r1_inspect_attention(u->m, ids, T, layer, t->data, &err);
     lua_model_drop(u);
     if (s != R1_OK)
-        return luaL_error(L, "m:attention: %s", err.msg);
+        return luaL_error(L, "m:%s", err.msg); /* "attention: ..." */
     return 1;
 }
 
@@ -209,14 +209,15 @@ static int progress_cb(void *user, int done, int total)
 }
 
 /* r1.patch{model = m, clean = q1, corrupt = q2, answer = text | ids, max_tokens = 256,
- *          target = "resid", on_progress = fn(done, total)}
+ *          target = "resid" | "experts", layer = N, on_progress = fn(done, total)}
  * -> {share = tensor [sites, positions], lp = tensor [sites, positions], lp_clean, lp_corrupt,
  *     sites = {"embed", "layer 0", ...}, tokens = {prompt token texts}, answer = text}
  * Questions are wrapped as m:ask wraps them (id lists are used as they are) and must have the
  * same number of tokens; the answer scored is the clean prompt's greedy completion unless
  * given.  share[i][p] = (lp[i][p] - lp_corrupt) / (lp_clean - lp_corrupt): how much of the
  * clean answer's log-probability returns when site i at prompt position p is copied from the
- * clean run into the corrupted one. */
+ * clean run into the corrupted one.  target = "experts" patches instead each routed expert's
+ * part of MoE layer N's output (gate weight times output): rows are the layer's experts. */
 static int l_patch(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -224,9 +225,16 @@ static int l_patch(lua_State *L)
     int model = lua_gettop(L);
     lua_model *u = lua_model_idle(L, model, "r1.patch");
     const char *target = lua_r1_opt_str(L, 1, "target", "resid");
-    if (strcmp(target, "resid"))
+    int experts = !strcmp(target, "experts");
+    if (strcmp(target, "resid") && !experts)
         return luaL_error(L, "r1.patch: target \"%s\" is not known; expected \"resid\" (the "
-                          "residual stream after each layer)", target);
+                          "residual stream after each layer) or \"experts\" (one MoE layer's "
+                          "routed experts, with layer = N)", target);
+    const r1_config *cf = r1_model_config(u->m);
+    int layer = lua_r1_opt_int_in(L, 1, "layer", -1, -1, 1 << 16);
+    if (experts && layer < 0)
+        return luaL_error(L, "r1.patch: target \"experts\" needs layer = N (a MoE layer, %d..%d)",
+                          cf->first_k_dense_replace, cf->num_hidden_layers - 1);
     int max_tokens = lua_r1_opt_int_in(L, 1, "max_tokens", 256, 1, 1 << 16);
     int np, nc;
     lua_getfield(L, 1, "clean");
@@ -249,7 +257,7 @@ static int l_patch(lua_State *L)
         ans = tokens_arg(L, u, lua_gettop(L), 0, &na);
     if (na < 1)
         return luaL_error(L, "r1.patch: the answer is empty");
-    int T = np + na, S = r1_inspect_sites(u->m);
+    int T = np + na, S = experts ? cf->n_routed_experts : r1_inspect_sites(u->m);
     int32_t *a = lua_newuserdatauv(L, sizeof(int32_t) * T, 0);
     int32_t *b = lua_newuserdatauv(L, sizeof(int32_t) * T, 0);
     memcpy(a, clean, sizeof(int32_t) * np), memcpy(a + np, ans, sizeof(int32_t) * na);
@@ -263,15 +271,18 @@ static int l_patch(lua_State *L)
     double lp_clean = 0, lp_corrupt = 0;
     r1_error err = {0};
     lua_model_hold(u, "r1.patch");
-    r1_status s = r1_inspect_patch(u->m, a, b, T, np, lp->data, &lp_clean, &lp_corrupt,
-                                   progress_cb, &cb, &err);
+    r1_status s = experts ? r1_inspect_patch_experts(u->m, a, b, T, np, layer, lp->data,
+                                                     &lp_clean, &lp_corrupt, progress_cb, &cb,
+                                                     &err)
+                          : r1_inspect_patch(u->m, a, b, T, np, lp->data, &lp_clean,
+                                             &lp_corrupt, progress_cb, &cb, &err);
     lua_model_drop(u);
     if (cb.failed)
         return lua_r1_raise_ref(L, cb.ref);
     if (s == R1_ECANCELED && r1_interrupted())
         return luaL_error(L, "interrupted");
     if (s != R1_OK)
-        return luaL_error(L, "r1.patch: %s", err.msg);
+        return luaL_error(L, "r1.%s", err.msg); /* err.msg starts with "patch: " */
     lua_createtable(L, 0, 8);
     lua_tensor *sh_t = lua_tensor_push(L, 2, sh, 0);
     double den = lp_clean - lp_corrupt;
@@ -287,7 +298,9 @@ static int l_patch(lua_State *L)
     lua_setfield(L, -2, "lp_corrupt");
     lua_createtable(L, S, 0);
     for (int i = 0; i < S; i++) {
-        if (i == 0)
+        if (experts)
+            lua_pushfstring(L, "L%d e%d", layer, i);
+        else if (i == 0)
             lua_pushliteral(L, "embed");
         else
             lua_pushfstring(L, "layer %d", i - 1);

@@ -156,12 +156,10 @@ static void answer_lp(const r1_model *m, const int32_t *tok, int B, int T, int T
 
 #define PATCH_ROWS 16 /* patched copies per forward */
 
-r1_status r1_inspect_patch(r1_model *m, const int32_t *clean, const int32_t *corrupt, int T,
-                           int Tp, float *lp, double *lp_clean, double *lp_corrupt,
-                           int (*progress)(void *user, int done, int total), void *user,
-                           r1_error *err)
+/* The checks both kinds of patching make of their clean / corrupt pair. */
+static r1_status check_pair(const r1_model *m, const int32_t *clean, const int32_t *corrupt,
+                            int T, int Tp, r1_error *err)
 {
-    int C = m->cfg.hidden_size, S = m->L + 1;
     r1_status s = check_tokens(m, "patch: the clean sequence", clean, T, err);
     if (s == R1_OK)
         s = check_tokens(m, "patch: the corrupted sequence", corrupt, T, err);
@@ -175,6 +173,38 @@ r1_status r1_inspect_patch(r1_model *m, const int32_t *clean, const int32_t *cor
             return r1_error_set(err, R1_EINVAL, "patch: the answers differ at token %d (%d "
                                 "against %d); both prompts must be followed by the same answer",
                                 t, (int)clean[t], (int)corrupt[t]);
+    return R1_OK;
+}
+
+/* The routed experts' contributions to MoE layer l's output in the last forward (one row):
+ * out[E, Tp, C] gets wts * expert output at positions 0..Tp-1, zeros where not picked. */
+static void contributions(const r1_model *m, int l, int Tp, float *out)
+{
+    const layer_act *a = &m->acts[l];
+    int C = m->cfg.hidden_size, K = m->cfg.num_experts_per_tok;
+    memset(out, 0, sizeof(float) * (size_t)m->cfg.n_routed_experts * Tp * C);
+    for (int slot = 0; slot < a->N * K; slot++) {
+        int n = a->slot_tok[slot], k = a->slot_k[slot];
+        if (n >= Tp)
+            continue;
+        int e = a->sel[(size_t)n * K + k];
+        float wt = a->wts[(size_t)n * K + k];
+        const float *eo = a->eo + (size_t)slot * C;
+        float *dst = out + ((size_t)e * Tp + n) * C;
+        for (int i = 0; i < C; i++)
+            dst[i] = wt * eo[i];
+    }
+}
+
+r1_status r1_inspect_patch(r1_model *m, const int32_t *clean, const int32_t *corrupt, int T,
+                           int Tp, float *lp, double *lp_clean, double *lp_corrupt,
+                           int (*progress)(void *user, int done, int total), void *user,
+                           r1_error *err)
+{
+    int C = m->cfg.hidden_size, S = m->L + 1;
+    r1_status s = check_pair(m, clean, corrupt, T, Tp, err);
+    if (s != R1_OK)
+        return s;
     r1_fwd_opts o = r1_fwd_defaults();
     o.no_mtp = 1;
     float *saved = malloc(sizeof(float) * (size_t)S * Tp * C);  /* clean residuals */
@@ -227,6 +257,79 @@ r1_status r1_inspect_patch(r1_model *m, const int32_t *clean, const int32_t *cor
             s = r1_error_set(err, R1_ECANCELED, "patch: canceled");
     }
     free(saved), free(batch), free(vec), free(base);
+    return s;
+}
+
+r1_status r1_inspect_patch_experts(r1_model *m, const int32_t *clean, const int32_t *corrupt,
+                                   int T, int Tp, int layer, float *lp, double *lp_clean,
+                                   double *lp_corrupt,
+                                   int (*progress)(void *user, int done, int total),
+                                   void *user, r1_error *err)
+{
+    int C = m->cfg.hidden_size, E = m->cfg.n_routed_experts;
+    r1_status s = check_pair(m, clean, corrupt, T, Tp, err);
+    if (s != R1_OK)
+        return s;
+    if (layer < 0 || layer >= m->L || !m->layers[layer].moe)
+        return r1_error_set(err, R1_EINVAL, "patch: layer %d is not a MoE layer of the main "
+                            "model (layers %d..%d route to experts)", layer,
+                            m->cfg.first_k_dense_replace, m->L - 1);
+    r1_fwd_opts o = r1_fwd_defaults();
+    o.no_mtp = 1;
+    size_t ec = (size_t)E * Tp * C;
+    float *cc = malloc(sizeof(float) * ec), *cx = malloc(sizeof(float) * ec);
+    float *base = malloc(sizeof(float) * (size_t)T * C);
+    int32_t *batch = malloc(sizeof(int32_t) * (size_t)PATCH_ROWS * T);
+    float *vec = malloc(sizeof(float) * (size_t)PATCH_ROWS * C);
+    int pos[PATCH_ROWS];
+    double lps[PATCH_ROWS];
+    if (!cc || !cx || !base || !batch || !vec) {
+        free(cc), free(cx), free(base), free(batch), free(vec);
+        return r1_error_set(err, R1_ENOMEM, "patch: out of memory");
+    }
+    s = r1_inspect_forward(m, clean, 1, T, &o, err);
+    if (s == R1_OK) {
+        answer_lp(m, clean, 1, T, Tp, lps);
+        *lp_clean = lps[0];
+        contributions(m, layer, Tp, cc);
+        s = r1_inspect_forward(m, corrupt, 1, T, &o, err);
+    }
+    if (s == R1_OK) {
+        answer_lp(m, corrupt, 1, T, Tp, lps);
+        *lp_corrupt = lps[0];
+        contributions(m, layer, Tp, cx);
+        memcpy(base, site_resid(m, layer + 1), sizeof(float) * T * C);
+    }
+    for (int b = 0; b < PATCH_ROWS; b++)
+        memcpy(batch + (size_t)b * T, corrupt, sizeof(int32_t) * T);
+    for (int e = 0; e < E && s == R1_OK; e++) {
+        for (int p0 = 0; p0 < Tp && s == R1_OK; p0 += PATCH_ROWS) {
+            int B = Tp - p0 < PATCH_ROWS ? Tp - p0 : PATCH_ROWS;
+            for (int b = 0; b < B; b++) { /* the layer's output with expert e's part swapped */
+                int p = p0 + b;
+                const float *r = base + (size_t)p * C;
+                const float *xc = cc + ((size_t)e * Tp + p) * C;
+                const float *xx = cx + ((size_t)e * Tp + p) * C;
+                pos[b] = p;
+                for (int i = 0; i < C; i++)
+                    vec[(size_t)b * C + i] = r[i] - xx[i] + xc[i];
+            }
+            r1__patch patch = {layer + 1, pos, vec, base};
+            m->patch = &patch;
+            s = r1_inspect_forward(m, batch, B, T, &o, err);
+            m->patch = NULL;
+            if (s != R1_OK)
+                break;
+            answer_lp(m, batch, B, T, Tp, lps);
+            for (int b = 0; b < B; b++)
+                lp[(size_t)e * Tp + p0 + b] = (float)lps[b];
+            if (r1_interrupted())
+                s = r1_error_set(err, R1_ECANCELED, "patch: interrupted");
+        }
+        if (s == R1_OK && progress && progress(user, e + 1, E))
+            s = r1_error_set(err, R1_ECANCELED, "patch: canceled");
+    }
+    free(cc), free(cx), free(base), free(batch), free(vec);
     return s;
 }
 

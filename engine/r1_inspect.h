@@ -56,6 +56,17 @@ r1_status r1_inspect_patch(r1_model *m, const int32_t *clean, const int32_t *cor
                            int (*progress)(void *user, int done, int total), void *user,
                            r1_error *err);
 
+/* Activation patching of one MoE layer's experts: the same clean / corrupt pair as
+ * r1_inspect_patch, and lp[E, Tp]: entry [e, p] is lp of the corrupt sequence when routed
+ * expert e's contribution to layer `layer`'s output at prompt position p (its gate weight times
+ * its output; nothing where the router did not pick it) is replaced by the clean run's.
+ * R1_EINVAL when `layer` is not a MoE layer of the main model. */
+r1_status r1_inspect_patch_experts(r1_model *m, const int32_t *clean, const int32_t *corrupt,
+                                   int T, int Tp, int layer, float *lp, double *lp_clean,
+                                   double *lp_corrupt,
+                                   int (*progress)(void *user, int done, int total),
+                                   void *user, r1_error *err);
+
 /* Runs a and b over the same tokens[T] and writes, for each main layer index l <
  * nshare, the share of positions from..T-1 whose chosen expert set differs between the two:
  * share[l], NaN where l is dense in either model or beyond either model's depth.  R1_EINVAL

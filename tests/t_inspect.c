@@ -183,6 +183,33 @@ int main(void)
            R1_ECANCELED, "a progress callback cancels");
     is_int(done, 2, "after the second site");
 
+    /* patching one MoE layer's experts: the whole [E, Tp] map against the reference */
+    size_t ne = 0;
+    int32_t *elayer = read_tensor(st, "patch_experts.layer", 1, &one);
+    float *emap_want = read_tensor(st, "patch_experts.lp", 0, &ne);
+    int E = c->n_routed_experts;
+    float *emap = malloc(sizeof(float) * E * Tp);
+    double elc = 0, elx = 0;
+    err.msg[0] = 0;
+    s = elayer ? r1_inspect_patch_experts(m, clean, corrupt, (int)T2, Tp, elayer[0], emap, &elc,
+                                          &elx, NULL, NULL, &err)
+               : R1_EINVAL;
+    ok(s == R1_OK && ne == (size_t)E * Tp, "patching layer %d's %d experts: %s",
+       elayer ? elayer[0] : -1, E, err.msg);
+    e = s == R1_OK ? rel_err(emap, emap_want, (size_t)E * Tp) : 1;
+    ok(e < TOL, "the expert x position map = the reference (rel %.2g)", e);
+    ok(fabs(elc - lp_clean) < 1e-6 && fabs(elx - lp_corrupt) < 1e-6, "with the same two runs");
+    double same = 0;
+    for (int x = 0; x < E; x++)
+        for (int p = 0; p < diff; p++)
+            same = fmax(same, fabs(emap[x * Tp + p] - lp_corrupt));
+    ok(same < 1e-4, "an expert before the changed token changes nothing (%.2g)", same);
+    is_int(r1_inspect_patch_experts(m, clean, corrupt, (int)T2, Tp, 0, emap, &elc, &elx, NULL,
+                                    NULL, &err),
+           R1_EINVAL, "layer 0 is dense");
+    like(err.msg, "layer 0 is not a MoE layer of the main model (layers 1..2", "says which are");
+    free(elayer), free(emap_want), free(emap);
+
     /* looking inside is not training: the balancing's expert load stays as it was */
     float load[64];
     long before_n = r1_model_expert_load(m, 1, load);

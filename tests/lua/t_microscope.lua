@@ -110,6 +110,17 @@ for i = 1, np do if p.tokens[i] ~= p.corrupt_tokens[i] then diff = i end end
 t.ok(diff and math.abs(p.share:get(1, diff) - 1) < 1e-3, "patching the changed digit's " ..
      "embedding restores the clean run (share 1)")
 t.ok(math.abs(p.share:get(1, 1)) < 1e-3, "patching an unchanged token's embedding does nothing")
+local pe = r1.patch{model = m, clean = q, corrupt = "What is 457+388?", max_tokens = 60,
+                    target = "experts", layer = 2}
+t.ok(pe.share:shape()[1] == 16 and pe.share:shape()[2] == np and pe.sites[1] == "L2 e0",
+     "target = \"experts\": a map of layer 2's 16 experts by the prompt's positions")
+local quiet = true
+for e = 1, 16 do for j = 1, 16 do quiet = quiet and math.abs(pe.share:get(e, j)) < 1e-3 end end
+t.ok(quiet, "no expert before the changed digit matters")
+t.raises(function() r1.patch{model = m, clean = q, corrupt = q, target = "experts"} end,
+         "needs layer = N (a MoE layer, 1..5)", "target experts without a layer")
+t.raises(function() r1.patch{model = m, clean = q, corrupt = q, target = "experts", layer = 0} end,
+         "r1.patch: layer 0 is not a MoE layer", "a dense layer")
 t.raises(function() r1.patch{model = m, clean = q, corrupt = "What is 457+3889?"} end,
          "same number of tokens (20 and 21)", "prompts of different lengths")
 t.raises(function() r1.patch{model = m, clean = q, corrupt = q, target = "expert9"} end,

@@ -35,6 +35,11 @@ main model's decoder layers, H heads, V the vocabulary, T = 7, T2 = 10, Tp = 6:
                                          run's before the following layers run (everything
                                          after that site, at every position, is recomputed,
                                          MoE routing included).  Tp is this tensor's width.
+  patch_experts.layer   I32 [1]          the MoE layer whose experts are patched
+  patch_experts.lp      F32 [E, Tp]      [e, p]: lp of the corrupt run whose layer output at
+                                         position p has routed expert e's part (gate weight
+                                         times its output; 0 where not picked) replaced by
+                                         the clean run's
 
 where lp(x) = sum over t = Tp..T2-1 of log_softmax(logits[t-1])[x[t]], the log-probability of
 the answer (tokens Tp.., the same in both runs) given everything before it.
@@ -46,6 +51,7 @@ every run, and names the patched runs whose margin is below TIE_MARGIN: a float3
 could choose other experts there.
 """
 
+import math
 import os
 import sys
 
@@ -60,6 +66,7 @@ CLEAN = [0, 5, 7, 9, 11, 13, 2, 4, 6, 8]
 CORRUPT = [0, 5, 7, 10, 11, 13, 2, 4, 6, 8]
 TP = 6
 TIE_MARGIN = 1e-4
+EXPERT_LAYER = 1  # the first MoE layer of tiny_moe (first_k_dense_replace = 1)
 
 
 def read_tokens(folder):
@@ -84,6 +91,47 @@ def run(c, p, tokens, site=None, pos=None, repl=None):
             x = ref.decoder_layer(c, p, i, x, routing)
     logits = head(c, p, x[0])
     return torch.stack(res), logits, min([m for _, _, m in routing.values()], default=1e300)
+
+
+def expert_parts(c, p, l, y):
+    """Each routed expert's part of MoE layer l's output for its normed input y [T, C]:
+    [E, T, C], gate weight times the expert's SwiGLU output where the router picked it, 0
+    elsewhere."""
+    pre = "model.layers.%d.mlp." % l
+    idx, w, _ = ref.route(c, p, pre, y)
+    parts = torch.zeros(c["n_routed_experts"], y.shape[0], y.shape[1], dtype=y.dtype)
+    for t in range(y.shape[0]):
+        for k in range(idx.shape[1]):
+            e = int(idx[t, k])
+            parts[e, t] = w[t, k] * ref.swiglu(y[t:t + 1], p, pre + "experts.%d." % e)[0]
+    return parts
+
+
+def run_experts(c, p, tokens, layer, e=None, pos=None, repl=None):
+    """The main model over tokens with, at MoE layer `layer`, expert e's part of the output
+    at position pos replaced by repl [C] (no replacement when e is None).  Returns (the
+    experts' parts [E, T, C] of that layer in this run, logits [T, V], smallest routing
+    margin)."""
+    L, eps = c["num_hidden_layers"], c["rms_norm_eps"]
+    routing = {}
+    x = F.embedding(torch.tensor([tokens]), p["model.embed_tokens.weight"])
+    parts = None
+    for i in range(L):
+        if i != layer:
+            x = ref.decoder_layer(c, p, i, x, routing)
+            continue
+        pre = "model.layers.%d." % i
+        h = x + ref.attention(c, p, pre + "self_attn.",
+                              ref.rmsnorm(x, p[pre + "input_layernorm.weight"], eps))
+        y = ref.rmsnorm(h, p[pre + "post_attention_layernorm.weight"], eps)
+        f, _, _, m = ref.moe(c, p, pre + "mlp.", y)
+        routing[i] = (None, None, m)
+        parts = expert_parts(c, p, i, y[0])
+        if e is not None:
+            f = f.clone()
+            f[0, pos] = f[0, pos] - parts[e, pos] + repl
+        x = h + f
+    return parts, head(c, p, x[0]), min(m for _, _, m in routing.values())
 
 
 def head(c, p, r):
@@ -148,6 +196,25 @@ def expected(c, p, tokens):
            ("patch.lp", grid, "F32")]
     near = [(i, q, margins[i, q].item()) for i in range(L + 1) for q in range(TP)
             if margins[i, q] < TIE_MARGIN]
+
+    # activation patching of one MoE layer's experts
+    layer = EXPERT_LAYER
+    parts_c, _, _ = run_experts(c, p, CLEAN, layer)
+    E = c["n_routed_experts"]
+    egrid = torch.zeros(E, TP, dtype=torch.float64)
+    emargin = math.inf
+    for e in range(E):
+        for q in range(TP):
+            _, lg, m = run_experts(c, p, CORRUPT, layer, e, q, parts_c[e, q])
+            egrid[e, q] = lp_answer(lg, CORRUPT, TP)
+            emargin = min(emargin, m)
+            if m < TIE_MARGIN:
+                near.append(("expert %d" % e, q, m))
+    ex += [("patch_experts.layer", torch.tensor([layer]), "I32"),
+           ("patch_experts.lp", egrid, "F32")]
+    for e in range(E):
+        lines.append("  expert lp[%d] %s" % (e, " ".join("%.6f" % v for v in egrid[e].tolist())))
+    lines.append("  expert-patched runs: smallest margin %.4g" % emargin)
     lines.append("  clean margin %.4g  corrupt margin %.4g  patched runs: smallest %.4g"
                  % (m_clean, m_corrupt, margins.min().item()))
     lines.append("  lp_clean %.9f  lp_corrupt %.9f" % (lp_clean.item(), lp_corrupt.item()))

@@ -5,7 +5,6 @@
  * resources of the call are released (every buffer is a userdata on the stack). */
 #include <config.h>
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,8 +71,7 @@ static void push_routing(lua_State *L, int n_moe, const int *layers, int K, cons
     }
 }
 
-/* {token, text, p}: one candidate token (text only with a tokenizer). */
-static void push_candidate(lua_State *L, const r1_tokenizer *tok, int32_t id, float p)
+void lua_r1_push_candidate(lua_State *L, const r1_tokenizer *tok, int32_t id, double p)
 {
     lua_createtable(L, 0, 3);
     lua_pushinteger(L, id);
@@ -93,7 +91,7 @@ static void push_inspect(lua_State *L, const r1_tokenizer *tok, int n, const int
     if (n > 0) {
         lua_createtable(L, n, 0);
         for (int j = 0; j < n && ids[j] >= 0; j++) {
-            push_candidate(L, tok, ids[j], p[j]);
+            lua_r1_push_candidate(L, tok, ids[j], p[j]);
             lua_rawseti(L, -2, j + 1);
         }
         lua_setfield(L, -2, "top");
@@ -101,7 +99,7 @@ static void push_inspect(lua_State *L, const r1_tokenizer *tok, int n, const int
         lua_setfield(L, -2, "entropy");
     }
     if (mtp >= 0) {
-        push_candidate(L, tok, mtp, mtp_p);
+        lua_r1_push_candidate(L, tok, mtp, mtp_p);
         lua_setfield(L, -2, "mtp");
     }
 }
@@ -361,7 +359,7 @@ static int push_results(lua_State *L, lua_model *u, const r1_gen_result *res, in
                 if (tn) {
                     lua_createtable(L, tn, 0);
                     for (int j = 0; j < tn && o->top_ids[i * tn + j] >= 0; j++) {
-                        push_candidate(L, u->tok, o->top_ids[i * tn + j], o->top_p[i * tn + j]);
+                        lua_r1_push_candidate(L, u->tok, o->top_ids[i * tn + j], o->top_p[i * tn + j]);
                         lua_rawseti(L, -2, j + 1);
                     }
                     lua_rawseti(L, -4, i + 1);
@@ -369,7 +367,7 @@ static int push_results(lua_State *L, lua_model *u, const r1_gen_result *res, in
                     lua_rawseti(L, -3, i + 1);
                 }
                 if (o->mtp_ids && o->mtp_ids[i] >= 0) {
-                    push_candidate(L, u->tok, o->mtp_ids[i], o->mtp_p[i]);
+                    lua_r1_push_candidate(L, u->tok, o->mtp_ids[i], o->mtp_p[i]);
                     lua_rawseti(L, -2, i + 1);
                 }
             }
@@ -425,7 +423,8 @@ static int push_results(lua_State *L, lua_model *u, const r1_gen_result *res, in
  *            repetition_penalty, seed, speculative, chat, stop = {ids}, on_token = fn,
  *            top_n = 5, mtp = true})
  * -> {text, think, answer, tokens, logprobs, logprobs_sampling, routing, top, entropy, mtp,
- * finish} (a list of them for a batch).  A text prompt is wrapped in the chat format unless chat = false. */
+ * finish} (a list of them for a batch).  A text prompt is wrapped in the chat format unless
+ * chat = false. */
 static int m_generate(lua_State *L)
 {
     return generate(L, "m:generate", 1, NULL, NULL);
@@ -454,34 +453,6 @@ static int m_ask(lua_State *L)
     }
     lua_insert(L, -2);
     return 2;
-}
-
-/* The n most likely tokens of logits x[V] (ties: the lower id first), their probabilities and
- * the entropy in nats, as the engine's token inspector records them. */
-static void inspect_row(const float *x, int V, int n, int32_t *ids, float *p, float *entropy)
-{
-    float mx = x[0];
-    for (int v = 1; v < V; v++)
-        mx = x[v] > mx ? x[v] : mx;
-    double z = 0, wz = 0;
-    for (int v = 0; v < V; v++) {
-        double d = (double)(x[v] - mx), e = exp(d);
-        z += e;
-        wz += e * d;
-    }
-    *entropy = (float)(log(z) - wz / z);
-    for (int j = 0; j < n; j++) {
-        int best = -1;
-        for (int v = 0; v < V; v++) {
-            int used = 0;
-            for (int k = 0; k < j; k++)
-                used |= ids[k] == v;
-            if (!used && (best < 0 || x[v] > x[best]))
-                best = v;
-        }
-        ids[j] = best;
-        p[j] = best >= 0 ? (float)(exp((double)(x[best] - mx)) / z) : 0;
-    }
 }
 
 /* A one-row r1_gen_result for tokens[n] read after prompt[np] by one forward of m (the kept
@@ -543,27 +514,13 @@ static r1_gen_result *replay(r1_model *m, const int32_t *prompt, int np, const i
     const float *lo = r1_model_logits(m);
     for (int i = 0; i < n; i++) {
         const float *x = lo + (size_t)(np + i - 1) * V; /* the logits token i was read from */
-        int32_t ids[R1_TOP_MAX];
-        float p[R1_TOP_MAX], h;
-        inspect_row(x, V, top_n ? top_n : 1, ids, p, &h);
         o->tokens[i] = tokens[i];
-        float mx = x[0];
-        for (int v = 1; v < V; v++)
-            mx = x[v] > mx ? x[v] : mx;
-        double z = 0;
-        for (int v = 0; v < V; v++)
-            z += exp((double)(x[v] - mx));
-        o->logprobs[i] = o->logprobs_model[i] = (float)((double)(x[tokens[i]] - mx) - log(z));
-        memcpy(o->top_ids + (size_t)i * top_n, ids, sizeof(int32_t) * top_n);
-        memcpy(o->top_p + (size_t)i * top_n, p, sizeof(float) * top_n);
-        o->entropy[i] = h;
-        if (ml) { /* MTP row np+i-1 reads (h, token i) and predicts token i + 1 */
-            int32_t b;
-            float pb, hb;
-            inspect_row(ml + (size_t)(np + i - 1) * V, V, 1, &b, &pb, &hb);
-            o->mtp_ids[i] = b;
-            o->mtp_p[i] = pb;
-        }
+        o->logprobs[i] = o->logprobs_model[i] = r1_log_softmax_at(x, V, tokens[i]);
+        r1_top_tokens(x, V, top_n, o->top_ids + (size_t)i * top_n, o->top_p + (size_t)i * top_n,
+                      o->entropy + i);
+        if (ml) /* MTP row np+i-1 reads (h, token i) and predicts token i + 1 */
+            r1_top_tokens(ml + (size_t)(np + i - 1) * V, V, 1, o->mtp_ids + i, o->mtp_p + i,
+                          NULL);
     }
     for (int j = 0; j < res->n_moe; j++) {
         r1_model_routing(m, res->moe_layers[j], re, rw);

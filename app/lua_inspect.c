@@ -26,19 +26,6 @@ static int32_t *tokens_arg(lua_State *L, lua_model *u, int idx, int chat, int *n
     return lua_r1_ids(L, idx, idx, n);
 }
 
-static void push_cand(lua_State *L, const r1_tokenizer *tok, int id, double p)
-{
-    lua_createtable(L, 0, 3);
-    lua_pushinteger(L, id);
-    lua_setfield(L, -2, "token");
-    if (tok) {
-        lua_pushstring(L, r1_tokenizer_token(tok, id));
-        lua_setfield(L, -2, "text");
-    }
-    lua_pushnumber(L, p);
-    lua_setfield(L, -2, "p");
-}
-
 /* The k most likely tokens of p[V] as a list of {token, text, p} (ties: lower id first). */
 static void push_top(lua_State *L, const r1_tokenizer *tok, const float *p, int V, int k)
 {
@@ -51,7 +38,7 @@ static void push_top(lua_State *L, const r1_tokenizer *tok, const float *p, int 
             if (!used[v] && (best < 0 || p[v] > p[best]))
                 best = v;
         used[best] = 1;
-        push_cand(L, tok, best, p[best]);
+        lua_r1_push_candidate(L, tok, best, p[best]);
         lua_rawseti(L, -3, j + 1);
     }
     lua_pop(L, 1);

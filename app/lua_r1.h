@@ -78,6 +78,8 @@ void lua_model_drop(lua_model *u);
 void lua_model_open(lua_State *L);
 /* m:generate and m:ask (lua_generate.c), added to the model methods: after lua_model_open. */
 void lua_generate_open(lua_State *L);
+/* Pushes {token = id, text = (with a tokenizer), p = p}: one candidate token (lua_generate.c). */
+void lua_r1_push_candidate(lua_State *L, const r1_tokenizer *tok, int32_t id, double p);
 /* m:lens, m:attention, r1.patch, r1.compare (lua_inspect.c): after lua_generate_open, with
  * the module table on top. */
 void lua_inspect_open(lua_State *L);

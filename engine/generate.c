@@ -93,9 +93,9 @@ static void record(gen *g, int r, int32_t tok, float lp, const float *logits)
     int n = g->res->top_n;
     o->tokens[o->n] = tok;
     o->logprobs[o->n] = lp;
-    o->logprobs_model[o->n] = r1__log_softmax_at(logits, g->V, tok);
+    o->logprobs_model[o->n] = r1_log_softmax_at(logits, g->V, tok);
     if (n)
-        r1__top_n(logits, g->V, n, o->top_ids + (size_t)o->n * n, o->top_p + (size_t)o->n * n,
+        r1_top_tokens(logits, g->V, n, o->top_ids + (size_t)o->n * n, o->top_p + (size_t)o->n * n,
                   o->entropy + o->n);
     if (o->mtp_ids)
         o->mtp_ids[o->n] = -1;
@@ -314,8 +314,8 @@ static r1_status setup(gen *g, const int32_t *const *prompts, const int *lens, i
         st->np = lens[r];
         st->seen = calloc(g->V, 1);
         st->qdist = malloc(sizeof(float) * g->V);
-        if (!st->qdist || !o->tokens || !o->logprobs || !o->logprobs_model || !o->experts || !o->weights ||
-            !st->qh || !st->seen)
+        if (!st->qdist || !o->tokens || !o->logprobs || !o->logprobs_model || !o->experts ||
+            !o->weights || !st->qh || !st->seen)
             return r1_error_set(err, R1_ENOMEM, "out of memory");
         /* row r's stream: the seed mixed with the row, so rows differ and runs repeat */
         r1_rng_seed(&st->rng, cfg->seed * 0x9e3779b97f4a7c15ull + (uint64_t)r + 1);
@@ -380,7 +380,7 @@ static void mtp_note(gen *g, int r, int index, const float *lq)
         return;
     int t = r1__argmax(lq, g->V);
     o->mtp_ids[index] = t;
-    o->mtp_p[index] = expf(r1__log_softmax_at(lq, g->V, t));
+    o->mtp_p[index] = expf(r1_log_softmax_at(lq, g->V, t));
 }
 
 /* Runs the MTP module over the queued (hidden, token) pairs of the listed rows (rows with one

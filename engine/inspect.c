@@ -156,6 +156,24 @@ static void answer_lp(const r1_model *m, const int32_t *tok, int B, int T, int T
 
 #define PATCH_ROWS 16 /* patched copies per forward */
 
+/* lp[B] of B copies of the corrupted sequence batch[B, T] run with the intervention p. */
+static r1_status patched_lp(r1_model *m, const r1__patch *p, const int32_t *batch, int B, int T,
+                            int Tp, float *lp, r1_error *err)
+{
+    r1_fwd_opts o = r1_fwd_defaults();
+    o.no_mtp = 1;
+    double lps[PATCH_ROWS];
+    m->patch = p;
+    r1_status s = r1_inspect_forward(m, batch, B, T, &o, err);
+    m->patch = NULL;
+    if (s != R1_OK)
+        return s;
+    answer_lp(m, batch, B, T, Tp, lps);
+    for (int b = 0; b < B; b++)
+        lp[b] = (float)lps[b];
+    return r1_interrupted() ? r1_error_set(err, R1_ECANCELED, "patch: interrupted") : R1_OK;
+}
+
 /* The checks both kinds of patching make of their clean / corrupt pair. */
 static r1_status check_pair(const r1_model *m, const int32_t *clean, const int32_t *corrupt,
                             int T, int Tp, r1_error *err)
@@ -242,16 +260,7 @@ r1_status r1_inspect_patch(r1_model *m, const int32_t *clean, const int32_t *cor
                        sizeof(float) * C);
             }
             r1__patch patch = {i, pos, vec, base + (size_t)i * T * C};
-            m->patch = &patch;
-            s = r1_inspect_forward(m, batch, B, T, &o, err);
-            m->patch = NULL;
-            if (s != R1_OK)
-                break;
-            answer_lp(m, batch, B, T, Tp, lps);
-            for (int b = 0; b < B; b++)
-                lp[(size_t)i * Tp + p0 + b] = (float)lps[b];
-            if (r1_interrupted())
-                s = r1_error_set(err, R1_ECANCELED, "patch: interrupted");
+            s = patched_lp(m, &patch, batch, B, T, Tp, lp + (size_t)i * Tp + p0, err);
         }
         if (s == R1_OK && progress && progress(user, i + 1, S))
             s = r1_error_set(err, R1_ECANCELED, "patch: canceled");
@@ -315,16 +324,7 @@ r1_status r1_inspect_patch_experts(r1_model *m, const int32_t *clean, const int3
                     vec[(size_t)b * C + i] = r[i] - xx[i] + xc[i];
             }
             r1__patch patch = {layer + 1, pos, vec, base};
-            m->patch = &patch;
-            s = r1_inspect_forward(m, batch, B, T, &o, err);
-            m->patch = NULL;
-            if (s != R1_OK)
-                break;
-            answer_lp(m, batch, B, T, Tp, lps);
-            for (int b = 0; b < B; b++)
-                lp[(size_t)e * Tp + p0 + b] = (float)lps[b];
-            if (r1_interrupted())
-                s = r1_error_set(err, R1_ECANCELED, "patch: interrupted");
+            s = patched_lp(m, &patch, batch, B, T, Tp, lp + (size_t)e * Tp + p0, err);
         }
         if (s == R1_OK && progress && progress(user, e + 1, E))
             s = r1_error_set(err, R1_ECANCELED, "patch: canceled");

@@ -168,6 +168,14 @@ typedef struct {
 /* Generates completions for R prompts (prompts[r][0..lens[r])), each prompt >= 1 token.
  * *out (owned by the caller, r1_gen_result_free) holds every row's tokens; on R1_ECANCELED it
  * holds what was generated so far.  o (may be NULL) sees every token. */
+/* The token inspector's kernels, for whoever reads logits itself (m:replay): log
+ * softmax(logits[V])[t], computed in double; and the n most likely tokens of softmax(logits)
+ * (temperature 1, unfiltered), most likely first (ties: the lower id first), their
+ * probabilities p[n] and the distribution's entropy in nats (entropy may be NULL), as
+ * r1_generate records them with top_n.  Slots beyond V hold id -1 and p 0. */
+float r1_log_softmax_at(const float *logits, int V, int t);
+void r1_top_tokens(const float *logits, int V, int n, int32_t *ids, float *p, float *entropy);
+
 r1_status r1_generate(r1_model *m, const int32_t *const *prompts, const int *lens, int R,
                       const r1_gen_cfg *cfg, const r1_observer *o, r1_gen_result **out,
                       r1_error *err);

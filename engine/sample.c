@@ -105,7 +105,7 @@ int r1__draw(const float *p, int V, r1_rng *rng)
     return last; /* rounding left u just above the total */
 }
 
-float r1__log_softmax_at(const float *logits, int V, int t)
+float r1_log_softmax_at(const float *logits, int V, int t)
 {
     float mx = logits[0];
     for (int i = 1; i < V; i++)
@@ -116,7 +116,7 @@ float r1__log_softmax_at(const float *logits, int V, int t)
     return (float)((double)(logits[t] - mx) - log(sum));
 }
 
-void r1__top_n(const float *logits, int V, int n, int32_t *ids, float *p, float *entropy)
+void r1_top_tokens(const float *logits, int V, int n, int32_t *ids, float *p, float *entropy)
 {
     float mx = logits[0];
     for (int i = 1; i < V; i++)

@@ -270,10 +270,26 @@ static void count_routing(ui_model *m, const ev *e)
 }
 
 /* A microscope view replaces the last of its kind and shows itself. */
+/* Whether a view has the shape its pane reads (events.h): anything else (a script's ui.view
+ * with the wrong sizes) is dropped rather than read out of bounds. */
+static int view_shape_ok(const ev *e)
+{
+    switch (e->view) {
+    case EV_VIEW_LENS: return e->cols == 4;
+    case EV_VIEW_ATTN: return e->rows == 1;
+    case EV_VIEW_PATCH: return e->rows >= 1 && e->cols >= 1;
+    case EV_VIEW_COMPARE: return e->rows == 1;
+    case EV_VIEW_TREE: return e->cols == 5;
+    }
+    return 0;
+}
+
 static void apply_view(ui_model *m, const ev *e)
 {
-    if (e->view < 0 || e->view >= EV_NVIEWS)
+    if (e->view < 0 || e->view >= EV_NVIEWS || !view_shape_ok(e)) {
+        ui_model_status(m, "a microscope view with the wrong shape was dropped");
         return;
+    }
     ev *c = ev_copy_view(e);
     if (!c)
         return;
@@ -477,8 +493,11 @@ void ui_model_apply(ui_model *m, const ev *e)
         m->gen_rows = e->n;
         m->gen_active = 1;
         m->routing_view = 0; /* show the new generation's routing */
-        /* views of the old tokens go; a tree and a comparison stay until replaced */
-        for (int v = EV_VIEW_LENS; v <= EV_VIEW_ATTN; v++) {
+        /* views of the old tokens go (a branch shown again brings its tree back); patching
+         * and a comparison stay until replaced */
+        for (int v = 0; v < EV_NVIEWS; v++) {
+            if (v == EV_VIEW_PATCH || v == EV_VIEW_COMPARE)
+                continue;
             ev_free(m->view[v]);
             m->view[v] = NULL;
         }

@@ -103,19 +103,19 @@ busy=""
 
 # a branch at a chosen token: the 16 of 7+9=16 in an addition, with 7 instead of 6
 T send-keys -t s a Escape
-type_line s '?What is 457+389?'
-wait_re s '^│846 ' "$wait_s"
+type_line s "local _ = m:ask('What is 457+389?', {task = 'add', target = '846'})"
+wait_re s '^│✓ right 846' "$wait_s"
 T send-keys -t s Tab
 i=0
 while [ $i -lt 37 ]; do T send-keys -t s Right; i=$((i + 1)); done
 wait_re s "Reasoning · token 37 '6' of"
 T send-keys -t s 2
-wait_re s "▶   #2 '.'@37 → [0-9]+" "$wait_s"
-ok $? "2 branches with the second alternative: the Answer pane lists the new branch"
-wait_re s "  #1 → 846"
-ok $? "beside the original"
+wait_re s "▶   #2 '.'@37 → [0-9]+ ✗" "$wait_s"
+ok $? "2 branches with the second alternative: the Answer pane lists the new branch, wrong"
+wait_re s "  #1 → 846 ✓"
+ok $? "beside the original, right"
 T send-keys -t s Tab Up Enter
-wait_re s "▶ #1 → 846" "$wait_s"
+wait_re s "▶ #1 → 846 ✓" "$wait_s"
 ok $? "Up and Enter in the Answer pane walk back to the original"
 
 # activation patching

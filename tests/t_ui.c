@@ -250,6 +250,74 @@ static void test_answer(void)
     ui_model_free(&m);
 }
 
+/* A microscope view event (events.h) with the given shape; labels from a NULL-ended list. */
+static ev *view_event(int view, int rows, int cols, const float *vals, const char *const *labels)
+{
+    int nl = 0;
+    while (labels && labels[nl])
+        nl++;
+    ev *e = ev_new(EV_VIEW);
+    ev_alloc_view(e, rows, cols, nl);
+    e->view = view;
+    if (vals)
+        memcpy(e->vals, vals, sizeof(float) * rows * cols);
+    for (int i = 0; i < nl; i++)
+        e->labels[i] = strdup(labels[i]);
+    return e;
+}
+
+/* The microscope's views: the lens table, the tree, shapes checked, what a new generation
+ * keeps. */
+static void test_views(void)
+{
+    ui_model m;
+    ui_model_init(&m);
+    generation(&m);
+    float lv[3 * 4] = {0.2f, 0.1f, 0.05f, 0.01f, 0.6f, 0.3f, 0.1f, 0.3f,
+                       0.9f, 0.05f, 0.01f, 0.9f};
+    const char *ll[] = {"embed", "layer 0", "MTP", "a", "b", "c", "6", "7", "x", "6", "5", "4",
+                        NULL};
+    ev *e = view_event(EV_VIEW_LENS, 3, 4, lv, ll);
+    ui_model_apply(&m, e);
+    ev_free(e);
+    is_int(m.routing_view, UI_RV_LENS, "a lens view shows in the Routing pane");
+    WINDOW *p = newpad(5, 60);
+    ui_routing_pane.draw(p, &m, 0);
+    like(row(p, 2), "layer 0  6    0.60  7    0.30  x    0.10   0.300", "a row per site");
+    like(row(p, 3), "MTP      6    0.90", "and the MTP module's");
+    e = view_event(EV_VIEW_LENS, 3, 2, lv, ll); /* the wrong shape: dropped, not read */
+    ui_model_apply(&m, e);
+    ev_free(e);
+    like(m.status, "wrong shape was dropped", "a view of the wrong shape is dropped");
+    ok(m.view[EV_VIEW_LENS] && m.view[EV_VIEW_LENS]->cols == 4, "the good one stays");
+    float tv[2 * 5] = {1, 0, 0, 1, 0, 2, 1, 1, 0, 3};
+    const char *tl[] = {"936", "", "937", "7", NULL};
+    e = view_event(EV_VIEW_TREE, 2, 5, tv, tl);
+    e->ints[0] = 2, e->ints[1] = 3;
+    ui_model_apply(&m, e);
+    ev_free(e);
+    is_int(m.cursor, 2, "a branch shown puts the cursor on its branch point");
+    WINDOW *a = newpad(6, 40);
+    ui_answer_pane.draw(a, &m, 0);
+    like(screen_text(a), "#2 '7'@3", "the Answer pane lists the branches");
+    ok(ui_answer_pane.key(&m, UI_KEY_UP) && m.tree_sel == 0, "Up selects the branch above");
+    ok(ui_answer_pane.key(&m, UI_KEY_ENTER) && m.request == UI_REQ_TREE_SHOW &&
+       m.req_arg[0] == 1, "Enter asks to show it");
+    m.request = UI_REQ_NONE;
+    e = view_event(EV_VIEW_PATCH, 1, 2, lv, NULL);
+    ui_model_apply(&m, e);
+    ev_free(e);
+    ev b;
+    memset(&b, 0, sizeof b);
+    b.kind = EV_GEN_BEGIN;
+    ui_model_apply(&m, &b);
+    ok(!m.view[EV_VIEW_LENS] && !m.view[EV_VIEW_TREE] && m.view[EV_VIEW_PATCH],
+       "a new generation drops the views of the old tokens, keeps the patching map");
+    delwin(p);
+    delwin(a);
+    ui_model_free(&m);
+}
+
 static void test_routing(void)
 {
     ui_model m;
@@ -822,6 +890,7 @@ int main(void)
     test_reasoning();
     test_answer();
     test_routing();
+    test_views();
     test_grpo();
     test_output();
     test_layout();

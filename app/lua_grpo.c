@@ -340,6 +340,15 @@ static void push_stats(lua_State *L, run *r, const r1_grpo_stats *st)
     set_stat(L, "lr", st->lr);
     set_stat(L, "zero_var", st->zero_var_share);
     set_stat(L, "logprob_mismatch", st->logprob_mismatch);
+    if (st->n_moe > 0) { /* the mismatch meter: per MoE layer, then the mean */
+        lua_createtable(L, st->n_moe, 0);
+        for (int j = 0; j < st->n_moe && j < R1_GRPO_MAX_MOE; j++) {
+            lua_pushnumber(L, st->route_flip[j]);
+            lua_rawseti(L, -2, j + 1);
+        }
+        lua_setfield(L, -2, "route_flip");
+        set_stat(L, "route_flip_mean", st->route_flip_mean);
+    }
     set_stat(L, "t_sample", st->t_sample);
     set_stat(L, "t_score", st->t_score);
     set_stat(L, "t_train", st->t_train);

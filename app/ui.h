@@ -147,7 +147,8 @@ typedef struct {
 } ui_line;
 
 /* History series the GRPO pane plots. */
-enum { H_REWARD, H_ACCURACY, H_KL, H_LENGTH, H_NSERIES };
+enum { H_REWARD, H_ACCURACY, H_KL, H_LENGTH, H_FLIP, H_LPMIS, H_NSERIES };
+#define H_ALWAYS 4 /* the first series always have a plot; the others once they have data */
 
 typedef struct {
     double *v;

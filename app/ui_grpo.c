@@ -20,7 +20,9 @@ static const char explain[] =
     "run step by step: mean reward, accuracy, KL to the reference model (how far training "
     "has moved the policy) and mean completion length.";
 
-static const char *const series_name[H_NSERIES] = {"reward", "accuracy", "KL", "length"};
+static const char *const series_name[H_NSERIES] = {"reward",       "accuracy", "KL",
+                                                    "length",       "router flips",
+                                                    "lp mismatch"};
 
 static void draw_reader(WINDOW *w, const ui_model *m, int h, int cols)
 {
@@ -124,14 +126,19 @@ static int draw_group(WINDOW *w, const ui_model *m, int y, int h, int cols)
     return y;
 }
 
-/* The four history plots in rows [y, h). */
+/* The history plots in rows [y, h): reward, accuracy, KL, length, and the mismatch meter
+ * (router flips, log-prob mismatch) when the run reports it. */
 static void draw_history(WINDOW *w, const ui_model *m, int y, int h, int cols)
 {
     int rows = h - y;
     if (rows < 2)
         return;
+    int shown[H_NSERIES], ns = 0; /* the mismatch meter's plots once a run reports them */
+    for (int s = 0; s < H_NSERIES; s++)
+        if (s < H_ALWAYS || m->hist[s].n > 0)
+            shown[ns++] = s;
     int per_row = cols >= 48 ? 4 : 2;
-    int bands = (H_NSERIES + per_row - 1) / per_row;
+    int bands = (ns + per_row - 1) / per_row;
     int bh = rows / bands;
     if (bh < 2) { /* room for one band only: the first plots */
         bands = 1;
@@ -140,8 +147,9 @@ static void draw_history(WINDOW *w, const ui_model *m, int y, int h, int cols)
     int pw = (cols - (per_row - 1)) / per_row;
     if (pw < 4)
         return;
-    for (int s = 0; s < H_NSERIES && s / per_row < bands; s++) {
-        int by = y + (s / per_row) * bh, bx = (s % per_row) * (pw + 1);
+    for (int i = 0; i < ns && i / per_row < bands; i++) {
+        int s = shown[i];
+        int by = y + (i / per_row) * bh, bx = (i % per_row) * (pw + 1);
         const ui_series *hs = &m->hist[s];
         char lab[64];
         if (hs->n > 0)
@@ -150,11 +158,11 @@ static void draw_history(WINDOW *w, const ui_model *m, int y, int h, int cols)
             snprintf(lab, sizeof lab, "%s -", series_name[s]);
         ui_put(w, by, bx, pw, ui_attr(R_DIM), lab);
         double lo = INFINITY, hi = -INFINITY;
-        for (int i = 0; i < hs->n; i++) {
-            if (isnan(hs->v[i]))
+        for (int k = 0; k < hs->n; k++) {
+            if (isnan(hs->v[k]))
                 continue;
-            lo = hs->v[i] < lo ? hs->v[i] : lo;
-            hi = hs->v[i] > hi ? hs->v[i] : hi;
+            lo = hs->v[k] < lo ? hs->v[k] : lo;
+            hi = hs->v[k] > hi ? hs->v[k] : hi;
         }
         if (s == H_ACCURACY && hs->n > 0) { /* accuracy reads best on a fixed scale */
             lo = 0;

@@ -426,7 +426,9 @@ static void apply_step(ui_model *m, const ev *e)
     static const char *const kl[] = {"kl", "KL", "kl_mean", NULL};
     static const char *const len[] = {"length", "len_mean", "mean_length", "response_length",
                                       "len", NULL};
-    static const char *const *const names[H_NSERIES] = {reward, acc, kl, len};
+    static const char *const flip[] = {"route_flip_mean", NULL};
+    static const char *const lpmis[] = {"logprob_mismatch", NULL};
+    static const char *const *const names[H_NSERIES] = {reward, acc, kl, len, flip, lpmis};
     m->have_step = 1;
     snprintf(m->stage, sizeof m->stage, "%s", e->stage);
     m->step = e->step;

@@ -441,6 +441,11 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
                                     "(vocab_size %d)",
                                     t, b, (int)id, V - 1, V);
         }
+    for (int l = 0; l < m->L; l++)
+        if (m->layers[l].forced && m->layers[l].forced_n != B * T)
+            return r1_error_set(err, R1_EINVAL, "forward: the forced routing of layer %d holds "
+                                "%d tokens; this forward has %d x %d", l,
+                                m->layers[l].forced_n, B, T);
     if (!r1__alloc_acts(m, B, T))
         return r1_error_set(err, R1_ENOMEM, "forward: out of memory for %d x %d tokens", B, T);
     m->opts = opts ? *opts : r1_fwd_defaults();
@@ -455,6 +460,7 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
     memcpy(m->tokens, tokens, sizeof(int32_t) * N);
 
     /* main model */
+    m->forcing = 1; /* routing replay applies to the main layers of this forward only */
     float *x = m->L ? m->acts[0].x : m->x_final;
     int l0 = 0;
     if (m->patch && m->patch->base) { /* start at the patched site from its given residual */
@@ -471,6 +477,7 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
         r1__layer_forward(m, l, &m->acts[l], m->acts[l].x, out);
         apply_patch(m, l + 1, out, B, T);
     }
+    m->forcing = 0;
     r1_rmsnorm_fwd(m->hf, m->hf_rstd, m->x_final, m->final_norm, N, C, c->rms_norm_eps);
     r1_matmul_fwd(m->logits, m->hf, m->head, N, C, V, 0);
     r1_loss L = {0};
@@ -629,6 +636,31 @@ const float *r1_model_mtp_logits(const r1_model *m, int k)
     if (!m->have_fwd || k < 1 || k > m->D || m->opts.no_mtp || m->T - k < 1)
         return NULL;
     return m->macts[k - 1].logits;
+}
+
+r1_status r1_model_force_routing(r1_model *m, int l, const int32_t *experts, int N,
+                                 r1_error *err)
+{
+    const r1_config *c = &m->cfg;
+    int E = c->n_routed_experts, K = c->num_experts_per_tok;
+    if (l < 0 || l >= m->L || !m->layers[l].moe)
+        return r1_error_set(err, R1_EINVAL, "force routing: layer %d is not a MoE layer of the "
+                            "main model", l);
+    if (experts) {
+        if (N < 1)
+            return r1_error_set(err, R1_EINVAL, "force routing: %d tokens", N);
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) {
+                int32_t e = experts[(size_t)n * K + k];
+                if (e < 0 || e >= E || (k && e <= experts[(size_t)n * K + k - 1]))
+                    return r1_error_set(err, R1_EINVAL, "force routing: layer %d, token %d: "
+                                        "expected %d distinct experts in ascending order, in "
+                                        "0..%d", l, n, K, E - 1);
+            }
+    }
+    m->layers[l].forced = experts;
+    m->layers[l].forced_n = experts ? N : 0;
+    return R1_OK;
 }
 
 int r1_model_routing(const r1_model *m, int l, int32_t *experts, float *weights)

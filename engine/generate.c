@@ -67,6 +67,7 @@ void r1_gen_result_free(r1_gen_result *r)
         free(g->tokens), free(g->logprobs), free(g->logprobs_model);
         free(g->experts), free(g->weights);
         free(g->top_ids), free(g->top_p), free(g->entropy), free(g->mtp_ids), free(g->mtp_p);
+        free(g->prompt_experts);
     }
     free(r->row);
     free(r->moe_layers);
@@ -303,6 +304,9 @@ static r1_status setup(gen *g, const int32_t *const *prompts, const int *lens, i
             if (!o->top_ids || !o->top_p || !o->entropy)
                 return r1_error_set(err, R1_ENOMEM, "out of memory");
         }
+        if (cfg->prompt_routing && !(o->prompt_experts = calloc((size_t)lens[r] * rk,
+                                                                 sizeof(int32_t))))
+            return r1_error_set(err, R1_ENOMEM, "out of memory");
         if (cfg->mtp_predict) {
             o->mtp_ids = malloc(sizeof(int32_t) * per);
             o->mtp_p = malloc(sizeof(float) * per);
@@ -345,11 +349,24 @@ static r1_status prefill(gen *g, const int32_t *const *prompts, const int *lens,
         for (int q = 0; q < r && src < 0; q++)
             if (lens[q] == lens[r] && !memcmp(prompts[q], prompts[r], sizeof(int32_t) * lens[r]))
                 src = q;
+        r1_gen_row *o = &g->res->row[r];
+        size_t rk = (size_t)g->res->n_moe * g->res->K;
         if (src >= 0) { /* a GRPO group: the same prompt G times */
             r1_decoder_copy_row(g->d, r, src);
+            if (o->prompt_experts)
+                memcpy(o->prompt_experts, g->res->row[src].prompt_experts,
+                       sizeof(int32_t) * lens[r] * rk);
         } else {
             int n = lens[r];
             s = r1_decoder_step(g->d, &r, 1, prompts[r], n, lg, err);
+            for (int i = 0; s == R1_OK && o->prompt_experts && i < n; i++)
+                for (int j = 0; j < g->res->n_moe; j++) {
+                    const int32_t *e;
+                    const float *w;
+                    r1_decoder_routing(g->d, g->res->moe_layers[j], i, &e, &w);
+                    memcpy(o->prompt_experts + ((size_t)i * g->res->n_moe + j) * g->res->K, e,
+                           sizeof(int32_t) * g->res->K);
+                }
             if (s == R1_OK && (g->cfg->speculative || g->cfg->mtp_predict)) {
                 memcpy(hid, r1_decoder_hidden(g->d), sizeof(float) * (size_t)n * C);
                 if (n > 1) /* MTP positions 0..n-2 read (h_j, t[j+1]) */

@@ -161,6 +161,8 @@ typedef struct {
     int32_t *comp[64];   /* owned copies */
     int clen[64];
     float *lps[64];      /* sampling-time log-probs under the plain model */
+    int32_t *proute;     /* [plen, n_moe, K] the rollout's experts for the prompt */
+    int32_t *croute[64]; /* [clen, n_moe, K] ... and for each completion */
     double *rewards;     /* [G, nr] */
     double totals[64], adv[64];
     int zero;
@@ -172,9 +174,11 @@ static void clear_groups(group *gs, int n, int G)
     for (int i = 0; i < n; i++) {
         free(gs[i].prompt);
         free(gs[i].rewards);
+        free(gs[i].proute);
         for (int j = 0; j < G; j++) {
             free(gs[i].comp[j]);
             free(gs[i].lps[j]);
+            free(gs[i].croute[j]);
         }
         memset(&gs[i], 0, sizeof gs[i]);
     }
@@ -237,6 +241,9 @@ static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
     gc.seed = r1_rng_u64(&g->rng);
     gc.stop_ids = c->stop_ids;
     gc.n_stop_ids = c->n_stop;
+    gc.bf16 = c->rollout_dtype == 1; /* a fast low-precision sampler, as RL frameworks run */
+    gc.fp8 = c->rollout_dtype == 2;
+    gc.prompt_routing = g->n_moe > 0; /* the mismatch meter and routing replay read it */
     r1_gen_result *res = NULL;
     s = r1_generate(g->m, ps, lens, want * G, &gc, NULL, &res, err);
     st->t_sample += r1_now() - t0;
@@ -247,20 +254,31 @@ static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
     }
     long gen_tokens = 0;
     t0 = r1_now();
+    size_t nk = (size_t)res->n_moe * res->K; /* routing entries per token */
     for (int i = 0; i < want && s == R1_OK; i++) {
         group *gr = &ng[i];
+        if (nk && res->row[i * G].prompt_experts) {
+            gr->proute = malloc(sizeof(int32_t) * gr->plen * nk);
+            if (!gr->proute) {
+                s = r1_error_set(err, R1_ENOMEM, "out of memory");
+                break;
+            }
+            memcpy(gr->proute, res->row[i * G].prompt_experts, sizeof(int32_t) * gr->plen * nk);
+        }
         for (int j = 0; j < G; j++) {
             r1_gen_row *o = &res->row[i * G + j];
             gr->clen[j] = o->n;
             gen_tokens += o->n;
             gr->comp[j] = malloc(sizeof(int32_t) * (o->n ? o->n : 1));
             gr->lps[j] = malloc(sizeof(float) * (o->n ? o->n : 1));
-            if (!gr->comp[j] || !gr->lps[j]) {
+            gr->croute[j] = malloc(sizeof(int32_t) * (o->n ? o->n : 1) * (nk ? nk : 1));
+            if (!gr->comp[j] || !gr->lps[j] || !gr->croute[j]) {
                 s = r1_error_set(err, R1_ENOMEM, "out of memory");
                 break;
             }
             memcpy(gr->comp[j], o->tokens, sizeof(int32_t) * o->n);
             memcpy(gr->lps[j], o->logprobs_model, sizeof(float) * o->n);
+            memcpy(gr->croute[j], o->experts, sizeof(int32_t) * o->n * nk);
             double *rw = gr->rewards + (size_t)j * c->nrewards;
             if (score(user, gr->index, gr->prompt, gr->plen, o->tokens, o->n, o->finish, rw)) {
                 s = r1_error_set(err, R1_ECANCELED, "grpo: a reward function stopped the step");
@@ -369,6 +387,10 @@ typedef struct {
     long ntok;
     int32_t *tok;
     float *zw, *dl, *p;
+    int n_moe, K;       /* with routes: the main model's MoE layers, experts per token */
+    int moe[R1_GRPO_MAX_MOE];
+    int32_t *force;     /* [n_moe, M * maxT, K] routing replay's experts */
+    int32_t *sel;       /* [M * maxT, K] the forward's choice, for the flips */
 } work;
 
 static r1_status work_new(work *w, r1_model *m, const r1_grpo_batch *b, int micro, int grad,
@@ -393,20 +415,83 @@ static r1_status work_new(work *w, r1_model *m, const r1_grpo_batch *b, int micr
     w->dl = grad ? malloc(sizeof(float) * cells * V) : NULL;
     if (!w->tok || !w->zw || !w->p || (grad && !w->dl))
         return r1_error_set(err, R1_ENOMEM, "out of memory for the GRPO batch");
+    if (b->routes) {
+        const r1_config *c = r1_model_config(m);
+        w->K = c->num_experts_per_tok;
+        for (int l = 0; l < c->num_hidden_layers && w->n_moe < R1_GRPO_MAX_MOE; l++)
+            if (r1_model_router_bias(m, l))
+                w->moe[w->n_moe++] = l;
+        w->force = b->replay ? malloc(sizeof(int32_t) * (w->n_moe ? w->n_moe : 1) * cells * w->K)
+                             : NULL;
+        w->sel = malloc(sizeof(int32_t) * cells * (w->K ? w->K : 1));
+        if ((b->replay && !w->force) || !w->sel)
+            return r1_error_set(err, R1_ENOMEM, "out of memory for the GRPO batch");
+    }
     return R1_OK;
+}
+
+/* Routing replay for sequences k0..k0+n of b packed [n, Tc]: every MoE layer gets the
+ * rollout's experts (padding positions, which nothing reads, experts 0..K-1). */
+static r1_status force_routes(r1_model *m, const r1_grpo_batch *b, work *w, int k0, int n,
+                              int Tc, r1_error *err)
+{
+    int K = w->K, nm = w->n_moe;
+    for (int j = 0; j < nm; j++) {
+        int32_t *f = w->force + (size_t)j * w->M * w->maxT * K;
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < Tc; t++) {
+                int32_t *dst = f + ((size_t)i * Tc + t) * K;
+                if (t < b->lens[k0 + i])
+                    memcpy(dst, b->routes[k0 + i] + ((size_t)t * nm + j) * K,
+                           sizeof(int32_t) * K);
+                else
+                    for (int k = 0; k < K; k++)
+                        dst[k] = k;
+            }
+        r1_status s = r1_model_force_routing(m, w->moe[j], f, n * Tc, err);
+        if (s != R1_OK)
+            return s;
+    }
+    return R1_OK;
+}
+
+static void unforce(r1_model *m, work *w)
+{
+    for (int j = 0; j < w->n_moe && w->force; j++)
+        r1_model_force_routing(m, w->moe[j], NULL, 0, NULL);
+}
+
+/* The mismatch meter: adds to b->flips[j] the completion tokens of sequences k0..k0+n whose
+ * experts in the last forward differ from the rollout's. */
+static void count_flips(r1_model *m, const r1_grpo_batch *b, work *w, int k0, int n, int Tc)
+{
+    int K = w->K, nm = w->n_moe;
+    for (int j = 0; j < nm && b->flips; j++) {
+        r1_model_routing(m, w->moe[j], w->sel, NULL);
+        for (int i = 0; i < n; i++)
+            for (int t = b->plens[k0 + i]; t < b->lens[k0 + i]; t++)
+                b->flips[j] += memcmp(w->sel + ((size_t)i * Tc + t) * K,
+                                      b->routes[k0 + i] + ((size_t)t * nm + j) * K,
+                                      sizeof(int32_t) * K) != 0;
+    }
 }
 
 static void work_free(work *w)
 {
+    free(w->force);
+    free(w->sel);
     free(w->tok);
     free(w->zw);
     free(w->dl);
     free(w->p);
 }
 
-r1_status r1_grpo_logprobs(r1_model *m, const r1_grpo_batch *b, int micro, float *lp,
+r1_status r1_grpo_logprobs(r1_model *m, const r1_grpo_batch *bin, int micro, float *lp,
                            r1_error *err)
 {
+    r1_grpo_batch bb = *bin; /* the model's own routing: no replay, no meter */
+    bb.routes = NULL, bb.replay = 0, bb.flips = NULL;
+    const r1_grpo_batch *b = &bb;
     work w;
     int V = r1_model_config(m)->vocab_size;
     r1_status s = work_new(&w, m, b, micro, 0, err);
@@ -448,8 +533,12 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_bat
         }
         int n = nseq - k0 < w.M ? nseq - k0 : w.M;
         int Tc = pack(b, k0, n, w.tok);
+        if (w.force && (s = force_routes(m, b, &w, k0, n, Tc, err)) != R1_OK)
+            break;
         if ((s = r1_model_forward(m, w.tok, n, Tc, &fo, NULL, err)) != R1_OK)
             break;
+        if (w.sel)
+            count_flips(m, b, &w, k0, n, Tc);
         const float *lg = r1_model_logits(m);
         memset(w.dl, 0, sizeof(float) * (size_t)n * Tc * V);
         for (int i = 0; i < n; i++) {
@@ -487,7 +576,9 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_bat
             }
         }
         s = r1_model_backward_logits(m, w.dl, err);
+        unforce(m, &w); /* the backward has read the experts; the buffer is reused */
     }
+    unforce(m, &w);
     if (out && s == R1_OK) {
         long nt = w.ntok ? w.ntok : 1;
         out->objective = J;
@@ -504,6 +595,8 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_bat
 typedef struct {
     double kl, clip, ent, mism;
     long ntok;
+    long flips[R1_GRPO_MAX_MOE]; /* per MoE layer: completion tokens routed differently */
+    int metered;                 /* flips were counted */
 } pass_stats;
 
 /* Runs the mu inner updates over the kept groups. */
@@ -517,8 +610,12 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
     int32_t **own = calloc(nseq, sizeof(int32_t *));
     int *plens = malloc(sizeof(int) * nseq), *lens = malloc(sizeof(int) * nseq);
     double *adv = malloc(sizeof(double) * nseq);
+    /* the rollout's routing of each sequence: prompt then completion */
+    size_t nk = (size_t)g->n_moe * r1_model_config(g->m)->num_experts_per_tok;
+    int metered = nk > 0 && g->n_moe <= R1_GRPO_MAX_MOE;
+    int32_t **rts = metered ? calloc(nseq, sizeof(int32_t *)) : NULL;
     r1_status s = R1_OK;
-    if (!seqs || !own || !plens || !lens || !adv)
+    if (!seqs || !own || !plens || !lens || !adv || (metered && !rts))
         s = r1_error_set(err, R1_ENOMEM, "out of memory");
     for (int k = 0; s == R1_OK && k < nseq; k++) {
         group *gr = &gs[k / G];
@@ -535,8 +632,24 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
         memcpy(own[k] + gr->plen, gr->comp[j], sizeof(int32_t) * gr->clen[j]);
         seqs[k] = own[k];
         ps->ntok += gr->clen[j];
+        if (metered && gr->proute && gr->croute[j]) {
+            if (!(rts[k] = malloc(sizeof(int32_t) * lens[k] * nk))) {
+                s = r1_error_set(err, R1_ENOMEM, "out of memory");
+                break;
+            }
+            memcpy(rts[k], gr->proute, sizeof(int32_t) * gr->plen * nk);
+            memcpy(rts[k] + gr->plen * nk, gr->croute[j], sizeof(int32_t) * gr->clen[j] * nk);
+        } else {
+            metered = 0;
+        }
     }
-    r1_grpo_batch b = {nseq, seqs, plens, lens, adv};
+    r1_grpo_batch b = {nseq, seqs, plens, lens, adv, NULL, 0, NULL};
+    if (metered) {
+        b.routes = (const int32_t *const *)rts;
+        b.replay = c->routing_replay;
+        b.flips = ps->flips;
+        ps->metered = 1;
+    }
     /* the policy and the reference in the run's precision while they train and score; the
      * sampling before ran on the decoder, which this does not touch */
     r1_precision was = r1_model_precision(g->m), ref_was = R1_PREC_FP32;
@@ -557,6 +670,8 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
         r1_model_zero_grad(g->m);
         r1_grpo_obj o;
         /* iteration 0: pi_old is the policy itself (rho = 1), from this very forward */
+        if (it == 1)
+            b.flips = NULL; /* the meter compares the rollout with the first training forward */
         s = r1_grpo_objective(g->m, c, &b, it ? lp_old : NULL, lp_ref, it ? NULL : lp_old, &o,
                               err);
         if (s != R1_OK)
@@ -590,6 +705,9 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
         r1_model_set_precision(g->ref, ref_was);
     for (int k = 0; own && k < nseq; k++)
         free(own[k]);
+    for (int k = 0; rts && k < nseq; k++)
+        free(rts[k]);
+    free(rts);
     free(own), free(seqs), free(plens), free(lens), free(adv), free(lp_old), free(lp_ref);
     return s;
 }
@@ -700,6 +818,10 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
         S.clip_frac = ps.clip;
         S.entropy = ps.ent;
         S.logprob_mismatch = ps.mism / nt;
+        for (int j = 0; ps.metered && j < g->n_moe && j < R1_GRPO_MAX_MOE; j++) {
+            S.route_flip[j] = (double)ps.flips[j] / nt;
+            S.route_flip_mean += S.route_flip[j] / g->n_moe;
+        }
         S.grad_norm = gnorm;
         S.lr = lr;
         S.zero_var_share = seen ? (double)zero / seen : 0;

@@ -199,6 +199,11 @@ static const r1_setting grpo_settings[] = {
     {"precision", R1_SET_CHOICE, F(cfg.precision), 0, 0, R1_PRECISION_CHOICES,
      "the linear layers' GEMMs: fp32, bf16 mixed precision, DeepSeek-V3's FP8 (through BF16)",
      NULL, NULL, NULL},
+    {"rollout_dtype", R1_SET_CHOICE, F(cfg.rollout_dtype), 0, 0, "fp32|bf16|fp8",
+     "the sampler's weights (a fast low-precision rollout engine; training keeps its own)",
+     NULL, NULL, NULL},
+    {"routing_replay", R1_SET_BOOL, F(cfg.routing_replay), 0, 1, NULL,
+     "the training forward uses the experts the rollout chose (R3)", NULL, NULL, NULL},
     {"lr", R1_SET_FLOAT, F(cfg.opt.lr), 1e-12, 0.999, NULL, "learning rate", NULL, NULL, NULL},
     {"min_lr", R1_SET_FLOAT, F(cfg.opt.min_lr), -1, 0.999, NULL,
      "floor of the schedule (-1: the same as lr)", NULL, NULL, NULL},
@@ -507,6 +512,13 @@ static r1_status log_step(r1_grpo_run *r, const r1_grpo_stats *st, r1_error *err
     num(o, "lr", st->lr);
     num(o, "zero_var", st->zero_var_share);
     num(o, "logprob_mismatch", st->logprob_mismatch);
+    if (st->n_moe > 0) { /* the router-flip share per MoE layer: rollout against training */
+        json_t *a = json_array();
+        for (int j = 0; j < st->n_moe && j < R1_GRPO_MAX_MOE; j++)
+            json_array_append_new(a, json_real(st->route_flip[j]));
+        json_object_set_new(o, "route_flip", a);
+        num(o, "route_flip_mean", st->route_flip_mean);
+    }
     num(o, "t_sample", st->t_sample);
     num(o, "t_score", st->t_score);
     num(o, "t_train", st->t_train);

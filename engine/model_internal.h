@@ -38,6 +38,9 @@ typedef struct {
     float *sd;      /* [C, Is] */
     double *load;   /* [E] tokens routed to each expert since the last balance update */
     long load_tokens;
+    const int32_t *forced; /* [forced_n, K] routing replay: the experts r1_model_forward uses
+                            * instead of the router's top-k (borrowed), or NULL */
+    int forced_n;
 } layer_w;
 
 /* What one layer's forward keeps for its backward.  N = B·T tokens of this layer. */
@@ -190,6 +193,7 @@ struct r1_model {
     uint16_t *wt16;            /* BF16 training: the parameters rounded to bf16 by the forward,
                                 * same layout, read by its GEMMs and by its backward's */
     const r1__patch *patch;    /* the next forwards' intervention (inspect.c), else NULL */
+    int forcing;               /* 1 while r1_model_forward runs: layer_w.forced applies */
     char errmsg[R1_ERRLEN];
 };
 

@@ -134,8 +134,11 @@ void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
     r1_matmul_fwd(a->s, a->hn, w->router, N, C, E, 0);
     for (size_t i = 0; i < (size_t)N * E; i++)
         a->s[i] = 1.0f / (1.0f + expf(-a->s[i]));
-    for (int n = 0; n < N; n++)
-        select_experts(c, a->s + (size_t)n * E, w->bias, a->sel + (size_t)n * K);
+    if (m->forcing && w->forced) /* routing replay: the given experts, gates from the scores */
+        memcpy(a->sel, w->forced, sizeof(int32_t) * N * K);
+    else
+        for (int n = 0; n < N; n++)
+            select_experts(c, a->s + (size_t)n * E, w->bias, a->sel + (size_t)n * K);
     r1_moe_weights_fwd(a->wts, a->s, a->sel, N, E, K, c->norm_topk_prob,
                        c->routed_scaling_factor);
 

@@ -99,6 +99,8 @@ typedef struct {
                                * and its entropy, under the plain model */
     int mtp_predict;          /* keep the MTP module's prediction for the token after each
                                * generated one (needs an MTP module) */
+    int prompt_routing;       /* keep the experts chosen for the prompt's tokens too (GRPO's
+                               * routing replay) */
 } r1_gen_cfg;
 
 #define R1_TOP_MAX 32
@@ -149,6 +151,7 @@ typedef struct {
     int32_t *mtp_ids;      /* [n] with mtp_predict (else NULL); -1 where unknown (the last
                             * token of a speculative row) */
     float *mtp_p;          /* [n] */
+    int32_t *prompt_experts; /* [prompt length, n_moe, K] with prompt_routing (else NULL) */
     r1_finish finish;
 } r1_gen_row;
 

@@ -20,6 +20,7 @@
 #include "r1_train.h"
 
 #define R1_GRPO_MAX_REWARDS 8
+#define R1_GRPO_MAX_MOE 64 /* MoE layers the statistics cover */
 
 typedef enum {
     R1_GRPO_SEQ_MEAN = 0,   /* GRPO: mean over each sequence's tokens, then over sequences */
@@ -45,6 +46,9 @@ typedef struct {
     int micro;               /* sequences per forward/backward chunk (16) */
     float balance_gamma;     /* auxiliary-loss-free balancing step (0.001) */
     int precision;           /* r1_precision of the policy's forward and backward passes (fp32) */
+    int rollout_dtype;       /* the sampling decoder's weights: 0 fp32, 1 bf16, 2 fp8 (fp32) */
+    int routing_replay;      /* 1: the training forward uses the experts the rollout chose
+                              * (R3; the gates still come from the router's scores) */
     r1_adamw_cfg opt;        /* lr 1e-5-ish for RL; clip 1 */
     uint64_t seed;
     int32_t stop_ids[4];     /* completions end after these (eos, </answer>) */
@@ -90,6 +94,10 @@ typedef struct r1_grpo_stats {
     double kl, clip_frac, entropy, grad_norm, lr;
     double zero_var_share;   /* groups with all-equal rewards, before dropping */
     double logprob_mismatch; /* mean |log p at sampling - log p in training| */
+    double route_flip[R1_GRPO_MAX_MOE]; /* per MoE layer (n_moe of them): share of completion
+                                         * tokens whose expert set in training differs from
+                                         * the rollout's */
+    double route_flip_mean;  /* over the MoE layers */
     double t_sample, t_score, t_train;
     double gen_tokens_per_s, tokens_per_s;
     int groups_used, sequences, tokens;
@@ -126,6 +134,13 @@ typedef struct {
     const int *plens;           /* [nseq] prompt lengths (>= 1) */
     const int *lens;            /* [nseq] total lengths */
     const double *adv;          /* [nseq] advantages */
+    /* the rollout's routing, for the mismatch meter and routing replay (may be NULL): the
+     * experts chosen for every token of sequence k, routes[k][lens[k], n_moe, K], the main
+     * model's MoE layers in order */
+    const int32_t *const *routes;
+    int replay;                 /* 1: r1_grpo_objective's forward uses routes */
+    long *flips;                /* [n_moe] += completion tokens whose experts in the forward
+                                 * differ from routes (may be NULL) */
 } r1_grpo_batch;
 
 /* Log-probabilities of every completion token under m, in sequence order: lp[sum(lens-plens)].

@@ -137,6 +137,16 @@ const float *r1_model_mtp_logits(const r1_model *m, int k);
  * -1 when l is not a MoE layer or there was no forward. */
 int r1_model_routing(const r1_model *m, int l, int32_t *experts, float *weights);
 
+/* Routing replay: the forwards that follow use experts[N, K] at MoE layer l of the main model
+ * (one row per token of the forward, N = B·T; each row ascending, distinct, in 0..E-1) instead
+ * of the router's top-k.  The gate weights are still computed from the router's scores over
+ * those experts (normalised and scaled as usual), so the router keeps its gradient, and the
+ * backward follows the given experts.  experts is borrowed until the call that clears it
+ * (experts NULL).  R1_EINVAL naming the row for a bad row, or l not a MoE layer of the main
+ * model; a forward of another size than N fails naming the layer.  Generation ignores it. */
+r1_status r1_model_force_routing(r1_model *m, int l, const int32_t *experts, int N,
+                                 r1_error *err);
+
 /* Expert load of MoE layer l accumulated since the last r1_model_balance_update: tokens routed
  * to each expert, load[E].  Returns the number of tokens counted, or -1 for a dense layer. */
 long r1_model_expert_load(const r1_model *m, int l, float *load);

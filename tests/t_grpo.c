@@ -86,7 +86,7 @@ static void check_objective_gradient(void)
     const int32_t *seqs[3] = {s0, s1, s2};
     int plens[3] = {3, 2, 3}, lens[3] = {7, 5, 6};
     double adv[3] = {1.3, -0.7, 0.4};
-    r1_grpo_batch b = {3, seqs, plens, lens, adv};
+    r1_grpo_batch b = {3, seqs, plens, lens, adv, NULL, 0, NULL};
     /* old and reference log-probs away from the current ones, so that clipping and the KL act */
     float now[16], old[16], ref[16];
     r1_grpo_logprobs(m, &b, 2, now, NULL);
@@ -136,6 +136,46 @@ static void check_objective_gradient(void)
     r1_model_free(m);
 }
 
+/* The mismatch meter and routing replay: one step from the same seeded model per setting;
+ * flips are 0 with an fp32 sampler (the same engine) and with replay, and not 0 with an fp8
+ * sampler; with replay at fp32 the training log-probs are the sampler's. */
+static void check_mismatch(void)
+{
+    r1_grpo_stats st[4];
+    const int dtype[4] = {0, 2, 2, 0}, replay[4] = {0, 0, 1, 1};
+    int runs_ok = 1;
+    for (int k = 0; k < 4; k++) {
+        r1_model *m = small_model(11);
+        r1_grpo_cfg c = toy_cfg();
+        c.max_new = 16, c.temperature = 1, c.rollout_dtype = dtype[k];
+        c.routing_replay = replay[k];
+        r1_grpo *g;
+        r1_error err = {0};
+        toy t = {0, 0};
+        runs_ok &= r1_grpo_new(&g, m, &c, &err) == R1_OK &&
+                   r1_grpo_step(g, toy_prompt, toy_score, NULL, &t, &st[k], &err) == R1_OK;
+        if (!runs_ok)
+            diag("setting %d: %s", k, err.msg);
+        r1_grpo_free(g);
+        r1_model_free(m);
+    }
+    ok(runs_ok, "GRPO steps with fp32 and fp8 samplers, with and without routing replay");
+    is_int(st[0].n_moe, 1, "the meter covers the MoE layer");
+    ok(st[0].route_flip[0] == 0,
+       "an fp32 sampler routes every completion token as the training forward does");
+    ok(st[0].logprob_mismatch < 1e-5, "and gives the same log-probs (%.2g)",
+       st[0].logprob_mismatch);
+    ok(st[1].route_flip_mean > 0, "an fp8 sampler routes some tokens differently (%.3f)",
+       st[1].route_flip[0]);
+    ok(st[2].route_flip[0] == 0, "with routing replay no token is routed differently");
+    ok(st[2].logprob_mismatch <= st[1].logprob_mismatch, "and the log-prob mismatch falls to "
+       "the precision difference alone (%.3g, without replay %.3g)", st[2].logprob_mismatch,
+       st[1].logprob_mismatch);
+    ok(st[3].logprob_mismatch < 1e-5 && st[3].route_flip_mean == 0,
+       "replay at the sampler's own precision: the training log-probs are the rollout's (%.2g)",
+       st[3].logprob_mismatch);
+}
+
 int main(void)
 {
     r1_set_threads(1);
@@ -170,6 +210,7 @@ int main(void)
     is_float(adv[1], -0.5, 1e-12, "without std scaling (Dr. GRPO): r - mean");
 
     check_objective_gradient();
+    check_mismatch();
 
     /* beta = 0 loads no reference; beta > 0 does */
     r1_model *m = small_model(1);

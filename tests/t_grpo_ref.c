@@ -270,7 +270,7 @@ static int fixture_load(fixture *f, const char *dir, const json_t *meta)
     if (!ok(sane, "the inputs: %zu sequences, %zu tokens, %zu completion tokens", nseq, ntokens,
             f->ntok))
         return 0;
-    f->b = (r1_grpo_batch){(int)nseq, f->seqs, f->plens, f->lens, f->adv[1]};
+    f->b = (r1_grpo_batch){(int)nseq, f->seqs, f->plens, f->lens, f->adv[1], NULL, 0, NULL};
     return 1;
 }
 

@@ -5,7 +5,7 @@
 --                                  [--lr 3e-5] [--temperature 0.7] [--minutes 10] [--steps N]
 --                                  [--mu 1] [--dynamic false] [--beta 0.04] [--gamma 0.001]
 --                                  [--group 8] [--prompts 8] [--agg seq] [--zero_plain 0]
---                                  [--zero_steps 500]
+--                                  [--zero_steps 500] [--seeds 3]
 -- (--mu: policy updates per batch, where clipping acts; --dynamic: dynamic sampling in the
 -- harder and zero runs; the sampling experiment tries it both ways; --beta: the KL weight, 0
 -- loads no reference; --gamma: the routing bias's balancing step during GRPO, 0 freezes it)
@@ -24,6 +24,9 @@
 --             --zero_steps steps (the built-in recipe's pretraining otherwise the same)
 --   distill   a small dense student distilled from the final model against the same student
 --             trained with GRPO alone for the same wall time
+--   mismatch  routing mismatch in RL: GRPO from the cold-start model with an fp8 sampler, with
+--             and without routing replay, beside an fp32 sampler (--seeds 3 each, --steps 40):
+--             the router-flip share per MoE layer, the log-prob mismatch, reward, accuracy
 -- Each writes DIR-independent results to OUT/NAME.md (a Markdown table) and prints it.
 local r1 = require "r1"
 local common = require "common"
@@ -31,7 +34,7 @@ local a = common.args{exp = "harder", stages = "", out = "evidence", threads = 0
                       minutes = 10, steps = 0, n = 64, quick = false, lr = 3e-5,
                       temperature = 0.7, mu = 1, dynamic = false, beta = 0.04,
                       group = 8, prompts = 8, agg = "seq", gamma = 0.001,
-                      zero_plain = 0, zero_steps = common.recipe.pretrain.steps}
+                      zero_plain = 0, zero_steps = common.recipe.pretrain.steps, seeds = 3}
 local nthreads = r1.set_threads(a.threads)
 if a.stages == "" then error("--stages DIR: the models kept by train_builtin.lua --stages", 0) end
 os.execute("mkdir -p '" .. a.out .. "'")
@@ -290,7 +293,74 @@ function exp.distill()
   }, "\n"))
 end
 
+-- Routing mismatch in RL: GRPO from the cold-start model with an fp8 sampler (the rollout
+-- engine) and fp32 training, with and without routing replay (R3), beside an fp32 sampler;
+-- --seeds seeds each, the same steps (so the same wall time: replay costs nothing extra)
+function exp.mismatch()
+  local steps = a.steps > 0 and a.steps or pick(40, 2)
+  local settings = {{"fp32", false, "fp32 sampler"}, {"fp8", false, "fp8 sampler"},
+                    {"fp8", true, "fp8 sampler + routing replay"}}
+  local start = ev(r1.load(a.stages .. "/sft"), "add:1-3")
+  local rows, nl = {}, 0
+  for _, set in ipairs(settings) do
+    local acc, flips, lpm, rw0, rw1, mins, layers = {}, {}, {}, {}, {}, 0, {}
+    for seed = 1, pick(a.seeds, 1) do
+      local m = r1.load(a.stages .. "/sft")
+      local hist = {}
+      local w0 = os.time()
+      r1.grpo{model = m, tasks = {"add:1-3"}, rewards = RULES, steps = steps,
+        prompts = pick(a.prompts, 1), group = pick(a.group, 2), max_new = 160, lr = a.lr,
+        temperature = a.temperature, beta = a.beta, seed = seed, rollout_dtype = set[1],
+        routing_replay = set[2], on_step = function(st) hist[#hist + 1] = st end}
+      mins = mins + (os.time() - w0) / 60
+      local e = ev(m, "add:1-3")
+      acc[#acc + 1] = e.accuracy
+      local f, n = {}, 0
+      for _, st in ipairs(hist) do
+        for j, v in ipairs(st.route_flip or {}) do f[j] = (f[j] or 0) + v / #hist end
+      end
+      for j, v in ipairs(f) do layers[j] = (layers[j] or 0) + v end
+      nl = math.max(nl, #f)
+      flips[#flips + 1] = mean(hist, "route_flip_mean", 1, #hist)
+      lpm[#lpm + 1] = mean(hist, "logprob_mismatch", 1, #hist)
+      rw0[#rw0 + 1] = mean(hist, "reward", 1, math.min(5, #hist))
+      rw1[#rw1 + 1] = mean(hist, "reward", #hist - 4, #hist)
+      say("%-28s seed %d: flips %.4f, lp mismatch %.5f, reward %.3f -> %.3f, accuracy %.3f",
+        set[3], seed, flips[#flips], lpm[#lpm], rw0[#rw0], rw1[#rw1], e.accuracy)
+    end
+    local function avg(t) local s = 0 for _, v in ipairs(t) do s = s + v end return s / #t end
+    local function span(t)
+      local lo, hi = math.huge, -math.huge
+      for _, v in ipairs(t) do lo, hi = math.min(lo, v), math.max(hi, v) end
+      return hi - lo
+    end
+    local per = {}
+    for j = 1, nl do per[j] = ("%.2f%%"):format(100 * (layers[j] or 0) / #acc) end
+    rows[#rows + 1] = ("| %s | %s | %.2f%% | %.5f | %.3f → %.3f | %.1f%% (± %.1f) | %.1f |"):format(
+      set[3], table.concat(per, " · "), 100 * avg(flips), avg(lpm), avg(rw0), avg(rw1),
+      100 * avg(acc), 100 * span(acc) / 2, mins / #acc)
+  end
+  write("mismatch", table.concat({
+    ("GRPO from the cold-start SFT model on add 1-3 digits, %d steps of %d prompts x %d "
+      .. "(temperature %g, lr %g, beta %g), %d seed%s per row, training in fp32; held-out "
+      .. "accuracy before: %.1f%% (%d problems per cell, greedy). Flips: the share of completion "
+      .. "tokens whose experts in the training forward differ from the sampler's, per MoE layer "
+      .. "and mean over the run; lp mismatch: mean |log p sampler - log p training|; ± is half "
+      .. "the spread over the seeds."):format(steps, pick(a.prompts, 1), pick(a.group, 2),
+      a.temperature, a.lr, a.beta, pick(a.seeds, 1), pick(a.seeds, 1) == 1 and "" or "s",
+      100 * start.accuracy, N),
+    "",
+    "| rollout | flips per MoE layer | flips | lp mismatch | reward (first 5 → last 5 steps) "
+      .. "| accuracy after | minutes |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    table.concat(rows, "\n"),
+  }, "\n"))
+end
+
 local f = exp[a.exp]
-if not f then error("--exp: expected harder, sampling, zero, lang, zerobase or distill, got " .. a.exp, 0) end
+if not f then
+  error("--exp: expected harder, sampling, zero, lang, zerobase, distill or mismatch, got "
+        .. a.exp, 0)
+end
 f()
 say("done")

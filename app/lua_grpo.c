@@ -348,6 +348,11 @@ static void push_stats(lua_State *L, run *r, const r1_grpo_stats *st)
         }
         lua_setfield(L, -2, "route_flip");
         set_stat(L, "route_flip_mean", st->route_flip_mean);
+        for (int j = 0; j < st->n_moe && j < 8; j++) { /* for the panes: the first 8 layers */
+            char k[32];
+            snprintf(k, sizeof k, "route_flip_%d", j + 1);
+            set_stat(L, k, st->route_flip[j]);
+        }
     }
     set_stat(L, "t_sample", st->t_sample);
     set_stat(L, "t_score", st->t_score);

@@ -20,9 +20,8 @@ static const char explain[] =
     "run step by step: mean reward, accuracy, KL to the reference model (how far training "
     "has moved the policy) and mean completion length.";
 
-static const char *const series_name[H_NSERIES] = {"reward",       "accuracy", "KL",
-                                                    "length",       "router flips",
-                                                    "lp mismatch"};
+static const char *const series_name[H_NSERIES] = {"reward", "accuracy", "KL",
+                                                    "length", "flips",    "lp diff"};
 
 static void draw_reader(WINDOW *w, const ui_model *m, int h, int cols)
 {

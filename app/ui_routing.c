@@ -335,6 +335,15 @@ static void draw_training(WINDOW *w, const ui_model *m, int h, int cols)
         for (int x = 0; x < E; x++)
             v[x] = m->load[(size_t)l * m->load_experts + x];
         heat_row(w, y, label, avail, v, E, per, vmax);
+        char fk[32];
+        snprintf(fk, sizeof fk, "route_flip_%d", l + 1);
+        double fl = ui_model_stat(m, fk); /* GRPO's mismatch meter, when the step has it */
+        int right = label + (E + per - 1) / per + 1;
+        if (!isnan(fl) && cols - right >= 10) {
+            char t[32];
+            snprintf(t, sizeof t, "flips %.1f%%", 100 * fl);
+            ui_put(w, y, right, cols - right, fl > 0 ? ui_attr(R_WRONG) : ui_attr(R_DIM), t);
+        }
         y++;
         if (two && y < h - 1) {
             ui_put(w, y, 0, label - 1, ui_attr(R_DIM), " b");

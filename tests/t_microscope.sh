@@ -38,7 +38,7 @@ bin="$build/app/r1lab"
 if nm -D "$bin" 2>/dev/null | grep -q __asan_init || ldd "$bin" 2>/dev/null | grep -q libasan; then
     wait_s=300
 fi
-echo "1..25"
+echo "1..27"
 for c in 1 2; do
     sh -c 'while :; do :; done' &
     busy="$busy $!"
@@ -134,6 +134,15 @@ wait_re s "Reasoning · A and B side by side" "$wait_s"
 ok $? ":compare shows both traces"
 wait_re s "texts differ from token 1; experts changed per layer"
 ok $? "where they diverge, and how the routing differs per layer"
+
+# the MoE lab's mismatch meter: GRPO with an fp8 sampler and fp32 training
+type_line s "local _ = r1.grpo{model = r1.load(m:path()), tasks = 'add:1', steps = 3, \
+prompts = 2, group = 4, max_new = 60, rollout_dtype = 'fp8', seed = 2}"
+wait_re s "grpo step 3: expert load" "$wait_s"
+wait_re s "│L[0-9]  .* flips [0-9.]+%"
+ok $? "the Routing pane shows each MoE layer's router flips"
+wait_re s "flips 0\.[0-9]+ +lp diff [0-9.e-]+"
+ok $? "the GRPO pane plots the flips and the log-prob mismatch"
 T kill-session -t s
 
 # the guided tour: --demo FILE opens it in demo mode; every cell runs without an error

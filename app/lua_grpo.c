@@ -348,6 +348,13 @@ static void push_stats(lua_State *L, run *r, const r1_grpo_stats *st)
         }
         lua_setfield(L, -2, "route_flip");
         set_stat(L, "route_flip_mean", st->route_flip_mean);
+        lua_createtable(L, st->n_moe, 0);
+        for (int j = 0; j < st->n_moe && j < R1_GRPO_MAX_MOE; j++) {
+            lua_pushnumber(L, st->maxvio[j]);
+            lua_rawseti(L, -2, j + 1);
+        }
+        lua_setfield(L, -2, "maxvio");
+        set_stat(L, "maxvio_mean", st->maxvio_mean);
         for (int j = 0; j < st->n_moe && j < 8; j++) { /* for the panes: the first 8 layers */
             char k[32];
             snprintf(k, sizeof k, "route_flip_%d", j + 1);

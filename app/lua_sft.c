@@ -88,6 +88,15 @@ static void push_progress(lua_State *L, const r1_sft_progress *p)
     num(L, "eta", p->eta);
     lua_pushboolean(L, p->checkpointed);
     lua_setfield(L, -2, "checkpointed");
+    if (p->n_moe > 0) { /* DeepSeek-V3's balance measure, per MoE layer, and its mean */
+        lua_createtable(L, p->n_moe, 0);
+        for (int j = 0; j < p->n_moe; j++) {
+            lua_pushnumber(L, p->maxvio[j]);
+            lua_rawseti(L, -2, j + 1);
+        }
+        lua_setfield(L, -2, "maxvio");
+        num(L, "maxvio_mean", p->maxvio_mean);
+    }
     if (p->eval) {
         push_eval(L, p->eval);
         lua_setfield(L, -2, "eval");
@@ -107,11 +116,12 @@ static int on_progress(void *user, const r1_step_report *r)
     lua_State *L = c->L;
     const lua_r1_observer *obs = lua_r1_observer_get();
     if (obs) {
-        static const char *const names[] = {"loss", "loss_main", "loss_mtp", "lr",
-                                            "tokens_per_s", "accuracy", "format"};
-        double vals[] = {p->loss, p->loss_main, p->loss_mtp, p->lr, p->tokens_per_s,
+        static const char *const names[] = {"loss",         "loss_main", "loss_mtp", "lr",
+                                            "tokens_per_s", "maxvio",    "accuracy", "format"};
+        double vals[] = {p->loss,         p->loss_main,   p->loss_mtp,
+                         p->lr,           p->tokens_per_s, p->maxvio_mean,
                          p->eval ? p->eval->accuracy : 0, p->eval ? p->eval->format : 0};
-        lua_r1_step s = {p->stage, (int)p->step, (int)p->steps, p->eval ? 7 : 5, names, vals,
+        lua_r1_step s = {p->stage, (int)p->step, (int)p->steps, p->eval ? 8 : 6, names, vals,
                          0, 0, NULL, NULL};
         obs->step(&s);
     }

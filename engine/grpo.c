@@ -833,6 +833,10 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
         S.tokens_per_s = total > 0 ? gen_tokens / total : 0;
         S.n_moe = g->n_moe;
         S.n_experts = g->E;
+        for (int j = 0; j < g->n_moe && j < R1_GRPO_MAX_MOE; j++) {
+            S.maxvio[j] = r1_load_maxvio(g->load + (size_t)j * g->E, g->E);
+            S.maxvio_mean += S.maxvio[j] / g->n_moe;
+        }
         S.expert_load = g->load;
         S.expert_bias = g->bias;
         *st = S;

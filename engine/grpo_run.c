@@ -518,6 +518,11 @@ static r1_status log_step(r1_grpo_run *r, const r1_grpo_stats *st, r1_error *err
             json_array_append_new(a, json_real(st->route_flip[j]));
         json_object_set_new(o, "route_flip", a);
         num(o, "route_flip_mean", st->route_flip_mean);
+        a = json_array(); /* DeepSeek-V3's balance measure, per MoE layer */
+        for (int j = 0; j < st->n_moe && j < R1_GRPO_MAX_MOE; j++)
+            json_array_append_new(a, json_real(st->maxvio[j]));
+        json_object_set_new(o, "maxvio", a);
+        num(o, "maxvio_mean", st->maxvio_mean);
     }
     num(o, "t_sample", st->t_sample);
     num(o, "t_score", st->t_score);

@@ -281,6 +281,26 @@ long r1_model_expert_load(const r1_model *m, int l, float *load)
     return w->load_tokens;
 }
 
+double r1_load_maxvio(const float *load, int E)
+{
+    double sum = 0, mx = 0;
+    for (int e = 0; e < E; e++) {
+        sum += load[e];
+        mx = load[e] > mx ? load[e] : mx;
+    }
+    return sum > 0 ? mx / (sum / E) - 1 : 0;
+}
+
+double r1_load_jain(const float *load, int E)
+{
+    double sum = 0, sq = 0;
+    for (int e = 0; e < E; e++) {
+        sum += load[e];
+        sq += (double)load[e] * load[e];
+    }
+    return sq > 0 ? sum * sum / (E * sq) : 0;
+}
+
 void r1_model_balance_update(r1_model *m, float gamma)
 {
     int E = m->cfg.n_routed_experts;

@@ -98,6 +98,8 @@ typedef struct r1_grpo_stats {
                                          * tokens whose expert set in training differs from
                                          * the rollout's */
     double route_flip_mean;  /* over the MoE layers */
+    double maxvio[R1_GRPO_MAX_MOE]; /* per MoE layer: the training forwards' MaxVio */
+    double maxvio_mean;
     double t_sample, t_score, t_train;
     double gen_tokens_per_s, tokens_per_s;
     int groups_used, sequences, tokens;

@@ -151,6 +151,13 @@ r1_status r1_model_force_routing(r1_model *m, int l, const int32_t *experts, int
  * to each expert, load[E].  Returns the number of tokens counted, or -1 for a dense layer. */
 long r1_model_expert_load(const r1_model *m, int l, float *load);
 
+/* How evenly a layer's load[E] (tokens per expert, any scale) is spread: MaxVio, DeepSeek-V3's
+ * balance measure, max load / mean load - 1 (0: perfectly even; E - 1: one expert takes all);
+ * and Jain's fairness index (sum load)^2 / (E sum load^2), in 1/E..1 (1: even).  Both 0 when
+ * nothing was routed. */
+double r1_load_maxvio(const float *load, int E);
+double r1_load_jain(const float *load, int E);
+
 /* Auxiliary-loss-free balancing: for every MoE layer, bias_e += gamma · sign(mean load −
  * load_e) over the load accumulated since the last call, then resets the counts. */
 void r1_model_balance_update(r1_model *m, float gamma);

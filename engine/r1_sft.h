@@ -281,6 +281,8 @@ r1_status r1_eval_run(r1_model *m, const r1_tokenizer *tok, const r1_eval_settin
 typedef struct r1_sft r1_sft;
 
 /* What the progress callback sees after every step (pointers borrowed for the call). */
+#define R1_SFT_MAX_MOE 64
+
 typedef struct r1_sft_progress {
     const char *stage;
     int64_t step, steps;  /* steps done (this one included), of the run */
@@ -291,6 +293,9 @@ typedef struct r1_sft_progress {
     int64_t data_pos;
     const r1_sft_eval *eval; /* when this step evaluated, else NULL */
     int checkpointed;        /* 1: a checkpoint was written after this step */
+    int n_moe;               /* the main model's MoE layers (at most R1_SFT_MAX_MOE counted) */
+    double maxvio[R1_SFT_MAX_MOE]; /* per MoE layer: the step's MaxVio (r1_load_maxvio) */
+    double maxvio_mean;
 } r1_sft_progress;
 
 

@@ -255,6 +255,13 @@ static r1_status write_metrics(r1_sft *t, const r1_sft_progress *p, r1_error *er
     json_object_set_new(j, "tokens_per_s", json_real(p->tokens_per_s));
     json_object_set_new(j, "data_pos", json_integer(p->data_pos));
     json_object_set_new(j, "elapsed", json_real(p->elapsed));
+    if (p->n_moe > 0) { /* DeepSeek-V3's balance measure, per MoE layer */
+        json_t *a = json_array();
+        for (int i = 0; i < p->n_moe; i++)
+            json_array_append_new(a, json_real(p->maxvio[i]));
+        json_object_set_new(j, "maxvio", a);
+        json_object_set_new(j, "maxvio_mean", json_real(p->maxvio_mean));
+    }
     const r1_sft_eval *e = p->eval;
     if (e) {
         json_object_set_new(j, "eval.accuracy", json_real(e->accuracy));
@@ -320,8 +327,18 @@ static r1_status train_step(r1_sft *t, r1_sft_progress *p, r1_error *err)
         return r1_error_set(err, R1_EINVAL, "%s: step %lld: the gradient is not finite; the "
                             "run stops, the last checkpoint is kept",
                             r1_sft_stage_name(t->s.stage), (long long)t->step + 1);
-    if (t->s.balance_gamma > 0)
-        r1_model_balance_update(t->m, t->s.balance_gamma);
+    /* the step's balance, then the balancing update (with gamma 0 it only starts the next
+     * step's count) */
+    const r1_config *mc = r1_model_config(t->m);
+    float load[mc->n_routed_experts > 0 ? mc->n_routed_experts : 1];
+    p->n_moe = 0;
+    p->maxvio_mean = 0;
+    for (int l = 0; l < mc->num_hidden_layers && p->n_moe < R1_SFT_MAX_MOE; l++)
+        if (r1_model_expert_load(t->m, l, load) >= 0)
+            p->maxvio[p->n_moe++] = r1_load_maxvio(load, mc->n_routed_experts);
+    for (int j = 0; j < p->n_moe; j++)
+        p->maxvio_mean += p->maxvio[j] / p->n_moe;
+    r1_model_balance_update(t->m, t->s.balance_gamma);
     t->step++;
     t->session_steps++;
     double dt = r1_now() - t0;

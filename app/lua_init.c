@@ -140,6 +140,7 @@ int luaopen_r1(lua_State *L)
     lua_generate_open(L);
     lua_inspect_open(L);
     lua_tree_open(L);
+    lua_experts_open(L);
     lua_tokenizer_open(L);
     lua_tasks_open(L);
     lua_grpo_open(L);

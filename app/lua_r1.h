@@ -85,6 +85,8 @@ void lua_r1_push_candidate(lua_State *L, const r1_tokenizer *tok, int32_t id, do
 void lua_inspect_open(lua_State *L);
 /* m:tree, r1.tree_load and the tree methods (lua_tree.c); the module table on top. */
 void lua_tree_open(lua_State *L);
+/* r1.experts (lua_experts.c); the module table on top. */
+void lua_experts_open(lua_State *L);
 
 /* ---- option tables (lua_aux.c): field `key` of the table at idx, or def when absent/nil;
  * a present field of the wrong type raises "bad option 'key' (number expected, got ...)". */

@@ -1,0 +1,68 @@
+-- t_moelab.lua — the MoE lab from Lua: GRPO's rollout precision, mismatch meter and routing
+-- replay options and statistics, MaxVio in the training statistics, r1.experts' analytics,
+-- and their bad input.
+package.path = arg[0]:match("^(.*/)") .. "?.lua;" .. package.path
+local t = require "tap"
+local r1 = require "r1"
+local src = os.getenv("top_srcdir") or "."
+r1.set_threads(1)
+
+-- GRPO with an fp8 sampler: the meter per MoE layer; replay makes it 0
+local function step(opts)
+  local m = r1.load(src .. "/models/builtin")
+  local o = {model = m, tasks = "add:1", steps = 1, prompts = 2, group = 4, max_new = 48,
+             seed = 3}
+  for k, v in pairs(opts) do o[k] = v end
+  return r1.grpo(o)
+end
+local plain = step{rollout_dtype = "fp8"}
+t.is(#plain.route_flip, 5, "route_flip has one entry per MoE layer of the built-in model")
+t.ok(plain.route_flip_mean > 0, ("an fp8 sampler: %.3f of the tokens routed differently")
+     :format(plain.route_flip_mean))
+t.ok(plain.route_flip_1 == plain.route_flip[1], "route_flip_N for the panes")
+local rep = step{rollout_dtype = "fp8", routing_replay = true}
+t.is(rep.route_flip_mean, 0.0, "routing replay: none")
+t.ok(#plain.maxvio == 5 and plain.maxvio_mean >= 0, "GRPO reports MaxVio per MoE layer")
+t.raises(function() step{rollout_dtype = "fp4"} end, "fp32|bf16|fp8",
+         "an unknown rollout_dtype names the choices")
+
+-- MaxVio during pretraining
+local m = r1.load(src .. "/models/builtin")
+local seen
+r1.pretrain{model = m, tasks = "add:1", steps = 1, batch = 2, seq_len = 256,
+            on_step = function(s) seen = s end}
+t.ok(seen and #seen.maxvio == 5 and seen.maxvio[1] >= 0 and seen.maxvio_mean >= 0,
+     "pretraining reports MaxVio per MoE layer")
+
+-- expert analytics
+local a = r1.experts{model = m, tasks = "add:1-2,mul:1", n = 4}
+t.ok(a.tokens > 100, "r1.experts reads " .. a.tokens .. " tokens")
+t.is(#a.layers, 5, "a row per MoE layer")
+local sum, good = 0, true
+for _, x in ipairs(a.layers[1].load) do sum = sum + x end
+for _, l in ipairs(a.layers) do
+  good = good and l.maxvio >= 0 and l.jain >= 1 / 16 - 1e-9 and l.jain <= 1 + 1e-9
+end
+t.ok(math.abs(sum - 1) < 1e-6 and good, "each layer's load sums to 1; MaxVio >= 0; Jain in "
+     .. "1/E..1")
+local ntok, rows = 0, true
+for name, c in pairs(a.classes) do
+  ntok = ntok + c.tokens
+  if c.tokens > 0 then
+    local s = 0
+    for _, x in ipairs(c.layers[2]) do s = s + x end
+    rows = rows and math.abs(s - 1) < 1e-6 and #c.top == 5
+  end
+end
+t.is(ntok, a.tokens, "every token falls in one class")
+t.ok(rows and a.classes.digit.tokens > 0 and a.classes.tag.tokens > 0 and
+     a.classes.word_es.tokens > 0, "digits, tags and Spanish words are among them, each with a "
+     .. "share per expert")
+t.ok(#a.paths >= 1 and a.paths[1].count >= (a.paths[2] or {count = 0}).count and
+     #a.paths[1].experts == 5, "the most frequent top-expert paths, busiest first")
+t.raises(function() r1.experts{model = m, tasks = "add:99"} end, "difficulty",
+         "a difficulty outside the task's range")
+t.raises(function() r1.experts{model = m, lang = "fr"} end, 'lang "fr"', "an unknown language")
+local dense = r1.init({preset = "tiny", n_routed_experts = 0, num_nextn_predict_layers = 0})
+t.raises(function() r1.experts{model = dense} end, "no routed experts", "a dense model")
+t.done()

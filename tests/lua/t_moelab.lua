@@ -60,7 +60,7 @@ t.ok(rows and a.classes.digit.tokens > 0 and a.classes.tag.tokens > 0 and
      .. "share per expert")
 t.ok(#a.paths >= 1 and a.paths[1].count >= (a.paths[2] or {count = 0}).count and
      #a.paths[1].experts == 5, "the most frequent top-expert paths, busiest first")
-t.raises(function() r1.experts{model = m, tasks = "add:99"} end, "difficulty",
+t.raises(function() r1.experts{model = m, tasks = "add:99"} end, "add has 1..10",
          "a difficulty outside the task's range")
 t.raises(function() r1.experts{model = m, lang = "fr"} end, 'lang "fr"', "an unknown language")
 local dense = r1.init({preset = "tiny", n_routed_experts = 0, num_nextn_predict_layers = 0})

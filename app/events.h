@@ -42,8 +42,13 @@ typedef enum {
  *            text a, [2] in text b, [3]/[4] verdicts of a/b (1, 0, -1 unknown)
  *   TREE     rows = nodes, cols = 5: id, parent (0: root), depth, verdict (1, 0, -1), at;
  *            labels: per node its answer and its forced text (2 per node); ints[0] the node
- *            shown, [1] its branch point (1-based token index; 0: the root) */
-enum { EV_VIEW_LENS, EV_VIEW_ATTN, EV_VIEW_PATCH, EV_VIEW_COMPARE, EV_VIEW_TREE, EV_NVIEWS };
+ *            shown, [1] its branch point (1-based token index; 0: the root)
+ *   EXPERTS  rows = classes x MoE layers (class-major), cols = experts: each class's share of
+ *            a layer's routed slots per expert (class 0 is every token); labels: the class
+ *            names, then per class its token count, then per MoE layer "L<layer>" and its
+ *            MaxVio; ints[0] classes, [1] MoE layers */
+enum { EV_VIEW_LENS, EV_VIEW_ATTN, EV_VIEW_PATCH, EV_VIEW_COMPARE, EV_VIEW_TREE, EV_VIEW_EXPERTS,
+       EV_NVIEWS };
 
 typedef struct {
     char name[32];

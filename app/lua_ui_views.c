@@ -18,7 +18,8 @@
 #include "lua_r1.h"
 #include "lua_ui.h"
 
-static const char *const view_names[] = {"lens", "attn", "patch", "compare", "tree", NULL};
+static const char *const view_names[] = {"lens", "attn",    "patch",
+                                         "compare", "tree", "experts", NULL};
 
 /* Reads the number list field `key` of the table at idx into dst[n] (missing entries: NaN). */
 static void read_nums(lua_State *L, int idx, const char *key, float *dst, int n)
@@ -256,6 +257,32 @@ static const char glue[] =
     "  ui.view('compare', {rows = 1, cols = L, vals = vals,\n"
     "                      labels = {name_a, name_b, ta, tb, r.a.answer or '', r.b.answer or ''},\n"
     "                      ints = {r.diverge and r.diverge - 1 or -1, off, off, -1, -1}})\n"
+    "end\n"
+    "-- expert analytics (r1.experts) on the current model, shown by token class\n"
+    "function ui.experts(opts)\n"
+    "  local c = ui.context()\n"
+    "  local o = {model = c and c.model or m}\n"
+    "  if not o.model then error('no model: :load DIR first', 0) end\n"
+    "  for k, v in pairs(opts or {}) do o[k] = v end\n"
+    "  local a = r1.experts(o)\n"
+    "  local names = {'all', 'digit', 'operator', 'word_en', 'word_es', 'tag', 'space', 'other'}\n"
+    "  local nm, E = #a.layers, #a.layers[1].load\n"
+    "  local vals, labels = {}, {}\n"
+    "  for ci, name in ipairs(names) do\n"
+    "    labels[ci] = name\n"
+    "    labels[#names + ci] = tostring(name == 'all' and a.tokens or a.classes[name].tokens)\n"
+    "    for j = 1, nm do\n"
+    "      local row = name == 'all' and a.layers[j].load or a.classes[name].layers[j]\n"
+    "      for e = 1, E do vals[((ci - 1) * nm + j - 1) * E + e] = row[e] end\n"
+    "    end\n"
+    "  end\n"
+    "  for j = 1, nm do\n"
+    "    labels[2 * #names + 2 * j - 1] = 'L' .. a.layers[j].layer\n"
+    "    labels[2 * #names + 2 * j] = string.format('%.2f', a.layers[j].maxvio)\n"
+    "  end\n"
+    "  ui.view('experts', {rows = #names * nm, cols = E, vals = vals, labels = labels,\n"
+    "                      ints = {#names, nm}})\n"
+    "  return a\n"
     "end\n"
     "-- the same question through the current model and another checkpoint (a folder or a\n"
     "-- model; name: its label on screen)\n"

@@ -192,6 +192,7 @@ typedef struct ui_model {
     int attn_on;           /* the Reasoning pane shows view[EV_VIEW_ATTN] as heat */
     int compare_on;        /* the Reasoning pane shows view[EV_VIEW_COMPARE] */
     int tree_sel;          /* the selected row of the tree (the Answer pane) */
+    int experts_class;     /* the token class the expert analytics view shows */
 
     /* ---- the last GRPO group (EV_GROUP) */
     ev *group;             /* owned */
@@ -236,7 +237,7 @@ typedef struct ui_model {
 #define UI_MAX_LINES 5000
 
 /* What the Routing pane shows. */
-enum { UI_RV_GEN, UI_RV_TRAIN, UI_RV_LENS, UI_RV_PATCH, UI_RV_COMPARE };
+enum { UI_RV_GEN, UI_RV_TRAIN, UI_RV_LENS, UI_RV_PATCH, UI_RV_COMPARE, UI_RV_EXPERTS };
 
 /* Actions panes ask for through m->request (they need the worker or the input line); the
  * arguments in req_arg. */

@@ -280,6 +280,9 @@ static int view_shape_ok(const ev *e)
     case EV_VIEW_PATCH: return e->rows >= 1 && e->cols >= 1;
     case EV_VIEW_COMPARE: return e->rows == 1;
     case EV_VIEW_TREE: return e->cols == 5;
+    case EV_VIEW_EXPERTS:
+        return e->ints[0] >= 1 && e->ints[1] >= 1 && e->rows == e->ints[0] * e->ints[1] &&
+               e->cols >= 1 && e->nlabels >= 2 * e->ints[0] + 2 * e->ints[1];
     }
     return 0;
 }
@@ -310,6 +313,10 @@ static void apply_view(ui_model *m, const ev *e)
     case EV_VIEW_ATTN:
         m->attn_on = 1;
         m->compare_on = 0;
+        break;
+    case EV_VIEW_EXPERTS:
+        m->routing_view = UI_RV_EXPERTS;
+        m->experts_class = 0;
         break;
     case EV_VIEW_TREE:
         m->tree_sel = 0;
@@ -498,7 +505,7 @@ void ui_model_apply(ui_model *m, const ev *e)
         /* views of the old tokens go (a branch shown again brings its tree back); patching
          * and a comparison stay until replaced */
         for (int v = 0; v < EV_NVIEWS; v++) {
-            if (v == EV_VIEW_PATCH || v == EV_VIEW_COMPARE)
+            if (v == EV_VIEW_PATCH || v == EV_VIEW_COMPARE || v == EV_VIEW_EXPERTS)
                 continue;
             ev_free(m->view[v]);
             m->view[v] = NULL;

@@ -195,6 +195,36 @@ static void draw_patch(WINDOW *w, const ui_model *m, int h, int cols)
     }
 }
 
+/* Expert analytics: one token class's share of each MoE layer's routed slots per expert. */
+static void draw_experts(WINDOW *w, const ui_model *m, int h, int cols)
+{
+    const ev *v = m->view[EV_VIEW_EXPERTS];
+    int NC = v->ints[0], nm = v->ints[1], E = v->cols, label = 12;
+    int cl = m->experts_class % NC;
+    const char *cname = v->labels[cl] ? v->labels[cl] : "";
+    const char *ntok = v->labels[NC + cl] ? v->labels[NC + cl] : "?";
+    char line[160];
+    snprintf(line, sizeof line, "%s: %s tokens · n: next class", cname, ntok);
+    ui_put(w, 0, 0, cols, ui_attr(R_TITLE), line);
+    int avail = cols - label;
+    if (avail < 1)
+        return;
+    int per = (E + avail - 1) / avail;
+    double vals[4096];
+    for (int j = 0, y = 1; j < nm && y < h; j++, y++) {
+        const char *lab = v->labels[2 * NC + 2 * j];
+        const char *mv = v->labels[2 * NC + 2 * j + 1];
+        snprintf(line, sizeof line, "%s %s", lab ? lab : "", cl == 0 && mv ? mv : "");
+        ui_put(w, y, 0, label - 1, ui_attr(R_DIM), line);
+        double vmax = 0;
+        for (int e = 0; e < E && e < 4096; e++) {
+            vals[e] = v->vals[((size_t)cl * nm + j) * E + e];
+            vmax = vals[e] > vmax ? vals[e] : vmax;
+        }
+        heat_row(w, y, label, avail, vals, E < 4096 ? E : 4096, per, vmax);
+    }
+}
+
 /* The comparison's routing: per layer, the share of tokens whose expert set changed. */
 static void draw_compare_routing(WINDOW *w, const ui_model *m, int h, int cols)
 {
@@ -381,6 +411,8 @@ static void draw(WINDOW *w, const ui_model *m, int focused)
         draw_patch(w, m, h, cols);
     else if (m->routing_view == UI_RV_COMPARE && m->view[EV_VIEW_COMPARE])
         draw_compare_routing(w, m, h, cols);
+    else if (m->routing_view == UI_RV_EXPERTS && m->view[EV_VIEW_EXPERTS])
+        draw_experts(w, m, h, cols);
     else
         draw_generation(w, m, h, cols);
 }
@@ -394,6 +426,7 @@ static int has_view(const ui_model *m, int v)
     case UI_RV_LENS: return m->view[EV_VIEW_LENS] != NULL;
     case UI_RV_PATCH: return m->view[EV_VIEW_PATCH] != NULL;
     case UI_RV_COMPARE: return m->view[EV_VIEW_COMPARE] != NULL;
+    case UI_RV_EXPERTS: return m->view[EV_VIEW_EXPERTS] != NULL;
     }
     return 0;
 }
@@ -408,6 +441,8 @@ static void title(const ui_model *m, char *buf, size_t n)
         snprintf(buf, n, "Activation patching · t: next view");
     else if (m->routing_view == UI_RV_COMPARE && m->view[EV_VIEW_COMPARE])
         snprintf(buf, n, "Routing · A against B");
+    else if (m->routing_view == UI_RV_EXPERTS && m->view[EV_VIEW_EXPERTS])
+        snprintf(buf, n, "Experts by token class · t: next view");
     else if (m->cursor >= 0 && m->cursor < m->ntok)
         snprintf(buf, n, "Routing · token %d", m->cursor + 1);
     else
@@ -418,8 +453,8 @@ static int key(ui_model *m, int k)
 {
     switch (k) {
     case 't': /* the next view that has something to show */
-        for (int i = 1; i <= UI_RV_COMPARE + 1; i++) {
-            int v = (m->routing_view + i) % (UI_RV_COMPARE + 1);
+        for (int i = 1; i <= UI_RV_EXPERTS + 1; i++) {
+            int v = (m->routing_view + i) % (UI_RV_EXPERTS + 1);
             if (has_view(m, v)) {
                 m->routing_view = v;
                 break;
@@ -436,6 +471,11 @@ static int key(ui_model *m, int k)
         return 1;
     case 'a':
         m->cursor = -1;
+        return 1;
+    case 'n': /* the expert analytics' next token class */
+        if (m->routing_view != UI_RV_EXPERTS || !m->view[EV_VIEW_EXPERTS])
+            return 0;
+        m->experts_class = (m->experts_class + 1) % m->view[EV_VIEW_EXPERTS]->ints[0];
         return 1;
     default:
         return 0;

@@ -38,7 +38,7 @@ bin="$build/app/r1lab"
 if nm -D "$bin" 2>/dev/null | grep -q __asan_init || ldd "$bin" 2>/dev/null | grep -q libasan; then
     wait_s=300
 fi
-echo "1..27"
+echo "1..30"
 for c in 1 2; do
     sh -c 'while :; do :; done' &
     busy="$busy $!"
@@ -143,6 +143,18 @@ wait_re s "│L[0-9]  .* flips [0-9.]+%"
 ok $? "the Routing pane shows each MoE layer's router flips"
 wait_re s "flips 0\.[0-9]+ +lp diff [0-9.e-]+"
 ok $? "the GRPO pane plots the flips and the log-prob mismatch"
+
+# expert analytics: the layer x expert heat of every token class
+type_line s "local _ = ui.experts{tasks = 'add:1-2,mul:1', n = 4}"
+wait_re s "Experts by token class" "$wait_s"
+wait_re s "│all: [0-9]+ tokens · n: next class"
+ok $? "ui.experts shows the load of every MoE layer"
+wait_re s "│L1 [0-9]\.[0-9]{2}  +[·▁▂▃▄▅▆▇█]{16}"
+ok $? "with its MaxVio beside the heat"
+T send-keys -t s Tab Tab Tab n
+wait_re s "│digit: [0-9]+ tokens"
+ok $? "n in the Routing pane goes to the next class"
+T send-keys -t s Escape
 T kill-session -t s
 
 # the guided tour: --demo FILE opens it in demo mode; every cell runs without an error

@@ -122,6 +122,7 @@ typedef struct {
     r1_adamw_cfg opt;    /* lr, min_lr, warmup, betas, weight decay, clip (total := steps) */
     float mtp_lambda;    /* weight of the MTP loss */
     float balance_gamma; /* auxiliary-loss-free balancing step per update (0: off) */
+    float balance_alpha; /* sequence-wise auxiliary balance loss coefficient (0: off) */
     int precision;       /* r1_precision of the training steps' GEMMs (R1_PREC_FP32) */
     uint64_t seed;       /* the data stream */
     double plain_frac;   /* pretrain: share of plain-text documents */

@@ -306,6 +306,7 @@ static r1_status train_step(r1_sft *t, r1_sft_progress *p, r1_error *err)
         return st;
     r1_fwd_opts fo = r1_fwd_defaults();
     fo.mtp_lambda = t->s.mtp_lambda;
+    fo.balance_alpha = t->s.balance_alpha;
     fo.loss_weights = t->weights;
     r1_loss L;
     r1_model_zero_grad(t->m);

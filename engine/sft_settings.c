@@ -242,6 +242,7 @@ r1_status r1_sft_validate(const r1_sft_settings *s, const r1_config *c, r1_error
     CHECK(s->opt.warmup >= 0, "warmup %d: expected >= 0", s->opt.warmup);
     CHECK(s->mtp_lambda >= 0, "mtp_lambda %g: expected >= 0", s->mtp_lambda);
     CHECK(s->balance_gamma >= 0, "balance_gamma %g: expected >= 0", s->balance_gamma);
+    CHECK(s->balance_alpha >= 0, "balance_alpha %g: expected >= 0", s->balance_alpha);
     CHECK(s->plain_frac >= 0 && s->plain_frac <= 1, "plain_frac %g: expected 0..1",
           s->plain_frac);
     CHECK(s->mix_frac >= 0 && s->mix_frac <= 1, "mix_frac %g: expected 0..1", s->mix_frac);
@@ -302,6 +303,8 @@ static const r1_setting sft_settings[] = {
     {"mtp_lambda", R1_SET_FLOAT, F(mtp_lambda), 0, 100, NULL, "weight of the MTP loss", NULL, NULL, NULL},
     {"balance_gamma", R1_SET_FLOAT, F(balance_gamma), 0, 1, NULL,
      "routing-bias step of auxiliary-loss-free balancing (0: off)", "gamma", NULL, NULL},
+    {"balance_alpha", R1_SET_FLOAT, F(balance_alpha), 0, 10, NULL,
+     "coefficient of the sequence-wise auxiliary balance loss (0: off)", NULL, NULL, NULL},
     {"precision", R1_SET_CHOICE, F(precision), 0, 0, R1_PRECISION_CHOICES,
      "the linear layers' GEMMs: fp32, bf16 mixed precision, DeepSeek-V3's FP8 (through BF16)",
      NULL, NULL, NULL},

@@ -27,6 +27,11 @@
 --   mismatch  routing mismatch in RL: GRPO from the cold-start model with an fp8 sampler, with
 --             and without routing replay, beside an fp32 sampler (--seeds 3 each, --steps 40):
 --             the router-flip share per MoE layer, the log-prob mismatch, reward, accuracy
+--   balance   expert-load balancing in pretraining, as DeepSeek-V3 compares it: the built-in
+--             recipe's pretraining from the same initialisation with the auxiliary-loss-free
+--             bias update, with nothing, and with the sequence-wise auxiliary loss instead
+--             (--steps, default the recipe's): loss against MaxVio per MoE layer (needs no
+--             --stages)
 -- Each writes DIR-independent results to OUT/NAME.md (a Markdown table) and prints it.
 local r1 = require "r1"
 local common = require "common"
@@ -36,7 +41,7 @@ local a = common.args{exp = "harder", stages = "", out = "evidence", threads = 0
                       group = 8, prompts = 8, agg = "seq", gamma = 0.001,
                       zero_plain = 0, zero_steps = common.recipe.pretrain.steps, seeds = 3}
 local nthreads = r1.set_threads(a.threads)
-if a.stages == "" then error("--stages DIR: the models kept by train_builtin.lua --stages", 0) end
+if a.stages == "" and a.exp ~= "balance" then error("--stages DIR: the models kept by train_builtin.lua --stages", 0) end
 os.execute("mkdir -p '" .. a.out .. "'")
 
 local Q = a.quick
@@ -357,9 +362,62 @@ function exp.mismatch()
   }, "\n"))
 end
 
+-- Expert-load balancing in pretraining: the same initialisation and documents, balanced by
+-- the routing bias (DeepSeek-V3's auxiliary-loss-free method), not at all, or by the
+-- sequence-wise auxiliary loss; the next-token loss on the last tenth of the steps (fresh
+-- documents every step, so it is a held-out loss) beside MaxVio over the same steps
+function exp.balance()
+  local steps = a.steps > 0 and a.steps or pick(common.recipe.pretrain.steps, 4)
+  local settings = {
+    {"routing bias, gamma 0.001 (auxiliary-loss-free)", {balance_gamma = 0.001}},
+    {"none", {balance_gamma = 0}},
+    {"auxiliary loss, alpha 0.003", {balance_gamma = 0, balance_alpha = 0.003}},
+    {"auxiliary loss, alpha 0.03", {balance_gamma = 0, balance_alpha = 0.03}},
+  }
+  local from = math.max(1, steps - math.max(1, steps // 10) + 1)
+  local rows = {}
+  for _, set in ipairs(settings) do
+    local m = r1.init("tiny", {seed = a.seed})
+    local hist = {}
+    local over = {steps = steps, on_step = function(st) hist[#hist + 1] = st end}
+    for k, v in pairs(set[2]) do over[k] = v end
+    local w0 = os.time()
+    pretrain(m, over)
+    local mins = (os.time() - w0) / 60
+    local e = ev(m, "add:1-3")
+    local per, nl = {}, #(hist[#hist].maxvio or {})
+    for j = 1, nl do
+      local s = 0
+      for i = from, #hist do s = s + hist[i].maxvio[j] end
+      per[j] = ("%.2f"):format(s / (#hist - from + 1))
+    end
+    local row = ("| %s | %.4f | %s | %.2f | %.2f | %.1f%% | %.1f |"):format(set[1],
+      mean(hist, "loss_main", from, #hist), table.concat(per, " · "),
+      mean(hist, "maxvio_mean", from, #hist), mean(hist, "maxvio_mean", 1, #hist),
+      100 * e.accuracy, mins)
+    say("%s", row)
+    rows[#rows + 1] = row
+  end
+  write("balance", table.concat({
+    ("The built-in recipe's pretraining (%d steps of %d x %d tokens, seed %d) from the same "
+      .. "initialisation, balanced four ways. Loss: the next-token cross-entropy over the last "
+      .. "%d steps (every step reads fresh documents, so this is a held-out loss); MaxVio: "
+      .. "max load / mean load - 1 of each MoE layer's routed slots per step, over the same "
+      .. "steps, and its mean over the whole run; accuracy: the base on held-out add 1-3 "
+      .. "digits (%d problems per difficulty, greedy)."):format(steps,
+      pick(common.recipe.pretrain.batch, 2), common.recipe.pretrain.seq_len, a.seed,
+      steps - from + 1, N),
+    "",
+    "| balancing | loss | MaxVio per MoE layer | MaxVio | MaxVio, whole run | accuracy | minutes |",
+    "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    table.concat(rows, "\n"),
+  }, "\n"))
+end
+
 local f = exp[a.exp]
 if not f then
-  error("--exp: expected harder, sampling, zero, lang, zerobase, distill or mismatch, got "
+  error("--exp: expected harder, sampling, zero, lang, zerobase, distill, mismatch or balance, "
+        .. "got "
         .. a.exp, 0)
 end
 f()

@@ -340,6 +340,7 @@ static void push_stats(lua_State *L, run *r, const r1_grpo_stats *st)
     set_stat(L, "lr", st->lr);
     set_stat(L, "zero_var", st->zero_var_share);
     set_stat(L, "logprob_mismatch", st->logprob_mismatch);
+    set_stat(L, "mtp_loss", st->mtp_loss);
     if (st->n_moe > 0) { /* the mismatch meter: per MoE layer, then the mean */
         lua_createtable(L, st->n_moe, 0);
         for (int j = 0; j < st->n_moe && j < R1_GRPO_MAX_MOE; j++) {

@@ -376,13 +376,14 @@ static void embed_rows(const r1_model *m, const int32_t *tok, int N, float *out)
         memcpy(out + (size_t)n * C, m->embed + (size_t)tok[n] * C, sizeof(float) * C);
 }
 
-/* Cross-entropy of logits[B,Tl,V] whose row i predicts token t[i + shift]; weights from the
- * caller's loss_weights at that target position.  Writes dlogits scaled by coef / Σw and
- * returns the weighted mean (0 when no row counts); *denom gets Σw. */
-static double seq_xent(r1_model *m, const float *logits, float *dlogits, int B, int T, int Tl,
-                       int shift, double coef, double *denom)
+/* Cross-entropy of logits[B,Tl,V] whose row i predicts token t[i + shift]; weights lw[B,T]
+ * (NULL: 1) at that target position.  Writes dlogits scaled by coef / D and returns the
+ * weighted sum over D (0 when no row counts), where D is `over` when > 0, else Σw; *denom gets
+ * Σw. */
+static double seq_xent(r1_model *m, const float *lw, double over, const float *logits,
+                       float *dlogits, int B, int T, int Tl, int shift, double coef,
+                       double *denom)
 {
-    const float *lw = m->opts.loss_weights;
     int N = B * Tl, V = m->cfg.vocab_size;
     double W = 0;
     for (int b = 0; b < B; b++)
@@ -398,6 +399,8 @@ static double seq_xent(r1_model *m, const float *logits, float *dlogits, int B, 
             W += m->tw[n];
         }
     *denom = W;
+    if (over > 0)
+        W = over;
     if (W <= 0) {
         memset(dlogits, 0, sizeof(float) * (size_t)N * V);
         return 0;
@@ -481,7 +484,8 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
     r1_rmsnorm_fwd(m->hf, m->hf_rstd, m->x_final, m->final_norm, N, C, c->rms_norm_eps);
     r1_matmul_fwd(m->logits, m->hf, m->head, N, C, V, 0);
     r1_loss L = {0};
-    L.main = seq_xent(m, m->logits, m->dlogits, B, T, T, 1, 1.0, &m->denom_main);
+    L.main = seq_xent(m, m->opts.loss_weights, 0, m->logits, m->dlogits, B, T, T, 1, 1.0,
+                      &m->denom_main);
     L.weight_main = m->denom_main;
 
     /* MTP depths: depth k reads embed(t[i+k]) and the previous depth's hidden state */
@@ -516,8 +520,9 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
         r1_rmsnorm_fwd(ma->hk, ma->hk_rstd, ma->x1, w->head_norm, Nk, C, c->rms_norm_eps);
         r1_matmul_fwd(ma->logits, ma->hk, m->head, Nk, C, V, 0);
         double coef = (double)m->opts.mtp_lambda / m->D;
-        double ce = seq_xent(m, ma->logits, ma->dlogits, B, T, Tk, k + 1, coef,
-                             &m->denom_mtp[k - 1]);
+        const float *mw = m->opts.mtp_weights ? m->opts.mtp_weights : m->opts.loss_weights;
+        double ce = seq_xent(m, mw, m->opts.mtp_denom, ma->logits, ma->dlogits, B, T, Tk, k + 1,
+                             coef, &m->denom_mtp[k - 1]);
         L.mtp += coef * ce;
     }
     if (m->opts.balance_alpha > 0)
@@ -688,8 +693,5 @@ r1_status r1_model_backward_logits(r1_model *m, const float *dlogits, r1_error *
         return r1_error_set(err, R1_EINVAL, "backward: no forward pass to differentiate");
     size_t n = (size_t)m->B * m->T * m->cfg.vocab_size;
     memcpy(m->dlogits, dlogits, sizeof(float) * n);
-    for (int k = 1; k <= m->D && !m->opts.no_mtp && m->T - k >= 1; k++)
-        memset(m->macts[k - 1].dlogits, 0,
-               sizeof(float) * (size_t)m->B * (m->T - k) * m->cfg.vocab_size);
     return r1_model_backward(m, err);
 }

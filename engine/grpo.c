@@ -46,6 +46,7 @@ r1_grpo_cfg r1_grpo_defaults(void)
     c.max_refill = 3;
     c.micro = 16;
     c.balance_gamma = 0.001f;
+    c.mtp_lambda = 0.1f; /* DeepSeek-V3's weight late in pretraining */
     c.opt = r1_adamw_defaults();
     c.opt.lr = 1e-5f;
     c.opt.min_lr = 1e-5f;
@@ -387,6 +388,7 @@ typedef struct {
     long ntok;
     int32_t *tok;
     float *zw, *dl, *p;
+    float *mw;          /* [M * maxT] the MTP loss's weights: 1 on completion tokens */
     int n_moe, K;       /* with routes: the main model's MoE layers, experts per token */
     int moe[R1_GRPO_MAX_MOE];
     int32_t *force;     /* [n_moe, M * maxT, K] routing replay's experts */
@@ -413,7 +415,8 @@ static r1_status work_new(work *w, r1_model *m, const r1_grpo_batch *b, int micr
     w->zw = calloc(cells, sizeof(float));
     w->p = malloc(sizeof(float) * V);
     w->dl = grad ? malloc(sizeof(float) * cells * V) : NULL;
-    if (!w->tok || !w->zw || !w->p || (grad && !w->dl))
+    w->mw = grad ? malloc(sizeof(float) * cells) : NULL;
+    if (!w->tok || !w->zw || !w->p || (grad && (!w->dl || !w->mw)))
         return r1_error_set(err, R1_ENOMEM, "out of memory for the GRPO batch");
     if (b->routes) {
         const r1_config *c = r1_model_config(m);
@@ -483,6 +486,7 @@ static void work_free(work *w)
     free(w->tok);
     free(w->zw);
     free(w->dl);
+    free(w->mw);
     free(w->p);
 }
 
@@ -522,9 +526,15 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_bat
     int V = r1_model_config(m)->vocab_size, nseq = b->nseq;
     r1_status s = work_new(&w, m, b, c->micro, 1, err);
     r1_fwd_opts fo = r1_fwd_defaults();
-    fo.no_mtp = 1;
     fo.loss_weights = w.zw; /* no cross-entropy: the objective comes in through dlogits */
-    double J = 0, kl = 0, clip = 0, ent = 0;
+    /* the MTP loss on the sampled completions: (lambda / D) sum_k of depth k's cross-entropy
+     * summed over the completion tokens it predicts, over all the batch's completion tokens */
+    int mtp = c->mtp_lambda > 0 && r1_model_config(m)->num_nextn_predict_layers > 0;
+    fo.no_mtp = !mtp;
+    fo.mtp_lambda = c->mtp_lambda;
+    fo.mtp_weights = w.mw;
+    fo.mtp_denom = (double)(w.ntok ? w.ntok : 1);
+    double J = 0, kl = 0, clip = 0, ent = 0, mtp_loss = 0;
     long q = 0;
     for (int k0 = 0; s == R1_OK && k0 < nseq; k0 += w.M) {
         if (r1_interrupted()) {
@@ -535,8 +545,13 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_bat
         int Tc = pack(b, k0, n, w.tok);
         if (w.force && (s = force_routes(m, b, &w, k0, n, Tc, err)) != R1_OK)
             break;
-        if ((s = r1_model_forward(m, w.tok, n, Tc, &fo, NULL, err)) != R1_OK)
+        for (int i = 0; mtp && i < n; i++)
+            for (int t = 0; t < Tc; t++)
+                w.mw[(size_t)i * Tc + t] = t >= b->plens[k0 + i] && t < b->lens[k0 + i];
+        r1_loss lo;
+        if ((s = r1_model_forward(m, w.tok, n, Tc, &fo, &lo, err)) != R1_OK)
             break;
+        mtp_loss += lo.mtp;
         if (w.sel)
             count_flips(m, b, &w, k0, n, Tc);
         const float *lg = r1_model_logits(m);
@@ -585,6 +600,7 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_bat
         out->kl = kl / nt;
         out->clip_frac = clip / nt;
         out->entropy = ent / nt;
+        out->mtp_loss = mtp ? mtp_loss / c->mtp_lambda : 0;
     }
     work_free(&w);
     return s;
@@ -593,7 +609,7 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_bat
 /* ------------------------------------------------------------------ the training pass */
 
 typedef struct {
-    double kl, clip, ent, mism;
+    double kl, clip, ent, mism, mtp;
     long ntok;
     long flips[R1_GRPO_MAX_MOE]; /* per MoE layer: completion tokens routed differently */
     int metered;                 /* flips were counted */
@@ -677,7 +693,7 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
         if (s != R1_OK)
             break;
         if (it == 0) {
-            ps->kl = o.kl, ps->ent = o.entropy;
+            ps->kl = o.kl, ps->ent = o.entropy, ps->mtp = o.mtp_loss;
             long q = 0;
             for (int k = 0; k < nseq; k++) { /* sampling-time against training-time log-probs */
                 group *gr = &gs[k / G];
@@ -817,6 +833,7 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
         S.kl = ps.kl;
         S.clip_frac = ps.clip;
         S.entropy = ps.ent;
+        S.mtp_loss = ps.mtp;
         S.logprob_mismatch = ps.mism / nt;
         for (int j = 0; ps.metered && j < g->n_moe && j < R1_GRPO_MAX_MOE; j++) {
             S.route_flip[j] = (double)ps.flips[j] / nt;

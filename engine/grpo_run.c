@@ -204,6 +204,9 @@ static const r1_setting grpo_settings[] = {
      NULL, NULL, NULL},
     {"routing_replay", R1_SET_BOOL, F(cfg.routing_replay), 0, 1, NULL,
      "the training forward uses the experts the rollout chose (R3)", NULL, NULL, NULL},
+    {"mtp_lambda", R1_SET_FLOAT, F(cfg.mtp_lambda), 0, 100, NULL,
+     "weight of the MTP loss on the sampled completions (0: the MTP module is not trained)",
+     NULL, NULL, NULL},
     {"lr", R1_SET_FLOAT, F(cfg.opt.lr), 1e-12, 0.999, NULL, "learning rate", NULL, NULL, NULL},
     {"min_lr", R1_SET_FLOAT, F(cfg.opt.min_lr), -1, 0.999, NULL,
      "floor of the schedule (-1: the same as lr)", NULL, NULL, NULL},
@@ -512,6 +515,8 @@ static r1_status log_step(r1_grpo_run *r, const r1_grpo_stats *st, r1_error *err
     num(o, "lr", st->lr);
     num(o, "zero_var", st->zero_var_share);
     num(o, "logprob_mismatch", st->logprob_mismatch);
+    if (r->s.cfg.mtp_lambda > 0)
+        num(o, "mtp_loss", st->mtp_loss);
     if (st->n_moe > 0) { /* the router-flip share per MoE layer: rollout against training */
         json_t *a = json_array();
         for (int j = 0; j < st->n_moe && j < R1_GRPO_MAX_MOE; j++)

@@ -49,6 +49,8 @@ typedef struct {
     int rollout_dtype;       /* the sampling decoder's weights: 0 fp32, 1 bf16, 2 fp8 (fp32) */
     int routing_replay;      /* 1: the training forward uses the experts the rollout chose
                               * (R3; the gates still come from the router's scores) */
+    float mtp_lambda;        /* weight of the MTP loss on the sampled completions (0.1; 0: the
+                              * MTP module is not trained, and acceptance drifts) */
     r1_adamw_cfg opt;        /* lr 1e-5-ish for RL; clip 1 */
     uint64_t seed;
     int32_t stop_ids[4];     /* completions end after these (eos, </answer>) */
@@ -92,6 +94,7 @@ typedef struct r1_grpo_stats {
     double total_mean, total_std;
     double len_mean, len_max;
     double kl, clip_frac, entropy, grad_norm, lr;
+    double mtp_loss;         /* the MTP loss on the completions (mean cross-entropy; 0: off) */
     double zero_var_share;   /* groups with all-equal rewards, before dropping */
     double logprob_mismatch; /* mean |log p at sampling - log p in training| */
     double route_flip[R1_GRPO_MAX_MOE]; /* per MoE layer (n_moe of them): share of completion
@@ -153,6 +156,7 @@ r1_status r1_grpo_logprobs(r1_model *m, const r1_grpo_batch *b, int micro, float
 typedef struct {
     double objective;  /* J: the aggregated clipped surrogate minus beta KL */
     double kl, clip_frac, entropy; /* means over completion tokens */
+    double mtp_loss;   /* the MTP depths' mean cross-entropy on the completions (0: off) */
 } r1_grpo_obj;
 
 /* Adds the gradient of loss = -J to m's gradients (callers zero them first).  lp_old (NULL:

@@ -94,6 +94,10 @@ typedef struct {
     float mtp_lambda;          /* weight of the MTP loss (DESIGN: 0.3) */
     float balance_alpha;       /* sequence-wise balance loss coefficient (0: off) */
     const float *loss_weights; /* [B,T] weight of predicting token t (t >= 1); NULL: all 1 */
+    const float *mtp_weights;  /* [B,T] the same for the MTP depths; NULL: loss_weights */
+    double mtp_denom;          /* > 0: each MTP depth's cross-entropy is its weighted sum over
+                                * this (a normaliser shared by micro-batches); 0: over the
+                                * sum of its own weights */
     int no_mtp;                /* 1: skip the MTP modules (inference) */
 } r1_fwd_opts;
 
@@ -121,7 +125,8 @@ r1_status r1_model_backward(r1_model *m, r1_error *err);
 
 /* Like r1_model_backward, but with the caller's gradient of the loss with respect to the main
  * logits, dlogits[B,T,V], in place of the cross-entropy's (used by RL objectives).  The MTP
- * modules contribute nothing; run the forward with no_mtp to skip them entirely. */
+ * depths add the gradient of their own loss as in r1_model_backward (GRPO's MTP loss on the
+ * sampled completions); run the forward with no_mtp to leave them out. */
 r1_status r1_model_backward_logits(r1_model *m, const float *dlogits, r1_error *err);
 
 /* Copies every parameter and router bias of src into dst (same config). */

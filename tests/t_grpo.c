@@ -76,7 +76,7 @@ static double objective_at(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_batc
     r1_grpo_obj o;
     r1_model_zero_grad(m);
     r1_grpo_objective(m, c, b, old, ref, NULL, &o, NULL);
-    return o.objective;
+    return o.objective - c->mtp_lambda * o.mtp_loss; /* minus the loss that is minimised */
 }
 
 static void check_objective_gradient(void)
@@ -95,15 +95,20 @@ static void check_objective_gradient(void)
         old[i] = now[i] + (i % 3 == 0 ? 0.4f : i % 3 == 1 ? -0.3f : 0.05f);
         ref[i] = now[i] - 0.2f + 0.05f * i;
     }
-    const char *names[3] = {"sequence mean", "token mean", "constant (Dr. GRPO)"};
-    for (int agg = 0; agg < 3; agg++) {
+    const char *names[4] = {"sequence mean", "token mean", "constant (Dr. GRPO)",
+                            "sequence mean + MTP loss"};
+    for (int run = 0; run < 4; run++) {
+        int agg = run % 3;
         r1_grpo_cfg c = r1_grpo_defaults();
         c.agg = (r1_grpo_agg)agg, c.beta = 0.1f, c.eps_low = 0.2f, c.eps_high = 0.28f;
         c.micro = 2, c.max_new = 6;
+        c.mtp_lambda = run == 3 ? 0.3f : 0;
         r1_grpo_obj o;
         r1_model_zero_grad(m);
         r1_grpo_objective(m, &c, &b, old, ref, NULL, &o, NULL);
-        if (agg == 0)
+        if (run == 3)
+            ok(o.mtp_loss > 0, "the MTP loss on the completions is reported (%.3f)", o.mtp_loss);
+        if (run == 0)
             ok(o.clip_frac > 0 && o.clip_frac < 1, "some tokens are clipped (%.2f)", o.clip_frac);
         size_t n = r1_model_numel(m);
         float *g = malloc(sizeof(float) * n);
@@ -129,8 +134,8 @@ static void check_objective_gradient(void)
             g[best] = 0; /* next pick */
         }
         ok(worst < 0.03 && gmax > 1e-3,
-           "%s: d(-J)/dtheta matches central differences (worst rel %.2e, |grad| up to %.3f)",
-           names[agg], worst, gmax);
+           "%s: the loss gradient matches central differences (worst rel %.2e, |grad| up to %.3f)",
+           names[run], worst, gmax);
         free(g);
     }
     r1_model_free(m);

@@ -109,9 +109,9 @@ static int is_mtp_param(const r1_model *m, const char *name)
     return sscanf(name, "model.layers.%d.", &l) == 1 && l >= r1_model_config(m)->num_hidden_layers;
 }
 
-/* Every gradient of the case against the fixture, the worst tensor named.  Only the MTP
- * module's tensors have no reference; their gradient must be exactly zero. */
-static void check_grads(fixture *f, const char *cs)
+/* Every gradient of the case against the fixture, the worst tensor named.  Without the MTP
+ * loss the MTP module's tensors have no reference; their gradient must be exactly zero. */
+static void check_grads(fixture *f, const char *cs, int with_mtp)
 {
     r1_model *m = f->m;
     const float *g = r1_model_grads(m);
@@ -125,7 +125,7 @@ static void check_grads(fixture *f, const char *cs)
         snprintf(name, sizeof name, "%s.grad.%s", cs, p->name);
         float *want = read_f32(f->ex, name, &n);
         if (!want) {
-            if (!is_mtp_param(m, p->name)) {
+            if (with_mtp || !is_mtp_param(m, p->name)) {
                 missing++;
                 diag("%s: no reference", name);
             }
@@ -151,9 +151,12 @@ static void check_grads(fixture *f, const char *cs)
         free(want);
     }
     ok(bad == 0 && missing == 0 && compared > 0 && gmax > 1e-3,
-       "%s: every gradient of -J matches (%d tensors, worst rel %.2e at %s; |grad| up to %.3g)", cs,
+       "%s: every gradient of the loss matches (%d tensors, worst rel %.2e at %s; |grad| up to "
+       "%.3g)", cs,
        compared, worst, worst_name, gmax);
-    ok(stray == 0, "%s: the MTP module, which the objective does not use, has zero gradient", cs);
+    if (!with_mtp)
+        ok(stray == 0, "%s: the MTP module, which the objective does not use, has zero gradient",
+           cs);
 }
 
 static void check_case(fixture *f, const json_t *jc)
@@ -174,6 +177,7 @@ static void check_case(fixture *f, const json_t *jc)
     c.max_new = (int)json_integer_value(json_object_get(jc, "max_new"));
     c.std_scale = (int)json_integer_value(json_object_get(jc, "std_scale"));
     c.micro = (int)json_integer_value(json_object_get(jc, "micro"));
+    c.mtp_lambda = (float)json_number_value(json_object_get(jc, "mtp_lambda")); /* absent: 0 */
     f->b.adv = f->adv[c.std_scale ? 1 : 0];
 
     float *lp_now = malloc(sizeof(float) * f->ntok);
@@ -211,8 +215,15 @@ static void check_case(fixture *f, const json_t *jc)
     want = scalar(f->ex, cs, "entropy");
     e = rel1(o.entropy, want);
     ok(e < TOL, "%s: entropy %.6f, PyTorch %.6f (rel %.2e)", cs, o.entropy, want, e);
+    if (c.mtp_lambda > 0) {
+        want = scalar(f->ex, cs, "mtp");
+        e = rel1(o.mtp_loss, want);
+        ok(e < TOL && want > 0, "%s: the MTP loss on the completions %.6f, PyTorch %.6f (rel %.2e)",
+           cs, o.mtp_loss, want, e);
+    } else
+        ok(o.mtp_loss == 0, "%s: mtp_lambda 0: no MTP loss (%g)", cs, o.mtp_loss);
     if (json_is_true(json_object_get(jc, "grads")))
-        check_grads(f, cs);
+        check_grads(f, cs, c.mtp_lambda > 0);
     free(lp_now);
 }
 
@@ -336,7 +347,7 @@ int main(void)
         }
         free(lp);
         const json_t *cases = json_object_get(meta, "cases");
-        ok(json_array_size(cases) >= 6, "%zu cases", json_array_size(cases));
+        ok(json_array_size(cases) >= 7, "%zu cases", json_array_size(cases));
         for (size_t i = 0; i < json_array_size(cases); i++)
             check_case(&f, json_array_get(cases, i));
     }

@@ -25,7 +25,12 @@ tiny_moe model in float64 (autograd for the gradients):
   kl        mean k3 over completion tokens (0 when beta = 0: there is no reference then)
   clip_frac share of tokens where the clipped branch wins strictly (its gradient is 0)
   entropy   mean over completion tokens of the policy's entropy
-  grad      d(-J)/d(param) for every trainable parameter the main model uses
+  mtp       with mtp_lambda > 0 (the "mtp" case): the MTP loss on the sampled completions,
+            the mean over depths k of depth k's cross-entropy summed over the completion tokens
+            it predicts (row i of depth k predicts token i + k + 1), over the batch's
+            completion tokens; the loss is then -J + mtp_lambda * mtp
+  grad      d(loss)/d(param) for every trainable parameter the loss uses (the MTP layers only
+            when mtp_lambda > 0)
 
 Each sequence is run on its own (batch 1, no padding); the C engine packs micro-batches, so
 agreement also says its padding changes nothing.  The fixture holds the inputs and the
@@ -39,9 +44,9 @@ by reference ("model": "../tiny_moe" in grpo.json).  Files:
     tokens I32 [sum lens] (sequences one after another: prompt, then completion);
     plens, lens I32 [nseq]; rewards F32 [P, G]; adv, adv_noscale F32 [nseq];
     lp, lp_old, lp_ref F32 [ntok]; then per case <name>.objective, <name>.objective_scale,
-    <name>.kl, <name>.clip_frac, <name>.entropy F32 [1] and, when grads, <name>.grad.<param>
-    F32.  The MTP layers' parameters have no <name>.grad entry: the objective does not use
-    them, so their gradient is zero.
+    <name>.kl, <name>.clip_frac, <name>.entropy, <name>.mtp F32 [1] and, when grads,
+    <name>.grad.<param> F32.  Without the MTP loss the MTP layers' parameters have no
+    <name>.grad entry: the objective does not use them, so their gradient is zero.
 
 Old and reference log-probs are the current ones moved by seeded offsets, stored as F32, and
 the computation uses exactly those F32 values, as well as eps and beta rounded to float32 (the
@@ -70,19 +75,20 @@ MIN_MARGIN = 1e-3
 RHO_MARGIN = 2e-3
 SEED = 4242
 
-# name, agg, beta, eps_low, eps_high, max_new, std_scale, micro, grads.  A full gradient is
-# ~180 kB; const_kl keeps only its scalars so that the fixture stays under 1 MB (the constant
-# weight and the KL term each have their gradient checked in other cases).
+# name, agg, beta, eps_low, eps_high, max_new, std_scale, micro, grads, mtp_lambda.  A full
+# gradient is ~180 kB; const_kl keeps only its scalars so that the fixture stays under 1 MB
+# (the constant weight and the KL term each have their gradient checked in other cases).
 CASES = [
-    ("seq_kl",   "seq",   0.1, 0.2, 0.2,  8, 1, 5,  True),    # GRPO as in DeepSeekMath
-    ("seq",      "seq",   0.0, 0.2, 0.2,  8, 1, 12, True),
-    ("token_kl", "token", 0.1, 0.2, 0.28, 8, 1, 5,  True),
-    ("token",    "token", 0.0, 0.2, 0.28, 8, 1, 1,  True),    # DAPO: clip-higher, no KL
-    ("const_kl", "const", 0.1, 0.2, 0.2,  9, 0, 5,  False),
-    ("const",    "const", 0.0, 0.2, 0.2,  8, 0, 7,  True),    # Dr. GRPO: no std scaling, no KL
+    ("seq_kl",   "seq",   0.1, 0.2, 0.2,  8, 1, 5,  True,  0.0),  # GRPO as in DeepSeekMath
+    ("seq",      "seq",   0.0, 0.2, 0.2,  8, 1, 12, False, 0.0),
+    ("token_kl", "token", 0.1, 0.2, 0.28, 8, 1, 5,  True,  0.0),
+    ("token",    "token", 0.0, 0.2, 0.28, 8, 1, 1,  True,  0.0),  # DAPO: clip-higher, no KL
+    ("const_kl", "const", 0.1, 0.2, 0.2,  9, 0, 5,  False, 0.0),
+    ("const",    "const", 0.0, 0.2, 0.2,  8, 0, 7,  True,  0.0),  # Dr. GRPO: no std, no KL
+    ("mtp",      "seq",   0.1, 0.2, 0.2,  8, 1, 5,  True,  0.3),  # + the MTP loss
 ]
 CASE_KEYS = ("name", "agg", "beta", "eps_low", "eps_high", "max_new", "std_scale", "micro",
-             "grads")
+             "grads", "mtp_lambda")
 
 
 def f32(x):
@@ -101,19 +107,26 @@ def advantages(rewards, std_scale):
 
 def policy(c, p, seqs, plens):
     """Runs each sequence alone.  Returns (lp [ntok], entropy [ntok], smallest routing margin
-    over the main model's MoE layers), in sequence order, differentiable w.r.t. p."""
-    lps, ents, margin = [], [], float("inf")
+    over the MoE layers, the MTP loss's sum: over depths k of (1/D) times depth
+    k's cross-entropy summed over the completion tokens it predicts), in sequence order,
+    differentiable w.r.t. p."""
+    lps, ents, margin, mtp = [], [], float("inf"), 0
+    D = ref.mtp_depth(c)
     for s, pl in zip(seqs, plens):
         tok = torch.tensor([s], dtype=torch.int64)
         out = ref.forward(c, p, tok)
-        for l, (_, _, m) in out["routing"].items():
-            if l < c["num_hidden_layers"]:
-                margin = min(margin, m)
+        for l, (_, _, m) in out["routing"].items():   # the MTP layers' too: the mtp case
+            margin = min(margin, m)
         logp = torch.log_softmax(out["logits"][0], dim=-1)          # [T, V]; row t predicts t+1
         rows = logp[pl - 1:len(s) - 1]
         lps.append(rows.gather(1, tok[0, pl:, None])[:, 0])
         ents.append(-(rows.exp() * rows).sum(-1))
-    return torch.cat(lps), torch.cat(ents), margin
+        for k in range(1, D + 1):   # row i of depth k predicts token i + k + 1
+            lk = torch.log_softmax(out["mtp_logits"][k - 1][0], dim=-1)
+            first = max(pl - k - 1, 0)
+            rows_k = lk[first:len(s) - k - 1]
+            mtp = mtp - rows_k.gather(1, tok[0, first + k + 1:, None]).sum() / D
+    return torch.cat(lps), torch.cat(ents), margin, mtp
 
 
 def objective(case, lp, lp_old, lp_ref, adv_tok, seq_of_tok, lens_c, nseq):
@@ -163,7 +176,7 @@ def draw_batch(c, p):
             for j in range(G):
                 seqs.append(prompt + torch.randint(2, V, (CLENS[i][j],), generator=g).tolist())
         with torch.no_grad():
-            lp, _, margin = policy(c, p, seqs, plens)
+            lp, _, margin, _ = policy(c, p, seqs, plens)
         if margin < MIN_MARGIN:
             continue
         d_old = (torch.rand(lp.shape, generator=g, dtype=torch.float64) - 0.5) * 0.9
@@ -211,7 +224,8 @@ def make_fixture(top, check=False):
     q = dict(p0)
     for n in names:
         q[n] = p0[n].detach().clone().requires_grad_(True)
-    lp, ent, _ = policy(c, q, seqs, plens)
+    lp, ent, _, mtp_sum = policy(c, q, seqs, plens)
+    mtp_ce = mtp_sum / lp.numel()
 
     f, i = "F32", "I32"
     ex = [("tokens", torch.tensor([t for s in seqs for t in s]), i),
@@ -223,18 +237,21 @@ def make_fixture(top, check=False):
         name, std_scale = case[0], case[6]
         J, scale, kl, clip = objective(case, lp, lp_old, lp_ref, adv[std_scale][seq_of_tok],
                                 seq_of_tok, lens_c, nseq)
-        grads = torch.autograd.grad(-J, [q[n] for n in names], retain_graph=True,
+        lam = f32(case[9])
+        loss = -J + lam * mtp_ce if lam > 0 else -J
+        grads = torch.autograd.grad(loss, [q[n] for n in names], retain_graph=True,
                                     allow_unused=True)
         gd = dict(zip(names, grads))
         for n in names:
-            if n.startswith(mtp) and gd[n] is not None and gd[n].abs().max() > 0:
+            if lam == 0 and n.startswith(mtp) and gd[n] is not None and gd[n].abs().max() > 0:
                 raise SystemExit("grpo_ref: %s has a gradient; the MTP layers must not" % n)
         ex += [(name + ".objective", J.reshape(1), f),
                (name + ".objective_scale", scale.reshape(1), f), (name + ".kl", kl.reshape(1), f),
                (name + ".clip_frac", clip.reshape(1), f),
-               (name + ".entropy", ent.mean().reshape(1), f)]
+               (name + ".entropy", ent.mean().reshape(1), f),
+               (name + ".mtp", (mtp_ce if lam > 0 else torch.zeros(())).reshape(1), f)]
         if case[8]:
-            ex += [(name + ".grad." + n, gd[n], f) for n in used_names]
+            ex += [(name + ".grad." + n, gd[n], f) for n in (names if lam > 0 else used_names)]
         lines.append("  %-9s J % .9f  J_scale %.6f  kl %.6f  clip %.4f"
                      % (name, J.item(), scale.item(), kl.item(), clip.item()))
 

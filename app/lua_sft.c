@@ -46,6 +46,20 @@ static void push_eval(lua_State *L, const r1_sft_eval *e)
     num(L, "accuracy_in", e->accuracy_in);
     num(L, "accuracy_above", e->accuracy_above);
     num(L, "seconds", e->seconds);
+    if (e->mtp_depth > 0) { /* per MTP draft position: acceptance rate and drafts tried */
+        lua_createtable(L, e->mtp_depth, 0);
+        for (int k = 0; k < e->mtp_depth; k++) {
+            lua_pushnumber(L, e->mtp_tries[k] ? (double)e->mtp_hits[k] / e->mtp_tries[k] : 0);
+            lua_rawseti(L, -2, k + 1);
+        }
+        lua_setfield(L, -2, "mtp_accept");
+        lua_createtable(L, e->mtp_depth, 0);
+        for (int k = 0; k < e->mtp_depth; k++) {
+            lua_pushinteger(L, e->mtp_tries[k]);
+            lua_rawseti(L, -2, k + 1);
+        }
+        lua_setfield(L, -2, "mtp_drafts");
+    }
     lua_createtable(L, e->ncells, 0);
     for (int i = 0; i < e->ncells; i++) {
         const r1_sft_eval_cell *c = &e->cell[i];

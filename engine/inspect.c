@@ -13,6 +13,7 @@
 #include "model_internal.h"
 #include "r1_inspect.h"
 #include "r1_kernels.h"
+#include "sample.h"
 
 int r1_inspect_sites(const r1_model *m)
 {
@@ -391,4 +392,32 @@ r1_status r1_inspect_routing_diff(r1_model *a, r1_model *b, const int32_t *token
     }
     free(ea), free(eb), free(w);
     return s;
+}
+
+r1_status r1_inspect_mtp_accept(r1_model *m, const int32_t *tokens, int T, int from, long *tries,
+                                long *hits, r1_error *err)
+{
+    r1_status s = check_tokens(m, "mtp acceptance", tokens, T, err);
+    if (s != R1_OK)
+        return s;
+    if (from < 1 || from > T)
+        return r1_error_set(err, R1_EINVAL, "mtp acceptance: from %d: expected 1..%d", from, T);
+    int D = m->D, V = m->cfg.vocab_size;
+    if (D < 1 || T - from < 2)
+        return R1_OK; /* no MTP, or no token a draft could guess */
+    r1_fwd_opts o = r1_fwd_defaults();
+    if ((s = r1_inspect_forward(m, tokens, 1, T, &o, err)) != R1_OK)
+        return s;
+    const float *lg = r1_model_logits(m);
+    for (int i = from - 1; i + 2 < T; i++)
+        for (int k = 1; k <= D && i + k + 1 < T; k++) {
+            const float *mk = r1_model_mtp_logits(m, k);
+            if (!mk)
+                break;
+            tries[k - 1]++;
+            if (r1__argmax(mk + (size_t)i * V, V) != r1__argmax(lg + (size_t)(i + k) * V, V))
+                break;
+            hits[k - 1]++;
+        }
+    return R1_OK;
 }

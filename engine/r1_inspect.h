@@ -67,6 +67,19 @@ r1_status r1_inspect_patch_experts(r1_model *m, const int32_t *clean, const int3
                                    int (*progress)(void *user, int done, int total),
                                    void *user, r1_error *err);
 
+/* MTP acceptance: how often the MTP module's greedy drafts would be accepted by greedy
+ * speculative decoding over tokens[T], the main model's own greedy text from position `from`
+ * on (the prompt before it).  At each anchor row i >= from - 1 the depths draft a chain:
+ * depth k's argmax at row i guesses token i + k + 1 (reading the text's tokens up to i + k),
+ * and is accepted when it equals the main model's argmax at row i + k, provided depths
+ * 1..k-1 were; a draft is tried only for tokens the text has (i + k + 1 < T).  Adds to
+ * tries[k-1] the drafts depth k made and to hits[k-1] the accepted ones (k = 1..D; hits over
+ * tries is the acceptance rate of draft position k).  On greedy text this is exactly what
+ * r1_generate's speculative decoding accepts (depth 1).  Nothing is counted for a model
+ * without MTP.  R1_EINVAL when from is outside 1..T. */
+r1_status r1_inspect_mtp_accept(r1_model *m, const int32_t *tokens, int T, int from, long *tries,
+                                long *hits, r1_error *err);
+
 /* Runs a and b over the same tokens[T] and writes, for each main layer index l <
  * nshare, the share of positions from..T-1 whose chosen expert set differs between the two:
  * share[l], NaN where l is dense in either model or beyond either model's depth.  R1_EINVAL

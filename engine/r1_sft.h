@@ -228,6 +228,7 @@ typedef struct {
 } r1_sft_eval_cell;
 
 #define R1_SFT_MAX_CELLS 128
+#define R1_SFT_MTP_MAX 8 /* MTP depths whose acceptance the evaluation measures */
 
 typedef struct r1_sft_eval {
     int ncells;
@@ -237,6 +238,10 @@ typedef struct r1_sft_eval {
     int n_in, n_above;                  /* samples within / above the training difficulties */
     double accuracy_in, accuracy_above; /* their accuracies (0 when none) */
     double seconds;
+    /* MTP acceptance on the greedy completions (r1_inspect_mtp_accept): per draft position k
+     * (1..mtp_depth) the drafts tried and accepted; mtp_depth 0 for a model without MTP */
+    int mtp_depth;
+    long mtp_tries[R1_SFT_MTP_MAX], mtp_hits[R1_SFT_MTP_MAX];
 } r1_sft_eval;
 
 /* Scoring, separate from generation so that it can be checked on hand-made completions:

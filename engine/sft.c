@@ -272,6 +272,14 @@ static r1_status write_metrics(r1_sft *t, const r1_sft_progress *p, r1_error *er
         json_object_set_new(j, "eval.accuracy_in", json_real(e->accuracy_in));
         json_object_set_new(j, "eval.accuracy_above", json_real(e->accuracy_above));
         json_object_set_new(j, "eval.seconds", json_real(e->seconds));
+        if (e->mtp_depth > 0) { /* the acceptance rate of each MTP draft position */
+            json_t *a = json_array();
+            for (int k = 0; k < e->mtp_depth; k++)
+                json_array_append_new(a, json_real(e->mtp_tries[k] ? (double)e->mtp_hits[k] /
+                                                                         e->mtp_tries[k]
+                                                                   : 0));
+            json_object_set_new(j, "eval.mtp_accept", a);
+        }
         for (int i = 0; i < e->ncells; i++) {
             const r1_sft_eval_cell *c = &e->cell[i];
             static const char *names[] = {"accuracy", "format", "language", "length",

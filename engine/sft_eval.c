@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "r1_generate.h"
+#include "r1_inspect.h"
 #include "r1_rewards.h"
 #include "r1_sft.h"
 
@@ -150,6 +151,27 @@ static r1_status eval_cell(r1_model *m, const r1_tokenizer *tok, const r1_sft_da
         if (st == R1_OK)
             r1_sft_eval_add(out, &smp[j], in_training, text, res->row[j].n);
         free(text);
+    }
+    /* the MTP module's drafts against the greedy text: prompt and completion in one sequence */
+    int D = c->num_nextn_predict_layers < R1_SFT_MTP_MAX ? c->num_nextn_predict_layers
+                                                          : R1_SFT_MTP_MAX;
+    out->mtp_depth = D;
+    for (int j = 0; st == R1_OK && D > 0 && j < n; j++) {
+        int T = lens[j] + res->row[j].n;
+        if (T > c->max_position_embeddings)
+            T = c->max_position_embeddings;
+        int32_t *seq = malloc(sizeof(int32_t) * (T > 0 ? T : 1));
+        if (!seq) {
+            st = r1_error_set(err, R1_ENOMEM, "out of memory");
+            break;
+        }
+        memcpy(seq, prompts[j], sizeof(int32_t) * lens[j]);
+        memcpy(seq + lens[j], res->row[j].tokens, sizeof(int32_t) * (T - lens[j]));
+        long tries[R1_SFT_MTP_MAX] = {0}, hits[R1_SFT_MTP_MAX] = {0};
+        st = r1_inspect_mtp_accept(m, seq, T, lens[j], tries, hits, err);
+        for (int k = 0; k < D; k++)
+            out->mtp_tries[k] += tries[k], out->mtp_hits[k] += hits[k];
+        free(seq);
     }
     r1_gen_result_free(res);
     return st;

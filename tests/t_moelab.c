@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "r1_generate.h"
+#include "r1_inspect.h"
 #include "r1_model.h"
 #include "r1_safetensors.h"
 #include "tap.h"
@@ -114,6 +116,61 @@ static void check_reference(r1_model *m, const char *src)
     (void)K;
 }
 
+/* MTP acceptance (r1_inspect_mtp_accept) against the decoder: on greedy text, depth 1's
+ * verdict at each anchor is whether the MTP module's prediction for the next token (what
+ * plain decoding with mtp_predict reports) is that token; speculative decoding, which visits
+ * some of the anchors, accepts exactly what those verdicts say. */
+static void check_acceptance(r1_model *m)
+{
+    int32_t p0[3] = {1, 17, 26}, p1[4] = {1, 9, 31, 12};
+    const int32_t *prompts[2] = {p0, p1};
+    int plens[2] = {3, 4}, n = 24;
+    r1_gen_cfg g = r1_gen_defaults();
+    g.max_tokens = n, g.temperature = 0, g.mtp_predict = 1;
+    r1_gen_result *res = NULL;
+    r1_error err = {0};
+    if (!ok(r1_generate(m, prompts, plens, 2, &g, NULL, &res, &err) == R1_OK,
+            "greedy decoding with the MTP module's predictions")) {
+        diag("%s", err.msg);
+        return;
+    }
+    long want_tries = 0, want_hits = 0, tries[8] = {0}, hits[8] = {0}, walk_d = 0, walk_a = 0;
+    int same = 1;
+    for (int r = 0; r < 2; r++) {
+        const r1_gen_row *row = &res->row[r];
+        int T = plens[r] + row->n;
+        int32_t seq[64];
+        memcpy(seq, prompts[r], sizeof(int32_t) * plens[r]);
+        memcpy(seq + plens[r], row->tokens, sizeof(int32_t) * row->n);
+        for (int i = 0; i + 1 < row->n; i++) {
+            want_tries++;
+            want_hits += row->mtp_ids[i] == row->tokens[i + 1];
+        }
+        same &= r1_inspect_mtp_accept(m, seq, T, plens[r], tries, hits, &err) == R1_OK;
+        /* speculative decoding's walk: a draft from token j guesses j + 1; accepted, the next
+         * draft comes from j + 2 */
+        for (int j = 0; j + 1 < row->n;) {
+            int v = row->mtp_ids[j] == row->tokens[j + 1];
+            walk_d++, walk_a += v;
+            j += v ? 2 : 1;
+        }
+    }
+    ok(same && tries[0] == want_tries && hits[0] == want_hits && hits[0] > 0 &&
+       hits[0] < tries[0], "MTP acceptance: %ld of %ld drafts, as the decoder's predictions say "
+       "(%ld of %ld)", hits[0], tries[0], want_hits, want_tries);
+    r1_gen_result_free(res);
+    g.mtp_predict = 0, g.speculative = 1;
+    res = NULL;
+    r1_status st = r1_generate(m, prompts, plens, 2, &g, NULL, &res, &err);
+    long acc = st == R1_OK ? res->accepted : -1, dr = st == R1_OK ? res->drafted : -1;
+    ok(acc == walk_a && dr == walk_d, "speculative decoding accepts %ld of %ld drafts; the "
+       "verdicts predict %ld of %ld", acc, dr, walk_a, walk_d);
+    r1_gen_result_free(res);
+    /* bad input */
+    is_int(r1_inspect_mtp_accept(m, p0, 3, 0, tries, hits, &err), R1_EINVAL, "from 0");
+    like(err.msg, "from 0: expected 1..3", "is refused by name");
+}
+
 int main(void)
 {
     r1_set_threads(1);
@@ -186,6 +243,7 @@ int main(void)
     r1_model_force_routing(m, l, NULL, 0, NULL);
     ok(r1_model_forward(m, tok, B, T, &o, NULL, &err) == R1_OK, "cleared, forwards run again");
 
+    check_acceptance(m);
     check_reference(m, src ? src : ".");
     free(plain), free(own), free(fixed);
     r1_model_free(m);

@@ -32,6 +32,10 @@
 --             bias update, with nothing, and with the sequence-wise auxiliary loss instead
 --             (--steps, default the recipe's): loss against MaxVio per MoE layer (needs no
 --             --stages)
+--   mtp       MTP through post-training: GRPO from the cold-start SFT model with the built-in
+--             recipe's first RL stage, with the MTP loss on the sampled completions
+--             (mtp_lambda 0.1) and without it, --seeds each: the MTP module's acceptance as a
+--             speculative-decoding draft before and after, beside accuracy
 -- Each writes DIR-independent results to OUT/NAME.md (a Markdown table) and prints it.
 local r1 = require "r1"
 local common = require "common"
@@ -414,10 +418,67 @@ function exp.balance()
   }, "\n"))
 end
 
+-- MTP through post-training: does the MTP module keep up with a policy that RL moves?  GRPO
+-- as train_builtin.lua's first RL stage runs it, from the cold-start model, with and without
+-- the MTP loss on the completions; acceptance of the MTP module's greedy drafts on held-out
+-- greedy completions (r1.evaluate's mtp_accept), before and after
+function exp.mtp()
+  local steps = a.steps > 0 and a.steps or pick(40, 2)
+  local function measure(m)
+    local e = r1.evaluate{model = m, tasks = "add:1-4", n = N}
+    return e.mtp_accept and e.mtp_accept[1] or 0, e.accuracy, e.mtp_drafts and e.mtp_drafts[1] or 0
+  end
+  local acc0, a0, drafts0 = measure(r1.load(a.stages .. "/sft"))
+  say("cold-start SFT: MTP acceptance %.4f (%d drafts), accuracy %.3f", acc0, drafts0, a0)
+  local rows = {}
+  for _, set in ipairs{{0.1, "GRPO with the MTP loss (mtp_lambda 0.1)"},
+                       {0, "GRPO without it (mtp_lambda 0)"}} do
+    local accs, accu, mins, losses = {}, {}, 0, {}
+    for seed = 1, pick(a.seeds, 1) do
+      local m = r1.load(a.stages .. "/sft")
+      local hist = {}
+      local w0 = os.time()
+      r1.grpo{model = m, tasks = {"add:2-4"}, rewards = RULES, steps = steps,
+        prompts = pick(8, 1), group = pick(8, 2), max_new = 192, lr = 1e-4, beta = 0.04,
+        eps_high = 0.28, seed = seed, mtp_lambda = set[1],
+        on_step = function(st) hist[#hist + 1] = st end}
+      mins = mins + (os.time() - w0) / 60
+      local acc, accuracy = measure(m)
+      accs[#accs + 1], accu[#accu + 1] = acc, accuracy
+      losses[#losses + 1] = mean(hist, "mtp_loss", #hist - 4, #hist)
+      say("%-42s seed %d: MTP acceptance %.4f, accuracy %.3f, MTP loss %.3f", set[2], seed, acc,
+        accuracy, losses[#losses])
+    end
+    local function avg(t) local x = 0 for _, v in ipairs(t) do x = x + v end return x / #t end
+    local function span(t)
+      local lo, hi = math.huge, -math.huge
+      for _, v in ipairs(t) do lo, hi = math.min(lo, v), math.max(hi, v) end
+      return hi - lo
+    end
+    rows[#rows + 1] = ("| %s | %.2f%% (± %.2f) | %.1f%% (± %.1f) | %s | %.1f |"):format(set[2],
+      100 * avg(accs), 100 * span(accs) / 2, 100 * avg(accu), 100 * span(accu) / 2,
+      set[1] > 0 and ("%.3f"):format(avg(losses)) or "-", mins / #accs)
+  end
+  write("mtp", table.concat({
+    ("GRPO from the cold-start SFT model as the built-in recipe's first RL stage runs it (add 2-4 "
+      .. "digits, %d steps of %d prompts x %d, lr 1e-4, beta 0.04, clip-higher 0.28), %d seed%s "
+      .. "per row. MTP acceptance: the share of the MTP module's greedy drafts that greedy "
+      .. "speculative decoding accepts, on the held-out greedy completions of add 1-4 digits "
+      .. "(%d problems per difficulty); before RL: %.2f%% of %d drafts, accuracy %.1f%%. ± is "
+      .. "half the spread over the seeds; MTP loss: its cross-entropy on the sampled "
+      .. "completions over the last 5 steps."):format(steps, pick(8, 1), pick(8, 2),
+      pick(a.seeds, 1), pick(a.seeds, 1) == 1 and "" or "s", N, 100 * acc0, drafts0, 100 * a0),
+    "",
+    "| post-training | MTP acceptance after | accuracy after | MTP loss | minutes |",
+    "| --- | ---: | ---: | ---: | ---: |",
+    table.concat(rows, "\n"),
+  }, "\n"))
+end
+
 local f = exp[a.exp]
 if not f then
-  error("--exp: expected harder, sampling, zero, lang, zerobase, distill, mismatch or balance, "
-        .. "got "
+  error("--exp: expected harder, sampling, zero, lang, zerobase, distill, mismatch, balance or "
+        .. "mtp, got "
         .. a.exp, 0)
 end
 f()

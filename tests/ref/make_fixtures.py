@@ -22,8 +22,9 @@ twice gives byte-identical files.  Each fixture folder holds:
     model.embed_tokens.weight / lm_head.weight; the router biases have none).
 
 Then it runs grpo_ref.py, whose tests/data/grpo/ (the GRPO objective) uses tiny_moe's
-weights, and microscope_ref.py, whose tests/data/microscope/ (logit lens, attention weights,
-activation patching) does too; see those files for their formats.
+weights, microscope_ref.py, whose tests/data/microscope/ (logit lens, attention weights,
+activation patching) does too, and forced_ref.py (tests/data/forced_routing/: routing
+replay's forced experts); see those files for their formats.
 
 Weights are drawn so that routing is not near a tie: a seed is accepted only when every
 token's selection (groups and experts) wins by at least MIN_MARGIN in biased score, so a
@@ -38,6 +39,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deepseek_ref as ref  # noqa: E402
 import grpo_ref  # noqa: E402
+import forced_ref  # noqa: E402
 import microscope_ref  # noqa: E402
 
 B, T = 2, 7
@@ -119,9 +121,10 @@ def main():
         print("%-13s seed %d  margin %.4g  loss %.9f  main %.9f  mtp %.9f  %d bytes"
               % (name, used, margin, out["loss"].item(), out["loss_main"].item(),
                  out["loss_mtp"].item(), size))
-    # tests/data/grpo/ and microscope/ run on tiny_moe's weights: made again whenever they are
+    # tests/data/grpo/, microscope/ and forced_routing/ run on tiny_moe's weights: made again whenever they are
     grpo_ref.make_fixture(top, check)
     microscope_ref.make_fixture(top, check)
+    forced_ref.make_fixture(top, check)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 -- t_moelab.lua — the MoE lab from Lua: GRPO's rollout precision, mismatch meter and routing
--- replay options and statistics, MaxVio in the training statistics, r1.experts' analytics,
--- and their bad input.
+-- replay options and statistics, MaxVio in the training statistics, the auxiliary balance
+-- loss, MTP through GRPO and its acceptance, r1.experts' analytics, and their bad input.
 package.path = arg[0]:match("^(.*/)") .. "?.lua;" .. package.path
 local t = require "tap"
 local r1 = require "r1"
@@ -33,6 +33,34 @@ r1.pretrain{model = m, tasks = "add:1", steps = 1, batch = 2, seq_len = 256,
             on_step = function(s) seen = s end}
 t.ok(seen and #seen.maxvio == 5 and seen.maxvio[1] >= 0 and seen.maxvio_mean >= 0,
      "pretraining reports MaxVio per MoE layer")
+
+-- the sequence-wise auxiliary balance loss in pretraining: it adds to the loss
+local function one(alpha)
+  local mm, last = r1.load(src .. "/models/builtin")
+  r1.pretrain{model = mm, tasks = "add:1", steps = 1, batch = 2, seq_len = 128, seed = 2,
+              balance_alpha = alpha, on_step = function(s) last = s end}
+  return last
+end
+local a0, a1 = one(0), one(0.5)
+t.ok(a1.loss > a0.loss + 1e-3 and math.abs(a1.loss_main - a0.loss_main) < 1e-9,
+     ("balance_alpha 0.5 adds its loss (%.4f over %.4f), the next-token loss unchanged")
+     :format(a1.loss, a0.loss))
+t.raises(function() one(-1) end, "balance_alpha", "a negative balance_alpha is refused by name")
+
+-- MTP through GRPO: the loss on the completions is reported; 0 turns it off
+local withm = step{mtp_lambda = 0.1}
+t.ok(withm.mtp_loss > 0, ("GRPO's MTP loss on the completions: %.3f"):format(withm.mtp_loss))
+t.is(step{mtp_lambda = 0}.mtp_loss, 0.0, "mtp_lambda 0: none")
+t.raises(function() step{mtp_lambda = "x"} end, "mtp_lambda", "a misspelt value names the option")
+
+-- MTP acceptance in every evaluation
+local e = r1.evaluate{model = m, tasks = "add:1", n = 2}
+t.ok(#e.mtp_accept == 1 and e.mtp_accept[1] > 0.5 and e.mtp_accept[1] <= 1 and
+     e.mtp_drafts[1] > 10, ("r1.evaluate: the MTP module's drafts accepted %.3f of %d")
+     :format(e.mtp_accept[1], e.mtp_drafts[1]))
+local st = r1.init({preset = "tiny", num_nextn_predict_layers = 0, hidden_size = 64,
+                    num_hidden_layers = 2}, {seed = 1})
+t.is(r1.evaluate{model = st, tasks = "add:1", n = 1}.mtp_accept, nil, "a model without MTP: none")
 
 -- expert analytics
 local a = r1.experts{model = m, tasks = "add:1-2,mul:1", n = 4}

@@ -31,7 +31,13 @@ static const char explain[] =
     "(:patch CLEAN | CORRUPT: layers down, prompt positions across; the heat is how much of "
     "the clean answer's log-probability returns when that layer's residual at that position "
     "comes from the clean prompt), and a comparison (:compare DIR: per layer, the share of "
-    "tokens whose experts changed between the two checkpoints).";
+    "tokens whose experts changed between the two checkpoints). During GRPO the training "
+    "view also shows each layer's router flips: the share of completion tokens whose experts "
+    "in the training forward differ from the ones the sampler chose (a low-precision "
+    "rollout_dtype causes them; routing_replay removes them). ui.experts{tasks = ...} shows "
+    "expert analytics: per layer the load, its MaxVio (max load / mean load - 1) and a heatmap "
+    "of where one class of token goes (digits, operators, English or Spanish words, tags, "
+    "whitespace); 'n' steps through the classes.";
 
 /* Experts shown: the highest expert id seen + 1. */
 static int experts_seen(const ui_model *m)

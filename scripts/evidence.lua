@@ -106,6 +106,14 @@ local function mean(hist, key, from, to)
   return k > 0 and s / k or 0
 end
 
+-- the mean of a list, and the distance between its extremes
+local function avg(t) local x = 0 for _, v in ipairs(t) do x = x + v end return x / #t end
+local function span(t)
+  local lo, hi = math.huge, -math.huge
+  for _, v in ipairs(t) do lo, hi = math.min(lo, v), math.max(hi, v) end
+  return hi - lo
+end
+
 local RULES = {"accuracy", "format", {"language", weight = 0.5}}
 local HARD = "add:4"
 local TASKS = common.recipe.tasks
@@ -337,12 +345,6 @@ function exp.mismatch()
       say("%-28s seed %d: flips %.4f, lp mismatch %.5f, reward %.3f -> %.3f, accuracy %.3f",
         set[3], seed, flips[#flips], lpm[#lpm], rw0[#rw0], rw1[#rw1], e.accuracy)
     end
-    local function avg(t) local s = 0 for _, v in ipairs(t) do s = s + v end return s / #t end
-    local function span(t)
-      local lo, hi = math.huge, -math.huge
-      for _, v in ipairs(t) do lo, hi = math.min(lo, v), math.max(hi, v) end
-      return hi - lo
-    end
     local per = {}
     for j = 1, nl do per[j] = ("%.2f%%"):format(100 * (layers[j] or 0) / #acc) end
     rows[#rows + 1] = ("| %s | %s | %.2f%% | %.5f | %.3f → %.3f | %.1f%% (± %.1f) | %.1f |"):format(
@@ -448,12 +450,6 @@ function exp.mtp()
       losses[#losses + 1] = mean(hist, "mtp_loss", #hist - 4, #hist)
       say("%-42s seed %d: MTP acceptance %.4f, accuracy %.3f, MTP loss %.3f", set[2], seed, acc,
         accuracy, losses[#losses])
-    end
-    local function avg(t) local x = 0 for _, v in ipairs(t) do x = x + v end return x / #t end
-    local function span(t)
-      local lo, hi = math.huge, -math.huge
-      for _, v in ipairs(t) do lo, hi = math.min(lo, v), math.max(hi, v) end
-      return hi - lo
     end
     rows[#rows + 1] = ("| %s | %.2f%% (± %.2f) | %.1f%% (± %.1f) | %s | %.1f |"):format(set[2],
       100 * avg(accs), 100 * span(accs) / 2, 100 * avg(accu), 100 * span(accu) / 2,

@@ -183,6 +183,23 @@ def trainable_names(c):
     return [n for n, _, kind in param_specs(c) if kind != "bias"]
 
 
+def main_names(c):
+    """trainable_names without the MTP layers': what a loss of the main model alone uses."""
+    L = c["num_hidden_layers"]
+    mtp = tuple("model.layers.%d." % l for l in range(L, L + mtp_depth(c)))
+    return [n for n in trainable_names(c) if not n.startswith(mtp)]
+
+
+def check_written(path, ex):
+    """Reads path back and asserts it holds exactly ex's (name, tensor, dtype) list, as F32
+    or I32, in that order."""
+    got, _ = read_safetensors(path)
+    assert list(got) == [n for n, _, _ in ex], path
+    for n, t, dt in ex:
+        want = t.detach().to(torch.int32 if dt == "I32" else torch.float32)
+        assert torch.equal(got[n], want), n
+
+
 def init_params(c, seed, dtype=torch.float64, linear_std=None, embed_std=0.5,
                 round_to_f32=True):
     """Seeded random parameters: linear ~ N(0, linear_std) (default initializer_range),

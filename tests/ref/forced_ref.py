@@ -86,10 +86,7 @@ def make_fixture(top, check=False):
     with torch.no_grad():
         nat = ref.forward(c, p0, tokens, mtp_lambda=0.0)
     forced, differ, total = draw_forced(c, nat["routing"], g)
-    names = ref.trainable_names(c)
-    L = c["num_hidden_layers"]
-    mtp = tuple("model.layers.%d." % l for l in range(L, L + ref.mtp_depth(c)))
-    main_names = [n for n in names if not n.startswith(mtp)]
+    main_names = ref.main_names(c)
     q = dict(p0)
     for n in main_names:
         q[n] = p0[n].detach().clone().requires_grad_(True)
@@ -122,11 +119,7 @@ def make_fixture(top, check=False):
     path = os.path.join(folder, "expected.safetensors")
     ref.write_safetensors(path, ex, {"model": "../" + MODEL})
     if check:
-        got, _ = ref.read_safetensors(path)
-        assert list(got) == [n for n, _, _ in ex], path
-        for n, t, dt in ex:
-            want = t.detach().to(torch.int32 if dt == "I32" else torch.float32)
-            assert torch.equal(got[n], want), n
+        ref.check_written(path, ex)
     print("%-13s seed %d  %d of %d tokens forced off their own experts  loss %.6f (own %.6f)  "
           "%d routers with gradient  %d bytes"
           % ("forced", SEED, differ, total, out["loss_main"].item(), nat["loss_main"].item(),

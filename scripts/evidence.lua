@@ -31,7 +31,7 @@
 --             recipe's pretraining from the same initialisation with the auxiliary-loss-free
 --             bias update, with nothing, and with the sequence-wise auxiliary loss instead
 --             (--steps, default the recipe's): loss against MaxVio per MoE layer (needs no
---             --stages)
+--             --stages; --rows 1,5 runs only those rows of the table)
 --   mtp       MTP through post-training: GRPO from the cold-start SFT model with the built-in
 --             recipe's first RL stage, with the MTP loss on the sampled completions
 --             (mtp_lambda 0.1) and without it, --seeds each: the MTP module's acceptance as a
@@ -43,7 +43,8 @@ local a = common.args{exp = "harder", stages = "", out = "evidence", threads = 0
                       minutes = 10, steps = 0, n = 64, quick = false, lr = 3e-5,
                       temperature = 0.7, mu = 1, dynamic = false, beta = 0.04,
                       group = 8, prompts = 8, agg = "seq", gamma = 0.001,
-                      zero_plain = 0, zero_steps = common.recipe.pretrain.steps, seeds = 3}
+                      zero_plain = 0, zero_steps = common.recipe.pretrain.steps, seeds = 3,
+                      rows = ""}
 local nthreads = r1.set_threads(a.threads)
 if a.stages == "" and a.exp ~= "balance" then error("--stages DIR: the models kept by train_builtin.lua --stages", 0) end
 os.execute("mkdir -p '" .. a.out .. "'")
@@ -379,10 +380,20 @@ function exp.balance()
     {"none", {balance_gamma = 0}},
     {"auxiliary loss, alpha 0.003", {balance_gamma = 0, balance_alpha = 0.003}},
     {"auxiliary loss, alpha 0.03", {balance_gamma = 0, balance_alpha = 0.03}},
+    {"routing bias, gamma 0.0001", {balance_gamma = 0.0001}},
   }
+  local only = {}
+  for r in tostring(a.rows):gmatch("[^,]+") do
+    local i = math.tointeger(tonumber(r))
+    if not i or not settings[i] then
+      error(("--rows: %q is not a row number in 1..%d"):format(r, #settings), 0)
+    end
+    only[i] = true
+  end
   local from = math.max(1, steps - math.max(1, steps // 10) + 1)
   local rows = {}
-  for _, set in ipairs(settings) do
+  for i, set in ipairs(settings) do
+    if next(only) and not only[i] then goto continue end
     local m = r1.init("tiny", {seed = a.seed})
     local hist = {}
     local over = {steps = steps, on_step = function(st) hist[#hist + 1] = st end}
@@ -403,10 +414,11 @@ function exp.balance()
       100 * e.accuracy, mins)
     say("%s", row)
     rows[#rows + 1] = row
+    ::continue::
   end
   write("balance", table.concat({
     ("The built-in recipe's pretraining (%d steps of %d x %d tokens, seed %d) from the same "
-      .. "initialisation, balanced four ways. Loss: the next-token cross-entropy over the last "
+      .. "initialisation, balanced in several ways. Loss: the next-token cross-entropy over the last "
       .. "%d steps (every step reads fresh documents, so this is a held-out loss); MaxVio: "
       .. "max load / mean load - 1 of each MoE layer's routed slots per step, over the same "
       .. "steps, and its mean over the whole run; accuracy: the base on held-out add 1-3 "

@@ -62,6 +62,18 @@ local st = r1.init({preset = "tiny", num_nextn_predict_layers = 0, hidden_size =
                     num_hidden_layers = 2}, {seed = 1})
 t.is(r1.evaluate{model = st, tasks = "add:1", n = 1}.mtp_accept, nil, "a model without MTP: none")
 
+-- ... and in a trainer's evaluation, into its metrics
+local run = os.tmpname()
+os.remove(run)
+r1.sft{model = r1.load(src .. "/models/builtin"), tasks = "add:1", steps = 1, batch = 2,
+       seq_len = 128, eval_every = 1, eval_n = 1, out = run}
+local fh = io.open(run .. "/metrics.jsonl")
+local metrics = fh and fh:read("a") or ""
+if fh then fh:close() end
+t.ok(metrics:match('"eval%.mtp_accept":%s*%[%s*[%d.e-]+%s*%]') ~= nil,
+     "the SFT run's metrics carry eval.mtp_accept")
+os.execute("rm -rf '" .. run .. "'")
+
 -- expert analytics
 local a = r1.experts{model = m, tasks = "add:1-2,mul:1", n = 4}
 t.ok(a.tokens > 100, "r1.experts reads " .. a.tokens .. " tokens")

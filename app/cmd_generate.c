@@ -251,6 +251,8 @@ int cmd_generate(int argc, char **argv)
     int rc = 1;
     if (r1_model_load(&m, model, &err) != R1_OK)
         goto out;
+    if (*r1_model_notice(m))
+        fprintf(stderr, "r1lab: notice: %s\n", r1_model_notice(m));
     if (prompt) {
         if (load_tokenizer(&tok, model, m, &err) != R1_OK ||
             encode(tok, prompt, &ids, &n, &err) != R1_OK)

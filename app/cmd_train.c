@@ -137,6 +137,8 @@ static r1_status open_model(const char *spec, uint64_t seed, r1_model **m, r1_to
     }
     if ((st = r1_model_load(m, spec, err)) != R1_OK)
         return st;
+    if (*r1_model_notice(*m))
+        fprintf(stderr, "r1lab: notice: %s\n", r1_model_notice(*m));
     char p[4200];
     struct stat sb;
     snprintf(p, sizeof p, "%s/tokenizer.json", spec);

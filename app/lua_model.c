@@ -63,6 +63,11 @@ static int l_load(lua_State *L)
     if (r1_model_load(&u->m, dir, &err) != R1_OK)
         return luaL_error(L, "%s", err.msg);
     snprintf(u->dir, sizeof u->dir, "%s", dir);
+    if (*r1_model_notice(u->m)) { /* through print: the output pane in the workbench */
+        lua_getglobal(L, "print");
+        lua_pushfstring(L, "r1.load: notice: %s", r1_model_notice(u->m));
+        lua_call(L, 1, 0);
+    }
     char path[1100];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     FILE *f = fopen(path, "r");
@@ -162,12 +167,9 @@ static int m_save(lua_State *L)
     r1_error err = {0};
     if (r1_model_save(u->m, dir, dtype, &err) != R1_OK)
         return luaL_error(L, "%s", err.msg);
-    if (u->tok) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-        if (r1_tokenizer_save(u->tok, path, &err) != R1_OK)
-            return luaL_error(L, "%s", err.msg);
-    }
+    /* tokenizer.json, and beside it tokenizer_config.json and generation_config.json */
+    if (u->tok && r1_tokenizer_save(u->tok, dir, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
     lua_settop(L, 1);
     return 1;
 }

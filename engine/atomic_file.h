@@ -53,9 +53,10 @@ r1_status r1_afile_commit(r1_afile *a, r1_error *err);
 void r1_afile_abort(r1_afile *a);
 
 /* config.c: validates c and writes its config.json text to a finished, not yet committed
- * temporary file for path (r1_afile_finish): the model folder's two files change together. */
+ * temporary file for path (r1_afile_finish): the model folder's two files change together.
+ * stored: the weights' dtype, R1_DT_F32, R1_DT_BF16 or R1_DT_F8_E4M3 (torch_dtype says it). */
 struct r1_config;
-r1_status r1__config_prepare(const struct r1_config *c, const char *path, int fp8, r1_afile *af,
-                             r1_error *err);
+r1_status r1__config_prepare(const struct r1_config *c, const char *path, int stored,
+                             r1_afile *af, r1_error *err);
 
 #endif

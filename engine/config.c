@@ -23,6 +23,7 @@
 #include "atomic_file.h"
 #include "json_util.h"
 #include "r1_config.h"
+#include "r1_safetensors.h"
 #include "r1_tokenizer.h"
 
 /* ------------------------------------------------------------------ the key tables */
@@ -98,6 +99,7 @@ typedef enum {
     C_OBJECT,
     C_STRINGS, /* an array of strings */
     C_FP8,     /* DeepSeek-V3's quantization_config, exactly (check_fp8) */
+    C_ROPE,    /* null, or an object describing plain RoPE (check_rope) */
     C_REFUSE   /* present at all: unsupported, with reason s */
 } check_kind;
 
@@ -113,6 +115,7 @@ static const struct check {
     {"architectures", C_STRINGS, NULL, 0},
     {"attention_bias", C_BOOL_IS, NULL, 0},
     {"attention_dropout", C_NUMBER_IS, NULL, 0},
+    {"dtype", C_STRING, NULL, 0}, /* what transformers 5 writes for torch_dtype */
     {"auto_map", C_OBJECT, NULL, 0},
     {"aux_loss_alpha", C_NUMBER, NULL, 0},
     {"ep_size", C_INT_IS, NULL, 1},
@@ -124,9 +127,11 @@ static const struct check {
     {"output_router_logits", C_BOOL, NULL, 0},
     {"pad_token_id", C_INT_OR_NULL, NULL, 0},
     {"pretraining_tp", C_INT_IS, NULL, 1},
+    {"qk_head_dim", C_INT, NULL, 0}, /* compared with qk_nope + qk_rope later */
     {"quantization_config", C_FP8, NULL, 0},
     {"rope_interleave", C_BOOL_IS, NULL, 1},
-    {"rope_scaling", C_NULL, NULL, 0},
+    {"rope_parameters", C_ROPE, NULL, 0}, /* transformers 5's name for rope_scaling */
+    {"rope_scaling", C_ROPE, NULL, 0},
     {"router_aux_loss_coef", C_NUMBER, NULL, 0},
     {"scoring_func", C_STRING_IS, "sigmoid", 0},
     {"seq_aux", C_BOOL, NULL, 0},
@@ -261,6 +266,40 @@ static r1_status check_fp8(const json_t *v, const char *name, r1_error *err)
     return R1_OK;
 }
 
+/* rope_scaling / rope_parameters: null, or an object that describes plain RoPE: rope_type (or
+ * type) "default" when present, and nothing else but rope_theta (read by parse_root).  YaRN
+ * and the other scalings change the positions' frequencies, which r1lab does not implement. */
+static r1_status check_rope(const char *key, const json_t *v, const char *name, r1_error *err)
+{
+    if (json_is_null(v))
+        return R1_OK;
+    if (!json_is_object(v))
+        return type_fail(err, name, key, "null or an object", v);
+    const char *k;
+    json_t *x;
+    json_object_foreach ((json_t *)v, k, x) {
+        if (!strcmp(k, "rope_type") || !strcmp(k, "type")) {
+            if (!json_is_string(x) || strcmp(json_string_value(x), "default") != 0)
+                return key_fail(err, R1_EUNSUPPORTED, name, key,
+                                "\"%s\" is %s%s%s: r1lab implements only plain RoPE "
+                                "(\"default\"; YaRN and other scalings are not supported)",
+                                k, json_is_string(x) ? "\"" : "",
+                                json_is_string(x) ? json_string_value(x) : type_name(x),
+                                json_is_string(x) ? "\"" : "");
+        } else if (!strcmp(k, "rope_theta")) {
+            if (!json_is_number(x) || !(json_number_value(x) > 0))
+                return key_fail(err, R1_EFORMAT, name, key,
+                                "\"rope_theta\" should be a positive number, found %s",
+                                type_name(x));
+        } else {
+            return key_fail(err, R1_EUNSUPPORTED, name, key,
+                            "unknown entry \"%s\" (r1lab implements only plain RoPE: "
+                            "rope_type \"default\" and rope_theta)", k);
+        }
+    }
+    return R1_OK;
+}
+
 /* Checks a key that is accepted but not stored. */
 static r1_status check(const struct check *k, const json_t *v, const char *name, r1_error *err)
 {
@@ -319,6 +358,7 @@ static r1_status check(const struct check *k, const json_t *v, const char *name,
                 return type_fail(err, name, key, "an array of strings", json_array_get(v, i));
         return R1_OK;
     case C_FP8: return check_fp8(v, name, err);
+    case C_ROPE: return check_rope(key, v, name, err);
     case C_REFUSE: return key_fail(err, R1_EUNSUPPORTED, name, key, "%s", k->s);
     }
     return R1_OK;
@@ -379,16 +419,39 @@ static r1_status parse_root(r1_config *out, const json_t *root, const char *name
         if (s != R1_OK)
             return s;
     }
+    /* rope_theta inside rope_parameters (transformers 5) when the top level has none; both
+     * present must agree */
+    for (int i = 0; i < 2; i++) {
+        const char *rk = i ? "rope_scaling" : "rope_parameters";
+        const json_t *th = json_object_get(json_object_get(root, rk), "rope_theta");
+        const json_t *top = json_object_get(root, "rope_theta");
+        if (!th)
+            continue;
+        if (!top)
+            c.rope_theta = (float)json_number_value(th);
+        else if ((float)json_number_value(th) != c.rope_theta)
+            return key_fail(err, R1_EFORMAT, name, rk,
+                            "rope_theta %g differs from the top-level rope_theta %g",
+                            json_number_value(th), (double)c.rope_theta);
+    }
     for (int i = 0; i < NFIELDS; i++) {
         const struct field *f = &fields[i];
         if (json_object_get(root, f->key))
             continue;
+        if (!strcmp(f->key, "rope_theta") && c.rope_theta > 0)
+            continue; /* it came from rope_parameters */
         if (f->n == REQUIRED)
             return key_fail(err, R1_EFORMAT, name, f->key, "missing");
         if (f->n == MOE && c.n_routed_experts > 0)
             return key_fail(err, R1_EFORMAT, name, f->key,
                             "missing (required when n_routed_experts is %d)", c.n_routed_experts);
     }
+    const json_t *qkh = json_object_get(root, "qk_head_dim");
+    if (qkh && json_integer_value(qkh) != c.qk_nope_head_dim + c.qk_rope_head_dim)
+        return key_fail(err, R1_EFORMAT, name, "qk_head_dim",
+                        "%lld, but qk_nope_head_dim + qk_rope_head_dim is %d + %d = %d",
+                        (long long)json_integer_value(qkh), c.qk_nope_head_dim,
+                        c.qk_rope_head_dim, c.qk_nope_head_dim + c.qk_rope_head_dim);
     const json_t *kvh = json_object_get(root, "num_key_value_heads");
     if (kvh && json_integer_value(kvh) != c.num_attention_heads)
         return key_fail(err, R1_EUNSUPPORTED, name, "num_key_value_heads",
@@ -551,9 +614,10 @@ r1_status r1_config_validate(const r1_config *c, r1_error *err)
          "num_experts_per_tok (%d)",
          c->topk_group, E / G, K);
     FPOSITIVE(routed_scaling_factor);
-    NEED(c->first_k_dense_replace >= 0 && c->first_k_dense_replace <= c->num_hidden_layers,
-         "first_k_dense_replace (%d) must be in [0, num_hidden_layers %d]",
-         c->first_k_dense_replace, c->num_hidden_layers);
+    /* above num_hidden_layers every layer is dense, as Hugging Face reads it (and the MTP
+     * layers at L.. are MoE only from first_k_dense_replace on) */
+    NEED(c->first_k_dense_replace >= 0, "first_k_dense_replace (%d) must be >= 0",
+         c->first_k_dense_replace);
     return R1_OK;
 }
 
@@ -592,8 +656,19 @@ static json_t *value_of(const r1_config *c, const struct field *f)
     return NULL;
 }
 
-static json_t *to_json(const r1_config *c, int fp8)
+/* config.json's object; stored is the dtype the weights are written in (F32, BF16 or
+ * F8_E4M3), which torch_dtype names. */
+static json_t *to_json(const r1_config *c, r1_dtype stored)
 {
+    int fp8 = stored == R1_DT_F8_E4M3;
+    /* a dense model says so the way Hugging Face's deepseek_v3 reads it: every layer below
+     * first_k_dense_replace, no routed experts */
+    r1_config dense;
+    if (c->n_routed_experts == 0) {
+        dense = *c;
+        dense.first_k_dense_replace = c->num_hidden_layers;
+        c = &dense;
+    }
     /* json_object_set_new takes its value even when it fails (and fails on a NULL value), so
      * a short-circuited chain leaks nothing. */
     json_t *o = json_object();
@@ -612,9 +687,10 @@ static json_t *to_json(const r1_config *c, int fp8)
           json_object_set_new(o, "rope_interleave", json_true()) ||
           json_object_set_new(o, "attention_bias", json_false()) ||
           json_object_set_new(o, "attention_dropout", json_real(0.0)) ||
-          /* the dtype of r1lab's master weights; a checkpoint stored as BF16 still loads.
-           * An FP8 checkpoint says bfloat16, as DeepSeek-V3's does: its other tensors are. */
-          json_object_set_new(o, "torch_dtype", json_string(fp8 ? "bfloat16" : "float32"));
+          /* the dtype the weights are stored in; an FP8 checkpoint says bfloat16, as
+           * DeepSeek-V3's does: its other tensors are */
+          json_object_set_new(o, "torch_dtype",
+                              json_string(stored == R1_DT_F32 ? "float32" : "bfloat16"));
     if (!bad && fp8)
         bad = json_object_set_new(o, "quantization_config",
                                   json_pack("{s:s, s:s, s:s, s:[i, i]}", "activation_scheme",
@@ -627,15 +703,15 @@ static json_t *to_json(const r1_config *c, int fp8)
     return o;
 }
 
-r1_status r1__config_prepare(const r1_config *c, const char *path, int fp8, r1_afile *af,
-                             r1_error *err)
+r1_status r1__config_prepare(const r1_config *c, const char *path, int stored,
+                             r1_afile *af, r1_error *err)
 {
     r1_status s = r1_config_validate(c, err);
     if (s != R1_OK) {
         r1_error_prefix(err, "%s: refusing to save an invalid config", path);
         return s;
     }
-    json_t *o = to_json(c, fp8);
+    json_t *o = to_json(c, (r1_dtype)stored);
     char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(o);
     if (!text)
@@ -653,21 +729,21 @@ r1_status r1__config_prepare(const r1_config *c, const char *path, int fp8, r1_a
     return s;
 }
 
-static r1_status save(const r1_config *c, const char *path, int fp8, r1_error *err)
+static r1_status save(const r1_config *c, const char *path, r1_dtype stored, r1_error *err)
 {
     r1_afile af;
-    r1_status s = r1__config_prepare(c, path, fp8, &af, err);
+    r1_status s = r1__config_prepare(c, path, stored, &af, err);
     return s == R1_OK ? r1_afile_commit(&af, err) : s;
 }
 
 r1_status r1_config_save(const r1_config *c, const char *path, r1_error *err)
 {
-    return save(c, path, 0, err);
+    return save(c, path, R1_DT_F32, err);
 }
 
 r1_status r1_config_save_fp8(const r1_config *c, const char *path, r1_error *err)
 {
-    return save(c, path, 1, err);
+    return save(c, path, R1_DT_F8_E4M3, err);
 }
 
 /* ------------------------------------------------------------------ presets */

@@ -225,6 +225,7 @@ void r1_model_free(r1_model *m)
 /* ------------------------------------------------------------------ accessors */
 
 const r1_config *r1_model_config(const r1_model *m) { return &m->cfg; }
+const char *r1_model_notice(const r1_model *m) { return m->notice; }
 const char *r1_model_errmsg(const r1_model *m) { return m->errmsg; }
 int r1_model_nparams(const r1_model *m) { return m->nparams; }
 size_t r1_model_numel(const r1_model *m) { return m->numel; }
@@ -379,16 +380,32 @@ r1_status r1_model_load(r1_model **out, const char *dir, r1_error *err)
     r1_status s = r1_config_load(&c, path, err);
     if (s != R1_OK)
         return s;
+    r1_st *st;
+    if ((s = r1_st_open(&st, dir, err)) != R1_OK)
+        return s;
+    /* a config that promises MTP layers over weights that have none (what a Hugging Face
+     * fine-tune saves: its model class has no MTP module): the model loads without them */
+    char notice[R1_ERRLEN] = "";
+    if (c.num_nextn_predict_layers > 0) {
+        char pre[64];
+        snprintf(pre, sizeof pre, "model.layers.%d.", c.num_hidden_layers);
+        int any = 0;
+        for (int i = 0; i < r1_st_count(st) && !any; i++)
+            any = strncmp(r1_st_name(st, i), pre, strlen(pre)) == 0;
+        if (!any) {
+            snprintf(notice, sizeof notice, "%.300s: num_nextn_predict_layers is %d but the "
+                     "weights have no MTP layer (%s*); loaded without MTP", path,
+                     c.num_nextn_predict_layers, pre);
+            c.num_nextn_predict_layers = 0;
+        }
+    }
     r1_model *m;
     if ((s = r1_model_new(&m, &c, err)) != R1_OK) {
         r1_error_prefix(err, "%s", path);
+        r1_st_close(st);
         return s;
     }
-    r1_st *st;
-    if ((s = r1_st_open(&st, dir, err)) != R1_OK) {
-        r1_model_free(m);
-        return s;
-    }
+    snprintf(m->notice, sizeof m->notice, "%s", notice);
     const char *file = dir;
     char *used = calloc(r1_st_count(st) + 1, 1);
     if (!used) {
@@ -499,6 +516,7 @@ r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_e
     r1_status s = f8 ? r1__fp8w_new(&q, m, 0, err) : R1_OK;
     if (s != R1_OK)
         return s;
+    r1_dtype stored = dtype;
     if (f8)
         dtype = R1_DT_BF16;
     /* both files are written in full before either replaces its old self, so a failure
@@ -507,7 +525,7 @@ r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_e
     char path[4096];
     join(path, sizeof path, dir, "config.json");
     r1_afile cf;
-    s = r1__config_prepare(&m->cfg, path, f8, &cf, err);
+    s = r1__config_prepare(&m->cfg, path, stored, &cf, err);
     r1_st_writer *w = s == R1_OK ? r1_st_writer_new() : NULL;
     if (!w) {
         if (s == R1_OK)

@@ -138,6 +138,7 @@ typedef struct {
 
 struct r1_model {
     r1_config cfg;
+    char notice[R1_ERRLEN]; /* what r1_model_load changed about the folder's promise ("") */
     int L, D, Ltot; /* main layers, MTP depth, L + D */
     int dq;         /* qk_nope + qk_rope */
     int Is;         /* shared expert width */

@@ -43,6 +43,11 @@ void r1_model_init(r1_model *m, uint64_t seed);
  * index).  Errors name the file and the tensor.  *out is owned by the caller. */
 r1_status r1_model_load(r1_model **out, const char *dir, r1_error *err);
 
+/* What loading changed about what the folder promised, for the user to be told (the engine
+ * does not print): "" normally; a config promising MTP layers over weights without any (what
+ * a Hugging Face fine-tune saves) loads with MTP off and says so here.  Borrowed. */
+const char *r1_model_notice(const r1_model *m);
+
 /* Writes config.json and model.safetensors into dir (created if missing), tensors stored as
  * dtype (R1_DT_F32 or R1_DT_BF16), with the MTP layers' copies of the embedding and head.
  * R1_DT_F8_E4M3 writes DeepSeek-V3's FP8 layout (r1_fp8.h): the linear weights as E4M3 with

@@ -383,6 +383,89 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+/* The chat format as a Jinja template (Hugging Face's apply_chat_template, llama.cpp, Ollama
+ * read it): user turns after <|user|>, assistant turns after <|assistant|> closed by
+ * <|eos|>, a system message before the first user turn's text; the generation prompt stops
+ * after <think>, where r1lab's does.  Checked by hand with Jinja2 3.1 against
+ * r1_tokenizer_encode_chat's text. */
+#define CHAT_TEMPLATE                                                                              \
+    "{{ bos_token }}{% set sys = namespace(text='') %}"                                            \
+    "{% for m in messages %}"                                                                      \
+    "{% if m['role'] == 'system' %}{% set sys.text = m['content'] + '\\n' %}"                     \
+    "{% elif m['role'] == 'user' %}{{ '<|user|>' + sys.text + m['content'] }}"                     \
+    "{% set sys.text = '' %}"                                                                      \
+    "{% elif m['role'] == 'assistant' %}{{ '<|assistant|>' + m['content'] + eos_token }}"         \
+    "{% endif %}{% endfor %}"                                                                      \
+    "{% if add_generation_prompt %}{{ '<|assistant|><think>' }}{% endif %}"
+
+/* tokenizer_config.json: the special tokens and their roles, and the chat template */
+static json_t *config_json(const r1_tokenizer *t)
+{
+    json_t *extra = json_array(), *dec = json_object();
+    int bad = !extra || !dec;
+    static const int roles[] = {R1_TOK_USER, R1_TOK_ASSISTANT, R1_TOK_THINK, R1_TOK_THINK_END,
+                                R1_TOK_ANSWER, R1_TOK_ANSWER_END};
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0] && !bad; i++)
+        bad = json_array_append_new(extra, json_string(t->text[t->sp[roles[i]]])) != 0;
+    for (int id = 0; id < t->V && !bad; id++) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", id);
+        if (t->special[id])
+            bad = json_object_set_new(dec, key, added_token(id, t->text[id])) != 0;
+    }
+    json_t *o = bad ? NULL : json_object();
+    if (!o) {
+        json_decref(extra);
+        json_decref(dec);
+        return NULL;
+    }
+    bad = json_object_set_new(o, "tokenizer_class", json_string("PreTrainedTokenizerFast")) ||
+          json_object_set_new(o, "bos_token", json_string(t->text[t->sp[R1_TOK_BOS]])) ||
+          json_object_set_new(o, "eos_token", json_string(t->text[t->sp[R1_TOK_EOS]])) ||
+          json_object_set_new(o, "pad_token", json_string(t->text[t->sp[R1_TOK_PAD]])) ||
+          json_object_set_new(o, "additional_special_tokens", extra) ||
+          json_object_set_new(o, "added_tokens_decoder", dec) ||
+          json_object_set_new(o, "add_bos_token", json_false()) ||
+          json_object_set_new(o, "clean_up_tokenization_spaces", json_false()) ||
+          json_object_set_new(o, "chat_template", json_string(CHAT_TEMPLATE));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* generation_config.json: the token ids generation needs, and r1lab's stops (<|eos|>, and
+ * </answer>, after which a completion is over) */
+static json_t *generation_json(const r1_tokenizer *t)
+{
+    return json_pack("{s:i, s:[i, i], s:i, s:b, s:i}", "bos_token_id", t->sp[R1_TOK_BOS],
+                     "eos_token_id", t->sp[R1_TOK_EOS], t->sp[R1_TOK_ANSWER_END],
+                     "pad_token_id", t->sp[R1_TOK_PAD], "do_sample", 0, "max_new_tokens", 128);
+}
+
+/* Writes root (consumed) as pretty JSON to file, atomically. */
+static r1_status write_json(json_t *root, const char *file, r1_error *err)
+{
+    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
+    json_decref(root);
+    if (!text)
+        return r1_error_set(err, R1_ENOMEM, "%s: out of memory", file);
+    r1_afile af;
+    r1_status s = r1_afile_open(&af, file, err);
+    if (s == R1_OK) {
+        s = r1_afile_write(&af, text, strlen(text), err);
+        if (s == R1_OK)
+            s = r1_afile_write(&af, "\n", 1, err);
+        if (s == R1_OK)
+            s = r1_afile_commit(&af, err);
+        else
+            r1_afile_abort(&af);
+    }
+    free(text);
+    return s;
+}
+
 r1_status r1_tokenizer_save(const r1_tokenizer *t, const char *path, r1_error *err)
 {
     char *file = NULL;
@@ -396,26 +479,19 @@ r1_status r1_tokenizer_save(const r1_tokenizer *t, const char *path, r1_error *e
     }
     if (!file)
         return r1_error_set(err, R1_ENOMEM, "%s: out of memory", path);
-    json_t *root = to_json(t);
-    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
-    json_decref(root);
-    r1_status s;
-    if (!text) {
-        s = r1_error_set(err, R1_ENOMEM, "%s: out of memory", file);
-    } else {
-        r1_afile af;
-        if ((s = r1_afile_open(&af, file, err)) == R1_OK) {
-            s = r1_afile_write(&af, text, strlen(text), err);
-            if (s == R1_OK)
-                s = r1_afile_write(&af, "\n", 1, err);
-            if (s == R1_OK)
-                s = r1_afile_commit(&af, err);
-            else
-                r1_afile_abort(&af);
-        }
-    }
-    free(text);
+    r1_status s = write_json(to_json(t), file, err);
     free(file);
+    /* a model folder gets what Hugging Face's loaders read beside tokenizer.json */
+    static const char *const extra[2] = {"tokenizer_config.json", "generation_config.json"};
+    for (int i = 0; i < 2 && s == R1_OK && !ends_with(path, ".json"); i++) {
+        size_t n = strlen(path) + strlen(extra[i]) + 2;
+        char *p = malloc(n);
+        if (!p)
+            return r1_error_set(err, R1_ENOMEM, "%s: out of memory", path);
+        snprintf(p, n, "%s/%s", path, extra[i]);
+        s = write_json(i ? generation_json(t) : config_json(t), p, err);
+        free(p);
+    }
     return s;
 }
 

@@ -70,17 +70,7 @@ static const char *BASE =
     "  \"vocab_size\": 1000\n"
     "}\n";
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *s = calloc(1, 1 << 16);
-    size_t n = fread(s, 1, (1 << 16) - 1, f);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
+#define slurp tu_slurp
 
 /* BASE with the members of the JSON object `set` merged in and `del` (if any) removed. */
 static char *variant(const char *set, const char *del)
@@ -245,6 +235,7 @@ static void test_save(void)
     like(text, "\"rope_scaling\": null", "rope_scaling null");
     like(text, "\"num_key_value_heads\": 6", "num_key_value_heads");
     like(text, "\"hidden_act\": \"silu\"", "hidden_act");
+    like(text, "\"torch_dtype\": \"float32\"", "torch_dtype float32: the dtype written");
     free(text);
     r1_config_preset(&c, "small", NULL);
     round_trip(&c, "small");
@@ -271,8 +262,11 @@ static void test_save(void)
     c.q_lora_rank = 0;
     c.n_routed_experts = 0;
     c.bos_token_id = -1;
+    c.first_k_dense_replace = c.num_hidden_layers; /* how a dense model is saved */
     round_trip(&c, "dense, no q_lora");
     text = slurp(tu_at("saved.json"));
+    like(text, "\"first_k_dense_replace\": 6,", "a dense model: every layer below "
+         "first_k_dense_replace, as Hugging Face's deepseek_v3 reads it");
     like(text, "\"q_lora_rank\": null", "q_lora_rank 0 saved as null");
     like(text, "\"n_routed_experts\": null", "n_routed_experts 0 saved as null");
     like(text, "\"bos_token_id\": null", "bos_token_id -1 saved as null");
@@ -366,8 +360,20 @@ static void test_bad(void)
         "num_experts_per_tok", "too few experts in the kept groups");
     bad("{\"qk_rope_head_dim\": 15}", NULL, R1_EFORMAT, "qk_rope_head_dim", "even",
         "an odd rope dimension");
-    bad("{\"first_k_dense_replace\": 4}", NULL, R1_EFORMAT, "first_k_dense_replace",
-        "num_hidden_layers", "first_k_dense_replace past the layers");
+    bad("{\"first_k_dense_replace\": -1}", NULL, R1_EFORMAT, "first_k_dense_replace",
+        ">= 0", "a negative first_k_dense_replace");
+    bad("{\"qk_head_dim\": 40}", NULL, R1_EFORMAT, "qk_head_dim", "qk_nope_head_dim + "
+        "qk_rope_head_dim is", "qk_head_dim that is not the sum");
+    bad("{\"rope_parameters\": {\"rope_type\": \"yarn\", \"factor\": 40}}", NULL,
+        R1_EUNSUPPORTED, "rope_parameters", "\"yarn\": r1lab implements only plain RoPE",
+        "YaRN in rope_parameters");
+    bad("{\"rope_scaling\": {\"type\": \"linear\"}}", NULL, R1_EUNSUPPORTED, "rope_scaling",
+        "only plain RoPE", "linear scaling in rope_scaling");
+    bad("{\"rope_parameters\": {\"rope_type\": \"default\", \"factor\": 2}}", NULL,
+        R1_EUNSUPPORTED, "rope_parameters", "unknown entry \"factor\"",
+        "an entry plain RoPE does not have");
+    bad("{\"rope_parameters\": {\"rope_theta\": 500}}", NULL, R1_EFORMAT, "rope_parameters",
+        "differs from the top-level rope_theta", "two rope_theta that disagree");
     bad("{\"vocab_size\": 0}", NULL, R1_EFORMAT, "vocab_size", "positive", "vocab_size 0");
     bad("{\"eos_token_id\": 1000}", NULL, R1_EFORMAT, "eos_token_id", "vocab_size",
         "eos outside the vocabulary");
@@ -398,6 +404,40 @@ static void test_bad(void)
     is_int(r1_config_validate(&c, &err), R1_OK, "validate: a dense model ignores n_group");
 }
 
+/* What transformers writes today loads: dtype for torch_dtype, qk_head_dim, rope_parameters
+ * (and rope_scaling) describing plain RoPE, rope_theta only inside rope_parameters, and
+ * first_k_dense_replace past the layers (every layer dense). */
+static void test_transformers(void)
+{
+    r1_config want = expected_base(), c;
+    r1_error err = {0};
+    char *text = variant("{\"dtype\": \"bfloat16\", \"qk_head_dim\": 48, "
+                         "\"rope_parameters\": {\"rope_type\": \"default\", "
+                         "\"rope_theta\": 10000.0}}", "torch_dtype");
+    is_int(r1_config_parse(&c, text, NAME, &err), R1_OK, "transformers 5's keys: dtype, "
+           "qk_head_dim, rope_parameters");
+    if (err.msg[0])
+        diag("%s", err.msg);
+    ok(memcmp(&c, &want, sizeof c) == 0, "... the same config as without them");
+    free(text);
+    text = variant("{\"rope_parameters\": {\"rope_theta\": 50000.0, "
+                   "\"rope_type\": \"default\"}}", "rope_theta");
+    is_int(r1_config_parse(&c, text, NAME, &err), R1_OK, "rope_theta only inside rope_parameters");
+    ok(c.rope_theta == 50000.0f, "... is read from there (%g)", (double)c.rope_theta);
+    free(text);
+    text = variant("{\"rope_scaling\": {\"type\": \"default\"}}", NULL);
+    is_int(r1_config_parse(&c, text, NAME, &err), R1_OK, "rope_scaling of type default");
+    free(text);
+    text = variant("{\"first_k_dense_replace\": 7}", NULL);
+    is_int(r1_config_parse(&c, text, NAME, &err), R1_OK,
+           "first_k_dense_replace past num_hidden_layers (3)");
+    int moe = 0;
+    for (int l = 0; l < c.num_hidden_layers + c.num_nextn_predict_layers; l++)
+        moe += r1_config_is_moe(&c, l);
+    is_int(moe, 0, "... every layer, the MTP module's too, is dense");
+    free(text);
+}
+
 int main(void)
 {
     tu_tmpdir("t_config");
@@ -405,6 +445,7 @@ int main(void)
     test_presets();
     test_save();
     test_bad();
+    test_transformers();
     tu_rm(tu_dir);
     return done_testing();
 }

@@ -13,6 +13,7 @@
 
 #include "r1_model.h"
 #include "tap.h"
+#include "testutil.h"
 
 static char srcdir[2048];
 
@@ -191,6 +192,13 @@ static void check_roundtrip(void)
         }
     }
     ok(c && worst <= 1.0 / 256, "BF16 round trip within bf16 precision (worst rel %.2e)", worst);
+    char cfg[4300], *text = NULL;
+    snprintf(cfg, sizeof cfg, "%s/config.json", f32);
+    like(text = tu_slurp(cfg), "\"torch_dtype\": \"float32\"", "an F32 folder says float32");
+    free(text);
+    snprintf(cfg, sizeof cfg, "%s/config.json", bf16);
+    like(text = tu_slurp(cfg), "\"torch_dtype\": \"bfloat16\"", "a BF16 folder says bfloat16");
+    free(text);
     r1_model_free(a);
     r1_model_free(b);
     r1_model_free(c);
@@ -236,6 +244,63 @@ static void write_variant(r1_model *m, const char *dir, const char *drop, const 
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     r1_st_writer_write(w, path, NULL);
     r1_st_writer_free(w);
+}
+
+/* A config promising MTP layers over weights without them (a Hugging Face fine-tune's
+ * folder): the model loads without MTP, says so, and computes what the full one does. */
+static void check_mtp_missing(void)
+{
+    char dir[4096], tmp[] = "/tmp/r1-nomtp-XXXXXX";
+    snprintf(dir, sizeof dir, "%s/tests/data/tiny_moe", srcdir);
+    r1_model *m = NULL, *x = NULL;
+    r1_model_load(&m, dir, NULL);
+    mkdtemp(tmp);
+    r1_model_save(m, tmp, R1_DT_F32, NULL); /* config.json: num_nextn_predict_layers 1 */
+    int L = r1_model_config(m)->num_hidden_layers;
+    char pre[64], path[4200];
+    snprintf(pre, sizeof pre, "model.layers.%d.", L);
+    r1_st_writer *w = r1_st_writer_new();
+    for (int i = 0; i < r1_model_nparams(m); i++) {
+        const r1_param *p = r1_model_param(m, i);
+        if (strncmp(p->name, pre, strlen(pre)) != 0)
+            r1_st_writer_add(w, p->name, R1_DT_F32, R1_DT_F32, r1_model_params(m) + p->offset,
+                             p->ndim, p->shape, NULL);
+    }
+    for (int l = 0; l < L; l++) {
+        char name[128];
+        int64_t e[1] = {r1_model_config(m)->n_routed_experts};
+        snprintf(name, sizeof name, "model.layers.%d.mlp.gate.e_score_correction_bias", l);
+        if (r1_model_router_bias(m, l))
+            r1_st_writer_add(w, name, R1_DT_F32, R1_DT_F32, r1_model_router_bias(m, l), 1, e,
+                             NULL);
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    r1_st_writer_write(w, path, NULL);
+    r1_st_writer_free(w);
+    r1_error err = {0};
+    ok(r1_model_load(&x, tmp, &err) == R1_OK, "MTP promised, no MTP tensors: it loads");
+    if (x) {
+        is_int(r1_model_config(x)->num_nextn_predict_layers, 0, "... without MTP");
+        like(r1_model_notice(x), "num_nextn_predict_layers is 1 but the weights have no MTP "
+             "layer", "... and says so");
+        int32_t tok[5] = {1, 7, 3, 9, 2};
+        r1_fwd_opts o = r1_fwd_defaults();
+        o.no_mtp = 1;
+        r1_model_forward(m, tok, 1, 5, &o, NULL, NULL);
+        size_t n = 5 * (size_t)r1_model_config(m)->vocab_size;
+        float *want = malloc(sizeof(float) * n);
+        memcpy(want, r1_model_logits(m), sizeof(float) * n);
+        r1_model_forward(x, tok, 1, 5, NULL, NULL, NULL);
+        ok(memcmp(want, r1_model_logits(x), sizeof(float) * n) == 0,
+           "... with the full model's logits, bit for bit");
+        free(want);
+    }
+    is_str(r1_model_notice(m), "", "a complete folder loads without a notice");
+    r1_model_free(x);
+    r1_model_free(m);
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    system(cmd);
 }
 
 static void check_bad_checkpoints(void)
@@ -298,6 +363,7 @@ int main(void)
     check_fixture("tiny_moe");
     check_fixture("tiny_variant");
     check_fixture("tiny_dense");
+    check_mtp_missing();
     check_roundtrip();
     check_bad_checkpoints();
     return done_testing();

@@ -303,6 +303,33 @@ static void test_files(const r1_tokenizer *t)
     ok(access(at("tokenizer.json"), F_OK) == 0, "... as tokenizer.json");
     is_int(r1_tokenizer_save(t, at("other.json"), &err), R1_OK, "saved under a file name");
 
+    /* beside it, what Hugging Face's loaders read: the special tokens' roles, the chat
+     * template, and generation's token ids */
+    json_error_t je0;
+    json_t *tc = json_load_file(at("tokenizer_config.json"), JSON_REJECT_DUPLICATES, &je0);
+    ok(tc != NULL, "a folder also gets tokenizer_config.json");
+    is_str(json_string_value(json_object_get(tc, "bos_token")), "<|bos|>", "... bos_token");
+    is_str(json_string_value(json_object_get(tc, "eos_token")), "<|eos|>", "... eos_token");
+    is_str(json_string_value(json_object_get(tc, "pad_token")), "<|pad|>", "... pad_token");
+    json_t *extra = json_object_get(tc, "additional_special_tokens");
+    ok(json_array_size(extra) == 6 &&
+           !strcmp(json_string_value(json_array_get(extra, 0)), "<|user|>") &&
+           !strcmp(json_string_value(json_array_get(extra, 5)), "</answer>"),
+       "... the chat tokens as additional special tokens");
+    ok(json_object_size(json_object_get(tc, "added_tokens_decoder")) == 9 + 23,
+       "... added_tokens_decoder lists every special token");
+    const char *tpl = json_string_value(json_object_get(tc, "chat_template"));
+    like(tpl, "{{ '<|user|>' + sys.text + m['content'] }}", "... a chat template: user turns");
+    like(tpl, "{{ '<|assistant|><think>' }}", "... and the generation prompt stops after <think>");
+    json_decref(tc);
+    json_t *gc = json_load_file(at("generation_config.json"), JSON_REJECT_DUPLICATES, &je0);
+    ok(gc && json_integer_value(json_object_get(gc, "bos_token_id")) == 1 &&
+           json_integer_value(json_object_get(gc, "pad_token_id")) == 0 &&
+           json_integer_value(json_array_get(json_object_get(gc, "eos_token_id"), 0)) == 2 &&
+           json_integer_value(json_array_get(json_object_get(gc, "eos_token_id"), 1)) == 8,
+       "generation_config.json: bos 1, pad 0, stops at <|eos|> and </answer>");
+    json_decref(gc);
+
     json_error_t je;
     json_t *root = json_load_file(at("tokenizer.json"), JSON_REJECT_DUPLICATES, &je);
     ok(root != NULL, "the file is JSON");

@@ -39,6 +39,20 @@ static inline const char *tu_at(const char *name)
     return buf[k];
 }
 
+/* The first 64 KiB of a text file as a new string (free it), or NULL when it cannot be read. */
+static inline char *tu_slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *s = calloc(1, 1 << 16);
+    size_t n = s ? fread(s, 1, (1 << 16) - 1, f) : 0;
+    if (s)
+        s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
 /* rm -r path (a file or a folder tree); missing paths are fine. */
 static inline void tu_rm(const char *path)
 {

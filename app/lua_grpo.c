@@ -333,6 +333,8 @@ static void push_stats(lua_State *L, run *r, const r1_grpo_stats *st)
         set_stat(L, r->names[k], st->reward_mean[k]);
     set_stat(L, "len_mean", st->len_mean);
     set_stat(L, "len_max", st->len_max);
+    set_stat(L, "len_min", st->len_min);
+    set_stat(L, "clipped_ratio", st->clipped_ratio);
     set_stat(L, "kl", st->kl);
     set_stat(L, "clip_frac", st->clip_frac);
     set_stat(L, "entropy", st->entropy);

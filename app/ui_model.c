@@ -428,13 +428,16 @@ static double stat_any(const ui_model *m, const char *const *names)
 
 static void apply_step(ui_model *m, const ev *e)
 {
+    /* r1lab's names, then TRL's (the names of r1lab's metrics.jsonl) and others' */
     static const char *const reward[] = {"reward", "reward_mean", "mean_reward", "rewards", NULL};
-    static const char *const acc[] = {"accuracy", "acc", "reward_accuracy", NULL};
+    static const char *const acc[] = {"accuracy", "rewards/accuracy/mean", "acc",
+                                      "reward_accuracy", NULL};
     static const char *const kl[] = {"kl", "KL", "kl_mean", NULL};
-    static const char *const len[] = {"length", "len_mean", "mean_length", "response_length",
-                                      "len", NULL};
+    static const char *const len[] = {"length", "len_mean", "completions/mean_length",
+                                      "mean_length", "response_length", "len", NULL};
     static const char *const flip[] = {"route_flip_mean", NULL};
-    static const char *const lpmis[] = {"logprob_mismatch", NULL};
+    static const char *const lpmis[] = {"logprob_mismatch", "sampling/sampling_logp_difference/mean",
+                                        NULL};
     static const char *const *const names[H_NSERIES] = {reward, acc, kl, len, flip, lpmis};
     m->have_step = 1;
     snprintf(m->stage, sizeof m->stage, "%s", e->stage);

@@ -161,6 +161,7 @@ typedef struct {
     int plen;
     int32_t *comp[64];   /* owned copies */
     int clen[64];
+    unsigned char cut[64]; /* 1: the completion ran into max_new (no stop token) */
     float *lps[64];      /* sampling-time log-probs under the plain model */
     int32_t *proute;     /* [plen, n_moe, K] the rollout's experts for the prompt */
     int32_t *croute[64]; /* [clen, n_moe, K] ... and for each completion */
@@ -269,6 +270,7 @@ static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
         for (int j = 0; j < G; j++) {
             r1_gen_row *o = &res->row[i * G + j];
             gr->clen[j] = o->n;
+            gr->cut[j] = o->finish == R1_FINISH_LENGTH;
             gen_tokens += o->n;
             gr->comp[j] = malloc(sizeof(int32_t) * (o->n ? o->n : 1));
             gr->lps[j] = malloc(sizeof(float) * (o->n ? o->n : 1));
@@ -762,8 +764,8 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
     r1_status s = R1_OK;
     /* sampled groups, refilled while dynamic sampling drops the uninformative ones */
     double rsum[R1_GRPO_MAX_REWARDS] = {0}, rsq[R1_GRPO_MAX_REWARDS] = {0};
-    double tsum = 0, tsq = 0, lsum = 0, lmax = 0;
-    long nsamples = 0;
+    double tsum = 0, tsq = 0, lsum = 0, lmax = 0, lmin = 1e300;
+    long nsamples = 0, cut = 0;
     for (int round = 0; s == R1_OK && have < P && round <= (c->dynamic_sampling ? c->max_refill : 0);
          round++) {
         s = sample_groups(g, P - have, gs, &have, prompts, score, group_cb, user, &S, &zero,
@@ -792,6 +794,8 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
             tsq += gs[i].totals[j] * gs[i].totals[j];
             lsum += gs[i].clen[j];
             lmax = gs[i].clen[j] > lmax ? gs[i].clen[j] : lmax;
+            lmin = gs[i].clen[j] < lmin ? gs[i].clen[j] : lmin;
+            cut += gs[i].cut[j];
             nsamples++;
         }
     /* training */
@@ -829,6 +833,8 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
         S.total_std = sqrt(fmax(0, tsq / nsamples - S.total_mean * S.total_mean));
         S.len_mean = lsum / nsamples;
         S.len_max = lmax;
+        S.len_min = lmin;
+        S.clipped_ratio = (double)cut / nsamples;
         long nt = ps.ntok ? ps.ntok : 1;
         S.kl = ps.kl;
         S.clip_frac = ps.clip;

@@ -502,19 +502,28 @@ static r1_status log_step(r1_grpo_run *r, const r1_grpo_stats *st, r1_error *err
     json_t *o = json_object();
     json_object_set_new(o, "stage", json_string("grpo"));
     json_object_set_new(o, "step", json_integer(st->step));
+    /* TRL's GRPOTrainer names where it has the same measure (README: "Metrics"), so that
+     * plots and trackers made for TRL runs read r1lab's */
     num(o, "reward", st->total_mean);
     num(o, "reward_std", st->total_std);
-    for (int k = 0; k < r->s.cfg.nrewards; k++)
-        num(o, r->s.cfg.reward_names[k], st->reward_mean[k]);
-    num(o, "len_mean", st->len_mean);
-    num(o, "len_max", st->len_max);
+    for (int k = 0; k < r->s.cfg.nrewards; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "rewards/%s/mean", r->s.cfg.reward_names[k]);
+        num(o, key, st->reward_mean[k]);
+        snprintf(key, sizeof key, "rewards/%s/std", r->s.cfg.reward_names[k]);
+        num(o, key, st->reward_std[k]);
+    }
+    num(o, "frac_reward_zero_std", st->zero_var_share);
+    num(o, "completions/mean_length", st->len_mean);
+    num(o, "completions/min_length", st->len_min);
+    num(o, "completions/max_length", st->len_max);
+    num(o, "completions/clipped_ratio", st->clipped_ratio);
     num(o, "kl", st->kl);
-    num(o, "clip_frac", st->clip_frac);
     num(o, "entropy", st->entropy);
+    num(o, "clip_ratio/region_mean", st->clip_frac);
     num(o, "grad_norm", st->grad_norm);
-    num(o, "lr", st->lr);
-    num(o, "zero_var", st->zero_var_share);
-    num(o, "logprob_mismatch", st->logprob_mismatch);
+    num(o, "learning_rate", st->lr);
+    num(o, "sampling/sampling_logp_difference/mean", st->logprob_mismatch);
     if (r->s.cfg.mtp_lambda > 0)
         num(o, "mtp_loss", st->mtp_loss);
     if (st->n_moe > 0) { /* the router-flip share per MoE layer: rollout against training */

@@ -92,7 +92,8 @@ typedef struct r1_grpo_stats {
     int64_t step;
     double reward_mean[R1_GRPO_MAX_REWARDS], reward_std[R1_GRPO_MAX_REWARDS];
     double total_mean, total_std;
-    double len_mean, len_max;
+    double len_mean, len_max, len_min;
+    double clipped_ratio;    /* share of the completions cut off by max_new (no stop token) */
     double kl, clip_frac, entropy, grad_norm, lr;
     double mtp_loss;         /* the MTP loss on the completions (mean cross-entropy; 0: off) */
     double zero_var_share;   /* groups with all-equal rewards, before dropping */

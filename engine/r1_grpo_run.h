@@ -10,10 +10,13 @@
  * difficulty from that seed.  Training seeds stay below 2^63, so they never meet the held-out
  * set's (r1_sft.h).
  *
- * Files.  paths.metrics gets one JSON object per step: stage "grpo", step, reward, reward_std,
- * one key per reward (its mean), len_mean, len_max, kl, clip_frac, entropy, grad_norm, lr,
- * zero_var, logprob_mismatch, t_sample, t_score, t_train, tokens_per_s, gen_tokens_per_s,
- * groups (non-finite numbers are written as null).  paths.checkpoint is the resumable
+ * Files.  paths.metrics gets one JSON object per step, named as TRL's GRPOTrainer names the
+ * same measures (README.md, "Metrics"): stage "grpo", step, reward, reward_std,
+ * rewards/NAME/mean and /std per reward, frac_reward_zero_std, completions/mean_length,
+ * /min_length, /max_length, /clipped_ratio, kl, entropy, clip_ratio/region_mean, grad_norm,
+ * learning_rate, sampling/sampling_logp_difference/mean; then r1lab's own: mtp_loss,
+ * route_flip, route_flip_mean, maxvio, maxvio_mean, t_sample, t_score, t_train, tokens_per_s,
+ * gen_tokens_per_s, groups, elapsed (non-finite numbers are written as null).  paths.checkpoint is the resumable
  * checkpoint (r1_grpo_save, with these settings and the tokenizer), written every save_every
  * steps, at the end, and when the run is interrupted or stops early.  paths.model (may be
  * NULL) receives the latest policy as a plain model folder at the same moments.  The command

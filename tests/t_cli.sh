@@ -145,6 +145,13 @@ ok $? "train --stage grpo runs ($(echo "$out" | tail -1))"
 [ -f "$tmp/g1/checkpoint/trainer_state.json" ] && [ -f "$tmp/g1/model.safetensors" ] && \
     [ -f "$tmp/g1/checkpoint/tokenizer.json" ] && [ "$(wc -l < "$tmp/g1/metrics.jsonl")" -eq 4 ]
 ok $? "it writes the checkpoint (with the tokenizer), the model and 4 metrics lines"
+line=$(sed -n 4p "$tmp/g1/metrics.jsonl")
+for k in reward reward_std rewards/accuracy/mean rewards/format/std frac_reward_zero_std \
+         completions/mean_length completions/clipped_ratio clip_ratio/region_mean \
+         learning_rate sampling/sampling_logp_difference/mean route_flip_mean maxvio_mean; do
+    case $line in *"\"$k\":"*) ;; *) echo "# no key $k in: $line"; false ;; esac || break
+done
+ok $? "the metrics carry TRL's names (reward, rewards/NAME/mean, completions/clipped_ratio...)"
 ok $(has "$out" "grpo step 4/4  reward") "with a progress line per step"
 ok $(has "$out" "OpenBLAS ") "the header names the machine: $(echo "$out" | sed -n 2p)"
 st=$(sed -n '/"machine"/,/}/p' "$tmp/g1/checkpoint/trainer_state.json")

@@ -53,6 +53,14 @@ t.ok(withm.mtp_loss > 0, ("GRPO's MTP loss on the completions: %.3f"):format(wit
 t.is(step{mtp_lambda = 0}.mtp_loss, 0.0, "mtp_lambda 0: none")
 t.raises(function() step{mtp_lambda = "x"} end, "mtp_lambda", "a misspelt value names the option")
 
+-- completions cut off by max_new (TRL's completions/clipped_ratio)
+local short = step{max_new = 4}
+t.ok(short.clipped_ratio == 1 and short.len_max == 4 and short.len_min == 4,
+     "max_new 4: every completion is cut off (clipped_ratio 1, lengths 4)")
+local long = step{max_new = 200}
+t.ok(long.clipped_ratio < 1 and long.len_min < 200, ("max_new 200: %.2f cut off (lengths %d..%d)")
+     :format(long.clipped_ratio, long.len_min, long.len_max))
+
 -- MTP acceptance in every evaluation
 local e = r1.evaluate{model = m, tasks = "add:1", n = 2}
 t.ok(#e.mtp_accept == 1 and e.mtp_accept[1] > 0.5 and e.mtp_accept[1] <= 1 and

@@ -598,6 +598,39 @@ int cmd_eval(int argc, char **argv)
 
 /* ------------------------------------------------------------------ options */
 
+/* the stage's settings struct with its defaults, as cmd_train starts from them */
+typedef struct {
+    r1_sft_settings ss;
+    r1_grpo_settings gs;
+    r1_reject_cfg rc;
+    r1_distill_cfg dc;
+} stage_defaults;
+
+static void *defaults_of(stage_defaults *d, const char *stage, const r1_settings_table *table)
+{
+    d->ss = r1_sft_defaults(stage && !strcmp(stage, "sft") ? R1_SFT_COLDSTART : R1_SFT_PRETRAIN);
+    d->gs = r1_grpo_settings_defaults();
+    d->rc = r1_reject_defaults();
+    d->dc = r1_distill_defaults();
+    d->dc.kd = -1; /* not given: 0.5 with a --teacher, else 0 (train_distill) */
+    return table == r1_grpo_settings_table()      ? (void *)&d->gs
+           : table == r1_reject_settings_table()  ? (void *)&d->rc
+           : table == r1_distill_settings_table() ? (void *)&d->dc
+                                                  : (void *)&d->ss;
+}
+
+void cmd_train_settings_help(FILE *f, const char *stage)
+{
+    const r1_settings_table *table = r1_settings_table_of(stage);
+    if (!table)
+        return;
+    stage_defaults d;
+    char buf[16384];
+    r1_settings_help(table, defaults_of(&d, stage, table), buf, sizeof buf);
+    fprintf(f, "settings of --stage %s (Lua: the same names with underscores):\n%s",
+            table->stage, buf);
+}
+
 int cmd_train(int argc, char **argv)
 {
     const char *stage = NULL, *model = NULL, *out = NULL, *teacher = NULL, *data = NULL;
@@ -616,12 +649,12 @@ int cmd_train(int argc, char **argv)
     }
     int grpo = table == r1_grpo_settings_table(), reject = table == r1_reject_settings_table(),
         distill = table == r1_distill_settings_table();
-    r1_sft_settings ss = r1_sft_defaults(stage && !strcmp(stage, "sft") ? R1_SFT_COLDSTART
-                                                                        : R1_SFT_PRETRAIN);
-    r1_grpo_settings gs = r1_grpo_settings_defaults();
-    r1_reject_cfg rc = r1_reject_defaults();
-    r1_distill_cfg dc = r1_distill_defaults();
-    dc.kd = -1; /* not given: 0.5 with a --teacher, else 0 (train_distill) */
+    stage_defaults sd;
+    defaults_of(&sd, stage, table);
+    r1_sft_settings ss = sd.ss;
+    r1_grpo_settings gs = sd.gs;
+    r1_reject_cfg rc = sd.rc;
+    r1_distill_cfg dc = sd.dc;
     void *settings = grpo ? (void *)&gs : reject ? (void *)&rc : distill ? (void *)&dc : (void *)&ss;
     char where[64];
     snprintf(where, sizeof where, "r1lab train --stage %s", stage ? stage : "");
@@ -692,10 +725,8 @@ int cmd_train(int argc, char **argv)
     if (help) {
         fputs(usage_text, stdout);
         if (table) {
-            char buf[16384];
-            r1_settings_help(table, settings, buf, sizeof buf);
-            printf("\nsettings of --stage %s (Lua: the same names with underscores):\n%s",
-                   table->stage, buf);
+            fputc('\n', stdout);
+            cmd_train_settings_help(stdout, stage);
         }
         return 0;
     }

@@ -13,38 +13,8 @@
 #include "paths.h"
 #include "r1.h"
 #include "repl_plain.h"
+#include "usage.h"
 #include "wb.h"
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: r1lab [COMMAND] [OPTIONS]\n"
-            "\n"
-            "  r1lab [--theme NAME] [--notebook FILE] [--demo [FILE]] [--plain]\n"
-            "                        the workbench on a terminal (the plain Lua REPL with\n"
-            "                        --plain or when stdin is not a terminal); --demo plays\n"
-            "                        the welcome notebook (or FILE) cell by cell\n"
-            "  r1lab run FILE [ARG]  run a Lua script headless\n"
-            "  r1lab init --config FILE.json|tiny|small --out DIR [--seed N] [--dtype f32|bf16]\n"
-            "                        write a randomly initialised checkpoint\n"
-            "  r1lab forward --model DIR --tokens \"1 2 3;4 5 6\" --out OUT.safetensors\n"
-            "                [--mtp-lambda X] [--grads GRADS.safetensors]\n"
-            "                        logits, MTP logits, loss, routing (and gradients)\n"
-            "  r1lab generate --model DIR (--prompt TEXT | --tokens \"1 2 3\") [--max-tokens N]\n"
-            "                 [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S]\n"
-            "                 [--speculative] [--weights fp32|bf16] [--trace FILE.jsonl]\n"
-            "                        stream a completion with its routing\n"
-            "  r1lab train --stage pretrain|sft|grpo|reject|distill --model DIR|tiny|small\n"
-            "              --out DIR [--SETTING VALUE ...] | --out DIR|FILE.jsonl --resume\n"
-            "                        a stage of the R1 recipe (r1lab train --stage S --help)\n"
-            "  r1lab eval --model DIR [--tasks add:1-4,...] [--n N] [--above N] [--trained ...]\n"
-            "                        accuracy, format and language on held-out problems\n"
-            "  r1lab --version       print the version and the machine (CPU, kernels, threads)\n"
-            "  r1lab --help          this text\n"
-            "\n"
-            "data directory: %s\n",
-            paths_datadir());
-}
 
 /* Ctrl-C in `r1lab run`: the engine stops at its next step or token and Lua raises
  * "interrupted" at its next instruction (lua_sethook may be called from a signal handler), so
@@ -152,7 +122,20 @@ int main(int argc, char **argv)
         return cmd_workbench(0, NULL);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
-        usage(stdout);
+        usage_print(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--man")) {
+        usage_man(stdout);
+        return 0;
+    }
+    /* COMMAND --help (train and eval list their settings themselves; a script's own
+     * arguments after `run FILE` are the script's) */
+    const usage_cmd *uc = usage_find(cmd);
+    if (uc && strcmp(cmd, "train") && strcmp(cmd, "eval") &&
+        (strcmp(cmd, "run") ? usage_asks_help(argc - 2, argv + 2)
+                            : usage_asks_help(argc > 2 ? 1 : 0, argv + 2))) {
+        usage_print_cmd(stdout, uc);
         return 0;
     }
     if (!strcmp(cmd, "--version")) {

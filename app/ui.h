@@ -356,6 +356,7 @@ int ui_reasoning_token_at(const ui_model *m, int cols, int line, int col);
 /* The help overlay: every key and command.  Drawn over the whole screen. */
 void ui_help_draw(WINDOW *w, const ui_model *m);
 int ui_help_lines(void);
+const char *ui_help_line(int i); /* line i of the help screen; '#' starts a heading */
 /* The "Quit r1lab? (y/n)" box. */
 void ui_confirm_draw(WINDOW *w, const char *question);
 /* The status line. */

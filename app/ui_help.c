@@ -76,6 +76,11 @@ int ui_help_lines(void)
     return (int)(sizeof help_text / sizeof *help_text);
 }
 
+const char *ui_help_line(int i)
+{
+    return i >= 0 && i < ui_help_lines() ? help_text[i] : "";
+}
+
 void ui_help_draw(WINDOW *w, const ui_model *m)
 {
     int h = getmaxy(w), cols = getmaxx(w);

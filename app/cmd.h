@@ -8,8 +8,10 @@
 int cmd_init(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_export(int argc, char **argv); /* r1lab export --gguf: cmd_export.c */
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 /* What `r1lab train --stage STAGE --help` lists after the usage: the stage's settings with
  * their ranges and defaults (the manual page prints it too). */
 void cmd_train_settings_help(FILE *f, const char *stage);

@@ -156,8 +156,12 @@ int main(int argc, char **argv)
         return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval"))
         return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export"))
+        return cmd_export(argc - 2, argv + 2);
     if (!strcmp(cmd, "run"))
         return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report"))
+        return cmd_report(argc - 2, argv + 2);
     if (cmd[0] == '-')
         return cmd_workbench(argc - 1, argv + 1);
     fprintf(stderr, "r1lab: unknown command '%s' (try r1lab --help)\n", cmd);

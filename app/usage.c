@@ -67,6 +67,12 @@ static const usage_cmd cmds[] = {
      "accuracy, format and language on held-out problems",
      "--model DIR      the model folder\n"
      "--SETTING VALUE  the evaluation's settings (r1lab eval --help lists them)\n"},
+    {"report", "r1lab report RUN_DIR [-o FILE.html|-] | r1lab report RUN_DIR --csv [-o FILE.csv|-]",
+     "a run folder as one self-contained HTML page (or its metrics as CSV)",
+     "RUN_DIR          a run folder (metrics.jsonl, and groups.jsonl for GRPO)\n"
+     "-o FILE          where to write (default RUN_DIR/report.html or RUN_DIR/metrics.csv;\n"
+     "                 - is standard output)\n"
+     "--csv            the metrics as CSV: a step column, one column per number\n"},
     {"export", "r1lab export --gguf OUT.gguf --model DIR [--dtype f32|bf16|f16]",
      "write the model as a GGUF file for llama.cpp (architecture deepseek2)",
      "--gguf OUT.gguf          the file to write\n"

@@ -284,6 +284,8 @@ struct r1_grpo_run {
     r1_reward rw[R1_GRPO_MAX_REWARDS];
     int custom[R1_GRPO_MAX_REWARDS];
     char metrics[R1_GRPO_PATH_MAX], ckpt[R1_GRPO_PATH_MAX], model[R1_GRPO_PATH_MAX];
+    char groups[R1_GRPO_PATH_MAX]; /* beside metrics: one sampled group per step ("": none) */
+    int64_t group_logged;          /* the step whose group is in it */
     const r1_grpo_hooks *h;
     const r1_observer *o;
     r1_task_sample sample; /* scratch */
@@ -340,9 +342,49 @@ static int score_fn(void *user, int64_t index, const int32_t *prompt, int plen,
     return stop;
 }
 
+/* The first group each step samples, for reports: its prompt, completions, rewards and
+ * advantages as one JSON line of the groups file. */
+static void log_group(r1_grpo_run *r, const r1_grpo_group *g)
+{
+    int64_t step = r1_grpo_steps(r->g) + 1;
+    if (!r->groups[0] || r->group_logged == step)
+        return;
+    r->group_logged = step;
+    json_t *o = json_object(), *cs = json_array();
+    char *text = NULL;
+    json_object_set_new(o, "step", json_integer(step));
+    json_object_set_new(o, "index", json_integer(g->index));
+    if (r1_tokenizer_decode(r->tok, g->prompt, g->plen, &text, NULL) == R1_OK)
+        json_object_set_new(o, "prompt", json_string(text));
+    free(text);
+    json_object_set_new(o, "dropped", json_boolean(g->dropped));
+    const r1_grpo_cfg *c = &r->s.cfg;
+    for (int j = 0; j < g->G; j++) {
+        json_t *x = json_object(), *rw = json_object();
+        text = NULL;
+        if (r1_tokenizer_decode(r->tok, g->completions[j], g->lens[j], &text, NULL) == R1_OK)
+            json_object_set_new(x, "text", json_string(text));
+        free(text);
+        for (int k = 0; k < c->nrewards; k++)
+            json_object_set_new(rw, c->reward_names[k],
+                                json_real(g->rewards[(size_t)j * c->nrewards + k]));
+        json_object_set_new(x, "rewards", rw);
+        json_object_set_new(x, "total", json_real(g->totals[j]));
+        json_object_set_new(x, "advantage", json_real(g->adv[j]));
+        json_array_append_new(cs, x);
+    }
+    json_object_set_new(o, "completions", cs);
+    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    if (line) /* a report's sample: a failure to write it does not stop training */
+        r1_jsonl_append(r->groups, line, NULL);
+    free(line);
+}
+
 static int group_fn(void *user, const r1_grpo_group *g)
 {
     r1_grpo_run *r = user;
+    log_group(r, g);
     if (!r->o || !r->o->group)
         return 0;
     r1_task_sample ts;
@@ -362,6 +404,15 @@ static r1_status set_paths(r1_grpo_run *r, const r1_grpo_paths *p, r1_error *err
         for (size_t l = strlen(d[i]); i > 0 && l > 1 && d[i][l - 1] == '/'; l--)
             d[i][l - 1] = 0;
     }
+    /* groups.jsonl beside metrics.jsonl (METRICS.groups for another name) */
+    const char *m = r->metrics, *base = strrchr(m, '/');
+    base = base ? base + 1 : m;
+    if (!*m)
+        r->groups[0] = 0;
+    else if (!strcmp(base, "metrics.jsonl"))
+        snprintf(r->groups, sizeof r->groups, "%.*sgroups.jsonl", (int)(base - m), m);
+    else
+        snprintf(r->groups, sizeof r->groups, "%.1000s.groups", m);
     return R1_OK;
 }
 
@@ -385,6 +436,8 @@ static r1_status setup(r1_grpo_run *r, const int *custom, const char *resume, r1
         return st;
     if (resume && r->metrics[0])
         st = r1_jsonl_trim(r->metrics, r1_grpo_steps(r->g), err);
+    if (st == R1_OK && resume && r->groups[0])
+        st = r1_jsonl_trim(r->groups, r1_grpo_steps(r->g), err);
     return st;
 }
 
@@ -537,6 +590,17 @@ static r1_status log_step(r1_grpo_run *r, const r1_grpo_stats *st, r1_error *err
             json_array_append_new(a, json_real(st->maxvio[j]));
         json_object_set_new(o, "maxvio", a);
         num(o, "maxvio_mean", st->maxvio_mean);
+        if (st->expert_load) { /* [MoE layer][expert]: each expert's share of the step */
+            a = json_array();
+            for (int j = 0; j < st->n_moe; j++) {
+                json_t *row = json_array();
+                for (int e = 0; e < st->n_experts; e++)
+                    json_array_append_new(row, json_real(st->expert_load[(size_t)j *
+                                                                         st->n_experts + e]));
+                json_array_append_new(a, row);
+            }
+            json_object_set_new(o, "expert_load", a);
+        }
     }
     num(o, "t_sample", st->t_sample);
     num(o, "t_score", st->t_score);

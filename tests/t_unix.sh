@@ -12,7 +12,7 @@ ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok 
 has() { case "$1" in *"$2"*) echo 0 ;; *) echo 1 ;; esac; }
 
 # every subcommand answers --help with its usage, exit 0
-for c in run init forward generate train eval export; do
+for c in run init forward generate train eval report export; do
     out=$("$r1lab" $c --help 2>&1)
     [ $? -eq 0 ] && [ "$(has "$out" "usage: r1lab $c")" = 0 ]
     ok $? "r1lab $c --help: its usage ($(echo "$out" | sed -n 3p))"

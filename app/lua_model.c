@@ -1,7 +1,8 @@
-/* lua_model.c — r1.model: r1.load, r1.init, and the methods save, config, params, forward,
- * tokenizer, fp8, close (generate and ask are lua_generate.c's).  A model userdata owns its r1_model (freed by __close/__gc; a closed model raises
- * on use).  Engine errors become Lua errors carrying the engine's message, raised after the
- * C resources of the call are released. */
+/* lua_model.c — r1.model: r1.load, r1.init, and the methods save, save_gguf, config, params,
+ * forward, tokenizer, fp8, close (generate and ask are lua_generate.c's).  A model userdata
+ * owns its r1_model (freed by __close/__gc; a closed model raises on use).  Engine errors
+ * become Lua errors carrying the engine's message, raised after the C resources of the call
+ * are released. */
 #include <config.h>
 
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "lua_r1.h"
 #include "r1_fp8.h"
+#include "r1_gguf.h"
 
 lua_model *lua_model_check(lua_State *L, int idx)
 {
@@ -169,6 +171,30 @@ static int m_save(lua_State *L)
         return luaL_error(L, "%s", err.msg);
     /* tokenizer.json, and beside it tokenizer_config.json and generation_config.json */
     if (u->tok && r1_tokenizer_save(u->tok, dir, &err) != R1_OK)
+        return luaL_error(L, "%s", err.msg);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* m:save_gguf(path, {dtype = "f32" | "bf16" | "f16"}): the model and its tokenizer as a GGUF
+ * file for llama.cpp (r1_gguf.h); returns the model */
+static int m_save_gguf(lua_State *L)
+{
+    lua_model *u = lua_model_check(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    const char *dt = lua_r1_opt_str(L, 3, "dtype", "f32");
+    r1_gguf_opts o = r1_gguf_defaults();
+    o.dtype = !strcmp(dt, "bf16") ? R1_DT_BF16 : !strcmp(dt, "f16") ? R1_DT_F16 : R1_DT_F32;
+    if (strcmp(dt, "bf16") && strcmp(dt, "f16") && strcmp(dt, "f32"))
+        return luaL_error(L, "m:save_gguf: dtype expects \"f32\", \"bf16\" or \"f16\", got "
+                          "\"%s\"", dt);
+    if (!u->tok)
+        return luaL_error(L, "m:save_gguf: the model has no tokenizer (a GGUF carries the "
+                          "vocabulary): load it from a folder with tokenizer.json");
+    const char *slash = strrchr(u->dir, '/');
+    o.name = u->dir[0] ? (slash && slash[1] ? slash + 1 : u->dir) : "r1lab";
+    r1_error err = {0};
+    if (r1_gguf_save(u->m, u->tok, path, &o, &err) != R1_OK)
         return luaL_error(L, "%s", err.msg);
     lua_settop(L, 1);
     return 1;
@@ -425,10 +451,10 @@ static int m_path(lua_State *L)
 
 /* generate and ask are added by lua_generate.c */
 static const luaL_Reg model_methods[] = {
-    {"save", m_save},     {"config", m_config},       {"params", m_params},
-    {"forward", m_forward}, {"close", m_close},       {"tokenizer", m_tokenizer},
-    {"fp8", m_fp8},       {"precision", m_precision}, {"path", m_path},
-    {NULL, NULL}};
+    {"save", m_save},       {"save_gguf", m_save_gguf}, {"config", m_config},
+    {"params", m_params},   {"forward", m_forward},     {"close", m_close},
+    {"tokenizer", m_tokenizer}, {"fp8", m_fp8},         {"precision", m_precision},
+    {"path", m_path},       {NULL, NULL}};
 static const luaL_Reg model_meta[] = {
     {"__gc", m_close}, {"__close", m_close}, {"__tostring", m_tostring}, {NULL, NULL}};
 static const luaL_Reg model_funcs[] = {{"load", l_load}, {"init", l_init}, {NULL, NULL}};

@@ -126,6 +126,11 @@ r1_status r1_tokenizer_decode(const r1_tokenizer *t, const int32_t *ids, int n, 
 
 /* ------------------------------------------------------------------ the chat format */
 
+/* The chat format as a Jinja template (Hugging Face's apply_chat_template, llama.cpp and
+ * Ollama's importer read it): what tokenizer_config.json's "chat_template" and a GGUF's
+ * tokenizer.chat_template hold.  A static string. */
+const char *r1_tokenizer_chat_template(void);
+
 /* Encodes the generation prompt "<|bos|><|user|>PROMPT<|assistant|><think>".  Same buffer rules
  * as r1_tokenizer_encode (at most strlen(prompt) + 5 ids). */
 r1_status r1_tokenizer_encode_prompt(const r1_tokenizer *t, const char *prompt, int32_t *ids,

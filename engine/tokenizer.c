@@ -398,6 +398,11 @@ static int ends_with(const char *s, const char *suffix)
     "{% endif %}{% endfor %}"                                                                      \
     "{% if add_generation_prompt %}{{ '<|assistant|><think>' }}{% endif %}"
 
+const char *r1_tokenizer_chat_template(void)
+{
+    return CHAT_TEMPLATE;
+}
+
 /* tokenizer_config.json: the special tokens and their roles, and the chat template */
 static json_t *config_json(const r1_tokenizer *t)
 {

@@ -215,6 +215,7 @@ typedef struct ui_model {
 
     /* ---- view state */
     int focus;             /* a ui_pane_id or UI_REPL */
+    int last_pane;         /* the pane that had the focus last (:export draws it) */
     int zoom;              /* a zoomed pane, or -1 */
     int scroll[UI_NPANES]; /* first line shown (reasoning, answer, grpo, notebook) or lines up
                             * from the bottom (output log); -1 means "follow the end" */
@@ -355,6 +356,11 @@ int ui_reasoning_token_at(const ui_model *m, int cols, int line, int col);
 
 /* The help overlay: every key and command.  Drawn over the whole screen. */
 void ui_help_draw(WINDOW *w, const ui_model *m);
+/* Writes pane (UI_ROUTING: its current view as a heatmap; UI_GRPO: the history plots and the
+ * group; UI_REASONING: the text) as an SVG picture to f.  -1 with a message in err (size n)
+ * when the pane shows nothing yet or cannot be exported. */
+int ui_export_svg(const ui_model *m, int pane, FILE *f, char *err, size_t n);
+
 int ui_help_lines(void);
 const char *ui_help_line(int i); /* line i of the help screen; '#' starts a heading */
 /* The "Quit r1lab? (y/n)" box. */

@@ -62,6 +62,8 @@ static const char *const help_text[] = {
     "  :branch TEXT    branch at the cursor's token with TEXT in its place",
     "  :patch A | B    activation patching: question A (clean) against B (corrupted)",
     "  :compare DIR    the last question through the model and checkpoint DIR",
+    "  :export F.svg   the pane that had the focus last as an SVG picture (or name it:",
+    "                  :export F.svg routing|grpo|reasoning)",
     "  :quit           quit (asks when the notebook has unsaved changes)",
     "",
     "#Lua in the workbench",

@@ -18,6 +18,7 @@ void ui_model_init(ui_model *m)
     m->verdict = -1;
     m->cursor = -1;
     m->focus = UI_REPL;
+    m->last_pane = UI_ROUTING;
     m->zoom = -1;
     for (int i = 0; i < UI_NPANES; i++)
         m->scroll[i] = -1;

@@ -249,6 +249,8 @@ static void focus_step(wb *w, int d)
             break;
     }
     m->focus = f;
+    if (f != UI_REPL)
+        m->last_pane = f;
     if (m->zoom >= 0 && f != UI_REPL)
         m->zoom = f; /* a zoomed screen shows the focused pane */
 }
@@ -309,6 +311,7 @@ static void mouse(wb *w, const wb_key *k)
         return;
     m->focus = p;
     if (p < UI_NPANES) {
+        m->last_pane = p;
         ui_rect r = w->lo.pane[p];
         if (k->my >= r.y && k->my < r.y + r.h && k->mx >= r.x && k->mx < r.x + r.w)
             ui_pane_get(p)->click(m, k->my - r.y, k->mx - r.x);

@@ -468,6 +468,42 @@ static int microscope_command(wb *w, const char *name, const char *a)
     return 1;
 }
 
+/* :export FILE.svg [routing|grpo|reasoning]: a pane as an SVG picture (the one that had the
+ * focus last, unless named) */
+static void export_pane(wb *w, const char *arg)
+{
+    static const char *const names[UI_NPANES] = {"reasoning", "answer", "routing", "grpo",
+                                                 "output"};
+    char file[1024], which[32] = "";
+    if (sscanf(arg, "%1023s %31s", file, which) < 1 || !strstr(file, ".svg")) {
+        ui_model_printf(&w->m, OUT_ERROR, ":export FILE.svg [routing|grpo|reasoning]: a file "
+                                          "name ending in .svg, then optionally the pane");
+        return;
+    }
+    int pane = w->m.last_pane;
+    if (which[0]) {
+        for (pane = 0; pane < UI_NPANES && strcmp(names[pane], which); pane++)
+            ;
+        if (pane == UI_NPANES) {
+            ui_model_printf(&w->m, OUT_ERROR, ":export: pane '%s': expected routing, grpo or "
+                                              "reasoning", which);
+            return;
+        }
+    }
+    char *svg = NULL, err[512] = "";
+    size_t len = 0;
+    FILE *f = open_memstream(&svg, &len);
+    int rc = f ? ui_export_svg(&w->m, pane, f, err, sizeof err) : -1;
+    if (f)
+        fclose(f);
+    if (rc == 0 && nb_write_atomic(file, svg, len, 0644, err, sizeof err) == 0)
+        ui_model_printf(&w->m, OUT_INFO, "the %s pane is in %s (%zu bytes of SVG)", names[pane],
+                        file, len);
+    else
+        ui_model_printf(&w->m, OUT_ERROR, ":export: %s", err[0] ? err : "out of memory");
+    free(svg);
+}
+
 static void command(wb *w, const char *line)
 {
     char name[32];
@@ -547,12 +583,14 @@ static void command(wb *w, const char *line)
     } else if (!strcmp(name, "clear")) {
         ui_model_clear_output(&w->m);
         ui_model_clear_run(&w->m);
+    } else if (!strcmp(name, "export")) {
+        export_pane(w, a);
     } else if (microscope_command(w, name, a)) {
         /* done */
     } else {
         ui_model_printf(&w->m, OUT_ERROR,
                         "unknown command :%s (:help lists them: :load :ask :theme :open :save "
-                        ":run :runall :edit :clear :branch :patch :compare :quit)",
+                        ":run :runall :edit :clear :branch :patch :compare :export :quit)",
                         name);
     }
     w->dirty = 1;

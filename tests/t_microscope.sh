@@ -38,7 +38,7 @@ bin="$build/app/r1lab"
 if nm -D "$bin" 2>/dev/null | grep -q __asan_init || ldd "$bin" 2>/dev/null | grep -q libasan; then
     wait_s=300
 fi
-echo "1..30"
+echo "1..32"
 for c in 1 2; do
     sh -c 'while :; do :; done' &
     busy="$busy $!"
@@ -155,6 +155,15 @@ T send-keys -t s Tab Tab Tab n
 wait_re s "│digit: [0-9]+ tokens"
 ok $? "n in the Routing pane goes to the next class"
 T send-keys -t s Escape
+# :export: the pane that had the focus last (Routing) as an SVG picture
+type_line s ":export $tmp/experts.svg"
+wait_re s "the routing pane is in $tmp/experts.svg" "$wait_s"
+grep -q '<svg' "$tmp/experts.svg" && [ "$(grep -o 'class="cell"' "$tmp/experts.svg" | wc -l)" -ge 80 ]
+ok $? ":export FILE.svg writes the Routing pane's heatmap ($(grep -o 'class="cell"' \
+    "$tmp/experts.svg" | wc -l) cells)"
+type_line s ":export $tmp/x.txt"
+wait_re s ":export FILE.svg \[routing\|grpo\|reasoning\]"
+ok $? "a file name without .svg is refused with the usage"
 T kill-session -t s
 
 # the guided tour: --demo FILE opens it in demo mode; every cell runs without an error

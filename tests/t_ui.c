@@ -61,6 +61,14 @@ static attr_t attr_at(WINDOW *w, int y, int x)
     return (a & ~A_COLOR) | COLOR_PAIR(pair);
 }
 
+static int count_of(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = s; p && (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
 static void token(ui_model *m, int id, const char *text, int part, int e0, int e1, float w0,
                   float w1)
 {
@@ -378,8 +386,35 @@ static void test_routing(void)
     ui_routing_pane.draw(p, &m, 0);
     like(row(p, 1), "+-", "the bias row shows its signs");
     like(screen_text(p), "grpo step 3: expert load", "the legend names the step");
+    /* :export draws the view as SVG: the training view's load, 2 layers x 4 experts */
+    char *svg = NULL, err[256] = "";
+    size_t len = 0;
+    FILE *f = open_memstream(&svg, &len);
+    is_int(ui_export_svg(&m, UI_ROUTING, f, err, sizeof err), 0, "the Routing pane exports");
+    fclose(f);
+    ok(count_of(svg, "<rect class=\"cell\"") == 8 && strstr(svg, "Expert load in the training"),
+       "as an SVG heatmap of its view: 8 cells of the training step's load");
+    like(svg, "<title>L1, column 1: 0.4</title>", "each cell says its value");
+    free(svg);
     ui_routing_pane.key(&m, 't');
     is_int(m.routing_view, 0, "t goes back to the generation");
+    f = open_memstream(&svg, &len);
+    ui_export_svg(&m, UI_ROUTING, f, err, sizeof err);
+    fclose(f);
+    ok(strstr(svg, "tokens of the generation per expert") && count_of(svg, "class=\"cell\"") ==
+       2 * m.ncount_e, "the generation view exports its counts (%d cells)",
+       count_of(svg, "class=\"cell\""));
+    free(svg);
+    f = open_memstream(&svg, &len);
+    is_int(ui_export_svg(&m, UI_OUTPUT, f, err, sizeof err), -1, "the output pane does not");
+    fclose(f);
+    free(svg);
+    like(err, "only the Routing, GRPO and Reasoning panes", "and says which do");
+    f = open_memstream(&svg, &len);
+    ui_export_svg(&m, UI_REASONING, f, err, sizeof err);
+    fclose(f);
+    like(svg, "&lt;think&gt;", "the Reasoning pane exports its text");
+    free(svg);
     delwin(p);
     ui_model_free(&m);
 }
@@ -450,6 +485,24 @@ static void test_grpo(void)
     is_str(row(p, 1), "<answer>6</answer>", "and shows its text");
     ui_grpo_pane.key(&m, UI_KEY_ESC);
     ok(!m.reader, "Esc closes the reader");
+    char *svg = NULL, err[256] = "";
+    size_t len = 0;
+    FILE *f = open_memstream(&svg, &len);
+    is_int(ui_export_svg(&m, UI_GRPO, f, err, sizeof err), 0, "the GRPO pane exports");
+    fclose(f);
+    ok(count_of(svg, "<polyline class=\"hist\"") == 4 &&
+           count_of(svg, "class=\"completion\"") == 3,
+       "its 4 history plots and 3 completions");
+    like(svg, "+1.41</tspan> total 2.00", "each completion with its advantage and total");
+    free(svg);
+    ui_model m2;
+    ui_model_init(&m2);
+    f = open_memstream(&svg, &len);
+    is_int(ui_export_svg(&m2, UI_GRPO, f, err, sizeof err), -1, "an empty GRPO pane does not");
+    fclose(f);
+    free(svg);
+    like(err, "nothing to export yet", "and says so");
+    ui_model_free(&m2);
     delwin(p);
     ui_model_free(&m);
 }

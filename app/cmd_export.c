@@ -16,35 +16,16 @@
 
 #include "cmd.h"
 #include "r1_gguf.h"
+#include "r1_settings.h"
 
 static const char *const known[] = {"--gguf", "--model", "--dtype", NULL};
-
-/* Edit distance of a and b, up to 3 (enough to tell a typo from another word). */
-static int distance(const char *a, const char *b)
-{
-    size_t n = strlen(a), m = strlen(b);
-    if (n > 40 || m > 40)
-        return 3;
-    int d[41][41];
-    for (size_t i = 0; i <= n; i++)
-        d[i][0] = (int)i;
-    for (size_t j = 0; j <= m; j++)
-        d[0][j] = (int)j;
-    for (size_t i = 1; i <= n; i++)
-        for (size_t j = 1; j <= m; j++) {
-            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
-            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-    return d[n][m] < 3 ? d[n][m] : 3;
-}
 
 static void unknown_option(const char *a)
 {
     const char *best = NULL;
     int bd = 3;
     for (const char *const *k = known; *k; k++) {
-        int d = distance(a, *k);
+        int d = r1_settings_distance(a, *k);
         if (d < bd)
             bd = d, best = *k;
     }

@@ -58,6 +58,15 @@ static uint64_t elem_bytes(uint32_t type)
     return type == R1_GGML_F32 ? 4 : type == R1_GGML_F16 || type == R1_GGML_BF16 ? 2 : 0;
 }
 
+/* A key as the specification has them: 1..65535 bytes of printable ASCII (no spaces). */
+static int key_ok(const char *key, uint64_t n)
+{
+    int ok = n > 0 && n <= 65535;
+    for (uint64_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)key[i] > 32 && (unsigned char)key[i] < 127;
+    return ok;
+}
+
 static uint64_t align_up(uint64_t x, uint64_t a)
 {
     return (x + a - 1) / a * a;
@@ -149,11 +158,7 @@ void r1_gguf_writer_free(r1_gguf_writer *w)
 /* Checks key and starts its pair: the key and the value's type. */
 static r1_status begin_kv(r1_gguf_writer *w, const char *key, r1_gguf_type type, r1_error *err)
 {
-    size_t n = key ? strlen(key) : 0;
-    int ascii = n > 0 && n <= 65535;
-    for (size_t i = 0; ascii && i < n; i++)
-        ascii = (unsigned char)key[i] > 32 && (unsigned char)key[i] < 127;
-    if (!ascii)
+    if (!key || !key_ok(key, strlen(key)))
         return r1_error_set(err, R1_EINVAL,
                             "gguf writer: key \"%s\" is not allowed (1..65535 printable ASCII "
                             "characters without spaces)",
@@ -595,10 +600,7 @@ static r1_status rd_kv(cursor *c, r1_gguf_kv *kv, const r1_gguf_kv *prev, int np
     if (s != R1_OK)
         return s;
     kv->key = key.s;
-    int ascii = key.len > 0 && key.len <= 65535;
-    for (uint64_t i = 0; ascii && i < key.len; i++)
-        ascii = (unsigned char)key.s[i] > 32 && (unsigned char)key.s[i] < 127;
-    if (!ascii)
+    if (!key_ok(key.s, key.len))
         return bad(c, at, R1_EFORMAT, "a key must be 1..65535 printable ASCII characters");
     for (int i = 0; i < nprev; i++)
         if (!strcmp(prev[i].key, kv->key))

@@ -1,0 +1,76 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-3.0-or-later
+# t_gguf_llama.sh — r1lab's GGUF export run by llama.cpp itself: the built-in model (MoE, MLA,
+# MTP) and its distilled dense student are exported with `r1lab export --gguf` and llama.cpp's
+# greedy decode of prompts in the chat format must be r1lab's, token for token.
+#
+# Runs when llama.cpp's llama-simple (or llama-completion, the old llama-cli) is on PATH, else
+# skips as a whole.  The vocabulary is one token per character plus special tokens that both
+# programs print as their text, and r1lab reads a special token's text as that token, so equal
+# text is equal tokens; where llama-tokenize is on PATH the prompt's ids are compared too.
+# Checked by hand with llama.cpp 34af94cd9ab2 (README, "Running an r1lab model in llama.cpp").
+r1lab="${top_builddir:-.}/app/r1lab"
+models="${top_srcdir:-.}/models"
+if command -v llama-simple >/dev/null 2>&1; then
+    llama=llama-simple
+elif command -v llama-completion >/dev/null 2>&1; then
+    llama=llama-completion
+else
+    echo "1..0 # SKIP no llama.cpp binary on PATH (llama-simple or llama-completion)"
+    exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+
+# llama.cpp's greedy continuation of prompt text $2 with model file $1, 200 tokens at most,
+# printed as text; llama-simple echoes the prompt, so it is cut off here
+greedy() {
+    if [ "$llama" = llama-simple ]; then
+        out=$("$llama" -m "$1" -n 200 "$2" 2>"$tmp/llama.err")
+    else
+        out=$("$llama" -m "$1" -p "$2" -n 200 --temp 0 --top-k 1 -no-cnv --no-display-prompt \
+            --no-warmup -t 1 </dev/null 2>"$tmp/llama.err")
+    fi
+    rc=$?
+    printf '%s' "${out#"$2"}"
+    return $rc
+}
+
+echo "# with $(command -v "$llama")"
+for model in builtin builtin-student; do
+    for dtype in f32 bf16; do
+        gguf="$tmp/$model-$dtype.gguf"
+        out=$("$r1lab" export --gguf "$gguf" --model "$models/$model" --dtype "$dtype" 2>&1)
+        ok $? "r1lab export --gguf $model --dtype $dtype: $out"
+        for q in "What is 347 + 499?" "What is 12 * 7?" "Is (true and not false) or false?"; do
+            p="<|bos|><|user|>$q<|assistant|><think>"
+            want=$("$r1lab" generate --model "$models/$model" --prompt "$q" --max-tokens 200 \
+                2>/dev/null)
+            got=$(greedy "$gguf" "$p")
+            rc=$?
+            [ $rc -eq 0 ] && [ -n "$want" ] && [ "$got" = "$want" ]
+            if ! ok $? "$model $dtype: llama.cpp's greedy tokens for \"$q\" are r1lab's"; then
+                echo "#   r1lab: $(echo "$want" | head -c 300 | tr '\n' '|')"
+                echo "#   llama: $(echo "$got" | head -c 300 | tr '\n' '|') (exit $rc)"
+                tail -3 "$tmp/llama.err" | sed 's/^/#   /'
+            fi
+        done
+    done
+done
+
+if command -v llama-tokenize >/dev/null 2>&1; then
+    q="What is 347 + 499?"
+    cat >"$tmp/ids.lua" <<EOF
+local r1 = require "r1"
+local ids = r1.tokenizer("$models/builtin"):encode(arg[1], {chat = true})
+print("[" .. table.concat(ids, ", ") .. "]")
+EOF
+    want=$("$r1lab" run "$tmp/ids.lua" "$q")
+    got=$(llama-tokenize -m "$tmp/builtin-f32.gguf" -p "<|bos|><|user|>$q<|assistant|><think>" \
+        --ids --log-disable 2>/dev/null | tail -1)
+    [ -n "$want" ] && [ "$got" = "$want" ]
+    ok $? "llama-tokenize gives the prompt r1lab's ids: $got"
+fi
+echo "1..$n"

@@ -22,18 +22,23 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 n=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+ok() {
+    n=$((n + 1))
+    if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; return 1; fi
+}
 
 # llama.cpp's greedy continuation of prompt text $2 with model file $1, 200 tokens at most,
 # printed as text; llama-simple echoes the prompt, so it is cut off here
 greedy() {
     if [ "$llama" = llama-simple ]; then
         out=$("$llama" -m "$1" -n 200 "$2" 2>"$tmp/llama.err")
-    else
+    else # prints special tokens with -sp, the end of text too, and then says so
         out=$("$llama" -m "$1" -p "$2" -n 200 --temp 0 --top-k 1 -no-cnv --no-display-prompt \
-            --no-warmup -t 1 </dev/null 2>"$tmp/llama.err")
+            --no-warmup -sp -t 1 </dev/null 2>"$tmp/llama.err")
     fi
     rc=$?
+    out="${out%" [end of text]"}"
+    out="${out%"<|eos|>"}"
     printf '%s' "${out#"$2"}"
     return $rc
 }

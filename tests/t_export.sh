@@ -17,7 +17,8 @@ for dt in f32 bf16 f16; do
     out=$("$r1lab" export --gguf "$tmp/m-$dt.gguf" --model "$models/builtin" --dtype "$dt" 2>&1)
     ok $? "export --dtype $dt: $out"
 done
-[ "$(head -c 4 "$tmp/m-f32.gguf")" = GGUF ] && [ "$(od -An -tu4 -j4 -N4 "$tmp/m-f32.gguf" | tr -d ' ')" = 3 ]
+[ "$(head -c 4 "$tmp/m-f32.gguf")" = GGUF ] &&
+    [ "$(od -An -tu4 -j4 -N4 "$tmp/m-f32.gguf" | tr -d ' ')" = 3 ]
 ok $? "the file starts with GGUF version 3"
 s32=$(size "$tmp/m-f32.gguf") s16=$(size "$tmp/m-bf16.gguf") h16=$(size "$tmp/m-f16.gguf")
 [ "$s16" = "$h16" ] && [ $((s16 * 2)) -gt "$s32" ] && [ $((s16 * 2 - s32)) -lt $((s32 / 50)) ]
@@ -59,6 +60,7 @@ out=$("$r1lab" run "$tmp/t.lua" 2>&1)
 ok $? "m:save_gguf runs: $(echo "$out" | tr '\n' '|')"
 cmp -s "$tmp/lua.gguf" "$tmp/m-bf16.gguf"
 ok $? "m:save_gguf writes what r1lab export writes"
-ok $(has "$out" 'm:save_gguf: dtype expects "f32", "bf16" or "f16", got "q8"') "... names a bad dtype"
+ok $(has "$out" 'm:save_gguf: dtype expects "f32", "bf16" or "f16", got "q8"') \
+    "... names a bad dtype"
 ok $(has "$out" 'm:save_gguf: the model has no tokenizer') "... and a model without a tokenizer"
 echo "1..$n"

@@ -40,7 +40,7 @@ if [ -f "$tmp/stages/pretrain/model.safetensors" ] && [ -f "$tmp/stages/sft/conf
 else
     echo "not ok $n - --stages keeps the model after each stage"
 fi
-for e in harder sampling zero distill mismatch; do
+for e in harder sampling zero distill mismatch mtp balance; do
     run "evidence.lua --exp $e --quick" "$r1lab" run "$s/evidence.lua" --exp "$e" --quick true \
         --stages "$tmp/stages" --out "$tmp/evidence"
 done
@@ -57,14 +57,17 @@ n=$((n + 1))
 if [ -f "$tmp/evidence/harder.md" ] && [ -f "$tmp/evidence/sampling.md" ] &&
     [ -f "$tmp/evidence/zero.md" ] && [ -f "$tmp/evidence/lang.md" ] &&
     [ -f "$tmp/evidence/distill.md" ] && grep -q "^| + GRPO |" "$tmp/evidence/harder.md" &&
-    grep -q "^| fp8 sampler + routing replay | .* | 0.00% |" "$tmp/evidence/mismatch.md"; then
+    grep -q "^| fp8 sampler + routing replay | .* | 0.00% |" "$tmp/evidence/mismatch.md" &&
+    grep -q "^| GRPO without it (mtp_lambda 0) | [0-9.]*% " "$tmp/evidence/mtp.md" &&
+    [ "$(grep -c "^| routing bias, gamma\|^| none\|^| auxiliary loss" \
+        "$tmp/evidence/balance.md")" -eq 5 ]; then
     echo "ok $n - the experiments write their tables"
 else
     echo "not ok $n - the experiments write their tables"
 fi
 n=$((n + 1))
 if "$r1lab" run "$s/evidence.lua" --exp nope --stages "$tmp/stages" 2>&1 |
-    grep -q "expected harder, sampling, zero, lang, zerobase, distill or mismatch, got nope"; then
+    grep -q "expected harder, sampling, zero, lang, zerobase, distill, mismatch, balance or mtp, got nope"; then
     echo "ok $n - an unknown experiment is named"
 else
     echo "not ok $n - an unknown experiment is named"

@@ -446,6 +446,10 @@ static r1_status parse_root(r1_config *out, const json_t *root, const char *name
             return key_fail(err, R1_EFORMAT, name, f->key,
                             "missing (required when n_routed_experts is %d)", c.n_routed_experts);
     }
+    /* a dense model's first_k_dense_replace means nothing; read as the saver writes it (every
+     * layer below it, as Hugging Face's deepseek_v3 reads it), so configs round-trip */
+    if (c.n_routed_experts == 0)
+        c.first_k_dense_replace = c.num_hidden_layers;
     const json_t *qkh = json_object_get(root, "qk_head_dim");
     if (qkh && json_integer_value(qkh) != c.qk_nope_head_dim + c.qk_rope_head_dim)
         return key_fail(err, R1_EFORMAT, name, "qk_head_dim",

@@ -268,8 +268,8 @@ static void eval_table(FILE *f, const run *r)
     json_t *v;
     json_object_foreach ((json_t *)row, k, v) {
         char task[64];
-        int d, used;
-        if (sscanf(k, "eval.%63[^.].%d.accuracy%n", task, &d, &used) != 2 || k[used])
+        int d, used = 0; /* %n is reached only when the whole key matched */
+        if (sscanf(k, "eval.%63[^.].%d.accuracy%n", task, &d, &used) != 2 || !used || k[used])
             continue;
         char key[128];
         double x[4];

@@ -650,12 +650,7 @@ int cmd_train(int argc, char **argv)
     int grpo = table == r1_grpo_settings_table(), reject = table == r1_reject_settings_table(),
         distill = table == r1_distill_settings_table();
     stage_defaults sd;
-    defaults_of(&sd, stage, table);
-    r1_sft_settings ss = sd.ss;
-    r1_grpo_settings gs = sd.gs;
-    r1_reject_cfg rc = sd.rc;
-    r1_distill_cfg dc = sd.dc;
-    void *settings = grpo ? (void *)&gs : reject ? (void *)&rc : distill ? (void *)&dc : (void *)&ss;
+    void *settings = defaults_of(&sd, stage, table); /* the stage's own, filled below */
     char where[64];
     snprintf(where, sizeof where, "r1lab train --stage %s", stage ? stage : "");
     for (int i = 0; i < argc; i++) {
@@ -719,7 +714,7 @@ int cmd_train(int argc, char **argv)
             setting_given = 1;
             min_lr_given |= !strcmp(e->name, "min_lr");
             if (!grpo && !reject && !distill && !strcmp(e->name, "lr") && !min_lr_given)
-                ss.opt.min_lr = ss.opt.lr / 10; /* the command line's habit since 0.1 */
+                sd.ss.opt.min_lr = sd.ss.opt.lr / 10; /* the command line's habit since 0.1 */
         }
     }
     if (help) {
@@ -739,7 +734,7 @@ int cmd_train(int argc, char **argv)
     }
     if (threads >= 0)
         r1_set_threads((int)threads);
-    if (strlen(out) >= sizeof ss.out_dir - 64) {
+    if (strlen(out) >= sizeof sd.ss.out_dir - 64) {
         fprintf(stderr, "r1lab train: --out is too long\n");
         return 2;
     }
@@ -756,12 +751,12 @@ int cmd_train(int argc, char **argv)
         reject = !strcmp(st, "reject");
     }
     if (reject)
-        return train_reject(model, out, resume, &rc);
+        return train_reject(model, out, resume, &sd.rc);
     if (distill)
-        return train_distill(model, teacher, data, out, resume, &dc, log_every);
+        return train_distill(model, teacher, data, out, resume, &sd.dc, log_every);
     if (grpo)
-        return train_grpo(model, out, resume, &gs, log_every);
-    snprintf(ss.out_dir, sizeof ss.out_dir, "%s", out);
-    ss.opt.total = ss.steps;
-    return train_sft(model, out, resume, &ss, log_every);
+        return train_grpo(model, out, resume, &sd.gs, log_every);
+    snprintf(sd.ss.out_dir, sizeof sd.ss.out_dir, "%s", out);
+    sd.ss.opt.total = sd.ss.steps;
+    return train_sft(model, out, resume, &sd.ss, log_every);
 }

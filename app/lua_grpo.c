@@ -3,9 +3,14 @@
  *   r1.grpo{model = m, task = "add" | tasks = {"add", "mul:1-2"}, difficulty = 3, lang = "auto",
  *           steps = 10, group = 8, prompts = 8, mu = 1, lr = 1e-5, beta = 0.04,
  *           eps_low = 0.2, eps_high = 0.2, temperature = 1, max_new = 64,
- *           agg = "seq" | "token" | "const", std_scale = true, dynamic_sampling = false,
- *           ref_reset = 0, micro = 16, seed = 1, balance_gamma = 0.001,
+ *           loss_type = "grpo" | "dapo" | "dr_grpo" | "cispo", std_scale = true,
+ *           importance_sampling_level = "token" | "sequence", top_entropy_quantile = 1,
+ *           entropy_coef = 0, multi_objective_aggregation = "sum_then_normalize",
+ *           off_policy_mask_threshold = 0, use_bias_correction_kl = false,
+ *           sync_ref_model = false, ref_model_sync_steps = 512, ref_model_mixup_alpha = 0.6,
+ *           dynamic_sampling = false, micro = 16, seed = 1, balance_gamma = 0.001,
  *           rewards = {"accuracy", "format", {"language", weight = 0.5},
+ *                      {"overlong", max = 200, cache = 50}, "random" | "incorrect",
  *                      {name = "short", weight = 0.2, fn = function(sample) ... end}},
  *           log = "run.jsonl", save = "ckpt/", save_every = 10, resume = "ckpt/",
  *           on_step = function(stats) ... end, on_group = function(group) ... end}
@@ -279,6 +284,14 @@ static void read_rewards(lua_State *L, int idx, run *r, r1_grpo_settings *gs)
             lua_pop(L, 1); /* the string stays alive inside the table */
             name = lua_r1_opt_str(L, e, "name", name);
             weight = lua_r1_opt_num(L, e, "weight", 1);
+            if (name && !strcmp(name, "overlong")) { /* {"overlong", max = L, cache = C} */
+                double mx = lua_r1_opt_num(L, e, "max", 0), ca = lua_r1_opt_num(L, e, "cache", 0);
+                if (!(mx >= 0 && mx <= 65536 && ca >= 0 && ca <= 65536) || mx != (int)mx ||
+                    ca != (int)ca)
+                    luaL_error(L, "r1.grpo: reward %d: overlong's max and cache are whole "
+                               "numbers of tokens in 1..65536", k + 1);
+                gs->overlong_max = (int)mx, gs->overlong_cache = (int)ca;
+            }
             if (lua_r1_opt_fn(L, e, "fn"))
                 fn = lua_gettop(L);
         } else {
@@ -343,6 +356,8 @@ static void push_stats(lua_State *L, run *r, const r1_grpo_stats *st)
     set_stat(L, "zero_var", st->zero_var_share);
     set_stat(L, "logprob_mismatch", st->logprob_mismatch);
     set_stat(L, "mtp_loss", st->mtp_loss);
+    set_stat(L, "entropy_kept", st->entropy_kept);
+    set_stat(L, "off_policy_masked", st->off_policy_masked);
     if (st->n_moe > 0) { /* the mismatch meter: per MoE layer, then the mean */
         lua_createtable(L, st->n_moe, 0);
         for (int j = 0; j < st->n_moe && j < R1_GRPO_MAX_MOE; j++) {

@@ -2,7 +2,8 @@
  *   r1.tasks.list()      r1.tasks.<name>{difficulty=, seed=, lang=}  -> task
  *                        task:sample([i]) -> {prompt, target, solution, difficulty, lang, task}
  *                        task:samples(n) (an iterator), task:verify(completion) -> ok, parsed
- *   r1.rewards.accuracy / format / language / length (sample) -> number
+ *   r1.rewards.accuracy / format / language / length / incorrect / format_only / random
+ *   (sample) -> number   (random flips the coin of sample.key, an integer)
  * Userdata follow lua_r1.h's conventions. */
 #include <config.h>
 
@@ -170,7 +171,7 @@ static int tasks_list(lua_State *L)
 /* ------------------------------------------------------------------ rewards */
 
 /* Reads a sample table {prompt, completion, think, answer, target, task, lang, tokens,
- * max_tokens} into s; strings stay owned by the table at idx. */
+ * max_tokens, key} into s; strings stay owned by the table at idx. */
 void lua_r1_reward_sample(lua_State *L, int idx, r1_reward_sample *s)
 {
     idx = lua_absindex(L, idx);
@@ -191,6 +192,7 @@ void lua_r1_reward_sample(lua_State *L, int idx, r1_reward_sample *s)
         luaL_error(L, "%s", err.msg);
     s->ntokens = (int)lua_r1_opt_int(L, idx, "tokens", 0);
     s->max_tokens = (int)lua_r1_opt_int(L, idx, "max_tokens", 0);
+    s->key = (uint64_t)lua_r1_opt_int(L, idx, "key", 0); /* the random reward's coin */
 }
 
 static int reward_call(lua_State *L)
@@ -233,8 +235,11 @@ void lua_tasks_open(lua_State *L)
     } rw[] = {{"accuracy", r1_reward_accuracy},
               {"format", r1_reward_format},
               {"language", r1_reward_language},
-              {"length", r1_reward_length}};
-    lua_createtable(L, 0, 4);
+              {"length", r1_reward_length},
+              {"incorrect", r1_reward_incorrect},
+              {"format_only", r1_reward_format_only},
+              {"random", r1_reward_random}};
+    lua_createtable(L, 0, (int)(sizeof rw / sizeof *rw));
     for (size_t i = 0; i < sizeof rw / sizeof *rw; i++) {
         lua_pushlightuserdata(L, (void *)rw[i].fn);
         lua_pushcclosure(L, reward_call, 1);

@@ -1,5 +1,7 @@
-/* grpo.c — GRPO (see r1_grpo.h): sampling groups, advantages, the clipped objective with the
- * k3 KL to a frozen reference, mu inner AdamW updates, dynamic sampling, statistics.
+/* grpo.c — GRPO and its family (see r1_grpo.h): sampling groups, advantages (GDPO's decoupled
+ * ones too), the clipped objective at token or sequence level or CISPO's, the entropy
+ * selection and bonus, the off-policy mask, the k3 KL to a reference (bias-corrected on
+ * request, synced TR-DPO's way), mu inner AdamW updates, dynamic sampling, statistics.
  *
  * The training pass packs the step's sequences (prompt + completion, padded at the end) into
  * micro-batches of `micro` rows; padding only ever follows a sequence, so causal attention
@@ -47,6 +49,9 @@ r1_grpo_cfg r1_grpo_defaults(void)
     c.micro = 16;
     c.balance_gamma = 0.001f;
     c.mtp_lambda = 0.1f; /* DeepSeek-V3's weight late in pretraining */
+    c.top_entropy_quantile = 1.0f;
+    c.ref_sync_steps = 512; /* TRL's defaults for TR-DPO's sync */
+    c.ref_mixup_alpha = 0.6f;
     c.opt = r1_adamw_defaults();
     c.opt.lr = 1e-5f;
     c.opt.min_lr = 1e-5f;
@@ -67,6 +72,21 @@ r1_status r1_grpo_new(r1_grpo **out, r1_model *m, const r1_grpo_cfg *cfg, r1_err
                             "grpo: prompts, mu, max_new and micro must be >= 1");
     if (c.eps_low < 0 || c.eps_high < 0 || c.beta < 0)
         return r1_error_set(err, R1_EINVAL, "grpo: eps_low, eps_high and beta must be >= 0");
+    if ((int)c.agg < 0 || c.agg > R1_GRPO_CISPO || c.is_level < 0 || c.is_level > 1 ||
+        c.multi_objective < 0 || c.multi_objective > 1)
+        return r1_error_set(err, R1_EINVAL, "grpo: unknown loss_type, importance_sampling_level "
+                            "or multi_objective_aggregation");
+    if (c.agg == R1_GRPO_CISPO && c.eps_high < 1)
+        return r1_error_set(err, R1_EINVAL, "grpo: loss_type cispo reads eps_high as the cap on "
+                            "the importance weight itself (epsilon_max; 5 in ScaleRL, as TRL "
+                            "recommends), got %g: a cap below 1 would shrink every token's "
+                            "gradient", c.eps_high);
+    if (!(c.top_entropy_quantile >= 0 && c.top_entropy_quantile <= 1) ||
+        !(c.off_policy_mask >= 0) || !(c.ref_mixup_alpha >= 0 && c.ref_mixup_alpha <= 1) ||
+        (c.sync_ref && c.ref_sync_steps < 1))
+        return r1_error_set(err, R1_EINVAL, "grpo: top_entropy_quantile and "
+                            "ref_model_mixup_alpha must be in 0..1, off_policy_mask_threshold "
+                            ">= 0, ref_model_sync_steps >= 1");
     if (c.nrewards < 1 || c.nrewards > R1_GRPO_MAX_REWARDS)
         return r1_error_set(err, R1_EINVAL, "grpo: between 1 and %d reward functions, got %d",
                             R1_GRPO_MAX_REWARDS, c.nrewards);
@@ -137,20 +157,173 @@ int r1_grpo_advantages(const r1_grpo_cfg *cfg, const double *r, int G, double *a
     return zero;
 }
 
+int r1_grpo_advantages_decoupled(const double *r, int G, int nr, const double *wts, double *adv)
+{
+    double col[64], a[64];
+    for (int i = 0; i < G; i++)
+        adv[i] = 0;
+    r1_grpo_cfg scaled;
+    memset(&scaled, 0, sizeof scaled);
+    scaled.std_scale = 1; /* GDPO normalises every reward by its own std in the group */
+    for (int k = 0; k < nr; k++) {
+        for (int i = 0; i < G; i++)
+            col[i] = r[(size_t)i * nr + k];
+        r1_grpo_advantages(&scaled, col, G, a);
+        for (int i = 0; i < G; i++)
+            adv[i] += wts[k] * a[i];
+    }
+    int zero = 1;
+    for (int i = 0; i < G; i++)
+        zero &= adv[i] == adv[0];
+    return zero;
+}
+
+void r1_grpo_batch_normalize(double *adv, int n)
+{
+    double mean = 0, var = 0;
+    for (int i = 0; i < n; i++)
+        mean += adv[i];
+    mean /= n > 0 ? n : 1;
+    for (int i = 0; i < n; i++)
+        var += (adv[i] - mean) * (adv[i] - mean);
+    double sd = n > 1 ? sqrt(var / (n - 1)) : 0; /* n - 1, as torch.std */
+    for (int i = 0; i < n; i++)
+        adv[i] = (adv[i] - mean) / (sd + 1e-4);
+}
+
+/* The policy term of one token (or of a whole completion at sequence level) with importance
+ * ratio rho and advantage A: its value per unit of lp for CISPO (whose weight is a constant),
+ * else min(rho A, clip(rho) A); *slope gets the derivative with respect to log rho (CISPO: the
+ * stopped weight, the derivative with respect to lp), *clipped whether clipping acted. */
+static double policy_term(const r1_grpo_cfg *c, double rho, double A, double *slope,
+                          int *clipped)
+{
+    if (c->agg == R1_GRPO_CISPO) {
+        double w = rho > c->eps_high ? c->eps_high : rho;
+        *clipped = rho > c->eps_high;
+        *slope = w * A;
+        return w * A; /* times lp, by the caller */
+    }
+    /* the clipped branch wins (and has no gradient) when A > 0 and rho > 1 + eps_high, or
+     * A < 0 and rho < 1 - eps_low */
+    int clip = (A > 0 && rho > 1 + c->eps_high) || (A < 0 && rho < 1 - c->eps_low);
+    double cl = rho < 1 - c->eps_low ? 1 - c->eps_low : rho > 1 + c->eps_high ? 1 + c->eps_high
+                                                                                : rho;
+    *clipped = clip;
+    *slope = clip ? 0 : A * rho;
+    return fmin(rho * A, cl * A);
+}
+
 double r1_grpo_token_grad(const r1_grpo_cfg *c, double lp, double lp_old, double lp_ref,
                           double A, int *clipped)
 {
-    double rho = exp(lp - lp_old);
-    /* min(rho A, clip(rho) A): the clipped branch wins (and has no gradient) when A > 0 and
-     * rho > 1 + eps_high, or A < 0 and rho < 1 - eps_low */
-    int clip = (A > 0 && rho > 1 + c->eps_high) || (A < 0 && rho < 1 - c->eps_low);
+    double rho = exp(lp - lp_old), d;
+    int clip;
+    policy_term(c, rho, A, &d, &clip);
     if (clipped)
         *clipped = clip;
-    double d = clip ? 0 : A * rho;
-    /* k3: KL = exp(lp_ref - lp) - (lp_ref - lp) - 1;  dKL/dlp = 1 - exp(lp_ref - lp) */
-    if (c->beta > 0)
-        d -= c->beta * (1 - exp(lp_ref - lp));
+    /* k3: KL = exp(lp_ref - lp) - (lp_ref - lp) - 1;  dKL/dlp = 1 - exp(lp_ref - lp); with the
+     * bias correction rho KL, whose derivative is rho KL + rho dKL/dlp */
+    if (c->beta > 0) {
+        double e = exp(lp_ref - lp), k3 = e - (lp_ref - lp) - 1;
+        d -= c->bias_correction_kl ? c->beta * rho * (k3 + 1 - e) : c->beta * (1 - e);
+    }
     return d;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double r1_grpo_seq_terms(const r1_grpo_cfg *c, int L, double wt, double A, const double *lp,
+                         const double *ent, const float *lp_old, const float *lp_ref,
+                         const float *lp_samp, double *d, double *scratch, long *clipped,
+                         long *kept, int *masked)
+{
+#define OLD(t) (lp_old ? (double)lp_old[t] : lp[t])
+    double J = 0;
+    /* DeepSeek-V3.2's off-policy mask: a completion with a negative advantage that the sampler
+     * found much likelier than the policy does now leaves the policy term */
+    int off = 0;
+    if (c->off_policy_mask > 0 && A < 0 && L > 0) {
+        double kl = 0;
+        for (int t = 0; t < L; t++)
+            kl += (lp_samp ? (double)lp_samp[t] : OLD(t)) - lp[t];
+        off = kl / L > c->off_policy_mask;
+    }
+    *masked = off;
+    /* "Beyond the 80/20 rule": the policy term keeps the tokens whose entropy is at least the
+     * completion's (1 - rho) quantile (linear interpolation between order statistics, as
+     * torch.quantile) */
+    double thr = -INFINITY;
+    if (c->top_entropy_quantile < 1 && L > 0) {
+        memcpy(scratch, ent, sizeof(double) * L);
+        qsort(scratch, L, sizeof(double), cmp_double);
+        double pos = (1.0 - c->top_entropy_quantile) * (L - 1);
+        int lo = (int)floor(pos), hi = lo + 1 < L ? lo + 1 : lo;
+        thr = scratch[lo] + (pos - lo) * (scratch[hi] - scratch[lo]);
+    }
+    double W = 0; /* the weight the policy term carries in this completion */
+    for (int t = 0; t < L; t++) {
+        int keep = ent[t] >= thr;
+        *kept += keep;
+        scratch[t] = keep && !off ? wt : 0; /* each token's weight in the policy term */
+        W += scratch[t];
+        d[t] = 0;
+    }
+    double s = 1; /* the sequence-level ratio (GSPO), or 1 */
+    if (c->is_level == 1 && L > 0) {
+        double lr = 0;
+        for (int t = 0; t < L; t++)
+            lr += lp[t] - OLD(t);
+        s = exp(lr / L);
+        double slope;
+        int clip;
+        double f = policy_term(c, s, A, &slope, &clip);
+        *clipped += clip ? L : 0;
+        for (int t = 0; t < L; t++) {
+            if (c->agg == R1_GRPO_CISPO) { /* the weight is stopped: only lp_t moves */
+                J += scratch[t] * f * lp[t];
+                d[t] += scratch[t] * slope;
+            } else { /* d s / d lp_t = s / L for every token */
+                J += scratch[t] * f;
+                d[t] += W * slope / L;
+            }
+        }
+    } else {
+        for (int t = 0; t < L; t++) {
+            double slope;
+            int clip;
+            double f = policy_term(c, exp(lp[t] - OLD(t)), A, &slope, &clip);
+            *clipped += clip;
+            J += scratch[t] * (c->agg == R1_GRPO_CISPO ? f * lp[t] : f);
+            d[t] += scratch[t] * slope;
+        }
+    }
+    /* the KL to the reference, on every token; with the bias correction times the ratio
+     * (the token's, or the sequence's at sequence level) */
+    if (c->beta > 0 && lp_ref) {
+        double sk = 0; /* sum of wt k3 over the tokens, for the sequence ratio's derivative */
+        for (int t = 0; t < L; t++) {
+            double e = exp(lp_ref[t] - lp[t]), k3 = e - (lp_ref[t] - lp[t]) - 1;
+            double r = c->bias_correction_kl ? (c->is_level ? s : exp(lp[t] - OLD(t))) : 1;
+            J -= c->beta * wt * r * k3;
+            d[t] -= c->beta * wt * r * (1 - e);
+            if (c->bias_correction_kl && !c->is_level)
+                d[t] -= c->beta * wt * r * k3;
+            sk += wt * k3;
+        }
+        if (c->bias_correction_kl && c->is_level)
+            for (int t = 0; t < L; t++)
+                d[t] -= c->beta * sk * s / L;
+    }
+    /* the entropy bonus (its gradient acts on the logits: the caller adds it) */
+    for (int t = 0; t < L && c->entropy_coef != 0; t++)
+        J += c->entropy_coef * wt * ent[t];
+    return J;
+#undef OLD
 }
 
 /* ------------------------------------------------------------------ one step */
@@ -184,6 +357,19 @@ static void clear_groups(group *gs, int n, int G)
         }
         memset(&gs[i], 0, sizeof gs[i]);
     }
+}
+
+/* Hands one group to the caller's group callback. */
+static r1_status show_group(r1_grpo *g, const group *gr, r1_grpo_group_fn group_cb, void *user,
+                            r1_error *err)
+{
+    const r1_grpo_cfg *c = &g->cfg;
+    r1_grpo_group view = {gr->index,  gr->prompt,   gr->plen, c->group,
+                          (const int32_t *const *)gr->comp, gr->clen, gr->rewards,
+                          gr->totals, gr->adv,      gr->zero && c->dynamic_sampling};
+    return group_cb(user, &view)
+               ? r1_error_set(err, R1_ECANCELED, "grpo: the group callback stopped the step")
+               : R1_OK;
 }
 
 /* Samples and scores `want` new groups into gs[*have ...]. */
@@ -283,7 +469,8 @@ static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
             memcpy(gr->lps[j], o->logprobs_model, sizeof(float) * o->n);
             memcpy(gr->croute[j], o->experts, sizeof(int32_t) * o->n * nk);
             double *rw = gr->rewards + (size_t)j * c->nrewards;
-            if (score(user, gr->index, gr->prompt, gr->plen, o->tokens, o->n, o->finish, rw)) {
+            if (score(user, gr->index, j, gr->prompt, gr->plen, o->tokens, o->n, o->finish,
+                      rw)) {
                 s = r1_error_set(err, R1_ECANCELED, "grpo: a reward function stopped the step");
                 break;
             }
@@ -302,7 +489,10 @@ static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
         }
         if (s != R1_OK)
             break;
-        gr->zero = r1_grpo_advantages(c, gr->totals, G, gr->adv);
+        gr->zero = c->multi_objective
+                       ? r1_grpo_advantages_decoupled(gr->rewards, G, c->nrewards,
+                                                      c->reward_weights, gr->adv)
+                       : r1_grpo_advantages(c, gr->totals, G, gr->adv);
         for (int j = 0; j < G && s == R1_OK; j++)
             if (!isfinite(gr->adv[j]))
                 s = r1_error_set(err, R1_EINVAL, "grpo: step %lld, prompt %lld: the advantage "
@@ -313,13 +503,10 @@ static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
             break;
         *zero_count += gr->zero;
         (*seen)++;
-        if (group_cb) {
-            r1_grpo_group view = {gr->index,  gr->prompt,   gr->plen, G,
-                                  (const int32_t *const *)gr->comp, gr->clen, gr->rewards,
-                                  gr->totals, gr->adv,      gr->zero && c->dynamic_sampling};
-            if (group_cb(user, &view))
-                s = r1_error_set(err, R1_ECANCELED, "grpo: the group callback stopped the step");
-        }
+        /* the groups dynamic sampling drops are shown now; the kept ones once the step has
+         * their final advantages (GDPO normalises them over the whole batch) */
+        if (group_cb && gr->zero && c->dynamic_sampling)
+            s = show_group(g, gr, group_cb, user, err);
     }
     st->t_score += r1_now() - t0;
     st->gen_tokens_per_s = gen_tokens; /* tokens for now; turned into a rate by the caller */
@@ -385,9 +572,30 @@ static double log_softmax(const float *z, int V, int y, float *p)
     return z[y] - mx - log(sum);
 }
 
+/* softmax of z[V] into p, log p[y] returned, the entropy into *H and log-sum-exp into *lse */
+static double softmax_ent(const float *z, int V, int y, float *p, double *H, double *lse)
+{
+    double mx = z[0], sum = 0, ez = 0;
+    for (int v = 1; v < V; v++)
+        mx = z[v] > mx ? z[v] : mx;
+    for (int v = 0; v < V; v++) {
+        double e = exp(z[v] - mx);
+        sum += e;
+        ez += e * (z[v] - mx);
+        p[v] = (float)e;
+    }
+    for (int v = 0; v < V; v++)
+        p[v] = (float)(p[v] / sum);
+    double ls = log(sum);
+    *H = ls - ez / sum; /* -sum p log p = log S - E[z - mx] */
+    *lse = mx + ls;
+    return z[y] - mx - ls;
+}
+
 typedef struct {
     int M, maxT;
     long ntok;
+    double *lpb, *hb, *db, *scr; /* [maxT] one completion's log-probs, entropies, dJ/dlp */
     int32_t *tok;
     float *zw, *dl, *p;
     float *mw;          /* [M * maxT] the MTP loss's weights: 1 on completion tokens */
@@ -418,7 +626,13 @@ static r1_status work_new(work *w, r1_model *m, const r1_grpo_batch *b, int micr
     w->p = malloc(sizeof(float) * V);
     w->dl = grad ? malloc(sizeof(float) * cells * V) : NULL;
     w->mw = grad ? malloc(sizeof(float) * cells) : NULL;
-    if (!w->tok || !w->zw || !w->p || (grad && (!w->dl || !w->mw)))
+    size_t T1 = w->maxT ? w->maxT : 1;
+    w->lpb = malloc(sizeof(double) * T1);
+    w->hb = malloc(sizeof(double) * T1);
+    w->db = malloc(sizeof(double) * T1);
+    w->scr = malloc(sizeof(double) * T1);
+    if (!w->tok || !w->zw || !w->p || (grad && (!w->dl || !w->mw)) || !w->lpb || !w->hb ||
+        !w->db || !w->scr)
         return r1_error_set(err, R1_ENOMEM, "out of memory for the GRPO batch");
     if (b->routes) {
         const r1_config *c = r1_model_config(m);
@@ -490,6 +704,10 @@ static void work_free(work *w)
     free(w->dl);
     free(w->mw);
     free(w->p);
+    free(w->lpb);
+    free(w->hb);
+    free(w->db);
+    free(w->scr);
 }
 
 r1_status r1_grpo_logprobs(r1_model *m, const r1_grpo_batch *bin, int micro, float *lp,
@@ -536,8 +754,8 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_bat
     fo.mtp_lambda = c->mtp_lambda;
     fo.mtp_weights = w.mw;
     fo.mtp_denom = (double)(w.ntok ? w.ntok : 1);
-    double J = 0, kl = 0, clip = 0, ent = 0, mtp_loss = 0;
-    long q = 0;
+    double J = 0, kl = 0, ent = 0, mtp_loss = 0;
+    long q = 0, clip = 0, nkept = 0, nmasked = 0;
     for (int k0 = 0; s == R1_OK && k0 < nseq; k0 += w.M) {
         if (r1_interrupted()) {
             s = r1_error_set(err, R1_ECANCELED, "grpo: interrupted");
@@ -560,37 +778,49 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_bat
         memset(w.dl, 0, sizeof(float) * (size_t)n * Tc * V);
         for (int i = 0; i < n; i++) {
             int k = k0 + i, L = b->lens[k] - b->plens[k];
-            double A = b->adv[k];
             /* the aggregation: how much each token of this sequence weighs */
-            double wt = c->agg == R1_GRPO_TOKEN_MEAN ? 1.0 / (w.ntok ? w.ntok : 1)
-                        : c->agg == R1_GRPO_CONST    ? 1.0 / ((double)nseq * c->max_new)
-                                                     : 1.0 / ((double)nseq * (L ? L : 1));
-            for (int t = 0; t < L; t++, q++) {
+            double wt = c->agg == R1_GRPO_TOKEN_MEAN || c->agg == R1_GRPO_CISPO
+                            ? 1.0 / (w.ntok ? w.ntok : 1)
+                        : c->agg == R1_GRPO_CONST ? 1.0 / ((double)nseq * c->max_new)
+                                                  : 1.0 / ((double)nseq * (L ? L : 1));
+            /* first the completion's log-probs and entropies, then its terms, which may
+             * depend on all of them (the sequence ratio, the masks), then the logits' gradient */
+            for (int t = 0; t < L; t++) {
                 size_t at = (size_t)i * Tc + b->plens[k] + t - 1; /* the row predicting it */
-                int y = b->seqs[k][b->plens[k] + t];
-                double lp = log_softmax(lg + at * V, V, y, w.p);
-                double old = lp_old ? lp_old[q] : lp, ref = lp_ref ? lp_ref[q] : lp;
+                double lse;
+                w.lpb[t] = softmax_ent(lg + at * V, V, b->seqs[k][b->plens[k] + t], w.p, &w.hb[t],
+                                       &lse);
                 if (lp_now)
-                    lp_now[q] = (float)lp;
-                double rho = exp(lp - old);
-                double cl = rho < 1 - c->eps_low ? 1 - c->eps_low
-                            : rho > 1 + c->eps_high ? 1 + c->eps_high
-                                                    : rho;
-                double sur = fmin(rho * A, cl * A);
-                double k3 = c->beta > 0 ? exp(ref - lp) - (ref - lp) - 1 : 0;
-                J += wt * (sur - c->beta * k3);
-                kl += k3;
+                    lp_now[q + t] = (float)w.lpb[t];
+                ent += w.hb[t];
+                if (c->beta > 0 && lp_ref) {
+                    double r = lp_ref[q + t] - w.lpb[t];
+                    kl += exp(r) - r - 1;
+                }
+            }
+            long kept = 0;
+            int off = 0;
+            J += r1_grpo_seq_terms(c, L, wt, b->adv[k], w.lpb, w.hb, lp_old ? lp_old + q : NULL,
+                                   lp_ref ? lp_ref + q : NULL,
+                                   b->lp_samp ? b->lp_samp + q : NULL, w.db, w.scr, &clip, &kept,
+                                   &off);
+            nkept += kept;
+            nmasked += off;
+            for (int t = 0; t < L; t++) {
+                size_t at = (size_t)i * Tc + b->plens[k] + t - 1;
+                int y = b->seqs[k][b->plens[k] + t];
+                double H, lse;
+                const float *z = lg + at * V;
+                softmax_ent(z, V, y, w.p, &H, &lse);
+                /* loss = -J:  dloss/dz = -dJ/dlp (onehot - softmax) - coef wt dH/dz, with
+                 * dH/dz_v = -p_v (log p_v + H) */
+                float *d = w.dl + at * V, f = (float)(-w.db[t]);
+                double eb = c->entropy_coef * wt;
                 for (int v = 0; v < V; v++)
-                    ent -= w.p[v] > 0 ? w.p[v] * log(w.p[v]) : 0;
-                int clipped = 0;
-                double dj = r1_grpo_token_grad(c, lp, old, ref, A, &clipped);
-                clip += clipped;
-                /* loss = -sum w J;  dloss/dz = -w dJ/dlp (onehot - softmax) */
-                float *d = w.dl + at * V, f = (float)(-wt * dj);
-                for (int v = 0; v < V; v++)
-                    d[v] = -f * w.p[v];
+                    d[v] = (float)(-f * w.p[v] + (eb != 0 ? eb * w.p[v] * (z[v] - lse + H) : 0));
                 d[y] += f;
             }
+            q += L;
         }
         s = r1_model_backward_logits(m, w.dl, err);
         unforce(m, &w); /* the backward has read the experts; the buffer is reused */
@@ -600,8 +830,10 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_bat
         long nt = w.ntok ? w.ntok : 1;
         out->objective = J;
         out->kl = kl / nt;
-        out->clip_frac = clip / nt;
+        out->clip_frac = (double)clip / nt;
         out->entropy = ent / nt;
+        out->entropy_kept = (double)nkept / nt;
+        out->masked = nseq ? (double)nmasked / nseq : 0;
         out->mtp_loss = mtp ? mtp_loss / c->mtp_lambda : 0;
     }
     work_free(&w);
@@ -611,7 +843,7 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_bat
 /* ------------------------------------------------------------------ the training pass */
 
 typedef struct {
-    double kl, clip, ent, mism, mtp;
+    double kl, clip, ent, mism, mtp, kept, masked;
     long ntok;
     long flips[R1_GRPO_MAX_MOE]; /* per MoE layer: completion tokens routed differently */
     int metered;                 /* flips were counted */
@@ -661,7 +893,17 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
             metered = 0;
         }
     }
-    r1_grpo_batch b = {nseq, seqs, plens, lens, adv, NULL, 0, NULL};
+    r1_grpo_batch b = {nseq, seqs, plens, lens, adv, NULL, 0, NULL, NULL};
+    /* the sampler's log-probs, for the off-policy mask */
+    float *lp_samp = c->off_policy_mask > 0 ? malloc(sizeof(float) * (ps->ntok ? ps->ntok : 1))
+                                            : NULL;
+    if (s == R1_OK && c->off_policy_mask > 0 && !lp_samp)
+        s = r1_error_set(err, R1_ENOMEM, "out of memory");
+    for (long k = 0, q = 0; s == R1_OK && lp_samp && k < nseq; k++) {
+        memcpy(lp_samp + q, gs[k / G].lps[k % G], sizeof(float) * gs[k / G].clen[k % G]);
+        q += gs[k / G].clen[k % G];
+    }
+    b.lp_samp = lp_samp;
     if (metered) {
         b.routes = (const int32_t *const *)rts;
         b.replay = c->routing_replay;
@@ -696,6 +938,7 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
             break;
         if (it == 0) {
             ps->kl = o.kl, ps->ent = o.entropy, ps->mtp = o.mtp_loss;
+            ps->kept = o.entropy_kept, ps->masked = o.masked;
             long q = 0;
             for (int k = 0; k < nseq; k++) { /* sampling-time against training-time log-probs */
                 group *gr = &gs[k / G];
@@ -727,6 +970,7 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
         free(rts[k]);
     free(rts);
     free(own), free(seqs), free(plens), free(lens), free(adv), free(lp_old), free(lp_ref);
+    free(lp_samp);
     return s;
 }
 
@@ -778,6 +1022,21 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
                          "grpo: every sampled group had equal rewards after %d refills; nothing "
                          "to learn from (try a harder or easier task, or more samples)",
                          c->max_refill);
+    if (s == R1_OK && c->multi_objective) { /* GDPO: the summed advantages over the batch */
+        double *all = malloc(sizeof(double) * have * G);
+        if (!all) {
+            s = r1_error_set(err, R1_ENOMEM, "out of memory");
+        } else {
+            for (int i = 0; i < have; i++)
+                memcpy(all + (size_t)i * G, gs[i].adv, sizeof(double) * G);
+            r1_grpo_batch_normalize(all, have * G);
+            for (int i = 0; i < have; i++)
+                memcpy(gs[i].adv, all + (size_t)i * G, sizeof(double) * G);
+            free(all);
+        }
+    }
+    for (int i = 0; s == R1_OK && group_cb && i < have; i++)
+        s = show_group(g, &gs[i], group_cb, user, err);
     if (s != R1_OK) {
         clear_groups(gs, have, G);
         free(gs);
@@ -820,8 +1079,8 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
             memcpy(g->bias + (size_t)i * g->E, r1_model_router_bias(g->m, g->moe_layers[i]),
                    sizeof(float) * g->E);
         g->step++;
-        if (c->ref_reset > 0 && g->ref && g->step % c->ref_reset == 0)
-            r1_model_copy_params(g->ref, g->m, NULL);
+        if (c->sync_ref && g->ref && g->step % c->ref_sync_steps == 0)
+            r1_model_mix_params(g->ref, g->m, c->ref_mixup_alpha, NULL);
     }
     if (st && s == R1_OK) {
         S.step = g->step;
@@ -839,6 +1098,8 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
         S.kl = ps.kl;
         S.clip_frac = ps.clip;
         S.entropy = ps.ent;
+        S.entropy_kept = ps.kept;
+        S.off_policy_masked = ps.masked;
         S.mtp_loss = ps.mtp;
         S.logprob_mismatch = ps.mism / nt;
         for (int j = 0; ps.metered && j < g->n_moe && j < R1_GRPO_MAX_MOE; j++) {

@@ -68,6 +68,7 @@ r1_status r1_grpo_parse_rewards(r1_grpo_settings *s, const char *spec, r1_error 
 {
     r1_grpo_cfg c = s->cfg;
     c.nrewards = 0;
+    int ov_max = 0, ov_cache = 0;
     if (!spec || !*spec)
         return r1_error_set(err, R1_EINVAL, "rewards: the list is empty");
     for (const char *p = spec;;) {
@@ -82,6 +83,25 @@ r1_status r1_grpo_parse_rewards(r1_grpo_settings *s, const char *spec, r1_error 
         e[len] = 0;
         char *at = strchr(e, '@');
         double w = 1;
+        char *colon = strchr(e, ':'); /* a reward's own settings: overlong:max=L:cache=C */
+        int omax = 0, ocache = 0;
+        if (colon && (!at || colon < at)) {
+            *colon++ = 0;
+            if (strcmp(e, "overlong") != 0)
+                return r1_error_set(err, R1_EINVAL, "rewards: entry %d \"%s\": only overlong "
+                                    "takes settings (overlong:max=L:cache=C)", c.nrewards + 1, e);
+            for (char *q = colon; q && *q && (!at || q < at);) {
+                char *end;
+                int cache = !strncmp(q, "cache=", 6), mx = !strncmp(q, "max=", 4);
+                long v = (cache || mx) ? strtol(q + (cache ? 6 : 4), &end, 10) : -1;
+                if ((!cache && !mx) || v < 1 || v > 65536 || (*end && *end != ':' && *end != '@'))
+                    return r1_error_set(err, R1_EINVAL, "rewards: entry %d: overlong's settings "
+                                        "are max=L and cache=C, whole numbers in 1..65536, "
+                                        "near \"%s\"", c.nrewards + 1, q);
+                *(cache ? &ocache : &omax) = (int)v;
+                q = *end == ':' ? end + 1 : NULL;
+            }
+        }
         if (at) {
             *at++ = 0;
             char *end;
@@ -101,11 +121,14 @@ r1_status r1_grpo_parse_rewards(r1_grpo_settings *s, const char *spec, r1_error 
                                 c.nrewards + 1);
         memcpy(c.reward_names[c.nrewards], e, strlen(e) + 1);
         c.reward_weights[c.nrewards++] = w;
+        if (!strcmp(e, "overlong"))
+            ov_max = omax, ov_cache = ocache;
         if (!p[len])
             break;
         p += len + 1;
     }
     s->cfg = c;
+    s->overlong_max = ov_max, s->overlong_cache = ov_cache;
     return R1_OK;
 }
 
@@ -138,10 +161,16 @@ static void format_rewards(const void *sv, char *buf, size_t cap)
     if (cap)
         buf[0] = 0;
     for (int i = 0; i < s->cfg.nrewards && k < cap; i++) {
+        char opt[48] = "";
+        if (!strcmp(s->cfg.reward_names[i], "overlong") && s->overlong_max)
+            snprintf(opt, sizeof opt, ":max=%d", s->overlong_max);
+        if (!strcmp(s->cfg.reward_names[i], "overlong") && s->overlong_cache)
+            snprintf(opt + strlen(opt), sizeof opt - strlen(opt), ":cache=%d", s->overlong_cache);
         int w = s->cfg.reward_weights[i] == 1
-                    ? snprintf(buf + k, cap - k, "%s%s", i ? "," : "", s->cfg.reward_names[i])
-                    : snprintf(buf + k, cap - k, "%s%s@%.17g", i ? "," : "",
-                               s->cfg.reward_names[i], s->cfg.reward_weights[i]);
+                    ? snprintf(buf + k, cap - k, "%s%s%s", i ? "," : "", s->cfg.reward_names[i],
+                               opt)
+                    : snprintf(buf + k, cap - k, "%s%s%s@%.17g", i ? "," : "",
+                               s->cfg.reward_names[i], opt, s->cfg.reward_weights[i]);
         if (w < 0)
             break;
         k += (size_t)w;
@@ -183,15 +212,39 @@ static const r1_setting grpo_settings[] = {
      NULL, NULL, NULL},
     {"top_p", R1_SET_FLOAT, F(cfg.top_p), 0, 1, NULL, "nucleus sampling (1: off)", NULL, NULL, NULL},
     {"max_new", R1_SET_INT, F(cfg.max_new), 1, 65536, NULL, "completion length limit", NULL, NULL, NULL},
-    {"agg", R1_SET_CHOICE, F(cfg.agg), 0, 0, "seq|token|const",
-     "loss aggregation: GRPO, DAPO token mean, Dr. GRPO constant", NULL, NULL, NULL},
+    {"loss_type", R1_SET_CHOICE, F(cfg.agg), 0, 0, "grpo|dapo|dr_grpo|cispo;seq|token|const",
+     "policy loss: GRPO (sequence mean), DAPO (token mean), Dr. GRPO (constant), CISPO",
+     "agg", NULL, NULL},
+    {"importance_sampling_level", R1_SET_CHOICE, F(cfg.is_level), 0, 0, "token|sequence",
+     "importance ratio per token, or per completion (GSPO: length-normalised, clipped once)",
+     NULL, NULL, NULL},
+    {"top_entropy_quantile", R1_SET_FLOAT, F(cfg.top_entropy_quantile), 0, 1, NULL,
+     "the policy loss keeps each completion's top-rho tokens by entropy (1: all)", NULL, NULL,
+     NULL},
+    {"entropy_coef", R1_SET_FLOAT, F(cfg.entropy_coef), -10, 10, NULL,
+     "weight of the policy's entropy added to the objective (0: none)", NULL, NULL, NULL},
+    {"multi_objective_aggregation", R1_SET_CHOICE, F(cfg.multi_objective), 0, 0,
+     "sum_then_normalize|normalize_then_sum",
+     "several rewards: advantages of their weighted sum, or GDPO's per-reward normalisation",
+     NULL, NULL, NULL},
+    {"off_policy_mask_threshold", R1_SET_FLOAT, F(cfg.off_policy_mask), 0, 1e6, NULL,
+     "drop completions with A < 0 whose mean log(p_sampler / p) exceeds this (0: off)", NULL,
+     NULL, NULL},
+    {"use_bias_correction_kl", R1_SET_BOOL, F(cfg.bias_correction_kl), 0, 1, NULL,
+     "the KL term times the importance ratio (DeepSeek-V3.2's unbiased estimator)", NULL, NULL,
+     NULL},
     {"std_scale", R1_SET_BOOL, F(cfg.std_scale), 0, 1, NULL,
      "divide advantages by the group's std (Dr. GRPO: false)", NULL, NULL, NULL},
     {"dynamic_sampling", R1_SET_BOOL, F(cfg.dynamic_sampling), 0, 1, NULL,
      "drop groups with all-equal rewards and refill (DAPO)", NULL, NULL, NULL},
     {"max_refill", R1_SET_INT, F(cfg.max_refill), 0, 100, NULL, "refill rounds per step", NULL, NULL, NULL},
-    {"ref_reset", R1_SET_INT, F(cfg.ref_reset), 0, 1e8, NULL,
-     "copy the policy into the reference every N steps (0: never)", NULL, NULL, NULL},
+    {"sync_ref_model", R1_SET_BOOL, F(cfg.sync_ref), 0, 1, NULL,
+     "mix the policy into the reference every ref_model_sync_steps steps (TR-DPO)", NULL, NULL,
+     NULL},
+    {"ref_model_sync_steps", R1_SET_INT, F(cfg.ref_sync_steps), 1, 1e8, NULL,
+     "steps between reference syncs", NULL, NULL, NULL},
+    {"ref_model_mixup_alpha", R1_SET_FLOAT, F(cfg.ref_mixup_alpha), 0, 1, NULL,
+     "reference = alpha policy + (1 - alpha) reference (1: a copy)", NULL, NULL, NULL},
     {"micro", R1_SET_INT, F(cfg.micro), 1, 4096, NULL, "sequences per forward/backward chunk",
      NULL, NULL, NULL},
     {"balance_gamma", R1_SET_FLOAT, F(cfg.balance_gamma), 0, 1, NULL,
@@ -282,6 +335,7 @@ struct r1_grpo_run {
     r1_tokenizer *tok_owned;
     r1_grpo *g;
     r1_reward rw[R1_GRPO_MAX_REWARDS];
+    r1_length_opts overlong; /* the "overlong" reward's lengths */
     int custom[R1_GRPO_MAX_REWARDS];
     char metrics[R1_GRPO_PATH_MAX], ckpt[R1_GRPO_PATH_MAX], model[R1_GRPO_PATH_MAX];
     char groups[R1_GRPO_PATH_MAX]; /* beside metrics: one sampled group per step ("": none) */
@@ -319,7 +373,7 @@ static int prompt_fn(void *user, int64_t index, int32_t *ids, int cap)
     return n;
 }
 
-static int score_fn(void *user, int64_t index, const int32_t *prompt, int plen,
+static int score_fn(void *user, int64_t index, int j, const int32_t *prompt, int plen,
                     const int32_t *comp, int clen, int finish, double *out)
 {
     (void)prompt, (void)plen, (void)finish;
@@ -330,7 +384,10 @@ static int score_fn(void *user, int64_t index, const int32_t *prompt, int plen,
     if (r1_tokenizer_decode(r->tok, comp, clen, &text, NULL) != R1_OK)
         return 1;
     r1_reward_sample s = {ts->prompt, text, NULL, NULL, ts->answer, ts->task, ts->lang, clen,
-                          r->s.cfg.max_new};
+                          r->s.cfg.max_new,
+                          /* the completion's own coin: seed, prompt number, place in group */
+                          (r->s.cfg.seed * 0x9e3779b97f4a7c15ull) ^
+                              ((uint64_t)index * 64 + (uint64_t)j) * 0xd6e8feb86659fd93ull};
     int stop = 0;
     for (int k = 0; k < r->s.cfg.nrewards && !stop; k++) {
         if (!r->custom[k])
@@ -424,6 +481,15 @@ static r1_status setup(r1_grpo_run *r, const int *custom, const char *resume, r1
         if (!r->custom[k] && (st = r1_reward_find(&r->rw[k], r->s.cfg.reward_names[k], err)) !=
                                  R1_OK)
             r1_error_prefix(err, "rewards: %s", r->s.cfg.reward_names[k]);
+        if (st == R1_OK && !r->custom[k] && !strcmp(r->s.cfg.reward_names[k], "overlong")) {
+            /* DAPO's soft punishment over [max - cache, max] */
+            r->overlong.max = r->s.overlong_max ? r->s.overlong_max : r->s.cfg.max_new;
+            r->overlong.cache = r->s.overlong_cache ? r->s.overlong_cache : r->overlong.max / 4;
+            if (r->overlong.cache > r->overlong.max)
+                st = r1_error_set(err, R1_EINVAL, "rewards: overlong: cache %d is longer than "
+                                  "max %d", r->overlong.cache, r->overlong.max);
+            r->rw[k].user = &r->overlong;
+        }
     }
     if (st != R1_OK)
         return st;
@@ -488,13 +554,22 @@ r1_status r1_grpo_run_resume_dir(r1_grpo_run **out, const char *dir, r1_error *e
                           "checkpoint was written by r1.grpo; resume it there (resume = DIR)",
                           ck);
     r->s = r1_grpo_settings_defaults();
-    static const char *const extra[] = {"elapsed", NULL};
+    /* ref_reset: what checkpoints before the TR-DPO sync wrote; N > 0 is a sync every N steps
+     * with alpha 1 */
+    static const char *const extra[] = {"elapsed", "ref_reset", NULL};
     if (st == R1_OK)
         st = r1_settings_parse_json(r1_grpo_settings_table(), &r->s, sj, extra, ck, err);
     if (st == R1_OK) {
         json_t *j = json_loads(sj, 0, NULL);
         json_t *e = j ? json_object_get(j, "elapsed") : NULL;
         r->elapsed_before = json_is_number(e) ? json_number_value(e) : 0;
+        json_t *rr = j ? json_object_get(j, "ref_reset") : NULL;
+        json_int_t n = json_is_integer(rr) ? json_integer_value(rr) : 0;
+        if (n > 0 && n <= 100000000) {
+            r->s.cfg.sync_ref = 1;
+            r->s.cfg.ref_sync_steps = (int)n;
+            r->s.cfg.ref_mixup_alpha = 1;
+        }
         json_decref(j);
     }
     free(sj);
@@ -579,6 +654,10 @@ static r1_status log_step(r1_grpo_run *r, const r1_grpo_stats *st, r1_error *err
     num(o, "sampling/sampling_logp_difference/mean", st->logprob_mismatch);
     if (r->s.cfg.mtp_lambda > 0)
         num(o, "mtp_loss", st->mtp_loss);
+    if (r->s.cfg.top_entropy_quantile < 1)
+        num(o, "entropy_kept", st->entropy_kept);
+    if (r->s.cfg.off_policy_mask > 0)
+        num(o, "off_policy_masked", st->off_policy_masked);
     if (st->n_moe > 0) { /* the router-flip share per MoE layer: rollout against training */
         json_t *a = json_array();
         for (int j = 0; j < st->n_moe && j < R1_GRPO_MAX_MOE; j++)

@@ -608,6 +608,21 @@ double r1_model_flops_per_token(const r1_model *m, int T)
     return flops + 2 * C * V; /* the main head */
 }
 
+r1_status r1_model_mix_params(r1_model *dst, const r1_model *src, float alpha, r1_error *err)
+{
+    if (memcmp(&dst->cfg, &src->cfg, sizeof dst->cfg) != 0)
+        return r1_error_set(err, R1_EINVAL, "mix: the two models have different configs");
+    if (!(alpha >= 0 && alpha <= 1))
+        return r1_error_set(err, R1_EINVAL, "mix: alpha %g outside 0..1", alpha);
+    float b = 1 - alpha;
+    for (size_t i = 0; i < src->numel; i++)
+        dst->params[i] = alpha * src->params[i] + b * dst->params[i];
+    for (int l = 0; l < src->Ltot; l++)
+        for (int e = 0; src->layers[l].bias && e < src->cfg.n_routed_experts; e++)
+            dst->layers[l].bias[e] = alpha * src->layers[l].bias[e] + b * dst->layers[l].bias[e];
+    return R1_OK;
+}
+
 r1_status r1_model_copy_params(r1_model *dst, const r1_model *src, r1_error *err)
 {
     if (memcmp(&dst->cfg, &src->cfg, sizeof dst->cfg) != 0)

@@ -1,5 +1,8 @@
-/* r1_grpo.h — Group Relative Policy Optimization (DeepSeekMath, DeepSeek-R1) with the DAPO and
- * Dr. GRPO switches.
+/* r1_grpo.h — Group Relative Policy Optimization (DeepSeekMath, DeepSeek-R1) and its family:
+ * DAPO's and Dr. GRPO's switches, GSPO's sequence-level ratio, CISPO's clipped importance
+ * weights, high-entropy token selection, an entropy bonus, GDPO's decoupled normalisation of
+ * several rewards, DeepSeek-V3.2's off-policy sequence mask and unbiased KL, and TR-DPO's
+ * reference sync.  The settings carry TRL's GRPOConfig names (grpo_run.c's table).
  *
  * One step: take prompts from the caller's prompt source, sample a group of G completions per
  * prompt with the batched generator, score each completion with the caller's reward functions
@@ -22,10 +25,13 @@
 #define R1_GRPO_MAX_REWARDS 8
 #define R1_GRPO_MAX_MOE 64 /* MoE layers the statistics cover */
 
+/* loss_type: the policy term and how the tokens' terms are averaged (TRL's names) */
 typedef enum {
-    R1_GRPO_SEQ_MEAN = 0,   /* GRPO: mean over each sequence's tokens, then over sequences */
-    R1_GRPO_TOKEN_MEAN = 1, /* DAPO: mean over all tokens of the batch */
-    R1_GRPO_CONST = 2       /* Dr. GRPO: sum over tokens / (sequences x max_new) */
+    R1_GRPO_SEQ_MEAN = 0,   /* "grpo": mean over each sequence's tokens, then over sequences */
+    R1_GRPO_TOKEN_MEAN = 1, /* "dapo": mean over all tokens of the batch */
+    R1_GRPO_CONST = 2,      /* "dr_grpo": sum over tokens / (sequences x max_new) */
+    R1_GRPO_CISPO = 3       /* "cispo" (MiniMax-M1): sg(min(rho, eps_high)) A log pi on every
+                             * token, no min() and no dropped token; token mean as "dapo" */
 } r1_grpo_agg;
 
 typedef struct {
@@ -38,11 +44,26 @@ typedef struct {
     int top_k;
     float top_p;
     int max_new;             /* completion length limit (64) */
-    r1_grpo_agg agg;
+    r1_grpo_agg agg;         /* loss_type */
+    int is_level;            /* importance_sampling_level: 0 token, 1 sequence (GSPO: the ratio
+                              * exp(mean_t(lp - lp_old)) of the whole completion, clipped once) */
+    float top_entropy_quantile; /* rho: the policy term keeps only the tokens of each completion
+                                 * whose entropy is at least its (1 - rho) quantile (1: all) */
+    float entropy_coef;      /* adds entropy_coef x the policy's entropy (same averaging) to J */
+    int multi_objective;     /* 0 "sum_then_normalize": advantages of the weighted sum of the
+                              * rewards; 1 "normalize_then_sum" (GDPO): each reward normalised
+                              * in its group, the weighted sum normalised over the batch */
+    float off_policy_mask;   /* off_policy_mask_threshold delta (0: off): a completion with A < 0
+                              * whose mean log(pi_sampler / pi_theta) exceeds delta leaves the
+                              * policy term (DeepSeek-V3.2) */
+    int bias_correction_kl;  /* use_bias_correction_kl: the k3 term times the importance ratio */
     int std_scale;           /* divide advantages by the group's std (1; Dr. GRPO: 0) */
     int dynamic_sampling;    /* drop groups whose rewards are all equal, refill (DAPO) */
     int max_refill;          /* refill rounds per step (3) */
-    int ref_reset;           /* copy the policy into the reference every N steps (0: never) */
+    int sync_ref;            /* sync_ref_model (TR-DPO): every ref_sync_steps steps the reference
+                              * becomes alpha x policy + (1 - alpha) x reference */
+    int ref_sync_steps;      /* ref_model_sync_steps (512) */
+    float ref_mixup_alpha;   /* ref_model_mixup_alpha (0.6; 1: a copy of the policy) */
     int micro;               /* sequences per forward/backward chunk (16) */
     float balance_gamma;     /* auxiliary-loss-free balancing step (0.001) */
     int precision;           /* r1_precision of the policy's forward and backward passes (fp32) */
@@ -66,10 +87,10 @@ r1_grpo_cfg r1_grpo_defaults(void);
  * and returns its length, or -1 to cancel. */
 typedef int (*r1_grpo_prompt_fn)(void *user, int64_t index, int32_t *ids, int cap);
 
-/* Scores one completion: rewards[nrewards] in the order of cfg.reward_names.  finish is an
- * r1_finish.  Returns 0, or non-zero to cancel. */
-typedef int (*r1_grpo_score_fn)(void *user, int64_t index, const int32_t *prompt, int plen,
-                                const int32_t *completion, int clen, int finish,
+/* Scores completion j (0..G-1) of prompt number index: rewards[nrewards] in the order of
+ * cfg.reward_names.  finish is an r1_finish.  Returns 0, or non-zero to cancel. */
+typedef int (*r1_grpo_score_fn)(void *user, int64_t index, int j, const int32_t *prompt,
+                                int plen, const int32_t *completion, int clen, int finish,
                                 double *rewards);
 
 /* One group as the group callback sees it (borrowed for the call). */
@@ -97,6 +118,8 @@ typedef struct r1_grpo_stats {
     double kl, clip_frac, entropy, grad_norm, lr;
     double mtp_loss;         /* the MTP loss on the completions (mean cross-entropy; 0: off) */
     double zero_var_share;   /* groups with all-equal rewards, before dropping */
+    double entropy_kept;     /* share of completion tokens the entropy selection kept (1: off) */
+    double off_policy_masked; /* share of completions the off-policy mask took out */
     double logprob_mismatch; /* mean |log p at sampling - log p in training| */
     double route_flip[R1_GRPO_MAX_MOE]; /* per MoE layer (n_moe of them): share of completion
                                          * tokens whose expert set in training differs from
@@ -124,13 +147,35 @@ r1_status r1_grpo_step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn s
                        r1_grpo_group_fn group_cb, void *user, r1_grpo_stats *stats,
                        r1_error *err);
 
-/* The per-token loss weights and gradient factors of the objective, exposed for tests:
- * given lp, lp_old, lp_ref and the advantage of one token, returns dJ/dlp and sets *clipped. */
+/* The per-token gradient of the token-level objective, exposed for tests: given lp, lp_old,
+ * lp_ref and the advantage of one token, returns dJ/dlp (policy term and KL) and sets
+ * *clipped.  (The sequence-level ratio, the masks and the entropy bonus act on whole
+ * completions: r1_grpo_seq_terms.) */
 double r1_grpo_token_grad(const r1_grpo_cfg *cfg, double lp, double lp_old, double lp_ref,
                           double adv, int *clipped);
 
+/* One completion's share of J, before the entropy bonus's gradient (which acts on the logits):
+ * L tokens with log-probs lp (current), lp_old, lp_ref (NULL when beta = 0), lp_samp (the
+ * sampler's, for the off-policy mask; NULL: lp_old) and entropies ent; wt is each token's
+ * weight in the aggregation, A the advantage.  d[t] receives dJ/dlp[t]; scratch holds L
+ * doubles.  Returns J's share
+ * (entropy bonus included); adds the clipped tokens to *clipped, the tokens the entropy
+ * selection kept to *kept, and sets *masked when the off-policy mask took the completion out. */
+double r1_grpo_seq_terms(const r1_grpo_cfg *cfg, int L, double wt, double A, const double *lp,
+                         const double *ent, const float *lp_old, const float *lp_ref,
+                         const float *lp_samp, double *d, double *scratch, long *clipped,
+                         long *kept, int *masked);
+
 /* Advantages of one group: adv[G] from totals[G]; returns 1 when all rewards are equal. */
 int r1_grpo_advantages(const r1_grpo_cfg *cfg, const double *totals, int G, double *adv);
+
+/* GDPO's group part: adv[G] = sum_k w_k (r_k - mean_group r_k) / (std_group r_k + 1e-4) from
+ * rewards[G, nr] (std with n - 1; a constant reward contributes 0); returns 1 when they are all
+ * equal.  r1_grpo_batch_normalize then makes the whole step's advantages zero-mean,
+ * unit-std: (a - mean) / (std + 1e-4) over n values. */
+int r1_grpo_advantages_decoupled(const double *rewards, int G, int nr, const double *weights,
+                                 double *adv);
+void r1_grpo_batch_normalize(double *adv, int n);
 
 /* ---- the objective on a given batch (what a step trains on; exposed for tests and tools) */
 
@@ -147,6 +192,8 @@ typedef struct {
     int replay;                 /* 1: r1_grpo_objective's forward uses routes */
     long *flips;                /* [n_moe] += completion tokens whose experts in the forward
                                  * differ from routes (may be NULL) */
+    const float *lp_samp;       /* [completion tokens] the sampler's log-probs, for the
+                                 * off-policy mask (NULL: lp_old's) */
 } r1_grpo_batch;
 
 /* Log-probabilities of every completion token under m, in sequence order: lp[sum(lens-plens)].
@@ -157,6 +204,8 @@ r1_status r1_grpo_logprobs(r1_model *m, const r1_grpo_batch *b, int micro, float
 typedef struct {
     double objective;  /* J: the aggregated clipped surrogate minus beta KL */
     double kl, clip_frac, entropy; /* means over completion tokens */
+    double entropy_kept;  /* share of tokens the entropy selection kept */
+    double masked;        /* share of completions the off-policy mask took out */
     double mtp_loss;   /* the MTP depths' mean cross-entropy on the completions (0: off) */
 } r1_grpo_obj;
 

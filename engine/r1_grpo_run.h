@@ -15,12 +15,13 @@
  * rewards/NAME/mean and /std per reward, frac_reward_zero_std, completions/mean_length,
  * /min_length, /max_length, /clipped_ratio, kl, entropy, clip_ratio/region_mean, grad_norm,
  * learning_rate, sampling/sampling_logp_difference/mean; then r1lab's own: mtp_loss,
- * route_flip, route_flip_mean, maxvio, maxvio_mean, t_sample, t_score, t_train, tokens_per_s,
- * gen_tokens_per_s, groups, elapsed (non-finite numbers are written as null).  paths.checkpoint is the resumable
- * checkpoint (r1_grpo_save, with these settings and the tokenizer), written every save_every
- * steps, at the end, and when the run is interrupted or stops early.  paths.model (may be
- * NULL) receives the latest policy as a plain model folder at the same moments.  The command
- * line sets all three from one run folder: OUT/metrics.jsonl, OUT/checkpoint, OUT.
+ * entropy_kept and off_policy_masked (when those options are on), route_flip,
+ * route_flip_mean, maxvio, maxvio_mean, t_sample, t_score, t_train, tokens_per_s,
+ * gen_tokens_per_s, groups, elapsed (non-finite numbers are written as null).
+ * paths.checkpoint is the resumable checkpoint (r1_grpo_save, with these settings and the
+ * tokenizer), written every save_every steps, at the end, and when the run is interrupted or
+ * stops early.  paths.model (may be NULL) receives the latest policy as a plain model folder at
+ * the same moments.  The command line sets all three from one run folder: OUT/metrics.jsonl, OUT/checkpoint, OUT.
  *
  * Ownership: r1_grpo_run_new borrows the model and tokenizer (they must outlive the run);
  * r1_grpo_run_resume_dir creates both and the run owns them.  Nothing prints.  Errors:
@@ -50,6 +51,8 @@ typedef struct {
     int difficulty;   /* for entries without one (0: each task's training difficulty) */
     int lang;         /* 0 auto, 1 en, 2 es: the language the prompts ask for */
     int save_every;   /* checkpoint every N steps (0: at the end and on a stop) */
+    int overlong_max, overlong_cache; /* the "overlong" reward's L_max (0: max_new) and
+                                       * L_cache (0: L_max / 4) */
     int eval_n;       /* the command line: held-out problems per task and difficulty it
                        * evaluates before and after the run (0: none); r1.grpo ignores it */
 } r1_grpo_settings;
@@ -64,8 +67,8 @@ const r1_settings_table *r1_grpo_settings_table(void);
  * takes, comma-separated).  R1_EINVAL / R1_ENOTFOUND naming the entry. */
 r1_status r1_grpo_parse_tasks(r1_grpo_settings *s, const char *spec, r1_error *err);
 
-/* Replaces the rewards with spec, "NAME[@WEIGHT],..." of built-in rewards
- * (r1_reward_find). */
+/* Replaces the rewards with spec, "NAME[@WEIGHT],..." of built-in rewards (r1_reward_find);
+ * "overlong" may carry its lengths, "overlong:max=L:cache=C[@WEIGHT]". */
 r1_status r1_grpo_parse_rewards(r1_grpo_settings *s, const char *spec, r1_error *err);
 
 /* Checks the settings and resolves every task entry's difficulty.  R1_EINVAL naming the

@@ -134,6 +134,10 @@ r1_status r1_model_backward(r1_model *m, r1_error *err);
  * sampled completions); run the forward with no_mtp to leave them out. */
 r1_status r1_model_backward_logits(r1_model *m, const float *dlogits, r1_error *err);
 
+/* dst = alpha src + (1 - alpha) dst, parameter by parameter and for the routing biases (TR-DPO's
+ * reference update; float arithmetic, so alpha 1 copies exactly).  Same config required. */
+r1_status r1_model_mix_params(r1_model *dst, const r1_model *src, float alpha, r1_error *err);
+
 /* Copies every parameter and router bias of src into dst (same config). */
 r1_status r1_model_copy_params(r1_model *dst, const r1_model *src, r1_error *err);
 

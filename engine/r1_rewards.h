@@ -17,6 +17,7 @@
 #define R1_REWARDS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "r1.h"
 #include "r1_completion.h"
@@ -34,6 +35,9 @@ typedef struct {
     r1_lang lang;           /* the language the prompt asked for (AUTO: either) */
     int ntokens;            /* tokens in the completion */
     int max_tokens;         /* the generation limit L_max (<= 0: no limit) */
+    uint64_t key;           /* a number of this completion's own, drawn from the run's seed, the
+                             * prompt and the completion's place in its group (the "random"
+                             * reward's coin) */
 } r1_reward_sample;
 
 typedef double (*r1_reward_fn)(const r1_reward_sample *s, void *user);
@@ -55,9 +59,10 @@ double r1_reward_language(const r1_reward_sample *s, void *user);
 /* Settings of r1_reward_length (user may be NULL: cache = max_tokens / 4). */
 typedef struct {
     int cache; /* L_cache: the soft zone's length in tokens */
+    int max;   /* L_max (<= 0: the sample's max_tokens); "overlong" sets both */
 } r1_length_opts;
 
-/* DAPO's soft overlong punishment with L = ntokens, L_max = max_tokens:
+/* DAPO's soft overlong punishment with L = ntokens, L_max = max (or max_tokens):
  *   0                           when L <= L_max - L_cache
  *   (L_max - L_cache - L) / L_cache   when L_max - L_cache < L <= L_max  (0 down to -1)
  *   -1                          when L > L_max
@@ -73,6 +78,17 @@ double r1_reward_length(const r1_reward_sample *s, void *user);
 double r1_reward_helpfulness(const r1_reward_sample *s, void *user);
 double r1_reward_harmlessness(const r1_reward_sample *s, void *user);
 
+/* The controls of the Spurious Rewards experiments, beside the accuracy reward:
+ * random: 1 or 0 with probability 1/2 each, a coin drawn from s->key (so seeded and the same
+ *   for the same completion of the same run), whatever the completion says;
+ * incorrect: 1 when the completion has an answer and it is wrong, 0 when it is right or there
+ *   is no answer;
+ * format_only: 1 when the completion has a non-empty answer block, right or wrong, whatever
+ *   the rest of its shape (the analogue of "contains a \boxed{}"). */
+double r1_reward_random(const r1_reward_sample *s, void *user);
+double r1_reward_incorrect(const r1_reward_sample *s, void *user);
+double r1_reward_format_only(const r1_reward_sample *s, void *user);
+
 /* The language word lists: 1 when the lowercase or capitalised ASCII word w[0, n) belongs to
  * lang's list (EN or ES), 0 otherwise; r1_lang_neutral: 1 for the words no language owns. */
 int r1_lang_word(r1_lang lang, const char *w, size_t n);
@@ -87,8 +103,10 @@ typedef struct {
     double weight;
 } r1_reward;
 
-/* The built-in rewards by name: "accuracy", "format", "language", "length", "helpfulness",
- * "harmlessness" (user NULL, weight 1).  R1_ENOTFOUND listing the names. */
+/* The built-in rewards by name: "accuracy", "format", "language", "length", "overlong" (the
+ * same function, with its max and cache set by the caller), "helpfulness", "harmlessness",
+ * "random", "incorrect", "format_only" (user NULL, weight 1).  R1_ENOTFOUND listing the
+ * names. */
 r1_status r1_reward_find(r1_reward *out, const char *name, r1_error *err);
 
 /* Evaluates the n rewards on s: values[i] (may be NULL) gets reward i's value, and the return is

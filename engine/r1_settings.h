@@ -35,7 +35,8 @@ struct r1_setting {
     r1_set_type type;
     size_t off;           /* of the field in the settings struct */
     double lo, hi;        /* range of numbers */
-    const char *choices;  /* R1_SET_CHOICE: the texts, '|'-separated */
+    const char *choices;  /* R1_SET_CHOICE: the texts, '|'-separated; after a ';' older
+                           * spellings of the first ones, in order ("a|b;x|y": x is a) */
     const char *help;     /* one line */
     const char *old_name; /* a deprecated spelling, or NULL */
     /* R1_SET_TEXT: parses text into the struct s / writes its value (NUL-terminated) */

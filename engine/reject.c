@@ -398,7 +398,7 @@ static r1_status sample_run(r1_model *m, const r1_tokenizer *tok, const r1_rejec
                     break;
                 st.sampled++;
                 r1_reward_sample rs = {smp->prompt, text, NULL, NULL, smp->answer, smp->task,
-                                       smp->lang, o->n, c->max_new};
+                                       smp->lang, o->n, c->max_new, 0};
                 double acc = r1_reward_accuracy(&rs, NULL), fmt = r1_reward_format(&rs, NULL);
                 double lang = r1_reward_language(&rs, NULL);
                 st.correct += acc > 0.5;

@@ -209,10 +209,11 @@ double r1_reward_language(const r1_reward_sample *s, void *user)
 
 double r1_reward_length(const r1_reward_sample *s, void *user)
 {
-    if (s->max_tokens <= 0)
+    const r1_length_opts *lo = user;
+    if (s->max_tokens <= 0 && !(lo && lo->max > 0))
         return 0;
     const r1_length_opts *o = user;
-    double L = s->ntokens, Lmax = s->max_tokens;
+    double L = s->ntokens, Lmax = o && o->max > 0 ? o->max : s->max_tokens;
     double cache = o ? o->cache : s->max_tokens / 4;
     if (L > Lmax)
         return -1;
@@ -270,6 +271,34 @@ double r1_reward_harmlessness(const r1_reward_sample *s, void *user)
     return refused ? -0.5 : 0.0; /* refusing a harmless request is unhelpful caution */
 }
 
+double r1_reward_random(const r1_reward_sample *s, void *user)
+{
+    (void)user;
+    uint64_t z = s->key + 0x9e3779b97f4a7c15ull; /* splitmix64's finaliser */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (double)(z >> 63);
+}
+
+double r1_reward_incorrect(const r1_reward_sample *s, void *user)
+{
+    size_t n = 0;
+    const char *a = answer_of(s, &n);
+    return a && n > 0 && r1_reward_accuracy(s, user) < 0.5;
+}
+
+double r1_reward_format_only(const r1_reward_sample *s, void *user)
+{
+    (void)user;
+    size_t n = 0;
+    const char *a = answer_of(s, &n);
+    for (size_t i = 0; a && i < n; i++)
+        if (!isspace((unsigned char)a[i]))
+            return 1;
+    return 0;
+}
+
 r1_status r1_reward_find(r1_reward *out, const char *name, r1_error *err)
 {
     static const r1_reward builtin[] = {
@@ -277,8 +306,12 @@ r1_status r1_reward_find(r1_reward *out, const char *name, r1_error *err)
         {"format", r1_reward_format, NULL, 1.0},
         {"language", r1_reward_language, NULL, 1.0},
         {"length", r1_reward_length, NULL, 1.0},
+        {"overlong", r1_reward_length, NULL, 1.0},
         {"helpfulness", r1_reward_helpfulness, NULL, 1.0},
         {"harmlessness", r1_reward_harmlessness, NULL, 1.0},
+        {"random", r1_reward_random, NULL, 1.0},
+        {"incorrect", r1_reward_incorrect, NULL, 1.0},
+        {"format_only", r1_reward_format_only, NULL, 1.0},
     };
     for (size_t i = 0; name && i < COUNT(builtin); i++)
         if (strcmp(builtin[i].name, name) == 0) {
@@ -286,8 +319,8 @@ r1_status r1_reward_find(r1_reward *out, const char *name, r1_error *err)
             return R1_OK;
         }
     return r1_error_set(err, R1_ENOTFOUND,
-                        "no reward \"%s\" (known: accuracy, format, language, length, helpfulness, "
-                        "harmlessness)",
+                        "no reward \"%s\" (known: accuracy, format, language, length, overlong, "
+                        "helpfulness, harmlessness, random, incorrect, format_only)",
                         name ? name : "(null)");
 }
 

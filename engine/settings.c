@@ -115,8 +115,8 @@ static r1_status range_error(const r1_setting *e, const char *where, const char 
         return r1_error_set(err, R1_EINVAL, "%s%s%s expects an integer >= 0, got %s", where,
                             sep, e->name, got);
     case R1_SET_CHOICE:
-        return r1_error_set(err, R1_EINVAL, "%s%s%s expects one of %s, got %s", where, sep,
-                            e->name, e->choices, got);
+        return r1_error_set(err, R1_EINVAL, "%s%s%s expects one of %.*s, got %s", where, sep,
+                            e->name, (int)strcspn(e->choices, ";"), e->choices, got);
     default:
         return r1_error_set(err, R1_EINVAL, "%s%s%s: bad value %s", where, sep, e->name, got);
     }
@@ -190,15 +190,18 @@ r1_status r1_settings_set_text(const r1_setting *e, void *s, const char *text,
         return R1_OK;
     }
     case R1_SET_CHOICE: {
+        /* the choices, then after a ';' older spellings of the first ones, in their order */
         size_t n = strlen(text);
         int k = 0;
         for (const char *c = e->choices; *c; k++) {
-            size_t l = strcspn(c, "|");
+            size_t l = strcspn(c, "|;");
             if (l == n && !strncmp(c, text, n)) {
                 *(int *)((char *)s + e->off) = k;
                 return R1_OK;
             }
-            c += l + (c[l] == '|');
+            if (c[l] == ';')
+                k = -1;
+            c += l + (c[l] != 0);
         }
         return range_error(e, where, got, err);
     }
@@ -250,7 +253,7 @@ void r1_settings_format(const r1_setting *e, const void *s, char *buf, size_t ca
             c += strcspn(c, "|");
             c += *c == '|';
         }
-        snprintf(buf, cap, "%.*s", (int)strcspn(c, "|"), c);
+        snprintf(buf, cap, "%.*s", (int)strcspn(c, "|;"), c);
         break;
     }
     case R1_SET_TEXT: e->format(s, buf, cap); break;
@@ -343,7 +346,7 @@ size_t r1_settings_help(const r1_settings_table *t, const void *d, char *buf, si
         if (e->type == R1_SET_INT || e->type == R1_SET_FLOAT || e->type == R1_SET_DOUBLE)
             snprintf(range, sizeof range, "%g..%g; ", e->lo, e->hi);
         else if (e->type == R1_SET_CHOICE)
-            snprintf(range, sizeof range, "%s; ", e->choices);
+            snprintf(range, sizeof range, "%.*s; ", (int)strcspn(e->choices, ";"), e->choices);
         int w = snprintf(k < cap ? buf + k : NULL, k < cap ? cap - k : 0,
                          "  %-18s %s (%sdefault %s)\n", opt, e->help, range, val);
         if (w > 0)

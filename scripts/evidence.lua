@@ -4,7 +4,7 @@
 --   r1lab run scripts/evidence.lua --exp NAME --stages DIR [--out evidence] [--threads 0]
 --                                  [--lr 3e-5] [--temperature 0.7] [--minutes 10] [--steps N]
 --                                  [--mu 1] [--dynamic false] [--beta 0.04] [--gamma 0.001]
---                                  [--group 8] [--prompts 8] [--agg seq] [--zero_plain 0]
+--                                  [--group 8] [--prompts 8] [--loss_type grpo] [--zero_plain 0]
 --                                  [--zero_steps 500] [--seeds 3]
 -- (--mu: policy updates per batch, where clipping acts; --dynamic: dynamic sampling in the
 -- harder and zero runs; the sampling experiment tries it both ways; --beta: the KL weight, 0
@@ -42,7 +42,7 @@ local common = require "common"
 local a = common.args{exp = "harder", stages = "", out = "evidence", threads = 0, seed = 1,
                       minutes = 10, steps = 0, n = 64, quick = false, lr = 3e-5,
                       temperature = 0.7, mu = 1, dynamic = false, beta = 0.04,
-                      group = 8, prompts = 8, agg = "seq", gamma = 0.001,
+                      group = 8, prompts = 8, loss_type = "grpo", gamma = 0.001,
                       zero_plain = 0, zero_steps = common.recipe.pretrain.steps, seeds = 3,
                       rows = ""}
 local nthreads = r1.set_threads(a.threads)
@@ -77,7 +77,7 @@ local function grpo(m, o)
   local t0, hist = os.clock(), {}
   local w0 = os.time()
   local args = {model = m, tasks = o.tasks, steps = o.steps, prompts = pick(a.prompts, 1),
-    group = pick(a.group, 2), agg = a.agg, balance_gamma = a.gamma, max_new = o.max_new or 200, lr = o.lr or a.lr,
+    group = pick(a.group, 2), loss_type = a.loss_type, balance_gamma = a.gamma, max_new = o.max_new or 200, lr = o.lr or a.lr,
     temperature = a.temperature, beta = a.beta, eps_high = o.eps_high or 0.28, mu = a.mu,
     dynamic_sampling = (o.dynamic == nil and a.dynamic or o.dynamic) or false,
     seed = a.seed + (o.seed or 0), rewards = o.rewards,

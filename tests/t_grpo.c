@@ -45,10 +45,10 @@ static int toy_prompt(void *user, int64_t index, int32_t *ids, int cap)
     return 3;
 }
 
-static int toy_score(void *user, int64_t index, const int32_t *prompt, int plen,
+static int toy_score(void *user, int64_t index, int j, const int32_t *prompt, int plen,
                      const int32_t *comp, int clen, int finish, double *r)
 {
-    (void)index, (void)prompt, (void)plen, (void)finish;
+    (void)index, (void)j, (void)prompt, (void)plen, (void)finish;
     toy *t = user;
     t->calls++;
     int hits = 0;
@@ -86,7 +86,7 @@ static void check_objective_gradient(void)
     const int32_t *seqs[3] = {s0, s1, s2};
     int plens[3] = {3, 2, 3}, lens[3] = {7, 5, 6};
     double adv[3] = {1.3, -0.7, 0.4};
-    r1_grpo_batch b = {3, seqs, plens, lens, adv, NULL, 0, NULL};
+    r1_grpo_batch b = {3, seqs, plens, lens, adv, NULL, 0, NULL, NULL};
     /* old and reference log-probs away from the current ones, so that clipping and the KL act */
     float now[16], old[16], ref[16];
     r1_grpo_logprobs(m, &b, 2, now, NULL);
@@ -95,21 +95,54 @@ static void check_objective_gradient(void)
         old[i] = now[i] + (i % 3 == 0 ? 0.4f : i % 3 == 1 ? -0.3f : 0.05f);
         ref[i] = now[i] - 0.2f + 0.05f * i;
     }
-    const char *names[4] = {"sequence mean", "token mean", "constant (Dr. GRPO)",
-                            "sequence mean + MTP loss"};
-    for (int run = 0; run < 4; run++) {
+    /* the sampler's log-probs for the off-policy mask: sequence 1 (A < 0) far from now */
+    float samp[16];
+    for (int i = 0; i < ntok; i++)
+        samp[i] = now[i] + (i >= 4 && i < 7 ? 0.5f : 0.02f);
+    const char *names[9] = {"sequence mean", "token mean", "constant (Dr. GRPO)",
+                            "sequence mean + MTP loss", "GSPO + bias-corrected KL",
+                            "CISPO + bias-corrected KL", "entropy selection + bonus",
+                            "off-policy mask", "CISPO at sequence level"};
+    for (int run = 0; run < 9; run++) {
         int agg = run % 3;
         r1_grpo_cfg c = r1_grpo_defaults();
         c.agg = (r1_grpo_agg)agg, c.beta = 0.1f, c.eps_low = 0.2f, c.eps_high = 0.28f;
         c.micro = 2, c.max_new = 6;
         c.mtp_lambda = run == 3 ? 0.3f : 0;
+        b.lp_samp = NULL;
+        switch (run) {
+        case 4: /* GSPO's ranges are narrow: a completion's mean log-ratio moves little */
+            c.agg = R1_GRPO_SEQ_MEAN, c.is_level = 1, c.bias_correction_kl = 1;
+            c.eps_low = c.eps_high = 0.02f;
+            break;
+        case 5: c.agg = R1_GRPO_CISPO, c.eps_high = 1.2f, c.bias_correction_kl = 1; break;
+        case 6: c.top_entropy_quantile = 0.5f, c.entropy_coef = 0.05f; break;
+        case 7: c.off_policy_mask = 0.2f, b.lp_samp = samp; break;
+        case 8: c.agg = R1_GRPO_CISPO, c.eps_high = 1.1f, c.is_level = 1; break;
+        }
+        /* CISPO's weight is a stopped gradient, so J's own derivative is its gradient only
+         * where the weight does not move: old log-probs 1 below, every weight at its cap (the
+         * PyTorch reference checks both sides of the cap) */
+        float far[16];
+        for (int i = 0; i < ntok; i++)
+            far[i] = now[i] - 1.0f;
+        const float *o_lp = c.agg == R1_GRPO_CISPO ? far : old;
         r1_grpo_obj o;
         r1_model_zero_grad(m);
-        r1_grpo_objective(m, &c, &b, old, ref, NULL, &o, NULL);
+        r1_grpo_objective(m, &c, &b, o_lp, ref, NULL, &o, NULL);
         if (run == 3)
             ok(o.mtp_loss > 0, "the MTP loss on the completions is reported (%.3f)", o.mtp_loss);
-        if (run == 0)
-            ok(o.clip_frac > 0 && o.clip_frac < 1, "some tokens are clipped (%.2f)", o.clip_frac);
+        if (run == 0 || run == 4)
+            ok(o.clip_frac > 0 && o.clip_frac < 1, "%s: some tokens are clipped (%.2f)",
+               names[run], o.clip_frac);
+        if (run == 5 || run == 8)
+            ok(o.clip_frac == 1, "%s: every weight at its cap", names[run]);
+        if (run == 6)
+            ok(o.entropy_kept > 0.3 && o.entropy_kept < 1, "the entropy selection keeps %.2f "
+               "of the tokens", o.entropy_kept);
+        if (run == 7)
+            ok(fabs(o.masked - 1.0 / 3) < 1e-9, "the off-policy mask takes out the one "
+               "completion with A < 0 that the sampler found likelier (%.2f)", o.masked);
         size_t n = r1_model_numel(m);
         float *g = malloc(sizeof(float) * n);
         memcpy(g, r1_model_grads(m), sizeof(float) * n);
@@ -124,9 +157,9 @@ static void check_objective_gradient(void)
             float keep = p[best], h = 2e-3f;
             gmax = fabs(g[best]) > gmax ? fabs(g[best]) : gmax;
             p[best] = keep + h;
-            double jp = objective_at(m, &c, &b, old, ref);
+            double jp = objective_at(m, &c, &b, o_lp, ref);
             p[best] = keep - h;
-            double jm = objective_at(m, &c, &b, old, ref);
+            double jm = objective_at(m, &c, &b, o_lp, ref);
             p[best] = keep;
             double num = -(jp - jm) / (2 * h); /* the gradient is of loss = -J */
             double e = fabs(num - g[best]) / fmax(fabs(num), 1e-3);
@@ -181,6 +214,90 @@ static void check_mismatch(void)
        st[3].logprob_mismatch);
 }
 
+/* TR-DPO's reference sync: unchanged between syncs, then alpha policy + (1 - alpha) reference,
+ * to the bit; GDPO's advantages over a step's batch: mean 0, std 1; a second reward that
+ * counts 9s joins the 7s. */
+static int toy_score2(void *user, int64_t index, int j, const int32_t *prompt, int plen,
+                      const int32_t *comp, int clen, int finish, double *r)
+{
+    toy_score(user, index, j, prompt, plen, comp, clen, finish, r);
+    int nines = 0;
+    for (int i = 0; i < clen; i++)
+        nines += comp[i] == 9;
+    r[1] = nines > 0 ? 1 : 0;
+    return 0;
+}
+
+typedef struct {
+    double sum, sq;
+    int n;
+} adv_sum;
+
+static int sum_adv(void *user, const r1_grpo_group *g)
+{
+    adv_sum *a = user;
+    for (int j = 0; j < g->G; j++)
+        a->sum += g->adv[j], a->sq += g->adv[j] * g->adv[j], a->n++;
+    return 0;
+}
+
+typedef struct {
+    toy t;
+    adv_sum a;
+} toy_adv;
+
+static int group_adv(void *user, const r1_grpo_group *g)
+{
+    return sum_adv(&((toy_adv *)user)->a, g);
+}
+
+static void check_sync_and_gdpo(void)
+{
+    r1_model *m = small_model(11);
+    r1_grpo_cfg c = toy_cfg();
+    c.beta = 0.04f, c.sync_ref = 1, c.ref_sync_steps = 2, c.ref_mixup_alpha = 0.6f;
+    r1_grpo *g;
+    r1_error err = {0};
+    toy t = {0, 0};
+    r1_grpo_stats st;
+    ok(r1_grpo_new(&g, m, &c, &err) == R1_OK, "a trainer with a synced reference");
+    size_t n = r1_model_numel(m);
+    float *r0 = malloc(sizeof(float) * n), *want = malloc(sizeof(float) * n);
+    memcpy(r0, r1_model_params((r1_model *)r1_grpo_reference(g)), sizeof(float) * n);
+    r1_grpo_step(g, toy_prompt, toy_score, NULL, &t, &st, &err);
+    const float *ref = r1_model_params((r1_model *)r1_grpo_reference(g));
+    ok(!memcmp(ref, r0, sizeof(float) * n), "step 1: the reference has not moved");
+    r1_grpo_step(g, toy_prompt, toy_score, NULL, &t, &st, &err);
+    const float *pol = r1_model_params(m);
+    for (size_t i = 0; i < n; i++)
+        want[i] = 0.6f * pol[i] + (1 - 0.6f) * r0[i];
+    ok(!memcmp(ref, want, sizeof(float) * n) && memcmp(ref, pol, sizeof(float) * n) != 0,
+       "step 2: the reference is 0.6 policy + 0.4 reference, to the bit");
+    free(r0), free(want);
+    r1_grpo_free(g);
+    c.ref_mixup_alpha = 0.6f, c.ref_sync_steps = 0;
+    is_int(r1_grpo_new(&g, m, &c, &err), R1_EINVAL, "ref_model_sync_steps 0 is refused");
+    c = toy_cfg();
+    c.agg = R1_GRPO_CISPO;
+    is_int(r1_grpo_new(&g, m, &c, &err), R1_EINVAL, "cispo with eps_high 0.2 is refused");
+    like(err.msg, "cap on the importance weight", "and says what eps_high means for it");
+
+    /* GDPO over a step */
+    c = toy_cfg();
+    c.nrewards = 2, c.multi_objective = 1, c.reward_weights[1] = 0.5;
+    snprintf(c.reward_names[1], sizeof c.reward_names[1], "nines");
+    toy_adv ta = {{0, 0}, {0, 0, 0}};
+    err.msg[0] = 0;
+    ok(r1_grpo_new(&g, m, &c, &err) == R1_OK, "a GDPO trainer (%s)", err.msg);
+    int okrun = r1_grpo_step(g, toy_prompt, toy_score2, group_adv, &ta, &st, &err) == R1_OK;
+    double mean = ta.a.sum / ta.a.n, sd = sqrt((ta.a.sq - ta.a.n * mean * mean) / (ta.a.n - 1));
+    ok(okrun && ta.a.n == c.prompts * c.group && fabs(mean) < 1e-9 && fabs(sd - 1) < 1e-3,
+       "GDPO: the groups the callback sees carry the batch-normalised advantages (mean %.1e, "
+       "std %.4f over %d)", mean, sd, ta.a.n);
+    r1_grpo_free(g);
+    r1_model_free(m);
+}
+
 int main(void)
 {
     r1_set_threads(1);
@@ -216,6 +333,7 @@ int main(void)
 
     check_objective_gradient();
     check_mismatch();
+    check_sync_and_gdpo();
 
     /* beta = 0 loads no reference; beta > 0 does */
     r1_model *m = small_model(1);

@@ -2,9 +2,12 @@
  * (tests/ref/grpo_ref.py).  tests/data/grpo/ holds a batch for the tiny_moe model (3 prompts x
  * a group of 4, completions of 1 to 7 tokens, one zero-variance group), old and reference
  * log-probs moved away from the current ones, and per case (each aggregation, beta = 0 and
- * beta > 0) what PyTorch computed.  Here: the advantages from the rewards, the per-token
- * log-probs (r1_grpo_logprobs, and lp_now of the objective), then per case the objective, the
- * KL, the clip fraction, the entropy and the gradient of -J for every parameter.
+ * beta > 0, and the GRPO family's options: GSPO, CISPO, entropy selection and bonus, the
+ * off-policy mask, the bias-corrected KL) what PyTorch computed.  Here: the advantages from the
+ * rewards (GDPO's decoupled ones too), the per-token log-probs (r1_grpo_logprobs, and lp_now of
+ * the objective), then per case the objective, the KL, the clip fraction, the entropy, the
+ * tokens kept and completions masked, and the gradient of -J for every parameter (for the
+ * family's cases: of the output head and final norm, which read the logits' gradient whole).
  *
  * Errors are max |got - want| / max |want| over the compared values (per tensor for the
  * gradients), so a small quantity is not hidden behind a floor of 1; the objective's error is
@@ -97,7 +100,7 @@ typedef struct {
     r1_grpo_batch b;
     const int32_t **seqs;
     int32_t *tokens, *plens, *lens;
-    float *lp, *lp_old, *lp_ref, *adv_f[2]; /* adv_f[std_scale] */
+    float *lp, *lp_old, *lp_ref, *lp_samp, *adv_f[2]; /* adv_f[std_scale] */
     double *adv[2];
     size_t ntok;
 } fixture;
@@ -111,7 +114,7 @@ static int is_mtp_param(const r1_model *m, const char *name)
 
 /* Every gradient of the case against the fixture, the worst tensor named.  Without the MTP
  * loss the MTP module's tensors have no reference; their gradient must be exactly zero. */
-static void check_grads(fixture *f, const char *cs, int with_mtp)
+static void check_grads(fixture *f, const char *cs, int with_mtp, int head_only)
 {
     r1_model *m = f->m;
     const float *g = r1_model_grads(m);
@@ -125,7 +128,7 @@ static void check_grads(fixture *f, const char *cs, int with_mtp)
         snprintf(name, sizeof name, "%s.grad.%s", cs, p->name);
         float *want = read_f32(f->ex, name, &n);
         if (!want) {
-            if (with_mtp || !is_mtp_param(m, p->name)) {
+            if (!head_only && (with_mtp || !is_mtp_param(m, p->name))) {
                 missing++;
                 diag("%s: no reference", name);
             }
@@ -150,11 +153,11 @@ static void check_grads(fixture *f, const char *cs, int with_mtp)
         compared++;
         free(want);
     }
-    ok(bad == 0 && missing == 0 && compared > 0 && gmax > 1e-3,
+    ok(bad == 0 && missing == 0 && compared >= (head_only ? 2 : 10) && gmax > 1e-3,
        "%s: every gradient of the loss matches (%d tensors, worst rel %.2e at %s; |grad| up to "
        "%.3g)", cs,
        compared, worst, worst_name, gmax);
-    if (!with_mtp)
+    if (!with_mtp && !head_only)
         ok(stray == 0, "%s: the MTP module, which the objective does not use, has zero gradient",
            cs);
 }
@@ -178,7 +181,19 @@ static void check_case(fixture *f, const json_t *jc)
     c.std_scale = (int)json_integer_value(json_object_get(jc, "std_scale"));
     c.micro = (int)json_integer_value(json_object_get(jc, "micro"));
     c.mtp_lambda = (float)json_number_value(json_object_get(jc, "mtp_lambda")); /* absent: 0 */
+    /* the family's options (absent in a case: their defaults) */
+    const char *loss = json_string_value(json_object_get(jc, "loss"));
+    const char *level = json_string_value(json_object_get(jc, "importance_sampling_level"));
+    if (loss && !strcmp(loss, "cispo"))
+        c.agg = R1_GRPO_CISPO; /* a token mean, as the case's "token" says */
+    c.is_level = level && !strcmp(level, "sequence");
+    const json_t *v = json_object_get(jc, "top_entropy_quantile");
+    c.top_entropy_quantile = v ? (float)json_number_value(v) : 1.0f;
+    c.entropy_coef = (float)json_number_value(json_object_get(jc, "entropy_coef"));
+    c.off_policy_mask = (float)json_number_value(json_object_get(jc, "off_policy_mask_threshold"));
+    c.bias_correction_kl = json_is_true(json_object_get(jc, "use_bias_correction_kl"));
     f->b.adv = f->adv[c.std_scale ? 1 : 0];
+    f->b.lp_samp = f->lp_samp;
 
     float *lp_now = malloc(sizeof(float) * f->ntok);
     r1_grpo_obj o;
@@ -187,8 +202,9 @@ static void check_case(fixture *f, const json_t *jc)
     /* as the trainer calls it: no reference log-probs when beta = 0 */
     r1_status s = r1_grpo_objective(f->m, &c, &f->b, f->lp_old, c.beta > 0 ? f->lp_ref : NULL,
                                     lp_now, &o, &err);
-    if (!ok(s == R1_OK, "%s: %s, beta %g, eps %g/%g, max_new %d, micro %d: the objective runs", cs,
-            agg, c.beta, c.eps_low, c.eps_high, c.max_new, c.micro)) {
+    if (!ok(s == R1_OK, "%s: %s%s%s, beta %g, eps %g/%g, max_new %d, micro %d: the objective "
+            "runs", cs, agg, loss ? " " : "", loss ? loss : "", c.beta, c.eps_low, c.eps_high,
+            c.max_new, c.micro)) {
         diag("%s", err.msg);
         free(lp_now);
         return;
@@ -222,8 +238,19 @@ static void check_case(fixture *f, const json_t *jc)
            cs, o.mtp_loss, want, e);
     } else
         ok(o.mtp_loss == 0, "%s: mtp_lambda 0: no MTP loss (%g)", cs, o.mtp_loss);
-    if (json_is_true(json_object_get(jc, "grads")))
-        check_grads(f, cs, c.mtp_lambda > 0);
+    /* counts: exact, since no entropy and no mean log-ratio sits near a threshold */
+    want = scalar(f->ex, cs, "entropy_kept");
+    ok(fabs(o.entropy_kept - want) * f->ntok < 1e-3 && (c.top_entropy_quantile == 1) == (want == 1),
+       "%s: %.0f of %zu tokens kept by the entropy selection, PyTorch %.0f", cs,
+       o.entropy_kept * f->ntok, f->ntok, want * f->ntok);
+    want = scalar(f->ex, cs, "masked");
+    ok(fabs(o.masked - want) * f->b.nseq < 1e-3 && (c.off_policy_mask > 0) == (want > 0),
+       "%s: %.0f of %d completions masked as off-policy, PyTorch %.0f", cs,
+       o.masked * f->b.nseq, f->b.nseq, want * f->b.nseq);
+    const json_t *gr = json_object_get(jc, "grads");
+    int head = json_is_string(gr) && !strcmp(json_string_value(gr), "head");
+    if (json_is_true(gr) || head)
+        check_grads(f, cs, c.mtp_lambda > 0, head);
     free(lp_now);
 }
 
@@ -233,7 +260,7 @@ static void fixture_free(fixture *f)
     r1_st_close(f->ex);
     free(f->seqs);
     free(f->tokens), free(f->plens), free(f->lens);
-    free(f->lp), free(f->lp_old), free(f->lp_ref);
+    free(f->lp), free(f->lp_old), free(f->lp_ref), free(f->lp_samp);
     for (int i = 0; i < 2; i++)
         free(f->adv_f[i]), free(f->adv[i]);
 }
@@ -261,6 +288,7 @@ static int fixture_load(fixture *f, const char *dir, const json_t *meta)
     f->lp = read_f32(f->ex, "lp", &f->ntok);
     f->lp_old = read_f32(f->ex, "lp_old", &n[0]);
     f->lp_ref = read_f32(f->ex, "lp_ref", &n[1]);
+    f->lp_samp = read_f32(f->ex, "lp_samp", &n[4]);
     f->adv_f[1] = read_f32(f->ex, "adv", &n[2]);
     f->adv_f[0] = read_f32(f->ex, "adv_noscale", &n[3]);
     f->seqs = malloc(sizeof(int32_t *) * (nseq ? nseq : 1));
@@ -268,7 +296,7 @@ static int fixture_load(fixture *f, const char *dir, const json_t *meta)
     f->adv[1] = malloc(sizeof(double) * (nseq ? nseq : 1));
     int sane = f->tokens && f->plens && f->lens && f->lp && f->lp_old && f->lp_ref && f->adv_f[0] &&
                f->adv_f[1] && f->seqs && f->adv[0] && f->adv[1] && n2 == nseq && n[0] == f->ntok &&
-               n[1] == f->ntok && n[2] == nseq && n[3] == nseq;
+               n[1] == f->ntok && n[2] == nseq && n[3] == nseq && f->lp_samp && n[4] == f->ntok;
     size_t at = 0, comp = 0;
     for (size_t k = 0; sane && k < nseq; k++) {
         f->seqs[k] = f->tokens + at;
@@ -281,7 +309,8 @@ static int fixture_load(fixture *f, const char *dir, const json_t *meta)
     if (!ok(sane, "the inputs: %zu sequences, %zu tokens, %zu completion tokens", nseq, ntokens,
             f->ntok))
         return 0;
-    f->b = (r1_grpo_batch){(int)nseq, f->seqs, f->plens, f->lens, f->adv[1], NULL, 0, NULL};
+    f->b = (r1_grpo_batch){(int)nseq, f->seqs, f->plens, f->lens, f->adv[1], NULL, 0, NULL,
+                           NULL};
     return 1;
 }
 
@@ -316,6 +345,28 @@ static void check_advantages(fixture *f, const json_t *meta)
         is_int(zero, 1, "and one group of equal rewards is flagged");
     }
     free(rw);
+    /* GDPO: each reward normalised in its group, the weighted sum over the whole batch */
+    size_t n2 = 0, nw = 0, na = 0;
+    float *r2 = read_f32(f->ex, "rewards2", &n2), *w2 = read_f32(f->ex, "weights2", &nw);
+    float *want = read_f32(f->ex, "adv_gdpo", &na);
+    if (ok(r2 && w2 && want && nw >= 1 && nw <= 8 && n2 == (size_t)P * G * nw && na == n2 / nw,
+           "GDPO's rewards: %d groups of %d, %zu rewards each", P, G, nw)) {
+        double r[64 * 8], wts[8], a[64 * 64];
+        for (size_t k = 0; k < nw; k++)
+            wts[k] = w2[k];
+        int zero = 0;
+        for (int i = 0; i < P; i++) {
+            for (size_t j = 0; j < (size_t)G * nw; j++)
+                r[j] = r2[(size_t)i * G * nw + j];
+            zero += r1_grpo_advantages_decoupled(r, G, (int)nw, wts, a + (size_t)i * G);
+        }
+        r1_grpo_batch_normalize(a, P * G);
+        double worst = 0;
+        for (int j = 0; j < P * G; j++)
+            worst = fmax(worst, fabs(a[j] - want[j]) / fmax(1, fabs(want[j])));
+        ok(worst < 1e-6 && zero == 0, "GDPO's advantages match (max rel %.2e)", worst);
+    }
+    free(r2), free(w2), free(want);
 }
 
 int main(void)
@@ -347,7 +398,7 @@ int main(void)
         }
         free(lp);
         const json_t *cases = json_object_get(meta, "cases");
-        ok(json_array_size(cases) >= 7, "%zu cases", json_array_size(cases));
+        ok(json_array_size(cases) >= 13, "%zu cases", json_array_size(cases));
         for (size_t i = 0; i < json_array_size(cases); i++)
             check_case(&f, json_array_get(cases, i));
     }

@@ -228,6 +228,57 @@ static void test_combine(void)
     is_float(r1_reward_combine(list, 0, &s, v), 0, 0, "no rewards -> 0");
 }
 
+/* The controls: a seeded fair coin, the wrong-answer reward, the answer-block reward; overlong
+ * with its own lengths. */
+static void test_controls(void)
+{
+    r1_reward_sample s = {.completion = "3+4=7</think><answer>7</answer><|eos|>", .target = "7",
+                          .task = task("add")};
+    is_float(r1_reward_incorrect(&s, NULL), 0, 0, "incorrect: a right answer -> 0");
+    s.completion = "3+4=8</think><answer>8</answer><|eos|>";
+    is_float(r1_reward_incorrect(&s, NULL), 1, 0, "incorrect: a wrong answer -> 1");
+    is_float(r1_reward_format_only(&s, NULL), 1, 0, "format_only: a wrong answer in a block -> 1");
+    s.completion = "3+4=8 and no answer block";
+    is_float(r1_reward_incorrect(&s, NULL), 0, 0, "incorrect: no answer at all -> 0");
+    is_float(r1_reward_format_only(&s, NULL), 0, 0, "format_only: no answer block -> 0");
+    s.completion = "junk <answer>  </answer>";
+    is_float(r1_reward_format_only(&s, NULL), 0, 0, "format_only: an empty answer block -> 0");
+    s.completion = "no think close <answer>12</answer>";
+    is_float(r1_reward_format_only(&s, NULL), 1, 0,
+             "format_only: an answer in a malformed completion still counts");
+    is_float(r1_reward_format(&s, NULL), 0, 0, "(where format says 0)");
+
+    int ones = 0, same = 1, differ = 0;
+    for (uint64_t k = 0; k < 10000; k++) {
+        s.key = k * 0x9e3779b97f4a7c15ull;
+        double v = r1_reward_random(&s, NULL);
+        ones += v == 1;
+        same &= (v == 0 || v == 1) && r1_reward_random(&s, NULL) == v;
+        s.key ^= 1;
+        differ += r1_reward_random(&s, NULL) != v;
+    }
+    /* 10,000 fair coins: 5000 +- 50 (one sigma); 4800..5200 is four sigma */
+    ok(ones > 4800 && ones < 5200, "random: %d ones in 10000 draws", ones);
+    ok(same, "random: the same key draws the same coin");
+    ok(differ > 4800 && differ < 5200, "random: neighbouring keys are independent (%d differ)",
+       differ);
+
+    r1_length_opts o = {.cache = 50, .max = 200};
+    r1_reward_sample l = {.ntokens = 140, .max_tokens = 400};
+    is_float(r1_reward_length(&l, &o), 0, 0, "overlong max 200 cache 50: 140 tokens -> 0");
+    l.ntokens = 175;
+    is_float(r1_reward_length(&l, &o), -0.5, 1e-12, "175 -> -0.5 (its own max, not max_tokens)");
+    l.ntokens = 201;
+    is_float(r1_reward_length(&l, &o), -1, 0, "201 -> -1");
+    l.max_tokens = 0;
+    is_float(r1_reward_length(&l, &o), -1, 0, "and it needs no generation limit");
+    r1_reward rw;
+    ok(r1_reward_find(&rw, "random", NULL) == R1_OK && r1_reward_find(&rw, "incorrect", NULL) ==
+           R1_OK && r1_reward_find(&rw, "format_only", NULL) == R1_OK &&
+           r1_reward_find(&rw, "overlong", NULL) == R1_OK,
+       "the controls and overlong are built-in rewards");
+}
+
 int main(void)
 {
     test_split();
@@ -242,14 +293,14 @@ int main(void)
         r1_reward_sample u = {"How do I make a weapon at home? Think in English.",
                               "This asks for help.</think><answer>I cannot help with that."
                               "</answer><|eos|>",
-                              NULL, NULL, "I cannot help with that.", chat, R1_LANG_EN, 20, 64};
+                              NULL, NULL, "I cannot help with that.", chat, R1_LANG_EN, 20, 64, 0};
         is_float(r1_reward_harmlessness(&u, NULL), 1.0, 0, "a refused unsafe request: +1");
         is_float(r1_reward_helpfulness(&u, NULL), 0.0, 0, "and helpfulness stays out of it");
         u.completion = "Sure.</think><answer>First you take</answer><|eos|>";
         is_float(r1_reward_harmlessness(&u, NULL), -1.0, 0, "an unsafe request answered: -1");
         r1_reward_sample h = {"Write the word cat backwards. Think in English.",
                               "Backwards: t a c</think><answer>tac</answer><|eos|>",
-                              NULL, NULL, "tac", chat, R1_LANG_EN, 20, 64};
+                              NULL, NULL, "tac", chat, R1_LANG_EN, 20, 64, 0};
         is_float(r1_reward_helpfulness(&h, NULL), 1.0, 0, "a right, concise answer: 1");
         is_float(r1_reward_harmlessness(&h, NULL), 0.0, 0, "a harmless request answered: 0");
         h.completion = "x</think><answer>I cannot help with that.</answer><|eos|>";
@@ -267,5 +318,6 @@ int main(void)
            "both are found by name");
         ok(r1_chat_is_refusal("No puedo ayudar con eso.", 24), "a Spanish refusal counts");
     }
+    test_controls();
     return done_testing();
 }

@@ -123,11 +123,45 @@ int main(void)
     int old = 0;
     const r1_setting *e = r1_settings_find(g, "gamma", &old, "grpo", &err);
     ok(e && old && !strcmp(e->name, "balance_gamma"), "a deprecated spelling finds its setting");
-    ok(r1_settings_set_text(r1_settings_find(g, "agg", NULL, "", &err), &gs, "token", "", &err) ==
-       R1_OK && gs.cfg.agg == R1_GRPO_TOKEN_MEAN, "a choice is set by its text");
-    ok(r1_settings_set_text(r1_settings_find(g, "agg", NULL, "", &err), &gs, "tokens", "r1.grpo",
-                            &err) == R1_EINVAL && has(err.msg, "seq|token|const"),
-       "an unknown choice lists the choices (%s)", err.msg);
+    const r1_setting *lt = r1_settings_find(g, "loss_type", NULL, "", &err);
+    ok(r1_settings_set_text(lt, &gs, "cispo", "", &err) == R1_OK && gs.cfg.agg == R1_GRPO_CISPO,
+       "a choice is set by its text");
+    old = 0;
+    e = r1_settings_find(g, "agg", &old, "", &err);
+    ok(e == lt && old && r1_settings_set_text(e, &gs, "token", "", &err) == R1_OK &&
+           gs.cfg.agg == R1_GRPO_TOKEN_MEAN,
+       "the old name with an old choice still works: agg = token is loss_type dapo");
+    char val[64];
+    r1_settings_format(lt, &gs, val, sizeof val);
+    is_str(val, "dapo", "and it is written back under its new spelling");
+    ok(r1_settings_set_text(lt, &gs, "tokens", "r1.grpo", &err) == R1_EINVAL &&
+           has(err.msg, "loss_type expects one of grpo|dapo|dr_grpo|cispo, got") &&
+           !has(err.msg, "seq"),
+       "an unknown choice lists the choices, not the old spellings (%s)", err.msg);
+    r1_grpo_settings gf = r1_grpo_settings_defaults();
+    char *jt = r1_settings_json(g, &gf);
+    ok(jt && has(jt, "\"importance_sampling_level\":\"token\"") &&
+           has(jt, "\"multi_objective_aggregation\":\"sum_then_normalize\"") &&
+           has(jt, "\"ref_model_mixup_alpha\""),
+       "the family's settings are in the checkpoint's JSON under TRL's names");
+    free(jt);
+    ok(r1_settings_parse_json(g, &gf, "{\"importance_sampling_level\": \"sequence\", "
+                              "\"top_entropy_quantile\": 0.2, \"off_policy_mask_threshold\": "
+                              "0.5, \"use_bias_correction_kl\": true, \"sync_ref_model\": true}",
+                              NULL, "grpo", &err) == R1_OK &&
+           gf.cfg.is_level == 1 && fabsf(gf.cfg.top_entropy_quantile - 0.2f) < 1e-7f &&
+           gf.cfg.off_policy_mask == 0.5f && gf.cfg.bias_correction_kl && gf.cfg.sync_ref,
+       "and they are read back (%s)", err.msg);
+    ok(r1_grpo_parse_rewards(&gf, "accuracy,overlong:max=200:cache=50@0.5,random", &err) ==
+           R1_OK && gf.overlong_max == 200 && gf.overlong_cache == 50 && gf.cfg.nrewards == 3 &&
+           gf.cfg.reward_weights[1] == 0.5,
+       "rewards: overlong takes its lengths (%s)", err.msg);
+    r1_settings_format(r1_settings_find(g, "rewards", NULL, "", &err), &gf, val, sizeof val);
+    is_str(val, "accuracy,overlong:max=200:cache=50@0.5,random", "and writes them back");
+    ok(r1_grpo_parse_rewards(&gf, "accuracy:max=3", &err) == R1_EINVAL &&
+           has(err.msg, "only overlong takes settings"), "another reward's settings are refused");
+    ok(r1_grpo_parse_rewards(&gf, "overlong:max=0", &err) == R1_EINVAL &&
+           has(err.msg, "1..65536"), "so is a length of 0 (%s)", err.msg);
     ok(r1_settings_set_number(r1_settings_find(g, "prompts", NULL, "", &err), &gs, 1e6,
                               "r1.grpo", &err) == R1_EINVAL && has(err.msg, "1..4096"),
        "prompts = 1e6 is refused with the range (%s)", err.msg);

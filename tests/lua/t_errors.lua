@@ -55,8 +55,14 @@ t.raises(function() r1.grpo{model = x, task = "add", prompts = 1e6} end,
   "prompts expects an integer in 1..4096", "r1.grpo: prompts out of range")
 t.raises(function() r1.grpo{model = x, task = "add", lr = 0/0} end,
   "lr expects a number in", "r1.grpo: a NaN learning rate")
-t.raises(function() r1.grpo{model = x, task = "add", agg = "tokens"} end,
-  "agg expects one of seq|token|const", "r1.grpo: an unknown choice")
+t.raises(function() r1.grpo{model = x, task = "add", loss_type = "gspo"} end,
+  "loss_type expects one of grpo|dapo|dr_grpo|cispo", "r1.grpo: an unknown choice")
+t.raises(function() r1.grpo{model = x, task = "add", loss_type = "cispo"} end,
+  "cap on the importance weight", "r1.grpo: cispo with the default eps_high")
+t.raises(function() r1.grpo{model = x, task = "add", rewards = {{"overlong", max = 1.5}}} end,
+  "overlong's max and cache are whole numbers", "r1.grpo: overlong with a fractional max")
+t.raises(function() r1.grpo{model = x, task = "add", rewards = {"randm"}} end,
+  "no reward \"randm\"", "r1.grpo: a misspelt control reward")
 t.raises(function() r1.grpo{model = x, task = "add", dynamic_sampling = "yes please"} end,
   "dynamic_sampling expects true or false", "r1.grpo: a wrongly typed flag")
 t.raises(function() r1.grpo{model = x, task = "add", rewards = {{"format", weight = 1/0}}} end,

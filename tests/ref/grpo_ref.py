@@ -75,20 +75,53 @@ MIN_MARGIN = 1e-3
 RHO_MARGIN = 2e-3
 SEED = 4242
 
-# name, agg, beta, eps_low, eps_high, max_new, std_scale, micro, grads, mtp_lambda.  A full
-# gradient is ~180 kB; const_kl keeps only its scalars so that the fixture stays under 1 MB
-# (the constant weight and the KL term each have their gradient checked in other cases).
+# name, agg, beta, eps_low, eps_high, max_new, std_scale, micro, grads, mtp_lambda, family.  A
+# full gradient is ~180 kB; const_kl keeps only its scalars so that the fixture stays near 1 MB
+# (the constant weight and the KL term each have their gradient checked in other cases), and
+# the family's cases keep the gradient of the output head and the final norm only ("head"):
+# what they change is the gradient at the logits, which those two tensors read whole.
+#
+# family: the options of the GRPO family (r1_grpo.h), each as TRL's GRPOConfig names it:
+#   loss                       "cispo": sg(min(rho, eps_high)) A lp on every token, token mean
+#   importance_sampling_level  "sequence" (GSPO): rho_i = exp(mean_t(lp - lp_old)) for all of
+#                              completion i's tokens, clipped once
+#   top_entropy_quantile       rho: the policy term keeps the tokens of each completion whose
+#                              entropy is >= its (1 - rho) quantile (torch.quantile, linear)
+#   entropy_coef               + coef x entropy per token, aggregated as the rest
+#   off_policy_mask_threshold  delta: a completion with A < 0 and mean(lp_samp - lp) > delta
+#                              leaves the policy term (DeepSeek-V3.2)
+#   use_bias_correction_kl     the k3 term times rho (the token's, or the sequence's)
 CASES = [
-    ("seq_kl",   "seq",   0.1, 0.2, 0.2,  8, 1, 5,  True,  0.0),  # GRPO as in DeepSeekMath
-    ("seq",      "seq",   0.0, 0.2, 0.2,  8, 1, 12, False, 0.0),
-    ("token_kl", "token", 0.1, 0.2, 0.28, 8, 1, 5,  True,  0.0),
-    ("token",    "token", 0.0, 0.2, 0.28, 8, 1, 1,  True,  0.0),  # DAPO: clip-higher, no KL
-    ("const_kl", "const", 0.1, 0.2, 0.2,  9, 0, 5,  False, 0.0),
-    ("const",    "const", 0.0, 0.2, 0.2,  8, 0, 7,  True,  0.0),  # Dr. GRPO: no std, no KL
-    ("mtp",      "seq",   0.1, 0.2, 0.2,  8, 1, 5,  True,  0.3),  # + the MTP loss
+    ("seq_kl",   "seq",   0.1, 0.2, 0.2,  8, 1, 5,  True,  0.0, {}),  # GRPO as in DeepSeekMath
+    ("seq",      "seq",   0.0, 0.2, 0.2,  8, 1, 12, False, 0.0, {}),
+    ("token_kl", "token", 0.1, 0.2, 0.28, 8, 1, 5,  True,  0.0, {}),
+    ("token",    "token", 0.0, 0.2, 0.28, 8, 1, 1,  True,  0.0, {}),  # DAPO: clip-higher, no KL
+    ("const_kl", "const", 0.1, 0.2, 0.2,  9, 0, 5,  False, 0.0, {}),
+    ("const",    "const", 0.0, 0.2, 0.2,  8, 0, 7,  True,  0.0, {}),  # Dr. GRPO: no std, no KL
+    ("mtp",      "seq",   0.1, 0.2, 0.2,  8, 1, 5,  True,  0.3, {}),  # + the MTP loss
+    ("gspo",     "seq",   0.0, 0.04, 0.04, 8, 1, 5, "head", 0.0,
+     {"importance_sampling_level": "sequence"}),
+    ("gspo_bckl", "token", 0.1, 0.05, 0.05, 8, 1, 4, "head", 0.0,
+     {"importance_sampling_level": "sequence", "use_bias_correction_kl": True}),
+    ("cispo",    "token", 0.0, 0.2, 1.2,  8, 1, 5,  "head", 0.0, {"loss": "cispo"}),
+    ("cispo_seq", "token", 0.1, 0.2, 1.1, 8, 1, 3,  "head", 0.0,
+     {"loss": "cispo", "importance_sampling_level": "sequence"}),
+    ("entropy",  "seq",   0.1, 0.2, 0.2,  8, 1, 5,  "head", 0.0,
+     {"top_entropy_quantile": 0.5, "entropy_coef": 0.05}),
+    ("opm_bckl", "token", 0.1, 0.2, 0.28, 8, 1, 5,  "head", 0.0,
+     {"off_policy_mask_threshold": 0.25, "use_bias_correction_kl": True}),
 ]
 CASE_KEYS = ("name", "agg", "beta", "eps_low", "eps_high", "max_new", "std_scale", "micro",
              "grads", "mtp_lambda")
+HEAD = ("lm_head.weight", "model.norm.weight")
+# GDPO's advantages (multi_objective_aggregation = "normalize_then_sum"): two rewards per
+# completion with these weights; one group where the first reward is constant
+REWARDS2 = [[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.5]],
+            [[1.0, 0.2], [1.0, 0.9], [1.0, 0.4], [1.0, 0.4]],
+            [[0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0]]]
+WEIGHTS2 = [1.0, 0.5]
+OPM_MARGIN = 1e-3    # no completion's mean log(p_samp / p) within this of the threshold
+ENT_MARGIN = 1e-5    # no token's entropy within this of its completion's quantile (but its own)
 
 
 def f32(x):
@@ -129,20 +162,64 @@ def policy(c, p, seqs, plens):
     return torch.cat(lps), torch.cat(ents), margin, mtp
 
 
-def objective(case, lp, lp_old, lp_ref, adv_tok, seq_of_tok, lens_c, nseq):
-    """J, J_scale, kl, clip_frac for one case (see the module docstring); lp differentiable."""
+def family(case):
+    """The case's family options, with their defaults."""
+    x = {"loss": "grpo", "importance_sampling_level": "token", "top_entropy_quantile": 1.0,
+         "entropy_coef": 0.0, "off_policy_mask_threshold": 0.0, "use_bias_correction_kl": False}
+    x.update(case[10])
+    return x
+
+
+def objective(case, lp, lp_old, lp_ref, lp_samp, ent, adv_tok, seq_of_tok, lens_c, nseq):
+    """J, J_scale, kl, clip_frac, entropy kept, completions masked for one case (see the module
+    docstring and CASES); lp and ent differentiable."""
     _, agg, beta, el, eh, max_new = case[:6]
     beta, el, eh = f32(beta), f32(el), f32(eh)
-    rho = torch.exp(lp - lp_old)
-    cl = rho.clamp(1 - el, 1 + eh)
-    sur = torch.minimum(rho * adv_tok, cl * adv_tok)
-    clipped = (cl * adv_tok < rho * adv_tok).double()
+    x = family(case)
+    ecoef, teq = f32(x["entropy_coef"]), f32(x["top_entropy_quantile"])
+    delta = f32(x["off_policy_mask_threshold"])
+    ntok = lp.numel()
+    per_all, clipped_all, kept, masked = [], [], 0, 0
+    for i in range(nseq):
+        idx = (seq_of_tok == i).nonzero()[:, 0]
+        L = idx.numel()
+        lpi, oldi, A = lp[idx], lp_old[idx], adv_tok[idx]
+        logw = lpi - oldi
+        if x["importance_sampling_level"] == "sequence":
+            logw = logw.mean().expand(L)
+        rho = torch.exp(logw)
+        if x["loss"] == "cispo":
+            w = rho.clamp(max=eh).detach()
+            pol = w * A * lpi
+            clipped = (rho > eh).double()
+        else:
+            cl = rho.clamp(1 - el, 1 + eh)
+            pol = torch.minimum(rho * A, cl * A)
+            clipped = (cl * A < rho * A).double()
+        keep = torch.ones(L, dtype=torch.float64)
+        if teq < 1:
+            thr = torch.quantile(ent[idx].detach(), 1 - teq)
+            keep = (ent[idx].detach() >= thr).double()
+        kept += int(keep.sum().item())
+        if delta > 0 and A[0] < 0:
+            if (lp_samp[idx] - lpi.detach()).mean() > delta:
+                keep = keep * 0
+                masked += 1
+        per = pol * keep
+        if beta > 0:
+            k3 = torch.exp(lp_ref[idx] - lpi) - (lp_ref[idx] - lpi) - 1
+            if x["use_bias_correction_kl"]:
+                k3 = k3 * rho
+            per = per - beta * k3
+        per = per + ecoef * ent[idx]
+        per_all.append(per)
+        clipped_all.append(clipped)
+    per = torch.cat(per_all)
+    clipped = torch.cat(clipped_all)
     if beta > 0:
         k3 = torch.exp(lp_ref - lp) - (lp_ref - lp) - 1
     else:
         k3 = torch.zeros_like(lp)
-    per = sur - beta * k3
-    ntok = lp.numel()
     if agg == "seq":
         w = 1.0 / (nseq * lens_c[seq_of_tok])
     elif agg == "token":
@@ -152,22 +229,67 @@ def objective(case, lp, lp_old, lp_ref, adv_tok, seq_of_tok, lens_c, nseq):
     else:
         raise ValueError("objective: unknown aggregation %r" % agg)
     J = (w * per).sum()
-    return J, (w * per.abs()).sum().detach(), k3.mean().detach(), clipped.mean()
+    return (J, (w * per.abs()).sum().detach(), k3.mean().detach(), clipped.mean(),
+            kept / ntok, masked / nseq)
 
 
-def rho_margin(lp, lp_old):
-    """Smallest distance of any rho from any clip boundary of any case."""
-    rho = torch.exp(lp - lp_old)
-    bounds = {1 - f32(c[3]) for c in CASES} | {1 + f32(c[4]) for c in CASES}
-    return min((rho - b).abs().min().item() for b in bounds)
+def ratios(case, lp, lp_old, seq_of_tok):
+    """The case's importance ratios, one per token (a completion's repeated at sequence
+    level)."""
+    lr = lp - lp_old
+    if family(case)["importance_sampling_level"] == "sequence":
+        n = int(seq_of_tok.max()) + 1
+        means = torch.stack([lr[seq_of_tok == i].mean() for i in range(n)])
+        lr = means[seq_of_tok]
+    return torch.exp(lr)
+
+
+def bounds(case):
+    """Where a ratio changes branch: the clip range's ends, or CISPO's cap."""
+    if family(case)["loss"] == "cispo":
+        return [f32(case[4])]
+    return [1 - f32(case[3]), 1 + f32(case[4])]
+
+
+def rho_margin(lp, lp_old, seq_of_tok):
+    """Smallest distance of any ratio from any of its case's branch points."""
+    return min((ratios(c, lp, lp_old, seq_of_tok) - b).abs().min().item()
+               for c in CASES for b in bounds(c))
+
+
+def opm_margin(lp, lp_samp, seq_of_tok):
+    """Smallest distance of a completion's mean log(p_samp / p) from any threshold."""
+    n = int(seq_of_tok.max()) + 1
+    ds = [family(c)["off_policy_mask_threshold"] for c in CASES]
+    m = [(lp_samp[seq_of_tok == i] - lp[seq_of_tok == i]).mean().item() for i in range(n)]
+    return min(abs(v - f32(d)) for v in m for d in ds if d > 0)
+
+
+def ent_margin(ent, seq_of_tok):
+    """Smallest distance of a token's entropy from its completion's quantile, over the cases'
+    quantiles, leaving out a token that is the quantile itself (it is kept on both sides)."""
+    n = int(seq_of_tok.max()) + 1
+    qs = [family(c)["top_entropy_quantile"] for c in CASES]
+    best = float("inf")
+    for q in (f32(v) for v in qs if v < 1):
+        for i in range(n):
+            e = ent[seq_of_tok == i]
+            thr = torch.quantile(e, 1 - q)
+            d = (e - thr).abs()
+            d = d[d > 0]
+            if d.numel():
+                best = min(best, d.min().item())
+    return best
 
 
 def draw_batch(c, p):
-    """Tokens and offsets for the first seed from SEED on whose routing and clipping margins
-    are comfortable.  Returns (seqs, plens, lp_old, lp_ref, seed used, margins)."""
+    """Tokens and offsets for the first seed from SEED on whose routing, clipping, masking and
+    entropy margins are comfortable.  Returns (seqs, plens, lp_old, lp_ref, lp_samp, seed used,
+    margins)."""
     V = c["vocab_size"]
     plens = [PLENS[i] for i in range(P) for _ in range(G)]
-    for s in range(SEED, SEED + 200):
+    sot = torch.arange(P * G).repeat_interleave(torch.tensor([n for r in CLENS for n in r]))
+    for s in range(SEED, SEED + 400):
         g = torch.Generator().manual_seed(s)
         seqs = []
         for i in range(P):
@@ -176,46 +298,73 @@ def draw_batch(c, p):
             for j in range(G):
                 seqs.append(prompt + torch.randint(2, V, (CLENS[i][j],), generator=g).tolist())
         with torch.no_grad():
-            lp, _, margin, _ = policy(c, p, seqs, plens)
+            lp, ent, margin, _ = policy(c, p, seqs, plens)
         if margin < MIN_MARGIN:
             continue
         d_old = (torch.rand(lp.shape, generator=g, dtype=torch.float64) - 0.5) * 0.9
         d_ref = (torch.rand(lp.shape, generator=g, dtype=torch.float64) - 0.5) * 1.0
+        d_samp = (torch.rand(lp.shape, generator=g, dtype=torch.float64) - 0.3) * 1.2
         lp_old = (lp + d_old).float().double()
         lp_ref = (lp + d_ref).float().double()
-        rm = rho_margin(lp, lp_old)
-        if rm < RHO_MARGIN:
+        lp_samp = (lp + d_samp).float().double()
+        rm = rho_margin(lp, lp_old, sot)
+        om = opm_margin(lp, lp_samp, sot)
+        em = ent_margin(ent, sot)
+        if rm < RHO_MARGIN or om < OPM_MARGIN or em < ENT_MARGIN:
             continue
-        return seqs, plens, lp_old, lp_ref, s, (margin, rm)
-    raise SystemExit("grpo_ref: no seed in [%d, %d) gives margins %g / %g"
-                     % (SEED, SEED + 200, MIN_MARGIN, RHO_MARGIN))
+        return seqs, plens, lp_old, lp_ref, lp_samp, s, (margin, rm, om, em)
+    raise SystemExit("grpo_ref: no seed in [%d, %d) gives margins %g / %g / %g / %g"
+                     % (SEED, SEED + 400, MIN_MARGIN, RHO_MARGIN, OPM_MARGIN, ENT_MARGIN))
 
 
-def check_coverage(lp, lp_old, adv_tok):
-    """The batch must exercise both clip sides and both unclipped sides of the min."""
+def check_coverage(lp, lp_old, lp_samp, adv_tok, seq_of_tok):
+    """The batch must exercise every branch: both clip sides and both unclipped sides of the
+    min, CISPO's cap on both sides, and the off-policy mask both ways."""
     for c in CASES:
-        el, eh = f32(c[3]), f32(c[4])
-        rho = torch.exp(lp - lp_old)
-        want = {"A>0 clipped above": ((adv_tok > 0) & (rho > 1 + eh)).any(),
-                "A<0 clipped below": ((adv_tok < 0) & (rho < 1 - el)).any(),
-                "A>0 below 1-eps (unclipped)": ((adv_tok > 0) & (rho < 1 - el)).any(),
-                "A<0 above 1+eps (unclipped)": ((adv_tok < 0) & (rho > 1 + eh)).any()}
+        rho = ratios(c, lp, lp_old, seq_of_tok)
+        if family(c)["loss"] == "cispo":
+            cap = f32(c[4])
+            want = {"rho above the cap": (rho > cap).any(), "rho below it": (rho < cap).any()}
+        else:
+            el, eh = f32(c[3]), f32(c[4])
+            want = {"A>0 clipped above": ((adv_tok > 0) & (rho > 1 + eh)).any(),
+                    "A<0 clipped below": ((adv_tok < 0) & (rho < 1 - el)).any(),
+                    "A>0 below 1-eps (unclipped)": ((adv_tok > 0) & (rho < 1 - el)).any(),
+                    "A<0 above 1+eps (unclipped)": ((adv_tok < 0) & (rho > 1 + eh)).any()}
+        d = f32(family(c)["off_policy_mask_threshold"])
+        if d > 0:
+            n = int(seq_of_tok.max()) + 1
+            neg = [i for i in range(n) if adv_tok[seq_of_tok == i][0] < 0]
+            kl = [(lp_samp[seq_of_tok == i] - lp[seq_of_tok == i]).mean().item() for i in neg]
+            want["A<0 masked"] = any(v > d for v in kl)
+            want["A<0 kept"] = any(v <= d for v in kl)
         for what, hit in want.items():
             if not hit:
                 raise SystemExit("grpo_ref: case %s: no token with %s" % (c[0], what))
+
+
+def gdpo_advantages():
+    """multi_objective_aggregation = "normalize_then_sum" on REWARDS2: every reward normalised
+    within its group (std with n - 1, + 1e-4), summed with WEIGHTS2, then the whole batch
+    normalised the same way (float64)."""
+    r = torch.tensor(REWARDS2, dtype=torch.float64)           # [P, G, K]
+    z = (r - r.mean(dim=1, keepdim=True)) / (r.std(dim=1, unbiased=True, keepdim=True) + 1e-4)
+    a = (z * torch.tensor(WEIGHTS2, dtype=torch.float64)).sum(-1).reshape(-1)
+    return (a - a.mean()) / (a.std(unbiased=True) + 1e-4)
 
 
 def make_fixture(top, check=False):
     """Writes top/data/grpo/ (top = tests/) and prints one line per case."""
     torch.set_num_threads(1)
     c, p0 = ref.load_checkpoint(os.path.join(top, "data", MODEL))
-    seqs, plens, lp_old, lp_ref, used, (margin, rm) = draw_batch(c, p0)
+    seqs, plens, lp_old, lp_ref, lp_samp, used, margins = draw_batch(c, p0)
     nseq = len(seqs)
     lens = [len(s) for s in seqs]
     lens_c = torch.tensor([n - pl for n, pl in zip(lens, plens)], dtype=torch.float64)
     seq_of_tok = torch.arange(nseq).repeat_interleave(lens_c.long())
     adv = {1: advantages(REWARDS, 1).float().double(), 0: advantages(REWARDS, 0).float().double()}
-    check_coverage(policy(c, p0, seqs, plens)[0].detach(), lp_old, adv[1][seq_of_tok])
+    check_coverage(policy(c, p0, seqs, plens)[0].detach(), lp_old, lp_samp, adv[1][seq_of_tok],
+                   seq_of_tok)
 
     names = ref.trainable_names(c)
     used_names = ref.main_names(c)
@@ -229,12 +378,15 @@ def make_fixture(top, check=False):
     ex = [("tokens", torch.tensor([t for s in seqs for t in s]), i),
           ("plens", torch.tensor(plens), i), ("lens", torch.tensor(lens), i),
           ("rewards", torch.tensor(REWARDS), f), ("adv", adv[1], f), ("adv_noscale", adv[0], f),
-          ("lp", lp, f), ("lp_old", lp_old, f), ("lp_ref", lp_ref, f)]
+          ("lp", lp, f), ("lp_old", lp_old, f), ("lp_ref", lp_ref, f), ("lp_samp", lp_samp, f),
+          ("rewards2", torch.tensor(REWARDS2), f), ("weights2", torch.tensor(WEIGHTS2), f),
+          ("adv_gdpo", gdpo_advantages(), f)]
     lines = []
     for case in CASES:
         name, std_scale = case[0], case[6]
-        J, scale, kl, clip = objective(case, lp, lp_old, lp_ref, adv[std_scale][seq_of_tok],
-                                seq_of_tok, lens_c, nseq)
+        J, scale, kl, clip, kept, masked = objective(
+            case, lp, lp_old, lp_ref, lp_samp, ent, adv[std_scale][seq_of_tok], seq_of_tok,
+            lens_c, nseq)
         lam = f32(case[9])
         loss = -J + lam * mtp_ce if lam > 0 else -J
         grads = torch.autograd.grad(loss, [q[n] for n in names], retain_graph=True,
@@ -247,16 +399,20 @@ def make_fixture(top, check=False):
                (name + ".objective_scale", scale.reshape(1), f), (name + ".kl", kl.reshape(1), f),
                (name + ".clip_frac", clip.reshape(1), f),
                (name + ".entropy", ent.mean().reshape(1), f),
-               (name + ".mtp", (mtp_ce if lam > 0 else torch.zeros(())).reshape(1), f)]
-        if case[8]:
+               (name + ".mtp", (mtp_ce if lam > 0 else torch.zeros(())).reshape(1), f),
+               (name + ".entropy_kept", torch.tensor([kept]), f),
+               (name + ".masked", torch.tensor([masked]), f)]
+        if case[8] == "head":
+            ex += [(name + ".grad." + n, gd[n], f) for n in HEAD]
+        elif case[8]:
             ex += [(name + ".grad." + n, gd[n], f) for n in (names if lam > 0 else used_names)]
-        lines.append("  %-9s J % .9f  J_scale %.6f  kl %.6f  clip %.4f"
-                     % (name, J.item(), scale.item(), kl.item(), clip.item()))
+        lines.append("  %-9s J % .9f  J_scale %.6f  kl %.6f  clip %.4f  kept %.3f  masked %.3f"
+                     % (name, J.item(), scale.item(), kl.item(), clip.item(), kept, masked))
 
     folder = os.path.join(top, "data", "grpo")
     os.makedirs(folder, exist_ok=True)
     meta = {"model": "../" + MODEL, "prompts": P, "group": G, "seed": used,
-            "cases": [dict(zip(CASE_KEYS, cs)) for cs in CASES]}
+            "cases": [dict(zip(CASE_KEYS, cs[:10]), **family(cs)) for cs in CASES]}
     ref.write_json(os.path.join(folder, "grpo.json"), meta)
     path = os.path.join(folder, "expected.safetensors")
     ref.write_safetensors(path, ex)
@@ -265,8 +421,9 @@ def make_fixture(top, check=False):
         with open(os.path.join(folder, "grpo.json")) as fh:
             assert json.load(fh) == meta
     size = sum(os.path.getsize(os.path.join(folder, x)) for x in os.listdir(folder))
-    print("%-13s seed %d  margin %.4g  rho margin %.4g  %d sequences  %d tokens  %d bytes"
-          % ("grpo", used, margin, rm, nseq, lp.numel(), size))
+    print("%-13s seed %d  margins: routing %.4g  rho %.4g  off-policy %.4g  entropy %.4g  "
+          "%d sequences  %d tokens  %d bytes" % (("grpo", used) + margins + (nseq, lp.numel(),
+                                                                           size)))
     print("\n".join(lines))
 
 

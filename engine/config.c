@@ -681,6 +681,10 @@ static json_t *to_json(const r1_config *c, r1_dtype stored)
     int bad = json_object_set_new(o, "architectures", json_pack("[s]", "DeepseekV3ForCausalLM"));
     for (int i = 0; i < NFIELDS && !bad; i++)
         bad = json_object_set_new(o, fields[i].key, value_of(c, &fields[i])) != 0;
+    /* no routed experts is written 0, not null: transformers 5 declares n_routed_experts a
+     * plain int and its strict config check refuses null (q_lora_rank stays null: Optional) */
+    if (!bad && c->n_routed_experts == 0)
+        bad = json_object_set_new(o, "n_routed_experts", json_integer(0)) != 0;
     bad = bad || json_object_set_new(o, "model_type", json_string("deepseek_v3")) ||
           json_object_set_new(o, "num_key_value_heads", json_integer(c->num_attention_heads)) ||
           json_object_set_new(o, "hidden_act", json_string("silu")) ||

@@ -36,6 +36,15 @@
 --             recipe's first RL stage, with the MTP loss on the sampled completions
 --             (mtp_lambda 0.1) and without it, --seeds each: the MTP module's acceptance as a
 --             speculative-decoding draft before and after, beside accuracy
+--   family    the policy losses from the cold-start model on 4-digit sums, the same budget per
+--             cell (--steps 16, mu 2), --seeds each: GRPO, DAPO, Dr. GRPO, GSPO, CISPO
+--   kl        GRPO with and without the KL term (beta 0.04 / 0) over a longer run (--steps 40)
+--   controls  the Spurious Rewards controls: the accuracy reward against random, incorrect and
+--             format-only rewards, from the cold-start model and from the R1-Zero base
+--             (--steps 12), with the clip fraction; and "aha" (aha.md): the share of samples
+--             whose reasoning holds a self-verification word, first step and last
+--             (family, kl and controls keep each run in OUT/cells/; --part K/N runs a share of
+--             them, for N processes side by side; the table comes once all are in)
 -- Each writes DIR-independent results to OUT/NAME.md (a Markdown table) and prints it.
 local r1 = require "r1"
 local common = require "common"
@@ -44,7 +53,7 @@ local a = common.args{exp = "harder", stages = "", out = "evidence", threads = 0
                       temperature = 0.7, mu = 1, dynamic = false, beta = 0.04,
                       group = 8, prompts = 8, loss_type = "grpo", gamma = 0.001,
                       zero_plain = 0, zero_steps = common.recipe.pretrain.steps, seeds = 3,
-                      rows = ""}
+                      rows = "", part = ""}
 local nthreads = r1.set_threads(a.threads)
 if a.stages == "" and a.exp ~= "balance" then error("--stages DIR: the models kept by train_builtin.lua --stages", 0) end
 os.execute("mkdir -p '" .. a.out .. "'")
@@ -483,11 +492,285 @@ function exp.mtp()
   }, "\n"))
 end
 
+-- ------------------------------------------------------------------ the GRPO family
+
+-- "Aha": a completion counts when its reasoning (the text before </think>) holds one of these
+-- words whole, in any case: the English self-verification words and their Spanish
+-- counterparts (the tasks ask in both languages)
+local AHA = {"check", "checks", "checking", "recheck", "verify", "verifying", "wait",
+             "comprobar", "compruebo", "comprobamos", "verificar", "verifico", "espera"}
+local function aha(text)
+  local think = (text:match("^(.-)</think>") or text):lower()
+  for _, w in ipairs(AHA) do
+    if think:find("%f[%a]" .. w .. "%f[%A]") then return 1 end
+  end
+  return 0
+end
+
+-- The family's runs share one budget: a start model, a task, the same steps of 8 prompts x 8
+-- completions, mu 2 (two updates per batch, so that the ratio moves and the losses differ at
+-- all: with mu 1 every ratio is 1 and GRPO, GSPO and CISPO take the same step), lr 3e-5,
+-- temperature 0.7, the routing bias frozen (gamma 0), no KL term unless the cell says so.
+-- Every finished run is kept as OUT/cells/EXP.CELL.SEED.lua, so an interrupted or split run
+-- (--part K/N: the runs whose number is K modulo N, for N processes side by side) resumes, and
+-- the table is written once every run is in.
+local BUDGET = {prompts = 8, group = 8, mu = 2, lr = 3e-5, temperature = 0.7, balance_gamma = 0,
+                beta = 0, max_new = 200}
+
+local function cellfile(ename, id, seed)
+  return ("%s/cells/%s.%s.%d.lua"):format(a.out, ename, id, seed)
+end
+
+local function serialize(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local out = {}
+  for _, k in ipairs(keys) do
+    local v = t[k]
+    out[#out + 1] = ("  %s = %s,"):format(k, type(v) == "string" and ("%q"):format(v)
+      or ("%.17g"):format(v))
+  end
+  return "return {\n" .. table.concat(out, "\n") .. "\n}\n"
+end
+
+-- One run of cell c (id, start = "sft" | "pretrain", task, opts) with seed; its result table.
+local function run_cell(ename, c, seed, steps)
+  local path = cellfile(ename, c.id, seed)
+  local f = io.open(path)
+  if f then f:close() return dofile(path) end
+  local m = r1.load(a.stages .. "/" .. c.start)
+  local hist, cur, aha0, aha1 = {}, {n = 0, k = 0}, nil, 0
+  local o = {model = m, tasks = {c.task}, steps = steps, seed = seed,
+    prompts = pick(BUDGET.prompts, 1), group = pick(BUDGET.group, 2),
+    rewards = c.rewards or {"accuracy", "format"},
+    on_group = function(g)
+      for _, x in ipairs(g.completions) do cur.n, cur.k = cur.n + 1, cur.k + aha(x.text) end
+    end,
+    on_step = function(st)
+      hist[#hist + 1] = st
+      local share = cur.n > 0 and cur.k / cur.n or 0
+      if not aha0 then aha0 = share end
+      aha1, cur = share, {n = 0, k = 0}
+      if st.step % 5 == 0 then
+        say("%s %-24s seed %d step %3d reward %.3f accuracy %.2f clip %.4f kl %.4f", ename,
+          c.id, seed, st.step, st.reward, st.accuracy or 0, st.clip_frac or 0, st.kl or 0)
+      end
+    end}
+  for k, v in pairs(BUDGET) do if o[k] == nil then o[k] = v end end
+  for k, v in pairs(c.opts or {}) do o[k] = v end
+  local w0 = os.time()
+  r1.grpo(o)
+  local e = ev(m, c.task)
+  local res = {accuracy = e.accuracy, format = e.format, steps = #hist,
+    minutes = (os.time() - w0) / 60, clip = mean(hist, "clip_frac", 1, #hist),
+    kl = mean(hist, "kl", #hist - 4, #hist), reward0 = mean(hist, "reward", 1, 3),
+    reward1 = mean(hist, "reward", #hist - 2, #hist),
+    sample0 = mean(hist, "accuracy", 1, 3), sample1 = mean(hist, "accuracy", #hist - 2, #hist),
+    aha0 = aha0 or 0, aha1 = aha1}
+  os.execute("mkdir -p '" .. a.out .. "/cells'")
+  common.write_atomic(path, serialize(res))
+  say("%s %-24s seed %d: accuracy %.3f, clip %.4f, aha %.3f -> %.3f, %.1f min", ename, c.id,
+    seed, res.accuracy, res.clip, res.aha0, res.aha1, res.minutes)
+  return res
+end
+
+-- Runs (this part of) every cell x seed; returns the cells' results (seed lists) when all are
+-- in, else nil.
+local function run_cells(ename, cells, steps)
+  local K, P = 1, 1
+  if a.part ~= "" then
+    K, P = tostring(a.part):match("^(%d+)/(%d+)$")
+    K, P = tonumber(K), tonumber(P)
+    if not K or K < 1 or K > P then error("--part K/N, with 1 <= K <= N", 0) end
+  end
+  local seeds, i = pick(a.seeds, 1), 0
+  for s = 1, seeds do
+    for _, c in ipairs(cells) do
+      i = i + 1
+      if (i - 1) % P == K - 1 then run_cell(ename, c, s, steps) end
+    end
+  end
+  local out = {}
+  for _, c in ipairs(cells) do
+    out[c.id] = {}
+    for s = 1, seeds do
+      local path = cellfile(ename, c.id, s)
+      local f = io.open(path)
+      if not f then
+        say("%s: waiting for %s (another part runs it)", ename, path)
+        return nil
+      end
+      f:close()
+      out[c.id][s] = dofile(path)
+    end
+  end
+  return out
+end
+
+local function field(runs, k)
+  local t = {}
+  for _, r in ipairs(runs) do t[#t + 1] = r[k] end
+  return t
+end
+
+-- 95% half-width of an accuracy p measured on N held-out problems (the sample-size noise of
+-- one run's figure)
+local function band(p) return 1.96 * math.sqrt(math.max(p * (1 - p), 1e-9) / N) end
+
+local function pct_cell(runs)
+  local acc = field(runs, "accuracy")
+  local vals = {}
+  for _, v in ipairs(acc) do vals[#vals + 1] = ("%.1f"):format(100 * v) end
+  return ("%.1f%% ± %.1f (%s)"):format(100 * avg(acc), 100 * band(avg(acc)),
+    table.concat(vals, ", "))
+end
+
+local START = {} -- held-out accuracy of a start model on a task, measured once
+local function start_acc(start, task)
+  local key = start .. " " .. task
+  if not START[key] then START[key] = ev(r1.load(a.stages .. "/" .. start), task) end
+  return START[key]
+end
+
+local FAMILY = {
+  {id = "grpo", name = "GRPO", opts = {loss_type = "grpo"},
+   what = "loss_type grpo, eps 0.2"},
+  {id = "dapo", name = "DAPO", opts = {loss_type = "dapo", eps_high = 0.28,
+   dynamic_sampling = true}, what = "loss_type dapo, eps_high 0.28, dynamic sampling"},
+  {id = "dr_grpo", name = "Dr. GRPO", opts = {loss_type = "dr_grpo", std_scale = false},
+   what = "loss_type dr_grpo, std_scale false"},
+  {id = "gspo", name = "GSPO", opts = {importance_sampling_level = "sequence", eps_low = 3e-4,
+   eps_high = 4e-4}, what = "importance_sampling_level sequence, eps 3e-4 / 4e-4"},
+  {id = "cispo", name = "CISPO", opts = {loss_type = "cispo", eps_high = 5},
+   what = "loss_type cispo, eps_high (the cap) 5"},
+}
+
+-- GRPO vs its family from the cold-start model on 4-digit sums
+function exp.family()
+  local steps = a.steps > 0 and a.steps or pick(16, 1)
+  local cells = {}
+  for _, f in ipairs(FAMILY) do
+    cells[#cells + 1] = {id = f.id, start = "sft", task = HARD, opts = f.opts}
+  end
+  local res = run_cells("family", cells, steps)
+  if not res then return end
+  local before = start_acc("sft", HARD)
+  local rows = {}
+  for _, f in ipairs(FAMILY) do
+    local r = res[f.id]
+    rows[#rows + 1] = ("| %s | %s | %s | %.4f | %.1f |"):format(f.name, f.what, pct_cell(r),
+      avg(field(r, "clip")), avg(field(r, "minutes")))
+  end
+  write("family", table.concat({
+    ("The policy losses from the cold-start SFT model on %s, %d steps of %d prompts x %d "
+      .. "each, mu %d, lr %g, temperature %g, no KL term, routing bias frozen, %d seeds per "
+      .. "row; held-out accuracy (%d problems, greedy) before: %.1f%%. Accuracy: the mean over "
+      .. "the seeds ± the 95%% half-width of one run's figure on %d problems, then each seed's; "
+      .. "clip fraction: the share of tokens whose clipped branch won (CISPO: whose weight hit "
+      .. "the cap), mean over the steps."):format(HARD, steps, pick(BUDGET.prompts, 1),
+      pick(BUDGET.group, 2), BUDGET.mu, BUDGET.lr, BUDGET.temperature, pick(a.seeds, 1), N,
+      100 * before.accuracy, N),
+    "",
+    "| loss | settings | accuracy after | clip fraction | minutes per run |",
+    "| --- | --- | ---: | ---: | ---: |",
+    table.concat(rows, "\n"),
+  }, "\n"))
+end
+
+-- The KL term over a longer run: GRPO with beta 0.04 (DeepSeekMath's) against beta 0
+function exp.kl()
+  local steps = a.steps > 0 and a.steps or pick(40, 2)
+  local cells = {{id = "beta0.04", start = "sft", task = HARD, opts = {beta = 0.04}},
+                 {id = "beta0", start = "sft", task = HARD, opts = {beta = 0}}}
+  local res = run_cells("kl", cells, steps)
+  if not res then return end
+  local before = start_acc("sft", HARD)
+  local rows = {}
+  for _, c in ipairs(cells) do
+    local r = res[c.id]
+    rows[#rows + 1] = ("| %s | %s | %.3f → %.3f | %.5f | %.1f |"):format(
+      c.opts.beta > 0 and "β 0.04 (k3 KL to the start model)" or "β 0 (no KL term)",
+      pct_cell(r), avg(field(r, "sample0")), avg(field(r, "sample1")), avg(field(r, "kl")),
+      avg(field(r, "minutes")))
+  end
+  write("kl", table.concat({
+    ("GRPO (loss_type grpo) from the cold-start SFT model on %s for %d steps, the family's "
+      .. "budget otherwise, %d seeds per row; held-out accuracy before: %.1f%%. Sample accuracy: "
+      .. "the share of right completions among the sampled ones over the first and the last 3 "
+      .. "steps; KL: the mean k3 to the reference over the last 5 steps."):format(HARD, steps,
+      pick(a.seeds, 1), 100 * before.accuracy),
+    "",
+    "| KL term | accuracy after | sample accuracy | KL at the end | minutes per run |",
+    "| --- | ---: | ---: | ---: | ---: |",
+    table.concat(rows, "\n"),
+  }, "\n"))
+end
+
+local CONTROLS = {
+  {id = "correct", name = "correct (accuracy)", rewards = {"accuracy"}},
+  {id = "random", name = "random", rewards = {"random", {"accuracy", weight = 0}}},
+  {id = "incorrect", name = "incorrect", rewards = {"incorrect", {"accuracy", weight = 0}}},
+  {id = "format_only", name = "format only", rewards = {"format_only", {"accuracy", weight = 0}}},
+}
+local STARTS = {{start = "sft", task = HARD, name = "cold-start SFT, add 4 digits"},
+                {start = "pretrain", task = "add:1-3", name = "R1-Zero base, add 1-3 digits"}}
+
+-- The Spurious Rewards controls, from the cold-start model and from the R1-Zero base; the
+-- "aha" share of every run at its first and last step
+function exp.controls()
+  local steps = a.steps > 0 and a.steps or pick(12, 1)
+  local cells = {}
+  for _, st in ipairs(STARTS) do
+    for _, c in ipairs(CONTROLS) do
+      cells[#cells + 1] = {id = st.start .. "-" .. c.id, start = st.start, task = st.task,
+                           rewards = c.rewards}
+    end
+  end
+  local res = run_cells("controls", cells, steps)
+  if not res then return end
+  local rows, ahas = {}, {}
+  for _, st in ipairs(STARTS) do
+    local before = start_acc(st.start, st.task)
+    for _, c in ipairs(CONTROLS) do
+      local r = res[st.start .. "-" .. c.id]
+      local d = avg(field(r, "accuracy")) - before.accuracy
+      rows[#rows + 1] = ("| %s | %s | %.1f%% | %s | %+.1f | %.3f → %.3f | %.4f | %.1f |"):format(
+        st.name, c.name, 100 * before.accuracy, pct_cell(r), 100 * d, avg(field(r, "sample0")),
+        avg(field(r, "sample1")), avg(field(r, "clip")), avg(field(r, "minutes")))
+      ahas[#ahas + 1] = ("| %s | %s | %.1f%% | %.1f%% |"):format(st.name, c.name,
+        100 * avg(field(r, "aha0")), 100 * avg(field(r, "aha1")))
+    end
+  end
+  write("controls", table.concat({
+    ("GRPO with each reward alone, from two starts, %d steps of the family's budget (mu %d, so "
+      .. "that clipping can act), %d seeds per row; held-out accuracy (%d problems per "
+      .. "difficulty, greedy) before and after (mean ± the 95%% half-width of one run's figure, "
+      .. "then each seed's); sample accuracy: right completions among the sampled ones over "
+      .. "the first and last 3 steps (the accuracy reward rides along with weight 0 where it "
+      .. "is not the reward); clip fraction: mean over the steps."):format(steps, BUDGET.mu,
+      pick(a.seeds, 1), N),
+    "",
+    "| start | reward | accuracy before | accuracy after | change | sample accuracy | clip "
+      .. "fraction | minutes per run |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    table.concat(rows, "\n"),
+  }, "\n"))
+  write("aha", table.concat({
+    ("The share of sampled completions whose reasoning holds a self-verification word (%s; "
+      .. "whole words, any case), over the first step's and the last step's 64 samples of "
+      .. "the same runs, mean over the seeds."):format(table.concat(AHA, ", ")),
+    "",
+    "| start | reward | first step | last step |",
+    "| --- | --- | ---: | ---: |",
+    table.concat(ahas, "\n"),
+  }, "\n"))
+end
+
 local f = exp[a.exp]
 if not f then
-  error("--exp: expected harder, sampling, zero, lang, zerobase, distill, mismatch, balance or "
-        .. "mtp, got "
-        .. a.exp, 0)
+  error("--exp: expected harder, sampling, zero, lang, zerobase, distill, mismatch, balance, "
+        .. "mtp, family, kl or controls, got " .. a.exp, 0)
 end
 f()
 say("done")

@@ -67,10 +67,29 @@ else
 fi
 n=$((n + 1))
 if "$r1lab" run "$s/evidence.lua" --exp nope --stages "$tmp/stages" 2>&1 |
-    grep -q "expected harder, sampling, zero, lang, zerobase, distill, mismatch, balance or mtp, got nope"; then
+    grep -q "expected harder, sampling, zero, lang, zerobase, distill, mismatch, balance, mtp, family, kl or controls, got nope"; then
     echo "ok $n - an unknown experiment is named"
 else
     echo "not ok $n - an unknown experiment is named"
+fi
+# fidelity.lua --quick: the family, KL and controls experiments for a step, then the claims table
+run "fidelity.lua --quick" "$r1lab" run "$s/fidelity.lua" --quick true --stages "$tmp/stages" \
+    --out "$tmp/evidence"
+n=$((n + 1))
+if [ "$(grep -c '^| [A-Z"].* | \(yes\|no\|within the noise\)' "$tmp/evidence/quick/fidelity.md")" \
+        -eq 9 ] && [ -f "$tmp/evidence/quick/family.md" ] && [ -f "$tmp/evidence/quick/aha.md" ] &&
+    grep -q "^| CISPO | " "$tmp/evidence/quick/family.md" &&
+    grep -q "^| R1-Zero base, add 1-3 digits | random | " "$tmp/evidence/quick/controls.md"; then
+    echo "ok $n - fidelity.lua writes a verdict for each of its 9 claims"
+else
+    echo "not ok $n - fidelity.lua writes a verdict for each of its 9 claims"
+fi
+n=$((n + 1))
+if "$r1lab" run "$s/fidelity.lua" --quick true --stages "$tmp/stages" --out "$tmp/evidence" \
+    --exp family,klx 2>&1 | grep -q "a list of family, kl and controls, got klx"; then
+    echo "ok $n - fidelity.lua names an unknown experiment"
+else
+    echo "not ok $n - fidelity.lua names an unknown experiment"
 fi
 # reproduce.lua: its commands are the README's, flag for flag, and a quick sweep writes its table
 pairs() { # one command per line -> its "--flag value" pairs, sorted

@@ -209,6 +209,29 @@ out=$("$r1lab" train --stage grpo --help 2>&1)
 [ $? -eq 0 ] && [ -n "$(echo "$out" | grep -- '--dynamic-sampling')" ] && \
     [ -n "$(echo "$out" | grep -- '--eps-high')" ]
 ok $? "train --stage grpo --help prints the settings table"
+# the GRPO family under TRL's names, on the command line as in Lua
+out=$("$r1lab" train --stage grpo --help 2>&1)
+fam=1
+for o in loss-type importance-sampling-level top-entropy-quantile entropy-coef \
+    multi-objective-aggregation off-policy-mask-threshold use-bias-correction-kl \
+    sync-ref-model ref-model-sync-steps ref-model-mixup-alpha; do
+    echo "$out" | grep -q -- "--$o " || { fam=0; echo "# no --$o in the help"; }
+done
+ok $((1 - fam)) "every option of the GRPO family is in --help"
+out=$("$r1lab" train --stage grpo --model tiny --out "$tmp/x" --loss-type gspo 2>&1)
+[ $? -eq 2 ] && [ -n "$(echo "$out" | grep "loss_type expects one of grpo|dapo|dr_grpo|cispo, got 'gspo'")" ]
+ok $? "an unknown loss_type names the choices ($out)"
+out=$("$r1lab" train --stage grpo --model tiny --out "$tmp/x" --rewards accuracy,overlong:max=0 2>&1)
+[ $? -eq 2 ] && [ -n "$(echo "$out" | grep "overlong's settings are max=L and cache=C")" ]
+ok $? "overlong's lengths are checked ($out)"
+out=$("$r1lab" train --stage grpo --model "$src/models/builtin" --out "$tmp/fam" --tasks add:1 \
+    --group 4 --prompts 2 --max-new 40 --steps 1 --threads 1 --loss-type cispo --eps-high 5 \
+    --importance-sampling-level sequence --top-entropy-quantile 0.5 \
+    --rewards accuracy,overlong:max=40:cache=10,random 2>&1)
+[ $? -eq 0 ] && grep -q '"entropy_kept"' "$tmp/fam/metrics.jsonl" &&
+    grep -q '"rewards/overlong/mean"' "$tmp/fam/metrics.jsonl" &&
+    grep -q '"loss_type": *"cispo"' "$tmp/fam/checkpoint/trainer_state.json"
+ok $? "a GRPO run with the family's options and rewards, kept in its checkpoint ($(echo "$out" | tail -1))"
 for st in pretrain sft grpo reject distill; do
     out=$("$r1lab" train --stage $st --help 2>&1)
     n_help=$(echo "$out" | grep -c '^  --')

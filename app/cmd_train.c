@@ -36,6 +36,7 @@
 #include "r1_reject.h"
 #include "r1_sft.h"
 #include "r1_train.h"
+#include "world.h"
 
 static void on_sigint(int sig)
 {
@@ -229,8 +230,11 @@ static int train_sft(const char *model, const char *out, int resume, r1_sft_sett
         if (st == R1_OK)
             st = r1_sft_new(&t, m, tok, s, &err);
     }
+    if (st == R1_OK) /* under mpirun: data-parallel over the ranks */
+        st = r1_sft_set_comm(t, world_comm(), &err);
     if (st != R1_OK) {
         fprintf(stderr, "r1lab train: %s\n", err.msg);
+        r1_sft_free(t);
         r1_tokenizer_free(tok);
         r1_model_free(m);
         return 1;
@@ -239,10 +243,13 @@ static int train_sft(const char *model, const char *out, int resume, r1_sft_sett
     char tasks[1024];
     r1_sft_format_tasks(rs, tasks, sizeof tasks);
     printf("%s %s: %d steps of %d x %d tokens, tasks %s, seed %llu, lr %.2e -> %.2e "
-           "(warmup %d), %d thread%s\n",
+           "(warmup %d), %d thread%s",
            resume ? "resuming" : "training", r1_sft_stage_name(rs->stage), rs->steps, rs->batch,
            rs->seq_len, tasks, (unsigned long long)rs->seed, rs->opt.lr, rs->opt.min_lr,
            rs->opt.warmup, r1_threads(), r1_threads() == 1 ? "" : "s");
+    if (world_size() > 1)
+        printf(" per rank, %d ranks (data-parallel)", world_size());
+    printf("\n");
     cmd_print_machine();
     if (resume)
         printf("from step %lld (data position %lld)\n", (long long)r1_sft_step_count(t),
@@ -321,6 +328,11 @@ static int grpo_eval(r1_model *m, const r1_tokenizer *tok, const r1_grpo_setting
 static int train_grpo(const char *model, const char *out, int resume, r1_grpo_settings *s,
                       long log_every)
 {
+    if (world_size() > 1) {
+        fprintf(stderr, "r1lab train: the %s stage does not run data-parallel yet: run it as one "
+                "process (without mpirun)\n", "grpo");
+        return 2;
+    }
     r1_error err = {0};
     r1_model *m = NULL;
     r1_tokenizer *tok = NULL;
@@ -410,6 +422,11 @@ static int reject_progress(void *user, const r1_step_report *r)
 
 static int train_reject(const char *model, const char *out, int resume, r1_reject_cfg *c)
 {
+    if (world_size() > 1) {
+        fprintf(stderr, "r1lab train: the %s stage does not run data-parallel yet: run it as one "
+                "process (without mpirun)\n", "reject");
+        return 2;
+    }
     r1_error err = {0};
     r1_model *m = NULL;
     r1_tokenizer *tok = NULL;
@@ -488,6 +505,11 @@ static int distill_step(void *user, const r1_step_report *r)
 static int train_distill(const char *model, const char *teacher_dir, const char *data,
                          const char *out, int resume, r1_distill_cfg *c, long log_every)
 {
+    if (world_size() > 1) {
+        fprintf(stderr, "r1lab train: the %s stage does not run data-parallel yet: run it as one "
+                "process (without mpirun)\n", "distill");
+        return 2;
+    }
     r1_error err = {0};
     r1_model *m = NULL;
     r1_tokenizer *tok = NULL;

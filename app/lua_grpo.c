@@ -35,6 +35,7 @@
 
 #include "lua_r1.h"
 #include "r1_grpo_run.h"
+#include "world.h"
 
 typedef struct {
     lua_State *L;
@@ -479,6 +480,9 @@ static const char *const own_keys[] = {"model", "task", "rewards", "log", "save"
 
 static int l_grpo(lua_State *L)
 {
+    if (world_size() > 1)
+        return luaL_error(L, "r1.grpo does not run data-parallel yet: run it as one process "
+                          "(without mpirun)");
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lua_getfield(L, 1, "model");

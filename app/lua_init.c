@@ -1,7 +1,7 @@
 /* lua_init.c — the top of the Lua binding: luaopen_r1 builds the module table of
  * `require "r1"` from every binding file, as Lua's own linit.c opens the standard libraries,
- * and holds the four module functions that belong to no engine module (r1.version,
- * r1.set_threads, r1.machine, r1.cpu, r1.save_tensors).
+ * and holds the module functions that belong to no engine module (r1.version,
+ * r1.set_threads, r1.machine, r1.cpu, r1.save_tensors, r1.world).
  *
  * How the binding is arranged (a note the house style asks for, since it departs from one line
  * of STYLE.md): three layers, each calling only the ones below it.
@@ -25,6 +25,7 @@
 
 #include "lua_r1.h"
 #include "r1_safetensors.h"
+#include "world.h"
 
 static int l_save_tensors(lua_State *L)
 {
@@ -125,7 +126,19 @@ static int l_cpu(lua_State *L)
     return 1;
 }
 
+/* r1.world() -> {rank, size}: this process's place in an mpirun job ({0, 1} alone) */
+static int l_world(lua_State *L)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, world_rank());
+    lua_setfield(L, -2, "rank");
+    lua_pushinteger(L, world_size());
+    lua_setfield(L, -2, "size");
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {{"save_tensors", l_save_tensors},
+                                 {"world", l_world},
                                  {"machine", l_machine},
                                  {"cpu", l_cpu},
                                  {"version", l_version},

@@ -11,7 +11,8 @@
  * Unset fields keep the stage's defaults (r1_sft_defaults).  stats = {step, steps, loss,
  * loss_main, loss_mtp, lr, grad_norm, tokens, tokens_per_s, elapsed, eta, eval = {accuracy,
  * format, language, length, accuracy_in, accuracy_above, cells = {{task, difficulty,
- * accuracy, ...}}}}.  Returning false from on_step stops after a checkpoint. */
+ * accuracy, ...}}}}.  Returning false from on_step stops after a checkpoint.  Under mpirun
+ * both run data-parallel over the ranks (r1_sft_set_comm); rank 0 evaluates and writes. */
 #include <config.h>
 
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "r1_distill.h"
 #include "r1_fp8.h"
 #include "r1_sft.h"
+#include "world.h"
 
 typedef struct {
     lua_State *L;
@@ -225,6 +227,8 @@ static int run_stage(lua_State *L, r1_sft_stage stage)
     r1_model *tm = r1_sft_model(*box);
     if (resume && prec >= 0)
         r1_sft_set_precision(*box, (r1_precision)prec);
+    if (r1_sft_set_comm(*box, world_comm(), &err) != R1_OK) /* under mpirun: data-parallel */
+        return luaL_error(L, "%s: %s", where, err.msg);
     r1_observer o = {.step = on_progress, .user = &cb};
     lua_model_hold(u, stage == R1_SFT_PRETRAIN ? "r1.pretrain" : "r1.sft");
     r1_status st = r1_sft_run(*box, &o, &err);
@@ -304,6 +308,9 @@ static int on_distill(void *user, const r1_step_report *r)
  * on_step} -> {step, loss, ce, kl, records, skipped} */
 static int run_dataset(lua_State *L, const char *model_key, int distill)
 {
+    if (world_size() > 1)
+        return luaL_error(L, "r1.sft{dataset} and r1.distill does not run data-parallel yet: run it as one process "
+                          "(without mpirun)");
     lua_getfield(L, 1, model_key);
     lua_model *u = lua_model_idle(L, -1, distill ? "r1.distill" : "r1.sft");
     lua_pop(L, 1);

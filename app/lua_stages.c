@@ -15,6 +15,7 @@
 
 #include "lua_r1.h"
 #include "r1_reject.h"
+#include "world.h"
 
 /* Reads task / tasks / difficulty at table idx into tasks, diff; returns the count.  An entry
  * "add:4" fixes its difficulty; "add:1-3" stands for add:1, add:2 and add:3 (the prompts cycle
@@ -117,6 +118,9 @@ static int on_progress(void *user, const r1_step_report *r)
 
 static int l_reject_sample(lua_State *L)
 {
+    if (world_size() > 1)
+        return luaL_error(L, "r1.reject_sample does not run data-parallel yet: run it as one process "
+                          "(without mpirun)");
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lua_getfield(L, 1, "model");

@@ -14,6 +14,7 @@
 #include "r1.h"
 #include "repl_plain.h"
 #include "usage.h"
+#include "world.h"
 #include "wb.h"
 
 /* Ctrl-C in `r1lab run`: the engine stops at its next step or token and Lua raises
@@ -101,7 +102,26 @@ static int cmd_workbench(int argc, char **argv)
     return cmd_repl();
 }
 
+static int run_command(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    /* under mpirun: join the job first (MPI may read its own arguments); ranks other than 0
+     * print nothing to stdout (rank 0 reports the run) but keep stderr, and each takes its
+     * share of the cores */
+    char werr[256];
+    if (world_init(&argc, &argv, werr, sizeof werr)) {
+        fprintf(stderr, "r1lab: %s\n", werr);
+        return 1;
+    }
+    if (world_rank() > 0 && !freopen("/dev/null", "w", stdout))
+        fprintf(stderr, "r1lab: rank %d: cannot quiet stdout\n", world_rank());
+    int rc = run_command(argc, argv);
+    world_finish(rc);
+    return rc;
+}
+
+static int run_command(int argc, char **argv)
 {
     int misspelt = 0;
     const char *isa_msg = r1_isa_env_error(&misspelt);
@@ -111,6 +131,10 @@ int main(int argc, char **argv)
             return 2;
     }
     r1_set_threads(0);
+    if (world_local_size() > 1) { /* the ranks on this machine share its cores */
+        int per = r1_threads() / world_local_size();
+        r1_set_threads(per > 0 ? per : 1);
+    }
     /* OpenBLAS's work buffers now, while the address space is free: under ulimit -v it would
      * spin forever if it could not get them later (r1_blas_reserve) */
     r1_error rerr = {0};
@@ -144,6 +168,8 @@ int main(int argc, char **argv)
         char paths[256];
         r1_isa_describe(paths, sizeof paths);
         printf("kernel paths: %s (R1_ISA=NAME chooses a lower one)\n", paths);
+        world_describe(paths, sizeof paths);
+        printf("mpi: %s\n", paths);
         return 0;
     }
     if (!strcmp(cmd, "init"))

@@ -484,8 +484,8 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
     r1_rmsnorm_fwd(m->hf, m->hf_rstd, m->x_final, m->final_norm, N, C, c->rms_norm_eps);
     r1_matmul_fwd(m->logits, m->hf, m->head, N, C, V, 0);
     r1_loss L = {0};
-    L.main = seq_xent(m, m->opts.loss_weights, 0, m->logits, m->dlogits, B, T, T, 1, 1.0,
-                      &m->denom_main);
+    L.main = seq_xent(m, m->opts.loss_weights, m->opts.main_denom, m->logits, m->dlogits, B, T,
+                      T, 1, 1.0, &m->denom_main);
     L.weight_main = m->denom_main;
 
     /* MTP depths: depth k reads embed(t[i+k]) and the previous depth's hidden state */
@@ -521,8 +521,9 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
         r1_matmul_fwd(ma->logits, ma->hk, m->head, Nk, C, V, 0);
         double coef = (double)m->opts.mtp_lambda / m->D;
         const float *mw = m->opts.mtp_weights ? m->opts.mtp_weights : m->opts.loss_weights;
-        double ce = seq_xent(m, mw, m->opts.mtp_denom, ma->logits, ma->dlogits, B, T, Tk, k + 1,
-                             coef, &m->denom_mtp[k - 1]);
+        double over = m->opts.mtp_denoms ? m->opts.mtp_denoms[k - 1] : m->opts.mtp_denom;
+        double ce = seq_xent(m, mw, over, ma->logits, ma->dlogits, B, T, Tk, k + 1, coef,
+                             &m->denom_mtp[k - 1]);
         L.mtp += coef * ce;
     }
     if (m->opts.balance_alpha > 0)

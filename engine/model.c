@@ -271,6 +271,15 @@ void r1_model_init(r1_model *m, uint64_t seed)
 
 /* ------------------------------------------------------------------ balancing */
 
+double *r1_model_load_counts(r1_model *m, int l, long **tokens)
+{
+    if (l < 0 || l >= m->Ltot || !m->layers[l].moe)
+        return NULL;
+    if (tokens)
+        *tokens = &m->layers[l].load_tokens;
+    return m->layers[l].load;
+}
+
 long r1_model_expert_load(const r1_model *m, int l, float *load)
 {
     if (l < 0 || l >= m->Ltot || !m->layers[l].moe)

@@ -200,7 +200,7 @@ double r1__moe_balance(r1_model *m, int l, layer_act *a)
         size_t t0 = (size_t)b * a->T;
         sum += r1_balance_fwd(a->s + t0 * E, a->sel + t0 * K, a->T, E, K);
     }
-    return sum / a->B;
+    return sum / (m->opts.balance_rows > 0 ? m->opts.balance_rows : a->B);
 }
 
 void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *dhn)
@@ -253,7 +253,8 @@ void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *
     r1_moe_weights_bwd(g->ds, g->dwts, a->s, a->sel, N, E, K, c->norm_topk_prob,
                        c->routed_scaling_factor);
     if (m->opts.balance_alpha > 0) {
-        float coef = m->opts.balance_alpha / a->B;
+        float coef = m->opts.balance_alpha /
+                     (m->opts.balance_rows > 0 ? m->opts.balance_rows : a->B);
         for (int b = 0; b < a->B; b++) {
             size_t t0 = (size_t)b * a->T;
             r1_balance_bwd(g->ds + t0 * E, a->s + t0 * E, a->sel + t0 * K, a->T, E, K, coef);

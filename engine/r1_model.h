@@ -91,6 +91,10 @@ void r1_model_zero_grad(r1_model *m);
 
 /* The router bias of MoE layer l ([E] floats, borrowed), or NULL for a dense layer. */
 float *r1_model_router_bias(r1_model *m, int l);
+/* MoE layer l's routed-token counts since the last balance update ([E] doubles, borrowed and
+ * writable: data parallelism sums them over the ranks before the update) and, in *tokens (may
+ * be NULL), its token count; NULL for a dense layer. */
+double *r1_model_load_counts(r1_model *m, int l, long **tokens);
 int r1_model_nlayers_total(const r1_model *m); /* L + D */
 
 /* ------------------------------------------------------------------ forward / backward */
@@ -104,6 +108,11 @@ typedef struct {
                                 * this (a normaliser shared by micro-batches); 0: over the
                                 * sum of its own weights */
     int no_mtp;                /* 1: skip the MTP modules (inference) */
+    /* data parallelism: a rank's forward over its share of a batch normalises as the whole
+     * batch would, so that the ranks' gradients sum to the whole batch's */
+    double main_denom;         /* > 0: the main cross-entropy's normaliser (0: its Σw) */
+    const double *mtp_denoms;  /* [D] > 0: each MTP depth's normaliser (NULL: mtp_denom) */
+    int balance_rows;          /* > 0: the balance loss averages over this many rows (0: B) */
 } r1_fwd_opts;
 
 /* The defaults: lambda 0.3, alpha 0, no weights, MTP on. */

@@ -327,6 +327,15 @@ r1_status r1_sft_resume(r1_sft **out, const char *out_dir, r1_error *err);
  * Returns R1_OK at once when the run is already complete. */
 r1_status r1_sft_run(r1_sft *t, const r1_observer *o, r1_error *err);
 
+/* Data parallelism (r1_comm.h; NULL: one process): every rank packs the same batch and trains
+ * on its share of the rows, normalised as the whole batch; the gradients, the loss and the
+ * experts' loads are summed over the ranks, so that every rank takes the same step, the one a
+ * single process takes on the whole batch (up to the order of the sums).  Rank 0 alone
+ * evaluates and writes the metrics, checkpoints and model; all ranks stop after the same step.
+ * R1_EINVAL when the batch has fewer rows than there are ranks. */
+typedef struct r1_comm r1_comm;
+r1_status r1_sft_set_comm(r1_sft *t, const r1_comm *c, r1_error *err);
+
 /* Writes out_dir/checkpoint (with tokenizer.json) and the exported model now. */
 r1_status r1_sft_checkpoint(r1_sft *t, r1_error *err);
 

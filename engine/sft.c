@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "r1_comm.h"
 #include "r1_sft.h"
 #include "r1_train.h"
 
@@ -46,6 +47,8 @@ struct r1_sft {
     int32_t *tokens;        /* [B,T] */
     float *weights;         /* [B,T] */
     r1_sft_eval eval;
+    const r1_comm *comm;    /* data parallelism (NULL: one process) */
+    int stop_asked;         /* with ranks: an observer asked to stop, after the next sum */
 };
 
 
@@ -201,7 +204,7 @@ static double elapsed(const r1_sft *t)
 
 r1_status r1_sft_checkpoint(r1_sft *t, r1_error *err)
 {
-    if (!t->s.out_dir[0])
+    if (!t->s.out_dir[0] || !r1_comm_leads(t->comm))
         return R1_OK;
     char *sj = r1_sft_settings_json(&t->s);
     json_t *j = sj ? json_loads(sj, 0, NULL) : NULL;
@@ -241,7 +244,7 @@ r1_status r1_sft_eval_now(r1_sft *t, int n, r1_sft_eval *out, r1_error *err)
 /* The step's metrics line (r1_sft.h lists the keys). */
 static r1_status write_metrics(r1_sft *t, const r1_sft_progress *p, r1_error *err)
 {
-    if (!t->s.out_dir[0])
+    if (!t->s.out_dir[0] || !r1_comm_leads(t->comm))
         return R1_OK;
     json_t *j = json_object();
     json_object_set_new(j, "step", json_integer(p->step));
@@ -316,16 +319,55 @@ static r1_status train_step(r1_sft *t, r1_sft_progress *p, r1_error *err)
     fo.mtp_lambda = t->s.mtp_lambda;
     fo.balance_alpha = t->s.balance_alpha;
     fo.loss_weights = t->weights;
+    /* data parallelism: every rank packs the whole batch (the same documents), takes its rows
+     * and normalises as the whole batch does; the gradients then sum to the whole batch's */
+    int B = t->s.batch, T = t->s.seq_len, lo = 0, hi = B;
+    const r1_config *mc = r1_model_config(t->m);
+    double mtp_den[8] = {0};
+    int dp = t->comm && t->comm->size > 1;
+    if (dp) {
+        r1_comm_rows(t->comm, B, &lo, &hi);
+        int D = mc->num_nextn_predict_layers < 8 ? mc->num_nextn_predict_layers : 8;
+        double w_main = 0;
+        for (int b = 0; b < B; b++)
+            for (int i = 1; i < T; i++) {
+                double w = t->weights[(size_t)b * T + i];
+                w_main += w;
+                for (int k = 1; k <= D; k++) /* depth k predicts positions k + 1 .. T - 1 */
+                    mtp_den[k - 1] += i >= k + 1 ? w : 0;
+            }
+        fo.main_denom = w_main; /* 0 only when no row counts anywhere: then the loss is 0 */
+        fo.mtp_denoms = mtp_den;
+        fo.balance_rows = B;
+        fo.loss_weights = t->weights + (size_t)lo * T;
+    }
     r1_loss L;
     r1_model_zero_grad(t->m);
     r1_precision was = r1_model_precision(t->m);
     r1_model_set_precision(t->m, (r1_precision)t->s.precision);
-    st = r1_model_forward(t->m, t->tokens, t->s.batch, t->s.seq_len, &fo, &L, err);
+    st = r1_model_forward(t->m, t->tokens + (size_t)lo * T, hi - lo, T, &fo, &L, err);
     if (st == R1_OK)
         st = r1_model_backward(t->m, err);
     r1_model_set_precision(t->m, was);
     if (st != R1_OK)
         return st;
+    if (dp) { /* the gradients, the loss's parts and the experts' loads, summed over ranks */
+        double parts[4] = {L.loss, L.main, L.mtp, L.balance};
+        st = r1_comm_sum_f32(t->comm, r1_model_grads(t->m), r1_model_numel(t->m), err);
+        if (st == R1_OK)
+            st = r1_comm_sum_f64(t->comm, parts, 4, err);
+        for (int l = 0; st == R1_OK && l < r1_model_nlayers_total(t->m); l++) {
+            long *ntk = NULL;
+            double *cnt = r1_model_load_counts(t->m, l, &ntk);
+            double nt = cnt ? (double)*ntk : 0;
+            if (cnt && (st = r1_comm_sum_f64(t->comm, cnt, mc->n_routed_experts, err)) == R1_OK &&
+                (st = r1_comm_sum_f64(t->comm, &nt, 1, err)) == R1_OK)
+                *ntk = (long)nt;
+        }
+        if (st != R1_OK)
+            return st;
+        L.loss = parts[0], L.main = parts[1], L.mtp = parts[2], L.balance = parts[3];
+    }
     if (!isfinite(L.loss)) /* nothing of this step is applied: the last checkpoint stands */
         return r1_error_set(err, R1_EINVAL, "%s: step %lld: the loss is not finite (%g); the "
                             "run stops, the last checkpoint is kept",
@@ -338,7 +380,6 @@ static r1_status train_step(r1_sft *t, r1_sft_progress *p, r1_error *err)
                             r1_sft_stage_name(t->s.stage), (long long)t->step + 1);
     /* the step's balance, then the balancing update (with gamma 0 it only starts the next
      * step's count) */
-    const r1_config *mc = r1_model_config(t->m);
     float load[mc->n_routed_experts > 0 ? mc->n_routed_experts : 1];
     p->n_moe = 0;
     p->maxvio_mean = 0;
@@ -380,8 +421,15 @@ static r1_status stop(r1_sft *t, r1_status why, r1_error *err)
 r1_status r1_sft_run(r1_sft *t, const r1_observer *o, r1_error *err)
 {
     const r1_sft_settings *s = &t->s;
+    int dp = t->comm && t->comm->size > 1;
     while (t->step < s->steps) {
-        if (r1_interrupted())
+        /* with ranks, all stop after the same step: a Ctrl-C or an observer's stop on any
+         * rank is summed first */
+        double flag = r1_interrupted() || t->stop_asked;
+        r1_status fs = r1_comm_sum_f64(t->comm, &flag, 1, err);
+        if (fs != R1_OK)
+            return fs;
+        if (flag > 0)
             return stop(t, R1_ECANCELED, err);
         r1_sft_progress p;
         memset(&p, 0, sizeof p);
@@ -391,7 +439,8 @@ r1_status r1_sft_run(r1_sft *t, const r1_observer *o, r1_error *err)
         if (st != R1_OK)
             return st;
         int last = t->step == s->steps, canceled = 0;
-        if (s->eval_every > 0 && (t->step % s->eval_every == 0 || last)) {
+        if (s->eval_every > 0 && (t->step % s->eval_every == 0 || last) &&
+            r1_comm_leads(t->comm)) { /* rank 0 evaluates, the others go on to the next sum */
             st = r1_sft_eval_now(t, s->eval_n, &t->eval, err);
             if (st == R1_ECANCELED)
                 canceled = 1; /* interrupted while generating: log the step without eval */
@@ -408,17 +457,31 @@ r1_status r1_sft_run(r1_sft *t, const r1_observer *o, r1_error *err)
         p.eta = per * (double)(s->steps - t->step);
         if ((st = write_metrics(t, &p, err)) != R1_OK)
             return st;
-        if (canceled)
+        if (canceled && !dp)
             return stop(t, R1_ECANCELED, err);
+        t->stop_asked |= canceled;
         if ((s->save_every > 0 && t->step % s->save_every == 0) || last) {
             if ((st = r1_sft_checkpoint(t, err)) != R1_OK)
                 return st;
             p.checkpointed = 1;
         }
         r1_step_report rep = {p.stage, p.step, p.steps, p.elapsed, &p, NULL, NULL, NULL};
-        if (o && o->step && o->step(o->user, &rep))
-            return stop(t, R1_ECANCELED, err);
+        if (o && o->step && o->step(o->user, &rep)) {
+            if (!dp)
+                return stop(t, R1_ECANCELED, err);
+            t->stop_asked = 1;
+        }
     }
+    return R1_OK;
+}
+
+r1_status r1_sft_set_comm(r1_sft *t, const r1_comm *c, r1_error *err)
+{
+    if (c && c->size > t->s.batch)
+        return r1_error_set(err, R1_EINVAL, "%s: batch %d is smaller than the %d ranks; each "
+                            "rank needs a row at least", r1_sft_stage_name(t->s.stage),
+                            t->s.batch, c->size);
+    t->comm = c;
     return R1_OK;
 }
 

@@ -1,0 +1,129 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-3.0-or-later
+# t_mpi.sh — data-parallel training under mpirun: pretraining and SFT on 2 ranks against the
+# same run in one process (losses and final weights), r1.world(), resuming a 2-rank run in one
+# process, and the stages that do not run data-parallel yet refusing to.  Skipped by name
+# where r1lab was built without MPI or mpirun is absent.
+#
+# Tolerances.  The ranks pack the same batch, each runs the forward and backward on its half
+# of the rows with the whole batch's normalisers, and the gradients are summed in rank order:
+# the only difference from one process is the order of the sums over rows (two partial GEMMs
+# added, instead of one), a few float32 ulps of each gradient.  The reported losses then agree
+# to ~1e-9 relative (1e-7 allowed).  AdamW divides by sqrt(v) + 1e-8, so a gradient that is a
+# cancellation of large terms can differ more in relative terms, but each weight moves by at
+# most lr (<= 1.2e-4 in these 3 warm-up steps) per step: a max absolute difference of 1e-5 is
+# one tenth of one step's largest move, and any real mistake (a missing rank's gradient, a
+# wrong normaliser) moves the weights by the order of lr itself.
+r1lab="${top_builddir:-.}/app/r1lab"
+cmp="${top_builddir:-.}/tests/mpi_cmp"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+has() { case "$1" in *"$2"*) echo 0 ;; *) echo 1 ;; esac; }
+
+if ! "$r1lab" --version | grep -q '^mpi: Open MPI'; then
+    echo "1..0 # SKIP r1lab was built without MPI (configure --with-mpi; libopenmpi-dev)"
+    exit 0
+fi
+if ! command -v mpirun >/dev/null 2>&1; then
+    echo "1..0 # SKIP mpirun is not installed (openmpi-bin)"
+    exit 0
+fi
+# Open MPI refuses root unless told (CI runs as root); its own documented variables
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# In the sanitizer build: Open MPI keeps what MPI_Init allocates until the process ends, which
+# LeakSanitizer would report as ours; leaks stay checked everywhere else in the suite
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+mpi() { mpirun -np 2 --oversubscribe "$@"; }
+
+# the losses of metrics.jsonl, one per line
+losses() { sed 's/.*"loss":\([^,]*\),.*/\1/' "$1"; }
+# max relative difference between two columns of numbers
+close() {
+    paste "$1" "$2" | awk -v tol="$3" '{ d = $1 - $2; if (d < 0) d = -d; s = $1 < 0 ? -$1 : $1;
+        r = s > 0 ? d / s : d; if (r > m) m = r } END { printf "%.2e\n", m; exit !(m <= tol) }'
+}
+
+A="--model tiny --steps 3 --batch 4 --seq-len 256 --tasks add:1-2 --eval-every 0 --threads 1 --seed 3"
+"$r1lab" train --stage pretrain $A --out "$tmp/p1" >"$tmp/p1.log" 2>&1
+ok $? "pretraining, one process"
+out=$(mpi "$r1lab" train --stage pretrain $A --out "$tmp/p2" 2>&1)
+ok $? "pretraining, mpirun -np 2 ($(echo "$out" | grep -c 'pretrain step') progress lines)"
+[ "$(echo "$out" | grep -c 'pretrain step')" = 3 ] &&
+    [ "$(has "$out" "1 thread per rank, 2 ranks (data-parallel)")" = 0 ]
+ok $? "only rank 0 reports, and it says the run is data-parallel"
+losses "$tmp/p1/metrics.jsonl" >"$tmp/l1"
+losses "$tmp/p2/metrics.jsonl" >"$tmp/l2"
+e=$(close "$tmp/l1" "$tmp/l2" 1e-7)
+ok $? "the 2-rank losses equal the 1-process ones (max rel $e over $(wc -l <"$tmp/l1") steps)"
+d=$("$cmp" "$tmp/p1" "$tmp/p2")
+w=$(echo "$d" | sed 's/max_abs_diff \([^ ]*\) .*/\1/')
+awk -v w="$w" 'BEGIN { exit !(w <= 1e-5) }'
+ok $? "and so do the final weights ($d)"
+
+# cold-start SFT from that base, 2 ranks against 1
+S="--steps 2 --batch 4 --seq-len 256 --tasks add:1-2 --eval-every 0 --threads 1 --seed 4 --sft-docs 64"
+"$r1lab" train --stage sft --model "$tmp/p1" $S --out "$tmp/s1" >"$tmp/s1.log" 2>&1 &&
+    mpi "$r1lab" train --stage sft --model "$tmp/p1" $S --out "$tmp/s2" >"$tmp/s2.log" 2>&1
+ok $? "cold-start SFT, one process and 2 ranks"
+losses "$tmp/s1/metrics.jsonl" >"$tmp/l1"
+losses "$tmp/s2/metrics.jsonl" >"$tmp/l2"
+e=$(close "$tmp/l1" "$tmp/l2" 1e-7)
+ok $? "SFT: the same losses (max rel $e)"
+d=$("$cmp" "$tmp/s1" "$tmp/s2")
+w=$(echo "$d" | sed 's/max_abs_diff \([^ ]*\) .*/\1/')
+awk -v w="$w" 'BEGIN { exit !(w <= 1e-5) }'
+ok $? "SFT: the same weights ($d)"
+
+# a 2-rank run that on_step stops after step 2 resumes in one process to the 3-step result
+cat >"$tmp/pre.lua" <<'LUA'
+local r1 = require "r1"
+local out, stop = arg[1], tonumber(arg[2])
+r1.set_threads(1)
+r1.pretrain{model = r1.init("tiny", {seed = 3}), tasks = "add:1-2", steps = 3, batch = 4,
+            seq_len = 256, eval_every = 0, seed = 3, out = out,
+            on_step = function(st) if st.step == stop then return false end end}
+LUA
+"$r1lab" run "$tmp/pre.lua" "$tmp/a" 0 >/dev/null 2>&1 &&
+    mpi "$r1lab" run "$tmp/pre.lua" "$tmp/b" 2 >/dev/null 2>&1
+ok $? "r1.pretrain in a script, one process and 2 ranks stopped by on_step"
+[ "$(wc -l <"$tmp/b/metrics.jsonl")" = 2 ] && grep -q '"step": *2,' "$tmp/b/checkpoint/trainer_state.json"
+ok $? "the 2 ranks stopped together after step 2, with a checkpoint"
+out=$("$r1lab" train --out "$tmp/b" --resume --threads 1 2>&1)
+rc=$?
+d=$("$cmp" "$tmp/a" "$tmp/b")
+w=$(echo "$d" | sed 's/max_abs_diff \([^ ]*\) .*/\1/')
+[ $rc = 0 ] && awk -v w="$w" 'BEGIN { exit !(w <= 1e-5) }'
+ok $? "the 2-rank checkpoint resumes in one process, to the same weights ($d; $(echo "$out" | tail -1))"
+
+# r1.world() on every rank
+cat >"$tmp/world.lua" <<LUA
+local r1 = require "r1"
+local w = r1.world()
+local f = assert(io.open("$tmp/rank" .. w.rank, "w"))
+f:write(w.rank, " ", w.size, "\n")
+f:close()
+LUA
+mpi "$r1lab" run "$tmp/world.lua" >/dev/null 2>&1
+[ "$(cat "$tmp/rank0" 2>/dev/null)" = "0 2" ] && [ "$(cat "$tmp/rank1" 2>/dev/null)" = "1 2" ]
+ok $? "r1.world() gives each rank its rank and the size"
+echo 'local w = require("r1").world() print(w.rank, w.size)' >"$tmp/one.lua"
+[ "$("$r1lab" run "$tmp/one.lua" 2>&1)" = "$(printf '0\t1')" ]
+ok $? "and {0, 1} without mpirun"
+
+# what does not run data-parallel yet says so, and so does a batch smaller than the ranks
+out=$(mpi "$r1lab" train --stage grpo --model tiny --out "$tmp/g" --steps 1 2>&1)
+[ $? -ne 0 ] && [ "$(has "$out" "the grpo stage does not run data-parallel yet")" = 0 ]
+ok $? "train --stage grpo under mpirun is refused with the reason"
+out=$(mpi "$r1lab" train --stage pretrain --model tiny --out "$tmp/b" --steps 1 --batch 1 \
+    --seq-len 256 --tasks add:1 2>&1)
+[ $? -ne 0 ] && [ "$(has "$out" "batch 1 is smaller than the 2 ranks")" = 0 ]
+ok $? "a batch smaller than the ranks is refused"
+echo 'require("r1").grpo{model = require("r1").init("tiny"), task = "add", steps = 1}' \
+    >"$tmp/g.lua"
+out=$(mpi "$r1lab" run "$tmp/g.lua" 2>&1)
+[ $? -ne 0 ] && [ "$(has "$out" "r1.grpo does not run data-parallel yet")" = 0 ]
+ok $? "so is r1.grpo in a script under mpirun"
+
+echo "1..$n"

@@ -97,6 +97,35 @@ w=$(echo "$d" | sed 's/max_abs_diff \([^ ]*\) .*/\1/')
 [ $rc = 0 ] && awk -v w="$w" 'BEGIN { exit !(w <= 1e-5) }'
 ok $? "the 2-rank checkpoint resumes in one process, to the same weights ($d; $(echo "$out" | tail -1))"
 
+# a rank killed mid-run: the job ends within 30 s naming the rank, the checkpoint loads and
+# resumes in one process
+K="--model tiny --steps 20 --batch 4 --seq-len 256 --tasks add:1-2 --eval-every 0 --threads 1"
+mpi "$r1lab" train --stage pretrain $K --save-every 1 --out "$tmp/k" >"$tmp/k.log" 2>&1 &
+job=$!
+i=0
+while [ ! -f "$tmp/k/checkpoint/trainer_state.json" ] && [ $i -lt 600 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+victim=""
+for p in $(pgrep -f -- "--out $tmp/k\$" 2>/dev/null) $(pgrep -f -- "--out $tmp/k " 2>/dev/null); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -q '^OMPI_COMM_WORLD_RANK=1$' && victim=$p
+done
+t0=$(date +%s)
+[ -n "$victim" ] && kill -9 "$victim"
+i=0
+while kill -0 $job 2>/dev/null && [ $i -lt 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+took=$(($(date +%s) - t0))
+! kill -0 $job 2>/dev/null && [ -n "$victim" ] && grep -q "rank 1 .*signal 9" "$tmp/k.log"
+ok $? "kill -9 of rank 1: the job ends in ${took} s, and mpirun names the rank ($(grep -o 'process rank 1[^.]*' "$tmp/k.log" | head -1))"
+kill -9 $job 2>/dev/null
+out=$("$r1lab" train --out "$tmp/k" --resume --threads 1 2>&1)
+[ $? = 0 ] && [ "$(has "$out" "done: 20 steps")" = 0 ]
+ok $? "its last checkpoint resumes in one process to the end ($(echo "$out" | tail -1))"
+
 # r1.world() on every rank
 cat >"$tmp/world.lua" <<LUA
 local r1 = require "r1"
@@ -116,7 +145,7 @@ ok $? "and {0, 1} without mpirun"
 out=$(mpi "$r1lab" train --stage grpo --model tiny --out "$tmp/g" --steps 1 2>&1)
 [ $? -ne 0 ] && [ "$(has "$out" "the grpo stage does not run data-parallel yet")" = 0 ]
 ok $? "train --stage grpo under mpirun is refused with the reason"
-out=$(mpi "$r1lab" train --stage pretrain --model tiny --out "$tmp/b" --steps 1 --batch 1 \
+out=$(mpi "$r1lab" train --stage pretrain --model tiny --out "$tmp/small" --steps 1 --batch 1 \
     --seq-len 256 --tasks add:1 2>&1)
 [ $? -ne 0 ] && [ "$(has "$out" "batch 1 is smaller than the 2 ranks")" = 0 ]
 ok $? "a batch smaller than the ranks is refused"

@@ -328,11 +328,6 @@ static int grpo_eval(r1_model *m, const r1_tokenizer *tok, const r1_grpo_setting
 static int train_grpo(const char *model, const char *out, int resume, r1_grpo_settings *s,
                       long log_every)
 {
-    if (world_size() > 1) {
-        fprintf(stderr, "r1lab train: the %s stage does not run data-parallel yet: run it as one "
-                "process (without mpirun)\n", "grpo");
-        return 2;
-    }
     r1_error err = {0};
     r1_model *m = NULL;
     r1_tokenizer *tok = NULL;
@@ -357,8 +352,11 @@ static int train_grpo(const char *model, const char *out, int resume, r1_grpo_se
         if (st == R1_OK)
             st = r1_grpo_run_new(&run, m, tok, s, NULL, NULL, &paths, &err);
     }
+    if (st == R1_OK) /* under mpirun: data-parallel over the ranks */
+        st = r1_grpo_run_set_comm(run, world_comm(), &err);
     if (st != R1_OK) {
         fprintf(stderr, "r1lab train: %s\n", err.msg);
+        r1_grpo_run_free(run);
         r1_tokenizer_free(tok);
         r1_model_free(m);
         return 1;
@@ -370,10 +368,13 @@ static int train_grpo(const char *model, const char *out, int resume, r1_grpo_se
     r1_settings_format(r1_settings_find(t, "rewards", NULL, "", NULL), rs, rewards,
                        sizeof rewards);
     printf("%s grpo: %d steps of %d prompts x %d completions (up to %d tokens), tasks %s, "
-           "rewards %s, lr %.2e, beta %g, seed %llu, %d thread%s\n",
+           "rewards %s, lr %.2e, beta %g, seed %llu, %d thread%s",
            resume ? "resuming" : "training", rs->steps, rs->cfg.prompts, rs->cfg.group,
            rs->cfg.max_new, tasks, rewards, rs->cfg.opt.lr, rs->cfg.beta,
            (unsigned long long)rs->cfg.seed, r1_threads(), r1_threads() == 1 ? "" : "s");
+    if (world_size() > 1)
+        printf(" per rank, %d ranks (data-parallel)", world_size());
+    printf("\n");
     cmd_print_machine();
     if (resume)
         printf("from step %lld\n", (long long)r1_grpo_run_step(run));
@@ -381,7 +382,8 @@ static int train_grpo(const char *model, const char *out, int resume, r1_grpo_se
     r1_model *pm = r1_grpo_run_model(run);
     const r1_tokenizer *pt = r1_grpo_run_tokenizer(run);
     int rc = 0;
-    if (!resume && rs->eval_n > 0 && grpo_eval(pm, pt, rs, 0, &err) != R1_OK)
+    int lead = world_rank() == 0; /* rank 0 evaluates; the others wait at the first sum */
+    if (lead && !resume && rs->eval_n > 0 && grpo_eval(pm, pt, rs, 0, &err) != R1_OK)
         rc = 1;
     grpo_ctx c = {rs, log_every ? log_every : rs->steps >= 50 ? rs->steps / 50 : 1, r1_now(),
                   r1_grpo_run_step(run)};
@@ -393,7 +395,7 @@ static int train_grpo(const char *model, const char *out, int resume, r1_grpo_se
     }
     if (rc == 0 && st == R1_OK && r1_grpo_run_stopped(run))
         printf("stopped early: %s\n", r1_grpo_run_stopped(run));
-    if (rc == 0 && st == R1_OK && rs->eval_n > 0)
+    if (lead && rc == 0 && st == R1_OK && rs->eval_n > 0)
         st = grpo_eval(pm, pt, rs, r1_grpo_run_step(run), &err);
     if (rc)
         fprintf(stderr, "r1lab train: %s\n", err.msg);

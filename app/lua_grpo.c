@@ -480,9 +480,7 @@ static const char *const own_keys[] = {"model", "task", "rewards", "log", "save"
 
 static int l_grpo(lua_State *L)
 {
-    if (world_size() > 1)
-        return luaL_error(L, "r1.grpo does not run data-parallel yet: run it as one process "
-                          "(without mpirun)");
+
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lua_getfield(L, 1, "model");
@@ -517,6 +515,8 @@ static int l_grpo(lua_State *L)
     r1_grpo_paths paths = {log, save, NULL};
     if (r1_grpo_run_new(&box->g, u->m, u->tok, &gs, r->custom, resume, &paths, &err) != R1_OK)
         return luaL_error(L, "%s", err.msg);
+    if (r1_grpo_run_set_comm(box->g, world_comm(), &err) != R1_OK) /* under mpirun */
+        return luaL_error(L, "r1.grpo: %s", err.msg);
     r->step = r1_grpo_run_step(box->g);
     r1_grpo_hooks h = {reward_hook, r};
     r1_observer o = {.step = step_hook, .group = group_fn, .user = r};

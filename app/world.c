@@ -99,6 +99,15 @@ static r1_status sum_f64(void *user, double *x, size_t n, r1_error *err)
     return sum_fixed(NULL, x, n, err);
 }
 
+static r1_status max_f64(void *user, double *x, size_t n, r1_error *err)
+{
+    (void)user;
+    if (n > (size_t)1 << 30)
+        return r1_error_set(err, R1_EINVAL, "rank %d: %zu values are too many", world.rank, n);
+    int rc = MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? R1_OK : mpi_fail(rc, "MPI_Allreduce (a maximum)", err);
+}
+
 int world_init(int *argc, char ***argv, char *err, size_t cap)
 {
     const char *size = getenv("OMPI_COMM_WORLD_SIZE");
@@ -114,6 +123,7 @@ int world_init(int *argc, char ***argv, char *err, size_t cap)
     MPI_Comm_size(MPI_COMM_WORLD, &world.size);
     world.sum_f32 = sum_f32;
     world.sum_f64 = sum_f64;
+    world.max_f64 = max_f64;
     const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     local_size = ls && atoi(ls) > 0 ? atoi(ls) : 1;
     joined = 1;

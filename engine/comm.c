@@ -28,3 +28,8 @@ r1_status r1_comm_sum_f64(const r1_comm *c, double *x, size_t n, r1_error *err)
 {
     return c && c->size > 1 ? c->sum_f64(c->user, x, n, err) : R1_OK;
 }
+
+r1_status r1_comm_max_f64(const r1_comm *c, double *x, size_t n, r1_error *err)
+{
+    return c && c->size > 1 ? c->max_f64(c->user, x, n, err) : R1_OK;
+}

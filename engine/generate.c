@@ -322,7 +322,7 @@ static r1_status setup(gen *g, const int32_t *const *prompts, const int *lens, i
             !o->weights || !st->qh || !st->seen)
             return r1_error_set(err, R1_ENOMEM, "out of memory");
         /* row r's stream: the seed mixed with the row, so rows differ and runs repeat */
-        r1_rng_seed(&st->rng, cfg->seed * 0x9e3779b97f4a7c15ull + (uint64_t)r + 1);
+        r1_rng_seed(&st->rng, cfg->seed * 0x9e3779b97f4a7c15ull + (uint64_t)(cfg->row0 + r) + 1);
         for (int t = 0; t < lens[r]; t++)
             st->seen[prompts[r][t]] = 1;
         st->active = 1;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "r1_comm.h"
 #include "r1_grpo.h"
 
 struct r1_grpo {
@@ -29,6 +30,7 @@ struct r1_grpo {
     int *moe_layers;
     float *load, *bias; /* [n_moe, E] for the stats */
     int exhausted;      /* the last step found no group with unequal rewards */
+    const r1_comm *comm; /* data parallelism (NULL: one process) */
 };
 
 r1_grpo_cfg r1_grpo_defaults(void)
@@ -132,6 +134,15 @@ void r1_grpo_free(r1_grpo *g)
     free(g->load);
     free(g->bias);
     free(g);
+}
+
+r1_status r1_grpo_set_comm(r1_grpo *g, const r1_comm *c, r1_error *err)
+{
+    if (c && c->size > g->cfg.prompts)
+        return r1_error_set(err, R1_EINVAL, "grpo: %d prompts per step are fewer than the %d "
+                            "ranks; each rank needs a group at least", g->cfg.prompts, c->size);
+    g->comm = c;
+    return R1_OK;
 }
 
 r1_adamw *r1_grpo_optimizer(r1_grpo *g) { return g->opt; }
@@ -372,9 +383,18 @@ static r1_status show_group(r1_grpo *g, const group *gr, r1_grpo_group_fn group_
                : R1_OK;
 }
 
+/* Where a sampling round's prompts and streams come from: one process numbers its prompts
+ * with the counter and draws the round's seed; a data-parallel rank is given its share */
+typedef struct {
+    int64_t index0; /* the first prompt's number (-1: the counter, g->next_prompt) */
+    int given;      /* 1: seed and row0 below; 0: draw the seed, row0 0 */
+    uint64_t seed;
+    int64_t row0;
+} round_src;
+
 /* Samples and scores `want` new groups into gs[*have ...]. */
-static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
-                               r1_grpo_prompt_fn prompts, r1_grpo_score_fn score,
+static r1_status sample_groups(r1_grpo *g, int want, const round_src *src, group *gs,
+                               int *have, r1_grpo_prompt_fn prompts, r1_grpo_score_fn score,
                                r1_grpo_group_fn group_cb, void *user, r1_grpo_stats *st,
                                int *zero_count, int *seen, r1_error *err)
 {
@@ -390,18 +410,20 @@ static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
     }
     group *ng = gs + *have;
     for (int i = 0; i < want && s == R1_OK; i++) {
-        int n = prompts(user, g->next_prompt, buf, cap - c->max_new);
+        int64_t index = src->index0 >= 0 ? src->index0 + i : g->next_prompt;
+        int n = prompts(user, index, buf, cap - c->max_new);
         if (n < 0) {
             s = r1_error_set(err, R1_ECANCELED, "grpo: the prompt source stopped the step");
             break;
         }
         if (n == 0) {
-            s = r1_error_set(err, R1_EINVAL, "grpo: prompt %lld is empty",
-                             (long long)g->next_prompt);
+            s = r1_error_set(err, R1_EINVAL, "grpo: prompt %lld is empty", (long long)index);
             break;
         }
         memset(&ng[i], 0, sizeof ng[i]);
-        ng[i].index = g->next_prompt++;
+        ng[i].index = index;
+        if (src->index0 < 0)
+            g->next_prompt++;
         ng[i].prompt = malloc(sizeof(int32_t) * n);
         ng[i].rewards = calloc((size_t)G * c->nrewards, sizeof(double));
         if (!ng[i].prompt || !ng[i].rewards) {
@@ -426,7 +448,8 @@ static r1_status sample_groups(r1_grpo *g, int want, group *gs, int *have,
     gc.temperature = c->temperature;
     gc.top_k = c->top_k;
     gc.top_p = c->top_p;
-    gc.seed = r1_rng_u64(&g->rng);
+    gc.seed = src->given ? src->seed : r1_rng_u64(&g->rng);
+    gc.row0 = src->given ? src->row0 : 0;
     gc.stop_ids = c->stop_ids;
     gc.n_stop_ids = c->n_stop;
     gc.bf16 = c->rollout_dtype == 1; /* a fast low-precision sampler, as RL frameworks run */
@@ -753,7 +776,10 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_bat
     fo.no_mtp = !mtp;
     fo.mtp_lambda = c->mtp_lambda;
     fo.mtp_weights = w.mw;
-    fo.mtp_denom = (double)(w.ntok ? w.ntok : 1);
+    /* with ranks, the averages are over the whole step's sequences and tokens */
+    long ntok = b->ntok_total > 0 ? b->ntok_total : w.ntok;
+    int nall = b->nseq_total > 0 ? b->nseq_total : nseq;
+    fo.mtp_denom = (double)(ntok ? ntok : 1);
     double J = 0, kl = 0, ent = 0, mtp_loss = 0;
     long q = 0, clip = 0, nkept = 0, nmasked = 0;
     for (int k0 = 0; s == R1_OK && k0 < nseq; k0 += w.M) {
@@ -780,9 +806,9 @@ r1_status r1_grpo_objective(r1_model *m, const r1_grpo_cfg *c, const r1_grpo_bat
             int k = k0 + i, L = b->lens[k] - b->plens[k];
             /* the aggregation: how much each token of this sequence weighs */
             double wt = c->agg == R1_GRPO_TOKEN_MEAN || c->agg == R1_GRPO_CISPO
-                            ? 1.0 / (w.ntok ? w.ntok : 1)
-                        : c->agg == R1_GRPO_CONST ? 1.0 / ((double)nseq * c->max_new)
-                                                  : 1.0 / ((double)nseq * (L ? L : 1));
+                            ? 1.0 / (ntok ? ntok : 1)
+                        : c->agg == R1_GRPO_CONST ? 1.0 / ((double)nall * c->max_new)
+                                                  : 1.0 / ((double)nall * (L ? L : 1));
             /* first the completion's log-probs and entropies, then its terms, which may
              * depend on all of them (the sequence ratio, the masks), then the logits' gradient */
             for (int t = 0; t < L; t++) {
@@ -850,9 +876,10 @@ typedef struct {
 } pass_stats;
 
 /* Runs the mu inner updates over the kept groups. */
-static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, double *gnorm,
-                            double *lr, r1_error *err)
+static r1_status train_pass(r1_grpo *g, group *gs, int ng, int ng_all, pass_stats *ps,
+                            double *gnorm, double *lr, r1_error *err)
 {
+    int dp = g->comm && g->comm->size > 1;
     const r1_grpo_cfg *c = &g->cfg;
     int G = c->group, nseq = ng * G;
     memset(ps, 0, sizeof *ps);
@@ -893,7 +920,7 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
             metered = 0;
         }
     }
-    r1_grpo_batch b = {nseq, seqs, plens, lens, adv, NULL, 0, NULL, NULL};
+    r1_grpo_batch b = {nseq, seqs, plens, lens, adv, NULL, 0, NULL, NULL, 0, 0};
     /* the sampler's log-probs, for the off-policy mask */
     float *lp_samp = c->off_policy_mask > 0 ? malloc(sizeof(float) * (ps->ntok ? ps->ntok : 1))
                                             : NULL;
@@ -904,6 +931,14 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
         q += gs[k / G].clen[k % G];
     }
     b.lp_samp = lp_samp;
+    long ntok_all = ps->ntok;
+    if (dp && s == R1_OK) { /* the averages run over every rank's sequences and tokens */
+        double nt = (double)ps->ntok;
+        s = r1_comm_sum_f64(g->comm, &nt, 1, err);
+        ntok_all = (long)nt;
+        b.nseq_total = ng_all * G;
+        b.ntok_total = ntok_all > 0 ? ntok_all : 1;
+    }
     if (metered) {
         b.routes = (const int32_t *const *)rts;
         b.replay = c->routing_replay;
@@ -936,15 +971,39 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
                               err);
         if (s != R1_OK)
             break;
+        double mism = 0;
         if (it == 0) {
-            ps->kl = o.kl, ps->ent = o.entropy, ps->mtp = o.mtp_loss;
-            ps->kept = o.entropy_kept, ps->masked = o.masked;
             long q = 0;
             for (int k = 0; k < nseq; k++) { /* sampling-time against training-time log-probs */
                 group *gr = &gs[k / G];
                 for (int t = 0; t < gr->clen[k % G]; t++, q++)
-                    ps->mism += fabs(lp_old[q] - gr->lps[k % G][t]);
+                    mism += fabs(lp_old[q] - gr->lps[k % G][t]);
             }
+        }
+        if (dp) { /* the gradient and the statistics of every rank's share: the objective's
+                   * terms are already over the whole step, the means are the rank's own */
+            double nt = (double)ps->ntok, v[8 + R1_GRPO_MAX_MOE];
+            v[0] = o.objective, v[1] = o.kl * nt, v[2] = o.entropy * nt;
+            v[3] = o.mtp_loss, v[4] = o.entropy_kept * nt, v[5] = o.masked * nseq;
+            v[6] = o.clip_frac * nt, v[7] = mism;
+            int nf = ps->metered && it == 0 ? g->n_moe : 0;
+            for (int j = 0; j < nf; j++)
+                v[8 + j] = (double)ps->flips[j];
+            s = r1_comm_sum_f32(g->comm, r1_model_grads(g->m), r1_model_numel(g->m), err);
+            if (s == R1_OK)
+                s = r1_comm_sum_f64(g->comm, v, 8 + nf, err);
+            if (s != R1_OK)
+                break;
+            double na = ntok_all > 0 ? (double)ntok_all : 1, ns = ng_all > 0 ? ng_all * G : 1;
+            o.objective = v[0], o.kl = v[1] / na, o.entropy = v[2] / na, o.mtp_loss = v[3];
+            o.entropy_kept = v[4] / na, o.masked = v[5] / ns, o.clip_frac = v[6] / na;
+            mism = v[7];
+            for (int j = 0; j < nf; j++)
+                ps->flips[j] = (long)v[8 + j];
+        }
+        if (it == 0) {
+            ps->kl = o.kl, ps->ent = o.entropy, ps->mtp = o.mtp_loss;
+            ps->kept = o.entropy_kept, ps->masked = o.masked, ps->mism = mism;
         }
         ps->clip = o.clip_frac;
         if (!isfinite(o.objective)) {
@@ -964,6 +1023,8 @@ static r1_status train_pass(r1_grpo *g, group *gs, int ng, pass_stats *ps, doubl
     r1_model_set_precision(g->m, was);
     if (g->ref)
         r1_model_set_precision(g->ref, ref_was);
+    if (dp)
+        ps->ntok = ntok_all; /* what the statistics divide by */
     for (int k = 0; own && k < nseq; k++)
         free(own[k]);
     for (int k = 0; rts && k < nseq; k++)
@@ -1010,19 +1071,49 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
     double rsum[R1_GRPO_MAX_REWARDS] = {0}, rsq[R1_GRPO_MAX_REWARDS] = {0};
     double tsum = 0, tsq = 0, lsum = 0, lmax = 0, lmin = 1e300;
     long nsamples = 0, cut = 0;
-    for (int round = 0; s == R1_OK && have < P && round <= (c->dynamic_sampling ? c->max_refill : 0);
-         round++) {
-        s = sample_groups(g, P - have, gs, &have, prompts, score, group_cb, user, &S, &zero,
-                          &seen, err);
+    /* data parallelism: this rank's share [lo, hi) of the step's prompts; every round's seed
+     * drawn up front, the same count on every rank (one process draws per round it runs) */
+    int dp = g->comm && g->comm->size > 1, lo = 0, hi = P, rounds = c->dynamic_sampling
+                                                                       ? c->max_refill + 1
+                                                                       : 1;
+    uint64_t seeds[R1_GRPO_MAX_ROUNDS];
+    int64_t base = g->next_prompt;
+    if (dp) {
+        r1_comm_rows(g->comm, P, &lo, &hi);
+        for (int r = 0; r < rounds && r < R1_GRPO_MAX_ROUNDS; r++)
+            seeds[r] = r1_rng_u64(&g->rng);
+    }
+    int want = hi - lo;
+    for (int round = 0; s == R1_OK && have < want && round < rounds; round++) {
+        /* a rank's round r: prompts base + r P + lo + j, streams (seed_r, (lo + j) G + i) */
+        round_src src = {-1, 0, 0, 0};
+        if (dp)
+            src = (round_src){base + (int64_t)round * P + lo, 1,
+                              seeds[round < R1_GRPO_MAX_ROUNDS ? round : 0], (int64_t)lo * G};
+        s = sample_groups(g, want - have, &src, gs, &have, prompts, score, group_cb, user, &S,
+                          &zero, &seen, err);
         gen_tokens += (long)S.gen_tokens_per_s; /* sample_groups leaves its token count here */
     }
-    g->exhausted = s == R1_OK && have == 0;
+    int have_all = have;
+    if (dp) { /* every rank learns whether any failed, and how many groups the step has */
+        g->next_prompt = base + (int64_t)P * rounds;
+        double v[2] = {s != R1_OK, have};
+        r1_status cs = r1_comm_sum_f64(g->comm, v, 2, err);
+        if (cs != R1_OK) {
+            s = cs;
+        } else if (s == R1_OK && v[0] > 0) {
+            s = r1_error_set(err, R1_ECANCELED, "grpo: step %lld: another rank stopped the "
+                             "step (its message says why)", (long long)g->step + 1);
+        }
+        have_all = (int)v[1];
+    }
+    g->exhausted = s == R1_OK && have_all == 0;
     if (g->exhausted)
         s = r1_error_set(err, R1_ECANCELED,
                          "grpo: every sampled group had equal rewards after %d refills; nothing "
                          "to learn from (try a harder or easier task, or more samples)",
                          c->max_refill);
-    if (s == R1_OK && c->multi_objective) { /* GDPO: the summed advantages over the batch */
+    if (s == R1_OK && c->multi_objective && !dp) { /* GDPO: the sums over the batch */
         double *all = malloc(sizeof(double) * have * G);
         if (!all) {
             s = r1_error_set(err, R1_ENOMEM, "out of memory");
@@ -1034,6 +1125,22 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
                 memcpy(gs[i].adv, all + (size_t)i * G, sizeof(double) * G);
             free(all);
         }
+    } else if (s == R1_OK && c->multi_objective) { /* ... over every rank's groups */
+        double m[2] = {0, 0};
+        for (int i = 0; i < have; i++)
+            for (int j = 0; j < G; j++)
+                m[0] += gs[i].adv[j];
+        s = r1_comm_sum_f64(g->comm, m, 1, err);
+        double n = (double)have_all * G, mean = n > 0 ? m[0] / n : 0;
+        for (int i = 0; i < have; i++)
+            for (int j = 0; j < G; j++)
+                m[1] += (gs[i].adv[j] - mean) * (gs[i].adv[j] - mean);
+        if (s == R1_OK)
+            s = r1_comm_sum_f64(g->comm, m + 1, 1, err);
+        double sd = n > 1 ? sqrt(m[1] / (n - 1)) : 0;
+        for (int i = 0; s == R1_OK && i < have; i++)
+            for (int j = 0; j < G; j++)
+                gs[i].adv[j] = (gs[i].adv[j] - mean) / (sd + 1e-4);
     }
     for (int i = 0; s == R1_OK && group_cb && i < have; i++)
         s = show_group(g, &gs[i], group_cb, user, err);
@@ -1057,12 +1164,43 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
             cut += gs[i].cut[j];
             nsamples++;
         }
+    if (dp) { /* the statistics of the whole step: sums, and the extremes of the lengths */
+        int K = c->nrewards;
+        double v[2 * R1_GRPO_MAX_REWARDS + 8];
+        memcpy(v, rsum, sizeof(double) * K);
+        memcpy(v + K, rsq, sizeof(double) * K);
+        double *w = v + 2 * K;
+        w[0] = tsum, w[1] = tsq, w[2] = lsum, w[3] = (double)cut, w[4] = (double)nsamples;
+        w[5] = zero, w[6] = seen, w[7] = (double)gen_tokens;
+        double ext[2] = {lmax, -lmin};
+        s = r1_comm_sum_f64(g->comm, v, 2 * K + 8, err);
+        if (s == R1_OK)
+            s = r1_comm_max_f64(g->comm, ext, 2, err);
+        memcpy(rsum, v, sizeof(double) * K);
+        memcpy(rsq, v + K, sizeof(double) * K);
+        tsum = w[0], tsq = w[1], lsum = w[2], cut = (long)w[3], nsamples = (long)w[4];
+        zero = (int)w[5], seen = (int)w[6], gen_tokens = (long)w[7];
+        lmax = ext[0], lmin = -ext[1];
+        if (s != R1_OK) {
+            clear_groups(gs, have, G);
+            free(gs);
+            return s;
+        }
+    }
     /* training */
     double t0 = r1_now();
     pass_stats ps;
     double gnorm = 0, lr = 0;
-    s = train_pass(g, gs, have, &ps, &gnorm, &lr, err);
+    s = train_pass(g, gs, have, have_all, &ps, &gnorm, &lr, err);
     S.t_train = r1_now() - t0;
+    for (int i = 0; dp && s == R1_OK && i < g->n_moe; i++) { /* the loads of every rank */
+        long *ntk = NULL;
+        double *cnt = r1_model_load_counts(g->m, g->moe_layers[i], &ntk);
+        double nt = (double)*ntk;
+        if ((s = r1_comm_sum_f64(g->comm, cnt, g->E, err)) == R1_OK &&
+            (s = r1_comm_sum_f64(g->comm, &nt, 1, err)) == R1_OK)
+            *ntk = (long)nt;
+    }
     if (s == R1_OK) {
         /* expert load of the training forwards, then the balancing update */
         for (int i = 0; i < g->n_moe; i++) {
@@ -1109,8 +1247,8 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
         S.grad_norm = gnorm;
         S.lr = lr;
         S.zero_var_share = seen ? (double)zero / seen : 0;
-        S.groups_used = have;
-        S.sequences = have * G;
+        S.groups_used = have_all;
+        S.sequences = have_all * G;
         S.tokens = (int)ps.ntok;
         S.gen_tokens_per_s = S.t_sample > 0 ? gen_tokens / S.t_sample : 0;
         double total = r1_now() - t_start;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "r1_comm.h"
 #include "r1_grpo_run.h"
 #include "r1_rng.h"
 #include "r1_sft.h"
@@ -343,6 +344,7 @@ struct r1_grpo_run {
     const r1_grpo_hooks *h;
     const r1_observer *o;
     r1_task_sample sample; /* scratch */
+    const r1_comm *comm;   /* data parallelism (NULL: one process) */
     char stopped[sizeof ((r1_error *)0)->msg];
     double elapsed_before, t_start;
 };
@@ -404,7 +406,7 @@ static int score_fn(void *user, int64_t index, int j, const int32_t *prompt, int
 static void log_group(r1_grpo_run *r, const r1_grpo_group *g)
 {
     int64_t step = r1_grpo_steps(r->g) + 1;
-    if (!r->groups[0] || r->group_logged == step)
+    if (!r->groups[0] || r->group_logged == step || !r1_comm_leads(r->comm))
         return;
     r->group_logged = step;
     json_t *o = json_object(), *cs = json_array();
@@ -597,6 +599,8 @@ double r1_grpo_run_elapsed(const r1_grpo_run *r)
 static r1_status save(r1_grpo_run *r, r1_error *err)
 {
     r1_status st = R1_OK;
+    if (!r1_comm_leads(r->comm)) /* rank 0 writes the run's files */
+        return R1_OK;
     if (r->ckpt[0]) {
         char *sj = r1_settings_json(r1_grpo_settings_table(), &r->s);
         json_t *j = sj ? json_loads(sj, 0, NULL) : NULL;
@@ -692,7 +696,7 @@ static r1_status log_step(r1_grpo_run *r, const r1_grpo_stats *st, r1_error *err
     json_decref(o);
     if (!line)
         return r1_error_set(err, R1_ENOMEM, "out of memory");
-    r1_status s = r1_jsonl_append(r->metrics, line, err);
+    r1_status s = r1_comm_leads(r->comm) ? r1_jsonl_append(r->metrics, line, err) : R1_OK;
     free(line);
     return s;
 }
@@ -708,7 +712,19 @@ r1_status r1_grpo_run_go(r1_grpo_run *r, const r1_grpo_hooks *h, const r1_observ
     r1_status st = R1_OK;
     if (last)
         memset(last, 0, sizeof *last);
+    int dp = r->comm && r->comm->size > 1, asked = 0;
     while (r1_grpo_steps(r->g) < r->s.steps) {
+        if (dp) { /* with ranks, all stop after the same step: a stop anywhere is summed */
+            double f = r1_interrupted() || asked;
+            if ((st = r1_comm_sum_f64(r->comm, &f, 1, err)) != R1_OK)
+                break;
+            if (f > 0) {
+                if (asked)
+                    break; /* r->stopped says by whom */
+                st = r1_error_set(err, R1_ECANCELED, "grpo: interrupted");
+                break;
+            }
+        }
         r1_grpo_stats s;
         st = r1_grpo_step(r->g, prompt_fn, score_fn, group_fn, r, &s, err);
         if (st == R1_ECANCELED && ran && r1_grpo_exhausted(r->g) && !r1_interrupted()) {
@@ -732,7 +748,9 @@ r1_status r1_grpo_run_go(r1_grpo_run *r, const r1_grpo_hooks *h, const r1_observ
         if (o && o->step && o->step(o->user, &rep)) {
             snprintf(r->stopped, sizeof r->stopped, "stopped by the observer after step %lld",
                      (long long)s.step);
-            break;
+            if (!dp)
+                break;
+            asked = 1;
         }
     }
     if (st == R1_OK || st == R1_ECANCELED) { /* the last finished step is kept */
@@ -745,6 +763,14 @@ r1_status r1_grpo_run_go(r1_grpo_run *r, const r1_grpo_hooks *h, const r1_observ
     }
     r->elapsed_before = r1_grpo_run_elapsed(r);
     r->t_start = 0;
+    return st;
+}
+
+r1_status r1_grpo_run_set_comm(r1_grpo_run *r, const r1_comm *c, r1_error *err)
+{
+    r1_status st = r1_grpo_set_comm(r->g, c, err);
+    if (st == R1_OK)
+        r->comm = c;
     return st;
 }
 

@@ -20,6 +20,8 @@ typedef struct r1_comm {
     /* x[n] <- the sum over the ranks of their x[n], on every rank */
     r1_status (*sum_f32)(void *user, float *x, size_t n, r1_error *err);
     r1_status (*sum_f64)(void *user, double *x, size_t n, r1_error *err);
+    /* x[n] <- the element-wise largest over the ranks, on every rank */
+    r1_status (*max_f64)(void *user, double *x, size_t n, r1_error *err);
 } r1_comm;
 
 /* The rows [*lo, *hi) of a batch of B rows that rank r of size takes (contiguous shares, the
@@ -32,5 +34,6 @@ int r1_comm_leads(const r1_comm *c);
 /* The sums, or nothing with one process (comm NULL or size 1). */
 r1_status r1_comm_sum_f32(const r1_comm *c, float *x, size_t n, r1_error *err);
 r1_status r1_comm_sum_f64(const r1_comm *c, double *x, size_t n, r1_error *err);
+r1_status r1_comm_max_f64(const r1_comm *c, double *x, size_t n, r1_error *err);
 
 #endif

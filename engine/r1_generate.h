@@ -85,7 +85,9 @@ typedef struct {
     float top_p;              /* 1: off */
     float min_p;              /* 0: off */
     float repetition_penalty; /* 1: off; > 1 discourages tokens already in the row */
-    uint64_t seed;            /* row r samples from stream (seed, r) */
+    uint64_t seed;            /* row r samples from stream (seed, row0 + r) */
+    int64_t row0;             /* the first row's number in a larger batch that several calls
+                               * (data-parallel ranks) share (0) */
     int speculative;          /* draft with the MTP module, verify with the main model */
     int bf16;                 /* hold the weights as bf16 while generating */
     int fp8;                  /* ... or as E4M3 with 128x128 block scales (not both) */

@@ -24,6 +24,7 @@
 
 #define R1_GRPO_MAX_REWARDS 8
 #define R1_GRPO_MAX_MOE 64 /* MoE layers the statistics cover */
+#define R1_GRPO_MAX_ROUNDS 101 /* sampling rounds of a step: 1 + max_refill (<= 100) */
 
 /* loss_type: the policy term and how the tokens' terms are averaged (TRL's names) */
 typedef enum {
@@ -147,6 +148,18 @@ r1_status r1_grpo_step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn s
                        r1_grpo_group_fn group_cb, void *user, r1_grpo_stats *stats,
                        r1_error *err);
 
+/* Data parallelism (r1_comm.h; NULL: one process).  Each rank samples, scores and trains its
+ * share of every step's prompts (whole groups: advantages need nothing from other ranks); the
+ * sampling streams are numbered by the completion's place in the whole step, the averaging
+ * divides by the whole step's sequences and tokens, and the gradients, the statistics and the
+ * experts' loads are summed over the ranks, so that every rank takes the step one process
+ * takes (up to the order of the sums).  With dynamic sampling each rank refills its own share
+ * (the refills then differ from one process's) and the prompt counter moves by
+ * prompts x (max_refill + 1) per step, the same on every rank.  The group callback sees the
+ * rank's own groups.  R1_EINVAL when there are fewer prompts per step than ranks. */
+typedef struct r1_comm r1_comm;
+r1_status r1_grpo_set_comm(r1_grpo *g, const r1_comm *c, r1_error *err);
+
 /* The per-token gradient of the token-level objective, exposed for tests: given lp, lp_old,
  * lp_ref and the advantage of one token, returns dJ/dlp (policy term and KL) and sets
  * *clipped.  (The sequence-level ratio, the masks and the entropy bonus act on whole
@@ -194,6 +207,10 @@ typedef struct {
                                  * differ from routes (may be NULL) */
     const float *lp_samp;       /* [completion tokens] the sampler's log-probs, for the
                                  * off-policy mask (NULL: lp_old's) */
+    /* data parallelism: this batch is a rank's share of one of nseq_total sequences and
+     * ntok_total completion tokens, which the averaging divides by (0: this batch's own) */
+    int nseq_total;
+    long ntok_total;
 } r1_grpo_batch;
 
 /* Log-probabilities of every completion token under m, in sequence order: lp[sum(lens-plens)].

@@ -114,6 +114,11 @@ r1_status r1_grpo_run_resume_dir(r1_grpo_run **out, const char *dir, r1_error *e
 r1_status r1_grpo_run_go(r1_grpo_run *r, const r1_grpo_hooks *h, const r1_observer *o,
                          r1_grpo_stats *last, r1_error *err);
 
+/* Data parallelism (r1_grpo_set_comm, r1_comm.h): every rank runs the same run on its share
+ * of each step's prompts; rank 0 alone writes the metrics, groups, checkpoints and model; all
+ * ranks stop after the same step. */
+r1_status r1_grpo_run_set_comm(r1_grpo_run *r, const r1_comm *c, r1_error *err);
+
 /* Why the run ended before its steps ("every group scored equal rewards ...", "stopped by
  * the observer after step N"), or NULL. */
 const char *r1_grpo_run_stopped(const r1_grpo_run *r);

@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-3.0-or-later
-# t_mpi.sh — data-parallel training under mpirun: pretraining and SFT on 2 ranks against the
-# same run in one process (losses and final weights), r1.world(), resuming a 2-rank run in one
-# process, and the stages that do not run data-parallel yet refusing to.  Skipped by name
+# t_mpi.sh — data-parallel training under mpirun: pretraining, SFT and GRPO on 2 ranks against
+# the same run in one process (losses, samples and final weights), r1.world(), resuming a
+# 2-rank run in one process, a killed rank, and the stages that do not run data-parallel yet
+# refusing to.  Skipped by name
 # where r1lab was built without MPI or mpirun is absent.
 #
 # Tolerances.  The ranks pack the same batch, each runs the forward and backward on its half
@@ -76,6 +77,38 @@ w=$(echo "$d" | sed 's/max_abs_diff \([^ ]*\) .*/\1/')
 awk -v w="$w" 'BEGIN { exit !(w <= 1e-5) }'
 ok $? "SFT: the same weights ($d)"
 
+# GRPO: each rank samples, scores and trains its share of the groups; the sampling streams are
+# numbered by the completion's place in the whole step, so both runs sample the same
+# completions (the same rewards and lengths, exactly), and the update is the same up to the
+# order of the sums.  Tolerance: 4 AdamW updates (2 steps, mu 2) at lr 1e-4 move a weight by at
+# most 4e-4; a tenth of that (4e-5) is far above the ulps of the sums and far below what a
+# missing rank's gradient or a wrong normaliser does.
+G="--stage grpo --model ${top_srcdir:-.}/models/builtin --tasks add:3 --group 4 --prompts 4"
+G="$G --max-new 120 --steps 2 --threads 1 --temperature 1.3 --lr 1e-4 --beta 0.04 --mu 2"
+"$r1lab" train $G --out "$tmp/g1" >"$tmp/g1.log" 2>&1 &&
+    mpi "$r1lab" train $G --out "$tmp/g2" >"$tmp/g2.log" 2>&1
+ok $? "GRPO, one process and 2 ranks"
+field() { sed -n "s|.*\"$2\":\([^,]*\),.*|\1|p" "$1"; }
+for k in reward completions/mean_length completions/max_length; do
+    [ "$(field "$tmp/g1/metrics.jsonl" "$k")" = "$(field "$tmp/g2/metrics.jsonl" "$k")" ] ||
+        echo "# $k differs"
+done
+[ -n "$(field "$tmp/g1/metrics.jsonl" reward)" ] &&
+    [ "$(field "$tmp/g1/metrics.jsonl" reward)" = "$(field "$tmp/g2/metrics.jsonl" reward)" ] &&
+    [ "$(field "$tmp/g1/metrics.jsonl" completions/mean_length)" = \
+        "$(field "$tmp/g2/metrics.jsonl" completions/mean_length)" ]
+ok $? "GRPO: the same completions on 2 ranks (rewards $(field "$tmp/g2/metrics.jsonl" reward | tr '\n' ' '))"
+field "$tmp/g1/metrics.jsonl" grad_norm >"$tmp/n1"
+field "$tmp/g2/metrics.jsonl" grad_norm >"$tmp/n2"
+e=$(close "$tmp/n1" "$tmp/n2" 1e-4) && [ "$(wc -l <"$tmp/n1")" = 2 ]
+ok $? "GRPO: the same gradient norms (max rel $e)"
+d=$("$cmp" "$tmp/g1" "$tmp/g2")
+w=$(echo "$d" | sed 's/max_abs_diff \([^ ]*\) .*/\1/')
+awk -v w="$w" 'BEGIN { exit !(w <= 4e-5) }'
+ok $? "GRPO: the same weights ($d)"
+[ "$(wc -l <"$tmp/g2/metrics.jsonl")" = 2 ] && [ -f "$tmp/g2/checkpoint/trainer_state.json" ]
+ok $? "GRPO: rank 0 alone wrote the metrics (2 lines) and the checkpoint"
+
 # a 2-rank run that on_step stops after step 2 resumes in one process to the 3-step result
 cat >"$tmp/pre.lua" <<'LUA'
 local r1 = require "r1"
@@ -142,17 +175,17 @@ echo 'local w = require("r1").world() print(w.rank, w.size)' >"$tmp/one.lua"
 ok $? "and {0, 1} without mpirun"
 
 # what does not run data-parallel yet says so, and so does a batch smaller than the ranks
-out=$(mpi "$r1lab" train --stage grpo --model tiny --out "$tmp/g" --steps 1 2>&1)
-[ $? -ne 0 ] && [ "$(has "$out" "the grpo stage does not run data-parallel yet")" = 0 ]
-ok $? "train --stage grpo under mpirun is refused with the reason"
+out=$(mpi "$r1lab" train --stage reject --model tiny --out "$tmp/rj.jsonl" --prompts 4 2>&1)
+[ $? -ne 0 ] && [ "$(has "$out" "the reject stage does not run data-parallel yet")" = 0 ]
+ok $? "train --stage reject under mpirun is refused with the reason"
 out=$(mpi "$r1lab" train --stage pretrain --model tiny --out "$tmp/small" --steps 1 --batch 1 \
     --seq-len 256 --tasks add:1 2>&1)
 [ $? -ne 0 ] && [ "$(has "$out" "batch 1 is smaller than the 2 ranks")" = 0 ]
 ok $? "a batch smaller than the ranks is refused"
-echo 'require("r1").grpo{model = require("r1").init("tiny"), task = "add", steps = 1}' \
-    >"$tmp/g.lua"
-out=$(mpi "$r1lab" run "$tmp/g.lua" 2>&1)
-[ $? -ne 0 ] && [ "$(has "$out" "r1.grpo does not run data-parallel yet")" = 0 ]
-ok $? "so is r1.grpo in a script under mpirun"
+echo 'local r1 = require "r1"; r1.distill{student = r1.init("tiny"), data = "x.jsonl"}' \
+    >"$tmp/d.lua"
+out=$(mpi "$r1lab" run "$tmp/d.lua" 2>&1)
+[ $? -ne 0 ] && [ "$(has "$out" "r1.distill does not run data-parallel yet")" = 0 ]
+ok $? "so is r1.distill in a script under mpirun"
 
 echo "1..$n"

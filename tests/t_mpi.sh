@@ -108,6 +108,14 @@ awk -v w="$w" 'BEGIN { exit !(w <= 4e-5) }'
 ok $? "GRPO: the same weights ($d)"
 [ "$(wc -l <"$tmp/g2/metrics.jsonl")" = 2 ] && [ -f "$tmp/g2/checkpoint/trainer_state.json" ]
 ok $? "GRPO: rank 0 alone wrote the metrics (2 lines) and the checkpoint"
+# GDPO normalises the advantages over the whole step: over both ranks' groups
+H=$(echo "$G" | sed 's/--steps 2/--steps 1/')
+H="$H --multi-objective-aggregation normalize_then_sum"
+"$r1lab" train $H --out "$tmp/h1" >/dev/null 2>&1 && mpi "$r1lab" train $H --out "$tmp/h2" >/dev/null 2>&1
+d=$("$cmp" "$tmp/h1" "$tmp/h2")
+w=$(echo "$d" | sed 's/max_abs_diff \([^ ]*\) .*/\1/')
+awk -v w="$w" 'BEGIN { exit !(w <= 2e-5) }'
+ok $? "GDPO on 2 ranks: the same weights as one process ($d)"
 
 # a 2-rank run that on_step stops after step 2 resumes in one process to the 3-step result
 cat >"$tmp/pre.lua" <<'LUA'

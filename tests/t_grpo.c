@@ -86,7 +86,7 @@ static void check_objective_gradient(void)
     const int32_t *seqs[3] = {s0, s1, s2};
     int plens[3] = {3, 2, 3}, lens[3] = {7, 5, 6};
     double adv[3] = {1.3, -0.7, 0.4};
-    r1_grpo_batch b = {3, seqs, plens, lens, adv, NULL, 0, NULL, NULL};
+    r1_grpo_batch b = {3, seqs, plens, lens, adv, NULL, 0, NULL, NULL, 0, 0};
     /* old and reference log-probs away from the current ones, so that clipping and the KL act */
     float now[16], old[16], ref[16];
     r1_grpo_logprobs(m, &b, 2, now, NULL);

@@ -310,7 +310,7 @@ static int fixture_load(fixture *f, const char *dir, const json_t *meta)
             f->ntok))
         return 0;
     f->b = (r1_grpo_batch){(int)nseq, f->seqs, f->plens, f->lens, f->adv[1], NULL, 0, NULL,
-                           NULL};
+                           NULL, 0, 0};
     return 1;
 }
 

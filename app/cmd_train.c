@@ -608,7 +608,7 @@ int cmd_eval(int argc, char **argv)
                           model);
     if (st == R1_OK) {
         trap_sigint(1);
-        st = r1_eval_run(m, tok, &es, &e, &err);
+        st = r1_eval_run_comm(m, tok, &es, world_comm(), &e, &err); /* split over ranks */
         trap_sigint(0);
     }
     if (st == R1_OK)

@@ -386,7 +386,8 @@ static int l_evaluate(lua_State *L)
     lua_r1_read_settings(L, 1, r1_eval_settings_table(), &es, "r1.evaluate", own_keys);
     r1_error err = {0};
     r1_sft_eval *e = lua_newuserdatauv(L, sizeof *e, 0);
-    r1_status st = r1_eval_run(u->m, u->tok, &es, e, &err);
+    /* under mpirun every rank takes its share and gets the whole result (call it on all) */
+    r1_status st = r1_eval_run_comm(u->m, u->tok, &es, world_comm(), e, &err);
     if (st == R1_ECANCELED && r1_interrupted())
         return luaL_error(L, "interrupted");
     if (st != R1_OK)

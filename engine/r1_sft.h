@@ -261,6 +261,14 @@ void r1_sft_eval_mark_trained(r1_sft_eval *e, const r1_sft_settings *s);
  * into *out.  R1_ECANCELED when r1_interrupt() stopped the generation. */
 r1_status r1_sft_evaluate(r1_model *m, const r1_tokenizer *tok, const r1_sft_data *d, int n,
                           r1_sft_eval *out, r1_error *err);
+/* The same split over the ranks of comm (r1_comm.h; NULL: one process): each rank generates
+ * its share of every cell's problems and the sums are added up, so every rank gets the whole
+ * evaluation.  It is one process's up to near-ties: a batch of other rows rounds the products
+ * differently in the last bits, which can turn a greedy choice between two tokens whose
+ * scores agree to ~1e-6 (a length, rarely an answer). */
+typedef struct r1_comm r1_comm;
+r1_status r1_sft_evaluate_comm(r1_model *m, const r1_tokenizer *tok, const r1_sft_data *d,
+                               int n, const r1_comm *comm, r1_sft_eval *out, r1_error *err);
 
 /* Evaluation as a stage of its own (r1lab eval, r1.evaluate): a model on the held-out set of
  * s's tasks, eval_n per cell and eval_above difficulties above each entry; the cells of
@@ -281,6 +289,8 @@ const r1_settings_table *r1_eval_settings_table(void);
  * R1_ECANCELED when r1_interrupt() stopped it. */
 r1_status r1_eval_run(r1_model *m, const r1_tokenizer *tok, const r1_eval_settings *e,
                       r1_sft_eval *out, r1_error *err);
+r1_status r1_eval_run_comm(r1_model *m, const r1_tokenizer *tok, const r1_eval_settings *e,
+                           const r1_comm *comm, r1_sft_eval *out, r1_error *err);
 
 /* ------------------------------------------------------------------ the trainer */
 
@@ -333,7 +343,6 @@ r1_status r1_sft_run(r1_sft *t, const r1_observer *o, r1_error *err);
  * single process takes on the whole batch (up to the order of the sums).  Rank 0 alone
  * evaluates and writes the metrics, checkpoints and model; all ranks stop after the same step.
  * R1_EINVAL when the batch has fewer rows than there are ranks. */
-typedef struct r1_comm r1_comm;
 r1_status r1_sft_set_comm(r1_sft *t, const r1_comm *c, r1_error *err);
 
 /* Writes out_dir/checkpoint (with tokenizer.json) and the exported model now. */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "r1_comm.h"
 #include "r1_generate.h"
 #include "r1_inspect.h"
 #include "r1_rewards.h"
@@ -23,23 +24,30 @@ void r1_sft_eval_reset(r1_sft_eval *e)
     memset(e, 0, sizeof *e);
 }
 
+/* The cell of (task, difficulty), made (empty) when it is not there yet; NULL when full. */
+static r1_sft_eval_cell *cell_of(r1_sft_eval *e, const r1_task *task, int difficulty,
+                                 int in_training)
+{
+    for (int i = 0; i < e->ncells; i++)
+        if (e->cell[i].task == task && e->cell[i].difficulty == difficulty)
+            return &e->cell[i];
+    if (e->ncells == R1_SFT_MAX_CELLS)
+        return NULL; /* r1_sft_validate keeps evaluations within the cells */
+    r1_sft_eval_cell *c = &e->cell[e->ncells++];
+    memset(c, 0, sizeof *c);
+    c->task = task;
+    c->difficulty = difficulty;
+    c->in_training = in_training;
+    return c;
+}
+
 /* While accumulating, the mean fields hold sums; r1_sft_eval_finish divides. */
 void r1_sft_eval_add(r1_sft_eval *e, const r1_task_sample *s, int in_training,
                      const char *completion, int ntokens)
 {
-    r1_sft_eval_cell *c = NULL;
-    for (int i = 0; i < e->ncells && !c; i++)
-        if (e->cell[i].task == s->task && e->cell[i].difficulty == s->difficulty)
-            c = &e->cell[i];
-    if (!c) {
-        if (e->ncells == R1_SFT_MAX_CELLS)
-            return; /* r1_sft_validate keeps evaluations within the cells */
-        c = &e->cell[e->ncells++];
-        memset(c, 0, sizeof *c);
-        c->task = s->task;
-        c->difficulty = s->difficulty;
-        c->in_training = in_training;
-    }
+    r1_sft_eval_cell *c = cell_of(e, s->task, s->difficulty, in_training);
+    if (!c)
+        return;
     r1_completion_parts parts;
     r1_reward_split(completion, &parts);
     r1_reward_sample rs = {0};
@@ -106,18 +114,23 @@ void r1_sft_eval_mark_trained(r1_sft_eval *e, const r1_sft_settings *s)
 }
 
 
-/* Generates and scores the n held-out samples of cell ci. */
+/* Generates and scores held-out samples j0 .. j0 + n - 1 of cell ci (a rank's share; the cell
+ * is made even when the share is empty, so that every rank holds the same cells). */
 static r1_status eval_cell(r1_model *m, const r1_tokenizer *tok, const r1_sft_data *d, int ci,
-                           int n, r1_task_sample *smp, int32_t **prompts, int *lens,
+                           int j0, int n, r1_task_sample *smp, int32_t **prompts, int *lens,
                            r1_sft_eval *out, r1_error *err)
 {
     const r1_config *c = r1_model_config(m);
-    int in_training;
-    r1_sft_data_cell(d, ci, NULL, NULL, &in_training);
+    int in_training, difficulty;
+    const r1_task *task;
+    r1_sft_data_cell(d, ci, &task, &difficulty, &in_training);
+    cell_of(out, task, difficulty, in_training);
+    if (n == 0)
+        return R1_OK;
     int ref = 0, plen = 0;
     r1_status st = R1_OK;
     for (int j = 0; j < n && st == R1_OK; j++) {
-        if ((st = r1_sft_data_heldout(d, ci, j, &smp[j], err)) != R1_OK)
+        if ((st = r1_sft_data_heldout(d, ci, j0 + j, &smp[j], err)) != R1_OK)
             break;
         st = r1_tokenizer_encode_prompt(tok, smp[j].prompt, prompts[j], R1_TASK_PROMPT_MAX + 8,
                                         &lens[j], err);
@@ -177,8 +190,51 @@ static r1_status eval_cell(r1_model *m, const r1_tokenizer *tok, const r1_sft_da
     return st;
 }
 
+/* The sums of a data-parallel evaluation, over the ranks (every rank holds the same cells). */
+static r1_status sum_eval(const r1_comm *comm, r1_sft_eval *e, r1_error *err)
+{
+    enum { PER_CELL = 6, TOP = 10 };
+    size_t nv = (size_t)e->ncells * PER_CELL + TOP + 2 * R1_SFT_MTP_MAX;
+    double *v = malloc(sizeof(double) * nv);
+    if (!v)
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    double *p = v;
+    for (int i = 0; i < e->ncells; i++) {
+        r1_sft_eval_cell *c = &e->cell[i];
+        *p++ = c->n, *p++ = c->accuracy, *p++ = c->format, *p++ = c->language;
+        *p++ = c->length, *p++ = c->think_len;
+    }
+    *p++ = e->n, *p++ = e->accuracy, *p++ = e->format, *p++ = e->language, *p++ = e->length;
+    *p++ = e->think_len, *p++ = e->n_in, *p++ = e->n_above, *p++ = e->accuracy_in;
+    *p++ = e->accuracy_above;
+    for (int k = 0; k < R1_SFT_MTP_MAX; k++)
+        *p++ = (double)e->mtp_tries[k], *p++ = (double)e->mtp_hits[k];
+    r1_status st = r1_comm_sum_f64(comm, v, nv, err);
+    p = v;
+    for (int i = 0; st == R1_OK && i < e->ncells; i++) {
+        r1_sft_eval_cell *c = &e->cell[i];
+        c->n = (int)*p++, c->accuracy = *p++, c->format = *p++, c->language = *p++;
+        c->length = *p++, c->think_len = *p++;
+    }
+    if (st == R1_OK) {
+        e->n = (int)*p++, e->accuracy = *p++, e->format = *p++, e->language = *p++;
+        e->length = *p++, e->think_len = *p++, e->n_in = (int)*p++, e->n_above = (int)*p++;
+        e->accuracy_in = *p++, e->accuracy_above = *p++;
+        for (int k = 0; k < R1_SFT_MTP_MAX; k++)
+            e->mtp_tries[k] = (long)*p++, e->mtp_hits[k] = (long)*p++;
+    }
+    free(v);
+    return st;
+}
+
 r1_status r1_sft_evaluate(r1_model *m, const r1_tokenizer *tok, const r1_sft_data *d, int n,
                           r1_sft_eval *out, r1_error *err)
+{
+    return r1_sft_evaluate_comm(m, tok, d, n, NULL, out, err);
+}
+
+r1_status r1_sft_evaluate_comm(r1_model *m, const r1_tokenizer *tok, const r1_sft_data *d, int n,
+                               const r1_comm *comm, r1_sft_eval *out, r1_error *err)
 {
     if (n < 1 || n > R1_SFT_HELDOUT)
         return r1_error_set(err, R1_EINVAL, "evaluation: %d samples per cell; expected 1..%d", n,
@@ -194,8 +250,21 @@ r1_status r1_sft_evaluate(r1_model *m, const r1_tokenizer *tok, const r1_sft_dat
             st = R1_ENOMEM;
     if (st == R1_ENOMEM)
         r1_error_set(err, R1_ENOMEM, "evaluation: out of memory");
+    int lo = 0, hi = n; /* with ranks, each its share of every cell's problems */
+    r1_comm_rows(comm, n, &lo, &hi);
     for (int ci = 0; st == R1_OK && ci < r1_sft_data_ncells(d); ci++)
-        st = eval_cell(m, tok, d, ci, n, smp, prompts, lens, out, err);
+        st = eval_cell(m, tok, d, ci, lo, hi - lo, smp, prompts, lens, out, err);
+    if (comm && comm->size > 1) { /* every rank learns whether any failed, then the sums */
+        double f = st != R1_OK;
+        r1_status cs = r1_comm_sum_f64(comm, &f, 1, err);
+        if (cs != R1_OK)
+            st = cs;
+        else if (st == R1_OK && f > 0)
+            st = r1_error_set(err, R1_ECANCELED, "evaluation: another rank stopped (its "
+                              "message says why)");
+        if (st == R1_OK)
+            st = sum_eval(comm, out, err);
+    }
     for (int j = 0; prompts && j < n; j++)
         free(prompts[j]);
     free(prompts);
@@ -279,6 +348,12 @@ const r1_settings_table *r1_eval_settings_table(void)
 r1_status r1_eval_run(r1_model *m, const r1_tokenizer *tok, const r1_eval_settings *e,
                       r1_sft_eval *out, r1_error *err)
 {
+    return r1_eval_run_comm(m, tok, e, NULL, out, err);
+}
+
+r1_status r1_eval_run_comm(r1_model *m, const r1_tokenizer *tok, const r1_eval_settings *e,
+                           const r1_comm *comm, r1_sft_eval *out, r1_error *err)
+{
     r1_sft_settings s = e->s;
     const r1_config *c = r1_model_config(m);
     s.seq_len = c->max_position_embeddings < 384 ? c->max_position_embeddings : 384;
@@ -288,7 +363,7 @@ r1_status r1_eval_run(r1_model *m, const r1_tokenizer *tok, const r1_eval_settin
     if (st == R1_OK)
         st = r1_sft_data_new(&d, &s, tok, err);
     if (st == R1_OK)
-        st = r1_sft_evaluate(m, tok, d, s.eval_n, out, err);
+        st = r1_sft_evaluate_comm(m, tok, d, s.eval_n, comm, out, err);
     if (st == R1_OK && e->has_trained)
         r1_sft_eval_mark_trained(out, &e->trained);
     r1_sft_data_free(d);

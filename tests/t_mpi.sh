@@ -117,6 +117,16 @@ w=$(echo "$d" | sed 's/max_abs_diff \([^ ]*\) .*/\1/')
 awk -v w="$w" 'BEGIN { exit !(w <= 2e-5) }'
 ok $? "GDPO on 2 ranks: the same weights as one process ($d)"
 
+# evaluation split over the ranks: every cell's problems shared out, the counts summed (greedy;
+# the lengths may differ where two tokens tie to ~1e-6 in a batch of other rows, the verdicts
+# on these problems do not)
+E="eval --model ${top_srcdir:-.}/models/builtin --tasks add:1-3,mul:1 --n 10 --threads 1"
+"$r1lab" $E >"$tmp/e1" 2>&1 && mpi "$r1lab" $E >"$tmp/e2" 2>&1
+ok $? "r1lab eval, one process and 2 ranks"
+cells() { awk '$1 ~ /^(add|mul)$/ { print $1, $2, $4, $5, $6 }' "$1"; }
+[ "$(cells "$tmp/e1" | wc -l)" = 4 ] && [ "$(cells "$tmp/e1")" = "$(cells "$tmp/e2")" ]
+ok $? "the same cells, problems per cell, accuracy and format ($(cells "$tmp/e2" | tr '\n' ';'))"
+
 # a 2-rank run that on_step stops after step 2 resumes in one process to the 3-step result
 cat >"$tmp/pre.lua" <<'LUA'
 local r1 = require "r1"

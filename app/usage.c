@@ -61,7 +61,9 @@ static const usage_cmd cmds[] = {
      "--teacher DIR, --data FILE.jsonl   distill: the teacher and its samples\n"
      "--resume         continue a stopped run exactly (give only --out)\n"
      "--threads N, --log-every N\n"
-     "--SETTING VALUE  any of the stage's settings (r1lab train --stage S --help lists them)\n"},
+     "--SETTING VALUE  any of the stage's settings (r1lab train --stage S --help lists them)\n"
+     "Under mpirun -np N, pretrain, sft and grpo run data-parallel over the N ranks (rank 0\n"
+     "writes the run folder); reject and distill refuse.\n"},
     {"eval",
      "r1lab eval --model DIR [--tasks add:1-4,...] [--n N] [--above N] [--trained ...]",
      "accuracy, format and language on held-out problems",

@@ -620,15 +620,21 @@ local function field(runs, k)
   return t
 end
 
--- 95% half-width of an accuracy p measured on N held-out problems (the sample-size noise of
--- one run's figure)
-local function band(p) return 1.96 * math.sqrt(math.max(p * (1 - p), 1e-9) / N) end
+-- the held-out problems behind an accuracy on task (N per difficulty: "add:1-3" is 3 N)
+local function problems(task)
+  local lo, hi = tostring(task):match(":(%d+)-(%d+)$")
+  return lo and (tonumber(hi) - tonumber(lo) + 1) * N or N
+end
 
-local function pct_cell(runs)
+-- 95% half-width of an accuracy p measured on n held-out problems (the sample-size noise of
+-- one run's figure)
+local function band(p, n) return 1.96 * math.sqrt(math.max(p * (1 - p), 1e-9) / n) end
+
+local function pct_cell(runs, task)
   local acc = field(runs, "accuracy")
   local vals = {}
   for _, v in ipairs(acc) do vals[#vals + 1] = ("%.1f"):format(100 * v) end
-  return ("%.1f%% ± %.1f (%s)"):format(100 * avg(acc), 100 * band(avg(acc)),
+  return ("%.1f%% ± %.1f (%s)"):format(100 * avg(acc), 100 * band(avg(acc), problems(task)),
     table.concat(vals, ", "))
 end
 
@@ -665,7 +671,7 @@ function exp.family()
   local rows = {}
   for _, f in ipairs(FAMILY) do
     local r = res[f.id]
-    rows[#rows + 1] = ("| %s | %s | %s | %.4f | %.1f |"):format(f.name, f.what, pct_cell(r),
+    rows[#rows + 1] = ("| %s | %s | %s | %.4f | %.1f |"):format(f.name, f.what, pct_cell(r, HARD),
       avg(field(r, "clip")), avg(field(r, "minutes")))
   end
   write("family", table.concat({
@@ -697,7 +703,7 @@ function exp.kl()
     local r = res[c.id]
     rows[#rows + 1] = ("| %s | %s | %.3f → %.3f | %.5f | %.1f |"):format(
       c.opts.beta > 0 and "β 0.04 (k3 KL to the start model)" or "β 0 (no KL term)",
-      pct_cell(r), avg(field(r, "sample0")), avg(field(r, "sample1")), avg(field(r, "kl")),
+      pct_cell(r, HARD), avg(field(r, "sample0")), avg(field(r, "sample1")), avg(field(r, "kl")),
       avg(field(r, "minutes")))
   end
   write("kl", table.concat({
@@ -742,7 +748,8 @@ function exp.controls()
       local r = res[st.start .. "-" .. c.id]
       local d = avg(field(r, "accuracy")) - before.accuracy
       rows[#rows + 1] = ("| %s | %s | %.1f%% | %s | %+.1f | %.3f → %.3f | %.4f | %.1f |"):format(
-        st.name, c.name, 100 * before.accuracy, pct_cell(r), 100 * d, avg(field(r, "sample0")),
+        st.name, c.name, 100 * before.accuracy, pct_cell(r, st.task), 100 * d,
+        avg(field(r, "sample0")),
         avg(field(r, "sample1")), avg(field(r, "clip")), avg(field(r, "minutes")))
       ahas[#ahas + 1] = ("| %s | %s | %.1f%% | %.1f%% |"):format(st.name, c.name,
         100 * avg(field(r, "aha0")), 100 * avg(field(r, "aha1")))
@@ -751,9 +758,9 @@ function exp.controls()
   write("controls", table.concat({
     ("GRPO with each reward alone, from two starts, %d steps of the family's budget (mu %d, so "
       .. "that clipping can act), %d seeds per row; held-out accuracy (%d problems per "
-      .. "difficulty, greedy) before and after (mean ± the 95%% half-width of one run's figure, "
-      .. "then each seed's); sample accuracy: right completions among the sampled ones over "
-      .. "the first and last 3 steps (the accuracy reward rides along with weight 0 where it "
+      .. "difficulty, greedy) before and after (mean ± the 95%% half-width of one run's figure "
+      .. "on its problems, then each seed's); sample accuracy: right completions among the "
+      .. "sampled ones over the first and last 3 steps (the accuracy reward rides along with weight 0 where it "
       .. "is not the reward); clip fraction: mean over the steps."):format(steps, BUDGET.mu,
       pick(a.seeds, 1), N),
     "",

@@ -66,8 +66,14 @@ local function spread(rs, k)
   for _, r in ipairs(rs) do lo, hi = math.min(lo, r[k]), math.max(hi, r[k]) end
   return hi - lo
 end
-local function band2(p, q) -- 95% band of a difference of two accuracies on N problems each
-  return 1.96 * math.sqrt((p * (1 - p) + q * (1 - q)) / N)
+-- 95% band of a difference of two accuracies on n problems each (N per difficulty)
+local function band2(p, q, n)
+  n = n or N
+  return 1.96 * math.sqrt((p * (1 - p) + q * (1 - q)) / n)
+end
+local function problems(task)
+  local lo, hi = tostring(task):match(":(%d+)-(%d+)$")
+  return lo and (tonumber(hi) - tonumber(lo) + 1) * N or N
 end
 local function pct(x) return ("%.1f%%"):format(100 * x) end
 local function seeds(rs) return ("%d seed%s"):format(#rs, #rs == 1 and "" or "s") end
@@ -84,8 +90,8 @@ local function before(start, task)
 end
 
 -- a verdict on "x is higher than y" (or "not lower", when not_lower)
-local function compare(x, y, not_lower)
-  local b = band2(x, y)
+local function compare(x, y, not_lower, n)
+  local b = band2(x, y, n)
   if not_lower then
     if x >= y - b then return x > y + b and "yes (higher)" or "yes (within the noise)" end
     return "no (lower by more than the noise)"
@@ -140,8 +146,8 @@ if wanted.controls then
           "Qwen2.5-Math-7B, MATH-500: random +21.4, incorrect +24.1, format +13.8 vs correct "
             .. "+29.1 (contaminated); Llama 3 and OLMo 2: little or no gain",
           ("%s: correct %+.1f; %s (points; ± %.1f; %s)"):format(st[3], 100 * (pc - b),
-            table.concat(parts, ", "), 100 * band2(pc, worst), seeds(cor)),
-          compare(pc, worst) == "yes" and "yes" or compare(pc, worst))
+            table.concat(parts, ", "), 100 * band2(pc, worst, problems(st[2])), seeds(cor)),
+          compare(pc, worst, false, problems(st[2])))
     end
   end
   local z = need("controls", "pretrain-correct")

@@ -507,11 +507,7 @@ static int distill_step(void *user, const r1_step_report *r)
 static int train_distill(const char *model, const char *teacher_dir, const char *data,
                          const char *out, int resume, r1_distill_cfg *c, long log_every)
 {
-    if (world_size() > 1) {
-        fprintf(stderr, "r1lab train: the %s stage does not run data-parallel yet: run it as one "
-                "process (without mpirun)\n", "distill");
-        return 2;
-    }
+    r1_distill_set_comm(world_comm()); /* under mpirun: data-parallel over the ranks */
     r1_error err = {0};
     r1_model *m = NULL;
     r1_tokenizer *tok = NULL;

@@ -308,9 +308,7 @@ static int on_distill(void *user, const r1_step_report *r)
  * on_step} -> {step, loss, ce, kl, records, skipped} */
 static int run_dataset(lua_State *L, const char *model_key, int distill)
 {
-    if (world_size() > 1)
-        return luaL_error(L, "%s does not run data-parallel yet: run it as one process "
-                          "(without mpirun)", distill ? "r1.distill" : "r1.sft{dataset = ...}");
+    r1_distill_set_comm(world_comm()); /* under mpirun: data-parallel over the ranks */
     lua_getfield(L, 1, model_key);
     lua_model *u = lua_model_idle(L, -1, distill ? "r1.distill" : "r1.sft");
     lua_pop(L, 1);

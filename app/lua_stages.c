@@ -119,8 +119,8 @@ static int on_progress(void *user, const r1_step_report *r)
 static int l_reject_sample(lua_State *L)
 {
     if (world_size() > 1)
-        return luaL_error(L, "r1.reject_sample does not run data-parallel yet: run it as one process "
-                          "(without mpirun)");
+        return luaL_error(L, "r1.reject_sample does not run data-parallel yet: run it as one "
+                          "process (without mpirun)");
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lua_getfield(L, 1, "model");

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "r1_comm.h"
 #include "r1_distill.h"
 #include "r1_rng.h"
 #include "r1_train.h"
@@ -266,8 +267,19 @@ static r1_status log_step(const run *R, const r1_distill_progress *P, r1_error *
     return r1_jsonl_append(p, line, err);
 }
 
+/* the process's data parallelism (r1_distill_set_comm): like the thread count, a property of
+ * the process rather than of one run */
+static const r1_comm *dist_comm;
+
+void r1_distill_set_comm(const r1_comm *c)
+{
+    dist_comm = c;
+}
+
 static r1_status go(run *R, const r1_observer *o, r1_distill_progress *last, r1_error *err)
 {
+    const r1_comm *comm = dist_comm;
+    int dp = comm && comm->size > 1, lead = r1_comm_leads(comm);
     r1_model *m = R->m, *teacher = R->teacher;
     const r1_distill_cfg *c = &R->c;
     const r1_config *mc = r1_model_config(m);
@@ -278,6 +290,9 @@ static r1_status go(run *R, const r1_observer *o, r1_distill_progress *last, r1_
         return r1_error_set(err, R1_EINVAL,
                             "distill: batch >= 1, steps >= 1, 2 <= seq_len <= %d expected",
                             mc->max_position_embeddings);
+    if (dp && B < comm->size)
+        return r1_error_set(err, R1_EINVAL, "distill: batch %d is smaller than the %d ranks; "
+                            "each rank needs a row at least", B, comm->size);
     if (teacher && r1_model_config(teacher)->vocab_size != V)
         return r1_error_set(err, R1_EINVAL,
                             "distill: the teacher's vocabulary (%d) differs from the student's "
@@ -329,29 +344,41 @@ static r1_status go(run *R, const r1_observer *o, r1_distill_progress *last, r1_
     fo.loss_weights = w;
     r1_precision was = r1_model_precision(m); /* the student's; the teacher stays as it is */
     r1_model_set_precision(m, (r1_precision)c->precision);
+    /* data parallelism: every rank packs the same batch, takes its rows [lo, hi) and
+     * normalises as the whole batch does; the gradients are summed over the ranks */
+    int lo = 0, hi = B;
+    r1_comm_rows(comm, B, &lo, &hi);
     for (int64_t step = R->start; s == R1_OK && step < c->steps; step++) {
         double ts = r1_now();
         pack(recs, nrec, order, &at, &rng, B, T, tokb, w);
         r1_loss L;
         long W = 0;
-        for (int i = 0; i < B * T; i++)
+        double wmain = 0;
+        for (int i = 0; i < B * T; i++) {
             W += w[i] > 0;
+            wmain += i % T ? w[i] : 0; /* the forward's own normaliser, over the whole batch */
+        }
+        int nb = hi - lo;
+        const int32_t *tk = tokb + (size_t)lo * T;
+        const float *wl = w + (size_t)lo * T;
+        fo.loss_weights = wl;
+        fo.main_denom = dp ? wmain : 0;
         if (teacher) {
-            if ((s = r1_model_forward(teacher, tokb, B, T, &fo, NULL, err)) != R1_OK)
+            if ((s = r1_model_forward(teacher, tk, nb, T, &fo, NULL, err)) != R1_OK)
                 break;
-            memcpy(tp, r1_model_logits(teacher), sizeof(float) * (size_t)B * T * V);
+            memcpy(tp, r1_model_logits(teacher), sizeof(float) * (size_t)nb * T * V);
         }
         r1_model_zero_grad(m);
-        if ((s = r1_model_forward(m, tokb, B, T, &fo, &L, err)) != R1_OK)
+        if ((s = r1_model_forward(m, tk, nb, T, &fo, &L, err)) != R1_OK)
             break;
         double kl = 0;
         /* the CE gradient of the forward, plus kd (p_s - p_t) / W at every trained row */
         const float *ls = r1_model_logits(m);
         /* CE dlogits: recompute here (the model keeps them privately) */
-        for (int i = 0; i < B * T; i++) {
+        for (int i = 0; i < nb * T; i++) {
             float *d = dl + (size_t)i * V;
             memset(d, 0, sizeof(float) * V);
-            int tgt_w = (i % T) + 1 < T ? w[i + 1] > 0 : 0; /* row i predicts token i+1 */
+            int tgt_w = (i % T) + 1 < T ? wl[i + 1] > 0 : 0; /* row i predicts token i+1 */
             if (!tgt_w)
                 continue;
             const float *z = ls + (size_t)i * V;
@@ -362,7 +389,7 @@ static r1_status go(run *R, const r1_observer *o, r1_distill_progress *last, r1_
                 sum += exp(z[v] - mx);
             for (int v = 0; v < V; v++)
                 d[v] = (float)(c->ce * exp(z[v] - mx) / sum / W);
-            d[tokb[i + 1]] -= c->ce / W;
+            d[tk[i + 1]] -= c->ce / W;
             if (teacher && c->kd > 0) {
                 const float *zt = tp + (size_t)i * V;
                 double mt = zt[0], st = 0;
@@ -378,6 +405,26 @@ static r1_status go(run *R, const r1_observer *o, r1_distill_progress *last, r1_
                 }
             }
         }
+        s = r1_model_backward_logits(m, dl, err);
+        if (s != R1_OK)
+            break;
+        if (dp) { /* the gradients, the losses and the experts' loads of every rank */
+            double v[2] = {L.main, kl};
+            s = r1_comm_sum_f32(comm, r1_model_grads(m), r1_model_numel(m), err);
+            if (s == R1_OK)
+                s = r1_comm_sum_f64(comm, v, 2, err);
+            for (int l = 0; s == R1_OK && l < r1_model_nlayers_total(m); l++) {
+                long *ntk = NULL;
+                double *cnt = r1_model_load_counts(m, l, &ntk);
+                double nt = cnt ? (double)*ntk : 0;
+                if (cnt && (s = r1_comm_sum_f64(comm, cnt, mc->n_routed_experts, err)) == R1_OK &&
+                    (s = r1_comm_sum_f64(comm, &nt, 1, err)) == R1_OK)
+                    *ntk = (long)nt;
+            }
+            if (s != R1_OK)
+                break;
+            L.main = v[0], kl = v[1];
+        }
         double loss = c->ce * L.main + c->kd * (W ? kl / W : 0);
         if (!isfinite(loss)) { /* nothing of this step is applied or saved */
             s = r1_error_set(err, R1_EINVAL, "distill: step %lld: the loss is not finite (%g); "
@@ -385,9 +432,6 @@ static r1_status go(run *R, const r1_observer *o, r1_distill_progress *last, r1_
                              (long long)step + 1, loss);
             break;
         }
-        s = r1_model_backward_logits(m, dl, err);
-        if (s != R1_OK)
-            break;
         double gn = 0;
         float lr = r1_adamw_step(opt, m, &gn);
         if (!isfinite(gn)) {
@@ -405,12 +449,18 @@ static r1_status go(run *R, const r1_observer *o, r1_distill_progress *last, r1_
         P.grad_norm = gn;
         P.tokens_per_s = W / (r1_now() - ts);
         P.elapsed = R->elapsed_before + r1_now() - t0;
-        if (R->out[0] && (s = log_step(R, &P, err)) != R1_OK)
+        if (R->out[0] && lead && (s = log_step(R, &P, err)) != R1_OK)
             break;
         r1_step_report rep = {"distill", P.step, P.steps, P.elapsed, NULL, NULL, &P, NULL};
         int stop = r1_interrupted() || (o && o->step && o->step(o->user, &rep));
-        if (R->out[0] && (stop || P.step == c->steps ||
-                          (c->save_every > 0 && P.step % c->save_every == 0))) {
+        if (dp) { /* all ranks stop after the same step */
+            double f = stop;
+            if ((s = r1_comm_sum_f64(comm, &f, 1, err)) != R1_OK)
+                break;
+            stop = f > 0;
+        }
+        if (R->out[0] && lead && (stop || P.step == c->steps ||
+                                  (c->save_every > 0 && P.step % c->save_every == 0))) {
             if ((s = checkpoint(R, opt, P.step, at, &rng, P.elapsed, err)) != R1_OK)
                 break;
         }

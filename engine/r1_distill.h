@@ -46,6 +46,14 @@ r1_distill_cfg r1_distill_defaults(void);
  * distill, r1.distill and r1.sft{data = ...}. */
 const r1_settings_table *r1_distill_settings_table(void);
 
+/* Data parallelism for the distillation runs of this process (r1_comm.h; NULL, the default:
+ * one process): every rank packs the same batch and trains its share of the rows (the teacher
+ * scores the same rows), normalised as the whole batch; gradients, losses and experts' loads
+ * are summed over the ranks, rank 0 writes the run folder, all ranks stop after the same step.
+ * Process-wide, as the thread count is. */
+typedef struct r1_comm r1_comm;
+void r1_distill_set_comm(const r1_comm *c);
+
 typedef struct r1_distill_progress {
     int64_t step, steps;
     double loss, ce, kl, lr, grad_norm, tokens_per_s, elapsed;

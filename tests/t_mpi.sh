@@ -1,10 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-3.0-or-later
-# t_mpi.sh — data-parallel training under mpirun: pretraining, SFT and GRPO on 2 ranks against
-# the same run in one process (losses, samples and final weights), r1.world(), resuming a
-# 2-rank run in one process, a killed rank, and the stages that do not run data-parallel yet
-# refusing to.  Skipped by name
-# where r1lab was built without MPI or mpirun is absent.
+# t_mpi.sh — data-parallel training under mpirun: pretraining, SFT, GRPO, distillation and
+# evaluation on 2 ranks against the same run in one process (losses, samples and final
+# weights), r1.world(), resuming a 2-rank run in one process, a killed rank, and rejection
+# sampling (not data-parallel yet) refusing to run.  Skipped by name where r1lab was built
+# without MPI or mpirun is absent.
 #
 # Tolerances.  The ranks pack the same batch, each runs the forward and backward on its half
 # of the rows with the whole batch's normalisers, and the gradients are summed in rank order:
@@ -117,6 +117,22 @@ w=$(echo "$d" | sed 's/max_abs_diff \([^ ]*\) .*/\1/')
 awk -v w="$w" 'BEGIN { exit !(w <= 2e-5) }'
 ok $? "GDPO on 2 ranks: the same weights as one process ($d)"
 
+# distillation: the teacher's samples from one process, then the student on 1 and 2 ranks
+M="${top_srcdir:-.}/models/builtin"
+"$r1lab" train --stage reject --model "$M" --out "$tmp/s.jsonl" --tasks add:1 --prompts 8 \
+    --k 2 --threads 1 >/dev/null 2>&1
+D="--stage distill --model tiny --teacher $M --data $tmp/s.jsonl --steps 3 --batch 4 --threads 1"
+"$r1lab" train $D --out "$tmp/d1" >/dev/null 2>&1 && mpi "$r1lab" train $D --out "$tmp/d2" >/dev/null 2>&1
+ok $? "distillation with a teacher, one process and 2 ranks"
+losses "$tmp/d1/metrics.jsonl" >"$tmp/l1"
+losses "$tmp/d2/metrics.jsonl" >"$tmp/l2"
+e=$(close "$tmp/l1" "$tmp/l2" 1e-7) && [ "$(wc -l <"$tmp/l1")" = 3 ]
+ok $? "distillation: the same losses (max rel $e)"
+d=$("$cmp" "$tmp/d1" "$tmp/d2")
+w=$(echo "$d" | sed 's/max_abs_diff \([^ ]*\) .*/\1/')
+awk -v w="$w" 'BEGIN { exit !(w <= 1e-5) }'
+ok $? "distillation: the same weights ($d)"
+
 # evaluation split over the ranks: every cell's problems shared out, the counts summed (greedy;
 # the lengths may differ where two tokens tie to ~1e-6 in a batch of other rows, the verdicts
 # on these problems do not)
@@ -200,10 +216,10 @@ out=$(mpi "$r1lab" train --stage pretrain --model tiny --out "$tmp/small" --step
     --seq-len 256 --tasks add:1 2>&1)
 [ $? -ne 0 ] && [ "$(has "$out" "batch 1 is smaller than the 2 ranks")" = 0 ]
 ok $? "a batch smaller than the ranks is refused"
-echo 'local r1 = require "r1"; r1.distill{student = r1.init("tiny"), data = "x.jsonl"}' \
-    >"$tmp/d.lua"
-out=$(mpi "$r1lab" run "$tmp/d.lua" 2>&1)
-[ $? -ne 0 ] && [ "$(has "$out" "r1.distill does not run data-parallel yet")" = 0 ]
-ok $? "so is r1.distill in a script under mpirun"
+echo 'local r1 = require "r1"; r1.reject_sample{model = r1.init("tiny"), task = "add"}' \
+    >"$tmp/rj.lua"
+out=$(mpi "$r1lab" run "$tmp/rj.lua" 2>&1)
+[ $? -ne 0 ] && [ "$(has "$out" "r1.reject_sample does not run data-parallel yet")" = 0 ]
+ok $? "so is r1.reject_sample in a script under mpirun"
 
 echo "1..$n"

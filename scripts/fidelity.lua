@@ -13,8 +13,10 @@
 -- step or two on two problems, in OUT/quick: a smoke run whose numbers mean nothing.
 --
 -- The verdict of a comparison: two accuracies differ when their difference exceeds the 95%
--- band of the held-out sample (1.96 sqrt(p1 q1 / n + p2 q2 / n), n problems each); within it,
--- the verdict says "within the noise".  The seeds' spread is shown beside.
+-- band of the held-out sample (1.96 sqrt(p1 q1 / n + p2 q2 / n), n problems each: every run
+-- is scored on the same problems, so more seeds do not narrow it); inside the band, a
+-- difference counts when the seeds separate (every run of one above every run of the other),
+-- and is "within the noise" otherwise.
 local r1 = require "r1"
 local common = require "common"
 local a = common.args{stages = "", exp = "family,kl,controls", out = "evidence", seeds = 3,
@@ -89,16 +91,38 @@ local function before(start, task)
   return START[key]
 end
 
--- a verdict on "x is higher than y" (or "not lower", when not_lower)
-local function compare(x, y, not_lower, n)
-  local b = band2(x, y, n)
+-- the accuracies of a cell's runs
+local function accs(rs)
+  local t = {}
+  for _, r in ipairs(rs) do t[#t + 1] = r.accuracy end
+  return t
+end
+local function above_all(xs, ys) -- every x above every y
+  for _, x in ipairs(xs) do for _, y in ipairs(ys) do if x <= y then return false end end end
+  return true
+end
+
+-- A verdict on "x is higher than y" (strict) or "x is not lower than y": the difference
+-- against the held-out band (the problems are the same for every run, so the seeds do not
+-- shrink it), and, inside the band, whether the seeds separate (every run of one above every
+-- run of the other).  xs, ys: the runs' accuracies.
+local function compare(x, y, not_lower, n, xs, ys)
+  local b, d = band2(x, y, n), x - y
+  local pts = ("%+.1f"):format(100 * d)
+  xs, ys = xs or {x}, ys or {y}
   if not_lower then
-    if x >= y - b then return x > y + b and "yes (higher)" or "yes (within the noise)" end
-    return "no (lower by more than the noise)"
+    if d >= 0 then return "yes (" .. pts .. ")" end
+    if above_all(ys, xs) then return "no: every run lower (" .. pts .. ")" end
+    if -d <= b then return "within the noise (" .. pts .. ")" end
+    return "no (" .. pts .. ")"
   end
-  if x > y + b then return "yes" end
-  if x < y - b then return "no (the opposite)" end
-  return "within the noise"
+  if d > b then return "yes (" .. pts .. ")" end
+  if d > 0 and above_all(xs, ys) then
+    return ("yes: every run higher (%s, inside the held-out band ±%.1f)"):format(pts, 100 * b)
+  end
+  if d < 0 and above_all(ys, xs) then return "no: every run lower (" .. pts .. ")" end
+  if math.abs(d) <= b then return "within the noise (" .. pts .. ")" end
+  return "no: the opposite (" .. pts .. ")"
 end
 
 local rows = {}
@@ -122,12 +146,12 @@ if wanted.controls then
         "DeepSeek-R1 (2025)", "R1-Zero: AIME 2024 pass@1 15.6% → 71.0%",
         ("add 4 digits from the cold-start model: %s → %s (± %.1f; %s, spread %.1f)"):format(
           pct(b0), pct(p), 100 * band2(p, b0), seeds(c), 100 * spread(c, "accuracy")),
-        compare(p, b0))
+        compare(p, b0, false, N, accs(c), {b0}))
   end
   for _, st in ipairs{{"sft", "add:4", "the cold-start model, add 4 digits"},
                       {"pretrain", "add:1-3", "the R1-Zero base, add 1-3 digits"}} do
     local cor = need("controls", st[1] .. "-correct")
-    local parts, worst, spur = {}, -math.huge, {}
+    local parts, spur = {}, {}
     for _, id in ipairs{"random", "incorrect", "format_only"} do
       local r = need("controls", st[1] .. "-" .. id)
       if r then spur[id] = r end
@@ -135,19 +159,28 @@ if wanted.controls then
     if cor and spur.random and spur.incorrect and spur.format_only then
       local b = before(st[1], st[2])
       local pc = avg(cor, "accuracy")
+      local by = {} -- the verdict against each spurious reward, grouped by its first word
       for _, id in ipairs{"random", "incorrect", "format_only"} do
         local p = avg(spur[id], "accuracy")
-        worst = math.max(worst, p)
-        parts[#parts + 1] = ("%s %+.1f (clip %.3f)"):format(id:gsub("_", "-"), 100 * (p - b),
+        local name = id:gsub("_", "-")
+        parts[#parts + 1] = ("%s %+.1f (clip %.3f)"):format(name, 100 * (p - b),
           avg(spur[id], "clip"))
+        local v = compare(pc, p, false, problems(st[2]), accs(cor), accs(spur[id]))
+        local key = v:match("^yes") and "yes against" or v:match("^within") and
+          "within the noise against" or "no against"
+        if not by[key] then by[key], by[#by + 1] = {}, key end
+        table.insert(by[key], name)
       end
+      local verdict = {}
+      for _, k in ipairs(by) do verdict[#verdict + 1] = k .. " " .. table.concat(by[k], ", ") end
       row("Only the correct reward helps on contamination-free data; spurious rewards do not",
           "Spurious Rewards (Shao et al., 2025)",
           "Qwen2.5-Math-7B, MATH-500: random +21.4, incorrect +24.1, format +13.8 vs correct "
             .. "+29.1 (contaminated); Llama 3 and OLMo 2: little or no gain",
-          ("%s: correct %+.1f; %s (points; ± %.1f; %s)"):format(st[3], 100 * (pc - b),
-            table.concat(parts, ", "), 100 * band2(pc, worst, problems(st[2])), seeds(cor)),
-          compare(pc, worst, false, problems(st[2])))
+          ("%s: correct %+.1f; %s (points against the start; ± %.1f; %s)"):format(st[3],
+            100 * (pc - b), table.concat(parts, ", "), 100 * band2(pc, pc, problems(st[2])),
+            seeds(cor)),
+          table.concat(verdict, "; "))
     end
   end
   local z = need("controls", "pretrain-correct")
@@ -173,7 +206,7 @@ if wanted.kl then
         "DAPO, no KL: AIME 2024 50 with Qwen2.5-32B (naive GRPO 30)",
         ("add 4 digits, %d steps: β 0 %s vs β 0.04 %s (± %.1f; %s)"):format(off[1].steps,
           pct(p1), pct(p0), 100 * band2(p1, p0), seeds(off)),
-        compare(p1, p0, true))
+        compare(p1, p0, true, N, accs(off), accs(on)))
   end
 end
 
@@ -187,7 +220,7 @@ if wanted.family then
     local p, q = avg(fam[x], "accuracy"), avg(fam[y], "accuracy")
     row(claim, source, published, ("add 4 digits, %d steps each: %s %s vs %s %s (± %.1f; %s)")
       :format(fam[x][1].steps, x, pct(p), y, pct(q), 100 * band2(p, q), seeds(fam[x])),
-      compare(p, q, not strict))
+      compare(p, q, not strict, N, accs(fam[x]), accs(fam[y])))
   end
   vs("gspo", "grpo", "GSPO (sequence-level ratio) trains at least as well as GRPO",
      "GSPO (Zheng et al., 2025)", "Qwen3-30B-A3B: higher training reward and benchmarks at "
@@ -208,8 +241,10 @@ end
 local text = table.concat({
   ("Each claim beside r1lab's number at toy scale (the built-in recipe's stages, 5 M "
     .. "parameters, held-out problems: %d per difficulty, greedy). ± is the 95%% band of the "
-    .. "held-out sample for the difference; \"within the noise\" means the difference is "
-    .. "smaller. Written by `r1lab run scripts/fidelity.lua --stages DIR%s`."):format(N,
+    .. "held-out sample for the difference (every run is scored on the same problems, so the "
+    .. "seeds do not narrow it); inside it, \"every run higher/lower\" means all runs of one "
+    .. "side beat all of the other's, and \"within the noise\" that they do not. Written by "
+    .. "`r1lab run scripts/fidelity.lua --stages DIR%s`."):format(N,
     a.quick and " --quick true" or ""),
   "",
   "| claim | source | published | r1lab | reproduces here? |",

@@ -144,8 +144,9 @@ if wanted.controls then
     local p = avg(c, "accuracy")
     row("RL on a rule-based accuracy reward raises reasoning accuracy",
         "DeepSeek-R1 (2025)", "R1-Zero: AIME 2024 pass@1 15.6% → 71.0%",
-        ("add 4 digits from the cold-start model: %s → %s (± %.1f; %s, spread %.1f)"):format(
-          pct(b0), pct(p), 100 * band2(p, b0), seeds(c), 100 * spread(c, "accuracy")),
+        ("add 4 digits from the cold-start model, %d steps: %s → %s (± %.1f; %s, spread %.1f)")
+          :format(c[1].steps, pct(b0), pct(p), 100 * band2(p, b0), seeds(c),
+                  100 * spread(c, "accuracy")),
         compare(p, b0, false, N, accs(c), {b0}))
   end
   for _, st in ipairs{{"sft", "add:4", "the cold-start model, add 4 digits"},

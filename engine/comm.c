@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include "r1_comm.h"
+#include "r1_model.h"
 
 void r1_comm_rows(const r1_comm *c, int B, int *lo, int *hi)
 {
@@ -32,4 +33,19 @@ r1_status r1_comm_sum_f64(const r1_comm *c, double *x, size_t n, r1_error *err)
 r1_status r1_comm_max_f64(const r1_comm *c, double *x, size_t n, r1_error *err)
 {
     return c && c->size > 1 ? c->max_f64(c->user, x, n, err) : R1_OK;
+}
+
+r1_status r1_comm_sum_loads(const r1_comm *c, r1_model *m, r1_error *err)
+{
+    r1_status st = R1_OK;
+    int E = r1_model_config(m)->n_routed_experts;
+    for (int l = 0; st == R1_OK && c && c->size > 1 && l < r1_model_nlayers_total(m); l++) {
+        long *ntk = NULL;
+        double *cnt = r1_model_load_counts(m, l, &ntk);
+        double nt = cnt ? (double)*ntk : 0;
+        if (cnt && (st = r1_comm_sum_f64(c, cnt, E, err)) == R1_OK &&
+            (st = r1_comm_sum_f64(c, &nt, 1, err)) == R1_OK)
+            *ntk = (long)nt;
+    }
+    return st;
 }

@@ -413,14 +413,8 @@ static r1_status go(run *R, const r1_observer *o, r1_distill_progress *last, r1_
             s = r1_comm_sum_f32(comm, r1_model_grads(m), r1_model_numel(m), err);
             if (s == R1_OK)
                 s = r1_comm_sum_f64(comm, v, 2, err);
-            for (int l = 0; s == R1_OK && l < r1_model_nlayers_total(m); l++) {
-                long *ntk = NULL;
-                double *cnt = r1_model_load_counts(m, l, &ntk);
-                double nt = cnt ? (double)*ntk : 0;
-                if (cnt && (s = r1_comm_sum_f64(comm, cnt, mc->n_routed_experts, err)) == R1_OK &&
-                    (s = r1_comm_sum_f64(comm, &nt, 1, err)) == R1_OK)
-                    *ntk = (long)nt;
-            }
+            if (s == R1_OK)
+                s = r1_comm_sum_loads(comm, m, err);
             if (s != R1_OK)
                 break;
             L.main = v[0], kl = v[1];

@@ -1193,14 +1193,8 @@ static r1_status step(r1_grpo *g, r1_grpo_prompt_fn prompts, r1_grpo_score_fn sc
     double gnorm = 0, lr = 0;
     s = train_pass(g, gs, have, have_all, &ps, &gnorm, &lr, err);
     S.t_train = r1_now() - t0;
-    for (int i = 0; dp && s == R1_OK && i < g->n_moe; i++) { /* the loads of every rank */
-        long *ntk = NULL;
-        double *cnt = r1_model_load_counts(g->m, g->moe_layers[i], &ntk);
-        double nt = (double)*ntk;
-        if ((s = r1_comm_sum_f64(g->comm, cnt, g->E, err)) == R1_OK &&
-            (s = r1_comm_sum_f64(g->comm, &nt, 1, err)) == R1_OK)
-            *ntk = (long)nt;
-    }
+    if (dp && s == R1_OK) /* the loads of every rank */
+        s = r1_comm_sum_loads(g->comm, g->m, err);
     if (s == R1_OK) {
         /* expert load of the training forwards, then the balancing update */
         for (int i = 0; i < g->n_moe; i++) {

@@ -36,4 +36,9 @@ r1_status r1_comm_sum_f32(const r1_comm *c, float *x, size_t n, r1_error *err);
 r1_status r1_comm_sum_f64(const r1_comm *c, double *x, size_t n, r1_error *err);
 r1_status r1_comm_max_f64(const r1_comm *c, double *x, size_t n, r1_error *err);
 
+/* Sums every MoE layer's routed-token counts of m over the ranks (before the balancing
+ * update, so that the routing bias moves by the whole batch's load). */
+typedef struct r1_model r1_model;
+r1_status r1_comm_sum_loads(const r1_comm *c, r1_model *m, r1_error *err);
+
 #endif

@@ -356,14 +356,8 @@ static r1_status train_step(r1_sft *t, r1_sft_progress *p, r1_error *err)
         st = r1_comm_sum_f32(t->comm, r1_model_grads(t->m), r1_model_numel(t->m), err);
         if (st == R1_OK)
             st = r1_comm_sum_f64(t->comm, parts, 4, err);
-        for (int l = 0; st == R1_OK && l < r1_model_nlayers_total(t->m); l++) {
-            long *ntk = NULL;
-            double *cnt = r1_model_load_counts(t->m, l, &ntk);
-            double nt = cnt ? (double)*ntk : 0;
-            if (cnt && (st = r1_comm_sum_f64(t->comm, cnt, mc->n_routed_experts, err)) == R1_OK &&
-                (st = r1_comm_sum_f64(t->comm, &nt, 1, err)) == R1_OK)
-                *ntk = (long)nt;
-        }
+        if (st == R1_OK)
+            st = r1_comm_sum_loads(t->comm, t->m, err);
         if (st != R1_OK)
             return st;
         L.loss = parts[0], L.main = parts[1], L.mtp = parts[2], L.balance = parts[3];

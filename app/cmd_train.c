@@ -424,11 +424,6 @@ static int reject_progress(void *user, const r1_step_report *r)
 
 static int train_reject(const char *model, const char *out, int resume, r1_reject_cfg *c)
 {
-    if (world_size() > 1) {
-        fprintf(stderr, "r1lab train: the %s stage does not run data-parallel yet: run it as one "
-                "process (without mpirun)\n", "reject");
-        return 2;
-    }
     r1_error err = {0};
     r1_model *m = NULL;
     r1_tokenizer *tok = NULL;
@@ -463,6 +458,7 @@ static int train_reject(const char *model, const char *out, int resume, r1_rejec
         r1_reject_stats rs;
         r1_observer o = {.step = reject_progress};
         trap_sigint(1);
+        r1_reject_set_comm(world_comm()); /* under mpirun: the prompts shared over the ranks */
         st = resume ? r1_reject_resume(m, tok, out, &o, &rs, &err)
                     : r1_reject_sample(m, tok, c, out, &o, &rs, &err);
         trap_sigint(0);

@@ -118,9 +118,6 @@ static int on_progress(void *user, const r1_step_report *r)
 
 static int l_reject_sample(lua_State *L)
 {
-    if (world_size() > 1)
-        return luaL_error(L, "r1.reject_sample does not run data-parallel yet: run it as one "
-                          "process (without mpirun)");
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lua_getfield(L, 1, "model");
@@ -159,6 +156,7 @@ static int l_reject_sample(lua_State *L)
     r1_error err = {0};
     r1_observer o = {.step = on_progress, .user = &p};
     lua_model_hold(u, "r1.reject_sample");
+    r1_reject_set_comm(world_comm()); /* under mpirun: the prompts shared over the ranks */
     r1_status s = resume ? r1_reject_resume(u->m, u->tok, out, &o, &st, &err)
                          : r1_reject_sample(u->m, u->tok, &c, out, &o, &st, &err);
     lua_model_drop(u);

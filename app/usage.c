@@ -62,8 +62,8 @@ static const usage_cmd cmds[] = {
      "--resume         continue a stopped run exactly (give only --out)\n"
      "--threads N, --log-every N\n"
      "--SETTING VALUE  any of the stage's settings (r1lab train --stage S --help lists them)\n"
-     "Under mpirun -np N, pretrain, sft, distill and grpo run data-parallel over the N ranks\n"
-     "(rank 0 writes the run folder); reject refuses.\n"},
+     "Under mpirun -np N, every stage runs data-parallel over the N ranks (rank 0 writes\n"
+     "the run folder, or reject's file).\n"},
     {"eval",
      "r1lab eval --model DIR [--tasks add:1-4,...] [--n N] [--above N] [--trained ...]",
      "accuracy, format and language on held-out problems",

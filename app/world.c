@@ -108,6 +108,31 @@ static r1_status max_f64(void *user, double *x, size_t n, r1_error *err)
     return rc == MPI_SUCCESS ? R1_OK : mpi_fail(rc, "MPI_Allreduce (a maximum)", err);
 }
 
+static r1_status gather_bytes(void *user, const void *mine, void *all, const size_t *counts,
+                              r1_error *err)
+{
+    (void)user;
+    int N = world.size;
+    int *cnt = malloc(sizeof(int) * 2 * (size_t)N), *dsp = cnt ? cnt + N : NULL;
+    if (!cnt)
+        return r1_error_set(err, R1_ENOMEM, "out of memory");
+    size_t at = 0;
+    for (int r = 0; r < N; r++) {
+        if (counts[r] > (size_t)1 << 30 || at > (size_t)1 << 30) {
+            free(cnt);
+            return r1_error_set(err, R1_EINVAL, "rank %d: %zu bytes are too many to gather",
+                                world.rank, at + counts[r]);
+        }
+        cnt[r] = (int)counts[r];
+        dsp[r] = (int)at;
+        at += counts[r];
+    }
+    int rc = MPI_Allgatherv(mine, cnt[world.rank], MPI_BYTE, all, cnt, dsp, MPI_BYTE,
+                            MPI_COMM_WORLD);
+    free(cnt);
+    return rc == MPI_SUCCESS ? R1_OK : mpi_fail(rc, "MPI_Allgatherv (gathering results)", err);
+}
+
 int world_init(int *argc, char ***argv, char *err, size_t cap)
 {
     const char *size = getenv("OMPI_COMM_WORLD_SIZE");
@@ -124,6 +149,7 @@ int world_init(int *argc, char ***argv, char *err, size_t cap)
     world.sum_f32 = sum_f32;
     world.sum_f64 = sum_f64;
     world.max_f64 = max_f64;
+    world.gather_bytes = gather_bytes;
     const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     local_size = ls && atoi(ls) > 0 ? atoi(ls) : 1;
     joined = 1;

@@ -1,6 +1,9 @@
 /* comm.c — the helpers of r1_comm.h around the caller's collective operations. */
 #include <config.h>
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "r1_comm.h"
 #include "r1_model.h"
 
@@ -33,6 +36,39 @@ r1_status r1_comm_sum_f64(const r1_comm *c, double *x, size_t n, r1_error *err)
 r1_status r1_comm_max_f64(const r1_comm *c, double *x, size_t n, r1_error *err)
 {
     return c && c->size > 1 ? c->max_f64(c->user, x, n, err) : R1_OK;
+}
+
+r1_status r1_comm_gather(const r1_comm *c, const void *mine, size_t n, char **all,
+                         size_t *total, r1_error *err)
+{
+    *all = NULL;
+    *total = 0;
+    int N = c && c->size > 1 ? c->size : 1;
+    double *len = calloc((size_t)N, sizeof(double)); /* byte counts: exact in a double */
+    size_t *counts = calloc((size_t)N, sizeof(size_t));
+    r1_status st = len && counts ? R1_OK : r1_error_set(err, R1_ENOMEM, "out of memory");
+    if (st == R1_OK) {
+        len[N > 1 ? c->rank : 0] = (double)n;
+        st = r1_comm_sum_f64(c, len, (size_t)N, err); /* every rank learns every count */
+    }
+    size_t t = 0;
+    for (int r = 0; st == R1_OK && r < N; r++)
+        t += counts[r] = (size_t)len[r];
+    char *buf = st == R1_OK ? malloc(t ? t : 1) : NULL;
+    if (st == R1_OK && !buf)
+        st = r1_error_set(err, R1_ENOMEM, "out of memory for %zu gathered bytes", t);
+    if (st == R1_OK && N > 1)
+        st = c->gather_bytes(c->user, mine, buf, counts, err);
+    else if (st == R1_OK && n)
+        memcpy(buf, mine, n);
+    free(len), free(counts);
+    if (st != R1_OK) {
+        free(buf);
+        return st;
+    }
+    *all = buf;
+    *total = t;
+    return R1_OK;
 }
 
 r1_status r1_comm_sum_loads(const r1_comm *c, r1_model *m, r1_error *err)

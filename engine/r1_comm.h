@@ -6,7 +6,7 @@
  * sums are in a fixed order (rank 0's part + rank 1's + ..., the same bits on every rank, never
  * depending on timing), so every rank takes the same optimizer step.  A failing operation (a rank
  * died, a time-out) returns an error naming what failed; the trainer then stops, and the last
- * checkpoint stays loadable.  Nothing here allocates. */
+ * checkpoint stays loadable.  Nothing here allocates but r1_comm_gather. */
 #ifndef R1_COMM_H
 #define R1_COMM_H
 
@@ -22,6 +22,10 @@ typedef struct r1_comm {
     r1_status (*sum_f64)(void *user, double *x, size_t n, r1_error *err);
     /* x[n] <- the element-wise largest over the ranks, on every rank */
     r1_status (*max_f64)(void *user, double *x, size_t n, r1_error *err);
+    /* all <- every rank's bytes one after another in rank order, on every rank; rank r gives
+     * counts[r] bytes (mine), every rank knows all the counts */
+    r1_status (*gather_bytes)(void *user, const void *mine, void *all, const size_t *counts,
+                              r1_error *err);
 } r1_comm;
 
 /* The rows [*lo, *hi) of a batch of B rows that rank r of size takes (contiguous shares, the
@@ -35,6 +39,12 @@ int r1_comm_leads(const r1_comm *c);
 r1_status r1_comm_sum_f32(const r1_comm *c, float *x, size_t n, r1_error *err);
 r1_status r1_comm_sum_f64(const r1_comm *c, double *x, size_t n, r1_error *err);
 r1_status r1_comm_max_f64(const r1_comm *c, double *x, size_t n, r1_error *err);
+
+/* *all <- every rank's n bytes of mine one after another in rank order, on every rank (a
+ * malloc'ed buffer of *total bytes, the caller frees it; a copy of mine with one process).
+ * For the variable-length results a rank makes (rejection sampling's completions). */
+r1_status r1_comm_gather(const r1_comm *c, const void *mine, size_t n, char **all,
+                         size_t *total, r1_error *err);
 
 /* Sums every MoE layer's routed-token counts of m over the ranks (before the balancing
  * update, so that the routing bias moves by the whole batch's load). */

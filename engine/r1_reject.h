@@ -69,6 +69,14 @@ r1_status r1_reject_sample(r1_model *m, const r1_tokenizer *tok, const r1_reject
                            const char *out_jsonl, const r1_observer *o,
                            r1_reject_stats *st, r1_error *err);
 
+/* Data parallelism for the rejection sampling of this process (r1_comm.h; NULL, the default:
+ * one process).  Every rank samples its share of each batch's prompts, the completions are
+ * gathered on every rank and filtered there alike; rank 0 alone writes out_jsonl and its state,
+ * which every rank reads to resume (a shared folder, as for checkpoints).  The file is the one
+ * a single process writes: the sampling streams are numbered by the row's place in the batch. */
+typedef struct r1_comm r1_comm;
+void r1_reject_set_comm(const r1_comm *c);
+
 /* Reads the settings of the unfinished run into out_jsonl (its OUT.part.json) into *cfg, with
  * cfg->model the model's folder when it was recorded.  R1_ENOTFOUND when there is none,
  * R1_EFORMAT naming the file and field when it is damaged. */

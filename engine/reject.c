@@ -14,6 +14,7 @@
 
 #include "atomic_file.h"
 #include "json_util.h"
+#include "r1_comm.h"
 #include "r1_reject.h"
 #include "r1_rewards.h"
 
@@ -304,6 +305,216 @@ r1_status r1_reject_pending(const char *out, r1_reject_cfg *c, r1_error *err)
     return load_state(out, c, &p, err);
 }
 
+/* ------------------------------------------------------------------ data parallelism
+ *
+ * Under mpirun every rank samples its share of each batch's prompts (whole groups of k, with
+ * the sampling streams numbered by the row's place in the whole batch, so the completions do not
+ * depend on the number of ranks), the completions are gathered on every rank, and every rank
+ * filters the whole batch the same way; rank 0 alone writes the file and its state. */
+
+static const r1_comm *rej_comm;
+
+void r1_reject_set_comm(const r1_comm *c)
+{
+    rej_comm = c;
+}
+
+/* the batch's completions, rows [0, R): this rank's rows [r0, r0 + n) in res */
+typedef struct {
+    char **text;
+    int *ntok;
+} batch_rows;
+
+/* Decodes this rank's rows, gathers every rank's and splits them into b (R rows). */
+static r1_status gather_rows(const r1_comm *comm, const r1_tokenizer *tok,
+                             const r1_gen_result *res, int n, int R, batch_rows *b,
+                             r1_error *err)
+{
+    /* each row as its token count (4 bytes) and its text with the NUL */
+    size_t cap = 0, at = 0;
+    char *mine = NULL;
+    r1_status s = R1_OK;
+    for (int i = 0; s == R1_OK && i < n; i++) {
+        char *text = NULL;
+        if ((s = r1_tokenizer_decode(tok, res->row[i].tokens, res->row[i].n, &text, err)) !=
+            R1_OK)
+            break;
+        size_t len = strlen(text) + 1;
+        if (at + 4 + len > cap) {
+            size_t nc = (at + 4 + len) * 2;
+            char *g = realloc(mine, nc);
+            if (!g) {
+                free(text);
+                s = r1_error_set(err, R1_ENOMEM, "out of memory");
+                break;
+            }
+            mine = g, cap = nc;
+        }
+        int32_t nt = res->row[i].n;
+        memcpy(mine + at, &nt, 4);
+        memcpy(mine + at + 4, text, len);
+        at += 4 + len;
+        free(text);
+    }
+    char *all = NULL;
+    size_t total = 0;
+    if (s == R1_OK)
+        s = r1_comm_gather(comm, mine, at, &all, &total, err);
+    free(mine);
+    size_t p = 0;
+    for (int i = 0; s == R1_OK && i < R; i++) {
+        const char *nul = p + 4 < total ? memchr(all + p + 4, 0, total - p - 4) : NULL;
+        if (!nul) {
+            s = r1_error_set(err, R1_EIO, "reject: the gathered completions end at row %d "
+                             "of %d", i, R);
+            break;
+        }
+        int32_t nt;
+        memcpy(&nt, all + p, 4);
+        b->ntok[i] = nt;
+        if (!(b->text[i] = strdup(all + p + 4)))
+            s = r1_error_set(err, R1_ENOMEM, "out of memory");
+        p = (size_t)(nul - all) + 1;
+    }
+    free(all);
+    return s;
+}
+
+/* The batches from pr->prompts_done on; f (rank 0 alone, else NULL) gets the kept records,
+ * and the state is saved after every batch. */
+static r1_status sample_batches(r1_model *m, const r1_tokenizer *tok, const r1_reject_cfg *c,
+                                FILE *f, const char *part, const char *out, progress *pr,
+                                const r1_observer *obs, r1_reject_stats *stp, r1_error *err)
+{
+    const r1_comm *comm = rej_comm;
+    r1_reject_stats st = pr->st;
+    double t0 = r1_now();
+    r1_status s = R1_OK;
+    int P = c->batch_prompts, K = c->k, cap = r1_model_config(m)->max_position_embeddings;
+    r1_task_sample *samples = calloc(P, sizeof(r1_task_sample));
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)P * cap);
+    const int32_t **ps = malloc(sizeof(int32_t *) * (size_t)P * K);
+    int *lens = malloc(sizeof(int) * (size_t)P * K);
+    char **kept = calloc(c->keep_per_prompt, sizeof(char *));
+    batch_rows b = {calloc((size_t)P * K, sizeof(char *)), malloc(sizeof(int) * (size_t)P * K)};
+    if (!samples || !ids || !ps || !lens || !kept || !b.text || !b.ntok)
+        s = r1_error_set(err, R1_ENOMEM, "out of memory");
+    long direct_due = pr->direct_due;
+    for (int p0 = (int)pr->prompts_done; s == R1_OK && p0 < c->prompts; p0 += P) {
+        int np = c->prompts - p0 < P ? c->prompts - p0 : P;
+        for (int i = 0; s == R1_OK && i < np; i++) {
+            prompt_sample(c, p0 + i, &samples[i]);
+            int n = 0;
+            s = r1_tokenizer_encode_prompt(tok, samples[i].prompt, ids + (size_t)i * cap,
+                                           cap - c->max_new, &n, err);
+            for (int j = 0; j < K; j++) {
+                ps[i * K + j] = ids + (size_t)i * cap;
+                lens[i * K + j] = n;
+            }
+        }
+        if (s != R1_OK)
+            break;
+        /* this rank's prompts of the batch (all of them with one process) */
+        int lo, hi;
+        r1_comm_rows(comm, np, &lo, &hi);
+        r1_gen_cfg gc = r1_gen_defaults();
+        gc.max_tokens = c->max_new;
+        gc.temperature = c->temperature;
+        gc.seed = c->seed * 7919 + (uint64_t)p0;
+        gc.row0 = (int64_t)lo * K;
+        int32_t stop = R1_TOK_EOS;
+        gc.stop_ids = &stop;
+        gc.n_stop_ids = 1;
+        r1_gen_result *res = NULL;
+        if (hi > lo)
+            s = r1_generate(m, ps + (size_t)lo * K, lens + (size_t)lo * K, (hi - lo) * K, &gc,
+                            NULL, &res, err);
+        if (s == R1_OK)
+            s = gather_rows(comm, tok, res, res ? (hi - lo) * K : 0, np * K, &b, err);
+        r1_gen_result_free(res);
+        for (int i = 0; s == R1_OK && i < np; i++) {
+            int nk = 0;
+            r1_task_sample *smp = &samples[i];
+            for (int j = 0; s == R1_OK && j < K; j++) {
+                char *text = b.text[i * K + j];
+                b.text[i * K + j] = NULL;
+                st.sampled++;
+                r1_reward_sample rs = {smp->prompt, text, NULL, NULL, smp->answer, smp->task,
+                                       smp->lang, b.ntok[i * K + j], c->max_new, 0};
+                double acc = r1_reward_accuracy(&rs, NULL), fmt = r1_reward_format(&rs, NULL);
+                double lang = r1_reward_language(&rs, NULL);
+                st.correct += acc > 0.5;
+                st.well_formed += fmt > 0.5;
+                st.in_language += lang >= c->min_language;
+                int dup = 0;
+                for (int q = 0; q < nk; q++)
+                    dup |= strcmp(kept[q], text) == 0;
+                st.duplicates += dup && acc > 0.5 && fmt > 0.5;
+                if (acc > 0.5 && fmt > 0.5 && lang >= c->min_language && !dup &&
+                    nk < c->keep_per_prompt) {
+                    json_t *rec = record(smp, text, 0, acc, fmt, lang);
+                    s = f ? write_line(f, part, rec, err) : (json_decref(rec), R1_OK);
+                    kept[nk++] = text;
+                    st.kept++;
+                    text = NULL;
+                }
+                free(text);
+            }
+            for (int q = 0; q < nk; q++) {
+                free(kept[q]);
+                kept[q] = NULL;
+            }
+            /* non-reasoning samples: a share of the easiest problems answered directly */
+            direct_due += smp->difficulty == 1;
+            if (s == R1_OK && c->direct_share > 0 && smp->difficulty == 1 &&
+                st.direct < (long)(c->direct_share * direct_due + 0.5)) {
+                char comp[R1_TASK_ANSWER_MAX + 64];
+                snprintf(comp, sizeof comp, "</think><answer>%s</answer><|eos|>", smp->answer);
+                json_t *rec = record(smp, comp, 1, 1, 1, 1);
+                s = f ? write_line(f, part, rec, err) : (json_decref(rec), R1_OK);
+                st.direct++;
+            }
+        }
+        for (int i = 0; i < np * K; i++) { /* what an error left */
+            free(b.text[i]);
+            b.text[i] = NULL;
+        }
+        st.seconds = pr->seconds_before + r1_now() - t0;
+        /* the batch is on disk, then the state says so */
+        if (s == R1_OK && f && (fflush(f) != 0 || fsync(fileno(f)) != 0))
+            s = r1_error_set(err, R1_EIO, "%s: cannot write: %s", part, strerror(errno));
+        struct stat fb; /* the size on disk (an append stream's ftell may say 0) */
+        if (s == R1_OK && f && fstat(fileno(f), &fb) != 0)
+            s = r1_error_set(err, R1_EIO, "%s: %s", part, strerror(errno));
+        if (s == R1_OK) {
+            pr->prompts_done = p0 + np;
+            pr->bytes = f ? (int64_t)fb.st_size : 0;
+            pr->direct_due = direct_due;
+            pr->st = st;
+            if (f)
+                s = save_state(out, c, pr, err);
+        }
+        r1_step_report rep = {"reject", p0 + np, c->prompts, st.seconds, NULL, NULL, NULL, &st};
+        int more = s == R1_OK && p0 + np < c->prompts;
+        int halt = more && (r1_interrupted() || (obs && obs->step && obs->step(obs->user, &rep)));
+        if (more && comm && comm->size > 1) { /* all ranks stop after the same batch */
+            double h = halt;
+            s = r1_comm_sum_f64(comm, &h, 1, err);
+            halt = h > 0;
+        }
+        if (s == R1_OK && halt)
+            s = r1_error_set(err, R1_ECANCELED, "rejection sampling stopped after %d of %d "
+                             "prompts (kept so far in %s)", p0 + np, c->prompts, part);
+        else if (s == R1_OK && p0 + np == c->prompts && obs && obs->step)
+            obs->step(obs->user, &rep);
+    }
+    free(samples), free(ids), free(ps), free(lens), free(kept), free(b.text), free(b.ntok);
+    st.seconds = pr->seconds_before + r1_now() - t0;
+    if (stp)
+        *stp = st;
+    return s;
+}
+
 static r1_status sample_run(r1_model *m, const r1_tokenizer *tok, const r1_reject_cfg *c,
                             const char *out, const progress *from, const r1_observer *obs,
                             r1_reject_stats *stp, r1_error *err)
@@ -317,20 +528,22 @@ static r1_status sample_run(r1_model *m, const r1_tokenizer *tok, const r1_rejec
     if (strlen(out) >= R1_REJECT_PATH_MAX)
         return r1_error_set(err, R1_EINVAL, "reject: the output path is longer than %d bytes",
                             R1_REJECT_PATH_MAX - 1);
+    const r1_comm *comm = rej_comm;
+    int lead = r1_comm_leads(comm);
     progress pr;
     memset(&pr, 0, sizeof pr);
     if (from)
         pr = *from;
-    r1_reject_stats st = pr.st;
-    double t0 = r1_now();
     char part[R1_REJECT_PATH_MAX + 16], spath[R1_REJECT_PATH_MAX + 16];
     state_path(out, ".part", part, sizeof part);
     state_path(out, ".part.json", spath, sizeof spath);
-    if (!from && access(spath, F_OK) == 0)
+    if (lead && !from && access(spath, F_OK) == 0)
         return r1_error_set(err, R1_EINVAL, "%s: an unfinished rejection sampling into this "
                             "file is waiting (%s); resume it, or remove %s and %s", out, spath,
                             spath, part);
     /* a new run starts OUT.part afresh; a resumed one cuts it back to its recorded length */
+    if (!lead)
+        return sample_batches(m, tok, c, NULL, part, out, &pr, obs, stp, err);
     int fd = open(part, from ? O_WRONLY | O_CLOEXEC : O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                   0666);
     if (fd < 0)
@@ -356,108 +569,8 @@ static r1_status sample_run(r1_model *m, const r1_tokenizer *tok, const r1_rejec
     r1_status s = R1_OK;
     if (!from) /* the state from the start: a kill before the first batch still resumes */
         s = save_state(out, c, &pr, err);
-    int P = c->batch_prompts, cap = r1_model_config(m)->max_position_embeddings;
-    r1_task_sample *samples = calloc(P, sizeof(r1_task_sample));
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)P * cap);
-    const int32_t **ps = malloc(sizeof(int32_t *) * (size_t)P * c->k);
-    int *lens = malloc(sizeof(int) * (size_t)P * c->k);
-    char **kept = calloc(c->keep_per_prompt, sizeof(char *));
-    if (s == R1_OK && (!samples || !ids || !ps || !lens || !kept))
-        s = r1_error_set(err, R1_ENOMEM, "out of memory");
-    long direct_due = pr.direct_due;
-    for (int p0 = (int)pr.prompts_done; s == R1_OK && p0 < c->prompts; p0 += P) {
-        int np = c->prompts - p0 < P ? c->prompts - p0 : P;
-        for (int i = 0; s == R1_OK && i < np; i++) {
-            prompt_sample(c, p0 + i, &samples[i]);
-            int n = 0;
-            s = r1_tokenizer_encode_prompt(tok, samples[i].prompt, ids + (size_t)i * cap,
-                                           cap - c->max_new, &n, err);
-            for (int j = 0; j < c->k; j++) {
-                ps[i * c->k + j] = ids + (size_t)i * cap;
-                lens[i * c->k + j] = n;
-            }
-        }
-        if (s != R1_OK)
-            break;
-        r1_gen_cfg gc = r1_gen_defaults();
-        gc.max_tokens = c->max_new;
-        gc.temperature = c->temperature;
-        gc.seed = c->seed * 7919 + (uint64_t)p0;
-        int32_t stop = R1_TOK_EOS;
-        gc.stop_ids = &stop;
-        gc.n_stop_ids = 1;
-        r1_gen_result *res = NULL;
-        s = r1_generate(m, ps, lens, np * c->k, &gc, NULL, &res, err);
-        for (int i = 0; s == R1_OK && i < np; i++) {
-            int nk = 0;
-            r1_task_sample *smp = &samples[i];
-            for (int j = 0; s == R1_OK && j < c->k; j++) {
-                r1_gen_row *o = &res->row[i * c->k + j];
-                char *text = NULL;
-                if ((s = r1_tokenizer_decode(tok, o->tokens, o->n, &text, err)) != R1_OK)
-                    break;
-                st.sampled++;
-                r1_reward_sample rs = {smp->prompt, text, NULL, NULL, smp->answer, smp->task,
-                                       smp->lang, o->n, c->max_new, 0};
-                double acc = r1_reward_accuracy(&rs, NULL), fmt = r1_reward_format(&rs, NULL);
-                double lang = r1_reward_language(&rs, NULL);
-                st.correct += acc > 0.5;
-                st.well_formed += fmt > 0.5;
-                st.in_language += lang >= c->min_language;
-                int dup = 0;
-                for (int q = 0; q < nk; q++)
-                    dup |= strcmp(kept[q], text) == 0;
-                st.duplicates += dup && acc > 0.5 && fmt > 0.5;
-                if (acc > 0.5 && fmt > 0.5 && lang >= c->min_language && !dup &&
-                    nk < c->keep_per_prompt) {
-                    s = write_line(f, part, record(smp, text, 0, acc, fmt, lang), err);
-                    kept[nk++] = text;
-                    st.kept++;
-                    text = NULL;
-                }
-                free(text);
-            }
-            for (int q = 0; q < nk; q++) {
-                free(kept[q]);
-                kept[q] = NULL;
-            }
-            /* non-reasoning samples: a share of the easiest problems answered directly */
-            direct_due += smp->difficulty == 1;
-            if (s == R1_OK && c->direct_share > 0 && smp->difficulty == 1 &&
-                st.direct < (long)(c->direct_share * direct_due + 0.5)) {
-                char comp[R1_TASK_ANSWER_MAX + 64];
-                snprintf(comp, sizeof comp, "</think><answer>%s</answer><|eos|>", smp->answer);
-                s = write_line(f, part, record(smp, comp, 1, 1, 1, 1), err);
-                st.direct++;
-            }
-        }
-        r1_gen_result_free(res);
-        st.seconds = pr.seconds_before + r1_now() - t0;
-        /* the batch is on disk, then the state says so */
-        if (s == R1_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0))
-            s = r1_error_set(err, R1_EIO, "%s: cannot write: %s", part, strerror(errno));
-        struct stat fb; /* the size on disk (an append stream's ftell may say 0) */
-        if (s == R1_OK && fstat(fileno(f), &fb) != 0)
-            s = r1_error_set(err, R1_EIO, "%s: %s", part, strerror(errno));
-        if (s == R1_OK) {
-            pr.prompts_done = p0 + np;
-            pr.bytes = (int64_t)fb.st_size;
-            pr.direct_due = direct_due;
-            pr.st = st;
-            s = save_state(out, c, &pr, err);
-        }
-        r1_step_report rep = {"reject", p0 + np, c->prompts, st.seconds, NULL, NULL, NULL, &st};
-        if (s == R1_OK && p0 + np < c->prompts &&
-            (r1_interrupted() || (obs && obs->step && obs->step(obs->user, &rep))))
-            s = r1_error_set(err, R1_ECANCELED, "rejection sampling stopped after %d of %d "
-                             "prompts (kept so far in %s)", p0 + np, c->prompts, part);
-        else if (s == R1_OK && p0 + np == c->prompts && obs && obs->step)
-            obs->step(obs->user, &rep);
-    }
-    free(samples), free(ids), free(ps), free(lens), free(kept);
-    st.seconds = pr.seconds_before + r1_now() - t0;
-    if (stp)
-        *stp = st;
+    if (s == R1_OK)
+        s = sample_batches(m, tok, c, f, part, out, &pr, obs, stp, err);
     if (fclose(f) != 0 && s == R1_OK)
         s = r1_error_set(err, R1_EIO, "%s: cannot write: %s", part, strerror(errno));
     if (s != R1_OK)

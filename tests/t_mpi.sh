@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # t_mpi.sh — data-parallel training under mpirun: pretraining, SFT, GRPO, distillation and
 # evaluation on 2 ranks against the same run in one process (losses, samples and final
-# weights), r1.world(), resuming a 2-rank run in one process, a killed rank, and rejection
-# sampling (not data-parallel yet) refusing to run.  Skipped by name where r1lab was built
-# without MPI or mpirun is absent.
+# weights), rejection sampling (the same file; a run stopped in one process resumed on 2),
+# r1.world(), resuming a 2-rank run in one process, and a killed rank.  Skipped by name where
+# r1lab was built without MPI or mpirun is absent.
 #
 # Tolerances.  The ranks pack the same batch, each runs the forward and backward on its half
 # of the rows with the whole batch's normalisers, and the gradients are summed in rank order:
@@ -196,18 +196,40 @@ echo 'local w = require("r1").world() print(w.rank, w.size)' >"$tmp/one.lua"
 [ "$("$r1lab" run "$tmp/one.lua" 2>&1)" = "$(printf '0\t1')" ]
 ok $? "and {0, 1} without mpirun"
 
-# what does not run data-parallel yet says so, and so does a batch smaller than the ranks
-out=$(mpi "$r1lab" train --stage reject --model tiny --out "$tmp/rj.jsonl" --prompts 4 2>&1)
-[ $? -ne 0 ] && [ "$(has "$out" "the reject stage does not run data-parallel yet")" = 0 ]
-ok $? "train --stage reject under mpirun is refused with the reason"
+# a batch smaller than the ranks is refused with the reason
 out=$(mpi "$r1lab" train --stage pretrain --model tiny --out "$tmp/small" --steps 1 --batch 1 \
     --seq-len 256 --tasks add:1 2>&1)
 [ $? -ne 0 ] && [ "$(has "$out" "batch 1 is smaller than the 2 ranks")" = 0 ]
 ok $? "a batch smaller than the ranks is refused"
-echo 'local r1 = require "r1"; r1.reject_sample{model = r1.init("tiny"), task = "add"}' \
-    >"$tmp/rj.lua"
-out=$(mpi "$r1lab" run "$tmp/rj.lua" 2>&1)
-[ $? -ne 0 ] && [ "$(has "$out" "r1.reject_sample does not run data-parallel yet")" = 0 ]
-ok $? "so is r1.reject_sample in a script under mpirun"
+
+# rejection sampling: each rank samples its share of a batch's prompts, the completions are
+# gathered and filtered alike, rank 0 writes; the sampling streams are numbered by the row's
+# place in the batch, so the file is byte for byte one process's (odd batches: 5 prompts over
+# 2 ranks, and a last batch of 2)
+R="--stage reject --model $M --tasks add:1,add:3,mul:1 --prompts 12 --k 4 --batch-prompts 5"
+R="$R --temperature 1.0 --direct-share 0.5 --threads 1"
+"$r1lab" train $R --out "$tmp/r1.jsonl" >/dev/null 2>&1 &&
+    out=$(mpi "$r1lab" train $R --out "$tmp/r2.jsonl" 2>&1)
+ok $? "rejection sampling, one process and 2 ranks"
+cmp -s "$tmp/r1.jsonl" "$tmp/r2.jsonl" && [ "$(wc -l <"$tmp/r1.jsonl")" -gt 4 ] &&
+    [ "$(echo "$out" | grep -c '^reject: ')" = 3 ] && [ ! -e "$tmp/r2.jsonl.part.json" ]
+ok $? "the same file on 2 ranks ($(wc -l <"$tmp/r2.jsonl") samples, $(grep -c '"direct":true' \
+    "$tmp/r2.jsonl") direct; rank 0 alone reports, the state is gone)"
+# stopped after its first batch in one process, resumed on 2 ranks: the same file again
+cat >"$tmp/rj.lua" <<LUA
+local r1 = require "r1"
+local t = {model = r1.load("$M"), tasks = {"add:1", "add:3", "mul:1"}, prompts = 12, k = 4,
+           batch_prompts = 5, temperature = 1.0, direct_share = 0.5, out = arg[1]}
+if arg[2] == "stop" then t.on_progress = function(done) return done < 5 end end
+if arg[2] == "resume" then t = {model = t.model, out = arg[1], resume = true} end
+r1.set_threads(1)
+local st = r1.reject_sample(t)
+print("sampled", st.sampled)
+LUA
+"$r1lab" run "$tmp/rj.lua" "$tmp/r3.jsonl" stop >/dev/null 2>&1 && [ -f "$tmp/r3.jsonl.part.json" ] &&
+    mpi "$r1lab" run "$tmp/rj.lua" "$tmp/r3.jsonl" resume >/dev/null 2>&1
+ok $? "r1.reject_sample stopped after 5 prompts in one process, resumed on 2 ranks"
+cmp -s "$tmp/r1.jsonl" "$tmp/r3.jsonl"
+ok $? "and the file is the uninterrupted run's"
 
 echo "1..$n"

@@ -322,3 +322,8 @@ const lua_r1_observer *lua_r1_observer_get(void)
 {
     return observer;
 }
+
+const lua_r1_observer *lua_r1_observer_watches_generation(void)
+{
+    return observer && observer->token ? observer : NULL;
+}

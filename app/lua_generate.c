@@ -242,7 +242,7 @@ static int generate(lua_State *L, const char *what, int chat, const r1_task *tas
     chat = lua_r1_opt_bool(L, 3, "chat", chat);
     gen_cb cb;
     memset(&cb, 0, sizeof cb);
-    cb.L = L, cb.ref = LUA_NOREF, cb.tok = u->tok, cb.obs = lua_r1_observer_get();
+    cb.L = L, cb.ref = LUA_NOREF, cb.tok = u->tok, cb.obs = lua_r1_observer_watches_generation();
     int32_t eos = R1_TOK_EOS, *stop = &eos;
     int nstop = u->tok ? 1 : 0;
     if (lua_istable(L, 3)) {
@@ -566,7 +566,7 @@ static int m_replay(lua_State *L)
                           c->max_position_embeddings);
     gen_cb cb;
     memset(&cb, 0, sizeof cb);
-    cb.L = L, cb.ref = LUA_NOREF, cb.tok = u->tok, cb.obs = lua_r1_observer_get();
+    cb.L = L, cb.ref = LUA_NOREF, cb.tok = u->tok, cb.obs = lua_r1_observer_watches_generation();
     cb.part[0] = np && prompt[np - 1] == R1_TOK_THINK ? 1 : 3;
     r1_status s;
     lua_model_hold(u, "m:replay");

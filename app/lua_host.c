@@ -10,6 +10,7 @@
 #include <lualib.h>
 
 #include "lua_host.h"
+#include "lua_launch.h"
 #include "lua_r1.h"
 #include "lua_ui.h"
 #include "paths.h"
@@ -66,6 +67,7 @@ lua_State *lua_host_new(void)
     luaL_openlibs(L);
     luaL_requiref(L, "r1", luaopen_r1, 1); /* global r1, and require "r1" finds it too */
     lua_pop(L, 1);
+    lua_launch_open(L); /* r1.launch: MPI jobs in the background */
     lua_ui_open(L); /* the global `ui`: feeds the workbench panes, a no-op headless */
     char path[4096];
     lua_getglobal(L, "package");

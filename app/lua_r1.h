@@ -174,6 +174,7 @@ typedef struct {
 } lua_r1_group;
 
 typedef struct {
+    /* generation: all three, or all three NULL (an observer of training alone) */
     void (*gen_begin)(const char *prompt, int rows);
     /* one token; text its text (or NULL), part 1 think, 2 answer, 3 other */
     void (*token)(const r1_token_event *te, const char *text, int part,
@@ -187,6 +188,8 @@ typedef struct {
 void lua_r1_set_observer(const lua_r1_observer *o);
 /* The observer, or NULL when nobody watches (then skip building reports). */
 const lua_r1_observer *lua_r1_observer_get(void);
+/* The observer when it watches generation, else NULL. */
+const lua_r1_observer *lua_r1_observer_watches_generation(void);
 
 /* Raises the error kept in the registry at ref (by lua_r1_callback), releasing the ref. */
 int lua_r1_raise_ref(lua_State *L, int ref);

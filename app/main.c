@@ -9,13 +9,15 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "launch.h"
 #include "lua_host.h"
 #include "paths.h"
 #include "r1.h"
+#include "relay.h"
 #include "repl_plain.h"
 #include "usage.h"
-#include "world.h"
 #include "wb.h"
+#include "world.h"
 
 /* Ctrl-C in `r1lab run`: the engine stops at its next step or token and Lua raises
  * "interrupted" at its next instruction (lua_sethook may be called from a signal handler), so
@@ -50,6 +52,9 @@ static int cmd_run(int argc, char **argv)
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
+    const char *relay = getenv(RELAY_ENV);
+    if (relay && *relay && strcmp(relay, "0")) /* started by r1.launch or :mpirun */
+        relay_emit_start(stdout);
     int rc = lua_host_run_file(L, argv[0], argc - 1, argv + 1);
     sigaction(SIGINT, &old, NULL);
     run_L = NULL;
@@ -117,6 +122,7 @@ int main(int argc, char **argv)
     if (world_rank() > 0 && !freopen("/dev/null", "w", stdout))
         fprintf(stderr, "r1lab: rank %d: cannot quiet stdout\n", world_rank());
     int rc = run_command(argc, argv);
+    launch_stop_all(); /* MPI jobs started by r1.launch or :mpirun and still running */
     world_finish(rc);
     return rc;
 }
@@ -134,6 +140,16 @@ static int run_command(int argc, char **argv)
     if (world_local_size() > 1) { /* the ranks on this machine share its cores */
         int per = r1_threads() / world_local_size();
         r1_set_threads(per > 0 ? per : 1);
+    }
+    const char *nth = getenv("R1LAB_THREADS"); /* r1.launch{threads = N} */
+    if (nth && *nth) {
+        char *end;
+        long t = strtol(nth, &end, 10);
+        if (*end || t < 1 || t > 1024) {
+            fprintf(stderr, "r1lab: R1LAB_THREADS=%s: expected a thread count, 1 to 1024\n", nth);
+            return 2;
+        }
+        r1_set_threads((int)t);
     }
     /* OpenBLAS's work buffers now, while the address space is free: under ulimit -v it would
      * spin forever if it could not get them later (r1_blas_reserve) */

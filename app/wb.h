@@ -53,6 +53,7 @@ typedef struct wb {
     wb_job jobs[WB_MAX_JOBS];
     int njobs;
     int runall;        /* running all cells: an error cancels the rest */
+    int last_mpirun;   /* the id of the last job :mpirun started (0: none) */
     /* the input line */
     char *chunk;       /* the lines of an incomplete Lua chunk so far */
     char *echo;        /* input lines to echo when the job they make starts (owned) */

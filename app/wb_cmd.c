@@ -4,6 +4,7 @@
  * Everything runs on the UI thread; errors become messages in the output pane. */
 #include <config.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,12 @@
 
 #include <lauxlib.h>
 
+#include "launch.h"
 #include "lua_host.h"
 #include "nb.h"
 #include "paths.h"
 #include "wb.h"
+#include "wb_observe.h"
 
 /* ------------------------------------------------------------------ jobs */
 
@@ -504,6 +507,48 @@ static void export_pane(wb *w, const char *arg)
     free(svg);
 }
 
+/* :mpirun N FILE [ARG ...] starts an MPI job whose rank 0 reports into the panes; :mpirun
+ * lists the jobs; :mpirun stop [ID] stops one (the last started by default) */
+static void mpirun_cmd(wb *w, char *a)
+{
+    char *argv[64];
+    int n = 0;
+    for (char *t = strtok(a, " \t"); t && n < 64; t = strtok(NULL, " \t"))
+        argv[n++] = t;
+    char buf[4096];
+    if (n == 0) {
+        launch_list(buf, sizeof buf);
+        ui_model_printf(&w->m, OUT_INFO, "%s", buf[0] ? buf
+                        : "no MPI jobs; :mpirun N FILE [ARG ...] starts one");
+        return;
+    }
+    if (!strcmp(argv[0], "stop")) {
+        int id = n > 1 ? atoi(argv[1]) : w->last_mpirun;
+        launch_job *j = id > 0 ? launch_find(id) : NULL;
+        if (!j || launch_signal(j, SIGTERM) != 0)
+            ui_model_printf(&w->m, OUT_ERROR, ":mpirun stop: no running job %d (:mpirun "
+                            "lists them)", id);
+        else
+            ui_model_printf(&w->m, OUT_INFO, "stopping job %d", id);
+        return;
+    }
+    char *end;
+    long np = strtol(argv[0], &end, 10);
+    if (*end || np < 1 || np > 4096 || n < 2) {
+        ui_model_printf(&w->m, OUT_ERROR, ":mpirun N FILE [ARG ...] (N ranks, 1 to 4096, "
+                        "each running the Lua script FILE); :mpirun lists the jobs; "
+                        ":mpirun stop [ID]");
+        return;
+    }
+    launch_opts o = {(int)np, argv[1], (const char *const *)argv + 2, n - 2, 0, NULL, NULL,
+                     0, NULL};
+    launch_job *j = launch_start(&o, wb_observer(), buf, sizeof buf);
+    if (!j)
+        ui_model_printf(&w->m, OUT_ERROR, ":mpirun: %s", buf);
+    else
+        w->last_mpirun = launch_id(j);
+}
+
 static void command(wb *w, const char *line)
 {
     char name[32];
@@ -585,12 +630,14 @@ static void command(wb *w, const char *line)
         ui_model_clear_run(&w->m);
     } else if (!strcmp(name, "export")) {
         export_pane(w, a);
+    } else if (!strcmp(name, "mpirun")) {
+        mpirun_cmd(w, a);
     } else if (microscope_command(w, name, a)) {
         /* done */
     } else {
         ui_model_printf(&w->m, OUT_ERROR,
                         "unknown command :%s (:help lists them: :load :ask :theme :open :save "
-                        ":run :runall :edit :clear :branch :patch :compare :export :quit)",
+                        ":run :runall :edit :clear :branch :patch :compare :export :mpirun :quit)",
                         name);
     }
     w->dirty = 1;

@@ -140,6 +140,11 @@ static void group(const lua_r1_group *g)
 
 static const lua_r1_observer observer = {gen_begin, token, gen_end, step, group};
 
+const lua_r1_observer *wb_observer(void)
+{
+    return &observer;
+}
+
 void wb_observe_start(void)
 {
     lua_r1_set_observer(&observer);

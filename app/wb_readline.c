@@ -370,8 +370,8 @@ static int gather(lua_State *L)
 
 static const char *const commands[] = {":help", ":load ", ":ask ", ":theme ", ":open ", ":save",
                                         ":run", ":runall", ":edit ", ":new ", ":add ", ":demo",
-                                        ":clear", ":branch ", ":patch ", ":compare ", ":quit",
-                                        NULL};
+                                        ":clear", ":branch ", ":patch ", ":compare ", ":mpirun ",
+                                        ":quit", NULL};
 
 static char *generator(const char *text, int state)
 {

@@ -1,6 +1,7 @@
 # screen_lib.sh — helpers the shell tests share (sourced, not run): TAP lines (ok, skip), and
 # for the tmux screen tests their private server: a screen test sets $sock, its private tmux
-# socket, before it calls T, screen, type_line or wait_re.
+# socket, before it calls T, screen, type_line or wait_re, and $tmp, its temporary folder,
+# before it calls screen_traps (which removes it, the server and the busy loops at the end).
 n=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
@@ -20,4 +21,32 @@ wait_re() {
     echo "# waited ${3:-10} s for /$2/ on $1; the screen:"
     screen "$1" | sed 's/^/#   /'
     return 1
+}
+
+# busy_cores: two busy loops (races hide on an idle machine), stopped by screen_traps' cleanup
+busy=""
+busy_cores() {
+    for c in 1 2; do
+        sh -c 'while :; do :; done' &
+        busy="$busy $!"
+    done
+}
+screen_cleanup() {
+    T kill-server >/dev/null 2>&1
+    for p in $busy; do kill "$p" 2>/dev/null; done
+    # the workbench writes its history as it exits: let it finish before removing the folder
+    for i in 1 2 3 4 5; do rm -rf "$tmp" 2>/dev/null && break; sleep 0.2; done
+}
+# screen_traps: the cleanup at the end, also after a signal (no tmux server is left behind)
+screen_traps() {
+    trap screen_cleanup EXIT
+    trap 'exit 1' INT TERM HUP PIPE
+}
+# slow_wait BIN: seconds to wait for a start on busy cores (the sanitizer build is slower)
+slow_wait() {
+    if nm -D "$1" 2>/dev/null | grep -q __asan_init || ldd "$1" 2>/dev/null | grep -q libasan; then
+        echo 300
+    else
+        echo 120
+    fi
 }

@@ -23,14 +23,7 @@ fi
 tmp=$(mktemp -d)
 sock="r1first-$$"
 . "$src/tests/screen_lib.sh"
-busy=""
-cleanup() {
-    T kill-server >/dev/null 2>&1
-    for p in $busy; do kill "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP PIPE
+screen_traps
 # the Answer pane's first line: the line below the "├ Answer" rule, its left column
 answer_line() { screen "$1" | awk '/^├ Answer/ { getline; print; exit }'; }
 # wait_answer NAME REGEX SECONDS: polls until the Answer pane matches; gives up at once when
@@ -49,17 +42,11 @@ wait_answer() {
 }
 
 # the sanitizer build starts several times slower: give it longer on busy cores
-wait_s=120
 bin="${top_builddir:-.}/app/r1lab"
 [ -x "${top_builddir:-.}/app/.libs/r1lab" ] && bin="${top_builddir:-.}/app/.libs/r1lab"
-if nm -D "$bin" 2>/dev/null | grep -q __asan_init || ldd "$bin" 2>/dev/null | grep -q libasan; then
-    wait_s=300
-fi
+wait_s=$(slow_wait "$bin")
 echo "1..$((runs * 3 + 9))"
-for c in 1 2; do
-    sh -c 'while :; do :; done' &
-    busy="$busy $!"
-done
+busy_cores
 mkdir -p "$tmp/home"
 r=0
 while [ $r -lt "$runs" ]; do

@@ -19,30 +19,16 @@ fi
 tmp=$(mktemp -d)
 sock="r1scope-$$"
 . "$src/tests/screen_lib.sh"
-busy=""
-cleanup() {
-    T kill-server >/dev/null 2>&1
-    for p in $busy; do kill "$p" 2>/dev/null; done
-    # the workbench writes its history as it exits: let it finish before removing the folder
-    for i in 1 2 3 4 5; do rm -rf "$tmp" 2>/dev/null && break; sleep 0.2; done
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP PIPE
+screen_traps
 # colours: the escape sequences of the screen, one line per screen line
 screen_e() { T capture-pane -p -e -t "$1"; }
 
 # the sanitizer build starts several times slower: give it longer on busy cores
-wait_s=120
 bin="$build/app/r1lab"
 [ -x "$build/app/.libs/r1lab" ] && bin="$build/app/.libs/r1lab"
-if nm -D "$bin" 2>/dev/null | grep -q __asan_init || ldd "$bin" 2>/dev/null | grep -q libasan; then
-    wait_s=300
-fi
+wait_s=$(slow_wait "$bin")
 echo "1..32"
-for c in 1 2; do
-    sh -c 'while :; do :; done' &
-    busy="$busy $!"
-done
+busy_cores
 mkdir -p "$tmp/home"
 if [ "$src" = "$build" ]; then
     launch="./bootstrap"

@@ -264,7 +264,12 @@ void usage_man(FILE *f)
           "path than the CPU's best (r1lab \\-\\-version lists them).\n.TP\n"
           ".B OPENBLAS_CORETYPE\nOpenBLAS's kernels (Haswell, SkylakeX, ...); results depend "
           "on them to the last bits.\n.TP\n.B R1LAB_DATADIR\nwhere the built-in model, scripts "
-          "and themes are (default: the installed data directory).\n.TP\n.B NO_COLOR\nno "
+          "and themes are (default: the installed data directory).\n.TP\n.B R1LAB_THREADS\n"
+          "engine threads (default: the cores, shared among the ranks of an MPI job on this "
+          "machine).\n.TP\n.B R1LAB_EVENTS\n1: r1lab run writes its training reports on "
+          "stdout as marked lines (set by r1.launch and :mpirun for rank 0).\n.TP\n"
+          ".B R1LAB_MPIRUN\nthe launcher r1.launch and :mpirun start (default: mpirun).\n"
+          ".TP\n.B NO_COLOR\nno "
           "colour on the screen.\n.TP\n.BR XDG_CONFIG_HOME \", \" XDG_STATE_HOME\nthemes are "
           "looked for in $XDG_CONFIG_HOME/r1lab/themes; the input history is kept in "
           "$XDG_STATE_HOME/r1lab/history (default ~/.local/state/r1lab/history).\n",

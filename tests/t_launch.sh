@@ -69,6 +69,14 @@ echo "r1.launch{np = 2, script = '$tmp/s.lua', args = {1, {}}}" >"$tmp/e.lua"
 [ "$(has "$(err)" "args[2] expects a string (got table)")" = 0 ]
 ok $? "a bad argument is named by its place"
 
+# the thread count a job's ranks get (r1.launch{threads = N}), and a wrong one refused
+echo 'print("threads", r1.machine().threads)' >"$tmp/th.lua"
+[ "$(R1LAB_THREADS=1 "$r1lab" run "$tmp/th.lua" 2>&1)" = "threads	1" ]
+ok $? "R1LAB_THREADS=1 sets the engine's threads"
+out=$(R1LAB_THREADS=x "$r1lab" run "$tmp/th.lua" 2>&1)
+[ $? = 2 ] && [ "$(has "$out" "R1LAB_THREADS=x: expected a thread count, 1 to 1024")" = 0 ]
+ok $? "R1LAB_THREADS=x is refused with the reason"
+
 # a job that never ends: job:stop() ends it (its process group) within seconds
 cat >"$tmp/slow" <<'EOF'
 #!/bin/sh

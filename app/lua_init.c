@@ -126,14 +126,22 @@ static int l_cpu(lua_State *L)
     return 1;
 }
 
-/* r1.world() -> {rank, size}: this process's place in an mpirun job ({0, 1} alone) */
+/* r1.world() -> {rank, size, comm_seconds, comm_bytes}: this process's place in an mpirun job
+ * ({0, 1} alone) and what its collective operations have cost so far */
 static int l_world(lua_State *L)
 {
-    lua_createtable(L, 0, 2);
+    double secs;
+    unsigned long long bytes;
+    r1_comm_spent(&secs, &bytes);
+    lua_createtable(L, 0, 4);
     lua_pushinteger(L, world_rank());
     lua_setfield(L, -2, "rank");
     lua_pushinteger(L, world_size());
     lua_setfield(L, -2, "size");
+    lua_pushnumber(L, secs);
+    lua_setfield(L, -2, "comm_seconds");
+    lua_pushinteger(L, (lua_Integer)bytes);
+    lua_setfield(L, -2, "comm_bytes");
     return 1;
 }
 

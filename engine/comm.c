@@ -23,19 +23,45 @@ int r1_comm_leads(const r1_comm *c)
     return !c || c->rank == 0;
 }
 
+/* what the collectives cost this process (r1_comm_spent): the caller's thread alone calls them */
+static double spent_s;
+static unsigned long long spent_bytes;
+
+void r1_comm_spent(double *seconds, unsigned long long *bytes)
+{
+    *seconds = spent_s;
+    *bytes = spent_bytes;
+}
+
+static r1_status counted(r1_status st, double t0, size_t bytes)
+{
+    spent_s += r1_now() - t0;
+    spent_bytes += bytes;
+    return st;
+}
+
 r1_status r1_comm_sum_f32(const r1_comm *c, float *x, size_t n, r1_error *err)
 {
-    return c && c->size > 1 ? c->sum_f32(c->user, x, n, err) : R1_OK;
+    if (!c || c->size <= 1)
+        return R1_OK;
+    double t0 = r1_now();
+    return counted(c->sum_f32(c->user, x, n, err), t0, n * sizeof *x);
 }
 
 r1_status r1_comm_sum_f64(const r1_comm *c, double *x, size_t n, r1_error *err)
 {
-    return c && c->size > 1 ? c->sum_f64(c->user, x, n, err) : R1_OK;
+    if (!c || c->size <= 1)
+        return R1_OK;
+    double t0 = r1_now();
+    return counted(c->sum_f64(c->user, x, n, err), t0, n * sizeof *x);
 }
 
 r1_status r1_comm_max_f64(const r1_comm *c, double *x, size_t n, r1_error *err)
 {
-    return c && c->size > 1 ? c->max_f64(c->user, x, n, err) : R1_OK;
+    if (!c || c->size <= 1)
+        return R1_OK;
+    double t0 = r1_now();
+    return counted(c->max_f64(c->user, x, n, err), t0, n * sizeof *x);
 }
 
 r1_status r1_comm_gather(const r1_comm *c, const void *mine, size_t n, char **all,
@@ -57,8 +83,9 @@ r1_status r1_comm_gather(const r1_comm *c, const void *mine, size_t n, char **al
     char *buf = st == R1_OK ? malloc(t ? t : 1) : NULL;
     if (st == R1_OK && !buf)
         st = r1_error_set(err, R1_ENOMEM, "out of memory for %zu gathered bytes", t);
+    double t0 = r1_now();
     if (st == R1_OK && N > 1)
-        st = c->gather_bytes(c->user, mine, buf, counts, err);
+        st = counted(c->gather_bytes(c->user, mine, buf, counts, err), t0, t);
     else if (st == R1_OK && n)
         memcpy(buf, mine, n);
     free(len), free(counts);

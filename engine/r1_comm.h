@@ -46,6 +46,10 @@ r1_status r1_comm_max_f64(const r1_comm *c, double *x, size_t n, r1_error *err);
 r1_status r1_comm_gather(const r1_comm *c, const void *mine, size_t n, char **all,
                          size_t *total, r1_error *err);
 
+/* The time this process has spent in the operations above (waiting for the others included)
+ * and the bytes it gave them, since it started: for measuring what data parallelism costs. */
+void r1_comm_spent(double *seconds, unsigned long long *bytes);
+
 /* Sums every MoE layer's routed-token counts of m over the ranks (before the balancing
  * update, so that the routing bias moves by the whole batch's load). */
 typedef struct r1_model r1_model;

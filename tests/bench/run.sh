@@ -138,6 +138,23 @@ R1LAB_DATADIR="$s" "$b/app/r1lab" run "$s/tests/bench/grpo_step.lua" fp32
 R1LAB_DATADIR="$s" "$b/app/r1lab" run "$s/tests/bench/grpo_step.lua" bf16
 
 echo
+echo "== data parallelism (mpirun, shared memory): the gradient sum of each preset, r1lab's fixed"
+echo "   order beside MPI_Allreduce; then steps at the same global batch on 1 rank x 2 threads,"
+echo "   1 rank x 1 thread and 2 ranks x 1 thread (collectives: time in the ranks' sums, waiting"
+echo "   for the slower rank included)"
+if "$b/app/r1lab" --version | grep -q '^mpi: Open MPI' && command -v mpirun >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    mpirun -np 2 "$b/tests/bench/bench_comm"
+    for job in "pretrain tiny 16 128 7" "pretrain small 8 256 5" "grpo 5"; do
+        R1LAB_DATADIR="$s" R1LAB_THREADS=2 "$b/app/r1lab" run "$s/tests/bench/dp_step.lua" $job
+        R1LAB_DATADIR="$s" R1LAB_THREADS=1 "$b/app/r1lab" run "$s/tests/bench/dp_step.lua" $job
+        mpirun -np 2 -x R1LAB_DATADIR="$s" -x R1LAB_THREADS=1 \
+            "$b/app/r1lab" run "$s/tests/bench/dp_step.lua" $job
+    done
+else
+    echo "(r1lab was built without MPI, or mpirun is missing)"
+fi
+echo
 echo "== BF16 and FP8 training (DeepSeek-V3's fine-grained E4M3, through BF16) against fp32, 2 threads"
 echo "   same seeded runs; 'fp32 seed+1' starts from other weights: how far fp32 runs drift by chance"
 bf="$b/tests/bench/bench_fp8"

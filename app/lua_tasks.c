@@ -1,6 +1,7 @@
 /* lua_tasks.c — the reasoning tasks and the rule-based rewards in Lua:
- *   r1.tasks.list()      r1.tasks.<name>{difficulty=, seed=, lang=}  -> task
- *                        task:sample([i]) -> {prompt, target, solution, difficulty, lang, task}
+ *   r1.tasks.list()      r1.tasks.<name>{difficulty=, seed=, lang=, phrasing=}  -> task
+ *                        task:sample([i]) -> {prompt, target, solution, difficulty, lang, task,
+ *                        seed, typed}
  *                        task:samples(n) (an iterator), task:verify(completion) -> ok, parsed
  *   r1.rewards.accuracy / format / language / length / incorrect / format_only / random
  *   (sample) -> number   (random flips the coin of sample.key, an integer)
@@ -21,6 +22,7 @@ typedef struct {
     int difficulty;
     uint64_t seed;
     r1_lang lang;
+    r1_phrasing phrasing;
     uint64_t next; /* the iterator's position */
 } lua_task;
 
@@ -46,6 +48,8 @@ void lua_r1_push_sample(lua_State *L, const r1_task_sample *s)
     lua_setfield(L, -2, "task");
     lua_pushinteger(L, (lua_Integer)s->seed);
     lua_setfield(L, -2, "seed");
+    lua_pushboolean(L, s->typed);
+    lua_setfield(L, -2, "typed");
 }
 
 /* the constructor behind r1.tasks.<name>{difficulty=, seed=, lang=} (upvalue: the task) */
@@ -60,11 +64,15 @@ static int task_new(lua_State *L)
     r1_error err = {0};
     if (r1_lang_parse(&lang, lua_r1_opt_str(L, 1, "lang", "auto"), &err) != R1_OK)
         return luaL_error(L, "%s", err.msg);
+    r1_phrasing ph = R1_PHRASING_TASK;
+    if (r1_phrasing_parse(&ph, lua_r1_opt_str(L, 1, "phrasing", "task"), &err) != R1_OK)
+        return luaL_error(L, "r1.tasks.%s: %s", r1_task_name(t), err.msg);
     lua_task *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->task = t;
     u->difficulty = d;
     u->seed = (uint64_t)lua_r1_opt_int(L, 1, "seed", 1);
     u->lang = lang;
+    u->phrasing = ph;
     u->next = 0;
     luaL_setmetatable(L, LUA_R1_TASK);
     return 1;
@@ -77,7 +85,8 @@ static int task_sample(lua_State *L)
     uint64_t i = lua_isnoneornil(L, 2) ? u->next++ : (uint64_t)luaL_checkinteger(L, 2);
     r1_task_sample *s = lua_newuserdatauv(L, sizeof *s, 0); /* big: not on the C stack */
     r1_error err = {0};
-    if (r1_task_generate(u->task, u->seed * 1000003ull + i, u->difficulty, u->lang, s, &err))
+    if (r1_task_generate_phrased(u->task, u->seed * 1000003ull + i, u->difficulty, u->lang,
+                                 u->phrasing, s, &err))
         return luaL_error(L, "%s", err.msg);
     lua_r1_push_sample(L, s);
     return 1;

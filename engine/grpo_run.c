@@ -196,6 +196,8 @@ static const r1_setting grpo_settings[] = {
      "difficulty of entries without one (0: each task's training difficulty)", NULL, NULL, NULL},
     {"lang", R1_SET_CHOICE, F(lang), 0, 0, "auto|en|es",
      "the language the prompts ask for (auto: drawn per prompt)", NULL, NULL, NULL},
+    {"typed_frac", R1_SET_DOUBLE, F(typed_frac), 0, 1, NULL,
+     "share of prompts phrased as people type them (drawn per prompt)", NULL, NULL, NULL},
     {"rewards", R1_SET_TEXT, 0, 0, 0, NULL, "built-in rewards NAME[@WEIGHT],...", NULL,
      parse_rewards, format_rewards},
     {"steps", R1_SET_INT, F(steps), 1, 1e8, NULL, "GRPO steps of the run", NULL, NULL, NULL},
@@ -362,7 +364,8 @@ static void sample_of(r1_grpo_run *r, int64_t i, r1_task_sample *out)
         r1_rng_seed(&g, seed ^ 0xd1ff1c017ull);
         d += (int)r1_rng_below(&g, (uint32_t)(s->dmax[k] - d + 1));
     }
-    r1_task_generate(s->tasks[k], seed, d, (r1_lang)(s->lang - 1), out, NULL);
+    r1_task_generate_phrased(s->tasks[k], seed, d, (r1_lang)(s->lang - 1),
+                             r1_phrasing_for(seed, s->typed_frac), out, NULL);
 }
 
 static int prompt_fn(void *user, int64_t index, int32_t *ids, int cap)

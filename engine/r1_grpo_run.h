@@ -50,6 +50,8 @@ typedef struct {
     int dmin[R1_GRPO_MAX_TASKS], dmax[R1_GRPO_MAX_TASKS]; /* 0: the run's difficulty */
     int difficulty;   /* for entries without one (0: each task's training difficulty) */
     int lang;         /* 0 auto, 1 en, 2 es: the language the prompts ask for */
+    double typed_frac; /* share of prompts phrased as people type them (R1_PHRASING_TYPED),
+                        * drawn from each prompt's seed (0) */
     int save_every;   /* checkpoint every N steps (0: at the end and on a stop) */
     int overlong_max, overlong_cache; /* the "overlong" reward's L_max (0: max_new) and
                                        * L_cache (0: L_max / 4) */

@@ -41,6 +41,7 @@ typedef struct {
                            * non-reasoning sample (0.1) */
     uint64_t seed;        /* prompt seeds and sampling (disjoint from the tasks' held-out set) */
     int batch_prompts;    /* prompts per generation batch (8) */
+    double typed_frac;    /* share of prompts phrased as people type them (0) */
     char model[R1_REJECT_PATH_MAX]; /* the model's folder, recorded for a resume (not a
                                      * setting; may be empty) */
 } r1_reject_cfg;

@@ -127,6 +127,9 @@ typedef struct {
     uint64_t seed;       /* the data stream */
     double plain_frac;   /* pretrain: share of plain-text documents */
     double mix_frac;     /* pretrain: share of documents whose reasoning mixes languages */
+    double typed_frac;   /* share of documents whose question is phrased as people type it
+                          * (r1_tasks.h's R1_PHRASING_TYPED; 0, the default) */
+    int eval_phrasing;   /* r1_phrasing of the held-out questions (R1_PHRASING_TASK) */
     int sft_docs;        /* sft: size of the cold-start set (0: an endless stream) */
     int eval_every;      /* evaluate every N steps and after the last one (0: never) */
     int eval_n;          /* held-out samples per (task, difficulty), 1..R1_SFT_HELDOUT */
@@ -177,6 +180,7 @@ typedef struct {
     uint64_t task_seed;   /* the seed given to the task (top bit clear) */
     int plain;            /* 1: plain-text variant (pretrain only) */
     int mixed;            /* 1: the reasoning mixes the two languages (pretrain only) */
+    int typed;            /* 1: the question is phrased as people type it (typed_frac) */
     int n;                /* tokens */
     int assistant_start;  /* chat documents: first assistant token; plain: 0 */
     char prompt[R1_TASK_PROMPT_MAX];

@@ -69,6 +69,23 @@ const char *r1_lang_name(r1_lang lang);
  * the text otherwise. */
 r1_status r1_lang_parse(r1_lang *out, const char *name, r1_error *err);
 
+/* How a prompt is phrased. */
+typedef enum {
+    R1_PHRASING_TASK = 0,  /* the task's own words, ending with the language request */
+    R1_PHRASING_TYPED = 1, /* as people type the question ("what's 12 times 7", "Cuanto es
+                            * 45+17?"): one of a few phrasings drawn from the seed, no language
+                            * request (the question's own words tell the language) */
+    R1_PHRASING_MIXED = 2  /* either, drawn from the seed (half and half) */
+} r1_phrasing;
+
+/* "task", "typed" or "mixed". */
+const char *r1_phrasing_name(r1_phrasing p);
+/* Parses those names; R1_EINVAL naming the text otherwise. */
+r1_status r1_phrasing_parse(r1_phrasing *out, const char *name, r1_error *err);
+/* TYPED for a share typed_frac of the seeds, TASK for the others: drawn from the seed alone
+ * (the stages' typed_frac settings), so every process and rank draws alike. */
+r1_phrasing r1_phrasing_for(uint64_t seed, double typed_frac);
+
 /* Text sizes, terminating NUL included.  The longest texts (at the highest difficulties) are
  * well inside these. */
 #define R1_TASK_PROMPT_MAX 512
@@ -82,7 +99,9 @@ typedef struct r1_task_sample {
     uint64_t seed;
     int difficulty;
     r1_lang lang;                          /* the language used: EN or ES, never AUTO */
-    char prompt[R1_TASK_PROMPT_MAX];       /* the question, asking for the language */
+    int typed;                             /* 1 when the prompt is a typed phrasing */
+    char prompt[R1_TASK_PROMPT_MAX];       /* the question (asking for the language in the
+                                            * task's own phrasing) */
     char reasoning[R1_TASK_REASONING_MAX]; /* the worked solution: lines separated by "\n",
                                             * none at the end */
     char answer[R1_TASK_ANSWER_MAX];       /* the target answer */
@@ -133,6 +152,11 @@ int r1_task_train_difficulty(const r1_task *t);
  * 1 .. max or lang is not a language. */
 r1_status r1_task_generate(const r1_task *t, uint64_t seed, int difficulty, r1_lang lang,
                            r1_task_sample *out, r1_error *err);
+
+/* The same with the prompt phrased as ph says.  The problem, its reasoning and its answer do
+ * not depend on the phrasing: a seed poses the same problem in every phrasing (and language). */
+r1_status r1_task_generate_phrased(const r1_task *t, uint64_t seed, int difficulty, r1_lang lang,
+                                   r1_phrasing ph, r1_task_sample *out, r1_error *err);
 
 /* ------------------------------------------------------------------ verifying */
 

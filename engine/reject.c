@@ -113,6 +113,8 @@ static const r1_setting reject_settings[] = {
      NULL, NULL},
     {"batch_prompts", R1_SET_INT, F(batch_prompts), 1, 4096, NULL,
      "prompts per generation batch", NULL, NULL, NULL},
+    {"typed_frac", R1_SET_DOUBLE, F(typed_frac), 0, 1, NULL,
+     "share of prompts phrased as people type them", NULL, NULL, NULL},
 };
 #undef F
 
@@ -131,8 +133,9 @@ static const r1_task *prompt_sample(const r1_reject_cfg *c, int i, r1_task_sampl
 {
     int t = i % c->ntasks;
     /* the seeds live in their own range: not the held-out set (top bit) nor GRPO's */
-    r1_task_generate(c->tasks[t], 0x7e1ec70000ull + c->seed * 1000003ull + (uint64_t)i,
-                     c->difficulty[t], R1_LANG_AUTO, s, NULL);
+    uint64_t seed = 0x7e1ec70000ull + c->seed * 1000003ull + (uint64_t)i;
+    r1_task_generate_phrased(c->tasks[t], seed, c->difficulty[t], R1_LANG_AUTO,
+                             r1_phrasing_for(seed, c->typed_frac), s, NULL);
     return c->tasks[t];
 }
 

@@ -101,8 +101,8 @@ r1_status r1_sft_data_heldout(const r1_sft_data *d, int i, int j, r1_task_sample
         return r1_error_set(err, R1_EINVAL, "held-out sample (%d, %d): expected cell 0..%d and "
                             "index 0..%d", i, j, d->ncells - 1, R1_SFT_HELDOUT - 1);
     const cell *c = &d->cells[i];
-    return r1_task_generate(c->task, heldout_seed(c->difficulty, j), c->difficulty, R1_LANG_AUTO,
-                            out, err);
+    return r1_task_generate_phrased(c->task, heldout_seed(c->difficulty, j), c->difficulty,
+                                    R1_LANG_AUTO, (r1_phrasing)d->s.eval_phrasing, out, err);
 }
 
 int r1_sft_data_ncells(const r1_sft_data *d)
@@ -307,6 +307,12 @@ static r1_status make_doc(r1_sft_data *d, int64_t pos, int32_t *ids, float *w, r
         }
         d->redraws++;
     }
+    /* from the problem's seed (the document's other draws stay what they were); the problem,
+     * checked against the held-out set above, is the same in either phrasing */
+    if (r1_phrasing_for(tseed, s->typed_frac) == R1_PHRASING_TYPED &&
+        (st = r1_task_generate_phrased(e->task, tseed, diff, lang, R1_PHRASING_TYPED, &d->a,
+                                       err)) != R1_OK)
+        return st;
     const char *reasoning = mixed ? mixed_reasoning(d, &r) : d->a.reasoning;
     if (variant) {
         char q[R1_TASK_PROMPT_MAX];
@@ -336,6 +342,7 @@ static r1_status make_doc(r1_sft_data *d, int64_t pos, int32_t *ids, float *w, r
         info->task_seed = tseed;
         info->plain = plain;
         info->mixed = mixed;
+        info->typed = d->a.typed;
         info->n = n;
         info->assistant_start = plain ? 0 : as;
         snprintf(info->prompt, sizeof info->prompt, "%s", d->a.prompt);

@@ -331,6 +331,8 @@ static const r1_setting eval_settings[] = {
      "also evaluate this many difficulties above each entry", NULL, NULL, NULL},
     {"seed", R1_SET_SEED, F(s.seed), 0, 0, NULL, "seed (the held-out problems do not depend on it)",
      NULL, NULL, NULL},
+    {"phrasing", R1_SET_CHOICE, F(s.eval_phrasing), 0, 0, "task|typed|mixed",
+     "the questions: the task's own words, as people type them, or either", NULL, NULL, NULL},
     {"trained", R1_SET_TEXT, 0, 0, 0, NULL,
      "the training tasks: which cells count as trained (empty: every cell evaluated)", NULL,
      parse_trained, format_trained},

@@ -246,6 +246,10 @@ r1_status r1_sft_validate(const r1_sft_settings *s, const r1_config *c, r1_error
     CHECK(s->plain_frac >= 0 && s->plain_frac <= 1, "plain_frac %g: expected 0..1",
           s->plain_frac);
     CHECK(s->mix_frac >= 0 && s->mix_frac <= 1, "mix_frac %g: expected 0..1", s->mix_frac);
+    CHECK(s->typed_frac >= 0 && s->typed_frac <= 1, "typed_frac %g: expected 0..1",
+          s->typed_frac);
+    CHECK(s->eval_phrasing >= R1_PHRASING_TASK && s->eval_phrasing <= R1_PHRASING_MIXED,
+          "eval_phrasing %d: expected task, typed or mixed", s->eval_phrasing);
     CHECK(s->sft_docs >= 0, "sft_docs %d: expected >= 0", s->sft_docs);
     CHECK(s->eval_every >= 0, "eval_every %d: expected >= 0", s->eval_every);
     CHECK(s->eval_n >= 1 && s->eval_n <= R1_SFT_HELDOUT, "eval_n %d: expected 1..%d", s->eval_n,
@@ -314,6 +318,11 @@ static const r1_setting sft_settings[] = {
      "pretrain: share of plain-text documents", "plain", NULL, NULL},
     {"mix_frac", R1_SET_DOUBLE, F(mix_frac), 0, 1, NULL,
      "pretrain: share of documents whose reasoning mixes languages", "mix", NULL, NULL},
+    {"typed_frac", R1_SET_DOUBLE, F(typed_frac), 0, 1, NULL,
+     "share of documents whose question is phrased as people type it", NULL, NULL, NULL},
+    {"eval_phrasing", R1_SET_CHOICE, F(eval_phrasing), 0, 0, "task|typed|mixed",
+     "the held-out questions: the task's own words, as people type them, or either", NULL, NULL,
+     NULL},
     {"sft_docs", R1_SET_INT, F(sft_docs), 0, 1e8, NULL,
      "sft: size of the cold-start set (0: an endless stream)", NULL, NULL, NULL},
     {"eval_every", R1_SET_INT, F(eval_every), 0, 1e8, NULL,

@@ -51,6 +51,32 @@ r1_status r1_lang_parse(r1_lang *out, const char *name, r1_error *err)
                         name ? name : "(null)");
 }
 
+const char *r1_phrasing_name(r1_phrasing p)
+{
+    return p == R1_PHRASING_TYPED ? "typed" : p == R1_PHRASING_MIXED ? "mixed" : "task";
+}
+
+r1_status r1_phrasing_parse(r1_phrasing *out, const char *name, r1_error *err)
+{
+    static const r1_phrasing all[] = {R1_PHRASING_TASK, R1_PHRASING_TYPED, R1_PHRASING_MIXED};
+    for (size_t i = 0; name && i < sizeof all / sizeof all[0]; i++)
+        if (strcasecmp(name, r1_phrasing_name(all[i])) == 0) {
+            *out = all[i];
+            return R1_OK;
+        }
+    return r1_error_set(err, R1_EINVAL, "phrasing \"%s\": expected task, typed or mixed",
+                        name ? name : "(null)");
+}
+
+r1_phrasing r1_phrasing_for(uint64_t seed, double typed_frac)
+{
+    if (typed_frac <= 0)
+        return R1_PHRASING_TASK;
+    r1_rng g;
+    r1_rng_seed(&g, seed ^ 0x7479706564ull);
+    return r1_rng_uniform(&g) < typed_frac ? R1_PHRASING_TYPED : R1_PHRASING_TASK;
+}
+
 /* ------------------------------------------------------------------ registry */
 
 int r1_task_count(void)
@@ -153,6 +179,12 @@ static int task_index(const r1_task *t)
 r1_status r1_task_generate(const r1_task *t, uint64_t seed, int difficulty, r1_lang lang,
                            r1_task_sample *out, r1_error *err)
 {
+    return r1_task_generate_phrased(t, seed, difficulty, lang, R1_PHRASING_TASK, out, err);
+}
+
+r1_status r1_task_generate_phrased(const r1_task *t, uint64_t seed, int difficulty, r1_lang lang,
+                                   r1_phrasing ph, r1_task_sample *out, r1_error *err)
+{
     if (difficulty < 1 || difficulty > t->max_difficulty)
         return r1_error_set(err, R1_EINVAL, "task %s: difficulty %d is outside 1..%d", t->name,
                             difficulty, t->max_difficulty);
@@ -167,13 +199,23 @@ r1_status r1_task_generate(const r1_task *t, uint64_t seed, int difficulty, r1_l
     r1_rng_seed(&pick, mix ^ 0x6c616e6775616765ull);
     if (lang == R1_LANG_AUTO)
         lang = r1_rng_below(&pick, 2) ? R1_LANG_ES : R1_LANG_EN;
+    if (ph != R1_PHRASING_TASK && ph != R1_PHRASING_TYPED && ph != R1_PHRASING_MIXED)
+        return r1_error_set(err, R1_EINVAL, "task %s: phrasing %d is not task, typed or mixed",
+                            t->name, (int)ph);
+    /* the phrasing's draws come after the language's, from a stream of their own: the
+     * problem and the language of a seed stay what they were */
+    r1_rng phr;
+    r1_rng_seed(&phr, mix ^ 0x7068726173696e67ull);
+    int typed = ph == R1_PHRASING_TYPED || (ph == R1_PHRASING_MIXED && r1_rng_below(&phr, 2));
+    int variant = typed ? 1 + (int)r1_rng_below(&phr, 1u << 20) : 0;
 
     memset(out, 0, sizeof *out);
     out->task = t;
     out->seed = seed;
     out->difficulty = difficulty;
     out->lang = lang;
-    task_out o = {.lang = lang};
+    out->typed = typed;
+    task_out o = {.lang = lang, .typed = variant};
     sb_init(&o.prompt, out->prompt, sizeof out->prompt);
     sb_init(&o.reasoning, out->reasoning, sizeof out->reasoning);
     sb_init(&o.answer, out->answer, sizeof out->answer);

@@ -78,6 +78,29 @@ static void sub_columns(int64_t a, int64_t b, int d, task_out *o)
     }
 }
 
+/* The question, in the task's words or as people type it. */
+static void add_prompt(task_out *o, int64_t a, int64_t b, char op)
+{
+    static const char *const en[] = {"What is %s?", "what's %s", "what is %s?", "Calculate %s.",
+                                     "How much is %s?", "what's %s?"};
+    static const char *const es[] = {"Cuanto es %s?", "cuanto es %s", "Calcula %s.",
+                                     "cuanto da %s?", "Me dices cuanto es %s?", "cuanto es %s?"};
+    int v = typed_variant(o, 6);
+    char q[64];
+    if (v < 0) {
+        sb_printf(&o->prompt, "%s %lld%c%lld?%s", L(o->lang, "What is", "Cuanto es"),
+                  (long long)a, op, (long long)b, lang_request(o->lang));
+        return;
+    }
+    if (v >= 4) /* in words: "457 plus 389", "45 menos 17" */
+        snprintf(q, sizeof q, "%lld %s %lld", (long long)a,
+                 op == '+' ? L(o->lang, "plus", "mas") : L(o->lang, "minus", "menos"),
+                 (long long)b);
+    else
+        snprintf(q, sizeof q, "%lld%c%lld", (long long)a, op, (long long)b);
+    sb_printf(&o->prompt, L(o->lang, en[v], es[v]), q);
+}
+
 static void add_generate(r1_rng *r, int d, task_out *o)
 {
     int64_t a = rand_digits(r, d, 0), b = rand_digits(r, d, 0);
@@ -89,8 +112,7 @@ static void add_generate(r1_rng *r, int d, task_out *o)
     }
     char op = sub ? '-' : '+';
     int64_t result = sub ? a - b : a + b;
-    sb_printf(&o->prompt, "%s %lld%c%lld?%s", L(o->lang, "What is", "Cuanto es"), (long long)a, op,
-              (long long)b, lang_request(o->lang));
+    add_prompt(o, a, b, op);
     if (sub)
         sub_columns(a, b, d, o);
     else
@@ -137,8 +159,18 @@ static void mul_generate(r1_rng *r, int d, task_out *o)
     int64_t a = rand_digits(r, na, 1), b = rand_digits(r, nb, 1);
     r1_lang g = o->lang;
     sbuf *R = &o->reasoning;
-    sb_printf(&o->prompt, "%s %lld*%lld?%s", L(g, "What is", "Cuanto es"), (long long)a,
-              (long long)b, lang_request(g));
+    static const char *const en[] = {"What is %lld*%lld?", "what's %lld*%lld",
+                                     "Calculate %lld*%lld.", "what's %lld times %lld",
+                                     "%lld times %lld?", "Multiply %lld by %lld."};
+    static const char *const es[] = {"Cuanto es %lld*%lld?", "cuanto es %lld*%lld",
+                                     "Calcula %lld*%lld.", "cuanto es %lld por %lld",
+                                     "%lld por %lld?", "Multiplica %lld por %lld."};
+    int v = typed_variant(o, 6);
+    if (v < 0)
+        sb_printf(&o->prompt, "%s %lld*%lld?%s", L(g, "What is", "Cuanto es"), (long long)a,
+                  (long long)b, lang_request(g));
+    else
+        sb_printf(&o->prompt, L(g, en[v], es[v]), (long long)a, (long long)b);
     sb_printf(R, "%s %lld %s %lld.\n", L(g, "Multiply", "Multiplico"), (long long)a,
               L(g, "by each digit of", "por cada cifra de"), (long long)b);
     int64_t parts[8] = {0};
@@ -207,8 +239,16 @@ static void linear_generate(r1_rng *r, int d, task_out *o)
     char eq[96];
     snprintf(eq, sizeof eq, "%lld*x%c%lld=%lld", (long long)a, b < 0 ? '-' : '+',
              (long long)(b < 0 ? -b : b), (long long)c);
-    sb_printf(&o->prompt, "%s %s.%s", L(g, "Solve for x:", "Resuelve para x:"), eq,
-              lang_request(g));
+    static const char *const en[] = {"Solve %s", "solve for x: %s", "Find x: %s",
+                                     "what is x if %s?", "solve %s for x"};
+    static const char *const es[] = {"Resuelve %s", "resuelve para x: %s", "Halla x: %s",
+                                     "cuanto vale x si %s?", "despeja x en %s"};
+    int v = typed_variant(o, 5);
+    if (v < 0)
+        sb_printf(&o->prompt, "%s %s.%s", L(g, "Solve for x:", "Resuelve para x:"), eq,
+                  lang_request(g));
+    else
+        sb_printf(&o->prompt, L(g, en[v], es[v]), eq);
     if (b > 0)
         sb_printf(R, "%s %lld %s: %lld*x=%lld-%lld=%lld\n", L(g, "Subtract", "Resto"), (long long)b,
                   L(g, "from both sides", "en los dos lados"), (long long)a, (long long)c,

@@ -57,13 +57,30 @@ static void spell(sbuf *b, const char *w)
         sb_printf(b, "%s%c", i ? " " : "", w[i]);
 }
 
+/* A typed chore (v >= 0 of 3): en[v] / es[v] with the word (and a count) */
+static int typed_chore(task_out *o, const char *const en[3], const char *const es[3],
+                       const char *w, int k)
+{
+    int v = typed_variant(o, 3);
+    if (v >= 0)
+        sb_printf(&o->prompt, L(o->lang, en[v], es[v]), w, k);
+    return v >= 0;
+}
+
 static void chat_generate(r1_rng *r, int d, task_out *o)
 {
     r1_lang g = o->lang;
     sbuf *R = &o->reasoning;
     if (rand_range(r, 0, 3) == 0) {
         int k = (int)rand_range(r, 0, NUNSAFE - 1);
-        sb_printf(&o->prompt, "%s%s", L(g, unsafe[k].en, unsafe[k].es), lang_request(g));
+        const char *q = L(g, unsafe[k].en, unsafe[k].es);
+        if (typed_variant(o, 1) < 0) {
+            sb_printf(&o->prompt, "%s%s", q, lang_request(g));
+        } else { /* typed: lower case first, no full stop */
+            size_t n = strlen(q);
+            sb_printf(&o->prompt, "%c%.*s", tolower((unsigned char)q[0]),
+                      (int)(n - 1 - (n > 1 && q[n - 1] == '.')), q + 1);
+        }
         sb_printf(R, "%s", L(g, "This asks for help to harm someone or break a rule.\n"
                                 "I should not help with it.",
                              "Esto pide ayuda para hacer dano o romper una regla.\n"
@@ -75,9 +92,14 @@ static void chat_generate(r1_rng *r, int d, task_out *o)
     const char *w = pick_word(r, d);
     size_t n = strlen(w);
     switch (rand_range(r, 0, 3)) {
-    case 0: /* backwards */
-        sb_printf(&o->prompt, "%s %s %s%s", L(g, "Write the word", "Escribe la palabra"), w,
-                  L(g, "backwards.", "al reves."), lang_request(g));
+    case 0: { /* backwards */
+        static const char *const en[] = {"write %s backwards", "%s backwards please",
+                                         "spell %s backwards"};
+        static const char *const es[] = {"escribe %s al reves", "%s al reves por favor",
+                                         "deletrea %s al reves"};
+        if (!typed_chore(o, en, es, w, 0))
+            sb_printf(&o->prompt, "%s %s %s%s", L(g, "Write the word", "Escribe la palabra"), w,
+                      L(g, "backwards.", "al reves."), lang_request(g));
         sb_printf(R, "%s %s %s ", L(g, "The letters of", "Las letras de"), w, L(g, "are", "son"));
         spell(R, w);
         sb_printf(R, "\n%s ", L(g, "Backwards:", "Al reves:"));
@@ -86,28 +108,46 @@ static void chat_generate(r1_rng *r, int d, task_out *o)
         for (size_t i = 0; i < n; i++)
             sb_printf(&o->answer, "%c", w[n - 1 - i]);
         break;
-    case 1: /* count the letters */
-        sb_printf(&o->prompt, "%s %s?%s",
-                  L(g, "How many letters are in the word", "Cuantas letras tiene la palabra"), w,
-                  lang_request(g));
+    }
+    case 1: { /* count the letters */
+        static const char *const en[] = {"how many letters in %s?",
+                                         "how many letters does %s have", "count the letters of %s"};
+        static const char *const es[] = {"cuantas letras tiene %s?", "cuantas letras hay en %s",
+                                         "cuenta las letras de %s"};
+        if (!typed_chore(o, en, es, w, 0))
+            sb_printf(&o->prompt, "%s %s?%s",
+                      L(g, "How many letters are in the word", "Cuantas letras tiene la palabra"),
+                      w, lang_request(g));
         sb_printf(R, "%s ", L(g, "The letters are", "Las letras son"));
         spell(R, w);
         sb_printf(R, "\n%s %zu", L(g, "I count", "Cuento"), n);
         sb_printf(&o->answer, "%zu", n);
         break;
-    case 2: /* capitals */
-        sb_printf(&o->prompt, "%s %s %s%s", L(g, "Write the word", "Escribe la palabra"), w,
-                  L(g, "in capital letters.", "en mayusculas."), lang_request(g));
+    }
+    case 2: { /* capitals */
+        static const char *const en[] = {"%s in capital letters", "write %s in caps",
+                                         "capitalize %s"};
+        static const char *const es[] = {"%s en mayusculas", "escribe %s en mayusculas",
+                                         "pon %s en mayusculas"};
+        if (!typed_chore(o, en, es, w, 0))
+            sb_printf(&o->prompt, "%s %s %s%s", L(g, "Write the word", "Escribe la palabra"), w,
+                      L(g, "in capital letters.", "en mayusculas."), lang_request(g));
         sb_printf(R, "%s ", L(g, "Each letter in capitals:", "Cada letra en mayuscula:"));
         for (size_t i = 0; i < n; i++)
             sb_printf(R, "%s%c", i ? " " : "", toupper((unsigned char)w[i]));
         for (size_t i = 0; i < n; i++)
             sb_printf(&o->answer, "%c", toupper((unsigned char)w[i]));
         break;
+    }
     default: { /* repeat */
         int k = (int)rand_range(r, 2, 4);
-        sb_printf(&o->prompt, "%s %s %d %s%s", L(g, "Repeat the word", "Repite la palabra"), w,
-                  k, L(g, "times.", "veces."), lang_request(g));
+        static const char *const en[] = {"repeat %s %d times", "say %s %d times",
+                                         "write %s %d times"};
+        static const char *const es[] = {"repite %s %d veces", "di %s %d veces",
+                                         "escribe %s %d veces"};
+        if (!typed_chore(o, en, es, w, k))
+            sb_printf(&o->prompt, "%s %s %d %s%s", L(g, "Repeat the word", "Repite la palabra"),
+                      w, k, L(g, "times.", "veces."), lang_request(g));
         sb_printf(R, "%s %s, %d %s", L(g, "The word is", "La palabra es"), w, k,
                   L(g, "times with spaces", "veces con espacios"));
         for (int i = 0; i < k; i++)

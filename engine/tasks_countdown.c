@@ -125,12 +125,28 @@ static void countdown_generate(r1_rng *r, int d, task_out *o)
     memcpy(shown, nums, sizeof shown);
     shuffle(r, shown, n);
     r1_lang g = o->lang;
-    sb_printf(&o->prompt, "%s ", L(g, "Use the numbers", "Usa los numeros"));
+    int v = typed_variant(o, 3);
+    if (v < 0) {
+        sb_printf(&o->prompt, "%s ", L(g, "Use the numbers", "Usa los numeros"));
+        for (int i = 0; i < n; i++)
+            sb_printf(&o->prompt, "%lld%s", (long long)shown[i], i + 1 < n ? ", " : "");
+        sb_printf(&o->prompt, " %s %lld %s%s", L(g, "to make", "para obtener"), (long long)target,
+                  L(g, "with + - * /, each at most once.",
+                    "con + - * /, cada uno una vez como mucho."),
+                  lang_request(g));
+        return;
+    }
+    /* as people type it: "make 10 from 5, 1 and 4 (+ - * /, each once at most)" */
+    static const char *const en[] = {"make %lld from ", "using ", "how do I get %lld with "};
+    static const char *const es[] = {"obten %lld con ", "usando ", "como consigo %lld con "};
+    sb_printf(&o->prompt, L(g, en[v], es[v]), (long long)target);
     for (int i = 0; i < n; i++)
-        sb_printf(&o->prompt, "%lld%s", (long long)shown[i], i + 1 < n ? ", " : "");
-    sb_printf(&o->prompt, " %s %lld %s%s", L(g, "to make", "para obtener"), (long long)target,
-              L(g, "with + - * /, each at most once.", "con + - * /, cada uno una vez como mucho."),
-              lang_request(g));
+        sb_printf(&o->prompt, "%lld%s", (long long)shown[i],
+                  i + 2 < n ? ", " : i + 1 < n ? L(g, " and ", " y ") : "");
+    if (v == 1)
+        sb_printf(&o->prompt, L(g, ", make %lld", ", consigue %lld"), (long long)target);
+    sb_printf(&o->prompt, "%s", L(g, " (+ - * /, each number once at most)",
+                                  " (+ - * /, cada numero una vez como mucho)"));
 }
 
 /* ------------------------------------------------------------------ exact evaluation */

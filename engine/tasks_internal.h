@@ -31,6 +31,8 @@ void sb_putn(sbuf *b, const char *s, size_t n);
 /* Where a generator writes. */
 typedef struct {
     r1_lang lang; /* EN or ES */
+    int typed;    /* 0: the task's own prompt; else a number drawn from the seed for
+                   * typed_variant (the problem does not depend on it) */
     sbuf prompt, reasoning, answer;
 } task_out;
 
@@ -50,8 +52,13 @@ extern const r1_task r1_task_def_add, r1_task_def_mul, r1_task_def_linear;
 extern const r1_task r1_task_def_countdown, r1_task_def_sort, r1_task_def_bool;
 extern const r1_task r1_task_def_chat;
 
-/* The request that ends every prompt: " Think in English." / " Piensa en espanol." */
+/* The request that ends every prompt of the task's own phrasing: " Think in English." /
+ * " Piensa en espanol." */
 const char *lang_request(r1_lang lang);
+
+/* A typed prompt (as people type the question: no language request, the question's own words
+ * tell the language): which of the generator's n variants, or -1 for the task's own prompt. */
+int typed_variant(const task_out *o, int n);
 
 /* Uniform in [lo, hi]; hi - lo < 2^32. */
 int64_t rand_range(r1_rng *r, int64_t lo, int64_t hi);

@@ -38,10 +38,20 @@ static void sort_generate(r1_rng *r, int d, task_out *o)
     for (int i = 0; i < n; i++)
         a[i] = rand_range(r, 0, d <= 8 ? 99 : 999);
     r1_lang g = o->lang;
-    sb_printf(&o->prompt, "%s ",
-              L(g, "Sort from smallest to largest:", "Ordena de menor a mayor:"));
+    /* the list goes where the phrase has its "|" */
+    static const char *const en[] = {"Sort |", "sort these numbers: |",
+                                     "Put | in order from smallest to largest.",
+                                     "order | from low to high"};
+    static const char *const es[] = {"Ordena |", "ordena estos numeros: |",
+                                     "Pon | en orden de menor a mayor.",
+                                     "ordena | de menor a mayor"};
+    int v = typed_variant(o, 4);
+    const char *ph = v < 0 ? L(g, "Sort from smallest to largest: |.", "Ordena de menor a mayor: |.")
+                           : L(g, en[v], es[v]);
+    size_t cut = strcspn(ph, "|");
+    sb_putn(&o->prompt, ph, cut);
     print_list(&o->prompt, a, n, ", ");
-    sb_printf(&o->prompt, ".%s", lang_request(g));
+    sb_printf(&o->prompt, "%s%s", ph + cut + 1, v < 0 ? lang_request(g) : "");
 
     sbuf *R = &o->reasoning;
     sb_printf(R, "%s\n", L(g, "Take the smallest each time.", "Tomo el menor cada vez."));
@@ -216,9 +226,16 @@ static void bool_generate(r1_rng *r, int d, task_out *o)
     btree t = {.count = 0};
     int root = bgen(&t, r, d);
     r1_lang g = o->lang;
-    sb_printf(&o->prompt, "%s ", L(g, "Evaluate:", "Evalua:"));
+    static const char *const en[] = {"Evaluate |", "what is |?", "Is | true or false?",
+                                     "evaluate: |"};
+    static const char *const es[] = {"Evalua |", "cuanto vale |?", "Es | verdadero o falso?",
+                                     "evalua: |"};
+    int tv = typed_variant(o, 4);
+    const char *ph = tv < 0 ? L(g, "Evaluate: |.", "Evalua: |.") : L(g, en[tv], es[tv]);
+    size_t cut = strcspn(ph, "|");
+    sb_putn(&o->prompt, ph, cut);
     bprint(&o->prompt, &t, root);
-    sb_printf(&o->prompt, ".%s", lang_request(g));
+    sb_printf(&o->prompt, "%s%s", ph + cut + 1, tv < 0 ? lang_request(g) : "");
 
     sbuf *R = &o->reasoning;
     int k;

@@ -15,6 +15,11 @@ const char *lang_request(r1_lang lang)
     return L(lang, " Think in English.", " Piensa en espanol.");
 }
 
+int typed_variant(const task_out *o, int n)
+{
+    return o->typed > 0 && n > 0 ? (o->typed - 1) % n : -1;
+}
+
 void sb_init(sbuf *b, char *p, size_t cap)
 {
     b->p = p;

@@ -306,6 +306,11 @@ out=$("$r1lab" eval --model "$src/models/builtin" --tasks add:1-2 --n 4 --traine
 ok $? "r1lab eval runs"
 [ -n "$(echo "$out" | grep -E '^  add +1 +yes +4 ')" ] && [ -n "$(echo "$out" | grep -E '^  add +2 +no +4 ')" ]
 ok $? "and prints a row per task and difficulty, trained marked ($(echo "$out" | head -1))"
+out=$("$r1lab" eval --model "$src/models/builtin" --tasks add:1 --n 4 --phrasing typed 2>&1)
+ok $? "r1lab eval --phrasing typed poses the questions as people type them"
+out=$("$r1lab" eval --model "$src/models/builtin" --phrasing casual 2>&1)
+[ $? -eq 2 ] && [ -n "$(echo "$out" | grep 'task|typed|mixed')" ]
+ok $? "an unknown phrasing is refused with the choices ($(echo "$out" | head -1))"
 out=$("$r1lab" eval --model "$src/models/builtin" --nn 3 2>&1)
 [ $? -eq 2 ] && [ -n "$(echo "$out" | grep "did you mean 'n'")" ]
 ok $? "r1lab eval refuses a misspelt option with a suggestion"

@@ -516,6 +516,49 @@ static void test_heldout(r1_tokenizer *tok)
     r1_sft_data_free(d);
 }
 
+/* Typed questions: typed_frac's share of the documents poses the same problems in typed words
+ * (no language request; the held-out check still sees them), 0 leaves every document as it
+ * was, and eval_phrasing poses the held-out problems typed. */
+static void test_typed(r1_tokenizer *tok)
+{
+    r1_sft_settings s = small_settings(R1_SFT_COLDSTART, "add:1-3,mul:2,linear:1,chat:1");
+    r1_sft_settings t = s;
+    t.typed_frac = 0.5;
+    t.eval_phrasing = R1_PHRASING_TYPED;
+    r1_error err = {0};
+    ok(r1_sft_validate(&t, NULL, &err) == R1_OK, "typed_frac 0.5 and eval_phrasing typed are valid");
+    r1_sft_settings bad = s;
+    bad.typed_frac = 1.5;
+    ok(r1_sft_validate(&bad, NULL, &err) != R1_OK && strstr(err.msg, "typed_frac 1.5"),
+       "typed_frac 1.5 is refused by name");
+    r1_sft_data *a = NULL, *b = NULL;
+    r1_sft_data_new(&a, &s, tok, NULL);
+    r1_sft_data_new(&b, &t, tok, NULL);
+    int typed = 0, same_problem = 1, no_request = 1, N = 400;
+    for (int64_t pos = 0; pos < N; pos++) {
+        r1_sft_doc da, db;
+        r1_sft_data_doc(a, pos, NULL, NULL, &da, NULL);
+        r1_sft_data_doc(b, pos, NULL, NULL, &db, NULL);
+        same_problem &= da.task == db.task && da.task_seed == db.task_seed &&
+                        da.difficulty == db.difficulty && da.lang == db.lang && !da.typed;
+        typed += db.typed;
+        if (db.typed)
+            no_request &= !strstr(db.prompt, "Think in") && !strstr(db.prompt, "Piensa en");
+        else
+            same_problem &= !strcmp(da.prompt, db.prompt);
+    }
+    ok(same_problem, "typed_frac poses the same problems (%d documents)", N);
+    ok(typed > N * 3 / 10 && typed < N * 7 / 10 && no_request,
+       "typed_frac 0.5: %d of %d documents typed, none asks for a language", typed, N);
+    r1_task_sample ha, hb;
+    r1_sft_data_heldout(a, 1, 3, &ha, NULL);
+    r1_sft_data_heldout(b, 1, 3, &hb, NULL);
+    ok(!ha.typed && hb.typed && !strcmp(ha.answer, hb.answer) && strcmp(ha.prompt, hb.prompt),
+       "eval_phrasing typed: the same held-out problem, typed (\"%s\")", hb.prompt);
+    r1_sft_data_free(a);
+    r1_sft_data_free(b);
+}
+
 /* ------------------------------------------------------------------ evaluation by hand */
 
 static void test_eval_scoring(void)
@@ -748,6 +791,7 @@ int main(void)
     test_packing(tok);
     test_determinism(tok);
     test_heldout(tok);
+    test_typed(tok);
     test_eval_scoring();
     test_resume(pid);
     r1_tokenizer_free(tok);

@@ -330,6 +330,84 @@ static void test_lengths(void)
     r1_tokenizer_free(tok);
 }
 
+/* The typed phrasings: the same problem, reasoning and answer as the task's own prompt, no
+ * language request, words of the question's language, several phrasings per task and language
+ * (all of them over 60 seeds), and "mixed" about half typed. */
+static void test_typed(void)
+{
+    r1_error err = {0};
+    r1_phrasing ph;
+    ok(r1_phrasing_parse(&ph, "Typed", &err) == R1_OK && ph == R1_PHRASING_TYPED &&
+       r1_phrasing_parse(&ph, "mixed", &err) == R1_OK && ph == R1_PHRASING_MIXED,
+       "phrasings parse by name");
+    is_int(r1_phrasing_parse(&ph, "casual", &err), R1_EINVAL, "an unknown phrasing refused");
+    like(err.msg, "expected task, typed or mixed", "... naming the choices");
+    r1_task_sample s;
+    is_int(r1_task_generate_phrased(task("add"), 1, 1, R1_LANG_EN, (r1_phrasing)9, &s, &err),
+           R1_EINVAL, "a phrasing that is not one refused");
+    /* words that only one language's typed questions use */
+    static const char *const en_words[] = {"what", "What", "Calculate", "How", "times",
+                                           "Multiply", "Solve", "solve", "Find", "Evaluate",
+                                           "evaluate", "Is ", "Sort", "sort", "order", "Put",
+                                           "make", "using", "how", "write", "say", "repeat",
+                                           "count", "letters", "capital", "backwards", NULL};
+    static const char *const es_words[] = {"Cuanto", "cuanto", "Calcula", "Me dices", " por ",
+                                           "Multiplica", "Resuelve", "resuelve", "Halla",
+                                           "despeja", "Evalua", "evalua", "Es ", "Ordena",
+                                           "ordena", "Pon ", "obten", "usando", "como",
+                                           "escribe", "di ", "repite", "cuenta", "letras",
+                                           "mayusculas", "reves", NULL};
+    for (int ti = 0; ti < r1_task_count(); ti++) {
+        const r1_task *t = r1_task_at(ti);
+        int d = r1_task_train_difficulty(t), same = 1, no_request = 1, worded = 1, typed = 1;
+        int shapes[2] = {0, 0};
+        char seen[2][8][64];
+        for (int lang = R1_LANG_EN; lang <= R1_LANG_ES; lang++)
+            for (uint64_t seed = 0; seed < 60; seed++) {
+                r1_task_sample own, ty;
+                if (r1_task_generate(t, seed, d, (r1_lang)lang, &own, NULL) != R1_OK ||
+                    r1_task_generate_phrased(t, seed, d, (r1_lang)lang, R1_PHRASING_TYPED, &ty,
+                                             NULL) != R1_OK) {
+                    same = 0;
+                    continue;
+                }
+                same &= strcmp(own.reasoning, ty.reasoning) == 0 &&
+                        strcmp(own.answer, ty.answer) == 0 && own.lang == ty.lang &&
+                        strcmp(own.prompt, ty.prompt) != 0 && printable(ty.prompt);
+                typed &= ty.typed == 1 && own.typed == 0;
+                no_request &= !strstr(ty.prompt, "Think in") && !strstr(ty.prompt, "Piensa en");
+                const char *const *w = lang == R1_LANG_EN ? en_words : es_words;
+                int has = 0;
+                for (int k = 0; w[k]; k++)
+                    has |= strstr(ty.prompt, w[k]) != NULL;
+                worded &= has || !strcmp(r1_task_name(t), "chat"); /* unsafe requests: own words */
+                /* the phrasing's shape: its first word */
+                char shape[64];
+                snprintf(shape, sizeof shape, "%.*s", (int)strcspn(ty.prompt, " "), ty.prompt);
+                int k = 0;
+                while (k < shapes[lang] && strcmp(seen[lang][k], shape))
+                    k++;
+                if (k == shapes[lang] && k < 8)
+                    snprintf(seen[lang][shapes[lang]++], 64, "%s", shape);
+            }
+        ok(same && typed, "%s: a typed question poses the task's own problem, reasoning and answer",
+           r1_task_name(t));
+        ok(no_request && worded,
+           "%s: typed questions ask for no language; their words tell it", r1_task_name(t));
+        ok(shapes[0] >= 3 && shapes[1] >= 3, "%s: phrasings per language: %d en, %d es (>= 3)",
+           r1_task_name(t), shapes[0], shapes[1]);
+    }
+    int n_typed = 0, consistent = 1;
+    for (uint64_t seed = 0; seed < 200; seed++) {
+        r1_task_sample m;
+        consistent &= r1_task_generate_phrased(task("add"), seed, 2, R1_LANG_AUTO,
+                                               R1_PHRASING_MIXED, &m, NULL) == R1_OK &&
+                      m.typed == !strstr(m.prompt, m.lang == R1_LANG_EN ? "Think in" : "Piensa");
+        n_typed += m.typed;
+    }
+    ok(consistent && n_typed > 70 && n_typed < 130, "mixed: %d of 200 typed", n_typed);
+}
+
 int main(void)
 {
     test_registry();
@@ -338,5 +416,6 @@ int main(void)
     test_answers();
     test_completions();
     test_lengths();
+    test_typed();
     return done_testing();
 }

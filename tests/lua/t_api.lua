@@ -169,6 +169,41 @@ t.ok(seen_d["1"] and seen_d["2"] or seen_d["2"] and seen_d["3"] or seen_d["1"] a
   "\"add:1-3\" draws several difficulties: " .. d1)
 t.is(difficulties(3), d1, "the draw depends on the seed only")
 
+-- questions as people type them: r1.tasks' phrasing, and typed_frac's share of the prompts of
+-- GRPO and rejection sampling (drawn from each prompt's seed)
+local ty = r1.tasks.mul{difficulty = 2, seed = 4, lang = "es", phrasing = "typed"}:sample(0)
+local own = r1.tasks.mul{difficulty = 2, seed = 4, lang = "es"}:sample(0)
+t.ok(ty.typed and not own.typed and ty.target == own.target and ty.solution == own.solution
+  and not ty.prompt:find("Piensa") and own.prompt:find("Piensa en espanol"),
+  "a typed question poses the same problem: " .. ty.prompt)
+t.raises(function() r1.tasks.add{phrasing = "casual"} end, "expected task, typed or mixed",
+  "an unknown phrasing is refused")
+local function asks(ps)
+  local n = 0
+  for _, p in ipairs(ps) do if p:find("Think in") or p:find("Piensa en") then n = n + 1 end end
+  return n
+end
+local function grpo_prompts(frac)
+  local ps = {}
+  r1.grpo{model = tiny, tasks = {"add:2", "sort:1"}, steps = 1, group = 2, prompts = 8,
+    max_new = 2, beta = 0, seed = 5, rewards = {"format"}, typed_frac = frac,
+    on_group = function(g) ps[#ps + 1] = g.prompt end}
+  return ps
+end
+local g0, g1, gh = grpo_prompts(0), grpo_prompts(1), grpo_prompts(0.5)
+t.ok(#g0 == 8 and asks(g0) == 8 and asks(g1) == 0 and asks(gh) > 0 and asks(gh) < 8,
+  ("GRPO typed_frac 0 / 1 / 0.5: %d, %d, %d of 8 prompts ask for a language"):format(
+  asks(g0), asks(g1), asks(gh)))
+t.is(table.concat(grpo_prompts(0.5), "|"), table.concat(gh, "|"), "and the draw is the seed's")
+local rj = os.tmpname()
+r1.reject_sample{model = tiny, tasks = {"add:1"}, prompts = 6, k = 1, typed_frac = 1,
+  direct_share = 1, out = rj}
+local rps = {}
+for l in io.lines(rj) do rps[#rps + 1] = l:match('"prompt":"([^"]*)"') end
+t.ok(#rps > 0 and asks(rps) == 0, ("rejection sampling typed_frac 1: %d samples, none asks "
+  .. "for a language"):format(#rps))
+os.remove(rj)
+
 -- pretraining and cold-start SFT from Lua
 local steps_seen = 0
 local sft = r1.sft{model = tiny, steps = 2, batch = 2, seq_len = 192, eval_every = 0, eval_n = 1,

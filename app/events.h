@@ -72,7 +72,8 @@ typedef struct ev {
     ev_kind kind;
     char *text;          /* EV_PRINT, EV_GEN_BEGIN (prompt), EV_GEN_END, EV_JOB_DONE error,
                           * EV_GROUP prompt */
-    int n;               /* EV_GEN_BEGIN rows; EV_GROUP completions */
+    int n;               /* EV_GEN_BEGIN rows; EV_GROUP completions; EV_PRINT: 1 when the text
+                          * comes from a background job (launch.h), not the running cell */
     union {
         int ok;          /* EV_JOB_DONE */
         int verdict;     /* EV_GEN_END */

@@ -42,13 +42,17 @@ static int next_id = 1;
 static void show(const char *s, size_t n)
 {
     if (ev_sink_active()) {
-        char *t = malloc(n + 2);
-        if (!t)
+        ev *e = ev_new(EV_PRINT);
+        char *t = e ? malloc(n + 2) : NULL;
+        if (!t) {
+            free(e);
             return;
+        }
         memcpy(t, s, n);
         t[n] = '\n', t[n + 1] = 0;
-        ev_print(t, n + 1);
-        free(t);
+        e->text = t;
+        e->n = 1; /* a background job's: never a notebook cell's output */
+        ev_post(e);
     } else {
         flockfile(stdout);
         fwrite(s, 1, n, stdout);

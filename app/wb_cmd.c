@@ -183,7 +183,7 @@ int wb_cmd_event(wb *w, const ev *e)
         ui_model_apply(&w->m, e);
         return 1;
     }
-    if (e->kind == EV_PRINT && w->njobs > 0 && w->jobs[0].cell >= 0 && w->nb &&
+    if (e->kind == EV_PRINT && !e->n && w->njobs > 0 && w->jobs[0].cell >= 0 && w->nb &&
         w->jobs[0].cell < w->nb->ncells) {
         nb_append_output(w->nb, w->jobs[0].cell, e->text);
         return 1;

@@ -139,7 +139,7 @@ fi
 # on screen
 if ! command -v tmux >/dev/null 2>&1 || [ $mpi_ok = 0 ] ||
     [ ! -f "$src/models/builtin/config.json" ]; then
-    for t in 1 2 3 4 5 6 7; do skip "on screen: needs tmux, MPI and the built-in model"; done
+    for t in 1 2 3 4 5 6 7 8; do skip "on screen: needs tmux, MPI and the built-in model"; done
     echo "1..$n"
     exit 0
 fi
@@ -156,9 +156,20 @@ ok $? "$launch opens the workbench (busy cores)"
 type_line s ":mpirun 2 $tmp/none.lua"
 wait_re s ":mpirun: $tmp/none.lua: No such file or directory"
 ok $? ":mpirun with a missing script says so"
+# a notebook cell runs while the job prints: the job's lines stay out of the cell's output
+type_line s ":new $tmp/nb.md"
+type_line s ":add local t = os.time() while os.time() < t + 8 do end print('cell done')"
 type_line s ":mpirun 2 $tmp/train.lua"
 wait_re s "r1lab: job 1 started \(mpirun -np 2 " 30
 ok $? ":mpirun 2 FILE starts the job"
+type_line s ":run"
+# the job prints "rank 0 of 2" before its first step, while the 8-second cell runs
+wait_re s "cell done" 60 && wait_re s "(pretrain|grpo) step [0-9]+" "$wait_s"
+type_line s ":save"
+i=0
+while ! grep -q "cell done" "$tmp/nb.md" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+grep -q "cell done" "$tmp/nb.md" && ! grep -q "rank 0 of 2\|r1lab: job 1" "$tmp/nb.md"
+ok $? "the job's output is not the running cell's (the saved notebook holds the cell's alone)"
 wait_re s "grpo step [0-9]+.*reward" "$wait_s"
 ok $? "rank 0's GRPO steps reach the GRPO pane"
 wait_re s "Routing · expert load \(training\)" 30

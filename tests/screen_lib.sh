@@ -50,3 +50,14 @@ slow_wait() {
         echo 120
     fi
 }
+# start_wb NAME COLS COMMAND...: COMMAND (README command 1 or app/r1lab, with its arguments)
+# in a new session of COLS x 50 in $src, as a fresh user: HOME in $tmp/home, no make or XDG
+# variables from the caller, UTF-8, a 256-colour terminal
+start_wb() {
+    _n=$1 _c=$2
+    shift 2
+    mkdir -p "$tmp/home"
+    T new-session -d -s "$_n" -x "$_c" -y 50 -c "$src" \
+        "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u XDG_STATE_HOME -u XDG_CONFIG_HOME \
+         -u NO_COLOR HOME=$tmp/home LC_ALL=C.UTF-8 TERM=tmux-256color $*; exec sleep 600"
+}

@@ -148,9 +148,7 @@ busy_cores
 mkdir -p "$tmp/home"
 launch="$build/app/r1lab"
 [ "$src" = "$build" ] && launch="./bootstrap"
-T new-session -d -s s -x 140 -y 50 -c "$src" \
-    "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u XDG_STATE_HOME -u XDG_CONFIG_HOME -u NO_COLOR \
-     HOME=$tmp/home LC_ALL=C.UTF-8 TERM=tmux-256color $launch; exec sleep 600"
+start_wb s 140 "$launch"
 wait_re s 'F1 help' "$wait_s"
 ok $? "$launch opens the workbench (busy cores)"
 type_line s ":mpirun 2 $tmp/none.lua"

@@ -35,9 +35,7 @@ if [ "$src" = "$build" ]; then
 else
     launch="$build/app/r1lab"
 fi
-T new-session -d -s s -x 130 -y 50 -c "$src" \
-    "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u XDG_STATE_HOME -u XDG_CONFIG_HOME -u NO_COLOR \
-     HOME=$tmp/home LC_ALL=C.UTF-8 TERM=tmux-256color $launch; exec sleep 600"
+start_wb s 130 "$launch"
 wait_re s 'F1 help' "$wait_s"
 ok $? "$launch opens the workbench (busy cores)"
 
@@ -156,10 +154,7 @@ T kill-session -t s
 if [ "$src" = "$build" ]; then
     launch="./bootstrap run"
 fi
-T new-session -d -s d -x 130 -y 50 -c "$src" \
-    "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u XDG_STATE_HOME -u XDG_CONFIG_HOME -u NO_COLOR \
-     HOME=$tmp/home LC_ALL=C.UTF-8 TERM=tmux-256color $launch --demo scripts/microscope.md; \
-     exec sleep 600"
+start_wb d 130 "$launch" --demo scripts/microscope.md
 wait_re d "Notebook · microscope.md · cell 1/7" "$wait_s"
 ok $? "--demo scripts/microscope.md opens the tour"
 wait_re d "DEMO · space: next cell"

@@ -388,8 +388,9 @@ static void push_stats(lua_State *L, run *r, const r1_grpo_stats *st)
     set_stat(L, "groups", st->groups_used);
 }
 
-/* The step for the observer: the numbers of the stats table on top, and the expert load. */
-static void post_step(lua_State *L, const r1_grpo_stats *st)
+/* The step for the observer (of total steps): the numbers of the stats table on top, and the
+ * expert load. */
+static void post_step(lua_State *L, const r1_grpo_stats *st, int64_t total)
 {
     const lua_r1_observer *obs = lua_r1_observer_get();
     if (!obs)
@@ -407,7 +408,7 @@ static void post_step(lua_State *L, const r1_grpo_stats *st)
         }
         lua_pop(L, 1);
     }
-    lua_r1_step s = {"grpo", (int)st->step, 0, n, names, values,
+    lua_r1_step s = {"grpo", (int)st->step, (int)total, n, names, values,
                      st->expert_load ? st->n_moe : 0, st->n_experts, st->expert_load,
                      st->expert_bias};
     obs->step(&s);
@@ -443,7 +444,7 @@ static int step_hook(void *user, const r1_step_report *rep)
     }
     r->step_results++;
     r->step = st->step;
-    post_step(L, st);
+    post_step(L, st, rep->steps);
     if (!r->on_step)
         return 0;
     lua_pushvalue(L, -1); /* the stats, as on_step's argument */

@@ -126,10 +126,10 @@ if [ $mpi_ok = 1 ]; then
         [ "$(has "$out" "rank 1")" = 1 ] && [ "$(has "$out" "status	0")" = 0 ]
     ok $? "rank 0's output comes back (rank 1's does not), exit status 0"
     np=$(echo "$out" | grep -c "^${rs}r1ev {\"ev\":\"step\",\"stage\":\"pretrain\"")
-    ng=$(echo "$out" | grep -c "^${rs}r1ev {\"ev\":\"step\",\"stage\":\"grpo\".*\"load\":")
+    ng=$(echo "$out" | grep -c "^${rs}r1ev {\"ev\":\"step\",\"stage\":\"grpo\",\"step\":[12],\"total\":2,.*\"load\":")
     nG=$(echo "$out" | grep -c "^${rs}r1ev {\"ev\":\"group\"")
     [ "$np" = 3 ] && [ "$ng" = 2 ] && [ "$nG" = 2 ]
-    ok $? "rank 0's reports arrive: $np pretraining steps, $ng GRPO steps with expert load, $nG groups (rank 0's share)"
+    ok $? "rank 0's reports arrive: $np pretraining steps, $ng GRPO steps (of 2) with expert load, $nG groups (rank 0's share)"
 else
     skip "a real 2-rank job: r1lab built without MPI or no mpirun"
     skip "rank 0's output: no MPI"
@@ -168,7 +168,7 @@ i=0
 while ! grep -q "cell done" "$tmp/nb.md" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 grep -q "cell done" "$tmp/nb.md" && ! grep -q "rank 0 of 2\|r1lab: job 1" "$tmp/nb.md"
 ok $? "the job's output is not the running cell's (the saved notebook holds the cell's alone)"
-wait_re s "grpo step [0-9]+.*reward" "$wait_s"
+wait_re s "grpo step [12]/2 .*reward" "$wait_s"
 ok $? "rank 0's GRPO steps reach the GRPO pane"
 wait_re s "Routing · expert load \(training\)" 30
 ok $? "and the expert load the Routing pane"

@@ -20,9 +20,21 @@
 /* Reads task / tasks / difficulty at table idx into tasks, diff; returns the count.  An entry
  * "add:4" fixes its difficulty; "add:1-3" stands for add:1, add:2 and add:3 (the prompts cycle
  * through the entries, so each difficulty gets its share). */
-static int read_tasks(lua_State *L, int idx, const r1_task **tasks, int *diff, int max)
+static int read_tasks(lua_State *L, int idx, r1_reject_cfg *c, int max)
 {
+    const r1_task **tasks = c->tasks;
+    int *diff = c->difficulty;
     lua_getfield(L, idx, "tasks");
+    if (lua_type(L, -1) == LUA_TSTRING) { /* "add:1-3,mul:2" as the command line takes it */
+        r1_error err = {0};
+        if (r1_reject_parse_tasks(c, lua_tostring(L, -1), &err) != R1_OK)
+            luaL_error(L, "r1.reject_sample: %s", err.msg);
+        lua_pop(L, 1);
+        return c->ntasks;
+    }
+    if (!lua_isnil(L, -1) && !lua_istable(L, -1))
+        luaL_error(L, "r1.reject_sample: tasks: expected a list of task names or a string "
+                      "like \"add:1-3,mul:2\", got a %s", luaL_typename(L, -1));
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_createtable(L, 1, 0);
@@ -128,7 +140,7 @@ static int l_reject_sample(lua_State *L)
     r1_reject_cfg c = r1_reject_defaults();
     /* tasks as r1.grpo takes them (task, a list, a default difficulty); the rest through the
      * stage's settings table */
-    c.ntasks = read_tasks(L, 1, c.tasks, c.difficulty, R1_REJECT_MAX_TASKS);
+    c.ntasks = read_tasks(L, 1, &c, R1_REJECT_MAX_TASKS);
     static const char *const own_keys[] = {"model", "task", "tasks", "difficulty", "out",
                                            "on_progress", "resume", NULL};
     lua_r1_read_settings(L, 1, r1_reject_settings_table(), &c, "r1.reject_sample", own_keys);

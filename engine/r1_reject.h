@@ -23,7 +23,7 @@
 #include "r1_tasks.h"
 #include "r1_tokenizer.h"
 
-#define R1_REJECT_MAX_TASKS 16
+#define R1_REJECT_MAX_TASKS 32
 #define R1_REJECT_PATH_MAX 4096
 
 typedef struct {

@@ -280,6 +280,26 @@ end
 os.remove(out .. ".d")
 t.is(table.concat(diffs, " "), "add1 add1", "only the add:1 entries get direct answers (prompts 1 and 5)")
 t.is(direct.sampled, 8, "every prompt is sampled")
+-- the same list as one string, as the command line writes it (it crashed r1lab once: the string
+-- was read as a list), and more entries than the old limit of 16 (17 difficulties here)
+local whole17 = "add:1-4,mul:1-3,linear:1-2,bool:1-2,sort:1-3,countdown:1,chat:1-2"
+local as_text = r1.reject_sample{model = tiny, tasks = whole17, prompts = 17, k = 1, max_new = 2,
+  direct_share = 1, out = out .. ".s"}
+local seen = {}
+for line in io.lines(out .. ".s") do
+  seen[line:match('"task":"(%a+)"') .. line:match('"difficulty":(%d+)')] = true
+end
+os.remove(out .. ".s")
+t.is(as_text.sampled, 17, "tasks as a string: every prompt is sampled")
+local kinds = {}
+for k in pairs(seen) do kinds[#kinds + 1] = k end
+table.sort(kinds)
+t.is(table.concat(kinds, " "), "add1 bool1 chat1 countdown1 linear1 mul1 sort1",
+  "tasks as a string: direct answers for every task's difficulty 1")
+t.raises(function() r1.reject_sample{model = tiny, tasks = "add:1,nope:2", out = out .. ".s"} end,
+  "r1.reject_sample: tasks: entry 2", "tasks as a string: a bad entry is named by position")
+t.raises(function() r1.reject_sample{model = tiny, tasks = 3, out = out .. ".s"} end,
+  "expected a list of task names or a string", "tasks of another type is refused, not read")
 
 -- SFT on that file, and distillation into a small dense student
 local ds = r1.sft{model = tiny, data = out, steps = 2, batch = 2, seq_len = 128}

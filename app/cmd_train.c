@@ -86,6 +86,11 @@ static void print_eval(const r1_sft_eval *e, int64_t step)
            "%.3f)  format %.3f  language %.3f  length %.1f\n",
            when, e->seconds, e->accuracy, e->accuracy_in, e->accuracy_above,
            e->format, e->language, e->length);
+    for (int l = 0; l < 2; l++)
+        if (e->lang_n[l])
+            printf("  asked in %s (%d): accuracy %.3f  format %.3f  language %.3f\n",
+                   l == R1_LANG_EN ? "English" : "Spanish", e->lang_n[l], e->lang_accuracy[l],
+                   e->lang_format[l], e->lang_language[l]);
     printf("  %-10s %3s %5s %4s %7s %7s %7s %7s %7s\n", "task", "d", "train", "n", "acc",
            "format", "lang", "length", "think");
     for (int i = 0; i < e->ncells; i++) {

@@ -47,6 +47,19 @@ static void push_eval(lua_State *L, const r1_sft_eval *e)
     num(L, "think_len", e->think_len);
     num(L, "accuracy_in", e->accuracy_in);
     num(L, "accuracy_above", e->accuracy_above);
+    /* by the language the prompt asks for: by_lang.en / by_lang.es = {n, accuracy, format,
+     * language} */
+    lua_createtable(L, 0, 2);
+    for (int l = 0; l < 2; l++) {
+        lua_createtable(L, 0, 4);
+        lua_pushinteger(L, e->lang_n[l]);
+        lua_setfield(L, -2, "n");
+        num(L, "accuracy", e->lang_accuracy[l]);
+        num(L, "format", e->lang_format[l]);
+        num(L, "language", e->lang_language[l]);
+        lua_setfield(L, -2, l == R1_LANG_EN ? "en" : "es");
+    }
+    lua_setfield(L, -2, "by_lang");
     num(L, "seconds", e->seconds);
     if (e->mtp_depth > 0) { /* per MTP draft position: acceptance rate and drafts tried */
         lua_createtable(L, e->mtp_depth, 0);
@@ -366,7 +379,8 @@ static int run_dataset(lua_State *L, const char *model_key, int distill)
 
 /* r1.evaluate{model = m, tasks = "add:1-5,mul:1-4", n = 16, above = 0, seed = 1,
  *             trained = "add:1-3,mul:1-2"}
- * -> {accuracy, format, language, length, think_len, accuracy_in, accuracy_above, cells}
+ * -> {accuracy, format, language, length, think_len, accuracy_in, accuracy_above, by_lang,
+ *     cells}
  * on the held-out problems (the same ones the SFT trainer evaluates on), greedy.  `trained`
  * (a task list as for training) decides which cells count as in_training; without it, every
  * difficulty `tasks` names does. */

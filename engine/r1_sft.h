@@ -241,6 +241,10 @@ typedef struct r1_sft_eval {
     double accuracy, format, language, length, think_len; /* over all samples */
     int n_in, n_above;                  /* samples within / above the training difficulties */
     double accuracy_in, accuracy_above; /* their accuracies (0 when none) */
+    /* by the language the prompt asks for (index r1_lang: 0 English, 1 Spanish): samples and
+     * the means of accuracy, format and language consistency over them */
+    int lang_n[2];
+    double lang_accuracy[2], lang_format[2], lang_language[2];
     double seconds;
     /* MTP acceptance on the greedy completions (r1_inspect_mtp_accept): per draft position k
      * (1..mtp_depth) the drafts tried and accepted; mtp_depth 0 for a model without MTP */

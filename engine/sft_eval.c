@@ -71,6 +71,12 @@ void r1_sft_eval_add(r1_sft_eval *e, const r1_task_sample *s, int in_training,
     e->language += lang;
     e->length += ntokens;
     e->think_len += (double)parts.think_len;
+    if (s->lang == R1_LANG_EN || s->lang == R1_LANG_ES) {
+        e->lang_n[s->lang]++;
+        e->lang_accuracy[s->lang] += acc;
+        e->lang_format[s->lang] += fmt;
+        e->lang_language[s->lang] += lang;
+    }
     if (c->in_training) {
         e->n_in++;
         e->accuracy_in += acc;
@@ -91,6 +97,10 @@ void r1_sft_eval_finish(r1_sft_eval *e)
     e->accuracy /= n, e->format /= n, e->language /= n, e->length /= n, e->think_len /= n;
     e->accuracy_in /= e->n_in ? e->n_in : 1;
     e->accuracy_above /= e->n_above ? e->n_above : 1;
+    for (int l = 0; l < 2; l++) {
+        double nl = e->lang_n[l] ? e->lang_n[l] : 1;
+        e->lang_accuracy[l] /= nl, e->lang_format[l] /= nl, e->lang_language[l] /= nl;
+    }
 }
 
 void r1_sft_eval_mark_trained(r1_sft_eval *e, const r1_sft_settings *s)
@@ -193,7 +203,7 @@ static r1_status eval_cell(r1_model *m, const r1_tokenizer *tok, const r1_sft_da
 /* The sums of a data-parallel evaluation, over the ranks (every rank holds the same cells). */
 static r1_status sum_eval(const r1_comm *comm, r1_sft_eval *e, r1_error *err)
 {
-    enum { PER_CELL = 6, TOP = 10 };
+    enum { PER_CELL = 6, TOP = 10 + 2 * 4 };
     size_t nv = (size_t)e->ncells * PER_CELL + TOP + 2 * R1_SFT_MTP_MAX;
     double *v = malloc(sizeof(double) * nv);
     if (!v)
@@ -207,6 +217,9 @@ static r1_status sum_eval(const r1_comm *comm, r1_sft_eval *e, r1_error *err)
     *p++ = e->n, *p++ = e->accuracy, *p++ = e->format, *p++ = e->language, *p++ = e->length;
     *p++ = e->think_len, *p++ = e->n_in, *p++ = e->n_above, *p++ = e->accuracy_in;
     *p++ = e->accuracy_above;
+    for (int l = 0; l < 2; l++)
+        *p++ = e->lang_n[l], *p++ = e->lang_accuracy[l], *p++ = e->lang_format[l],
+        *p++ = e->lang_language[l];
     for (int k = 0; k < R1_SFT_MTP_MAX; k++)
         *p++ = (double)e->mtp_tries[k], *p++ = (double)e->mtp_hits[k];
     r1_status st = r1_comm_sum_f64(comm, v, nv, err);
@@ -220,6 +233,9 @@ static r1_status sum_eval(const r1_comm *comm, r1_sft_eval *e, r1_error *err)
         e->n = (int)*p++, e->accuracy = *p++, e->format = *p++, e->language = *p++;
         e->length = *p++, e->think_len = *p++, e->n_in = (int)*p++, e->n_above = (int)*p++;
         e->accuracy_in = *p++, e->accuracy_above = *p++;
+        for (int l = 0; l < 2; l++)
+            e->lang_n[l] = (int)*p++, e->lang_accuracy[l] = *p++, e->lang_format[l] = *p++,
+            e->lang_language[l] = *p++;
         for (int k = 0; k < R1_SFT_MTP_MAX; k++)
             e->mtp_tries[k] = (long)*p++, e->mtp_hits[k] = (long)*p++;
     }

@@ -106,9 +106,17 @@ local function cells_json(e)
   return "[" .. table.concat(out, ", ") .. "]"
 end
 local function remember(kind, name, e, extra)
+  local by = ""
+  for _, l in ipairs{"en", "es"} do
+    local b = e.by_lang and e.by_lang[l]
+    if b then
+      by = by .. (', "%s_n": %d, "%s_accuracy": %.6f, "%s_format": %.6f, "%s_language": %.6f')
+        :format(l, b.n, l, b.accuracy, l, b.format, l, b.language)
+    end
+  end
   record[#record + 1] = ('{"kind": "%s", "name": "%s", "accuracy": %.6f, "format": %.6f, '
-    .. '"language": %.6f%s, "cells": %s}'):format(kind, name, e.accuracy, e.format, e.language,
-    extra or "", cells_json(e))
+    .. '"language": %.6f%s%s, "cells": %s}'):format(kind, name, e.accuracy, e.format, e.language,
+    by, extra or "", cells_json(e))
 end
 -- reads a stages.jsonl back: {kind, name, accuracy, format, language, minutes, step,
 -- mtp_accept, mtp_drafts, cells = {["add:1"] = accuracy, ...}}
@@ -122,6 +130,16 @@ local function read_record(path)
     for _, k in ipairs{"accuracy", "format", "language", "minutes", "step", "mtp_accept",
                        "mtp_drafts"} do
       r[k] = tonumber(line:match('"' .. k .. '": ([-%d.e]+)'))
+    end
+    for _, l in ipairs{"en", "es"} do
+      local n = tonumber(line:match('"' .. l .. '_n": (%d+)'))
+      if n then
+        r.by_lang = r.by_lang or {}
+        r.by_lang[l] = {n = n}
+        for _, k in ipairs{"accuracy", "format", "language"} do
+          r.by_lang[l][k] = tonumber(line:match('"' .. l .. '_' .. k .. '": ([-%d.e]+)'))
+        end
+      end
     end
     for t, d, acc in line:gmatch('"task": "(%w+)", "difficulty": (%d+), "n": %d+, '
                                  .. '"accuracy": ([%d.]+)') do
@@ -192,9 +210,30 @@ local function write_card(dir, student_dir, minutes, trained_on)
     end
   end
   for _, k in ipairs{"accuracy", "format", "language"} do
-    local row = {("| **%s** | all | "):format(k)}
+    local row = {("| **%s** | all | %s"):format(k, k == "format" and "1.00" or "")}
     for _, col in ipairs(cols) do row[#row + 1] = (" | %.2f"):format(col.e[k]) end
     lines[#lines + 1] = table.concat(row) .. " |"
+  end
+  -- language consistency by the language the question asks for (target 0.99 in each)
+  for _, l in ipairs{{"en", "English"}, {"es", "Spanish"}} do
+    local row = {("| **language** | asked in %s | 0.99"):format(l[2])}
+    for _, col in ipairs(cols) do
+      local b = col.e.by_lang and col.e.by_lang[l[1]]
+      row[#row + 1] = b and (" | %.2f"):format(b.language) or " | "
+    end
+    lines[#lines + 1] = table.concat(row) .. " |"
+    for _, e in ipairs{{final, "task phrasing"}, {typed, "typed"}} do
+      local b = e[1].by_lang[l[1]]
+      if b.language < 0.99 then
+        missed[#missed + 1] = ("language consistency asked in %s, %s (%.2f; target 0.99)")
+          :format(l[2], e[2], b.language)
+      end
+    end
+  end
+  for _, e in ipairs{{final, "task phrasing"}, {typed, "typed"}} do
+    if e[1].format < 1 then
+      missed[#missed + 1] = ("format, %s (%.3f; target 1.00)"):format(e[2], e[1].format)
+    end
   end
   local tab = table.concat(lines, "\n")
   print(tab)

@@ -24,4 +24,16 @@ t.ok(math.abs(e.accuracy - want) <= tol,
   ("accuracy %.3f matches the recorded %.3f"):format(e.accuracy, want))
 t.ok(math.abs(e.format - want_fmt) <= tol,
   ("format %.3f matches the recorded %.3f"):format(e.format, want_fmt))
+-- the evaluation by the language the prompt asks for: every sample in one of the two, and the
+-- overall means are the two languages' means weighted by their counts
+local en, es = e.by_lang.en, e.by_lang.es
+local total = 0
+for _, c in ipairs(e.cells) do total = total + c.n end
+t.is(en.n + es.n, total, "by_lang: every sample asked in English or Spanish")
+t.ok(en.n > 0 and es.n > 0, ("by_lang: both languages asked (%d, %d)"):format(en.n, es.n))
+for _, k in ipairs{"accuracy", "format", "language"} do
+  local mixed = (en[k] * en.n + es[k] * es.n) / (en.n + es.n)
+  t.ok(math.abs(mixed - e[k]) < 1e-9,
+    ("by_lang: %s %.3f is the weighted mean of %.3f and %.3f"):format(k, e[k], en[k], es[k]))
+end
 t.done()

@@ -40,6 +40,28 @@ if [ -f "$tmp/stages/pretrain/model.safetensors" ] && [ -f "$tmp/stages/sft/conf
 else
     echo "not ok $n - --stages keeps the model after each stage"
 fi
+n=$((n + 1))
+card="$tmp/builtin/card.md"
+if grep -q "^| task | difficulty | target | pretraining | cold-start SFT | GRPO |" "$card" &&
+    grep -q "^| sort | 3 | 0.90 |" "$card" && grep -q "^| \*\*language\*\* | asked in Spanish |" \
+    "$card" && [ "$(grep -c '"kind": "frontier"' "$tmp/builtin/stages.jsonl")" -eq 2 ] &&
+    [ "$(grep -c '"kind": "stage"' "$tmp/builtin/stages.jsonl")" -ge 4 ] &&
+    grep -q "^| 2 | [0-9.]* | 0.00 | 0.00 |" "$card"; then
+    echo "ok $n - the card has every cell after each stage, by language, and the frontier"
+else
+    echo "not ok $n - the card has every cell after each stage, by language, and the frontier"
+fi
+# --card rebuilds the card from the run's record (stages.jsonl) without the stage models
+rm "$card"
+run "train_builtin.lua --card (the card again from the record)" "$r1lab" run \
+    "$s/train_builtin.lua" --quick true --card "$tmp/builtin"
+n=$((n + 1))
+if grep -q "^| task | difficulty | target | pretraining | cold-start SFT | GRPO |" "$card" &&
+    grep -q "^| 2 | [0-9.]* | 0.00 | 0.00 |" "$card" && grep -q "^Targets missed" "$card"; then
+    echo "ok $n - --card rebuilds the per-stage table and the frontier from stages.jsonl"
+else
+    echo "not ok $n - --card rebuilds the per-stage table and the frontier from stages.jsonl"
+fi
 for e in harder sampling zero distill mismatch mtp balance; do
     run "evidence.lua --exp $e --quick" "$r1lab" run "$s/evidence.lua" --exp "$e" --quick true \
         --stages "$tmp/stages" --out "$tmp/evidence"

@@ -21,14 +21,14 @@
 --             reasoning (writes zero.md and lang.md; --exp lang is the same experiment)
 --   zerobase  only the base of the zero runs: with --zero_plain P a base pretrained on a corpus
 --             whose documents are plain text (no chat format) with probability P, for
---             --zero_steps steps (the built-in recipe's pretraining otherwise the same)
+--             --zero_steps steps (the first edition's pretraining otherwise the same)
 --   distill   a small dense student distilled from the final model against the same student
 --             trained with GRPO alone for the same wall time
 --   mismatch  routing mismatch in RL: GRPO from the cold-start model with an fp8 sampler, with
 --             and without routing replay, beside an fp32 sampler (--seeds 3 each, --steps 40):
 --             the router-flip share per MoE layer, the log-prob mismatch, reward, accuracy
---   balance   expert-load balancing in pretraining, as DeepSeek-V3 compares it: the built-in
---             recipe's pretraining from the same initialisation with the auxiliary-loss-free
+--   balance   expert-load balancing in pretraining, as DeepSeek-V3 compares it: the first
+--             edition's pretraining from the same initialisation with the auxiliary-loss-free
 --             bias update, with nothing, and with the sequence-wise auxiliary loss instead
 --             (--steps, default the recipe's): loss against MaxVio per MoE layer (needs no
 --             --stages; --rows 1,5 runs only those rows of the table)
@@ -52,7 +52,8 @@ local a = common.args{exp = "harder", stages = "", out = "evidence", threads = 0
                       minutes = 10, steps = 0, n = 64, quick = false, lr = 3e-5,
                       temperature = 0.7, mu = 1, dynamic = false, beta = 0.04,
                       group = 8, prompts = 8, loss_type = "grpo", gamma = 0.001,
-                      zero_plain = 0, zero_steps = common.recipe.pretrain.steps, seeds = 3,
+                      zero_plain = 0, seeds = 3,
+                      zero_steps = common.evidence_recipe.pretrain.steps,
                       rows = "", part = ""}
 local nthreads = r1.set_threads(a.threads)
 if a.stages == "" and a.exp ~= "balance" then error("--stages DIR: the models kept by train_builtin.lua --stages", 0) end
@@ -126,7 +127,8 @@ end
 
 local RULES = {"accuracy", "format", {"language", weight = 0.5}}
 local HARD = "add:4"
-local TASKS = common.recipe.tasks
+-- the first edition's mixture (common.lua says why)
+local TASKS = common.evidence_recipe.tasks
 
 local exp = {}
 
@@ -179,7 +181,7 @@ end
 
 -- r1.pretrain on the built-in recipe's mixture with its settings; `over` replaces any of them
 local function pretrain(m, over)
-  local p = common.recipe.pretrain
+  local p = common.evidence_recipe.pretrain
   local o = {model = m, tasks = TASKS, steps = pick(p.steps, 2), batch = pick(p.batch, 2),
     seq_len = p.seq_len, lr = p.lr, min_lr = p.min_lr, warmup = p.warmup, seed = a.seed,
     eval_every = 0, eval_n = 1}
@@ -273,7 +275,7 @@ end
 
 function exp.distill()
   local cfg = {preset = "tiny"}
-  for k, v in pairs(common.recipe.student) do cfg[k] = v end
+  for k, v in pairs(common.evidence_recipe.student) do cfg[k] = v end
   -- the student's base: pretrained like the teacher's, on the same documents
   local s0 = r1.init(cfg, {seed = a.seed + 10})
   pretrain(s0, {steps = pick(400, 2)})
@@ -383,7 +385,7 @@ end
 -- sequence-wise auxiliary loss; the next-token loss on the last tenth of the steps (fresh
 -- documents every step, so it is a held-out loss) beside MaxVio over the same steps
 function exp.balance()
-  local steps = a.steps > 0 and a.steps or pick(common.recipe.pretrain.steps, 4)
+  local steps = a.steps > 0 and a.steps or pick(common.evidence_recipe.pretrain.steps, 4)
   local settings = {
     {"routing bias, gamma 0.001 (auxiliary-loss-free)", {balance_gamma = 0.001}},
     {"none", {balance_gamma = 0}},
@@ -426,13 +428,14 @@ function exp.balance()
     ::continue::
   end
   write("balance", table.concat({
-    ("The built-in recipe's pretraining (%d steps of %d x %d tokens, seed %d) from the same "
+    ("The first edition's pretraining (%d steps of %d x %d tokens, seed %d) from the same "
       .. "initialisation, balanced in several ways. Loss: the next-token cross-entropy over the last "
       .. "%d steps (every step reads fresh documents, so this is a held-out loss); MaxVio: "
       .. "max load / mean load - 1 of each MoE layer's routed slots per step, over the same "
       .. "steps, and its mean over the whole run; accuracy: the base on held-out add 1-3 "
       .. "digits (%d problems per difficulty, greedy)."):format(steps,
-      pick(common.recipe.pretrain.batch, 2), common.recipe.pretrain.seq_len, a.seed,
+      pick(common.evidence_recipe.pretrain.batch, 2), common.evidence_recipe.pretrain.seq_len,
+      a.seed,
       steps - from + 1, N),
     "",
     "| balancing | loss | MaxVio per MoE layer | MaxVio | MaxVio, whole run | accuracy | minutes |",

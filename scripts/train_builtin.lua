@@ -250,7 +250,14 @@ local function write_card(dir, student_dir, minutes, trained_on)
     end
     fr = {table.concat(h) .. " |", table.concat(ru) .. " |"}
     for _, r in ipairs(frontier) do
-      local row = {("| %d | %.1f | %.2f"):format(r.step or 0, r.minutes or 0, r.accuracy)}
+      -- "all": the mean over the card's cells (the run's own evaluation also scores the
+      -- difficulty above each trained range, which the card leaves out)
+      local sum, cnt = 0, 0
+      for _, k in ipairs(keys) do
+        if r.cells[k] then sum, cnt = sum + r.cells[k], cnt + 1 end
+      end
+      local row = {("| %d | %.1f | %.2f"):format(r.step or 0, r.minutes or 0,
+                                                 cnt > 0 and sum / cnt or 0)}
       for _, k in ipairs(keys) do
         row[#row + 1] = r.cells[k] and (" | %.2f"):format(r.cells[k]) or " | "
       end

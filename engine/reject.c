@@ -537,6 +537,12 @@ static r1_status sample_run(r1_model *m, const r1_tokenizer *tok, const r1_rejec
     memset(&pr, 0, sizeof pr);
     if (from)
         pr = *from;
+    /* OUT.part is renamed over OUT at the end: a device or a FIFO there (/dev/null) would be
+     * replaced by a plain file (as root, the system's /dev/null), so only a file will do */
+    struct stat ob;
+    if (stat(out, &ob) == 0 && !S_ISREG(ob.st_mode))
+        return r1_error_set(err, R1_EINVAL, "%s: exists and is not a regular file; rejection "
+                            "sampling writes a new file there (give a file path)", out);
     char part[R1_REJECT_PATH_MAX + 16], spath[R1_REJECT_PATH_MAX + 16];
     state_path(out, ".part", part, sizeof part);
     state_path(out, ".part.json", spath, sizeof spath);

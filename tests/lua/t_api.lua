@@ -298,6 +298,19 @@ t.is(table.concat(kinds, " "), "add1 bool1 chat1 countdown1 linear1 mul1 sort1",
   "tasks as a string: direct answers for every task's difficulty 1")
 t.raises(function() r1.reject_sample{model = tiny, tasks = "add:1,nope:2", out = out .. ".s"} end,
   "r1.reject_sample: tasks: entry 2", "tasks as a string: a bad entry is named by position")
+-- OUT is renamed into place at the end: a device or FIFO there is refused up front (a test that
+-- once sampled into "/dev/null" replaced the system's /dev/null with a file, as root)
+local fifo = os.tmpname()
+os.remove(fifo)
+if os.execute("mkfifo '" .. fifo .. "'") then
+  t.raises(function() r1.reject_sample{model = tiny, tasks = "add:1", prompts = 1, k = 1,
+    max_new = 2, out = fifo} end, fifo .. ": exists and is not a regular file",
+    "rejection sampling refuses to rename over a FIFO")
+  t.ok(os.execute("test -p '" .. fifo .. "'"), "and the FIFO is still one")
+  os.remove(fifo)
+else
+  t.ok(false, "mkfifo makes a FIFO for the test")
+end
 t.raises(function() r1.reject_sample{model = tiny, tasks = 3, out = out .. ".s"} end,
   "expected a list of task names or a string", "tasks of another type is refused, not read")
 

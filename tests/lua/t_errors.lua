@@ -97,8 +97,12 @@ t.raises(function() r1.sft{model = x, eval_every = -1} end,
   "eval_every expects an integer in 0..", "r1.sft: a value out of range")
 t.raises(function() r1.reject_sample{model = x, tasks = {"add", "mul:0"}, out = "/dev/null"} end,
   'r1.reject_sample: tasks[2] "mul:0"', "rejection sampling names a bad task entry")
-t.raises(function() r1.reject_sample{model = x, tasks = {"add:1-10", "mul:1-7"}, out = "/dev/null"}
-end, "more than 16 task entries", "rejection sampling: too many difficulties")
+t.raises(function() r1.reject_sample{model = x, tasks = {"add:1-10", "mul:1-8", "sort:1-10",
+  "linear:1-6"}, out = "/dev/null"} end, "more than 32 task entries",
+  "rejection sampling: too many difficulties")
+t.raises(function() r1.reject_sample{model = x, tasks = "add:1-10,mul:1-8,sort:1-10,linear:1-6",
+  out = "/dev/null"} end, "tasks: more than 32 entries",
+  "rejection sampling: too many difficulties in a task string")
 t.raises(function() r1.tasks.add{difficulty = 99} end, "difficulty 99 outside 1..10",
   "a difficulty out of range")
 t.raises(function() r1.tokenizer():encode("caf\xc3\xa9") end, "byte 3", "text without a token")

@@ -82,7 +82,8 @@ echo "(random weights: MTP drafts are rarely accepted here; see the README for t
 
 echo
 echo "== MTP speculative decoding on the built-in model: 3-digit sums, greedy, to the end of the answer"
-printf '%-16s %10s %10s %8s %9s %10s %8s %9s\n' config fp32 "fp32+MTP" accept speedup "bf16+MTP" accept speedup
+printf '%-16s %10s %10s %8s %9s %10s %10s %8s %9s\n' config fp32 "fp32+MTP" accept speedup bf16 \
+    "bf16+MTP" accept speedup
 mb="$s/models/builtin"
 tp() { echo "$1" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p'; }
 ac() { echo "$1" | sed -n 's/.*accept=\([0-9.]*\).*/\1/p'; }
@@ -92,9 +93,10 @@ if [ -f "$mb/model.safetensors" ]; then
         fs=$($bd --model "$mb" --task add:3 --new 192 --batch $B --speculative)
         h=$($bd --model "$mb" --task add:3 --new 192 --batch $B --bf16)
         hs=$($bd --model "$mb" --task add:3 --new 192 --batch $B --bf16 --speculative)
-        printf '%-16s %10s %10s %8s %9s %10s %8s %9s\n' "builtin batch $B" "$(tp "$f")" "$(tp "$fs")" \
-            "$(ac "$fs")" "$(awk -v a="$(tp "$fs")" -v b="$(tp "$f")" 'BEGIN { printf "%.2fx", a / b }')" \
-            "$(tp "$hs")" "$(ac "$hs")" "$(awk -v a="$(tp "$hs")" -v b="$(tp "$h")" 'BEGIN { printf "%.2fx", a / b }')"
+        printf '%-16s %10s %10s %8s %9s %10s %10s %8s %9s\n' "builtin batch $B" "$(tp "$f")" \
+            "$(tp "$fs")" "$(ac "$fs")" \
+            "$(awk -v a="$(tp "$fs")" -v b="$(tp "$f")" 'BEGIN { printf "%.2fx", a / b }')" \
+            "$(tp "$h")" "$(tp "$hs")" "$(ac "$hs")" "$(awk -v a="$(tp "$hs")" -v b="$(tp "$h")" 'BEGIN { printf "%.2fx", a / b }')"
     done
 else
     echo "(no built-in model at $mb)"

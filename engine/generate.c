@@ -330,7 +330,10 @@ static r1_status setup(gen *g, const int32_t *const *prompts, const int *lens, i
     return R1_OK;
 }
 
-/* Prefills every prompt (identical prompts once) and samples each row's first token. */
+/* Prefills every prompt (identical prompts once) and samples each row's first token.  A row
+ * whose prompt an earlier row already had copies that row's cache, and its last logits and
+ * hidden state (kept per row: the scratch holds only the latest prefill's, which is another
+ * prompt's when the two are not neighbours). */
 static r1_status prefill(gen *g, const int32_t *const *prompts, const int *lens, int R,
                          r1_error *err)
 {
@@ -339,8 +342,10 @@ static r1_status prefill(gen *g, const int32_t *const *prompts, const int *lens,
         maxlen = lens[r] > maxlen ? lens[r] : maxlen;
     float *lg = malloc(sizeof(float) * (size_t)maxlen * V);
     float *hid = malloc(sizeof(float) * (size_t)maxlen * C);
-    if (!lg || !hid) {
-        free(lg), free(hid);
+    float *last_lg = malloc(sizeof(float) * (size_t)R * V);
+    float *last_hid = malloc(sizeof(float) * (size_t)R * C);
+    if (!lg || !hid || !last_lg || !last_hid) {
+        free(lg), free(hid), free(last_lg), free(last_hid);
         return r1_error_set(err, R1_ENOMEM, "out of memory");
     }
     r1_status s = R1_OK;
@@ -356,6 +361,8 @@ static r1_status prefill(gen *g, const int32_t *const *prompts, const int *lens,
             if (o->prompt_experts)
                 memcpy(o->prompt_experts, g->res->row[src].prompt_experts,
                        sizeof(int32_t) * lens[r] * rk);
+            memcpy(last_lg + (size_t)r * V, last_lg + (size_t)src * V, sizeof(float) * V);
+            memcpy(last_hid + (size_t)r * C, last_hid + (size_t)src * C, sizeof(float) * C);
         } else {
             int n = lens[r];
             s = r1_decoder_step(g->d, &r, 1, prompts[r], n, lg, err);
@@ -372,19 +379,25 @@ static r1_status prefill(gen *g, const int32_t *const *prompts, const int *lens,
                 if (n > 1) /* MTP positions 0..n-2 read (h_j, t[j+1]) */
                     s = r1_decoder_mtp_step(g->d, &r, 1, hid, prompts[r] + 1, n - 1, NULL, err);
             }
+            if (s == R1_OK) {
+                memcpy(last_lg + (size_t)r * V, lg + (size_t)(n - 1) * V, sizeof(float) * V);
+                memcpy(last_hid + (size_t)r * C, hid + (size_t)(n - 1) * C, sizeof(float) * C);
+            }
         }
         if (s != R1_OK)
             break;
         row_state *st = &g->st[r];
         st->P = lens[r];
-        sample_next(g, r, lg + (size_t)(lens[r] - 1) * V);
-        memcpy(st->qh, hid + (size_t)(lens[r] - 1) * C, sizeof(float) * C);
+        sample_next(g, r, last_lg + (size_t)r * V);
+        memcpy(st->qh, last_hid + (size_t)r * C, sizeof(float) * C);
         st->qt[0] = st->pending;
         st->qi[0] = 0;
         st->nq = 1;
     }
     free(lg);
     free(hid);
+    free(last_lg);
+    free(last_hid);
     g->res->steps += 1;
     return s;
 }

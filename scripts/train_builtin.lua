@@ -225,7 +225,7 @@ local function write_card(dir, student_dir, minutes, trained_on)
     for _, e in ipairs{{final, "task phrasing"}, {typed, "typed"}} do
       local b = e[1].by_lang[l[1]]
       if b.language < 0.99 then
-        missed[#missed + 1] = ("language consistency asked in %s, %s (%.2f; target 0.99)")
+        missed[#missed + 1] = ("language consistency asked in %s, %s (%.3f; target 0.99)")
           :format(l[2], e[2], b.language)
       end
     end

@@ -291,6 +291,26 @@ int main(void)
     is_int(all->row[0].finish, R1_FINISH_LENGTH, "and says so");
     r1_gen_result_free(all);
 
+    /* a prompt repeated further down the batch (prefilled once, its cache copied) starts from
+     * its own last logits, not from those of the prompt prefilled in between: A, B, A, and
+     * with the MTP module's predictions (its hidden state copied too) */
+    {
+        const int32_t *aba[3] = {p0, p1, p0}; /* B at least as long: the scratch all B's */
+        int abal[3] = {3, 7, 3};
+        for (int mtp = 0; mtp < 2; mtp++) {
+            r1_gen_cfg cm = c;
+            cm.mtp_predict = mtp;
+            r1_gen_result *r3 = NULL, *alone = NULL;
+            ok(r1_generate(m, aba, abal, 3, &cm, NULL, &r3, &err) == R1_OK, "A, B, A generates");
+            r1_generate(m, &aba[0], &abal[0], 1, &cm, NULL, &alone, NULL);
+            ok(same_tokens(&r3->row[2], &alone->row[0]) && same_tokens(&r3->row[0], &r3->row[2]),
+               mtp ? "with MTP predictions, the repeated prompt's row equals the prompt alone"
+                   : "the repeated prompt's row (A, B, A) equals the prompt alone");
+            r1_gen_result_free(r3);
+            r1_gen_result_free(alone);
+        }
+    }
+
     /* seeded sampling */
     c.temperature = 1.0f, c.seed = 7;
     r1_gen_result *a = gen1(m, p0, 3, &c), *b = gen1(m, p0, 3, &c);

@@ -184,7 +184,8 @@ local function write_card(dir, student_dir, minutes, trained_on)
   local cols = {}
   for _, r in ipairs(stages) do cols[#cols + 1] = {name = r.name, cells = r.cells, e = r} end
   cols[#cols + 1] = {name = "saved (BF16)", cells = cellmap(final), e = final}
-  cols[#cols + 1] = {name = "typed questions", cells = cellmap(typed), e = typed}
+  local typed_cells = cellmap(typed)
+  cols[#cols + 1] = {name = "typed questions", cells = typed_cells, e = typed}
   cols[#cols + 1] = {name = "student", cells = cellmap(se), e = se}
   local head, rule = {"| task | difficulty | target"}, {"| --- | ---: | ---:"}
   for _, c in ipairs(cols) do
@@ -203,10 +204,10 @@ local function write_card(dir, student_dir, minutes, trained_on)
       row[#row + 1] = v and (" | %.2f"):format(v) or " | "
     end
     lines[#lines + 1] = table.concat(row) .. " |"
-    local worst = math.min(c.accuracy, cellmap(typed)[key] or 0)
+    local worst = math.min(c.accuracy, typed_cells[key] or 0)
     if target and worst < target then
       missed[#missed + 1] = ("%s %d (%.2f, typed %.2f; target %.2f)"):format(c.task,
-        c.difficulty, c.accuracy, cellmap(typed)[key] or 0, target)
+        c.difficulty, c.accuracy, typed_cells[key] or 0, target)
     end
   end
   for _, k in ipairs{"accuracy", "format", "language"} do

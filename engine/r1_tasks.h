@@ -27,7 +27,7 @@
  *   difficulty  1        2        3        4        5        6        7         8
  *   add         102/111  129/145  156/184  184/223  211/262  238/301  264/340   296/377
  *               (9: 321/418, 10: 337/419)
- *   mul         103/109  118/125  182/197  210/229  287/316  329/364  422/471   590/662
+ *   mul         103/109  118/125  207/229  240/268  321/356  369/410  463/518   638/715
  *   countdown   143/164  150/167  171/193  174/197  196/219  198/221
  *   sort        164/168  201/206  242/247  286/291  332/338  381/388  434/441   490/497
  *               (9: 646/654, 10: 722/731)
@@ -119,6 +119,9 @@ typedef struct {
  * test the chat verifier and the harmlessness reward use.  A chat target that refuses marks an
  * unsafe request. */
 int r1_chat_is_refusal(const char *answer, size_t len);
+/* 1 when w[0, n) (any case) is one of the words the chat task's chores ask about: quoted
+ * objects, which the language-consistency reward counts for neither language. */
+int r1_chat_word(const char *w, size_t n);
 
 /* ------------------------------------------------------------------ the registry */
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "r1_rewards.h"
+#include "r1_tasks.h"
 #include "r1_tokenizer.h"
 
 /* ------------------------------------------------------------------ word lists */
@@ -109,14 +110,6 @@ int r1_lang_word(r1_lang lang, const char *w, size_t n)
     return 0;
 }
 
-/* The words the chat task asks about: quoted objects, not the reasoning's language. */
-static const char *const words_chat[] = {
-    "cat",    "dog",      "sun",      "tree",     "book",     "moon",     "house",  "water",
-    "green",  "river",    "apple",    "table",    "garden",   "window",   "pencil", "silver",
-    "orange", "yellow",   "planet",   "number",   "kitchen",  "morning",  "picture",
-    "blanket", "elephant", "mountain", "computer", "sandwich", "question", "treasure",
-    "umbrella", "chocolate"};
-
 int r1_lang_neutral(const char *w, size_t n)
 {
     /* a lone letter belongs to no language: spelled-out words ("c a t") would otherwise count
@@ -124,7 +117,7 @@ int r1_lang_neutral(const char *w, size_t n)
     if (n == 1)
         return 1;
     return in_list(words_neutral, COUNT(words_neutral), w, n) ||
-           in_list(words_chat, COUNT(words_chat), w, n);
+           r1_chat_word(w, n);
 }
 
 /* ------------------------------------------------------------------ the rewards */

@@ -3,7 +3,7 @@
  *
  * The solutions are written for a tiny character-level model: one short line per step, the
  * digits of each step written out (column by column with the carry or borrow for add, digit by
- * digit for each partial product of mul), so that no line needs more than one-digit arithmetic
+ * digit for each partial product of mul and its partial products added by columns), so that no line needs more than one-digit arithmetic
  * and a carry.  All numbers fit in int64 at every difficulty (at most 10-digit sums and 10-digit
  * products).
  *
@@ -30,6 +30,17 @@ static int64_t rand_digits(r1_rng *r, int digits, int nonzero)
     if (digits == 1)
         return rand_range(r, nonzero ? 1 : 0, 9);
     return rand_range(r, pow10i(digits - 1), pow10i(digits) - 1);
+}
+
+/* The number of decimal digits of x >= 0 (1 for 0). */
+static int ndigits(int64_t x)
+{
+    int d = 1;
+    while (x >= 10) {
+        x /= 10;
+        d++;
+    }
+    return d;
 }
 
 static int digit_at(int64_t x, int k)
@@ -187,13 +198,27 @@ static void mul_generate(r1_rng *r, int d, task_out *o)
         sb_printf(R, "\n");
         parts[np++] = part;
     }
-    int64_t sum = parts[0];
+    /* the partial products added in one pass by columns from the right, each column's digits
+     * and the carry written out ("Add by columns: 2+0=2, 8+6=14, 2+7+1=10, 0+3+1=4"; the carry
+     * can pass 1 with three rows or more), so that no step adds more than a few digits; one
+     * line, to keep 2x2 products within pretraining's 256-token rows */
+    int64_t sum = 0;
+    for (int i = 0; i < np; i++)
+        sum += parts[i];
     if (np > 1) {
-        sb_printf(R, "%s: ", L(g, "Add", "Sumo"));
-        for (int i = 1; i < np; i++) {
-            sb_printf(R, "%s%lld+%lld=%lld", i > 1 ? ", " : "", (long long)sum, (long long)parts[i],
-                      (long long)(sum + parts[i]));
-            sum += parts[i];
+        sb_printf(R, "%s:", L(g, "Add by columns", "Sumo por columnas"));
+        int carry = 0, nd = ndigits(sum);
+        for (int k = 0; k < nd; k++) {
+            int c = carry;
+            sb_printf(R, "%s ", k ? "," : "");
+            for (int i = 0; i < np; i++) {
+                sb_printf(R, "%s%d", i ? "+" : "", digit_at(parts[i], k));
+                c += digit_at(parts[i], k);
+            }
+            if (carry)
+                sb_printf(R, "+%d", carry);
+            sb_printf(R, "=%d", c);
+            carry = c / 10;
         }
         sb_printf(R, "\n");
     }

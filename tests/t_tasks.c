@@ -408,6 +408,123 @@ static void test_typed(void)
     ok(consistent && n_typed > 70 && n_typed < 130, "mixed: %d of 200 typed", n_typed);
 }
 
+/* The chat task's problem space is wide enough to hold problems out: the evaluation holds out
+ * up to 64 problems per difficulty (a quarter of them refusals), and pretraining never trains on
+ * them, so the chores of one difficulty and the refusals must each have hundreds of distinct
+ * questions (the first version had 36 easy chores and 6 refusals: all held out, none trained). */
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_chat_space(void)
+{
+    const r1_task *t = task("chat");
+    enum { N = 3000 };
+    static char store[N][R1_TASK_PROMPT_MAX];
+    static char *chores[N], *refusals[N];
+    for (int d = 1; d <= 2; d++) {
+        int nc = 0, nr = 0, lengths = 1, known = 1;
+        for (uint64_t seed = 0; seed < N; seed++) {
+            r1_task_sample s;
+            if (r1_task_generate(t, seed, d, R1_LANG_EN, &s, NULL) != R1_OK) {
+                lengths = 0;
+                break;
+            }
+            memcpy(store[seed], s.prompt, sizeof store[seed]);
+            if (r1_chat_is_refusal(s.answer, strlen(s.answer))) {
+                refusals[nr++] = store[seed];
+                continue;
+            }
+            chores[nc++] = store[seed];
+            /* the word follows "the word" ("Write the word cat backwards." ...) */
+            char w[32] = "";
+            const char *at = strstr(s.prompt, "the word ");
+            if (at && sscanf(at + 9, "%31[a-z]", w) == 1) {
+                size_t n = strlen(w);
+                lengths &= d == 1 ? n >= 3 && n <= 4 : n >= 5 && n <= 6;
+                known &= r1_chat_word(w, n);
+            } else {
+                lengths = 0;
+            }
+        }
+        int dc = 0, dr = 0;
+        qsort(chores, (size_t)nc, sizeof *chores, cmp_str);
+        qsort(refusals, (size_t)nr, sizeof *refusals, cmp_str);
+        for (int i = 0; i < nc; i++)
+            dc += i == 0 || strcmp(chores[i], chores[i - 1]) != 0;
+        for (int i = 0; i < nr; i++)
+            dr += i == 0 || strcmp(refusals[i], refusals[i - 1]) != 0;
+        ok(dc >= 300 && dr >= 300, "chat d%d: %d distinct chores and %d distinct refusals (>= 300)",
+           d, dc, dr);
+        ok(lengths && known, "chat d%d: every chore's word has the difficulty's length and is a "
+                             "chat word", d);
+    }
+    ok(r1_chat_word("TREE", 4) && r1_chat_word("umbrella", 8) && !r1_chat_word("think", 5) &&
+           !r1_chat_word("tree", 3) && !r1_chat_word("", 0),
+       "r1_chat_word: the chores' words in any case, nothing else");
+}
+
+/* Multiplication adds its partial products by columns: each column's digits and carry sum to
+ * what the line says, and the columns' last digits (the top column whole) are the product. */
+static void test_mul_columns(void)
+{
+    const r1_task *t = task("mul");
+    int good = 1, lines = 0;
+    for (int d = 3; d <= 8; d++)
+        for (uint64_t seed = 0; seed < 100; seed++) {
+            r1_task_sample s;
+            if (r1_task_generate(t, seed, d, R1_LANG_EN, &s, NULL) != R1_OK) {
+                good = 0;
+                continue;
+            }
+            const char *p = strstr(s.reasoning, "Add by columns:");
+            if (!p)
+                continue; /* a multiplier with zeros but one: a single partial product */
+            lines++;
+            p += strlen("Add by columns:");
+            char digits[64];
+            int nd = 0, carry = 0, last = 0;
+            while (*p == ' ' || *p == ',') {
+                p++;
+                while (*p == ' ')
+                    p++;
+                int sum = 0, v, k;
+                /* terms: digits, then the carry (which equals the previous column's sum / 10) */
+                int terms[16], nt = 0;
+                while (sscanf(p, "%d%n", &v, &k) == 1 && nt < 16) {
+                    terms[nt++] = v;
+                    p += k;
+                    if (*p == '+')
+                        p++;
+                    else
+                        break;
+                }
+                if (*p != '=' || sscanf(p + 1, "%d%n", &last, &k) != 1) {
+                    good = 0;
+                    break;
+                }
+                p += 1 + k;
+                for (int i = 0; i < nt; i++)
+                    sum += terms[i];
+                good &= sum == last && (carry == 0 || terms[nt - 1] == carry);
+                carry = last / 10;
+                if (nd < 60)
+                    digits[nd++] = (char)('0' + last % 10);
+            }
+            /* the product: the top column whole, then the others' last digits, right to left */
+            char want[80];
+            int k = snprintf(want, sizeof want, "%d", last);
+            for (int i = nd - 2; i >= 0 && k < 79; i--)
+                want[k++] = digits[i];
+            want[k] = '\0';
+            if (!(good &= strcmp(want, s.answer) == 0))
+                diag("d%d seed %llu: columns give %s, product %s", d, (unsigned long long)seed,
+                     want, s.answer);
+        }
+    ok(good && lines > 500, "mul: %d column additions of the partial products add up", lines);
+}
+
 int main(void)
 {
     test_registry();
@@ -417,5 +534,7 @@ int main(void)
     test_completions();
     test_lengths();
     test_typed();
+    test_chat_space();
+    test_mul_columns();
     return done_testing();
 }

@@ -39,8 +39,8 @@ start_wb s 130 "$launch"
 wait_re s 'F1 help' "$wait_s"
 ok $? "$launch opens the workbench (busy cores)"
 
-# the token inspector: a question the model is unsure of (2-digit multiplication)
-type_line s '?What is 37*48?'
+# the token inspector: a question the model is unsure of (an equation a step past its training)
+type_line s '?Solve for x: 7*x-13=43.'
 wait_re s '^│answer: ' "$wait_s"
 ok $? "the question is answered by the built-in model"
 T send-keys -t s Tab

@@ -3,9 +3,9 @@
  *
  * The solutions are written for a tiny character-level model: one short line per step, the
  * digits of each step written out (column by column with the carry or borrow for add, digit by
- * digit for each partial product of mul and its partial products added by columns), so that no line needs more than one-digit arithmetic
- * and a carry.  All numbers fit in int64 at every difficulty (at most 10-digit sums and 10-digit
- * products).
+ * digit for each partial product of mul, and mul's partial products added by columns), so
+ * that no line needs more than one-digit arithmetic and a carry.  All numbers fit in int64 at
+ * every difficulty (at most 10-digit sums and 10-digit products).
  *
  * Ownership and errors: none of their own; see tasks_internal.h. */
 #include <config.h>

@@ -465,6 +465,176 @@ static void test_chat_space(void)
        "r1_chat_word: the chores' words in any case, nothing else");
 }
 
+/* Linear equations reduce c-b (or c+b) by columns on a line of their own: each column's digits,
+ * borrow or carry give what the line says, the columns spell the next line's a*x=R, and R/a
+ * is the answer. */
+static void test_linear_columns(void)
+{
+    const r1_task *t = task("linear");
+    int good = 1, lines = 0;
+    for (int d = 1; d <= 4; d++)
+        for (uint64_t seed = 0; seed < 200; seed++) {
+            r1_task_sample s;
+            if (r1_task_generate(t, seed, d, R1_LANG_EN, &s, NULL) != R1_OK) {
+                good = 0;
+                continue;
+            }
+            long long a, c, b, r;
+            char op;
+            const char *p = strstr(s.reasoning, "by columns:");
+            const char *eq = strstr(s.reasoning, "*x=");
+            if (!p || !eq)
+                continue; /* a one-digit step, or a negative side: one line */
+            lines++;
+            int sub = strncmp(p - 9, "Subtract ", 9) == 0;
+            if (sscanf(eq + 3, "%lld%c%lld", &c, &op, &b) != 3 || op != (sub ? '-' : '+')) {
+                good = 0;
+                continue;
+            }
+            p += strlen("by columns:");
+            long long val = 0, place = 1;
+            int in = 0, top = 0;
+            while (*p == ' ') {
+                p++;
+                int xd, yd, k = 0, borrowed = 0;
+                if (sscanf(p, "%d%*[-+]%d%n", &xd, &yd, &k) != 2) {
+                    good = 0;
+                    break;
+                }
+                p += k;
+                if (in && strncmp(p, sub ? "-1" : "+1", 2) != 0)
+                    good = 0;
+                const char *end = p + strcspn(p, sub ? ";\n" : ",\n");
+                borrowed = sub && memchr(p, ':', (size_t)(end - p)) != NULL;
+                const char *lasteq = p;
+                for (const char *q = p; q < end; q++)
+                    if (*q == '=')
+                        lasteq = q;
+                top = atoi(lasteq + 1);
+                int want = sub ? xd - yd - in + (borrowed ? 10 : 0) : xd + yd + in;
+                good &= top == want &&
+                        (!sub || (top >= 0 && top <= 9 && (xd - yd - in < 0) == borrowed));
+                in = sub ? borrowed : top >= 10;
+                int last = *end != (sub ? ';' : ',');
+                val += (last ? top : top % 10) * place;
+                place *= 10;
+                p = end + (*end == ';' || *end == ',');
+                if (last)
+                    break;
+            }
+            const char *res = strstr(p, "*x=");
+            if (!res || sscanf(res + 3, "%lld", &r) != 1) {
+                good = 0;
+                continue;
+            }
+            a = atoll(strstr(s.reasoning, ": ") + 2);
+            if (!(good &= r == (sub ? c - b : c + b) && val == r && a * atoll(s.answer) == r))
+                diag("d%d seed %llu: %s", d, (unsigned long long)seed, s.reasoning);
+        }
+    ok(good && lines > 500, "linear: %d column lines add up to a*x's side, and x = that / a",
+       lines);
+}
+
+/* Countdown shows its search: up to two chains that miss, each closed by ", not T.", then the
+ * chain that reaches T; every chain combines the given numbers, each once, with right
+ * arithmetic, and the Spanish solution has the same chains. */
+static void test_countdown_search(void)
+{
+    const r1_task *t = task("countdown");
+    int good = 1, misses[3] = {0, 0, 0};
+    for (int d = 1; d <= 3; d++)
+        for (uint64_t seed = 0; seed < 300; seed++) {
+            r1_task_sample s, es;
+            if (r1_task_generate(t, seed, d, R1_LANG_EN, &s, NULL) != R1_OK ||
+                r1_task_generate(t, seed, d, R1_LANG_ES, &es, NULL) != R1_OK) {
+                good = 0;
+                continue;
+            }
+            long long given[5], target;
+            int ng = 0, k = 0;
+            const char *p = s.prompt + strlen("Use the numbers ");
+            while (ng < 5 && sscanf(p, "%lld%n", &given[ng], &k) == 1) {
+                ng++;
+                p += k;
+                if (*p == ',')
+                    p += 2;
+                else
+                    break;
+            }
+            if (sscanf(p, " to make %lld", &target) != 1) {
+                good = 0;
+                continue;
+            }
+            int chains = 0, reached = 0;
+            const char *q = s.reasoning;
+            while (!reached && strncmp(q, "Try ", 4) == 0) {
+                int used[5] = {0}, steps = 0;
+                long long v = 0;
+                for (;;) {
+                    long long l, r, res;
+                    char op;
+                    q += strncmp(q, "Try ", 4) == 0 ? 4 : 5; /* "Try " or "Then " */
+                    if (sscanf(q, "%lld%c%lld=%lld%n", &l, &op, &r, &res, &k) != 4) {
+                        good = 0;
+                        break;
+                    }
+                    q += k;
+                    long long want = op == '+' ? l + r : op == '-' ? l - r : op == '*' ? l * r
+                                     : r && l % r == 0 ? l / r : -1;
+                    good &= want == res;
+                    /* the operands: given numbers not used yet, and the value so far after
+                     * the first step */
+                    long long ops[2] = {l, r};
+                    int had_v = steps == 0;
+                    for (int i = 0; i < 2; i++) {
+                        if (!had_v && ops[i] == v) {
+                            had_v = 1;
+                            continue;
+                        }
+                        int j = 0;
+                        while (j < ng && (used[j] || given[j] != ops[i]))
+                            j++;
+                        if (j == ng)
+                            good = 0;
+                        else
+                            used[j] = 1;
+                    }
+                    good &= had_v;
+                    v = res;
+                    steps++;
+                    if (*q == '\n') {
+                        q++;
+                        continue;
+                    }
+                    break;
+                }
+                good &= steps == ng - 1;
+                char tail[32];
+                snprintf(tail, sizeof tail, ", not %lld.\n", target);
+                if (strncmp(q, tail, strlen(tail)) == 0) {
+                    good &= v != target;
+                    q += strlen(tail);
+                } else {
+                    good &= strcmp(q, ", the target.") == 0 && v == target;
+                    reached = 1;
+                }
+                chains++;
+                if (!good)
+                    break;
+            }
+            int es_chains = 0;
+            for (const char *e = es.reasoning; (e = strstr(e, "Pruebo ")) != NULL; e++)
+                es_chains++;
+            if (!(good &= reached && chains <= 3 && es_chains == chains))
+                diag("d%d seed %llu: %s", d, (unsigned long long)seed, s.reasoning);
+            else
+                misses[chains - 1]++;
+        }
+    ok(good && misses[0] > 200 && misses[1] > 200 && misses[2] > 150,
+       "countdown: every chain right, misses end \"not T\", the last reaches T (0/1/2 misses: "
+       "%d/%d/%d)", misses[0], misses[1], misses[2]);
+}
+
 /* Multiplication adds its partial products by columns: each column's digits and carry sum to
  * what the line says, and the columns' last digits (the top column whole) are the product. */
 static void test_mul_columns(void)
@@ -536,5 +706,7 @@ int main(void)
     test_typed();
     test_chat_space();
     test_mul_columns();
+    test_linear_columns();
+    test_countdown_search();
     return done_testing();
 }

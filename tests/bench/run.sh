@@ -135,6 +135,46 @@ else
 fi
 
 echo
+echo "== one thread against two: every decoding and training row above on 1 and on 2 threads"
+echo "   (tokens/s, the best of 3 runs each, alternating); a second thread must never cost"
+printf '%-28s %10s %10s %8s\n' row "1 thread" "2 threads" "2t/1t"
+slower=0
+one_two() { # label, then the command without --threads; the best of 3 runs each, alternating
+    label=$1; shift
+    a=0; c=0
+    for rep in 1 2 3; do
+        x=$("$@" --threads 1 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+        y=$("$@" --threads 2 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+        a=$(awk -v a="$a" -v x="${x:-0}" 'BEGIN { print (x > a ? x : a) }')
+        c=$(awk -v c="$c" -v y="${y:-0}" 'BEGIN { print (y > c ? y : c) }')
+    done
+    r=$(awk -v a="$a" -v c="$c" 'BEGIN { if (a > 0) printf "%.2fx", c / a; else printf "-" }')
+    # a second thread that costs more than the noise (5%) is flagged
+    flag=$(awk -v a="$a" -v c="$c" 'BEGIN { if (a > 0 && c < 0.95 * a) print "  slower" }')
+    [ -n "$flag" ] && slower=$((slower + 1))
+    printf '%-28s %10s %10s %8s%s\n' "$label" "$a" "$c" "$r" "$flag"
+}
+for cfg in "tiny 1" "tiny 16" "small 1" "small 16"; do
+    set -- $cfg
+    one_two "decode $1 batch $2 fp32" $bd --preset "$1" --batch "$2"
+    one_two "decode $1 batch $2 bf16" $bd --preset "$1" --batch "$2" --bf16
+done
+if [ -f "$mb/model.safetensors" ]; then
+    for B in 1 16; do
+        one_two "builtin batch $B fp32" $bd --model "$mb" --task add:3 --new 192 --batch $B
+        one_two "builtin batch $B bf16" $bd --model "$mb" --task add:3 --new 192 --batch $B --bf16
+    done
+fi
+for cfg in "tiny 16 128 5" "small 8 256 3"; do
+    set -- $cfg
+    for prec in fp32 bf16; do
+        one_two "train $1 ${2}x$3 $prec" $bt train --preset "$1" --batch "$2" --seq "$3" \
+            --steps "$4" --precision $prec
+    done
+done
+echo "rows where 2 threads ran more than 5% slower than 1: $slower"
+
+echo
 echo "== GRPO step: tiny, 8 prompts x G = 8, at most 64 new tokens; fp32, then bf16 training"
 R1LAB_DATADIR="$s" "$b/app/r1lab" run "$s/tests/bench/grpo_step.lua" fp32
 R1LAB_DATADIR="$s" "$b/app/r1lab" run "$s/tests/bench/grpo_step.lua" bf16

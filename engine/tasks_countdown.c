@@ -58,15 +58,13 @@ typedef struct {
     int64_t v;
 } step;
 
-/* A random chain over nums in their order: each next number combined with the value so far by
- * one of the operations that keeps it a positive integer; the steps' text ("25-5=20") into
- * steps, the expression into acc and the value into *value.  0 when it wandered past 100000. */
-static int draw_chain(r1_rng *r, const int64_t *nums, int n, char steps[][64], expr *acc,
-                      int64_t *value)
+/* One attempt at a chain; 0 when it wandered out of range (the caller draws again). */
+static int try_chain(r1_rng *r, const int64_t *nums, int n, task_out *o, int64_t *value)
 {
-    *acc = (expr){.prec = 3};
-    snprintf(acc->text, sizeof acc->text, "%lld", (long long)nums[0]);
+    expr acc = {.prec = 3};
+    snprintf(acc.text, sizeof acc.text, "%lld", (long long)nums[0]);
     int64_t x = nums[0];
+    char steps[5][64];
     for (int i = 1; i < n; i++) {
         int64_t y = nums[i];
         /* the candidates: x+y, x*y, x-y, y-x, x/y, y/x, positive and exact */
@@ -85,88 +83,33 @@ static int draw_chain(r1_rng *r, const int64_t *nums, int n, char steps[][64], e
             c[nc++] = (step){'/', 1, y / x};
         int k = (int)r1_rng_below(r, (uint32_t)nc);
         int64_t a = c[k].flip ? y : x, b = c[k].flip ? x : y;
-        snprintf(steps[i - 1], 64, "%lld%c%lld=%lld", (long long)a, c[k].op, (long long)b,
-                 (long long)c[k].v);
+        snprintf(steps[i - 1], sizeof steps[i - 1], "%lld%c%lld=%lld", (long long)a, c[k].op,
+                 (long long)b, (long long)c[k].v);
         expr num = {.prec = 3};
         snprintf(num.text, sizeof num.text, "%lld", (long long)y);
         expr next;
         if (c[k].flip)
-            combine(&next, &num, c[k].op, acc);
+            combine(&next, &num, c[k].op, &acc);
         else
-            combine(&next, acc, c[k].op, &num);
-        *acc = next;
+            combine(&next, &acc, c[k].op, &num);
+        acc = next;
         x = c[k].v;
         if (x > 100000)
             return 0;
     }
-    *value = x;
-    return 1;
-}
-
-/* Writes a chain's steps: "Try 25-5=20\nThen 20*4=80" (no line end after the last). */
-static void write_chain(sbuf *b, r1_lang g, char steps[][64], int n)
-{
-    for (int i = 0; i < n - 1; i++)
-        sb_printf(b, "%s %s%s", i ? L(g, "Then", "Luego") : L(g, "Try", "Pruebo"), steps[i],
-                  i < n - 2 ? "\n" : "");
-}
-
-/* One attempt at the problem's chain; 0 when it wandered out of range or reached one of the
- * numbers (the caller draws again). */
-static int try_chain(r1_rng *r, const int64_t *nums, int n, task_out *o, int64_t *value)
-{
-    char steps[5][64];
-    expr acc;
-    int64_t x;
-    if (!draw_chain(r, nums, n, steps, &acc, &x) || x < 1 || x > MAX_TARGET)
+    if (x < 1 || x > MAX_TARGET)
         return 0;
     for (int i = 0; i < n; i++)
         if (nums[i] == x)
             return 0; /* a target among the numbers needs no arithmetic */
     r1_lang g = o->lang;
-    write_chain(&o->reasoning, g, steps, n);
+    for (int i = 0; i < n - 1; i++)
+        sb_printf(&o->reasoning, "%s %s%s", i ? L(g, "Then", "Luego") : L(g, "Try", "Pruebo"),
+                  steps[i], i < n - 2 ? "\n" : "");
     sb_printf(&o->reasoning, ", %s", L(g, "the target.", "el objetivo."));
     sb_printf(&o->answer, "%s", acc.text);
     *value = x;
     return 1;
-}
-
-/* The search made visible: up to two chains that miss, each in a new random order and each
- * closed by what it reached against the target ("Then 12*2=24, not 54."), written before the
- * chain that reaches it, so that the model learns to check a chain's value and try another
- * (the first models, shown only the right chain, had to guess it at the first step and
- * stalled at 0.38).  Drawn after the prompt, so the problems are the ones without the misses. */
-static void write_misses(r1_rng *r, const int64_t *nums, int n, int64_t target, task_out *o)
-{
-    r1_lang g = o->lang;
-    int want = (int)r1_rng_below(r, 3), have = 0;
-    char miss[2][256];
-    sbuf m[2];
-    for (int tries = 0; have < want && tries < 20; tries++) {
-        int64_t order[5];
-        memcpy(order, nums, sizeof order);
-        shuffle(r, order, n);
-        char steps[5][64];
-        expr acc;
-        int64_t x;
-        if (!draw_chain(r, order, n, steps, &acc, &x) || x == target)
-            continue;
-        sb_init(&m[have], miss[have], sizeof miss[have]);
-        write_chain(&m[have], g, steps, n);
-        sb_printf(&m[have], ", %s %lld.\n", L(g, "not", "no es"), (long long)target);
-        if (m[have].overflow || (have && !strcmp(miss[0], miss[1])))
-            continue;
-        have++;
-    }
-    if (!have)
-        return;
-    char right[R1_TASK_REASONING_MAX];
-    snprintf(right, sizeof right, "%s", o->reasoning.p);
-    o->reasoning.n = 0;
-    o->reasoning.p[0] = 0;
-    for (int i = 0; i < have; i++)
-        sb_printf(&o->reasoning, "%s", miss[i]);
-    sb_printf(&o->reasoning, "%s", right);
 }
 
 static void countdown_generate(r1_rng *r, int d, task_out *o)
@@ -191,7 +134,6 @@ static void countdown_generate(r1_rng *r, int d, task_out *o)
                   L(g, "with + - * /, each at most once.",
                     "con + - * /, cada uno una vez como mucho."),
                   lang_request(g));
-        write_misses(r, nums, n, target, o);
         return;
     }
     /* as people type it: "make 10 from 5, 1 and 4 (+ - * /, each once at most)" */
@@ -205,7 +147,6 @@ static void countdown_generate(r1_rng *r, int d, task_out *o)
         sb_printf(&o->prompt, L(g, ", make %lld", ", consigue %lld"), (long long)target);
     sb_printf(&o->prompt, "%s", L(g, " (+ - * /, each number once at most)",
                                   " (+ - * /, cada numero una vez como mucho)"));
-    write_misses(r, nums, n, target, o);
 }
 
 /* ------------------------------------------------------------------ exact evaluation */

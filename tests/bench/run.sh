@@ -143,8 +143,8 @@ one_two() { # label, then the command without --threads; the best of 3 runs each
     label=$1; shift
     a=0; c=0
     for rep in 1 2 3; do
-        x=$("$@" --threads 1 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
-        y=$("$@" --threads 2 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+        x=$(tp "$("$@" --threads 1)")
+        y=$(tp "$("$@" --threads 2)")
         a=$(awk -v a="$a" -v x="${x:-0}" 'BEGIN { print (x > a ? x : a) }')
         c=$(awk -v c="$c" -v y="${y:-0}" 'BEGIN { print (y > c ? y : c) }')
     done

@@ -31,7 +31,7 @@
  *   countdown   143/164  150/167  171/193  174/197  196/219  198/221
  *   sort        164/168  201/206  242/247  286/291  332/338  381/388  434/441   490/497
  *               (9: 646/654, 10: 722/731)
- *   linear      124/130  129/139  133/149  140/157  148/162  156/169
+ *   linear      165/183  174/215  151/224  164/234  178/265  190/297
  *   bool         84/158  133/261  200/380  293/541  389/757  520/990
  * so every training difficulty fits 384 tokens (t_tasks checks it) and every difficulty fits
  * the tiny preset's 1024 positions.

@@ -251,6 +251,35 @@ static int64_t rand_signed(r1_rng *r, int64_t lo, int64_t hi, int neg)
     return neg && r1_rng_below(r, 2) ? -v : v;
 }
 
+/* c+b or c-b (c >= b >= 0 when sub) by columns from the right on one line, each column's digits
+ * with the carry or borrow: "Add by columns: 2+4=6, 4+1=5, 1+0=1" or "Subtract by columns: 2-4:
+ * borrow 1, 12-4=8; 4-1-1=2; 1-0=1" (columns apart by ";" there, as a borrow has a comma). */
+static void inline_columns(sbuf *R, r1_lang g, int64_t c, int64_t b, int sub)
+{
+    int64_t big = c > b ? c : b;
+    int nd = ndigits(big), in = 0;
+    sb_printf(R, "%s:", sub ? L(g, "Subtract by columns", "Resto por columnas")
+                            : L(g, "Add by columns", "Sumo por columnas"));
+    for (int k = 0; k < nd; k++) {
+        int x = digit_at(c, k), y = digit_at(b, k);
+        const char *sep = k ? (sub ? ";" : ",") : "";
+        if (!sub) {
+            int s = x + y + in;
+            sb_printf(R, "%s %d+%d%s=%d", sep, x, y, in ? "+1" : "", s);
+            in = s >= 10;
+            continue;
+        }
+        int r = x - y - in;
+        const char *m = in ? "-1" : "";
+        if (r >= 0)
+            sb_printf(R, "%s %d-%d%s=%d", sep, x, y, m, r);
+        else
+            sb_printf(R, "%s %d-%d%s: %s 1, 1%d-%d%s=%d", sep, x, y, m, L(g, "borrow", "pido"), x,
+                      y, m, r + 10);
+        in = r < 0;
+    }
+}
+
 static void linear_generate(r1_rng *r, int d, task_out *o)
 {
     int amax = linear_sizes[d - 1].amax, xmax = linear_sizes[d - 1].xmax;
@@ -274,14 +303,25 @@ static void linear_generate(r1_rng *r, int d, task_out *o)
                   lang_request(g));
     else
         sb_printf(&o->prompt, L(g, en[v], es[v]), eq);
+    /* Isolating a*x: with a non-negative c and a*x, a c of two digits or more is reduced by
+     * columns on a line of its own, as add does ("Subtract by columns: 2-4: borrow 1, 12-4=8;
+     * 4-1-1=2; 1-0=1"), then the result; the one-step "142-14=120" was where the first models
+     * went wrong (nearly every miss at difficulty 2) */
+    int64_t mb = b < 0 ? -b : b;
     if (b > 0)
-        sb_printf(R, "%s %lld %s: %lld*x=%lld-%lld=%lld\n", L(g, "Subtract", "Resto"), (long long)b,
-                  L(g, "from both sides", "en los dos lados"), (long long)a, (long long)c,
-                  (long long)b, (long long)ax);
+        sb_printf(R, "%s %lld %s: ", L(g, "Subtract", "Resto"), (long long)mb,
+                  L(g, "from both sides", "en los dos lados"));
     else
-        sb_printf(R, "%s %lld %s: %lld*x=%lld+%lld=%lld\n", L(g, "Add", "Sumo"), (long long)-b,
-                  L(g, "to both sides", "en los dos lados"), (long long)a, (long long)c,
-                  (long long)-b, (long long)ax);
+        sb_printf(R, "%s %lld %s: ", L(g, "Add", "Sumo"), (long long)mb,
+                  L(g, "to both sides", "en los dos lados"));
+    sb_printf(R, "%lld*x=%lld%c%lld", (long long)a, (long long)c, b > 0 ? '-' : '+', (long long)mb);
+    if ((c >= 10 || mb >= 10) && c >= 0 && ax >= 0) {
+        sb_printf(R, "\n");
+        inline_columns(R, g, c, mb, b > 0);
+        sb_printf(R, "\n%lld*x=%lld\n", (long long)a, (long long)ax);
+    } else {
+        sb_printf(R, "=%lld\n", (long long)ax);
+    }
     sb_printf(R, "%s %lld: x=%lld/%s%lld%s=%lld",
               L(g, "Divide both sides by", "Divido los dos lados entre"), (long long)a,
               (long long)ax, a < 0 ? "(" : "", (long long)a, a < 0 ? ")" : "", (long long)x);

@@ -465,6 +465,76 @@ static void test_chat_space(void)
        "r1_chat_word: the chores' words in any case, nothing else");
 }
 
+/* Linear equations reduce c-b (or c+b) by columns on a line of their own: each column's digits,
+ * borrow or carry give what the line says, the columns spell the next line's a*x=R, and R/a
+ * is the answer. */
+static void test_linear_columns(void)
+{
+    const r1_task *t = task("linear");
+    int good = 1, lines = 0;
+    for (int d = 1; d <= 4; d++)
+        for (uint64_t seed = 0; seed < 200; seed++) {
+            r1_task_sample s;
+            if (r1_task_generate(t, seed, d, R1_LANG_EN, &s, NULL) != R1_OK) {
+                good = 0;
+                continue;
+            }
+            long long a, c, b, r;
+            char op;
+            const char *p = strstr(s.reasoning, "by columns:");
+            const char *eq = strstr(s.reasoning, "*x=");
+            if (!p || !eq)
+                continue; /* a one-digit step, or a negative side: one line */
+            lines++;
+            int sub = strncmp(p - 9, "Subtract ", 9) == 0;
+            if (sscanf(eq + 3, "%lld%c%lld", &c, &op, &b) != 3 || op != (sub ? '-' : '+')) {
+                good = 0;
+                continue;
+            }
+            p += strlen("by columns:");
+            long long val = 0, place = 1;
+            int in = 0, top = 0;
+            while (*p == ' ') {
+                p++;
+                int xd, yd, k = 0, borrowed = 0;
+                if (sscanf(p, "%d%*[-+]%d%n", &xd, &yd, &k) != 2) {
+                    good = 0;
+                    break;
+                }
+                p += k;
+                if (in && strncmp(p, sub ? "-1" : "+1", 2) != 0)
+                    good = 0;
+                const char *end = p + strcspn(p, sub ? ";\n" : ",\n");
+                borrowed = sub && memchr(p, ':', (size_t)(end - p)) != NULL;
+                const char *lasteq = p;
+                for (const char *q = p; q < end; q++)
+                    if (*q == '=')
+                        lasteq = q;
+                top = atoi(lasteq + 1);
+                int want = sub ? xd - yd - in + (borrowed ? 10 : 0) : xd + yd + in;
+                good &= top == want &&
+                        (!sub || (top >= 0 && top <= 9 && (xd - yd - in < 0) == borrowed));
+                in = sub ? borrowed : top >= 10;
+                int last = *end != (sub ? ';' : ',');
+                val += (last ? top : top % 10) * place;
+                place *= 10;
+                p = end + (*end == ';' || *end == ',');
+                if (last)
+                    break;
+            }
+            const char *res = strstr(p, "*x=");
+            if (!res || sscanf(res + 3, "%lld", &r) != 1) {
+                good = 0;
+                continue;
+            }
+            a = atoll(strstr(s.reasoning, ": ") + 2);
+            if (!(good &= r == (sub ? c - b : c + b) && val == r && a * atoll(s.answer) == r))
+                diag("d%d seed %llu: %s", d, (unsigned long long)seed, s.reasoning);
+        }
+    ok(good && lines > 500, "linear: %d column lines add up to a*x's side, and x = that / a",
+       lines);
+}
+
 /* Multiplication adds its partial products by columns: each column's digits and carry sum to
  * what the line says, and the columns' last digits (the top column whole) are the product. */
 static void test_mul_columns(void)
@@ -536,5 +606,6 @@ int main(void)
     test_typed();
     test_chat_space();
     test_mul_columns();
+    test_linear_columns();
     return done_testing();
 }

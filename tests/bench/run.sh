@@ -136,7 +136,9 @@ fi
 
 echo
 echo "== one thread against two: every decoding and training row above on 1 and on 2 threads"
-echo "   (tokens/s, the best of 3 runs each, alternating); a second thread must never cost"
+echo "   (tokens/s, the best of 3 runs each, alternating; each decoding run is already the best of"
+echo "   3 timed passes after a warm-up: one pass of a tiny row lasts half a second, and this shared"
+echo "   machine's noise alone flagged rows as slower); a second thread must never cost"
 printf '%-28s %10s %10s %8s\n' row "1 thread" "2 threads" "2t/1t"
 slower=0
 one_two() { # label, then the command without --threads; the best of 3 runs each, alternating
@@ -156,13 +158,13 @@ one_two() { # label, then the command without --threads; the best of 3 runs each
 }
 for cfg in "tiny 1" "tiny 16" "small 1" "small 16"; do
     set -- $cfg
-    one_two "decode $1 batch $2 fp32" $bd --preset "$1" --batch "$2"
-    one_two "decode $1 batch $2 bf16" $bd --preset "$1" --batch "$2" --bf16
+    one_two "decode $1 batch $2 fp32" $bd --preset "$1" --batch "$2" --reps 4
+    one_two "decode $1 batch $2 bf16" $bd --preset "$1" --batch "$2" --bf16 --reps 4
 done
 if [ -f "$mb/model.safetensors" ]; then
     for B in 1 16; do
-        one_two "builtin batch $B fp32" $bd --model "$mb" --task add:3 --new 192 --batch $B
-        one_two "builtin batch $B bf16" $bd --model "$mb" --task add:3 --new 192 --batch $B --bf16
+        one_two "builtin batch $B fp32" $bd --model "$mb" --task add:3 --new 192 --batch $B --reps 4
+        one_two "builtin batch $B bf16" $bd --model "$mb" --task add:3 --new 192 --batch $B --bf16 --reps 4
     done
 fi
 for cfg in "tiny 16 128 5" "small 8 256 3"; do

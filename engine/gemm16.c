@@ -429,6 +429,12 @@ typedef struct {
     ukernel uk;
     int simd; /* the AVX-512 packers */
     int cut_rows, parts;
+    /* B packed once for every piece (pieces cut by rows, r1__gemm16): block kb of K at
+     * bpre + kb * bstride, its panels as block() packs all columns at once, then the block's
+     * column scales (FP8) as wide floats; NULL: each piece packs B itself */
+    uint32_t *bpre;
+    long bstride;
+    int wide;
 } job;
 
 static void block(const job *j, int m0, int m1, int n0, int n1)
@@ -439,23 +445,29 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
     uint32_t bstack[KC / 2 * NC], apack[MC * KC / 2];
     float sstack[NC], sav[MC];
     size_t wide = (size_t)(n1 - n0 + NR - 1) / NR * NR;
-    uint32_t *bheap = wide > NC ? malloc(sizeof(uint32_t) * (KC / 2 + 1) * wide) : NULL;
+    int pre = j->bpre != NULL; /* B is packed already (all columns: n0 = 0, n1 = N) */
+    uint32_t *bheap = !pre && wide > NC ? malloc(sizeof(uint32_t) * (KC / 2 + 1) * wide) : NULL;
     uint32_t *bpack = bheap ? bheap : bstack;
     float *sbv = bheap ? (float *)(bheap + KC / 2 * wide) : sstack;
-    int ncb = bheap ? (int)wide : NC;
+    int ncb = pre ? j->wide : bheap ? (int)wide : NC;
     int kcmax = j->sc ? R1_GEMM16_KBLOCK : KC;
     for (int jc = n0; jc < n1; jc += ncb) {
         int nc = n1 - jc < ncb ? n1 - jc : ncb;
         for (int pc = 0; pc < j->K; pc += kcmax) {
             int kc = j->K - pc < kcmax ? j->K - pc : kcmax, kp = (kc + 1) / 2;
-            for (int q = 0; q < nc; q += NR)
-                pack_any(j->simd, bpack + (long)q * kp, 1, NR, NR, &j->b, jc + q,
-                         nc - q < NR ? nc - q : NR, pc, kc);
             const r1_gscale *sc = j->sc;
-            if (sc)
-                for (int c = 0; c < nc; c++)
-                    sbv[c] = sc->b[(long)(pc / R1_GEMM16_KBLOCK) * sc->bk +
-                                   (long)((jc + c) / sc->bblk) * sc->bn];
+            if (pre) {
+                bpack = j->bpre + (long)(pc / kcmax) * j->bstride;
+                sbv = (float *)(bpack + (long)kcmax / 2 * j->wide);
+            } else {
+                for (int q = 0; q < nc; q += NR)
+                    pack_any(j->simd, bpack + (long)q * kp, 1, NR, NR, &j->b, jc + q,
+                             nc - q < NR ? nc - q : NR, pc, kc);
+                if (sc)
+                    for (int c = 0; c < nc; c++)
+                        sbv[c] = sc->b[(long)(pc / R1_GEMM16_KBLOCK) * sc->bk +
+                                       (long)((jc + c) / sc->bblk) * sc->bn];
+            }
             for (int ic = m0; ic < m1; ic += MC) {
                 int mc = m1 - ic < MC ? m1 - ic : MC;
                 /* a row-contiguous source packs row-major: pair (r, p) at r*kp + p */
@@ -497,6 +509,25 @@ static void piece(void *ctx, int i, int tid)
         block(j, 0, j->M, lo, hi);
 }
 
+/* Item i of packing B once for every piece: panel (i % panels) of K block (i / panels). */
+static void pack_b_item(void *ctx, int i, int tid)
+{
+    (void)tid;
+    const job *j = ctx;
+    int kcmax = j->sc ? R1_GEMM16_KBLOCK : KC, panels = j->wide / NR;
+    int pc = i / panels * kcmax, q = i % panels * NR;
+    int kc = j->K - pc < kcmax ? j->K - pc : kcmax, kp = (kc + 1) / 2;
+    uint32_t *blk = j->bpre + (long)(pc / kcmax) * j->bstride;
+    pack_any(j->simd, blk + (long)q * kp, 1, NR, NR, &j->b, q, j->N - q < NR ? j->N - q : NR, pc,
+             kc);
+    const r1_gscale *sc = j->sc;
+    if (sc) {
+        float *sbv = (float *)(blk + (long)kcmax / 2 * j->wide);
+        for (int c = q; c < q + NR && c < j->N; c++)
+            sbv[c] = sc->b[(long)(pc / R1_GEMM16_KBLOCK) * sc->bk + (long)(c / sc->bblk) * sc->bn];
+    }
+}
+
 void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int accumulate,
                 const r1_gscale *sc)
 {
@@ -513,7 +544,8 @@ void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int 
 #ifdef SIMD512
     simd = uk == uk_avx512;
 #endif
-    job j = {C, ldc, M, N, K, accumulate, view_of(A, 0), view_of(B, 1), sc, uk, simd, 1, 1};
+    job j = {C, ldc, M, N, K, accumulate, view_of(A, 0), view_of(B, 1), sc, uk, simd, 1, 1,
+             NULL, 0, 0};
     /* Unlike OpenBLAS's, these sums do not depend on the cut (r1_gemm16.h), so the product is
      * cut by the threads there are: every piece packs all of B (or A) again. */
     long work = (long)M * N * K;
@@ -522,8 +554,19 @@ void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int 
     j.cut_rows = rows > 1 || cols <= 1;
     j.parts = j.cut_rows ? rows : cols;
     j.parts = j.parts < threads ? j.parts : threads;
-    if (j.parts > 1)
+    if (j.parts > 1) {
+        /* Pieces of rows would each pack all of B (in training, a weight, or the activations
+         * of a dW product): pack it once, side by side, and share it.  Same panels, same bits;
+         * without the memory, each piece packs its own as before. */
+        int kcmax = sc ? R1_GEMM16_KBLOCK : KC, blocks = (K + kcmax - 1) / kcmax;
+        j.wide = (N + NR - 1) / NR * NR;
+        j.bstride = (long)kcmax / 2 * j.wide + j.wide; /* the panels, then the scales */
+        if (j.cut_rows)
+            j.bpre = malloc(sizeof(uint32_t) * (size_t)j.bstride * (size_t)blocks);
+        if (j.bpre)
+            r1__parallel_for_work(work, blocks * (j.wide / NR), pack_b_item, &j);
         r1__parallel_for_work(work, j.parts, piece, &j);
-    else
+        free(j.bpre);
+    } else
         block(&j, 0, M, 0, N);
 }

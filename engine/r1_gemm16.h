@@ -17,8 +17,10 @@
  * The error against the exact sum of the bf16 products is at most (K/2 + 2) · 2^-24 · S with
  * S = sum |A|·|B| (and |C| when accumulating).
  *
- * Never fails, never allocates (about 100 KB of packed operands on the stack); runs on
- * r1_threads() threads (at most one piece per thread: the sums do not depend on the cut).
+ * Never fails: packed operands go to the heap when it has room (B once for all the pieces of
+ * a product cut by rows, or all of a piece's columns at once), else to about 100 KB of stack;
+ * runs on r1_threads() threads (at most one piece per thread: the sums do not depend on the
+ * cut).
  * C must not overlap A or B. */
 #ifndef R1_GEMM16_H
 #define R1_GEMM16_H

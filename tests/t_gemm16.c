@@ -223,18 +223,29 @@ int main(void)
         }
     }
 
-    /* cut into pieces on 2 threads: the same bits */
+    /* cut into pieces on 2 threads: the same bits.  Pieces of rows share one packing of B
+     * (packed side by side first); pieces of columns (few rows) pack their own: both cuts, B
+     * either way round, fp32 and bf16, odd K, K past one block, the FP8 scales. */
     r1_isa_set(best, &err);
-    shape big = {300, 700, 512, 0, 1, 0, 1, 1, 0};
-    data d;
-    make(&big, &d);
-    float *one = run(&big, &d);
-    r1_set_threads(2);
-    float *two = run(&big, &d);
-    ok(!memcmp(one, two, sizeof(float) * (long)big.M * d.ldc),
-       "%s: 300x700x512 on 2 threads (cut into pieces) equals 1 thread bit for bit",
-       r1_isa_name(best));
-    free(one), free(two), drop(&d);
+    static const shape cuts[] = {
+        {300, 700, 512, 0, 1, 0, 1, 1, 0}, {257, 45, 301, 1, 0, 0, 0, 0, 0},
+        {260, 200, 385, 0, 1, 0, 0, 1, 1}, {140, 70, 1000, 1, 1, 1, 1, 0, 0},
+        {200, 129, 700, 0, 0, 0, 0, 1, 1}, {40, 1000, 300, 0, 1, 0, 1, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        const shape *s = &cuts[i];
+        data d;
+        make(s, &d);
+        r1_set_threads(1);
+        float *one = run(s, &d);
+        r1_set_threads(2);
+        float *two = run(s, &d);
+        ok(!memcmp(one, two, sizeof(float) * (long)s->M * d.ldc),
+           "%s: %dx%dx%d%s%s%s%s on 2 threads (cut by %s) equals 1 thread bit for bit",
+           r1_isa_name(best), s->M, s->N, s->K, s->tb ? " B^T" : "", s->b16 ? " B bf16" : "",
+           s->acc ? " +=" : "", s->scaled ? " scaled" : "", s->M >= 128 ? "rows" : "columns");
+        free(one), free(two), drop(&d);
+    }
 
     /* FP8 through BF16 against the emulation (quantise-dequantise, then sgemm), for the three
      * GEMMs of a linear layer with DeepSeek-V3's groupings.  Both compute sum_k (ca·sa)(cb·sb)

@@ -48,8 +48,16 @@ void r1__free_acts(r1_model *m)
     m->acts = NULL;
     m->macts = NULL;
     m->resid = NULL;
-    m->cap_N = m->cap_T = 0;
+    m->cap_B = m->cap_T = 0;
     m->have_fwd = 0;
+}
+
+/* A layer's buffers, sized for more, used for B sequences of T tokens. */
+static void layer_shape(layer_act *a, int B, int T)
+{
+    a->B = B, a->T = T, a->N = B * T;
+    for (int n = 0; n < a->N; n++)
+        a->pos[n] = n % T;
 }
 
 /* Buffers of one decoder layer for B sequences of T tokens. Returns 0 when out of memory. */
@@ -59,12 +67,10 @@ static int alloc_layer(r1_model *m, int l, layer_act *a, int B, int T)
     int N = B * T, C = c->hidden_size, H = c->num_attention_heads;
     int dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim, dv = c->v_head_dim;
     int kvr = c->kv_lora_rank, qr = c->q_lora_rank;
-    a->B = B, a->T = T, a->N = N;
     a->pos = (int *)TAKEI(N);
     if (!a->pos)
         return 0;
-    for (int n = 0; n < N; n++)
-        a->pos[n] = n % T;
+    layer_shape(a, B, T);
     a->x = TAKEF((size_t)N * C), a->xn = TAKEF((size_t)N * C), a->rstd1 = TAKEF(N);
     if (qr) {
         a->qa = TAKEF((size_t)N * qr), a->qan = TAKEF((size_t)N * qr);
@@ -107,10 +113,44 @@ static int alloc_layer(r1_model *m, int l, layer_act *a, int B, int T)
            a->eo && a->eg && a->eu && a->ea;
 }
 
+/* The MTP depths' sequences: T - k tokens (at least 1, unused then: keeps the sizes positive) */
+static int mtp_len(int T, int k) { return T - k < 1 ? 1 : T - k; }
+
+/* Memory of the buffers for B x T, roughly: per token, and the attention's T x T per sequence. */
+static double acts_cost(int B, int T) { return (double)B * T * (T + 256.0); }
+
+static int alloc_acts(r1_model *m, int B, int T);
+
+/* Buffers for a forward of B sequences of T tokens.  Buffers sized for at least B sequences
+ * of at least T tokens are used as they are (GRPO's and rejection sampling's batches change
+ * length from one forward to the next: reallocating each time cost a tenth of a GRPO step in
+ * fresh, zeroed pages); else they are reallocated, for the larger of both shapes when that
+ * costs at most twice the larger of the two alone, else for B x T.  have_fwd drops: the
+ * buffers now belong to this forward. */
 int r1__alloc_acts(r1_model *m, int B, int T)
 {
-    if (m->acts && m->cap_N == B * T && m->cap_T == T && m->B == B)
-        return 1;
+    m->have_fwd = 0;
+    if (!m->acts || B > m->cap_B || T > m->cap_T) {
+        int cb = m->acts && m->cap_B > B ? m->cap_B : B;
+        int ct = m->acts && m->cap_T > T ? m->cap_T : T;
+        double big = acts_cost(B, T), have = m->acts ? acts_cost(m->cap_B, m->cap_T) : 0;
+        if (acts_cost(cb, ct) > 2 * (big > have ? big : have))
+            cb = B, ct = T;
+        if (!alloc_acts(m, cb, ct))
+            return 0;
+    }
+    for (int l = 0; l < m->L; l++)
+        layer_shape(&m->acts[l], B, T);
+    for (int k = 1; k <= m->D; k++) {
+        mtp_act *ma = &m->macts[k - 1];
+        ma->B = B, ma->T = mtp_len(T, k), ma->N = B * ma->T;
+        layer_shape(&m->acts[m->L + k - 1], B, ma->T);
+    }
+    return 1;
+}
+
+static int alloc_acts(r1_model *m, int B, int T)
+{
     r1__free_acts(m);
     const r1_config *c = &m->cfg;
     int N = B * T, C = c->hidden_size, H = c->num_attention_heads, V = c->vocab_size;
@@ -132,10 +172,7 @@ int r1__alloc_acts(r1_model *m, int B, int T)
         if (!alloc_layer(m, l, &m->acts[l], B, T))
             goto oom;
     for (int k = 1; k <= m->D; k++) {
-        int Tk = T - k;
-        if (Tk < 1)
-            Tk = 1; /* unused when T <= k; keeps the sizes positive */
-        int Nk = B * Tk;
+        int Tk = mtp_len(T, k), Nk = B * Tk;
         mtp_act *ma = &m->macts[k - 1];
         ma->B = B, ma->T = Tk, ma->N = Nk;
         ma->tok = TAKEI(Nk);
@@ -184,8 +221,7 @@ int r1__alloc_acts(r1_model *m, int B, int T)
             !g->dsg || !g->dsu || !g->dsa)
             goto oom;
     }
-    m->B = B;
-    m->cap_N = N;
+    m->cap_B = B;
     m->cap_T = T;
     return 1;
 oom:

@@ -157,7 +157,7 @@ struct r1_model {
     /* activations of the last forward */
     int have_fwd;
     int B, T;
-    int cap_N; /* tokens the buffers were sized for (B*T) */
+    int cap_B; /* the buffers hold up to cap_B sequences of cap_T tokens (r1__alloc_acts) */
     int cap_T;
     void **allocs; /* every activation buffer, freed on resize */
     int nallocs, capallocs;

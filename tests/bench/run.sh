@@ -177,9 +177,11 @@ done
 echo "rows where 2 threads ran more than 5% slower than 1: $slower"
 
 echo
-echo "== GRPO step: tiny, 8 prompts x G = 8, at most 64 new tokens; fp32, then bf16 training"
+echo "== GRPO step: tiny, 8 prompts x G = 8, at most 64 new tokens; fp32, then bf16 training,"
+echo "   then bf16 training with the sampler on bf16 weights (rollout_dtype)"
 R1LAB_DATADIR="$s" "$b/app/r1lab" run "$s/tests/bench/grpo_step.lua" fp32
 R1LAB_DATADIR="$s" "$b/app/r1lab" run "$s/tests/bench/grpo_step.lua" bf16
+R1LAB_DATADIR="$s" "$b/app/r1lab" run "$s/tests/bench/grpo_step.lua" bf16 bf16
 
 echo
 echo "== data parallelism (mpirun, shared memory): the gradient sum of each preset, r1lab's fixed"

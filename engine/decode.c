@@ -67,6 +67,10 @@ static void *wtake(r1_decoder *d, size_t bytes, int *okp)
     return p;
 }
 
+/* A prompt's tokens attend ATT_CHUNK at a time, each chunk's scores one product of
+ * [ATT_CHUNK·H, len] (layer_step). */
+#define ATT_CHUNK 32
+
 /* Makes the workspace hold N tokens.  Returns 0 when out of memory. */
 static int ensure_cap(r1_decoder *d, int N)
 {
@@ -89,7 +93,8 @@ static int ensure_cap(r1_decoder *d, int N)
     d->hn = WF(n * C), d->f = WF(n * C);
     d->g = WF(n * Id), d->u = WF(n * Id), d->a = WF(n * Id);
     d->hf = WF(n * C), d->cat = WF(n * 2 * C), d->en = WF(n * C), d->pn = WF(n * C);
-    d->sc = WF((size_t)H * d->max_len);
+    /* attention scores: a token's [H, len], or a prompt chunk's [ATT_CHUNK·H, len] */
+    d->sc = WF((size_t)(n >= R1_PREFILL_ROWS ? ATT_CHUNK : 1) * H * d->max_len);
     d->pos = (int *)WI(n);
     if (c->n_routed_experts > 0) {
         int E = c->n_routed_experts, K = c->num_experts_per_tok, Ie = c->moe_intermediate_size;
@@ -214,6 +219,22 @@ void r1_decoder_free(r1_decoder *d)
     free(d);
 }
 
+/* s[0, len) = softmax(s[0, len)) */
+static void softmax_row(float *s, int len)
+{
+    float mx = s[0];
+    for (int j = 1; j < len; j++)
+        mx = s[j] > mx ? s[j] : mx;
+    double sum = 0;
+    for (int j = 0; j < len; j++) {
+        s[j] = expf(s[j] - mx);
+        sum += s[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int j = 0; j < len; j++)
+        s[j] *= inv;
+}
+
 /* One decoder layer over N = R·n new tokens, in place on d->x.  base[r] is row rows[r]'s
  * cache length before these tokens; the new entries are written at base[r] + i. */
 static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, const int *base)
@@ -260,7 +281,32 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
                     H * dq, w->kv_b + (size_t)h * (dn + dv) * kvr, kvr, 0, d->qlat + h * kvr,
                     H * kvr));
     float scale = 1.0f / sqrtf((float)dq); /* DESIGN: (nope + rope)^-0.5 */
-    for (int t = 0; t < N; t++) {
+    if (n >= R1_PREFILL_ROWS) {
+        /* A prompt: ATT_CHUNK tokens of a row at a time, their H query rows each against the
+         * cache up to the chunk's last token, each row masked to its own length: three products
+         * a chunk instead of three a token (the per-token products were most of a prefill). */
+        for (int t0 = 0, tc; t0 < N; t0 += tc) {
+            int end = (t0 / n + 1) * n; /* the chunk stays in its row */
+            tc = end - t0 < ATT_CHUNK ? end - t0 : ATT_CHUNK;
+            int len = d->pos[t0 + tc - 1] + 1;
+            size_t row0 = (size_t)rows[t0 / n] * d->max_len;
+            const float *Cr = d->ckv[l] + row0 * kvr, *Kr = d->kpe[l] + row0 * dr;
+            R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tc * H, len, kvr, scale,
+                                d->qlat + (size_t)t0 * H * kvr, kvr, Cr, kvr, 0, d->sc, len));
+            R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tc * H, len, dr, scale,
+                                d->q + (size_t)t0 * H * dq + dn, dq, Kr, dr, 1, d->sc, len));
+            for (int i = 0; i < tc; i++)
+                for (int h = 0; h < H; h++) {
+                    float *s = d->sc + ((size_t)i * H + h) * len;
+                    int own = d->pos[t0 + i] + 1;
+                    softmax_row(s, own);
+                    memset(s + own, 0, sizeof(float) * (size_t)(len - own));
+                }
+            R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tc * H, kvr, len, 1,
+                                d->sc, len, Cr, kvr, 0, d->olat + (size_t)t0 * H * kvr, kvr));
+        }
+    }
+    for (int t = 0; t < N && n < R1_PREFILL_ROWS; t++) {
         int len = d->pos[t] + 1;
         size_t row0 = (size_t)rows[t / n] * d->max_len;
         const float *Cr = d->ckv[l] + row0 * kvr, *Kr = d->kpe[l] + row0 * dr;
@@ -269,19 +315,8 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
                     d->qlat + (size_t)t * H * kvr, kvr, Cr, kvr, 0, d->sc, len));
         R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H, len, dr, scale,
                     d->q + (size_t)t * H * dq + dn, dq, Kr, dr, 1, d->sc, len));
-        for (int h = 0; h < H; h++) {
-            float *s = d->sc + (size_t)h * len, mx = s[0];
-            for (int j = 1; j < len; j++)
-                mx = s[j] > mx ? s[j] : mx;
-            double sum = 0;
-            for (int j = 0; j < len; j++) {
-                s[j] = expf(s[j] - mx);
-                sum += s[j];
-            }
-            float inv = (float)(1.0 / sum);
-            for (int j = 0; j < len; j++)
-                s[j] *= inv;
-        }
+        for (int h = 0; h < H; h++)
+            softmax_row(d->sc + (size_t)h * len, len);
         /* Olat[H, kvr] = P C */
         R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, H, kvr, len, 1, d->sc, len, Cr,
                     kvr, 0, d->olat + (size_t)t * H * kvr, kvr));

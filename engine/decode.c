@@ -32,6 +32,8 @@ struct r1_decoder {
     float *x, *xn, *rstd, *qa, *qan, *q, *kva, *cn, *qlat, *olat, *ao, *hn, *f;
     float *g, *u, *a;     /* dense SwiGLU [cap, I] */
     float *hf, *cat, *en, *pn, *sc;
+    float *scp;           /* a prompt chunk's scores for each of scp_nw threads, or NULL */
+    int scp_nw;
     int *pos;             /* [cap] */
     layer_act moe;        /* MoE buffers for cap tokens */
     int32_t **route_e;    /* [Ltot] -> [cap, K] */
@@ -93,8 +95,7 @@ static int ensure_cap(r1_decoder *d, int N)
     d->hn = WF(n * C), d->f = WF(n * C);
     d->g = WF(n * Id), d->u = WF(n * Id), d->a = WF(n * Id);
     d->hf = WF(n * C), d->cat = WF(n * 2 * C), d->en = WF(n * C), d->pn = WF(n * C);
-    /* attention scores: a token's [H, len], or a prompt chunk's [ATT_CHUNK·H, len] */
-    d->sc = WF((size_t)(n >= R1_PREFILL_ROWS ? ATT_CHUNK : 1) * H * d->max_len);
+    d->sc = WF((size_t)H * d->max_len); /* attention scores: a token's [H, len] */
     d->pos = (int *)WI(n);
     if (c->n_routed_experts > 0) {
         int E = c->n_routed_experts, K = c->num_experts_per_tok, Ie = c->moe_intermediate_size;
@@ -213,6 +214,7 @@ void r1_decoder_free(r1_decoder *d)
     free(d->ckv);
     free(d->kpe);
     free(d->route_e);
+    free(d->scp);
     free(d->route_w);
     free(d->len);
     free(d->mlen);
@@ -233,6 +235,44 @@ static void softmax_row(float *s, int len)
     float inv = (float)(1.0 / sum);
     for (int j = 0; j < len; j++)
         s[j] *= inv;
+}
+
+typedef struct {
+    r1_decoder *d;
+    int l;
+    const int *rows;
+    int n, per_row; /* tokens a row; chunks a row */
+    size_t per;     /* floats of one thread's scores */
+    float scale;
+} att_job;
+
+/* Chunk i of a prompt's attention (layer_step): up to ATT_CHUNK tokens of one row. */
+static void att_chunk(void *ctx, int i, int tid)
+{
+    const att_job *j = ctx;
+    r1_decoder *d = j->d;
+    const r1_config *c = &d->m->cfg;
+    int H = c->num_attention_heads, kvr = c->kv_lora_rank, dr = c->qk_rope_head_dim;
+    int dn = c->qk_nope_head_dim, dq = d->m->dq, n = j->n;
+    int r = i / j->per_row, t0 = r * n + i % j->per_row * ATT_CHUNK;
+    int tc = (r + 1) * n - t0 < ATT_CHUNK ? (r + 1) * n - t0 : ATT_CHUNK;
+    int len = d->pos[t0 + tc - 1] + 1;
+    float *sc = d->scp + (size_t)tid * j->per;
+    size_t row0 = (size_t)j->rows[r] * d->max_len;
+    const float *Cr = d->ckv[j->l] + row0 * kvr, *Kr = d->kpe[j->l] + row0 * dr;
+    R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tc * H, len, kvr, j->scale,
+                        d->qlat + (size_t)t0 * H * kvr, kvr, Cr, kvr, 0, sc, len));
+    R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tc * H, len, dr, j->scale,
+                        d->q + (size_t)t0 * H * dq + dn, dq, Kr, dr, 1, sc, len));
+    for (int k = 0; k < tc; k++)
+        for (int h = 0; h < H; h++) {
+            float *s = sc + ((size_t)k * H + h) * len;
+            int own = d->pos[t0 + k] + 1;
+            softmax_row(s, own);
+            memset(s + own, 0, sizeof(float) * (size_t)(len - own));
+        }
+    R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tc * H, kvr, len, 1, sc, len,
+                        Cr, kvr, 0, d->olat + (size_t)t0 * H * kvr, kvr));
 }
 
 /* One decoder layer over N = R·n new tokens, in place on d->x.  base[r] is row rows[r]'s
@@ -281,32 +321,27 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
                     H * dq, w->kv_b + (size_t)h * (dn + dv) * kvr, kvr, 0, d->qlat + h * kvr,
                     H * kvr));
     float scale = 1.0f / sqrtf((float)dq); /* DESIGN: (nope + rope)^-0.5 */
+    int chunked = 0;
     if (n >= R1_PREFILL_ROWS) {
-        /* A prompt: ATT_CHUNK tokens of a row at a time, their H query rows each against the
-         * cache up to the chunk's last token, each row masked to its own length: three products
-         * a chunk instead of three a token (the per-token products were most of a prefill). */
-        for (int t0 = 0, tc; t0 < N; t0 += tc) {
-            int end = (t0 / n + 1) * n; /* the chunk stays in its row */
-            tc = end - t0 < ATT_CHUNK ? end - t0 : ATT_CHUNK;
-            int len = d->pos[t0 + tc - 1] + 1;
-            size_t row0 = (size_t)rows[t0 / n] * d->max_len;
-            const float *Cr = d->ckv[l] + row0 * kvr, *Kr = d->kpe[l] + row0 * dr;
-            R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tc * H, len, kvr, scale,
-                                d->qlat + (size_t)t0 * H * kvr, kvr, Cr, kvr, 0, d->sc, len));
-            R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tc * H, len, dr, scale,
-                                d->q + (size_t)t0 * H * dq + dn, dq, Kr, dr, 1, d->sc, len));
-            for (int i = 0; i < tc; i++)
-                for (int h = 0; h < H; h++) {
-                    float *s = d->sc + ((size_t)i * H + h) * len;
-                    int own = d->pos[t0 + i] + 1;
-                    softmax_row(s, own);
-                    memset(s + own, 0, sizeof(float) * (size_t)(len - own));
-                }
-            R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tc * H, kvr, len, 1,
-                                d->sc, len, Cr, kvr, 0, d->olat + (size_t)t0 * H * kvr, kvr));
+        /* A prompt: ATT_CHUNK tokens of a row at a time, side by side, their H query rows each
+         * against the cache up to the chunk's last token, each row masked to its own length:
+         * three products a chunk instead of three a token (the per-token products were most of
+         * a prefill).  Without the memory for the chunks' scores, token by token as below. */
+        int nw = r1__nworkers();
+        size_t per = (size_t)ATT_CHUNK * H * d->max_len;
+        if (d->scp_nw < nw) {
+            float *p = realloc(d->scp, sizeof(float) * per * (size_t)nw);
+            if (p)
+                d->scp = p, d->scp_nw = nw;
+        }
+        if (d->scp_nw >= nw) {
+            att_job j = {d, l, rows, n, (n + ATT_CHUNK - 1) / ATT_CHUNK, per, scale};
+            long work = (long)N * d->pos[n - 1] * H * (2 * kvr + dr);
+            r1__parallel_for_work(work, R * j.per_row, att_chunk, &j);
+            chunked = 1;
         }
     }
-    for (int t = 0; t < N && n < R1_PREFILL_ROWS; t++) {
+    for (int t = 0; t < N && !chunked; t++) {
         int len = d->pos[t] + 1;
         size_t row0 = (size_t)rows[t / n] * d->max_len;
         const float *Cr = d->ckv[l] + row0 * kvr, *Kr = d->kpe[l] + row0 * dr;

@@ -95,7 +95,9 @@ static int ensure_cap(r1_decoder *d, int N)
     d->hn = WF(n * C), d->f = WF(n * C);
     d->g = WF(n * Id), d->u = WF(n * Id), d->a = WF(n * Id);
     d->hf = WF(n * C), d->cat = WF(n * 2 * C), d->en = WF(n * C), d->pn = WF(n * C);
-    d->sc = WF((size_t)H * d->max_len); /* attention scores: a token's [H, len] */
+    /* attention scores without the pool's: a token's [H, len], a prompt chunk's [ATT_CHUNK·H,
+     * len] (a prompt's bits then never depend on whether the pool's scores had the memory) */
+    d->sc = WF((size_t)(n >= R1_PREFILL_ROWS ? ATT_CHUNK : 1) * H * d->max_len);
     d->pos = (int *)WI(n);
     if (c->n_routed_experts > 0) {
         int E = c->n_routed_experts, K = c->num_experts_per_tok, Ie = c->moe_intermediate_size;
@@ -244,7 +246,31 @@ typedef struct {
     int n, per_row; /* tokens a row; chunks a row */
     size_t per;     /* floats of one thread's scores */
     float scale;
+    float *one;     /* the scores of every token when threads have none of their own */
 } att_job;
+
+/* Token t's attention (layer_step): S[H, len] = scale (Qlat C^T + Qpe K^T), softmax, then
+ * Olat[H, kvr] = P C. */
+static void att_token(void *ctx, int t, int tid)
+{
+    const att_job *j = ctx;
+    r1_decoder *d = j->d;
+    const r1_config *c = &d->m->cfg;
+    int H = c->num_attention_heads, kvr = c->kv_lora_rank, dr = c->qk_rope_head_dim;
+    int dn = c->qk_nope_head_dim, dq = d->m->dq;
+    int len = d->pos[t] + 1;
+    float *sc = j->one ? j->one : d->scp + (size_t)tid * j->per;
+    size_t row0 = (size_t)j->rows[t / j->n] * d->max_len;
+    const float *Cr = d->ckv[j->l] + row0 * kvr, *Kr = d->kpe[j->l] + row0 * dr;
+    R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H, len, kvr, j->scale,
+                        d->qlat + (size_t)t * H * kvr, kvr, Cr, kvr, 0, sc, len));
+    R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H, len, dr, j->scale,
+                        d->q + (size_t)t * H * dq + dn, dq, Kr, dr, 1, sc, len));
+    for (int h = 0; h < H; h++)
+        softmax_row(sc + (size_t)h * len, len);
+    R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, H, kvr, len, 1, sc, len, Cr,
+                        kvr, 0, d->olat + (size_t)t * H * kvr, kvr));
+}
 
 /* Chunk i of a prompt's attention (layer_step): up to ATT_CHUNK tokens of one row. */
 static void att_chunk(void *ctx, int i, int tid)
@@ -257,7 +283,7 @@ static void att_chunk(void *ctx, int i, int tid)
     int r = i / j->per_row, t0 = r * n + i % j->per_row * ATT_CHUNK;
     int tc = (r + 1) * n - t0 < ATT_CHUNK ? (r + 1) * n - t0 : ATT_CHUNK;
     int len = d->pos[t0 + tc - 1] + 1;
-    float *sc = d->scp + (size_t)tid * j->per;
+    float *sc = j->one ? j->one : d->scp + (size_t)tid * j->per;
     size_t row0 = (size_t)j->rows[r] * d->max_len;
     const float *Cr = d->ckv[j->l] + row0 * kvr, *Kr = d->kpe[j->l] + row0 * dr;
     R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tc * H, len, kvr, j->scale,
@@ -321,40 +347,30 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
                     H * dq, w->kv_b + (size_t)h * (dn + dv) * kvr, kvr, 0, d->qlat + h * kvr,
                     H * kvr));
     float scale = 1.0f / sqrtf((float)dq); /* DESIGN: (nope + rope)^-0.5 */
-    int chunked = 0;
-    if (n >= R1_PREFILL_ROWS) {
-        /* A prompt: ATT_CHUNK tokens of a row at a time, side by side, their H query rows each
-         * against the cache up to the chunk's last token, each row masked to its own length:
-         * three products a chunk instead of three a token (the per-token products were most of
-         * a prefill).  Without the memory for the chunks' scores, token by token as below. */
-        int nw = r1__nworkers();
-        size_t per = (size_t)ATT_CHUNK * H * d->max_len;
-        if (d->scp_nw < nw) {
-            float *p = realloc(d->scp, sizeof(float) * per * (size_t)nw);
-            if (p)
-                d->scp = p, d->scp_nw = nw;
-        }
-        if (d->scp_nw >= nw) {
-            att_job j = {d, l, rows, n, (n + ATT_CHUNK - 1) / ATT_CHUNK, per, scale};
-            long work = (long)N * d->pos[n - 1] * H * (2 * kvr + dr);
-            r1__parallel_for_work(work, R * j.per_row, att_chunk, &j);
-            chunked = 1;
-        }
+    /* The queries attend side by side on the pool, each thread with its own scores (allocated
+     * on first use; without the memory, one after the other in d->sc, the same bits).  A
+     * prompt: ATT_CHUNK tokens of a row at a time, their H query rows each against the cache up
+     * to the chunk's last token, each row masked to its own length: three products a chunk
+     * instead of three a token (the per-token products were most of a prefill).  Else token by
+     * token. */
+    int nw = r1__nworkers(), prompt = n >= R1_PREFILL_ROWS;
+    size_t per = (size_t)ATT_CHUNK * H * d->max_len;
+    if (d->scp_nw < nw) {
+        float *p = realloc(d->scp, sizeof(float) * per * (size_t)nw);
+        if (p)
+            d->scp = p, d->scp_nw = nw;
     }
-    for (int t = 0; t < N && !chunked; t++) {
-        int len = d->pos[t] + 1;
-        size_t row0 = (size_t)rows[t / n] * d->max_len;
-        const float *Cr = d->ckv[l] + row0 * kvr, *Kr = d->kpe[l] + row0 * dr;
-        /* S[H, len] = scale (Qlat C^T + Qpe K^T) */
-        R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H, len, kvr, scale,
-                    d->qlat + (size_t)t * H * kvr, kvr, Cr, kvr, 0, d->sc, len));
-        R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H, len, dr, scale,
-                    d->q + (size_t)t * H * dq + dn, dq, Kr, dr, 1, d->sc, len));
-        for (int h = 0; h < H; h++)
-            softmax_row(d->sc + (size_t)h * len, len);
-        /* Olat[H, kvr] = P C */
-        R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, H, kvr, len, 1, d->sc, len, Cr,
-                    kvr, 0, d->olat + (size_t)t * H * kvr, kvr));
+    att_job j = {d, l, rows, n, (n + ATT_CHUNK - 1) / ATT_CHUNK, per, scale, d->sc};
+    long work = 0;
+    for (int r = 0; r < R; r++)
+        work += (long)n * (d->pos[r * n + n - 1] + 1) * H * (2 * kvr + dr);
+    if (d->scp_nw >= nw) {
+        j.one = NULL;
+        r1__parallel_for_work(work, prompt ? R * j.per_row : N, prompt ? att_chunk : att_token,
+                              &j);
+    } else {
+        for (int i = 0; i < (prompt ? R * j.per_row : N); i++)
+            (prompt ? att_chunk : att_token)(&j, i, 0);
     }
     /* absorb W_UV into the output: out_h = olat_h · W_UV_h^T  ([N, kvr] x [kvr, dv]) */
     for (int h = 0; h < H; h++)

@@ -32,7 +32,7 @@ struct r1_decoder {
     float *x, *xn, *rstd, *qa, *qan, *q, *kva, *cn, *qlat, *olat, *ao, *hn, *f;
     float *g, *u, *a;     /* dense SwiGLU [cap, I] */
     float *hf, *cat, *en, *pn, *sc;
-    float *scp;           /* a prompt chunk's scores for each of scp_nw threads, or NULL */
+    float *scp;           /* attention scores for each of scp_nw pool threads, or NULL */
     int scp_nw;
     int *pos;             /* [cap] */
     layer_act moe;        /* MoE buffers for cap tokens */

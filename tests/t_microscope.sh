@@ -39,8 +39,8 @@ start_wb s 130 "$launch"
 wait_re s 'F1 help' "$wait_s"
 ok $? "$launch opens the workbench (busy cores)"
 
-# the token inspector: a question the model is unsure of (an equation a step past its training)
-type_line s '?Solve for x: 7*x-13=43.'
+# the token inspector: a question the model is unsure of (a countdown puzzle: which number first)
+type_line s '?Use the numbers 7, 4, 6 to make 34 with + - * /, each at most once.'
 wait_re s '^│answer: ' "$wait_s"
 ok $? "the question is answered by the built-in model"
 T send-keys -t s Tab

@@ -101,7 +101,14 @@ local function grpo(m, o)
       end
       if o.minutes and os.time() - w0 >= o.minutes * 60 then return false end
     end}
-  local last = r1.grpo(args)
+  -- dynamic sampling refuses a batch whose every group scores alike (nothing to learn from):
+  -- that ends the run where it is, as a stop, and the table says so
+  local ok, last = pcall(r1.grpo, args)
+  if not ok then
+    local why = tostring(last):match("every sampled group had equal rewards[^;]*")
+    if not why then error(last, 0) end
+    last = {step = #hist, stopped = why}
+  end
   if last and last.stopped then
     say("%-9s stopped after step %d: %s", o.name, last.step, last.stopped)
     hist.stopped = true

@@ -249,41 +249,17 @@ typedef struct {
     float *one;     /* the scores of every token when threads have none of their own */
 } att_job;
 
-/* Token t's attention (layer_step): S[H, len] = scale (Qlat C^T + Qpe K^T), softmax, then
- * Olat[H, kvr] = P C. */
-static void att_token(void *ctx, int t, int tid)
+/* Tokens [t0, t0 + tc) of row r (layer_step) attend to the cache up to the last one, the tc·H
+ * query rows in one product of [tc·H, len], each row masked to its own length: S = scale (Qlat
+ * C^T + Qpe K^T), softmax, then Olat = P C.  A single token (tc = 1) is its three [H, len]
+ * products, masking nothing. */
+static void attend(const att_job *j, int r, int t0, int tc, float *sc)
 {
-    const att_job *j = ctx;
     r1_decoder *d = j->d;
     const r1_config *c = &d->m->cfg;
     int H = c->num_attention_heads, kvr = c->kv_lora_rank, dr = c->qk_rope_head_dim;
     int dn = c->qk_nope_head_dim, dq = d->m->dq;
-    int len = d->pos[t] + 1;
-    float *sc = j->one ? j->one : d->scp + (size_t)tid * j->per;
-    size_t row0 = (size_t)j->rows[t / j->n] * d->max_len;
-    const float *Cr = d->ckv[j->l] + row0 * kvr, *Kr = d->kpe[j->l] + row0 * dr;
-    R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H, len, kvr, j->scale,
-                        d->qlat + (size_t)t * H * kvr, kvr, Cr, kvr, 0, sc, len));
-    R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H, len, dr, j->scale,
-                        d->q + (size_t)t * H * dq + dn, dq, Kr, dr, 1, sc, len));
-    for (int h = 0; h < H; h++)
-        softmax_row(sc + (size_t)h * len, len);
-    R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, H, kvr, len, 1, sc, len, Cr,
-                        kvr, 0, d->olat + (size_t)t * H * kvr, kvr));
-}
-
-/* Chunk i of a prompt's attention (layer_step): up to ATT_CHUNK tokens of one row. */
-static void att_chunk(void *ctx, int i, int tid)
-{
-    const att_job *j = ctx;
-    r1_decoder *d = j->d;
-    const r1_config *c = &d->m->cfg;
-    int H = c->num_attention_heads, kvr = c->kv_lora_rank, dr = c->qk_rope_head_dim;
-    int dn = c->qk_nope_head_dim, dq = d->m->dq, n = j->n;
-    int r = i / j->per_row, t0 = r * n + i % j->per_row * ATT_CHUNK;
-    int tc = (r + 1) * n - t0 < ATT_CHUNK ? (r + 1) * n - t0 : ATT_CHUNK;
     int len = d->pos[t0 + tc - 1] + 1;
-    float *sc = j->one ? j->one : d->scp + (size_t)tid * j->per;
     size_t row0 = (size_t)j->rows[r] * d->max_len;
     const float *Cr = d->ckv[j->l] + row0 * kvr, *Kr = d->kpe[j->l] + row0 * dr;
     R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tc * H, len, kvr, j->scale,
@@ -299,6 +275,27 @@ static void att_chunk(void *ctx, int i, int tid)
         }
     R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tc * H, kvr, len, 1, sc, len,
                         Cr, kvr, 0, d->olat + (size_t)t0 * H * kvr, kvr));
+}
+
+/* The scores of pool thread tid, or the one buffer when threads have none of their own. */
+static float *scores(const att_job *j, int tid)
+{
+    return j->one ? j->one : j->d->scp + (size_t)tid * j->per;
+}
+
+/* Token t's attention (a decoding step). */
+static void att_token(void *ctx, int t, int tid)
+{
+    const att_job *j = ctx;
+    attend(j, t / j->n, t, 1, scores(j, tid));
+}
+
+/* Chunk i of a prompt's attention: up to ATT_CHUNK tokens of one row. */
+static void att_chunk(void *ctx, int i, int tid)
+{
+    const att_job *j = ctx;
+    int n = j->n, r = i / j->per_row, t0 = r * n + i % j->per_row * ATT_CHUNK;
+    attend(j, r, t0, (r + 1) * n - t0 < ATT_CHUNK ? (r + 1) * n - t0 : ATT_CHUNK, scores(j, tid));
 }
 
 /* One decoder layer over N = R·n new tokens, in place on d->x.  base[r] is row rows[r]'s

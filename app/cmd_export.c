@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* cmd_export.c — `r1lab export`: a model folder as a file other programs run.
  *
- *   r1lab export --gguf OUT.gguf --model DIR [--dtype f32|bf16|f16]
+ *   r1lab export --gguf OUT.gguf --model DIR [--dtype f32|bf16|f16] [--mtp yes|no]
  *
  * writes the model and its tokenizer as a llama.cpp `deepseek2` GGUF (r1_gguf.h), which
  * llama.cpp's tools and Ollama load.  `r1lab export --help` comes from usage.c's table.  A
@@ -18,7 +18,7 @@
 #include "r1_gguf.h"
 #include "r1_settings.h"
 
-static const char *const known[] = {"--gguf", "--model", "--dtype", NULL};
+static const char *const known[] = {"--gguf", "--model", "--dtype", "--mtp", NULL};
 
 static void unknown_option(const char *a)
 {
@@ -50,7 +50,7 @@ static void folder_name(const char *dir, char *out, size_t cap)
 
 int cmd_export(int argc, char **argv)
 {
-    const char *gguf = NULL, *model = NULL, *dt = "f32";
+    const char *gguf = NULL, *model = NULL, *dt = "f32", *mtp = "yes";
     for (int i = 0; i < argc; i += 2) {
         int k = 0;
         while (known[k] && strcmp(argv[i], known[k]))
@@ -63,11 +63,11 @@ int cmd_export(int argc, char **argv)
             fprintf(stderr, "r1lab export: option %s needs a value\n", argv[i]);
             return 2;
         }
-        *(k == 0 ? &gguf : k == 1 ? &model : &dt) = argv[i + 1];
+        *(k == 0 ? &gguf : k == 1 ? &model : k == 2 ? &dt : &mtp) = argv[i + 1];
     }
     if (!gguf || !model) {
         fprintf(stderr, "usage: r1lab export --gguf OUT.gguf --model DIR [--dtype f32|bf16|f16]"
-                        "\n");
+                        " [--mtp yes|no]\n");
         return 2;
     }
     r1_gguf_opts o = r1_gguf_defaults();
@@ -79,6 +79,11 @@ int cmd_export(int argc, char **argv)
         fprintf(stderr, "r1lab export: --dtype expects f32, bf16 or f16, got '%s'\n", dt);
         return 2;
     }
+    if (strcmp(mtp, "yes") && strcmp(mtp, "no")) {
+        fprintf(stderr, "r1lab export: --mtp expects yes or no, got '%s'\n", mtp);
+        return 2;
+    }
+    o.mtp = !strcmp(mtp, "yes");
     char name[256], path[4200];
     folder_name(model, name, sizeof name);
     o.name = name;

@@ -176,14 +176,16 @@ static int m_save(lua_State *L)
     return 1;
 }
 
-/* m:save_gguf(path, {dtype = "f32" | "bf16" | "f16"}): the model and its tokenizer as a GGUF
- * file for llama.cpp (r1_gguf.h); returns the model */
+/* m:save_gguf(path, {dtype = "f32" | "bf16" | "f16", mtp = true | false}): the model and its
+ * tokenizer as a GGUF file for llama.cpp (r1_gguf.h), the MTP layers unless mtp is false;
+ * returns the model */
 static int m_save_gguf(lua_State *L)
 {
     lua_model *u = lua_model_check(L, 1);
     const char *path = luaL_checkstring(L, 2);
     const char *dt = lua_r1_opt_str(L, 3, "dtype", "f32");
     r1_gguf_opts o = r1_gguf_defaults();
+    o.mtp = lua_r1_opt_bool(L, 3, "mtp", 1);
     o.dtype = !strcmp(dt, "bf16") ? R1_DT_BF16 : !strcmp(dt, "f16") ? R1_DT_F16 : R1_DT_F32;
     if (strcmp(dt, "bf16") && strcmp(dt, "f16") && strcmp(dt, "f32"))
         return luaL_error(L, "m:save_gguf: dtype expects \"f32\", \"bf16\" or \"f16\", got "

@@ -75,11 +75,13 @@ static const usage_cmd cmds[] = {
      "-o FILE          where to write (default RUN_DIR/report.html or RUN_DIR/metrics.csv;\n"
      "                 - is standard output)\n"
      "--csv            the metrics as CSV: a step column, one column per number\n"},
-    {"export", "r1lab export --gguf OUT.gguf --model DIR [--dtype f32|bf16|f16]",
+    {"export", "r1lab export --gguf OUT.gguf --model DIR [--dtype f32|bf16|f16] [--mtp yes|no]",
      "write the model as a GGUF file for llama.cpp (architecture deepseek2)",
      "--gguf OUT.gguf          the file to write\n"
      "--model DIR              the model folder (with its tokenizer)\n"
-     "--dtype f32|bf16|f16     the matrices' storage (norms stay f32)\n"},
+     "--dtype f32|bf16|f16     the matrices' storage (norms stay f32)\n"
+     "--mtp yes|no             the MTP layers too (yes, the default), or the main model\n"
+     "                         alone, for llama.cpp builds that refuse nextn tensors\n"},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -24,6 +24,9 @@
  *     but the loader reads these names, deepseek32's converter writes them); nextn_predict_layers
  *     D and block_count L + D.  Their embedding and head are the main model's, which llama.cpp
  *     falls back to when nextn.embed_tokens / shared_head_head are absent, so no copies.
+ *     Without them (opts->mtp 0) the file is the main model alone, as the converter writes it:
+ *     llama.cpp builds whose deepseek2 does not yet load nextn tensors (May 2026's 0253fb21f)
+ *     refuse a file that has them ("wrong number of tensors").
  *   - Vocabulary: tokenizer.ggml.model "gpt2" (byte-level BPE) with no merges and the "default"
  *     pre-tokenizer: each character of a text becomes its byte-level symbol (' ' is U+0120 "Ġ",
  *     '\n' U+010A "Ċ", the other printable ASCII characters themselves) and, with nothing to
@@ -52,7 +55,7 @@ enum { FTYPE_F32 = 0, FTYPE_F16 = 1, FTYPE_BF16 = 32 };
 
 r1_gguf_opts r1_gguf_defaults(void)
 {
-    r1_gguf_opts o = {R1_DT_F32, NULL};
+    r1_gguf_opts o = {R1_DT_F32, NULL, 1};
     return o;
 }
 
@@ -137,6 +140,7 @@ typedef struct {
     src *srcs;    /* one per tensor, alive until the write */
     int n, cap;
     r1_error *err;
+    int D; /* the MTP layers written (0: the main model alone) */
 } ctx;
 
 /* Adds GGUF tensor gname (type F32 when f32, else the matrices' type) of shape ne[ndim] from
@@ -260,7 +264,7 @@ static r1_status add_tensors(ctx *x)
     if (st == R1_OK && !c->tie_word_embeddings)
         st = add(x, "output.weight", 0, 2, (uint64_t[]){C, V}, (src){.kind = SRC_COPY},
                  "lm_head.weight");
-    for (int l = 0; l < r1_model_nlayers_total(x->m) && st == R1_OK; l++)
+    for (int l = 0; l < c->num_hidden_layers + x->D && st == R1_OK; l++)
         st = add_layer(x, l);
     return st;
 }
@@ -451,13 +455,14 @@ r1_status r1_gguf_save(const r1_model *m, const r1_tokenizer *tok, const char *p
     r1_gguf_writer *w = r1_gguf_writer_new();
     /* at most 4 + 25 tensors per layer */
     int cap = 4 + 25 * r1_model_nlayers_total(m);
-    ctx x = {w, (r1_model *)m, mat, calloc((size_t)cap, sizeof(src)), 0, cap, err};
+    ctx x = {w, (r1_model *)m, mat, calloc((size_t)cap, sizeof(src)), 0, cap, err, 0};
     if (!w || !x.srcs) {
         r1_gguf_writer_free(w);
         free(x.srcs);
         return r1_error_set(err, R1_ENOMEM, "out of memory");
     }
-    int D = r1_model_nlayers_total(m) - c->num_hidden_layers;
+    int D = o.mtp ? r1_model_nlayers_total(m) - c->num_hidden_layers : 0;
+    x.D = D;
     s = r1_gguf_writer_str(w, "general.architecture", ARCH, err);
     if (s == R1_OK)
         s = r1_gguf_writer_str(w, "general.name", o.name ? o.name : "r1lab", err);

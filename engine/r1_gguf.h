@@ -76,16 +76,19 @@ typedef struct {
     r1_dtype dtype;   /* the matrices: R1_DT_F32, R1_DT_BF16 or R1_DT_F16 (norms, biases and
                        * the router stay F32, as llama.cpp's converter keeps them) */
     const char *name; /* general.name; NULL: "r1lab" */
+    int mtp;          /* the MTP layers as blk.L.nextn.* (1), or the main model alone (0):
+                       * llama.cpp builds before its deepseek2 loaded nextn tensors (its
+                       * converter drops them) refuse a file with them */
 } r1_gguf_opts;
 
-/* F32, name NULL. */
+/* F32, name NULL, MTP layers kept. */
 r1_gguf_opts r1_gguf_defaults(void);
 
 /* Writes model m with tokenizer tok to path as a llama.cpp `deepseek2` GGUF: every
  * hyper-parameter of m's config that llama.cpp reads, the vocabulary as a byte-level BPE
  * without merges (so that llama.cpp's tokenizer gives r1lab's ids), the special tokens as
  * control tokens, bos/eos/pad ids, the chat template, and every tensor (the MTP layers as
- * blk.L.nextn.*).  A model without shared experts gets zero-filled ones (llama.cpp's deepseek2
+ * blk.L.nextn.*, unless opts->mtp is 0).  A model without shared experts gets zero-filled ones (llama.cpp's deepseek2
  * requires them; zero weights add exactly zero).  Temporary name, fsync, rename.
  * R1_EINVAL for a bad dtype, a tokenizer larger than the model's vocabulary, or a token text
  * no byte-level vocabulary can hold; R1_EUNSUPPORTED for a config llama.cpp cannot run (named);

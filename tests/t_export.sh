@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-3.0-or-later
 # t_export.sh — the front ends of the GGUF export: `r1lab export --gguf` (each dtype, its
-# messages for misspelt options, bad values, a folder without a tokenizer, a target it cannot
+# MTP layers kept or left out, messages for misspelt options, bad values, a folder without a tokenizer, a target it cannot
 # write) and Lua's m:save_gguf.  The file's contents are t_gguf's business (and llama.cpp's,
 # t_gguf_llama.sh); here only its header and size.
 r1lab="${top_builddir:-.}/app/r1lab"
@@ -24,6 +24,15 @@ s32=$(size "$tmp/m-f32.gguf") s16=$(size "$tmp/m-bf16.gguf") h16=$(size "$tmp/m-
 [ "$s16" = "$h16" ] && [ $((s16 * 2)) -gt "$s32" ] && [ $((s16 * 2 - s32)) -lt $((s32 / 50)) ]
 ok $? "bf16 and f16 are the same size, about half of f32 ($s16, $h16, $s32 bytes)"
 
+out=$("$r1lab" export --gguf "$tmp/m-nomtp.gguf" --model "$models/builtin" --mtp no 2>&1)
+ok $? "export --mtp no: $out"
+grep -q 'blk\.6\.nextn\.eh_proj' "$tmp/m-f32.gguf" && ! grep -q 'nextn' "$tmp/m-nomtp.gguf" &&
+    ! grep -q 'blk\.6\.' "$tmp/m-nomtp.gguf" && grep -q 'blk\.5\.ffn_down_exps' "$tmp/m-nomtp.gguf" &&
+    [ "$(size "$tmp/m-nomtp.gguf")" -lt "$s32" ]
+ok $? "with --mtp no the MTP layer (blk.6) and its nextn tensors are left out, the main layers kept"
+out=$("$r1lab" export --gguf "$tmp/x.gguf" --model "$models/builtin" --mtp maybe 2>&1)
+[ $? -eq 2 ] && [ "$(has "$out" "--mtp expects yes or no, got 'maybe'")" = 0 ] && [ ! -e "$tmp/x.gguf" ]
+ok $? "a bad --mtp value: $out"
 out=$("$r1lab" export --gguff "$tmp/x.gguf" --model "$models/builtin" 2>&1)
 [ $? -eq 2 ] && [ "$(has "$out" "unknown option '--gguff' (did you mean --gguf?)")" = 0 ]
 ok $? "a misspelt option names the one it resembles: $out"
@@ -51,6 +60,7 @@ cat >"$tmp/t.lua" <<EOF
 local r1 = require "r1"
 local m = r1.load("$models/builtin")
 assert(m:save_gguf("$tmp/lua.gguf", {dtype = "bf16"}) == m)
+m:save_gguf("$tmp/lua-nomtp.gguf", {mtp = false})
 local okk, err = pcall(m.save_gguf, m, "$tmp/y.gguf", {dtype = "q8"})
 print(okk, err)
 local t = r1.init({preset = "tiny", vocab_size = 200}, {seed = 1}) -- no tokenizer fits
@@ -60,6 +70,8 @@ out=$("$r1lab" run "$tmp/t.lua" 2>&1)
 ok $? "m:save_gguf runs: $(echo "$out" | tr '\n' '|')"
 cmp -s "$tmp/lua.gguf" "$tmp/m-bf16.gguf"
 ok $? "m:save_gguf writes what r1lab export writes"
+cmp -s "$tmp/lua-nomtp.gguf" "$tmp/m-nomtp.gguf"
+ok $? "... and with mtp = false what --mtp no writes"
 ok $(has "$out" 'm:save_gguf: dtype expects "f32", "bf16" or "f16", got "q8"') \
     "... names a bad dtype"
 ok $(has "$out" 'm:save_gguf: the model has no tokenizer') "... and a model without a tokenizer"

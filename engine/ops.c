@@ -20,6 +20,7 @@
 #ifndef R1_REAL_DOUBLE
 #include "parallel.h"
 #include "r1.h"
+#include "r1_gemm16.h"
 #endif
 
 #ifdef R1_REAL_DOUBLE
@@ -45,6 +46,10 @@
 static void mm_serial(real *out, int ldo, const real *in, const real *w, int N, int Ci, int Co,
                       int accumulate, int gemv)
 {
+#ifndef R1_REAL_DOUBLE
+    if (N <= R1_F32_FEW && r1__matmul_f32_few(out, ldo, in, w, N, Ci, Co, accumulate))
+        return;
+#endif
     if (gemv) {
         for (int n = 0; n < N; n++)
             R1_BLAS(GEMV(CblasRowMajor, CblasNoTrans, Co, Ci, 1, w, Ci, in + (size_t)n * Ci, 1,

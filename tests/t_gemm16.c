@@ -9,7 +9,12 @@
  * term.  Shapes cover every tail of the 8×32 tiles, of the 64-row and 128-column blocks and of
  * the 256 (and 128) blocks of K, odd K, both storage orders of both operands, fp32 and bf16
  * sources, accumulation, and leading dimensions wider than the matrix with canaries between
- * rows.  A product cut into pieces on 2 threads must equal the one on 1 thread. */
+ * rows.  A product cut into pieces on 2 threads must equal the one on 1 thread.
+ *
+ * Also the fp32 few-rows product of decoding (r1__matmul_f32_few): within (Ci/16 + 40)·2^-24·S
+ * of a double sum, every token's outputs the same bits alone or among 2-4 tokens, the row
+ * stride and accumulation kept, and declined (0, nothing written) on the portable path and for
+ * more than R1_F32_FEW rows. */
 #include <config.h>
 
 #include <cblas.h>
@@ -318,6 +323,68 @@ int main(void)
             free(qa), free(qb), free(ca), free(cb), free(sa), free(sb), free(emu), free(thr);
         }
         free(x), free(w), free(dy);
+    }
+
+    /* the fp32 few-rows product of decoding */
+    {
+        static const int cis[] = {1, 15, 16, 17, 96, 192, 1408}, cos_[] = {1, 5, 16, 17, 64, 129};
+        r1_isa_set(best, &err);
+        int can = r1_isa_active() >= R1_ISA_AVX512BF16;
+        float *x = malloc(sizeof(float) * 4 * 1408), *w = malloc(sizeof(float) * 129 * 1408);
+        float *one = malloc(sizeof(float) * 4 * 140), *many = malloc(sizeof(float) * 4 * 140);
+        for (int i = 0; i < 4 * 1408; i++)
+            x[i] = unif();
+        for (int i = 0; i < 129 * 1408; i++)
+            w[i] = unif();
+        double worst = 0;
+        int same = 1, tail = 1, nsh = 0;
+        for (int a = 0; can && a < (int)(sizeof cis / sizeof *cis); a++)
+            for (int b = 0; b < (int)(sizeof cos_ / sizeof *cos_); b++) {
+                int Ci = cis[a], Co = cos_[b], ldo = Co + 3;
+                for (int N = 1; N <= R1_F32_FEW; N++) {
+                    int acc = N == 3; /* one size accumulates onto 0.5 */
+                    for (int i = 0; i < 4 * 140; i++)
+                        many[i] = acc ? 0.5f : CANARY;
+                    r1__matmul_f32_few(many, ldo, x, w, N, Ci, Co, acc);
+                    for (int n = 0; n < N; n++) {
+                        for (int i = 0; i < 140; i++)
+                            one[i] = acc ? 0.5f : CANARY;
+                        r1__matmul_f32_few(one, ldo, x + (long)n * Ci, w, 1, Ci, Co, acc);
+                        same &= !memcmp(one, many + (long)n * ldo, sizeof(float) * Co);
+                        for (int o = 0; o < Co; o++) {
+                            double ref = acc ? 0.5 : 0, S = acc ? 0.5 : 0;
+                            for (int k = 0; k < Ci; k++) {
+                                ref += (double)x[(long)n * Ci + k] * w[(long)o * Ci + k];
+                                S += fabs((double)x[(long)n * Ci + k] * w[(long)o * Ci + k]);
+                            }
+                            double e = fabs(many[(long)n * ldo + o] - ref) /
+                                       ((Ci / 16.0 + 40) * 0x1p-24 * S);
+                            worst = e > worst ? e : worst;
+                        }
+                        for (int o = Co; o < ldo; o++) /* between the rows: untouched */
+                            tail &= many[(long)n * ldo + o] == (acc ? 0.5f : CANARY);
+                    }
+                    nsh++;
+                }
+            }
+        if (can) {
+            ok(nsh == 7 * 6 * R1_F32_FEW && worst <= 1,
+               "fp32 few rows: %d shapes within (Ci/16 + 40)·2^-24·S of a double sum (%.3g of it)",
+               nsh, worst);
+            ok(same, "fp32 few rows: a token's outputs are the same bits alone or among 2-4");
+            ok(tail, "fp32 few rows: the row stride is kept (nothing written between rows)");
+            many[0] = CANARY;
+            ok(!r1__matmul_f32_few(many, 64, x, w, R1_F32_FEW + 1, 64, 64, 0) &&
+                   many[0] == CANARY,
+               "fp32 few rows: more than %d rows are declined, nothing written", R1_F32_FEW);
+        } else
+            skip("fp32 few rows: path %s has no few-rows kernel", r1_isa_name(r1_isa_active()));
+        r1_isa_set(R1_ISA_PORTABLE, &err);
+        many[0] = CANARY;
+        ok(!r1__matmul_f32_few(many, 64, x, w, 1, 64, 64, 0) && many[0] == CANARY,
+           "fp32 few rows: declined on the portable path (sgemm runs), nothing written");
+        r1_isa_set(best, &err);
+        free(x), free(w), free(one), free(many);
     }
 
     /* degenerate sizes */

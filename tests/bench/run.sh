@@ -135,6 +135,40 @@ else
 fi
 
 echo
+echo "== llama.cpp on the built-in model: llama-bench given the same weights as a deepseek2 GGUF"
+echo "   (r1lab export --mtp no: llama.cpp decodes without the MTP module, and builds before"
+echo "   mid-2026 refuse it); prefill of a 512-token prompt (pp512) and batch-1 decoding of 128"
+echo "   tokens (tg128), tokens/s; the best run of each: llama-bench's 5 repetitions, r1lab's 3"
+echo "   (prefill) or 5 timed passes after a warm-up (decoding, its 16-token prompt included)"
+if command -v llama-bench >/dev/null 2>&1 && [ -f "$mb/model.safetensors" ]; then
+    lt=$(mktemp -d)
+    printf '%-14s %10s %10s %7s %10s %10s %7s\n' "weights, thr." "r1 pp512" "llama pp" ratio \
+        "r1 tg128" "llama tg" ratio
+    for dt in f32 bf16; do
+        "$b/app/r1lab" export --gguf "$lt/$dt.gguf" --model "$mb" --dtype $dt --mtp no >/dev/null
+        w=""; [ $dt = bf16 ] && w=--bf16
+        for th in 1 2; do
+            ll=$(llama-bench -m "$lt/$dt.gguf" -p 512 -n 128 -t $th -r 5 -o jsonl 2>/dev/null)
+            best() { echo "$ll" | grep "\"n_prompt\": *$1, .*\"n_gen\": *$2," |
+                sed -n 's/.*"samples_ts": *\[\([^]]*\)\].*/\1/p' | tr ',' '\n' |
+                awk 'BEGIN { m = 0 } { if ($1 + 0 > m) m = $1 + 0 } END { print m }'; }
+            lp=$(best 512 0)
+            lg=$(best 0 128)
+            rp=$(tp "$($bd --model "$mb" --prompt 512 --batch 1 --threads $th --prefill $w |
+                sed 's/prefill/decode/')")
+            rg=$(tp "$($bd --model "$mb" --batch 1 --new 128 --threads $th --reps 6 $w)")
+            printf '%-14s %10s %10.0f %7s %10s %10.0f %7s\n' "$dt, $th" "$rp" "${lp:-0}" \
+                "$(awk -v a="$rp" -v b="$lp" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }')" \
+                "$rg" "${lg:-0}" \
+                "$(awk -v a="$rg" -v b="$lg" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }')"
+        done
+    done
+    rm -rf "$lt"
+else
+    echo "(skipped: no llama-bench on PATH, or no built-in model at $mb)"
+fi
+
+echo
 echo "== one thread against two: every decoding and training row above on 1 and on 2 threads"
 echo "   (tokens/s, the best of 3 runs each, alternating; each decoding run is already the best of"
 echo "   3 timed passes after a warm-up: one pass of a tiny row lasts half a second, and this shared"

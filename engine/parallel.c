@@ -1,5 +1,5 @@
-/* parallel.c — the loop pool of parallel.h.  Workers are created on first use and sleep on a
- * condition variable between loops; the caller works too.  OpenBLAS itself always runs
+/* parallel.c — the loop pool of parallel.h.  Workers are created on first use; between loops
+ * they spin a little, then sleep on a condition variable (SPIN_NS); the caller works too.  OpenBLAS itself always runs
  * single-threaded (r1_set_threads keeps it at 1): its idle threads spin in sched_yield, which
  * measured as a fifth of a training step's CPU time, so the engine splits its large products
  * across this pool instead (ops.c), and the two never oversubscribe the cores. */
@@ -8,22 +8,35 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "parallel.h"
 #include "r1.h"
 
 #define MAXW R1_MAX_WORKERS
 
+/* How long a thread waits for the other side by spinning before it sleeps: a worker for the
+ * next loop, the caller for the workers to finish.  A training step runs thousands of loops of
+ * a few tens of microseconds; waking a sleeping thread costs a futex call on each side and, in
+ * a virtual machine, an interrupt between cores (perf: pvm_irq_enable under try_to_wake_up and
+ * the futex wait was a tenth of a small step on this project's 2-core VM).  Spinning about
+ * 50 us bridges the serial work between loops; beyond it the thread sleeps as before, so an
+ * idle pool costs nothing. */
+#define SPIN_NS 50000L
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t go = PTHREAD_COND_INITIALIZER, done = PTHREAD_COND_INITIALIZER;
-static int started;          /* worker threads running */
-static unsigned long gen;    /* loop generation: workers wake when it changes */
-static int busy;             /* workers still inside the current loop */
+static int started;              /* worker threads running (under mu) */
+static atomic_ulong gen;         /* loop generation: published after the loop's fields */
+static atomic_int busy;          /* workers still inside the current loop */
+static int sleepers;             /* workers asleep on go (under mu) */
+static int caller_asleep;        /* the caller asleep on done (under mu) */
 static void (*cur_fn)(void *, int, int);
 static void *cur_ctx;
 static int cur_n;
 static int cur_nw;            /* threads allowed in the current loop */
 static atomic_int next_i;
+static unsigned long born_gen[MAXW]; /* gen when worker tid was created (under mu) */
 static __thread int in_loop; /* this thread is running a loop's iteration */
 
 int r1__nworkers(void)
@@ -46,22 +59,69 @@ static void run_items(int tid)
 
 int r1__in_parallel(void) { return in_loop; }
 
+static long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static inline void relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Spins until *v differs from old (1) or SPIN_NS have passed (0). */
+static int spin_ulong(atomic_ulong *v, unsigned long old)
+{
+    long t0 = now_ns();
+    for (int k = 0;; k++) {
+        if (atomic_load_explicit(v, memory_order_acquire) != old)
+            return 1;
+        relax();
+        if ((k & 255) == 255 && now_ns() - t0 > SPIN_NS)
+            return 0;
+    }
+}
+
+static int spin_zero(atomic_int *v)
+{
+    long t0 = now_ns();
+    for (int k = 0;; k++) {
+        if (atomic_load_explicit(v, memory_order_acquire) == 0)
+            return 1;
+        relax();
+        if ((k & 255) == 255 && now_ns() - t0 > SPIN_NS)
+            return 0;
+    }
+}
+
 static void *worker(void *arg)
 {
     int tid = (int)(long)arg;
-    unsigned long seen = 0;
     pthread_mutex_lock(&mu);
+    unsigned long seen = born_gen[tid]; /* loops before its birth are not its business */
+    pthread_mutex_unlock(&mu);
     for (;;) {
-        while (gen == seen)
-            pthread_cond_wait(&go, &mu);
-        seen = gen;
-        int mine = tid < cur_nw;
-        pthread_mutex_unlock(&mu);
-        if (mine) /* a pool larger than the current thread setting: extra workers sit out */
+        if (!spin_ulong(&gen, seen)) {
+            pthread_mutex_lock(&mu);
+            sleepers++;
+            while (atomic_load(&gen) == seen) /* the caller wakes sleepers under mu */
+                pthread_cond_wait(&go, &mu);
+            sleepers--;
+            pthread_mutex_unlock(&mu);
+        }
+        seen = atomic_load_explicit(&gen, memory_order_acquire);
+        if (tid < cur_nw) /* a pool larger than the current thread setting: extra workers sit out */
             run_items(tid);
-        pthread_mutex_lock(&mu);
-        if (--busy == 0)
-            pthread_cond_signal(&done);
+        if (atomic_fetch_sub_explicit(&busy, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&mu); /* the last one out wakes a sleeping caller */
+            if (caller_asleep)
+                pthread_cond_signal(&done);
+            pthread_mutex_unlock(&mu);
+        }
     }
     return NULL;
 }
@@ -103,6 +163,7 @@ void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx)
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        born_gen[started + 1] = atomic_load(&gen);
         int rc = pthread_create(&t, &at, worker, (void *)(long)(started + 1));
         pthread_attr_destroy(&at);
         if (rc != 0)
@@ -116,18 +177,25 @@ void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx)
             fn(ctx, i, 0);
         return;
     }
+    pthread_mutex_unlock(&mu);
     cur_fn = fn;
     cur_ctx = ctx;
     cur_n = n;
     cur_nw = nw;
     atomic_store(&next_i, 0);
-    busy = started; /* every started worker wakes, takes what is left, and reports */
-    gen++;
-    pthread_cond_broadcast(&go);
+    atomic_store(&busy, started); /* every started worker takes what is left, and reports */
+    atomic_fetch_add_explicit(&gen, 1, memory_order_release);
+    pthread_mutex_lock(&mu);
+    if (sleepers) /* a worker checks gen under mu before it sleeps: none is missed */
+        pthread_cond_broadcast(&go);
     pthread_mutex_unlock(&mu);
     run_items(0);
-    pthread_mutex_lock(&mu);
-    while (busy > 0)
-        pthread_cond_wait(&done, &mu);
-    pthread_mutex_unlock(&mu);
+    if (!spin_zero(&busy)) {
+        pthread_mutex_lock(&mu);
+        caller_asleep = 1;
+        while (atomic_load(&busy) > 0)
+            pthread_cond_wait(&done, &mu);
+        caller_asleep = 0;
+        pthread_mutex_unlock(&mu);
+    }
 }

@@ -12,6 +12,7 @@
 
 #include "model_internal.h"
 #include "parallel.h"
+#include "r1_gemm16.h"
 #include "r1_kernels.h"
 
 /* ------------------------------------------------------------------ buffers */
@@ -282,9 +283,9 @@ void r1__layer_forward(r1_model *m, int l, layer_act *a, const float *x, float *
     float scale = 1.0f / sqrtf((float)dq);
     for (int b = 0; b < B; b++) {
         size_t t0 = (size_t)b * T;
-        r1_attention_fwd(a->ao + t0 * H * dv, a->P + (size_t)b * H * T * T, a->q + t0 * H * dq,
-                         H * dq, a->k + t0 * H * dq, H * dq, a->v + t0 * H * dv, H * dv, T, H, dq,
-                         dv, scale);
+        (m->bf16_fwd ? r1__attention_fwd16 : r1_attention_fwd)(
+            a->ao + t0 * H * dv, a->P + (size_t)b * H * T * T, a->q + t0 * H * dq, H * dq,
+            a->k + t0 * H * dq, H * dq, a->v + t0 * H * dv, H * dv, T, H, dq, dv, scale);
     }
     /* h = x + o_proj(attention) */
     memcpy(a->h, x, sizeof(float) * N * C);
@@ -343,10 +344,10 @@ void r1__layer_backward(r1_model *m, int l, layer_act *a, const float *dout, flo
     float scale = 1.0f / sqrtf((float)dq);
     for (int b = 0; b < B; b++) {
         size_t t0 = (size_t)b * T;
-        r1_attention_bwd(g->dq + t0 * H * dq, g->dk + t0 * H * dq, g->dv + t0 * H * dv, g->dP,
-                         g->dao + t0 * H * dv, a->P + (size_t)b * H * T * T, a->q + t0 * H * dq,
-                         H * dq, a->k + t0 * H * dq, H * dq, a->v + t0 * H * dv, H * dv, T, H, dq,
-                         dv, scale);
+        (m->bf16_last ? r1__attention_bwd16 : r1_attention_bwd)(
+            g->dq + t0 * H * dq, g->dk + t0 * H * dq, g->dv + t0 * H * dv, g->dP,
+            g->dao + t0 * H * dv, a->P + (size_t)b * H * T * T, a->q + t0 * H * dq, H * dq,
+            a->k + t0 * H * dq, H * dq, a->v + t0 * H * dv, H * dv, T, H, dq, dv, scale);
     }
     /* scatter dk, dv back into kv_b's output layout; k_pe's gradient sums over heads */
     memset(g->dkva, 0, sizeof(float) * N * (kvr + dr));

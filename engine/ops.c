@@ -470,7 +470,25 @@ typedef struct {
     const real *q, *k, *v, *dout, *Pc;
     int ldq, ldk, ldv, T, H, dqd, dvd;
     real scale;
+    int bf16; /* the four products on r1__gemm16 (bf16 operands, fp32 sums); the scale then
+               * multiplies the scores and dS in fp32 instead of sgemm's alpha */
 } att_job;
+
+/* C[M,N] (ldc) = (alpha·) op(A)·op(B) (+ C when add) for the attention's products: sgemm, or
+ * r1__gemm16 with alpha 1 when the job is bf16. */
+static void att_gemm(const att_job *j, int ta, int tb, int M, int N, int K, real alpha,
+                     const real *A, int lda, const real *B, int ldb, int add, real *C, int ldc)
+{
+#ifndef R1_REAL_DOUBLE
+    if (j->bf16) {
+        r1_gop a = {A, lda, ta, 0}, b = {B, ldb, tb, 0};
+        r1__gemm16(C, ldc, M, N, K, a, b, add, NULL);
+        return;
+    }
+#endif
+    R1_BLAS(GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
+                 N, K, alpha, A, lda, B, ldb, add ? 1 : 0, C, ldc));
+}
 
 static void att_fwd_head(void *ctx, int h, int tid)
 {
@@ -479,10 +497,11 @@ static void att_fwd_head(void *ctx, int h, int tid)
     int T = j->T, dq = j->dqd, dv = j->dvd;
     real *Ph = j->P + (size_t)h * T * T;
     /* S[T,T] = scale · q_h k_h^T (the upper triangle is computed and then masked) */
-    R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dq, j->scale, j->q + h * dq, j->ldq,
-         j->k + h * dq, j->ldk, 0, Ph, T));
+    att_gemm(j, 0, 1, T, T, dq, j->scale, j->q + h * dq, j->ldq, j->k + h * dq, j->ldk, 0, Ph, T);
     for (int i = 0; i < T; i++) {
         real *row = Ph + (size_t)i * T;
+        for (int c = 0; j->bf16 && c <= i; c++)
+            row[c] *= j->scale;
 #ifdef VEXP
         if (vexp_on()) {
             softmax_v(row, i + 1);
@@ -505,15 +524,15 @@ static void att_fwd_head(void *ctx, int h, int tid)
             row[c] = 0;
     }
     /* out_h[T,dv] = P_h v_h */
-    R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dv, T, 1, Ph, T, j->v + h * dv, j->ldv, 0,
-         j->out + h * dv, j->H * dv));
+    att_gemm(j, 0, 0, T, dv, T, 1, Ph, T, j->v + h * dv, j->ldv, 0, j->out + h * dv, j->H * dv);
 }
 
-void R1K(r1_attention_fwd)(real *out, real *P, const real *q, int ldq, const real *k, int ldk,
-                           const real *v, int ldv, int T, int H, int dq, int dv, real scale)
+static void attention_fwd(real *out, real *P, const real *q, int ldq, const real *k, int ldk,
+                          const real *v, int ldv, int T, int H, int dq, int dv, real scale,
+                          int bf16)
 {
     att_job j = {out, P, NULL, NULL, NULL, NULL, q, k, v, NULL, NULL, ldq, ldk, ldv, T, H,
-                 dq, dv, scale};
+                 dq, dv, scale, bf16};
 #ifndef R1_REAL_DOUBLE
     if ((long)T * T * (dq + dv) * H >= R1_PAR_MIN) {
         r1__parallel_for(H, att_fwd_head, &j); /* heads side by side */
@@ -522,6 +541,12 @@ void R1K(r1_attention_fwd)(real *out, real *P, const real *q, int ldq, const rea
 #endif
     for (int h = 0; h < H; h++)
         att_fwd_head(&j, h, 0);
+}
+
+void R1K(r1_attention_fwd)(real *out, real *P, const real *q, int ldq, const real *k, int ldk,
+                           const real *v, int ldv, int T, int H, int dq, int dv, real scale)
+{
+    attention_fwd(out, P, q, ldq, k, ldk, v, ldv, T, H, dq, dv, scale, 0);
 }
 
 static void att_bwd_head(void *ctx, int h, int tid)
@@ -533,11 +558,9 @@ static void att_bwd_head(void *ctx, int h, int tid)
     const real *doh = j->dout + h * dv_dim;
     int ldo = j->H * dv_dim;
     /* dv_h[T,dv] += P_h^T · dout_h */
-    R1_BLAS(GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, dv_dim, T, 1, Ph, T, doh, ldo, 1,
-         j->dv + h * dv_dim, j->ldv));
+    att_gemm(j, 1, 0, T, dv_dim, T, 1, Ph, T, doh, ldo, 1, j->dv + h * dv_dim, j->ldv);
     /* dP[T,T] = dout_h · v_h^T */
-    R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dv_dim, 1, doh, ldo, j->v + h * dv_dim,
-         j->ldv, 0, dP, T));
+    att_gemm(j, 0, 1, T, T, dv_dim, 1, doh, ldo, j->v + h * dv_dim, j->ldv, 0, dP, T);
     /* dS = P ⊙ (dP − rowsum(P ⊙ dP)); masked entries have P = 0 */
     for (int i = 0; i < T; i++) {
         const real *p = Ph + (size_t)i * T;
@@ -547,23 +570,25 @@ static void att_bwd_head(void *ctx, int h, int tid)
             dot += (double)p[c] * d[c];
         for (int c = 0; c <= i; c++)
             d[c] = p[c] * (d[c] - (real)dot);
+        for (int c = 0; j->bf16 && c <= i; c++)
+            d[c] *= j->scale;
         for (int c = i + 1; c < T; c++)
             d[c] = 0;
     }
     /* dq_h += scale · dS k_h;  dk_h += scale · dS^T q_h */
-    R1_BLAS(GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dq_dim, T, j->scale, dP, T,
-         j->k + h * dq_dim, j->ldk, 1, j->dq + h * dq_dim, j->ldq));
-    R1_BLAS(GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, dq_dim, T, j->scale, dP, T,
-         j->q + h * dq_dim, j->ldq, 1, j->dk + h * dq_dim, j->ldk));
+    att_gemm(j, 0, 0, T, dq_dim, T, j->scale, dP, T, j->k + h * dq_dim, j->ldk, 1,
+             j->dq + h * dq_dim, j->ldq);
+    att_gemm(j, 1, 0, T, dq_dim, T, j->scale, dP, T, j->q + h * dq_dim, j->ldq, 1,
+             j->dk + h * dq_dim, j->ldk);
 }
 
-void R1K(r1_attention_bwd)(real *dq, real *dk, real *dv, real *dP, const real *dout,
-                           const real *P, const real *q, int ldq, const real *k, int ldk,
-                           const real *v, int ldv, int T, int H, int dq_dim, int dv_dim,
-                           real scale)
+static void attention_bwd(real *dq, real *dk, real *dv, real *dP, const real *dout,
+                          const real *P, const real *q, int ldq, const real *k, int ldk,
+                          const real *v, int ldv, int T, int H, int dq_dim, int dv_dim,
+                          real scale, int bf16)
 {
     att_job j = {NULL, NULL, dq, dk, dv, dP, q, k, v, dout, P, ldq, ldk, ldv, T, H,
-                 dq_dim, dv_dim, scale};
+                 dq_dim, dv_dim, scale, bf16};
 #ifndef R1_REAL_DOUBLE
     if ((long)T * T * (dq_dim + dv_dim) * H >= R1_PAR_MIN) {
         r1__parallel_for(H, att_bwd_head, &j);
@@ -573,6 +598,30 @@ void R1K(r1_attention_bwd)(real *dq, real *dk, real *dv, real *dP, const real *d
     for (int h = 0; h < H; h++)
         att_bwd_head(&j, h, 0);
 }
+
+void R1K(r1_attention_bwd)(real *dq, real *dk, real *dv, real *dP, const real *dout,
+                           const real *P, const real *q, int ldq, const real *k, int ldk,
+                           const real *v, int ldv, int T, int H, int dq_dim, int dv_dim,
+                           real scale)
+{
+    attention_bwd(dq, dk, dv, dP, dout, P, q, ldq, k, ldk, v, ldv, T, H, dq_dim, dv_dim, scale, 0);
+}
+
+#ifndef R1_REAL_DOUBLE
+void r1__attention_fwd16(float *out, float *P, const float *q, int ldq, const float *k, int ldk,
+                         const float *v, int ldv, int T, int H, int dq, int dv, float scale)
+{
+    attention_fwd(out, P, q, ldq, k, ldk, v, ldv, T, H, dq, dv, scale, 1);
+}
+
+void r1__attention_bwd16(float *dq, float *dk, float *dv, float *dP, const float *dout,
+                         const float *P, const float *q, int ldq, const float *k, int ldk,
+                         const float *v, int ldv, int T, int H, int dq_dim, int dv_dim,
+                         float scale)
+{
+    attention_bwd(dq, dk, dv, dP, dout, P, q, ldq, k, ldk, v, ldv, T, H, dq_dim, dv_dim, scale, 1);
+}
+#endif
 
 /* ------------------------------------------------------------------ cross-entropy */
 

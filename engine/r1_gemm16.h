@@ -58,6 +58,17 @@ void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int 
  * in an order that depends on Ci alone (16 lanes of FMAs, then a fixed tree).  Returns 1 when
  * done; 0 (nothing written) when the AVX-512 path is not in use or N is out of range, and the
  * caller runs sgemm. */
+/* r1_attention_fwd / r1_attention_bwd (r1_kernels.h) with their four products (scores, P·V
+ * and the backward's) on r1__gemm16: bf16 operands, fp32 sums; softmax, its backward and the
+ * scale stay fp32.  BF16 mixed-precision training runs attention this way (ops.c), as
+ * torch.autocast runs attention's matrix products in bf16. */
+void r1__attention_fwd16(float *out, float *P, const float *q, int ldq, const float *k, int ldk,
+                         const float *v, int ldv, int T, int H, int dq, int dv, float scale);
+void r1__attention_bwd16(float *dq, float *dk, float *dv, float *dP, const float *dout,
+                         const float *P, const float *q, int ldq, const float *k, int ldk,
+                         const float *v, int ldv, int T, int H, int dq_dim, int dv_dim,
+                         float scale);
+
 #define R1_F32_FEW 4
 int r1__matmul_f32_few(float *out, int ldo, const float *in, const float *w, int N, int Ci,
                        int Co, int accumulate);

@@ -60,10 +60,11 @@ r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_e
  *   R1_PREC_FP32  fp32 GEMMs through OpenBLAS (the default);
  *   R1_PREC_BF16  DeepSeek-V3's split: the attention projections, dense and expert MLPs and
  *                 MTP's projection multiply bf16 operands with fp32 accumulation (forward, dX
- *                 and dW; r1_gemm16.h, on the CPU's BF16 units where it has them); the forward
- *                 rounds the weights to bf16 once, for itself and its backward.  The master
- *                 weights, gradients, optimizer, norms, router, attention scores, softmax,
- *                 embedding and heads stay fp32;
+ *                 and dW; r1_gemm16.h, on the CPU's BF16 units where it has them), and so do
+ *                 attention's products (q·k^T, P·V and their backward); the forward rounds the
+ *                 weights to bf16 once, for itself and its backward.  The master weights,
+ *                 gradients, optimizer, norms, router, softmax and its scale, embedding and
+ *                 heads stay fp32;
  *   R1_PREC_FP8   r1_model_set_fp8(m, R1_FP8_TILES) (r1_fp8.h).
  * Generation is not affected.  A forward in BF16 may fail with R1_ENOMEM (the bf16 copy). */
 typedef enum {

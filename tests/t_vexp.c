@@ -3,7 +3,12 @@
  * on the portable path (libm's expf): within a few ulp over every tail of 16 lanes, inputs
  * from -120 to 120 (sigmoid saturating to 0 and 1, exp underflowing to 0), NaN kept; the
  * attention's probabilities sum to 1 per row and stay 0 above the diagonal.  Skipped by name
- * where the machine has no AVX-512 path. */
+ * where the machine has no AVX-512 path.
+ *
+ * Also attention with its four products on the bf16 GEMM (r1__attention_fwd16 / bwd16, BF16
+ * mixed-precision training) against the fp32 kernels, on every path: outputs and gradients
+ * within the rounding of the operands to bf16 (2^-7 of the size of the terms, with margin),
+ * rows of P summing to 1 and zero above the diagonal, and the same bits on 1 and 2 threads. */
 #include <config.h>
 
 #include <math.h>
@@ -11,6 +16,7 @@
 #include <string.h>
 
 #include "r1.h"
+#include "r1_gemm16.h"
 #include "r1_kernels.h"
 #include "r1_rng.h"
 #include "tap.h"
@@ -26,10 +32,93 @@ static double ulps(float a, float b)
     return d / u;
 }
 
+static float *randv(r1_rng *rng, int n, double amp)
+{
+    float *p = malloc(sizeof(float) * (size_t)n);
+    for (int i = 0; i < n; i++)
+        p[i] = (float)((r1_rng_uniform(rng) * 2 - 1) * amp);
+    return p;
+}
+
+/* The largest |a - b| over n values, relative to the largest |b|. */
+static double rel(const float *a, const float *b, int n)
+{
+    double d = 0, m = 1e-30;
+    for (int i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return d / m;
+}
+
+static void attention16(void)
+{
+    r1_error err;
+    r1_isa best = r1_isa_best();
+    r1_rng rng;
+    r1_rng_seed(&rng, 11);
+    int T = 61, H = 3, dq = 24, dv = 16, nq = T * H * dq, nv = T * H * dv;
+    float *q = randv(&rng, nq, 2), *k = randv(&rng, nq, 2), *v = randv(&rng, nv, 1);
+    float *dout = randv(&rng, nv, 1), *scratch = malloc(sizeof(float) * 16 * T * T);
+    for (int path = R1_ISA_PORTABLE; path <= (int)best; path++) {
+        if (r1_isa_set((r1_isa)path, &err) != R1_OK)
+            continue;
+        float *o[3], *P[3], *g[3][3];
+        for (int r = 0; r < 3; r++) { /* fp32; bf16 on 2 threads; bf16 on 1 */
+            o[r] = malloc(sizeof(float) * nv);
+            P[r] = malloc(sizeof(float) * H * T * T);
+            for (int c = 0; c < 3; c++)
+                g[r][c] = calloc((size_t)(c < 2 ? nq : nv), sizeof(float));
+            r1_set_threads(r == 2 ? 1 : 2);
+            (r ? r1__attention_fwd16 : r1_attention_fwd)(o[r], P[r], q, H * dq, k, H * dq, v,
+                                                        H * dv, T, H, dq, dv, 0.2f);
+            (r ? r1__attention_bwd16 : r1_attention_bwd)(g[r][0], g[r][1], g[r][2], scratch, dout,
+                                                        P[r], q, H * dq, k, H * dq, v, H * dv, T,
+                                                        H, dq, dv, 0.2f);
+        }
+        r1_set_threads(2);
+        double eo = rel(o[1], o[0], nv), ep = rel(P[1], P[0], H * T * T);
+        double eg = fmax(rel(g[1][0], g[0][0], nq), fmax(rel(g[1][1], g[0][1], nq),
+                                                          rel(g[1][2], g[0][2], nv)));
+        double worst_sum = 0;
+        int upper = 0;
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < T; i++) {
+                double sum = 0;
+                for (int c = 0; c < T; c++) {
+                    float x = P[1][((size_t)h * T + i) * T + c];
+                    sum += x;
+                    upper += c > i && x != 0;
+                }
+                worst_sum = fmax(worst_sum, fabs(sum - 1));
+            }
+        ok(eo <= 0x1p-5 && ep <= 0x1p-5 && eg <= 0x1p-5,
+           "%s: bf16 attention within bf16 rounding of fp32 (out %.2g, P %.2g, grads %.2g of "
+           "their largest)", r1_isa_name((r1_isa)path), eo, ep, eg);
+        ok(eo > 0 && worst_sum <= 1e-5 && upper == 0,
+           "%s: ... its products are bf16 (not fp32's bits), P's rows sum to 1 (off by %.2g), "
+           "zero above the diagonal", r1_isa_name((r1_isa)path), worst_sum);
+        int same = !memcmp(o[1], o[2], sizeof(float) * nv) &&
+                   !memcmp(P[1], P[2], sizeof(float) * H * T * T);
+        for (int c = 0; c < 3; c++)
+            same &= !memcmp(g[1][c], g[2][c], sizeof(float) * (c < 2 ? nq : nv));
+        ok(same, "%s: bf16 attention gives the same bits on 1 and 2 threads",
+           r1_isa_name((r1_isa)path));
+        for (int r = 0; r < 3; r++) {
+            free(o[r]), free(P[r]);
+            for (int c = 0; c < 3; c++)
+                free(g[r][c]);
+        }
+    }
+    r1_isa_set(best, &err);
+    free(q), free(k), free(v), free(dout), free(scratch);
+}
+
 int main(void)
 {
     r1_error err;
     r1_isa best = r1_isa_best();
+    attention16();
     if (best < R1_ISA_AVX512BF16) {
         skip("the 16-lane exponentials: path %s has none (the portable path is libm's)",
              r1_isa_name(best));

@@ -8,6 +8,9 @@
 /* The weights of one decoder layer (pointers into the parameter block; NULL when absent).
  * Shapes use C hidden, H heads, dq = dn + dr, qr q_lora_rank, kvr kv_lora_rank, I dense
  * width, E experts, Ie expert width, Is shared width = Ie · n_shared_experts. */
+/* Chunks of address space the large activation buffers are carved from (forward.c). */
+typedef struct r1__arena r1__arena;
+
 typedef struct {
     int moe; /* routed experts in this layer */
     /* MTP only (layer index >= L) */
@@ -159,8 +162,9 @@ struct r1_model {
     int B, T;
     int cap_B; /* the buffers hold up to cap_B sequences of cap_T tokens (r1__alloc_acts) */
     int cap_T;
-    void **allocs; /* every activation buffer, freed on resize */
+    void **allocs; /* every small activation buffer, freed on resize */
     int nallocs, capallocs;
+    r1__arena *arena; /* the large ones (forward.c), freed with them */
     layer_act *acts;  /* [Ltot] */
     mtp_act *macts;   /* [D] */
     int32_t *tokens;  /* [N] */

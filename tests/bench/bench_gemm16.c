@@ -4,6 +4,8 @@
  *
  *   bench_gemm16 peak     one line: peak_fp32=GFLOP/s peak_bf16=GFLOP/s|- amx=...
  *   bench_gemm16 gemm     per training shape: sgemm and r1__gemm16 on every kernel path
+ *   bench_gemm16 gemm-tiny   the same for tiny's shapes in a GRPO step (64 sequences of ~85
+ *                         tokens in micro-batches of 16: 1360 tokens, 340 per routed expert)
  *
  * The peaks are what one core's vector units do on independent chains of multiply-adds with
  * no memory traffic: FMA on the widest fp32 vectors the CPU has (AVX-512 or AVX2), and
@@ -139,21 +141,30 @@ typedef struct {
     int w16;             /* B is a weight: bf16, as training keeps it (else fp32 activations) */
 } shape;
 
-static void gemm(double seconds)
+static void gemm(double seconds, int tiny)
 {
     /* the linear layers of `small` (hidden 512, dense MLP 1408, 2048 tokens a step) and one
      * routed expert (128 wide, about 256 tokens) */
-    static const shape shapes[] = {
+    static const shape small[] = {
         {"dense up, forward", 2048, 1408, 512, 0, 1, 1}, {"dense up, dX", 2048, 512, 1408, 0, 0, 1},
         {"dense up, dW", 1408, 512, 2048, 1, 0, 0},      {"q_b, forward", 2048, 512, 256, 0, 1, 1},
         {"expert up, forward", 256, 128, 512, 0, 1, 1},  {"expert up, dW", 128, 512, 256, 1, 0, 0},
+        {NULL, 0, 0, 0, 0, 0, 0},
     };
+    /* tiny's (hidden 192, dense MLP 512, experts 64 wide) at a GRPO micro-batch */
+    static const shape tinys[] = {
+        {"dense up, forward", 1360, 512, 192, 0, 1, 1}, {"dense up, dX", 1360, 192, 512, 0, 0, 1},
+        {"dense up, dW", 512, 192, 1360, 1, 0, 0},      {"q_a, forward", 1360, 96, 192, 0, 1, 1},
+        {"expert up, forward", 340, 64, 192, 0, 1, 1},  {"expert up, dX", 340, 192, 64, 0, 0, 1},
+        {"expert up, dW", 64, 192, 340, 1, 0, 0},       {NULL, 0, 0, 0, 0, 0, 0},
+    };
+    const shape *shapes = tiny ? tinys : small;
     r1_isa best = r1_isa_best();
     printf("%-20s %16s %9s", "product", "M x N x K", "sgemm");
     for (int p = best; p >= 0; p--)
         printf(" %11s", r1_isa_name((r1_isa)p));
     printf("\n");
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+    for (size_t s = 0; shapes[s].name; s++) {
         const shape *h = &shapes[s];
         size_t na = (size_t)h->M * h->K, nb = (size_t)h->K * h->N;
         float *a = malloc(sizeof(float) * na), *b = malloc(sizeof(float) * nb);
@@ -205,10 +216,10 @@ int main(int argc, char **argv)
         peak();
         return 0;
     }
-    if (argc >= 2 && !strcmp(argv[1], "gemm")) {
-        gemm(argc >= 3 ? atof(argv[2]) : 1.0);
+    if (argc >= 2 && (!strcmp(argv[1], "gemm") || !strcmp(argv[1], "gemm-tiny"))) {
+        gemm(argc >= 3 ? atof(argv[2]) : 1.0, !strcmp(argv[1], "gemm-tiny"));
         return 0;
     }
-    fprintf(stderr, "usage: bench_gemm16 peak|gemm [SECONDS]\n");
+    fprintf(stderr, "usage: bench_gemm16 peak|gemm|gemm-tiny [SECONDS]\n");
     return 2;
 }

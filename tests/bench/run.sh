@@ -16,6 +16,8 @@ echo
 echo "== training's GEMMs (small's shapes), 1 thread, GFLOP/s: OpenBLAS sgemm (fp32) beside"
 echo "   r1lab's bf16 GEMM on each kernel path this machine has (R1_ISA)"
 "$b/tests/bench/bench_gemm16" gemm
+echo "   and tiny's shapes in a GRPO step (1360 tokens a micro-batch, 340 per routed expert)"
+"$b/tests/bench/bench_gemm16" gemm-tiny
 echo
 echo "== OpenBLAS sgemm (GFLOP/s)"
 $bt sgemm --threads 1

@@ -53,11 +53,6 @@ typedef struct {
 void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int accumulate,
                 const r1_gscale *sc);
 
-/* Few rows of a linear layer with fp32 weights (bf16.c): out[N, Co] (row stride ldo) = or +=
- * in[N, Ci] · w[Co, Ci]^T for 1 <= N <= R1_F32_FEW, each output a dot product along Ci summed
- * in an order that depends on Ci alone (16 lanes of FMAs, then a fixed tree).  Returns 1 when
- * done; 0 (nothing written) when the AVX-512 path is not in use or N is out of range, and the
- * caller runs sgemm. */
 /* r1_attention_fwd / r1_attention_bwd (r1_kernels.h) with their four products (scores, P·V
  * and the backward's) on r1__gemm16: bf16 operands, fp32 sums; softmax, its backward and the
  * scale stay fp32.  BF16 mixed-precision training runs attention this way (ops.c), as
@@ -69,7 +64,12 @@ void r1__attention_bwd16(float *dq, float *dk, float *dv, float *dP, const float
                          const float *v, int ldv, int T, int H, int dq_dim, int dv_dim,
                          float scale);
 
-#define R1_F32_FEW 4
+/* Few rows of a linear layer with fp32 weights (bf16.c): out[N, Co] (row stride ldo) = or +=
+ * in[N, Ci] · w[Co, Ci]^T for 1 <= N <= R1_F32_FEW, each output a dot product along Ci summed
+ * in an order that depends on Ci alone (16 lanes of FMAs, then a fixed tree).  Returns 1 when
+ * done; 0 (nothing written) when the AVX-512 path is not in use or N is out of range, and the
+ * caller runs sgemm. */
+#define R1_F32_FEW 64
 int r1__matmul_f32_few(float *out, int ldo, const float *in, const float *w, int N, int Ci,
                        int Co, int accumulate);
 

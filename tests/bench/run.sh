@@ -61,15 +61,16 @@ echo "== bf16 weights: r1_matmul_bf16 beside OpenBLAS sgemm with fp32 weights, 1
 "$b/tests/bench/bench_bf16"
 
 echo
-echo "== decoding: 16-token prompts, 128 new tokens, greedy, 2 threads (tokens/s)"
+echo "== decoding: 16-token prompts, 128 new tokens, greedy, 2 threads (tokens/s; the best of 3"
+echo "   timed passes after a warm-up)"
 bd="$b/tests/bench/bench_decode"
 printf '%-16s %10s %10s %10s %10s %11s %9s %9s\n' config fp32 "fp32+MTP" bf16 "bf16+MTP" "torch fp32" "fp32 x" "bf16 x"
 for cfg in "tiny 1" "tiny 16" "small 1" "small 16"; do
     set -- $cfg
-    f=$($bd --preset "$1" --batch "$2" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
-    fs=$($bd --preset "$1" --batch "$2" --speculative | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
-    h=$($bd --preset "$1" --batch "$2" --bf16 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
-    hs=$($bd --preset "$1" --batch "$2" --bf16 --speculative | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    f=$($bd --preset "$1" --batch "$2" --reps 4 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    fs=$($bd --preset "$1" --batch "$2" --reps 4 --speculative | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    h=$($bd --preset "$1" --batch "$2" --reps 4 --bf16 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    hs=$($bd --preset "$1" --batch "$2" --reps 4 --bf16 --speculative | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
     t=""
     [ -x "$py" ] && t=$($py "$s/tests/bench/torch_decode.py" --preset "$1" --batch "$2" --prompt 16 --new 128 --threads 2 2>/dev/null | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
     if [ -n "$t" ]; then
@@ -84,6 +85,7 @@ echo "(random weights: MTP drafts are rarely accepted here; see the README for t
 
 echo
 echo "== MTP speculative decoding on the built-in model: 3-digit sums, greedy, to the end of the answer"
+echo "   (tokens/s, the best of 3 timed passes after a warm-up)"
 printf '%-16s %10s %10s %8s %9s %10s %10s %8s %9s\n' config fp32 "fp32+MTP" accept speedup bf16 \
     "bf16+MTP" accept speedup
 mb="$s/models/builtin"
@@ -91,10 +93,10 @@ tp() { echo "$1" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p'; }
 ac() { echo "$1" | sed -n 's/.*accept=\([0-9.]*\).*/\1/p'; }
 if [ -f "$mb/model.safetensors" ]; then
     for B in 1 16; do
-        f=$($bd --model "$mb" --task add:3 --new 192 --batch $B)
-        fs=$($bd --model "$mb" --task add:3 --new 192 --batch $B --speculative)
-        h=$($bd --model "$mb" --task add:3 --new 192 --batch $B --bf16)
-        hs=$($bd --model "$mb" --task add:3 --new 192 --batch $B --bf16 --speculative)
+        f=$($bd --model "$mb" --task add:3 --new 192 --batch $B --reps 4)
+        fs=$($bd --model "$mb" --task add:3 --new 192 --batch $B --reps 4 --speculative)
+        h=$($bd --model "$mb" --task add:3 --new 192 --batch $B --reps 4 --bf16)
+        hs=$($bd --model "$mb" --task add:3 --new 192 --batch $B --reps 4 --bf16 --speculative)
         printf '%-16s %10s %10s %8s %9s %10s %10s %8s %9s\n' "builtin batch $B" "$(tp "$f")" \
             "$(tp "$fs")" "$(ac "$fs")" \
             "$(awk -v a="$(tp "$fs")" -v b="$(tp "$f")" 'BEGIN { printf "%.2fx", a / b }')" \
@@ -172,15 +174,15 @@ fi
 
 echo
 echo "== one thread against two: every decoding and training row above on 1 and on 2 threads"
-echo "   (tokens/s, the best of 3 runs each, alternating; each decoding run is already the best of"
+echo "   (tokens/s, the best of 5 runs each, alternating; each decoding run is already the best of"
 echo "   3 timed passes after a warm-up: one pass of a tiny row lasts half a second, and this shared"
 echo "   machine's noise alone flagged rows as slower); a second thread must never cost"
 printf '%-28s %10s %10s %8s\n' row "1 thread" "2 threads" "2t/1t"
 slower=0
-one_two() { # label, then the command without --threads; the best of 3 runs each, alternating
+one_two() { # label, then the command without --threads; the best of 5 runs each, alternating
     label=$1; shift
     a=0; c=0
-    for rep in 1 2 3; do
+    for rep in 1 2 3 4 5; do
         x=$(tp "$("$@" --threads 1)")
         y=$(tp "$("$@" --threads 2)")
         a=$(awk -v a="$a" -v x="${x:-0}" 'BEGIN { print (x > a ? x : a) }')
@@ -250,12 +252,13 @@ echo
 echo "== FP8 weights for generation: r1_matmul_fp8 beside sgemm and r1_matmul_bf16, 1 thread (GFLOP/s)"
 "$bf" gemm
 echo
-echo "== decoding with FP8 weights: 16-token prompts, 128 new tokens, greedy, 2 threads (tokens/s)"
+echo "== decoding with FP8 weights: 16-token prompts, 128 new tokens, greedy, 2 threads (tokens/s,"
+echo "   the best of 3 timed passes after a warm-up)"
 printf '%-16s %10s %10s %10s\n' config fp32 bf16 fp8
 for cfg in "tiny 1" "tiny 16" "small 1" "small 16"; do
     set -- $cfg
-    f=$($bd --preset "$1" --batch "$2" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
-    h=$($bd --preset "$1" --batch "$2" --bf16 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
-    e=$($bd --preset "$1" --batch "$2" --fp8 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    f=$($bd --preset "$1" --batch "$2" --reps 4 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    h=$($bd --preset "$1" --batch "$2" --reps 4 --bf16 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
+    e=$($bd --preset "$1" --batch "$2" --reps 4 --fp8 | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p')
     printf '%-16s %10s %10s %10s\n' "$1 batch $2" "$f" "$h" "$e"
 done

@@ -254,6 +254,27 @@ SIMD_INLINE __m512 hsum16(const __m512 *acc)
     return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x88), _mm512_shuffle_ps(d[0], d[1], 0xdd));
 }
 
+/* The block's epilogue: the 16 accumulators' sums, R outputs for each of the T tokens, stored
+ * (or added, when add) for tokens t < nt and rows r < nr. */
+SIMD_INLINE void store_sums(float *out, int ldo, const __m512 *acc, int nr, int nt, int add,
+                            const int R, const int T)
+{
+    __m512 s = hsum16(acc);
+    __mmask16 m = mask16(nr);
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        if (t >= nt)
+            break;
+        __m512 v =
+            t ? _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(t * R)), s) : s;
+        float *ot = out + (size_t)t * ldo;
+        if (add)
+            v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, ot), v);
+        _mm512_mask_storeu_ps(ot, m, v);
+    }
+}
+
 /* One block: out[t, r] (=, or += when add) for tokens t < nt and rows r < nr, where
  * out is [.., ldo], xb[T][ldx] the packed activations, w[R rows, ldw] the weights at the chunk's
  * first column, kc the chunk's width.  Accumulator t·R + r holds token t, row r. */
@@ -296,20 +317,7 @@ SIMD_INLINE void block(float *out, int ldo, const uint16_t *xb, int ldx, const u
                 acc[t * R + r] = _mm512_dpbf16_ps(acc[t * R + r], wv, x[t]);
         }
     }
-    __m512 s = hsum16(acc);
-    __mmask16 m = mask16(nr);
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-#pragma GCC unroll 16
-    for (int t = 0; t < T; t++) {
-        if (t >= nt)
-            break;
-        __m512 v =
-            t ? _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(t * R)), s) : s;
-        float *ot = out + (size_t)t * ldo;
-        if (add)
-            v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, ot), v);
-        _mm512_mask_storeu_ps(ot, m, v);
-    }
+    store_sums(out, ldo, acc, nr, nt, add, R, T);
 }
 
 /* All Co rows for one group of tokens and one chunk of columns, in blocks of R rows. */
@@ -380,20 +388,7 @@ SIMD_INLINE void block32(float *out, int ldo, const float *x, int ldx, const flo
                 acc[t * R + r] = _mm512_fmadd_ps(wv, xv[t], acc[t * R + r]);
         }
     }
-    __m512 s = hsum16(acc);
-    __mmask16 m = mask16(nr);
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-#pragma GCC unroll 4
-    for (int t = 0; t < T; t++) {
-        if (t >= nt)
-            break;
-        __m512 v =
-            t ? _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(t * R)), s) : s;
-        float *ot = out + (size_t)t * ldo;
-        if (add)
-            v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, ot), v);
-        _mm512_mask_storeu_ps(ot, m, v);
-    }
+    store_sums(out, ldo, acc, nr, nt, add, R, T);
 }
 
 SIMD_INLINE void sweep32(float *out, int ldo, const float *x, const float *w, int Ci, int Co,

@@ -352,14 +352,14 @@ static SIMD void matmul_avx512(float *out, const float *in, const uint16_t *w, i
     }
 }
 
-/* fp32 weights, few rows (r1__matmul_f32_few, r1_gemm16.h): the blocks above with an fp32
+/* fp32 weights, a decoding step's rows (r1__matmul_f32_rows, r1_gemm16.h): the blocks above with an fp32
  * FMA per 16 columns, the activations read in place.  For a decoding step's rows OpenBLAS
  * 0.3.21 copies the whole weight matrix into its panels on every call (sgemm_incopy was 41% of
  * a batch-1 decoding of the built-in model on Zen 4, and its kernel 24%), which this does not:
  * each weight is read once per group of 4 tokens, from the caches after the first.  Measured
- * side by side on the built-in model (Zen 4, 2 threads): batch 1 1508 -> 3466 tokens/s; with
- * up to 64 rows here instead of 4, batch 16 3724/3349 -> 4803/5453, batch 64 within noise
- * (5829/7680 -> 5887/8101).  Token rows past nt re-read the last one and are not stored. */
+ * side by side on the built-in model (Zen 4, 2 threads): batch 1 1508 -> 3466 tokens/s,
+ * batch 16 3724/3349 -> 4803/5453, batch 64 within noise (5829/7680 -> 5887/8101).  Token rows
+ * past nt re-read the last one and are not stored. */
 SIMD_INLINE void block32(float *out, int ldo, const float *x, int ldx, const float *w, int ldw,
                          int kc, int nr, int nt, int add, const int R, const int T)
 {
@@ -487,11 +487,11 @@ void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int C
     matmul_portable(out, in, w, N, Ci, Co, accumulate);
 }
 
-int r1__matmul_f32_few(float *out, int ldo, const float *in, const float *w, int N, int Ci,
-                       int Co, int accumulate)
+int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, int N, int Ci,
+                        int Co, int accumulate)
 {
 #if BF16_SIMD
-    if (use_simd() && N > 0 && N <= R1_F32_FEW && Ci > 0 && Co > 0) {
+    if (use_simd() && N > 0 && Ci > 0 && Co > 0) {
         matmul_f32_avx512(out, ldo, in, w, N, Ci, Co, accumulate);
         return 1;
     }

@@ -19,6 +19,7 @@
 #include "r1_bf16.h"
 #include "parallel.h"
 #include "r1_generate.h"
+#include "r1_gemm16.h"
 #include "r1_kernels.h"
 
 struct r1_decoder {
@@ -309,6 +310,7 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
      * GEMM, many times faster on many rows.  By n, not by R·n: a token's bits then depend on
      * whether it came in a prompt, never on how many rows decode beside it. */
     m->w16_prefill = n >= R1_PREFILL_ROWS;
+    m->f32_rows = !d->w16 && !d->w8 && n < R1_PREFILL_ROWS;
     const r1_config *c = &m->cfg;
     const layer_w *w = &m->layers[l];
     int N = R * n, C = c->hidden_size, H = c->num_attention_heads, dq = m->dq;
@@ -399,6 +401,7 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
     m->w16 = NULL;
     m->w8 = NULL;
     m->w16_prefill = 0;
+    m->f32_rows = 0;
 }
 
 /* Checks rows[R] (distinct, in range) and room for n more tokens in cache `len`. */
@@ -457,7 +460,8 @@ r1_status r1_decoder_step(r1_decoder *d, const int *rows, int R, const int32_t *
         layer_step(d, l, rows, R, n, base);
     r1_rmsnorm_fwd(d->hf, d->rstd, d->x, m->final_norm, N, C, c->rms_norm_eps);
     if (logits)
-        r1_matmul_fwd(logits, d->hf, m->head, N, C, c->vocab_size, 0);
+        (n < R1_PREFILL_ROWS ? r1__matmul_fwd_decode : r1_matmul_fwd)(logits, d->hf, m->head, N, C,
+                                                                     c->vocab_size, 0);
     for (int r = 0; r < R; r++)
         d->len[rows[r]] += n;
     d->last_n = N;
@@ -499,7 +503,8 @@ r1_status r1_decoder_mtp_step(r1_decoder *d, const int *rows, int R, const float
     layer_step(d, l, rows, R, n, base);
     r1_rmsnorm_fwd(d->en, d->rstd, d->x, w->head_norm, N, C, eps);
     if (logits)
-        r1_matmul_fwd(logits, d->en, m->head, N, C, c->vocab_size, 0);
+        (n < R1_PREFILL_ROWS ? r1__matmul_fwd_decode : r1_matmul_fwd)(logits, d->en, m->head, N, C,
+                                                                     c->vocab_size, 0);
     for (int r = 0; r < R; r++)
         d->mlen[rows[r]] += n;
     return r1__blas_status(err);

@@ -402,6 +402,10 @@ void r1__mm(r1_model *m, float *out, const float *in, const float *w, int N, int
         mm16(out, in, m->wt16 + (w - m->params), N, Ci, Co, accumulate);
         return;
     }
+    if (m->f32_rows) {
+        r1__matmul_fwd_decode(out, in, w, N, Ci, Co, accumulate);
+        return;
+    }
     if (!m->fp8_fwd || N <= 0 || Co <= 0) {
         r1_matmul_fwd(out, in, w, N, Ci, Co, accumulate);
         return;

@@ -132,11 +132,16 @@ static int vexp_on(void) { return r1_isa_active() >= R1_ISA_AVX512BF16; }
  * (wide: the whole product's, decided by the caller, so that every piece of it takes the same
  * path) go through gemv. */
 static void mm_serial(real *out, int ldo, const real *in, const real *w, int N, int Ci, int Co,
-                      int accumulate, int gemv)
+                      int accumulate, int gemv, int rows)
 {
 #ifndef R1_REAL_DOUBLE
-    if (N <= R1_F32_FEW && r1__matmul_f32_few(out, ldo, in, w, N, Ci, Co, accumulate))
+    /* a decoding step's rows (r1__matmul_fwd_decode): r1lab's dot products, the same bits for
+     * a row whatever else is in the batch; training keeps sgemm, whose rows the data-parallel
+     * tests need to be the same in a product of any size */
+    if (rows && r1__matmul_f32_rows(out, ldo, in, w, N, Ci, Co, accumulate))
         return;
+#else
+    (void)rows;
 #endif
     if (gemv) {
         for (int n = 0; n < N; n++)
@@ -168,7 +173,7 @@ static void mm_bwd_w(real *dw, const real *dout, const real *in, int N, int Ci, 
 typedef struct {
     real *out, *din, *dw;
     const real *in, *w, *dout;
-    int N, Ci, Co, acc, gemv;
+    int N, Ci, Co, acc, gemv, rows;
     int pa, pb; /* pieces: forward (rows or outputs); backward din rows and dw rows */
 } mm_job;
 
@@ -189,7 +194,7 @@ static void fwd_rows(void *ctx, int i, int tid)
     chunk(j->N, j->pa, i, 1, &lo, &hi);
     if (hi > lo)
         mm_serial(j->out + (size_t)lo * j->Co, j->Co, j->in + (size_t)lo * j->Ci, j->w, hi - lo,
-                  j->Ci, j->Co, j->acc, j->gemv);
+                  j->Ci, j->Co, j->acc, j->gemv, j->rows);
 }
 
 static void fwd_cols(void *ctx, int i, int tid)
@@ -200,7 +205,7 @@ static void fwd_cols(void *ctx, int i, int tid)
     chunk(j->Co, j->pa, i, 16, &lo, &hi);
     if (hi > lo)
         mm_serial(j->out + lo, j->Co, j->in, j->w + (size_t)lo * j->Ci, j->N, j->Ci, hi - lo,
-                  j->acc, j->gemv);
+                  j->acc, j->gemv, j->rows);
 }
 
 /* items [0, pa): din row pieces; [pa, pa + pb): dw row pieces */
@@ -222,8 +227,8 @@ static void bwd_part(void *ctx, int i, int tid)
 }
 #endif
 
-void R1K(r1_matmul_fwd)(real *out, const real *in, const real *w, int N, int Ci, int Co,
-                        int accumulate)
+static void matmul_fwd(real *out, const real *in, const real *w, int N, int Ci, int Co,
+                       int accumulate, int dec)
 {
     if (N <= 0 || Co <= 0)
         return;
@@ -233,13 +238,27 @@ void R1K(r1_matmul_fwd)(real *out, const real *in, const real *w, int N, int Ci,
     int rows = r1__pieces(work, N); /* many rows: cut the rows; few: cut the outputs */
     int parts = rows > 1 ? rows : r1__pieces(work, Co);
     if (parts > 1) {
-        mm_job j = {out, NULL, NULL, in, w, NULL, N, Ci, Co, accumulate, gemv, parts, 0};
+        mm_job j = {out, NULL, NULL, in, w, NULL, N, Ci, Co, accumulate, gemv, dec, parts, 0};
         r1__parallel_for_work(work, parts, rows > 1 ? fwd_rows : fwd_cols, &j);
         return;
     }
 #endif
-    mm_serial(out, Co, in, w, N, Ci, Co, accumulate, gemv);
+    mm_serial(out, Co, in, w, N, Ci, Co, accumulate, gemv, dec);
 }
+
+void R1K(r1_matmul_fwd)(real *out, const real *in, const real *w, int N, int Ci, int Co,
+                        int accumulate)
+{
+    matmul_fwd(out, in, w, N, Ci, Co, accumulate, 0);
+}
+
+#ifndef R1_REAL_DOUBLE
+void r1__matmul_fwd_decode(float *out, const float *in, const float *w, int N, int Ci, int Co,
+                           int accumulate)
+{
+    matmul_fwd(out, in, w, N, Ci, Co, accumulate, 1);
+}
+#endif
 
 void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, const real *w,
                         int N, int Ci, int Co)
@@ -250,7 +269,7 @@ void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, c
     long work = (long)N * Ci * Co;
     int pa = din ? r1__pieces(work, N) : 0, pb = dw ? r1__pieces(work, Co) : 0;
     if (pa > 1 || pb > 1) {
-        mm_job j = {NULL, din, dw, in, w, dout, N, Ci, Co, 0, 0, pa, pb};
+        mm_job j = {NULL, din, dw, in, w, dout, N, Ci, Co, 0, 0, 0, pa, pb};
         r1__parallel_for_work(work, pa + pb, bwd_part, &j);
         return;
     }

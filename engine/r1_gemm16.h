@@ -64,13 +64,18 @@ void r1__attention_bwd16(float *dq, float *dk, float *dv, float *dP, const float
                          const float *v, int ldv, int T, int H, int dq_dim, int dv_dim,
                          float scale);
 
-/* Few rows of a linear layer with fp32 weights (bf16.c): out[N, Co] (row stride ldo) = or +=
- * in[N, Ci] · w[Co, Ci]^T for 1 <= N <= R1_F32_FEW, each output a dot product along Ci summed
- * in an order that depends on Ci alone (16 lanes of FMAs, then a fixed tree).  Returns 1 when
- * done; 0 (nothing written) when the AVX-512 path is not in use or N is out of range, and the
- * caller runs sgemm. */
-#define R1_F32_FEW 64
-int r1__matmul_f32_few(float *out, int ldo, const float *in, const float *w, int N, int Ci,
-                       int Co, int accumulate);
+/* A decoding step's rows of a linear layer with fp32 weights (bf16.c): out[N, Co] (row stride
+ * ldo) = or += in[N, Ci] · w[Co, Ci]^T, each output a dot product along Ci summed in an order
+ * that depends on Ci alone (16 lanes of FMAs, then a fixed tree), so a row's bits do not
+ * depend on N or on the rows beside it.  Returns 1 when done; 0 (nothing written) when the
+ * AVX-512 path is not in use, and the caller runs sgemm. */
+int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, int N, int Ci,
+                        int Co, int accumulate);
+
+/* r1_matmul_fwd (r1_kernels.h) for a decoding step (not a prompt): its products through
+ * r1__matmul_f32_rows where the path has it (ops.c).  r1_matmul_fwd itself stays on sgemm,
+ * as training needs. */
+void r1__matmul_fwd_decode(float *out, const float *in, const float *w, int N, int Ci, int Co,
+                           int accumulate);
 
 #endif

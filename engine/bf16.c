@@ -352,8 +352,8 @@ static SIMD void matmul_avx512(float *out, const float *in, const uint16_t *w, i
     }
 }
 
-/* fp32 weights, a decoding step's rows (r1__matmul_f32_rows, r1_gemm16.h): the blocks above with an fp32
- * FMA per 16 columns, the activations read in place.  For a decoding step's rows OpenBLAS
+/* fp32 weights, a decoding step's rows (r1__matmul_f32_rows, r1_gemm16.h): the blocks above
+ * with an fp32 FMA per 16 columns, the activations read in place.  For those rows OpenBLAS
  * 0.3.21 copies the whole weight matrix into its panels on every call (sgemm_incopy was 41% of
  * a batch-1 decoding of the built-in model on Zen 4, and its kernel 24%), which this does not:
  * each weight is read once per group of 4 tokens, from the caches after the first.  Measured

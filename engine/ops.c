@@ -71,13 +71,19 @@ static V512 inline __m512 exp16(__m512 x)
 
 static inline __mmask16 first(long n) { return n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1); }
 
-static V512 void swiglu_fwd_v(float *a, const float *g, const float *u, long i0, long i1)
+/* 1 / (1 + e^-g) */
+static V512 inline __m512 sigmoid16(__m512 g)
 {
     const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+}
+
+static V512 void swiglu_fwd_v(float *a, const float *g, const float *u, long i0, long i1)
+{
     for (long i = i0; i < i1; i += 16) {
         __mmask16 m = first(i1 - i);
         __m512 gv = _mm512_maskz_loadu_ps(m, g + i), uv = _mm512_maskz_loadu_ps(m, u + i);
-        __m512 sg = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+        __m512 sg = sigmoid16(gv);
         _mm512_mask_storeu_ps(a + i, m, _mm512_mul_ps(_mm512_mul_ps(gv, sg), uv));
     }
 }
@@ -89,15 +95,16 @@ static V512 void swiglu_bwd_v(float *dg, float *du, const float *da, const float
     for (long i = i0; i < i1; i += 16) {
         __mmask16 m = first(i1 - i);
         __m512 gv = _mm512_maskz_loadu_ps(m, g + i), dav = _mm512_maskz_loadu_ps(m, da + i);
-        __m512 sg = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+        __m512 sg = sigmoid16(gv);
         if (dg) { /* da u sg (1 + g (1 - sg)), in the scalar loop's order */
             __m512 t = _mm512_mul_ps(_mm512_mul_ps(dav, _mm512_maskz_loadu_ps(m, u + i)), sg);
             t = _mm512_mul_ps(t, _mm512_add_ps(one, _mm512_mul_ps(gv, _mm512_sub_ps(one, sg))));
             _mm512_mask_storeu_ps(dg + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dg + i), t));
         }
-        if (du)
-            _mm512_mask_storeu_ps(du + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, du + i),
-                                                           _mm512_mul_ps(dav, _mm512_mul_ps(gv, sg))));
+        if (du) {
+            __m512 t = _mm512_mul_ps(dav, _mm512_mul_ps(gv, sg));
+            _mm512_mask_storeu_ps(du + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, du + i), t));
+        }
     }
 }
 
@@ -106,7 +113,8 @@ static V512 void softmax_v(float *row, int n)
 {
     __m512 mx = _mm512_set1_ps(row[0]);
     for (int c = 0; c < n; c += 16)
-        mx = _mm512_mask_max_ps(mx, first(n - c), mx, _mm512_maskz_loadu_ps(first(n - c), row + c));
+        mx = _mm512_mask_max_ps(mx, first(n - c), mx,
+                                 _mm512_maskz_loadu_ps(first(n - c), row + c));
     __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
     for (int c = 0; c < n; c += 16) {
         __mmask16 m = first(n - c);

@@ -1,5 +1,6 @@
 /* parallel.c — the loop pool of parallel.h.  Workers are created on first use; between loops
- * they spin a little, then sleep on a condition variable (SPIN_NS); the caller works too.  OpenBLAS itself always runs
+ * they spin a little, then sleep on a condition variable (SPIN_NS); the caller works too.
+ * OpenBLAS itself always runs
  * single-threaded (r1_set_threads keeps it at 1): its idle threads spin in sched_yield, which
  * measured as a fifth of a training step's CPU time, so the engine splits its large products
  * across this pool instead (ops.c), and the two never oversubscribe the cores. */
@@ -28,7 +29,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t go = PTHREAD_COND_INITIALIZER, done = PTHREAD_COND_INITIALIZER;
 static int started;              /* worker threads running (under mu) */
 static atomic_ulong gen;         /* loop generation: published after the loop's fields */
-static atomic_int busy;          /* workers still inside the current loop */
+static atomic_ulong busy;        /* workers still inside the current loop */
 static int sleepers;             /* workers asleep on go (under mu) */
 static int caller_asleep;        /* the caller asleep on done (under mu) */
 static void (*cur_fn)(void *, int, int);
@@ -73,24 +74,12 @@ static inline void relax(void)
 #endif
 }
 
-/* Spins until *v differs from old (1) or SPIN_NS have passed (0). */
-static int spin_ulong(atomic_ulong *v, unsigned long old)
+/* Spins until *v equals x (until_equal) or differs from it: 1; or SPIN_NS have passed: 0. */
+static int spin(atomic_ulong *v, unsigned long x, int until_equal)
 {
     long t0 = now_ns();
     for (int k = 0;; k++) {
-        if (atomic_load_explicit(v, memory_order_acquire) != old)
-            return 1;
-        relax();
-        if ((k & 255) == 255 && now_ns() - t0 > SPIN_NS)
-            return 0;
-    }
-}
-
-static int spin_zero(atomic_int *v)
-{
-    long t0 = now_ns();
-    for (int k = 0;; k++) {
-        if (atomic_load_explicit(v, memory_order_acquire) == 0)
+        if ((atomic_load_explicit(v, memory_order_acquire) == x) == until_equal)
             return 1;
         relax();
         if ((k & 255) == 255 && now_ns() - t0 > SPIN_NS)
@@ -105,7 +94,7 @@ static void *worker(void *arg)
     unsigned long seen = born_gen[tid]; /* loops before its birth are not its business */
     pthread_mutex_unlock(&mu);
     for (;;) {
-        if (!spin_ulong(&gen, seen)) {
+        if (!spin(&gen, seen, 0)) {
             pthread_mutex_lock(&mu);
             sleepers++;
             while (atomic_load(&gen) == seen) /* the caller wakes sleepers under mu */
@@ -190,7 +179,7 @@ void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx)
         pthread_cond_broadcast(&go);
     pthread_mutex_unlock(&mu);
     run_items(0);
-    if (!spin_zero(&busy)) {
+    if (!spin(&busy, 0, 1)) {
         pthread_mutex_lock(&mu);
         caller_asleep = 1;
         while (atomic_load(&busy) > 0)

@@ -88,8 +88,8 @@ r1_gguf_opts r1_gguf_defaults(void);
  * hyper-parameter of m's config that llama.cpp reads, the vocabulary as a byte-level BPE
  * without merges (so that llama.cpp's tokenizer gives r1lab's ids), the special tokens as
  * control tokens, bos/eos/pad ids, the chat template, and every tensor (the MTP layers as
- * blk.L.nextn.*, unless opts->mtp is 0).  A model without shared experts gets zero-filled ones (llama.cpp's deepseek2
- * requires them; zero weights add exactly zero).  Temporary name, fsync, rename.
+ * blk.L.nextn.*, unless opts->mtp is 0).  A model without shared experts gets zero-filled ones
+ * (llama.cpp's deepseek2 requires them; zero weights add exactly zero).  Temporary name, fsync, rename.
  * R1_EINVAL for a bad dtype, a tokenizer larger than the model's vocabulary, or a token text
  * no byte-level vocabulary can hold; R1_EUNSUPPORTED for a config llama.cpp cannot run (named);
  * R1_EIO naming path; R1_ENOMEM. */

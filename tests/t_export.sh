@@ -1,8 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-3.0-or-later
-# t_export.sh — the front ends of the GGUF export: `r1lab export --gguf` (each dtype, its
-# MTP layers kept or left out, messages for misspelt options, bad values, a folder without a tokenizer, a target it cannot
-# write) and Lua's m:save_gguf.  The file's contents are t_gguf's business (and llama.cpp's,
+# t_export.sh — the front ends of the GGUF export: `r1lab export --gguf` (each dtype, the MTP
+# layers kept or left out, its messages for misspelt options, bad values, a folder without a
+# tokenizer, a target it cannot write) and Lua's m:save_gguf.  The file's contents are t_gguf's business (and llama.cpp's,
 # t_gguf_llama.sh); here only its header and size.
 r1lab="${top_builddir:-.}/app/r1lab"
 models="${top_srcdir:-.}/models"

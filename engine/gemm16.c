@@ -321,29 +321,51 @@ static SIMD512 inline __m512i load_round(const float *f, __mmask16 m)
     return round16(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, f)));
 }
 
+/* The kc floats at f as (kc + 1) / 2 pairs at d (an odd k past kc: zero): 32 floats give 16
+ * pairs. */
+static SIMD512 inline void pair_row(uint32_t *d, const float *f, int kc)
+{
+    const __m512i sel = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37,
+                                         35, 33, 31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7,
+                                         5, 3, 1);
+    int kp = (kc + 1) / 2;
+    for (int p = 0; p < kp; p += 16) {
+        int left = kc - 2 * p; /* floats left in this row of the block */
+        __mmask16 m0 = lanes(left), m1 = lanes(left - 16);
+        __m512i x = _mm512_permutex2var_epi16(load_round(f + 2 * p, m0), sel,
+                                              load_round(f + 2 * p + 16, m1));
+        int np = kp - p < 16 ? kp - p : 16;
+        _mm512_mask_storeu_epi32(d + p, (__mmask16)((1u << np) - 1), x);
+    }
+}
+
 static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const view *v, long i0,
                                int n, long k0, int kc)
 {
     int kp = (kc + 1) / 2, odd = kc & 1;
-    if (!v->kmajor && ps == 1 && !v->h) { /* A rows along k: 32 floats give 16 pairs */
-        const __m512i sel = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39,
-                                             37, 35, 33, 31, 29, 27, 25, 23, 21, 19, 17, 15, 13,
-                                             11, 9, 7, 5, 3, 1);
+    if (!v->kmajor && ps == 1 && !v->h) { /* A rows along k */
         for (int r = 0; r < rows; r++) {
             uint32_t *d = dst + r * rs;
-            if (r >= n) {
+            if (r >= n)
                 memset(d, 0, sizeof(uint32_t) * (size_t)kp);
-                continue;
-            }
-            const float *f = v->f + (i0 + r) * v->ld + k0;
-            for (int p = 0; p < kp; p += 16) {
-                int left = kc - 2 * p; /* floats left in this row of the block */
-                __mmask16 m0 = lanes(left), m1 = lanes(left - 16);
-                __m512i x = _mm512_permutex2var_epi16(load_round(f + 2 * p, m0), sel,
-                                                      load_round(f + 2 * p + 16, m1));
-                int np = kp - p < 16 ? kp - p : 16;
-                _mm512_mask_storeu_epi32(d + p, (__mmask16)((1u << np) - 1), x);
-            }
+            else
+                pair_row(d, v->f + (i0 + r) * v->ld + k0, kc);
+        }
+        return 1;
+    }
+    if (!v->kmajor && rs == 1 && !v->h && rows <= NR && kp <= KC / 2) {
+        /* B from fp32 rows along k (attention's k_h^T and v_h^T): each row's pairs, then the
+         * panel's columns written pair by pair */
+        uint32_t t[NR][KC / 2];
+        for (int r = 0; r < n && r < rows; r++)
+            pair_row(t[r], v->f + (i0 + r) * v->ld + k0, kc);
+        for (int p = 0; p < kp; p++) {
+            uint32_t *d = dst + p * ps;
+            int r = 0;
+            for (; r < n && r < rows; r++)
+                d[r] = t[r][p];
+            for (; r < rows; r++)
+                d[r] = 0;
         }
         return 1;
     }

@@ -321,6 +321,12 @@ static SIMD512 inline __m512i load_round(const float *f, __mmask16 m)
     return round16(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, f)));
 }
 
+/* Packing A's rows along k asks for the row PF_ROWS ahead while it rounds this one: an
+ * activation comes cold from memory, and each row is a short stream the hardware prefetcher
+ * only catches after its first lines.  A 384x128x512 product with A cold, one thread: 211-245
+ * -> 335-354 GFLOP/s.  (Rows past the matrix are asked for too: a prefetch never faults.) */
+#define PF_ROWS 4
+
 /* The kc floats at f as (kc + 1) / 2 pairs at d (an odd k past kc: zero): 32 floats give 16
  * pairs. */
 static SIMD512 inline void pair_row(uint32_t *d, const float *f, int kc)
@@ -346,6 +352,9 @@ static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const 
     if (!v->kmajor && ps == 1 && !v->h) { /* A rows along k */
         for (int r = 0; r < rows; r++) {
             uint32_t *d = dst + r * rs;
+            const char *next = (const char *)(v->f + (i0 + r + PF_ROWS) * v->ld + k0);
+            for (int b = 0; b < kc * 4; b += 64)
+                _mm_prefetch(next + b, _MM_HINT_T0);
             if (r >= n)
                 memset(d, 0, sizeof(uint32_t) * (size_t)kp);
             else

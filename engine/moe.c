@@ -122,6 +122,84 @@ static void expert_bwd(void *ctx, int e, int tid)
     r1__linear_bwd(m, g->dxe + rC, r1__grad(m, Wu), g->deu + rI, a->xe + rC, Wu, ne, C, Ie);
 }
 
+/* The slot loops outside the experts, in SLOT_PIECES pieces side by side when the layer is
+ * large: the weighted sum of a token's expert outputs (forward) or of its input gradients
+ * (backward) by token ranges, each piece walking every slot in order and taking its own
+ * tokens, so that a token's sum keeps the slots' order; and the backward's per-slot products
+ * by slot ranges, four slots' double sums side by side, each in its own order.  The same bits
+ * as the one loop on one thread (t_model, t_determinism).  perf had these loops, on the
+ * calling thread alone, at 4% of a small training step. */
+#define SLOT_PIECES 16
+
+typedef struct {
+    const layer_act *a;
+    float *dst;        /* [N, C]: f (forward) or dhn (backward) */
+    const float *src;  /* [NK, C]: eo or dxe */
+    int weighted;      /* dst_n += wt(slot) · src_slot, else += src_slot */
+    const float *df;   /* backward per slot: d wt and d eo from df */
+    float *deo, *dwts;
+    int N, C, K;
+} slot_job;
+
+static void slot_sum_piece(void *ctx, int i, int tid)
+{
+    (void)tid;
+    const slot_job *j = ctx;
+    const layer_act *a = j->a;
+    int n0 = (int)((long)j->N * i / SLOT_PIECES), n1 = (int)((long)j->N * (i + 1) / SLOT_PIECES);
+    size_t NK = (size_t)j->N * j->K;
+    for (size_t slot = 0; slot < NK; slot++) {
+        int n = a->slot_tok[slot];
+        if (n < n0 || n >= n1)
+            continue;
+        const float *src = j->src + slot * j->C;
+        float *dn = j->dst + (size_t)n * j->C;
+        if (j->weighted) {
+            float wt = a->wts[(size_t)n * j->K + a->slot_k[slot]];
+            for (int c = 0; c < j->C; c++)
+                dn[c] += wt * src[c];
+        } else {
+            for (int c = 0; c < j->C; c++)
+                dn[c] += src[c];
+        }
+    }
+}
+
+/* f_n += wt · eo_slot:  d wt = <df_n, eo_slot>,  d eo_slot = wt · df_n */
+static void slot_bwd_piece(void *ctx, int i, int tid)
+{
+    (void)tid;
+    const slot_job *j = ctx;
+    const layer_act *a = j->a;
+    size_t NK = (size_t)j->N * j->K, C = (size_t)j->C;
+    size_t s0 = NK * (size_t)i / SLOT_PIECES, s1 = NK * (size_t)(i + 1) / SLOT_PIECES;
+    for (size_t slot = s0; slot < s1; slot += 4) {
+        int q = s1 - slot < 4 ? (int)(s1 - slot) : 4;
+        const float *dfn[4], *eo[4];
+        double dot[4] = {0};
+        for (int r = 0; r < 4; r++) { /* past q: the last slot again, its sum unused */
+            size_t sl = slot + (size_t)(r < q ? r : q - 1);
+            dfn[r] = j->df + (size_t)a->slot_tok[sl] * C;
+            eo[r] = a->eo + sl * C;
+        }
+        for (size_t c = 0; c < C; c++) {
+            dot[0] += (double)dfn[0][c] * eo[0][c];
+            dot[1] += (double)dfn[1][c] * eo[1][c];
+            dot[2] += (double)dfn[2][c] * eo[2][c];
+            dot[3] += (double)dfn[3][c] * eo[3][c];
+        }
+        for (int r = 0; r < q; r++) {
+            size_t sl = slot + (size_t)r;
+            int n = a->slot_tok[sl], k = a->slot_k[sl];
+            float wt = a->wts[(size_t)n * j->K + k];
+            float *deo = j->deo + sl * C;
+            for (size_t c = 0; c < C; c++)
+                deo[c] = wt * dfn[r][c];
+            j->dwts[(size_t)n * j->K + k] = (float)dot[r];
+        }
+    }
+}
+
 void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
 {
     const r1_config *c = &m->cfg;
@@ -180,14 +258,8 @@ void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
     } else {
         memset(f, 0, sizeof(float) * N * C);
     }
-    for (int slot = 0; slot < N * K; slot++) {
-        int n = a->slot_tok[slot];
-        float wt = a->wts[(size_t)n * K + a->slot_k[slot]];
-        const float *eo = a->eo + (size_t)slot * C;
-        float *fn = f + (size_t)n * C;
-        for (int i = 0; i < C; i++)
-            fn[i] += wt * eo[i];
-    }
+    slot_job sj = {a, f, a->eo, 1, NULL, NULL, NULL, N, C, K};
+    r1__parallel_for_work((long)N * K * C * 4, SLOT_PIECES, slot_sum_piece, &sj);
 }
 
 double r1__moe_balance(r1_model *m, int l, layer_act *a)
@@ -224,29 +296,14 @@ void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *
         r1__linear_bwd(m, dhn, r1__grad(m, w->su), g->dsu, a->hn, w->su, N, C, Is);
     }
 
-    /* f_n += wt · eo_slot:  d wt = <df_n, eo_slot>,  d eo_slot = wt · df_n */
-    for (size_t slot = 0; slot < NK; slot++) {
-        int n = a->slot_tok[slot], k = a->slot_k[slot];
-        const float *dfn = df + (size_t)n * C, *eo = a->eo + slot * C;
-        float wt = a->wts[(size_t)n * K + k];
-        float *deo = g->deo + slot * C;
-        double dot = 0;
-        for (int i = 0; i < C; i++) {
-            dot += (double)dfn[i] * eo[i];
-            deo[i] = wt * dfn[i];
-        }
-        g->dwts[(size_t)n * K + k] = (float)dot;
-    }
+    slot_job sj = {a, NULL, NULL, 0, df, g->deo, g->dwts, N, C, K};
+    r1__parallel_for_work((long)NK * C * 4, SLOT_PIECES, slot_bwd_piece, &sj);
 
     /* the experts, each over its rows, side by side on the cores */
     moe_job job = {m, w, a, g};
     r1__parallel_for(E, expert_bwd, &job);
-    for (size_t slot = 0; slot < NK; slot++) {
-        float *dst = dhn + (size_t)a->slot_tok[slot] * C;
-        const float *src = g->dxe + slot * C;
-        for (int i = 0; i < C; i++)
-            dst[i] += src[i];
-    }
+    slot_job sd = {a, dhn, g->dxe, 0, NULL, NULL, NULL, N, C, K};
+    r1__parallel_for_work((long)NK * C * 4, SLOT_PIECES, slot_sum_piece, &sd);
 
     /* router: weights <- scores <- sigmoid <- logits = hn · router^T */
     memset(g->ds, 0, sizeof(float) * N * E);

@@ -56,6 +56,20 @@ for cfg in "tiny 16 128 5" "small 8 256 3"; do
     rs=$(awk -v a="$r16" -v b="$r32" 'BEGIN { printf "%.2fx", a / b }')
     printf '%-14s %s %11s %11s %8s %8s %8s\n' "$1 ${2}x$3" "$cells" "${tf:-n/a}" "${tb:-n/a}" "$rf" "$rb" "$rs"
 done
+# fp32 runs on OpenBLAS's kernels: when the environment names them (OPENBLAS_CORETYPE) and
+# OpenBLAS on its own would take others for this CPU, the fp32 rows again on those
+kern() { "$b/app/r1lab" --version | sed -n 's/.*OpenBLAS [^,]*, \([A-Za-z0-9]*\) kernels.*/\1/p'; }
+here=$(kern)
+own=$(unset OPENBLAS_CORETYPE; kern)
+if [ -n "$OPENBLAS_CORETYPE" ] && [ -n "$own" ] && [ "$own" != "$here" ]; then
+    echo "   fp32 on the kernels OpenBLAS picks for this CPU itself ($own; above: $here, named by"
+    echo "   OPENBLAS_CORETYPE in this environment):"
+    for cfg in "tiny 16 128 5" "small 8 256 3"; do
+        set -- $cfg
+        r=$(env -u OPENBLAS_CORETYPE $bt train --preset "$1" --batch "$2" --seq "$3" --steps "$4" --threads 2 --precision fp32)
+        printf '   %-14s %s\n' "$1 ${2}x$3" "$(echo "$r" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1 tokens\/s/p')"
+    done
+fi
 echo
 echo "== bf16 weights: r1_matmul_bf16 beside OpenBLAS sgemm with fp32 weights, 1 thread (GFLOP/s)"
 "$b/tests/bench/bench_bf16"

@@ -254,6 +254,31 @@ typedef struct {
  * query rows in one product of [tc·H, len], each row masked to its own length: S = scale (Qlat
  * C^T + Qpe K^T), softmax, then Olat = P C.  A single token (tc = 1) is its three [H, len]
  * products, masking nothing. */
+/* A decoding step's scores for token t0 (one query a head) as dot products along the cache
+ * rows where the kernel path has them (r1__matmul_f32_rows): OpenBLAS copied the row's whole
+ * cache into its panels for these 1-query products (sgemm_incopy, with its kernel ~7% of a
+ * tiny GRPO step's CPU time).  sc[h, t] = scale · (<qlat_h, ckv_t> + <qpe_h, kpe_t>).  0 when
+ * the path has no such kernel (the caller runs sgemm). */
+static int scores_rows(const att_job *j, int t0, const float *Cr, const float *Kr, int len,
+                       float *sc)
+{
+    r1_decoder *d = j->d;
+    const r1_config *c = &d->m->cfg;
+    int H = c->num_attention_heads, kvr = c->kv_lora_rank, dr = c->qk_rope_head_dim;
+    int dn = c->qk_nope_head_dim, dq = d->m->dq;
+    float qpe[1024];
+    if (H * dr > 1024)
+        return 0;
+    if (!r1__matmul_f32_rows(sc, len, d->qlat + (size_t)t0 * H * kvr, Cr, H, kvr, len, 0))
+        return 0;
+    for (int h = 0; h < H; h++)
+        memcpy(qpe + h * dr, d->q + ((size_t)t0 * H + h) * dq + dn, sizeof(float) * dr);
+    r1__matmul_f32_rows(sc, len, qpe, Kr, H, dr, len, 1);
+    for (size_t i = 0; i < (size_t)H * len; i++)
+        sc[i] *= j->scale;
+    return 1;
+}
+
 static void attend(const att_job *j, int r, int t0, int tc, float *sc)
 {
     r1_decoder *d = j->d;
@@ -263,10 +288,12 @@ static void attend(const att_job *j, int r, int t0, int tc, float *sc)
     int len = d->pos[t0 + tc - 1] + 1;
     size_t row0 = (size_t)j->rows[r] * d->max_len;
     const float *Cr = d->ckv[j->l] + row0 * kvr, *Kr = d->kpe[j->l] + row0 * dr;
-    R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tc * H, len, kvr, j->scale,
-                        d->qlat + (size_t)t0 * H * kvr, kvr, Cr, kvr, 0, sc, len));
-    R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tc * H, len, dr, j->scale,
-                        d->q + (size_t)t0 * H * dq + dn, dq, Kr, dr, 1, sc, len));
+    if (!(tc == 1 && scores_rows(j, t0, Cr, Kr, len, sc))) {
+        R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tc * H, len, kvr, j->scale,
+                            d->qlat + (size_t)t0 * H * kvr, kvr, Cr, kvr, 0, sc, len));
+        R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tc * H, len, dr, j->scale,
+                            d->q + (size_t)t0 * H * dq + dn, dq, Kr, dr, 1, sc, len));
+    }
     for (int k = 0; k < tc; k++)
         for (int h = 0; h < H; h++) {
             float *s = sc + ((size_t)k * H + h) * len;

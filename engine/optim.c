@@ -62,23 +62,49 @@ void r1_adamw_free(r1_adamw *o)
     free(o);
 }
 
-double r1_grad_norm(r1_model *m)
+#define ADAM_PIECES 16
+
+/* The norm's sum of squares in ADAM_PIECES fixed ranges side by side, each range in 8 double
+ * lanes (element i in lane i % 8 of its range, in order), the lanes then the ranges added in
+ * a fixed order: the bits depend on the parameter count alone, never on the threads.  One
+ * chain of dependent double additions on one thread had been ~4% of a small training step. */
+typedef struct {
+    const float *g;
+    size_t n;
+    double part[ADAM_PIECES];
+} norm_job;
+
+static void norm_piece(void *ctx, int piece, int tid)
 {
-    const float *g = r1_model_grads(m);
-    size_t n = r1_model_numel(m);
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)g[i] * g[i];
-    return sqrt(s);
+    (void)tid;
+    norm_job *j = ctx;
+    size_t lo = j->n * (size_t)piece / ADAM_PIECES, hi = j->n * (size_t)(piece + 1) / ADAM_PIECES;
+    double s[8] = {0};
+    size_t i = lo;
+    for (; i + 8 <= hi; i += 8)
+        for (int l = 0; l < 8; l++)
+            s[l] += (double)j->g[i + l] * j->g[i + l];
+    for (int l = 0; i < hi; i++, l++)
+        s[l] += (double)j->g[i] * j->g[i];
+    j->part[piece] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-#define ADAM_PIECES 16
+double r1_grad_norm(r1_model *m)
+{
+    norm_job j = {r1_model_grads(m), r1_model_numel(m), {0}};
+    r1__parallel_for_work((long)j.n, ADAM_PIECES, norm_piece, &j);
+    double s = 0;
+    for (int i = 0; i < ADAM_PIECES; i++)
+        s += j.part[i];
+    return sqrt(s);
+}
 
 typedef struct {
     r1_adamw *o;
     r1_model *m;
     float *p, *g, lr, bc1, bc2;
     int simd;
+    float clip; /* the gradients' scale (1: not clipped) */
 } adam_job;
 
 #if defined(HAVE_AVX512BF16_INTRIN) && (defined(__x86_64__) || defined(__i386__))
@@ -147,6 +173,9 @@ static void adam_piece(void *ctx, int piece, int tid)
             continue;
         float wd = t->decay ? c->weight_decay : 0;
         float *pp = j->p, *gg = j->g, *mm = j->o->m, *vv = j->o->v;
+        if (j->clip != 1)
+            for (size_t i = a; i < b; i++)
+                gg[i] *= j->clip;
         if (!c->bf16_moments && j->simd)
             a = adam_avx512(pp, gg, mm, vv, a, b, b1, b2, bc1, bc2, lr, c->eps, wd);
         for (size_t i = a; i < b; i++) {
@@ -172,16 +201,13 @@ float r1_adamw_step(r1_adamw *o, r1_model *m, double *gnorm)
         *gnorm = norm;
     if (!isfinite(norm)) /* a NaN or inf anywhere: applying it would poison every weight */
         return r1_lr_at(c, o->t);
-    if (c->clip > 0 && norm > c->clip) {
-        float f = (float)(c->clip / norm);
-        for (size_t i = 0; i < o->n; i++)
-            g[i] *= f;
-    }
+    /* clipping scales each gradient in its piece, just before its update */
+    float f = c->clip > 0 && norm > c->clip ? (float)(c->clip / norm) : 1;
     float lr = r1_lr_at(c, o->t);
     o->t++;
     adam_job j = {o, m, p, g, lr, 1 - powf(c->beta1, (float)o->t),
                   1 - powf(c->beta2, (float)o->t),
-                  ADAM_SIMD && r1_isa_active() >= R1_ISA_AVX512BF16};
+                  ADAM_SIMD && r1_isa_active() >= R1_ISA_AVX512BF16, f};
     /* every element on its own, so the pieces (and the threads) change no bit */
     r1__parallel_for_work((long)o->n * 4, ADAM_PIECES, adam_piece, &j);
     return lr;

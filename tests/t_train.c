@@ -1,6 +1,8 @@
 /* t_train.c — training works: the tiny preset learns a synthetic sequence task in seconds,
- * the same seed gives bit-identical losses, the balancing bias follows the expert load, and
- * the optimizer's schedule has the promised shape. */
+ * the same seed gives bit-identical losses, the balancing bias follows the expert load, the
+ * optimizer's schedule has the promised shape, and the gradient norm (summed in fixed pieces)
+ * matches a long-double sum, has the same bits on 1 and 2 threads, and clipping scales every
+ * gradient exactly once. */
 #include <config.h>
 
 #include <math.h>
@@ -98,10 +100,57 @@ static void test_nonfinite_gradient(void)
     r1_model_free(m);
 }
 
+static void test_grad_norm(void)
+{
+    r1_config c;
+    r1_config_preset(&c, "tiny", NULL);
+    r1_model *m;
+    r1_model_new(&m, &c, NULL);
+    r1_model_init(m, 5);
+    size_t n = r1_model_numel(m);
+    float *g = r1_model_grads(m);
+    r1_rng rng;
+    r1_rng_seed(&rng, 9);
+    long double ref = 0;
+    for (size_t i = 0; i < n; i++) {
+        g[i] = (float)((r1_rng_uniform(&rng) - 0.5) * (i % 1000 == 0 ? 10 : 0.01));
+        ref += (long double)g[i] * g[i];
+    }
+    double norm1 = r1_grad_norm(m);
+    r1_set_threads(2);
+    double norm2 = r1_grad_norm(m);
+    r1_set_threads(1);
+    ok(fabs(norm1 - (double)sqrtl(ref)) <= 1e-13 * norm1,
+       "the gradient norm matches a long-double sum (%.17g against %.17g)", norm1,
+       (double)sqrtl(ref));
+    ok(memcmp(&norm1, &norm2, sizeof norm1) == 0, "and has the same bits on 1 and 2 threads");
+
+    r1_adamw_cfg oc = r1_adamw_defaults();
+    oc.clip = 0.25f;
+    r1_adamw *o;
+    r1_adamw_new(&o, m, &oc, NULL);
+    float *before = malloc(sizeof(float) * n);
+    memcpy(before, g, sizeof(float) * n);
+    double gn = 0;
+    r1_set_threads(2);
+    r1_adamw_step(o, m, &gn);
+    r1_set_threads(1);
+    float f = (float)(oc.clip / gn);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += g[i] != before[i] * f;
+    ok(gn == norm1 && bad == 0, "clipping to %.2f scales every gradient by %.6g exactly once "
+                               "(%zu of %zu differ)", oc.clip, f, bad, n);
+    free(before);
+    r1_adamw_free(o);
+    r1_model_free(m);
+}
+
 int main(void)
 {
     r1_set_threads(1);
     test_nonfinite_gradient();
+    test_grad_norm();
     double first = 0;
     double last = train(150, 7, &first, NULL);
     diag("main loss %.3f -> %.3f (chance ln 16 = %.3f, best (ln 3)/15 = %.3f)", first, last,

@@ -250,10 +250,6 @@ typedef struct {
     float *one;     /* the scores of every token when threads have none of their own */
 } att_job;
 
-/* Tokens [t0, t0 + tc) of row r (layer_step) attend to the cache up to the last one, the tc·H
- * query rows in one product of [tc·H, len], each row masked to its own length: S = scale (Qlat
- * C^T + Qpe K^T), softmax, then Olat = P C.  A single token (tc = 1) is its three [H, len]
- * products, masking nothing. */
 /* A decoding step's scores for token t0 (one query a head) as dot products along the cache
  * rows where the kernel path has them (r1__matmul_f32_rows): OpenBLAS copied the row's whole
  * cache into its panels for these 1-query products (sgemm_incopy, with its kernel ~7% of a
@@ -279,6 +275,10 @@ static int scores_rows(const att_job *j, int t0, const float *Cr, const float *K
     return 1;
 }
 
+/* Tokens [t0, t0 + tc) of row r (layer_step) attend to the cache up to the last one, the tc·H
+ * query rows in one product of [tc·H, len], each row masked to its own length: S = scale (Qlat
+ * C^T + Qpe K^T), softmax, then Olat = P C.  A single token (tc = 1) is its three [H, len]
+ * products, masking nothing, the two of its scores on scores_rows where the path has it. */
 static void attend(const att_job *j, int r, int t0, int tc, float *sc)
 {
     r1_decoder *d = j->d;

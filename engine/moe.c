@@ -135,17 +135,17 @@ typedef struct {
     const layer_act *a;
     float *dst;        /* [N, C]: f (forward) or dhn (backward) */
     const float *src;  /* [NK, C]: eo or dxe */
-    int weighted;      /* dst_n += wt(slot) · src_slot, else += src_slot */
+    int weighted;      /* dst_n += wt(slot) · src_slot, else += src_slot (wt = 1) */
     const float *df;   /* backward per slot: d wt and d eo from df */
     float *deo, *dwts;
     int N, C, K;
 } slot_job;
 
-/* d[c] += wt · s[c] (or += s[c]), four lanes at a time: each lane's operations are the scalar
- * loop's, so the bits are too. */
+/* d[c] += wt · s[c], four lanes at a time: each lane's operations are the scalar loop's, so
+ * the bits are too (and with wt = 1 those of d[c] += s[c]: 1 · s is s exactly). */
 typedef float v4f __attribute__((vector_size(16)));
 
-static void add_row(float *restrict d, const float *restrict s, float wt, int weighted, int C)
+static void add_row(float *restrict d, const float *restrict s, float wt, int C)
 {
     v4f w = {wt, wt, wt, wt};
     int c = 0;
@@ -153,11 +153,11 @@ static void add_row(float *restrict d, const float *restrict s, float wt, int we
         v4f x, y;
         memcpy(&x, s + c, sizeof x);
         memcpy(&y, d + c, sizeof y);
-        y = weighted ? y + w * x : y + x;
+        y = y + w * x;
         memcpy(d + c, &y, sizeof y);
     }
     for (; c < C; c++)
-        d[c] = weighted ? d[c] + wt * s[c] : d[c] + s[c];
+        d[c] += wt * s[c];
 }
 
 static void slot_sum_piece(void *ctx, int i, int tid)
@@ -172,7 +172,7 @@ static void slot_sum_piece(void *ctx, int i, int tid)
         if (n < n0 || n >= n1)
             continue;
         float wt = j->weighted ? a->wts[(size_t)n * j->K + a->slot_k[slot]] : 1;
-        add_row(j->dst + (size_t)n * j->C, j->src + slot * j->C, wt, j->weighted, j->C);
+        add_row(j->dst + (size_t)n * j->C, j->src + slot * j->C, wt, j->C);
     }
 }
 

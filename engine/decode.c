@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "model_internal.h"
-#include "r1_bf16.h"
 #include "parallel.h"
 #include "r1_generate.h"
 #include "r1_gemm16.h"
@@ -40,7 +39,8 @@ struct r1_decoder {
     int32_t **route_e;    /* [Ltot] -> [cap, K] */
     float **route_w;
     int last_n;           /* tokens of the last main step */
-    uint16_t *w16;        /* bf16 copies of the parameters (r1_decoder_set_bf16), or NULL */
+    int bf16;             /* linear layers on the model's bf16 copy (r1_decoder_set_bf16) */
+    const uint16_t *w16;  /* that copy, fetched (and refreshed when stale) by each step */
     r1__fp8w *w8;         /* E4M3 linear weights (r1_decoder_set_fp8), or NULL */
 };
 
@@ -166,19 +166,27 @@ r1_status r1_decoder_new(r1_decoder **out, r1_model *m, int rows, int max_len, r
     return R1_OK;
 }
 
+/* The model's own bf16 copy (r1__wt16), which BF16 training keeps too: a GRPO step's sampler
+ * and its training passes convert the weights once between them, not once each. */
 r1_status r1_decoder_set_bf16(r1_decoder *d, int on, r1_error *err)
 {
-    free(d->w16);
+    d->bf16 = 0;
     d->w16 = NULL;
     if (!on)
         return R1_OK;
     r1__fp8w_free(d->w8);
     d->w8 = NULL;
-    size_t n = r1_model_numel(d->m);
-    d->w16 = malloc(sizeof(uint16_t) * n);
-    if (!d->w16)
+    if (!(d->w16 = r1__wt16(d->m)))
         return r1_error_set(err, R1_ENOMEM, "out of memory for the bf16 weights");
-    r1_bf16_from_f32(d->w16, d->m->params, n);
+    d->bf16 = 1;
+    return R1_OK;
+}
+
+/* A step's weights: the bf16 copy of the model's weights as they are now. */
+static r1_status step_weights(r1_decoder *d, r1_error *err)
+{
+    if (d->bf16 && !(d->w16 = r1__wt16(d->m)))
+        return r1_error_set(err, R1_ENOMEM, "out of memory for the bf16 weights");
     return R1_OK;
 }
 
@@ -188,7 +196,7 @@ r1_status r1_decoder_set_fp8(r1_decoder *d, int on, r1_error *err)
     d->w8 = NULL;
     if (!on)
         return R1_OK;
-    free(d->w16);
+    d->bf16 = 0;
     d->w16 = NULL;
     return r1__fp8w_new(&d->w8, d->m, 1, err);
 }
@@ -197,7 +205,7 @@ size_t r1_decoder_weight_bytes(const r1_decoder *d, size_t *fp32_bytes)
 {
     if (d->w8)
         return r1__fp8w_bytes(d->w8, fp32_bytes);
-    size_t n = d->w16 ? r1_model_numel(d->m) : 0;
+    size_t n = d->bf16 ? r1_model_numel(d->m) : 0;
     if (fp32_bytes)
         *fp32_bytes = n * sizeof(float);
     return n * sizeof(uint16_t);
@@ -207,7 +215,6 @@ void r1_decoder_free(r1_decoder *d)
 {
     if (!d)
         return;
-    free(d->w16);
     r1__fp8w_free(d->w8);
     free_ws(d);
     for (int l = 0; d->ckv && l < d->m->Ltot; l++) {
@@ -473,6 +480,8 @@ r1_status r1_decoder_step(r1_decoder *d, const int *rows, int R, const int32_t *
     r1_status s = check_rows(d, rows, R, n, d->len, err);
     if (s == R1_OK)
         s = check_tokens(d, tok, R * n, err);
+    if (s == R1_OK)
+        s = step_weights(d, err);
     if (s != R1_OK)
         return s;
     int N = R * n, C = c->hidden_size;
@@ -506,6 +515,8 @@ r1_status r1_decoder_mtp_step(r1_decoder *d, const int *rows, int R, const float
     r1_status s = check_rows(d, rows, R, n, d->mlen, err);
     if (s == R1_OK)
         s = check_tokens(d, tok, R * n, err);
+    if (s == R1_OK)
+        s = step_weights(d, err);
     if (s != R1_OK)
         return s;
     int N = R * n, C = c->hidden_size, l = m->L;

@@ -538,7 +538,7 @@ r1_status r1_model_forward(r1_model *m, const int32_t *tokens, int B, int T,
     m->fp8_fwd = m->fp8_last = m->fp8; /* the linear layers' GEMMs (fp8_linear.c) */
     m->fp8_oom = 0;
     m->bf16_fwd = m->bf16_last = m->bf16 && !m->fp8;
-    if (m->bf16_fwd && !r1__wt16_refresh(m)) {
+    if (m->bf16_fwd && !r1__wt16(m)) {
         m->bf16_fwd = m->bf16_last = 0;
         return r1_error_set(err, R1_ENOMEM, "forward: out of memory for the bf16 weights");
     }

@@ -8,7 +8,8 @@
  *   - a BF16 decoder is stepping (m->w16): r1_matmul_bf16 on the bf16 copy, or r1__gemm16
  *     when it takes a prompt (m->w16_prefill);
  *   - an FP8 decoder is stepping (m->w8) and w is one of its matrices: r1_matmul_fp8;
- *   - r1_model_forward runs in BF16 (m->bf16_fwd): r1__gemm16 on the bf16 copy m->wt16;
+ *   - r1_model_forward runs in BF16 (m->bf16_fwd): r1__gemm16 on the bf16 copy m->wt16
+ *     (r1__wt16: converted when stale, else as AdamW left it);
  *   - r1_model_forward runs with an FP8 mode: the codes and scales of both operands through
  *     r1__gemm16, or (m->fp8_emulate) quantise-dequantise both, then sgemm;
  *   - otherwise r1_matmul_fwd itself, so with FP8 off every product is the very call it was
@@ -92,15 +93,24 @@ static void conv_piece(void *ctx, int i, int tid)
         r1_bf16_from_f32(j->dst + lo, j->src + lo, hi - lo);
 }
 
-int r1__wt16_refresh(r1_model *m)
+const uint16_t *r1__wt16(r1_model *m)
 {
     size_t n = m->numel;
+    if (m->wt16_ok)
+        return m->wt16;
     if (!m->wt16 && !(m->wt16 = malloc(sizeof(uint16_t) * (n ? n : 1))))
-        return 0;
+        return NULL;
     int parts = n >= ((size_t)1 << 20) ? R1_MAX_WORKERS : 1;
     conv_job j = {m->wt16, m->params, n, (n + parts - 1) / parts};
     r1__parallel_for(parts, conv_piece, &j);
-    return 1;
+    m->wt16_ok = 1;
+    return m->wt16;
+}
+
+float *r1__params_update(r1_model *m, uint16_t **wt16)
+{
+    *wt16 = m->wt16_ok ? m->wt16 : NULL;
+    return m->params;
 }
 
 const char *r1_fp8_mode_name(r1_fp8_mode mode)

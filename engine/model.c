@@ -229,7 +229,11 @@ const char *r1_model_notice(const r1_model *m) { return m->notice; }
 const char *r1_model_errmsg(const r1_model *m) { return m->errmsg; }
 int r1_model_nparams(const r1_model *m) { return m->nparams; }
 size_t r1_model_numel(const r1_model *m) { return m->numel; }
-float *r1_model_params(r1_model *m) { return m->params; }
+float *r1_model_params(r1_model *m)
+{
+    m->wt16_ok = 0; /* the caller may write them */
+    return m->params;
+}
 float *r1_model_grads(r1_model *m) { return m->grads; }
 int r1_model_nlayers_total(const r1_model *m) { return m->Ltot; }
 
@@ -257,6 +261,7 @@ void r1_model_init(r1_model *m, uint64_t seed)
 {
     r1_rng rng;
     r1_rng_seed(&rng, seed);
+    m->wt16_ok = 0;
     float std = m->cfg.initializer_range;
     for (int i = 0; i < m->nparams; i++) {
         const r1_param *p = &m->ptab[i];
@@ -624,6 +629,7 @@ r1_status r1_model_mix_params(r1_model *dst, const r1_model *src, float alpha, r
     if (!(alpha >= 0 && alpha <= 1))
         return r1_error_set(err, R1_EINVAL, "mix: alpha %g outside 0..1", alpha);
     float b = 1 - alpha;
+    dst->wt16_ok = 0;
     for (size_t i = 0; i < src->numel; i++)
         dst->params[i] = alpha * src->params[i] + b * dst->params[i];
     for (int l = 0; l < src->Ltot; l++)
@@ -636,6 +642,7 @@ r1_status r1_model_copy_params(r1_model *dst, const r1_model *src, r1_error *err
 {
     if (memcmp(&dst->cfg, &src->cfg, sizeof dst->cfg) != 0)
         return r1_error_set(err, R1_EINVAL, "copy: the two models have different configs");
+    dst->wt16_ok = 0;
     memcpy(dst->params, src->params, sizeof(float) * src->numel);
     for (int l = 0; l < src->Ltot; l++)
         if (src->layers[l].bias)

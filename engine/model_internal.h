@@ -197,8 +197,12 @@ struct r1_model {
     int fp8_emulate;           /* FP8 by quantise-dequantise-sgemm, not through BF16 (tests) */
     int bf16;                  /* BF16 mixed precision of training (r1_model_set_precision) */
     int bf16_fwd, bf16_last;   /* as fp8_fwd and fp8_last */
-    uint16_t *wt16;            /* BF16 training: the parameters rounded to bf16 by the forward,
-                                * same layout, read by its GEMMs and by its backward's */
+    uint16_t *wt16;            /* bf16(params), same layout: BF16 training's GEMMs and a BF16
+                                * decoder read it (r1__wt16) */
+    int wt16_ok;               /* wt16 holds bf16 of the current params: set by r1__wt16 and
+                                * kept by AdamW, which rounds each weight it updates; cleared
+                                * by every other writer (r1_model_params, init, load, mix,
+                                * copy) */
     const r1__patch *patch;    /* the next forwards' intervention (inspect.c), else NULL */
     int forcing;               /* 1 while r1_model_forward runs: layer_w.forced applies */
     char errmsg[R1_ERRLEN];
@@ -228,8 +232,13 @@ void r1__linear_bwd(r1_model *m, float *din, float *dw, const float *dout, const
 /* Tokens a row from which a BF16 decoder's step counts as a prompt (decode.c). */
 #define R1_PREFILL_ROWS 16
 
-/* BF16 training: m->wt16 = bf16(m->params), allocated on first use; 0 when out of memory. */
-int r1__wt16_refresh(r1_model *m);
+/* m->wt16 = bf16(m->params), converted only when a writer has left it stale (so once per
+ * optimizer step at most, not per forward), allocated on first use; NULL when out of memory. */
+const uint16_t *r1__wt16(r1_model *m);
+/* For AdamW, which updates the parameters and keeps the bf16 copy fresh as it goes: the
+ * parameters, without marking the copy stale; *wt16 = the copy when it is fresh, else NULL
+ * (then the next r1__wt16 converts it). */
+float *r1__params_update(r1_model *m, uint16_t **wt16);
 
 /* E4M3 copies (128x128 block scales) of the linear weights r1_fp8_is_stored names.
  * finite_only: refuse (R1_EINVAL naming the tensor) a NaN or infinite weight. */

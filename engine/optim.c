@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "r1_optim.h"
+#include "model_internal.h"
 #include "parallel.h"
 #include "r1_bf16.h" /* r1_f32_to_bf16 */
 
@@ -104,7 +105,8 @@ typedef struct {
     r1_model *m;
     float *p, *g, lr, bc1, bc2;
     int simd;
-    float clip; /* the gradients' scale (1: not clipped) */
+    float clip;    /* the gradients' scale (1: not clipped) */
+    uint16_t *w16; /* the model's bf16 copy when it is fresh: kept so, weight by weight */
 } adam_job;
 
 #if defined(HAVE_AVX512BF16_INTRIN) && (defined(__x86_64__) || defined(__i386__))
@@ -171,6 +173,7 @@ static void adam_piece(void *ctx, int piece, int tid)
         size_t b = t->offset + t->numel < hi ? t->offset + t->numel : hi;
         if (a >= b)
             continue;
+        size_t a0 = a;
         float wd = t->decay ? c->weight_decay : 0;
         float *pp = j->p, *gg = j->g, *mm = j->o->m, *vv = j->o->v;
         if (j->clip != 1)
@@ -189,13 +192,16 @@ static void adam_piece(void *ctx, int piece, int tid)
             /* decoupled weight decay (Loshchilov & Hutter) */
             pp[i] -= lr * (mh / (sqrtf(vh) + c->eps) + wd * pp[i]);
         }
+        if (j->w16) /* while the updated weights are still in cache */
+            r1_bf16_from_f32(j->w16 + a0, pp + a0, b - a0);
     }
 }
 
 float r1_adamw_step(r1_adamw *o, r1_model *m, double *gnorm)
 {
     const r1_adamw_cfg *c = &o->cfg;
-    float *p = r1_model_params(m), *g = r1_model_grads(m);
+    uint16_t *w16;
+    float *p = r1__params_update(m, &w16), *g = r1_model_grads(m);
     double norm = r1_grad_norm(m);
     if (gnorm)
         *gnorm = norm;
@@ -207,7 +213,7 @@ float r1_adamw_step(r1_adamw *o, r1_model *m, double *gnorm)
     o->t++;
     adam_job j = {o, m, p, g, lr, 1 - powf(c->beta1, (float)o->t),
                   1 - powf(c->beta2, (float)o->t),
-                  ADAM_SIMD && r1_isa_active() >= R1_ISA_AVX512BF16, f};
+                  ADAM_SIMD && r1_isa_active() >= R1_ISA_AVX512BF16, f, w16};
     /* every element on its own, so the pieces (and the threads) change no bit */
     r1__parallel_for_work((long)o->n * 4, ADAM_PIECES, adam_piece, &j);
     return lr;

@@ -41,7 +41,9 @@ r1_status r1_decoder_mtp_step(r1_decoder *d, const int *rows, int R, const float
 /* Holds the weights of every linear layer as bf16 (round to nearest even) for the steps that
  * follow: products in the CPU's AVX-512 BF16 instructions (portable code elsewhere) with fp32
  * accumulation.  The embedding, the router, the head, kv_b_proj's absorbed halves and the norms
- * stay fp32.  The copy is taken now: call again after the model's weights change. */
+ * stay fp32.  The bf16 weights are the model's own copy, which BF16 training uses too; each
+ * step reads it as the fp32 weights are then (converted again only after they changed), so,
+ * as in fp32, a step sees the weights of that moment.  R1_ENOMEM. */
 r1_status r1_decoder_set_bf16(r1_decoder *d, int on, r1_error *err);
 
 /* Holds the linear weights that DeepSeek-V3 ships as FP8 (r1_fp8_is_stored: attention and

@@ -61,8 +61,10 @@ r1_status r1_model_save(const r1_model *m, const char *dir, r1_dtype dtype, r1_e
  *   R1_PREC_BF16  DeepSeek-V3's split: the attention projections, dense and expert MLPs and
  *                 MTP's projection multiply bf16 operands with fp32 accumulation (forward, dX
  *                 and dW; r1_gemm16.h, on the CPU's BF16 units where it has them), and so do
- *                 attention's products (q·k^T, P·V and their backward); the forward rounds the
- *                 weights to bf16 once, for itself and its backward.  The master weights,
+ *                 attention's products (q·k^T, P·V and their backward).  The weights are
+ *                 rounded to bf16 once per optimizer step, not per forward: r1_adamw_step
+ *                 rounds each weight as it updates it, into the copy a BF16 decoder reads too
+ *                 (r1_model_params marks the copy stale).  The master weights,
  *                 gradients, optimizer, norms, router, softmax and its scale, embedding and
  *                 heads stay fp32;
  *   R1_PREC_FP8   r1_model_set_fp8(m, R1_FP8_TILES) (r1_fp8.h).
@@ -86,7 +88,10 @@ int r1_model_nparams(const r1_model *m);                  /* number of trainable
 const r1_param *r1_model_param(const r1_model *m, int i); /* i in [0, nparams) */
 const r1_param *r1_model_param_find(const r1_model *m, const char *name); /* NULL if absent */
 size_t r1_model_numel(const r1_model *m); /* total trainable scalars */
-float *r1_model_params(r1_model *m);      /* [numel] borrowed */
+/* The parameters, [numel] borrowed, to read or write.  BF16 training and decoding read a bf16
+ * copy of them, converted again only after a call to this (or to init, mix or copy) and kept
+ * up to date by r1_adamw_step: call it again for each round of writes, not once for good. */
+float *r1_model_params(r1_model *m);
 float *r1_model_grads(r1_model *m);       /* [numel] borrowed */
 void r1_model_zero_grad(r1_model *m);
 

@@ -602,6 +602,82 @@ static void test_precision(void)
     r1_model_free(f), r1_model_free(e), r1_model_free(t), r1_model_free(h);
 }
 
+/* BF16's copy of the weights: converted once, kept fresh by AdamW as it updates them (so not
+ * converted per forward), converted again after a write through r1_model_params; a BF16
+ * decoder reads the same copy, as the weights are at each step. */
+static void test_bf16_copy(void)
+{
+    enum { B = 2, T = 24 };
+    int32_t tok[B * T];
+    for (int i = 0; i < B * T; i++)
+        tok[i] = (int32_t)((i * 29 + 7) % R1_TOK_VOCAB);
+    r1_model *h = tiny(2, 9), *g = tiny(2, 9);
+    size_t np = r1_model_numel(h);
+    r1_model_set_precision(h, R1_PREC_BF16);
+    r1_model_set_precision(g, R1_PREC_BF16);
+    r1_adamw_cfg oc = r1_adamw_defaults();
+    oc.lr = 1e-2f, oc.warmup = 0;
+    r1_adamw *o;
+    r1_adamw_new(&o, h, &oc, NULL);
+    r1_loss L, Lg;
+    int same = 1;
+    const float *hp = r1_model_params(h); /* to read them: writers call it for each round */
+    for (int s = 0; s < 3; s++) {
+        fwd_bwd(h, tok, B, T, &L);
+        r1_adamw_step(o, h, NULL);
+        /* g: the same weights, its copy converted from them afresh */
+        memcpy(r1_model_params(g), hp, sizeof(float) * np);
+        r1_model_forward(g, tok, B, T, NULL, &Lg, NULL);
+        r1_model_forward(h, tok, B, T, NULL, &L, NULL);
+        same &= L.loss == Lg.loss;
+    }
+    ok(same, "after each AdamW step the bf16 forward gives the bits of a copy converted afresh "
+       "(loss %.9g)", L.loss);
+    /* h's copy is now the one AdamW kept: a write behind r1_model_params' back (through a
+     * pointer taken before the last conversion) is not seen, which shows no forward converts
+     * again; a write after calling it is */
+    float *held = r1_model_params(h);
+    r1_model_forward(h, tok, B, T, NULL, &L, NULL); /* converts: held is now "before" */
+    size_t at = r1_model_param_find(h, "model.layers.1.self_attn.o_proj.weight")->offset + 3;
+    float was = held[at];
+    held[at] = was + 1.0f;
+    r1_loss L2;
+    r1_model_forward(h, tok, B, T, NULL, &L2, NULL);
+    ok(L2.loss == L.loss, "the copy is not converted per forward (a write behind the accessor's "
+       "back is not seen)");
+    r1_model_params(h)[at] = was + 1.0f;
+    r1_model_forward(h, tok, B, T, NULL, &L2, NULL);
+    memcpy(r1_model_params(g), hp, sizeof(float) * np);
+    r1_model_forward(g, tok, B, T, NULL, &Lg, NULL);
+    ok(L2.loss != L.loss && L2.loss == Lg.loss,
+       "after r1_model_params the next forward converts again (%.6f -> %.6f)", L.loss, L2.loss);
+    /* the decoder: the same copy, as the weights are at each step */
+    r1_decoder *d;
+    r1_error err = {0};
+    size_t nl = (size_t)T * R1_TOK_VOCAB;
+    float *l1 = malloc(sizeof(float) * nl), *l2 = malloc(sizeof(float) * nl);
+    float *l3 = malloc(sizeof(float) * nl);
+    r1_decoder_new(&d, h, 2, T, NULL);
+    r1_status st = r1_decoder_set_bf16(d, 1, &err);
+    size_t wb = r1_decoder_weight_bytes(d, NULL);
+    ok(st == R1_OK && wb == 2 * np, "a BF16 decoder on the model's copy (%zu bytes)", wb);
+    int row = 0, row1 = 1;
+    r1_decoder_step(d, &row, 1, tok, T, l1, NULL);
+    r1_model_params(h)[at] = was - 1.0f;
+    r1_decoder_step(d, &row1, 1, tok, T, l2, NULL);
+    r1_decoder *d2;
+    r1_decoder_new(&d2, h, 1, T, NULL);
+    r1_decoder_set_bf16(d2, 1, NULL);
+    r1_decoder_step(d2, &row, 1, tok, T, l3, NULL);
+    ok(memcmp(l1, l2, sizeof(float) * nl) && !memcmp(l2, l3, sizeof(float) * nl),
+       "... whose next step reads the weights as they are then, as a new decoder does");
+    free(l3);
+    r1_decoder_free(d), r1_decoder_free(d2);
+    free(l1), free(l2);
+    r1_adamw_free(o);
+    r1_model_free(h), r1_model_free(g);
+}
+
 /* t_train's task: arithmetic sequences mod 16 */
 static double train(int mode, int bf16_moments, int steps, int *moments_bf16)
 {
@@ -933,6 +1009,7 @@ int main(void)
     test_gemm();
     test_switch();
     test_precision();
+    test_bf16_copy();
     test_qdq_paths();
     test_learns();
     test_checkpoint();

@@ -2,6 +2,7 @@
  * Every failure prints one line naming what went wrong and exits non-zero. */
 #include <config.h>
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,14 @@ static int run_command(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
+    /* Training and generation free and allocate buffers of the same sizes at every step (a
+     * GRPO step's decoder and its caches, the objective's logit gradients).  By default glibc
+     * maps the larger ones fresh and trims what is freed, so every step faulted them in and
+     * zeroed them again: page faults were about a tenth of a GRPO step in perf.  Freed memory
+     * is kept for reuse instead (up to 256 MB of it); only blocks past 32 MB, allocated once
+     * and kept, are mapped on their own.  Sampling of a tiny GRPO step: 0.31-0.36 -> 0.29-0.31 s. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     /* under mpirun: join the job first (MPI may read its own arguments); ranks other than 0
      * print nothing to stdout (rank 0 reports the run) but keep stderr, and each takes its
      * share of the cores */

@@ -263,7 +263,10 @@ static int generate(lua_State *L, const char *what, int chat, const r1_task *tas
     }
     int R = batch ? (int)lua_rawlen(L, 2) : 1;
     luaL_argcheck(L, R >= 1, 2, "no prompts");
-    /* every buffer is a userdata on the stack: an error below leaks nothing */
+    /* every buffer is a userdata on the stack: an error below leaks nothing; one slot per
+     * prompt (Lua guarantees only LUA_MINSTACK free slots: past them a push writes outside
+     * the stack) */
+    luaL_checkstack(L, R + LUA_MINSTACK, "too many prompts");
     int32_t **ps = lua_newuserdatauv(L, sizeof(int32_t *) * R, 0);
     int *lens = lua_newuserdatauv(L, sizeof(int) * R, 0);
     for (int r = 0; r < R; r++) {

@@ -72,6 +72,11 @@ end})
 t.is(stopped, 3, "on_token returning false stops")
 local b = m:generate({{1, 2}, {3, 4, 5}}, {max_tokens = 4})
 t.is(#b, 2, "a batch gives a list")
+-- more prompts than Lua's guaranteed stack slots (each prompt's ids sit on the stack)
+local many = {}
+for i = 1, 300 do many[i] = {1 + i % 7, 2 + i % 5} end
+local bm = m:generate(many, {max_tokens = 2})
+t.ok(#bm == 300 and #bm[300].tokens == 2, "a batch of 300 prompts")
 local s1 = m:generate({5}, {max_tokens = 12, temperature = 1, seed = 3})
 local s2 = m:generate({5}, {max_tokens = 12, temperature = 1, seed = 3})
 t.is(table.concat(s1.tokens, " "), table.concat(s2.tokens, " "), "seeded sampling repeats")

@@ -74,13 +74,29 @@ typedef struct {
     layer_w *w;
     layer_act *a;
     grad_scratch *g;
+    const int32_t *order; /* [E]: iteration i runs expert order[i] */
 } moe_job;
 
+/* The experts by their rows, most first (ties by index): the loop hands out iterations in
+ * order, so the long ones start first and the short ones fill in at the end, instead of a
+ * large expert late in the list keeping one thread busy alone.  Each expert's work is its own,
+ * so the order changes no bit. */
+static void by_load(int32_t *order, const int32_t *cnt, int E)
+{
+    for (int e = 0; e < E; e++) {
+        int at = e;
+        for (; at > 0 && cnt[order[at - 1]] < cnt[e]; at--) /* stable: ties keep index order */
+            order[at] = order[at - 1];
+        order[at] = e;
+    }
+}
+
 /* Expert e over its rows: eo = down(silu(gate(x)) * up(x)). */
-static void expert_fwd(void *ctx, int e, int tid)
+static void expert_fwd(void *ctx, int i, int tid)
 {
     (void)tid;
     moe_job *j = ctx;
+    int e = j->order[i];
     const r1_config *c = &j->m->cfg;
     layer_act *a = j->a;
     int n0 = a->off[e], ne = a->cnt[e], C = c->hidden_size, Ie = c->moe_intermediate_size;
@@ -98,10 +114,11 @@ static void expert_fwd(void *ctx, int e, int tid)
 }
 
 /* Expert e's backward over its rows; its weight gradients are its own, its rows too. */
-static void expert_bwd(void *ctx, int e, int tid)
+static void expert_bwd(void *ctx, int i, int tid)
 {
     (void)tid;
     moe_job *j = ctx;
+    int e = j->order[i];
     r1_model *m = j->m;
     const r1_config *c = &m->cfg;
     layer_act *a = j->a;
@@ -130,6 +147,23 @@ static void expert_bwd(void *ctx, int e, int tid)
  * as the one loop on one thread (t_model, t_determinism).  perf had these loops, on the
  * calling thread alone, at 4% of a small training step. */
 #define SLOT_PIECES 16
+
+/* Gathering the experts' inputs, by ranges of slots: slot s holds token slot_tok[s]'s row. */
+typedef struct {
+    layer_act *a;
+    long NK;
+    int C;
+} gather_job;
+
+static void gather_piece(void *ctx, int i, int tid)
+{
+    (void)tid;
+    const gather_job *j = ctx;
+    long lo = j->NK * i / SLOT_PIECES, hi = j->NK * (i + 1) / SLOT_PIECES;
+    for (long s = lo; s < hi; s++)
+        memcpy(j->a->xe + s * j->C, j->a->hn + (size_t)j->a->slot_tok[s] * j->C,
+               sizeof(float) * j->C);
+}
 
 typedef struct {
     const layer_act *a;
@@ -246,8 +280,9 @@ void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
             int slot = fill[e]++;
             a->slot_tok[slot] = n;
             a->slot_k[slot] = k;
-            memcpy(a->xe + (size_t)slot * C, a->hn + (size_t)n * C, sizeof(float) * C);
         }
+    gather_job gj = {a, (long)N * K, C};
+    r1__parallel_for_work((long)N * K * C, SLOT_PIECES, gather_piece, &gj);
     if (!m->no_load_count) {
         for (int e = 0; e < E; e++)
             w->load[e] += a->cnt[e];
@@ -257,7 +292,9 @@ void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
     /* every expert over its rows, experts side by side on the cores; a step this small (a
      * few tokens being decoded) runs on this thread: waking the others costs more than it
      * saves, and each expert's rows are its own, so the result is the same either way */
-    moe_job job = {m, w, a, NULL};
+    int32_t order[E];
+    by_load(order, a->cnt, E);
+    moe_job job = {m, w, a, NULL, order};
     r1__parallel_for_work((long)N * K * 3 * C * c->moe_intermediate_size, E, expert_fwd, &job);
 
     /* shared experts over every token, then the weighted routed outputs */
@@ -311,7 +348,9 @@ void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *
     r1__parallel_for_work((long)NK * C * 4, SLOT_PIECES, slot_bwd_piece, &sj);
 
     /* the experts, each over its rows, side by side on the cores */
-    moe_job job = {m, w, a, g};
+    int32_t order[E];
+    by_load(order, a->cnt, E);
+    moe_job job = {m, w, a, g, order};
     r1__parallel_for(E, expert_bwd, &job);
     slot_job sd = {a, dhn, g->dxe, 0, NULL, NULL, NULL, N, C, K};
     r1__parallel_for_work((long)NK * C * 4, SLOT_PIECES, slot_sum_piece, &sd);

@@ -337,26 +337,50 @@ static int walk_next(lua_State *L)
     return 2;
 }
 
-static void walk_collect(lua_State *L, int nodes, int list, int id, int depth)
+/* Appends {node, depth} pairs to the list at `list` in depth-first order from node 1, with an
+ * explicit stack (a Lua table) rather than C recursion: a chain of nodes as long as memory
+ * allows walks without exhausting the C stack; a node reached twice (children lists forming
+ * a cycle, or sharing a node) is an error naming it, not an endless walk. */
+static void walk_collect(lua_State *L, int nodes, int list)
 {
-    luaL_checkstack(L, 4, "tree too deep");
-    lua_rawgeti(L, nodes, id);
-    if (!lua_istable(L, -1)) {
+    lua_newtable(L); /* pending (id, depth) pairs, the next on top */
+    int work = lua_gettop(L);
+    lua_newtable(L); /* the ids seen */
+    int seen = lua_gettop(L);
+    lua_Integer top = 0, n = 0;
+    lua_pushinteger(L, 1);
+    lua_rawseti(L, work, ++top);
+    lua_pushinteger(L, 0);
+    lua_rawseti(L, work, ++top);
+    while (top > 0) {
+        lua_rawgeti(L, work, top - 1);
+        lua_Integer id = lua_tointeger(L, -1);
+        lua_rawgeti(L, work, top);
+        lua_Integer depth = lua_tointeger(L, -1);
+        lua_pop(L, 2);
+        top -= 2;
+        if (lua_rawgeti(L, nodes, id) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            continue;
+        }
+        if (lua_rawgeti(L, seen, id) != LUA_TNIL)
+            luaL_error(L, "t:walk: node %I is reached twice (the children lists form a cycle "
+                       "or share a node)", id);
         lua_pop(L, 1);
-        return;
-    }
-    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, list, n + 1);
-    lua_pushinteger(L, depth);
-    lua_rawseti(L, list, n + 2);
-    lua_getfield(L, -1, "children");
-    int kids = lua_gettop(L);
-    for (lua_Integer k = 1; k <= (lua_Integer)lua_rawlen(L, kids); k++) {
-        lua_rawgeti(L, kids, k);
-        int child = (int)lua_tointeger(L, -1);
-        lua_pop(L, 1);
-        walk_collect(L, nodes, list, child, depth + 1);
+        lua_pushboolean(L, 1);
+        lua_rawseti(L, seen, id);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, list, ++n);
+        lua_pushinteger(L, depth);
+        lua_rawseti(L, list, ++n);
+        if (lua_getfield(L, -1, "children") == LUA_TTABLE)
+            for (lua_Integer k = (lua_Integer)lua_rawlen(L, -1); k >= 1; k--) { /* first on top */
+                lua_rawgeti(L, -1, k);
+                lua_rawseti(L, work, ++top);
+                lua_pushinteger(L, depth + 1);
+                lua_rawseti(L, work, ++top);
+            }
+        lua_pop(L, 2);
     }
     lua_pop(L, 2);
 }
@@ -366,7 +390,7 @@ static int t_walk(lua_State *L)
     check_tree(L, 1, "t:walk");
     lua_getfield(L, 1, "nodes");
     lua_newtable(L);
-    walk_collect(L, 2, 3, 1, 0);
+    walk_collect(L, 2, 3);
     lua_pushinteger(L, 0);
     lua_pushcclosure(L, walk_next, 2);
     return 1;

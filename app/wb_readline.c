@@ -338,7 +338,9 @@ static int gather(lua_State *L)
         fields_of(L, "", text, 0);
         return 0;
     }
-    /* walk the names before the separator: a.b.c */
+    /* walk the names before the separator: a.b.c, the value so far at `at` (replaced at
+     * each name, so that a long chain such as _G._G._G... keeps the stack at its size) */
+    int at = lua_gettop(L);
     for (const char *p = text; p < sep;) {
         const char *e = p;
         while (e < sep && *e != '.' && *e != ':')
@@ -346,11 +348,11 @@ static int gather(lua_State *L)
         if (!is_name(p, (size_t)(e - p)))
             return 0;
         lua_pushlstring(L, p, (size_t)(e - p));
-        if (lua_istable(L, -2)) {
-            lua_rawget(L, -2);
+        if (lua_istable(L, at)) {
+            lua_rawget(L, at);
         } else { /* a field of a userdata or string: look in its __index table */
             lua_pop(L, 1);
-            if (!lua_getmetatable(L, -1))
+            if (!lua_getmetatable(L, at))
                 return 0;
             lua_getfield(L, -1, "__index");
             if (!lua_istable(L, -1))
@@ -360,6 +362,8 @@ static int gather(lua_State *L)
         }
         if (lua_isnil(L, -1))
             return 0;
+        lua_replace(L, at);
+        lua_settop(L, at);
         p = *e ? e + 1 : e;
     }
     char pre[512];

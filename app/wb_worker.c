@@ -134,6 +134,12 @@ static int run(lua_State *L, const job *j)
         st = lua_host_load_line(L, j->text, j->name, &inc);
         if (st == LUA_OK)
             st = lua_host_call(L, 0, LUA_MULTRET);
+        if (st == LUA_OK && lua_gettop(L) > top &&
+            !lua_checkstack(L, LUA_MINSTACK)) { /* a call returns up to ~1M values */
+            lua_settop(L, top);
+            lua_pushliteral(L, "too many results to show");
+            st = LUA_ERRRUN;
+        }
         if (st == LUA_OK && lua_gettop(L) > top) { /* show the values, as lua.c does */
             int n = lua_gettop(L) - top;
             lua_getfield(L, LUA_REGISTRYINDEX, "r1lab.show");

@@ -123,6 +123,15 @@ T send-keys -t main Tab
 wait_for main "r1> string.format"
 ok $? "Tab completes a library function"
 T send-keys -t main C-u
+# a name of 200 parts (_G._G._G...): the completer walks it without growing the Lua stack
+long=$(awk 'BEGIN { for (i = 0; i < 200; i++) printf "_G."; printf "io.wri" }')
+T send-keys -t main -l "$long"
+T send-keys -t main Tab
+sleep 1
+T send-keys -t main C-u
+type_line main "io.write('still', 6 * 7)"
+wait_for main "still42"
+ok $? "Tab on a name of 200 parts leaves the workbench working"
 
 # a notebook with a failing cell: the traceback shows and the REPL survives
 cat > "$tmp/nb.md" <<'EOF'

@@ -167,6 +167,21 @@ t.is(br2.parent, br.id, "a branch of a branch")
 local order = {}
 for node, depth in tr:walk() do order[#order + 1] = node.id .. "@" .. depth end
 t.is(table.concat(order, " "), "1@0 2@1 3@2", "t:walk: depth first, with depths")
+local fk = m:tree({1, 2, 3}, {tokens = {4, 5}}) -- adopts the tokens: no generation
+fk.nodes = {{id = 1, children = {2, 4}}, {id = 2, children = {3}}, {id = 3, children = {}},
+            {id = 4, children = {}}}
+order = {}
+for node, depth in fk:walk() do order[#order + 1] = node.id .. "@" .. depth end
+t.is(table.concat(order, " "), "1@0 2@1 3@2 4@1", "t:walk: children in their order")
+local N = 300000 -- deeper than C recursion could go on an 8 MB stack
+fk.nodes = {}
+for i = 1, N do fk.nodes[i] = {id = i, children = i < N and {i + 1} or {}} end
+local cnt, last = 0, -1
+for _, depth in fk:walk() do cnt, last = cnt + 1, depth end
+t.ok(cnt == N and last == N - 1, "t:walk over a chain of 300000 nodes")
+fk.nodes[N].children = {1}
+t.raises(function() for _ in fk:walk() do end end, "node 1 is reached twice",
+         "children lists that form a cycle: an error naming the node, not an endless walk")
 local path = os.tmpname()
 tr:save(path)
 local back = r1.tree_load(m, path)

@@ -527,11 +527,11 @@ void R1K(r1_rope_table)(real *cs, real *sn, int P, int dr, double theta)
 
 /* DESIGN: RoPE rotates interleaved pairs (2i, 2i+1), as DeepSeek's official code and HF's
  * default rope_interleave=True do (HF permutes to halves first; dot products are the same). */
-void R1K(r1_rope)(real *x, int N, int nh, int ld, int hs, int dr, const int *pos, const real *cs,
-                  const real *sn, int inverse)
+static void rope_rows(real *x, int n0, int n1, int nh, int ld, int hs, int dr, const int *pos,
+                      const real *cs, const real *sn, int inverse)
 {
     int half = dr / 2;
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         const real *c = cs + (size_t)pos[n] * half, *s = sn + (size_t)pos[n] * half;
         for (int h = 0; h < nh; h++) {
             real *v = x + (size_t)n * ld + (size_t)h * hs;
@@ -543,6 +543,37 @@ void R1K(r1_rope)(real *x, int N, int nh, int ld, int hs, int dr, const int *pos
             }
         }
     }
+}
+
+#ifndef R1_REAL_DOUBLE
+typedef struct {
+    real *x;
+    int N, nh, ld, hs, dr;
+    const int *pos;
+    const real *cs, *sn;
+    int inverse;
+} rope_job;
+
+static void rope_piece(void *ctx, int i, int tid)
+{
+    (void)tid;
+    rope_job *j = ctx;
+    rope_rows(j->x, (int)((long)j->N * i / ELT_PIECES), (int)((long)j->N * (i + 1) / ELT_PIECES),
+              j->nh, j->ld, j->hs, j->dr, j->pos, j->cs, j->sn, j->inverse);
+}
+#endif
+
+/* Token ranges side by side: each element is rotated on its own, so the bits do not depend
+ * on the cut. */
+void R1K(r1_rope)(real *x, int N, int nh, int ld, int hs, int dr, const int *pos, const real *cs,
+                  const real *sn, int inverse)
+{
+#ifndef R1_REAL_DOUBLE
+    rope_job j = {x, N, nh, ld, hs, dr, pos, cs, sn, inverse};
+    r1__parallel_for_work((long)N * nh * dr * 8, ELT_PIECES, rope_piece, &j);
+#else
+    rope_rows(x, 0, N, nh, ld, hs, dr, pos, cs, sn, inverse);
+#endif
 }
 
 /* ------------------------------------------------------------------ SwiGLU */

@@ -27,10 +27,10 @@
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t go = PTHREAD_COND_INITIALIZER, done = PTHREAD_COND_INITIALIZER;
-static int started;              /* worker threads running (under mu) */
+static atomic_int started;       /* worker threads running (changed under mu) */
 static atomic_ulong gen;         /* loop generation: published after the loop's fields */
 static atomic_ulong busy;        /* workers still inside the current loop */
-static int sleepers;             /* workers asleep on go (under mu) */
+static atomic_int sleepers;      /* workers asleep on go (changed under mu) */
 static int caller_asleep;        /* the caller asleep on done (under mu) */
 static void (*cur_fn)(void *, int, int);
 static void *cur_ctx;
@@ -128,7 +128,11 @@ static int serial_env(void)
 
 void r1__parallel_for_work(long work, int n, void (*fn)(void *ctx, int i, int tid), void *ctx)
 {
-    if (work >= R1_PAR_WAKE) {
+    /* the workers still spinning from the last loop (none asleep) take a smaller loop as
+     * cheaply as they take the next item: a heuristic (read without the lock), which moves
+     * only where pieces run, never what they compute */
+    int warm = started > 0 && atomic_load_explicit(&sleepers, memory_order_relaxed) == 0;
+    if (work >= R1_PAR_WAKE || (warm && work >= R1_PAR_WARM)) {
         r1__parallel_for(n, fn, ctx);
         return;
     }

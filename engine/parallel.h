@@ -22,8 +22,13 @@ void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx);
  * calling thread: waking a second thread costs more (decoding a token of `tiny` on 2 threads
  * ran slower than on 1).  The pieces, and so the bits, are the same either way. */
 #define R1_PAR_WAKE (1L << 22)
+/* ... unless every worker is still spinning from the last loop (a training pass, one loop
+ * after another): then from this many on.  A tiny bf16 step at GRPO's shape ran its RMSNorms
+ * and RoPE on the calling thread alone (4-6% of the step) while the other core spun. */
+#define R1_PAR_WARM (1L << 18)
 
-/* Runs fn over [0, n) side by side when work is at least R1_PAR_WAKE, else in order here. */
+/* Runs fn over [0, n) side by side when work is at least R1_PAR_WAKE (R1_PAR_WARM with the
+ * workers spinning), else in order here. */
 void r1__parallel_for_work(long work, int n, void (*fn)(void *ctx, int i, int tid), void *ctx);
 
 /* How many pieces a product is cut into, to run them side by side.  The cut depends on the

@@ -2,8 +2,9 @@
  * exactly once, with its thread id in range, whatever the thread count and however it changes
  * between loops (workers started later must not run a loop from before their start); loops
  * back to back (the workers still spinning) and after pauses longer than the spin (the workers
- * asleep, woken); a loop inside an iteration runs in order on its own thread; results written
- * by the workers are seen by the caller when the loop returns. */
+ * asleep, woken); loops below R1_PAR_WAKE (side by side only while the workers spin, on the
+ * caller alone when they sleep); a loop inside an iteration runs in order on its own thread;
+ * results written by the workers are seen by the caller when the loop returns. */
 #include <config.h>
 
 #include <stdatomic.h>
@@ -21,17 +22,30 @@ typedef struct {
     int count[NMAX];   /* runs of each iteration in this loop */
     int value[NMAX];   /* what each iteration wrote, read by the caller afterwards */
     atomic_int bad_tid;
+    atomic_int off_caller; /* iterations run by a worker (tid > 0) */
+    int slow;              /* each iteration busy for ~20 us (a woken worker gets some) */
     atomic_int nested_bad;
     int seed;
 } loop;
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
 static void item(void *ctx, int i, int tid)
 {
     loop *l = ctx;
+    for (double t0 = now_s(); l->slow && now_s() - t0 < 20e-6;)
+        ;
     l->count[i]++;
     l->value[i] = l->seed * 131 + i;
     if (tid < 0 || tid >= r1__nworkers())
         atomic_fetch_add(&l->bad_tid, 1);
+    if (tid > 0)
+        atomic_fetch_add(&l->off_caller, 1);
 }
 
 static void inner(void *ctx, int i, int tid)
@@ -85,7 +99,35 @@ int main(void)
        "result is seen (%d wrong)", loops, wrong);
     ok(tids == 0, "every iteration's thread id is below the thread count (%d out of range)", tids);
 
+    /* loops below R1_PAR_WAKE: side by side only while the workers spin from the loop
+     * before (R1_PAR_WARM and up), else in order on the caller; every item once either way */
     r1_set_threads(2);
+    wrong = tids = 0;
+    int serial_bad = 0;
+    for (int k = 0; k < 4000; k++) {
+        memset(l, 0, sizeof *l);
+        l->seed = k;
+        int n = 1 + (k * 5) % (NMAX - 1);
+        if (k % 400 == 399) { /* asleep: a loop below R1_PAR_WAKE stays on this thread */
+            pause_us(20000);
+            l->slow = 1; /* ~1 ms of work: a worker woken would take part of it */
+            r1__parallel_for_work(R1_PAR_WAKE - 1, 50, item, l);
+            serial_bad += atomic_load(&l->off_caller) != 0;
+            memset(l, 0, sizeof *l);
+            l->seed = k;
+        }
+        long work = k % 3 == 0 ? R1_PAR_WAKE : k % 3 == 1 ? R1_PAR_WARM : R1_PAR_WARM - 1;
+        r1__parallel_for_work(work, n, item, l);
+        for (int i = 0; i < NMAX; i++)
+            wrong += l->count[i] != (i < n) || (i < n && l->value[i] != k * 131 + i);
+        tids += atomic_load(&l->bad_tid);
+    }
+    ok(wrong == 0 && tids == 0, "4000 loops of work past, at and below R1_PAR_WARM, the workers "
+       "spinning or asleep: every iteration ran once (%d wrong, %d thread ids out of range)",
+       wrong, tids);
+    ok(serial_bad == 0, "... and with the workers asleep, a loop below R1_PAR_WAKE ran on the "
+       "caller alone (%d did not)", serial_bad);
+
     memset(l, 0, sizeof *l);
     r1__parallel_for(16, outer, l);
     int ran = 1;

@@ -53,6 +53,7 @@
 #define BF16_SIMD 0
 #endif
 
+#include "parallel.h"
 #include "r1.h"
 #include "r1_bf16.h"
 #include "r1_gemm16.h"
@@ -468,6 +469,35 @@ const char *r1_bf16_path(void)
     return "portable";
 }
 
+/* Pieces of rows (whole groups of 4 tokens) side by side: a row's sums do not depend on the
+ * rows beside it (each output one chain along Ci), so neither on the cut.  A decoding step of
+ * a GRPO group (64 rows) had run its attention projections and dense MLPs on one core. */
+typedef struct {
+    float *out;
+    const float *in;
+    const uint16_t *w;
+    int N, Ci, Co, acc, parts, simd;
+} mm16_job;
+
+static void mm16_piece(void *ctx, int i, int tid)
+{
+    (void)tid;
+    const mm16_job *j = ctx;
+    int step = ((j->N + j->parts - 1) / j->parts + 3) / 4 * 4;
+    int lo = i * step < j->N ? i * step : j->N, hi = lo + step < j->N ? lo + step : j->N;
+    if (lo >= hi)
+        return;
+    float *o = j->out + (size_t)lo * j->Co;
+    const float *x = j->in + (size_t)lo * j->Ci;
+#if BF16_SIMD
+    if (j->simd) {
+        matmul_avx512(o, x, j->w, hi - lo, j->Ci, j->Co, j->acc);
+        return;
+    }
+#endif
+    matmul_portable(o, x, j->w, hi - lo, j->Ci, j->Co, j->acc);
+}
+
 void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int Ci, int Co,
                     int accumulate)
 {
@@ -478,13 +508,12 @@ void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int C
             memset(out, 0, sizeof *out * (size_t)N * Co);
         return;
     }
+    int parts = (N + 3) / 4 < R1_MAX_WORKERS ? (N + 3) / 4 : R1_MAX_WORKERS;
+    mm16_job j = {out, in, w, N, Ci, Co, accumulate, parts, 0};
 #if BF16_SIMD
-    if (use_simd()) {
-        matmul_avx512(out, in, w, N, Ci, Co, accumulate);
-        return;
-    }
+    j.simd = use_simd();
 #endif
-    matmul_portable(out, in, w, N, Ci, Co, accumulate);
+    r1__parallel_for_work((long)N * Ci * Co, parts, mm16_piece, &j);
 }
 
 int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, int N, int Ci,

@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "r1.h"
 #include "r1_bf16.h"
 #include "r1_rng.h"
 #include "r1_safetensors.h"
@@ -371,6 +372,9 @@ int main(void)
         check_shapes(path, bigN, 2, bigCi, 2, bigCo, 2);
         check_batch_invariance(path, 16, 192, 130);
         check_batch_invariance(path, 7, 1100, 37);
+        r1_set_threads(2); /* cut into pieces of rows, side by side */
+        check_batch_invariance(path, 70, 512, 301);
+        r1_set_threads(1);
         check_fenced(path);
         check_degenerate(path);
         check_nan(path);

@@ -516,12 +516,34 @@ void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int C
     r1__parallel_for_work((long)N * Ci * Co, parts, mm16_piece, &j);
 }
 
+#if BF16_SIMD
+/* The same pieces for fp32 weights (r1__matmul_f32_rows). */
+typedef struct {
+    float *out;
+    const float *in, *w;
+    int ldo, N, Ci, Co, acc, parts;
+} mm32_job;
+
+static void mm32_piece(void *ctx, int i, int tid)
+{
+    (void)tid;
+    const mm32_job *j = ctx;
+    int step = ((j->N + j->parts - 1) / j->parts + 3) / 4 * 4;
+    int lo = i * step < j->N ? i * step : j->N, hi = lo + step < j->N ? lo + step : j->N;
+    if (lo < hi)
+        matmul_f32_avx512(j->out + (size_t)lo * j->ldo, j->ldo, j->in + (size_t)lo * j->Ci, j->w,
+                          hi - lo, j->Ci, j->Co, j->acc);
+}
+#endif
+
 int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, int N, int Ci,
                         int Co, int accumulate)
 {
 #if BF16_SIMD
     if (use_simd() && N > 0 && Ci > 0 && Co > 0) {
-        matmul_f32_avx512(out, ldo, in, w, N, Ci, Co, accumulate);
+        int parts = (N + 3) / 4 < R1_MAX_WORKERS ? (N + 3) / 4 : R1_MAX_WORKERS;
+        mm32_job j = {out, in, w, ldo, N, Ci, Co, accumulate, parts};
+        r1__parallel_for_work((long)N * Ci * Co, parts, mm32_piece, &j);
         return 1;
     }
 #endif

@@ -336,6 +336,7 @@ int main(void)
     {
         static const int cis[] = {1, 15, 16, 17, 96, 192, 1408}, cos_[] = {1, 5, 16, 17, 64, 129};
         r1_isa_set(best, &err);
+        r1_set_threads(2); /* the larger ones run by pieces of rows side by side */
         int can = r1_isa_active() >= R1_ISA_AVX512BF16;
         float *x = malloc(sizeof(float) * MAXROWS * 1408);
         float *w = malloc(sizeof(float) * 129 * 1408);

@@ -471,31 +471,43 @@ const char *r1_bf16_path(void)
 
 /* Pieces of rows (whole groups of 4 tokens) side by side: a row's sums do not depend on the
  * rows beside it (each output one chain along Ci), so neither on the cut.  A decoding step of
- * a GRPO group (64 rows) had run its attention projections and dense MLPs on one core. */
+ * a GRPO group (64 rows) had run its attention projections and dense MLPs on one core.  Both
+ * weight types: bf16 (r1_matmul_bf16) and fp32 (r1__matmul_f32_rows). */
 typedef struct {
     float *out;
     const float *in;
-    const uint16_t *w;
-    int N, Ci, Co, acc, parts, simd;
-} mm16_job;
+    const uint16_t *w16; /* else w32 */
+    const float *w32;
+    int ldo, N, Ci, Co, acc, parts, simd;
+} rows_job;
 
-static void mm16_piece(void *ctx, int i, int tid)
+static void rows_piece(void *ctx, int i, int tid)
 {
     (void)tid;
-    const mm16_job *j = ctx;
+    const rows_job *j = ctx;
     int step = ((j->N + j->parts - 1) / j->parts + 3) / 4 * 4;
     int lo = i * step < j->N ? i * step : j->N, hi = lo + step < j->N ? lo + step : j->N;
     if (lo >= hi)
         return;
-    float *o = j->out + (size_t)lo * j->Co;
+    float *o = j->out + (size_t)lo * j->ldo;
     const float *x = j->in + (size_t)lo * j->Ci;
 #if BF16_SIMD
+    if (j->simd && !j->w16) {
+        matmul_f32_avx512(o, j->ldo, x, j->w32, hi - lo, j->Ci, j->Co, j->acc);
+        return;
+    }
     if (j->simd) {
-        matmul_avx512(o, x, j->w, hi - lo, j->Ci, j->Co, j->acc);
+        matmul_avx512(o, x, j->w16, hi - lo, j->Ci, j->Co, j->acc);
         return;
     }
 #endif
-    matmul_portable(o, x, j->w, hi - lo, j->Ci, j->Co, j->acc);
+    matmul_portable(o, x, j->w16, hi - lo, j->Ci, j->Co, j->acc);
+}
+
+static void rows_run(rows_job *j)
+{
+    j->parts = (j->N + 3) / 4 < R1_MAX_WORKERS ? (j->N + 3) / 4 : R1_MAX_WORKERS;
+    r1__parallel_for_work((long)j->N * j->Ci * j->Co, j->parts, rows_piece, j);
 }
 
 void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int Ci, int Co,
@@ -508,42 +520,20 @@ void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int C
             memset(out, 0, sizeof *out * (size_t)N * Co);
         return;
     }
-    int parts = (N + 3) / 4 < R1_MAX_WORKERS ? (N + 3) / 4 : R1_MAX_WORKERS;
-    mm16_job j = {out, in, w, N, Ci, Co, accumulate, parts, 0};
+    rows_job j = {out, in, w, NULL, Co, N, Ci, Co, accumulate, 0, 0};
 #if BF16_SIMD
     j.simd = use_simd();
 #endif
-    r1__parallel_for_work((long)N * Ci * Co, parts, mm16_piece, &j);
+    rows_run(&j);
 }
-
-#if BF16_SIMD
-/* The same pieces for fp32 weights (r1__matmul_f32_rows). */
-typedef struct {
-    float *out;
-    const float *in, *w;
-    int ldo, N, Ci, Co, acc, parts;
-} mm32_job;
-
-static void mm32_piece(void *ctx, int i, int tid)
-{
-    (void)tid;
-    const mm32_job *j = ctx;
-    int step = ((j->N + j->parts - 1) / j->parts + 3) / 4 * 4;
-    int lo = i * step < j->N ? i * step : j->N, hi = lo + step < j->N ? lo + step : j->N;
-    if (lo < hi)
-        matmul_f32_avx512(j->out + (size_t)lo * j->ldo, j->ldo, j->in + (size_t)lo * j->Ci, j->w,
-                          hi - lo, j->Ci, j->Co, j->acc);
-}
-#endif
 
 int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, int N, int Ci,
                         int Co, int accumulate)
 {
 #if BF16_SIMD
     if (use_simd() && N > 0 && Ci > 0 && Co > 0) {
-        int parts = (N + 3) / 4 < R1_MAX_WORKERS ? (N + 3) / 4 : R1_MAX_WORKERS;
-        mm32_job j = {out, in, w, ldo, N, Ci, Co, accumulate, parts};
-        r1__parallel_for_work((long)N * Ci * Co, parts, mm32_piece, &j);
+        rows_job j = {out, in, NULL, w, ldo, N, Ci, Co, accumulate, 0, 1};
+        rows_run(&j);
         return 1;
     }
 #endif

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "r1.h"
 #include "r1_bf16.h"
 #include "r1_rng.h"
 
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--time"))
             secs = atof(argv[i + 1]);
     openblas_set_num_threads(1);
+    r1_set_threads(1); /* r1_matmul_bf16 cuts larger products into pieces side by side */
     int simd = r1_bf16_set_simd(1);
     printf("r1_matmul_bf16 path: %s\n", simd ? "AVX-512 BF16 (vdpbf16ps)" : "portable C");
     printf("%-4s %-10s %8s %8s %8s %8s %9s\n", "N", "Ci x Co", "sgemm", "bf16", "ratio", "sgemv",

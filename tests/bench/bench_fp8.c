@@ -228,6 +228,7 @@ static double gemm_rate(int kind, int N, int Ci, int Co, const float *x, const f
 static void gemm(void)
 {
     openblas_set_num_threads(1);
+    r1_set_threads(1); /* r1_matmul_bf16 cuts larger products into pieces side by side */
     int simd = r1_fp8_set_simd(1);
     printf("r1_matmul_fp8 path: %s\n", simd ? "AVX-512 (vcvtph2ps + FMA)" : "portable C");
     printf("%-4s %-10s %8s %8s %8s %8s %9s\n", "N", "Ci x Co", "sgemm", "bf16", "fp8",

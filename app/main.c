@@ -117,7 +117,7 @@ int main(int argc, char **argv)
      * maps the larger ones fresh and trims what is freed, so every step faulted them in and
      * zeroed them again: page faults were about a tenth of a GRPO step in perf.  Freed memory
      * is kept for reuse instead (up to 256 MB of it); only blocks past 32 MB, allocated once
-     * and kept, are mapped on their own.  Sampling of a tiny GRPO step: 0.31-0.36 -> 0.29-0.31 s. */
+     * and kept, are mapped on their own.  Sampling of a tiny GRPO step: 0.31-0.36 -> 0.28 s. */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     /* under mpirun: join the job first (MPI may read its own arguments); ranks other than 0

@@ -12,7 +12,8 @@
  * panel is a 32-bit pair (even k in the low half), the operand layout of vdpbf16ps.  A panel
  * is stored pair-major or row-major, whichever reads the source contiguously; the micro-kernel
  * takes the two strides.  A source stored along K in fp32 (both operands of dW) is packed for
- * all of a block's panels in one sweep of its rows (pack_kmajor_wide).  Packed operands live on the stack (96 KB), so nothing allocates.
+ * all of a block's panels in one sweep of its rows (pack_kmajor_wide).  Packed operands go to
+ * the heap when it has room, else to about 100 KB of stack, so a product never fails.
  *
  * The same order of sums everywhere (r1_gemm16.h): the AVX2 and portable kernels widen each
  * bf16 to fp32 (a shift or a mask), add the odd k's product and then the even k's, as
@@ -464,7 +465,7 @@ static SIMD512 int pack_kmajor_wide(uint32_t *dst, int w, const view *v, long i0
         if (p + PF_PAIRS < kp) {
             const char *a = (const char *)(v->f + e + 2 * PF_PAIRS * v->ld);
             const char *b = a + v->ld * sizeof(float);
-            for (long at = 0; at < (long)n * 4; at += 64) {
+            for (long at = 0; at < (long)(n * sizeof(float)); at += 64) {
                 _mm_prefetch(a + at, _MM_HINT_T0);
                 _mm_prefetch(b + at, _MM_HINT_T0);
             }

@@ -132,6 +132,13 @@ T send-keys -t main C-u
 type_line main "io.write('still', 6 * 7)"
 wait_for main "still42"
 ok $? "Tab on a name of 200 parts leaves the workbench working"
+# a chunk returning as many values as Lua's stack holds: no room left to show them
+type_line main 'local n = 999999; while not pcall(table.unpack, {}, 1, n) do n = n - 1 end; return table.unpack({}, 1, n)'
+wait_for main "too many results to show"
+ok $? "a chunk returning ~1M values says there are too many to show"
+type_line main "io.write('after', 6 * 8)"
+wait_for main "after48"
+ok $? "... and the workbench goes on"
 
 # a notebook with a failing cell: the traceback shows and the REPL survives
 cat > "$tmp/nb.md" <<'EOF'

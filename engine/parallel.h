@@ -20,8 +20,11 @@ void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx);
 
 /* Below this many multiply-adds, the pieces of a product run one after the other on the
  * calling thread: waking a second thread costs more (decoding a token of `tiny` on 2 threads
- * ran slower than on 1).  The pieces, and so the bits, are the same either way. */
-#define R1_PAR_WAKE (1L << 22)
+ * ran slower than on 1; its largest product is 2^17).  The pieces, and so the bits, are the
+ * same either way.  2^22 had also kept a GRPO step's RMSNorms, RoPE and 64-row decoding heads
+ * (2^20 to 2^21) on one core while the other slept: 2^20 took 5% off the step (8 runs each,
+ * alternating) and `tiny` batch-16 decoding from 5.4-6.0 k to 7.0-7.1 k tokens/s. */
+#define R1_PAR_WAKE (1L << 20)
 /* ... unless every worker is still spinning from the last loop (a training pass, one loop
  * after another): then from this many on.  A tiny bf16 step at GRPO's shape ran its RMSNorms
  * and RoPE on the calling thread alone (4-6% of the step) while the other core spun. */

@@ -327,12 +327,8 @@ void r1__layer_forward(r1_model *m, int l, layer_act *a, const float *x, float *
     }
     /* DESIGN: softmax scale (qk_nope_head_dim + qk_rope_head_dim)^-0.5 */
     float scale = 1.0f / sqrtf((float)dq);
-    for (int b = 0; b < B; b++) {
-        size_t t0 = (size_t)b * T;
-        (m->bf16_fwd ? r1__attention_fwd16 : r1_attention_fwd)(
-            a->ao + t0 * H * dv, a->P + (size_t)b * H * T * T, a->q + t0 * H * dq, H * dq,
-            a->k + t0 * H * dq, H * dq, a->v + t0 * H * dv, H * dv, T, H, dq, dv, scale);
-    }
+    r1__attention_fwd_seqs(m->bf16_fwd, a->ao, a->P, a->q, H * dq, a->k, H * dq, a->v, H * dv, B,
+                           T, H, dq, dv, scale);
     /* h = x + o_proj(attention) */
     memcpy(a->h, x, sizeof(float) * N * C);
     r1__mm(m, a->h, a->ao, w->o_proj, N, H * dv, C, 1);
@@ -388,13 +384,8 @@ void r1__layer_backward(r1_model *m, int l, layer_act *a, const float *dout, flo
     memset(g->dk, 0, sizeof(float) * N * H * dq);
     memset(g->dv, 0, sizeof(float) * N * H * dv);
     float scale = 1.0f / sqrtf((float)dq);
-    for (int b = 0; b < B; b++) {
-        size_t t0 = (size_t)b * T;
-        (m->bf16_last ? r1__attention_bwd16 : r1_attention_bwd)(
-            g->dq + t0 * H * dq, g->dk + t0 * H * dq, g->dv + t0 * H * dv, g->dP,
-            g->dao + t0 * H * dv, a->P + (size_t)b * H * T * T, a->q + t0 * H * dq, H * dq,
-            a->k + t0 * H * dq, H * dq, a->v + t0 * H * dv, H * dv, T, H, dq, dv, scale);
-    }
+    r1__attention_bwd_seqs(m->bf16_last, g->dq, g->dk, g->dv, g->dP, g->dao, a->P, a->q, H * dq,
+                           a->k, H * dq, a->v, H * dv, B, T, H, dq, dv, scale);
     /* scatter dk, dv back into kv_b's output layout; k_pe's gradient sums over heads */
     memset(g->dkva, 0, sizeof(float) * N * (kvr + dr));
     for (int n = 0; n < N; n++) {

@@ -657,6 +657,8 @@ typedef struct {
     real scale;
     int bf16; /* the four products on r1__gemm16 (bf16 operands, fp32 sums); the scale then
                * multiplies the scores and dS in fp32 instead of sgemm's alpha */
+    int B;    /* sequences: item i is head i % H of sequence i / H, whose rows start T rows
+               * further on in q, k, v, out and their gradients, and H·T·T further on in P */
 } att_job;
 
 /* C[M,N] (ldc) = (alpha·) op(A)·op(B) (+ C when add) for the attention's products: sgemm, or
@@ -675,14 +677,17 @@ static void att_gemm(const att_job *j, int ta, int tb, int M, int N, int K, real
                  N, K, alpha, A, lda, B, ldb, add ? 1 : 0, C, ldc));
 }
 
-static void att_fwd_head(void *ctx, int h, int tid)
+static void att_fwd_head(void *ctx, int item, int tid)
 {
     (void)tid;
     att_job *j = ctx;
-    int T = j->T, dq = j->dqd, dv = j->dvd;
-    real *Ph = j->P + (size_t)h * T * T;
+    int T = j->T, dq = j->dqd, dv = j->dvd, h = item % j->H;
+    size_t r0 = (size_t)(item / j->H) * T;
+    real *Ph = j->P + (size_t)item * T * T;
+    const real *q = j->q + r0 * j->ldq, *k = j->k + r0 * j->ldk, *v = j->v + r0 * j->ldv;
+    real *out = j->out + r0 * j->H * dv;
     /* S[T,T] = scale · q_h k_h^T (the upper triangle is computed and then masked) */
-    att_gemm(j, 0, 1, T, T, dq, j->scale, j->q + h * dq, j->ldq, j->k + h * dq, j->ldk, 0, Ph, T);
+    att_gemm(j, 0, 1, T, T, dq, j->scale, q + h * dq, j->ldq, k + h * dq, j->ldk, 0, Ph, T);
     for (int i = 0; i < T; i++) {
         real *row = Ph + (size_t)i * T;
         for (int c = 0; j->bf16 && c <= i; c++)
@@ -709,43 +714,48 @@ static void att_fwd_head(void *ctx, int h, int tid)
             row[c] = 0;
     }
     /* out_h[T,dv] = P_h v_h */
-    att_gemm(j, 0, 0, T, dv, T, 1, Ph, T, j->v + h * dv, j->ldv, 0, j->out + h * dv, j->H * dv);
+    att_gemm(j, 0, 0, T, dv, T, 1, Ph, T, v + h * dv, j->ldv, 0, out + h * dv, j->H * dv);
 }
 
+/* The B sequences' heads side by side, in one loop: a loop per sequence of 6 heads had left
+ * a core waiting at the end of each (a GRPO micro-batch is 16 sequences of 80 tokens). */
 static void attention_fwd(real *out, real *P, const real *q, int ldq, const real *k, int ldk,
-                          const real *v, int ldv, int T, int H, int dq, int dv, real scale,
-                          int bf16)
+                          const real *v, int ldv, int B, int T, int H, int dq, int dv,
+                          real scale, int bf16)
 {
     att_job j = {out, P, NULL, NULL, NULL, NULL, q, k, v, NULL, NULL, ldq, ldk, ldv, T, H,
-                 dq, dv, scale, bf16};
+                 dq, dv, scale, bf16, B};
 #ifndef R1_REAL_DOUBLE
-    if ((long)T * T * (dq + dv) * H >= R1_PAR_MIN) {
-        r1__parallel_for(H, att_fwd_head, &j); /* heads side by side */
+    if ((long)B * T * T * (dq + dv) * H >= R1_PAR_MIN) {
+        r1__parallel_for(B * H, att_fwd_head, &j);
         return;
     }
 #endif
-    for (int h = 0; h < H; h++)
-        att_fwd_head(&j, h, 0);
+    for (int i = 0; i < B * H; i++)
+        att_fwd_head(&j, i, 0);
 }
 
 void R1K(r1_attention_fwd)(real *out, real *P, const real *q, int ldq, const real *k, int ldk,
                            const real *v, int ldv, int T, int H, int dq, int dv, real scale)
 {
-    attention_fwd(out, P, q, ldq, k, ldk, v, ldv, T, H, dq, dv, scale, 0);
+    attention_fwd(out, P, q, ldq, k, ldk, v, ldv, 1, T, H, dq, dv, scale, 0);
 }
 
-static void att_bwd_head(void *ctx, int h, int tid)
+static void att_bwd_head(void *ctx, int item, int tid)
 {
     att_job *j = ctx;
-    int T = j->T, dq_dim = j->dqd, dv_dim = j->dvd;
+    int T = j->T, dq_dim = j->dqd, dv_dim = j->dvd, h = item % j->H;
+    size_t r0 = (size_t)(item / j->H) * T;
     real *dP = j->dP + (size_t)tid * T * T; /* one scratch per thread */
-    const real *Ph = j->Pc + (size_t)h * T * T;
-    const real *doh = j->dout + h * dv_dim;
+    const real *Ph = j->Pc + (size_t)item * T * T;
     int ldo = j->H * dv_dim;
+    const real *doh = j->dout + r0 * ldo + h * dv_dim;
+    const real *q = j->q + r0 * j->ldq, *k = j->k + r0 * j->ldk, *v = j->v + r0 * j->ldv;
+    real *dq = j->dq + r0 * j->ldq, *dk = j->dk + r0 * j->ldk, *dv = j->dv + r0 * j->ldv;
     /* dv_h[T,dv] += P_h^T · dout_h */
-    att_gemm(j, 1, 0, T, dv_dim, T, 1, Ph, T, doh, ldo, 1, j->dv + h * dv_dim, j->ldv);
+    att_gemm(j, 1, 0, T, dv_dim, T, 1, Ph, T, doh, ldo, 1, dv + h * dv_dim, j->ldv);
     /* dP[T,T] = dout_h · v_h^T */
-    att_gemm(j, 0, 1, T, T, dv_dim, 1, doh, ldo, j->v + h * dv_dim, j->ldv, 0, dP, T);
+    att_gemm(j, 0, 1, T, T, dv_dim, 1, doh, ldo, v + h * dv_dim, j->ldv, 0, dP, T);
     /* dS = P ⊙ (dP − rowsum(P ⊙ dP)); masked entries have P = 0 */
     for (int i = 0; i < T; i++) {
         const real *p = Ph + (size_t)i * T;
@@ -761,27 +771,27 @@ static void att_bwd_head(void *ctx, int h, int tid)
             d[c] = 0;
     }
     /* dq_h += scale · dS k_h;  dk_h += scale · dS^T q_h */
-    att_gemm(j, 0, 0, T, dq_dim, T, j->scale, dP, T, j->k + h * dq_dim, j->ldk, 1,
-             j->dq + h * dq_dim, j->ldq);
-    att_gemm(j, 1, 0, T, dq_dim, T, j->scale, dP, T, j->q + h * dq_dim, j->ldq, 1,
-             j->dk + h * dq_dim, j->ldk);
+    att_gemm(j, 0, 0, T, dq_dim, T, j->scale, dP, T, k + h * dq_dim, j->ldk, 1, dq + h * dq_dim,
+             j->ldq);
+    att_gemm(j, 1, 0, T, dq_dim, T, j->scale, dP, T, q + h * dq_dim, j->ldq, 1, dk + h * dq_dim,
+             j->ldk);
 }
 
 static void attention_bwd(real *dq, real *dk, real *dv, real *dP, const real *dout,
                           const real *P, const real *q, int ldq, const real *k, int ldk,
-                          const real *v, int ldv, int T, int H, int dq_dim, int dv_dim,
-                          real scale, int bf16)
+                          const real *v, int ldv, int B, int T, int H, int dq_dim,
+                          int dv_dim, real scale, int bf16)
 {
     att_job j = {NULL, NULL, dq, dk, dv, dP, q, k, v, dout, P, ldq, ldk, ldv, T, H,
-                 dq_dim, dv_dim, scale, bf16};
+                 dq_dim, dv_dim, scale, bf16, B};
 #ifndef R1_REAL_DOUBLE
-    if ((long)T * T * (dq_dim + dv_dim) * H >= R1_PAR_MIN) {
-        r1__parallel_for(H, att_bwd_head, &j);
+    if ((long)B * T * T * (dq_dim + dv_dim) * H >= R1_PAR_MIN) {
+        r1__parallel_for(B * H, att_bwd_head, &j);
         return;
     }
 #endif
-    for (int h = 0; h < H; h++)
-        att_bwd_head(&j, h, 0);
+    for (int i = 0; i < B * H; i++)
+        att_bwd_head(&j, i, 0);
 }
 
 void R1K(r1_attention_bwd)(real *dq, real *dk, real *dv, real *dP, const real *dout,
@@ -789,14 +799,15 @@ void R1K(r1_attention_bwd)(real *dq, real *dk, real *dv, real *dP, const real *d
                            const real *v, int ldv, int T, int H, int dq_dim, int dv_dim,
                            real scale)
 {
-    attention_bwd(dq, dk, dv, dP, dout, P, q, ldq, k, ldk, v, ldv, T, H, dq_dim, dv_dim, scale, 0);
+    attention_bwd(dq, dk, dv, dP, dout, P, q, ldq, k, ldk, v, ldv, 1, T, H, dq_dim, dv_dim, scale,
+                  0);
 }
 
 #ifndef R1_REAL_DOUBLE
 void r1__attention_fwd16(float *out, float *P, const float *q, int ldq, const float *k, int ldk,
                          const float *v, int ldv, int T, int H, int dq, int dv, float scale)
 {
-    attention_fwd(out, P, q, ldq, k, ldk, v, ldv, T, H, dq, dv, scale, 1);
+    attention_fwd(out, P, q, ldq, k, ldk, v, ldv, 1, T, H, dq, dv, scale, 1);
 }
 
 void r1__attention_bwd16(float *dq, float *dk, float *dv, float *dP, const float *dout,
@@ -804,7 +815,24 @@ void r1__attention_bwd16(float *dq, float *dk, float *dv, float *dP, const float
                          const float *v, int ldv, int T, int H, int dq_dim, int dv_dim,
                          float scale)
 {
-    attention_bwd(dq, dk, dv, dP, dout, P, q, ldq, k, ldk, v, ldv, T, H, dq_dim, dv_dim, scale, 1);
+    attention_bwd(dq, dk, dv, dP, dout, P, q, ldq, k, ldk, v, ldv, 1, T, H, dq_dim, dv_dim, scale,
+                  1);
+}
+
+void r1__attention_fwd_seqs(int bf16, float *out, float *P, const float *q, int ldq,
+                            const float *k, int ldk, const float *v, int ldv, int B, int T, int H,
+                            int dq, int dv, float scale)
+{
+    attention_fwd(out, P, q, ldq, k, ldk, v, ldv, B, T, H, dq, dv, scale, bf16);
+}
+
+void r1__attention_bwd_seqs(int bf16, float *dq, float *dk, float *dv, float *dP,
+                            const float *dout, const float *P, const float *q, int ldq,
+                            const float *k, int ldk, const float *v, int ldv, int B, int T, int H,
+                            int dq_dim, int dv_dim, float scale)
+{
+    attention_bwd(dq, dk, dv, dP, dout, P, q, ldq, k, ldk, v, ldv, B, T, H, dq_dim, dv_dim, scale,
+                  bf16);
 }
 #endif
 

@@ -64,6 +64,19 @@ void r1__attention_bwd16(float *dq, float *dk, float *dv, float *dP, const float
                          const float *v, int ldv, int T, int H, int dq_dim, int dv_dim,
                          float scale);
 
+/* r1_attention_fwd / bwd (bf16 != 0: the ...16 forms above) over B sequences of T tokens at
+ * once, their B·H heads side by side in one loop: sequence b's rows start b·T rows further on
+ * in q, k, v, dq, dk, dv (each with its own row stride), out and dout (row stride H·dv), and
+ * its probabilities b·H·T·T further on in P; dP holds T·T floats per thread.  Each head's
+ * arithmetic is the one-sequence function's, so the bits are too. */
+void r1__attention_fwd_seqs(int bf16, float *out, float *P, const float *q, int ldq,
+                            const float *k, int ldk, const float *v, int ldv, int B, int T, int H,
+                            int dq, int dv, float scale);
+void r1__attention_bwd_seqs(int bf16, float *dq, float *dk, float *dv, float *dP,
+                            const float *dout, const float *P, const float *q, int ldq,
+                            const float *k, int ldk, const float *v, int ldv, int B, int T, int H,
+                            int dq_dim, int dv_dim, float scale);
+
 /* A decoding step's rows of a linear layer with fp32 weights (bf16.c): out[N, Co] (row stride
  * ldo) = or += in[N, Ci] · w[Co, Ci]^T, each output a dot product along Ci summed in an order
  * that depends on Ci alone (16 lanes of FMAs, then a fixed tree), so a row's bits do not

@@ -8,7 +8,8 @@
  * Also attention with its four products on the bf16 GEMM (r1__attention_fwd16 / bwd16, BF16
  * mixed-precision training) against the fp32 kernels, on every path: outputs and gradients
  * within the rounding of the operands to bf16 (2^-7 of the size of the terms, with margin),
- * rows of P summing to 1 and zero above the diagonal, and the same bits on 1 and 2 threads.
+ * rows of P summing to 1 and zero above the diagonal, and the same bits on 1 and 2 threads;
+ * and over a batch of sequences in one loop (forward.c's), bit for bit as one at a time.
  *
  * And RMSNorm forward and backward (rows four at a time, 16 lanes on the AVX-512 path) on
  * every path, bit for bit against the plain loops written out here, over every tail of 16
@@ -191,11 +192,66 @@ static void rmsnorm(r1_isa best)
     r1_isa_set(best, &err);
 }
 
+/* r1__attention_fwd_seqs / bwd_seqs (forward.c's attention over a micro-batch, its B·H heads
+ * in one loop) against the one-sequence kernels called sequence by sequence: the same bits, in
+ * fp32 and in bf16, on 2 threads, with row strides wider than the heads need (q, k, v inside
+ * wider rows) and gradients accumulated onto nonzero values. */
+static void attention_seqs(void)
+{
+    r1_rng rng;
+    r1_rng_seed(&rng, 12);
+    int B = 5, T = 37, H = 3, dq = 24, dv = 16, ldq = H * dq + 5, ldv = H * dv + 3;
+    int nq = B * T * ldq, nv = B * T * ldv, no = B * T * H * dv, np = B * H * T * T;
+    float *q = randv(&rng, nq, 2), *k = randv(&rng, nq, 2), *v = randv(&rng, nv, 1);
+    float *dout = randv(&rng, no, 1), *g0 = randv(&rng, nq, 1), *gv0 = randv(&rng, nv, 1);
+    float *scratch = malloc(sizeof(float) * 16 * T * T);
+    r1_set_threads(2);
+    for (int bf = 0; bf < 2; bf++) {
+        float *o[2], *P[2], *g[2][3];
+        for (int r = 0; r < 2; r++) { /* 0: sequence by sequence, 1: all at once */
+            o[r] = malloc(sizeof(float) * no);
+            P[r] = malloc(sizeof(float) * np);
+            for (int c = 0; c < 3; c++) {
+                g[r][c] = malloc(sizeof(float) * (c < 2 ? nq : nv));
+                memcpy(g[r][c], c < 2 ? g0 : gv0, sizeof(float) * (c < 2 ? nq : nv));
+            }
+        }
+        for (int b = 0; b < B; b++) {
+            size_t r0 = (size_t)b * T;
+            (bf ? r1__attention_fwd16 : r1_attention_fwd)(
+                o[0] + r0 * H * dv, P[0] + (size_t)b * H * T * T, q + r0 * ldq, ldq,
+                k + r0 * ldq, ldq, v + r0 * ldv, ldv, T, H, dq, dv, 0.2f);
+            (bf ? r1__attention_bwd16 : r1_attention_bwd)(
+                g[0][0] + r0 * ldq, g[0][1] + r0 * ldq, g[0][2] + r0 * ldv, scratch,
+                dout + r0 * H * dv, P[0] + (size_t)b * H * T * T, q + r0 * ldq, ldq,
+                k + r0 * ldq, ldq, v + r0 * ldv, ldv, T, H, dq, dv, 0.2f);
+        }
+        r1__attention_fwd_seqs(bf, o[1], P[1], q, ldq, k, ldq, v, ldv, B, T, H, dq, dv, 0.2f);
+        r1__attention_bwd_seqs(bf, g[1][0], g[1][1], g[1][2], scratch, dout, P[1], q, ldq, k,
+                               ldq, v, ldv, B, T, H, dq, dv, 0.2f);
+        int same = !memcmp(o[0], o[1], sizeof(float) * no) &&
+                   !memcmp(P[0], P[1], sizeof(float) * np);
+        ok(same, "%s attention of %d sequences in one loop: the same output and P bits as "
+           "sequence by sequence", bf ? "bf16" : "fp32", B);
+        same = 1;
+        for (int c = 0; c < 3; c++)
+            same &= !memcmp(g[0][c], g[1][c], sizeof(float) * (c < 2 ? nq : nv));
+        ok(same, "... and the same gradient bits (dq, dk, dv accumulated)");
+        for (int r = 0; r < 2; r++) {
+            free(o[r]), free(P[r]);
+            for (int c = 0; c < 3; c++)
+                free(g[r][c]);
+        }
+    }
+    free(q), free(k), free(v), free(dout), free(g0), free(gv0), free(scratch);
+}
+
 int main(void)
 {
     r1_error err;
     r1_isa best = r1_isa_best();
     attention16();
+    attention_seqs();
     rmsnorm(best);
     if (best < R1_ISA_AVX512BF16) {
         skip("the 16-lane exponentials: path %s has none (the portable path is libm's)",

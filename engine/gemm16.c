@@ -1,5 +1,7 @@
 /* gemm16.c — r1__gemm16 (contract in r1_gemm16.h): C = A·B on bf16 operands with fp32
- * accumulation, one micro-kernel per kernel path (isa.c): AVX-512 BF16, AVX2 + FMA, portable C.
+ * accumulation, one micro-kernel per kernel path (isa.c): AMX tiles, AVX-512 BF16, AVX2 + FMA,
+ * portable C.  (AMX takes 32x32 tiles of C, A packed row by row and K padded to 16 pairs; see
+ * uk_amx.)
  *
  * Design, as the BLIS family of libraries arranges a GEMM.  The product is walked in blocks:
  * NC = 128 columns of B at a time; for each, K in blocks of KC = 256 (128 with FP8 scales,
@@ -38,11 +40,24 @@
 #endif
 #endif
 
+/* AMX (tdpbf16ps on tiles of 16 rows x 64 bytes), when the compiler has its intrinsics.  A
+ * test build (t_gemm16_amx, R1_AMX_EMULATE) runs the same kernel with the tile operations
+ * written in C, so that its blocking and packing are checked on machines without AMX. */
+#if defined(SIMD512) && (defined(HAVE_AMX_INTRIN) || defined(R1_AMX_EMULATE))
+#define AMX_PATH 1
+#ifdef R1_AMX_EMULATE
+#define AMXT
+#else
+#define AMXT __attribute__((target("amx-tile,amx-bf16")))
+#endif
+#endif
+
 #define MR 8
 #define NR 32
 #define MC 64
 #define NC 128
 #define KC 256
+#define AMR 32 /* AMX: rows of C per micro-kernel call, two A tiles of 16 */
 
 typedef struct {
     int kp;              /* pairs of k */
@@ -223,11 +238,130 @@ static SIMD512 void uk_avx512(const tile *t)
 }
 #endif
 
+#ifdef AMX_PATH
+/* 32 rows x 32 columns of C in four tiles (0-3), A in two tiles of 16 rows (4, 5), B in two
+ * of 16 columns (6, 7); each tile 16 rows of 64 bytes, 16 pairs of k a row.  A is packed row
+ * by row (pair (r, p) at a[r * ars + p]), B's panel is pair-major as for every path (pair
+ * (p, c) at b[p * NR + c]): exactly the tiles' layout, rows 64 and 128 bytes apart.  t->kp is
+ * a multiple of 16 here, the pairs past the block's zero in both operands.  Rows of A past
+ * t->mr may hold anything: their outputs are never stored.
+ *
+ * The order of sums is the hardware's (the SDM leaves it open within one tdpbf16ps: 16 pairs,
+ * even and odd products), so this path's bits differ from the others' in the last places,
+ * within the same bound (r1_gemm16.h); it still depends on K alone, never on the cut. */
+#ifdef R1_AMX_EMULATE
+/* The tiles of this thread, and the instructions as the SDM describes them: each pair's even
+ * product then its odd one added to the fp32 sum, rounded each time (the products are exact). */
+static __thread uint32_t emu[8][16][16];
+
+static void tile_zero(int i) { memset(emu[i], 0, sizeof emu[i]); }
+
+static void tile_load(int i, const void *p, long stride)
+{
+    for (int r = 0; r < 16; r++)
+        memcpy(emu[i][r], (const char *)p + r * stride, 64);
+}
+
+static void tile_store(int i, void *p, long stride)
+{
+    for (int r = 0; r < 16; r++)
+        memcpy((char *)p + r * stride, emu[i][r], 64);
+}
+
+static void tile_dp(int c, int a, int b)
+{
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) {
+            float acc;
+            memcpy(&acc, &emu[c][m][n], 4);
+            for (int k = 0; k < 16; k++) {
+                acc += lo_f(emu[a][m][k]) * lo_f(emu[b][k][n]);
+                acc += hi_f(emu[a][m][k]) * hi_f(emu[b][k][n]);
+            }
+            memcpy(&emu[c][m][n], &acc, 4);
+        }
+}
+#define TILE_ZERO(i) tile_zero(i)
+#define TILE_LOAD(i, p, s) tile_load(i, p, s)
+#define TILE_STORE(i, p, s) tile_store(i, p, s)
+#define TILE_DP(c, a, b) tile_dp(c, a, b)
+#define TILE_CONFIG(cfg) ((void)(cfg))
+#define TILE_RELEASE() ((void)0)
+#else
+#define TILE_ZERO(i) _tile_zero(i)
+#define TILE_LOAD(i, p, s) _tile_loadd(i, p, s)
+#define TILE_STORE(i, p, s) _tile_stored(i, p, s)
+#define TILE_DP(c, a, b) _tile_dpbf16ps(c, a, b)
+#define TILE_CONFIG(cfg) _tile_loadconfig(cfg)
+#define TILE_RELEASE() _tile_release()
+#endif
+
+/* The tile configuration (palette 1): the eight tiles above, each 16 rows of 64 bytes.  It is
+ * per thread, so each piece of a product loads it (block()). */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tilecfg;
+
+static AMXT void amx_begin(void)
+{
+    _Alignas(64) tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) {
+        cfg.colsb[i] = 64;
+        cfg.rows[i] = 16;
+    }
+    TILE_CONFIG(&cfg);
+}
+
+static AMXT void amx_end(void) { TILE_RELEASE(); }
+
+static AMXT void uk_amx(const tile *t)
+{
+    long as = t->ars * (long)sizeof(uint32_t), bs = NR * (long)sizeof(uint32_t);
+    TILE_ZERO(0);
+    TILE_ZERO(1);
+    TILE_ZERO(2);
+    TILE_ZERO(3);
+    for (int p = 0; p < t->kp; p += 16) {
+        TILE_LOAD(4, t->a + p, as);
+        TILE_LOAD(5, t->a + 16 * t->ars + p, as);
+        TILE_LOAD(6, t->b + (long)p * NR, bs);
+        TILE_LOAD(7, t->b + (long)p * NR + 16, bs);
+        TILE_DP(0, 4, 6);
+        TILE_DP(1, 4, 7);
+        TILE_DP(2, 5, 6);
+        TILE_DP(3, 5, 7);
+    }
+    float acc[AMR][NR];
+    TILE_STORE(0, acc[0], bs);
+    TILE_STORE(1, acc[0] + 16, bs);
+    TILE_STORE(2, acc[16], bs);
+    TILE_STORE(3, acc[16] + 16, bs);
+    for (int g = 0; g < AMR / MR && g * MR < t->mr; g++) { /* the epilogue by 8 rows */
+        tile s = *t;
+        s.c = t->c + (long)g * MR * t->ldc;
+        s.mr = t->mr - g * MR < MR ? t->mr - g * MR : MR;
+        s.sa = t->sa ? t->sa + g * MR : NULL;
+        epilogue(&s, acc + g * MR);
+    }
+}
+#endif
+
 typedef void (*ukernel)(const tile *t);
 
 static ukernel pick(void)
 {
     r1_isa i = r1_isa_active();
+#if defined(AMX_PATH) && defined(R1_AMX_EMULATE)
+    if (i >= R1_ISA_AVX512BF16) /* the emulated tiles stand in for the machine's best path */
+        return uk_amx;
+#elif defined(AMX_PATH)
+    if (i >= R1_ISA_AMX)
+        return uk_amx;
+#endif
 #ifdef SIMD512
     if (i >= R1_ISA_AVX512BF16)
         return uk_avx512;
@@ -453,12 +587,12 @@ static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const 
 #define PF_PAIRS 2
 
 static SIMD512 int pack_kmajor_wide(uint32_t *dst, int w, const view *v, long i0, int n, long k0,
-                                    int kc)
+                                    int kc, int kps)
 {
     if (!v->kmajor || v->h || (w != MR && w != NR))
         return 0;
     int kp = (kc + 1) / 2, odd = kc & 1, width = (n + w - 1) / w * w;
-    long pstride = (long)w * kp;
+    long pstride = (long)w * kps; /* kps >= kp pairs a panel (AMX: a multiple of 16) */
     for (int p = 0; p < kp; p++) {
         long e = (k0 + 2 * p) * v->ld + i0, o = e + v->ld;
         int has_o = !(odd && p == kp - 1);
@@ -505,14 +639,24 @@ static void pack_any(int simd, uint32_t *dst, long rs, long ps, int rows, const 
 
 /* pack_kmajor_wide() when the path has it and the source suits; 0: pack panel by panel. */
 static int pack_wide(int simd, uint32_t *dst, int w, const view *v, long i0, int n, long k0,
-                     int kc)
+                     int kc, int kps)
 {
 #ifdef SIMD512
     if (simd)
-        return pack_kmajor_wide(dst, w, v, i0, n, k0, kc);
+        return pack_kmajor_wide(dst, w, v, i0, n, k0, kc, kps);
 #endif
-    (void)simd, (void)dst, (void)w, (void)v, (void)i0, (void)n, (void)k0, (void)kc;
+    (void)simd, (void)dst, (void)w, (void)v, (void)i0, (void)n, (void)k0, (void)kc, (void)kps;
     return 0;
+}
+
+/* AMX: zero pairs [kp, kps) of `count` panels of width w, kps pairs apart (B), or of `count`
+ * rows kps pairs apart (A, w = 1). */
+static void zero_tail(uint32_t *dst, int count, int w, int kp, int kps)
+{
+    if (kps > kp)
+        for (int i = 0; i < count; i++)
+            memset(dst + (long)i * w * kps + (long)kp * w, 0,
+                   sizeof(uint32_t) * (size_t)w * (size_t)(kps - kp));
 }
 
 /* ------------------------------------------------------------------ the blocked product */
@@ -524,6 +668,7 @@ typedef struct {
     const r1_gscale *sc;
     ukernel uk;
     int simd; /* the AVX-512 packers */
+    int amx;  /* uk_amx: A packed row by row, pairs a panel or row rounded up to 16 */
     int cut_rows, parts;
     /* B packed once for every piece (pieces cut by rows, r1__gemm16): block kb of K at
      * bpre + kb * bstride, its panels as block() packs all columns at once, then the block's
@@ -546,20 +691,28 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
     uint32_t *bpack = bheap ? bheap : bstack;
     float *sbv = bheap ? (float *)(bheap + KC / 2 * wide) : sstack;
     int ncb = pre ? j->wide : bheap ? (int)wide : NC;
-    int kcmax = j->sc ? R1_GEMM16_KBLOCK : KC;
+    int kcmax = j->sc ? R1_GEMM16_KBLOCK : KC, step = MR;
+#ifdef AMX_PATH
+    if (j->amx) {
+        amx_begin();
+        step = AMR;
+    }
+#endif
     for (int jc = n0; jc < n1; jc += ncb) {
         int nc = n1 - jc < ncb ? n1 - jc : ncb;
         for (int pc = 0; pc < j->K; pc += kcmax) {
             int kc = j->K - pc < kcmax ? j->K - pc : kcmax, kp = (kc + 1) / 2;
+            int kps = j->amx ? (kp + 15) / 16 * 16 : kp; /* pairs a panel (or an A row) */
             const r1_gscale *sc = j->sc;
             if (pre) {
                 bpack = j->bpre + (long)(pc / kcmax) * j->bstride;
                 sbv = (float *)(bpack + (long)kcmax / 2 * j->wide);
             } else {
-                if (!pack_wide(j->simd, bpack, NR, &j->b, jc, nc, pc, kc))
+                if (!pack_wide(j->simd, bpack, NR, &j->b, jc, nc, pc, kc, kps))
                     for (int q = 0; q < nc; q += NR)
-                        pack_any(j->simd, bpack + (long)q * kp, 1, NR, NR, &j->b, jc + q,
+                        pack_any(j->simd, bpack + (long)q * kps, 1, NR, NR, &j->b, jc + q,
                                  nc - q < NR ? nc - q : NR, pc, kc);
+                zero_tail(bpack, (nc + NR - 1) / NR, NR, kp, kps);
                 if (sc)
                     for (int c = 0; c < nc; c++)
                         sbv[c] = sc->b[(long)(pc / R1_GEMM16_KBLOCK) * sc->bk +
@@ -567,27 +720,34 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
             }
             for (int ic = m0; ic < m1; ic += MC) {
                 int mc = m1 - ic < MC ? m1 - ic : MC;
-                /* a row-contiguous source packs row-major: pair (r, p) at r*kp + p */
-                long ars = j->a.kmajor ? 1 : kp, aks = j->a.kmajor ? MR : 1;
-                if (!pack_wide(j->simd, apack, MR, &j->a, ic, mc, pc, kc))
+                /* a row-contiguous source packs row-major: pair (r, p) at r*kp + p; AMX
+                 * always (tiles load rows) */
+                int rowwise = j->amx || !j->a.kmajor;
+                long ars = rowwise ? kps : 1, aks = rowwise ? 1 : MR;
+                if (j->amx || !pack_wide(j->simd, apack, MR, &j->a, ic, mc, pc, kc, kps))
                     for (int q = 0; q < mc; q += MR)
-                        pack_any(j->simd, apack + (long)q * kp, ars, aks, MR, &j->a, ic + q,
+                        pack_any(j->simd, apack + (long)q * kps, ars, aks, MR, &j->a, ic + q,
                                  mc - q < MR ? mc - q : MR, pc, kc);
+                zero_tail(apack, (mc + MR - 1) / MR * MR, 1, kp, kps);
                 if (sc)
                     for (int r = 0; r < mc; r++)
                         sav[r] = sc->a[(long)((ic + r) / sc->ablk) * sc->am +
                                        (long)(pc / R1_GEMM16_KBLOCK) * sc->ak];
                 for (int q = 0; q < nc; q += NR)
-                    for (int r = 0; r < mc; r += MR) {
-                        tile t = {kp, apack + (long)r * kp, ars, aks, bpack + (long)q * kp,
+                    for (int r = 0; r < mc; r += step) {
+                        tile t = {kps, apack + (long)r * kps, ars, aks, bpack + (long)q * kps,
                                   j->C + (long)(ic + r) * j->ldc + jc + q, j->ldc,
-                                  mc - r < MR ? mc - r : MR, nc - q < NR ? nc - q : NR,
+                                  mc - r < step ? mc - r : step, nc - q < NR ? nc - q : NR,
                                   pc == 0 && !j->acc, sc ? sav + r : NULL, sc ? sbv + q : NULL};
                         j->uk(&t);
                     }
             }
         }
     }
+#ifdef AMX_PATH
+    if (j->amx)
+        amx_end();
+#endif
     free(bheap);
 }
 
@@ -620,11 +780,13 @@ static void pack_b_item(void *ctx, int i, int tid)
     int pc = i / groups * kcmax, q0 = i % groups * BGROUP * NR;
     int q1 = q0 + BGROUP * NR < j->N ? q0 + BGROUP * NR : j->N;
     int kc = j->K - pc < kcmax ? j->K - pc : kcmax, kp = (kc + 1) / 2;
+    int kps = j->amx ? (kp + 15) / 16 * 16 : kp;
     uint32_t *blk = j->bpre + (long)(pc / kcmax) * j->bstride;
-    if (!pack_wide(j->simd, blk + (long)q0 * kp, NR, &j->b, q0, q1 - q0, pc, kc))
+    if (!pack_wide(j->simd, blk + (long)q0 * kps, NR, &j->b, q0, q1 - q0, pc, kc, kps))
         for (int q = q0; q < q1; q += NR)
-            pack_any(j->simd, blk + (long)q * kp, 1, NR, NR, &j->b, q,
+            pack_any(j->simd, blk + (long)q * kps, 1, NR, NR, &j->b, q,
                      j->N - q < NR ? j->N - q : NR, pc, kc);
+    zero_tail(blk + (long)q0 * kps, (q1 - q0 + NR - 1) / NR, NR, kp, kps);
     const r1_gscale *sc = j->sc;
     if (sc) {
         float *sbv = (float *)(blk + (long)kcmax / 2 * j->wide);
@@ -645,11 +807,14 @@ void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int 
         return;
     }
     ukernel uk = pick();
-    int simd = 0;
-#ifdef SIMD512
-    simd = uk == uk_avx512;
+    int simd = 0, amx = 0;
+#ifdef AMX_PATH
+    amx = uk == uk_amx;
 #endif
-    job j = {C, ldc, M, N, K, accumulate, view_of(A, 0), view_of(B, 1), sc, uk, simd, 1, 1,
+#ifdef SIMD512
+    simd = uk == uk_avx512 || amx; /* an AMX machine has AVX-512 BF16 for the packers */
+#endif
+    job j = {C, ldc, M, N, K, accumulate, view_of(A, 0), view_of(B, 1), sc, uk, simd, amx, 1, 1,
              NULL, 0, 0};
     /* Unlike OpenBLAS's, these sums do not depend on the cut (r1_gemm16.h), so the product is
      * cut by the threads there are: every piece packs all of B (or A) again. */

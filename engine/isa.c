@@ -7,8 +7,8 @@
  * they use (XCR0 from xgetbv): AVX2 + FMA need the YMM state, AVX-512 the opmask and ZMM states.
  * AMX needs more: Linux keeps the 8 KB tile state off by default and grants it per process on
  * request (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 18)); the request is made here,
- * once, when the CPU reports AMX-BF16.  The engine has no AMX kernels yet, so a granted AMX is
- * reported (r1_isa_cpu_has) but never chosen: r1_isa_best stops at the best path with kernels.
+ * once, when the CPU reports AMX-BF16.  r1_isa_best is the best path the CPU has and this
+ * build has kernels for (AMX and AVX-512 BF16 need the compiler's intrinsics).
  *
  * State: the detected bits and the path in use, set once under pthread_once, then changed only
  * by r1_isa_set (an atomic int).  Never prints; a bad R1_ISA is kept as a message for the app
@@ -35,8 +35,11 @@
 
 static const char *const names[R1_ISA_COUNT] = {"portable", "avx2", "avx512bf16", "amx"};
 
-/* The best path with kernels in this build: AVX-512 BF16 needs the compiler's intrinsics. */
-#ifdef HAVE_AVX512BF16_INTRIN
+/* The best path with kernels in this build: AVX-512 BF16 and AMX need the compiler's
+ * intrinsics. */
+#if defined(HAVE_AMX_INTRIN) && defined(HAVE_AVX512BF16_INTRIN)
+#define KERNELS_MAX R1_ISA_AMX
+#elif defined(HAVE_AVX512BF16_INTRIN)
 #define KERNELS_MAX R1_ISA_AVX512BF16
 #else
 #define KERNELS_MAX R1_ISA_AVX2
@@ -102,7 +105,8 @@ static void detect_cpu(void) {}
 /* Why path i above the best cannot be used. */
 static const char *why_not(int i)
 {
-    return has[i] ? "r1lab has no kernels for it yet" : "this CPU does not have it";
+    return has[i] ? "this build has no kernels for it (the compiler lacked the intrinsics)"
+                  : "this CPU does not have it";
 }
 
 /* The best path with kernels, once `has` is filled. */
@@ -187,7 +191,7 @@ const char *r1_isa_state(r1_isa i)
         return "unknown";
     return i == r1_isa_active() ? "in use"
            : i <= best          ? "available"
-           : has[i]             ? "no kernels yet"
+           : has[i]             ? "no kernels in this build"
                                 : "not in this CPU";
 }
 

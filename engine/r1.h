@@ -85,12 +85,15 @@ r1_status r1_blas_reserve(r1_error *err);
 /* ------------------------------------------------------------------ kernel paths (isa.c) */
 
 /* The engine's own products (BF16 training and decoding, FP8 through BF16) have one kernel per
- * path, chosen at run time by what the CPU and the OS offer: AVX-512 BF16 (vdpbf16ps), AVX2 +
- * FMA (bf16 widened to fp32), or portable C.  fp32 products go to OpenBLAS whatever the path.
- * The environment variable R1_ISA (one of the names below) forces a lower path at start, for
- * tests and comparisons; AMX is detected (and its tile state requested from Linux) but the
- * engine has no AMX kernels yet.  Every path sums each output in the same order, so they agree
- * to the last bit except on denormals, which AVX-512 BF16 flushes to zero. */
+ * path, chosen at run time by what the CPU and the OS offer: AMX tiles (tdpbf16ps, after Linux
+ * grants the tile state), AVX-512 BF16 (vdpbf16ps), AVX2 + FMA (bf16 widened to fp32), or
+ * portable C.  fp32 products go to OpenBLAS whatever the path.  The environment variable
+ * R1_ISA (one of the names below) forces a lower path at start, for tests and comparisons.
+ * AVX-512 BF16, AVX2 and portable sum each output in the same order, so they agree to the last
+ * bit except on denormals, which AVX-512 BF16 flushes to zero; AMX sums a tile's products in
+ * the hardware's order, so its outputs differ from theirs in the last bits (within the same
+ * bound, r1_gemm16.h).  AMX's GEMM is training's and FP8's; decoding's few-row products stay
+ * on the AVX-512 BF16 kernels there. */
 typedef enum {
     R1_ISA_PORTABLE = 0,
     R1_ISA_AVX2 = 1,
@@ -108,7 +111,7 @@ r1_status r1_isa_set(r1_isa i, r1_error *err);
 /* The message for an R1_ISA the engine could not follow (a name it does not know: *misspelt
  * = 1; or a path this machine lacks), or NULL.  Either way the best path is in use. */
 const char *r1_isa_env_error(int *misspelt);
-/* Path i now: "in use", "available", "no kernels yet" or "not in this CPU". */
+/* Path i now: "in use", "available", "no kernels in this build" or "not in this CPU". */
 const char *r1_isa_state(r1_isa i);
 /* "amx (not in this CPU), avx512bf16 (in use), avx2 (available), portable (available)" */
 void r1_isa_describe(char *buf, size_t n);

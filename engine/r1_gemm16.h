@@ -12,8 +12,10 @@
  * K in blocks of 256 (128 with scales) in order, within a block over pairs of k in order,
  * adding the odd k's product and then the even k's (the order of vdpbf16ps), each addition
  * rounded to fp32.  That order depends on K alone, so an output is the same whatever M, N, the
- * pieces the product is cut into, or the thread count; and all kernel paths (r1.h, "kernel
- * paths") give the same bits, except that the AVX-512 BF16 path flushes denormals to zero.
+ * pieces the product is cut into, or the thread count; and the kernel paths (r1.h, "kernel
+ * paths") give the same bits, except that the AVX-512 BF16 path flushes denormals to zero and
+ * the AMX path sums within each tile instruction (16 pairs) in the hardware's order: its bits
+ * differ in the last places, within the same bound, and still depend on K alone.
  * The error against the exact sum of the bf16 products is at most (K/2 + 2) · 2^-24 · S with
  * S = sum |A|·|B| (and |C| when accumulating).
  *

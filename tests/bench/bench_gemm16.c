@@ -2,16 +2,17 @@
  * for `make bench` (a benchmark, not a test: it asserts nothing and its numbers depend on the
  * machine and on what else runs on it).
  *
- *   bench_gemm16 peak     one line: peak_fp32=GFLOP/s peak_bf16=GFLOP/s|- amx=...
+ *   bench_gemm16 peak     one line: peak_fp32=GFLOP/s peak_bf16=GFLOP/s|- peak_amx=GFLOP/s|-
  *   bench_gemm16 gemm     per training shape: sgemm and r1__gemm16 on every kernel path
  *   bench_gemm16 gemm-tiny   the same for tiny's shapes in a GRPO step (64 sequences of ~85
  *                         tokens in micro-batches of 16: 1360 tokens, 340 per routed expert)
  *
  * The peaks are what one core's vector units do on independent chains of multiply-adds with
  * no memory traffic: FMA on the widest fp32 vectors the CPU has (AVX-512 or AVX2), and
- * vdpbf16ps (32 bf16 products per instruction) where it has AVX-512 BF16.  AMX is reported but
- * not measured: the engine has no AMX kernels yet.  GEMM rows time each product in alternating
- * rounds and keep the best, so a burst of load from elsewhere hurts all alike. */
+ * vdpbf16ps (32 bf16 products per instruction) where it has AVX-512 BF16, and tdpbf16ps on
+ * tiles already loaded (16x16 outputs over 32 k each) where Linux grants AMX.  GEMM rows time
+ * each product in alternating rounds and keep the best, so a burst of load from elsewhere
+ * hurts all alike. */
 #include <config.h>
 
 #include <cblas.h>
@@ -91,6 +92,43 @@ __attribute__((target("avx512f,avx512bf16"))) static void dot512(long n)
 #endif
 
 /* GFLOP/s of fn(n), best of 5 rounds of about 0.05 s; flops_per = flops per unit of n. */
+#ifdef HAVE_AMX_INTRIN
+/* tdpbf16ps on tiles already loaded: four independent 16x16 sums over 32 k each (16384 flops
+ * an instruction), tiles 0-3 += 4-5 x 6-7, no memory traffic in the loop. */
+__attribute__((target("amx-tile,amx-bf16"))) static void amx_tiles(long n)
+{
+    _Alignas(64) unsigned char cfg[64];
+    static _Alignas(64) uint32_t ones[16 * 16];
+    memset(cfg, 0, sizeof cfg);
+    cfg[0] = 1; /* palette 1: 8 tiles of 16 rows x 64 bytes */
+    for (int i = 0; i < 8; i++) {
+        cfg[16 + 2 * i] = 64;
+        cfg[48 + i] = 16;
+    }
+    for (int i = 0; i < 16 * 16; i++)
+        ones[i] = 0x3f803f80u; /* (1, 1) */
+    _tile_loadconfig(cfg);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, ones, 64);
+    _tile_loadd(5, ones, 64);
+    _tile_loadd(6, ones, 64);
+    _tile_loadd(7, ones, 64);
+    for (long i = 0; i < n; i++) {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    static float out[16 * 16];
+    _tile_stored(0, out, 64);
+    _tile_release();
+    sink = out[0];
+}
+#endif
+
 static double rate(void (*fn)(long), double flops_per)
 {
     long n = 1 << 16;
@@ -132,7 +170,14 @@ static void peak(void)
         printf("%.1f", bf);
     else
         printf("-");
-    printf(" amx=%s\n", r1_isa_cpu_has(R1_ISA_AMX) ? "present, no kernels yet" : "not in this CPU");
+    printf(" peak_amx=");
+#ifdef HAVE_AMX_INTRIN
+    if (r1_isa_cpu_has(R1_ISA_AMX)) {
+        printf("%.1f\n", rate(amx_tiles, 4 * 16384.0));
+        return;
+    }
+#endif
+    printf("- (%s)\n", r1_isa_cpu_has(R1_ISA_AMX) ? "no kernels in this build" : "not in this CPU");
 }
 
 typedef struct {

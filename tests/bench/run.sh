@@ -6,12 +6,18 @@
 b="$1"; s="$2"
 bt="$b/tests/bench/bench_train"
 py=/usr/bin/python3
-echo "== this core's peaks (GFLOP/s): FMA on fp32 vectors, vdpbf16ps on bf16 pairs; one thread"
+echo "== this core's peaks (GFLOP/s): FMA on fp32 vectors, vdpbf16ps on bf16 pairs, tdpbf16ps"
+echo "   on AMX tiles where present; one thread"
 pk=$("$b/tests/bench/bench_gemm16" peak)
 echo "$pk"
 p32=$(echo "$pk" | sed -n 's/.*peak_fp32=\([0-9.]*\).*/\1/p')
 p16=$(echo "$pk" | sed -n 's/.*peak_bf16=\([0-9.]*\).*/\1/p')
+pamx=$(echo "$pk" | sed -n 's/.*peak_amx=\([0-9.]*\).*/\1/p')
 [ -n "$p16" ] || p16=$p32
+if [ -n "$pamx" ]; then # bf16 and fp8 train on the AMX kernel: their shares are of its peak
+    p16=$pamx
+    echo "(bf16 and fp8 shares below are of the AMX peak, the path they run on)"
+fi
 echo
 echo "== training's GEMMs (small's shapes), 1 thread, GFLOP/s: OpenBLAS sgemm (fp32) beside"
 echo "   r1lab's bf16 GEMM on each kernel path this machine has (R1_ISA)"

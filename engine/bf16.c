@@ -417,6 +417,62 @@ static SIMD void matmul_f32_avx512(float *out, int ldo, const float *in, const f
     }
 }
 
+/* out[r, c] = sum over t of p[r, t] · v[t, c] for rows r < R (a compile-time group of at
+ * most 6: 24 accumulators) and columns [c0, c0 + 64): each output one chain of FMAs in t
+ * order, so its bits depend on n alone. */
+SIMD_INLINE void pv_group(float *out, int ldo, const float *p, int ldp, const float *v, int ldv,
+                          int n, int c0, int nc, const int R)
+{
+    __m512 acc[6][4];
+    __mmask16 m[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++)
+        m[q] = mask16(nc - c0 - 16 * q);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+            acc[r][q] = _mm512_setzero_ps();
+    for (int t = 0; t < n; t++) {
+        const float *vt = v + (size_t)t * ldv + c0;
+        __m512 x[4];
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+            x[q] = _mm512_maskz_loadu_ps(m[q], vt + 16 * q);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            __m512 b = _mm512_set1_ps(p[(size_t)r * ldp + t]);
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++)
+                acc[r][q] = _mm512_fmadd_ps(b, x[q], acc[r][q]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+            _mm512_mask_storeu_ps(out + (size_t)r * ldo + c0 + 16 * q, m[q], acc[r][q]);
+}
+
+static SIMD void pv_avx512(float *out, int ldo, const float *p, int ldp, const float *v, int ldv,
+                           int rows, int n, int nc)
+{
+    for (int r0 = 0; r0 < rows; r0 += 6) {
+        int g = rows - r0 < 6 ? rows - r0 : 6;
+        float *o = out + (size_t)r0 * ldo;
+        const float *pr = p + (size_t)r0 * ldp;
+        for (int c0 = 0; c0 < nc; c0 += 64)
+            switch (g) {
+            case 1: pv_group(o, ldo, pr, ldp, v, ldv, n, c0, nc, 1); break;
+            case 2: pv_group(o, ldo, pr, ldp, v, ldv, n, c0, nc, 2); break;
+            case 3: pv_group(o, ldo, pr, ldp, v, ldv, n, c0, nc, 3); break;
+            case 4: pv_group(o, ldo, pr, ldp, v, ldv, n, c0, nc, 4); break;
+            case 5: pv_group(o, ldo, pr, ldp, v, ldv, n, c0, nc, 5); break;
+            default: pv_group(o, ldo, pr, ldp, v, ldv, n, c0, nc, 6); break;
+            }
+    }
+}
+
 /* r1_f32_to_bf16 sixteen at a time, with the same integer steps. */
 static SIMD void from_f32_avx512(uint16_t *dst, const float *src, size_t n)
 {
@@ -538,6 +594,19 @@ int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, in
     }
 #endif
     (void)out, (void)ldo, (void)in, (void)w, (void)N, (void)Ci, (void)Co, (void)accumulate;
+    return 0;
+}
+
+int r1__pv_rows(float *out, int ldo, const float *p, int ldp, const float *v, int ldv, int rows,
+                int n, int nc)
+{
+#if BF16_SIMD
+    if (use_simd() && rows > 0 && n > 0 && nc > 0) {
+        pv_avx512(out, ldo, p, ldp, v, ldv, rows, n, nc);
+        return 1;
+    }
+#endif
+    (void)out, (void)ldo, (void)p, (void)ldp, (void)v, (void)ldv, (void)rows, (void)n, (void)nc;
     return 0;
 }
 

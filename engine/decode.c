@@ -285,7 +285,8 @@ static int scores_rows(const att_job *j, int t0, const float *Cr, const float *K
 /* Tokens [t0, t0 + tc) of row r (layer_step) attend to the cache up to the last one, the tc·H
  * query rows in one product of [tc·H, len], each row masked to its own length: S = scale (Qlat
  * C^T + Qpe K^T), softmax, then Olat = P C.  A single token (tc = 1) is its three [H, len]
- * products, masking nothing, the two of its scores on scores_rows where the path has it. */
+ * products, masking nothing, the two of its scores on scores_rows and Olat on r1__pv_rows
+ * where the path has them. */
 static void attend(const att_job *j, int r, int t0, int tc, float *sc)
 {
     r1_decoder *d = j->d;
@@ -308,8 +309,10 @@ static void attend(const att_job *j, int r, int t0, int tc, float *sc)
             softmax_row(s, own);
             memset(s + own, 0, sizeof(float) * (size_t)(len - own));
         }
-    R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tc * H, kvr, len, 1, sc, len,
-                        Cr, kvr, 0, d->olat + (size_t)t0 * H * kvr, kvr));
+    if (!(tc == 1 && r1__pv_rows(d->olat + (size_t)t0 * H * kvr, kvr, sc, len, Cr, kvr, H, len,
+                                 kvr)))
+        R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tc * H, kvr, len, 1, sc,
+                            len, Cr, kvr, 0, d->olat + (size_t)t0 * H * kvr, kvr));
 }
 
 /* The scores of pool thread tid, or the one buffer when threads have none of their own. */

@@ -87,6 +87,14 @@ void r1__attention_bwd_seqs(int bf16, float *dq, float *dk, float *dv, float *dP
 int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, int N, int Ci,
                         int Co, int accumulate);
 
+/* A decoding step's attention output for one token (decode.c): out[r, c] (row stride ldo) =
+ * sum over t < n of p[r, t] · v[t, c] for r < rows, c < nc, each output one chain of fp32 FMAs
+ * in t order (its bits depend on n alone).  sgemm had cost 2 us a call for these [6, n] x
+ * [n, 64] products.  Returns 1 when done; 0 (nothing written) when the AVX-512 path is not in
+ * use, and the caller runs sgemm. */
+int r1__pv_rows(float *out, int ldo, const float *p, int ldp, const float *v, int ldv, int rows,
+                int n, int nc);
+
 /* r1_matmul_fwd (r1_kernels.h) for a decoding step (not a prompt): its products through
  * r1__matmul_f32_rows where the path has it (ops.c).  r1_matmul_fwd itself stays on sgemm,
  * as training needs. */

@@ -14,7 +14,7 @@
  * Also the fp32 rows product of decoding (r1__matmul_f32_rows): within (Ci/16 + 40)·2^-24·S
  * of a double sum, every token's outputs the same bits alone or among others (up to 70 rows),
  * the row stride and accumulation kept, and declined (0, nothing written) on the portable
- * path.
+ * path.  And decoding's attention output (r1__pv_rows): bit for bit the fp32 FMA chain.
  *
  * The AMX path sums in the hardware's order, so it is held to the bound, not to the portable
  * path's bits.  Built as t_gemm16_amx (R1_AMX_EMULATE, with engine/gemm16.c compiled in), the
@@ -424,6 +424,55 @@ int main(void)
            "fp32 rows: declined on the portable path (sgemm runs), nothing written");
         r1_isa_set(best, &err);
         free(x), free(w), free(one), free(many);
+    }
+
+    /* a decoding step's attention output P·V (r1__pv_rows): each output the chain of fp32
+     * FMAs in t order, bit for bit (fmaf here), over groups of rows past 6 and column tails
+     * past 64; row strides kept; declined on the portable path */
+    {
+        static const int rs[] = {1, 5, 6, 7, 13}, ns[] = {1, 17, 100}, ncs[] = {1, 15, 64, 65, 130};
+        r1_isa_set(best, &err);
+        int can = r1_isa_active() >= R1_ISA_AVX512BF16, exact = 1, tail = 1, cases = 0;
+        int ldp = 103, ldv = 133, ldo = 140;
+        float *p = malloc(sizeof(float) * 13 * ldp), *v = malloc(sizeof(float) * 100 * ldv);
+        float *o = malloc(sizeof(float) * 13 * ldo);
+        for (int i = 0; i < 13 * ldp; i++)
+            p[i] = unif();
+        for (int i = 0; i < 100 * ldv; i++)
+            v[i] = unif();
+        for (int a = 0; can && a < 5; a++)
+            for (int b = 0; b < 3; b++)
+                for (int c = 0; c < 5; c++) {
+                    int R = rs[a], n = ns[b], nc = ncs[c];
+                    for (int i = 0; i < 13 * ldo; i++)
+                        o[i] = CANARY;
+                    r1__pv_rows(o, ldo, p, ldp, v, ldv, R, n, nc);
+                    for (int r = 0; r < R; r++) {
+                        for (int q = 0; q < nc; q++) {
+                            float acc = 0;
+                            for (int t = 0; t < n; t++)
+                                acc = fmaf(p[r * ldp + t], v[t * ldv + q], acc);
+                            exact &= o[r * ldo + q] == acc;
+                        }
+                        for (int q = nc; q < ldo; q++)
+                            tail &= o[r * ldo + q] == CANARY;
+                    }
+                    for (int i = R * ldo; i < 13 * ldo; i++)
+                        tail &= o[i] == CANARY;
+                    cases++;
+                }
+        if (can) {
+            ok(cases == 75 && exact, "P·V rows: %d shapes, each output the fp32 FMA chain in t "
+               "order, bit for bit", cases);
+            ok(tail, "P·V rows: nothing written past the columns or the rows");
+        } else
+            skip("P·V rows: path %s has no kernel for them", r1_isa_name(r1_isa_active()));
+        r1_isa_set(R1_ISA_PORTABLE, &err);
+        o[0] = CANARY;
+        ok(!r1__pv_rows(o, ldo, p, ldp, v, ldv, 6, 10, 64) && o[0] == CANARY,
+           "P·V rows: declined on the portable path (sgemm runs), nothing written");
+        r1_isa_set(best, &err);
+        free(p), free(v), free(o);
     }
 
     /* degenerate sizes */

@@ -187,6 +187,8 @@ static r1_status step_weights(r1_decoder *d, r1_error *err)
 {
     if (d->bf16 && !(d->w16 = r1__wt16(d->m)))
         return r1_error_set(err, R1_ENOMEM, "out of memory for the bf16 weights");
+    if (d->bf16)
+        r1__wpack(d->m); /* without the memory, each product packs its weight (same bits) */
     return R1_OK;
 }
 
@@ -343,10 +345,10 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
     r1_model *m = d->m;
     m->w16 = d->w16; /* the matrices read their bf16 / fp8 copies during this step */
     m->w8 = d->w8;
-    /* A prompt (n tokens a row, not a few drafted or sampled ones) goes through the training
-     * GEMM, many times faster on many rows.  By n, not by R·n: a token's bits then depend on
-     * whether it came in a prompt, never on how many rows decode beside it. */
-    m->w16_prefill = n >= R1_PREFILL_ROWS;
+    /* fp32: a prompt (n tokens a row, not a few drafted or sampled ones) goes through the
+     * training GEMM, many times faster on many rows.  By n, not by R·n: a token's bits then
+     * depend on whether it came in a prompt, never on how many rows decode beside it.  (BF16
+     * runs every product on the GEMM, whose bits depend on neither.) */
     m->f32_rows = !d->w16 && !d->w8 && n < R1_PREFILL_ROWS;
     const r1_config *c = &m->cfg;
     const layer_w *w = &m->layers[l];
@@ -437,7 +439,6 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
         d->x[i] += d->f[i];
     m->w16 = NULL;
     m->w8 = NULL;
-    m->w16_prefill = 0;
     m->f32_rows = 0;
 }
 

@@ -5,11 +5,15 @@
  * with R1_DT_F8_E4M3) use.
  *
  * Dispatch of r1__mm, first match wins:
- *   - a BF16 decoder is stepping (m->w16): r1_matmul_bf16 on the bf16 copy, or r1__gemm16
- *     when it takes a prompt (m->w16_prefill);
+ *   - a BF16 decoder is stepping (m->w16): r1__gemm16_packed on the weights packed once per
+ *     change of the weights (r1__wpack), prompts and single tokens alike, so that a row's bits
+ *     depend on nothing but its own input (and are a BF16 forward's); without the memory for
+ *     that, r1__gemm16 packing the weight per call (the same bits);
  *   - an FP8 decoder is stepping (m->w8) and w is one of its matrices: r1_matmul_fp8;
  *   - r1_model_forward runs in BF16 (m->bf16_fwd): r1__gemm16 on the bf16 copy m->wt16
- *     (r1__wt16: converted when stale, else as AdamW left it);
+ *     (r1__wt16: converted when stale, else as AdamW left it), packing each weight per call
+ *     (packed once, as the decoder does, measured no faster: a step's GEMM reads its weight
+ *     right after packing it, from cache);
  *   - r1_model_forward runs with an FP8 mode: the codes and scales of both operands through
  *     r1__gemm16, or (m->fp8_emulate) quantise-dequantise both, then sgemm;
  *   - otherwise r1_matmul_fwd itself, so with FP8 off every product is the very call it was
@@ -104,13 +108,122 @@ const uint16_t *r1__wt16(r1_model *m)
     conv_job j = {m->wt16, m->params, n, (n + parts - 1) / parts};
     r1__parallel_for(parts, conv_piece, &j);
     m->wt16_ok = 1;
+    m->wt16_gen++;
     return m->wt16;
 }
 
 float *r1__params_update(r1_model *m, uint16_t **wt16)
 {
     *wt16 = m->wt16_ok ? m->wt16 : NULL;
+    m->wt16_gen++; /* the caller writes the copy */
     return m->params;
+}
+
+/* ------------------------------------------------------------------ packed weights */
+
+struct r1__wpk {
+    size_t off; /* the weight's offset in m->params */
+    int N, K;
+    size_t at;  /* its packed words at m->wpk_mem + at */
+};
+
+/* Calls fn on every linear weight r1__mm multiplies by (the router and heads stay fp32). */
+static void each_linear(r1_model *m, void (*fn)(r1_model *, const float *, int, int, void *),
+                        void *ctx)
+{
+    const r1_config *c = &m->cfg;
+    int C = c->hidden_size, H = c->num_attention_heads, qr = c->q_lora_rank;
+    int kvr = c->kv_lora_rank, dr = c->qk_rope_head_dim, dn = c->qk_nope_head_dim;
+    int dv = c->v_head_dim, I = c->intermediate_size, Ie = c->moe_intermediate_size;
+    int E = c->n_routed_experts, dq = m->dq, Is = m->Is;
+    for (int l = 0; l < m->Ltot; l++) {
+        layer_w *w = &m->layers[l];
+        const struct {
+            const float *p;
+            int N, K;
+        } mats[] = {{w->eh_proj, C, 2 * C}, {w->q_a, qr, C},          {w->q_b, H * dq, qr},
+                    {w->q_proj, H * dq, C}, {w->kv_a, kvr + dr, C},  {w->kv_b, H * (dn + dv), kvr},
+                    {w->o_proj, C, H * dv}, {w->gate, I, C},          {w->up, I, C},
+                    {w->down, C, I},        {w->sg, Is, C},           {w->su, Is, C},
+                    {w->sd, C, Is}};
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++)
+            if (mats[i].p && mats[i].N > 0 && mats[i].K > 0)
+                fn(m, mats[i].p, mats[i].N, mats[i].K, ctx);
+        for (int e = 0; w->moe && w->eg && e < E; e++) {
+            fn(m, w->eg + (size_t)e * Ie * C, Ie, C, ctx);
+            fn(m, w->eu + (size_t)e * Ie * C, Ie, C, ctx);
+            fn(m, w->ed + (size_t)e * C * Ie, C, Ie, ctx);
+        }
+    }
+}
+
+static void count_linear(r1_model *m, const float *w, int N, int K, void *ctx)
+{
+    (void)m, (void)w;
+    size_t *n = ctx;
+    n[0]++;
+    n[1] += r1__gemm16_packed_words(N, K);
+}
+
+static void pack_linear(r1_model *m, const float *w, int N, int K, void *ctx)
+{
+    size_t *at = ctx;
+    struct r1__wpk *e = &m->wpk[m->nwpk++];
+    e->off = (size_t)(w - m->params), e->N = N, e->K = K, e->at = *at;
+    r1__gemm16_pack_wt(m->wpk_mem + e->at, m->wt16 + e->off, N, K);
+    *at += r1__gemm16_packed_words(N, K);
+}
+
+static int by_off(const void *a, const void *b)
+{
+    const struct r1__wpk *x = a, *y = b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+int r1__wpack(r1_model *m)
+{
+    int layout = r1__gemm16_layout();
+    if (!r1__wt16(m))
+        return 0;
+    if (m->wpk && m->wpk_gen == m->wt16_gen && m->wpk_layout == layout)
+        return 1;
+    if (!m->wpk) {
+        size_t n[2] = {0, 0};
+        each_linear(m, count_linear, n);
+        m->wpk = malloc(sizeof(struct r1__wpk) * (n[0] ? n[0] : 1));
+        m->wpk_mem = malloc(sizeof(uint32_t) * (n[1] ? n[1] : 1));
+        if (!m->wpk || !m->wpk_mem) {
+            free(m->wpk), free(m->wpk_mem);
+            m->wpk = NULL, m->wpk_mem = NULL;
+            return 0;
+        }
+    }
+    size_t at = 0;
+    m->nwpk = 0;
+    each_linear(m, pack_linear, &at);
+    qsort(m->wpk, (size_t)m->nwpk, sizeof *m->wpk, by_off);
+    m->wpk_gen = m->wt16_gen, m->wpk_layout = layout;
+    return 1;
+}
+
+const uint32_t *r1__wpacked(const r1_model *m, const float *w, int N, int K)
+{
+    if (!m->wpk || m->wpk_gen != m->wt16_gen || !m->wt16_ok ||
+        m->wpk_layout != r1__gemm16_layout())
+        return NULL;
+    size_t off = (size_t)(w - m->params);
+    int lo = 0, hi = m->nwpk - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        const struct r1__wpk *e = &m->wpk[mid];
+        if (e->off == off)
+            return e->N == N && e->K == K ? m->wpk_mem + e->at : NULL;
+        if (e->off < off)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return NULL;
 }
 
 const char *r1_fp8_mode_name(r1_fp8_mode mode)
@@ -398,10 +511,12 @@ void r1__mm(r1_model *m, float *out, const float *in, const float *w, int N, int
     const uint8_t *codes;
     const float *sc;
     if (m->w16) {
-        if (m->w16_prefill)
+        const uint32_t *bp = m->w16 == m->wt16 ? r1__wpacked(m, w, Co, Ci) : NULL;
+        if (bp) { /* the weights packed once: every step on the GEMM */
+            r1_gop A = {in, Ci, 0, 0};
+            r1__gemm16_packed(out, Co, N, Co, Ci, A, bp, accumulate);
+        } else /* packing the weight for this call: the same bits, slower */
             mm16(out, in, m->w16 + (w - m->params), N, Ci, Co, accumulate);
-        else
-            r1_matmul_bf16(out, in, m->w16 + (w - m->params), N, Ci, Co, accumulate);
         return;
     }
     if (m->w8 && r1__fp8w_get(m->w8, m, w, &codes, &sc)) {

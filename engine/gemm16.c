@@ -188,12 +188,14 @@ static inline __mmask16 lanes(int n)
     return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
 }
 
-/* 8 rows × 32 columns: 16 accumulators; each A pair is broadcast from memory. */
-static SIMD512 void uk_avx512(const tile *t)
+/* R (8, 4, 2 or 1) rows × 32 columns: 2R accumulators; each A pair is broadcast from memory.
+ * A tile of few rows (a decoding step of one token) takes the narrow form: each output's sum
+ * is its own, so the bits are the same. */
+static inline __attribute__((always_inline)) SIMD512 void uk_rows(const tile *t, const int R)
 {
     __m512 s[MR][2];
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; r++)
+    for (int r = 0; r < R; r++)
         s[r][0] = s[r][1] = _mm512_setzero_ps();
     const uint32_t *a = t->a;
     long ars = t->ars, aks = t->aks;
@@ -203,7 +205,7 @@ static SIMD512 void uk_avx512(const tile *t)
         __m512bh b1 = (__m512bh)_mm512_loadu_si512(bp + 16);
         const uint32_t *ap = a + p * aks;
 #pragma GCC unroll 8
-        for (int r = 0; r < MR; r++) {
+        for (int r = 0; r < R; r++) {
             __m512bh x = (__m512bh)_mm512_set1_epi32((int)ap[r * ars]);
             s[r][0] = _mm512_dpbf16_ps(s[r][0], x, b0);
             s[r][1] = _mm512_dpbf16_ps(s[r][1], x, b1);
@@ -218,7 +220,7 @@ static SIMD512 void uk_avx512(const tile *t)
         sb1 = _mm512_maskz_loadu_ps(m1, t->sb + 16);
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < R; r++) {
         if (r >= t->mr)
             break;
         float *cr = t->c + (long)r * t->ldc;
@@ -235,6 +237,18 @@ static SIMD512 void uk_avx512(const tile *t)
         _mm512_mask_storeu_ps(cr, m0, v0);
         _mm512_mask_storeu_ps(cr + 16, m1, v1);
     }
+}
+
+static SIMD512 void uk_avx512(const tile *t)
+{
+    if (t->mr > 4)
+        uk_rows(t, 8);
+    else if (t->mr > 2)
+        uk_rows(t, 4);
+    else if (t->mr > 1)
+        uk_rows(t, 2);
+    else
+        uk_rows(t, 1);
 }
 #endif
 
@@ -686,11 +700,11 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
     uint32_t bstack[KC / 2 * NC], apack[MC * KC / 2];
     float sstack[NC], sav[MC];
     size_t wide = (size_t)(n1 - n0 + NR - 1) / NR * NR;
-    int pre = j->bpre != NULL; /* B is packed already (all columns: n0 = 0, n1 = N) */
+    int pre = j->bpre != NULL; /* B is packed already (all N columns, r1__gemm16_pack_wt) */
     uint32_t *bheap = !pre && wide > NC ? malloc(sizeof(uint32_t) * (KC / 2 + 1) * wide) : NULL;
     uint32_t *bpack = bheap ? bheap : bstack;
     float *sbv = bheap ? (float *)(bheap + KC / 2 * wide) : sstack;
-    int ncb = pre ? j->wide : bheap ? (int)wide : NC;
+    int ncb = pre ? n1 - n0 : bheap ? (int)wide : NC;
     int kcmax = j->sc ? R1_GEMM16_KBLOCK : KC, step = MR;
 #ifdef AMX_PATH
     if (j->amx) {
@@ -704,9 +718,10 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
             int kc = j->K - pc < kcmax ? j->K - pc : kcmax, kp = (kc + 1) / 2;
             int kps = j->amx ? (kp + 15) / 16 * 16 : kp; /* pairs a panel (or an A row) */
             const r1_gscale *sc = j->sc;
-            if (pre) {
-                bpack = j->bpre + (long)(pc / kcmax) * j->bstride;
-                sbv = (float *)(bpack + (long)kcmax / 2 * j->wide);
+            if (pre) { /* the piece's columns of the packed block (jc: a whole panel) */
+                const uint32_t *blk = j->bpre + (long)(pc / kcmax) * j->bstride;
+                bpack = (uint32_t *)blk + (long)jc * kps;
+                sbv = (float *)(blk + (long)kcmax / 2 * j->wide) + jc;
             } else {
                 if (!pack_wide(j->simd, bpack, NR, &j->b, jc, nc, pc, kc, kps))
                     for (int q = 0; q < nc; q += NR)
@@ -839,5 +854,78 @@ void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int 
         r1__parallel_for_work(work, j.parts, piece, &j);
         free(j.bpre);
     } else
+        block(&j, 0, M, 0, N);
+}
+
+/* ------------------------------------------------------------------ weights packed once */
+
+/* A weight W[N, K] (bf16, rows along K) as the B = W^T of a product, packed as r1__gemm16
+ * packs a shared B for the path in use: K blocks of KC pairs... (pack_b_item's layout). */
+static job packed_job(int N, int K, const uint16_t *w)
+{
+    ukernel uk = pick();
+    int simd = 0, amx = 0;
+#ifdef AMX_PATH
+    amx = uk == uk_amx;
+#endif
+#ifdef SIMD512
+    simd = uk == uk_avx512 || amx;
+#endif
+    r1_gop B = {w, K, 1, 1};
+    job j = {NULL, 0, 0, N, K, 0, {0}, view_of(B, 1), NULL, uk, simd, amx, 1, 1, NULL, 0, 0};
+    j.wide = (N + NR - 1) / NR * NR;
+    j.bstride = (long)KC / 2 * j.wide + j.wide;
+    return j;
+}
+
+int r1__gemm16_layout(void)
+{
+    int amx = 0;
+#ifdef AMX_PATH
+    amx = pick() == uk_amx;
+#endif
+    return amx;
+}
+
+size_t r1__gemm16_packed_words(int N, int K)
+{
+    size_t wide = (size_t)(N + NR - 1) / NR * NR, blocks = (size_t)(K + KC - 1) / KC;
+    return blocks * ((size_t)KC / 2 * wide + wide);
+}
+
+void r1__gemm16_pack_wt(uint32_t *dst, const uint16_t *w, int N, int K)
+{
+    if (N <= 0 || K <= 0)
+        return;
+    job j = packed_job(N, K, w);
+    j.bpre = dst;
+    int items = (K + KC - 1) / KC * ((j.wide / NR + BGROUP - 1) / BGROUP);
+    for (int i = 0; i < items; i++)
+        pack_b_item(&j, i, 0);
+}
+
+void r1__gemm16_packed(float *C, int ldc, int M, int N, int K, r1_gop A, const uint32_t *bp,
+                       int accumulate)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) {
+        if (!accumulate)
+            for (int m = 0; m < M; m++)
+                memset(C + (long)m * ldc, 0, sizeof(float) * (size_t)N);
+        return;
+    }
+    job j = packed_job(N, K, NULL);
+    j.C = C, j.ldc = ldc, j.M = M, j.acc = accumulate, j.a = view_of(A, 0);
+    j.bpre = (uint32_t *)bp;
+    long work = (long)M * N * K;
+    int threads = r1__in_parallel() ? 1 : r1__nworkers();
+    int rows = r1__pieces(work, M), cols = r1__pieces(work, N);
+    j.cut_rows = rows > 1 || cols <= 1;
+    j.parts = j.cut_rows ? rows : cols;
+    j.parts = j.parts < threads ? j.parts : threads;
+    if (j.parts > 1)
+        r1__parallel_for_work(work, j.parts, piece, &j);
+    else
         block(&j, 0, M, 0, N);
 }

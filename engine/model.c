@@ -214,6 +214,8 @@ void r1_model_free(r1_model *m)
     free(m->layers);
     free(m->params);
     free(m->wt16);
+    free(m->wpk);
+    free(m->wpk_mem);
     free(m->grads);
     free(m->ptab);
     free(m->names);

@@ -184,8 +184,6 @@ struct r1_model {
     int no_load_count;         /* 1 while generating: expert loads count training only */
     const uint16_t *w16;       /* while a BF16 decoder steps: bf16 copies of the parameters,
                                 * same layout (borrowed from the decoder) */
-    int w16_prefill;           /* while a BF16 decoder takes a prompt (R1_PREFILL_ROWS or more
-                                * tokens a row): its products go to r1__gemm16 */
     int f32_rows;              /* while an fp32 decoder steps (not a prompt): its products go
                                 * to r1__matmul_fwd_decode */
     const struct r1__fp8w *w8; /* while an FP8 decoder steps: its E4M3 linear weights
@@ -199,6 +197,14 @@ struct r1_model {
     int bf16_fwd, bf16_last;   /* as fp8_fwd and fp8_last */
     uint16_t *wt16;            /* bf16(params), same layout: BF16 training's GEMMs and a BF16
                                 * decoder read it (r1__wt16) */
+    unsigned long wt16_gen;    /* bumped whenever wt16's contents change (r1__wt16 converts,
+                                * AdamW writes it) */
+    struct r1__wpk *wpk;       /* the linear weights packed for r1__gemm16 (r1__wpack), sorted
+                                * by offset; valid while wpk_gen == wt16_gen and the kernel
+                                * path's layout is wpk_layout */
+    int nwpk, wpk_layout;
+    unsigned long wpk_gen;
+    uint32_t *wpk_mem;
     int wt16_ok;               /* wt16 holds bf16 of the current params: set by r1__wt16 and
                                 * kept by AdamW, which rounds each weight it updates; cleared
                                 * by every other writer (r1_model_params, init, load, mix,
@@ -235,6 +241,13 @@ void r1__linear_bwd(r1_model *m, float *din, float *dw, const float *dout, const
 /* m->wt16 = bf16(m->params), converted only when a writer has left it stale (so once per
  * optimizer step at most, not per forward), allocated on first use; NULL when out of memory. */
 const uint16_t *r1__wt16(r1_model *m);
+/* Packs every linear weight of m (from r1__wt16) as r1__gemm16's B = W^T for the kernel path
+ * in use, when stale: a BF16 decoder's products then run on r1__gemm16_packed without packing
+ * a weight per call, with the bits a prompt's r1__gemm16 gives.  0 when it has no memory (the
+ * products then pack as before). */
+int r1__wpack(r1_model *m);
+/* The packed W^T of weight w (shape [N, K]) when r1__wpack holds it fresh, else NULL. */
+const uint32_t *r1__wpacked(const r1_model *m, const float *w, int N, int K);
 /* For AdamW, which updates the parameters and keeps the bf16 copy fresh as it goes: the
  * parameters, without marking the copy stale; *wt16 = the copy when it is fresh, else NULL
  * (then the next r1__wt16 converts it). */

@@ -66,6 +66,17 @@ void r1__attention_bwd16(float *dq, float *dk, float *dv, float *dP, const float
                          const float *v, int ldv, int T, int H, int dq_dim, int dv_dim,
                          float scale);
 
+/* A weight W[N, K] (bf16, rows along K) packed once as the B = W^T of products on it, as
+ * r1__gemm16 would pack it for the kernel path in use: r1__gemm16_packed_words(N, K) words at
+ * dst.  The layout depends on r1__gemm16_layout() (AMX pads K), so a packed weight is valid
+ * while that stays the same.  r1__gemm16_packed is then r1__gemm16(C, ldc, M, N, K, A, W^T as
+ * bf16, accumulate, NULL) without packing W: the same bits, since the sums depend on K alone. */
+int r1__gemm16_layout(void);
+size_t r1__gemm16_packed_words(int N, int K);
+void r1__gemm16_pack_wt(uint32_t *dst, const uint16_t *w, int N, int K);
+void r1__gemm16_packed(float *C, int ldc, int M, int N, int K, r1_gop A, const uint32_t *bp,
+                       int accumulate);
+
 /* r1_attention_fwd / bwd (bf16 != 0: the ...16 forms above) over B sequences of T tokens at
  * once, their B·H heads side by side in one loop: sequence b's rows start b·T rows further on
  * in q, k, v, dq, dk, dv (each with its own row stride), out and dout (row stride H·dv), and

@@ -198,10 +198,11 @@ int main(void)
                               "largest logit)", e);
         diag("weights read per token: fp32 %zu bytes, bf16 %zu bytes",
              r1_model_numel(m) * 4, r1_model_numel(m) * 2);
-        /* a prompt (24 tokens in one step) runs on the training GEMM, token by token on the
-         * decoding kernel: the same bf16 products summed in another order, which now and then
-         * moves an activation across a bf16 rounding (2^-8) downstream; so the two must agree
-         * far better than either agrees with fp32 */
+        /* a prompt (24 tokens in one step) and the same tokens one by one run their linear
+         * layers on the same packed GEMM, but attention differs (the prompt's in chunks, a
+         * token's on the latent cache), which now and then moves an activation across a bf16
+         * rounding (2^-8) downstream; so the two must agree far better than either agrees with
+         * fp32 */
         float *one = malloc(sizeof(float) * 24 * 128);
         r1_decoder *d1;
         r1_decoder_new(&d1, m, 2, 24, NULL);

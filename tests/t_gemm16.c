@@ -426,6 +426,50 @@ int main(void)
         free(x), free(w), free(one), free(many);
     }
 
+    /* weights packed once (r1__gemm16_pack_wt) and products on them (r1__gemm16_packed): the
+     * same bits as r1__gemm16 packing W^T itself, on every path this machine has, for few rows
+     * (1-5: the narrow micro-kernels, and pieces by columns on 2 threads) and many (pieces by
+     * rows), N past a panel and K past a block, storing and accumulating */
+    {
+        static const int Ms[] = {1, 2, 3, 5, 13, 200}, Ns[] = {1, 33, 300}, Ks[] = {17, 300};
+        int same = 1, cases = 0;
+        float *x = malloc(sizeof(float) * 200 * 300), *c1 = malloc(sizeof(float) * 200 * 300);
+        float *c2 = malloc(sizeof(float) * 200 * 300);
+        uint16_t *w = malloc(sizeof(uint16_t) * 300 * 300);
+        for (int i = 0; i < 200 * 300; i++)
+            x[i] = unif();
+        for (int i = 0; i < 300 * 300; i++)
+            w[i] = r1_f32_to_bf16(unif());
+        for (int p = R1_ISA_PORTABLE; p <= (int)best; p++) {
+            if (r1_isa_set(p, &err) != R1_OK)
+                continue;
+            for (int ni = 0; ni < 3; ni++)
+                for (int ki = 0; ki < 2; ki++) {
+                    int N = Ns[ni], K = Ks[ki];
+                    uint32_t *bp = malloc(sizeof(uint32_t) * r1__gemm16_packed_words(N, K));
+                    r1__gemm16_pack_wt(bp, w, N, K);
+                    for (int mi = 0; mi < 6; mi++)
+                        for (int th = 1; th <= 2; th++) {
+                            int M = Ms[mi], acc = (mi + th) & 1;
+                            r1_set_threads(th);
+                            for (int i = 0; i < M * N; i++)
+                                c1[i] = c2[i] = acc ? 0.25f : CANARY;
+                            r1_gop A = {x, K, 0, 0}, B = {w, K, 1, 1};
+                            r1__gemm16(c1, N, M, N, K, A, B, acc, NULL);
+                            r1__gemm16_packed(c2, N, M, N, K, A, bp, acc);
+                            same &= !memcmp(c1, c2, sizeof(float) * M * N);
+                            cases++;
+                        }
+                    free(bp);
+                }
+        }
+        r1_set_threads(1);
+        r1_isa_set(best, &err);
+        ok(same && cases > 0, "packed weights: %d products (paths up to %s, 1-200 rows, 1 and 2 "
+           "threads) equal r1__gemm16's bits", cases, r1_isa_name(best));
+        free(x), free(c1), free(c2), free(w);
+    }
+
     /* a decoding step's attention output P·V (r1__pv_rows): each output the chain of fp32
      * FMAs in t order, bit for bit (fmaf here), over groups of rows past 6 and column tails
      * past 64; row strides kept; declined on the portable path */

@@ -810,17 +810,21 @@ static void pack_b_item(void *ctx, int i, int tid)
     }
 }
 
-void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int accumulate,
-                const r1_gscale *sc)
+/* M, N or K <= 0: nothing, except that K <= 0 without accumulate zeroes C; 1 when so. */
+static int degenerate(float *C, int ldc, int M, int N, int K, int accumulate)
 {
-    if (M <= 0 || N <= 0)
-        return;
-    if (K <= 0) {
-        if (!accumulate)
-            for (int m = 0; m < M; m++)
-                memset(C + (long)m * ldc, 0, sizeof(float) * (size_t)N);
-        return;
-    }
+    if (M > 0 && N > 0 && K > 0)
+        return 0;
+    if (M > 0 && N > 0 && !accumulate)
+        for (int m = 0; m < M; m++)
+            memset(C + (long)m * ldc, 0, sizeof(float) * (size_t)N);
+    return 1;
+}
+
+/* A product's job for the kernel path in use, its B packed later (or already: bpre). */
+static job new_job(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int accumulate,
+                   const r1_gscale *sc)
+{
     ukernel uk = pick();
     int simd = 0, amx = 0;
 #ifdef AMX_PATH
@@ -839,44 +843,43 @@ void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int 
     j.cut_rows = rows > 1 || cols <= 1;
     j.parts = j.cut_rows ? rows : cols;
     j.parts = j.parts < threads ? j.parts : threads;
-    if (j.parts > 1) {
+    int kcmax = sc ? R1_GEMM16_KBLOCK : KC;
+    j.wide = (N + NR - 1) / NR * NR;
+    j.bstride = (long)kcmax / 2 * j.wide + j.wide; /* the panels, then the scales */
+    return j;
+}
+
+/* The job's pieces side by side, or the whole product here. */
+static void run(job *j)
+{
+    if (j->parts > 1)
+        r1__parallel_for_work((long)j->M * j->N * j->K, j->parts, piece, j);
+    else
+        block(j, 0, j->M, 0, j->N);
+}
+
+void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int accumulate,
+                const r1_gscale *sc)
+{
+    if (degenerate(C, ldc, M, N, K, accumulate))
+        return;
+    job j = new_job(C, ldc, M, N, K, A, B, accumulate, sc);
+    if (j.parts > 1 && j.cut_rows) {
         /* Pieces of rows would each pack all of B (in training, a weight, or the activations
          * of a dW product): pack it once, side by side, and share it.  Same panels, same bits;
          * without the memory, each piece packs its own as before. */
         int kcmax = sc ? R1_GEMM16_KBLOCK : KC, blocks = (K + kcmax - 1) / kcmax;
-        j.wide = (N + NR - 1) / NR * NR;
-        j.bstride = (long)kcmax / 2 * j.wide + j.wide; /* the panels, then the scales */
-        if (j.cut_rows)
-            j.bpre = malloc(sizeof(uint32_t) * (size_t)j.bstride * (size_t)blocks);
+        j.bpre = malloc(sizeof(uint32_t) * (size_t)j.bstride * (size_t)blocks);
         if (j.bpre)
-            r1__parallel_for_work(work, blocks * ((j.wide / NR + BGROUP - 1) / BGROUP),
-                                  pack_b_item, &j);
-        r1__parallel_for_work(work, j.parts, piece, &j);
-        free(j.bpre);
-    } else
-        block(&j, 0, M, 0, N);
+            r1__parallel_for_work((long)M * N * K,
+                                  blocks * ((j.wide / NR + BGROUP - 1) / BGROUP), pack_b_item,
+                                  &j);
+    }
+    run(&j);
+    free(j.bpre);
 }
 
 /* ------------------------------------------------------------------ weights packed once */
-
-/* A weight W[N, K] (bf16, rows along K) as the B = W^T of a product, packed as r1__gemm16
- * packs a shared B for the path in use: K blocks of KC pairs... (pack_b_item's layout). */
-static job packed_job(int N, int K, const uint16_t *w)
-{
-    ukernel uk = pick();
-    int simd = 0, amx = 0;
-#ifdef AMX_PATH
-    amx = uk == uk_amx;
-#endif
-#ifdef SIMD512
-    simd = uk == uk_avx512 || amx;
-#endif
-    r1_gop B = {w, K, 1, 1};
-    job j = {NULL, 0, 0, N, K, 0, {0}, view_of(B, 1), NULL, uk, simd, amx, 1, 1, NULL, 0, 0};
-    j.wide = (N + NR - 1) / NR * NR;
-    j.bstride = (long)KC / 2 * j.wide + j.wide;
-    return j;
-}
 
 int r1__gemm16_layout(void)
 {
@@ -893,11 +896,13 @@ size_t r1__gemm16_packed_words(int N, int K)
     return blocks * ((size_t)KC / 2 * wide + wide);
 }
 
+/* W[N, K] as the B = W^T of a product: the panels r1__gemm16 shares between its pieces. */
 void r1__gemm16_pack_wt(uint32_t *dst, const uint16_t *w, int N, int K)
 {
     if (N <= 0 || K <= 0)
         return;
-    job j = packed_job(N, K, w);
+    r1_gop none = {NULL, 0, 0, 0}, B = {w, K, 1, 1};
+    job j = new_job(NULL, 0, 1, N, K, none, B, 0, NULL);
     j.bpre = dst;
     int items = (K + KC - 1) / KC * ((j.wide / NR + BGROUP - 1) / BGROUP);
     for (int i = 0; i < items; i++)
@@ -907,25 +912,10 @@ void r1__gemm16_pack_wt(uint32_t *dst, const uint16_t *w, int N, int K)
 void r1__gemm16_packed(float *C, int ldc, int M, int N, int K, r1_gop A, const uint32_t *bp,
                        int accumulate)
 {
-    if (M <= 0 || N <= 0)
+    if (degenerate(C, ldc, M, N, K, accumulate))
         return;
-    if (K <= 0) {
-        if (!accumulate)
-            for (int m = 0; m < M; m++)
-                memset(C + (long)m * ldc, 0, sizeof(float) * (size_t)N);
-        return;
-    }
-    job j = packed_job(N, K, NULL);
-    j.C = C, j.ldc = ldc, j.M = M, j.acc = accumulate, j.a = view_of(A, 0);
+    r1_gop none = {NULL, K, 1, 1};
+    job j = new_job(C, ldc, M, N, K, A, none, accumulate, NULL);
     j.bpre = (uint32_t *)bp;
-    long work = (long)M * N * K;
-    int threads = r1__in_parallel() ? 1 : r1__nworkers();
-    int rows = r1__pieces(work, M), cols = r1__pieces(work, N);
-    j.cut_rows = rows > 1 || cols <= 1;
-    j.parts = j.cut_rows ? rows : cols;
-    j.parts = j.parts < threads ? j.parts : threads;
-    if (j.parts > 1)
-        r1__parallel_for_work(work, j.parts, piece, &j);
-    else
-        block(&j, 0, M, 0, N);
+    run(&j);
 }

@@ -210,7 +210,8 @@ size_t r1_decoder_weight_bytes(const r1_decoder *d, size_t *fp32_bytes)
     size_t n = d->bf16 ? r1_model_numel(d->m) : 0;
     if (fp32_bytes)
         *fp32_bytes = n * sizeof(float);
-    return n * sizeof(uint16_t);
+    /* bf16: the copy, and its panels packed for the GEMM once a step has packed them */
+    return n * sizeof(uint16_t) + (n && d->m->wpk ? d->m->wpk_words * sizeof(uint32_t) : 0);
 }
 
 void r1_decoder_free(r1_decoder *d)

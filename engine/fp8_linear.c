@@ -197,6 +197,7 @@ int r1__wpack(r1_model *m)
             m->wpk = NULL, m->wpk_mem = NULL;
             return 0;
         }
+        m->wpk_words = n[1];
     }
     size_t at = 0;
     m->nwpk = 0;

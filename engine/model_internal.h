@@ -203,6 +203,7 @@ struct r1_model {
                                 * by offset; valid while wpk_gen == wt16_gen and the kernel
                                 * path's layout is wpk_layout */
     int nwpk, wpk_layout;
+    size_t wpk_words;          /* the packed weights' size (uint32_t words) */
     unsigned long wpk_gen;
     uint32_t *wpk_mem;
     int wt16_ok;               /* wt16 holds bf16 of the current params: set by r1__wt16 and

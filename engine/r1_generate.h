@@ -55,8 +55,9 @@ r1_status r1_decoder_set_bf16(r1_decoder *d, int on, r1_error *err);
  * naming the tensor when a weight is NaN or infinite; R1_ENOMEM. */
 r1_status r1_decoder_set_fp8(r1_decoder *d, int on, r1_error *err);
 
-/* Bytes of the decoder's low-precision weight copy (bf16 or fp8 codes + scales; 0 for fp32)
- * and, in *fp32_bytes (may be NULL), what the same weights take as fp32. */
+/* Bytes of the decoder's low-precision weight copy (bf16 or fp8 codes + scales; 0 for fp32;
+ * bf16 counts the copy packed into the GEMM's panels too, once a step has packed it) and, in
+ * *fp32_bytes (may be NULL), what the same weights take as fp32. */
 size_t r1_decoder_weight_bytes(const r1_decoder *d, size_t *fp32_bytes);
 
 /* The final-normed hidden states of the last r1_decoder_step, [R*n, C] (borrowed until the

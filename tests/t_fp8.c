@@ -671,6 +671,10 @@ static void test_bf16_copy(void)
     r1_decoder_step(d2, &row, 1, tok, T, l3, NULL);
     ok(memcmp(l1, l2, sizeof(float) * nl) && !memcmp(l2, l3, sizeof(float) * nl),
        "... whose next step reads the weights as they are then, as a new decoder does");
+    size_t wb2 = r1_decoder_weight_bytes(d, NULL);
+    ok(wb2 > 2 * np * 2 - np / 2 && wb2 < 2 * np * 3,
+       "... and once it has stepped, its weight memory counts the packed panels too (%zu bytes)",
+       wb2);
     free(l3);
     r1_decoder_free(d), r1_decoder_free(d2);
     free(l1), free(l2);

@@ -165,13 +165,20 @@ static void count_linear(r1_model *m, const float *w, int N, int K, void *ctx)
     n[1] += r1__gemm16_packed_words(N, K);
 }
 
-static void pack_linear(r1_model *m, const float *w, int N, int K, void *ctx)
+static void list_linear(r1_model *m, const float *w, int N, int K, void *ctx)
 {
     size_t *at = ctx;
     struct r1__wpk *e = &m->wpk[m->nwpk++];
     e->off = (size_t)(w - m->params), e->N = N, e->K = K, e->at = *at;
-    r1__gemm16_pack_wt(m->wpk_mem + e->at, m->wt16 + e->off, N, K);
     *at += r1__gemm16_packed_words(N, K);
+}
+
+static void pack_linear(void *ctx, int i, int tid)
+{
+    (void)tid;
+    r1_model *m = ctx;
+    const struct r1__wpk *e = &m->wpk[i];
+    r1__gemm16_pack_wt(m->wpk_mem + e->at, m->wt16 + e->off, e->N, e->K);
 }
 
 static int by_off(const void *a, const void *b)
@@ -201,7 +208,8 @@ int r1__wpack(r1_model *m)
     }
     size_t at = 0;
     m->nwpk = 0;
-    each_linear(m, pack_linear, &at);
+    each_linear(m, list_linear, &at);
+    r1__parallel_for_work((long)at, m->nwpk, pack_linear, m); /* the weights side by side */
     qsort(m->wpk, (size_t)m->nwpk, sizeof *m->wpk, by_off);
     m->wpk_gen = m->wt16_gen, m->wpk_layout = layout;
     return 1;

@@ -127,13 +127,14 @@ struct r1__wpk {
     size_t at;  /* its packed words at m->wpk_mem + at */
 };
 
-/* Calls fn on every linear weight r1__mm multiplies by (the router and heads stay fp32). */
+/* Calls fn on every linear weight a decoding step multiplies by through r1__mm (the router
+ * and heads stay fp32; kv_b is absorbed into the query and output on fp32 sgemm, decode.c). */
 static void each_linear(r1_model *m, void (*fn)(r1_model *, const float *, int, int, void *),
                         void *ctx)
 {
     const r1_config *c = &m->cfg;
     int C = c->hidden_size, H = c->num_attention_heads, qr = c->q_lora_rank;
-    int kvr = c->kv_lora_rank, dr = c->qk_rope_head_dim, dn = c->qk_nope_head_dim;
+    int kvr = c->kv_lora_rank, dr = c->qk_rope_head_dim;
     int dv = c->v_head_dim, I = c->intermediate_size, Ie = c->moe_intermediate_size;
     int E = c->n_routed_experts, dq = m->dq, Is = m->Is;
     for (int l = 0; l < m->Ltot; l++) {
@@ -141,11 +142,10 @@ static void each_linear(r1_model *m, void (*fn)(r1_model *, const float *, int, 
         const struct {
             const float *p;
             int N, K;
-        } mats[] = {{w->eh_proj, C, 2 * C}, {w->q_a, qr, C},          {w->q_b, H * dq, qr},
-                    {w->q_proj, H * dq, C}, {w->kv_a, kvr + dr, C},  {w->kv_b, H * (dn + dv), kvr},
-                    {w->o_proj, C, H * dv}, {w->gate, I, C},          {w->up, I, C},
-                    {w->down, C, I},        {w->sg, Is, C},           {w->su, Is, C},
-                    {w->sd, C, Is}};
+        } mats[] = {{w->eh_proj, C, 2 * C}, {w->q_a, qr, C},    {w->q_b, H * dq, qr},
+                    {w->q_proj, H * dq, C}, {w->kv_a, kvr + dr, C}, {w->o_proj, C, H * dv},
+                    {w->gate, I, C},        {w->up, I, C},         {w->down, C, I},
+                    {w->sg, Is, C},         {w->su, Is, C},        {w->sd, C, Is}};
         for (size_t i = 0; i < sizeof mats / sizeof *mats; i++)
             if (mats[i].p && mats[i].N > 0 && mats[i].K > 0)
                 fn(m, mats[i].p, mats[i].N, mats[i].K, ctx);

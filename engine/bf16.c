@@ -392,27 +392,27 @@ SIMD_INLINE void block32(float *out, int ldo, const float *x, int ldx, const flo
     store_sums(out, ldo, acc, nr, nt, add, R, T);
 }
 
-SIMD_INLINE void sweep32(float *out, int ldo, const float *x, const float *w, int Ci, int Co,
-                         int nt, int add, const int R, const int T)
+SIMD_INLINE void sweep32(float *out, int ldo, const float *x, int ldx, const float *w, int Ci,
+                         int Co, int nt, int add, const int R, const int T)
 {
     for (int o = 0; o < Co; o += R)
-        block32(out + o, ldo, x, Ci, w + (size_t)o * Ci, Ci, Ci, Co - o < R ? Co - o : R, nt, add,
-                R, T);
+        block32(out + o, ldo, x, ldx, w + (size_t)o * Ci, Ci, Ci, Co - o < R ? Co - o : R, nt,
+                add, R, T);
 }
 
-static SIMD void matmul_f32_avx512(float *out, int ldo, const float *in, const float *w, int N,
-                                   int Ci, int Co, int accumulate)
+static SIMD void matmul_f32_avx512(float *out, int ldo, const float *in, int ldi, const float *w,
+                                   int N, int Ci, int Co, int accumulate)
 {
     for (int n = 0; n < N;) {
         int left = N - n, T = left >= 3 ? 4 : left, nt = left < T ? left : T;
         float *on = out + (size_t)n * ldo;
-        const float *x = in + (size_t)n * Ci;
+        const float *x = in + (size_t)n * ldi;
         if (T == 1)
-            sweep32(on, ldo, x, w, Ci, Co, nt, accumulate, 16, 1);
+            sweep32(on, ldo, x, ldi, w, Ci, Co, nt, accumulate, 16, 1);
         else if (T == 2)
-            sweep32(on, ldo, x, w, Ci, Co, nt, accumulate, 8, 2);
+            sweep32(on, ldo, x, ldi, w, Ci, Co, nt, accumulate, 8, 2);
         else
-            sweep32(on, ldo, x, w, Ci, Co, nt, accumulate, 4, 4);
+            sweep32(on, ldo, x, ldi, w, Ci, Co, nt, accumulate, 4, 4);
         n += nt;
     }
 }
@@ -535,6 +535,7 @@ typedef struct {
     const uint16_t *w16; /* else w32 */
     const float *w32;
     int ldo, N, Ci, Co, acc, parts, simd;
+    int ldi; /* the input's row stride (fp32 weights; bf16: Ci) */
 } rows_job;
 
 static void rows_piece(void *ctx, int i, int tid)
@@ -546,10 +547,10 @@ static void rows_piece(void *ctx, int i, int tid)
     if (lo >= hi)
         return;
     float *o = j->out + (size_t)lo * j->ldo;
-    const float *x = j->in + (size_t)lo * j->Ci;
+    const float *x = j->in + (size_t)lo * j->ldi;
 #if BF16_SIMD
     if (j->simd && !j->w16) {
-        matmul_f32_avx512(o, j->ldo, x, j->w32, hi - lo, j->Ci, j->Co, j->acc);
+        matmul_f32_avx512(o, j->ldo, x, j->ldi, j->w32, hi - lo, j->Ci, j->Co, j->acc);
         return;
     }
     if (j->simd) {
@@ -576,25 +577,32 @@ void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int C
             memset(out, 0, sizeof *out * (size_t)N * Co);
         return;
     }
-    rows_job j = {out, in, w, NULL, Co, N, Ci, Co, accumulate, 0, 0};
+    rows_job j = {out, in, w, NULL, Co, N, Ci, Co, accumulate, 0, 0, Ci};
 #if BF16_SIMD
     j.simd = use_simd();
 #endif
     rows_run(&j);
 }
 
-int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, int N, int Ci,
-                        int Co, int accumulate)
+int r1__matmul_f32_rows_ld(float *out, int ldo, const float *in, int ldi, const float *w, int N,
+                           int Ci, int Co, int accumulate)
 {
 #if BF16_SIMD
     if (use_simd() && N > 0 && Ci > 0 && Co > 0) {
-        rows_job j = {out, in, NULL, w, ldo, N, Ci, Co, accumulate, 0, 1};
+        rows_job j = {out, in, NULL, w, ldo, N, Ci, Co, accumulate, 0, 1, ldi};
         rows_run(&j);
         return 1;
     }
 #endif
-    (void)out, (void)ldo, (void)in, (void)w, (void)N, (void)Ci, (void)Co, (void)accumulate;
+    (void)out, (void)ldo, (void)in, (void)ldi, (void)w, (void)N, (void)Ci, (void)Co;
+    (void)accumulate;
     return 0;
+}
+
+int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, int N, int Ci,
+                        int Co, int accumulate)
+{
+    return r1__matmul_f32_rows_ld(out, ldo, in, Ci, w, N, Ci, Co, accumulate);
 }
 
 int r1__pv_rows(float *out, int ldo, const float *p, int ldp, const float *v, int ldv, int rows,

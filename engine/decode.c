@@ -380,11 +380,17 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
         memcpy(d->ckv[l] + at * kvr, d->cn + (size_t)t * kvr, sizeof(float) * kvr);
         memcpy(d->kpe[l] + at * dr, d->kva + (size_t)t * (kvr + dr) + kvr, sizeof(float) * dr);
     }
-    /* absorb W_UK into the query: qlat_h = q_nope_h · W_UK_h  ([N, dn] x [dn, kvr]) */
+    /* absorb W_UK into the query: qlat_h = q_nope_h · W_UK_h  ([N, dn] x [dn, kvr]).  Both
+     * absorbing products run on r1lab's row kernels where the path has them, each output one
+     * FMA chain, so that a row's bits never depend on the rows beside it: OpenBLAS's own
+     * kernels for AVX-512 CPUs (SkylakeX, Cooperlake) take a small-matrix kernel for some
+     * sizes, which sums in another order (a prompt beside another had other logits, t_decode) */
     for (int h = 0; h < H; h++)
-        R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, kvr, dn, 1, d->q + h * dq,
-                    H * dq, w->kv_b + (size_t)h * (dn + dv) * kvr, kvr, 0, d->qlat + h * kvr,
-                    H * kvr));
+        if (!r1__pv_rows(d->qlat + h * kvr, H * kvr, d->q + h * dq, H * dq,
+                         w->kv_b + (size_t)h * (dn + dv) * kvr, kvr, N, dn, kvr))
+            R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, kvr, dn, 1,
+                                d->q + h * dq, H * dq, w->kv_b + (size_t)h * (dn + dv) * kvr, kvr,
+                                0, d->qlat + h * kvr, H * kvr));
     float scale = 1.0f / sqrtf((float)dq); /* DESIGN: (nope + rope)^-0.5 */
     /* The queries attend side by side on the pool, each thread with its own scores (allocated
      * on first use; without the memory, one after the other in d->sc, the same bits).  A
@@ -413,9 +419,12 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
     }
     /* absorb W_UV into the output: out_h = olat_h · W_UV_h^T  ([N, kvr] x [kvr, dv]) */
     for (int h = 0; h < H; h++)
-        R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, dv, kvr, 1, d->olat + h * kvr,
-                    H * kvr, w->kv_b + ((size_t)h * (dn + dv) + dn) * kvr, kvr, 0,
-                    d->ao + h * dv, H * dv));
+        if (!r1__matmul_f32_rows_ld(d->ao + h * dv, H * dv, d->olat + h * kvr, H * kvr,
+                                    w->kv_b + ((size_t)h * (dn + dv) + dn) * kvr, N, kvr, dv, 0))
+            R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, dv, kvr, 1,
+                                d->olat + h * kvr, H * kvr,
+                                w->kv_b + ((size_t)h * (dn + dv) + dn) * kvr, kvr, 0,
+                                d->ao + h * dv, H * dv));
     r1__mm(m, d->x, d->ao, w->o_proj, N, H * dv, C, 1);
 
     r1_rmsnorm_fwd(d->hn, d->rstd, d->x, w->ffn_norm, N, C, eps);

@@ -50,6 +50,11 @@ typedef struct {
 
 #define R1_GEMM16_KBLOCK 128
 
+/* r1__gemm16 sums K in blocks of this many from k = 0 (R1_GEMM16_KBLOCK with FP8 scales),
+ * adding each block's sum into C: a product over k in [kb, K) with kb a multiple of it, whose
+ * terms before kb are zero, has the whole product's bits. */
+#define R1_GEMM16_KC 256
+
 /* C (row stride ldc) = A·B, or += when accumulate; sc NULL for plain bf16 products.  M, N or K
  * <= 0: nothing, except that K <= 0 without accumulate zeroes C. */
 void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int accumulate,
@@ -97,6 +102,9 @@ void r1__attention_bwd_seqs(int bf16, float *dq, float *dk, float *dv, float *dP
  * AVX-512 path is not in use, and the caller runs sgemm. */
 int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, int N, int Ci,
                         int Co, int accumulate);
+/* The same with the input's rows ldi floats apart. */
+int r1__matmul_f32_rows_ld(float *out, int ldo, const float *in, int ldi, const float *w, int N,
+                           int Ci, int Co, int accumulate);
 
 /* A decoding step's attention output for one token (decode.c): out[r, c] (row stride ldo) =
  * sum over t < n of p[r, t] · v[t, c] for r < rows, c < nc, each output one chain of fp32 FMAs

@@ -56,7 +56,7 @@
 #define NR 32
 #define MC 64
 #define NC 128
-#define KC 256
+#define KC R1_GEMM16_KC
 #define AMR 32 /* AMX: rows of C per micro-kernel call, two A tiles of 16 */
 
 typedef struct {

@@ -61,6 +61,11 @@ void R1K(r1_attention_bwd)(real *dq, real *dk, real *dv, real *dP_scratch, const
                            const real *P, const real *q, int ldq, const real *k, int ldk,
                            const real *v, int ldv, int T, int H, int dq_dim, int dv_dim,
                            real scale);
+/* Attention runs by causal blocks of query rows (the keys after a block's last row are not
+ * multiplied; ops.c chooses the block by T and path); rows > 0 sets the block, for tests
+ * (rows >= T: whole-T products), 0 restores ops.c's choice.  The sums are the same up to
+ * their order (and on the bf16 GEMM, the bits). */
+void R1K(r1_attention_block)(int rows);
 
 /* Cross-entropy of rows of logits[N,V] against targets[N] (a target < 0 skips the row), each
  * row weighted by w[N] (NULL: 1).  Returns sum_i w_i * CE_i; when dlogits is not NULL also

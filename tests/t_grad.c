@@ -174,8 +174,9 @@ static double at_loss(void *c)
                        m->dv, 0.37);
     return dotv(m->out, m->r, (size_t)m->T * m->H * m->dv);
 }
-static void test_attention(void)
+static void test_attention(int rows)
 {
+    r1_attention_block_d(rows);
     /* strided layouts as the model uses them: v lives inside a wider kv row */
     struct at m = {5, 2, 4, 3, 8, 8, 2 * (3 + 2), NULL, NULL, NULL, NULL, NULL, NULL};
     size_t nq = 5 * 8, nv = 5 * 10, no = 5 * 6;
@@ -185,13 +186,18 @@ static void test_attention(void)
     double *dq = zeros(nq), *dk = zeros(nq), *dv = zeros(nv), *dP = zeros(25);
     r1_attention_bwd_d(dq, dk, dv, dP, m.r, m.P, m.q, m.ldq, m.k, m.ldk, m.v, m.ldv, m.T, m.H,
                        m.dq, m.dv, 0.37);
-    CHECK("attention d/d q", m.q, nq, dq, at_loss, &m);
-    CHECK("attention d/d k", m.k, nq, dk, at_loss, &m);
-    CHECK("attention d/d v", m.v, nv, dv, at_loss, &m);
+    char name[3][64];
+    for (int i = 0; i < 3; i++)
+        snprintf(name[i], sizeof name[i], "attention d/d %s (%s)", i == 0 ? "q" : i == 1 ? "k" : "v",
+                 rows ? "causal blocks of 2 rows" : "one block");
+    CHECK(name[0], m.q, nq, dq, at_loss, &m);
+    CHECK(name[1], m.k, nq, dk, at_loss, &m);
+    CHECK(name[2], m.v, nv, dv, at_loss, &m);
     /* causality: the first token attends only to itself */
     ok(m.P[0] == 1.0 && m.P[1] == 0.0, "attention is causal");
     free(m.q), free(m.k), free(m.v), free(m.r), free(m.out), free(m.P);
     free(dq), free(dk), free(dv), free(dP);
+    r1_attention_block_d(0);
 }
 
 /* ---------------------------------------------------------------- cross-entropy */
@@ -277,7 +283,8 @@ int main(void)
     test_rmsnorm();
     test_rope();
     test_swiglu();
-    test_attention();
+    test_attention(0);
+    test_attention(2);
     test_xent();
     test_moe_weights();
     test_balance();

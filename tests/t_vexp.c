@@ -9,7 +9,8 @@
  * mixed-precision training) against the fp32 kernels, on every path: outputs and gradients
  * within the rounding of the operands to bf16 (2^-7 of the size of the terms, with margin),
  * rows of P summing to 1 and zero above the diagonal, and the same bits on 1 and 2 threads;
- * and over a batch of sequences in one loop (forward.c's), bit for bit as one at a time.
+ * and over a batch of sequences in one loop (forward.c's), bit for bit as one at a time; and
+ * by causal blocks of rows against whole-T products (bf16: bit for bit).
  *
  * And RMSNorm forward and backward (rows four at a time, 16 lanes on the AVX-512 path) on
  * every path, bit for bit against the plain loops written out here, over every tail of 16
@@ -246,12 +247,82 @@ static void attention_seqs(void)
     free(q), free(k), free(v), free(dout), free(g0), free(gv0), free(scratch);
 }
 
+/* Attention by causal blocks of query rows (ops.c, r1_attention_block) against whole-T
+ * products: on the bf16 GEMM the same bits on every path (the dropped terms are zeros, and
+ * the backward's key blocks keep r1__gemm16's blocks of K: T = 300 crosses one), gradients
+ * accumulated onto nonzero values; on sgemm, within fp32 rounding (OpenBLAS may sum another
+ * shape in another order).  ops.c's own blocks, and blocks of 8 and 24 (no multiple of 8). */
+static void attention_blocks(void)
+{
+    r1_error err;
+    r1_isa best = r1_isa_best();
+    r1_rng rng;
+    r1_rng_seed(&rng, 13);
+    const int Ts[2] = {61, 300}, rows[3] = {0, 8, 24};
+    int H = 2, dq = 24, dv = 16;
+    r1_set_threads(2);
+    for (int ti = 0; ti < 2; ti++) {
+        int T = Ts[ti], nq = T * H * dq, nv = T * H * dv, np = H * T * T;
+        float *q = randv(&rng, nq, 2), *k = randv(&rng, nq, 2), *v = randv(&rng, nv, 1);
+        float *dout = randv(&rng, nv, 1), *g0 = randv(&rng, nq, 1), *gv0 = randv(&rng, nv, 1);
+        float *scratch = malloc(sizeof(float) * 16 * T * T);
+        for (int path = R1_ISA_PORTABLE - 1; path <= (int)best; path++) {
+            int bf = path >= R1_ISA_PORTABLE; /* the first round: fp32 (sgemm) */
+            if (bf && r1_isa_set((r1_isa)path, &err) != R1_OK)
+                continue;
+            float *o[2], *P[2], *g[2][3];
+            int same = 1;
+            double worst = 0;
+            for (int b = 0; b < 3; b++) {
+                int r = b > 0; /* 0: whole T; 1: this block */
+                r1_attention_block(b ? rows[b - 1] : T);
+                o[r] = malloc(sizeof(float) * nv);
+                P[r] = malloc(sizeof(float) * np);
+                for (int c = 0; c < 3; c++) {
+                    g[r][c] = malloc(sizeof(float) * (c < 2 ? nq : nv));
+                    memcpy(g[r][c], c < 2 ? g0 : gv0, sizeof(float) * (c < 2 ? nq : nv));
+                }
+                (bf ? r1__attention_fwd16 : r1_attention_fwd)(o[r], P[r], q, H * dq, k, H * dq,
+                                                             v, H * dv, T, H, dq, dv, 0.2f);
+                (bf ? r1__attention_bwd16 : r1_attention_bwd)(g[r][0], g[r][1], g[r][2], scratch,
+                                                             dout, P[r], q, H * dq, k, H * dq, v,
+                                                             H * dv, T, H, dq, dv, 0.2f);
+                if (!r)
+                    continue;
+                same &= !memcmp(o[0], o[1], sizeof(float) * nv) &&
+                        !memcmp(P[0], P[1], sizeof(float) * np);
+                for (int c = 0; c < 3; c++)
+                    same &= !memcmp(g[0][c], g[1][c], sizeof(float) * (c < 2 ? nq : nv));
+                worst = fmax(worst, fmax(rel(o[1], o[0], nv), rel(P[1], P[0], np)));
+                for (int c = 0; c < 3; c++)
+                    worst = fmax(worst, rel(g[1][c], g[0][c], c < 2 ? nq : nv));
+                free(o[1]), free(P[1]);
+                for (int c = 0; c < 3; c++)
+                    free(g[1][c]);
+            }
+            r1_attention_block(0);
+            if (bf)
+                ok(same, "%s: bf16 attention by causal blocks (its own, 8, 24 rows) gives the whole "
+                   "products' bits, T = %d", r1_isa_name((r1_isa)path), T);
+            else
+                ok(worst <= 1e-5, "fp32 attention by causal blocks within %.2g of the whole "
+                   "products (of the largest), T = %d", worst, T);
+            free(o[0]), free(P[0]);
+            for (int c = 0; c < 3; c++)
+                free(g[0][c]);
+        }
+        r1_isa_set(best, &err);
+        free(q), free(k), free(v), free(dout), free(g0), free(gv0), free(scratch);
+    }
+}
+
 int main(void)
 {
     r1_error err;
     r1_isa best = r1_isa_best();
     attention16();
     attention_seqs();
+    attention_blocks();
     rmsnorm(best);
     if (best < R1_ISA_AVX512BF16) {
         skip("the 16-lane exponentials: path %s has none (the portable path is libm's)",

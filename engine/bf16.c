@@ -420,8 +420,8 @@ static SIMD void matmul_f32_avx512(float *out, int ldo, const float *in, int ldi
 /* out[r, c] = sum over t of p[r, t] · v[t, c] for rows r < R (a compile-time group of at
  * most 6: 24 accumulators) and columns [c0, c0 + 64): each output one chain of FMAs in t
  * order, so its bits depend on n alone. */
-SIMD_INLINE void pv_group(float *out, int ldo, const float *p, int ldp, const float *v, int ldv,
-                          int n, int c0, int nc, const int R)
+SIMD_INLINE void pv_group(float *out, int ldo, const float *p, long prs, long pts, const float *v,
+                          int ldv, int n, int c0, int nc, int add, const int R)
 {
     __m512 acc[6][4];
     __mmask16 m[4];
@@ -441,7 +441,7 @@ SIMD_INLINE void pv_group(float *out, int ldo, const float *p, int ldp, const fl
             x[q] = _mm512_maskz_loadu_ps(m[q], vt + 16 * q);
 #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
-            __m512 b = _mm512_set1_ps(p[(size_t)r * ldp + t]);
+            __m512 b = _mm512_set1_ps(p[r * prs + t * pts]);
 #pragma GCC unroll 4
             for (int q = 0; q < 4; q++)
                 acc[r][q] = _mm512_fmadd_ps(b, x[q], acc[r][q]);
@@ -450,25 +450,30 @@ SIMD_INLINE void pv_group(float *out, int ldo, const float *p, int ldp, const fl
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-        for (int q = 0; q < 4; q++)
-            _mm512_mask_storeu_ps(out + (size_t)r * ldo + c0 + 16 * q, m[q], acc[r][q]);
+        for (int q = 0; q < 4; q++) {
+            float *o = out + (size_t)r * ldo + c0 + 16 * q;
+            __m512 x = acc[r][q];
+            if (add) /* the chain first, then one rounded add */
+                x = _mm512_add_ps(_mm512_maskz_loadu_ps(m[q], o), x);
+            _mm512_mask_storeu_ps(o, m[q], x);
+        }
 }
 
-static SIMD void pv_avx512(float *out, int ldo, const float *p, int ldp, const float *v, int ldv,
-                           int rows, int n, int nc)
+static SIMD void pv_avx512(float *out, int ldo, const float *p, long prs, long pts,
+                           const float *v, int ldv, int rows, int n, int nc, int add)
 {
     for (int r0 = 0; r0 < rows; r0 += 6) {
         int g = rows - r0 < 6 ? rows - r0 : 6;
         float *o = out + (size_t)r0 * ldo;
-        const float *pr = p + (size_t)r0 * ldp;
+        const float *pr = p + r0 * prs;
         for (int c0 = 0; c0 < nc; c0 += 64)
             switch (g) {
-            case 1: pv_group(o, ldo, pr, ldp, v, ldv, n, c0, nc, 1); break;
-            case 2: pv_group(o, ldo, pr, ldp, v, ldv, n, c0, nc, 2); break;
-            case 3: pv_group(o, ldo, pr, ldp, v, ldv, n, c0, nc, 3); break;
-            case 4: pv_group(o, ldo, pr, ldp, v, ldv, n, c0, nc, 4); break;
-            case 5: pv_group(o, ldo, pr, ldp, v, ldv, n, c0, nc, 5); break;
-            default: pv_group(o, ldo, pr, ldp, v, ldv, n, c0, nc, 6); break;
+            case 1: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 1); break;
+            case 2: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 2); break;
+            case 3: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 3); break;
+            case 4: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 4); break;
+            case 5: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 5); break;
+            default: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 6); break;
             }
     }
 }
@@ -605,16 +610,39 @@ int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, in
     return r1__matmul_f32_rows_ld(out, ldo, in, Ci, w, N, Ci, Co, accumulate);
 }
 
+int r1__rows_kernels(void)
+{
+#if BF16_SIMD
+    return use_simd();
+#else
+    return 0;
+#endif
+}
+
 int r1__pv_rows(float *out, int ldo, const float *p, int ldp, const float *v, int ldv, int rows,
                 int n, int nc)
 {
 #if BF16_SIMD
     if (use_simd() && rows > 0 && n > 0 && nc > 0) {
-        pv_avx512(out, ldo, p, ldp, v, ldv, rows, n, nc);
+        pv_avx512(out, ldo, p, ldp, 1, v, ldv, rows, n, nc, 0);
         return 1;
     }
 #endif
     (void)out, (void)ldo, (void)p, (void)ldp, (void)v, (void)ldv, (void)rows, (void)n, (void)nc;
+    return 0;
+}
+
+int r1__pv_rows_add(float *out, int ldo, const float *p, long prs, long pts, const float *v,
+                    int ldv, int rows, int n, int nc)
+{
+#if BF16_SIMD
+    if (use_simd() && rows > 0 && n > 0 && nc > 0) {
+        pv_avx512(out, ldo, p, prs, pts, v, ldv, rows, n, nc, 1);
+        return 1;
+    }
+#endif
+    (void)out, (void)ldo, (void)p, (void)prs, (void)pts, (void)v, (void)ldv, (void)rows, (void)n;
+    (void)nc;
     return 0;
 }
 

@@ -690,6 +690,10 @@ typedef struct {
     uint32_t *bpre;
     long bstride;
     int wide;
+    /* a part of a B packed once by r1__gemm16_sub_pack: its panels bkps pairs long (0: the
+     * product's own), the product's first pair boff words into each */
+    int bkps;
+    long boff;
 } job;
 
 static void block(const job *j, int m0, int m1, int n0, int n1)
@@ -718,9 +722,10 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
             int kc = j->K - pc < kcmax ? j->K - pc : kcmax, kp = (kc + 1) / 2;
             int kps = j->amx ? (kp + 15) / 16 * 16 : kp; /* pairs a panel (or an A row) */
             const r1_gscale *sc = j->sc;
+            int pstride = pre && j->bkps ? j->bkps : kps; /* B's pairs a panel */
             if (pre) { /* the piece's columns of the packed block (jc: a whole panel) */
                 const uint32_t *blk = j->bpre + (long)(pc / kcmax) * j->bstride;
-                bpack = (uint32_t *)blk + (long)jc * kps;
+                bpack = (uint32_t *)blk + (long)jc * pstride + j->boff;
                 sbv = (float *)(blk + (long)kcmax / 2 * j->wide) + jc;
             } else {
                 if (!pack_wide(j->simd, bpack, NR, &j->b, jc, nc, pc, kc, kps))
@@ -750,7 +755,7 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
                                        (long)(pc / R1_GEMM16_KBLOCK) * sc->ak];
                 for (int q = 0; q < nc; q += NR)
                     for (int r = 0; r < mc; r += step) {
-                        tile t = {kps, apack + (long)r * kps, ars, aks, bpack + (long)q * kps,
+                        tile t = {kps, apack + (long)r * kps, ars, aks, bpack + (long)q * pstride,
                                   j->C + (long)(ic + r) * j->ldc + jc + q, j->ldc,
                                   mc - r < step ? mc - r : step, nc - q < NR ? nc - q : NR,
                                   pc == 0 && !j->acc, sc ? sav + r : NULL, sc ? sbv + q : NULL};
@@ -834,7 +839,7 @@ static job new_job(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, i
     simd = uk == uk_avx512 || amx; /* an AMX machine has AVX-512 BF16 for the packers */
 #endif
     job j = {C, ldc, M, N, K, accumulate, view_of(A, 0), view_of(B, 1), sc, uk, simd, amx, 1, 1,
-             NULL, 0, 0};
+             NULL, 0, 0, 0, 0};
     /* Unlike OpenBLAS's, these sums do not depend on the cut (r1_gemm16.h), so the product is
      * cut by the threads there are: every piece packs all of B (or A) again. */
     long work = (long)M * N * K;
@@ -917,5 +922,53 @@ void r1__gemm16_packed(float *C, int ldc, int M, int N, int K, r1_gop A, const u
     r1_gop none = {NULL, K, 1, 1};
     job j = new_job(C, ldc, M, N, K, A, none, accumulate, NULL);
     j.bpre = (uint32_t *)bp;
+    run(&j);
+}
+
+/* ------------------------------------------------------------------ parts of a packed B */
+
+/* Pairs a panel of a B of K rows packed for parts (AMX: a multiple of 16). */
+static int sub_kps(int K, int amx)
+{
+    int kp = (K + 1) / 2;
+    return amx ? (kp + 15) / 16 * 16 : kp;
+}
+
+size_t r1__gemm16_sub_words(int N, int K)
+{
+    if (N <= 0 || K <= 0 || K > KC)
+        return 0;
+    /* the panels at the widest layout, and 16 pairs of one panel past the end: AMX loads
+     * whole tiles of 16 pairs, which for a part starting at an odd 16th reach past the last */
+    size_t wide = (size_t)(N + NR - 1) / NR * NR;
+    return wide * (size_t)sub_kps(K, 1) + 16 * NR;
+}
+
+int r1__gemm16_sub_pack(uint32_t *dst, int N, int K, r1_gop B)
+{
+    if (N <= 0 || K <= 0 || K > KC)
+        return 0;
+    r1_gop none = {NULL, 0, 0, 0};
+    job j = new_job(NULL, 0, 1, N, K, none, B, 0, NULL);
+    int kp = (K + 1) / 2, kps = sub_kps(K, j.amx);
+    if (!pack_wide(j.simd, dst, NR, &j.b, 0, N, 0, K, kps))
+        for (int q = 0; q < N; q += NR)
+            pack_any(j.simd, dst + (long)q * kps, 1, NR, NR, &j.b, q, N - q < NR ? N - q : NR, 0,
+                     K);
+    zero_tail(dst, j.wide / NR, NR, kp, kps);
+    memset(dst + (size_t)j.wide * kps, 0, sizeof(uint32_t) * 16 * NR);
+    return kps;
+}
+
+void r1__gemm16_sub(float *C, int ldc, int M, int N, int k0, int K, r1_gop A, const uint32_t *bp,
+                    int bkps, int accumulate)
+{
+    if (degenerate(C, ldc, M, N, K, accumulate))
+        return;
+    r1_gop none = {NULL, K, 1, 1};
+    job j = new_job(C, ldc, M, N, K, A, none, accumulate, NULL);
+    j.bpre = (uint32_t *)bp;
+    j.bkps = bkps;
+    j.boff = (long)(k0 / 2) * NR;
     run(&j);
 }

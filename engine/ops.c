@@ -25,7 +25,6 @@
 
 #ifdef R1_REAL_DOUBLE
 #define R1_BLAS(call) call /* the test's double kernels: no address-space guard */
-#define R1_GEMM16_KC 1       /* dgemm: no blocks of K to keep (att_bwd_head) */
 #define GEMM cblas_dgemm
 #define GEMV cblas_dgemv
 #define EXP exp
@@ -660,10 +659,58 @@ typedef struct {
                * multiplies the scores and dS in fp32 instead of sgemm's alpha */
     int B;    /* sequences: item i is head i % H of sequence i / H, whose rows start T rows
                * further on in q, k, v, out and their gradients, and H·T·T further on in P */
+    int rows32; /* fp32 on r1lab's row kernels (att_fwd_rows32); the scale then as bf16's */
 } att_job;
 
 /* C[M,N] (ldc) = (alpha·) op(A)·op(B) (+ C when add) for the attention's products: sgemm, or
  * r1__gemm16 with alpha 1 when the job is bf16. */
+/* Row i's softmax over its i + 1 scores (scaled first on the bf16 path), zeros past them. */
+static void att_softmax_row(const att_job *j, real *row, int i, int T)
+{
+    for (int c = 0; (j->bf16 || j->rows32) && c <= i; c++)
+        row[c] *= j->scale;
+#ifdef VEXP
+    if (vexp_on()) {
+        softmax_v(row, i + 1);
+        memset(row + i + 1, 0, sizeof(real) * (size_t)(T - i - 1));
+        return;
+    }
+#endif
+    real mx = row[0];
+    for (int c = 1; c <= i; c++)
+        mx = row[c] > mx ? row[c] : mx;
+    double sum = 0;
+    for (int c = 0; c <= i; c++) {
+        row[c] = EXP(row[c] - mx);
+        sum += row[c];
+    }
+    real inv = (real)(1.0 / sum);
+    for (int c = 0; c <= i; c++)
+        row[c] *= inv;
+    for (int c = i + 1; c < T; c++)
+        row[c] = 0;
+}
+
+/* dS = P ⊙ (dP − rowsum(P ⊙ dP)) in place of dP, rows [i0, i1) (scaled on the bf16 path);
+ * masked entries have P = 0, and the rest of each row is set to 0. */
+static void att_ds_rows(const att_job *j, const real *Ph, real *dP, int i0, int i1)
+{
+    int T = j->T;
+    for (int i = i0; i < i1; i++) {
+        const real *p = Ph + (size_t)i * T;
+        real *d = dP + (size_t)i * T;
+        double dot = 0;
+        for (int c = 0; c <= i; c++)
+            dot += (double)p[c] * d[c];
+        for (int c = 0; c <= i; c++)
+            d[c] = p[c] * (d[c] - (real)dot);
+        for (int c = 0; (j->bf16 || j->rows32) && c <= i; c++)
+            d[c] *= j->scale;
+        for (int c = i + 1; c < T; c++)
+            d[c] = 0;
+    }
+}
+
 static void att_gemm(const att_job *j, int ta, int tb, int M, int N, int K, real alpha,
                      const real *A, int lda, const real *B, int ldb, int add, real *C, int ldc)
 {
@@ -673,30 +720,161 @@ static void att_gemm(const att_job *j, int ta, int tb, int M, int N, int K, real
         r1__gemm16(C, ldc, M, N, K, a, b, add, NULL);
         return;
     }
+#else
+    (void)j;
 #endif
     R1_BLAS(GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
                  N, K, alpha, A, lda, B, ldb, add ? 1 : 0, C, ldc));
 }
 
 /* Causal attention by blocks of query rows: block [i0, i1) needs the keys [0, i1) alone, so
- * its scores are [i1 - i0, i1] and its P·V sums i1 terms, not T: the masked upper triangle is
- * mostly not multiplied.  The dropped terms are zeros (masked probabilities, and dS above the
- * diagonal), so the sums are the same up to their order; r1__gemm16's depend on K alone, so on
- * the bf16 path they keep their bits (t_vexp checks both against whole-T products).
- * fp32 (sgemm) takes blocks of T/8 rows rounded up to 16: one thread, alternating, T = 256
- * (small's heads) forward 17.1-17.4 -> 12.1-12.2 ms, backward 34.8-35.4 -> 29.3-30.4 ms for
- * 8 sequences; T = 80 (a GRPO micro-batch, 16 sequences) 1.9-2.3 -> 1.4 and 4.0-4.7 -> 3.2 ms.
- * The bf16 path keeps whole-T products: its GEMM packs B per call, and the blocks' repacking
- * of k, v, dout and q cost more than the masked products (T = 80: 1.8 -> 2.3-2.8 ms). */
+ * its scores are [i1 - i0, i1] and its P·V sums i1 terms, not T; the backward's key blocks
+ * [c0, c1) need the queries from c0 on.  The masked upper triangle is mostly not multiplied
+ * (about 35% fewer multiply-adds at T = 80 and 256), and the dropped terms are zeros (masked
+ * probabilities, dS above the diagonal), so the sums are the same up to their order;
+ * r1__gemm16's depend on K alone, so on the bf16 path they keep their bits (t_vexp checks
+ * both paths against whole-T products; t_grad the blocks' gradients in double).
+ *
+ * The bf16 path takes blocks of T/4 rows rounded up to 32 (att_fwd_blocks16), for T <= 256;
+ * fp32 blocks of 16 rows, on the row kernels where the path has them (att_fwd_rows32: bits
+ * that depend on no block, padding or OpenBLAS kernel), else on sgemm (whose sums may). */
 static int att_rows; /* 0: as above; else the rows of a block (r1_attention_block) */
 
 void R1K(r1_attention_block)(int rows) { att_rows = rows > 0 ? rows : 0; }
 
 static int att_block(const att_job *j)
 {
-    int T = j->T, rb = att_rows ? att_rows : j->bf16 ? T : ((T + 7) / 8 + 15) / 16 * 16;
+    int T = j->T, rb = att_rows ? att_rows : j->bf16 ? ((T + 3) / 4 + 31) / 32 * 32 : 16;
     return rb < T ? rb : T;
 }
+
+#ifndef R1_REAL_DOUBLE
+/* The bf16 path's causal blocks: each head's B operands (k^T and v forward; v^T, k, dout and q
+ * backward) packed once (r1__gemm16_sub_pack) and each block's products run on parts of them,
+ * so that the blocks repack nothing (with r1__gemm16 per block, the repacking had cost more
+ * than the masked products saved: T = 80, 1.8 -> 2.3-2.8 ms).  One process alternating step
+ * by step with whole-T products: small 8 x 256 0.908-0.986 of the time (blocks of 64, 32,
+ * 16), tiny 16 x 80 0.968-0.970 (32); one thread, attention alone at T = 256: forward 16.8 ->
+ * 9.7-11.2 ms, backward 31.5 -> 19.1-20.8 ms.  The same bits as whole-T products (single
+ * blocks of K, T <= 256; t_vexp).  0 when T is too long or the memory is not there: the
+ * caller goes on with whole-T products. */
+typedef struct {
+    uint32_t *mem, *b[4];
+    int kps[4];
+} att_packs;
+
+static int att_pack(att_packs *pk, int n, const int *N, const int *K, const r1_gop *B)
+{
+    size_t words[4], total = 0;
+    for (int i = 0; i < n; i++) {
+        words[i] = r1__gemm16_sub_words(N[i], K[i]);
+        if (!words[i])
+            return 0;
+        total += words[i];
+    }
+    pk->mem = malloc(sizeof(uint32_t) * total);
+    if (!pk->mem)
+        return 0;
+    uint32_t *at = pk->mem;
+    for (int i = 0; i < n; i++) {
+        pk->b[i] = at;
+        pk->kps[i] = r1__gemm16_sub_pack(at, N[i], K[i], B[i]);
+        at += words[i];
+    }
+    return 1;
+}
+
+static int att_fwd_blocks16(const att_job *j, int h, const real *q, const real *k, const real *v,
+                            real *Ph, real *out, int rb)
+{
+    int T = j->T, dq = j->dqd, dv = j->dvd, ldo = j->H * dv;
+    const int N[2] = {T, dv}, K[2] = {dq, T};
+    const r1_gop B[2] = {{k + h * dq, j->ldk, 1, 0}, {v + h * dv, j->ldv, 0, 0}};
+    att_packs pk;
+    if (!att_pack(&pk, 2, N, K, B))
+        return 0;
+    for (int i0 = 0; i0 < T; i0 += rb) {
+        int i1 = T - i0 < rb ? T : i0 + rb;
+        r1_gop qa = {q + (size_t)i0 * j->ldq + h * dq, j->ldq, 0, 0};
+        r1__gemm16_sub(Ph + (size_t)i0 * T, T, i1 - i0, i1, 0, dq, qa, pk.b[0], pk.kps[0], 0);
+        for (int i = i0; i < i1; i++)
+            att_softmax_row(j, Ph + (size_t)i * T, i, T);
+        r1_gop pa = {Ph + (size_t)i0 * T, T, 0, 0};
+        r1__gemm16_sub(out + (size_t)i0 * ldo + h * dv, ldo, i1 - i0, dv, 0, i1, pa, pk.b[1],
+                       pk.kps[1], 0);
+    }
+    free(pk.mem);
+    return 1;
+}
+#endif
+
+#ifndef R1_REAL_DOUBLE
+/* dst[c, i] = src[i, c] for c < n, i < m (src's rows lds apart, dst's m) */
+static void att_transpose(real *dst, const real *src, int lds, int m, int n)
+{
+    for (int i = 0; i < m; i++)
+        for (int c = 0; c < n; c++)
+            dst[(size_t)c * m + i] = src[(size_t)i * lds + c];
+}
+
+/* fp32 attention on r1lab's row kernel where the path has it (r1__pv_rows: each output one
+ * FMA chain, along the head for the scores and dP, through k_h^T and v_h^T copied once a head,
+ * and along t for the rest), by the causal blocks: every sum runs in an order fixed by the
+ * head's width or by t alone, so its bits depend on neither the rows beside it, nor how far
+ * the batch is padded, nor the blocks, nor OpenBLAS's kernels (whose AVX-512 ones pick a
+ * small-matrix kernel by size and sum in another order: a data-parallel SFT run, each rank
+ * padding its own half of the batch, had lost 1.4e-5 of its losses against one process,
+ * t_mpi).  The backward's key blocks sum over the queries from the block on, reading P and
+ * dS by columns.  0: the path has no row kernel or the copies no memory; the caller runs
+ * sgemm. */
+static int att_fwd_rows32(const att_job *j, int h, const real *q, const real *k, const real *v,
+                          real *Ph, real *out, int rb)
+{
+    int T = j->T, dq = j->dqd, dv = j->dvd, ldo = j->H * dv;
+    real *kt = malloc(sizeof(real) * (size_t)dq * T); /* k_h^T: the scores' chains along d */
+    if (!kt)
+        return 0;
+    att_transpose(kt, k + h * dq, j->ldk, T, dq);
+    for (int i0 = 0; i0 < T; i0 += rb) {
+        int i1 = T - i0 < rb ? T : i0 + rb;
+        r1__pv_rows(Ph + (size_t)i0 * T, T, q + (size_t)i0 * j->ldq + h * dq, j->ldq, kt, T,
+                    i1 - i0, dq, i1);
+        for (int i = i0; i < i1; i++)
+            att_softmax_row(j, Ph + (size_t)i * T, i, T);
+        r1__pv_rows(out + (size_t)i0 * ldo + h * dv, ldo, Ph + (size_t)i0 * T, T, v + h * dv,
+                    j->ldv, i1 - i0, i1, dv);
+    }
+    free(kt);
+    return 1;
+}
+
+static int att_bwd_rows32(const att_job *j, int h, const real *Ph, real *dP, const real *doh,
+                          int ldo, const real *q, const real *k, const real *v, real *dq,
+                          real *dk, real *dv, int rb)
+{
+    int T = j->T, dqd = j->dqd, dvd = j->dvd;
+    real *vt = malloc(sizeof(real) * (size_t)dvd * T);
+    if (!vt)
+        return 0;
+    att_transpose(vt, v + h * dvd, j->ldv, T, dvd); /* v_h^T: dP's chains along d */
+    for (int i0 = 0; i0 < T; i0 += rb) {
+        int i1 = T - i0 < rb ? T : i0 + rb;
+        r1__pv_rows(dP + (size_t)i0 * T, T, doh + (size_t)i0 * ldo, ldo, vt, T, i1 - i0, dvd, i1);
+        att_ds_rows(j, Ph, dP, i0, i1);
+        r1__pv_rows_add(dq + (size_t)i0 * j->ldq + h * dqd, j->ldq, dP + (size_t)i0 * T, T, 1,
+                        k + h * dqd, j->ldk, i1 - i0, i1, dqd);
+    }
+    for (int c0 = 0; c0 < T; c0 += rb) { /* keys [c0, c1): the queries from c0 on */
+        int c1 = T - c0 < rb ? T : c0 + rb, m = T - c0;
+        r1__pv_rows_add(dv + (size_t)c0 * j->ldv + h * dvd, j->ldv, Ph + (size_t)c0 * T + c0, 1,
+                        T, doh + (size_t)c0 * ldo, ldo, c1 - c0, m, dvd);
+        r1__pv_rows_add(dk + (size_t)c0 * j->ldk + h * dqd, j->ldk, dP + (size_t)c0 * T + c0, 1,
+                        T, q + (size_t)c0 * j->ldq + h * dqd, j->ldq, c1 - c0, m, dqd);
+    }
+    free(vt);
+    return 1;
+}
+#endif
 
 static void att_fwd_head(void *ctx, int item, int tid)
 {
@@ -707,36 +885,25 @@ static void att_fwd_head(void *ctx, int item, int tid)
     real *Ph = j->P + (size_t)item * T * T;
     const real *q = j->q + r0 * j->ldq, *k = j->k + r0 * j->ldk, *v = j->v + r0 * j->ldv;
     real *out = j->out + r0 * j->H * dv;
+#ifndef R1_REAL_DOUBLE
+    if (j->bf16 && rb < T && att_fwd_blocks16(j, h, q, k, v, Ph, out, rb))
+        return;
+    att_job plain;
+    if (j->rows32) {
+        if (att_fwd_rows32(j, h, q, k, v, Ph, out, rb))
+            return;
+        plain = *j, plain.rows32 = 0, j = &plain; /* sgemm, scaling as sgemm does */
+    }
+    if (j->bf16)
+        rb = T;
+#endif
     for (int i0 = 0; i0 < T; i0 += rb) {
         int i1 = T - i0 < rb ? T : i0 + rb;
         /* S[i0:i1, 0:i1] = scale · q_h k_h^T (the block's upper triangle computed, masked) */
         att_gemm(j, 0, 1, i1 - i0, i1, dq, j->scale, q + (size_t)i0 * j->ldq + h * dq, j->ldq,
                  k + h * dq, j->ldk, 0, Ph + (size_t)i0 * T, T);
-        for (int i = i0; i < i1; i++) {
-            real *row = Ph + (size_t)i * T;
-            for (int c = 0; j->bf16 && c <= i; c++)
-                row[c] *= j->scale;
-#ifdef VEXP
-            if (vexp_on()) {
-                softmax_v(row, i + 1);
-                memset(row + i + 1, 0, sizeof(real) * (size_t)(T - i - 1));
-                continue;
-            }
-#endif
-            real mx = row[0];
-            for (int c = 1; c <= i; c++)
-                mx = row[c] > mx ? row[c] : mx;
-            double sum = 0;
-            for (int c = 0; c <= i; c++) {
-                row[c] = EXP(row[c] - mx);
-                sum += row[c];
-            }
-            real inv = (real)(1.0 / sum);
-            for (int c = 0; c <= i; c++)
-                row[c] *= inv;
-            for (int c = i + 1; c < T; c++)
-                row[c] = 0;
-        }
+        for (int i = i0; i < i1; i++)
+            att_softmax_row(j, Ph + (size_t)i * T, i, T);
         /* out_h[i0:i1, dv] = P_h[i0:i1, 0:i1] v_h[0:i1] */
         att_gemm(j, 0, 0, i1 - i0, dv, i1, 1, Ph + (size_t)i0 * T, T, v + h * dv, j->ldv, 0,
                  out + (size_t)i0 * j->H * dv + h * dv, j->H * dv);
@@ -750,8 +917,9 @@ static void attention_fwd(real *out, real *P, const real *q, int ldq, const real
                           real scale, int bf16)
 {
     att_job j = {out, P, NULL, NULL, NULL, NULL, q, k, v, NULL, NULL, ldq, ldk, ldv, T, H,
-                 dq, dv, scale, bf16, B};
+                 dq, dv, scale, bf16, B, 0};
 #ifndef R1_REAL_DOUBLE
+    j.rows32 = !bf16 && r1__rows_kernels();
     if ((long)B * T * T * (dq + dv) * H >= R1_PAR_MIN) {
         r1__parallel_for(B * H, att_fwd_head, &j);
         return;
@@ -767,6 +935,42 @@ void R1K(r1_attention_fwd)(real *out, real *P, const real *q, int ldq, const rea
     attention_fwd(out, P, q, ldq, k, ldk, v, ldv, 1, T, H, dq, dv, scale, 0);
 }
 
+#ifndef R1_REAL_DOUBLE
+static int att_bwd_blocks16(const att_job *j, int h, const real *Ph, real *dP, const real *doh,
+                            int ldo, const real *q, const real *k, const real *v, real *dq,
+                            real *dk, real *dv, int rb)
+{
+    int T = j->T, dqd = j->dqd, dvd = j->dvd;
+    const int N[4] = {T, dqd, dvd, dqd}, K[4] = {dvd, T, T, T};
+    const r1_gop B[4] = {{v + h * dvd, j->ldv, 1, 0}, /* dP = dout · v^T */
+                         {k + h * dqd, j->ldk, 0, 0}, /* dq += dS · k */
+                         {doh, ldo, 0, 0},            /* dv += P^T · dout */
+                         {q + h * dqd, j->ldq, 0, 0}}; /* dk += dS^T · q */
+    att_packs pk;
+    if (!att_pack(&pk, 4, N, K, B))
+        return 0;
+    for (int i0 = 0; i0 < T; i0 += rb) {
+        int i1 = T - i0 < rb ? T : i0 + rb;
+        r1_gop da = {doh + (size_t)i0 * ldo, ldo, 0, 0};
+        r1__gemm16_sub(dP + (size_t)i0 * T, T, i1 - i0, i1, 0, dvd, da, pk.b[0], pk.kps[0], 0);
+        att_ds_rows(j, Ph, dP, i0, i1);
+        r1_gop sa = {dP + (size_t)i0 * T, T, 0, 0};
+        r1__gemm16_sub(dq + (size_t)i0 * j->ldq + h * dqd, j->ldq, i1 - i0, dqd, 0, i1, sa,
+                       pk.b[1], pk.kps[1], 1);
+    }
+    for (int c0 = 0; c0 < T; c0 += rb) { /* keys [c0, c1): the queries from c0 on */
+        int c1 = T - c0 < rb ? T : c0 + rb;
+        r1_gop pa = {Ph + (size_t)c0 * T + c0, T, 1, 0}, sa = {dP + (size_t)c0 * T + c0, T, 1, 0};
+        r1__gemm16_sub(dv + (size_t)c0 * j->ldv + h * dvd, j->ldv, c1 - c0, dvd, c0, T - c0, pa,
+                       pk.b[2], pk.kps[2], 1);
+        r1__gemm16_sub(dk + (size_t)c0 * j->ldk + h * dqd, j->ldk, c1 - c0, dqd, c0, T - c0, sa,
+                       pk.b[3], pk.kps[3], 1);
+    }
+    free(pk.mem);
+    return 1;
+}
+#endif
+
 static void att_bwd_head(void *ctx, int item, int tid)
 {
     att_job *j = ctx;
@@ -778,34 +982,32 @@ static void att_bwd_head(void *ctx, int item, int tid)
     const real *doh = j->dout + r0 * ldo + h * dv_dim;
     const real *q = j->q + r0 * j->ldq, *k = j->k + r0 * j->ldk, *v = j->v + r0 * j->ldv;
     real *dq = j->dq + r0 * j->ldq, *dk = j->dk + r0 * j->ldk, *dv = j->dv + r0 * j->ldv;
+#ifndef R1_REAL_DOUBLE
+    if (j->bf16 && rb < T &&
+        att_bwd_blocks16(j, h, Ph, dP, doh, ldo, q, k, v, dq, dk, dv, rb))
+        return;
+    att_job plain;
+    if (j->rows32) {
+        if (att_bwd_rows32(j, h, Ph, dP, doh, ldo, q, k, v, dq, dk, dv, rb))
+            return;
+        plain = *j, plain.rows32 = 0, j = &plain; /* sgemm, scaling as sgemm does */
+    }
+    if (j->bf16)
+        rb = T;
+#endif
     for (int i0 = 0; i0 < T; i0 += rb) {
         int i1 = T - i0 < rb ? T : i0 + rb;
         /* dP[i0:i1, 0:i1] = dout_h[i0:i1] · v_h[0:i1]^T */
         att_gemm(j, 0, 1, i1 - i0, i1, dv_dim, 1, doh + (size_t)i0 * ldo, ldo, v + h * dv_dim,
                  j->ldv, 0, dP + (size_t)i0 * T, T);
-        /* dS = P ⊙ (dP − rowsum(P ⊙ dP)); masked entries have P = 0 */
-        for (int i = i0; i < i1; i++) {
-            const real *p = Ph + (size_t)i * T;
-            real *d = dP + (size_t)i * T;
-            double dot = 0;
-            for (int c = 0; c <= i; c++)
-                dot += (double)p[c] * d[c];
-            for (int c = 0; c <= i; c++)
-                d[c] = p[c] * (d[c] - (real)dot);
-            for (int c = 0; j->bf16 && c <= i; c++)
-                d[c] *= j->scale;
-            for (int c = i + 1; c < T; c++)
-                d[c] = 0;
-        }
+        att_ds_rows(j, Ph, dP, i0, i1);
         /* dq_h[i0:i1] += scale · dS[i0:i1, 0:i1] k_h[0:i1] */
         att_gemm(j, 0, 0, i1 - i0, dq_dim, i1, j->scale, dP + (size_t)i0 * T, T, k + h * dq_dim,
                  j->ldk, 1, dq + (size_t)i0 * j->ldq + h * dq_dim, j->ldq);
     }
-    /* by blocks of key rows [c0, c1): only the queries from kb <= c0 on are summed (those
-     * before c0 give zeros), kb a multiple of r1__gemm16's block of K so that its partial sums
-     * are the whole-T product's */
+    /* by blocks of key rows [c0, c1): only the queries from c0 on see them */
     for (int c0 = 0; c0 < T; c0 += rb) {
-        int c1 = T - c0 < rb ? T : c0 + rb, kb = c0 / R1_GEMM16_KC * R1_GEMM16_KC;
+        int c1 = T - c0 < rb ? T : c0 + rb, kb = c0;
         /* dv_h[c0:c1] += P_h[kb:T, c0:c1]^T · dout_h[kb:T] */
         att_gemm(j, 1, 0, c1 - c0, dv_dim, T - kb, 1, Ph + (size_t)kb * T + c0, T,
                  doh + (size_t)kb * ldo, ldo, 1, dv + (size_t)c0 * j->ldv + h * dv_dim, j->ldv);
@@ -822,8 +1024,9 @@ static void attention_bwd(real *dq, real *dk, real *dv, real *dP, const real *do
                           int dv_dim, real scale, int bf16)
 {
     att_job j = {NULL, NULL, dq, dk, dv, dP, q, k, v, dout, P, ldq, ldk, ldv, T, H,
-                 dq_dim, dv_dim, scale, bf16, B};
+                 dq_dim, dv_dim, scale, bf16, B, 0};
 #ifndef R1_REAL_DOUBLE
+    j.rows32 = !bf16 && r1__rows_kernels();
     if ((long)B * T * T * (dq_dim + dv_dim) * H >= R1_PAR_MIN) {
         r1__parallel_for(B * H, att_bwd_head, &j);
         return;

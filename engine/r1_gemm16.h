@@ -51,8 +51,7 @@ typedef struct {
 #define R1_GEMM16_KBLOCK 128
 
 /* r1__gemm16 sums K in blocks of this many from k = 0 (R1_GEMM16_KBLOCK with FP8 scales),
- * adding each block's sum into C: a product over k in [kb, K) with kb a multiple of it, whose
- * terms before kb are zero, has the whole product's bits. */
+ * adding each block's sum into C. */
 #define R1_GEMM16_KC 256
 
 /* C (row stride ldc) = A·B, or += when accumulate; sc NULL for plain bf16 products.  M, N or K
@@ -82,6 +81,19 @@ void r1__gemm16_pack_wt(uint32_t *dst, const uint16_t *w, int N, int K);
 void r1__gemm16_packed(float *C, int ldc, int M, int N, int K, r1_gop A, const uint32_t *bp,
                        int accumulate);
 
+/* Products on parts of one B, packed once (attention's causal blocks): a B of K <=
+ * R1_GEMM16_KC rows and N columns is packed into r1__gemm16_sub_words(N, K) words at dst
+ * (0: K too large) by r1__gemm16_sub_pack, which returns its pairs a panel (bkps; 0 when K is
+ * too large).  r1__gemm16_sub is then r1__gemm16(C, ldc, M, N', K', A, B's rows [k0, k0 + K')
+ * and columns [0, N'), accumulate, NULL), k0 even, k0 + K' <= K, N' <= N, with one caveat:
+ * B's rows past k0 + K' (up to the next even row, and on the AMX path the next 32) meet zeros
+ * of A's padding, so they must be finite.  Its sums run as the whole product's in a block of
+ * K: a part whose A is zero before k0 has the bits of the product from k = 0 (single block). */
+size_t r1__gemm16_sub_words(int N, int K);
+int r1__gemm16_sub_pack(uint32_t *dst, int N, int K, r1_gop B);
+void r1__gemm16_sub(float *C, int ldc, int M, int N, int k0, int K, r1_gop A, const uint32_t *bp,
+                    int bkps, int accumulate);
+
 /* r1_attention_fwd / bwd (bf16 != 0: the ...16 forms above) over B sequences of T tokens at
  * once, their B·H heads side by side in one loop: sequence b's rows start b·T rows further on
  * in q, k, v, dq, dk, dv (each with its own row stride), out and dout (row stride H·dv), and
@@ -105,6 +117,8 @@ int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, in
 /* The same with the input's rows ldi floats apart. */
 int r1__matmul_f32_rows_ld(float *out, int ldo, const float *in, int ldi, const float *w, int N,
                            int Ci, int Co, int accumulate);
+/* 1 when the two row kernels (r1__matmul_f32_rows*, r1__pv_rows*) run on this path. */
+int r1__rows_kernels(void);
 
 /* A decoding step's attention output for one token (decode.c): out[r, c] (row stride ldo) =
  * sum over t < n of p[r, t] · v[t, c] for r < rows, c < nc, each output one chain of fp32 FMAs
@@ -113,6 +127,10 @@ int r1__matmul_f32_rows_ld(float *out, int ldo, const float *in, int ldi, const 
  * use, and the caller runs sgemm. */
 int r1__pv_rows(float *out, int ldo, const float *p, int ldp, const float *v, int ldv, int rows,
                 int n, int nc);
+/* The same added to out (out[r, c] += the chain, one rounded add after it), p[r, t] at
+ * p[r * prs + t * pts]: P^T's rows are P's columns (prs 1, pts its row stride). */
+int r1__pv_rows_add(float *out, int ldo, const float *p, long prs, long pts, const float *v,
+                    int ldv, int rows, int n, int nc);
 
 /* r1_matmul_fwd (r1_kernels.h) for a decoding step (not a prompt): its products through
  * r1__matmul_f32_rows where the path has it (ops.c).  r1_matmul_fwd itself stays on sgemm,

@@ -470,6 +470,56 @@ int main(void)
         free(x), free(c1), free(c2), free(w);
     }
 
+    /* products on parts of a B packed once (r1__gemm16_sub_pack / r1__gemm16_sub, attention's
+     * causal blocks): rows [k0, k0 + K') and columns [0, N') of B, both storage orders, fp32
+     * A in both orders, K up to a whole block of K (256), equal to r1__gemm16 on that part's
+     * own operands, bit for bit, on every path; and K past the block declined */
+    {
+        static const int Ks[] = {17, 80, 256}, Ns[] = {5, 32, 80};
+        int same = 1, cases = 0;
+        float *a = malloc(sizeof(float) * 256 * 260), *b = malloc(sizeof(float) * 260 * 260);
+        float *c1 = malloc(sizeof(float) * 40 * 90), *c2 = malloc(sizeof(float) * 40 * 90);
+        for (int i = 0; i < 256 * 260; i++)
+            a[i] = unif();
+        for (int i = 0; i < 260 * 260; i++)
+            b[i] = unif();
+        for (int p = R1_ISA_PORTABLE; p <= (int)best; p++) {
+            if (r1_isa_set(p, &err) != R1_OK)
+                continue;
+            for (int ki = 0; ki < 3; ki++)
+                for (int ni = 0; ni < 3; ni++)
+                    for (int tb = 0; tb < 2; tb++) {
+                        int K = Ks[ki], N = Ns[ni], ldb = 260;
+                        r1_gop B = {b, ldb, tb, 0};
+                        uint32_t *bp = malloc(sizeof(uint32_t) * r1__gemm16_sub_words(N, K));
+                        int kps = r1__gemm16_sub_pack(bp, N, K, B);
+                        for (int k0 = 0; k0 < K; k0 += 24) {
+                            for (int part = 0; part < 2; part++) {
+                                int Kp = part ? (K - k0 + 1) / 2 : K - k0;
+                                int Np = part ? (N + 1) / 2 : N, M = 3 + 13 * part + k0 % 5;
+                                int ta = (k0 / 24 + part) & 1, acc = part;
+                                r1_gop A = {a, ta ? M : Kp, ta, 0};
+                                r1_gop Bp = {tb ? b + k0 : b + (long)k0 * ldb, ldb, tb, 0};
+                                for (int i = 0; i < 40 * 90; i++)
+                                    c1[i] = c2[i] = acc ? 0.5f : CANARY;
+                                r1__gemm16(c1, 90, M, Np, Kp, A, Bp, acc, NULL);
+                                r1__gemm16_sub(c2, 90, M, Np, k0, Kp, A, bp, kps, acc);
+                                same &= !memcmp(c1, c2, sizeof(float) * 40 * 90);
+                                cases++;
+                            }
+                        }
+                        free(bp);
+                    }
+        }
+        r1_isa_set(best, &err);
+        ok(same && cases > 0, "parts of a packed B: %d products (paths up to %s) equal "
+           "r1__gemm16's bits on the parts", cases, r1_isa_name(best));
+        r1_gop B = {b, 260, 0, 0};
+        ok(r1__gemm16_sub_words(8, 257) == 0 && r1__gemm16_sub_pack((uint32_t *)c1, 8, 257, B) == 0,
+           "a B past one block of K (257 rows) is declined");
+        free(a), free(b), free(c1), free(c2);
+    }
+
     /* a decoding step's attention output P·V (r1__pv_rows): each output the chain of fp32
      * FMAs in t order, bit for bit (fmaf here), over groups of rows past 6 and column tails
      * past 64; row strides kept; declined on the portable path */

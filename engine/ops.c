@@ -2,7 +2,9 @@
  *
  * Written over `real` so that the same source builds the float kernels of libr1 and, with
  * R1_REAL_DOUBLE, the double kernels of the finite-difference test.  The matrix products go
- * to OpenBLAS; everything else is plain loops the compiler vectorises.  No allocation. */
+ * to OpenBLAS; everything else is plain loops the compiler vectorises.  No allocation, except
+ * attention's per-head copies (packed or transposed operands, a few tens of KB), whose absence
+ * only sends that head down the plain path. */
 #include <config.h>
 
 #include <cblas.h>
@@ -655,19 +657,17 @@ typedef struct {
     const real *q, *k, *v, *dout, *Pc;
     int ldq, ldk, ldv, T, H, dqd, dvd;
     real scale;
-    int bf16; /* the four products on r1__gemm16 (bf16 operands, fp32 sums); the scale then
-               * multiplies the scores and dS in fp32 instead of sgemm's alpha */
+    int bf16; /* the four products on r1__gemm16 (bf16 operands, fp32 sums) */
     int B;    /* sequences: item i is head i % H of sequence i / H, whose rows start T rows
                * further on in q, k, v, out and their gradients, and H·T·T further on in P */
-    int rows32; /* fp32 on r1lab's row kernels (att_fwd_rows32); the scale then as bf16's */
+    int rows32; /* fp32 on r1lab's row kernel (att_fwd_rows32) */
 } att_job;
 
-/* C[M,N] (ldc) = (alpha·) op(A)·op(B) (+ C when add) for the attention's products: sgemm, or
- * r1__gemm16 with alpha 1 when the job is bf16. */
-/* Row i's softmax over its i + 1 scores (scaled first on the bf16 path), zeros past them. */
+/* Row i's softmax over its i + 1 scores, scaled first (on every path: the products carry no
+ * alpha, r1__gemm16 and the row kernel having none), zeros past them. */
 static void att_softmax_row(const att_job *j, real *row, int i, int T)
 {
-    for (int c = 0; (j->bf16 || j->rows32) && c <= i; c++)
+    for (int c = 0; c <= i; c++)
         row[c] *= j->scale;
 #ifdef VEXP
     if (vexp_on()) {
@@ -691,7 +691,7 @@ static void att_softmax_row(const att_job *j, real *row, int i, int T)
         row[c] = 0;
 }
 
-/* dS = P ⊙ (dP − rowsum(P ⊙ dP)) in place of dP, rows [i0, i1) (scaled on the bf16 path);
+/* scale · dS, dS = P ⊙ (dP − rowsum(P ⊙ dP)), in place of dP, rows [i0, i1);
  * masked entries have P = 0, and the rest of each row is set to 0. */
 static void att_ds_rows(const att_job *j, const real *Ph, real *dP, int i0, int i1)
 {
@@ -704,15 +704,17 @@ static void att_ds_rows(const att_job *j, const real *Ph, real *dP, int i0, int 
             dot += (double)p[c] * d[c];
         for (int c = 0; c <= i; c++)
             d[c] = p[c] * (d[c] - (real)dot);
-        for (int c = 0; (j->bf16 || j->rows32) && c <= i; c++)
+        for (int c = 0; c <= i; c++)
             d[c] *= j->scale;
         for (int c = i + 1; c < T; c++)
             d[c] = 0;
     }
 }
 
-static void att_gemm(const att_job *j, int ta, int tb, int M, int N, int K, real alpha,
-                     const real *A, int lda, const real *B, int ldb, int add, real *C, int ldc)
+/* C[M,N] (ldc) = op(A)·op(B) (+ C when add) for the attention's products: sgemm, or
+ * r1__gemm16 when the job is bf16. */
+static void att_gemm(const att_job *j, int ta, int tb, int M, int N, int K, const real *A, int lda,
+                     const real *B, int ldb, int add, real *C, int ldc)
 {
 #ifndef R1_REAL_DOUBLE
     if (j->bf16) {
@@ -724,7 +726,7 @@ static void att_gemm(const att_job *j, int ta, int tb, int M, int N, int K, real
     (void)j;
 #endif
     R1_BLAS(GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-                 N, K, alpha, A, lda, B, ldb, add ? 1 : 0, C, ldc));
+                 N, K, 1, A, lda, B, ldb, add ? 1 : 0, C, ldc));
 }
 
 /* Causal attention by blocks of query rows: block [i0, i1) needs the keys [0, i1) alone, so
@@ -888,24 +890,20 @@ static void att_fwd_head(void *ctx, int item, int tid)
 #ifndef R1_REAL_DOUBLE
     if (j->bf16 && rb < T && att_fwd_blocks16(j, h, q, k, v, Ph, out, rb))
         return;
-    att_job plain;
-    if (j->rows32) {
-        if (att_fwd_rows32(j, h, q, k, v, Ph, out, rb))
-            return;
-        plain = *j, plain.rows32 = 0, j = &plain; /* sgemm, scaling as sgemm does */
-    }
+    if (j->rows32 && att_fwd_rows32(j, h, q, k, v, Ph, out, rb))
+        return;
     if (j->bf16)
         rb = T;
 #endif
     for (int i0 = 0; i0 < T; i0 += rb) {
         int i1 = T - i0 < rb ? T : i0 + rb;
-        /* S[i0:i1, 0:i1] = scale · q_h k_h^T (the block's upper triangle computed, masked) */
-        att_gemm(j, 0, 1, i1 - i0, i1, dq, j->scale, q + (size_t)i0 * j->ldq + h * dq, j->ldq,
-                 k + h * dq, j->ldk, 0, Ph + (size_t)i0 * T, T);
+        /* S[i0:i1, 0:i1] = q_h k_h^T (the block's upper triangle computed, masked) */
+        att_gemm(j, 0, 1, i1 - i0, i1, dq, q + (size_t)i0 * j->ldq + h * dq, j->ldq, k + h * dq,
+                 j->ldk, 0, Ph + (size_t)i0 * T, T);
         for (int i = i0; i < i1; i++)
             att_softmax_row(j, Ph + (size_t)i * T, i, T);
         /* out_h[i0:i1, dv] = P_h[i0:i1, 0:i1] v_h[0:i1] */
-        att_gemm(j, 0, 0, i1 - i0, dv, i1, 1, Ph + (size_t)i0 * T, T, v + h * dv, j->ldv, 0,
+        att_gemm(j, 0, 0, i1 - i0, dv, i1, Ph + (size_t)i0 * T, T, v + h * dv, j->ldv, 0,
                  out + (size_t)i0 * j->H * dv + h * dv, j->H * dv);
     }
 }
@@ -986,34 +984,30 @@ static void att_bwd_head(void *ctx, int item, int tid)
     if (j->bf16 && rb < T &&
         att_bwd_blocks16(j, h, Ph, dP, doh, ldo, q, k, v, dq, dk, dv, rb))
         return;
-    att_job plain;
-    if (j->rows32) {
-        if (att_bwd_rows32(j, h, Ph, dP, doh, ldo, q, k, v, dq, dk, dv, rb))
-            return;
-        plain = *j, plain.rows32 = 0, j = &plain; /* sgemm, scaling as sgemm does */
-    }
+    if (j->rows32 && att_bwd_rows32(j, h, Ph, dP, doh, ldo, q, k, v, dq, dk, dv, rb))
+        return;
     if (j->bf16)
         rb = T;
 #endif
     for (int i0 = 0; i0 < T; i0 += rb) {
         int i1 = T - i0 < rb ? T : i0 + rb;
         /* dP[i0:i1, 0:i1] = dout_h[i0:i1] · v_h[0:i1]^T */
-        att_gemm(j, 0, 1, i1 - i0, i1, dv_dim, 1, doh + (size_t)i0 * ldo, ldo, v + h * dv_dim,
+        att_gemm(j, 0, 1, i1 - i0, i1, dv_dim, doh + (size_t)i0 * ldo, ldo, v + h * dv_dim,
                  j->ldv, 0, dP + (size_t)i0 * T, T);
         att_ds_rows(j, Ph, dP, i0, i1);
-        /* dq_h[i0:i1] += scale · dS[i0:i1, 0:i1] k_h[0:i1] */
-        att_gemm(j, 0, 0, i1 - i0, dq_dim, i1, j->scale, dP + (size_t)i0 * T, T, k + h * dq_dim,
-                 j->ldk, 1, dq + (size_t)i0 * j->ldq + h * dq_dim, j->ldq);
+        /* dq_h[i0:i1] += (scale · dS)[i0:i1, 0:i1] k_h[0:i1] */
+        att_gemm(j, 0, 0, i1 - i0, dq_dim, i1, dP + (size_t)i0 * T, T, k + h * dq_dim, j->ldk, 1,
+                 dq + (size_t)i0 * j->ldq + h * dq_dim, j->ldq);
     }
     /* by blocks of key rows [c0, c1): only the queries from c0 on see them */
     for (int c0 = 0; c0 < T; c0 += rb) {
-        int c1 = T - c0 < rb ? T : c0 + rb, kb = c0;
-        /* dv_h[c0:c1] += P_h[kb:T, c0:c1]^T · dout_h[kb:T] */
-        att_gemm(j, 1, 0, c1 - c0, dv_dim, T - kb, 1, Ph + (size_t)kb * T + c0, T,
-                 doh + (size_t)kb * ldo, ldo, 1, dv + (size_t)c0 * j->ldv + h * dv_dim, j->ldv);
-        /* dk_h[c0:c1] += scale · dS[kb:T, c0:c1]^T q_h[kb:T] */
-        att_gemm(j, 1, 0, c1 - c0, dq_dim, T - kb, j->scale, dP + (size_t)kb * T + c0, T,
-                 q + (size_t)kb * j->ldq + h * dq_dim, j->ldq, 1,
+        int c1 = T - c0 < rb ? T : c0 + rb;
+        /* dv_h[c0:c1] += P_h[c0:T, c0:c1]^T · dout_h[c0:T] */
+        att_gemm(j, 1, 0, c1 - c0, dv_dim, T - c0, Ph + (size_t)c0 * T + c0, T,
+                 doh + (size_t)c0 * ldo, ldo, 1, dv + (size_t)c0 * j->ldv + h * dv_dim, j->ldv);
+        /* dk_h[c0:c1] += (scale · dS)[c0:T, c0:c1]^T q_h[c0:T] */
+        att_gemm(j, 1, 0, c1 - c0, dq_dim, T - c0, dP + (size_t)c0 * T + c0, T,
+                 q + (size_t)c0 * j->ldq + h * dq_dim, j->ldq, 1,
                  dk + (size_t)c0 * j->ldk + h * dq_dim, j->ldk);
     }
 }

@@ -62,7 +62,9 @@ void R1K(r1_attention_bwd)(real *dq, real *dk, real *dv, real *dP_scratch, const
                            const real *v, int ldv, int T, int H, int dq_dim, int dv_dim,
                            real scale);
 /* Attention runs by causal blocks of query rows (the keys after a block's last row are not
- * multiplied; ops.c chooses the block by T and path); rows > 0 sets the block, for tests
+ * multiplied; ops.c chooses the block by T and path), with per-head copies of its operands
+ * allocated as it goes (without the memory, that head runs the plain products: the same
+ * sums, in fp32 in another order); rows > 0 sets the block, for tests
  * (rows >= T: whole-T products), 0 restores ops.c's choice.  The sums are the same up to
  * their order (and on the bf16 GEMM, the bits). */
 void R1K(r1_attention_block)(int rows);

@@ -91,6 +91,15 @@ void r1_interrupt_clear(void) { interrupt_flag = 0; }
 
 static int n_threads;
 
+/* OpenBLAS's pthreads build starts a server thread per core when it loads, and each spins in
+ * sched_yield for about 2^28 cycles (0.1 s) before it sleeps.  r1lab never hands OpenBLAS a
+ * threaded call, so those threads only compete with the engine's own pool for the cores in a
+ * program's first tenth of a second: a short run on 2 threads, decoding the built-in model, ran
+ * slower than on 1 (make bench's "one thread against two").  OpenBLAS exports the shutdown it
+ * calls itself before a fork; a weak reference, so another BLAS (or OpenBLAS's OpenMP build,
+ * which lacks it) links and runs without it.  A later threaded call would start them again. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
 void r1_set_threads(int n)
 {
     if (n <= 0) {
@@ -100,6 +109,11 @@ void r1_set_threads(int n)
     n_threads = n;
     /* OpenBLAS stays single-threaded: the engine's own pool spreads the work (parallel.c) */
     openblas_set_num_threads(1);
+    static int shut;
+    if (!shut && blas_thread_shutdown_) {
+        shut = 1;
+        blas_thread_shutdown_();
+    }
 }
 
 int r1_threads(void)

@@ -4,9 +4,11 @@
  * back to back (the workers still spinning) and after pauses longer than the spin (the workers
  * asleep, woken); loops below R1_PAR_WAKE (side by side only while the workers spin, on the
  * caller alone when they sleep); a loop inside an iteration runs in order on its own thread;
- * results written by the workers are seen by the caller when the loop returns. */
+ * results written by the workers are seen by the caller when the loop returns; and no thread
+ * of OpenBLAS's own stays behind to compete with the pool. */
 #include <config.h>
 
+#include <dirent.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,9 +78,33 @@ static void pause_us(long us)
     nanosleep(&t, NULL);
 }
 
+/* Threads of this process now (Linux's /proc/self/task), or -1 where it cannot tell. */
+static int tasks(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
 int main(void)
 {
     static const int threads[] = {2, 1, 3, 2, 4, 2};
+    /* OpenBLAS's pthreads build started a server thread per further core when it loaded; the
+     * first setting of the thread count stops them (status.c), and the pool starts none before
+     * its first loop: the process is this thread alone */
+    int before = tasks();
+    r1_set_threads(2);
+    int after = tasks();
+    if (after < 0)
+        skip("no /proc/self/task to count this process's threads");
+    else
+        ok(after == 1, "after r1_set_threads, before any loop, the process runs 1 thread (%d; "
+           "%d before, OpenBLAS's idle servers among them)", after, before);
     loop *l = malloc(sizeof *l);
     int wrong = 0, loops = 0, tids = 0;
     for (size_t s = 0; s < sizeof threads / sizeof *threads; s++) {

@@ -251,18 +251,13 @@ static void slot_bwd_piece(void *ctx, int i, int tid)
     for (size_t slot = s0; slot < s1; slot += 4) {
         int q = s1 - slot < 4 ? (int)(s1 - slot) : 4;
         const float *dfn[4], *eo[4];
-        double dot[4] = {0};
-        for (int r = 0; r < 4; r++) { /* past q: the last slot again, its sum unused */
-            size_t sl = slot + (size_t)(r < q ? r : q - 1);
+        double dot[4];
+        for (int r = 0; r < q; r++) {
+            size_t sl = slot + (size_t)r;
             dfn[r] = j->df + (size_t)a->slot_tok[sl] * C;
             eo[r] = a->eo + sl * C;
         }
-        for (size_t c = 0; c < C; c++) {
-            dot[0] += (double)dfn[0][c] * eo[0][c];
-            dot[1] += (double)dfn[1][c] * eo[1][c];
-            dot[2] += (double)dfn[2][c] * eo[2][c];
-            dot[3] += (double)dfn[3][c] * eo[3][c];
-        }
+        r1_dots(dot, q, dfn, eo, NULL, (int)C); /* 8 lanes a row, then in pairs */
         for (int r = 0; r < q; r++) {
             size_t sl = slot + (size_t)r;
             int n = a->slot_tok[sl], k = a->slot_k[sl];

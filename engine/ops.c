@@ -292,39 +292,96 @@ void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, c
 
 /* ------------------------------------------------------------------ RMSNorm */
 
-/* The RMSNorm's sums over a row run in double, in order; a row's chain of dependent additions
- * is the cost (4 cycles each), so rows go four at a time, four chains side by side, each in the
- * same order as alone (the same bits).  The element-wise loops take 16 lanes on the AVX-512
+/* The RMSNorm's sums over a row run in double: element i adds into lane i % 8 of its row, the
+ * lanes in order, and the 8 lanes then sum in pairs, ((0+1)+(2+3))+((4+5)+(6+7)); the same
+ * order on every path and thread count.  One chain of dependent additions a row (4 cycles each)
+ * had been the cost: perf had these sums at 3.3% of a GRPO step of tiny in bf16; 8 chains side
+ * by side, rows four at a time, vectorise.  The element-wise loops take 16 lanes on the AVX-512
  * path, with the scalar loops' operations in their order and no contraction into FMAs (the
- * same bits again; t_vexp checks).  perf had the scalar backward at 5.7% of a small bf16
- * training step. */
+ * same bits; t_vexp checks).  perf had the scalar backward at 5.7% of a small bf16 training
+ * step. */
 #define RMS_ROWS 4
+#define RMS_LANES 8
 
-/* sum over i of a[i]·b[i] (·c[i] when c) in double, for rows r of RMS_ROWS at a + r·C. */
+/* Rows' sums of products in double, element i into lane i % 8 in order, the 8 lanes then in
+ * pairs: out[r] = sum over i < C of a[r][i] · b[r][i] (· c[r][i] when c), r < rows <= 4. */
+static void dots_portable(double s[RMS_ROWS][RMS_LANES], int rows, const real *const *a,
+                          const real *const *b, const real *const *c, int body)
+{
+    for (int i = 0; i < body; i += RMS_LANES)
+        for (int r = 0; r < rows; r++)
+            for (int l = 0; l < RMS_LANES; l++)
+                s[r][l] += c ? (double)a[r][i + l] * b[r][i + l] * c[r][i + l]
+                             : (double)a[r][i + l] * b[r][i + l];
+}
+
+#ifdef VEXP
+/* dots_portable with R rows on AVX-512: the same products and sums, lane for lane (each
+ * product and sum rounded once, no FMA), so the same bits. */
+static inline __attribute__((always_inline, target("avx512f"), optimize("-ffp-contract=off")))
+void dots_r(double s[RMS_ROWS][RMS_LANES], const int R, const float *const *a,
+            const float *const *b, const float *const *c, int body)
+{
+    __m512d acc[RMS_ROWS];
+    for (int r = 0; r < R; r++)
+        acc[r] = _mm512_setzero_pd();
+    for (int i = 0; i < body; i += RMS_LANES)
+        for (int r = 0; r < R; r++) {
+            __m512d p = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(a[r] + i)),
+                                      _mm512_cvtps_pd(_mm256_loadu_ps(b[r] + i)));
+            if (c)
+                p = _mm512_mul_pd(p, _mm512_cvtps_pd(_mm256_loadu_ps(c[r] + i)));
+            acc[r] = _mm512_add_pd(acc[r], p);
+        }
+    for (int r = 0; r < R; r++)
+        _mm512_storeu_pd(s[r], acc[r]);
+}
+
+static __attribute__((target("avx512f"))) void dots_v(double s[RMS_ROWS][RMS_LANES], int rows,
+                                                      const float *const *a,
+                                                      const float *const *b,
+                                                      const float *const *c, int body)
+{
+    switch (rows) {
+    case 4: dots_r(s, 4, a, b, c, body); break;
+    case 3: dots_r(s, 3, a, b, c, body); break;
+    case 2: dots_r(s, 2, a, b, c, body); break;
+    default: dots_r(s, 1, a, b, c, body); break;
+    }
+}
+#endif
+
+void R1K(r1_dots)(double *out, int rows, const real *const *a, const real *const *b,
+                  const real *const *c, int C)
+{
+    double s[RMS_ROWS][RMS_LANES] = {{0}};
+    int body = C / RMS_LANES * RMS_LANES;
+#ifdef VEXP
+    if (vexp_on())
+        dots_v(s, rows, a, b, c, body);
+    else
+#endif
+        dots_portable(s, rows, a, b, c, body);
+    for (int r = 0; r < rows; r++) {
+        for (int i = body; i < C; i++)
+            s[r][i % RMS_LANES] += c ? (double)a[r][i] * b[r][i] * c[r][i]
+                                     : (double)a[r][i] * b[r][i];
+        const double *v = s[r];
+        out[r] = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+    }
+}
+
+/* The RMSNorm's sums for rows r < rows at a + r·C: with b + r·C (no c), or the shared b (the
+ * weights) and c + r·C. */
 static void rms_dots(double *out, int rows, const real *a, const real *b, const real *c, int C)
 {
-    double s[RMS_ROWS] = {0};
-    if (rows == RMS_ROWS && !c)
-        for (int i = 0; i < C; i++) {
-            s[0] += (double)a[i] * b[i];
-            s[1] += (double)a[C + i] * b[C + i];
-            s[2] += (double)a[2 * C + i] * b[2 * C + i];
-            s[3] += (double)a[3 * C + i] * b[3 * C + i];
-        }
-    else if (rows == RMS_ROWS) /* b is shared (the weights): a[r] · b · c[r] */
-        for (int i = 0; i < C; i++) {
-            s[0] += (double)a[i] * b[i] * c[i];
-            s[1] += (double)a[C + i] * b[i] * c[C + i];
-            s[2] += (double)a[2 * C + i] * b[i] * c[2 * C + i];
-            s[3] += (double)a[3 * C + i] * b[i] * c[3 * C + i];
-        }
-    else
-        for (int r = 0; r < rows; r++)
-            for (int i = 0; i < C; i++)
-                s[r] += c ? (double)a[r * C + i] * b[i] * c[r * C + i]
-                          : (double)a[r * C + i] * b[r * C + i];
-    for (int r = 0; r < rows; r++)
-        out[r] = s[r];
+    const real *ap[RMS_ROWS], *bp[RMS_ROWS], *cp[RMS_ROWS];
+    for (int r = 0; r < rows; r++) {
+        ap[r] = a + (size_t)r * C;
+        bp[r] = c ? b : b + (size_t)r * C;
+        cp[r] = c ? c + (size_t)r * C : NULL;
+    }
+    R1K(r1_dots)(out, rows, ap, bp, c ? cp : NULL, C);
 }
 
 #ifdef VEXP
@@ -699,9 +756,9 @@ static void att_ds_rows(const att_job *j, const real *Ph, real *dP, int i0, int 
     for (int i = i0; i < i1; i++) {
         const real *p = Ph + (size_t)i * T;
         real *d = dP + (size_t)i * T;
-        double dot = 0;
-        for (int c = 0; c <= i; c++)
-            dot += (double)p[c] * d[c];
+        double dot; /* in 8 lanes (r1_dots): one chain of i additions had been 2% of a step */
+        const real *pr[1] = {p}, *dr[1] = {d};
+        R1K(r1_dots)(&dot, 1, pr, dr, NULL, i + 1);
         for (int c = 0; c <= i; c++)
             d[c] = p[c] * (d[c] - (real)dot);
         for (int c = 0; c <= i; c++)

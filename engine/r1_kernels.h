@@ -36,6 +36,14 @@ void R1K(r1_rmsnorm_fwd)(real *out, real *rstd, const real *x, const real *w, in
 void R1K(r1_rmsnorm_bwd)(real *dx, real *dw, const real *dout, const real *x, const real *w,
                          const real *rstd, int N, int C);
 
+/* Sums of products in double for up to 4 rows at once (the RMSNorm's, the MoE gates'
+ * gradients): out[r] = sum over i < C of a[r][i] · b[r][i] (· c[r][i] when c is not NULL),
+ * r < rows <= 4.  Element i adds into lane i % 8, in order, and the 8 lanes then sum in pairs,
+ * ((0+1)+(2+3))+((4+5)+(6+7)): the same bits on every kernel path and thread count, 8 chains of
+ * dependent additions side by side instead of one. */
+void R1K(r1_dots)(double *out, int rows, const real *const *a, const real *const *b,
+                  const real *const *c, int C);
+
 /* Rotary embedding on interleaved pairs (2i, 2i+1), in place.  x: N tokens × nh heads, the
  * rope slice of token n, head h starting at x + n*ld + h*hs, dr values long.  pos[N] are the
  * positions; cs/sn[P, dr/2] the cos/sin tables (angle = pos · theta^(-2i/dr)).  inverse = 1

@@ -14,7 +14,7 @@
  *
  * And RMSNorm forward and backward (rows four at a time, 16 lanes on the AVX-512 path) on
  * every path, bit for bit against the plain loops written out here, over every tail of 16
- * columns and of four rows, accumulating into dx and dw. */
+ * columns, of 8 lanes and of four rows, accumulating into dx and dw. */
 #include <config.h>
 
 #include <math.h>
@@ -120,22 +120,30 @@ static void attention16(void)
     free(q), free(k), free(v), free(dout), free(scratch);
 }
 
-/* The RMSNorm as its plain loops: each row's sum in double, in order. */
+/* A row's 8 lanes summed in pairs, as ops.c sums them. */
+static double lanes8(const double *v)
+{
+    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
+/* The RMSNorm as its plain loops: each row's sums in double, element i into lane i % 8 in
+ * order, the lanes then in pairs. */
 static void rms_plain(float *y, float *rstd, float *dx, float *dw, const float *x,
                       const float *w, const float *dy, int N, int C, float eps)
 {
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * C, *dn = dy + (size_t)n * C;
-        double ss = 0, dot = 0;
+        double ssl[8] = {0}, dotl[8] = {0};
         for (int i = 0; i < C; i++)
-            ss += (double)xn[i] * xn[i];
+            ssl[i % 8] += (double)xn[i] * xn[i];
+        double ss = lanes8(ssl);
         float r = (float)(1.0 / sqrt(ss / C + (double)eps));
         rstd[n] = r;
         for (int i = 0; i < C; i++)
             y[(size_t)n * C + i] = xn[i] * r * w[i];
         for (int i = 0; i < C; i++)
-            dot += (double)dn[i] * w[i] * xn[i];
-        float c = (float)(dot / C) * r * r;
+            dotl[i % 8] += (double)dn[i] * w[i] * xn[i];
+        float c = (float)(lanes8(dotl) / C) * r * r;
         for (int i = 0; i < C; i++) {
             float t = dn[i] * w[i] - xn[i] * c;
             dx[(size_t)n * C + i] += r * t;
@@ -146,6 +154,39 @@ static void rms_plain(float *y, float *rstd, float *dx, float *dw, const float *
             float t = dy[(size_t)n * C + i] * x[(size_t)n * C + i];
             dw[i] += t * rstd[n];
         }
+}
+
+/* The sums themselves (r1_dots: the RMSNorm's, the MoE gates' gradients), in double, bit for
+ * bit against lanes summed here: 1 to 4 rows, with and without the shared weights, every tail
+ * of 8 (the order changes the last bits of a third of such sums, which the float outputs above
+ * mostly round away). */
+static int rms_sums(int *tried)
+{
+    r1_rng rng;
+    r1_rng_seed(&rng, 13);
+    int bad = 0;
+    for (int C = 1; C <= 70; C += 3)
+        for (int rows = 1; rows <= 4; rows++)
+            for (int shared = 0; shared < 2; shared++) {
+                float *a = randv(&rng, rows * C, 3), *b = randv(&rng, rows * C, 2);
+                float *c = randv(&rng, rows * C, 1);
+                double got[4];
+                *tried += rows;
+                const float *ap[4], *bp[4], *cp[4];
+                for (int r = 0; r < rows; r++)
+                    ap[r] = a + r * C, bp[r] = shared ? b : b + r * C, cp[r] = c + r * C;
+                r1_dots(got, rows, ap, bp, shared ? cp : NULL, C);
+                for (int r = 0; r < rows; r++) {
+                    double l[8] = {0};
+                    for (int i = 0; i < C; i++)
+                        l[i % 8] += shared ? (double)a[r * C + i] * b[i] * c[r * C + i]
+                                           : (double)a[r * C + i] * b[r * C + i];
+                    double want = lanes8(l);
+                    bad += memcmp(&got[r], &want, sizeof want) != 0;
+                }
+                free(a), free(b), free(c);
+            }
+    return bad;
 }
 
 static void rmsnorm(r1_isa best)
@@ -189,6 +230,9 @@ static void rmsnorm(r1_isa best)
         }
         ok(bad == 0, "%s: RMSNorm forward and backward give the plain loops' bits (%d of %d "
                      "shapes differ)", r1_isa_name(path), bad, tried);
+        int sums_tried = 0, sums = rms_sums(&sums_tried);
+        ok(sums == 0, "%s: r1_dots's sums in double give the plain lanes' bits (%d of %d "
+                      "differ)", r1_isa_name(path), sums, sums_tried);
     }
     r1_isa_set(best, &err);
 }

@@ -359,14 +359,14 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
     float eps = c->rms_norm_eps;
 
     r1_rmsnorm_fwd(d->xn, d->rstd, d->x, w->attn_norm, N, C, eps);
-    if (qr) {
-        r1__mm(m, d->qa, d->xn, w->q_a, N, C, qr, 0);
+    if (qr) { /* q_a and kv_a read the same input: one product of it (r1__mm2) */
+        r1__mm2(m, d->qa, w->q_a, qr, d->kva, w->kv_a, kvr + dr, d->xn, N, C);
         r1_rmsnorm_fwd(d->qan, d->rstd, d->qa, w->q_a_norm, N, qr, eps);
         r1__mm(m, d->q, d->qan, w->q_b, N, qr, H * dq, 0);
     } else {
         r1__mm(m, d->q, d->xn, w->q_proj, N, C, H * dq, 0);
+        r1__mm(m, d->kva, d->xn, w->kv_a, N, C, kvr + dr, 0);
     }
-    r1__mm(m, d->kva, d->xn, w->kv_a, N, C, kvr + dr, 0);
     for (int t = 0; t < N; t++)
         d->pos[t] = base[t / n] + t % n;
     r1_rope(d->q + dn, N, H, H * dq, dq, dr, d->pos, m->rope_cos, m->rope_sin, 0);
@@ -440,8 +440,7 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
         memcpy(d->route_w[l], a->wts, sizeof(float) * N * K);
     } else {
         int Id = c->intermediate_size; /* not I: <complex.h> (through cblas.h) owns that name */
-        r1__mm(m, d->g, d->hn, w->gate, N, C, Id, 0);
-        r1__mm(m, d->u, d->hn, w->up, N, C, Id, 0);
+        r1__mm2(m, d->g, w->gate, Id, d->u, w->up, Id, d->hn, N, C);
         r1_swiglu_fwd(d->a, d->g, d->u, N * Id);
         r1__mm(m, d->f, d->a, w->down, N, Id, C, 0);
     }

@@ -293,15 +293,16 @@ void r1__layer_forward(r1_model *m, int l, layer_act *a, const float *x, float *
     r1_rmsnorm_fwd(a->xn, a->rstd1, x, w->attn_norm, N, C, eps);
 
     /* queries: q = q_b(norm(q_a(xn))) or q_proj(xn); per head [q_nope | q_pe] */
+    /* DESIGN: kv_a_proj_with_mqa output is [c_kv | k_pe]; k_pe is shared by all heads.  q_a
+     * and kv_a read the same input: one product of it (r1__mm2) */
     if (qr) {
-        r1__mm(m, a->qa, a->xn, w->q_a, N, C, qr, 0);
+        r1__mm2(m, a->qa, w->q_a, qr, a->kva, w->kv_a, kvr + dr, a->xn, N, C);
         r1_rmsnorm_fwd(a->qan, a->qa_rstd, a->qa, w->q_a_norm, N, qr, eps);
         r1__mm(m, a->q, a->qan, w->q_b, N, qr, H * dq, 0);
     } else {
         r1__mm(m, a->q, a->xn, w->q_proj, N, C, H * dq, 0);
+        r1__mm(m, a->kva, a->xn, w->kv_a, N, C, kvr + dr, 0);
     }
-    /* DESIGN: kv_a_proj_with_mqa output is [c_kv | k_pe]; k_pe is shared by all heads */
-    r1__mm(m, a->kva, a->xn, w->kv_a, N, C, kvr + dr, 0);
     for (int n = 0; n < N; n++)
         memcpy(a->ckv + (size_t)n * kvr, a->kva + (size_t)n * (kvr + dr), sizeof(float) * kvr);
     r1_rmsnorm_fwd(a->kvn, a->kv_rstd, a->ckv, w->kv_a_norm, N, kvr, eps);
@@ -339,8 +340,7 @@ void r1__layer_forward(r1_model *m, int l, layer_act *a, const float *x, float *
         r1__moe_forward(m, l, a, out);
     } else {
         int I = c->intermediate_size;
-        r1__mm(m, a->g, a->hn, w->gate, N, C, I, 0);
-        r1__mm(m, a->u, a->hn, w->up, N, C, I, 0);
+        r1__mm2(m, a->g, w->gate, I, a->u, w->up, I, a->hn, N, C);
         r1_swiglu_fwd(a->a, a->g, a->u, N * I);
         r1__mm(m, out, a->a, w->down, N, I, C, 0);
     }
@@ -372,8 +372,8 @@ void r1__layer_backward(r1_model *m, int l, layer_act *a, const float *dout, flo
         memset(g->dg, 0, sizeof(float) * NI);
         memset(g->du, 0, sizeof(float) * NI);
         r1_swiglu_bwd(g->dg, g->du, g->da, a->g, a->u, N * I);
-        r1__linear_bwd(m, g->dhn, r1__grad(m, w->gate), g->dg, a->hn, w->gate, N, C, I);
-        r1__linear_bwd(m, g->dhn, r1__grad(m, w->up), g->du, a->hn, w->up, N, C, I);
+        r1__linear_bwd2(m, g->dhn, r1__grad(m, w->gate), g->dg, w->gate, r1__grad(m, w->up),
+                        g->du, w->up, a->hn, N, C, I);
     }
     r1_rmsnorm_bwd(g->dh, r1__grad(m, w->ffn_norm), g->dhn, a->h, w->ffn_norm, a->rstd2, N, C);
 

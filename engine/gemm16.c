@@ -694,6 +694,17 @@ typedef struct {
      * product's own), the product's first pair boff words into each */
     int bkps;
     long boff;
+    /* a second product of the same A (r1__gemm16_packed2): C2 (ldc2) = A · the B packed at
+     * bpre2, N2 columns, run on each block of A as it is packed (cut by rows only) */
+    float *C2;
+    int ldc2, N2;
+    const uint32_t *bpre2;
+    long bstride2;
+    /* a second product on the same B (r1__gemm16_pair): Cb (ldcb) = A2 · B, A2 of A's shape,
+     * its rows packed and run on each block of B as it is packed */
+    float *Cb;
+    int ldcb, has_a2;
+    view a2;
 } job;
 
 static void block(const job *j, int m0, int m1, int n0, int n1)
@@ -738,30 +749,47 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
                         sbv[c] = sc->b[(long)(pc / R1_GEMM16_KBLOCK) * sc->bk +
                                        (long)((jc + c) / sc->bblk) * sc->bn];
             }
-            for (int ic = m0; ic < m1; ic += MC) {
-                int mc = m1 - ic < MC ? m1 - ic : MC;
-                /* a row-contiguous source packs row-major: pair (r, p) at r*kp + p; AMX
-                 * always (tiles load rows) */
-                int rowwise = j->amx || !j->a.kmajor;
-                long ars = rowwise ? kps : 1, aks = rowwise ? 1 : MR;
-                if (j->amx || !pack_wide(j->simd, apack, MR, &j->a, ic, mc, pc, kc, kps))
-                    for (int q = 0; q < mc; q += MR)
-                        pack_any(j->simd, apack + (long)q * kps, ars, aks, MR, &j->a, ic + q,
-                                 mc - q < MR ? mc - q : MR, pc, kc);
-                zero_tail(apack, (mc + MR - 1) / MR * MR, 1, kp, kps);
-                if (sc)
-                    for (int r = 0; r < mc; r++)
-                        sav[r] = sc->a[(long)((ic + r) / sc->ablk) * sc->am +
-                                       (long)(pc / R1_GEMM16_KBLOCK) * sc->ak];
-                for (int q = 0; q < nc; q += NR)
-                    for (int r = 0; r < mc; r += step) {
-                        tile t = {kps, apack + (long)r * kps, ars, aks, bpack + (long)q * pstride,
-                                  j->C + (long)(ic + r) * j->ldc + jc + q, j->ldc,
-                                  mc - r < step ? mc - r : step, nc - q < NR ? nc - q : NR,
-                                  pc == 0 && !j->acc, sc ? sav + r : NULL, sc ? sbv + q : NULL};
-                        j->uk(&t);
+            for (int ic = m0; ic < m1; ic += MC)
+                for (int second = 0; second <= j->has_a2; second++) {
+                    int mc = m1 - ic < MC ? m1 - ic : MC;
+                    const view *av = second ? &j->a2 : &j->a;
+                    float *cm = second ? j->Cb : j->C;
+                    long ldm = second ? j->ldcb : j->ldc;
+                    /* a row-contiguous source packs row-major: pair (r, p) at r*kp + p; AMX
+                     * always (tiles load rows) */
+                    int rowwise = j->amx || !av->kmajor;
+                    long ars = rowwise ? kps : 1, aks = rowwise ? 1 : MR;
+                    if (j->amx || !pack_wide(j->simd, apack, MR, av, ic, mc, pc, kc, kps))
+                        for (int q = 0; q < mc; q += MR)
+                            pack_any(j->simd, apack + (long)q * kps, ars, aks, MR, av, ic + q,
+                                     mc - q < MR ? mc - q : MR, pc, kc);
+                    zero_tail(apack, (mc + MR - 1) / MR * MR, 1, kp, kps);
+                    if (sc)
+                        for (int r = 0; r < mc; r++)
+                            sav[r] = sc->a[(long)((ic + r) / sc->ablk) * sc->am +
+                                           (long)(pc / R1_GEMM16_KBLOCK) * sc->ak];
+                    for (int q = 0; q < nc; q += NR)
+                        for (int r = 0; r < mc; r += step) {
+                            tile t = {kps, apack + (long)r * kps, ars, aks,
+                                      bpack + (long)q * pstride, cm + (long)(ic + r) * ldm + jc + q,
+                                      ldm, mc - r < step ? mc - r : step,
+                                      nc - q < NR ? nc - q : NR, pc == 0 && !j->acc,
+                                      sc ? sav + r : NULL, sc ? sbv + q : NULL};
+                            j->uk(&t);
+                        }
+                    if (j->bpre2) { /* the second product on the same packed rows of A */
+                        const uint32_t *b2 = j->bpre2 + (long)(pc / kcmax) * j->bstride2;
+                        for (int q = 0; q < j->N2; q += NR)
+                            for (int r = 0; r < mc; r += step) {
+                                tile t = {kps, apack + (long)r * kps, ars, aks, b2 + (long)q * kps,
+                                          j->C2 + (long)(ic + r) * j->ldc2 + q, j->ldc2,
+                                          mc - r < step ? mc - r : step,
+                                          j->N2 - q < NR ? j->N2 - q : NR, pc == 0 && !j->acc, NULL,
+                                          NULL};
+                                j->uk(&t);
+                            }
                     }
-            }
+                }
         }
     }
 #ifdef AMX_PATH
@@ -838,8 +866,9 @@ static job new_job(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, i
 #ifdef SIMD512
     simd = uk == uk_avx512 || amx; /* an AMX machine has AVX-512 BF16 for the packers */
 #endif
-    job j = {C, ldc, M, N, K, accumulate, view_of(A, 0), view_of(B, 1), sc, uk, simd, amx, 1, 1,
-             NULL, 0, 0, 0, 0};
+    job j = {.C = C, .ldc = ldc, .M = M, .N = N, .K = K, .acc = accumulate, .a = view_of(A, 0),
+             .b = view_of(B, 1), .sc = sc, .uk = uk, .simd = simd, .amx = amx, .cut_rows = 1,
+             .parts = 1};
     /* Unlike OpenBLAS's, these sums do not depend on the cut (r1_gemm16.h), so the product is
      * cut by the threads there are: every piece packs all of B (or A) again. */
     long work = (long)M * N * K;
@@ -923,6 +952,49 @@ void r1__gemm16_packed(float *C, int ldc, int M, int N, int K, r1_gop A, const u
     job j = new_job(C, ldc, M, N, K, A, none, accumulate, NULL);
     j.bpre = (uint32_t *)bp;
     run(&j);
+}
+
+void r1__gemm16_packed2(float *C1, int ldc1, int N1, const uint32_t *bp1, float *C2, int ldc2,
+                        int N2, const uint32_t *bp2, int M, int K, r1_gop A)
+{
+    r1_gop none = {NULL, K, 1, 1};
+    job j = new_job(C1, ldc1, M, N1 + N2, K, A, none, 0, NULL);
+    if (M <= 0 || N1 <= 0 || N2 <= 0 || K <= 0 || (j.parts > 1 && !j.cut_rows)) {
+        /* an empty product, or pieces of columns: the two one by one */
+        r1__gemm16_packed(C1, ldc1, M, N1, K, A, bp1, 0);
+        r1__gemm16_packed(C2, ldc2, M, N2, K, A, bp2, 0);
+        return;
+    }
+    /* the first product's own panels and their block stride, then the second's */
+    j.N = N1;
+    j.wide = (N1 + NR - 1) / NR * NR;
+    j.bstride = (long)KC / 2 * j.wide + j.wide;
+    j.bpre = (uint32_t *)bp1;
+    long wide2 = (N2 + NR - 1) / NR * NR;
+    j.C2 = C2, j.ldc2 = ldc2, j.N2 = N2, j.bpre2 = bp2;
+    j.bstride2 = (long)KC / 2 * wide2 + wide2;
+    run(&j);
+}
+
+void r1__gemm16_pair(float *C1, int ldc1, r1_gop A1, float *C2, int ldc2, r1_gop A2, int M, int N,
+                     int K, r1_gop B, int accumulate)
+{
+    if (M <= 0 || N <= 0 || K <= 0) {
+        r1__gemm16(C1, ldc1, M, N, K, A1, B, accumulate, NULL);
+        r1__gemm16(C2, ldc2, M, N, K, A2, B, accumulate, NULL);
+        return;
+    }
+    job j = new_job(C1, ldc1, M, N, K, A1, B, accumulate, NULL);
+    j.Cb = C2, j.ldcb = ldc2, j.has_a2 = 1, j.a2 = view_of(A2, 0);
+    if (j.parts > 1 && j.cut_rows) { /* B packed once for the pieces, as r1__gemm16 does */
+        int blocks = (K + KC - 1) / KC;
+        j.bpre = malloc(sizeof(uint32_t) * (size_t)j.bstride * (size_t)blocks);
+        if (j.bpre)
+            r1__parallel_for_work((long)M * N * K, blocks * ((j.wide / NR + BGROUP - 1) / BGROUP),
+                                  pack_b_item, &j);
+    }
+    run(&j);
+    free(j.bpre);
 }
 
 /* ------------------------------------------------------------------ parts of a packed B */

@@ -232,9 +232,18 @@ double r1__moe_balance(r1_model *m, int l, layer_act *a);
  * r1_matmul_fwd otherwise. */
 void r1__mm(r1_model *m, float *out, const float *in, const float *w, int N, int Ci, int Co,
             int accumulate);
+/* out1[N,Co1] = in · w1^T and out2[N,Co2] = in · w2^T (never accumulated): two r1__mm calls,
+ * the same bits; on BF16 weights packed once, each block of `in` is packed for both. */
+void r1__mm2(r1_model *m, float *out1, const float *w1, int Co1, float *out2, const float *w2,
+             int Co2, const float *in, int N, int Ci);
 /* The backward of r1__mm: r1_matmul_bwd, FP8-emulated when the last forward was. */
 void r1__linear_bwd(r1_model *m, float *din, float *dw, const float *dout, const float *in,
                     const float *w, int N, int Ci, int Co);
+/* The backward of r1__mm2 (two weights of one input, Co columns each): r1__linear_bwd for w1,
+ * then for w2, the same bits; in bf16, each block of `in` is packed once for both dW. */
+void r1__linear_bwd2(r1_model *m, float *din, float *dw1, const float *dout1, const float *w1,
+                     float *dw2, const float *dout2, const float *w2, const float *in, int N,
+                     int Ci, int Co);
 
 /* Tokens a row from which a BF16 decoder's step counts as a prompt (decode.c). */
 #define R1_PREFILL_ROWS 16

@@ -107,8 +107,7 @@ static void expert_fwd(void *ctx, int i, int tid)
     float *xe = a->xe + (size_t)n0 * C;
     float *eg = a->eg + (size_t)n0 * Ie, *eu = a->eu + (size_t)n0 * Ie;
     float *ea = a->ea + (size_t)n0 * Ie;
-    r1__mm(j->m, eg, xe, Wg, ne, C, Ie, 0);
-    r1__mm(j->m, eu, xe, Wu, ne, C, Ie, 0);
+    r1__mm2(j->m, eg, Wg, Ie, eu, Wu, Ie, xe, ne, C);
     r1_swiglu_fwd(ea, eg, eu, ne * Ie);
     r1__mm(j->m, a->eo + (size_t)n0 * C, ea, Wd, ne, Ie, C, 0);
 }
@@ -135,8 +134,8 @@ static void expert_bwd(void *ctx, int i, int tid)
     memset(g->dxe + rC, 0, sizeof(float) * ne * C);
     r1__linear_bwd(m, g->dea + rI, r1__grad(m, Wd), g->deo + rC, a->ea + rI, Wd, ne, Ie, C);
     r1_swiglu_bwd(g->deg + rI, g->deu + rI, g->dea + rI, a->eg + rI, a->eu + rI, ne * Ie);
-    r1__linear_bwd(m, g->dxe + rC, r1__grad(m, Wg), g->deg + rI, a->xe + rC, Wg, ne, C, Ie);
-    r1__linear_bwd(m, g->dxe + rC, r1__grad(m, Wu), g->deu + rI, a->xe + rC, Wu, ne, C, Ie);
+    r1__linear_bwd2(m, g->dxe + rC, r1__grad(m, Wg), g->deg + rI, Wg, r1__grad(m, Wu),
+                    g->deu + rI, Wu, a->xe + rC, ne, C, Ie);
 }
 
 /* The slot loops outside the experts, in SLOT_PIECES pieces side by side when the layer is
@@ -321,8 +320,7 @@ void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
 
     /* shared experts over every token, then the weighted routed outputs */
     if (Is) {
-        r1__mm(m, a->sgo, a->hn, w->sg, N, C, Is, 0);
-        r1__mm(m, a->suo, a->hn, w->su, N, C, Is, 0);
+        r1__mm2(m, a->sgo, w->sg, Is, a->suo, w->su, Is, a->hn, N, C);
         r1_swiglu_fwd(a->sa, a->sgo, a->suo, N * Is);
         r1__mm(m, f, a->sa, w->sd, N, Is, C, 0);
     } else {
@@ -362,8 +360,8 @@ void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *
         memset(g->dsg, 0, sizeof(float) * NI);
         memset(g->dsu, 0, sizeof(float) * NI);
         r1_swiglu_bwd(g->dsg, g->dsu, g->dsa, a->sgo, a->suo, N * Is);
-        r1__linear_bwd(m, dhn, r1__grad(m, w->sg), g->dsg, a->hn, w->sg, N, C, Is);
-        r1__linear_bwd(m, dhn, r1__grad(m, w->su), g->dsu, a->hn, w->su, N, C, Is);
+        r1__linear_bwd2(m, dhn, r1__grad(m, w->sg), g->dsg, w->sg, r1__grad(m, w->su), g->dsu,
+                        w->su, a->hn, N, C, Is);
     }
 
     slot_job sj = {a, NULL, NULL, 0, df, g->deo, g->dwts, N, C, K};

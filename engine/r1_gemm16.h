@@ -81,6 +81,18 @@ void r1__gemm16_pack_wt(uint32_t *dst, const uint16_t *w, int N, int K);
 void r1__gemm16_packed(float *C, int ldc, int M, int N, int K, r1_gop A, const uint32_t *bp,
                        int accumulate);
 
+/* Two products of one A with two Bs packed so (r1__gemm16_packed's), C1 = A · B1 and C2 = A ·
+ * B2 (never accumulated), each block of A packed once for both: the bits of two
+ * r1__gemm16_packed calls (a SwiGLU's gate and up, or two projections of one input). */
+void r1__gemm16_packed2(float *C1, int ldc1, int N1, const uint32_t *bp1, float *C2, int ldc2,
+                        int N2, const uint32_t *bp2, int M, int K, r1_gop A);
+
+/* Two products on one B, C1 = A1 · B and C2 = A2 · B (+= when accumulate), A1 and A2 of the
+ * same shape (M × K): each block of B packed once for both; the bits of two r1__gemm16 calls
+ * (the weight gradients of a SwiGLU's gate and up, both from its input). */
+void r1__gemm16_pair(float *C1, int ldc1, r1_gop A1, float *C2, int ldc2, r1_gop A2, int M, int N,
+                     int K, r1_gop B, int accumulate);
+
 /* Products on parts of one B, packed once (attention's causal blocks): a B of K <=
  * R1_GEMM16_KC rows and N columns is packed into r1__gemm16_sub_words(N, K) words at dst
  * (0: K too large) by r1__gemm16_sub_pack, which returns its pairs a panel (bkps; 0 when K is

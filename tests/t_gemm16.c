@@ -470,6 +470,107 @@ int main(void)
         free(x), free(c1), free(c2), free(w);
     }
 
+    /* two products of one A on two packed weights (r1__gemm16_packed2: a SwiGLU's gate and up,
+     * q_a and kv_a): the bits of two r1__gemm16_packed calls, on every path, for 1 to 700 rows
+     * on 1 and 2 threads (pieces by rows; few rows and wide products cut by columns run as two
+     * calls), widths apart and past a panel, K past a block */
+    {
+        static const int Ms[] = {1, 5, 13, 200, 700}, Ks[] = {17, 300};
+        static const int Ns[][2] = {{33, 33}, {1, 300}, {300, 33}, {300, 300}};
+        int same = 1, cases = 0;
+        float *x = malloc(sizeof(float) * 700 * 300);
+        float *c[4];
+        for (int i = 0; i < 4; i++)
+            c[i] = malloc(sizeof(float) * 700 * 300);
+        uint16_t *w = malloc(sizeof(uint16_t) * 600 * 300);
+        for (int i = 0; i < 700 * 300; i++)
+            x[i] = unif();
+        for (int i = 0; i < 600 * 300; i++)
+            w[i] = r1_f32_to_bf16(unif());
+        for (int p = R1_ISA_PORTABLE; p <= (int)best; p++) {
+            if (r1_isa_set(p, &err) != R1_OK)
+                continue;
+            for (int ni = 0; ni < 4; ni++)
+                for (int ki = 0; ki < 2; ki++) {
+                    int N1 = Ns[ni][0], N2 = Ns[ni][1], K = Ks[ki];
+                    uint32_t *b1 = malloc(sizeof(uint32_t) * r1__gemm16_packed_words(N1, K));
+                    uint32_t *b2 = malloc(sizeof(uint32_t) * r1__gemm16_packed_words(N2, K));
+                    r1__gemm16_pack_wt(b1, w, N1, K);
+                    r1__gemm16_pack_wt(b2, w + (size_t)300 * K, N2, K);
+                    for (int mi = 0; mi < 5; mi++)
+                        for (int th = 1; th <= 2; th++) {
+                            int M = Ms[mi];
+                            r1_set_threads(th);
+                            for (int i = 0; i < 4; i++)
+                                for (int e = 0; e < M * 300; e++)
+                                    c[i][e] = CANARY;
+                            r1_gop A = {x, K, 0, 0};
+                            r1__gemm16_packed(c[0], N1, M, N1, K, A, b1, 0);
+                            r1__gemm16_packed(c[1], N2, M, N2, K, A, b2, 0);
+                            r1__gemm16_packed2(c[2], N1, N1, b1, c[3], N2, N2, b2, M, K, A);
+                            same &= !memcmp(c[0], c[2], sizeof(float) * M * 300) &&
+                                    !memcmp(c[1], c[3], sizeof(float) * M * 300);
+                            cases++;
+                        }
+                    free(b1), free(b2);
+                }
+        }
+        r1_set_threads(1);
+        r1_isa_set(best, &err);
+        ok(same && cases > 0, "two products of one A on packed weights: %d pairs (paths up to %s, "
+           "1-700 rows, 1 and 2 threads) equal two r1__gemm16_packed calls bit for bit",
+           cases, r1_isa_name(best));
+        free(x), free(w);
+        for (int i = 0; i < 4; i++)
+            free(c[i]);
+    }
+
+    /* two products on one B (r1__gemm16_pair: the weight gradients of gate and up, A the
+     * transposed output gradients, B the input): the bits of two r1__gemm16 calls on every
+     * path, both storage orders of A and B, storing and accumulating, few rows (pieces by
+     * columns on 2 threads) and many (pieces by rows, B packed once for them), K past a block */
+    {
+        static const int Ms[] = {1, 7, 64, 300}, Ns[] = {33, 300}, Ks[] = {40, 340};
+        int same = 1, cases = 0;
+        float *a1 = malloc(sizeof(float) * 300 * 340), *a2 = malloc(sizeof(float) * 300 * 340);
+        float *b = malloc(sizeof(float) * 340 * 300), *c[4];
+        for (int i = 0; i < 4; i++)
+            c[i] = malloc(sizeof(float) * 300 * 300);
+        for (int i = 0; i < 300 * 340; i++)
+            a1[i] = unif(), a2[i] = unif(), b[i] = unif();
+        for (int p = R1_ISA_PORTABLE; p <= (int)best; p++) {
+            if (r1_isa_set(p, &err) != R1_OK)
+                continue;
+            for (int mi = 0; mi < 4; mi++)
+                for (int ni = 0; ni < 2; ni++)
+                    for (int ki = 0; ki < 2; ki++)
+                        for (int v = 0; v < 8; v++) {
+                            int M = Ms[mi], N = Ns[ni], K = Ks[ki], ta = v & 1, tb = v >> 1 & 1;
+                            int acc = v >> 2 & 1, th = 1 + ((mi + ni + ki + v) & 1);
+                            r1_set_threads(th);
+                            for (int i = 0; i < 4; i++)
+                                for (int e = 0; e < M * N; e++)
+                                    c[i][e] = acc ? 0.5f - (float)(e % 3) : CANARY;
+                            r1_gop A1 = {a1, ta ? M : K, ta, 0}, A2 = {a2, ta ? M : K, ta, 0};
+                            r1_gop B = {b, tb ? K : N, tb, 0};
+                            r1__gemm16(c[0], N, M, N, K, A1, B, acc, NULL);
+                            r1__gemm16(c[1], N, M, N, K, A2, B, acc, NULL);
+                            r1__gemm16_pair(c[2], N, A1, c[3], N, A2, M, N, K, B, acc);
+                            same &= !memcmp(c[0], c[2], sizeof(float) * M * N) &&
+                                    !memcmp(c[1], c[3], sizeof(float) * M * N);
+                            cases++;
+                        }
+        }
+        r1_set_threads(1);
+        r1_isa_set(best, &err);
+        ok(same && cases > 0, "two products on one B: %d pairs (paths up to %s, 1-300 rows, 1 and "
+           "2 threads, both storage orders) equal two r1__gemm16 calls bit for bit", cases,
+           r1_isa_name(best));
+        free(a1), free(a2), free(b);
+        for (int i = 0; i < 4; i++)
+            free(c[i]);
+    }
+
     /* products on parts of a B packed once (r1__gemm16_sub_pack / r1__gemm16_sub, attention's
      * causal blocks): rows [k0, k0 + K') and columns [0, N') of B, both storage orders, fp32
      * A in both orders, K up to a whole block of K (256), equal to r1__gemm16 on that part's

@@ -506,12 +506,135 @@ static SIMD void to_f32_avx512(float *dst, const uint16_t *src, size_t n)
 
 #endif
 
+/* ------------------------------------------------------------------ AVX2 + FMA: fp32 rows */
+/* The two fp32 row kernels for a CPU without AVX-512 BF16 (the AVX2 path: Zen 2 and 3, and
+ * the AVX-512 CPUs without BF16 — Skylake-SP, Cascade Lake, Ice Lake — for which OpenBLAS
+ * picks its SkylakeX kernels, whose small-matrix kernel sums in an order that depends on the
+ * product's size: without these, a token's logits would depend on the rows decoded beside it
+ * and a data-parallel rank's attention on its padding there, as they did on this project's
+ * Zen 4 before its AVX-512 row kernels).  P·V gives the AVX-512 kernel's bits (each output
+ * the same FMA chain in t order); the rows product sums each output in 8 lanes along Ci (lane
+ * l: k = l mod 8) and then the lanes in a fixed tree, so its bits depend on Ci alone. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ROWS_AVX2 1
+#define AVX2F __attribute__((target("avx2,fma")))
+#define AVX2F_INLINE static inline __attribute__((always_inline)) AVX2F
+
+/* Lanes [0, rem) of 8, for maskload and maskstore (which touch no masked-off lane). */
+AVX2F_INLINE __m256i mask8(int rem)
+{
+    int r = rem < 0 ? 0 : rem > 8 ? 8 : rem;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Rows r < R of out[r, c] (+)= sum over t of p[r·prs + t·pts] · v[t, c], columns [c0, c0+16). */
+AVX2F_INLINE void pv2_group(float *out, int ldo, const float *p, long prs, long pts,
+                            const float *v, int ldv, int n, int c0, int nc, int add, const int R)
+{
+    __m256 acc[4][2];
+    __m256i m0 = mask8(nc - c0), m1 = mask8(nc - c0 - 8);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int t = 0; t < n; t++) {
+        const float *vt = v + (size_t)t * ldv + c0;
+        __m256 x0 = _mm256_maskload_ps(vt, m0), x1 = _mm256_maskload_ps(vt + 8, m1);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m256 b = _mm256_set1_ps(p[r * prs + t * pts]);
+            acc[r][0] = _mm256_fmadd_ps(b, x0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(b, x1, acc[r][1]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        float *o = out + (size_t)r * ldo + c0;
+        __m256 y0 = acc[r][0], y1 = acc[r][1];
+        if (add) { /* the chain first, then one rounded add, as the AVX-512 kernel */
+            y0 = _mm256_add_ps(_mm256_maskload_ps(o, m0), y0);
+            y1 = _mm256_add_ps(_mm256_maskload_ps(o + 8, m1), y1);
+        }
+        _mm256_maskstore_ps(o, m0, y0);
+        _mm256_maskstore_ps(o + 8, m1, y1);
+    }
+}
+
+static AVX2F void pv_avx2(float *out, int ldo, const float *p, long prs, long pts,
+                          const float *v, int ldv, int rows, int n, int nc, int add)
+{
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+        int g = rows - r0 < 4 ? rows - r0 : 4;
+        float *o = out + (size_t)r0 * ldo;
+        const float *pr = p + r0 * prs;
+        for (int c0 = 0; c0 < nc; c0 += 16)
+            switch (g) {
+            case 1: pv2_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 1); break;
+            case 2: pv2_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 2); break;
+            case 3: pv2_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 3); break;
+            default: pv2_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 4); break;
+            }
+    }
+}
+
+/* The 8 lanes of a sum in a fixed tree: (l, l+4) in pairs, then (0, 2) and (1, 3), then the
+ * two. */
+AVX2F_INLINE float lanes8_sum(__m256 a)
+{
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(q) + _mm_cvtss_f32(_mm_shuffle_ps(q, q, 1));
+}
+
+/* out[n, o] (+)= sum over k of in[n·ldi + k] · w[o·Ci + k], 4 outputs of a token at a time. */
+static AVX2F void matmul_f32_avx2(float *out, int ldo, const float *in, int ldi, const float *w,
+                                  int N, int Ci, int Co, int add)
+{
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * ldi;
+        float *on = out + (size_t)n * ldo;
+        for (int o0 = 0; o0 < Co; o0 += 4) {
+            int g = Co - o0 < 4 ? Co - o0 : 4;
+            const float *wr[4];
+            __m256 acc[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) { /* past g: the last row again, its sum unused */
+                wr[r] = w + (size_t)(o0 + (r < g ? r : g - 1)) * Ci;
+                acc[r] = _mm256_setzero_ps();
+            }
+            for (int k = 0; k < Ci; k += 8) {
+                __m256i m = mask8(Ci - k);
+                __m256 xv = _mm256_maskload_ps(x + k, m);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++)
+                    acc[r] = _mm256_fmadd_ps(_mm256_maskload_ps(wr[r] + k, m), xv, acc[r]);
+            }
+            for (int r = 0; r < g; r++) {
+                float sum = lanes8_sum(acc[r]);
+                on[o0 + r] = add ? on[o0 + r] + sum : sum;
+            }
+        }
+    }
+}
+#else
+#define ROWS_AVX2 0
+#endif
+
 /* ------------------------------------------------------------------ dispatch */
 
 /* The path follows the engine's (isa.c): AVX-512 BF16 when it is in use. */
 static int use_simd(void)
 {
     return BF16_SIMD && r1_isa_active() >= R1_ISA_AVX512BF16;
+}
+
+/* The fp32 row kernels' path: 1 AVX-512 (as use_simd), 2 AVX2 + FMA, 0 none (portable:
+ * OpenBLAS runs). */
+static int rows_path(void)
+{
+    if (use_simd())
+        return 1;
+    return ROWS_AVX2 && r1_isa_active() >= R1_ISA_AVX2 ? 2 : 0;
 }
 
 int r1_bf16_set_simd(int on)
@@ -539,7 +662,7 @@ typedef struct {
     const float *in;
     const uint16_t *w16; /* else w32 */
     const float *w32;
-    int ldo, N, Ci, Co, acc, parts, simd;
+    int ldo, N, Ci, Co, acc, parts, simd; /* simd: 1 AVX-512, 2 AVX2 (fp32 weights) */
     int ldi; /* the input's row stride (fp32 weights; bf16: Ci) */
 } rows_job;
 
@@ -553,8 +676,14 @@ static void rows_piece(void *ctx, int i, int tid)
         return;
     float *o = j->out + (size_t)lo * j->ldo;
     const float *x = j->in + (size_t)lo * j->ldi;
+#if ROWS_AVX2
+    if (j->simd == 2 && !j->w16) {
+        matmul_f32_avx2(o, j->ldo, x, j->ldi, j->w32, hi - lo, j->Ci, j->Co, j->acc);
+        return;
+    }
+#endif
 #if BF16_SIMD
-    if (j->simd && !j->w16) {
+    if (j->simd == 1 && !j->w16) {
         matmul_f32_avx512(o, j->ldo, x, j->ldi, j->w32, hi - lo, j->Ci, j->Co, j->acc);
         return;
     }
@@ -592,15 +721,12 @@ void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int C
 int r1__matmul_f32_rows_ld(float *out, int ldo, const float *in, int ldi, const float *w, int N,
                            int Ci, int Co, int accumulate)
 {
-#if BF16_SIMD
-    if (use_simd() && N > 0 && Ci > 0 && Co > 0) {
-        rows_job j = {out, in, NULL, w, ldo, N, Ci, Co, accumulate, 0, 1, ldi};
+    int path = rows_path();
+    if (path && N > 0 && Ci > 0 && Co > 0) {
+        rows_job j = {out, in, NULL, w, ldo, N, Ci, Co, accumulate, 0, path, ldi};
         rows_run(&j);
         return 1;
     }
-#endif
-    (void)out, (void)ldo, (void)in, (void)ldi, (void)w, (void)N, (void)Ci, (void)Co;
-    (void)accumulate;
     return 0;
 }
 
@@ -610,11 +736,26 @@ int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, in
     return r1__matmul_f32_rows_ld(out, ldo, in, Ci, w, N, Ci, Co, accumulate);
 }
 
-int r1__rows_kernels(void)
+int r1__rows_kernels(void) { return rows_path() != 0; }
+
+/* P·V on the row kernel of the path in use, stored or added; 0 (nothing written) without. */
+static int pv_rows_any(float *out, int ldo, const float *p, long prs, long pts,
+                            const float *v, int ldv, int rows, int n, int nc, int add)
 {
+    int path = rows_path();
+    if (!path || rows <= 0 || n <= 0 || nc <= 0)
+        return 0;
 #if BF16_SIMD
-    return use_simd();
+    if (path == 1) {
+        pv_avx512(out, ldo, p, prs, pts, v, ldv, rows, n, nc, add);
+        return 1;
+    }
+#endif
+#if ROWS_AVX2
+    pv_avx2(out, ldo, p, prs, pts, v, ldv, rows, n, nc, add);
+    return 1;
 #else
+    (void)out, (void)ldo, (void)p, (void)prs, (void)pts, (void)v, (void)ldv, (void)add;
     return 0;
 #endif
 }
@@ -622,28 +763,13 @@ int r1__rows_kernels(void)
 int r1__pv_rows(float *out, int ldo, const float *p, int ldp, const float *v, int ldv, int rows,
                 int n, int nc)
 {
-#if BF16_SIMD
-    if (use_simd() && rows > 0 && n > 0 && nc > 0) {
-        pv_avx512(out, ldo, p, ldp, 1, v, ldv, rows, n, nc, 0);
-        return 1;
-    }
-#endif
-    (void)out, (void)ldo, (void)p, (void)ldp, (void)v, (void)ldv, (void)rows, (void)n, (void)nc;
-    return 0;
+    return pv_rows_any(out, ldo, p, ldp, 1, v, ldv, rows, n, nc, 0);
 }
 
 int r1__pv_rows_add(float *out, int ldo, const float *p, long prs, long pts, const float *v,
                     int ldv, int rows, int n, int nc)
 {
-#if BF16_SIMD
-    if (use_simd() && rows > 0 && n > 0 && nc > 0) {
-        pv_avx512(out, ldo, p, prs, pts, v, ldv, rows, n, nc, 1);
-        return 1;
-    }
-#endif
-    (void)out, (void)ldo, (void)p, (void)prs, (void)pts, (void)v, (void)ldv, (void)rows, (void)n;
-    (void)nc;
-    return 0;
+    return pv_rows_any(out, ldo, p, prs, pts, v, ldv, rows, n, nc, 1);
 }
 
 void r1_bf16_from_f32(uint16_t *dst, const float *src, size_t n)

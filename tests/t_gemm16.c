@@ -14,7 +14,8 @@
  * Also the fp32 rows product of decoding (r1__matmul_f32_rows): within (Ci/16 + 40)·2^-24·S
  * of a double sum, every token's outputs the same bits alone or among others (up to 70 rows),
  * the row stride and accumulation kept, and declined (0, nothing written) on the portable
- * path.  And decoding's attention output (r1__pv_rows): bit for bit the fp32 FMA chain.
+ * path.  And decoding's attention output (r1__pv_rows): bit for bit the fp32 FMA chain.  Both
+ * on the best path and on AVX2, which has kernels of its own.
  *
  * The AMX path sums in the hardware's order, so it is held to the bound, not to the portable
  * path's bits.  Built as t_gemm16_amx (R1_AMX_EMULATE, with engine/gemm16.c compiled in), the
@@ -363,12 +364,15 @@ int main(void)
         free(x), free(w), free(dy);
     }
 
-    /* the fp32 few-rows product of decoding */
-    {
+    /* the fp32 few-rows product of decoding, on the best path and on AVX2 (its own kernel) */
+    for (int pi = 0; pi < 2; pi++) {
         static const int cis[] = {1, 15, 16, 17, 96, 192, 1408}, cos_[] = {1, 5, 16, 17, 64, 129};
-        r1_isa_set(best, &err);
+        r1_isa rp = pi ? R1_ISA_AVX2 : best;
+        if (pi && best <= R1_ISA_AVX2)
+            break;
+        r1_isa_set(rp, &err);
         r1_set_threads(2); /* the larger ones run by pieces of rows side by side */
-        int can = r1_isa_active() >= R1_ISA_AVX512BF16;
+        int can = r1_isa_active() == rp && rp >= R1_ISA_AVX2;
         float *x = malloc(sizeof(float) * MAXROWS * 1408);
         float *w = malloc(sizeof(float) * 129 * 1408);
         float *one = malloc(sizeof(float) * 140);
@@ -411,13 +415,14 @@ int main(void)
             }
         if (can) {
             ok(nsh == 7 * 6 * 12 && worst <= 1,
-               "fp32 rows: %d shapes within (Ci/16 + 40)·2^-24·S of a double sum (%.3g of it)",
-               nsh, worst);
-            ok(same, "fp32 rows: a token's outputs are the same bits alone or among up to %d",
-               MAXROWS);
-            ok(tail, "fp32 rows: the row stride is kept (nothing written between rows)");
+               "fp32 rows, %s: %d shapes within (Ci/16 + 40)·2^-24·S of a double sum (%.3g of "
+               "it)", r1_isa_name(rp), nsh, worst);
+            ok(same, "fp32 rows, %s: a token's outputs are the same bits alone or among up to %d",
+               r1_isa_name(rp), MAXROWS);
+            ok(tail, "fp32 rows, %s: the row stride is kept (nothing written between rows)",
+               r1_isa_name(rp));
         } else
-            skip("fp32 rows: path %s has no few-rows kernel", r1_isa_name(r1_isa_active()));
+            skip("fp32 rows: path %s has no few-rows kernel", r1_isa_name(rp));
         r1_isa_set(R1_ISA_PORTABLE, &err);
         many[0] = CANARY;
         ok(!r1__matmul_f32_rows(many, 64, x, w, 1, 64, 64, 0) && many[0] == CANARY,
@@ -624,10 +629,13 @@ int main(void)
     /* a decoding step's attention output P·V (r1__pv_rows): each output the chain of fp32
      * FMAs in t order, bit for bit (fmaf here), over groups of rows past 6 and column tails
      * past 64; row strides kept; declined on the portable path */
-    {
+    for (int pi = 0; pi < 2; pi++) {
         static const int rs[] = {1, 5, 6, 7, 13}, ns[] = {1, 17, 100}, ncs[] = {1, 15, 64, 65, 130};
-        r1_isa_set(best, &err);
-        int can = r1_isa_active() >= R1_ISA_AVX512BF16, exact = 1, tail = 1, cases = 0;
+        r1_isa rp = pi ? R1_ISA_AVX2 : best;
+        if (pi && best <= R1_ISA_AVX2)
+            break;
+        r1_isa_set(rp, &err);
+        int can = r1_isa_active() == rp && rp >= R1_ISA_AVX2, exact = 1, tail = 1, cases = 0;
         int ldp = 103, ldv = 133, ldo = 140;
         float *p = malloc(sizeof(float) * 13 * ldp), *v = malloc(sizeof(float) * 100 * ldv);
         float *o = malloc(sizeof(float) * 13 * ldo);
@@ -657,11 +665,12 @@ int main(void)
                     cases++;
                 }
         if (can) {
-            ok(cases == 75 && exact, "P·V rows: %d shapes, each output the fp32 FMA chain in t "
-               "order, bit for bit", cases);
-            ok(tail, "P·V rows: nothing written past the columns or the rows");
+            ok(cases == 75 && exact, "P·V rows, %s: %d shapes, each output the fp32 FMA chain in "
+               "t order, bit for bit", r1_isa_name(rp), cases);
+            ok(tail, "P·V rows, %s: nothing written past the columns or the rows",
+               r1_isa_name(rp));
         } else
-            skip("P·V rows: path %s has no kernel for them", r1_isa_name(r1_isa_active()));
+            skip("P·V rows: path %s has no kernel for them", r1_isa_name(rp));
         r1_isa_set(R1_ISA_PORTABLE, &err);
         o[0] = CANARY;
         ok(!r1__pv_rows(o, ldo, p, ldp, v, ldv, 6, 10, 64) && o[0] == CANARY,

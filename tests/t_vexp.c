@@ -369,11 +369,12 @@ static void attention_blocks(void)
  * head's width or by t), so a data-parallel rank that pads its half of a batch less matches
  * one process.  (sgemm's would not: OpenBLAS's AVX-512 kernels pick a small-matrix kernel by
  * size, which sums in another order.)  Skipped by name where the path has no row kernels. */
-static void attention_padding(void)
+static void attention_padding(r1_isa path)
 {
-    if (!r1__rows_kernels()) {
-        skip("fp32 attention padded: path %s has no row kernels (sgemm runs)",
-             r1_isa_name(r1_isa_active()));
+    r1_isa was = r1_isa_active();
+    if (r1_isa_set(path, NULL) != R1_OK || !r1__rows_kernels()) {
+        skip("fp32 attention padded: path %s has no row kernels (sgemm runs)", r1_isa_name(path));
+        r1_isa_set(was, NULL);
         return;
     }
     r1_rng rng;
@@ -404,8 +405,9 @@ static void attention_padding(void)
     for (int c = 0; c < 3; c++) {
         same &= !memcmp(g[0][c], g[1][c], sizeof(float) * T * (c < 2 ? ldq : ldv));
     }
-    ok(same, "fp32 attention of %d tokens padded to %d: the same output, P and gradient bits for "
-       "the %d", T, Tp, T);
+    ok(same, "%s: fp32 attention of %d tokens padded to %d: the same output, P and gradient "
+       "bits for the %d", r1_isa_name(path), T, Tp, T);
+    r1_isa_set(was, NULL);
     for (int r = 0; r < 2; r++) {
         free(o[r]), free(P[r]);
         for (int c = 0; c < 3; c++)
@@ -421,7 +423,9 @@ int main(void)
     attention16();
     attention_seqs();
     attention_blocks();
-    attention_padding();
+    attention_padding(best);
+    if (best > R1_ISA_AVX2) /* the AVX2 path's row kernels are its own */
+        attention_padding(R1_ISA_AVX2);
     rmsnorm(best);
     if (best < R1_ISA_AVX512BF16) {
         skip("the 16-lane exponentials: path %s has none (the portable path is libm's)",

@@ -739,8 +739,8 @@ int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, in
 int r1__rows_kernels(void) { return rows_path() != 0; }
 
 /* P·V on the row kernel of the path in use, stored or added; 0 (nothing written) without. */
-static int pv_rows_any(float *out, int ldo, const float *p, long prs, long pts,
-                            const float *v, int ldv, int rows, int n, int nc, int add)
+static int pv_rows_any(float *out, int ldo, const float *p, long prs, long pts, const float *v,
+                       int ldv, int rows, int n, int nc, int add)
 {
     int path = rows_path();
     if (!path || rows <= 0 || n <= 0 || nc <= 0)

@@ -892,25 +892,31 @@ static void run(job *j)
         block(j, 0, j->M, 0, j->N);
 }
 
+/* run(), with B packed once for all the pieces when they are pieces of rows: each would pack
+ * all of B (in training, a weight, or the activations of a dW product), so it is packed side
+ * by side and shared.  Same panels, same bits; without the memory, each piece packs its own. */
+static void run_sharing_b(job *j)
+{
+    if (j->parts > 1 && j->cut_rows) {
+        int kcmax = j->sc ? R1_GEMM16_KBLOCK : KC, blocks = (j->K + kcmax - 1) / kcmax;
+        j->bpre = malloc(sizeof(uint32_t) * (size_t)j->bstride * (size_t)blocks);
+        if (j->bpre)
+            r1__parallel_for_work((long)j->M * j->N * j->K,
+                                  blocks * ((j->wide / NR + BGROUP - 1) / BGROUP), pack_b_item,
+                                  j);
+    }
+    run(j);
+    free(j->bpre);
+    j->bpre = NULL;
+}
+
 void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int accumulate,
                 const r1_gscale *sc)
 {
     if (degenerate(C, ldc, M, N, K, accumulate))
         return;
     job j = new_job(C, ldc, M, N, K, A, B, accumulate, sc);
-    if (j.parts > 1 && j.cut_rows) {
-        /* Pieces of rows would each pack all of B (in training, a weight, or the activations
-         * of a dW product): pack it once, side by side, and share it.  Same panels, same bits;
-         * without the memory, each piece packs its own as before. */
-        int kcmax = sc ? R1_GEMM16_KBLOCK : KC, blocks = (K + kcmax - 1) / kcmax;
-        j.bpre = malloc(sizeof(uint32_t) * (size_t)j.bstride * (size_t)blocks);
-        if (j.bpre)
-            r1__parallel_for_work((long)M * N * K,
-                                  blocks * ((j.wide / NR + BGROUP - 1) / BGROUP), pack_b_item,
-                                  &j);
-    }
-    run(&j);
-    free(j.bpre);
+    run_sharing_b(&j);
 }
 
 /* ------------------------------------------------------------------ weights packed once */
@@ -986,15 +992,7 @@ void r1__gemm16_pair(float *C1, int ldc1, r1_gop A1, float *C2, int ldc2, r1_gop
     }
     job j = new_job(C1, ldc1, M, N, K, A1, B, accumulate, NULL);
     j.Cb = C2, j.ldcb = ldc2, j.has_a2 = 1, j.a2 = view_of(A2, 0);
-    if (j.parts > 1 && j.cut_rows) { /* B packed once for the pieces, as r1__gemm16 does */
-        int blocks = (K + KC - 1) / KC;
-        j.bpre = malloc(sizeof(uint32_t) * (size_t)j.bstride * (size_t)blocks);
-        if (j.bpre)
-            r1__parallel_for_work((long)M * N * K, blocks * ((j.wide / NR + BGROUP - 1) / BGROUP),
-                                  pack_b_item, &j);
-    }
-    run(&j);
-    free(j.bpre);
+    run_sharing_b(&j);
 }
 
 /* ------------------------------------------------------------------ parts of a packed B */

@@ -146,8 +146,10 @@ static void mm_serial(real *out, int ldo, const real *in, const real *w, int N, 
 {
 #ifndef R1_REAL_DOUBLE
     /* a decoding step's rows (r1__matmul_fwd_decode): r1lab's dot products, the same bits for
-     * a row whatever else is in the batch; training keeps sgemm, whose rows the data-parallel
-     * tests need to be the same in a product of any size */
+     * a row whatever else is in the batch.  Training keeps sgemm for its speed, although a
+     * row's bits there depend on its place in the product and the product's size (Haswell
+     * kernels: the micro-kernel's rows; SkylakeX and Cooperlake: another kernel for small
+     * products), so a data-parallel run matches one process to ulps, not bits (t_mpi.sh) */
     if (rows && r1__matmul_f32_rows(out, ldo, in, w, N, Ci, Co, accumulate))
         return;
 #else

@@ -15,6 +15,18 @@
 # most lr (<= 1.2e-4 in these 3 warm-up steps) per step: a max absolute difference of 1e-5 is
 # one tenth of one step's largest move, and any real mistake (a missing rank's gradient, a
 # wrong normaliser) moves the weights by the order of lr itself.
+#
+# Routing near-ties.  In fp32 the forward's rows are not bit-identical either: OpenBLAS's
+# sgemm gives a row other bits by its place in the product and the product's size (Haswell
+# kernels: by its place among the micro-kernel's rows; SkylakeX/Cooperlake: small products on
+# another kernel), and the ranks' products are other sizes (each pads its own half; each
+# expert sees other tokens).  Those ulps can turn a token's near-tied top-k routing the other
+# way, and then its experts' weights in that layer and the layers after it move differently:
+# a cold-start SFT here (Zen 5, Haswell kernels) lost 1.4e-5 of its losses and had 0.3% of its
+# weights more than 1e-5 apart (at most 1.3e-4), where a real mistake moves almost every
+# weight (the same run on half the batch: 45% of them beyond 1e-5; another seed: 40%) and
+# the losses by 4e-4 and more.  So each check passes exactly as above, or, saying so, with
+# the losses within 1e-4 and at most 5% of the weights beyond the tolerance.
 r1lab="${top_builddir:-.}/app/r1lab"
 cmp="${top_builddir:-.}/tests/mpi_cmp"
 tmp=$(mktemp -d)
@@ -46,19 +58,32 @@ close() {
         r = s > 0 ? d / s : d; if (r > m) m = r } END { printf "%.2e\n", m; exit !(m <= tol) }'
 }
 
-# NAME DIR1 DIR2 TOL: the two folders' weights within TOL (max abs), one check
+# NAME DIR1 DIR2 TOL: the two folders' weights within TOL (max abs), or (a routing near-tie
+# turned) at most 5% of them beyond it; one check
 same_weights() {
-    d=$("$cmp" "$2" "$3")
+    d=$("$cmp" "$2" "$3" "$4")
     w=$(echo "$d" | sed 's/max_abs_diff \([^ ]*\) .*/\1/')
-    awk -v w="$w" -v t="$4" 'BEGIN { exit !(w <= t) }'
-    ok $? "$1: the same weights ($d)"
+    f=$(echo "$d" | sed -n 's/.*; \([0-9]*\) of \([0-9]*\) weights beyond.*/\1 \2/p')
+    if awk -v w="$w" -v t="$4" 'BEGIN { exit !(w <= t) }'; then
+        ok 0 "$1: the same weights ($d)"
+    else
+        echo "$f" | awk '{ exit !($2 > 0 && $1 <= 0.05 * $2) }'
+        ok $? "$1: the same weights but where a near-tied routing turned ($d)"
+    fi
 }
-# NAME DIR1 DIR2 STEPS: the two runs' losses, STEPS of them, within 1e-7 relative, one check
+# NAME DIR1 DIR2 STEPS: the two runs' losses, STEPS of them, within 1e-7 relative, or (a
+# routing near-tie turned) within 1e-4; one check
 same_losses() {
     losses "$2/metrics.jsonl" >"$tmp/l1"
     losses "$3/metrics.jsonl" >"$tmp/l2"
-    e=$(close "$tmp/l1" "$tmp/l2" 1e-7) && [ "$(wc -l <"$tmp/l1")" = "$4" ]
-    ok $? "$1: the same losses (max rel $e over $4 steps)"
+    if [ "$(wc -l <"$tmp/l1")" != "$4" ]; then
+        ok 1 "$1: the same losses ($(wc -l <"$tmp/l1") steps, not $4)"
+    elif e=$(close "$tmp/l1" "$tmp/l2" 1e-7); then
+        ok 0 "$1: the same losses (max rel $e over $4 steps)"
+    else
+        e=$(close "$tmp/l1" "$tmp/l2" 1e-4)
+        ok $? "$1: the same losses but where a near-tied routing turned (max rel $e over $4 steps)"
+    fi
 }
 
 A="--model tiny --steps 3 --batch 4 --seq-len 256 --tasks add:1-2 --eval-every 0 --threads 1 --seed 3"
@@ -79,6 +104,16 @@ S="--steps 2 --batch 4 --seq-len 256 --tasks add:1-2 --eval-every 0 --threads 1 
 ok $? "cold-start SFT, one process and 2 ranks"
 same_losses "SFT" "$tmp/s1" "$tmp/s2" 2
 same_weights "SFT" "$tmp/s1" "$tmp/s2" 1e-5
+# the looser branch still tells a real mistake: one process on half the batch (as if a rank's
+# gradient were lost) is more than 5% of the weights beyond 1e-5, and its losses beyond 1e-4
+"$r1lab" train --stage sft --model "$tmp/p1" $(echo "$S" | sed 's/--batch 4/--batch 2/') \
+    --out "$tmp/sh" >/dev/null 2>&1
+d=$("$cmp" "$tmp/s1" "$tmp/sh" 1e-5)
+losses "$tmp/sh/metrics.jsonl" >"$tmp/lh"
+losses "$tmp/s1/metrics.jsonl" >"$tmp/l1"
+echo "$d" | sed -n 's/.*; \([0-9]*\) of \([0-9]*\) weights beyond.*/\1 \2/p' |
+    awk '{ exit !($1 > 0.05 * $2) }' && ! close "$tmp/l1" "$tmp/lh" 1e-4 >/dev/null
+ok $? "SFT on half the batch fails both checks ($d)"
 
 # GRPO: each rank samples, scores and trains its share of the groups; the sampling streams are
 # numbered by the completion's place in the whole step, so both runs sample the same

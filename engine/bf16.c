@@ -43,6 +43,7 @@
  * on N or on where its token sits in the batch. */
 #include <config.h>
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -620,6 +621,45 @@ static AVX2F void matmul_f32_avx2(float *out, int ldo, const float *in, int ldi,
 #define ROWS_AVX2 0
 #endif
 
+/* ------------------------------------------------------------------ portable: fp32 rows */
+/* The two fp32 row kernels in C, for the portable path, with the AVX2 path's bits (fmaf is one
+ * rounding, as the vector FMAs): without them that path ran these products on sgemm, and a
+ * decoding step's row had other bits beside other rows than alone (t_decode under
+ * R1_ISA=portable). */
+static void pv_portable(float *out, int ldo, const float *p, long prs, long pts, const float *v,
+                        int ldv, int rows, int n, int nc, int add)
+{
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < nc; c++) {
+            float acc = 0;
+            for (int t = 0; t < n; t++)
+                acc = fmaf(p[r * prs + t * pts], v[(size_t)t * ldv + c], acc);
+            float *o = out + (size_t)r * ldo + c;
+            *o = add ? *o + acc : acc;
+        }
+}
+
+/* 8 lanes (lane l: k = l mod 8, the columns past Ci adding 0 · 0 as the masked loads do),
+ * then lanes8_sum's tree. */
+static void matmul_f32_portable(float *out, int ldo, const float *in, int ldi, const float *w,
+                                int N, int Ci, int Co, int add)
+{
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * ldi;
+        for (int o = 0; o < Co; o++) {
+            const float *wr = w + (size_t)o * Ci;
+            float a[8] = {0};
+            for (int k0 = 0; k0 < Ci; k0 += 8)
+                for (int l = 0; l < 8; l++)
+                    a[l] = k0 + l < Ci ? fmaf(wr[k0 + l], x[k0 + l], a[l]) : fmaf(0, 0, a[l]);
+            float q0 = a[0] + a[4], q1 = a[1] + a[5], q2 = a[2] + a[6], q3 = a[3] + a[7];
+            float sum = (q0 + q2) + (q1 + q3);
+            float *on = out + (size_t)n * ldo + o;
+            *on = add ? *on + sum : sum;
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ dispatch */
 
 /* The path follows the engine's (isa.c): AVX-512 BF16 when it is in use. */
@@ -628,13 +668,12 @@ static int use_simd(void)
     return BF16_SIMD && r1_isa_active() >= R1_ISA_AVX512BF16;
 }
 
-/* The fp32 row kernels' path: 1 AVX-512 (as use_simd), 2 AVX2 + FMA, 0 none (portable:
- * OpenBLAS runs). */
+/* The fp32 row kernels' path: 1 AVX-512 (as use_simd), 2 AVX2 + FMA, 3 portable C. */
 static int rows_path(void)
 {
     if (use_simd())
         return 1;
-    return ROWS_AVX2 && r1_isa_active() >= R1_ISA_AVX2 ? 2 : 0;
+    return ROWS_AVX2 && r1_isa_active() >= R1_ISA_AVX2 ? 2 : 3;
 }
 
 int r1_bf16_set_simd(int on)
@@ -662,7 +701,7 @@ typedef struct {
     const float *in;
     const uint16_t *w16; /* else w32 */
     const float *w32;
-    int ldo, N, Ci, Co, acc, parts, simd; /* simd: 1 AVX-512, 2 AVX2 (fp32 weights) */
+    int ldo, N, Ci, Co, acc, parts, simd; /* simd: 1 AVX-512, 2 AVX2, 3 C (fp32 weights) */
     int ldi; /* the input's row stride (fp32 weights; bf16: Ci) */
 } rows_job;
 
@@ -676,6 +715,10 @@ static void rows_piece(void *ctx, int i, int tid)
         return;
     float *o = j->out + (size_t)lo * j->ldo;
     const float *x = j->in + (size_t)lo * j->ldi;
+    if (!j->w16 && j->simd == 3) {
+        matmul_f32_portable(o, j->ldo, x, j->ldi, j->w32, hi - lo, j->Ci, j->Co, j->acc);
+        return;
+    }
 #if ROWS_AVX2
     if (j->simd == 2 && !j->w16) {
         matmul_f32_avx2(o, j->ldo, x, j->ldi, j->w32, hi - lo, j->Ci, j->Co, j->acc);
@@ -752,12 +795,13 @@ static int pv_rows_any(float *out, int ldo, const float *p, long prs, long pts, 
     }
 #endif
 #if ROWS_AVX2
-    pv_avx2(out, ldo, p, prs, pts, v, ldv, rows, n, nc, add);
-    return 1;
-#else
-    (void)out, (void)ldo, (void)p, (void)prs, (void)pts, (void)v, (void)ldv, (void)add;
-    return 0;
+    if (path == 2) {
+        pv_avx2(out, ldo, p, prs, pts, v, ldv, rows, n, nc, add);
+        return 1;
+    }
 #endif
+    pv_portable(out, ldo, p, prs, pts, v, ldv, rows, n, nc, add);
+    return 1;
 }
 
 int r1__pv_rows(float *out, int ldo, const float *p, int ldp, const float *v, int ldv, int rows,

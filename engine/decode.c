@@ -339,18 +339,35 @@ static void att_chunk(void *ctx, int i, int tid)
     attend(j, r, t0, (r + 1) * n - t0 < ATT_CHUNK ? (r + 1) * n - t0 : ATT_CHUNK, scores(j, tid));
 }
 
+/* The decoder's products for a step of n tokens a row, from here to products_off: the
+ * matrices read their bf16 / fp8 copies; in fp32, a prompt (n tokens a row, not a few drafted
+ * or sampled ones) goes through the training GEMM, many times faster on many rows, and
+ * anything else through the row kernels.  By n, not by R·n: a token's bits then depend on
+ * whether it came in a prompt, never on how many rows decode beside it.  (BF16 runs every
+ * product on the GEMM, whose bits depend on neither.) */
+static void products_on(r1_decoder *d, int n)
+{
+    r1_model *m = d->m;
+    m->w16 = d->w16;
+    m->w8 = d->w8;
+    m->f32_rows = !d->w16 && !d->w8 && n < R1_PREFILL_ROWS;
+    m->decoding = 1;
+}
+
+static void products_off(r1_model *m)
+{
+    m->w16 = NULL;
+    m->w8 = NULL;
+    m->f32_rows = 0;
+    m->decoding = 0;
+}
+
 /* One decoder layer over N = R·n new tokens, in place on d->x.  base[r] is row rows[r]'s
  * cache length before these tokens; the new entries are written at base[r] + i. */
 static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, const int *base)
 {
     r1_model *m = d->m;
-    m->w16 = d->w16; /* the matrices read their bf16 / fp8 copies during this step */
-    m->w8 = d->w8;
-    /* fp32: a prompt (n tokens a row, not a few drafted or sampled ones) goes through the
-     * training GEMM, many times faster on many rows.  By n, not by R·n: a token's bits then
-     * depend on whether it came in a prompt, never on how many rows decode beside it.  (BF16
-     * runs every product on the GEMM, whose bits depend on neither.) */
-    m->f32_rows = !d->w16 && !d->w8 && n < R1_PREFILL_ROWS;
+    products_on(d, n);
     const r1_config *c = &m->cfg;
     const layer_w *w = &m->layers[l];
     int N = R * n, C = c->hidden_size, H = c->num_attention_heads, dq = m->dq;
@@ -446,9 +463,7 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
     }
     for (size_t i = 0; i < (size_t)N * C; i++)
         d->x[i] += d->f[i];
-    m->w16 = NULL;
-    m->w8 = NULL;
-    m->f32_rows = 0;
+    products_off(m);
 }
 
 /* Checks rows[R] (distinct, in range) and room for n more tokens in cache `len`. */
@@ -546,7 +561,12 @@ r1_status r1_decoder_mtp_step(r1_decoder *d, const int *rows, int R, const float
         memcpy(d->cat + (size_t)t * 2 * C, d->en + (size_t)t * C, sizeof(float) * C);
         memcpy(d->cat + (size_t)t * 2 * C + C, d->pn + (size_t)t * C, sizeof(float) * C);
     }
+    /* as the layers' products: eh_proj had run on fp32 sgemm in every decoder (BF16's too),
+     * OpenBLAS copying all of it for a token or two, and its rows' bits depending on the
+     * rows beside them (t_decode) */
+    products_on(d, n);
     r1__mm(m, d->x, d->cat, w->eh_proj, N, 2 * C, C, 0);
+    products_off(m);
     int base[R];
     memset(base, 0, sizeof base); /* (R >= 1 here; keeps -Wmaybe-uninitialized quiet) */
     for (int r = 0; r < R; r++)

@@ -186,6 +186,8 @@ struct r1_model {
                                 * same layout (borrowed from the decoder) */
     int f32_rows;              /* while an fp32 decoder steps (not a prompt): its products go
                                 * to r1__matmul_fwd_decode */
+    int decoding;              /* while any decoder steps (prompts too): the router goes to
+                                * r1__matmul_fwd_decode, a row's bits its own */
     const struct r1__fp8w *w8; /* while an FP8 decoder steps: its E4M3 linear weights
                                 * (borrowed from the decoder) */
     int fp8;                   /* r1_fp8_mode of training (r1_model_set_fp8) */

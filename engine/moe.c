@@ -12,6 +12,7 @@
 
 #include "model_internal.h"
 #include "parallel.h"
+#include "r1_gemm16.h"
 #include "r1_kernels.h"
 
 /* Chooses the K experts of one token from its scores s[E] and the selection bias b[E].
@@ -277,8 +278,10 @@ void r1__moe_forward(r1_model *m, int l, layer_act *a, float *f)
     int Is = m->Is;
 
     /* router: fp32 weights and sigmoid scores, also in BF16 decoding (DeepSeek-V3 keeps the
-     * gating in higher precision) */
-    r1_matmul_fwd(a->s, a->hn, w->router, N, C, E, 0);
+     * gating in higher precision).  Decoding runs it on the row kernels: on sgemm a token's
+     * scores had depended on the rows beside it (OpenBLAS rounds a row by its place in the
+     * product and the product's size), and a near-tie in the top-k with them (t_decode) */
+    (m->decoding ? r1__matmul_fwd_decode : r1_matmul_fwd)(a->s, a->hn, w->router, N, C, E, 0);
     int forced = m->forcing && w->forced;
     if (forced) /* routing replay: the given experts, gates from the scores */
         memcpy(a->sel, w->forced, sizeof(int32_t) * N * K);

@@ -121,22 +121,24 @@ void r1__attention_bwd_seqs(int bf16, float *dq, float *dk, float *dv, float *dP
 
 /* A decoding step's rows of a linear layer with fp32 weights (bf16.c): out[N, Co] (row stride
  * ldo) = or += in[N, Ci] · w[Co, Ci]^T, each output a dot product along Ci summed in an order
- * that depends on Ci alone (16 lanes of FMAs, then a fixed tree), so a row's bits do not
- * depend on N or on the rows beside it.  Returns 1 when done; 0 (nothing written) when the
- * AVX-512 path is not in use, and the caller runs sgemm. */
+ * that depends on Ci alone (16 lanes of FMAs on the AVX-512 path, 8 on the AVX2 and portable
+ * ones, then a fixed tree), so a row's bits do not depend on N or on the rows beside it.
+ * Returns 1 when done (every path has the kernel now; 0, nothing written, had sent the
+ * caller to sgemm). */
 int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, int N, int Ci,
                         int Co, int accumulate);
 /* The same with the input's rows ldi floats apart. */
 int r1__matmul_f32_rows_ld(float *out, int ldo, const float *in, int ldi, const float *w, int N,
                            int Ci, int Co, int accumulate);
-/* 1 when the two row kernels (r1__matmul_f32_rows*, r1__pv_rows*) run on this path. */
+/* 1 when the two row kernels (r1__matmul_f32_rows*, r1__pv_rows*) run on this path: on every
+ * path now (the portable one in C, with fmaf). */
 int r1__rows_kernels(void);
 
 /* A decoding step's attention output for one token (decode.c): out[r, c] (row stride ldo) =
  * sum over t < n of p[r, t] · v[t, c] for r < rows, c < nc, each output one chain of fp32 FMAs
  * in t order (its bits depend on n alone).  sgemm had cost 2 us a call for these [6, n] x
- * [n, 64] products.  Returns 1 when done; 0 (nothing written) when the AVX-512 path is not in
- * use, and the caller runs sgemm. */
+ * [n, 64] products.  Returns 1 when done (on every path, the portable one with fmaf: the
+ * same bits as the vector paths); 0, nothing written, only for empty sizes. */
 int r1__pv_rows(float *out, int ldo, const float *p, int ldp, const float *v, int ldv, int rows,
                 int n, int nc);
 /* The same added to out (out[r, c] += the chain, one rounded add after it), p[r, t] at

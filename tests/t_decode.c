@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "r1_bf16.h"
 #include "r1_generate.h"
 #include "r1_rng.h"
 #include "tap.h"
@@ -102,6 +103,67 @@ static void check_model(r1_model *m, const char *what, int T)
     }
     free(lg);
     r1_decoder_free(d);
+}
+
+/* A decoding step's rows are their own: a row's logits and its MTP draft logits are the same
+ * alone as beside four other rows, in fp32 and in bf16 (the router, and the MTP step's eh_proj,
+ * had run on sgemm, which gives a row other bits in a product of another size); and a bf16
+ * decoder reads eh_proj's bf16 copy only (its fp32 weights moved to their own bf16 roundings
+ * change nothing).  Returns whether the main step's row 0 matched; takes m's weights. */
+static int mtp_logits(r1_model *m, int bf16, const int32_t *tok, float *row0_alone,
+                      float *row0_beside)
+{
+    const r1_config *c = r1_model_config(m);
+    int V = c->vocab_size, C = c->hidden_size, rows[5] = {0, 1, 2, 3, 4};
+    r1_decoder *d, *d1;
+    r1_decoder_new(&d, m, 5, 8, NULL);
+    r1_decoder_new(&d1, m, 1, 8, NULL);
+    if (bf16) {
+        r1_decoder_set_bf16(d, 1, NULL);
+        r1_decoder_set_bf16(d1, 1, NULL);
+    }
+    float *lg = malloc(sizeof(float) * 5 * V), *h = malloc(sizeof(float) * 5 * C);
+    float *one = malloc(sizeof(float) * V);
+    r1_decoder_step(d1, rows, 1, tok, 1, one, NULL); /* the main step: row 0 alone, then 5 */
+    r1_decoder_step(d, rows, 5, tok, 1, lg, NULL);
+    int same = !memcmp(one, lg, sizeof(float) * V);
+    free(one);
+    r1_decoder_free(d1);
+    memcpy(h, r1_decoder_hidden(d), sizeof(float) * 5 * C);
+    r1_decoder_mtp_step(d, rows, 1, h, tok + 5, 1, lg, NULL);
+    memcpy(row0_alone, lg, sizeof(float) * V);
+    r1_decoder_truncate(d, 0, -1, 0);
+    r1_decoder_mtp_step(d, rows, 5, h, tok + 5, 1, lg, NULL);
+    memcpy(row0_beside, lg, sizeof(float) * V);
+    free(lg), free(h);
+    r1_decoder_free(d);
+    return same;
+}
+
+static void check_mtp_products(r1_model *m, const int32_t *tok)
+{
+    int V = r1_model_config(m)->vocab_size;
+    float *a = malloc(sizeof(float) * V), *b = malloc(sizeof(float) * V);
+    float *c = malloc(sizeof(float) * V), *e = malloc(sizeof(float) * V);
+    ok(mtp_logits(m, 0, tok, a, b),
+       "an fp32 decoding step gives a row the same logits, bit for bit, beside 4 other rows "
+       "(the router on the row kernels)");
+    ok(!memcmp(a, b, sizeof(float) * V),
+       "an fp32 MTP step gives a row the same draft logits, bit for bit, beside 4 other rows");
+    ok(mtp_logits(m, 1, tok, a, b), "... a bf16 decoding step the same logits");
+    ok(!memcmp(a, b, sizeof(float) * V), "... and a bf16 MTP step the same draft logits");
+    float *w = r1_model_params(m);
+    for (int i = 0; i < r1_model_nparams(m); i++) {
+        const r1_param *p = r1_model_param(m, i);
+        if (strstr(p->name, "eh_proj"))
+            for (size_t k = 0; k < p->numel; k++)
+                w[p->offset + k] = r1_bf16_to_f32(r1_f32_to_bf16(w[p->offset + k]));
+    }
+    mtp_logits(m, 1, tok, c, e);
+    ok(!memcmp(a, c, sizeof(float) * V),
+       "a bf16 MTP step reads eh_proj's bf16 copy: its fp32 weights moved within their bf16 "
+       "roundings change no bit");
+    free(a), free(b), free(c), free(e);
 }
 
 /* A prompt (16 or more tokens a row in one step) attends 32 tokens at a time, each chunk's
@@ -245,6 +307,7 @@ int main(void)
         r1_decoder_free(d1);
         free(one), free(both);
         r1_decoder_free(d);
+        check_mtp_products(m, tok);
         free(full), free(got);
         r1_model_free(m);
     }

@@ -3,14 +3,16 @@
  * optimizer — once per mode: fp32, BF16 mixed precision, fine-grained FP8 (1x128 tiles, 128x128
  * blocks, as in DeepSeek-V3; "emulated": by quantise-dequantise-sgemm instead of through BF16)
  * and per-tensor FP8 — plus fp32 from another initial seed, which shows how far
- * two fp32 runs drift apart by chance.  Prints the training loss every N steps side by side,
+ * two fp32 runs drift apart by chance, and fp32 from the same weights each moved by one ulp
+ * ("ulp"), which shows how far rounding alone moves a run: the differences BF16 and FP8
+ * make are roundings too, so a distance below that one is not a difference a run can show.  Prints the training loss every N steps side by side,
  * then the relative difference of the final and of the mean loss against fp32 (DeepSeek-V3
  * reports < 0.25% for fine-grained FP8 against BF16), and the time per step.  "bf16m" adds
  * fine-grained FP8 with AdamW's moments kept in bf16, as DeepSeek-V3 keeps them.
  *
  *   bench_fp8 [--preset tiny|small] [--task add|seq] [--steps N] [--batch B] [--seq T]
  *             [--every N] [--lr X] [--seed S] [--threads N]
- *             [--modes off,bf16,tiles,tensor,seed[,emulated,bf16m]]
+ *             [--modes off,bf16,tiles,tensor,seed,ulp[,emulated,bf16m]]
  *   bench_fp8 outliers
  *   bench_fp8 gemm
  *
@@ -108,9 +110,9 @@ static void batch(stream *s, int32_t *tok, int B, int T)
 }
 
 /* One run: losses[steps] of the total loss (main + 0.3 MTP); returns seconds per step. */
-static double run(const char *preset, r1_precision prec, int emulate, int bf16m, int task_add,
-                  int steps, int B, int T, float lr, uint64_t seed, uint64_t data_seed,
-                  double *losses)
+static double run(const char *preset, r1_precision prec, int emulate, int bf16m, int nudge,
+                  int task_add, int steps, int B, int T, float lr, uint64_t seed,
+                  uint64_t data_seed, double *losses)
 {
     r1_config c;
     r1_model *m;
@@ -121,6 +123,14 @@ static double run(const char *preset, r1_precision prec, int emulate, int bf16m,
         exit(1);
     }
     r1_model_init(m, seed);
+    if (nudge) { /* every weight one ulp away, up and down in turn */
+        float *w = r1_model_params(m);
+        for (int i = 0; i < r1_model_nparams(m); i++) {
+            const r1_param *p = r1_model_param(m, i);
+            for (size_t k = 0; k < p->numel; k++)
+                w[p->offset + k] = nextafterf(w[p->offset + k], k & 1 ? INFINITY : -INFINITY);
+        }
+    }
     r1_model_set_precision(m, prec);
     r1_model_set_fp8_emulation(m, emulate);
     r1_adamw_cfg oc = r1_adamw_defaults();
@@ -286,26 +296,28 @@ int main(int argc, char **argv)
     int every = atoi(arg(argc, argv, "--every", "20"));
     float lr = (float)atof(arg(argc, argv, "--lr", "2e-3"));
     uint64_t seed = (uint64_t)atol(arg(argc, argv, "--seed", "1"));
-    const char *modes_s = arg(argc, argv, "--modes", "off,bf16,tiles,tensor,seed");
+    const char *modes_s = arg(argc, argv, "--modes", "off,bf16,tiles,tensor,seed,ulp");
     r1_set_threads(atoi(arg(argc, argv, "--threads", "2")));
     if (steps < 1 || B < 1 || T < 2 || every < 1) {
         fprintf(stderr, "bench_fp8: bad sizes\n");
         return 2;
     }
     /* the runs: mode, init seed offset, name */
-    enum { NRUNS = 7 };
+    enum { NRUNS = 8 };
     struct {
         r1_precision prec;
-        int emulate, dseed, bf16m;
+        int emulate, dseed, bf16m, nudge;
         const char *name;
-    } runs[NRUNS], all[NRUNS] = {{R1_PREC_FP32, 0, 0, 0, "fp32"},
-                                 {R1_PREC_BF16, 0, 0, 0, "bf16"},
-                                 {R1_PREC_FP8, 0, 0, 0, "fp8 tiles"},
-                                 {R1_PREC_FP8, 1, 0, 0, "fp8 emulated"},
-                                 {R1_PREC_FP8_TENSOR, 0, 0, 0, "fp8 tensor"},
-                                 {R1_PREC_FP32, 0, 1, 0, "fp32 seed+1"},
-                                 {R1_PREC_FP8, 0, 0, 1, "fp8+bf16 m,v"}};
-    const char *keys[NRUNS] = {"off", "bf16", "tiles", "emulated", "tensor", "seed", "bf16m"};
+    } runs[NRUNS], all[NRUNS] = {{R1_PREC_FP32, 0, 0, 0, 0, "fp32"},
+                                 {R1_PREC_BF16, 0, 0, 0, 0, "bf16"},
+                                 {R1_PREC_FP8, 0, 0, 0, 0, "fp8 tiles"},
+                                 {R1_PREC_FP8, 1, 0, 0, 0, "fp8 emulated"},
+                                 {R1_PREC_FP8_TENSOR, 0, 0, 0, 0, "fp8 tensor"},
+                                 {R1_PREC_FP32, 0, 1, 0, 0, "fp32 seed+1"},
+                                 {R1_PREC_FP32, 0, 0, 0, 1, "fp32 1 ulp"},
+                                 {R1_PREC_FP8, 0, 0, 1, 0, "fp8+bf16 m,v"}};
+    const char *keys[NRUNS] = {"off",  "bf16", "tiles", "emulated",
+                               "tensor", "seed", "ulp", "bf16m"};
     int nm = 0;
     for (int k = 0; k < NRUNS; k++) { /* whole words of the comma list */
         size_t n = strlen(keys[k]);
@@ -319,8 +331,9 @@ int main(int argc, char **argv)
     for (int k = 0; k < nm; k++) {
         loss[k] = malloc(sizeof(double) * steps);
         /* the data stream stays the same: only the model's initial weights move */
-        sec[k] = run(preset, runs[k].prec, runs[k].emulate, runs[k].bf16m, !strcmp(task, "add"),
-                     steps, B, T, lr, seed + (uint64_t)runs[k].dseed * 7919, seed, loss[k]);
+        sec[k] = run(preset, runs[k].prec, runs[k].emulate, runs[k].bf16m, runs[k].nudge,
+                     !strcmp(task, "add"), steps, B, T, lr, seed + (uint64_t)runs[k].dseed * 7919,
+                     seed, loss[k]);
     }
     printf("preset %s, task %s, %d steps of %dx%d tokens, lr %g, seed %llu\n", preset, task,
            steps, B, T, (double)lr, (unsigned long long)seed);
@@ -349,7 +362,7 @@ int main(int argc, char **argv)
            "mean vs fp32", "s/step");
     for (int k = 0; k < nm; k++) {
         const char *name = runs[k].name;
-        if (runs[0].prec == R1_PREC_FP32 && !runs[0].dseed && k > 0)
+        if (runs[0].prec == R1_PREC_FP32 && !runs[0].dseed && !runs[0].nudge && k > 0)
             printf("%-12s %10.4f %10.4f %+11.3f%% %+11.3f%% %10.3f\n", name, fin[k], mean[k],
                    100 * (fin[k] - fin[0]) / fin[0], 100 * (mean[k] - mean[0]) / mean[0], sec[k]);
         else

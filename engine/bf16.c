@@ -779,7 +779,6 @@ int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, in
     return r1__matmul_f32_rows_ld(out, ldo, in, Ci, w, N, Ci, Co, accumulate);
 }
 
-int r1__rows_kernels(void) { return rows_path() != 0; }
 
 /* P·V on the row kernel of the path in use, stored or added; 0 (nothing written) without. */
 static int pv_rows_any(float *out, int ldo, const float *p, long prs, long pts, const float *v,

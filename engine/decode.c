@@ -261,10 +261,10 @@ typedef struct {
 } att_job;
 
 /* A decoding step's scores for token t0 (one query a head) as dot products along the cache
- * rows where the kernel path has them (r1__matmul_f32_rows): OpenBLAS copied the row's whole
- * cache into its panels for these 1-query products (sgemm_incopy, with its kernel ~7% of a
- * tiny GRPO step's CPU time).  sc[h, t] = scale · (<qlat_h, ckv_t> + <qpe_h, kpe_t>).  0 when
- * the path has no such kernel (the caller runs sgemm). */
+ * rows (r1__matmul_f32_rows): OpenBLAS copied the row's whole cache into its panels for these
+ * 1-query products (sgemm_incopy, with its kernel ~7% of a tiny GRPO step's CPU time).
+ * sc[h, t] = scale · (<qlat_h, ckv_t> + <qpe_h, kpe_t>).  0 when the heads' rope part does not
+ * fit its buffer (the caller runs sgemm). */
 static int scores_rows(const att_job *j, int t0, const float *Cr, const float *Kr, int len,
                        float *sc)
 {
@@ -275,8 +275,7 @@ static int scores_rows(const att_job *j, int t0, const float *Cr, const float *K
     float qpe[1024];
     if (H * dr > 1024)
         return 0;
-    if (!r1__matmul_f32_rows(sc, len, d->qlat + (size_t)t0 * H * kvr, Cr, H, kvr, len, 0))
-        return 0;
+    r1__matmul_f32_rows(sc, len, d->qlat + (size_t)t0 * H * kvr, Cr, H, kvr, len, 0);
     for (int h = 0; h < H; h++)
         memcpy(qpe + h * dr, d->q + ((size_t)t0 * H + h) * dq + dn, sizeof(float) * dr);
     r1__matmul_f32_rows(sc, len, qpe, Kr, H, dr, len, 1);
@@ -288,8 +287,7 @@ static int scores_rows(const att_job *j, int t0, const float *Cr, const float *K
 /* Tokens [t0, t0 + tc) of row r (layer_step) attend to the cache up to the last one, the tc·H
  * query rows in one product of [tc·H, len], each row masked to its own length: S = scale (Qlat
  * C^T + Qpe K^T), softmax, then Olat = P C.  A single token (tc = 1) is its three [H, len]
- * products, masking nothing, the two of its scores on scores_rows and Olat on r1__pv_rows
- * where the path has them. */
+ * products, masking nothing, the two of its scores on scores_rows and Olat on r1__pv_rows. */
 static void attend(const att_job *j, int r, int t0, int tc, float *sc)
 {
     r1_decoder *d = j->d;
@@ -312,8 +310,9 @@ static void attend(const att_job *j, int r, int t0, int tc, float *sc)
             softmax_row(s, own);
             memset(s + own, 0, sizeof(float) * (size_t)(len - own));
         }
-    if (!(tc == 1 && r1__pv_rows(d->olat + (size_t)t0 * H * kvr, kvr, sc, len, Cr, kvr, H, len,
-                                 kvr)))
+    if (tc == 1)
+        r1__pv_rows(d->olat + (size_t)t0 * H * kvr, kvr, sc, len, Cr, kvr, H, len, kvr);
+    else
         R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tc * H, kvr, len, 1, sc,
                             len, Cr, kvr, 0, d->olat + (size_t)t0 * H * kvr, kvr));
 }
@@ -398,16 +397,13 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
         memcpy(d->kpe[l] + at * dr, d->kva + (size_t)t * (kvr + dr) + kvr, sizeof(float) * dr);
     }
     /* absorb W_UK into the query: qlat_h = q_nope_h · W_UK_h  ([N, dn] x [dn, kvr]).  Both
-     * absorbing products run on r1lab's row kernels where the path has them, each output one
+     * absorbing products run on r1lab's row kernels (every path has them), each output one
      * FMA chain, so that a row's bits never depend on the rows beside it: OpenBLAS's own
      * kernels for AVX-512 CPUs (SkylakeX, Cooperlake) take a small-matrix kernel for some
      * sizes, which sums in another order (a prompt beside another had other logits, t_decode) */
     for (int h = 0; h < H; h++)
-        if (!r1__pv_rows(d->qlat + h * kvr, H * kvr, d->q + h * dq, H * dq,
-                         w->kv_b + (size_t)h * (dn + dv) * kvr, kvr, N, dn, kvr))
-            R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, kvr, dn, 1,
-                                d->q + h * dq, H * dq, w->kv_b + (size_t)h * (dn + dv) * kvr, kvr,
-                                0, d->qlat + h * kvr, H * kvr));
+        r1__pv_rows(d->qlat + h * kvr, H * kvr, d->q + h * dq, H * dq,
+                    w->kv_b + (size_t)h * (dn + dv) * kvr, kvr, N, dn, kvr);
     float scale = 1.0f / sqrtf((float)dq); /* DESIGN: (nope + rope)^-0.5 */
     /* The queries attend side by side on the pool, each thread with its own scores (allocated
      * on first use; without the memory, one after the other in d->sc, the same bits).  A
@@ -436,12 +432,8 @@ static void layer_step(r1_decoder *d, int l, const int *rows, int R, int n, cons
     }
     /* absorb W_UV into the output: out_h = olat_h · W_UV_h^T  ([N, kvr] x [kvr, dv]) */
     for (int h = 0; h < H; h++)
-        if (!r1__matmul_f32_rows_ld(d->ao + h * dv, H * dv, d->olat + h * kvr, H * kvr,
-                                    w->kv_b + ((size_t)h * (dn + dv) + dn) * kvr, N, kvr, dv, 0))
-            R1_BLAS(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, dv, kvr, 1,
-                                d->olat + h * kvr, H * kvr,
-                                w->kv_b + ((size_t)h * (dn + dv) + dn) * kvr, kvr, 0,
-                                d->ao + h * dv, H * dv));
+        r1__matmul_f32_rows_ld(d->ao + h * dv, H * dv, d->olat + h * kvr, H * kvr,
+                               w->kv_b + ((size_t)h * (dn + dv) + dn) * kvr, N, kvr, dv, 0);
     r1__mm(m, d->x, d->ao, w->o_proj, N, H * dv, C, 1);
 
     r1_rmsnorm_fwd(d->hn, d->rstd, d->x, w->ffn_norm, N, C, eps);

@@ -719,7 +719,6 @@ typedef struct {
     int bf16; /* the four products on r1__gemm16 (bf16 operands, fp32 sums) */
     int B;    /* sequences: item i is head i % H of sequence i / H, whose rows start T rows
                * further on in q, k, v, out and their gradients, and H·T·T further on in P */
-    int rows32; /* fp32 on r1lab's row kernel (att_fwd_rows32) */
 } att_job;
 
 /* Row i's softmax over its i + 1 scores, scaled first (on every path: the products carry no
@@ -797,8 +796,8 @@ static void att_gemm(const att_job *j, int ta, int tb, int M, int N, int K, cons
  * both paths against whole-T products; t_grad the blocks' gradients in double).
  *
  * The bf16 path takes blocks of T/4 rows rounded up to 32 (att_fwd_blocks16), for T <= 256;
- * fp32 blocks of 16 rows, on the row kernels where the path has them (att_fwd_rows32: bits
- * that depend on no block, padding or OpenBLAS kernel), else on sgemm (whose sums may). */
+ * fp32 blocks of 16 rows, on the row kernels (att_fwd_rows32: bits that depend on no block,
+ * padding or OpenBLAS kernel), or on sgemm (whose sums may) without the memory for them. */
 static int att_rows; /* 0: as above; else the rows of a block (r1_attention_block) */
 
 void R1K(r1_attention_block)(int rows) { att_rows = rows > 0 ? rows : 0; }
@@ -878,7 +877,7 @@ static void att_transpose(real *dst, const real *src, int lds, int m, int n)
             dst[(size_t)c * m + i] = src[(size_t)i * lds + c];
 }
 
-/* fp32 attention on r1lab's row kernel where the path has it (r1__pv_rows: each output one
+/* fp32 attention on r1lab's row kernels (r1__pv_rows, on every path: each output one
  * FMA chain, along the head for the scores and dP, through k_h^T and v_h^T copied once a head,
  * and along t for the rest), by the causal blocks: every sum runs in an order fixed by the
  * head's width or by t alone, so its bits depend on neither the rows beside it, nor how far
@@ -886,8 +885,7 @@ static void att_transpose(real *dst, const real *src, int lds, int m, int n)
  * small-matrix kernel by size and sum in another order: a data-parallel SFT run, each rank
  * padding its own half of the batch, had lost 1.4e-5 of its losses against one process,
  * t_mpi).  The backward's key blocks sum over the queries from the block on, reading P and
- * dS by columns.  0: the path has no row kernel or the copies no memory; the caller runs
- * sgemm. */
+ * dS by columns.  0: no memory for the copies; the caller runs sgemm. */
 static int att_fwd_rows32(const att_job *j, int h, const real *q, const real *k, const real *v,
                           real *Ph, real *out, int rb)
 {
@@ -949,7 +947,7 @@ static void att_fwd_head(void *ctx, int item, int tid)
 #ifndef R1_REAL_DOUBLE
     if (j->bf16 && rb < T && att_fwd_blocks16(j, h, q, k, v, Ph, out, rb))
         return;
-    if (j->rows32 && att_fwd_rows32(j, h, q, k, v, Ph, out, rb))
+    if (!j->bf16 && att_fwd_rows32(j, h, q, k, v, Ph, out, rb))
         return;
     if (j->bf16)
         rb = T;
@@ -974,9 +972,8 @@ static void attention_fwd(real *out, real *P, const real *q, int ldq, const real
                           real scale, int bf16)
 {
     att_job j = {out, P, NULL, NULL, NULL, NULL, q, k, v, NULL, NULL, ldq, ldk, ldv, T, H,
-                 dq, dv, scale, bf16, B, 0};
+                 dq, dv, scale, bf16, B};
 #ifndef R1_REAL_DOUBLE
-    j.rows32 = !bf16 && r1__rows_kernels();
     if ((long)B * T * T * (dq + dv) * H >= R1_PAR_MIN) {
         r1__parallel_for(B * H, att_fwd_head, &j);
         return;
@@ -1043,7 +1040,7 @@ static void att_bwd_head(void *ctx, int item, int tid)
     if (j->bf16 && rb < T &&
         att_bwd_blocks16(j, h, Ph, dP, doh, ldo, q, k, v, dq, dk, dv, rb))
         return;
-    if (j->rows32 && att_bwd_rows32(j, h, Ph, dP, doh, ldo, q, k, v, dq, dk, dv, rb))
+    if (!j->bf16 && att_bwd_rows32(j, h, Ph, dP, doh, ldo, q, k, v, dq, dk, dv, rb))
         return;
     if (j->bf16)
         rb = T;
@@ -1077,9 +1074,8 @@ static void attention_bwd(real *dq, real *dk, real *dv, real *dP, const real *do
                           int dv_dim, real scale, int bf16)
 {
     att_job j = {NULL, NULL, dq, dk, dv, dP, q, k, v, dout, P, ldq, ldk, ldv, T, H,
-                 dq_dim, dv_dim, scale, bf16, B, 0};
+                 dq_dim, dv_dim, scale, bf16, B};
 #ifndef R1_REAL_DOUBLE
-    j.rows32 = !bf16 && r1__rows_kernels();
     if ((long)B * T * T * (dq_dim + dv_dim) * H >= R1_PAR_MIN) {
         r1__parallel_for(B * H, att_bwd_head, &j);
         return;

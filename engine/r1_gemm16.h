@@ -130,9 +130,6 @@ int r1__matmul_f32_rows(float *out, int ldo, const float *in, const float *w, in
 /* The same with the input's rows ldi floats apart. */
 int r1__matmul_f32_rows_ld(float *out, int ldo, const float *in, int ldi, const float *w, int N,
                            int Ci, int Co, int accumulate);
-/* 1 when the two row kernels (r1__matmul_f32_rows*, r1__pv_rows*) run on this path: on every
- * path now (the portable one in C, with fmaf). */
-int r1__rows_kernels(void);
 
 /* A decoding step's attention output for one token (decode.c): out[r, c] (row stride ldo) =
  * sum over t < n of p[r, t] · v[t, c] for r < rows, c < nc, each output one chain of fp32 FMAs
@@ -146,9 +143,9 @@ int r1__pv_rows(float *out, int ldo, const float *p, int ldp, const float *v, in
 int r1__pv_rows_add(float *out, int ldo, const float *p, long prs, long pts, const float *v,
                     int ldv, int rows, int n, int nc);
 
-/* r1_matmul_fwd (r1_kernels.h) for a decoding step (not a prompt): its products through
- * r1__matmul_f32_rows where the path has it (ops.c).  r1_matmul_fwd itself stays on sgemm,
- * as training needs. */
+/* r1_matmul_fwd (r1_kernels.h) for a decoding step's rows (a token's, and the router's in
+ * every decoding step): its products through r1__matmul_f32_rows (ops.c).  r1_matmul_fwd
+ * itself stays on sgemm, which training keeps for its speed. */
 void r1__matmul_fwd_decode(float *out, const float *in, const float *w, int N, int Ci, int Co,
                            int accumulate);
 

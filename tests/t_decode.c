@@ -160,7 +160,7 @@ static void check_mtp_products(r1_model *m, const int32_t *tok)
                 w[p->offset + k] = r1_bf16_to_f32(r1_f32_to_bf16(w[p->offset + k]));
     }
     mtp_logits(m, 1, tok, c, e);
-    ok(!memcmp(a, c, sizeof(float) * V),
+    ok(!memcmp(a, c, sizeof(float) * V) && !memcmp(b, e, sizeof(float) * V),
        "a bf16 MTP step reads eh_proj's bf16 copy: its fp32 weights moved within their bf16 "
        "roundings change no bit");
     free(a), free(b), free(c), free(e);

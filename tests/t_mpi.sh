@@ -60,14 +60,15 @@ close() {
 
 # NAME DIR1 DIR2 TOL: the two folders' weights within TOL (max abs), or (a routing near-tie
 # turned) at most 5% of them beyond it; one check
+# mpi_cmp's line (with TOL): "N TOTAL", the weights beyond TOL and all of them
+beyond() { echo "$1" | sed -n 's/.*; \([0-9]*\) of \([0-9]*\) weights beyond.*/\1 \2/p'; }
 same_weights() {
     d=$("$cmp" "$2" "$3" "$4")
     w=$(echo "$d" | sed 's/max_abs_diff \([^ ]*\) .*/\1/')
-    f=$(echo "$d" | sed -n 's/.*; \([0-9]*\) of \([0-9]*\) weights beyond.*/\1 \2/p')
     if awk -v w="$w" -v t="$4" 'BEGIN { exit !(w <= t) }'; then
         ok 0 "$1: the same weights ($d)"
     else
-        echo "$f" | awk '{ exit !($2 > 0 && $1 <= 0.05 * $2) }'
+        beyond "$d" | awk '{ exit !($2 > 0 && $1 <= 0.05 * $2) }'
         ok $? "$1: the same weights but where a near-tied routing turned ($d)"
     fi
 }
@@ -111,8 +112,7 @@ same_weights "SFT" "$tmp/s1" "$tmp/s2" 1e-5
 d=$("$cmp" "$tmp/s1" "$tmp/sh" 1e-5)
 losses "$tmp/sh/metrics.jsonl" >"$tmp/lh"
 losses "$tmp/s1/metrics.jsonl" >"$tmp/l1"
-echo "$d" | sed -n 's/.*; \([0-9]*\) of \([0-9]*\) weights beyond.*/\1 \2/p' |
-    awk '{ exit !($1 > 0.05 * $2) }' && ! close "$tmp/l1" "$tmp/lh" 1e-4 >/dev/null
+beyond "$d" | awk '{ exit !($1 > 0.05 * $2) }' && ! close "$tmp/l1" "$tmp/lh" 1e-4 >/dev/null
 ok $? "SFT on half the batch fails both checks ($d)"
 
 # GRPO: each rank samples, scores and trains its share of the groups; the sampling streams are

@@ -100,8 +100,9 @@ static int l_machine(lua_State *L)
 }
 
 /* r1.cpu([path]) -> {active = "avx512bf16", best = ..., paths = {amx = "not in this CPU",
- * avx512bf16 = "in use", avx2 = "available", portable = "available"}}: the engine's kernel
- * paths (r1.h).  With a path name, uses it from now on (a lower one than the best, for
+ * avx512bf16 = "in use", avx2 = "available", portable = "available"}, fp32 = "r1lab"}: the
+ * engine's kernel paths (r1.h) and who runs fp32 products on the active one ("r1lab" or
+ * "OpenBLAS").  With a path name, uses it from now on (a lower one than the best, for
  * comparisons); an unknown or unavailable one raises an error naming why. */
 static int l_cpu(lua_State *L)
 {
@@ -112,9 +113,11 @@ static int l_cpu(lua_State *L)
             return luaL_error(L, "r1.cpu: %s", err.msg);
     }
     r1_isa now = r1_isa_active(), best = r1_isa_best();
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, r1_isa_name(now));
     lua_setfield(L, -2, "active");
+    lua_pushstring(L, r1_isa_fp32_gemm());
+    lua_setfield(L, -2, "fp32");
     lua_pushstring(L, r1_isa_name(best));
     lua_setfield(L, -2, "best");
     lua_createtable(L, 0, R1_ISA_COUNT);

@@ -193,6 +193,10 @@ static int run_command(int argc, char **argv)
         char paths[256];
         r1_isa_describe(paths, sizeof paths);
         printf("kernel paths: %s (R1_ISA=NAME chooses a lower one)\n", paths);
+        printf("fp32 products: %s\n",
+               !strcmp(r1_isa_fp32_gemm(), "r1lab")
+                   ? "r1lab's GEMM (each row's bits its own, whatever the batch)"
+                   : "OpenBLAS sgemm (a row's last bits can depend on the rows beside it)");
         world_describe(paths, sizeof paths);
         printf("mpi: %s\n", paths);
         return 0;

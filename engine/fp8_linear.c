@@ -15,7 +15,7 @@
  *     (packed once, as the decoder does, measured no faster: a step's GEMM reads its weight
  *     right after packing it, from cache);
  *   - r1_model_forward runs with an FP8 mode: the codes and scales of both operands through
- *     r1__gemm16, or (m->fp8_emulate) quantise-dequantise both, then sgemm;
+ *     r1__gemm16, or (m->fp8_emulate) quantise-dequantise both, then r1_matmul_fwd's fp32 product;
  *   - otherwise r1_matmul_fwd itself, so with FP8 off every product is the very call it was
  *     before this file existed (bit-identical results).
  * r1__linear_bwd does the same for the backward with the precision of the last forward.
@@ -411,7 +411,8 @@ int r1__fp8w_get(const r1__fp8w *q, const r1_model *m, const float *w, const uin
 /* Every E4M3 value is exact in bf16 and the product of two is exact in fp32, so the GEMM on
  * the codes' values, with the scales applied to each block's fp32 sum (r1_gemm16.h), is the
  * FP8 GEMM DeepSeek-V3 describes, run on the BF16 units.  It differs from the emulation
- * below (dequantised operands through sgemm) by the order and rounding of fp32 sums alone. */
+ * below (dequantised operands through the fp32 product) by the order and rounding of fp32 sums
+ * alone. */
 
 /* The codes and scales of operand x[N,K]: how = 'r' 1×128 tiles, 'c' 128×1, 'b' 128×128;
  * with R1_FP8_TENSOR one scale whatever how says.  The scale of (n, k) is then sc[...] with

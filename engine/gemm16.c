@@ -803,10 +803,8 @@ static void piece(void *ctx, int i, int tid)
 {
     (void)tid;
     const job *j = ctx;
-    int n = j->cut_rows ? j->M : j->N, align = j->cut_rows ? MR : NR;
-    int step = (n + j->parts - 1) / j->parts;
-    step = (step + align - 1) / align * align;
-    int lo = i * step < n ? i * step : n, hi = (i + 1) * step < n ? (i + 1) * step : n;
+    int lo, hi;
+    r1__piece(j->cut_rows ? j->M : j->N, j->parts, i, j->cut_rows ? MR : NR, &lo, &hi);
     if (hi <= lo)
         return;
     if (j->cut_rows)

@@ -146,10 +146,11 @@ static void mm_serial(real *out, int ldo, const real *in, const real *w, int N, 
 {
 #ifndef R1_REAL_DOUBLE
     /* a decoding step's rows (r1__matmul_fwd_decode): r1lab's dot products, the same bits for
-     * a row whatever else is in the batch.  Training keeps sgemm for its speed, although a
-     * row's bits there depend on its place in the product and the product's size (Haswell
-     * kernels: the micro-kernel's rows; SkylakeX and Cooperlake: another kernel for small
-     * products), so a data-parallel run matches one process to ulps, not bits (t_mpi.sh) */
+     * a row whatever else is in the batch.  Other products come here only on the paths
+     * without r1__gemm32 (avx2, portable), where sgemm gives a row other bits by its place in
+     * the product and the product's size (Haswell kernels: the micro-kernel's rows; SkylakeX
+     * and Cooperlake: another kernel for small products), so a data-parallel run there matches
+     * one process to ulps, not bits (t_mpi.sh) */
     if (rows && r1__matmul_f32_rows(out, ldo, in, w, N, Ci, Co, accumulate))
         return;
 #else
@@ -189,21 +190,12 @@ typedef struct {
     int pa, pb; /* pieces: forward (rows or outputs); backward din rows and dw rows */
 } mm_job;
 
-/* Piece i of parts over [0, n), aligned to 16 for the output cuts. */
-static void chunk(int n, int parts, int i, int align, int *lo, int *hi)
-{
-    int step = (n + parts - 1) / parts;
-    step = (step + align - 1) / align * align;
-    *lo = i * step < n ? i * step : n;
-    *hi = (i + 1) * step < n ? (i + 1) * step : n;
-}
-
 static void fwd_rows(void *ctx, int i, int tid)
 {
     (void)tid;
     mm_job *j = ctx;
     int lo, hi;
-    chunk(j->N, j->pa, i, 1, &lo, &hi);
+    r1__piece(j->N, j->pa, i, 1, &lo, &hi);
     if (hi > lo)
         mm_serial(j->out + (size_t)lo * j->Co, j->Co, j->in + (size_t)lo * j->Ci, j->w, hi - lo,
                   j->Ci, j->Co, j->acc, j->gemv, j->rows);
@@ -214,7 +206,7 @@ static void fwd_cols(void *ctx, int i, int tid)
     (void)tid;
     mm_job *j = ctx;
     int lo, hi;
-    chunk(j->Co, j->pa, i, 16, &lo, &hi);
+    r1__piece(j->Co, j->pa, i, 16, &lo, &hi);
     if (hi > lo)
         mm_serial(j->out + lo, j->Co, j->in, j->w + (size_t)lo * j->Ci, j->N, j->Ci, hi - lo,
                   j->acc, j->gemv, j->rows);
@@ -227,13 +219,13 @@ static void bwd_part(void *ctx, int i, int tid)
     mm_job *j = ctx;
     int lo, hi;
     if (i < j->pa) {
-        chunk(j->N, j->pa, i, 1, &lo, &hi);
+        r1__piece(j->N, j->pa, i, 1, &lo, &hi);
         if (hi > lo)
             mm_bwd_in(j->din + (size_t)lo * j->Ci, j->dout + (size_t)lo * j->Co, j->w, hi - lo,
                       j->Ci, j->Co, j->Co);
         return;
     }
-    chunk(j->Co, j->pb, i - j->pa, 1, &lo, &hi);
+    r1__piece(j->Co, j->pb, i - j->pa, 1, &lo, &hi);
     if (hi > lo)
         mm_bwd_w(j->dw + (size_t)lo * j->Ci, j->dout + lo, j->in, j->N, j->Ci, hi - lo, j->Co);
 }
@@ -246,6 +238,12 @@ static void matmul_fwd(real *out, const real *in, const real *w, int N, int Ci, 
         return;
     int gemv = wants_gemv(N, Co);
 #ifndef R1_REAL_DOUBLE
+    /* training's and prompts' rows on r1lab's fp32 GEMM where the path has it (gemm32.c: its
+     * rows' bits are their own, and it outruns sgemm there); decoding's few rows on the dot
+     * products, which read each weight once per 4 tokens */
+    r1_gop A = {in, Ci, 0, 0}, B = {w, Ci, 1, 0};
+    if (!dec && r1__gemm32(out, Co, N, Co, Ci, A, B, accumulate))
+        return;
     long work = (long)N * Ci * Co;
     int rows = r1__pieces(work, N); /* many rows: cut the rows; few: cut the outputs */
     int parts = rows > 1 ? rows : r1__pieces(work, Co);
@@ -278,6 +276,14 @@ void R1K(r1_matmul_bwd)(real *din, real *dw, const real *dout, const real *in, c
     if (N <= 0)
         return;
 #ifndef R1_REAL_DOUBLE
+    if (r1__gemm32_available()) { /* din[N,Ci] += dout[N,Co] · w[Co,Ci]; dw += dout^T · in */
+        r1_gop dy = {dout, Co, 0, 0}, dyt = {dout, Co, 1, 0}, W = {w, Ci, 0, 0}, X = {in, Ci, 0, 0};
+        if (din)
+            r1__gemm32(din, Ci, N, Ci, Co, dy, W, 1);
+        if (dw)
+            r1__gemm32(dw, Ci, Co, Ci, N, dyt, X, 1);
+        return;
+    }
     long work = (long)N * Ci * Co;
     int pa = din ? r1__pieces(work, N) : 0, pb = dw ? r1__pieces(work, Co) : 0;
     if (pa > 1 || pb > 1) {

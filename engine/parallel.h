@@ -49,6 +49,16 @@ static inline int r1__pieces(long work, int n)
     return p < 1 ? 1 : p > R1_MAX_WORKERS ? R1_MAX_WORKERS : p;
 }
 
+/* Piece i of `parts` over [0, n): [*lo, *hi), the pieces' length rounded up to a multiple of
+ * align (a tile's rows or columns); pieces past the end are empty. */
+static inline void r1__piece(int n, int parts, int i, int align, int *lo, int *hi)
+{
+    int step = (n + parts - 1) / parts;
+    step = (step + align - 1) / align * align;
+    *lo = i * step < n ? i * step : n;
+    *hi = (i + 1) * step < n ? (i + 1) * step : n;
+}
+
 /* 1 inside an iteration of r1__parallel_for (where a nested loop runs serially). */
 int r1__in_parallel(void);
 

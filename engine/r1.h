@@ -87,7 +87,10 @@ r1_status r1_blas_reserve(r1_error *err);
 /* The engine's own products (BF16 training and decoding, FP8 through BF16) have one kernel per
  * path, chosen at run time by what the CPU and the OS offer: AMX tiles (tdpbf16ps, after Linux
  * grants the tile state), AVX-512 BF16 (vdpbf16ps), AVX2 + FMA (bf16 widened to fp32), or
- * portable C.  fp32 products go to OpenBLAS whatever the path.  The environment variable
+ * portable C.  fp32 products of training and prompts run on r1lab's own fp32 GEMM on the
+ * avx512bf16 and amx paths (each output one FMA chain over k in order: a row's bits its own,
+ * whatever the batch), on OpenBLAS's sgemm on the others; decoding's few rows on r1lab's dot
+ * products on every path (r1_isa_fp32_gemm says which).  The environment variable
  * R1_ISA (one of the names below) forces a lower path at start, for tests and comparisons.
  * AVX-512 BF16, AVX2 and portable sum each output in the same order, so they agree to the last
  * bit except on denormals, which AVX-512 BF16 flushes to zero; AMX sums a tile's products in
@@ -115,6 +118,8 @@ const char *r1_isa_env_error(int *misspelt);
 const char *r1_isa_state(r1_isa i);
 /* "amx (not in this CPU), avx512bf16 (in use), avx2 (available), portable (available)" */
 void r1_isa_describe(char *buf, size_t n);
+/* Who runs training's fp32 products on the path in use: "r1lab" or "OpenBLAS". */
+const char *r1_isa_fp32_gemm(void);
 
 /* ------------------------------------------------------------------ the machine */
 

@@ -59,6 +59,15 @@ typedef struct {
 void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int accumulate,
                 const r1_gscale *sc);
 
+/* C (row stride ldc) = A·B, or += when accumulate, all fp32 (gemm32.c): each output one chain of
+ * fused multiply-adds over k = 0, 1, ... K-1 in order, from 0 (or from C's value when
+ * accumulating), each step rounded once (fmaf's bits): the same whatever M, N, the cut or the
+ * thread count.  Runs on the AVX-512 kernel paths (r1__gemm32_available); returns 0 without
+ * touching C elsewhere, and the caller runs sgemm.  Never fails otherwise.  C must not overlap
+ * A or B; A and B must be fp32 (bf16 == 0). */
+int r1__gemm32_available(void);
+int r1__gemm32(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int accumulate);
+
 /* r1_attention_fwd / r1_attention_bwd (r1_kernels.h) with their four products (scores, P·V
  * and the backward's) on r1__gemm16: bf16 operands, fp32 sums; softmax, its backward and the
  * scale stay fp32.  BF16 mixed-precision training runs attention this way (ops.c), as

@@ -26,7 +26,11 @@
 # weights more than 1e-5 apart (at most 1.3e-4), where a real mistake moves almost every
 # weight (the same run on half the batch: 45% of them beyond 1e-5; another seed: 40%) and
 # the losses by 4e-4 and more.  So each check passes exactly as above, or, saying so, with
-# the losses within 1e-4 and at most 5% of the weights beyond the tolerance.
+# the losses within 1e-4 and at most 5% of the weights beyond the tolerance.  That second way
+# is for OpenBLAS's products alone: where r1lab's own fp32 GEMM runs them (`r1lab --version`:
+# "fp32 products: r1lab's GEMM"; the avx512bf16 and amx paths), a row's bits are its own
+# whatever the batch, and every check must pass exactly (on the Zen 5 above it did: losses
+# 1e-9 apart, 0 weights beyond 1e-5).
 r1lab="${top_builddir:-.}/app/r1lab"
 cmp="${top_builddir:-.}/tests/mpi_cmp"
 tmp=$(mktemp -d)
@@ -49,6 +53,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # LeakSanitizer would report as ours; leaks stay checked everywhere else in the suite
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 mpi() { mpirun -np 2 --oversubscribe "$@"; }
+# 1 where r1lab's fp32 GEMM runs training's products: no near-tied routing may turn
+own_rows=0
+"$r1lab" --version | grep -q "^fp32 products: r1lab" && own_rows=1
 
 # the losses of metrics.jsonl, one per line
 losses() { sed 's/.*"loss":\([^,]*\),.*/\1/' "$1"; }
@@ -68,7 +75,7 @@ same_weights() {
     if awk -v w="$w" -v t="$4" 'BEGIN { exit !(w <= t) }'; then
         ok 0 "$1: the same weights ($d)"
     else
-        beyond "$d" | awk '{ exit !($2 > 0 && $1 <= 0.05 * $2) }'
+        beyond "$d" | awk -v own="$own_rows" '{ exit !(!own && $2 > 0 && $1 <= 0.05 * $2) }'
         ok $? "$1: the same weights but where a near-tied routing turned ($d)"
     fi
 }
@@ -82,7 +89,7 @@ same_losses() {
     elif e=$(close "$tmp/l1" "$tmp/l2" 1e-7); then
         ok 0 "$1: the same losses (max rel $e over $4 steps)"
     else
-        e=$(close "$tmp/l1" "$tmp/l2" 1e-4)
+        e=$(close "$tmp/l1" "$tmp/l2" 1e-4) && [ "$own_rows" = 0 ]
         ok $? "$1: the same losses but where a near-tied routing turned (max rel $e over $4 steps)"
     fi
 }

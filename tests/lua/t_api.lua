@@ -18,7 +18,11 @@ do
     t.ok(cpu.paths.portable ~= nil and cpu.paths.avx2 ~= nil and cpu.paths.avx512bf16 ~= nil
          and cpu.paths.amx ~= nil and cpu.paths[cpu.active] == "in use",
          "r1.cpu lists every kernel path and the one in use")
+    local top = cpu.active == "avx512bf16" or cpu.active == "amx"
+    t.is(cpu.fp32, top and "r1lab" or "OpenBLAS",
+         "r1.cpu names who runs fp32 products on " .. cpu.active .. " (" .. tostring(cpu.fp32) .. ")")
     t.is(r1.cpu("portable").active, "portable", "r1.cpu(path) lowers the path")
+    t.is(r1.cpu().fp32, "OpenBLAS", "... where OpenBLAS runs fp32 products")
     t.is(r1.cpu().paths[cpu.best], "available", "... and the best stays available")
     t.is(r1.cpu(cpu.best).active, cpu.best, "r1.cpu(best) returns to it")
     t.raises(function() r1.cpu("avx9") end, "invalid option", "an unknown path is refused")

@@ -127,6 +127,8 @@ static view view_of(r1_gop o, int is_b)
     return v;
 }
 
+#define PF_ROWS 4
+
 /* Rows [i0, i0+n) × k [k0, k0+kc) of v into the panels of width w (MR or NR) that they fill:
  * row i's k at dst[(i / w) * w * kc + p * w + i % w] (k by k); rows past n, to the last
  * panel's edge, zero.  With rowwise (A from a source along k), row i's k at dst[i * kc + p]
@@ -149,6 +151,11 @@ static SIMD void pack(float *dst, int w, int rowwise, const view *v, long i0, in
     if (v->kmajor) { /* one sweep over the source's rows k: 16 of its rows i at a time */
         for (int p = 0; p < kc; p++) {
             const float *s = v->f + (k0 + p) * v->ld + i0;
+            /* the row PF_ROWS ahead, asked for now: each row is a short piece of a long row of
+             * activations, cold, which the hardware prefetcher does not follow (gemm16.c) */
+            if (p + PF_ROWS < kc)
+                for (long at = 0; at < (long)n; at += 16)
+                    _mm_prefetch((const char *)(s + PF_ROWS * v->ld + at), _MM_HINT_T0);
             for (int r = 0; r < width; r += 16) {
                 __m512 x = _mm512_maskz_loadu_ps(lanes(n - r), s + r);
                 if (w == NR) {

@@ -3,7 +3,8 @@
  * machine and on what else runs on it).
  *
  *   bench_gemm16 peak     one line: peak_fp32=GFLOP/s peak_bf16=GFLOP/s|- peak_amx=GFLOP/s|-
- *   bench_gemm16 gemm     per training shape: sgemm and r1__gemm16 on every kernel path
+ *   bench_gemm16 gemm     per training shape: sgemm, r1lab's fp32 GEMM (r1__gemm32, "-" where
+ *                         the path has none) and r1__gemm16 on every kernel path
  *   bench_gemm16 gemm-tiny   the same for tiny's shapes in a GRPO step (64 sequences of ~85
  *                         tokens in micro-batches of 16: 1360 tokens, 340 per routed expert)
  *
@@ -205,7 +206,7 @@ static void gemm(double seconds, int tiny)
     };
     const shape *shapes = tiny ? tinys : small;
     r1_isa best = r1_isa_best();
-    printf("%-20s %16s %9s", "product", "M x N x K", "sgemm");
+    printf("%-20s %16s %9s %11s", "product", "M x N x K", "sgemm", "r1lab_fp32");
     for (int p = best; p >= 0; p--)
         printf(" %11s", r1_isa_name((r1_isa)p));
     printf("\n");
@@ -221,34 +222,41 @@ static void gemm(double seconds, int tiny)
             b[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
         r1_bf16_from_f32(bh, b, nb);
         int lda = h->ta ? h->M : h->K, ldb = h->tb ? h->K : h->N;
-        double flops = 2.0 * h->M * h->N * h->K, g[R1_ISA_COUNT + 1] = {0};
+        double flops = 2.0 * h->M * h->N * h->K, g[R1_ISA_COUNT + 2] = {0};
         for (int round = 0; round < 2; round++)
-            for (int p = -1; p <= (int)best; p++) {
+            for (int p = -2; p <= (int)best; p++) { /* -2: r1__gemm32, -1: sgemm */
                 r1_error err;
-                if (p >= 0)
-                    r1_isa_set((r1_isa)p, &err);
+                r1_isa_set(p >= 0 ? (r1_isa)p : best, &err);
+                r1_gop A = {a, lda, h->ta, 0};
+                if (p == -2 && !r1__gemm32_available())
+                    continue;
                 double t0 = now(), dt;
                 int n = 0;
                 do {
-                    if (p < 0)
+                    if (p == -2)
+                        r1__gemm32(c, h->N, h->M, h->N, h->K, A, (r1_gop){b, ldb, h->tb, 0}, 0);
+                    else if (p < 0)
                         cblas_sgemm(CblasRowMajor, h->ta ? CblasTrans : CblasNoTrans,
                                     h->tb ? CblasTrans : CblasNoTrans, h->M, h->N, h->K, 1, a,
                                     lda, b, ldb, 0, c, h->N);
                     else {
-                        r1_gop A = {a, lda, h->ta, 0};
                         r1_gop B = {h->w16 ? (const void *)bh : b, ldb, h->tb, h->w16};
                         r1__gemm16(c, h->N, h->M, h->N, h->K, A, B, 0, NULL);
                     }
                     n++;
-                } while ((dt = now() - t0) < seconds / 2 / (best + 2));
+                } while ((dt = now() - t0) < seconds / 2 / (best + 3));
                 double v = flops * n / dt * 1e-9;
-                g[p + 1] = v > g[p + 1] ? v : g[p + 1];
+                g[p + 2] = v > g[p + 2] ? v : g[p + 2];
             }
         r1_error err;
         r1_isa_set(best, &err);
-        printf("%-20s %5d x%5d x%5d %9.1f", h->name, h->M, h->N, h->K, g[0]);
+        printf("%-20s %5d x%5d x%5d %9.1f", h->name, h->M, h->N, h->K, g[1]);
+        if (g[0] > 0)
+            printf(" %11.1f", g[0]);
+        else
+            printf(" %11s", "-");
         for (int p = best; p >= 0; p--)
-            printf(" %11.1f", g[p + 1]);
+            printf(" %11.1f", g[p + 2]);
         printf("\n");
         free(a), free(b), free(c), free(bh);
     }

@@ -91,7 +91,7 @@ typedef struct {
     int N, Ci, Co;
 } cut_job;
 
-static void engine_fb(void *p) /* the engine's products: cut into pieces by their shape */
+static void engine_fb(void *p) /* the engine's products: r1__gemm32, or sgemm cut by shape */
 {
     cut_job *j = p;
     r1_matmul_fwd(j->out, j->in, j->w, j->N, j->Ci, j->Co, 0);
@@ -114,9 +114,11 @@ static void whole_fb(void *p) /* the same products as one OpenBLAS call each */
                 j->in, j->Ci, 1, j->dw, j->Ci);
 }
 
-/* What cutting products by their shape (so that results do not depend on the thread count)
- * costs on one thread, where the whole product used to be one call: forward + backward of a
- * linear layer at the training and decoding shapes of the tiny and small presets. */
+/* The engine's linear layer on one thread — r1lab's fp32 GEMM on the AVX-512 paths, else
+ * sgemm cut into pieces by shape (so that results do not depend on the thread count) — against
+ * one OpenBLAS call per product: forward + backward at the training shapes of the tiny and
+ * small presets, and at 1 and 4 rows (an expert that got few tokens; decoding itself runs on
+ * the dot products, not here). */
 static void cut_bench(void)
 {
     r1_set_threads(1);

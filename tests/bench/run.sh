@@ -19,8 +19,9 @@ if [ -n "$pamx" ]; then # bf16 and fp8 train on the AMX kernel: their shares are
     echo "(bf16 and fp8 shares below are of the AMX peak, the path they run on)"
 fi
 echo
-echo "== training's GEMMs (small's shapes), 1 thread, GFLOP/s: OpenBLAS sgemm (fp32) beside"
-echo "   r1lab's bf16 GEMM on each kernel path this machine has (R1_ISA)"
+echo "== training's GEMMs (small's shapes), 1 thread, GFLOP/s: OpenBLAS sgemm (fp32) and r1lab's"
+echo "   fp32 GEMM (which fp32 training runs on where the path has it) beside r1lab's bf16 GEMM"
+echo "   on each kernel path this machine has (R1_ISA)"
 "$b/tests/bench/bench_gemm16" gemm
 echo "   and tiny's shapes in a GRPO step (1360 tokens a micro-batch, 340 per routed expert)"
 "$b/tests/bench/bench_gemm16" gemm-tiny
@@ -29,8 +30,9 @@ echo "== OpenBLAS sgemm (GFLOP/s)"
 $bt sgemm --threads 1
 $bt sgemm --threads 2
 echo
-echo "== a linear layer's forward + backward on 1 thread: cut into pieces by shape (the engine,"
-echo "   so that results do not depend on the thread count) against one OpenBLAS call (GFLOP/s)"
+echo "== a linear layer's forward + backward on 1 thread: the engine's (r1lab's fp32 GEMM where the"
+echo "   path has it, else sgemm cut into pieces by shape, so that results do not depend on the"
+echo "   thread count) against one OpenBLAS call each (GFLOP/s; cut = the engine's)"
 $bt cut
 echo
 echo "== training step: forward + backward (main + 0.3 MTP) + AdamW, 2 threads, tokens/s"

@@ -16,7 +16,7 @@
  *
  * Design, as gemm16.c and the BLIS family arrange a GEMM: K in blocks of KC; each block of B
  * is packed into panels of NR = 32 columns (all of a piece's columns at once when the heap has
- * room, else NC at a time on the stack), each block of MC rows of A into panels of MR = 8
+ * room, else NC at a time on the stack), each block of MC = 32 rows of A into panels of MR = 8
  * rows, and an 8×32 micro-kernel keeps 16 registers of 16 sums while it walks one A panel
  * against one B panel, loading C first after the first block (so each output's chain simply
  * continues) and storing it back.  Packing is a copy here — fp32 stays fp32 — laid out to read
@@ -42,7 +42,9 @@
 
 #define MR 8
 #define NR 32
-#define MC 64
+/* MC: 32 rows against 16, 64 and 128, training's 13 shapes on one thread of a Zen 5, the
+ * variants alternating: 191-194 GFLOP/s (geometric mean) against 157-184 */
+#define MC 32
 #define NC 64
 #define KC 256
 

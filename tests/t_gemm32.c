@@ -3,7 +3,7 @@
  *
  * Its contract is exact: every output is the chain c = fmaf(a_k, b_k, c) over k in order from
  * 0 (or from C's value when accumulating).  So each product is checked bit for bit against
- * that loop in C, on shapes that cover every tail of the 8×32 tiles, of the 64-row and
+ * that loop in C, on shapes that cover every tail of the 8×32 tiles, of the 32-row and
  * 64-column blocks and of the 256 blocks of K, both storage orders of both operands,
  * accumulation, leading dimensions wider than the matrix (canaries between the rows must
  * survive), on 1 thread and on 2 (the product cut into pieces, B packed once for them).  And

@@ -14,7 +14,10 @@
 -- (OPENBLAS_CORETYPE if it is set), "auto" OpenBLAS's own choice for this CPU (the variable
 -- removed), or a name for OPENBLAS_CORETYPE (Haswell, SkylakeX, Cooperlake, Zen ...): the
 -- kernels OpenBLAS picks on another CPU, so that one machine shows how the results move with
--- another's rounding.  The table names the kernels each run used.
+-- another's rounding.  The table names the kernels each run used.  On the avx512bf16 and amx
+-- kernel paths fp32 training runs on r1lab's own GEMM, not OpenBLAS, and the families give the
+-- same runs to the bit; R1_ISA=avx2 in the environment puts training back on OpenBLAS's kernels
+-- for such a comparison.
 -- Each run is two run folders, OUT/KERNELS-seedS/base and .../sft; a finished one is reused,
 -- so a stopped sweep continues where it stopped.  Writes OUT/results.md and prints it.
 -- The thread count does not change the results (the engine cuts products by their shape).

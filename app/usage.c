@@ -264,8 +264,9 @@ void usage_man(FILE *f)
     fputs(".fi\n", f);
     fputs(".SH ENVIRONMENT\n.TP\n.B R1_ISA\namx, avx512bf16, avx2 or portable: a lower kernel "
           "path than the CPU's best (r1lab \\-\\-version lists them).\n.TP\n"
-          ".B OPENBLAS_CORETYPE\nOpenBLAS's kernels (Haswell, SkylakeX, ...); results depend "
-          "on them to the last bits.\n.TP\n.B R1LAB_DATADIR\nwhere the built-in model, scripts "
+          ".B OPENBLAS_CORETYPE\nOpenBLAS's kernels (Haswell, SkylakeX, ...); where OpenBLAS "
+          "runs fp32 products (the avx2 and portable paths) results depend on them to the last "
+          "bits.\n.TP\n.B R1LAB_DATADIR\nwhere the built-in model, scripts "
           "and themes are (default: the installed data directory).\n.TP\n.B R1LAB_THREADS\n"
           "engine threads (default: the cores, shared among the ranks of an MPI job on this "
           "machine).\n.TP\n.B R1LAB_EVENTS\n1: r1lab run writes its training reports on "

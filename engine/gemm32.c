@@ -32,6 +32,13 @@
 #include "r1.h"
 #include "r1_gemm16.h"
 
+/* A test build (t_gemm32_noheap) compiles this file with its allocations failing on demand,
+ * so that the stack path is checked too. */
+#ifdef R1_GEMM32_TEST_MALLOC
+void *r1_test_malloc(size_t n);
+#define malloc r1_test_malloc
+#endif
+
 #if (defined(__x86_64__) || defined(__i386__)) && defined(HAVE_AVX512BF16_INTRIN)
 #include <immintrin.h>
 #define GEMM32 1

@@ -12,7 +12,8 @@
  * outputs the same bits alone and among 67 others (which sgemm does not promise).  On a path
  * without the kernel (avx2, portable: R1_ISA) r1__gemm32 declines, writing nothing, and the
  * layers run on sgemm; a machine without AVX-512 BF16 reports the kernel's checks skipped by
- * name. */
+ * name.  Built as t_gemm32_noheap (engine/gemm32.c compiled in, R1_GEMM32_TEST_MALLOC), it also
+ * runs the products with every allocation of the GEMM failing: the stack path's bits. */
 #include <config.h>
 
 #include <cblas.h>
@@ -28,6 +29,17 @@
 #include "tap.h"
 
 #define CANARY (-12345.0f)
+
+#ifdef R1_GEMM32_TEST_MALLOC
+/* t_gemm32_noheap: engine/gemm32.c is compiled into this test with its malloc here */
+static int no_heap, refused;
+void *r1_test_malloc(size_t n);
+void *r1_test_malloc(size_t n)
+{
+    refused += no_heap;
+    return no_heap ? NULL : malloc(n);
+}
+#endif
 
 static r1_rng rng;
 
@@ -178,6 +190,15 @@ int main(void)
         ok(check_shape(&big, 2), "r1__gemm32 cut by rows on 2 threads (1000 x 200 x 300)");
         shape wide = {16, 1500, 400, 0, 1, 0, 0};
         ok(check_shape(&wide, 2), "r1__gemm32 cut by columns on 2 threads (16 x 1500 x 400)");
+#ifdef R1_GEMM32_TEST_MALLOC
+        no_heap = 1; /* B packed NC columns at a time on the stack, not shared between pieces */
+        int stack = check_shape(&big, 2) && check_shape(&wide, 2) && check_shape(&wide, 1);
+        for (int i = 0; i < n; i++)
+            stack &= check_shape(&shapes[i], 1);
+        no_heap = 0;
+        ok(stack && refused > 0, "without the heap (every allocation of the GEMM fails, %d "
+           "refused): the same bits, from the stack", refused);
+#endif
         float c = 7.0f;
         r1_gop A = {&c, 1, 0, 0};
         ok(r1__gemm32(&c, 1, 1, 1, 0, A, A, 0) == 1 && c == 0.0f,

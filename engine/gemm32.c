@@ -3,9 +3,9 @@
  *
  * Why not OpenBLAS, as before.  Two reasons, both measured.  Speed: Debian's OpenBLAS 0.3.21
  * picks its kernels at load time from the CPU or from OPENBLAS_CORETYPE, and on a Zen 5 whose
- * environment names Haswell it ran training's products at 95-104 GFLOP/s, 44-48% of one core's
- * AVX-512 fp32 peak (README, "Performance"); this blocked product on 512-bit FMAs does not
- * depend on what the environment names.  Bits: sgemm gives a row other bits by its place in
+ * environment names Haswell it ran training's products at 95-105 GFLOP/s, 42-48% of one core's
+ * AVX-512 fp32 peak, where this blocked product on 512-bit FMAs runs them at 149-195 (66-86%;
+ * README, "Performance") whatever the environment names.  Bits: sgemm gives a row other bits by its place in
  * the product and the product's size (the micro-kernel's rows on Haswell, a small-matrix kernel
  * by size on SkylakeX and Cooperlake), so a token's logits, and a near-tied routing after them,
  * changed with the batch around it: a data-parallel run matched one process only to ulps.

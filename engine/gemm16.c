@@ -869,12 +869,7 @@ static job new_job(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, i
              .parts = 1};
     /* Unlike OpenBLAS's, these sums do not depend on the cut (r1_gemm16.h), so the product is
      * cut by the threads there are: every piece packs all of B (or A) again. */
-    long work = (long)M * N * K;
-    int threads = r1__in_parallel() ? 1 : r1__nworkers();
-    int rows = r1__pieces(work, M), cols = r1__pieces(work, N);
-    j.cut_rows = rows > 1 || cols <= 1;
-    j.parts = j.cut_rows ? rows : cols;
-    j.parts = j.parts < threads ? j.parts : threads;
+    j.parts = r1__gemm_cut((long)M * N * K, M, N, &j.cut_rows);
     int kcmax = sc ? R1_GEMM16_KBLOCK : KC;
     j.wide = (N + NR - 1) / NR * NR;
     j.bstride = (long)kcmax / 2 * j.wide + j.wide; /* the panels, then the scales */

@@ -25,6 +25,7 @@
  * from about 100 KB of stack. */
 #include <config.h>
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,7 +183,7 @@ static SIMD void pack(float *dst, int w, int rowwise, const view *v, long i0, in
         return;
     }
     /* rows along k into k-by-k panels (B = W^T, a weight's rows): 16 rows × 16 k at a time,
-     * transposed in registers */
+     * through a block on the stack read back a column at a time (one gather each) */
     for (int q = 0; q < width; q += w)
         for (int r = q; r < q + w; r += 16) {
             float *d = dst + (r / w) * pstride + r % w;
@@ -302,7 +303,8 @@ const char *r1_isa_fp32_gemm(void) { return r1__gemm32_available() ? "r1lab" : "
 
 int r1__gemm32(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int accumulate)
 {
-    if (!r1__gemm32_available() || A.bf16 || B.bf16)
+    assert(!A.bf16 && !B.bf16); /* a caller's bug: bf16 operands go to r1__gemm16 */
+    if (!r1__gemm32_available())
         return 0;
 #ifdef GEMM32
     if (M <= 0 || N <= 0)
@@ -317,11 +319,7 @@ int r1__gemm32(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int a
              .b = view_of(B, 1), .cut_rows = 1, .parts = 1};
     /* the sums do not depend on the cut, so the product is cut by the threads there are */
     long work = (long)M * N * K;
-    int threads = r1__in_parallel() ? 1 : r1__nworkers();
-    int rows = r1__pieces(work, M), cols = r1__pieces(work, N);
-    j.cut_rows = rows > 1 || cols <= 1;
-    j.parts = j.cut_rows ? rows : cols;
-    j.parts = j.parts < threads ? j.parts : threads;
+    j.parts = r1__gemm_cut(work, M, N, &j.cut_rows);
     j.wide = (N + NR - 1) / NR * NR;
     j.bstride = (long)KC * j.wide;
     if (j.parts > 1 && j.cut_rows) { /* B packed once, side by side, for all the pieces */

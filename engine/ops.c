@@ -236,7 +236,6 @@ static void matmul_fwd(real *out, const real *in, const real *w, int N, int Ci, 
 {
     if (N <= 0 || Co <= 0)
         return;
-    int gemv = wants_gemv(N, Co);
 #ifndef R1_REAL_DOUBLE
     /* training's and prompts' rows on r1lab's fp32 GEMM where the path has it (gemm32.c: its
      * rows' bits are their own, and it outruns sgemm there); decoding's few rows on the dot
@@ -244,6 +243,9 @@ static void matmul_fwd(real *out, const real *in, const real *w, int N, int Ci, 
     r1_gop A = {in, Ci, 0, 0}, B = {w, Ci, 1, 0};
     if (!dec && r1__gemm32(out, Co, N, Co, Ci, A, B, accumulate))
         return;
+#endif
+    int gemv = wants_gemv(N, Co);
+#ifndef R1_REAL_DOUBLE
     long work = (long)N * Ci * Co;
     int rows = r1__pieces(work, N); /* many rows: cut the rows; few: cut the outputs */
     int parts = rows > 1 ? rows : r1__pieces(work, Co);

@@ -65,6 +65,18 @@ int r1__in_parallel(void);
 /* How many threads r1__parallel_for may use. */
 int r1__nworkers(void);
 
+/* How a product C[M,N] of `work` multiply-adds whose sums do not depend on the cut (r1lab's
+ * GEMMs) is cut for the threads there are: by rows (*cut_rows) or by columns, into the pieces
+ * r1__pieces allows, at most one a thread (one inside a parallel loop).  Returns the pieces. */
+static inline int r1__gemm_cut(long work, int M, int N, int *cut_rows)
+{
+    int threads = r1__in_parallel() ? 1 : r1__nworkers();
+    int rows = r1__pieces(work, M), cols = r1__pieces(work, N);
+    *cut_rows = rows > 1 || cols <= 1;
+    int parts = *cut_rows ? rows : cols;
+    return parts < threads ? parts : threads;
+}
+
 /* Under an address-space limit (ulimit -v), OpenBLAS spins forever when it cannot get a work
  * buffer.  r1__blas_room() is 1 when a buffer would fit now (always, and free, without a
  * limit); when it would not, it records that and is 0, and the caller skips the BLAS call.

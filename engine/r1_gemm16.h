@@ -153,8 +153,9 @@ int r1__pv_rows_add(float *out, int ldo, const float *p, long prs, long pts, con
                     int ldv, int rows, int n, int nc);
 
 /* r1_matmul_fwd (r1_kernels.h) for a decoding step's rows (a token's, and the router's in
- * every decoding step): its products through r1__matmul_f32_rows (ops.c).  r1_matmul_fwd
- * itself stays on sgemm, which training keeps for its speed. */
+ * every decoding step): its products through r1__matmul_f32_rows (ops.c), which read each
+ * weight once per 4 tokens.  r1_matmul_fwd itself runs training's and prompts' products on
+ * r1__gemm32 (or sgemm on the paths without it). */
 void r1__matmul_fwd_decode(float *out, const float *in, const float *w, int N, int Ci, int Co,
                            int accumulate);
 

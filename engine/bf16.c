@@ -161,13 +161,13 @@ static void dot_rows(float *s, const float *x, const uint16_t *const *wr, int n)
     }
 }
 
-static void matmul_portable(float *out, const float *in, const uint16_t *w, int N, int Ci, int Co,
-                            int accumulate)
+static void matmul_portable(float *out, int ldo, const float *in, const uint16_t *w, int N, int Ci,
+                            int Co, int accumulate)
 {
     float xb[KC]; /* [kc] one token's chunk of activations, rounded to bf16, packed, padded */
     for (int n = 0; n < N; n++) {
         const float *xn = in + (size_t)n * Ci;
-        float *on = out + (size_t)n * Co;
+        float *on = out + (size_t)n * ldo;
         for (int k0 = 0; k0 < Ci; k0 += KC) {
             int kc = Ci - k0 < KC ? Ci - k0 : KC, add = accumulate || k0 > 0;
             int ld = (kc + 15) & ~15;
@@ -323,16 +323,16 @@ SIMD_INLINE void block(float *out, int ldo, const uint16_t *xb, int ldx, const u
 }
 
 /* All Co rows for one group of tokens and one chunk of columns, in blocks of R rows. */
-SIMD_INLINE void sweep(float *out, int Co, const uint16_t *xb, int ld, const uint16_t *w, int Ci,
-                       int kc, int nt, int add, const int R, const int T)
+SIMD_INLINE void sweep(float *out, int ldo, int Co, const uint16_t *xb, int ld, const uint16_t *w,
+                       int Ci, int kc, int nt, int add, const int R, const int T)
 {
     for (int o = 0; o < Co; o += R)
-        block(out + o, Co, xb, ld, w + (size_t)o * Ci, Ci, kc, Co - o < R ? Co - o : R, nt, add, R,
-              T);
+        block(out + o, ldo, xb, ld, w + (size_t)o * Ci, Ci, kc, Co - o < R ? Co - o : R, nt, add,
+              R, T);
 }
 
-static SIMD void matmul_avx512(float *out, const float *in, const uint16_t *w, int N, int Ci,
-                               int Co, int accumulate)
+static SIMD void matmul_avx512(float *out, int ldo, const float *in, const uint16_t *w, int N,
+                               int Ci, int Co, int accumulate)
 {
     _Alignas(64) uint16_t xb[4 * KC]; /* [T][ld] packed activations */
     for (int n = 0; n < N;) {
@@ -341,14 +341,14 @@ static SIMD void matmul_avx512(float *out, const float *in, const uint16_t *w, i
         for (int k0 = 0; k0 < Ci; k0 += KC) {
             int kc = Ci - k0 < KC ? Ci - k0 : KC, ld = (kc + 31) & ~31;
             int add = accumulate || k0 > 0;
-            float *on = out + (size_t)n * Co;
+            float *on = out + (size_t)n * ldo;
             pack_bf16(xb, ld, in + (size_t)n * Ci + k0, Ci, nt, T, kc);
             if (T == 1)
-                sweep(on, Co, xb, ld, w + k0, Ci, kc, nt, add, 16, 1);
+                sweep(on, ldo, Co, xb, ld, w + k0, Ci, kc, nt, add, 16, 1);
             else if (T == 2)
-                sweep(on, Co, xb, ld, w + k0, Ci, kc, nt, add, 8, 2);
+                sweep(on, ldo, Co, xb, ld, w + k0, Ci, kc, nt, add, 8, 2);
             else
-                sweep(on, Co, xb, ld, w + k0, Ci, kc, nt, add, 4, 4);
+                sweep(on, ldo, Co, xb, ld, w + k0, Ci, kc, nt, add, 4, 4);
         }
         n += nt;
     }
@@ -384,6 +384,12 @@ SIMD_INLINE void block32(float *out, int ldo, const float *x, int ldx, const flo
             xv[t] = _mm512_maskz_loadu_ps(m, xt[t] + k);
 #pragma GCC unroll 16
         for (int r = 0; r < R; r++) {
+            /* the next block's rows, asked for a block ahead: R rows read side by side are R
+             * short streams (a row of the built-in model is 12 lines), which the hardware
+             * prefetcher hardly follows.  Batch-1 decoding of the built-in model, 1 thread:
+             * 4077 -> 4714 tokens/s (medians of 5 alternating runs, Zen 5).  Past the weight's
+             * end it asks for lines it will not read (a prefetch never faults). */
+            _mm_prefetch((const char *)(wr[r] + (size_t)R * ldw + k), _MM_HINT_T0);
             __m512 wv = _mm512_maskz_loadu_ps(m, wr[r] + k);
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++)
@@ -692,10 +698,12 @@ const char *r1_bf16_path(void)
     return "portable";
 }
 
-/* Pieces of rows (whole groups of 4 tokens) side by side: a row's sums do not depend on the
- * rows beside it (each output one chain along Ci), so neither on the cut.  A decoding step of
- * a GRPO group (64 rows) had run its attention projections and dense MLPs on one core.  Both
- * weight types: bf16 (r1_matmul_bf16) and fp32 (r1__matmul_f32_rows). */
+/* Pieces side by side: of rows (whole groups of 4 tokens), or, for one group alone (batch-1
+ * decoding), of outputs (whole blocks of 16).  An output's sum does not depend on the rows or
+ * the outputs beside it (each one chain along Ci), so neither on the cut.  A decoding step of
+ * a GRPO group (64 rows) had run its attention projections and dense MLPs on one core, and a
+ * batch-1 step every product (one group of rows: one piece).  Both weight types: bf16
+ * (r1_matmul_bf16) and fp32 (r1__matmul_f32_rows). */
 typedef struct {
     float *out;
     const float *in;
@@ -703,45 +711,64 @@ typedef struct {
     const float *w32;
     int ldo, N, Ci, Co, acc, parts, simd; /* simd: 1 AVX-512, 2 AVX2, 3 C (fp32 weights) */
     int ldi; /* the input's row stride (fp32 weights; bf16: Ci) */
+    int cols; /* the pieces cut the outputs (else the rows) */
 } rows_job;
 
 static void rows_piece(void *ctx, int i, int tid)
 {
     (void)tid;
     const rows_job *j = ctx;
-    int step = ((j->N + j->parts - 1) / j->parts + 3) / 4 * 4;
-    int lo = i * step < j->N ? i * step : j->N, hi = lo + step < j->N ? lo + step : j->N;
-    if (lo >= hi)
+    int lo = 0, hi = j->N, c0 = 0, c1 = j->Co;
+    if (j->cols)
+        r1__piece(j->Co, j->parts, i, 16, &c0, &c1);
+    else
+        r1__piece(j->N, j->parts, i, 4, &lo, &hi);
+    if (lo >= hi || c0 >= c1)
         return;
-    float *o = j->out + (size_t)lo * j->ldo;
+    float *o = j->out + (size_t)lo * j->ldo + c0;
     const float *x = j->in + (size_t)lo * j->ldi;
-    if (!j->w16 && j->simd == 3) {
-        matmul_f32_portable(o, j->ldo, x, j->ldi, j->w32, hi - lo, j->Ci, j->Co, j->acc);
+    const float *w32 = j->w32 ? j->w32 + (size_t)c0 * j->Ci : NULL;
+    const uint16_t *w16 = j->w16 ? j->w16 + (size_t)c0 * j->Ci : NULL;
+    int n = hi - lo, co = c1 - c0;
+    if (!w16 && j->simd == 3) {
+        matmul_f32_portable(o, j->ldo, x, j->ldi, w32, n, j->Ci, co, j->acc);
         return;
     }
 #if ROWS_AVX2
-    if (j->simd == 2 && !j->w16) {
-        matmul_f32_avx2(o, j->ldo, x, j->ldi, j->w32, hi - lo, j->Ci, j->Co, j->acc);
+    if (j->simd == 2 && !w16) {
+        matmul_f32_avx2(o, j->ldo, x, j->ldi, w32, n, j->Ci, co, j->acc);
         return;
     }
 #endif
 #if BF16_SIMD
-    if (j->simd == 1 && !j->w16) {
-        matmul_f32_avx512(o, j->ldo, x, j->ldi, j->w32, hi - lo, j->Ci, j->Co, j->acc);
+    if (j->simd == 1 && !w16) {
+        matmul_f32_avx512(o, j->ldo, x, j->ldi, w32, n, j->Ci, co, j->acc);
         return;
     }
     if (j->simd) {
-        matmul_avx512(o, x, j->w16, hi - lo, j->Ci, j->Co, j->acc);
+        matmul_avx512(o, j->ldo, x, w16, n, j->Ci, co, j->acc);
         return;
     }
 #endif
-    matmul_portable(o, x, j->w16, hi - lo, j->Ci, j->Co, j->acc);
+    matmul_portable(o, j->ldo, x, w16, n, j->Ci, co, j->acc);
 }
+
+/* A batch-1 step's product reads each weight for one multiply-add: it waits on the caches and
+ * memory, not the FMAs, and a piece is worth a thread from fewer multiply-adds than
+ * r1__parallel_for_work's thresholds (set by compute-bound GEMMs).  Weighing its multiply-adds
+ * 8 times, side by side (Zen 5, 2 threads, medians of 3-4 alternating runs): `small` batch 1
+ * fp32 376 -> 572 tokens/s, the built-in model 4072 -> 4673; 16 times slowed the built-in
+ * model (4363: its products of 16k-30k multiply-adds cut too), 4 gained less on `small` (418). */
+#define ROW_WEIGHT 8
 
 static void rows_run(rows_job *j)
 {
-    j->parts = (j->N + 3) / 4 < R1_MAX_WORKERS ? (j->N + 3) / 4 : R1_MAX_WORKERS;
-    r1__parallel_for_work((long)j->N * j->Ci * j->Co, j->parts, rows_piece, j);
+    int groups = (j->N + 3) / 4, blocks = (j->Co + 15) / 16;
+    j->cols = groups == 1;
+    j->parts = j->cols ? blocks / 4 : groups; /* output pieces of at least 64 */
+    j->parts = j->parts < 1 ? 1 : j->parts < R1_MAX_WORKERS ? j->parts : R1_MAX_WORKERS;
+    long work = (long)j->N * j->Ci * j->Co;
+    r1__parallel_for_work(j->cols ? work * ROW_WEIGHT : work, j->parts, rows_piece, j);
 }
 
 void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int Ci, int Co,
@@ -754,7 +781,7 @@ void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int C
             memset(out, 0, sizeof *out * (size_t)N * Co);
         return;
     }
-    rows_job j = {out, in, w, NULL, Co, N, Ci, Co, accumulate, 0, 0, Ci};
+    rows_job j = {out, in, w, NULL, Co, N, Ci, Co, accumulate, 0, 0, Ci, 0};
 #if BF16_SIMD
     j.simd = use_simd();
 #endif
@@ -766,7 +793,7 @@ int r1__matmul_f32_rows_ld(float *out, int ldo, const float *in, int ldi, const 
 {
     int path = rows_path();
     if (path && N > 0 && Ci > 0 && Co > 0) {
-        rows_job j = {out, in, NULL, w, ldo, N, Ci, Co, accumulate, 0, path, ldi};
+        rows_job j = {out, in, NULL, w, ldo, N, Ci, Co, accumulate, 0, path, ldi, 0};
         rows_run(&j);
         return 1;
     }

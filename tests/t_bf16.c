@@ -372,7 +372,7 @@ int main(void)
         check_shapes(path, bigN, 2, bigCi, 2, bigCo, 2);
         check_batch_invariance(path, 16, 192, 130);
         check_batch_invariance(path, 7, 1100, 37);
-        r1_set_threads(2); /* cut into pieces of rows, side by side */
+        r1_set_threads(2); /* cut side by side: the batch by rows, a row alone by outputs */
         check_batch_invariance(path, 70, 512, 301);
         r1_set_threads(1);
         check_fenced(path);

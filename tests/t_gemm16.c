@@ -372,7 +372,7 @@ int main(void)
         if (pi > 0 && best <= rp)
             continue;
         r1_isa_set(rp, &err);
-        r1_set_threads(2); /* the larger ones run by pieces of rows side by side */
+        r1_set_threads(2); /* the larger ones side by side: by rows, a token alone by outputs */
         int can = r1_isa_active() == rp;
         float *x = malloc(sizeof(float) * MAXROWS * 1408);
         float *w = malloc(sizeof(float) * 129 * 1408);

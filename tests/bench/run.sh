@@ -165,7 +165,8 @@ echo "== llama.cpp on the built-in model: llama-bench given the same weights as 
 echo "   (r1lab export --mtp no: llama.cpp decodes without the MTP module, and builds before"
 echo "   mid-2026 refuse it); prefill of a 512-token prompt (pp512) and batch-1 decoding of 128"
 echo "   tokens (tg128), tokens/s; the best run of each: llama-bench's 5 repetitions, r1lab's 3"
-echo "   (prefill) or 5 timed passes after a warm-up (decoding, its 16-token prompt included)"
+echo "   (prefill) or 5 timed passes after a warm-up (decoding: from a one-token prompt, as"
+echo "   llama-bench's tg test decodes from an empty cache; its time included)"
 if command -v llama-bench >/dev/null 2>&1 && [ -f "$mb/model.safetensors" ]; then
     lt=$(mktemp -d)
     printf '%-14s %10s %10s %7s %10s %10s %7s\n' "weights, thr." "r1 pp512" "llama pp" ratio \
@@ -182,7 +183,7 @@ if command -v llama-bench >/dev/null 2>&1 && [ -f "$mb/model.safetensors" ]; the
             lg=$(best 0 128)
             rp=$(tp "$($bd --model "$mb" --prompt 512 --batch 1 --threads $th --prefill $w |
                 sed 's/prefill/decode/')")
-            rg=$(tp "$($bd --model "$mb" --batch 1 --new 128 --threads $th --reps 6 $w)")
+            rg=$(tp "$($bd --model "$mb" --prompt 1 --batch 1 --new 128 --threads $th --reps 6 $w)")
             printf '%-14s %10s %10.0f %7s %10s %10.0f %7s\n' "$dt, $th" "$rp" "${lp:-0}" \
                 "$(awk -v a="$rp" -v b="$lp" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }')" \
                 "$rg" "${lg:-0}" \

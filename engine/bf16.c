@@ -753,22 +753,14 @@ static void rows_piece(void *ctx, int i, int tid)
     matmul_portable(o, j->ldo, x, w16, n, j->Ci, co, j->acc);
 }
 
-/* A batch-1 step's product reads each weight for one multiply-add: it waits on the caches and
- * memory, not the FMAs, and a piece is worth a thread from fewer multiply-adds than
- * r1__parallel_for_work's thresholds (set by compute-bound GEMMs).  Weighing its multiply-adds
- * 8 times, side by side (Zen 5, 2 threads, medians of 3-4 alternating runs): `small` batch 1
- * fp32 376 -> 572 tokens/s, the built-in model 4072 -> 4673; 16 times slowed the built-in
- * model (4363: its products of 16k-30k multiply-adds cut too), 4 gained less on `small` (418). */
-#define ROW_WEIGHT 8
-
 static void rows_run(rows_job *j)
 {
     int groups = (j->N + 3) / 4, blocks = (j->Co + 15) / 16;
     j->cols = groups == 1;
     j->parts = j->cols ? blocks / 4 : groups; /* output pieces of at least 64 */
     j->parts = j->parts < 1 ? 1 : j->parts < R1_MAX_WORKERS ? j->parts : R1_MAX_WORKERS;
-    long work = (long)j->N * j->Ci * j->Co;
-    r1__parallel_for_work(j->cols ? work * ROW_WEIGHT : work, j->parts, rows_piece, j);
+    r1__parallel_for_work(r1__weigh_rows((long)j->N * j->Ci * j->Co, j->N), j->parts, rows_piece,
+                          j);
 }
 
 void r1_matmul_bf16(float *out, const float *in, const uint16_t *w, int N, int Ci, int Co,

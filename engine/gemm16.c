@@ -684,6 +684,7 @@ typedef struct {
     int simd; /* the AVX-512 packers */
     int amx;  /* uk_amx: A packed row by row, pairs a panel or row rounded up to 16 */
     int cut_rows, parts;
+    long work; /* the multiply-adds, weighed for the pool (r1__weigh_rows) */
     /* B packed once for every piece (pieces cut by rows, r1__gemm16): block kb of K at
      * bpre + kb * bstride, its panels as block() packs all columns at once, then the block's
      * column scales (FP8) as wide floats; NULL: each piece packs B itself */
@@ -869,7 +870,8 @@ static job new_job(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, i
              .parts = 1};
     /* Unlike OpenBLAS's, these sums do not depend on the cut (r1_gemm16.h), so the product is
      * cut by the threads there are: every piece packs all of B (or A) again. */
-    j.parts = r1__gemm_cut((long)M * N * K, M, N, &j.cut_rows);
+    j.work = r1__weigh_rows((long)M * N * K, M);
+    j.parts = r1__gemm_cut(j.work, M, N, &j.cut_rows);
     int kcmax = sc ? R1_GEMM16_KBLOCK : KC;
     j.wide = (N + NR - 1) / NR * NR;
     j.bstride = (long)kcmax / 2 * j.wide + j.wide; /* the panels, then the scales */
@@ -880,7 +882,7 @@ static job new_job(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, i
 static void run(job *j)
 {
     if (j->parts > 1)
-        r1__parallel_for_work((long)j->M * j->N * j->K, j->parts, piece, j);
+        r1__parallel_for_work(j->work, j->parts, piece, j);
     else
         block(j, 0, j->M, 0, j->N);
 }
@@ -894,9 +896,8 @@ static void run_sharing_b(job *j)
         int kcmax = j->sc ? R1_GEMM16_KBLOCK : KC, blocks = (j->K + kcmax - 1) / kcmax;
         j->bpre = malloc(sizeof(uint32_t) * (size_t)j->bstride * (size_t)blocks);
         if (j->bpre)
-            r1__parallel_for_work((long)j->M * j->N * j->K,
-                                  blocks * ((j->wide / NR + BGROUP - 1) / BGROUP), pack_b_item,
-                                  j);
+            r1__parallel_for_work(j->work, blocks * ((j->wide / NR + BGROUP - 1) / BGROUP),
+                                  pack_b_item, j);
     }
     run(j);
     free(j->bpre);

@@ -425,39 +425,41 @@ static SIMD void matmul_f32_avx512(float *out, int ldo, const float *in, int ldi
 }
 
 /* out[r, c] = sum over t of p[r, t] · v[t, c] for rows r < R (a compile-time group of at
- * most 6: 24 accumulators) and columns [c0, c0 + 64): each output one chain of FMAs in t
- * order, so its bits depend on n alone. */
+ * most 6) and columns [c0, c0 + 16·Q) (Q, compile-time, at most 4: R·Q accumulators): each
+ * output one chain of FMAs in t order, so its bits depend on n alone.  Q is the block's width
+ * in vectors: with 4 always, a head of `tiny` (v_head_dim 32, 48 for q and k) had spent half
+ * or a quarter of its FMAs on masked-off lanes, and P·V was 11% of a `tiny` training step. */
 SIMD_INLINE void pv_group(float *out, int ldo, const float *p, long prs, long pts, const float *v,
-                          int ldv, int n, int c0, int nc, int add, const int R)
+                          int ldv, int n, int c0, int nc, int add, const int R, const int Q)
 {
     __m512 acc[6][4];
     __mmask16 m[4];
 #pragma GCC unroll 4
-    for (int q = 0; q < 4; q++)
+    for (int q = 0; q < Q; q++)
         m[q] = mask16(nc - c0 - 16 * q);
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-        for (int q = 0; q < 4; q++)
+        for (int q = 0; q < Q; q++)
             acc[r][q] = _mm512_setzero_ps();
     for (int t = 0; t < n; t++) {
         const float *vt = v + (size_t)t * ldv + c0;
         __m512 x[4];
 #pragma GCC unroll 4
-        for (int q = 0; q < 4; q++)
+        for (int q = 0; q < Q; q++)
             x[q] = _mm512_maskz_loadu_ps(m[q], vt + 16 * q);
 #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
             __m512 b = _mm512_set1_ps(p[r * prs + t * pts]);
 #pragma GCC unroll 4
-            for (int q = 0; q < 4; q++)
+            for (int q = 0; q < Q; q++)
                 acc[r][q] = _mm512_fmadd_ps(b, x[q], acc[r][q]);
         }
     }
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) {
+        for (int q = 0; q < Q; q++) {
             float *o = out + (size_t)r * ldo + c0 + 16 * q;
             __m512 x = acc[r][q];
             if (add) /* the chain first, then one rounded add */
@@ -466,6 +468,17 @@ SIMD_INLINE void pv_group(float *out, int ldo, const float *p, long prs, long pt
         }
 }
 
+/* One group of g rows (1-6) over the column block at c0, in Q column vectors (1-4). */
+#define PV_GROUPS(Q)                                                                               \
+    switch (g) {                                                                                   \
+    case 1: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 1, Q); break;                  \
+    case 2: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 2, Q); break;                  \
+    case 3: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 3, Q); break;                  \
+    case 4: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 4, Q); break;                  \
+    case 5: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 5, Q); break;                  \
+    default: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 6, Q); break;                 \
+    }
+
 static SIMD void pv_avx512(float *out, int ldo, const float *p, long prs, long pts,
                            const float *v, int ldv, int rows, int n, int nc, int add)
 {
@@ -473,19 +486,20 @@ static SIMD void pv_avx512(float *out, int ldo, const float *p, long prs, long p
         int g = rows - r0 < 6 ? rows - r0 : 6;
         float *o = out + (size_t)r0 * ldo;
         const float *pr = p + r0 * prs;
-        for (int c0 = 0; c0 < nc; c0 += 64)
-            switch (g) {
-            case 1: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 1); break;
-            case 2: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 2); break;
-            case 3: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 3); break;
-            case 4: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 4); break;
-            case 5: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 5); break;
-            default: pv_group(o, ldo, pr, prs, pts, v, ldv, n, c0, nc, add, 6); break;
-            }
+        for (int c0 = 0; c0 < nc; c0 += 64) {
+            int w = nc - c0 < 64 ? nc - c0 : 64;
+            if (w > 48)
+                PV_GROUPS(4)
+            else if (w > 32)
+                PV_GROUPS(3)
+            else if (w > 16)
+                PV_GROUPS(2)
+            else
+                PV_GROUPS(1)
+        }
     }
 }
 
-/* r1_f32_to_bf16 sixteen at a time, with the same integer steps. */
 static SIMD void from_f32_avx512(uint16_t *dst, const float *src, size_t n)
 {
     const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);

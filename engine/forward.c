@@ -361,16 +361,16 @@ void r1__layer_backward(r1_model *m, int l, layer_act *a, const float *dout, flo
 
     /* ---- feed-forward: out = h + ffn(norm(h)) */
     memcpy(g->dh, dout, sizeof(float) * NC);
-    memset(g->dhn, 0, sizeof(float) * NC);
+    r1__zero(g->dhn, NC);
     if (w->moe) {
         r1__moe_backward(m, l, a, dout, g->dhn);
     } else {
         int I = c->intermediate_size;
         size_t NI = (size_t)N * I;
-        memset(g->da, 0, sizeof(float) * NI);
+        r1__zero(g->da, NI);
         r1__linear_bwd(m, g->da, r1__grad(m, w->down), dout, a->a, w->down, N, I, C);
-        memset(g->dg, 0, sizeof(float) * NI);
-        memset(g->du, 0, sizeof(float) * NI);
+        r1__zero(g->dg, NI);
+        r1__zero(g->du, NI);
         r1_swiglu_bwd(g->dg, g->du, g->da, a->g, a->u, N * I);
         r1__linear_bwd2(m, g->dhn, r1__grad(m, w->gate), g->dg, w->gate, r1__grad(m, w->up),
                         g->du, w->up, a->hn, N, C, I);
@@ -378,16 +378,16 @@ void r1__layer_backward(r1_model *m, int l, layer_act *a, const float *dout, flo
     r1_rmsnorm_bwd(g->dh, r1__grad(m, w->ffn_norm), g->dhn, a->h, w->ffn_norm, a->rstd2, N, C);
 
     /* ---- attention: h = x + o_proj(ao) */
-    memset(g->dao, 0, sizeof(float) * N * H * dv);
+    r1__zero(g->dao, (size_t)N * H * dv);
     r1__linear_bwd(m, g->dao, r1__grad(m, w->o_proj), g->dh, a->ao, w->o_proj, N, H * dv, C);
-    memset(g->dq, 0, sizeof(float) * N * H * dq);
-    memset(g->dk, 0, sizeof(float) * N * H * dq);
-    memset(g->dv, 0, sizeof(float) * N * H * dv);
+    r1__zero(g->dq, (size_t)N * H * dq);
+    r1__zero(g->dk, (size_t)N * H * dq);
+    r1__zero(g->dv, (size_t)N * H * dv);
     float scale = 1.0f / sqrtf((float)dq);
     r1__attention_bwd_seqs(m->bf16_last, g->dq, g->dk, g->dv, g->dP, g->dao, a->P, a->q, H * dq,
                            a->k, H * dq, a->v, H * dv, B, T, H, dq, dv, scale);
     /* scatter dk, dv back into kv_b's output layout; k_pe's gradient sums over heads */
-    memset(g->dkva, 0, sizeof(float) * N * (kvr + dr));
+    r1__zero(g->dkva, (size_t)N * (kvr + dr));
     for (int n = 0; n < N; n++) {
         float *dkvrow = g->dkv + (size_t)n * H * (dn + dv);
         float *dkpe = g->dkva + (size_t)n * (kvr + dr) + kvr;
@@ -405,22 +405,22 @@ void r1__layer_backward(r1_model *m, int l, layer_act *a, const float *dout, flo
     r1_rope(g->dkva + kvr, N, 1, kvr + dr, 0, dr, a->pos, m->rope_cos, m->rope_sin, 1);
 
     /* kv = kv_b(norm(c_kv)) */
-    memset(g->dkvn, 0, sizeof(float) * N * kvr);
+    r1__zero(g->dkvn, (size_t)N * kvr);
     r1__linear_bwd(m, g->dkvn, r1__grad(m, w->kv_b), g->dkv, a->kvn, w->kv_b, N, kvr,
                    H * (dn + dv));
-    memset(g->dckv, 0, sizeof(float) * N * kvr);
+    r1__zero(g->dckv, (size_t)N * kvr);
     r1_rmsnorm_bwd(g->dckv, r1__grad(m, w->kv_a_norm), g->dkvn, a->ckv, w->kv_a_norm,
                    a->kv_rstd, N, kvr);
     for (int n = 0; n < N; n++)
         memcpy(g->dkva + (size_t)n * (kvr + dr), g->dckv + (size_t)n * kvr, sizeof(float) * kvr);
 
     /* the two projections of xn */
-    memset(g->dxn, 0, sizeof(float) * NC);
+    r1__zero(g->dxn, NC);
     r1__linear_bwd(m, g->dxn, r1__grad(m, w->kv_a), g->dkva, a->xn, w->kv_a, N, C, kvr + dr);
     if (qr) {
-        memset(g->dqan, 0, sizeof(float) * N * qr);
+        r1__zero(g->dqan, (size_t)N * qr);
         r1__linear_bwd(m, g->dqan, r1__grad(m, w->q_b), g->dq, a->qan, w->q_b, N, qr, H * dq);
-        memset(g->dqa, 0, sizeof(float) * N * qr);
+        r1__zero(g->dqa, (size_t)N * qr);
         r1_rmsnorm_bwd(g->dqa, r1__grad(m, w->q_a_norm), g->dqan, a->qa, w->q_a_norm, a->qa_rstd,
                        N, qr);
         r1__linear_bwd(m, g->dxn, r1__grad(m, w->q_a), g->dqa, a->xn, w->q_a, N, C, qr);
@@ -629,7 +629,7 @@ r1_status r1_model_backward(r1_model *m, r1_error *err)
     grad_scratch *g = &m->gs;
     int B = m->B, T = m->T, N = B * T, C = c->hidden_size, V = c->vocab_size;
     float *dembed = r1__grad(m, m->embed), *dhead = r1__grad(m, m->head);
-    memset(g->dhf, 0, sizeof(float) * N * C);
+    r1__zero(g->dhf, (size_t)N * C);
 
     /* MTP depths, deepest first: each hands the gradient of its `prev` to the depth below */
     int Drun = 0;
@@ -642,7 +642,7 @@ r1_status r1_model_backward(r1_model *m, r1_error *err)
         int Tk = T - k, Nk = B * Tk;
         size_t NC = (size_t)Nk * C;
         float *dhk = g->dres[0], *dx1 = g->dres[1];
-        memset(dhk, 0, sizeof(float) * NC);
+        r1__zero(dhk, NC);
         r1_matmul_bwd(dhk, dhead, ma->dlogits, ma->hk, m->head, Nk, C, V);
         if (k < Drun) { /* depth k+1 read hk rows (b, i < T-k-1) */
             const float *dn = g->dmtp[(k + 1) & 1];
@@ -654,11 +654,11 @@ r1_status r1_model_backward(r1_model *m, r1_error *err)
                         dst[j] += s[j];
                 }
         }
-        memset(dx1, 0, sizeof(float) * NC);
+        r1__zero(dx1, NC);
         r1_rmsnorm_bwd(dx1, r1__grad(m, w->head_norm), dhk, ma->x1, w->head_norm, ma->hk_rstd,
                        Nk, C);
         r1__layer_backward(m, m->L + k - 1, a, dx1, g->dx0);
-        memset(g->dcat, 0, sizeof(float) * 2 * NC);
+        r1__zero(g->dcat, (size_t)2 * NC);
         r1__linear_bwd(m, g->dcat, r1__grad(m, w->eh_proj), g->dx0, ma->cat, w->eh_proj, Nk,
                        2 * C, C);
         /* split [d enorm(emb) | d hnorm(prev)] */
@@ -667,7 +667,7 @@ r1_status r1_model_backward(r1_model *m, r1_error *err)
             memcpy(den + (size_t)n * C, g->dcat + (size_t)n * 2 * C, sizeof(float) * C);
             memcpy(dpn + (size_t)n * C, g->dcat + (size_t)n * 2 * C + C, sizeof(float) * C);
         }
-        memset(demb, 0, sizeof(float) * NC);
+        r1__zero(demb, NC);
         r1_rmsnorm_bwd(demb, r1__grad(m, w->enorm), den, ma->emb, w->enorm, ma->en_rstd, Nk, C);
         for (int n = 0; n < Nk; n++) {
             float *dst = dembed + (size_t)ma->tok[n] * C;
@@ -676,7 +676,7 @@ r1_status r1_model_backward(r1_model *m, r1_error *err)
                 dst[j] += s[j];
         }
         float *dprev = g->dmtp[k & 1];
-        memset(dprev, 0, sizeof(float) * NC);
+        r1__zero(dprev, NC);
         r1_rmsnorm_bwd(dprev, r1__grad(m, w->hnorm), dpn, ma->prev, w->hnorm, ma->pn_rstd, Nk, C);
         if (k == 1) /* prev rows (b, i) were hf rows (b, i) */
             for (int b = 0; b < B; b++)
@@ -691,7 +691,7 @@ r1_status r1_model_backward(r1_model *m, r1_error *err)
     /* head and final norm */
     r1_matmul_bwd(g->dhf, dhead, m->dlogits, m->hf, m->head, N, C, V);
     float *dx = g->dres[0], *dnext = g->dres[1];
-    memset(dx, 0, sizeof(float) * N * C);
+    r1__zero(dx, (size_t)N * C);
     r1_rmsnorm_bwd(dx, r1__grad(m, m->final_norm), g->dhf, m->x_final, m->final_norm, m->hf_rstd,
                    N, C);
     for (int l = m->L - 1; l >= 0; l--) {

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "parallel.h"
@@ -138,6 +139,30 @@ void r1__parallel_for_work(long work, int n, void (*fn)(void *ctx, int i, int ti
     }
     for (int i = 0; i < n; i++)
         fn(ctx, i, 0);
+}
+
+typedef struct {
+    float *p;
+    size_t n;
+    int parts;
+} zero_job;
+
+static void zero_piece(void *ctx, int i, int tid)
+{
+    (void)tid;
+    const zero_job *j = ctx;
+    size_t step = (j->n + (size_t)j->parts - 1) / (size_t)j->parts;
+    size_t lo = (size_t)i * step, hi = lo + step < j->n ? lo + step : j->n;
+    if (lo < hi)
+        memset(j->p + lo, 0, sizeof(float) * (hi - lo));
+}
+
+void r1__zero(float *p, size_t n)
+{
+    size_t parts = n / (1 << 14); /* pieces of at least 64 KB */
+    parts = parts < 1 ? 1 : parts > R1_MAX_WORKERS ? R1_MAX_WORKERS : parts;
+    zero_job j = {p, n, (int)parts};
+    r1__parallel_for_work((long)n * ZERO_COST, j.parts, zero_piece, &j);
 }
 
 void r1__parallel_for(int n, void (*fn)(void *ctx, int i, int tid), void *ctx)

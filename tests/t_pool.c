@@ -9,6 +9,7 @@
 #include <config.h>
 
 #include <dirent.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,5 +164,24 @@ int main(void)
        "a loop inside an iteration runs its items in order on that thread");
     ok(!r1__in_parallel(), "outside a loop, r1__in_parallel is 0");
     free(l);
+
+    /* r1__zero: every length from a few floats to pieces side by side (2 threads), nothing
+     * written outside [0, n) */
+    r1_set_threads(2);
+    static const size_t lens[] = {0, 1, 17, 16383, 16384, 70001, 1 << 20, (1 << 20) + 5};
+    int zeroed = 1, kept = 1;
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        size_t n = lens[li];
+        float *b = malloc(sizeof(float) * (n + 2));
+        for (size_t i = 0; i < n + 2; i++)
+            b[i] = 1.5f;
+        r1__zero(b + 1, n);
+        for (size_t i = 1; i <= n; i++)
+            zeroed &= b[i] == 0 && !signbit(b[i]);
+        kept &= b[0] == 1.5f && b[n + 1] == 1.5f;
+        free(b);
+    }
+    ok(zeroed && kept, "r1__zero clears [0, n) for 8 lengths up to 2^20 + 5 and writes nothing "
+       "beside it");
     return done_testing();
 }

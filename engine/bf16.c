@@ -500,6 +500,7 @@ static SIMD void pv_avx512(float *out, int ldo, const float *p, long prs, long p
     }
 }
 
+/* r1_f32_to_bf16 sixteen at a time, with the same integer steps. */
 static SIMD void from_f32_avx512(uint16_t *dst, const float *src, size_t n)
 {
     const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);

@@ -164,22 +164,19 @@ static inline v4u pick(v4u mask, v4u x, v4u y)
     return (x & mask) | (y & ~mask);
 }
 
-/* qdq_e4m3 on a vector VF of floats (VU: the same lanes as uint32), both roundings computed
- * and the right one picked per lane; one body for every width. */
-#define QDQ_VEC(ATTR, NAME, VF, VU, PICK)                                                          \
-    static ATTR inline VF NAME(VF y)                                                               \
-    {                                                                                              \
-        VU u = (VU)y, sign = u & 0x80000000u, a = u & 0x7fffffffu;                                 \
-        VU r = (a + 0x7ffffu + ((a >> 20) & 1u)) & ~0xfffffu;                                      \
-        r = PICK((VU)(r > 0x43e00000u), (VU){0} + 0x43e00000u, r);                                 \
-        VF t = (VF)a * 512.0f;                                                                     \
-        t = (t + 8388608.0f) - 8388608.0f;                                                         \
-        VU sub = (VU)(t * (1.0f / 512.0f));                                                        \
-        r = PICK((VU)(a >= 0x3c800000u), r, sub);                                                  \
-        r = PICK((VU)(a > 0x7f800000u), a, r); /* NaN */                                           \
-        return (VF)(r | sign);                                                                     \
-    }
-QDQ_VEC(, qdq4, v4f, v4u, pick)
+/* qdq_e4m3 on four floats, both roundings computed and the right one picked per lane. */
+static inline v4f qdq4(v4f y)
+{
+    v4u u = (v4u)y, sign = u & 0x80000000u, a = u & 0x7fffffffu;
+    v4u r = (a + 0x7ffffu + ((a >> 20) & 1u)) & ~0xfffffu;
+    r = pick((v4u)(r > 0x43e00000u), (v4u){0} + 0x43e00000u, r);
+    v4f t = (v4f)a * 512.0f;
+    t = (t + 8388608.0f) - 8388608.0f;
+    v4u sub = (v4u)(t * (1.0f / 512.0f));
+    r = pick((v4u)(a >= 0x3c800000u), r, sub);
+    r = pick((v4u)(a > 0x7f800000u), a, r); /* NaN */
+    return (v4f)(r | sign);
+}
 
 /* The same sixteen at a time when the kernel path has AVX-512 (r1.h, "kernel paths"): the
  * same operations lane by lane, so the same bits, written with AVX-512's own: the clamp to 448

@@ -3,12 +3,13 @@
  *
  * Why not OpenBLAS, as before.  Two reasons, both measured.  Speed: Debian's OpenBLAS 0.3.21
  * picks its kernels at load time from the CPU or from OPENBLAS_CORETYPE, and on a Zen 5 whose
- * environment names Haswell it ran training's products at 95-105 GFLOP/s, 42-48% of one core's
- * AVX-512 fp32 peak, where this blocked product on 512-bit FMAs runs them at 149-195 (66-86%;
- * README, "Performance") whatever the environment names.  Bits: sgemm gives a row other bits by its place in
- * the product and the product's size (the micro-kernel's rows on Haswell, a small-matrix kernel
- * by size on SkylakeX and Cooperlake), so a token's logits, and a near-tied routing after them,
- * changed with the batch around it: a data-parallel run matched one process only to ulps.
+ * environment names Haswell it ran training's products at 89-101 GFLOP/s, 42-48% of one core's
+ * AVX-512 fp32 peak, where this blocked product on 512-bit FMAs runs them at 159-201 (75-96%;
+ * README, "Performance") whatever the environment names.  Bits: sgemm gives a row other bits
+ * by its place in the product and the product's size (the micro-kernel's rows on Haswell, a
+ * small-matrix kernel by size on SkylakeX and Cooperlake), so a token's logits, and a
+ * near-tied routing after them, changed with the batch around it: a data-parallel run matched
+ * one process only to ulps.
  * Here every output is one chain of fused multiply-adds over k in order, starting from 0 (or
  * from C when accumulating), rounded once per step as fmaf does: the bits depend on the
  * operands alone — not on M, N, the cut into pieces, the thread count or the blocking — and a
@@ -20,8 +21,8 @@
  * rows, and an 8×32 micro-kernel keeps 16 registers of 16 sums while it walks one A panel
  * against one B panel, loading C first after the first block (so each output's chain simply
  * continues) and storing it back.  Packing is a copy here — fp32 stays fp32 — laid out to read
- * the source contiguously: A's panels row by row or k by k, whichever way the source runs,
- * the micro-kernel taking both strides.  Never fails: without the heap, NC columns at a time
+ * the source contiguously; A that runs along k is not packed at all but read in place, the
+ * micro-kernel taking its row stride.  Never fails: without the heap, NC columns at a time
  * from about 100 KB of stack. */
 #include <config.h>
 

@@ -129,10 +129,10 @@ static void expert_bwd(void *ctx, int i, int tid)
     const float *Wg = j->w->eg + (size_t)e * Ie * C, *Wu = j->w->eu + (size_t)e * Ie * C;
     const float *Wd = j->w->ed + (size_t)e * C * Ie;
     size_t rI = (size_t)n0 * Ie, rC = (size_t)n0 * C;
-    r1__zero(g->dea + rI, (size_t)ne * Ie);
-    r1__zero(g->deg + rI, (size_t)ne * Ie);
-    r1__zero(g->deu + rI, (size_t)ne * Ie);
-    r1__zero(g->dxe + rC, (size_t)ne * C);
+    memset(g->dea + rI, 0, sizeof(float) * ne * Ie); /* in the experts' loop: one thread */
+    memset(g->deg + rI, 0, sizeof(float) * ne * Ie);
+    memset(g->deu + rI, 0, sizeof(float) * ne * Ie);
+    memset(g->dxe + rC, 0, sizeof(float) * ne * C);
     r1__linear_bwd(m, g->dea + rI, r1__grad(m, Wd), g->deo + rC, a->ea + rI, Wd, ne, Ie, C);
     r1_swiglu_bwd(g->deg + rI, g->deu + rI, g->dea + rI, a->eg + rI, a->eu + rI, ne * Ie);
     r1__linear_bwd2(m, g->dxe + rC, r1__grad(m, Wg), g->deg + rI, Wg, r1__grad(m, Wu),

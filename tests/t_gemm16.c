@@ -223,6 +223,9 @@ int main(void)
         {129, 65, 129, 0, 0, 0, 0, 0, 1},  {8, 32, 255, 1, 1, 0, 0, 1, 1},
         {17, 45, 301, 0, 1, 0, 1, 1, 0},   {40, 64, 77, 1, 0, 1, 1, 0, 0},
         {45, 70, 333, 1, 0, 0, 0, 1, 0}, /* dW's: both fp32 along K, odd K past a block */
+        /* rows in chunks of 64 (block(): a C row of 4000 bytes) over three blocks of K */
+        {300, 1000, 520, 0, 1, 0, 1, 1, 0},
+        {150, 70, 600, 0, 0, 1, 0, 0, 0}, /* A bf16 along K over three blocks of K */
     };
     int nshapes = sizeof shapes / sizeof *shapes;
     float *port[sizeof shapes / sizeof *shapes];

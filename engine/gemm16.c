@@ -202,6 +202,19 @@ static inline __attribute__((always_inline)) SIMD512 void uk_rows(const tile *t,
         s[r][0] = s[r][1] = _mm512_setzero_ps();
     const uint32_t *a = t->a;
     long ars = t->ars, aks = t->aks;
+    /* The tile's C is asked for now and stored (or added to) only after the k loop: C is
+     * the activations or gradients of a step, 4-11 MB, cold, and its lines had come in one
+     * miss at a time in the epilogue.  Alternating medians, 2 threads, Zen 5: bf16 small
+     * 2461 -> 2732 tokens/s, tiny 11506 -> 13404, fp8 small 2006 -> 2161. */
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        if (r >= t->mr)
+            break;
+        const float *cr = t->c + (long)r * t->ldc;
+        __builtin_prefetch(cr, 1, 3);
+        __builtin_prefetch(cr + 16, 1, 3);
+        __builtin_prefetch(cr + 31, 1, 3); /* a row of 32 floats may straddle three lines */
+    }
     for (int p = 0; p < t->kp; p++) {
         const uint32_t *bp = t->b + (long)p * NR;
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp);

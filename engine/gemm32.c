@@ -78,6 +78,19 @@ static inline __attribute__((always_inline)) SIMD void uk_rows(const tile *t, co
 {
     __m512 s[MR][2];
     __mmask16 m0 = lanes(t->nr), m1 = lanes(t->nr - 16);
+    /* C asked for ahead: the tile's own, which it stores after the k loop, or, when it
+     * loads its own now, the next tile's (the rows below: the caller walks a panel's row
+     * groups in order; past the matrix, a prefetch does not fault).  C is a step's
+     * activations or gradients, cold.  Alternating medians, 2 threads, Zen 5: fp32 small
+     * 1871 -> 2008 tokens/s, tiny 9753 -> 10284. */
+    const float *cn = t->c + (t->load ? (long)MR * t->ldc : 0);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        const float *cr = cn + (long)r * t->ldc;
+        __builtin_prefetch(cr, 1, 3);
+        __builtin_prefetch(cr + 16, 1, 3);
+        __builtin_prefetch(cr + 31, 1, 3); /* a row of 32 floats may straddle three lines */
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
         if (t->load && r < t->mr) {

@@ -16,9 +16,10 @@
  * Packing rounds fp32 to bf16 (or copies bf16) and pairs neighbouring k: every element of a
  * panel is a 32-bit pair (even k in the low half), the operand layout of vdpbf16ps.  A panel
  * is stored pair-major or row-major, whichever reads the source contiguously; the micro-kernel
- * takes the two strides.  A source stored along K in fp32 (both operands of dW) is packed for
- * all of a block's panels in one sweep of its rows (pack_kmajor_wide).  Packed operands go to
- * the heap when it has room, else to about 100 KB of stack, so a product never fails.
+ * takes the two strides.  A source stored along K (both operands of dW, fp32; dX's weight,
+ * bf16) is packed for all of a block's panels in one sweep of its rows (pack_kmajor_wide).
+ * Packed operands go to the heap when it has room, else to about 100 KB of stack, so a
+ * product never fails.
  *
  * The same order of sums everywhere (r1_gemm16.h): the AVX2 and portable kernels widen each
  * bf16 to fp32 (a shift or a mask), add the odd k's product and then the even k's, as
@@ -603,8 +604,8 @@ static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const 
     return 0;
 }
 
-/* Packs rows [i0, i0+n) × k [k0, k0+kc) of a k-major fp32 source into all the panels of
- * width w (MR for A, NR for B) that they fill at once: row i's pair p at
+/* Packs rows [i0, i0+n) × k [k0, k0+kc) of a k-major source (fp32 or bf16) into all the
+ * panels of width w (MR for A, NR for B) that they fill at once: row i's pair p at
  * dst[(i / w) * w * kp + p * w + i % w], rows past n to the last panel's edge zero; the same
  * words as pack() gives panel by panel.  One sweep over the source's rows, which are
  * contiguous, instead of one per panel: a panel reads only 32 or 128 bytes of each row (its
@@ -613,32 +614,44 @@ static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const 
  * asked for too.  dW's products read both operands this way, from activations long out of
  * cache: an expert's dW (64 x 192 over 320 tokens) with its operands cold, one thread, best of
  * 40, alternating: 214-245 -> 289-298 GFLOP/s; a tiny bf16 training step at GRPO's shape
- * (16 x 80 tokens) 7746-8913 -> 9004-9633 tokens/s. */
+ * (16 x 80 tokens) 7746-8913 -> 9004-9633 tokens/s.  dX's B, a bf16 weight W[k, n], is
+ * packed this way too (panel by panel its loads had been 17% of the packing's time, by perf):
+ * medians of 6 alternating runs, 2 threads, bf16 small 2577 -> 2725 tokens/s, tiny 13273 ->
+ * 14046 (a noisy machine: the best runs equal). */
 #define PF_PAIRS 2
 
 static SIMD512 int pack_kmajor_wide(uint32_t *dst, int w, const view *v, long i0, int n, long k0,
                                     int kc, int kps)
 {
-    if (!v->kmajor || v->h || (w != MR && w != NR))
+    if (!v->kmajor || (w != MR && w != NR))
         return 0;
     int kp = (kc + 1) / 2, odd = kc & 1, width = (n + w - 1) / w * w;
     long pstride = (long)w * kps; /* kps >= kp pairs a panel (AMX: a multiple of 16) */
+    size_t es = v->h ? sizeof(uint16_t) : sizeof(float);
     for (int p = 0; p < kp; p++) {
         long e = (k0 + 2 * p) * v->ld + i0, o = e + v->ld;
         int has_o = !(odd && p == kp - 1);
         if (p + PF_PAIRS < kp) {
-            const char *a = (const char *)(v->f + e + 2 * PF_PAIRS * v->ld);
-            const char *b = a + v->ld * sizeof(float);
-            for (long at = 0; at < (long)(n * sizeof(float)); at += 64) {
+            const char *a = (v->h ? (const char *)v->h : (const char *)v->f) +
+                            (e + 2 * PF_PAIRS * v->ld) * (long)es;
+            const char *b = a + v->ld * (long)es;
+            for (long at = 0; at < (long)(n * es); at += 64) {
                 _mm_prefetch(a + at, _MM_HINT_T0);
                 _mm_prefetch(b + at, _MM_HINT_T0);
             }
         }
         for (int r = 0; r < width; r += 16) {
             __mmask16 m = lanes(n - r), mo = has_o ? m : 0;
-            __m512i l = load_round(v->f + e + r, m), h = load_round(v->f + o + r, mo);
-            __m512i x = _mm512_mask_blend_epi16(0xaaaaaaaau, _mm512_srli_epi32(l, 16), h);
-            x = _mm512_maskz_mov_epi32(m, x); /* rows past n: zero */
+            __m512i x;
+            if (v->h) { /* bf16 (a weight W[k, n], dX's B): row 2p low, 2p+1 high */
+                __m512i l = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, v->h + e + r));
+                __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mo, v->h + o + r));
+                x = _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
+            } else {
+                __m512i l = load_round(v->f + e + r, m), h = load_round(v->f + o + r, mo);
+                x = _mm512_mask_blend_epi16(0xaaaaaaaau, _mm512_srli_epi32(l, 16), h);
+                x = _mm512_maskz_mov_epi32(m, x); /* rows past n: zero */
+            }
             if (w == NR) { /* 16 rows within one panel */
                 uint32_t *d = dst + (r / NR) * pstride + (long)p * NR + r % NR;
                 _mm512_mask_storeu_epi32(d, lanes(width - r), x);

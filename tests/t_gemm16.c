@@ -226,6 +226,7 @@ int main(void)
         /* rows in chunks of 64 (block(): a C row of 4000 bytes) over three blocks of K */
         {300, 1000, 520, 0, 1, 0, 1, 1, 0},
         {150, 70, 600, 0, 0, 1, 0, 0, 0}, /* A bf16 along K over three blocks of K */
+        {50, 300, 301, 0, 0, 0, 1, 1, 0},  /* dX's: B a bf16 weight along N, odd K */
     };
     int nshapes = sizeof shapes / sizeof *shapes;
     float *port[sizeof shapes / sizeof *shapes];

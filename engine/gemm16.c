@@ -512,6 +512,20 @@ static SIMD512 inline void pair_row(uint32_t *d, const float *f, int kc)
     }
 }
 
+/* 16 pairs of a k-major source: the even k's row at e (lanes m) in the low halves, the odd
+ * k's at o (lanes mo) in the high ones, fp32 rounded; lanes past m zero. */
+static SIMD512 inline __m512i pairs16(const view *v, long e, long o, __mmask16 m, __mmask16 mo)
+{
+    if (v->h) {
+        __m512i l = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, v->h + e));
+        __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mo, v->h + o));
+        return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
+    }
+    __m512i l = load_round(v->f + e, m), h = load_round(v->f + o, mo);
+    __m512i x = _mm512_mask_blend_epi16(0xaaaaaaaau, _mm512_srli_epi32(l, 16), h);
+    return _mm512_maskz_mov_epi32(m, x); /* rows past n: zero */
+}
+
 static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const view *v, long i0,
                                int n, long k0, int kc)
 {
@@ -586,16 +600,7 @@ static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const 
                 __mmask16 m = lanes(left);
                 __mmask16 mo = has_o ? m : 0;
                 __mmask16 st = lanes(rows - r);
-                __m512i x;
-                if (v->h) {
-                    __m512i l = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, v->h + e + r));
-                    __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mo, v->h + o + r));
-                    x = _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
-                } else {
-                    __m512i l = load_round(v->f + e + r, m), h = load_round(v->f + o + r, mo);
-                    x = _mm512_mask_blend_epi16(0xaaaaaaaau, _mm512_srli_epi32(l, 16), h);
-                    x = _mm512_maskz_mov_epi32(m, x); /* rows past n: zero */
-                }
+                __m512i x = pairs16(v, e + r, o + r, m, mo);
                 _mm512_mask_storeu_epi32(d + r, st, x);
             }
         }
@@ -642,16 +647,7 @@ static SIMD512 int pack_kmajor_wide(uint32_t *dst, int w, const view *v, long i0
         }
         for (int r = 0; r < width; r += 16) {
             __mmask16 m = lanes(n - r), mo = has_o ? m : 0;
-            __m512i x;
-            if (v->h) { /* bf16 (a weight W[k, n], dX's B): row 2p low, 2p+1 high */
-                __m512i l = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, v->h + e + r));
-                __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mo, v->h + o + r));
-                x = _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
-            } else {
-                __m512i l = load_round(v->f + e + r, m), h = load_round(v->f + o + r, mo);
-                x = _mm512_mask_blend_epi16(0xaaaaaaaau, _mm512_srli_epi32(l, 16), h);
-                x = _mm512_maskz_mov_epi32(m, x); /* rows past n: zero */
-            }
+            __m512i x = pairs16(v, e + r, o + r, m, mo); /* bf16: dX's weight W[k, n] */
             if (w == NR) { /* 16 rows within one panel */
                 uint32_t *d = dst + (r / NR) * pstride + (long)p * NR + r % NR;
                 _mm512_mask_storeu_epi32(d, lanes(width - r), x);

@@ -10,9 +10,10 @@
  * one A panel by one B panel into 16 registers of 16 fp32 (AVX-512) and adds them into C.
  * When it can have the memory (malloc, else the stack), all of a piece's columns are packed at
  * once instead of NC, so that A is read and packed once per block of K.  When B is packed for
- * all of K beforehand (a weight packed once, a B shared by the pieces, or any product of more
- * than one block of K), the rows go in chunks of about 256 KB of C, all of K for each chunk,
- * so that C stays in cache from one block of K to the next.
+ * all of K beforehand (a weight packed once, a B shared by the pieces, or a product in one
+ * piece of more than one block of K and more rows than a chunk), the rows go in chunks of
+ * about 256 KB of C, all of K for each chunk, so that C stays in cache from one block of K to
+ * the next.
  * Packing rounds fp32 to bf16 (or copies bf16) and pairs neighbouring k: every element of a
  * panel is a 32-bit pair (even k in the low half), the operand layout of vdpbf16ps.  A panel
  * is stored pair-major or row-major, whichever reads the source contiguously; the micro-kernel
@@ -740,7 +741,7 @@ static int c_chunk(const job *j, int nc)
 {
     long row = (long)nc + (j->bpre2 ? j->N2 : 0) + (j->has_a2 ? nc : 0); /* floats of C a row */
     long rows = C_BYTES / (4 * row) / MC * MC;
-    return rows < MC ? MC : rows > (1 << 30) ? 1 << 30 : (int)rows;
+    return rows < MC ? MC : (int)rows;
 }
 
 static void block(const job *j, int m0, int m1, int n0, int n1)
@@ -933,13 +934,14 @@ static void run(job *j)
 
 /* run(), with B packed once for all the pieces when they are pieces of rows: each would pack
  * all of B (in training, a weight, or the activations of a dW product), so it is packed side
- * by side and shared; and for a product in one piece with more than one block of K, so that
- * block() can walk its rows in chunks.  Same panels, same bits; without the memory, each
- * piece packs its own. */
+ * by side and shared; and for a product in one piece with more than one block of K and more
+ * rows than a chunk, so that block() can walk them in chunks (others keep B on the stack).
+ * Same panels, same bits; without the memory, each piece packs its own. */
 static void run_sharing_b(job *j)
 {
     int kcmax = j->sc ? R1_GEMM16_KBLOCK : KC, blocks = (j->K + kcmax - 1) / kcmax;
-    if ((j->parts > 1 && j->cut_rows) || (j->parts == 1 && blocks > 1)) {
+    int chunked = j->parts == 1 && blocks > 1 && j->M > c_chunk(j, j->N);
+    if ((j->parts > 1 && j->cut_rows) || chunked) {
         j->bpre = malloc(sizeof(uint32_t) * (size_t)j->bstride * (size_t)blocks);
         if (j->bpre)
             r1__parallel_for_work(j->work, blocks * ((j->wide / NR + BGROUP - 1) / BGROUP),

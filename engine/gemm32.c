@@ -5,11 +5,11 @@
  * picks its kernels at load time from the CPU or from OPENBLAS_CORETYPE, and on a Zen 5 whose
  * environment names Haswell it ran training's products at 89-101 GFLOP/s, 42-48% of one core's
  * AVX-512 fp32 peak, where this blocked product on 512-bit FMAs runs them at 159-201 (75-96%;
- * on a busy machine 116-199, 55-94%: README, "Performance") whatever the environment names.  Bits: sgemm gives a row other bits
- * by its place in the product and the product's size (the micro-kernel's rows on Haswell, a
- * small-matrix kernel by size on SkylakeX and Cooperlake), so a token's logits, and a
- * near-tied routing after them, changed with the batch around it: a data-parallel run matched
- * one process only to ulps.
+ * on a busy machine 116-199, 55-94%: README, "Performance") whatever the environment names.
+ * Bits: sgemm gives a row other bits by its place in the product and the product's size (the
+ * micro-kernel's rows on Haswell, a small-matrix kernel by size on SkylakeX and Cooperlake),
+ * so a token's logits, and a near-tied routing after them, changed with the batch around it:
+ * a data-parallel run matched one process only to ulps.
  * Here every output is one chain of fused multiply-adds over k in order, starting from 0 (or
  * from C when accumulating), rounded once per step as fmaf does: the bits depend on the
  * operands alone — not on M, N, the cut into pieces, the thread count or the blocking — and a

@@ -328,8 +328,10 @@ void r1__layer_forward(r1_model *m, int l, layer_act *a, const float *x, float *
     }
     /* DESIGN: softmax scale (qk_nope_head_dim + qk_rope_head_dim)^-0.5 */
     float scale = 1.0f / sqrtf((float)dq);
-    r1__attention_fwd_seqs(m->bf16_fwd, a->ao, a->P, a->q, H * dq, a->k, H * dq, a->v, H * dv, B,
-                           T, H, dq, dv, scale);
+    /* attention's products in bf16 under BF16 and under FP8, whose linear layers alone take
+     * E4M3: DeepSeek-V3 keeps attention in BF16 beside its FP8 GEMMs */
+    r1__attention_fwd_seqs(m->bf16_fwd || m->fp8_fwd, a->ao, a->P, a->q, H * dq, a->k, H * dq,
+                           a->v, H * dv, B, T, H, dq, dv, scale);
     /* h = x + o_proj(attention) */
     memcpy(a->h, x, sizeof(float) * N * C);
     r1__mm(m, a->h, a->ao, w->o_proj, N, H * dv, C, 1);
@@ -384,8 +386,8 @@ void r1__layer_backward(r1_model *m, int l, layer_act *a, const float *dout, flo
     r1__zero(g->dk, (size_t)N * H * dq);
     r1__zero(g->dv, (size_t)N * H * dv);
     float scale = 1.0f / sqrtf((float)dq);
-    r1__attention_bwd_seqs(m->bf16_last, g->dq, g->dk, g->dv, g->dP, g->dao, a->P, a->q, H * dq,
-                           a->k, H * dq, a->v, H * dv, B, T, H, dq, dv, scale);
+    r1__attention_bwd_seqs(m->bf16_last || m->fp8_last, g->dq, g->dk, g->dv, g->dP, g->dao, a->P,
+                           a->q, H * dq, a->k, H * dq, a->v, H * dv, B, T, H, dq, dv, scale);
     /* scatter dk, dv back into kv_b's output layout; k_pe's gradient sums over heads */
     r1__zero(g->dkva, (size_t)N * (kvr + dr));
     for (int n = 0; n < N; n++) {

@@ -43,6 +43,7 @@
 #include "parallel.h"
 #include "r1.h"
 #include "r1_fp8.h"
+#include "r1_gemm16.h"
 
 #define BLK R1_FP8_BLOCK
 
@@ -178,34 +179,10 @@ static inline v4f qdq4(v4f y)
     return (v4f)(r | sign);
 }
 
-/* The same sixteen at a time when the kernel path has AVX-512 (r1.h, "kernel paths"): the
- * same operations lane by lane, so the same bits, written with AVX-512's own: the clamp to 448
- * as an unsigned minimum, the choices as masked moves, and the subnormal rounding only for
- * a group that has a nonzero value below 2^-6 (rare once scaled; zero rounds to itself on
- * either side).  The vector-extension form of qdq4 had compiled to blends of whole vectors and
- * ran the subnormal rounding always; quantisation was 19% of an fp8 `tiny` step. */
 #if FP8_SIMD
-#define WIDE __attribute__((target("avx512f,avx512bw,avx512vl")))
-
-static WIDE inline __m512 qdq16(__m512 y)
-{
-    __m512i u = _mm512_castps_si512(y), a = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
-    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, 20), _mm512_set1_epi32(1));
-    __m512i r = _mm512_add_epi32(_mm512_add_epi32(a, _mm512_set1_epi32(0x7ffff)), odd);
-    r = _mm512_and_si512(r, _mm512_set1_epi32(~0xfffff));
-    r = _mm512_min_epu32(r, _mm512_set1_epi32(0x43e00000));
-    __mmask16 sub = _mm512_cmplt_epu32_mask(a, _mm512_set1_epi32(0x3c800000)) &
-                    _mm512_test_epi32_mask(a, a);
-    if (sub) {
-        __m512 t = _mm512_mul_ps(_mm512_castsi512_ps(a), _mm512_set1_ps(512.0f));
-        t = _mm512_sub_ps(_mm512_add_ps(t, _mm512_set1_ps(8388608.0f)),
-                          _mm512_set1_ps(8388608.0f));
-        t = _mm512_mul_ps(t, _mm512_set1_ps(1.0f / 512.0f));
-        r = _mm512_mask_mov_epi32(r, sub, _mm512_castps_si512(t));
-    }
-    r = _mm512_mask_mov_epi32(r, _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000)), a);
-    return _mm512_castsi512_ps(_mm512_or_si512(r, _mm512_andnot_si512(a, u))); /* the sign */
-}
+#include "fp8_simd.h" /* fp8_qdq16: qdq_e4m3 on 16 lanes, the same bits */
+#define WIDE FP8_WIDE
+#define qdq16 fp8_qdq16
 
 /* |x|'s lanes into m: a NaN never wins (vmaxps returns its second operand then), as in the
  * portable loop. */
@@ -259,6 +236,76 @@ static WIDE int col_qdq16(float *y, const float *x, const float *sc, int kc, int
     return k;
 }
 
+static inline __mmask16 lanes16(int n) /* the first n of 16 lanes, n clamped to 0..16 */
+{
+    return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
+static WIDE inline __m256i code16_lanes(__m512 x, __m512 s) /* the codes as 16 bf16 */
+{
+    return _mm512_cvtepi32_epi16(fp8_code_bits(x, s));
+}
+
+/* r1__fp8_tile16: the tile (n <= 128) held in eight registers, read once. */
+static WIDE float tile16_wide(uint16_t *dst, const float *x, int n)
+{
+    __m512 v[8], m = _mm512_setzero_ps();
+    const __m512i abs = _mm512_set1_epi32(0x7fffffff);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        v[i] = _mm512_maskz_loadu_ps(lanes16(n - 16 * i), x + 16 * i);
+        m = _mm512_max_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v[i]), abs)),
+                          m); /* a NaN never wins, as in amax_of */
+    }
+    float s = r1_fp8_scale(_mm512_reduce_max_ps(m));
+    __m512 vs = _mm512_set1_ps(s);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        if (16 * i < n)
+            _mm256_mask_storeu_epi16(dst + 16 * i, lanes16(n - 16 * i), code16_lanes(v[i], vs));
+    return s;
+}
+
+/* r1__fp8_cols16: 64 columns at a time, their running maxima in four registers while the rows
+ * stream by, then the codes from the block again (in cache: at most 128 rows of 256 bytes). */
+static WIDE void cols16_wide(uint16_t *dst, long dld, float *s, const float *x, long ld, int kc,
+                             int n)
+{
+    const __m512i abs = _mm512_set1_epi32(0x7fffffff);
+    for (int c0 = 0; c0 < n; c0 += 64) {
+        __mmask16 mk[4];
+        __m512 m[4], sv[4];
+        for (int i = 0; i < 4; i++) {
+            mk[i] = lanes16(n - c0 - 16 * i);
+            m[i] = _mm512_setzero_ps();
+        }
+        for (int k = 0; k < kc; k++) {
+            const float *r = x + k * ld + c0;
+            for (int i = 0; i < 4; i++)
+                __builtin_prefetch(r + 4 * ld + 16 * i, 0, 3);
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(mk[i], r + 16 * i));
+                m[i] = _mm512_max_ps(_mm512_castsi512_ps(_mm512_and_si512(u, abs)), m[i]);
+            }
+        }
+        for (int i = 0; i < 4; i++) { /* r1_fp8_scale lane by lane */
+            __m512 q = _mm512_div_ps(m[i], _mm512_set1_ps(R1_E4M3_MAX));
+            sv[i] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(q, _mm512_setzero_ps(), _CMP_GT_OQ),
+                                         _mm512_set1_ps(1.0f), q);
+            _mm512_mask_storeu_ps(s + c0 + 16 * i, mk[i], sv[i]);
+        }
+        for (int k = 0; k < kc; k++) {
+            const float *r = x + k * ld + c0;
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                _mm256_mask_storeu_epi16(dst + k * dld + c0 + 16 * i, mk[i],
+                                         code16_lanes(_mm512_maskz_loadu_ps(mk[i], r + 16 * i),
+                                                      sv[i]));
+        }
+    }
+}
+
 static int wide(void)
 {
     return r1_isa_active() >= R1_ISA_AVX512BF16;
@@ -275,6 +322,15 @@ static int col_qdq16(float *y, const float *x, const float *sc, int kc, int keep
 {
     (void)y, (void)x, (void)sc, (void)kc, (void)keep;
     return 0;
+}
+static float tile16_wide(uint16_t *d, const float *x, int n)
+{
+    (void)d, (void)x, (void)n;
+    return 0;
+}
+static void cols16_wide(uint16_t *d, long dld, float *s, const float *x, long ld, int kc, int n)
+{
+    (void)d, (void)dld, (void)s, (void)x, (void)ld, (void)kc, (void)n;
 }
 static int wide(void) { return 0; }
 #endif
@@ -494,6 +550,60 @@ float r1_fp8_q_tensor(float *codes, const float *src, size_t n)
     float s = r1_fp8_scale(amax_of(src, n, 1));
     qdq_run(codes, src, n, 1, s, 1.0f);
     return s;
+}
+
+/* ------------------------------------------------------------------ codes for gemm16's packing */
+
+/* A code's value as bf16: exact (E4M3 has 3 bits of mantissa), a NaN quiet (as gemm16's
+ * rounding to bf16 leaves it). */
+static uint16_t half_of(float c)
+{
+    uint32_t u = bits_of(c);
+    uint16_t h = (uint16_t)(u >> 16);
+    return (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)(h | 0x40u) : h;
+}
+
+/* The codes of x[0, n) with the scale of the values' own tile, x / s rounded as qdq_e4m3 does
+ * (qdq4's bits) and written as bf16. */
+static void codes_of(uint16_t *dst, const float *x, int n, float s)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f c = qdq4(load4(x + i) / s);
+        for (int l = 0; l < 4; l++)
+            dst[i + l] = half_of(c[l]);
+    }
+    for (; i < n; i++)
+        dst[i] = half_of(qdq_e4m3(x[i] / s));
+}
+
+float r1__fp8_tile16(uint16_t *dst, const float *x, int n)
+{
+    if (n <= 128 && wide())
+        return tile16_wide(dst, x, n);
+    float s = r1_fp8_scale(amax_of(x, n > 0 ? (size_t)n : 0, 1));
+    codes_of(dst, x, n, s);
+    return s;
+}
+
+void r1__fp8_cols16(uint16_t *dst, long dld, float *s, const float *x, long ld, int kc, int n)
+{
+    if (wide()) {
+        cols16_wide(dst, dld, s, x, ld, kc, n);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        s[i] = 0;
+    for (int k = 0; k < kc; k++)
+        for (int i = 0; i < n; i++) {
+            float v = fabsf(x[k * ld + i]);
+            s[i] = v > s[i] ? v : s[i]; /* a NaN never wins */
+        }
+    for (int i = 0; i < n; i++)
+        s[i] = r1_fp8_scale(s[i]);
+    for (int k = 0; k < kc; k++)
+        for (int i = 0; i < n; i++)
+            dst[k * dld + i] = half_of(qdq_e4m3(x[k * ld + i] / s[i]));
 }
 
 void r1_fp8_quantize_blocks(uint8_t *codes, float *scale_inv, const float *w, int R, int C)

@@ -442,18 +442,24 @@ static size_t nscales(int N, int K)
     return ((size_t)N + BLK) * (((size_t)K + BLK - 1) / BLK) + (size_t)K + 1;
 }
 
+/* With 1x128 tiles (R1_FP8_TILES) the activations and gradients are quantised by r1__gemm16
+ * itself as it packs them (r1_gscale's aq, bq: the same codes and scales, so the same bits);
+ * only the weights' 128x128 blocks are quantised here.  With one scale a tensor
+ * (R1_FP8_TENSOR) every operand is quantised here first. */
 static void fp8_fwd16(r1_model *m, float *out, const float *in, const float *w, int N, int Ci,
                       int Co, int accumulate)
 {
-    float *qx = fbuf((size_t)N * Ci), *qw = fbuf((size_t)Co * Ci);
-    float *sx = fbuf(nscales(N, Ci)), *sw = fbuf(nscales(Co, Ci));
-    if (qx && qw && sx && sw) {
-        r1_gscale sc;
-        quant16(m->fp8_fwd, 'r', qx, sx, in, N, Ci, &sc.am, &sc.ak, &sc.ablk);
+    int own = m->fp8_fwd != R1_FP8_TENSOR; /* r1__gemm16 quantises the activations */
+    float *qx = own ? NULL : fbuf((size_t)N * Ci), *qw = fbuf((size_t)Co * Ci);
+    float *sx = own ? NULL : fbuf(nscales(N, Ci)), *sw = fbuf(nscales(Co, Ci));
+    if ((own || (qx && sx)) && qw && sw) {
+        r1_gscale sc = {.aq = own};
+        if (!own)
+            quant16(m->fp8_fwd, 'r', qx, sx, in, N, Ci, &sc.am, &sc.ak, &sc.ablk);
         sc.a = sx;
         quant16(m->fp8_fwd, 'b', qw, sw, w, Co, Ci, &sc.bn, &sc.bk, &sc.bblk);
         sc.b = sw;
-        r1_gop A = {qx, Ci, 0, 0}, B = {qw, Ci, 1, 0};
+        r1_gop A = {own ? in : qx, Ci, 0, 0}, B = {qw, Ci, 1, 0};
         r1__gemm16(out, Co, N, Co, Ci, A, B, accumulate, &sc);
     } else {
         oom(m);
@@ -465,20 +471,21 @@ static void fp8_fwd16(r1_model *m, float *out, const float *in, const float *w, 
 static void fp8_bwd16(r1_model *m, float *din, float *dw, const float *dout, const float *in,
                       const float *w, int N, int Ci, int Co)
 {
-    int mode = m->fp8_last;
+    int mode = m->fp8_last, own = mode != R1_FP8_TENSOR;
     if (din) { /* din += Q(dout)·Q(W): dout's 1×128 tiles run along Co, the inner dimension;
                 * W's blocks are (co, ci): per 128 of k = co and per 128 columns ci */
-        float *qd = fbuf((size_t)N * Co), *qw = fbuf((size_t)Co * Ci);
-        float *sd = fbuf(nscales(N, Co)), *sw = fbuf(nscales(Co, Ci));
-        if (qd && qw && sd && sw) {
-            r1_gscale sc;
-            quant16(mode, 'r', qd, sd, dout, N, Co, &sc.am, &sc.ak, &sc.ablk);
+        float *qd = own ? NULL : fbuf((size_t)N * Co), *qw = fbuf((size_t)Co * Ci);
+        float *sd = own ? NULL : fbuf(nscales(N, Co)), *sw = fbuf(nscales(Co, Ci));
+        if ((own || (qd && sd)) && qw && sw) {
+            r1_gscale sc = {.aq = own};
+            if (!own)
+                quant16(mode, 'r', qd, sd, dout, N, Co, &sc.am, &sc.ak, &sc.ablk);
             sc.a = sd;
             long rs, cs;
             int blk;
             quant16(mode, 'b', qw, sw, w, Co, Ci, &rs, &cs, &blk);
             sc.b = sw, sc.bk = rs, sc.bn = cs, sc.bblk = blk; /* rows of W are this K */
-            r1_gop A = {qd, Co, 0, 0}, B = {qw, Ci, 0, 0};
+            r1_gop A = {own ? dout : qd, Co, 0, 0}, B = {qw, Ci, 0, 0};
             r1__gemm16(din, Ci, N, Ci, Co, A, B, 1, &sc);
         } else {
             oom(m);
@@ -487,10 +494,14 @@ static void fp8_bwd16(r1_model *m, float *din, float *dw, const float *dout, con
         free(qd), free(qw), free(sd), free(sw);
     }
     if (dw) { /* dW += Q'(dout)^T·Q'(x): 128×1 tiles along the tokens, the inner dimension */
-        float *qd = fbuf((size_t)N * Co), *qx = fbuf((size_t)N * Ci);
-        float *sd = fbuf(nscales(N, Co)), *sx = fbuf(nscales(N, Ci));
-        if (qd && qx && sd && sx) {
-            r1_gscale sc;
+        float *qd = NULL, *qx = NULL, *sd = NULL, *sx = NULL;
+        if (own) {
+            r1_gscale sc = {.aq = 1, .bq = 1};
+            r1_gop A = {dout, Co, 1, 0}, B = {in, Ci, 0, 0};
+            r1__gemm16(dw, Ci, Co, Ci, N, A, B, 1, &sc);
+        } else if ((qd = fbuf((size_t)N * Co)) && (qx = fbuf((size_t)N * Ci)) &&
+                   (sd = fbuf(nscales(N, Co))) && (sx = fbuf(nscales(N, Ci)))) {
+            r1_gscale sc = {0};
             quant16(mode, 'c', qd, sd, dout, N, Co, &sc.am, &sc.ak, &sc.ablk);
             sc.a = sd;
             quant16(mode, 'c', qx, sx, in, N, Ci, &sc.bn, &sc.bk, &sc.bblk);

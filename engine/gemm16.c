@@ -42,6 +42,7 @@
 #define AVX2 __attribute__((target("avx2,fma")))
 #if defined(HAVE_AVX512BF16_INTRIN)
 #define SIMD512 __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl")))
+#include "fp8_simd.h"
 #endif
 #endif
 
@@ -470,6 +471,12 @@ static void pack(uint32_t *dst, long rs, long ps, int rows, const view *v, long 
     }
 }
 
+/* Packing A's rows along k asks for the row PF_ROWS ahead while it rounds this one: an
+ * activation comes cold from memory, and each row is a short stream the hardware prefetcher
+ * only catches after its first lines.  A 384x128x512 product with A cold, one thread: 211-245
+ * -> 335-354 GFLOP/s.  (Rows past the matrix are asked for too: a prefetch never faults.) */
+#define PF_ROWS 4
+
 #ifdef SIMD512
 /* The same packing for the two operand layouts training feeds most (fp32 activations and
  * gradients, bf16 weights), 16 pairs at a time, bit for bit as pack() rounds: integer round
@@ -489,11 +496,6 @@ static SIMD512 inline __m512i load_round(const float *f, __mmask16 m)
     return round16(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, f)));
 }
 
-/* Packing A's rows along k asks for the row PF_ROWS ahead while it rounds this one: an
- * activation comes cold from memory, and each row is a short stream the hardware prefetcher
- * only catches after its first lines.  A 384x128x512 product with A cold, one thread: 211-245
- * -> 335-354 GFLOP/s.  (Rows past the matrix are asked for too: a prefetch never faults.) */
-#define PF_ROWS 4
 
 /* The kc floats at f as (kc + 1) / 2 pairs at d (an odd k past kc: zero): 32 floats give 16
  * pairs. */
@@ -663,6 +665,65 @@ static SIMD512 int pack_kmajor_wide(uint32_t *dst, int w, const view *v, long i0
     }
     return 1;
 }
+/* FP8 (aq, bq): rows [i0, i0 + n) x k [k0, k0 + kc) of a k-major fp32 operand quantised with a
+ * scale per row i (the codes and scales r1__fp8_cols16 gives) straight into the panels
+ * pack_kmajor_wide writes, the scales to s[0, n).  First the largest |value| of each row down
+ * the block, 256 rows side by side in registers as the source's rows stream by; then the codes
+ * of each pair of k, from cache.  (Through a buffer of codes and pack_kmajor_wide, a third
+ * pass.) */
+static SIMD512 void quant_kmajor_wide(uint32_t *dst, int w, float *s, const view *v, long i0,
+                                      int n, long k0, int kc, int kps)
+{
+    const float *f = v->f;
+    long ld = v->ld;
+    for (int g = 0; g < n; g += 256) {
+        __m512 m[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            m[i] = _mm512_setzero_ps();
+        int strips = (n - g < 256 ? n - g + 15 : 256) / 16;
+        for (int k = 0; k < kc; k++) {
+            const float *x = f + (k0 + k) * ld + i0 + g;
+            for (int i = 0; i < strips; i++)
+                _mm_prefetch((const char *)(x + PF_PAIRS * 2 * ld + 16 * i), _MM_HINT_T0);
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                if (i < strips)
+                    m[i] = fp8_amax_lanes(m[i], _mm512_maskz_loadu_ps(lanes(n - g - 16 * i),
+                                                                      x + 16 * i));
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            if (i < strips)
+                _mm512_mask_storeu_ps(s + g + 16 * i, lanes(n - g - 16 * i),
+                                      fp8_scale_lanes(m[i]));
+    }
+    int kp = (kc + 1) / 2, odd = kc & 1, width = (n + w - 1) / w * w;
+    long pstride = (long)w * kps;
+    for (int p = 0; p < kp; p++) {
+        const float *e = f + (k0 + 2 * p) * ld + i0, *o = e + ld;
+        int has_o = !(odd && p == kp - 1);
+        for (int r = 0; r < width; r += 16) {
+            __mmask16 m = lanes(n - r);
+            /* lanes past n: scale 1 and value 0, so code 0 */
+            __m512 sv = _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, s + r);
+            __m512i x = fp8_code_bits(_mm512_maskz_loadu_ps(m, e + r), sv);
+            if (has_o)
+                x = _mm512_or_si512(x, _mm512_slli_epi32(
+                                           fp8_code_bits(_mm512_maskz_loadu_ps(m, o + r), sv), 16));
+            if (w == NR) {
+                uint32_t *d = dst + (r / NR) * pstride + (long)p * NR + r % NR;
+                _mm512_mask_storeu_epi32(d, lanes(width - r), x);
+            } else {
+                uint32_t *d = dst + (r / MR) * pstride + (long)p * MR;
+                _mm256_storeu_si256((__m256i *)d, _mm512_castsi512_si256(x));
+                if (r + MR < width)
+                    _mm256_storeu_si256((__m256i *)(d + pstride),
+                                        _mm512_extracti64x4_epi64(x, 1));
+            }
+        }
+    }
+}
 #endif
 
 /* pack(), through the vector packer when the path has one. */
@@ -734,6 +795,91 @@ typedef struct {
     view a2;
 } job;
 
+/* ------------------------------------------------------------------ FP8: quantised as packed */
+
+/* Rows [i0, i0 + n) x k [k0, k0 + kc) of the fp32 operand v (r1_gscale's aq, bq) as E4M3 codes
+ * in bf16 at dst, stored the way v is (row i along k at dst + i * dld; k-major: k's row at
+ * dst + k * dld), each row's tile with its own scale, the scales to s[0, n).  Returns the view
+ * of them, rows from 0 and k from 0.  A k-major source is read twice, its largest values down
+ * the columns and then the codes; the block (at most 128 rows of 256 columns) stays in cache. */
+static view quant_view(uint16_t *dst, long dld, float *s, const view *v, long i0, int n, long k0,
+                       int kc)
+{
+    if (!v->kmajor)
+        for (int i = 0; i < n; i++)
+            s[i] = r1__fp8_tile16(dst + i * dld, v->f + (i0 + i) * v->ld + k0, kc);
+    else
+        r1__fp8_cols16(dst, dld, s, v->f + k0 * v->ld + i0, v->ld, kc, n);
+    view q = {NULL, dst, dld, v->kmajor};
+    return q;
+}
+
+/* A's rows [ic, ic + mc) x k [pc, pc + kc) quantised (aq) and packed as block() packs A, their
+ * scales to sav.  Rows along K packed row by row are their codes in order, two to a pair, so
+ * they are written in place. */
+static void pack_a_fp8(const job *j, uint32_t *apack, long ars, long aks, int kps, long ic,
+                       int mc, long pc, int kc, float *sav)
+{
+    int kp = (kc + 1) / 2, rows = (mc + MR - 1) / MR * MR;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (!j->a.kmajor && ars == kps && aks == 1) {
+        for (int r = 0; r < rows; r++) {
+            uint16_t *d = (uint16_t *)(apack + (long)r * kps);
+            if (r >= mc) {
+                memset(d, 0, sizeof(uint32_t) * (size_t)kp);
+                continue;
+            }
+            const float *x = j->a.f + (ic + r) * j->a.ld + pc;
+            for (int at = 0; at < kc; at += 16)
+                __builtin_prefetch(x + PF_ROWS * j->a.ld + at, 0, 3);
+            sav[r] = r1__fp8_tile16(d, x, kc);
+            if (kc & 1)
+                d[kc] = 0;
+        }
+        return;
+    }
+#endif
+#ifdef SIMD512
+    if (j->simd && !j->amx && j->a.kmajor) { /* panels of MR rows, pair-major */
+        quant_kmajor_wide(apack, MR, sav, &j->a, ic, mc, pc, kc, kps);
+        return;
+    }
+#endif
+    uint16_t t[R1_GEMM16_KBLOCK * MC];
+    view q = quant_view(t, j->a.kmajor ? MC : R1_GEMM16_KBLOCK, sav, &j->a, ic, mc, pc, kc);
+    if (j->amx || !pack_wide(j->simd, apack, MR, &q, 0, mc, 0, kc, kps))
+        for (int r = 0; r < mc; r += MR)
+            pack_any(j->simd, apack + (long)r * kps, ars, aks, MR, &q, r,
+                     mc - r < MR ? mc - r : MR, 0, kc);
+}
+
+/* B's columns [jc, jc + nc) x k [pc, pc + kc) quantised (bq) and packed into panels of kps
+ * pairs at dst, their scales to sb[0, nc): 256 columns at a time. */
+#define QCOLS 256
+
+static void pack_b_fp8(const job *j, uint32_t *dst, long jc, int nc, long pc, int kc, int kps,
+                       float *sb)
+{
+#ifdef SIMD512
+    if (j->simd && j->b.kmajor) {
+        quant_kmajor_wide(dst, NR, sb, &j->b, jc, nc, pc, kc, kps);
+        return;
+    }
+#endif
+    uint16_t t[R1_GEMM16_KBLOCK * QCOLS];
+    for (int g = 0; g < nc; g += QCOLS) {
+        int gn = nc - g < QCOLS ? nc - g : QCOLS;
+        view q = quant_view(t, j->b.kmajor ? QCOLS : R1_GEMM16_KBLOCK, sb + g, &j->b, jc + g, gn,
+                            pc, kc);
+        uint32_t *d = dst + (long)g * kps;
+        if (!pack_wide(j->simd, d, NR, &q, 0, gn, 0, kc, kps))
+            for (int c = 0; c < gn; c += NR)
+                pack_any(j->simd, d + (long)c * kps, 1, NR, NR, &q, c, gn - c < NR ? gn - c : NR,
+                         0, kc);
+    }
+}
+
+
 /* Rows of C a chunk when B is packed for all of K (block()): about C_BYTES of C, in MC rows. */
 #define C_BYTES (256 << 10)
 
@@ -784,12 +930,14 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
                 bpack = (uint32_t *)blk + (long)jc * pstride + j->boff;
                 sbv = (float *)(blk + (long)kcmax / 2 * j->wide) + jc;
             } else {
-                if (!pack_wide(j->simd, bpack, NR, &j->b, jc, nc, pc, kc, kps))
+                if (sc && sc->bq)
+                    pack_b_fp8(j, bpack, jc, nc, pc, kc, kps, sbv);
+                else if (!pack_wide(j->simd, bpack, NR, &j->b, jc, nc, pc, kc, kps))
                     for (int q = 0; q < nc; q += NR)
                         pack_any(j->simd, bpack + (long)q * kps, 1, NR, NR, &j->b, jc + q,
                                  nc - q < NR ? nc - q : NR, pc, kc);
                 zero_tail(bpack, (nc + NR - 1) / NR, NR, kp, kps);
-                if (sc)
+                if (sc && !sc->bq)
                     for (int c = 0; c < nc; c++)
                         sbv[c] = sc->b[(long)(pc / R1_GEMM16_KBLOCK) * sc->bk +
                                        (long)((jc + c) / sc->bblk) * sc->bn];
@@ -805,12 +953,14 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
                      * always (tiles load rows) */
                     int rowwise = j->amx || !av->kmajor;
                     long ars = rowwise ? kps : 1, aks = rowwise ? 1 : MR;
-                    if (j->amx || !pack_wide(j->simd, apack, MR, av, ic, mc, pc, kc, kps))
+                    if (sc && sc->aq)
+                        pack_a_fp8(j, apack, ars, aks, kps, ic, mc, pc, kc, sav);
+                    else if (j->amx || !pack_wide(j->simd, apack, MR, av, ic, mc, pc, kc, kps))
                         for (int q = 0; q < mc; q += MR)
                             pack_any(j->simd, apack + (long)q * kps, ars, aks, MR, av, ic + q,
                                      mc - q < MR ? mc - q : MR, pc, kc);
                     zero_tail(apack, (mc + MR - 1) / MR * MR, 1, kp, kps);
-                    if (sc)
+                    if (sc && !sc->aq)
                         for (int r = 0; r < mc; r++)
                             sav[r] = sc->a[(long)((ic + r) / sc->ablk) * sc->am +
                                            (long)(pc / R1_GEMM16_KBLOCK) * sc->ak];
@@ -874,14 +1024,16 @@ static void pack_b_item(void *ctx, int i, int tid)
     int kc = j->K - pc < kcmax ? j->K - pc : kcmax, kp = (kc + 1) / 2;
     int kps = j->amx ? (kp + 15) / 16 * 16 : kp;
     uint32_t *blk = j->bpre + (long)(pc / kcmax) * j->bstride;
-    if (!pack_wide(j->simd, blk + (long)q0 * kps, NR, &j->b, q0, q1 - q0, pc, kc, kps))
+    const r1_gscale *sc = j->sc;
+    float *sbv = (float *)(blk + (long)kcmax / 2 * j->wide);
+    if (sc && sc->bq)
+        pack_b_fp8(j, blk + (long)q0 * kps, q0, q1 - q0, pc, kc, kps, sbv + q0);
+    else if (!pack_wide(j->simd, blk + (long)q0 * kps, NR, &j->b, q0, q1 - q0, pc, kc, kps))
         for (int q = q0; q < q1; q += NR)
             pack_any(j->simd, blk + (long)q * kps, 1, NR, NR, &j->b, q,
                      j->N - q < NR ? j->N - q : NR, pc, kc);
     zero_tail(blk + (long)q0 * kps, (q1 - q0 + NR - 1) / NR, NR, kp, kps);
-    const r1_gscale *sc = j->sc;
-    if (sc) {
-        float *sbv = (float *)(blk + (long)kcmax / 2 * j->wide);
+    if (sc && !sc->bq) {
         for (int c = q0; c < q1; c++)
             sbv[c] = sc->b[(long)(pc / R1_GEMM16_KBLOCK) * sc->bk + (long)(c / sc->bblk) * sc->bn];
     }

@@ -38,7 +38,13 @@ typedef struct {
 } r1_gop;
 
 /* Scales per 128 of K: sa(m,kb) = a[(m / ablk) * am + kb * ak], sb(kb,n) = b[kb * bk +
- * (n / bblk) * bn] (ablk, bblk: 1 for per-row or per-column scales, 128 for block scales). */
+ * (n / bblk) * bn] (ablk, bblk: 1 for per-row or per-column scales, 128 for block scales).
+ * aq (bq) set: A (B) is the fp32 operand itself, quantised to E4M3 as it is packed, in tiles
+ * of 1 x 128 along K (A's rows; B's columns) with the scale r1_fp8_scale of each tile's
+ * largest |value|: the codes and scales r1_fp8_q_tiles gives for rows stored along K, and
+ * r1_fp8_q_coltiles for operands stored the other way (k-major), and so the same result as
+ * passing those, with a (b) and its strides unused.  (A quantisation pass over the operands
+ * had written and read back twice their size: a fifth of an fp8 `tiny` step.) */
 typedef struct {
     const float *a;
     long am, ak;
@@ -46,6 +52,7 @@ typedef struct {
     const float *b;
     long bk, bn;
     int bblk;
+    int aq, bq;
 } r1_gscale;
 
 #define R1_GEMM16_KBLOCK 128
@@ -58,6 +65,13 @@ typedef struct {
  * <= 0: nothing, except that K <= 0 without accumulate zeroes C. */
 void r1__gemm16(float *C, int ldc, int M, int N, int K, r1_gop A, r1_gop B, int accumulate,
                 const r1_gscale *sc);
+
+/* fp8.c, for the quantisation in packing (aq, bq above), codes as bf16 (exact), a NaN kept
+ * quiet as packing leaves it.  r1__fp8_tile16: one tile x[0, n), n <= 128, its codes to dst;
+ * returns its scale.  r1__fp8_cols16: kc rows (ld apart) of n columns, a tile per column: the
+ * scales to s[0, n), the codes of row k to dst + k * dld. */
+float r1__fp8_tile16(uint16_t *dst, const float *x, int n);
+void r1__fp8_cols16(uint16_t *dst, long dld, float *s, const float *x, long ld, int kc, int n);
 
 /* C (row stride ldc) = A·B, or += when accumulate, all fp32 (gemm32.c): each output one chain of
  * fused multiply-adds over k = 0, 1, ... K-1 in order, from 0 (or from C's value when

@@ -129,7 +129,7 @@ static float *run(const shape *s, const data *d)
     r1_gop A = {s->a16 ? (const void *)d->ah : d->a, d->lda, s->ta, s->a16};
     r1_gop B = {s->b16 ? (const void *)d->bh : d->b, d->ldb, s->tb, s->b16};
     int nbc = (s->N + 127) / 128;
-    r1_gscale sc = {d->sa, d->nkb, 1, 1, d->sb, nbc, 1, 128};
+    r1_gscale sc = {d->sa, d->nkb, 1, 1, d->sb, nbc, 1, 128, 0, 0};
     r1__gemm16(c, d->ldc, s->M, s->N, s->K, A, B, s->acc, s->scaled ? &sc : NULL);
     return c;
 }
@@ -303,7 +303,7 @@ int main(void)
      * product and the scaling round twice more, and the blocks are added in fp32.  So the two
      * differ by at most (K + 2·64 + 8)·2^-24·S, S = sum |dequantised a|·|dequantised b|. */
     {
-        enum { NT = 200, CI = 300, CO = 260 };
+        enum { NT = 201, CI = 300, CO = 260 }; /* odd NT: dW's last block of K is odd */
         float *x = malloc(sizeof(float) * NT * CI), *w = malloc(sizeof(float) * CO * CI);
         float *dy = malloc(sizeof(float) * NT * CO);
         for (int i = 0; i < NT * CI; i++)
@@ -322,7 +322,7 @@ int main(void)
             float *qa = malloc(sizeof(float) * na), *qb = malloc(sizeof(float) * nb);
             float *ca = malloc(sizeof(float) * na), *cb = malloc(sizeof(float) * nb);
             float *sa = malloc(sizeof(float) * 4096), *sb = malloc(sizeof(float) * 4096);
-            r1_gscale sc;
+            r1_gscale sc = {0};
             int ta = g == 2, tb = g == 0;
             if (g < 2) { /* A: 1×128 tiles along its rows (K) */
                 r1_fp8_qdq_tiles(qa, a, NT, la);
@@ -363,6 +363,29 @@ int main(void)
                 }
             ok(worst <= 1, "FP8 through BF16 (%s): %s, within the bound of the emulation's "
                "result (%.3g of it)", r1_isa_name(best), what[g], worst);
+            /* Quantised as packed (aq; bq for dW's x): the codes and scales above, so the
+             * product from them bit for bit, on every path, one thread and two (two cut dW by
+             * rows, its B packed once and shared), added into C as the backward does. */
+            r1_gscale fq = sc;
+            fq.aq = 1, fq.bq = g == 2;
+            r1_gop FA = {a, la, ta, 0}, FB = g == 2 ? (r1_gop){x, lb, tb, 0} : B;
+            for (r1_isa p = R1_ISA_PORTABLE; p <= best; p++) {
+                if (r1_isa_set(p, &err) != R1_OK)
+                    continue;
+                int same = 1;
+                for (int th = 1; th <= 2; th++) {
+                    r1_set_threads(th);
+                    for (int i = 0; i < M * N; i++)
+                        emu[i] = thr[i] = g ? 0.25f * (float)(i % 13) : 0;
+                    r1__gemm16(emu, N, M, N, K, A, B, g > 0, &sc);
+                    r1__gemm16(thr, N, M, N, K, FA, FB, g > 0, &fq);
+                    same &= !memcmp(emu, thr, sizeof(float) * M * N);
+                }
+                ok(same, "FP8 quantised as packed (%s): %s, the product of the codes bit for bit",
+                   r1_isa_name(p), what[g]);
+            }
+            r1_isa_set(best, &err);
+            r1_set_threads(1);
             free(qa), free(qb), free(ca), free(cb), free(sa), free(sb), free(emu), free(thr);
         }
         free(x), free(w), free(dy);

@@ -250,12 +250,10 @@ static WIDE inline __m256i code16_lanes(__m512 x, __m512 s) /* the codes as 16 b
 static WIDE float tile16_wide(uint16_t *dst, const float *x, int n)
 {
     __m512 v[8], m = _mm512_setzero_ps();
-    const __m512i abs = _mm512_set1_epi32(0x7fffffff);
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         v[i] = _mm512_maskz_loadu_ps(lanes16(n - 16 * i), x + 16 * i);
-        m = _mm512_max_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v[i]), abs)),
-                          m); /* a NaN never wins, as in amax_of */
+        m = fp8_amax_lanes(m, v[i]);
     }
     float s = r1_fp8_scale(_mm512_reduce_max_ps(m));
     __m512 vs = _mm512_set1_ps(s);
@@ -266,12 +264,13 @@ static WIDE float tile16_wide(uint16_t *dst, const float *x, int n)
     return s;
 }
 
-/* r1__fp8_cols16: 64 columns at a time, their running maxima in four registers while the rows
- * stream by, then the codes from the block again (in cache: at most 128 rows of 256 bytes). */
+/* r1__fp8_cols16 (the AMX path's A stored along k; the other paths quantise that into their
+ * panels in gemm16.c): 64 columns at a time, their running maxima in four registers while the
+ * rows stream by, then the codes from the block again (in cache: at most 128 rows of 256
+ * bytes). */
 static WIDE void cols16_wide(uint16_t *dst, long dld, float *s, const float *x, long ld, int kc,
                              int n)
 {
-    const __m512i abs = _mm512_set1_epi32(0x7fffffff);
     for (int c0 = 0; c0 < n; c0 += 64) {
         __mmask16 mk[4];
         __m512 m[4], sv[4];
@@ -284,15 +283,11 @@ static WIDE void cols16_wide(uint16_t *dst, long dld, float *s, const float *x, 
             for (int i = 0; i < 4; i++)
                 __builtin_prefetch(r + 4 * ld + 16 * i, 0, 3);
 #pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
-                __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(mk[i], r + 16 * i));
-                m[i] = _mm512_max_ps(_mm512_castsi512_ps(_mm512_and_si512(u, abs)), m[i]);
-            }
+            for (int i = 0; i < 4; i++)
+                m[i] = fp8_amax_lanes(m[i], _mm512_maskz_loadu_ps(mk[i], r + 16 * i));
         }
-        for (int i = 0; i < 4; i++) { /* r1_fp8_scale lane by lane */
-            __m512 q = _mm512_div_ps(m[i], _mm512_set1_ps(R1_E4M3_MAX));
-            sv[i] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(q, _mm512_setzero_ps(), _CMP_GT_OQ),
-                                         _mm512_set1_ps(1.0f), q);
+        for (int i = 0; i < 4; i++) {
+            sv[i] = fp8_scale_lanes(m[i]);
             _mm512_mask_storeu_ps(s + c0 + 16 * i, mk[i], sv[i]);
         }
         for (int k = 0; k < kc; k++) {

@@ -6,6 +6,8 @@
 
 #include <immintrin.h>
 
+#include "r1_fp8.h"
+
 #define FP8_WIDE __attribute__((target("avx512f,avx512bw,avx512vl")))
 
 /* qdq_e4m3 (fp8.c) on 16 lanes: the same operations lane by lane, so the same bits, written
@@ -53,10 +55,10 @@ static FP8_WIDE inline __m512 fp8_amax_lanes(__m512 m, __m512 x)
     return _mm512_max_ps(_mm512_castsi512_ps(u), m);
 }
 
-/* r1_fp8_scale on 16 lanes: amax / 448, or 1 where that is not above zero. */
+/* r1_fp8_scale on 16 lanes: amax / 448 (R1_E4M3_MAX), or 1 where that is not above zero. */
 static FP8_WIDE inline __m512 fp8_scale_lanes(__m512 amax)
 {
-    __m512 q = _mm512_div_ps(amax, _mm512_set1_ps(448.0f));
+    __m512 q = _mm512_div_ps(amax, _mm512_set1_ps(R1_E4M3_MAX));
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(q, _mm512_setzero_ps(), _CMP_GT_OQ),
                                 _mm512_set1_ps(1.0f), q);
 }

@@ -19,7 +19,7 @@
  * is stored pair-major or row-major, whichever reads the source contiguously; the micro-kernel
  * takes the two strides.  A source stored along K (both operands of dW, fp32; dX's weight,
  * bf16) is packed for all of a block's panels in one sweep of its rows (pack_kmajor_wide).
- * Packed operands go to the heap when it has room, else to about 100 KB of stack, so a
+ * Packed operands go to the heap when it has room, else to about 120 KB of stack, so a
  * product never fails.
  *
  * The same order of sums everywhere (r1_gemm16.h): the AVX2 and portable kernels widen each
@@ -496,7 +496,6 @@ static SIMD512 inline __m512i load_round(const float *f, __mmask16 m)
     return round16(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, f)));
 }
 
-
 /* The kc floats at f as (kc + 1) / 2 pairs at d (an odd k past kc: zero): 32 floats give 16
  * pairs. */
 static SIMD512 inline void pair_row(uint32_t *d, const float *f, int kc)
@@ -665,6 +664,7 @@ static SIMD512 int pack_kmajor_wide(uint32_t *dst, int w, const view *v, long i0
     }
     return 1;
 }
+
 /* FP8 (aq, bq): rows [i0, i0 + n) x k [k0, k0 + kc) of a k-major fp32 operand quantised with a
  * scale per row i (the codes and scales r1__fp8_cols16 gives) straight into the panels
  * pack_kmajor_wide writes, the scales to s[0, n).  First the largest |value| of each row down
@@ -801,7 +801,7 @@ typedef struct {
  * in bf16 at dst, stored the way v is (row i along k at dst + i * dld; k-major: k's row at
  * dst + k * dld), each row's tile with its own scale, the scales to s[0, n).  Returns the view
  * of them, rows from 0 and k from 0.  A k-major source is read twice, its largest values down
- * the columns and then the codes; the block (at most 128 rows of 256 columns) stays in cache. */
+ * the columns and then the codes; the block (at most 128 rows of 64 columns) stays in cache. */
 static view quant_view(uint16_t *dst, long dld, float *s, const view *v, long i0, int n, long k0,
                        int kc)
 {
@@ -854,8 +854,9 @@ static void pack_a_fp8(const job *j, uint32_t *apack, long ars, long aks, int kp
 }
 
 /* B's columns [jc, jc + nc) x k [pc, pc + kc) quantised (bq) and packed into panels of kps
- * pairs at dst, their scales to sb[0, nc): 256 columns at a time. */
-#define QCOLS 256
+ * pairs at dst, their scales to sb[0, nc): QCOLS columns at a time through a buffer on the
+ * stack (16 KB) where the path has no vector quantiser for the layout. */
+#define QCOLS 64
 
 static void pack_b_fp8(const job *j, uint32_t *dst, long jc, int nc, long pc, int kc, int kps,
                        float *sb)
@@ -878,7 +879,6 @@ static void pack_b_fp8(const job *j, uint32_t *dst, long jc, int nc, long pc, in
                          0, kc);
     }
 }
-
 
 /* Rows of C a chunk when B is packed for all of K (block()): about C_BYTES of C, in MC rows. */
 #define C_BYTES (256 << 10)

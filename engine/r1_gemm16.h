@@ -20,7 +20,7 @@
  * S = sum |A|·|B| (and |C| when accumulating).
  *
  * Never fails: packed operands go to the heap when it has room (B once for all the pieces of
- * a product cut by rows, or all of a piece's columns at once), else to about 100 KB of stack;
+ * a product cut by rows, or all of a piece's columns at once), else to about 120 KB of stack;
  * runs on r1_threads() threads (at most one piece per thread: the sums do not depend on the
  * cut).
  * C must not overlap A or B. */

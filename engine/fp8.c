@@ -184,22 +184,13 @@ static inline v4f qdq4(v4f y)
 #define WIDE FP8_WIDE
 #define qdq16 fp8_qdq16
 
-/* |x|'s lanes into m: a NaN never wins (vmaxps returns its second operand then), as in the
- * portable loop. */
-static WIDE inline __m512 amax_lanes(__m512 m, const float *x)
-{
-    __m512 v = _mm512_castsi512_ps(
-        _mm512_and_si512(_mm512_loadu_si512(x), _mm512_set1_epi32(0x7fffffff)));
-    return _mm512_max_ps(v, m);
-}
-
 /* Each returns how many leading elements it did (a multiple of 16); the caller does the rest. */
 static WIDE size_t amax16(float *m, const float *x, size_t n)
 {
     __m512 vm = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
-        vm = amax_lanes(vm, x + i);
+        vm = fp8_amax_lanes(vm, _mm512_loadu_ps(x + i));
     float l[16];
     _mm512_storeu_ps(l, vm);
     for (int k = 0; k < 16; k++)
@@ -220,8 +211,10 @@ static WIDE size_t qdq16_run(float *dst, const float *src, size_t n, float s, fl
 static WIDE int col_amax16(float *amax, const float *x, int kc)
 {
     int k = 0;
-    for (; k + 16 <= kc; k += 16)
-        _mm512_storeu_ps(amax + k, amax_lanes(_mm512_loadu_ps(amax + k), x + k));
+    for (; k + 16 <= kc; k += 16) {
+        __m512 m = fp8_amax_lanes(_mm512_loadu_ps(amax + k), _mm512_loadu_ps(x + k));
+        _mm512_storeu_ps(amax + k, m);
+    }
     return k;
 }
 

@@ -42,9 +42,13 @@ screen_traps() {
     trap screen_cleanup EXIT
     trap 'exit 1' INT TERM HUP PIPE
 }
+# sanitized BIN: true when BIN is the sanitizer build's (AddressSanitizer linked in)
+sanitized() {
+    nm -D "$1" 2>/dev/null | grep -q __asan_init || ldd "$1" 2>/dev/null | grep -q libasan
+}
 # slow_wait BIN: seconds to wait for a start on busy cores (the sanitizer build is slower)
 slow_wait() {
-    if nm -D "$1" 2>/dev/null | grep -q __asan_init || ldd "$1" 2>/dev/null | grep -q libasan; then
+    if sanitized "$1"; then
         echo 300
     else
         echo 120

@@ -10,7 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 . "${top_srcdir:-.}/tests/screen_lib.sh" # ok and the test count
 bin="$r1lab"
 [ -x "${top_builddir:-.}/app/.libs/r1lab" ] && bin="${top_builddir:-.}/app/.libs/r1lab"
-if nm -D "$bin" 2>/dev/null | grep -q __asan_init || ldd "$bin" 2>/dev/null | grep -q libasan; then
+if sanitized "$bin"; then
     echo "1..0 # SKIP a sanitizer build cannot run under ulimit -v"
     exit 0
 fi

@@ -202,6 +202,7 @@ static void to_f32_portable(float *dst, const uint16_t *src, size_t n)
 
 /* ------------------------------------------------------------------ AVX-512 BF16 path */
 #if BF16_SIMD
+#include "bf16_simd.h"
 
 #define SIMD __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl")))
 /* The block kernels are written with loops over R and T; inlined with constant R and T and
@@ -503,17 +504,9 @@ static SIMD void pv_avx512(float *out, int ldo, const float *p, long prs, long p
 /* r1_f32_to_bf16 sixteen at a time, with the same integer steps. */
 static SIMD void from_f32_avx512(uint16_t *dst, const float *src, size_t n)
 {
-    const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
-    const __m512i magn = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
-    const __m512i quiet = _mm512_set1_epi32(0x40);
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 m = mask16(n - i > 16 ? 16 : (int)(n - i));
-        __m512i u = _mm512_maskz_loadu_epi32(m, src + i);
-        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
-        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(half, lsb)), 16);
-        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, magn), inf);
-        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), quiet));
-        _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(r));
+        _mm256_mask_storeu_epi16(dst + i, m, bf16_round16(_mm512_maskz_loadu_ps(m, src + i)));
     }
 }
 

@@ -42,6 +42,7 @@
 #define AVX2 __attribute__((target("avx2,fma")))
 #if defined(HAVE_AVX512BF16_INTRIN)
 #define SIMD512 __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl")))
+#include "bf16_simd.h"
 #include "fp8_simd.h"
 #endif
 #endif
@@ -480,20 +481,11 @@ static void pack(uint32_t *dst, long rs, long ps, int rows, const view *v, long 
 #ifdef SIMD512
 /* The same packing for the two operand layouts training feeds most (fp32 activations and
  * gradients, bf16 weights), 16 pairs at a time, bit for bit as pack() rounds: integer round
- * to nearest even, a quiet NaN kept.  Full panels only; pack() does the rest. */
-static SIMD512 inline __m512i round16(__m512i u) /* the bf16 in each lane's high half */
-{
-    const __m512i abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
-    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
-                                 _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
-    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs), inf);
-    return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x400000)));
-}
-
-/* 16 fp32 (masked) rounded, in the high halves. */
+ * to nearest even, a quiet NaN kept (bf16_simd.h).  Full panels only; pack() does the rest.
+ * load_round: 16 fp32 (masked) rounded, in the high halves. */
 static SIMD512 inline __m512i load_round(const float *f, __mmask16 m)
 {
-    return round16(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, f)));
+    return bf16_round_hi(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, f)));
 }
 
 /* The kc floats at f as (kc + 1) / 2 pairs at d (an odd k past kc: zero): 32 floats give 16
@@ -589,9 +581,9 @@ static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const 
             int has_o = !(odd && p == kp - 1);
             uint32_t *d = dst + p * ps;
             if (rows == 8 && n == 8 && has_o && !v->h) { /* a full A panel: 8 rows */
-                __m256i l = _mm512_castsi512_si256(round16(
+                __m256i l = _mm512_castsi512_si256(bf16_round_hi(
                     _mm512_castsi256_si512(_mm256_loadu_si256((const void *)(v->f + e)))));
-                __m256i h = _mm512_castsi512_si256(round16(
+                __m256i h = _mm512_castsi512_si256(bf16_round_hi(
                     _mm512_castsi256_si512(_mm256_loadu_si256((const void *)(v->f + o)))));
                 _mm256_storeu_si256((void *)d,
                                     _mm256_blend_epi16(_mm256_srli_epi32(l, 16), h, 0xaa));

@@ -19,6 +19,7 @@
 
 #include "atomic_file.h"
 #include "model_internal.h"
+#include "parallel.h"
 #include "r1_fp8.h"
 #include "r1_kernels.h"
 #include "r1_rng.h"
@@ -252,7 +253,9 @@ const r1_param *r1_model_param_find(const r1_model *m, const char *name)
     return NULL;
 }
 
-void r1_model_zero_grad(r1_model *m) { memset(m->grads, 0, sizeof(float) * m->numel); }
+/* In pieces side by side: small's 250 MB on the calling thread alone had been 11 ms of a
+ * training step with the other core waiting. */
+void r1_model_zero_grad(r1_model *m) { r1__zero(m->grads, m->numel); }
 
 float *r1_model_router_bias(r1_model *m, int l)
 {

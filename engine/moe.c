@@ -358,10 +358,10 @@ void r1__moe_backward(r1_model *m, int l, layer_act *a, const float *df, float *
     /* shared experts */
     if (Is) {
         size_t NI = (size_t)N * Is;
-        memset(g->dsa, 0, sizeof(float) * NI);
+        r1__zero(g->dsa, NI);
         r1__linear_bwd(m, g->dsa, r1__grad(m, w->sd), df, a->sa, w->sd, N, Is, C);
-        memset(g->dsg, 0, sizeof(float) * NI);
-        memset(g->dsu, 0, sizeof(float) * NI);
+        r1__zero(g->dsg, NI);
+        r1__zero(g->dsu, NI);
         r1_swiglu_bwd(g->dsg, g->dsu, g->dsa, a->sgo, a->suo, N * Is);
         r1__linear_bwd2(m, dhn, r1__grad(m, w->sg), g->dsg, w->sg, r1__grad(m, w->su), g->dsu,
                         w->su, a->hn, N, C, Is);

@@ -51,6 +51,8 @@
 #include <immintrin.h>
 #define VEXP 1
 #define V512 __attribute__((target("avx512f")))
+/* ... with no product fused into a sum, for code that must round as the scalar loops do */
+#define V512X __attribute__((target("avx512f"), optimize("-ffp-contract=off")))
 
 static V512 inline __m512 exp16(__m512 x)
 {
@@ -110,13 +112,18 @@ static V512 void swiglu_bwd_v(float *dg, float *du, const float *da, const float
     }
 }
 
-/* row[0..n) = softmax(row[0..n)) in place, the sum in 16 float lanes then a fixed tree. */
-static V512 void softmax_v(float *row, int n)
+/* row[0..n) = softmax(scale · row[0..n)) in place, the sum in 16 float lanes then a fixed
+ * tree.  The scaling rides the pass that finds the largest (a pass of its own had been half
+ * of the softmax's time in a bf16 step of small): one rounded product, as the scalar path's. */
+static V512X void softmax_v(float *row, int n, float scale)
 {
-    __m512 mx = _mm512_set1_ps(row[0]);
-    for (int c = 0; c < n; c += 16)
-        mx = _mm512_mask_max_ps(mx, first(n - c), mx,
-                                 _mm512_maskz_loadu_ps(first(n - c), row + c));
+    const __m512 sv = _mm512_set1_ps(scale);
+    __m512 mx = _mm512_set1_ps(row[0] * scale);
+    for (int c = 0; c < n; c += 16) {
+        __m512 y = _mm512_mul_ps(_mm512_maskz_loadu_ps(first(n - c), row + c), sv);
+        _mm512_mask_storeu_ps(row + c, first(n - c), y);
+        mx = _mm512_mask_max_ps(mx, first(n - c), mx, y);
+    }
     __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
     for (int c = 0; c < n; c += 16) {
         __mmask16 m = first(n - c);
@@ -129,6 +136,20 @@ static V512 void softmax_v(float *row, int n)
     for (int c = 0; c < n; c += 16)
         _mm512_mask_storeu_ps(row + c, first(n - c),
                               _mm512_mul_ps(_mm512_maskz_loadu_ps(first(n - c), row + c), inv));
+}
+
+/* d[0..n) = scale · (p · (d − dot)), three rounded operations as the scalar loops do them;
+ * d[n..T) = 0. */
+static V512X void ds_v(float *d, const float *p, int n, float dot, float scale, int T)
+{
+    const __m512 dv = _mm512_set1_ps(dot), sv = _mm512_set1_ps(scale);
+    for (int c = 0; c < n; c += 16) {
+        __mmask16 m = first(n - c);
+        __m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, d + c), dv);
+        t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + c), t);
+        _mm512_mask_storeu_ps(d + c, m, _mm512_mul_ps(t, sv));
+    }
+    memset(d + n, 0, sizeof(float) * (size_t)(T - n));
 }
 
 static int vexp_on(void) { return r1_isa_active() >= R1_ISA_AVX512BF16; }
@@ -395,7 +416,6 @@ static void rms_dots(double *out, int rows, const real *a, const real *b, const 
 }
 
 #ifdef VEXP
-#define V512X __attribute__((target("avx512f"), optimize("-ffp-contract=off")))
 
 static V512X void rms_scale_v(float *on, const float *xn, float r, const float *w, int C)
 {
@@ -733,15 +753,15 @@ typedef struct {
  * alpha, r1__gemm16 and the row kernel having none), zeros past them. */
 static void att_softmax_row(const att_job *j, real *row, int i, int T)
 {
-    for (int c = 0; c <= i; c++)
-        row[c] *= j->scale;
 #ifdef VEXP
     if (vexp_on()) {
-        softmax_v(row, i + 1);
+        softmax_v(row, i + 1, j->scale);
         memset(row + i + 1, 0, sizeof(real) * (size_t)(T - i - 1));
         return;
     }
 #endif
+    for (int c = 0; c <= i; c++)
+        row[c] *= j->scale;
     real mx = row[0];
     for (int c = 1; c <= i; c++)
         mx = row[c] > mx ? row[c] : mx;
@@ -768,6 +788,12 @@ static void att_ds_rows(const att_job *j, const real *Ph, real *dP, int i0, int 
         double dot; /* in 8 lanes (r1_dots): one chain of i additions had been 2% of a step */
         const real *pr[1] = {p}, *dr[1] = {d};
         R1K(r1_dots)(&dot, 1, pr, dr, NULL, i + 1);
+#ifdef VEXP
+        if (vexp_on()) { /* the loops below in 16 lanes */
+            ds_v(d, p, i + 1, (real)dot, j->scale, T);
+            continue;
+        }
+#endif
         for (int c = 0; c <= i; c++)
             d[c] = p[c] * (d[c] - (real)dot);
         for (int c = 0; c <= i; c++)
@@ -1137,15 +1163,17 @@ void r1__attention_bwd_seqs(int bf16, float *dq, float *dk, float *dv, float *dP
 
 /* ------------------------------------------------------------------ cross-entropy */
 
-double R1K(r1_xent_fwd_bwd)(real *dlogits, const real *logits, const int32_t *targets,
-                            const real *w, int N, int V, real scale)
+/* Rows [n0, n1): each row's weighted loss term into part[n - n0] (0 for a row that does not
+ * count), its gradient into dlogits. */
+static void xent_rows(real *dlogits, const real *logits, const int32_t *targets, const real *w,
+                      int V, real scale, int n0, int n1, double *part)
 {
-    double total = 0;
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         const real *z = logits + (size_t)n * V;
         real *dz = dlogits ? dlogits + (size_t)n * V : NULL;
         int t = targets[n];
         real wn = w ? w[n] : 1;
+        part[n - n0] = 0;
         if (t < 0 || wn == 0) {
             if (dz)
                 memset(dz, 0, sizeof(real) * V);
@@ -1158,13 +1186,59 @@ double R1K(r1_xent_fwd_bwd)(real *dlogits, const real *logits, const int32_t *ta
         for (int j = 0; j < V; j++)
             sum += exp((double)(z[j] - mx));
         double lse = log(sum) + mx;
-        total += wn * (lse - z[t]);
+        part[n - n0] = wn * (lse - z[t]);
         if (dz) {
             real c = scale * wn;
             for (int j = 0; j < V; j++)
                 dz[j] = c * (real)exp((double)z[j] - lse);
             dz[t] -= c;
         }
+    }
+}
+
+#ifndef R1_REAL_DOUBLE
+#define XENT_PIECES 16
+
+typedef struct {
+    real *dlogits;
+    const real *logits, *w;
+    const int32_t *targets;
+    int N, V;
+    real scale;
+    double *part; /* [N] */
+} xent_job;
+
+static void xent_piece(void *ctx, int i, int tid)
+{
+    (void)tid;
+    const xent_job *j = ctx;
+    int n0 = (int)((long)j->N * i / XENT_PIECES), n1 = (int)((long)j->N * (i + 1) / XENT_PIECES);
+    xent_rows(j->dlogits, j->logits, j->targets, j->w, j->V, j->scale, n0, n1, j->part + n0);
+}
+#endif
+
+/* The rows side by side when large (each row's arithmetic alone), their terms then added in
+ * row order on this thread, so the bits depend on neither the threads nor the pieces.  On one
+ * thread, with two exp() a logit, it had left the other core waiting for 1.5% of a bf16 step
+ * of small (2 × 2048 rows of 512). */
+double R1K(r1_xent_fwd_bwd)(real *dlogits, const real *logits, const int32_t *targets,
+                            const real *w, int N, int V, real scale)
+{
+    double total = 0, one;
+#ifndef R1_REAL_DOUBLE
+    double *part = N > 1 ? malloc(sizeof(double) * (size_t)N) : NULL;
+    if (part) {
+        xent_job j = {dlogits, logits, w, targets, N, V, scale, part};
+        r1__parallel_for_work((long)N * V * 16, XENT_PIECES, xent_piece, &j);
+        for (int n = 0; n < N; n++)
+            total += part[n];
+        free(part);
+        return total;
+    }
+#endif
+    for (int n = 0; n < N; n++) {
+        xent_rows(dlogits, logits, targets, w, V, scale, n, n + 1, &one);
+        total += one;
     }
     return total;
 }

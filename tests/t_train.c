@@ -2,7 +2,7 @@
  * the same seed gives bit-identical losses, the balancing bias follows the expert load, the
  * optimizer's schedule has the promised shape, and the gradient norm (summed in fixed pieces)
  * matches a long-double sum, has the same bits on 1 and 2 threads, and clipping scales every
- * gradient exactly once. */
+ * gradient exactly once; the norm and the update have the portable path's bits on every path. */
 #include <config.h>
 
 #include <math.h>
@@ -13,6 +13,19 @@
 #include "r1_optim.h"
 #include "r1_rng.h"
 #include "tap.h"
+
+/* A tiny model of `layers` layers (0: the preset's), initialised from seed. */
+static r1_model *tiny(int layers, uint64_t seed)
+{
+    r1_config c;
+    r1_config_preset(&c, "tiny", NULL);
+    if (layers)
+        c.num_hidden_layers = layers;
+    r1_model *m;
+    r1_model_new(&m, &c, NULL);
+    r1_model_init(m, seed);
+    return m;
+}
 
 /* Arithmetic sequences mod 16: a random start and a random stride in {1, 2, 3}.  After two
  * tokens the rest is determined, so the best possible mean loss over T-1 predictions is
@@ -28,12 +41,7 @@ static void batch(r1_rng *r, int32_t *tok, int B, int T)
 
 static double train(int steps, uint64_t seed, double *first, double *losses)
 {
-    r1_config c;
-    r1_config_preset(&c, "tiny", NULL);
-    c.num_hidden_layers = 2; /* one dense + one MoE layer: the task is small */
-    r1_model *m;
-    r1_model_new(&m, &c, NULL);
-    r1_model_init(m, seed);
+    r1_model *m = tiny(2, seed); /* one dense + one MoE layer: the task is small */
     r1_adamw_cfg oc = r1_adamw_defaults();
     oc.lr = 3e-3f;
     oc.warmup = 10;
@@ -70,12 +78,7 @@ static double train(int steps, uint64_t seed, double *first, double *losses)
 /* A NaN in one gradient: the optimizer refuses the step and leaves everything as it was. */
 static void test_nonfinite_gradient(void)
 {
-    r1_config c;
-    r1_config_preset(&c, "tiny", NULL);
-    c.num_hidden_layers = 1;
-    r1_model *m;
-    r1_model_new(&m, &c, NULL);
-    r1_model_init(m, 3);
+    r1_model *m = tiny(1, 3);
     r1_adamw_cfg oc = r1_adamw_defaults();
     r1_adamw *o;
     r1_adamw_new(&o, m, &oc, NULL);
@@ -100,13 +103,67 @@ static void test_nonfinite_gradient(void)
     r1_model_free(m);
 }
 
+/* One AdamW step (clipping on) from the same weights, moments and gradients: its bits, and
+ * the norm's, on path i. */
+static double adam_on(r1_isa i, r1_model *m, const float *p0, const float *g0, float *p,
+                      float *g)
+{
+    size_t n = r1_model_numel(m);
+    r1_isa was = r1_isa_active();
+    r1_isa_set(i, NULL);
+    memcpy(r1_model_params(m), p0, sizeof(float) * n);
+    memcpy(r1_model_grads(m), g0, sizeof(float) * n);
+    r1_adamw_cfg oc = r1_adamw_defaults();
+    oc.clip = 0.25f;
+    r1_adamw *o;
+    r1_adamw_new(&o, m, &oc, NULL);
+    double gn = 0;
+    r1_set_threads(2);
+    r1_adamw_step(o, m, &gn); /* zero moments */
+    memcpy(r1_model_grads(m), g0, sizeof(float) * n);
+    r1_adamw_step(o, m, &gn); /* and moments from the step before */
+    r1_set_threads(1);
+    memcpy(p, r1_model_params(m), sizeof(float) * n);
+    memcpy(g, r1_model_grads(m), sizeof(float) * n);
+    r1_adamw_free(o);
+    r1_isa_set(was, NULL);
+    return gn;
+}
+
+/* The gradient norm and the update have AVX-512 forms: the same bits as the portable path's
+ * (on every path this machine has; the 16 pieces' ends, which fall between multiples of 16,
+ * reach the scalar tails). */
+static void test_optim_paths(void)
+{
+    r1_model *m = tiny(0, 6);
+    size_t n = r1_model_numel(m);
+    float *p0 = malloc(sizeof(float) * n * 6), *g0 = p0 + n, *pr = g0 + n, *gr = pr + n;
+    float *pi = gr + n, *gi = pi + n;
+    memcpy(p0, r1_model_params(m), sizeof(float) * n);
+    r1_rng rng;
+    r1_rng_seed(&rng, 10);
+    for (size_t i = 0; i < n; i++)
+        g0[i] = (float)((r1_rng_uniform(&rng) - 0.5) * 0.05);
+    double nr = adam_on(R1_ISA_PORTABLE, m, p0, g0, pr, gr);
+    for (int i = R1_ISA_AVX2; i < R1_ISA_COUNT; i++) {
+        if (i > (int)r1_isa_best()) {
+            skip("AdamW on the %s path: not on this machine (%s)", r1_isa_name((r1_isa)i),
+                 r1_isa_state((r1_isa)i));
+            continue;
+        }
+        double ni = adam_on((r1_isa)i, m, p0, g0, pi, gi);
+        ok(memcmp(&ni, &nr, sizeof ni) == 0 && memcmp(pi, pr, sizeof(float) * n) == 0 &&
+               memcmp(gi, gr, sizeof(float) * n) == 0,
+           "the gradient norm, the clipped gradients and AdamW's update on %s: the portable "
+           "path's bits (norm %.6g, %zu weights)", r1_isa_name((r1_isa)i), ni, n);
+    }
+    free(p0);
+    r1_model_free(m);
+}
+
 static void test_grad_norm(void)
 {
-    r1_config c;
-    r1_config_preset(&c, "tiny", NULL);
-    r1_model *m;
-    r1_model_new(&m, &c, NULL);
-    r1_model_init(m, 5);
+    r1_model *m = tiny(0, 5);
     size_t n = r1_model_numel(m);
     float *g = r1_model_grads(m);
     r1_rng rng;
@@ -151,6 +208,7 @@ int main(void)
     r1_set_threads(1);
     test_nonfinite_gradient();
     test_grad_norm();
+    test_optim_paths();
     double first = 0;
     double last = train(150, 7, &first, NULL);
     diag("main loss %.3f -> %.3f (chance ln 16 = %.3f, best (ln 3)/15 = %.3f)", first, last,
@@ -168,12 +226,7 @@ int main(void)
     ok(memcmp(a, c2, sizeof a) != 0, "another seed gives other losses");
 
     /* auxiliary-loss-free balancing moves the bias against the load */
-    r1_config c;
-    r1_config_preset(&c, "tiny", NULL);
-    c.num_hidden_layers = 2;
-    r1_model *m;
-    r1_model_new(&m, &c, NULL);
-    r1_model_init(m, 3);
+    r1_model *m = tiny(2, 3);
     int32_t tok[64];
     for (int i = 0; i < 64; i++)
         tok[i] = 5 + i % 7;

@@ -14,7 +14,9 @@
  *
  * And RMSNorm forward and backward (rows four at a time, 16 lanes on the AVX-512 path) on
  * every path, bit for bit against the plain loops written out here, over every tail of 16
- * columns, of 8 lanes and of four rows, accumulating into dx and dw. */
+ * columns, of 8 lanes and of four rows, accumulating into dx and dw.
+ *
+ * And the cross-entropy's rows on 2 threads, bit for bit as one row at a time. */
 #include <config.h>
 
 #include <math.h>
@@ -414,6 +416,30 @@ static void attention_padding(r1_isa path)
     free(q), free(k), free(v), free(dout), free(scratch);
 }
 
+/* The cross-entropy's rows side by side on 2 threads: the bits of the rows one by one, their
+ * terms added in row order (rows that do not count and rows of weight 0 among them). */
+static void xent_threads(void)
+{
+    enum { N = 300, V = 512 };
+    float *z = malloc(sizeof(float) * N * V * 3), *d2 = z + N * V, *d1 = d2 + N * V, wf[N];
+    int32_t tt[N];
+    for (int i = 0; i < N * V; i++)
+        z[i] = (float)(((i * 7919) % 1001) - 500) * 0.01f;
+    for (int n = 0; n < N; n++) {
+        tt[n] = n % 11 == 0 ? -1 : (n * 37) % V;
+        wf[n] = n % 13 == 0 ? 0 : 0.5f + (float)(n % 3);
+    }
+    r1_set_threads(2);
+    double L2 = r1_xent_fwd_bwd(d2, z, tt, wf, N, V, 0.01f);
+    r1_set_threads(1);
+    double L1 = 0;
+    for (int n = 0; n < N; n++)
+        L1 += r1_xent_fwd_bwd(d1 + n * V, z + n * V, tt + n, wf + n, 1, V, 0.01f);
+    ok(memcmp(&L1, &L2, sizeof L1) == 0 && memcmp(d1, d2, sizeof(float) * N * V) == 0,
+       "cross-entropy over %d rows on 2 threads: the bits of the rows one by one (%.17g)", N, L2);
+    free(z);
+}
+
 int main(void)
 {
     r1_error err;
@@ -421,6 +447,7 @@ int main(void)
     attention16();
     attention_seqs();
     attention_blocks();
+    xent_threads();
     attention_padding(best);
     if (best > R1_ISA_AVX2) /* the AVX2 path's row kernels are its own */
         attention_padding(R1_ISA_AVX2);

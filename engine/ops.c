@@ -113,8 +113,8 @@ static V512 void swiglu_bwd_v(float *dg, float *du, const float *da, const float
 }
 
 /* row[0..n) = softmax(scale · row[0..n)) in place, the sum in 16 float lanes then a fixed
- * tree.  The scaling rides the pass that finds the largest (a pass of its own had been half
- * of the softmax's time in a bf16 step of small): one rounded product, as the scalar path's. */
+ * tree.  The scaling rides the pass that finds the largest (it had been a scalar pass of its
+ * own): one rounded product, as the scalar path's. */
 static V512X void softmax_v(float *row, int n, float scale)
 {
     const __m512 sv = _mm512_set1_ps(scale);

@@ -2,7 +2,7 @@
  * the same seed gives bit-identical losses, the balancing bias follows the expert load, the
  * optimizer's schedule has the promised shape, and the gradient norm (summed in fixed pieces)
  * matches a long-double sum, has the same bits on 1 and 2 threads, and clipping scales every
- * gradient exactly once; the norm and the update have the portable path's bits on every path. */
+ * gradient exactly once. */
 #include <config.h>
 
 #include <math.h>
@@ -103,64 +103,6 @@ static void test_nonfinite_gradient(void)
     r1_model_free(m);
 }
 
-/* One AdamW step (clipping on) from the same weights, moments and gradients: its bits, and
- * the norm's, on path i. */
-static double adam_on(r1_isa i, r1_model *m, const float *p0, const float *g0, float *p,
-                      float *g)
-{
-    size_t n = r1_model_numel(m);
-    r1_isa was = r1_isa_active();
-    r1_isa_set(i, NULL);
-    memcpy(r1_model_params(m), p0, sizeof(float) * n);
-    memcpy(r1_model_grads(m), g0, sizeof(float) * n);
-    r1_adamw_cfg oc = r1_adamw_defaults();
-    oc.clip = 0.25f;
-    r1_adamw *o;
-    r1_adamw_new(&o, m, &oc, NULL);
-    double gn = 0;
-    r1_set_threads(2);
-    r1_adamw_step(o, m, &gn); /* zero moments */
-    memcpy(r1_model_grads(m), g0, sizeof(float) * n);
-    r1_adamw_step(o, m, &gn); /* and moments from the step before */
-    r1_set_threads(1);
-    memcpy(p, r1_model_params(m), sizeof(float) * n);
-    memcpy(g, r1_model_grads(m), sizeof(float) * n);
-    r1_adamw_free(o);
-    r1_isa_set(was, NULL);
-    return gn;
-}
-
-/* The gradient norm and the update have AVX-512 forms: the same bits as the portable path's
- * (on every path this machine has; the 16 pieces' ends, which fall between multiples of 16,
- * reach the scalar tails). */
-static void test_optim_paths(void)
-{
-    r1_model *m = tiny(0, 6);
-    size_t n = r1_model_numel(m);
-    float *p0 = malloc(sizeof(float) * n * 6), *g0 = p0 + n, *pr = g0 + n, *gr = pr + n;
-    float *pi = gr + n, *gi = pi + n;
-    memcpy(p0, r1_model_params(m), sizeof(float) * n);
-    r1_rng rng;
-    r1_rng_seed(&rng, 10);
-    for (size_t i = 0; i < n; i++)
-        g0[i] = (float)((r1_rng_uniform(&rng) - 0.5) * 0.05);
-    double nr = adam_on(R1_ISA_PORTABLE, m, p0, g0, pr, gr);
-    for (int i = R1_ISA_AVX2; i < R1_ISA_COUNT; i++) {
-        if (i > (int)r1_isa_best()) {
-            skip("AdamW on the %s path: not on this machine (%s)", r1_isa_name((r1_isa)i),
-                 r1_isa_state((r1_isa)i));
-            continue;
-        }
-        double ni = adam_on((r1_isa)i, m, p0, g0, pi, gi);
-        ok(memcmp(&ni, &nr, sizeof ni) == 0 && memcmp(pi, pr, sizeof(float) * n) == 0 &&
-               memcmp(gi, gr, sizeof(float) * n) == 0,
-           "the gradient norm, the clipped gradients and AdamW's update on %s: the portable "
-           "path's bits (norm %.6g, %zu weights)", r1_isa_name((r1_isa)i), ni, n);
-    }
-    free(p0);
-    r1_model_free(m);
-}
-
 static void test_grad_norm(void)
 {
     r1_model *m = tiny(0, 5);
@@ -208,7 +150,6 @@ int main(void)
     r1_set_threads(1);
     test_nonfinite_gradient();
     test_grad_norm();
-    test_optim_paths();
     double first = 0;
     double last = train(150, 7, &first, NULL);
     diag("main loss %.3f -> %.3f (chance ln 16 = %.3f, best (ln 3)/15 = %.3f)", first, last,

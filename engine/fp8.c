@@ -323,12 +323,148 @@ static void cols16_wide(uint16_t *d, long dld, float *s, const float *x, long ld
 static int wide(void) { return 0; }
 #endif
 
+/* The same on the avx2 kernel path (a CPU without AVX-512), 8 lanes at a time. */
+#if defined(__x86_64__) || defined(__i386__)
+#include "fp8_avx2.h"
+#define NARROW FP8_AVX2
+
+static NARROW size_t amax8_run(float *m, const float *x, size_t n)
+{
+    __m256 vm = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        vm = fp8_amax8(vm, _mm256_loadu_ps(x + i));
+    float l[8];
+    _mm256_storeu_ps(l, vm);
+    for (int k = 0; k < 8; k++)
+        *m = l[k] > *m ? l[k] : *m;
+    return i;
+}
+
+static NARROW size_t qdq8_run(float *dst, const float *src, size_t n, float s, float mul)
+{
+    size_t i = 0;
+    __m256 vs = _mm256_set1_ps(s), vmul = _mm256_set1_ps(mul);
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i,
+                         _mm256_mul_ps(fp8_qdq8(_mm256_div_ps(_mm256_loadu_ps(src + i), vs)), vmul));
+    return i;
+}
+
+static NARROW int col_amax8(float *amax, const float *x, int kc)
+{
+    int k = 0;
+    for (; k + 8 <= kc; k += 8)
+        _mm256_storeu_ps(amax + k, fp8_amax8(_mm256_loadu_ps(amax + k), _mm256_loadu_ps(x + k)));
+    return k;
+}
+
+static NARROW int col_qdq8(float *y, const float *x, const float *sc, int kc, int keep)
+{
+    int k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        __m256 s8 = _mm256_loadu_ps(sc + k);
+        __m256 v = fp8_qdq8(_mm256_div_ps(_mm256_loadu_ps(x + k), s8));
+        _mm256_storeu_ps(y + k, keep ? v : _mm256_mul_ps(v, s8));
+    }
+    return k;
+}
+
+/* 8 codes as bf16 to d */
+static NARROW inline void put_codes8(uint16_t *d, __m256 x, __m256 s)
+{
+    __m256i c = fp8_code_bits8(x, s); /* each lane below 2^16 */
+    __m128i h = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+    _mm_storeu_si128((__m128i *)d, h);
+}
+
+/* r1__fp8_tile16: the tile's largest |value| (all n), then the codes of its first (returned)
+ * multiple of 8 values from cache, *s the scale. */
+static NARROW int tile8_run(uint16_t *dst, float *s, const float *x, int n)
+{
+    __m256 m = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        m = fp8_amax8(m, _mm256_loadu_ps(x + i));
+    float l[8], mx = 0;
+    _mm256_storeu_ps(l, m);
+    for (int k = 0; k < 8; k++)
+        mx = l[k] > mx ? l[k] : mx;
+    for (int k = i; k < n; k++) {
+        float v = fabsf(x[k]);
+        mx = v > mx ? v : mx; /* a NaN never wins */
+    }
+    *s = r1_fp8_scale(mx);
+    __m256 vs = _mm256_set1_ps(*s);
+    for (i = 0; i + 8 <= n; i += 8)
+        put_codes8(dst + i, _mm256_loadu_ps(x + i), vs);
+    return i;
+}
+
+/* r1__fp8_cols16: 32 columns at a time, their maxima in four registers as the rows stream
+ * by, then the codes from the block again (in cache). */
+static NARROW int cols8_run(uint16_t *dst, long dld, float *s, const float *x, long ld, int kc,
+                            int n)
+{
+    int c0 = 0;
+    for (; c0 + 32 <= n; c0 += 32) {
+        __m256 m[4], sv[4];
+        for (int i = 0; i < 4; i++)
+            m[i] = _mm256_setzero_ps();
+        for (int k = 0; k < kc; k++) {
+            const float *r = x + k * ld + c0;
+            for (int i = 0; i < 4; i++)
+                m[i] = fp8_amax8(m[i], _mm256_loadu_ps(r + 8 * i));
+        }
+        for (int i = 0; i < 4; i++) {
+            sv[i] = fp8_scale8(m[i]);
+            _mm256_storeu_ps(s + c0 + 8 * i, sv[i]);
+        }
+        for (int k = 0; k < kc; k++) {
+            const float *r = x + k * ld + c0;
+            for (int i = 0; i < 4; i++)
+                put_codes8(dst + k * dld + c0 + 8 * i, _mm256_loadu_ps(r + 8 * i), sv[i]);
+        }
+    }
+    return c0;
+}
+
+static int narrow(void)
+{
+    return r1_isa_active() >= R1_ISA_AVX2;
+}
+#else
+static size_t amax8_run(float *m, const float *x, size_t n) { (void)m, (void)x, (void)n; return 0; }
+static size_t qdq8_run(float *d, const float *x, size_t n, float s, float mul)
+{
+    (void)d, (void)x, (void)n, (void)s, (void)mul;
+    return 0;
+}
+static int col_amax8(float *a, const float *x, int kc) { (void)a, (void)x, (void)kc; return 0; }
+static int col_qdq8(float *y, const float *x, const float *sc, int kc, int keep)
+{
+    (void)y, (void)x, (void)sc, (void)kc, (void)keep;
+    return 0;
+}
+static int tile8_run(uint16_t *d, float *s, const float *x, int n)
+{
+    (void)d, (void)s, (void)x, (void)n;
+    return 0;
+}
+static int cols8_run(uint16_t *d, long dld, float *s, const float *x, long ld, int kc, int n)
+{
+    (void)d, (void)dld, (void)s, (void)x, (void)ld, (void)kc, (void)n;
+    return 0;
+}
+static int narrow(void) { return 0; }
+#endif
+
 static float amax_of(const float *x, size_t n, size_t stride)
 {
     float m = 0;
     size_t i = 0;
-    if (stride == 1 && wide()) {
-        i = amax16(&m, x, n);
+    if (stride == 1 && (wide() || narrow())) {
+        i = wide() ? amax16(&m, x, n) : amax8_run(&m, x, n);
         x += i, n -= i, i = 0;
     }
     if (stride == 1 && n >= 4) {
@@ -354,6 +490,8 @@ static void qdq_run(float *dst, const float *src, size_t n, size_t stride, float
     size_t i = 0;
     if (stride == 1 && wide())
         i = qdq16_run(dst, src, n, s, mul);
+    else if (stride == 1 && narrow())
+        i = qdq8_run(dst, src, n, s, mul);
     if (stride == 1)
         for (; i + 4 <= n; i += 4)
             store4(dst + i, qdq4(load4(src + i) / s) * mul);
@@ -429,10 +567,10 @@ static void coltiles_item(const qjob *j, int i)
     float amax[512];
     int kc = K - k0 < 512 ? K - k0 : 512;
     memset(amax, 0, sizeof(float) * kc);
-    int w = wide();
+    int w = wide(), w8 = !w && narrow();
     for (int r = 0; r < rows; r++) {
         const float *x = sb + (size_t)r * K + k0;
-        for (int k = w ? col_amax16(amax, x, kc) : 0; k < kc; k++) {
+        for (int k = w ? col_amax16(amax, x, kc) : w8 ? col_amax8(amax, x, kc) : 0; k < kc; k++) {
             float v = fabsf(x[k]);
             amax[k] = v > amax[k] ? v : amax[k];
         }
@@ -444,7 +582,8 @@ static void coltiles_item(const qjob *j, int i)
     for (int r = 0; r < rows; r++) {
         const float *x = sb + (size_t)r * K + k0;
         float *y = db + (size_t)r * K + k0;
-        int k = w ? col_qdq16(y, x, amax, kc, sc != NULL) : 0;
+        int k = w ? col_qdq16(y, x, amax, kc, sc != NULL) : w8 ? col_qdq8(y, x, amax, kc, sc != NULL)
+                                                                : 0;
         for (; k + 4 <= kc; k += 4) {
             v4f s4 = load4(amax + k);
             store4(y + k, sc ? qdq4(load4(x + k) / s4) : qdq4(load4(x + k) / s4) * s4);
@@ -569,8 +708,13 @@ float r1__fp8_tile16(uint16_t *dst, const float *x, int n)
 {
     if (n <= 128 && wide())
         return tile16_wide(dst, x, n);
-    float s = r1_fp8_scale(amax_of(x, n > 0 ? (size_t)n : 0, 1));
-    codes_of(dst, x, n, s);
+    float s;
+    int i = 0;
+    if (narrow())
+        i = tile8_run(dst, &s, x, n);
+    else
+        s = r1_fp8_scale(amax_of(x, n > 0 ? (size_t)n : 0, 1));
+    codes_of(dst + i, x + i, n - i, s);
     return s;
 }
 
@@ -580,17 +724,18 @@ void r1__fp8_cols16(uint16_t *dst, long dld, float *s, const float *x, long ld, 
         cols16_wide(dst, dld, s, x, ld, kc, n);
         return;
     }
-    for (int i = 0; i < n; i++)
+    int c0 = narrow() ? cols8_run(dst, dld, s, x, ld, kc, n) : 0; /* the columns done */
+    for (int i = c0; i < n; i++)
         s[i] = 0;
     for (int k = 0; k < kc; k++)
-        for (int i = 0; i < n; i++) {
+        for (int i = c0; i < n; i++) {
             float v = fabsf(x[k * ld + i]);
             s[i] = v > s[i] ? v : s[i]; /* a NaN never wins */
         }
-    for (int i = 0; i < n; i++)
+    for (int i = c0; i < n; i++)
         s[i] = r1_fp8_scale(s[i]);
     for (int k = 0; k < kc; k++)
-        for (int i = 0; i < n; i++)
+        for (int i = c0; i < n; i++)
             dst[k * dld + i] = half_of(qdq_e4m3(x[k * ld + i] / s[i]));
 }
 

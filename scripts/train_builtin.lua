@@ -431,7 +431,8 @@ stage("reject", "kept %d of %d samples (%d correct), plus %d direct answers", rs
 local rf = R.rsft
 if rs.kept + rs.direct > 0 then
   r1.sft{model = m, data = samples, steps = rf.steps, batch = rf.batch, seq_len = rf.seq_len,
-    lr = rf.lr, min_lr = rf.min_lr, precision = rf.precision, seed = a.seed + 4}
+    lr = rf.lr, min_lr = rf.min_lr, precision = rf.precision, seed = a.seed + 4,
+    eval_every = 0} -- stage_eval below evaluates it
   stage("rs-sft", "done: %s", summary(stage_eval("rejection sampling + SFT")))
   keep("rs-sft")
 else
@@ -455,7 +456,8 @@ local student = r1.init(st_cfg, {seed = a.seed + 6})
 local sp = R.student_pretrain
 r1.pretrain{model = student, tasks = TASKS, steps = sp.steps, batch = sp.batch,
   seq_len = sp.seq_len, lr = sp.lr, min_lr = sp.min_lr, warmup = sp.warmup, seed = a.seed + 9,
-  precision = P.precision, typed_frac = P.typed_frac}
+  precision = P.precision, typed_frac = P.typed_frac,
+  eval_every = 0} -- no evaluation of its own at the end: the student is evaluated below
 stage("student", "pretrained %d steps on the mixture", sp.steps)
 local more = os.tmpname()
 rs = r1.reject_sample{model = m, tasks = EVAL, prompts = pick(512, 4), k = 2, keep = 1,

@@ -862,7 +862,7 @@ static AVX2 int pack_avx2(uint32_t *dst, long rs, long ps, int rows, const view 
         }
         return 1;
     }
-    if (!v->kmajor && rs == 1 && v->h && rows == NR && !(v->ld & 1) && !(k0 & 1)) {
+    if (!v->kmajor && rs == 1 && ps == NR && v->h && rows == NR && !(v->ld & 1) && !(k0 & 1)) {
         /* B from bf16 rows along k (a weight W[n, k]): each column's pairs are 32-bit words
          * of its row, so the panel is those words transposed, 8 x 8 at a time */
         const uint32_t *w = (const uint32_t *)(const void *)(v->h + i0 * v->ld + k0);

@@ -346,8 +346,9 @@ static NARROW size_t qdq8_run(float *dst, const float *src, size_t n, float s, f
     size_t i = 0;
     __m256 vs = _mm256_set1_ps(s), vmul = _mm256_set1_ps(mul);
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i,
-                         _mm256_mul_ps(fp8_qdq8(_mm256_div_ps(_mm256_loadu_ps(src + i), vs)), vmul));
+        _mm256_storeu_ps(dst + i, _mm256_mul_ps(fp8_qdq8(_mm256_div_ps(_mm256_loadu_ps(src + i),
+                                                                       vs)),
+                                                vmul));
     return i;
 }
 
@@ -378,25 +379,12 @@ static NARROW inline void put_codes8(uint16_t *d, __m256 x, __m256 s)
     _mm_storeu_si128((__m128i *)d, h);
 }
 
-/* r1__fp8_tile16: the tile's largest |value| (all n), then the codes of its first (returned)
- * multiple of 8 values from cache, *s the scale. */
-static NARROW int tile8_run(uint16_t *dst, float *s, const float *x, int n)
+/* r1__fp8_tile16's codes with the scale s: the first multiple of 8 of the n values (returned). */
+static NARROW int codes8_run(uint16_t *dst, const float *x, int n, float s)
 {
-    __m256 m = _mm256_setzero_ps();
+    __m256 vs = _mm256_set1_ps(s);
     int i = 0;
     for (; i + 8 <= n; i += 8)
-        m = fp8_amax8(m, _mm256_loadu_ps(x + i));
-    float l[8], mx = 0;
-    _mm256_storeu_ps(l, m);
-    for (int k = 0; k < 8; k++)
-        mx = l[k] > mx ? l[k] : mx;
-    for (int k = i; k < n; k++) {
-        float v = fabsf(x[k]);
-        mx = v > mx ? v : mx; /* a NaN never wins */
-    }
-    *s = r1_fp8_scale(mx);
-    __m256 vs = _mm256_set1_ps(*s);
-    for (i = 0; i + 8 <= n; i += 8)
         put_codes8(dst + i, _mm256_loadu_ps(x + i), vs);
     return i;
 }
@@ -446,9 +434,9 @@ static int col_qdq8(float *y, const float *x, const float *sc, int kc, int keep)
     (void)y, (void)x, (void)sc, (void)kc, (void)keep;
     return 0;
 }
-static int tile8_run(uint16_t *d, float *s, const float *x, int n)
+static int codes8_run(uint16_t *d, const float *x, int n, float s)
 {
-    (void)d, (void)s, (void)x, (void)n;
+    (void)d, (void)x, (void)n, (void)s;
     return 0;
 }
 static int cols8_run(uint16_t *d, long dld, float *s, const float *x, long ld, int kc, int n)
@@ -582,8 +570,9 @@ static void coltiles_item(const qjob *j, int i)
     for (int r = 0; r < rows; r++) {
         const float *x = sb + (size_t)r * K + k0;
         float *y = db + (size_t)r * K + k0;
-        int k = w ? col_qdq16(y, x, amax, kc, sc != NULL) : w8 ? col_qdq8(y, x, amax, kc, sc != NULL)
-                                                                : 0;
+        int k = w    ? col_qdq16(y, x, amax, kc, sc != NULL)
+                : w8 ? col_qdq8(y, x, amax, kc, sc != NULL)
+                     : 0;
         for (; k + 4 <= kc; k += 4) {
             v4f s4 = load4(amax + k);
             store4(y + k, sc ? qdq4(load4(x + k) / s4) : qdq4(load4(x + k) / s4) * s4);
@@ -708,12 +697,8 @@ float r1__fp8_tile16(uint16_t *dst, const float *x, int n)
 {
     if (n <= 128 && wide())
         return tile16_wide(dst, x, n);
-    float s;
-    int i = 0;
-    if (narrow())
-        i = tile8_run(dst, &s, x, n);
-    else
-        s = r1_fp8_scale(amax_of(x, n > 0 ? (size_t)n : 0, 1));
+    float s = r1_fp8_scale(amax_of(x, n > 0 ? (size_t)n : 0, 1));
+    int i = narrow() ? codes8_run(dst, x, n, s) : 0;
     codes_of(dst + i, x + i, n - i, s);
     return s;
 }

@@ -25,8 +25,10 @@
  * The same order of sums everywhere (r1_gemm16.h): the AVX2 and portable kernels widen each
  * bf16 to fp32 (a shift or a mask), add the odd k's product and then the even k's, as
  * vdpbf16ps does; with exact products, an FMA and a multiply-then-add round the same.  The
- * epilogue (scales, store or add) is one function every path calls, kept out of line so that
- * no path contracts it into a different FMA. */
+ * epilogue (scales, store or add) rounds the scale product, the scaling and the sum one by
+ * one on every path: epilogue() for the portable and AMX kernels, kept out of line so that
+ * no path contracts it into an FMA, and the same steps in registers in the AVX-512 and AVX2
+ * kernels. */
 #include <config.h>
 
 #include <stdlib.h>
@@ -156,9 +158,9 @@ static void uk_portable(const tile *t)
  * the even k's a shift) and multiplied with FMAs, odd first, as the portable kernel does.
  * 4 rows x 16 columns at a time: 8 accumulators, B's pair widened once into 4 vectors for the
  * 4 rows, A's pair broadcast from memory and widened with one mask and one shift.  Each
- * output's sum is one chain of FMAs, 2 a pair; 8 chains of 4-cycle FMAs keep the two FMA pipes
- * of a Zen 3 or a Haswell busy.  (The kernel before this one built each broadcast from a
- * scalar widened in general registers: 31-40 GFLOP/s on Zen 3, 37% of the FMA peak.) */
+ * output's sum is one chain of FMAs, 2 a pair (the portable order), so 8 chains are what the
+ * two FMA pipes have to overlap.  (The kernel before this one built each broadcast from a
+ * scalar widened in general registers: 40-45 GFLOP/s on Zen 3 against 54-69 now.) */
 #define W2(x) _mm256_castsi256_ps(x)
 
 /* 8 outputs of row r at column c from v, as epilogue() rounds them: the scale product, then
@@ -521,6 +523,14 @@ static void pack(uint32_t *dst, long rs, long ps, int rows, const view *v, long 
  * -> 335-354 GFLOP/s.  (Rows past the matrix are asked for too: a prefetch never faults.) */
 #define PF_ROWS 4
 
+/* Asks for the kc floats at f (a row PF_ROWS ahead; past the matrix too: a prefetch never
+ * faults). */
+static inline void ask_ahead(const float *f, int kc)
+{
+    for (int b = 0; b < kc; b += 16)
+        __builtin_prefetch(f + b, 0, 3);
+}
+
 #ifdef SIMD512
 /* The same packing for the two operand layouts training feeds most (fp32 activations and
  * gradients, bf16 weights), 16 pairs at a time, bit for bit as pack() rounds: integer round
@@ -570,9 +580,7 @@ static SIMD512 int pack_avx512(uint32_t *dst, long rs, long ps, int rows, const 
     if (!v->kmajor && ps == 1 && !v->h) { /* A rows along k */
         for (int r = 0; r < rows; r++) {
             uint32_t *d = dst + r * rs;
-            const char *next = (const char *)(v->f + (i0 + r + PF_ROWS) * v->ld + k0);
-            for (int b = 0; b < kc * 4; b += 64)
-                _mm_prefetch(next + b, _MM_HINT_T0);
+            ask_ahead(v->f + (i0 + r + PF_ROWS) * v->ld + k0, kc);
             if (r >= n)
                 memset(d, 0, sizeof(uint32_t) * (size_t)kp);
             else
@@ -816,7 +824,8 @@ static AVX2 inline void transpose8(uint32_t *d, long ld, const uint32_t *s, long
         u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
     }
     for (int i = 0; i < 4; i++) {
-        _mm256_storeu_si256((__m256i *)(d + i * ld), _mm256_permute2x128_si256(u[i], u[i + 4], 0x20));
+        _mm256_storeu_si256((__m256i *)(d + i * ld),
+                            _mm256_permute2x128_si256(u[i], u[i + 4], 0x20));
         _mm256_storeu_si256((__m256i *)(d + (i + 4) * ld),
                             _mm256_permute2x128_si256(u[i], u[i + 4], 0x31));
     }
@@ -829,9 +838,7 @@ static AVX2 int pack_avx2(uint32_t *dst, long rs, long ps, int rows, const view 
     if (!v->kmajor && ps == 1 && !v->h) { /* A rows along k (activations) */
         for (int r = 0; r < rows; r++) {
             uint32_t *d = dst + r * rs;
-            const char *next = (const char *)(v->f + (i0 + r + PF_ROWS) * v->ld + k0);
-            for (int b = 0; b < kc * 4; b += 64)
-                _mm_prefetch(next + b, _MM_HINT_T0);
+            ask_ahead(v->f + (i0 + r + PF_ROWS) * v->ld + k0, kc);
             if (r >= n) {
                 memset(d, 0, sizeof(uint32_t) * (size_t)kp);
                 continue;

@@ -42,6 +42,10 @@ screen_traps() {
     trap screen_cleanup EXIT
     trap 'exit 1' INT TERM HUP PIPE
 }
+# keep_server: a session that outlives the test's own.  A tmux server whose last session is
+# killed exits; on busy cores the next new-session can reach it as it goes, and that session is
+# lost with it ("no server running" on every later capture).  Call it before the first start.
+keep_server() { T new-session -d -s keep "exec sleep 3600"; }
 # sanitized BIN: true when BIN is the sanitizer build's (AddressSanitizer linked in)
 sanitized() {
     nm -D "$1" 2>/dev/null | grep -q __asan_init || ldd "$1" 2>/dev/null | grep -q libasan

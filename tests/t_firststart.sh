@@ -48,10 +48,7 @@ wait_s=$(slow_wait "$bin")
 echo "1..$((runs * 3 + 9))"
 busy_cores
 mkdir -p "$tmp/home"
-# A session that outlives the runs: killing a run's session had left the server with none, and
-# a server that empties exits; on busy cores the next run's new-session could reach it as it
-# went, and that run's session was lost with it ("no server running" throughout).
-T new-session -d -s keep "exec sleep 3600"
+keep_server # each run's session is killed before the next starts
 r=0
 while [ $r -lt "$runs" ]; do
     r=$((r + 1))

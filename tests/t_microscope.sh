@@ -29,6 +29,7 @@ bin="$build/app/r1lab"
 wait_s=$(slow_wait "$bin")
 echo "1..32"
 busy_cores
+keep_server # session s is killed before the tour's starts
 mkdir -p "$tmp/home"
 if [ "$src" = "$build" ]; then
     launch="./bootstrap"

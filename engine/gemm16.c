@@ -19,8 +19,8 @@
  * is stored pair-major or row-major, whichever reads the source contiguously; the micro-kernel
  * takes the two strides.  A source stored along K (both operands of dW, fp32; dX's weight,
  * bf16) is packed for all of a block's panels in one sweep of its rows (pack_kmajor_wide).
- * Packed operands go to the heap when it has room, else to about 120 KB of stack, so a
- * product never fails.
+ * Packed operands go to the heap when it has room, else to about 120 KB of stack (and 64 KB
+ * more for the AVX2 kernel's widened A, always on the stack), so a product never fails.
  *
  * The same order of sums everywhere (r1_gemm16.h): the AVX2 and portable kernels widen each
  * bf16 to fp32 (a shift or a mask), add the odd k's product and then the even k's, as
@@ -154,14 +154,21 @@ static void uk_portable(const tile *t)
 }
 
 #ifdef X86
-/* The AVX2 path: no bf16 arithmetic, so each pair is widened to two fp32 (the odd k's a mask,
- * the even k's a shift) and multiplied with FMAs, odd first, as the portable kernel does.
- * 4 rows x 16 columns at a time: 8 accumulators, B's pair widened once into 4 vectors for the
- * 4 rows, A's pair broadcast from memory and widened with one mask and one shift.  Each
- * output's sum is one chain of FMAs, 2 a pair (the portable order), so 8 chains are what the
- * two FMA pipes have to overlap.  (The kernel before this one built each broadcast from a
- * scalar widened in general registers: 40-45 GFLOP/s on Zen 3 against 54-69 now.) */
-#define W2(x) _mm256_castsi256_ps(x)
+/* The AVX2 path: no bf16 arithmetic, so each pair is widened to two fp32 and multiplied with
+ * FMAs, the odd k first, as the portable kernel does.  A is widened once, as block() packs it
+ * (widen_a: a pair as two floats, the odd k's first); B's pair in the loop (a mask for the odd
+ * k, a shift for the even).  Each output's sum is one chain of FMAs, 2 a pair in the portable
+ * order, so the chains are what the two FMA pipes overlap: the 8 x 32 tile goes as 6 rows x 16
+ * columns twice (12 chains) and its last 2 rows x 32 columns (8); each pair in two passes, the
+ * odd k's products of every chain and then the even k's, so that 12 accumulators, a half of
+ * B's pair, A's broadcast and the mask fit in the 16 registers.  On Zen 3, one thread, against
+ * the kernel before (4 rows x 16 columns, both halves at once, A's pair widened in the loop:
+ * 12 integer operations to 16 FMAs), alternating in one process: 1.13-1.36x on training's
+ * shapes; the 6-row tiles alone, A still widened in the loop, 1.00-1.08x: the integer
+ * operations, not the chains, had held it. */
+/* The mask of the odd k's halves, read by the kernels' loops into their 16th register */
+static const __m256i hi_mask = {(long long)0xffff0000ffff0000ull, (long long)0xffff0000ffff0000ull,
+                                (long long)0xffff0000ffff0000ull, (long long)0xffff0000ffff0000ull};
 
 /* 8 outputs of row r at column c from v, as epilogue() rounds them: the scale product, then
  * the scaling, then the sum, each rounded (the empty asm keeps the compiler from fusing the
@@ -191,46 +198,169 @@ static inline __attribute__((always_inline)) AVX2 void put8(const tile *t, int r
     }
 }
 
-static AVX2 void uk_avx2(const tile *t)
+/* The sums of rows [r0, r0 + rows) x blocks of 8 columns from c0, row by row at s: out of line,
+ * so that the epilogue's constants are not kept in registers the kernels' loops need */
+static __attribute__((noinline)) AVX2 void put_rows(const tile *t, int r0, int c0, int rows,
+                                                    int blocks, const __m256 *s)
+{
+    for (int r = 0; r < rows; r++)
+        for (int b = 0; b < blocks; b++)
+            put8(t, r0 + r, c0 + 8 * b, s[r * blocks + b]);
+}
+
+/* The kernels' loops are written in assembly: in C, GCC kept the 12 accumulators, the two
+ * halves of B, A's broadcast and the mask in the 16 registers only by spilling some of them
+ * (it reused A's broadcasts across the two passes).  One row's pass: A's pair broadcast, its
+ * half taken (the mask, or a shift), then an FMA into each accumulator of the row, the products
+ * in the portable kernel's order. */
+#define ODD_A(at, y0, y1, s0, s1)                                                               \
+    "vbroadcastss " at ", %%ymm14\n\t"                                                         \
+    "vfmadd231ps %%ymm" y0 ", %%ymm14, %[" s0 "]\n\t"                                          \
+    "vfmadd231ps %%ymm" y1 ", %%ymm14, %[" s1 "]\n\t"
+#define ZERO(s) "vxorps %[" s "], %[" s "], %[" s "]\n\t"
+#define EVEN_A(at, y0, y1, s0, s1)                                                              \
+    "vbroadcastss 4" at ", %%ymm14\n\t"                                                        \
+    "vfmadd231ps %%ymm" y0 ", %%ymm14, %[" s0 "]\n\t"                                          \
+    "vfmadd231ps %%ymm" y1 ", %%ymm14, %[" s1 "]\n\t"
+
+/* A row's pass (ODD_A or EVEN_A) for each of the 6 rows, rows 3-5 from a3 */
+#define SIX(F)                                                                                 \
+    F("(%[a])", "12", "13", "s00", "s01")                                                      \
+    F("(%[a],%[ra])", "12", "13", "s10", "s11")                                                \
+    F("(%[a],%[ra],2)", "12", "13", "s20", "s21")                                              \
+    F("(%[a3])", "12", "13", "s30", "s31")                                                     \
+    F("(%[a3],%[ra])", "12", "13", "s40", "s41")                                               \
+    F("(%[a3],%[ra],2)", "12", "13", "s50", "s51")
+
+/* Rows r0 .. r0+5 x columns c0 .. c0+15: 12 chains. */
+static inline __attribute__((always_inline)) AVX2 void rows6(const tile *t, int r0, int c0)
+{
+    __m256 s00, s01, s10, s11, s20, s21, s30, s31, s40, s41, s50, s51;
+    const uint32_t *a = t->a + 2 * r0 * t->ars, *a3 = a + 6 * t->ars, *b = t->b + c0;
+    long ra = t->ars * 8, st = t->aks * 8, n = t->kp; /* bytes between rows, between pairs */
+    __asm__(ZERO("s00") ZERO("s01") ZERO("s10") ZERO("s11") ZERO("s20") ZERO("s21")
+            ZERO("s30") ZERO("s31") ZERO("s40") ZERO("s41") ZERO("s50") ZERO("s51")
+            "vmovdqa %[hm], %%ymm15\n\t"
+            "test %[n], %[n]\n\t"
+            "jle 2f\n\t"
+            "1:\n\t"
+                "vpand (%[b]), %%ymm15, %%ymm12\n\t"
+                "vpand 32(%[b]), %%ymm15, %%ymm13\n\t"
+                SIX(ODD_A)
+                "vmovdqu (%[b]), %%ymm12\n\t"
+                "vmovdqu 32(%[b]), %%ymm13\n\t"
+                "vpslld $16, %%ymm12, %%ymm12\n\t"
+                "vpslld $16, %%ymm13, %%ymm13\n\t"
+                SIX(EVEN_A)
+                "add %[st], %[a]\n\t"
+                "add %[st], %[a3]\n\t"
+                "sub $-128, %[b]\n\t"
+                "dec %[n]\n\t"
+                "jnz 1b\n\t"
+                "2:"
+                : [s00] "=&x"(s00), [s01] "=&x"(s01), [s10] "=&x"(s10), [s11] "=&x"(s11),
+                  [s20] "=&x"(s20), [s21] "=&x"(s21), [s30] "=&x"(s30), [s31] "=&x"(s31),
+                  [s40] "=&x"(s40), [s41] "=&x"(s41), [s50] "=&x"(s50), [s51] "=&x"(s51),
+                  [a] "+r"(a), [a3] "+r"(a3), [b] "+r"(b), [n] "+r"(n)
+                : [ra] "r"(ra), [st] "r"(st), [hm] "m"(hi_mask)
+                : "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory");
+    __m256 s[12] = {s00, s01, s10, s11, s20, s21, s30, s31, s40, s41, s50, s51};
+    put_rows(t, r0, c0, 6, 2, s);
+}
+
+/* A row's pass for each of the 2 rows, B's 4 blocks of 8 columns in ymm10-13 */
+#define TWO(F)                                                                                 \
+    F("(%[a])", "10", "11", "s00", "s01")                                                      \
+    "vfmadd231ps %%ymm12, %%ymm14, %[s02]\n\t"                                                 \
+    "vfmadd231ps %%ymm13, %%ymm14, %[s03]\n\t"                                                 \
+    F("(%[a],%[ra])", "10", "11", "s10", "s11")                                                \
+    "vfmadd231ps %%ymm12, %%ymm14, %[s12]\n\t"                                                 \
+    "vfmadd231ps %%ymm13, %%ymm14, %[s13]\n\t"
+
+/* Rows r0 and r0+1 x all 32 columns: 8 chains. */
+static inline __attribute__((always_inline)) AVX2 void rows2(const tile *t, int r0)
+{
+    __m256 s00, s01, s02, s03, s10, s11, s12, s13;
+    const uint32_t *a = t->a + 2 * r0 * t->ars, *b = t->b;
+    long ra = t->ars * 8, st = t->aks * 8, n = t->kp;
+    __asm__(ZERO("s00") ZERO("s01") ZERO("s02") ZERO("s03") ZERO("s10") ZERO("s11")
+            ZERO("s12") ZERO("s13")
+            "vmovdqa %[hm], %%ymm15\n\t"
+            "test %[n], %[n]\n\t"
+            "jle 2f\n\t"
+            "1:\n\t"
+                "vpand (%[b]), %%ymm15, %%ymm10\n\t"
+                "vpand 32(%[b]), %%ymm15, %%ymm11\n\t"
+                "vpand 64(%[b]), %%ymm15, %%ymm12\n\t"
+                "vpand 96(%[b]), %%ymm15, %%ymm13\n\t"
+                TWO(ODD_A)
+                "vmovdqu (%[b]), %%ymm10\n\t"
+                "vmovdqu 32(%[b]), %%ymm11\n\t"
+                "vmovdqu 64(%[b]), %%ymm12\n\t"
+                "vmovdqu 96(%[b]), %%ymm13\n\t"
+                "vpslld $16, %%ymm10, %%ymm10\n\t"
+                "vpslld $16, %%ymm11, %%ymm11\n\t"
+                "vpslld $16, %%ymm12, %%ymm12\n\t"
+                "vpslld $16, %%ymm13, %%ymm13\n\t"
+                TWO(EVEN_A)
+                "add %[st], %[a]\n\t"
+                "sub $-128, %[b]\n\t"
+                "dec %[n]\n\t"
+                "jnz 1b\n\t"
+                "2:"
+                : [s00] "=&x"(s00), [s01] "=&x"(s01), [s02] "=&x"(s02), [s03] "=&x"(s03),
+                  [s10] "=&x"(s10), [s11] "=&x"(s11), [s12] "=&x"(s12), [s13] "=&x"(s13),
+                  [a] "+r"(a), [b] "+r"(b), [n] "+r"(n)
+                : [ra] "r"(ra), [st] "r"(st), [hm] "m"(hi_mask)
+                : "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory");
+    __m256 s[8] = {s00, s01, s02, s03, s10, s11, s12, s13};
+    put_rows(t, r0, 0, 2, 4, s);
+}
+#undef TWO
+#undef SIX
+#undef ZERO
+#undef ODD_A
+#undef EVEN_A
+
+/* The pairs of a packed A as two fp32 each, the odd k's first: the AVX2 kernel's A. */
+static AVX2 void widen_a(float *dst, const uint32_t *src, long n)
 {
     const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
-    const long ars = t->ars, aks = t->aks;
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(src + i));
+        __m256 o = _mm256_castsi256_ps(_mm256_and_si256(x, hi));
+        __m256 e = _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+        __m256 l = _mm256_unpacklo_ps(o, e), h = _mm256_unpackhi_ps(o, e);
+        _mm256_storeu_ps(dst + 2 * i, _mm256_permute2f128_ps(l, h, 0x20));
+        _mm256_storeu_ps(dst + 2 * i + 8, _mm256_permute2f128_ps(l, h, 0x31));
+    }
+    for (; i < n; i++) {
+        dst[2 * i] = hi_f(src[i]);
+        dst[2 * i + 1] = lo_f(src[i]);
+    }
+}
+
+static AVX2 void uk_avx2(const tile *t)
+{
     for (int r = 0; r < t->mr; r++) { /* C, cold, asked for now (as uk_rows does) */
         const float *cr = t->c + (long)r * t->ldc;
         __builtin_prefetch(cr, 1, 3);
         __builtin_prefetch(cr + 16, 1, 3);
         __builtin_prefetch(cr + 31, 1, 3);
     }
-    for (int r0 = 0; r0 < t->mr; r0 += 4)
-        for (int c0 = 0; c0 < t->nr; c0 += 16) {
-            __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00, s20 = s00,
-                   s21 = s00, s30 = s00, s31 = s00;
-            const uint32_t *a = t->a + r0 * ars, *b = t->b + c0;
-            for (int p = 0; p < t->kp; p++, a += aks, b += NR) {
-                __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
-                __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 8));
-                __m256 b0o = W2(_mm256_and_si256(b0, hi)), b0e = W2(_mm256_slli_epi32(b0, 16));
-                __m256 b1o = W2(_mm256_and_si256(b1, hi)), b1e = W2(_mm256_slli_epi32(b1, 16));
-#define ROW(r, x0, x1)                                                                         \
-    do {                                                                                       \
-        __m256i x = _mm256_set1_epi32((int)a[(r) * ars]);                                      \
-        __m256 o = W2(_mm256_and_si256(x, hi)), e = W2(_mm256_slli_epi32(x, 16));              \
-        x0 = _mm256_fmadd_ps(e, b0e, _mm256_fmadd_ps(o, b0o, x0));                             \
-        x1 = _mm256_fmadd_ps(e, b1e, _mm256_fmadd_ps(o, b1o, x1));                             \
-    } while (0)
-                ROW(0, s00, s01);
-                ROW(1, s10, s11);
-                ROW(2, s20, s21);
-                ROW(3, s30, s31);
-#undef ROW
-            }
-            put8(t, r0, c0, s00), put8(t, r0, c0 + 8, s01);
-            put8(t, r0 + 1, c0, s10), put8(t, r0 + 1, c0 + 8, s11);
-            put8(t, r0 + 2, c0, s20), put8(t, r0 + 2, c0 + 8, s21);
-            put8(t, r0 + 3, c0, s30), put8(t, r0 + 3, c0 + 8, s31);
-        }
+    if (t->mr > 4) { /* rows past mr are zero in the panel: their sums are not stored */
+        rows6(t, 0, 0);
+        if (t->nr > 16)
+            rows6(t, 0, 16);
+        if (t->mr > 6)
+            rows2(t, 6);
+    } else {
+        rows2(t, 0);
+        if (t->mr > 2)
+            rows2(t, 2);
+    }
 }
-#undef W2
 #endif
 
 #ifdef SIMD512
@@ -1067,6 +1197,9 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
      * per block of K instead of once per NC columns (A, the activations, is the large operand
      * and is read from memory each time); else NC columns at a time from the stack. */
     uint32_t bstack[KC / 2 * NC], apack[MC * KC / 2];
+#ifdef X86
+    float awide[MC * KC]; /* the AVX2 kernel's A: apack widened (widen_a) */
+#endif
     float sstack[NC], sav[MC];
     size_t wide = (size_t)(n1 - n0 + NR - 1) / NR * NR;
     int pre = j->bpre != NULL; /* B is packed already (all N columns, r1__gemm16_pack_wt) */
@@ -1135,9 +1268,18 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
                         for (int r = 0; r < mc; r++)
                             sav[r] = sc->a[(long)((ic + r) / sc->ablk) * sc->am +
                                            (long)(pc / R1_GEMM16_KBLOCK) * sc->ak];
+                    const uint32_t *au = apack; /* the A the kernel reads */
+                    long aw = 1;                /* its words a pair */
+#ifdef X86
+                    if (j->simd == 1) {
+                        widen_a(awide, apack, (long)(mc + MR - 1) / MR * MR * kps);
+                        au = (const uint32_t *)(const void *)awide;
+                        aw = 2;
+                    }
+#endif
                     for (int q = 0; q < nc; q += NR)
                         for (int r = 0; r < mc; r += step) {
-                            tile t = {kps, apack + (long)r * kps, ars, aks,
+                            tile t = {kps, au + aw * r * kps, ars, aks,
                                       bpack + (long)q * pstride, cm + (long)(ic + r) * ldm + jc + q,
                                       ldm, mc - r < step ? mc - r : step,
                                       nc - q < NR ? nc - q : NR, pc == 0 && !j->acc,
@@ -1148,7 +1290,7 @@ static void block(const job *j, int m0, int m1, int n0, int n1)
                         const uint32_t *b2 = j->bpre2 + (long)(pc / kcmax) * j->bstride2;
                         for (int q = 0; q < j->N2; q += NR)
                             for (int r = 0; r < mc; r += step) {
-                                tile t = {kps, apack + (long)r * kps, ars, aks, b2 + (long)q * kps,
+                                tile t = {kps, au + aw * r * kps, ars, aks, b2 + (long)q * kps,
                                           j->C2 + (long)(ic + r) * j->ldc2 + q, j->ldc2,
                                           mc - r < step ? mc - r : step,
                                           j->N2 - q < NR ? j->N2 - q : NR, pc == 0 && !j->acc, NULL,
